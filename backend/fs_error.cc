@@ -1,0 +1,64 @@
+#include "backend/fs_error.h"
+
+#include <string>
+
+#include "absl/strings/cord.h"
+
+namespace cairn {
+namespace {
+
+constexpr std::string_view kPayloadUrl = "cairn/fs-error-kind";
+
+absl::StatusCode CanonicalCode(FsErrorKind kind) {
+  switch (kind) {
+    case FsErrorKind::kNotFound:
+    case FsErrorKind::kNoAttribute:
+      return absl::StatusCode::kNotFound;
+    case FsErrorKind::kExists:
+      return absl::StatusCode::kAlreadyExists;
+    case FsErrorKind::kNotDirectory:
+    case FsErrorKind::kIsDirectory:
+    case FsErrorKind::kNotEmpty:
+    case FsErrorKind::kBusy:
+      return absl::StatusCode::kFailedPrecondition;
+    case FsErrorKind::kInvalid:
+    case FsErrorKind::kNameTooLong:
+      return absl::StatusCode::kInvalidArgument;
+    case FsErrorKind::kRange:
+    case FsErrorKind::kFileTooBig:
+      return absl::StatusCode::kOutOfRange;
+    case FsErrorKind::kTooManyLinks:
+    case FsErrorKind::kNoSpace:
+      return absl::StatusCode::kResourceExhausted;
+    case FsErrorKind::kIo:
+      return absl::StatusCode::kDataLoss;
+    case FsErrorKind::kNotPermitted:
+    case FsErrorKind::kAccessDenied:
+      return absl::StatusCode::kPermissionDenied;
+    case FsErrorKind::kNotSupported:
+      return absl::StatusCode::kUnimplemented;
+  }
+  return absl::StatusCode::kUnknown;
+}
+
+}  // namespace
+
+absl::Status FsError(FsErrorKind kind, std::string_view message) {
+  absl::Status status(CanonicalCode(kind), message);
+  status.SetPayload(kPayloadUrl,
+                    absl::Cord(std::to_string(static_cast<int>(kind))));
+  return status;
+}
+
+std::optional<FsErrorKind> GetFsErrorKind(const absl::Status& status) {
+  std::optional<absl::Cord> payload = status.GetPayload(kPayloadUrl);
+  if (!payload) return std::nullopt;
+  int value = 0;
+  for (char c : std::string(*payload)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return static_cast<FsErrorKind>(value);
+}
+
+}  // namespace cairn

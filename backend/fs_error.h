@@ -1,0 +1,44 @@
+// Filesystem error kinds carried inside absl::Status.
+//
+// absl's canonical codes are too coarse for POSIX (ENOTEMPTY, EISDIR, ENODATA
+// all look like FAILED_PRECONDITION or NOT_FOUND). Backend code that knows the
+// exact POSIX condition attaches an FsErrorKind payload; fs/ maps that payload
+// (or, when absent, the canonical code) to an errno in one place. Backend code
+// itself never sees errno values from this header.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace cairn {
+
+enum class FsErrorKind {
+  kNotFound,        // ENOENT
+  kExists,          // EEXIST
+  kNotDirectory,    // ENOTDIR
+  kIsDirectory,     // EISDIR
+  kNotEmpty,        // ENOTEMPTY
+  kInvalid,         // EINVAL
+  kNameTooLong,     // ENAMETOOLONG
+  kNoAttribute,     // ENODATA (xattr missing)
+  kRange,           // ERANGE
+  kTooManyLinks,    // EMLINK
+  kNoSpace,         // ENOSPC
+  kIo,              // EIO
+  kNotPermitted,    // EPERM
+  kAccessDenied,    // EACCES
+  kFileTooBig,      // EFBIG
+  kNotSupported,    // EOPNOTSUPP
+  kBusy,            // EBUSY
+};
+
+// Builds a status whose canonical code fits `kind` and which carries `kind`
+// as a payload, so the exact POSIX condition survives across layers.
+absl::Status FsError(FsErrorKind kind, std::string_view message);
+
+// The kind attached by FsError, if any.
+std::optional<FsErrorKind> GetFsErrorKind(const absl::Status& status);
+
+}  // namespace cairn

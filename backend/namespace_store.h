@@ -1,0 +1,227 @@
+// The namespace of a cairn volume: inodes, directory entries, xattrs, the
+// layout of file data (extents) and the records of the blobs holding it, all
+// in one RocksDB database.
+//
+// Promises:
+// - Every mutating call is one atomic RocksDB write batch: after a crash the
+//   namespace shows the state before or after the call, never a mix.
+// - Lookup and GetAttr are point reads; ReadDir is a prefix scan. Costs grow
+//   with log(n) of the namespace, never with n.
+// - Mutations are written to the RocksDB WAL without fsync (they survive a
+//   daemon crash, as the OS has them); Sync() makes everything committed so
+//   far survive a machine crash. fsync/fsyncdir call it.
+// - Errors carry an FsErrorKind (backend/fs_error.h) naming the exact POSIX
+//   condition (ENOTEMPTY, EXDEV-free rename rules, ENODATA, ...).
+//
+// Not promised: permission checks. The kernel checks permissions against the
+// attributes we report (FUSE default_permissions); the namespace only applies
+// the ownership rules for new inodes (setgid directories).
+//
+// Thread safety: all methods may be called concurrently. Mutations are
+// serialised internally; reads do not wait for them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "backend/clock.h"
+#include "backend/types.h"
+
+namespace cairn {
+
+// Which attributes a SetAttr call changes. Unset fields stay as they are.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;  // permission bits only (07777); type kept
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;  // truncate or extend (extension is a hole)
+  std::optional<Timespec> atime;  // already resolved: UTIME_NOW -> now
+  std::optional<Timespec> mtime;
+  std::optional<Timespec> ctime;  // explicit ctime (FUSE may send one)
+};
+
+// What to create in MakeNode.
+struct NewNode {
+  uint32_t mode = 0;  // type and permission bits (S_IFREG|0644, S_IFDIR|...)
+  uint64_t rdev = 0;  // device number for S_IFCHR/S_IFBLK
+  std::string symlink_target;  // for S_IFLNK only; 1..4095 bytes
+};
+
+// One entry of a directory listing.
+struct DirEntry {
+  std::string name;
+  InodeId ino = 0;
+  uint32_t mode = 0;  // the child's file type bits (S_IFMT part) only
+  // Position of this entry: listing again after `cookie` resumes right after
+  // it, even if entries were added or removed meanwhile. Cookies of live
+  // entries are unique and increase in listing order; they start at 3
+  // (1 and 2 are left for "." and "..").
+  uint64_t cookie = 0;
+};
+
+// A piece of file data: file range [file_offset, file_offset+length) is
+// stored either in blob `blob_id` at `blob_offset`, or inline in the
+// namespace (blob_id == kNoBlob, inline_data.size() == length).
+struct Extent {
+  uint64_t file_offset = 0;
+  uint64_t length = 0;
+  BlobId blob_id = kNoBlob;
+  uint64_t blob_offset = 0;
+  std::string inline_data;
+  friend bool operator==(const Extent&, const Extent&) = default;
+};
+
+// A blob the caller has stored durably and now asks the namespace to record.
+struct NewBlob {
+  BlobId id = kNoBlob;
+  uint64_t length = 0;   // bytes of (uncompressed) file data it holds
+  uint32_t crc32c = 0;   // checksum of those bytes
+};
+
+// Record of a blob the namespace knows.
+struct BlobRecord {
+  uint64_t length = 0;
+  uint32_t crc32c = 0;
+  uint64_t refcount = 0;  // extents that reference it
+};
+
+enum class XattrMode { kCreateOrReplace, kCreateOnly, kReplaceOnly };
+
+enum class RenameMode { kReplace, kNoReplace, kExchange };
+
+struct NamespaceStats {
+  uint64_t inode_count = 0;     // live inodes (including orphans)
+  uint64_t data_bytes = 0;      // sum of referenced blob lengths + inline bytes
+};
+
+struct NamespaceOptions {
+  Clock* clock = SystemClock::Default();
+  // Blobs become collectable this long after the last reference went away,
+  // so a reader holding a stale extent list can still read them.
+  int64_t gc_grace_seconds = 60;
+  // Create the database if missing (format); otherwise missing is an error.
+  bool create_if_missing = false;
+};
+
+class NamespaceStore {
+ public:
+  // Opens (or with create_if_missing, creates) the database in `db_dir`.
+  // A new database gets a root directory (inode 1, mode 0755 S_IFDIR, owned
+  // by root) and the volume metadata keys are left to the caller
+  // (SetVolumeMeta).
+  static absl::StatusOr<std::unique_ptr<NamespaceStore>> Open(
+      const std::string& db_dir, const NamespaceOptions& options);
+
+  virtual ~NamespaceStore() = default;
+
+  // --- Lookups -------------------------------------------------------------
+  virtual absl::StatusOr<InodeAttr> Lookup(InodeId parent,
+                                           std::string_view name) = 0;
+  virtual absl::StatusOr<InodeAttr> GetAttr(InodeId ino) = 0;
+  virtual absl::StatusOr<std::string> ReadLink(InodeId ino) = 0;
+
+  // Lists entries of `dir` with cookie > after_cookie in cookie order, calling
+  // `fn` for each until it returns false. "." and ".." are not included.
+  virtual absl::Status ReadDir(
+      InodeId dir, uint64_t after_cookie,
+      const std::function<bool(const DirEntry&)>& fn) = 0;
+
+  // --- Namespace mutations -------------------------------------------------
+  // Creates a regular file, directory, symlink, fifo, socket or device node.
+  // Owner is the caller; in a setgid directory the group is the directory's
+  // and a new directory inherits S_ISGID.
+  virtual absl::StatusOr<InodeAttr> MakeNode(InodeId parent,
+                                             std::string_view name,
+                                             const NewNode& node,
+                                             const Caller& caller) = 0;
+  // Adds a hard link to a non-directory.
+  virtual absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent,
+                                         std::string_view new_name) = 0;
+  // Removes a non-directory entry. If the inode's link count reaches zero it
+  // becomes an orphan: its data stays until ReleaseInode.
+  // Returns the inode as it is after the call (nlink possibly 0).
+  virtual absl::StatusOr<InodeAttr> Unlink(InodeId parent,
+                                           std::string_view name) = 0;
+  // Removes an empty directory entry; the directory becomes an orphan.
+  virtual absl::StatusOr<InodeAttr> Rmdir(InodeId parent,
+                                          std::string_view name) = 0;
+  // rename(2)/renameat2(2). Returns the inode that lost its last link by
+  // being replaced, if any (it is now an orphan).
+  virtual absl::StatusOr<std::optional<InodeAttr>> Rename(
+      InodeId old_parent, std::string_view old_name, InodeId new_parent,
+      std::string_view new_name, RenameMode mode) = 0;
+
+  // chmod/chown/truncate/utimes. ctime is set to now unless given. Shrinking
+  // drops the extents past the new size (blobs left unreferenced go to GC).
+  virtual absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
+                                            const SetAttrRequest& request) = 0;
+
+  // Deletes an orphan (nlink == 0) and everything it holds: extents (their
+  // blobs go to GC), xattrs. No-op returning OK if the inode still has links
+  // or no longer exists. Call when the last user (lookup or open) is gone.
+  virtual absl::Status ReleaseInode(InodeId ino) = 0;
+  // Releases every orphan; called at mount, when no inode is in use.
+  virtual absl::StatusOr<uint64_t> ReleaseAllOrphans() = 0;
+
+  // --- Extended attributes -------------------------------------------------
+  virtual absl::Status SetXattr(InodeId ino, std::string_view name,
+                                std::string_view value, XattrMode mode) = 0;
+  // kNoAttribute if absent.
+  virtual absl::StatusOr<std::string> GetXattr(InodeId ino,
+                                               std::string_view name) = 0;
+  virtual absl::StatusOr<std::vector<std::string>> ListXattr(InodeId ino) = 0;
+  virtual absl::Status RemoveXattr(InodeId ino, std::string_view name) = 0;
+
+  // --- File data layout ----------------------------------------------------
+  // Extents overlapping [offset, offset+length), sorted by file_offset,
+  // clipped to that range. Holes are absent.
+  virtual absl::StatusOr<std::vector<Extent>> GetExtents(InodeId ino,
+                                                         uint64_t offset,
+                                                         uint64_t length) = 0;
+  // Records new data for a file in one atomic batch: registers `new_blobs`,
+  // replaces whatever covered each write's range with it (older extents are
+  // trimmed or dropped; blobs losing their last reference go to GC), sets the
+  // size to max(size, end of the last byte written) and mtime/ctime to now.
+  // Writes apply in order, so a later one wins where they overlap.
+  virtual absl::StatusOr<InodeAttr> CommitWrite(
+      InodeId ino, absl::Span<const NewBlob> new_blobs,
+      absl::Span<const Extent> writes) = 0;
+  // fallocate(PUNCH_HOLE|KEEP_SIZE): drops data in the range; size unchanged.
+  virtual absl::StatusOr<InodeAttr> PunchHole(InodeId ino, uint64_t offset,
+                                              uint64_t length) = 0;
+  // fallocate(mode 0): extends size to at least offset+length; no data.
+  virtual absl::StatusOr<InodeAttr> Allocate(InodeId ino, uint64_t offset,
+                                             uint64_t length) = 0;
+
+  virtual absl::StatusOr<BlobRecord> GetBlob(BlobId id) = 0;
+
+  // Reserves `count` consecutive, never-before-used blob ids; returns the
+  // first. Ids are never reused, even across crashes.
+  virtual absl::StatusOr<BlobId> AllocateBlobIds(uint64_t count) = 0;
+
+  // Blobs no extent references whose grace period has passed, at most `max`.
+  virtual absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) = 0;
+  // Forgets blobs the caller has deleted from the blob store.
+  virtual absl::Status ForgetBlobs(absl::Span<const BlobId> ids) = 0;
+
+  // --- Volume -------------------------------------------------------------
+  virtual absl::StatusOr<NamespaceStats> Stats() = 0;
+  // Small key/value metadata of the volume (volume id, format version).
+  virtual absl::Status SetVolumeMeta(std::string_view key,
+                                     std::string_view value) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetVolumeMeta(
+      std::string_view key) = 0;
+
+  // Makes every committed mutation durable (RocksDB WAL fsync).
+  virtual absl::Status Sync() = 0;
+};
+
+}  // namespace cairn

@@ -1,0 +1,101 @@
+// A cairn volume on disk: VOLUME_DIR holds the config (cairn.toml), the
+// namespace database, the lock that admits one daemon at a time and, in the
+// embedded default, the data.
+//
+//   VOLUME_DIR/cairn.toml   config: format version, volume id, disks, tuning
+//   VOLUME_DIR/namespace/   RocksDB namespace database
+//   VOLUME_DIR/data/        blob store when no --disk was given
+//   VOLUME_DIR/lock         flock()ed by the daemon serving the volume; holds
+//                           "pid mountpoint" for status and umount
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backend/blob_store.h"
+#include "backend/namespace_store.h"
+
+namespace cairn {
+
+// Newest on-disk format this build reads and writes. A volume with a larger
+// number is refused (upgrade cairn); a smaller one would be migrated.
+inline constexpr int kVolumeFormatVersion = 1;
+
+struct VolumeConfig {
+  int format_version = kVolumeFormatVersion;
+  std::string volume_id;            // 32 hex digits, random at format
+  std::vector<std::string> disks;   // absolute data directories
+  std::string cache_dir;            // absolute; default VOLUME_DIR/cache
+  uint64_t max_dirty_bytes = 256ull << 20;   // writeback memory limit
+  uint64_t read_cache_bytes = 256ull << 20;  // memory block cache
+  int64_t dirty_flush_seconds = 5;           // partial blocks flushed after
+  int64_t gc_grace_seconds = 60;
+  std::string log_level = "info";            // error, warning, info, debug
+};
+
+// Reads VOLUME_DIR/cairn.toml. Errors name the file, the key and the reason
+// (unknown key, wrong type, out of range). Relative paths in the file are
+// resolved against VOLUME_DIR.
+absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir);
+
+// Writes `config` as VOLUME_DIR/cairn.toml (atomically: temp file + rename).
+absl::Status SaveVolumeConfig(const std::string& volume_dir,
+                              const VolumeConfig& config);
+
+struct FormatOptions {
+  std::vector<std::string> disks;  // empty: VOLUME_DIR/data
+  bool force = false;  // allow a non-empty directory / an existing volume
+};
+
+// Creates a new volume. Refuses, changing nothing, if VOLUME_DIR holds a
+// volume or anything else and !force; refuses while the volume is mounted
+// even with force. Returns the new volume's config.
+absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
+                                          const FormatOptions& options);
+
+// Who serves a volume right now.
+struct MountRecord {
+  bool mounted = false;   // a live process holds the lock
+  pid_t pid = 0;
+  std::string mountpoint;
+};
+absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir);
+
+// True if `dir` looks like a cairn volume (has cairn.toml).
+bool IsVolumeDir(const std::string& dir);
+
+class Volume {
+ public:
+  // Takes the volume lock (refusing, with the holder's pid and mountpoint, if
+  // another process has it), checks the format version, opens the namespace
+  // and the blob store, and releases orphans left by a crash.
+  static absl::StatusOr<std::unique_ptr<Volume>> Open(
+      const std::string& volume_dir, const VolumeConfig& config);
+
+  ~Volume();  // closes the database, releases the lock
+
+  NamespaceStore& ns() { return *namespace_; }
+  BlobStore& blobs() { return *blobs_; }
+  const VolumeConfig& config() const { return config_; }
+  const std::string& dir() const { return dir_; }
+
+  // Writes "pid mountpoint" into the lock file for status and umount.
+  absl::Status RecordMount(pid_t pid, const std::string& mountpoint);
+
+ private:
+  Volume() = default;
+  std::string dir_;
+  VolumeConfig config_;
+  int lock_fd_ = -1;
+  std::unique_ptr<NamespaceStore> namespace_;
+  std::unique_ptr<BlobStore> blobs_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,97 @@
+// Between the FUSE layer and the backend: buffers file writes in memory,
+// turns them into blobs and extents, and serves reads from dirty data, a
+// memory cache of blob bytes, and the blob store.
+//
+// Promises:
+// - A Read sees every Write that returned before it (dirty data overlays the
+//   committed extents).
+// - Flush(ino) returns when all of that file's data written before the call
+//   is in blobs that are durable and committed in the namespace; Fsync also
+//   makes the namespace durable (NamespaceStore::Sync). A failure of either is
+//   returned, never swallowed; the data that failed stays dirty.
+// - Memory is bounded: at most max_dirty_bytes of dirty data (writers wait
+//   while a flush makes room) and at most read_cache_bytes of cached blob data.
+// - Dirty data older than dirty_flush_seconds is flushed in the background.
+//
+// Not promised (this first data path): dirty data that was not flushed is lost
+// if the daemon dies. POSIX allows that before fsync; the writeback journal
+// closes the gap.
+//
+// Thread safety: all methods may be called concurrently; calls on one inode
+// are serialised.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backend/blob_store.h"
+#include "backend/namespace_store.h"
+
+namespace cairn {
+
+struct FileDataCacheOptions {
+  uint64_t max_dirty_bytes = 256ull << 20;
+  uint64_t read_cache_bytes = 256ull << 20;
+  int64_t dirty_flush_seconds = 5;
+  // A flush whose whole file fits in this many bytes stores the data inline
+  // in the namespace instead of in a blob: small files cost no blob files.
+  uint64_t inline_threshold_bytes = 64 << 10;
+  // Background flusher and blob garbage collector threads run when true.
+  bool background_threads = true;
+};
+
+class FileDataCache {
+ public:
+  FileDataCache(NamespaceStore& ns, BlobStore& blobs,
+                const FileDataCacheOptions& options);
+  ~FileDataCache();  // stops the threads; does NOT flush (call FlushAll)
+
+  FileDataCache(const FileDataCache&) = delete;
+  FileDataCache& operator=(const FileDataCache&) = delete;
+
+  // Buffers `data` at `offset`; may block while dirty memory is at its limit.
+  // kFileTooBig beyond kMaxFileBytes.
+  absl::Status Write(InodeId ino, uint64_t offset, std::string_view data);
+
+  // Up to `length` bytes at `offset`, clipped at the file size (dirty size
+  // included); holes read as zeros.
+  absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset,
+                                   uint64_t length);
+
+  // `attr` as the namespace has it, with the size raised to cover dirty data
+  // not yet committed. Cheap; for getattr.
+  InodeAttr WithDirtySize(InodeAttr attr);
+
+  // Sets the size (truncate/extend): drops dirty data past it, flushes the
+  // rest, then commits the size in the namespace with the other changes of
+  // `request` (request.size must be set).
+  absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
+                                            const SetAttrRequest& request);
+
+  absl::Status Flush(InodeId ino);
+  absl::Status Fsync(InodeId ino);
+  absl::Status FlushAll();  // every inode; for unmount and syncfs
+
+  // Forgets dirty data of a file that is being deleted (no flush).
+  void Discard(InodeId ino);
+
+  struct Stats {
+    uint64_t dirty_bytes = 0;
+    uint64_t read_cache_bytes = 0;
+    uint64_t read_cache_hits = 0;
+    uint64_t read_cache_misses = 0;
+    uint64_t blobs_written = 0;
+    uint64_t blobs_collected = 0;
+  };
+  Stats GetStats();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package cairn needs to build, run and test.
+# Idempotent: safe to run again; it only installs what is missing.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (it calls apt-get); try: sudo $0" >&2
+  exit 1
+fi
+
+build_packages=(
+  build-essential g++ cmake ninja-build pkg-config git
+  libfuse3-dev librocksdb-dev liblz4-dev libabsl-dev
+  libcurl4-openssl-dev libssl-dev libisal-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
+)
+runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
+test_packages=(rsync attr acl fio e2fsprogs util-linux procps psmisc perl python3)
+
+missing=()
+for pkg in "${build_packages[@]}" "${runtime_packages[@]}" "${test_packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps.sh: all packages present"
+fi
+
+# FUSE needs the device and, for allow_other, the user_allow_other switch.
+if [ ! -e /dev/fuse ]; then
+  modprobe fuse 2>/dev/null || true
+fi
+if [ -f /etc/fuse.conf ] && ! grep -q '^user_allow_other' /etc/fuse.conf; then
+  echo user_allow_other >> /etc/fuse.conf
+fi

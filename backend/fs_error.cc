@@ -7,7 +7,7 @@
 namespace cairn {
 namespace {
 
-constexpr std::string_view kPayloadUrl = "cairn/fs-error-kind";
+constexpr absl::string_view kPayloadUrl = "cairn/fs-error-kind";
 
 absl::StatusCode CanonicalCode(FsErrorKind kind) {
   switch (kind) {
@@ -44,14 +44,15 @@ absl::StatusCode CanonicalCode(FsErrorKind kind) {
 }  // namespace
 
 absl::Status FsError(FsErrorKind kind, std::string_view message) {
-  absl::Status status(CanonicalCode(kind), message);
+  absl::Status status(CanonicalCode(kind),
+                      absl::string_view(message.data(), message.size()));
   status.SetPayload(kPayloadUrl,
                     absl::Cord(std::to_string(static_cast<int>(kind))));
   return status;
 }
 
 std::optional<FsErrorKind> GetFsErrorKind(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kPayloadUrl);
+  absl::optional<absl::Cord> payload = status.GetPayload(kPayloadUrl);
   if (!payload) return std::nullopt;
   int value = 0;
   for (char c : std::string(*payload)) {

@@ -1,0 +1,642 @@
+// Each handler decodes the request, calls the layer below, maps the result
+// and replies exactly once, on every path.
+#include "fs/fuse_ops.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "backend/log.h"
+#include "fs/errno_map.h"
+
+namespace cairn {
+namespace {
+
+// Preferred I/O size we report (st_blksize): large enough that cp and tar
+// move data in few, large requests.
+constexpr blksize_t kPreferredIoBytes = 128 * 1024;
+
+FsContext& Ctx(fuse_req_t req) {
+  return *static_cast<FsContext*>(fuse_req_userdata(req));
+}
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid};
+}
+
+struct stat ToStat(const InodeAttr& attr) {
+  struct stat st;
+  memset(&st, 0, sizeof(st));
+  st.st_ino = attr.ino;
+  st.st_mode = attr.mode;
+  st.st_nlink = attr.nlink;
+  st.st_uid = attr.uid;
+  st.st_gid = attr.gid;
+  st.st_rdev = attr.rdev;
+  st.st_size = static_cast<off_t>(attr.size);
+  st.st_blksize = kPreferredIoBytes;
+  st.st_blocks = static_cast<blkcnt_t>((attr.allocated_bytes + 511) / 512);
+  st.st_atim = {attr.atime.sec, attr.atime.nsec};
+  st.st_mtim = {attr.mtime.sec, attr.mtime.nsec};
+  st.st_ctim = {attr.ctime.sec, attr.ctime.nsec};
+  return st;
+}
+
+void ReplyError(fuse_req_t req, const absl::Status& status) {
+  int err = ErrnoFromStatus(status);
+  if (err == EIO || err == ENOSPC) {
+    LogWarning("request failed: %s", status.ToString());
+  }
+  fuse_reply_err(req, err == 0 ? EIO : err);
+}
+
+// Regular files report the size including data still in the write cache.
+InodeAttr Visible(FsContext& ctx, InodeAttr attr) {
+  return S_ISREG(attr.mode) ? ctx.cache->WithDirtySize(attr) : attr;
+}
+
+fuse_entry_param EntryFor(FsContext& ctx, const InodeAttr& attr) {
+  fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = attr.ino;
+  e.generation = 1;  // inode numbers are never reused
+  e.attr = ToStat(attr);
+  e.attr_timeout = ctx.cache_timeout_seconds;
+  e.entry_timeout = ctx.cache_timeout_seconds;
+  return e;
+}
+
+// Replies with a new entry the kernel will hold: counts one lookup.
+void ReplyEntry(fuse_req_t req, const InodeAttr& attr) {
+  FsContext& ctx = Ctx(req);
+  fuse_entry_param e = EntryFor(ctx, Visible(ctx, attr));
+  ctx.inodes.AddLookup(attr.ino);
+  if (fuse_reply_entry(req, &e) != 0) ctx.inodes.Forget(attr.ino, 1);
+}
+
+void ReplyAttr(fuse_req_t req, const InodeAttr& attr) {
+  FsContext& ctx = Ctx(req);
+  struct stat st = ToStat(Visible(ctx, attr));
+  fuse_reply_attr(req, &st, ctx.cache_timeout_seconds);
+}
+
+// Deletes an unlinked inode once the kernel holds no reference to it.
+void ReleaseIfUnused(FsContext& ctx, InodeId ino) {
+  if (ctx.inodes.InUse(ino)) return;
+  ctx.cache->Discard(ino);
+  absl::Status status = ctx.ns->ReleaseInode(ino);
+  if (!status.ok()) {
+    LogError("could not release inode %d: %s", ino, status.ToString());
+  }
+}
+
+void AfterForget(FsContext& ctx, InodeId ino, uint64_t count) {
+  if (ino == kRootInode) return;
+  if (!ctx.inodes.Forget(ino, count)) return;
+  // Only unlinked inodes are deleted; ReleaseInode ignores linked ones, but
+  // asking the namespace for each forget would cost a read, so check nlink.
+  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+  if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ctx, ino);
+}
+
+// --- Handlers --------------------------------------------------------------
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  auto& ctx = *static_cast<FsContext*>(userdata);
+  // The kernel page cache absorbs small writes and sends large ones; the
+  // kernel is the authority for size and mtime while it caches a file.
+  if (!ctx.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  }
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
+    conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  }
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) {
+    conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+  }
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<InodeAttr> attr = ctx.ns->Lookup(parent, name);
+  if (!attr.ok()) {
+    if (ErrnoFromStatus(attr.status()) == ENOENT) {
+      // A negative entry: the kernel may remember the name is absent. Every
+      // creation goes through the kernel, which drops the negative entry.
+      fuse_entry_param e;
+      memset(&e, 0, sizeof(e));
+      e.entry_timeout = ctx.cache_timeout_seconds;
+      fuse_reply_entry(req, &e);
+      return;
+    }
+    ReplyError(req, attr.status());
+    return;
+  }
+  ReplyEntry(req, *attr);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  AfterForget(Ctx(req), ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count,
+                   fuse_forget_data* forgets) {
+  FsContext& ctx = Ctx(req);
+  for (size_t i = 0; i < count; ++i) {
+    AfterForget(ctx, forgets[i].ino, forgets[i].nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReplyAttr(req, *attr);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
+               fuse_file_info*) {
+  FsContext& ctx = Ctx(req);
+  SetAttrRequest request;
+  if (to_set & FUSE_SET_ATTR_MODE) request.mode = st->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) request.uid = st->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) request.gid = st->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) request.size = st->st_size;
+  Timespec now = ctx.clock->Now();
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    request.atime = now;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    request.atime = Timespec{st->st_atim.tv_sec,
+                             static_cast<uint32_t>(st->st_atim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    request.mtime = now;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    request.mtime = Timespec{st->st_mtim.tv_sec,
+                             static_cast<uint32_t>(st->st_mtim.tv_nsec)};
+  }
+  if (to_set & FUSE_SET_ATTR_CTIME) {
+    request.ctime = Timespec{st->st_ctim.tv_sec,
+                             static_cast<uint32_t>(st->st_ctim.tv_nsec)};
+  }
+  absl::StatusOr<InodeAttr> attr =
+      request.size ? ctx.cache->SetAttrWithSize(ino, request)
+                   : ctx.ns->SetAttr(ino, request);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReplyAttr(req, *attr);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  absl::StatusOr<std::string> target = Ctx(req).ns->ReadLink(ino);
+  if (!target.ok()) return ReplyError(req, target.status());
+  fuse_reply_readlink(req, target->c_str());
+}
+
+void MakeAndReply(fuse_req_t req, fuse_ino_t parent, const char* name,
+                  const NewNode& node) {
+  absl::StatusOr<InodeAttr> attr =
+      Ctx(req).ns->MakeNode(parent, name, node, CallerOf(req));
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReplyEntry(req, *attr);
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+             dev_t rdev) {
+  NewNode node;
+  node.mode = mode;
+  node.rdev = rdev;
+  MakeAndReply(req, parent, name, node);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
+             mode_t mode) {
+  NewNode node;
+  node.mode = S_IFDIR | (mode & 07777);
+  MakeAndReply(req, parent, name, node);
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent,
+               const char* name) {
+  NewNode node;
+  node.mode = S_IFLNK | 0777;
+  node.symlink_target = target;
+  MakeAndReply(req, parent, name, node);
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<InodeAttr> attr = ctx.ns->Unlink(parent, name);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  if (attr->nlink == 0) ReleaseIfUnused(ctx, attr->ino);
+  fuse_reply_err(req, 0);
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<InodeAttr> attr = ctx.ns->Rmdir(parent, name);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReleaseIfUnused(ctx, attr->ino);
+  fuse_reply_err(req, 0);
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
+              fuse_ino_t new_parent, const char* new_name,
+              unsigned int flags) {
+  FsContext& ctx = Ctx(req);
+  RenameMode mode = RenameMode::kReplace;
+  if (flags == RENAME_NOREPLACE) {
+    mode = RenameMode::kNoReplace;
+  } else if (flags == RENAME_EXCHANGE) {
+    mode = RenameMode::kExchange;
+  } else if (flags != 0) {
+    fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT and combinations
+    return;
+  }
+  absl::StatusOr<std::optional<InodeAttr>> replaced =
+      ctx.ns->Rename(parent, name, new_parent, new_name, mode);
+  if (!replaced.ok()) return ReplyError(req, replaced.status());
+  if (replaced->has_value() && (*replaced)->nlink == 0) {
+    ReleaseIfUnused(ctx, (*replaced)->ino);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
+            const char* new_name) {
+  absl::StatusOr<InodeAttr> attr = Ctx(req).ns->Link(ino, new_parent, new_name);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReplyEntry(req, *attr);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  FsContext& ctx = Ctx(req);
+  // Only this daemon writes the volume, so cached pages stay valid across
+  // opens.
+  fi->keep_cache = 1;
+  ctx.inodes.AddOpen(ino);
+  if (fuse_reply_open(req, fi) != 0) ctx.inodes.ReleaseOpen(ino);
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
+              mode_t mode, fuse_file_info* fi) {
+  FsContext& ctx = Ctx(req);
+  NewNode node;
+  node.mode = S_IFREG | (mode & 07777);
+  absl::StatusOr<InodeAttr> attr =
+      ctx.ns->MakeNode(parent, name, node, CallerOf(req));
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  fuse_entry_param e = EntryFor(ctx, *attr);
+  fi->keep_cache = 1;
+  ctx.inodes.AddLookup(attr->ino);
+  ctx.inodes.AddOpen(attr->ino);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    ctx.inodes.ReleaseOpen(attr->ino);
+    ctx.inodes.Forget(attr->ino, 1);
+  }
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+            fuse_file_info*) {
+  absl::StatusOr<std::string> data = Ctx(req).cache->Read(ino, offset, size);
+  if (!data.ok()) return ReplyError(req, data.status());
+  fuse_reply_buf(req, data->data(), data->size());
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
+             off_t offset, fuse_file_info*) {
+  absl::Status status =
+      Ctx(req).cache->Write(ino, offset, std::string_view(buf, size));
+  if (!status.ok()) return ReplyError(req, status);
+  fuse_reply_write(req, size);
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  // close(2) promises nothing about durability; data reaches the volume in
+  // the background or at fsync, which is where errors are reported.
+  fuse_reply_err(req, 0);
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  FsContext& ctx = Ctx(req);
+  if (ctx.inodes.ReleaseOpen(ino)) {
+    absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+    if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ctx, ino);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  absl::Status status = Ctx(req).cache->Fsync(ino);
+  if (!status.ok()) {
+    // A failed fsync is reported, never papered over: the data stays dirty
+    // in the cache and a later fsync tries again for real.
+    LogError("fsync of inode %d failed: %s", ino, status.ToString());
+    return ReplyError(req, status);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  if (!S_ISDIR(attr->mode)) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  fi->fh = attr->parent;  // for ".."
+  fuse_reply_open(req, fi);
+}
+
+// Offsets handed to the kernel are the namespace's entry cookies ("." is 1,
+// ".." is 2), so a listing resumes correctly while the directory changes.
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                   fuse_file_info* fi, bool plus) {
+  FsContext& ctx = Ctx(req);
+  std::string buf(size, '\0');
+  size_t used = 0;
+  bool full = false;
+
+  auto add = [&](const char* name, const InodeAttr& attr, uint64_t next) {
+    size_t room = size - used;
+    size_t need;
+    if (plus) {
+      fuse_entry_param e = EntryFor(ctx, Visible(ctx, attr));
+      need = fuse_add_direntry_plus(req, buf.data() + used, room, name, &e,
+                                    static_cast<off_t>(next));
+    } else {
+      struct stat st;
+      memset(&st, 0, sizeof(st));
+      st.st_ino = attr.ino;
+      st.st_mode = attr.mode;
+      need = fuse_add_direntry(req, buf.data() + used, room, name, &st,
+                               static_cast<off_t>(next));
+    }
+    if (need > room) {
+      full = true;
+      return false;
+    }
+    used += need;
+    return true;
+  };
+
+  if (offset < 1) {
+    InodeAttr self;
+    self.ino = ino;
+    self.mode = S_IFDIR;
+    if (plus) {
+      absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+      if (attr.ok()) self = *attr;
+    }
+    add(".", self, 1);
+  }
+  if (!full && offset < 2) {
+    InodeAttr up;
+    up.ino = fi->fh != 0 ? fi->fh : kRootInode;
+    up.mode = S_IFDIR;
+    if (plus) {
+      absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(up.ino);
+      if (attr.ok()) up = *attr;
+    }
+    add("..", up, 2);
+  }
+  absl::Status status;
+  if (!full) {
+    uint64_t after = offset < 2 ? 2 : static_cast<uint64_t>(offset);
+    status = ctx.ns->ReadDir(ino, after, [&](const DirEntry& entry) {
+      InodeAttr attr;
+      attr.ino = entry.ino;
+      attr.mode = entry.mode;
+      if (plus) {
+        absl::StatusOr<InodeAttr> full_attr = ctx.ns->GetAttr(entry.ino);
+        if (!full_attr.ok()) return true;  // raced with a removal: skip
+        attr = *full_attr;
+      }
+      if (!add(entry.name.c_str(), attr, entry.cookie)) return false;
+      // The kernel holds every readdirplus entry it is given, as if it had
+      // been looked up ("." and ".." excepted).
+      if (plus) ctx.inodes.AddLookup(entry.ino);
+      return true;
+    });
+  }
+  if (!status.ok() && used == 0) return ReplyError(req, status);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+               fuse_file_info* fi) {
+  ReadDirCommon(req, ino, size, offset, fi, /*plus=*/false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                   fuse_file_info* fi) {
+  ReadDirCommon(req, ino, size, offset, fi, /*plus=*/true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  absl::Status status = Ctx(req).ns->Sync();
+  if (!status.ok()) return ReplyError(req, status);
+  fuse_reply_err(req, 0);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<StoreUsage> usage = ctx.blobs->Usage();
+  absl::StatusOr<NamespaceStats> stats = ctx.ns->Stats();
+  if (!usage.ok()) return ReplyError(req, usage.status());
+  if (!stats.ok()) return ReplyError(req, stats.status());
+  constexpr uint64_t kBlock = 4096;
+  struct statvfs st;
+  memset(&st, 0, sizeof(st));
+  st.f_bsize = kBlock;
+  st.f_frsize = kBlock;
+  st.f_blocks = usage->capacity_bytes / kBlock;
+  st.f_bfree = usage->free_bytes / kBlock;
+  st.f_bavail = usage->free_bytes / kBlock;
+  // Inodes cost namespace space, not a fixed table: report as many free
+  // inodes as free blocks, as a filesystem with dynamic inodes does.
+  st.f_ffree = st.f_bfree;
+  st.f_favail = st.f_bfree;
+  st.f_files = stats->inode_count + st.f_ffree;
+  st.f_namemax = kMaxNameBytes;
+  fuse_reply_statfs(req, &st);
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                const char* value, size_t size, int flags) {
+  XattrMode mode = XattrMode::kCreateOrReplace;
+  if (flags == XATTR_CREATE) {
+    mode = XattrMode::kCreateOnly;
+  } else if (flags == XATTR_REPLACE) {
+    mode = XattrMode::kReplaceOnly;
+  } else if (flags != 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  absl::Status status = Ctx(req).ns->SetXattr(
+      ino, name, std::string_view(value, size), mode);
+  fuse_reply_err(req, ErrnoFromStatus(status));
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                size_t size) {
+  absl::StatusOr<std::string> value = Ctx(req).ns->GetXattr(ino, name);
+  if (!value.ok()) return ReplyError(req, value.status());
+  if (size == 0) {
+    fuse_reply_xattr(req, value->size());
+  } else if (size < value->size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value->data(), value->size());
+  }
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  absl::StatusOr<std::vector<std::string>> names =
+      Ctx(req).ns->ListXattr(ino);
+  if (!names.ok()) return ReplyError(req, names.status());
+  std::string list;
+  for (const std::string& name : *names) {
+    list.append(name);
+    list.push_back('\0');
+  }
+  if (size == 0) {
+    fuse_reply_xattr(req, list.size());
+  } else if (size < list.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, list.data(), list.size());
+  }
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  fuse_reply_err(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                 off_t length, fuse_file_info*) {
+  FsContext& ctx = Ctx(req);
+  if (offset < 0 || length <= 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  absl::Status status;
+  if (mode == 0) {
+    status = ctx.ns->Allocate(ino, offset, length).status();
+  } else if (mode == FALLOC_FL_KEEP_SIZE) {
+    // Preallocation without a size change: space is claimed when written.
+    status = absl::OkStatus();
+  } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    // The hole must also cover data still in the write cache.
+    status = ctx.cache->Flush(ino);
+    if (status.ok()) status = ctx.ns->PunchHole(ino, offset, length).status();
+  } else {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  fuse_reply_err(req, ErrnoFromStatus(status));
+}
+
+// SEEK_DATA / SEEK_HOLE over the committed extents (the inode is flushed
+// first so dirty data counts as data).
+void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence,
+             fuse_file_info*) {
+  FsContext& ctx = Ctx(req);
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  absl::Status flushed = ctx.cache->Flush(ino);
+  if (!flushed.ok()) return ReplyError(req, flushed);
+  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  uint64_t size = attr->size;
+  if (offset < 0 || static_cast<uint64_t>(offset) >= size) {
+    fuse_reply_err(req, ENXIO);
+    return;
+  }
+  uint64_t pos = offset;
+  absl::StatusOr<std::vector<Extent>> extents =
+      ctx.ns->GetExtents(ino, pos, size - pos);
+  if (!extents.ok()) return ReplyError(req, extents.status());
+  if (whence == SEEK_DATA) {
+    if (extents->empty()) {
+      fuse_reply_err(req, ENXIO);
+      return;
+    }
+    fuse_reply_lseek(req, std::max<uint64_t>(pos, extents->front().file_offset));
+    return;
+  }
+  for (const Extent& extent : *extents) {
+    if (extent.file_offset > pos) break;  // a hole starts at pos
+    pos = std::max(pos, extent.file_offset + extent.length);
+  }
+  fuse_reply_lseek(req, std::min(pos, size));
+}
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops;
+  memset(&ops, 0, sizeof(ops));
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.forget_multi = OpForgetMulti;
+  ops.getattr = OpGetattr;
+  ops.setattr = OpSetattr;
+  ops.readlink = OpReadlink;
+  ops.mknod = OpMknod;
+  ops.mkdir = OpMkdir;
+  ops.symlink = OpSymlink;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.open = OpOpen;
+  ops.create = OpCreate;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.release = OpRelease;
+  ops.fsync = OpFsync;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;
+  ops.releasedir = OpReleasedir;
+  ops.fsyncdir = OpFsyncdir;
+  ops.statfs = OpStatfs;
+  ops.setxattr = OpSetxattr;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  ops.removexattr = OpRemovexattr;
+  ops.fallocate = OpFallocate;
+  ops.lseek = OpLseek;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& CairnFuseOperations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
+  return ops;
+}
+
+}  // namespace cairn

@@ -1,0 +1,201 @@
+// Session setup, the request loop, and an orderly stop.
+//
+// Why not libfuse's own signal handlers: they end the loop at once, and with
+// the writeback cache on, pages the kernel still holds dirty would then be
+// lost when the mount goes away. Our stop sequence first asks the kernel to
+// write everything back (syncfs, served by the still-running loop), then
+// detaches the mount so the loop ends, then flushes our own cache.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "backend/log.h"
+#include "fs/cairn_fs.h"
+#include "fs/fuse_ops.h"
+
+namespace cairn {
+namespace {
+
+int g_stop_pipe[2] = {-1, -1};
+
+void OnStopSignal(int) {
+  char byte = 's';
+  // Async-signal-safe: just wake the stopper thread.
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
+}
+
+// libfuse option values are comma separated; escape what would split them.
+std::string EscapeOptionValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+void InstallStopHandlers() {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void RestoreDefaultHandlers() {
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+}
+
+// Writes back what the kernel holds, then detaches the mount so the request
+// loop ends once the kernel lets go of it.
+void StopServing(const std::string& mountpoint, fuse_session* session) {
+  LogInfo("stop requested: writing back cached data of %s", mountpoint);
+  int fd = open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct stat st;
+  bool have_dev = false;
+  if (fd >= 0) {
+    if (syncfs(fd) != 0) {
+      LogError("syncfs of %s failed: %s", mountpoint, strerror(errno));
+    }
+    have_dev = fstat(fd, &st) == 0;
+    close(fd);
+  }
+  fuse_session_exit(session);
+  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    std::string command =
+        absl::StrCat("fusermount3 -u -z -- '", mountpoint, "' 2>/dev/null");
+    [[maybe_unused]] int rc = system(command.c_str());
+  }
+  // Files still open keep a detached mount alive; abort the connection so
+  // the daemon can finish. Everything the kernel held was written back above.
+  if (have_dev) {
+    for (int i = 0; i < 50 && !fuse_session_exited(session); ++i) {
+      usleep(20000);
+    }
+    std::string abort_path = absl::StrCat("/sys/fs/fuse/connections/",
+                                          minor(st.st_dev), "/abort");
+    int abort_fd = open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (abort_fd >= 0) {
+      [[maybe_unused]] ssize_t n = write(abort_fd, "1", 1);
+      close(abort_fd);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
+                       const std::function<void()>& on_ready) {
+  const VolumeConfig& config = volume.config();
+  FileDataCacheOptions cache_options;
+  cache_options.max_dirty_bytes = config.max_dirty_bytes;
+  cache_options.read_cache_bytes = config.read_cache_bytes;
+  cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
+  FileDataCache cache(volume.ns(), volume.blobs(), cache_options);
+
+  FsContext ctx;
+  ctx.ns = &volume.ns();
+  ctx.blobs = &volume.blobs();
+  ctx.cache = &cache;
+  ctx.read_only = options.read_only;
+
+  std::string fuse_options = absl::StrCat(
+      "default_permissions,fsname=", EscapeOptionValue(volume.dir()),
+      ",subtype=cairn");
+  // Mounted by root, a volume serves every user, as a kernel filesystem
+  // does; the kernel enforces permissions (default_permissions).
+  if (options.allow_other || geteuid() == 0) {
+    absl::StrAppend(&fuse_options, ",allow_other");
+  }
+  if (options.read_only) absl::StrAppend(&fuse_options, ",ro");
+  if (options.noatime) absl::StrAppend(&fuse_options, ",noatime");
+
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "cairn");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, fuse_options.c_str());
+  if (options.debug) fuse_opt_add_arg(&args, "-d");
+
+  fuse_session* session = fuse_session_new(
+      &args, &CairnFuseOperations(), sizeof(fuse_lowlevel_ops), &ctx);
+  fuse_opt_free_args(&args);
+  if (session == nullptr) {
+    return absl::InternalError(
+        "could not create the FUSE session (see the message above); check "
+        "that /dev/fuse exists and fuse3 is installed");
+  }
+  if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
+    fuse_session_destroy(session);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  InstallStopHandlers();
+  if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(session);
+    RestoreDefaultHandlers();
+    close(g_stop_pipe[0]);
+    close(g_stop_pipe[1]);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "could not mount on ", options.mountpoint,
+        " (see the message above); check that it is an empty directory you "
+        "may mount on"));
+  }
+
+  std::atomic<bool> loop_done{false};
+  std::thread stopper([&] {
+    char byte;
+    while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (!loop_done.load()) StopServing(options.mountpoint, session);
+  });
+
+  LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
+  if (on_ready) on_ready();
+
+  fuse_loop_config* loop_config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(loop_config, 32);
+  fuse_loop_cfg_set_idle_threads(loop_config, 8);
+  int loop_rc = fuse_session_loop_mt(session, loop_config);
+  fuse_loop_cfg_destroy(loop_config);
+  loop_done = true;
+
+  // Wake the stopper if no signal came (plain umount ended the loop).
+  char byte = 'x';
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
+  stopper.join();
+  fuse_session_unmount(session);
+  fuse_session_destroy(session);
+  RestoreDefaultHandlers();
+  close(g_stop_pipe[0]);
+  close(g_stop_pipe[1]);
+
+  LogInfo("unmounted %s; flushing", options.mountpoint);
+  absl::Status flushed = cache.FlushAll();
+  absl::Status synced = volume.ns().Sync();
+  if (!flushed.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "could not store all written data before exiting: ",
+        flushed.message()));
+  }
+  if (!synced.ok()) return synced;
+  if (loop_rc != 0 && loop_rc != -ENODEV) {
+    LogWarning("request loop ended with %d", loop_rc);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cairn

@@ -1,0 +1,991 @@
+// NamespaceStore on RocksDB. Record formats: namespace_records.h; extent
+// editing: namespace_extents.h.
+#include <sys/stat.h>
+
+#include <map>
+#include <memory>
+#include <set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/coding.h"
+#include "backend/fs_error.h"
+#include "backend/namespace_extents.h"
+#include "backend/namespace_records.h"
+#include "backend/namespace_store.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+
+namespace cairn {
+namespace {
+
+enum Cf {
+  kInodes,
+  kDentries,
+  kCookies,
+  kXattrs,
+  kExtents,
+  kBlobs,
+  kGc,
+  kOrphans,
+  kMeta,
+  kCfCount,
+};
+const char* const kCfNames[kCfCount] = {
+    "inodes", "dentries", "dircookies", "xattrs", "extents",
+    "blobs",  "gc",       "orphans",    "meta"};
+// The default column family is unused but RocksDB requires it.
+
+constexpr char kNextInodeKey[] = "c:next_ino";
+constexpr char kNextBlobKey[] = "c:next_blob";
+constexpr char kInodeCountKey[] = "c:inode_count";
+constexpr char kDataBytesKey[] = "c:data_bytes";
+constexpr char kVolumeMetaPrefix[] = "v:";
+constexpr size_t kMaxXattrValueBytes = 64 << 10;
+
+rocksdb::Slice S(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view V(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  FsErrorKind kind = s.IsNoSpace() ? FsErrorKind::kNoSpace : FsErrorKind::kIo;
+  return FsError(kind, absl::StrCat("namespace database: ",
+                                    absl::string_view(what.data(), what.size()),
+                                    ": ", s.ToString()));
+}
+
+absl::Status NotFound(std::string_view what) {
+  return FsError(FsErrorKind::kNotFound, what);
+}
+
+bool IsDir(uint32_t mode) { return S_ISDIR(mode); }
+
+absl::Status CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find('/') != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos) {
+    return FsError(FsErrorKind::kInvalid, "invalid name");
+  }
+  if (name.size() > kMaxNameBytes) {
+    return FsError(FsErrorKind::kNameTooLong, "name longer than 255 bytes");
+  }
+  return absl::OkStatus();
+}
+
+// One mutation: everything it reads and changes, committed as one batch.
+// Inodes are cached so an operation that touches an inode twice (a rename
+// within one directory) sees its own changes.
+struct Txn {
+  rocksdb::WriteBatch batch;
+  std::map<InodeId, InodeRecord> inodes;
+  std::set<InodeId> dirty;
+  ExtentChanges extent_changes;
+  int64_t inode_count_delta = 0;
+  int64_t data_bytes_delta = 0;
+  bool next_inode_changed = false;
+};
+
+class RocksNamespace final : public NamespaceStore {
+ public:
+  RocksNamespace(std::unique_ptr<rocksdb::DB> db,
+                 std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                 const NamespaceOptions& options)
+      : db_(std::move(db)), handles_(std::move(handles)), options_(options) {}
+
+  ~RocksNamespace() override {
+    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+    db_->Close().PermitUncheckedError();
+  }
+
+  absl::Status Init() {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = LoadCounter(kNextInodeKey, 2, &next_inode_); !s.ok()) return s;
+    if (absl::Status s = LoadCounter(kNextBlobKey, 1, &next_blob_); !s.ok()) return s;
+    if (absl::Status s = LoadCounter(kInodeCountKey, 0, &inode_count_); !s.ok()) return s;
+    if (absl::Status s = LoadCounter(kDataBytesKey, 0, &data_bytes_); !s.ok()) return s;
+    absl::StatusOr<std::optional<InodeRecord>> root = ReadInode(kRootInode);
+    if (!root.ok()) return root.status();
+    if (root->has_value()) return absl::OkStatus();
+    if (!options_.create_if_missing) {
+      return FsError(FsErrorKind::kIo,
+                     "namespace database has no root directory; run cairn fsck");
+    }
+    Txn txn;
+    InodeRecord record;
+    record.attr.ino = kRootInode;
+    record.attr.mode = S_IFDIR | 0755;
+    record.attr.nlink = 2;
+    record.attr.parent = kRootInode;
+    Timespec now = options_.clock->Now();
+    record.attr.atime = record.attr.mtime = record.attr.ctime =
+        record.attr.btime = now;
+    txn.inodes[kRootInode] = record;
+    txn.dirty.insert(kRootInode);
+    txn.inode_count_delta = 1;
+    return Commit(txn);
+  }
+
+  // --- Lookups ---------------------------------------------------------
+
+  absl::StatusOr<InodeAttr> Lookup(InodeId parent,
+                                   std::string_view name) override {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(parent, name);
+    if (!entry.ok()) return entry.status();
+    if (!entry->has_value()) {
+      absl::StatusOr<InodeRecord> dir = MustReadInode(parent);
+      if (!dir.ok()) return dir.status();
+      if (!IsDir(dir->attr.mode)) {
+        return FsError(FsErrorKind::kNotDirectory, "not a directory");
+      }
+      return NotFound("no such entry");
+    }
+    return GetAttr((*entry)->ino);
+  }
+
+  absl::StatusOr<InodeAttr> GetAttr(InodeId ino) override {
+    absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+    if (!record.ok()) return record.status();
+    return record->attr;
+  }
+
+  absl::StatusOr<std::string> ReadLink(InodeId ino) override {
+    absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+    if (!record.ok()) return record.status();
+    if (!S_ISLNK(record->attr.mode)) {
+      return FsError(FsErrorKind::kInvalid, "not a symlink");
+    }
+    return record->symlink_target;
+  }
+
+  absl::Status ReadDir(InodeId dir, uint64_t after_cookie,
+                       const std::function<bool(const DirEntry&)>& fn) override {
+    std::string prefix = DentryPrefix(dir);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kCookies]));
+    for (it->Seek(S(CookieKey(dir, after_cookie + 1))); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 8) != prefix) break;
+      absl::StatusOr<DirEntry> entry =
+          DecodeCookieEntry(KeyNumberAt(key, 8), V(it->value()));
+      if (!entry.ok()) return entry.status();
+      if (!fn(*entry)) return absl::OkStatus();
+    }
+    return FromRocks(it->status(), "listing a directory");
+  }
+
+  // --- Namespace mutations --------------------------------------------
+
+  absl::StatusOr<InodeAttr> MakeNode(InodeId parent, std::string_view name,
+                                     const NewNode& node,
+                                     const Caller& caller) override {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    if (S_ISLNK(node.mode) &&
+        (node.symlink_target.empty() || node.symlink_target.size() > 4095)) {
+      return FsError(FsErrorKind::kNameTooLong, "symlink target length");
+    }
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> dir = LoadDir(txn, parent);
+    if (!dir.ok()) return dir.status();
+    if (absl::Status s = MustBeAbsent(parent, name); !s.ok()) return s;
+    Timespec now = options_.clock->Now();
+    InodeRecord record;
+    record.attr.ino = next_inode_++;
+    txn.next_inode_changed = true;
+    record.attr.mode = node.mode;
+    record.attr.uid = caller.uid;
+    record.attr.gid = caller.gid;
+    record.attr.rdev = node.rdev;
+    record.attr.atime = record.attr.mtime = record.attr.ctime =
+        record.attr.btime = now;
+    if ((*dir)->attr.mode & S_ISGID) {
+      record.attr.gid = (*dir)->attr.gid;
+      if (IsDir(node.mode)) record.attr.mode |= S_ISGID;
+    }
+    if (IsDir(node.mode)) {
+      record.attr.nlink = 2;
+      record.attr.parent = parent;
+      (*dir)->attr.nlink++;
+    } else {
+      record.attr.nlink = 1;
+    }
+    if (S_ISLNK(node.mode)) {
+      record.symlink_target = node.symlink_target;
+      record.attr.size = node.symlink_target.size();
+    }
+    AddEntry(txn, **dir, name, record.attr.ino, record.attr.mode);
+    Touch(**dir, now, /*modified=*/true);
+    InodeId ino = record.attr.ino;
+    txn.inodes[ino] = std::move(record);
+    txn.dirty.insert(ino);
+    txn.inode_count_delta = 1;
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent,
+                                 std::string_view new_name) override {
+    if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> target = Load(txn, ino);
+    if (!target.ok()) return target.status();
+    if (IsDir((*target)->attr.mode)) {
+      return FsError(FsErrorKind::kNotPermitted, "hard link to a directory");
+    }
+    absl::StatusOr<InodeRecord*> dir = LoadDir(txn, new_parent);
+    if (!dir.ok()) return dir.status();
+    if (absl::Status s = MustBeAbsent(new_parent, new_name); !s.ok()) return s;
+    if ((*target)->attr.nlink >= kMaxLinks) {
+      return FsError(FsErrorKind::kTooManyLinks, "too many links");
+    }
+    Timespec now = options_.clock->Now();
+    if ((*target)->attr.nlink == 0) {
+      txn.batch.Delete(handles_[kOrphans], S(InodeKey(ino)));
+    }
+    (*target)->attr.nlink++;
+    (*target)->attr.ctime = now;
+    AddEntry(txn, **dir, new_name, ino, (*target)->attr.mode);
+    Touch(**dir, now, true);
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<InodeAttr> Unlink(InodeId parent,
+                                   std::string_view name) override {
+    return RemoveEntry(parent, name, /*want_dir=*/false);
+  }
+
+  absl::StatusOr<InodeAttr> Rmdir(InodeId parent,
+                                  std::string_view name) override {
+    return RemoveEntry(parent, name, /*want_dir=*/true);
+  }
+
+  absl::StatusOr<std::optional<InodeAttr>> Rename(
+      InodeId old_parent, std::string_view old_name, InodeId new_parent,
+      std::string_view new_name, RenameMode mode) override;
+
+  absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
+                                    const SetAttrRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
+    if (!loaded.ok()) return loaded.status();
+    InodeAttr& attr = (*loaded)->attr;
+    Timespec now = options_.clock->Now();
+    if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
+    if (request.uid) attr.uid = *request.uid;
+    if (request.gid) attr.gid = *request.gid;
+    if (request.size) {
+      if (IsDir(attr.mode)) {
+        return FsError(FsErrorKind::kIsDirectory, "truncate of a directory");
+      }
+      if (*request.size > kMaxFileBytes) {
+        return FsError(FsErrorKind::kFileTooBig, "file size limit");
+      }
+      if (*request.size < attr.size) {
+        absl::Status s = EditExtents(txn, attr, *request.size, UINT64_MAX,
+                                     [&](ExtentEditor& editor) {
+                                       editor.Cut(*request.size, UINT64_MAX);
+                                     });
+        if (!s.ok()) return s;
+      }
+      if (*request.size != attr.size) attr.mtime = now;
+      attr.size = *request.size;
+    }
+    if (request.atime) attr.atime = *request.atime;
+    if (request.mtime) attr.mtime = *request.mtime;
+    attr.ctime = request.ctime ? *request.ctime : now;
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::Status ReleaseInode(InodeId ino) override {
+    absl::MutexLock lock(&mu_);
+    return ReleaseLocked(ino);
+  }
+
+  absl::StatusOr<uint64_t> ReleaseAllOrphans() override {
+    std::vector<InodeId> orphans;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db_->NewIterator(rocksdb::ReadOptions(), handles_[kOrphans]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        orphans.push_back(KeyNumberAt(V(it->key()), 0));
+      }
+      if (absl::Status s = FromRocks(it->status(), "listing orphans"); !s.ok()) {
+        return s;
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    for (InodeId ino : orphans) {
+      if (absl::Status s = ReleaseLocked(ino); !s.ok()) return s;
+    }
+    return orphans.size();
+  }
+
+  // --- Extended attributes --------------------------------------------
+
+  absl::Status SetXattr(InodeId ino, std::string_view name,
+                        std::string_view value, XattrMode mode) override {
+    if (name.empty()) return FsError(FsErrorKind::kInvalid, "empty xattr name");
+    if (name.size() > kMaxNameBytes || value.size() > kMaxXattrValueBytes) {
+      return FsError(FsErrorKind::kRange, "xattr name or value too long");
+    }
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> record = Load(txn, ino);
+    if (!record.ok()) return record.status();
+    std::string existing;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kXattrs],
+                                   S(XattrKey(ino, name)), &existing);
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading an xattr");
+    if (mode == XattrMode::kCreateOnly && got.ok()) {
+      return FsError(FsErrorKind::kExists, "xattr exists");
+    }
+    if (mode == XattrMode::kReplaceOnly && got.IsNotFound()) {
+      return FsError(FsErrorKind::kNoAttribute, "no such xattr");
+    }
+    txn.batch.Put(handles_[kXattrs], S(XattrKey(ino, name)), S(value));
+    (*record)->attr.ctime = options_.clock->Now();
+    return Commit(txn);
+  }
+
+  absl::StatusOr<std::string> GetXattr(InodeId ino,
+                                       std::string_view name) override {
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kXattrs],
+                                   S(XattrKey(ino, name)), &value);
+    if (got.IsNotFound()) {
+      absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+      if (!record.ok()) return record.status();
+      return FsError(FsErrorKind::kNoAttribute, "no such xattr");
+    }
+    if (absl::Status s = FromRocks(got, "reading an xattr"); !s.ok()) return s;
+    return value;
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListXattr(InodeId ino) override {
+    absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+    if (!record.ok()) return record.status();
+    std::vector<std::string> names;
+    std::string prefix = InodeKey(ino);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kXattrs]));
+    for (it->Seek(S(prefix)); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 8) != prefix) break;
+      names.emplace_back(key.substr(8));
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing xattrs"); !s.ok()) return s;
+    return names;
+  }
+
+  absl::Status RemoveXattr(InodeId ino, std::string_view name) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> record = Load(txn, ino);
+    if (!record.ok()) return record.status();
+    std::string existing;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kXattrs],
+                                   S(XattrKey(ino, name)), &existing);
+    if (got.IsNotFound()) return FsError(FsErrorKind::kNoAttribute, "no such xattr");
+    if (absl::Status s = FromRocks(got, "reading an xattr"); !s.ok()) return s;
+    txn.batch.Delete(handles_[kXattrs], S(XattrKey(ino, name)));
+    (*record)->attr.ctime = options_.clock->Now();
+    return Commit(txn);
+  }
+
+  // --- File data layout ------------------------------------------------
+
+  absl::StatusOr<std::vector<Extent>> GetExtents(InodeId ino, uint64_t offset,
+                                                 uint64_t length) override {
+    return ReadExtents(db_.get(), handles_[kExtents], ino, offset,
+                       length == 0 ? offset : SaturatingAdd(offset, length),
+                       /*clip=*/true);
+  }
+
+  absl::StatusOr<InodeAttr> CommitWrite(InodeId ino,
+                                        absl::Span<const NewBlob> new_blobs,
+                                        absl::Span<const Extent> writes) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
+    if (!loaded.ok()) return loaded.status();
+    InodeAttr& attr = (*loaded)->attr;
+    if (!S_ISREG(attr.mode)) {
+      return FsError(FsErrorKind::kInvalid, "data written to a non-file");
+    }
+    for (const NewBlob& blob : new_blobs) {
+      StoredBlob stored;
+      stored.record.length = blob.length;
+      stored.record.crc32c = blob.crc32c;
+      txn.extent_changes.new_blobs[blob.id] = stored;
+    }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const Extent& w : writes) {
+      if (w.length == 0) continue;
+      if (SaturatingAdd(w.file_offset, w.length) > kMaxFileBytes) {
+        return FsError(FsErrorKind::kFileTooBig, "file size limit");
+      }
+      lo = std::min(lo, w.file_offset);
+      hi = std::max(hi, w.file_offset + w.length);
+    }
+    if (lo < hi) {
+      absl::Status s = EditExtents(txn, attr, lo, hi, [&](ExtentEditor& editor) {
+        for (const Extent& w : writes) {
+          if (w.length > 0) editor.Insert(w);
+        }
+      });
+      if (!s.ok()) return s;
+      attr.size = std::max(attr.size, hi);
+    }
+    Timespec now = options_.clock->Now();
+    attr.mtime = attr.ctime = now;
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<InodeAttr> PunchHole(InodeId ino, uint64_t offset,
+                                      uint64_t length) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
+    if (!loaded.ok()) return loaded.status();
+    InodeAttr& attr = (*loaded)->attr;
+    uint64_t end = std::min(SaturatingAdd(offset, length), attr.size);
+    if (offset < end) {
+      absl::Status s = EditExtents(txn, attr, offset, end,
+                                   [&](ExtentEditor& e) { e.Cut(offset, end); });
+      if (!s.ok()) return s;
+    }
+    attr.mtime = attr.ctime = options_.clock->Now();
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<InodeAttr> Allocate(InodeId ino, uint64_t offset,
+                                     uint64_t length) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
+    if (!loaded.ok()) return loaded.status();
+    InodeAttr& attr = (*loaded)->attr;
+    uint64_t end = SaturatingAdd(offset, length);
+    if (end > kMaxFileBytes) return FsError(FsErrorKind::kFileTooBig, "file size limit");
+    if (end > attr.size) {
+      attr.size = end;
+      attr.mtime = attr.ctime = options_.clock->Now();
+    }
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<BlobRecord> GetBlob(BlobId id) override {
+    std::string value;
+    rocksdb::Status got =
+        db_->Get(rocksdb::ReadOptions(), handles_[kBlobs], S(BlobKey(id)), &value);
+    if (got.IsNotFound()) return NotFound(absl::StrCat("no blob ", id));
+    if (absl::Status s = FromRocks(got, "reading a blob record"); !s.ok()) return s;
+    absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
+    if (!blob.ok()) return blob.status();
+    return blob->record;
+  }
+
+  absl::StatusOr<BlobId> AllocateBlobIds(uint64_t count) override {
+    absl::MutexLock lock(&mu_);
+    BlobId first = next_blob_;
+    rocksdb::WriteBatch batch;
+    std::string value;
+    PutFixed64(&value, first + count);
+    batch.Put(handles_[kMeta], kNextBlobKey, S(value));
+    absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                               "allocating blob ids");
+    if (!s.ok()) return s;
+    next_blob_ = first + count;
+    return first;
+  }
+
+  absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) override {
+    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    std::vector<BlobId> ids;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kGc]));
+    for (it->SeekToFirst(); it->Valid() && ids.size() < max; it->Next()) {
+      std::string_view key = V(it->key());
+      if (KeyNumberAt(key, 0) > now) break;
+      ids.push_back(KeyNumberAt(key, 8));
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing garbage"); !s.ok()) return s;
+    return ids;
+  }
+
+  absl::Status ForgetBlobs(absl::Span<const BlobId> ids) override {
+    absl::MutexLock lock(&mu_);
+    rocksdb::WriteBatch batch;
+    for (BlobId id : ids) {
+      std::string value;
+      rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kBlobs],
+                                     S(BlobKey(id)), &value);
+      if (got.IsNotFound()) continue;
+      if (absl::Status s = FromRocks(got, "reading a blob record"); !s.ok()) return s;
+      absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
+      if (!blob.ok()) return blob.status();
+      if (blob->record.refcount != 0) continue;  // referenced again: keep
+      batch.Delete(handles_[kGc], S(GcKey(blob->gc_ready_sec, id)));
+      batch.Delete(handles_[kBlobs], S(BlobKey(id)));
+    }
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "forgetting blobs");
+  }
+
+  // --- Volume -----------------------------------------------------------
+
+  absl::StatusOr<NamespaceStats> Stats() override {
+    absl::MutexLock lock(&mu_);
+    return NamespaceStats{inode_count_, data_bytes_};
+  }
+
+  absl::Status SetVolumeMeta(std::string_view key,
+                             std::string_view value) override {
+    absl::MutexLock lock(&mu_);
+    std::string full = kVolumeMetaPrefix;
+    full.append(key);
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], S(full),
+                              S(value)),
+                     "writing volume metadata");
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetVolumeMeta(
+      std::string_view key) override {
+    std::string full = kVolumeMetaPrefix;
+    full.append(key);
+    std::string value;
+    rocksdb::Status got =
+        db_->Get(rocksdb::ReadOptions(), handles_[kMeta], S(full), &value);
+    if (got.IsNotFound()) return std::optional<std::string>();
+    if (absl::Status s = FromRocks(got, "reading volume metadata"); !s.ok()) return s;
+    return std::optional<std::string>(std::move(value));
+  }
+
+  absl::Status Sync() override {
+    return FromRocks(db_->SyncWAL(), "syncing the log");
+  }
+
+ private:
+  static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+  }
+
+  absl::Status LoadCounter(const char* key, uint64_t initial, uint64_t* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::string value;
+    rocksdb::Status got =
+        db_->Get(rocksdb::ReadOptions(), handles_[kMeta], key, &value);
+    if (got.IsNotFound()) {
+      *out = initial;
+      return absl::OkStatus();
+    }
+    if (absl::Status s = FromRocks(got, "reading counters"); !s.ok()) return s;
+    if (value.size() != 8) return FsError(FsErrorKind::kIo, "counter is corrupt");
+    *out = DecodeFixed64(value.data());
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<InodeRecord>> ReadInode(InodeId ino) {
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kInodes],
+                                   S(InodeKey(ino)), &value);
+    if (got.IsNotFound()) return std::optional<InodeRecord>();
+    if (absl::Status s = FromRocks(got, "reading an inode"); !s.ok()) return s;
+    absl::StatusOr<InodeRecord> record = DecodeInode(ino, value);
+    if (!record.ok()) return record.status();
+    return std::optional<InodeRecord>(std::move(*record));
+  }
+
+  absl::StatusOr<InodeRecord> MustReadInode(InodeId ino) {
+    absl::StatusOr<std::optional<InodeRecord>> record = ReadInode(ino);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) return NotFound(absl::StrCat("no inode ", ino));
+    return std::move(**record);
+  }
+
+  absl::StatusOr<std::optional<DentryValue>> ReadDentry(InodeId parent,
+                                                        std::string_view name) {
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kDentries],
+                                   S(DentryKey(parent, name)), &value);
+    if (got.IsNotFound()) return std::optional<DentryValue>();
+    if (absl::Status s = FromRocks(got, "reading an entry"); !s.ok()) return s;
+    absl::StatusOr<DentryValue> entry = DecodeDentry(value);
+    if (!entry.ok()) return entry.status();
+    return std::optional<DentryValue>(*entry);
+  }
+
+  absl::StatusOr<InodeRecord*> Load(Txn& txn, InodeId ino) {
+    auto it = txn.inodes.find(ino);
+    if (it == txn.inodes.end()) {
+      absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+      if (!record.ok()) return record.status();
+      it = txn.inodes.emplace(ino, std::move(*record)).first;
+    }
+    txn.dirty.insert(ino);
+    return &it->second;
+  }
+
+  absl::StatusOr<InodeRecord*> LoadDir(Txn& txn, InodeId ino) {
+    absl::StatusOr<InodeRecord*> record = Load(txn, ino);
+    if (!record.ok()) return record.status();
+    if (!IsDir((*record)->attr.mode)) {
+      return FsError(FsErrorKind::kNotDirectory, "not a directory");
+    }
+    if ((*record)->attr.nlink == 0) {
+      return NotFound("directory was removed");
+    }
+    return record;
+  }
+
+  absl::Status MustBeAbsent(InodeId parent, std::string_view name) {
+    absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(parent, name);
+    if (!entry.ok()) return entry.status();
+    if (entry->has_value()) return FsError(FsErrorKind::kExists, "entry exists");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> DirIsEmpty(InodeId dir) {
+    std::string prefix = DentryPrefix(dir);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kCookies]));
+    it->Seek(S(prefix));
+    bool empty = !(it->Valid() && V(it->key()).substr(0, 8) == prefix);
+    if (absl::Status s = FromRocks(it->status(), "listing a directory"); !s.ok()) {
+      return s;
+    }
+    return empty;
+  }
+
+  void PutEntry(Txn& txn, InodeId parent, std::string_view name,
+                const DentryValue& value) {
+    txn.batch.Put(handles_[kDentries], S(DentryKey(parent, name)),
+                  S(EncodeDentry(value)));
+    txn.batch.Put(handles_[kCookies], S(CookieKey(parent, value.cookie)),
+                  S(EncodeCookieEntry(name, value)));
+  }
+
+  void AddEntry(Txn& txn, InodeRecord& dir, std::string_view name,
+                InodeId child, uint32_t mode) {
+    PutEntry(txn, dir.attr.ino, name,
+             DentryValue{child, mode & S_IFMT, dir.next_cookie++});
+  }
+
+  void DeleteEntry(Txn& txn, InodeId parent, std::string_view name,
+                   uint64_t cookie) {
+    txn.batch.Delete(handles_[kDentries], S(DentryKey(parent, name)));
+    txn.batch.Delete(handles_[kCookies], S(CookieKey(parent, cookie)));
+  }
+
+  static void Touch(InodeRecord& dir, Timespec now, bool modified) {
+    if (modified) dir.attr.mtime = now;
+    dir.attr.ctime = now;
+  }
+
+  // Drops one link; an inode left with none becomes an orphan.
+  void DropLink(Txn& txn, InodeRecord& record, Timespec now) {
+    if (IsDir(record.attr.mode)) {
+      record.attr.nlink = 0;
+    } else if (record.attr.nlink > 0) {
+      record.attr.nlink--;
+    }
+    record.attr.ctime = now;
+    if (record.attr.nlink == 0) {
+      txn.batch.Put(handles_[kOrphans], S(InodeKey(record.attr.ino)), "");
+    }
+  }
+
+  absl::StatusOr<InodeAttr> RemoveEntry(InodeId parent, std::string_view name,
+                                        bool want_dir) {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> dir = LoadDir(txn, parent);
+    if (!dir.ok()) return dir.status();
+    absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(parent, name);
+    if (!entry.ok()) return entry.status();
+    if (!entry->has_value()) return NotFound("no such entry");
+    const DentryValue& found = **entry;
+    if (want_dir && !IsDir(found.mode)) {
+      return FsError(FsErrorKind::kNotDirectory, "not a directory");
+    }
+    if (!want_dir && IsDir(found.mode)) {
+      return FsError(FsErrorKind::kIsDirectory, "is a directory");
+    }
+    if (want_dir) {
+      absl::StatusOr<bool> empty = DirIsEmpty(found.ino);
+      if (!empty.ok()) return empty.status();
+      if (!*empty) return FsError(FsErrorKind::kNotEmpty, "directory not empty");
+      (*dir)->attr.nlink--;
+    }
+    absl::StatusOr<InodeRecord*> child = Load(txn, found.ino);
+    if (!child.ok()) return child.status();
+    Timespec now = options_.clock->Now();
+    DeleteEntry(txn, parent, name, found.cookie);
+    DropLink(txn, **child, now);
+    Touch(**dir, now, true);
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[found.ino].attr;
+  }
+
+  absl::Status ReleaseLocked(InodeId ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(ino);
+    if (!existing.ok()) return existing.status();
+    if (!existing->has_value() || (*existing)->attr.nlink != 0) {
+      return absl::OkStatus();
+    }
+    Txn txn;
+    txn.inodes[ino] = std::move(**existing);
+    InodeAttr& attr = txn.inodes[ino].attr;
+    if (S_ISREG(attr.mode)) {
+      absl::Status s = EditExtents(txn, attr, 0, UINT64_MAX,
+                                   [](ExtentEditor& e) { e.Cut(0, UINT64_MAX); });
+      if (!s.ok()) return s;
+    }
+    std::string prefix = InodeKey(ino);
+    std::string end = InodeKey(ino + 1);
+    txn.batch.DeleteRange(handles_[kXattrs], S(prefix), S(end));
+    txn.batch.Delete(handles_[kInodes], S(prefix));
+    txn.batch.Delete(handles_[kOrphans], S(prefix));
+    txn.inodes.erase(ino);
+    txn.dirty.erase(ino);
+    txn.inode_count_delta = -1;
+    return Commit(txn);
+  }
+
+  // Loads the extents of `attr`'s inode overlapping [lo, hi), lets `edit`
+  // change them, and stages the result in the transaction.
+  template <typename EditFn>
+  absl::Status EditExtents(Txn& txn, InodeAttr& attr, uint64_t lo, uint64_t hi,
+                           EditFn edit) {
+    absl::StatusOr<std::vector<Extent>> existing = ReadExtents(
+        db_.get(), handles_[kExtents], attr.ino, lo, hi, /*clip=*/false);
+    if (!existing.ok()) return existing.status();
+    ExtentEditor editor(std::move(*existing));
+    edit(editor);
+    int64_t delta = editor.Stage(attr.ino, &txn.batch, handles_[kExtents],
+                                 &txn.extent_changes);
+    attr.allocated_bytes = static_cast<uint64_t>(
+        static_cast<int64_t>(attr.allocated_bytes) + delta);
+    txn.data_bytes_delta += delta;
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit(Txn& txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    absl::Status blobs = ApplyBlobChanges(
+        db_.get(), handles_[kBlobs], handles_[kGc], txn.extent_changes,
+        now + static_cast<uint64_t>(std::max<int64_t>(0, options_.gc_grace_seconds)),
+        &txn.batch);
+    if (!blobs.ok()) return blobs;
+    for (InodeId ino : txn.dirty) {
+      txn.batch.Put(handles_[kInodes], S(InodeKey(ino)),
+                    S(EncodeInode(txn.inodes[ino])));
+    }
+    uint64_t inode_count = inode_count_ + txn.inode_count_delta;
+    uint64_t data_bytes = static_cast<uint64_t>(
+        std::max<int64_t>(0, static_cast<int64_t>(data_bytes_) + txn.data_bytes_delta));
+    auto put_counter = [&](const char* key, uint64_t v) {
+      std::string value;
+      PutFixed64(&value, v);
+      txn.batch.Put(handles_[kMeta], key, S(value));
+    };
+    if (txn.inode_count_delta != 0) put_counter(kInodeCountKey, inode_count);
+    if (txn.data_bytes_delta != 0) put_counter(kDataBytesKey, data_bytes);
+    if (txn.next_inode_changed) put_counter(kNextInodeKey, next_inode_);
+    absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &txn.batch),
+                               "committing a change");
+    if (!s.ok()) {
+      // The in-memory inode counter may have advanced; a skipped number is
+      // harmless, a reused one would not be.
+      return s;
+    }
+    inode_count_ = inode_count;
+    data_bytes_ = data_bytes;
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  NamespaceOptions options_;
+
+  // Serialises mutations: each reads, decides and writes one batch.
+  absl::Mutex mu_;
+  uint64_t next_inode_ ABSL_GUARDED_BY(mu_) = 2;
+  uint64_t next_blob_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t inode_count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t data_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
+    InodeId old_parent, std::string_view old_name, InodeId new_parent,
+    std::string_view new_name, RenameMode mode) {
+  if (absl::Status s = CheckName(old_name); !s.ok()) return s;
+  if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  Txn txn;
+  absl::StatusOr<InodeRecord*> from_dir = LoadDir(txn, old_parent);
+  if (!from_dir.ok()) return from_dir.status();
+  absl::StatusOr<std::optional<DentryValue>> src = ReadDentry(old_parent, old_name);
+  if (!src.ok()) return src.status();
+  if (!src->has_value()) return NotFound("no such entry");
+  absl::StatusOr<InodeRecord*> to_dir = LoadDir(txn, new_parent);
+  if (!to_dir.ok()) return to_dir.status();
+  if (old_parent == new_parent && old_name == new_name) {
+    return std::optional<InodeAttr>();
+  }
+  absl::StatusOr<std::optional<DentryValue>> dst = ReadDentry(new_parent, new_name);
+  if (!dst.ok()) return dst.status();
+  if (mode == RenameMode::kNoReplace && dst->has_value()) {
+    return FsError(FsErrorKind::kExists, "target exists");
+  }
+  if (mode == RenameMode::kExchange && !dst->has_value()) {
+    return NotFound("exchange target missing");
+  }
+  const DentryValue source = **src;
+  const bool source_is_dir = IsDir(source.mode);
+  if (dst->has_value() && (*dst)->ino == source.ino) {
+    return std::optional<InodeAttr>();  // two names of one inode: no-op
+  }
+  // A directory may not move below itself.
+  auto inside = [&](InodeId start, InodeId dir) -> absl::StatusOr<bool> {
+    for (InodeId p = start;;) {
+      if (p == dir) return true;
+      if (p == kRootInode) return false;
+      absl::StatusOr<InodeRecord*> record = Load(txn, p);
+      if (!record.ok()) return record.status();
+      p = (*record)->attr.parent;
+    }
+  };
+  if (source_is_dir && old_parent != new_parent) {
+    absl::StatusOr<bool> bad = inside(new_parent, source.ino);
+    if (!bad.ok()) return bad.status();
+    if (*bad) return FsError(FsErrorKind::kInvalid, "directory into itself");
+  }
+  Timespec now = options_.clock->Now();
+  absl::StatusOr<InodeRecord*> moved = Load(txn, source.ino);
+  if (!moved.ok()) return moved.status();
+
+  if (mode == RenameMode::kExchange) {
+    const DentryValue target = **dst;
+    const bool target_is_dir = IsDir(target.mode);
+    if (target_is_dir && old_parent != new_parent) {
+      absl::StatusOr<bool> bad = inside(old_parent, target.ino);
+      if (!bad.ok()) return bad.status();
+      if (*bad) return FsError(FsErrorKind::kInvalid, "directory into itself");
+    }
+    absl::StatusOr<InodeRecord*> other = Load(txn, target.ino);
+    if (!other.ok()) return other.status();
+    PutEntry(txn, old_parent, old_name,
+             DentryValue{target.ino, target.mode, source.cookie});
+    PutEntry(txn, new_parent, new_name,
+             DentryValue{source.ino, source.mode, target.cookie});
+    if (old_parent != new_parent) {
+      if (source_is_dir) {
+        (*moved)->attr.parent = new_parent;
+        txn.inodes[old_parent].attr.nlink--;
+        txn.inodes[new_parent].attr.nlink++;
+      }
+      if (target_is_dir) {
+        (*other)->attr.parent = old_parent;
+        txn.inodes[new_parent].attr.nlink--;
+        txn.inodes[old_parent].attr.nlink++;
+      }
+    }
+    (*moved)->attr.ctime = now;
+    (*other)->attr.ctime = now;
+    Touch(txn.inodes[old_parent], now, true);
+    Touch(txn.inodes[new_parent], now, true);
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return std::optional<InodeAttr>();
+  }
+
+  std::optional<InodeId> replaced;
+  if (dst->has_value()) {
+    const DentryValue target = **dst;
+    const bool target_is_dir = IsDir(target.mode);
+    if (source_is_dir && !target_is_dir) {
+      return FsError(FsErrorKind::kNotDirectory, "target is not a directory");
+    }
+    if (!source_is_dir && target_is_dir) {
+      return FsError(FsErrorKind::kIsDirectory, "target is a directory");
+    }
+    if (target_is_dir) {
+      absl::StatusOr<bool> empty = DirIsEmpty(target.ino);
+      if (!empty.ok()) return empty.status();
+      if (!*empty) return FsError(FsErrorKind::kNotEmpty, "target not empty");
+      txn.inodes[new_parent].attr.nlink--;
+    }
+    absl::StatusOr<InodeRecord*> victim = Load(txn, target.ino);
+    if (!victim.ok()) return victim.status();
+    DeleteEntry(txn, new_parent, new_name, target.cookie);
+    DropLink(txn, **victim, now);
+    replaced = target.ino;
+  }
+  DeleteEntry(txn, old_parent, old_name, source.cookie);
+  AddEntry(txn, txn.inodes[new_parent], new_name, source.ino, source.mode);
+  if (source_is_dir && old_parent != new_parent) {
+    (*moved)->attr.parent = new_parent;
+    txn.inodes[old_parent].attr.nlink--;
+    txn.inodes[new_parent].attr.nlink++;
+  }
+  (*moved)->attr.ctime = now;
+  Touch(txn.inodes[old_parent], now, true);
+  Touch(txn.inodes[new_parent], now, true);
+  if (absl::Status s = Commit(txn); !s.ok()) return s;
+  if (replaced) return std::optional<InodeAttr>(txn.inodes[*replaced].attr);
+  return std::optional<InodeAttr>();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NamespaceStore>> NamespaceStore::Open(
+    const std::string& db_dir, const NamespaceOptions& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = options.create_if_missing;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 4;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+
+  rocksdb::BlockBasedTableOptions table;
+  // Lookups are point reads of keys that often do not exist (negative
+  // lookups, absent xattrs): bloom filters answer those without a disk read.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(64 << 20);
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = 32 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  for (const char* name : kCfNames) descriptors.emplace_back(name, cf_options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, db_dir, descriptors, &handles, &raw);
+  if (!s.ok()) {
+    return FsError(FsErrorKind::kIo,
+                   absl::StrCat("cannot open the namespace database ", db_dir,
+                                ": ", s.ToString()));
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  db->DestroyColumnFamilyHandle(handles[0]);  // the unused default family
+  handles.erase(handles.begin());
+  auto store = std::make_unique<RocksNamespace>(std::move(db), std::move(handles),
+                                                options);
+  if (absl::Status init = store->Init(); !init.ok()) return init;
+  return std::unique_ptr<NamespaceStore>(std::move(store));
+}
+
+}  // namespace cairn

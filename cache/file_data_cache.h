@@ -79,6 +79,10 @@ class FileDataCache {
   // Forgets dirty data of a file that is being deleted (no flush).
   void Discard(InodeId ino);
 
+  // Deletes the blobs whose GC grace period has passed (the background
+  // thread does this every few seconds); for tests and `cairn gc`.
+  absl::Status CollectGarbageNow();
+
   struct Stats {
     uint64_t dirty_bytes = 0;
     uint64_t read_cache_bytes = 0;

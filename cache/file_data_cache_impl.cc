@@ -1,0 +1,472 @@
+#include <algorithm>
+#include <atomic>
+#include <list>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "backend/fs_error.h"
+#include "backend/log.h"
+#include "cache/blob_read_cache.h"
+#include "cache/file_data_cache.h"
+
+namespace cairn {
+namespace {
+
+int64_t NowSeconds() { return absl::ToUnixSeconds(absl::Now()); }
+
+// Dirty bytes of one file: non-overlapping runs keyed by file offset.
+struct InodeState {
+  // Held across the blob writes and the commit of a flush: the commits of
+  // one file must apply in the order its data was written.
+  absl::Mutex mu;
+  std::map<uint64_t, std::string> runs ABSL_GUARDED_BY(mu);
+  uint64_t dirty_bytes ABSL_GUARDED_BY(mu) = 0;
+  int64_t dirty_since ABSL_GUARDED_BY(mu) = 0;
+  bool detached ABSL_GUARDED_BY(mu) = false;  // removed from the table
+  // Readable without `mu` so getattr never waits behind a flush.
+  std::atomic<uint64_t> dirty_end{0};
+};
+
+uint64_t RunEnd(const std::pair<const uint64_t, std::string>& run) {
+  return run.first + run.second.size();
+}
+
+}  // namespace
+
+class FileDataCache::Impl {
+ public:
+  Impl(NamespaceStore& ns, BlobStore& blobs, const FileDataCacheOptions& options)
+      : ns_(ns), blobs_(blobs), options_(options),
+        read_cache_(ns, blobs, options.read_cache_bytes) {
+    if (options_.background_threads) {
+      background_ = std::thread([this] { BackgroundLoop(); });
+    }
+  }
+
+  ~Impl() {
+    stop_.Notify();
+    if (background_.joinable()) background_.join();
+  }
+
+  absl::Status Write(InodeId ino, uint64_t offset, std::string_view data) {
+    if (offset > kMaxFileBytes || data.size() > kMaxFileBytes - offset) {
+      return FsError(FsErrorKind::kFileTooBig, "write past the file size limit");
+    }
+    if (data.empty()) return absl::OkStatus();
+    bool eager_flush = false;
+    {
+      std::shared_ptr<InodeState> state = LockedState(ino);
+      // LockedState returns with state->mu held.
+      uint64_t added = Merge(*state, offset, data);
+      total_dirty_ += added;
+      if (state->dirty_since == 0) state->dirty_since = NowSeconds();
+      uint64_t end = offset + data.size();
+      if (end > state->dirty_end.load()) state->dirty_end = end;
+      // A whole blob's worth of contiguous data goes out at once rather
+      // than waiting for the timer.
+      auto run = state->runs.upper_bound(offset);
+      --run;
+      eager_flush = run->second.size() >= kMaxBlobBytes;
+      absl::Status flushed =
+          eager_flush ? FlushLocked(ino, *state) : absl::OkStatus();
+      state->mu.Unlock();
+      if (!flushed.ok()) return flushed;
+    }
+    return RelievePressure(ino);
+  }
+
+  absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length) {
+    // Copy the dirty runs in range, then read committed data without holding
+    // the file's lock, so reads do not queue behind a flush. A flush that
+    // commits the copied runs meanwhile commits the same bytes.
+    std::vector<std::pair<uint64_t, std::string>> overlay;
+    uint64_t dirty_end = 0;
+    if (std::shared_ptr<InodeState> state = Find(ino)) {
+      absl::MutexLock lock(&state->mu);
+      dirty_end = state->dirty_end.load();
+      uint64_t end = offset + length;
+      auto it = state->runs.upper_bound(offset);
+      if (it != state->runs.begin()) --it;
+      for (; it != state->runs.end() && it->first < end; ++it) {
+        if (RunEnd(*it) <= offset) continue;
+        uint64_t start = std::max(offset, it->first);
+        uint64_t stop = std::min(end, RunEnd(*it));
+        overlay.emplace_back(start, it->second.substr(start - it->first, stop - start));
+      }
+    }
+    absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+    if (!attr.ok()) return attr.status();
+    uint64_t size = std::max(attr->size, dirty_end);
+    if (offset >= size) return std::string();
+    length = std::min(length, size - offset);
+    std::string out(length, '\0');
+    absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(ino, offset, length);
+    if (!extents.ok()) return extents.status();
+    for (const Extent& extent : *extents) {
+      char* dest = out.data() + (extent.file_offset - offset);
+      if (extent.blob_id == kNoBlob) {
+        std::copy(extent.inline_data.begin(), extent.inline_data.end(), dest);
+        continue;
+      }
+      absl::StatusOr<std::shared_ptr<const std::string>> blob =
+          read_cache_.Get(extent.blob_id);
+      if (!blob.ok()) return blob.status();
+      if (extent.blob_offset + extent.length > (*blob)->size()) {
+        return FsError(FsErrorKind::kIo,
+                       absl::StrCat("blob ", extent.blob_id,
+                                    " is shorter than its extent; run cairn fsck"));
+      }
+      std::copy_n((*blob)->data() + extent.blob_offset, extent.length, dest);
+    }
+    for (const auto& [start, bytes] : overlay) {
+      if (start >= offset + length) continue;
+      size_t n = std::min<uint64_t>(bytes.size(), offset + length - start);
+      std::copy_n(bytes.data(), n, out.data() + (start - offset));
+    }
+    return out;
+  }
+
+  InodeAttr WithDirtySize(InodeAttr attr) {
+    if (std::shared_ptr<InodeState> state = Find(attr.ino)) {
+      attr.size = std::max(attr.size, state->dirty_end.load());
+    }
+    return attr;
+  }
+
+  absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
+                                            const SetAttrRequest& request) {
+    uint64_t new_size = *request.size;
+    if (std::shared_ptr<InodeState> state = Find(ino)) {
+      absl::MutexLock lock(&state->mu);
+      // Bytes past the new end are dropped, not written and then cut.
+      uint64_t dropped = 0;
+      auto it = state->runs.lower_bound(new_size);
+      if (it != state->runs.begin() && RunEnd(*std::prev(it)) > new_size) {
+        auto prev = std::prev(it);
+        dropped += RunEnd(*prev) - new_size;
+        prev->second.resize(new_size - prev->first);
+      }
+      while (it != state->runs.end()) {
+        dropped += it->second.size();
+        it = state->runs.erase(it);
+      }
+      state->dirty_bytes -= dropped;
+      total_dirty_ -= dropped;
+      state->dirty_end = state->runs.empty() ? 0 : RunEnd(*state->runs.rbegin());
+      if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
+      return ns_.SetAttr(ino, request);
+    }
+    return ns_.SetAttr(ino, request);
+  }
+
+  absl::Status Flush(InodeId ino) {
+    std::shared_ptr<InodeState> state = Find(ino);
+    if (!state) return absl::OkStatus();
+    absl::MutexLock lock(&state->mu);
+    return FlushLocked(ino, *state);
+  }
+
+  absl::Status Fsync(InodeId ino) {
+    if (absl::Status s = Flush(ino); !s.ok()) return s;
+    return ns_.Sync();
+  }
+
+  absl::Status FlushAll() {
+    absl::Status first;
+    for (const auto& [ino, state] : Snapshot()) {
+      absl::MutexLock lock(&state->mu);
+      absl::Status s = FlushLocked(ino, *state);
+      if (!s.ok() && first.ok()) first = s;
+    }
+    return first;
+  }
+
+  void Discard(InodeId ino) {
+    std::shared_ptr<InodeState> state;
+    {
+      absl::MutexLock lock(&table_mu_);
+      auto it = states_.find(ino);
+      if (it == states_.end()) return;
+      state = it->second;
+      states_.erase(it);
+    }
+    absl::MutexLock lock(&state->mu);
+    state->detached = true;
+    total_dirty_ -= state->dirty_bytes;
+    state->dirty_bytes = 0;
+    state->runs.clear();
+    state->dirty_end = 0;
+  }
+
+  absl::Status CollectGarbageNow() {
+    for (;;) {
+      absl::StatusOr<std::vector<BlobId>> ids = ns_.CollectableBlobs(256);
+      if (!ids.ok()) return ids.status();
+      if (ids->empty()) return absl::OkStatus();
+      std::vector<BlobId> deleted;
+      for (BlobId id : *ids) {
+        absl::Status s = blobs_.Delete(id);
+        if (!s.ok()) {
+          LogWarning("could not delete blob %d: %s", id, s.ToString());
+          continue;
+        }
+        read_cache_.Forget(id);
+        deleted.push_back(id);
+      }
+      if (absl::Status s = ns_.ForgetBlobs(deleted); !s.ok()) return s;
+      blobs_collected_ += deleted.size();
+      if (deleted.size() < ids->size()) return absl::OkStatus();  // retry later
+    }
+  }
+
+  Stats GetStats() {
+    Stats stats;
+    stats.dirty_bytes = total_dirty_.load();
+    BlobReadCache::Counters counters = read_cache_.GetCounters();
+    stats.read_cache_bytes = counters.bytes;
+    stats.read_cache_hits = counters.hits;
+    stats.read_cache_misses = counters.misses;
+    stats.blobs_written = blobs_written_.load();
+    stats.blobs_collected = blobs_collected_.load();
+    return stats;
+  }
+
+ private:
+  std::shared_ptr<InodeState> Find(InodeId ino) {
+    absl::MutexLock lock(&table_mu_);
+    auto it = states_.find(ino);
+    return it == states_.end() ? nullptr : it->second;
+  }
+
+  // The file's state with its mutex held; a state concurrently detached
+  // (file discarded, or found clean and dropped) is replaced by a fresh one.
+  std::shared_ptr<InodeState> LockedState(InodeId ino)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (;;) {
+      std::shared_ptr<InodeState> state;
+      {
+        absl::MutexLock lock(&table_mu_);
+        std::shared_ptr<InodeState>& slot = states_[ino];
+        if (!slot) slot = std::make_shared<InodeState>();
+        state = slot;
+      }
+      state->mu.Lock();
+      if (!state->detached) return state;
+      state->mu.Unlock();
+    }
+  }
+
+  std::vector<std::pair<InodeId, std::shared_ptr<InodeState>>> Snapshot() {
+    absl::MutexLock lock(&table_mu_);
+    return {states_.begin(), states_.end()};
+  }
+
+  // Adds `data` at `offset` to the runs, merging with runs it overlaps or
+  // touches. Returns how many dirty bytes were added.
+  static uint64_t Merge(InodeState& state, uint64_t offset, std::string_view data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    uint64_t end = offset + data.size();
+    auto first = state.runs.upper_bound(offset);
+    if (first != state.runs.begin() && RunEnd(*std::prev(first)) >= offset) --first;
+    // Fast path: appending to the run that ends exactly here.
+    if (first != state.runs.end() && RunEnd(*first) == offset &&
+        (std::next(first) == state.runs.end() || std::next(first)->first > end)) {
+      first->second.append(data.data(), data.size());
+      state.dirty_bytes += data.size();
+      return data.size();
+    }
+    uint64_t start = offset, stop = end;
+    auto last = first;
+    uint64_t old_bytes = 0;
+    while (last != state.runs.end() && last->first <= end) {
+      start = std::min(start, last->first);
+      stop = std::max(stop, RunEnd(*last));
+      old_bytes += last->second.size();
+      ++last;
+    }
+    std::string merged(stop - start, '\0');
+    for (auto it = first; it != last; ++it) {
+      std::copy(it->second.begin(), it->second.end(), merged.begin() + (it->first - start));
+    }
+    std::copy(data.begin(), data.end(), merged.begin() + (offset - start));
+    state.runs.erase(first, last);
+    uint64_t added = merged.size() - old_bytes;
+    state.runs.emplace(start, std::move(merged));
+    state.dirty_bytes += added;
+    return added;
+  }
+
+  // Stores the file's dirty runs as blobs (or inline) and commits them in
+  // one namespace batch. On failure the runs stay dirty.
+  absl::Status FlushLocked(InodeId ino, InodeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (state.runs.empty()) return absl::OkStatus();
+    absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+    if (!attr.ok()) {
+      if (absl::IsNotFound(attr.status())) {  // file deleted meanwhile
+        DropRuns(state);
+        return absl::OkStatus();
+      }
+      return attr.status();
+    }
+    std::vector<Extent> extents;
+    for (const auto& [start, bytes] : state.runs) {
+      for (uint64_t done = 0; done < bytes.size(); done += kMaxBlobBytes) {
+        Extent extent;
+        extent.file_offset = start + done;
+        extent.length = std::min<uint64_t>(kMaxBlobBytes, bytes.size() - done);
+        extents.push_back(std::move(extent));
+      }
+    }
+    uint64_t final_size = std::max(attr->size, state.dirty_end.load());
+    std::vector<NewBlob> new_blobs;
+    if (final_size <= options_.inline_threshold_bytes) {
+      for (Extent& extent : extents) extent.inline_data = Bytes(state, extent);
+    } else {
+      absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(extents.size());
+      if (!first.ok()) return first.status();
+      for (size_t i = 0; i < extents.size(); ++i) {
+        Extent& extent = extents[i];
+        extent.blob_id = *first + i;
+        std::string bytes = Bytes(state, extent);
+        absl::StatusOr<BlobInfo> info = blobs_.Put(extent.blob_id, bytes);
+        if (!info.ok()) return info.status();
+        new_blobs.push_back(NewBlob{extent.blob_id, info->length, info->crc32c});
+        blobs_written_++;
+      }
+    }
+    absl::StatusOr<InodeAttr> committed = ns_.CommitWrite(ino, new_blobs, extents);
+    if (!committed.ok()) return committed.status();
+    DropRuns(state);
+    return absl::OkStatus();
+  }
+
+  static std::string Bytes(InodeState& state, const Extent& extent)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    auto run = state.runs.upper_bound(extent.file_offset);
+    --run;
+    return run->second.substr(extent.file_offset - run->first, extent.length);
+  }
+
+  void DropRuns(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    total_dirty_ -= state.dirty_bytes;
+    state.dirty_bytes = 0;
+    state.runs.clear();
+    state.dirty_since = 0;
+    state.dirty_end = 0;
+  }
+
+  // Over the dirty limit, the writer pays: it flushes files, oldest dirty
+  // first, until the cache is back under the limit.
+  absl::Status RelievePressure(InodeId writer) {
+    while (total_dirty_.load() > options_.max_dirty_bytes) {
+      std::shared_ptr<InodeState> victim;
+      InodeId victim_ino = 0;
+      int64_t oldest = INT64_MAX;
+      for (const auto& [ino, state] : Snapshot()) {
+        absl::MutexLock lock(&state->mu);
+        if (state->dirty_bytes == 0) continue;
+        int64_t since = ino == writer ? INT64_MIN : state->dirty_since;
+        if (since < oldest) {
+          oldest = since;
+          victim = state;
+          victim_ino = ino;
+        }
+      }
+      if (!victim) return absl::OkStatus();
+      absl::MutexLock lock(&victim->mu);
+      if (absl::Status s = FlushLocked(victim_ino, *victim); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  void BackgroundLoop() {
+    int64_t last_gc = 0;
+    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      int64_t now = NowSeconds();
+      for (const auto& [ino, state] : Snapshot()) {
+        absl::MutexLock lock(&state->mu);
+        if (state->runs.empty()) {
+          DropIfClean(ino, state);
+          continue;
+        }
+        if (now - state->dirty_since < options_.dirty_flush_seconds) continue;
+        absl::Status s = FlushLocked(ino, *state);
+        if (!s.ok()) {
+          // Kept dirty; the next round (or an fsync) tries again.
+          LogWarning("background flush of inode %d failed: %s", ino, s.ToString());
+        }
+      }
+      if (now - last_gc >= 5) {
+        last_gc = now;
+        absl::Status s = CollectGarbageNow();
+        if (!s.ok()) LogWarning("garbage collection failed: %s", s.ToString());
+      }
+    }
+  }
+
+  // Clean states are dropped from the table so it tracks only files with
+  // dirty data; a writer holding the pointer sees `detached` and retries.
+  void DropIfClean(InodeId ino, const std::shared_ptr<InodeState>& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
+    absl::MutexLock lock(&table_mu_);
+    auto it = states_.find(ino);
+    if (it != states_.end() && it->second == state) {
+      states_.erase(it);
+      state->detached = true;
+    }
+  }
+
+  NamespaceStore& ns_;
+  BlobStore& blobs_;
+  const FileDataCacheOptions options_;
+  BlobReadCache read_cache_;
+
+  absl::Mutex table_mu_;
+  absl::flat_hash_map<InodeId, std::shared_ptr<InodeState>> states_
+      ABSL_GUARDED_BY(table_mu_);
+  std::atomic<uint64_t> total_dirty_{0};
+  std::atomic<uint64_t> blobs_written_{0};
+  std::atomic<uint64_t> blobs_collected_{0};
+
+  absl::Notification stop_;
+  std::thread background_;
+};
+
+FileDataCache::FileDataCache(NamespaceStore& ns, BlobStore& blobs,
+                             const FileDataCacheOptions& options)
+    : impl_(std::make_unique<Impl>(ns, blobs, options)) {}
+FileDataCache::~FileDataCache() = default;
+
+absl::Status FileDataCache::Write(InodeId ino, uint64_t offset,
+                                  std::string_view data) {
+  return impl_->Write(ino, offset, data);
+}
+absl::StatusOr<std::string> FileDataCache::Read(InodeId ino, uint64_t offset,
+                                                uint64_t length) {
+  return impl_->Read(ino, offset, length);
+}
+InodeAttr FileDataCache::WithDirtySize(InodeAttr attr) {
+  return impl_->WithDirtySize(attr);
+}
+absl::StatusOr<InodeAttr> FileDataCache::SetAttrWithSize(
+    InodeId ino, const SetAttrRequest& request) {
+  return impl_->SetAttrWithSize(ino, request);
+}
+absl::Status FileDataCache::Flush(InodeId ino) { return impl_->Flush(ino); }
+absl::Status FileDataCache::Fsync(InodeId ino) { return impl_->Fsync(ino); }
+absl::Status FileDataCache::FlushAll() { return impl_->FlushAll(); }
+void FileDataCache::Discard(InodeId ino) { impl_->Discard(ino); }
+absl::Status FileDataCache::CollectGarbageNow() {
+  return impl_->CollectGarbageNow();
+}
+FileDataCache::Stats FileDataCache::GetStats() { return impl_->GetStats(); }
+
+}  // namespace cairn

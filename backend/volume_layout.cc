@@ -1,0 +1,406 @@
+// Volume: format, config file, the one-daemon lock, and opening the parts.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/local_blob_store.h"
+#include "backend/log.h"
+#include "backend/volume.h"
+#include "toml++/toml.h"
+
+namespace cairn {
+namespace {
+
+namespace fsys = std::filesystem;
+
+constexpr char kConfigName[] = "cairn.toml";
+constexpr char kNamespaceDir[] = "namespace";
+constexpr char kDataDir[] = "data";
+constexpr char kLockName[] = "lock";
+
+std::string Absolute(const std::string& path) {
+  std::error_code ec;
+  fsys::path abs = fsys::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+std::string Join(const std::string& dir, const char* name) {
+  return dir + "/" + name;
+}
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
+}
+
+absl::Status WriteFileDurably(const std::string& path, const std::string& text) {
+  std::string temp = path + ".tmp";
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("create " + temp);
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            fsync(fd) == 0;
+  int err = errno;
+  close(fd);
+  if (!ok) {
+    errno = err;
+    return Errno("write " + temp);
+  }
+  if (rename(temp.c_str(), path.c_str()) != 0) return Errno("rename " + temp);
+  std::string dir = fsys::path(path).parent_path().string();
+  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomVolumeId() {
+  std::random_device device;  // /dev/urandom on Linux
+  std::string id;
+  for (int i = 0; i < 4; ++i) absl::StrAppendFormat(&id, "%08x", device());
+  return id;
+}
+
+bool DirIsEmptyOrMissing(const std::string& dir) {
+  std::error_code ec;
+  if (!fsys::exists(dir, ec)) return true;
+  return fsys::is_directory(dir, ec) && fsys::is_empty(dir, ec);
+}
+
+// Reads "PID MOUNTPOINT" from an open lock file.
+void ParseLockContent(int fd, MountRecord* record) {
+  char buf[4200];
+  ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  std::string text(buf, n);
+  size_t space = text.find(' ');
+  record->pid = atoi(text.substr(0, space).c_str());
+  if (space != std::string::npos) {
+    record->mountpoint = text.substr(space + 1);
+    while (!record->mountpoint.empty() && record->mountpoint.back() == '\n') {
+      record->mountpoint.pop_back();
+    }
+  }
+}
+
+std::string ConfigText(const VolumeConfig& c) {
+  toml::array disks;
+  for (const std::string& disk : c.disks) disks.push_back(disk);
+  std::ostringstream out;
+  out << "# cairn volume configuration. Changes take effect at the next mount.\n"
+      << "# On-disk format of this volume; written by cairn format, do not edit.\n"
+      << "format_version = " << c.format_version << "\n"
+      << "# Identity of this volume; its disks and database carry the same id.\n"
+      << "volume_id = " << toml::value<std::string>(c.volume_id) << "\n"
+      << "# Directories holding the data. Empty: the data/ folder inside the volume.\n"
+      << "disks = " << disks << "\n"
+      << "# Directory for the write cache (default: cache/ inside the volume).\n"
+      << "cache_dir = " << toml::value<std::string>(c.cache_dir) << "\n"
+      << "# Most bytes of written data kept in memory before writers must wait.\n"
+      << "max_dirty_bytes = " << c.max_dirty_bytes << "\n"
+      << "# Memory for cached file data being read.\n"
+      << "read_cache_bytes = " << c.read_cache_bytes << "\n"
+      << "# Written data is stored at the latest this many seconds after the write.\n"
+      << "dirty_flush_seconds = " << c.dirty_flush_seconds << "\n"
+      << "# Deleted data is freed this many seconds after its last reference.\n"
+      << "gc_grace_seconds = " << c.gc_grace_seconds << "\n"
+      << "# Log level: error, warning, info or debug.\n"
+      << "log_level = " << toml::value<std::string>(c.log_level) << "\n";
+  return out.str();
+}
+
+}  // namespace
+
+bool IsVolumeDir(const std::string& dir) {
+  return access(Join(dir, kConfigName).c_str(), F_OK) == 0;
+}
+
+absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
+  std::string dir = Absolute(volume_dir);
+  std::string path = Join(dir, kConfigName);
+  if (!IsVolumeDir(dir)) {
+    return absl::NotFoundError(absl::StrCat(
+        dir, " is not a cairn volume (no cairn.toml); create one with: cairn format ",
+        dir));
+  }
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: line %d: %s", path, e.source().begin.line, std::string(e.description())));
+  }
+  VolumeConfig c;
+  c.cache_dir = Join(dir, "cache");
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    auto integer = [&](int64_t min, int64_t* out) -> absl::Status {
+      std::optional<int64_t> v = node.value<int64_t>();
+      if (!v || !node.is_integer()) return bad(key, "must be an integer");
+      if (*v < min) return bad(key, absl::StrCat("must be at least ", min));
+      *out = *v;
+      return absl::OkStatus();
+    };
+    auto text = [&](std::string* out) -> absl::Status {
+      if (!node.is_string()) return bad(key, "must be a string");
+      *out = *node.value<std::string>();
+      return absl::OkStatus();
+    };
+    int64_t n = 0;
+    absl::Status s;
+    if (key == "format_version") {
+      s = integer(1, &n);
+      c.format_version = static_cast<int>(n);
+    } else if (key == "volume_id") {
+      s = text(&c.volume_id);
+      if (s.ok() && c.volume_id.size() != 32) s = bad(key, "must be 32 hex digits");
+    } else if (key == "disks") {
+      const toml::array* disks = node.as_array();
+      if (disks == nullptr) {
+        s = bad(key, "must be an array of directory paths");
+      } else {
+        for (const toml::node& disk : *disks) {
+          if (!disk.is_string()) {
+            s = bad(key, "must be an array of directory paths");
+            break;
+          }
+          std::string p = *disk.value<std::string>();
+          c.disks.push_back(p.empty() || p[0] == '/' ? p : dir + "/" + p);
+        }
+      }
+    } else if (key == "cache_dir") {
+      s = text(&c.cache_dir);
+      if (s.ok() && !c.cache_dir.empty() && c.cache_dir[0] != '/') {
+        c.cache_dir = dir + "/" + c.cache_dir;
+      }
+    } else if (key == "max_dirty_bytes") {
+      s = integer(1 << 20, &n);
+      c.max_dirty_bytes = n;
+    } else if (key == "read_cache_bytes") {
+      s = integer(0, &n);
+      c.read_cache_bytes = n;
+    } else if (key == "dirty_flush_seconds") {
+      s = integer(0, &n);
+      c.dirty_flush_seconds = n;
+    } else if (key == "gc_grace_seconds") {
+      s = integer(0, &n);
+      c.gc_grace_seconds = n;
+    } else if (key == "log_level") {
+      s = text(&c.log_level);
+      LogLevel level;
+      if (s.ok() && !ParseLogLevel(c.log_level, &level)) {
+        s = bad(key, "must be one of error, warning, info, debug");
+      }
+    } else {
+      s = bad(key, "unknown key (see docs/CONFIG.md or cairn format --help)");
+    }
+    if (!s.ok()) return s;
+  }
+  if (c.format_version > kVolumeFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", dir, " has format version ", c.format_version,
+        ", newer than this cairn supports (", kVolumeFormatVersion,
+        "); upgrade cairn"));
+  }
+  if (c.volume_id.empty()) return bad("volume_id", "missing");
+  return c;
+}
+
+absl::Status SaveVolumeConfig(const std::string& volume_dir,
+                              const VolumeConfig& config) {
+  return WriteFileDurably(Join(Absolute(volume_dir), kConfigName),
+                          ConfigText(config));
+}
+
+absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir) {
+  MountRecord record;
+  std::string path = Join(Absolute(volume_dir), kLockName);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return record;
+    return Errno("open " + path);
+  }
+  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    flock(fd, LOCK_UN);
+  } else {
+    record.mounted = true;
+    ParseLockContent(fd, &record);
+  }
+  close(fd);
+  return record;
+}
+
+absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
+                                          const FormatOptions& options) {
+  std::string dir = Absolute(volume_dir);
+  std::error_code ec;
+  if (fsys::exists(dir, ec) && !fsys::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " exists and is not a directory; choose another path"));
+  }
+  bool existing_volume = IsVolumeDir(dir);
+  if (!options.force && !DirIsEmptyOrMissing(dir)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, existing_volume ? " already holds a cairn volume"
+                             : " is not empty",
+        "; refusing to format over it. Use --force to erase it"));
+  }
+  absl::StatusOr<MountRecord> mounted = ReadMountRecord(dir);
+  if (mounted.ok() && mounted->mounted) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", dir, " is mounted at ", mounted->mountpoint, " by process ",
+        mounted->pid, "; unmount it first: cairn umount ", mounted->mountpoint));
+  }
+  std::vector<std::string> disks;
+  for (const std::string& disk : options.disks) {
+    std::string abs = Absolute(disk);
+    if (!options.force && !DirIsEmptyOrMissing(abs)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "disk directory ", abs, " is not empty; use --force to erase it"));
+    }
+    disks.push_back(abs);
+  }
+  if (disks.size() > 1) {
+    return absl::UnimplementedError(
+        "more than one --disk is not supported yet; give one directory");
+  }
+  fsys::create_directories(dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  }
+  if (options.force) {
+    // The config goes first, so an interrupted wipe never leaves something
+    // that looks like a volume.
+    for (const char* name : {kConfigName, kNamespaceDir, kDataDir, "cache"}) {
+      fsys::remove_all(Join(dir, name), ec);
+    }
+    for (const auto& entry : fsys::directory_iterator(dir, ec)) {
+      if (entry.path().filename() != kLockName) fsys::remove_all(entry.path(), ec);
+    }
+    for (const std::string& disk : disks) {
+      for (const auto& entry : fsys::directory_iterator(disk, ec)) {
+        fsys::remove_all(entry.path(), ec);
+      }
+    }
+  }
+  VolumeConfig config;
+  config.volume_id = RandomVolumeId();
+  config.disks = disks;
+  config.cache_dir = Join(dir, "cache");
+  NamespaceOptions ns_options;
+  ns_options.create_if_missing = true;
+  {
+    absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
+        NamespaceStore::Open(Join(dir, kNamespaceDir), ns_options);
+    if (!ns.ok()) return ns.status();
+    if (absl::Status s = (*ns)->SetVolumeMeta("volume_id", config.volume_id); !s.ok()) return s;
+    if (absl::Status s = (*ns)->SetVolumeMeta(
+            "format_version", std::to_string(kVolumeFormatVersion));
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = (*ns)->Sync(); !s.ok()) return s;
+  }
+  std::string data_dir = disks.empty() ? Join(dir, kDataDir) : disks[0];
+  fsys::create_directories(data_dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create ", data_dir, ": ", ec.message()));
+  }
+  if (absl::Status s = SaveVolumeConfig(dir, config); !s.ok()) return s;
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_dir,
+                                                     const VolumeConfig& config) {
+  std::unique_ptr<Volume> volume(new Volume());
+  volume->dir_ = Absolute(volume_dir);
+  volume->config_ = config;
+  std::string lock_path = Join(volume->dir_, kLockName);
+  volume->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (volume->lock_fd_ < 0) return Errno("open " + lock_path);
+  if (flock(volume->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    MountRecord holder;
+    ParseLockContent(volume->lock_fd_, &holder);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", volume->dir_, " is already in use by process ", holder.pid,
+        holder.mountpoint.empty() ? std::string()
+                                  : absl::StrCat(" (mounted at ", holder.mountpoint, ")"),
+        "; unmount it first: cairn umount ",
+        holder.mountpoint.empty() ? "MOUNTPOINT" : holder.mountpoint));
+  }
+  if (config.format_version > kVolumeFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", volume->dir_, " has format version ", config.format_version,
+        ", newer than this cairn supports (", kVolumeFormatVersion,
+        "); upgrade cairn"));
+  }
+  if (config.disks.size() > 1) {
+    return absl::UnimplementedError(
+        "volumes with more than one disk are not supported by this cairn yet");
+  }
+  NamespaceOptions ns_options;
+  ns_options.gc_grace_seconds = config.gc_grace_seconds;
+  absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
+      NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
+  if (!ns.ok()) return ns.status();
+  absl::StatusOr<std::optional<std::string>> id = (*ns)->GetVolumeMeta("volume_id");
+  if (!id.ok()) return id.status();
+  if (!id->has_value() || **id != config.volume_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the namespace database in ", volume->dir_, " belongs to volume ",
+        id->value_or("(none)"), ", but cairn.toml names volume ",
+        config.volume_id, "; the directory was assembled from two volumes"));
+  }
+  std::string data_dir =
+      config.disks.empty() ? Join(volume->dir_, kDataDir) : config.disks[0];
+  if (access(data_dir.c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory ", data_dir, " of volume ", volume->dir_,
+        " is missing; is the disk mounted?"));
+  }
+  absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(data_dir);
+  if (!blobs.ok()) return blobs.status();
+  volume->namespace_ = std::move(*ns);
+  volume->blobs_ = std::move(*blobs);
+  absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
+  if (!released.ok()) return released.status();
+  if (*released > 0) {
+    LogInfo("released %d unlinked files left open by an earlier run", *released);
+  }
+  return volume;
+}
+
+Volume::~Volume() {
+  blobs_.reset();
+  namespace_.reset();
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+}
+
+absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {
+  std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
+  if (ftruncate(lock_fd_, 0) != 0 ||
+      pwrite(lock_fd_, text.data(), text.size(), 0) !=
+          static_cast<ssize_t>(text.size()) ||
+      fsync(lock_fd_) != 0) {
+    return Errno("record the mount in " + Join(dir_, kLockName));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cairn

@@ -1,0 +1,46 @@
+// Shared pieces of the cairn command line. Exit codes: 0 success, 1 the
+// operation failed, 2 the command line was wrong.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace cairn::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+using Args = std::vector<std::string>;
+
+// Prints "cairn: VERB: message" to stderr and returns kExitFailed.
+int Fail(const std::string& verb, const std::string& message);
+int Fail(const std::string& verb, const absl::Status& status);
+// Prints the usage error and the pointer to --help; returns kExitUsage.
+int UsageError(const std::string& verb, const std::string& message);
+
+bool WantsHelp(const Args& args);
+
+// A cairn mount as /proc/self/mountinfo lists it.
+struct MountEntry {
+  std::string mountpoint;
+  std::string volume_dir;  // the mount's source
+};
+// The cairn mount at `path` (absolute, normalised), if any.
+std::optional<MountEntry> FindCairnMount(const std::string& path);
+std::string AbsolutePath(const std::string& path);
+
+int FormatCommand(const Args& args);
+int MountCommand(const Args& args);
+int UmountCommand(const Args& args);
+int StatusCommand(const Args& args);
+
+extern const char kFormatHelp[];
+extern const char kMountHelp[];
+extern const char kUmountHelp[];
+extern const char kStatusHelp[];
+
+}  // namespace cairn::cli

@@ -1,0 +1,78 @@
+// The cairn command: one verb per file in daemon/.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "daemon/cli.h"
+
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+constexpr char kMainHelp[] =
+    "usage: cairn COMMAND [ARGS]\n"
+    "\n"
+    "cairn is a POSIX filesystem mounted with FUSE, built like S3 inside:\n"
+    "a RocksDB namespace and immutable, checksummed blobs of data.\n"
+    "\n"
+    "commands:\n"
+    "  format VOLUME_DIR [--disk DIR]... [--force]\n"
+    "                         create a new volume\n"
+    "  mount VOLUME_DIR MOUNTPOINT [-f] [-o OPT,...]\n"
+    "                         mount a volume (returns once the mount is ready)\n"
+    "  umount MOUNTPOINT      unmount and wait until the daemon has flushed\n"
+    "                         everything and exited\n"
+    "  status VOLUME_DIR|MOUNTPOINT [--json]\n"
+    "                         whether and where a volume is mounted, and usage\n"
+    "  help [COMMAND]         this text, or a command's\n"
+    "\n"
+    "options:\n"
+    "  -h, --help             show help (also: cairn COMMAND --help)\n"
+    "  --version              show the version\n"
+    "\n"
+    "Exit status: 0 success, 1 the operation failed, 2 bad command line.\n";
+
+int Help(const std::string& verb) {
+  if (verb.empty()) {
+    fputs(kMainHelp, stdout);
+  } else if (verb == "format") {
+    fputs(cairn::cli::kFormatHelp, stdout);
+  } else if (verb == "mount") {
+    fputs(cairn::cli::kMountHelp, stdout);
+  } else if (verb == "umount" || verb == "unmount") {
+    fputs(cairn::cli::kUmountHelp, stdout);
+  } else if (verb == "status") {
+    fputs(cairn::cli::kStatusHelp, stdout);
+  } else {
+    return cairn::cli::UsageError("help", "unknown command '" + verb + "'");
+  }
+  return cairn::cli::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cairn::cli;
+  if (argc < 2) {
+    fputs(kMainHelp, stderr);
+    return kExitUsage;
+  }
+  std::string verb = argv[1];
+  Args args(argv + 2, argv + argc);
+  if (verb == "--help" || verb == "-h") return Help("");
+  if (verb == "--version") {
+    printf("cairn %s\n", kVersion);
+    return kExitOk;
+  }
+  if (verb == "help") return Help(args.empty() ? "" : args[0]);
+  if (verb == "format" || verb == "mount" || verb == "umount" ||
+      verb == "unmount" || verb == "status") {
+    if (WantsHelp(args)) return Help(verb);
+  }
+  if (verb == "format") return FormatCommand(args);
+  if (verb == "mount") return MountCommand(args);
+  if (verb == "umount" || verb == "unmount") return UmountCommand(args);
+  if (verb == "status") return StatusCommand(args);
+  fprintf(stderr, "cairn: unknown command '%s'; see cairn --help\n", verb.c_str());
+  return kExitUsage;
+}

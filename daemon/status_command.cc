@@ -1,0 +1,134 @@
+#include <sys/statvfs.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/volume.h"
+#include "daemon/cli.h"
+
+namespace cairn::cli {
+
+const char kStatusHelp[] =
+    "usage: cairn status VOLUME_DIR|MOUNTPOINT [--json]\n"
+    "\n"
+    "Says whether the volume is mounted, where and by which daemon process,\n"
+    "and how much it holds.\n"
+    "\n"
+    "options:\n"
+    "  --json   print one JSON object instead of text\n";
+
+namespace {
+
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string Human(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+}  // namespace
+
+int StatusCommand(const Args& args) {
+  bool json = false;
+  std::string target;
+  for (const std::string& arg : args) {
+    if (arg == "--json") {
+      json = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("status", "unknown option '" + arg + "'");
+    } else if (target.empty()) {
+      target = arg;
+    } else {
+      return UsageError("status", "unexpected argument '" + arg + "'");
+    }
+  }
+  if (target.empty()) return UsageError("status", "missing VOLUME_DIR or MOUNTPOINT");
+  std::string path = AbsolutePath(target);
+  std::string volume_dir = path;
+  if (std::optional<MountEntry> mount = FindCairnMount(path)) {
+    volume_dir = mount->volume_dir;
+  }
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return Fail("status", config.status());
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  if (!record.ok()) return Fail("status", record.status());
+
+  uint64_t files = 0, data_bytes = 0, used = 0, capacity = 0, free_bytes = 0;
+  if (record->mounted) {
+    struct statvfs vfs;
+    if (!record->mountpoint.empty() && statvfs(record->mountpoint.c_str(), &vfs) == 0) {
+      capacity = uint64_t{vfs.f_blocks} * vfs.f_frsize;
+      free_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+      used = capacity - uint64_t{vfs.f_bfree} * vfs.f_frsize;
+      files = vfs.f_files - vfs.f_ffree;
+    }
+  } else {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, *config);
+    if (!volume.ok()) return Fail("status", volume.status());
+    absl::StatusOr<NamespaceStats> stats = (*volume)->ns().Stats();
+    absl::StatusOr<StoreUsage> usage = (*volume)->blobs().Usage();
+    if (stats.ok()) {
+      files = stats->inode_count;
+      data_bytes = stats->data_bytes;
+    }
+    if (usage.ok()) {
+      used = usage->used_bytes;
+      capacity = usage->capacity_bytes;
+      free_bytes = usage->free_bytes;
+    }
+  }
+
+  if (json) {
+    printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
+           "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
+           "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
+           "\"free_bytes\": %llu}\n",
+           JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
+           config->format_version, record->mounted ? "true" : "false",
+           record->mounted ? JsonString(record->mountpoint).c_str() : "null",
+           record->mounted ? record->pid : 0,
+           static_cast<unsigned long long>(files),
+           static_cast<unsigned long long>(data_bytes),
+           static_cast<unsigned long long>(used),
+           static_cast<unsigned long long>(capacity),
+           static_cast<unsigned long long>(free_bytes));
+    return kExitOk;
+  }
+  printf("volume:     %s\n", volume_dir.c_str());
+  printf("volume id:  %s (format %d)\n", config->volume_id.c_str(), config->format_version);
+  if (record->mounted) {
+    printf("mounted:    yes, at %s by process %d\n", record->mountpoint.c_str(), record->pid);
+    printf("usage:      %s used of %s, %s free; %llu files\n", Human(used).c_str(),
+           Human(capacity).c_str(), Human(free_bytes).c_str(),
+           static_cast<unsigned long long>(files));
+  } else {
+    printf("mounted:    no\n");
+    printf("usage:      %llu files, %s of file data, %s in blobs; disk %s free of %s\n",
+           static_cast<unsigned long long>(files), Human(data_bytes).c_str(),
+           Human(used).c_str(), Human(free_bytes).c_str(), Human(capacity).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace cairn::cli

@@ -188,8 +188,9 @@ class NamespaceStore {
                                                          uint64_t length) = 0;
   // Records new data for a file in one atomic batch: registers `new_blobs`,
   // replaces whatever covered each write's range with it (older extents are
-  // trimmed or dropped; blobs losing their last reference go to GC), sets the
-  // size to max(size, end of the last byte written) and mtime/ctime to now.
+  // trimmed or dropped; blobs losing their last reference go to GC) and sets
+  // the size to max(size, end of the last byte written). Times are left
+  // alone: the commit happens long after the write(2) whose time they are.
   // Writes apply in order, so a later one wins where they overlap.
   virtual absl::StatusOr<InodeAttr> CommitWrite(
       InodeId ino, absl::Span<const NewBlob> new_blobs,

@@ -444,8 +444,8 @@ class RocksNamespace final : public NamespaceStore {
       if (!s.ok()) return s;
       attr.size = std::max(attr.size, hi);
     }
-    Timespec now = options_.clock->Now();
-    attr.mtime = attr.ctime = now;
+    // Times are not touched: data is committed long after write(2), and the
+    // write's own time reaches us through setattr (see fs/).
     if (absl::Status s = Commit(txn); !s.ok()) return s;
     return txn.inodes[ino].attr;
   }

@@ -114,6 +114,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // kernel is the authority for size and mtime while it caches a file.
   if (!ctx.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    ctx.kernel_tracks_mtime = true;
   }
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -319,8 +320,15 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
              off_t offset, fuse_file_info*) {
-  absl::Status status =
-      Ctx(req).cache->Write(ino, offset, std::string_view(buf, size));
+  FsContext& ctx = Ctx(req);
+  absl::Status status = ctx.cache->Write(ino, offset, std::string_view(buf, size));
+  if (status.ok() && !ctx.kernel_tracks_mtime) {
+    // Without the writeback cache the kernel does not send the times of a
+    // write, so the write itself sets them.
+    SetAttrRequest touch;
+    touch.mtime = touch.ctime = ctx.clock->Now();
+    status = ctx.ns->SetAttr(ino, touch).status();
+  }
   if (!status.ok()) return ReplyError(req, status);
   fuse_reply_write(req, size);
 }
@@ -481,8 +489,19 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &st);
 }
 
+// POSIX ACLs arrive as system.posix_acl_* xattrs. Storing them without
+// acting on them would make tools like cp -a believe a mode was applied when
+// it was not, so they are refused and tools fall back to chmod.
+bool IsPosixAclName(const char* name) {
+  return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 const char* value, size_t size, int flags) {
+  if (IsPosixAclName(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   XattrMode mode = XattrMode::kCreateOrReplace;
   if (flags == XATTR_CREATE) {
     mode = XattrMode::kCreateOnly;
@@ -499,6 +518,10 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 size_t size) {
+  if (IsPosixAclName(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   absl::StatusOr<std::string> value = Ctx(req).ns->GetXattr(ino, name);
   if (!value.ok()) return ReplyError(req, value.status());
   if (size == 0) {
@@ -529,6 +552,10 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (IsPosixAclName(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   fuse_reply_err(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));
 }
 

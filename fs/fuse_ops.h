@@ -22,6 +22,9 @@ struct FsContext {
   // cache for every change it makes through us, so the timeout can be long.
   double cache_timeout_seconds = 3600.0;
   bool read_only = false;
+  // With the writeback cache the kernel keeps mtime/ctime of written files
+  // and sends them with setattr; set in init.
+  bool kernel_tracks_mtime = false;
 };
 
 // The handler table; userdata must be an FsContext.

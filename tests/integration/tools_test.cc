@@ -7,10 +7,12 @@
 namespace cairn_it {
 namespace {
 
-// A listing of a tree with the attributes cp -a and tar promise to keep.
+// A listing of a tree with the attributes cp -a and tar promise to keep
+// (directory sizes are filesystem-specific and left out).
 std::string TreeListing(const std::string& dir) {
   return Sh("cd " + Quote(dir) +
-             " && find . -printf '%p %y %m %U %G %s %l\\n' | sort")
+             " && find . -printf '%p %y %m %U %G %l\\n' | sort"
+             " && find . -type f -printf '%p %s\\n' | sort")
       .output;
 }
 

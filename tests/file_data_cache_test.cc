@@ -1,0 +1,190 @@
+#include "cache/file_data_cache.h"
+
+#include <sys/stat.h>
+
+#include <random>
+#include <thread>
+
+#include "backend/fs_error.h"
+#include "backend/local_blob_store.h"
+#include "gtest/gtest.h"
+#include "tests/support/fault_env.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+class FileDataCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NamespaceOptions ns_options;
+    ns_options.create_if_missing = true;
+    ns_options.gc_grace_seconds = 0;
+    ns_ = std::move(*NamespaceStore::Open(dir_.path() + "/ns", ns_options));
+    blobs_ = std::move(*LocalBlobStore::Open(dir_.path() + "/data", &env_));
+    NewCache();
+  }
+  void NewCache(uint64_t max_dirty = 64 << 20) {
+    cache_.reset();
+    FileDataCacheOptions options;
+    options.background_threads = false;
+    options.max_dirty_bytes = max_dirty;
+    cache_ = std::make_unique<FileDataCache>(*ns_, *blobs_, options);
+  }
+  InodeId NewFile(const std::string& name) {
+    NewNode node;
+    node.mode = S_IFREG | 0644;
+    return ns_->MakeNode(kRootInode, name, node, {})->ino;
+  }
+  std::string ReadAll(InodeId ino) {
+    auto data = cache_->Read(ino, 0, 1ull << 40);
+    EXPECT_TRUE(data.ok()) << data.status();
+    return data.value_or("");
+  }
+
+  TempDir dir_;
+  FaultEnv env_{Env::Default()};
+  std::unique_ptr<NamespaceStore> ns_;
+  std::unique_ptr<LocalBlobStore> blobs_;
+  std::unique_ptr<FileDataCache> cache_;
+};
+
+TEST_F(FileDataCacheTest, ReadsSeeUnflushedWritesOverCommittedData) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'a')).ok());
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  ASSERT_TRUE(cache_->Write(f, 1000, "BBBB").ok());
+  ASSERT_TRUE(cache_->Write(f, 1002, "cc").ok());
+  std::string expected(200000, 'a');
+  expected.replace(1000, 4, "BBcc");
+  EXPECT_EQ(ReadAll(f), expected);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(ReadAll(f), expected);
+}
+
+TEST_F(FileDataCacheTest, HolesReadAsZerosAndSizeCoversDirtyData) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 100000, "end").ok());
+  EXPECT_EQ(cache_->WithDirtySize(*ns_->GetAttr(f)).size, 100003u);
+  std::string data = ReadAll(f);
+  ASSERT_EQ(data.size(), 100003u);
+  EXPECT_EQ(data.substr(0, 100000), std::string(100000, '\0'));
+  EXPECT_EQ(data.substr(100000), "end");
+}
+
+TEST_F(FileDataCacheTest, TruncateThenExtendReadsZeros) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(300000, 'x')).ok());
+  SetAttrRequest shrink;
+  shrink.size = 1000;
+  ASSERT_EQ(cache_->SetAttrWithSize(f, shrink)->size, 1000u);
+  ASSERT_TRUE(cache_->Write(f, 5000, "y").ok());
+  std::string data = ReadAll(f);
+  ASSERT_EQ(data.size(), 5001u);
+  EXPECT_EQ(data.substr(0, 1000), std::string(1000, 'x'));
+  EXPECT_EQ(data.substr(1000, 4000), std::string(4000, '\0'));
+  EXPECT_EQ(data[5000], 'y');
+}
+
+TEST_F(FileDataCacheTest, FlushedDataSurvivesANewCache) {
+  InodeId small = NewFile("small");
+  InodeId large = NewFile("large");
+  ASSERT_TRUE(cache_->Write(small, 0, "tiny").ok());
+  std::string big(9 << 20, 'z');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  ASSERT_TRUE(cache_->Write(large, 0, big).ok());
+  ASSERT_TRUE(cache_->FlushAll().ok());
+  NewCache();
+  EXPECT_EQ(ReadAll(small), "tiny");
+  EXPECT_EQ(ReadAll(large), big);
+}
+
+TEST_F(FileDataCacheTest, SmallFilesAreInlineLargeOnesUseBlobs) {
+  InodeId small = NewFile("small");
+  InodeId large = NewFile("large");
+  ASSERT_TRUE(cache_->Write(small, 0, std::string(1000, 's')).ok());
+  ASSERT_TRUE(cache_->Write(large, 0, std::string(100000, 'l')).ok());
+  ASSERT_TRUE(cache_->FlushAll().ok());
+  EXPECT_EQ(ns_->GetExtents(small, 0, 1000)->at(0).blob_id, kNoBlob);
+  EXPECT_NE(ns_->GetExtents(large, 0, 100000)->at(0).blob_id, kNoBlob);
+  EXPECT_EQ(blobs_->Usage()->blob_count, 1u);
+}
+
+TEST_F(FileDataCacheTest, FailedBlobPutKeepsDataDirtyAndReportsError) {
+  InodeId f = NewFile("f");
+  std::string data(100000, 'q');
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  env_.fail_sync_number = env_.syncs + 1;
+  absl::Status failed = cache_->Fsync(f);
+  EXPECT_FALSE(failed.ok());
+  // Nothing committed, data still readable from the cache...
+  EXPECT_TRUE(ns_->GetExtents(f, 0, data.size())->empty());
+  EXPECT_EQ(ReadAll(f), data);
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, data.size());
+  // ...and the next fsync really stores it.
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  NewCache();
+  EXPECT_EQ(ReadAll(f), data);
+}
+
+TEST_F(FileDataCacheTest, DiskFullIsReportedAndOtherFilesStayIntact) {
+  InodeId kept = NewFile("kept");
+  ASSERT_TRUE(cache_->Write(kept, 0, std::string(100000, 'k')).ok());
+  ASSERT_TRUE(cache_->Fsync(kept).ok());
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(100000, 'f')).ok());
+  env_.space_left = 1000;
+  EXPECT_EQ(GetFsErrorKind(cache_->Fsync(f)), FsErrorKind::kNoSpace);
+  EXPECT_EQ(ReadAll(kept), std::string(100000, 'k'));
+  env_.space_left = -1;
+  EXPECT_TRUE(cache_->Fsync(f).ok());
+}
+
+TEST_F(FileDataCacheTest, DirtyMemoryStaysUnderTheLimit) {
+  NewCache(/*max_dirty=*/2 << 20);
+  std::string chunk(64 << 10, 'm');
+  for (int file = 0; file < 8; ++file) {
+    InodeId f = NewFile("f" + std::to_string(file));
+    for (int i = 0; i < 16; ++i) {
+      ASSERT_TRUE(cache_->Write(f, i * chunk.size() * 2, chunk).ok());
+      EXPECT_LE(cache_->GetStats().dirty_bytes, (2u << 20) + chunk.size());
+    }
+  }
+}
+
+TEST_F(FileDataCacheTest, DeletedBlobsAreCollected) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'g')).ok());
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  ASSERT_EQ(blobs_->Usage()->blob_count, 1u);
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'h')).ok());  // overwrite
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  ASSERT_TRUE(cache_->CollectGarbageNow().ok());
+  EXPECT_EQ(blobs_->Usage()->blob_count, 1u);
+  EXPECT_EQ(ReadAll(f), std::string(200000, 'h'));
+}
+
+TEST_F(FileDataCacheTest, ConcurrentWritersToDifferentFiles) {
+  std::vector<InodeId> files;
+  for (int i = 0; i < 4; ++i) files.push_back(NewFile("c" + std::to_string(i)));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 200; ++i) {
+        uint64_t off = (rng() % 64) * 4096;
+        EXPECT_TRUE(cache_->Write(files[t], off, std::string(4096, 'a' + t)).ok());
+        if (i % 50 == 0) EXPECT_TRUE(cache_->Flush(files[t]).ok());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_TRUE(cache_->FlushAll().ok());
+  for (int t = 0; t < 4; ++t) {
+    std::string data = ReadAll(files[t]);
+    for (char c : data) ASSERT_TRUE(c == 0 || c == 'a' + t);
+  }
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,47 @@
+// An Env that fails on command, for durability tests: the Nth write or sync
+// fails, or writes run out of space after a byte budget. Everything else
+// passes through to the wrapped Env.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "backend/env.h"
+#include "backend/fs_error.h"
+
+namespace cairn {
+
+class FaultEnv : public Env {
+ public:
+  explicit FaultEnv(Env* base) : base_(base) {}
+
+  // 0 = never. Counted over all files from now on.
+  std::atomic<int> fail_write_number{0};
+  std::atomic<int> fail_sync_number{0};
+  // Bytes that may still be written before ENOSPC; negative = unlimited.
+  std::atomic<int64_t> space_left{-1};
+
+  std::atomic<int> writes{0};
+  std::atomic<int> syncs{0};
+
+  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path,
+                                             OpenMode mode) override;
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    return base_->Rename(from, to);
+  }
+  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
+  absl::Status CreateDir(const std::string& path) override {
+    return base_->CreateDir(path);
+  }
+  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  bool Exists(const std::string& path) override { return base_->Exists(path); }
+
+ private:
+  friend class FaultFile;
+  Env* base_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,118 @@
+#include "backend/volume.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+namespace fsys = std::filesystem;
+
+class VolumeTest : public ::testing::Test {
+ protected:
+  std::string Vol() { return dir_.path() + "/vol"; }
+  TempDir dir_;
+};
+
+TEST_F(VolumeTest, FormatCreatesConfigNamespaceAndData) {
+  auto config = FormatVolume(Vol(), {});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->volume_id.size(), 32u);
+  EXPECT_TRUE(IsVolumeDir(Vol()));
+  EXPECT_TRUE(fsys::is_directory(Vol() + "/namespace"));
+  EXPECT_TRUE(fsys::is_directory(Vol() + "/data"));
+  auto loaded = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->volume_id, config->volume_id);
+  EXPECT_EQ(loaded->format_version, kVolumeFormatVersion);
+}
+
+TEST_F(VolumeTest, FormatRefusesNonEmptyDirectoryAndChangesNothing) {
+  fsys::create_directories(Vol());
+  std::ofstream(Vol() + "/precious") << "keep";
+  auto config = FormatVolume(Vol(), {});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("--force"), std::string::npos);
+  EXPECT_FALSE(IsVolumeDir(Vol()));
+  EXPECT_TRUE(fsys::exists(Vol() + "/precious"));
+  FormatOptions force;
+  force.force = true;
+  EXPECT_TRUE(FormatVolume(Vol(), force).ok());
+}
+
+TEST_F(VolumeTest, ForceFormatOverUnmountedVolumeMakesANewOne) {
+  auto first = FormatVolume(Vol(), {});
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(FormatVolume(Vol(), {}).ok());
+  FormatOptions force;
+  force.force = true;
+  auto second = FormatVolume(Vol(), force);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(first->volume_id, second->volume_id);
+  auto volume = Volume::Open(Vol(), *LoadVolumeConfig(Vol()));
+  EXPECT_TRUE(volume.ok()) << volume.status();
+}
+
+TEST_F(VolumeTest, ConfigErrorsNameTheKeyAndTheFix) {
+  EXPECT_NE(LoadVolumeConfig(dir_.path()).status().message().find("cairn format"),
+            std::string::npos);
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  std::string path = Vol() + "/cairn.toml";
+  std::string original;
+  {
+    std::ifstream in(path);
+    original.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::ofstream(path, std::ios::app) << "bogus_key = 3\n";
+  auto unknown = LoadVolumeConfig(Vol());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("'bogus_key'"), std::string::npos);
+  std::ofstream(path) << original << "max_dirty_bytes = \"lots\"\n";
+  // A duplicate key is a TOML parse error; either way the load must fail.
+  EXPECT_FALSE(LoadVolumeConfig(Vol()).ok());
+  std::string newer = original;
+  newer.replace(newer.find("format_version = 1"), 18, "format_version = 99");
+  std::ofstream(path) << newer;
+  auto too_new = LoadVolumeConfig(Vol());
+  ASSERT_FALSE(too_new.ok());
+  EXPECT_NE(too_new.status().message().find("upgrade cairn"), std::string::npos);
+}
+
+TEST_F(VolumeTest, SecondOpenIsRefusedAndMountRecordNamesTheHolder) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  VolumeConfig config = *LoadVolumeConfig(Vol());
+  EXPECT_FALSE(ReadMountRecord(Vol())->mounted);
+  auto first = Volume::Open(Vol(), config);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->RecordMount(4242, "/mnt/x").ok());
+  auto second = Volume::Open(Vol(), config);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("4242"), std::string::npos);
+  EXPECT_NE(second.status().message().find("cairn umount /mnt/x"), std::string::npos);
+  MountRecord record = *ReadMountRecord(Vol());
+  EXPECT_TRUE(record.mounted);
+  EXPECT_EQ(record.pid, 4242);
+  EXPECT_EQ(record.mountpoint, "/mnt/x");
+  FormatOptions force;
+  force.force = true;
+  EXPECT_FALSE(FormatVolume(Vol(), force).ok()) << "formatted a volume in use";
+  first->reset();
+  EXPECT_FALSE(ReadMountRecord(Vol())->mounted);
+}
+
+TEST_F(VolumeTest, NamespaceOfAnotherVolumeIsRefused) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  std::string other = dir_.path() + "/other";
+  ASSERT_TRUE(FormatVolume(other, {}).ok());
+  fsys::remove_all(Vol() + "/namespace");
+  fsys::copy(other + "/namespace", Vol() + "/namespace", fsys::copy_options::recursive);
+  auto volume = Volume::Open(Vol(), *LoadVolumeConfig(Vol()));
+  ASSERT_FALSE(volume.ok());
+  EXPECT_NE(volume.status().message().find("belongs to volume"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cairn

@@ -271,37 +271,33 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
                                     const SetAttrRequest& request) override {
-    absl::MutexLock lock(&mu_);
-    Txn txn;
-    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
-    if (!loaded.ok()) return loaded.status();
-    InodeAttr& attr = (*loaded)->attr;
-    Timespec now = options_.clock->Now();
-    if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
-    if (request.uid) attr.uid = *request.uid;
-    if (request.gid) attr.gid = *request.gid;
-    if (request.size) {
-      if (IsDir(attr.mode)) {
-        return FsError(FsErrorKind::kIsDirectory, "truncate of a directory");
+    return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
+      Timespec now = options_.clock->Now();
+      if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
+      if (request.uid) attr.uid = *request.uid;
+      if (request.gid) attr.gid = *request.gid;
+      if (request.size) {
+        if (IsDir(attr.mode)) {
+          return FsError(FsErrorKind::kIsDirectory, "truncate of a directory");
+        }
+        if (*request.size > kMaxFileBytes) {
+          return FsError(FsErrorKind::kFileTooBig, "file size limit");
+        }
+        if (*request.size < attr.size) {
+          absl::Status s = EditExtents(txn, attr, *request.size, UINT64_MAX,
+                                       [&](ExtentEditor& editor) {
+                                         editor.Cut(*request.size, UINT64_MAX);
+                                       });
+          if (!s.ok()) return s;
+        }
+        if (*request.size != attr.size) attr.mtime = now;
+        attr.size = *request.size;
       }
-      if (*request.size > kMaxFileBytes) {
-        return FsError(FsErrorKind::kFileTooBig, "file size limit");
-      }
-      if (*request.size < attr.size) {
-        absl::Status s = EditExtents(txn, attr, *request.size, UINT64_MAX,
-                                     [&](ExtentEditor& editor) {
-                                       editor.Cut(*request.size, UINT64_MAX);
-                                     });
-        if (!s.ok()) return s;
-      }
-      if (*request.size != attr.size) attr.mtime = now;
-      attr.size = *request.size;
-    }
-    if (request.atime) attr.atime = *request.atime;
-    if (request.mtime) attr.mtime = *request.mtime;
-    attr.ctime = request.ctime ? *request.ctime : now;
-    if (absl::Status s = Commit(txn); !s.ok()) return s;
-    return txn.inodes[ino].attr;
+      if (request.atime) attr.atime = *request.atime;
+      if (request.mtime) attr.mtime = *request.mtime;
+      attr.ctime = request.ctime ? *request.ctime : now;
+      return absl::OkStatus();
+    });
   }
 
   absl::Status ReleaseInode(InodeId ino) override {
@@ -412,77 +408,60 @@ class RocksNamespace final : public NamespaceStore {
   absl::StatusOr<InodeAttr> CommitWrite(InodeId ino,
                                         absl::Span<const NewBlob> new_blobs,
                                         absl::Span<const Extent> writes) override {
-    absl::MutexLock lock(&mu_);
-    Txn txn;
-    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
-    if (!loaded.ok()) return loaded.status();
-    InodeAttr& attr = (*loaded)->attr;
-    if (!S_ISREG(attr.mode)) {
-      return FsError(FsErrorKind::kInvalid, "data written to a non-file");
-    }
-    for (const NewBlob& blob : new_blobs) {
-      StoredBlob stored;
-      stored.record.length = blob.length;
-      stored.record.crc32c = blob.crc32c;
-      txn.extent_changes.new_blobs[blob.id] = stored;
-    }
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (const Extent& w : writes) {
-      if (w.length == 0) continue;
-      if (SaturatingAdd(w.file_offset, w.length) > kMaxFileBytes) {
-        return FsError(FsErrorKind::kFileTooBig, "file size limit");
+    return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
+      if (!S_ISREG(attr.mode)) {
+        return FsError(FsErrorKind::kInvalid, "data written to a non-file");
       }
-      lo = std::min(lo, w.file_offset);
-      hi = std::max(hi, w.file_offset + w.length);
-    }
-    if (lo < hi) {
+      for (const NewBlob& blob : new_blobs) {
+        StoredBlob stored;
+        stored.record.length = blob.length;
+        stored.record.crc32c = blob.crc32c;
+        txn.extent_changes.new_blobs[blob.id] = stored;
+      }
+      uint64_t lo = UINT64_MAX, hi = 0;
+      for (const Extent& w : writes) {
+        if (w.length == 0) continue;
+        if (SaturatingAdd(w.file_offset, w.length) > kMaxFileBytes) {
+          return FsError(FsErrorKind::kFileTooBig, "file size limit");
+        }
+        lo = std::min(lo, w.file_offset);
+        hi = std::max(hi, w.file_offset + w.length);
+      }
+      if (lo >= hi) return absl::OkStatus();
       absl::Status s = EditExtents(txn, attr, lo, hi, [&](ExtentEditor& editor) {
         for (const Extent& w : writes) {
           if (w.length > 0) editor.Insert(w);
         }
       });
-      if (!s.ok()) return s;
+      // Times are not touched: data is committed long after write(2), and
+      // the write's own time reaches us through setattr (see fs/).
       attr.size = std::max(attr.size, hi);
-    }
-    // Times are not touched: data is committed long after write(2), and the
-    // write's own time reaches us through setattr (see fs/).
-    if (absl::Status s = Commit(txn); !s.ok()) return s;
-    return txn.inodes[ino].attr;
+      return s;
+    });
   }
 
   absl::StatusOr<InodeAttr> PunchHole(InodeId ino, uint64_t offset,
                                       uint64_t length) override {
-    absl::MutexLock lock(&mu_);
-    Txn txn;
-    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
-    if (!loaded.ok()) return loaded.status();
-    InodeAttr& attr = (*loaded)->attr;
-    uint64_t end = std::min(SaturatingAdd(offset, length), attr.size);
-    if (offset < end) {
-      absl::Status s = EditExtents(txn, attr, offset, end,
-                                   [&](ExtentEditor& e) { e.Cut(offset, end); });
-      if (!s.ok()) return s;
-    }
-    attr.mtime = attr.ctime = options_.clock->Now();
-    if (absl::Status s = Commit(txn); !s.ok()) return s;
-    return txn.inodes[ino].attr;
+    return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
+      uint64_t end = std::min(SaturatingAdd(offset, length), attr.size);
+      attr.mtime = attr.ctime = options_.clock->Now();
+      if (offset >= end) return absl::OkStatus();
+      return EditExtents(txn, attr, offset, end,
+                         [&](ExtentEditor& e) { e.Cut(offset, end); });
+    });
   }
 
   absl::StatusOr<InodeAttr> Allocate(InodeId ino, uint64_t offset,
                                      uint64_t length) override {
-    absl::MutexLock lock(&mu_);
-    Txn txn;
-    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
-    if (!loaded.ok()) return loaded.status();
-    InodeAttr& attr = (*loaded)->attr;
-    uint64_t end = SaturatingAdd(offset, length);
-    if (end > kMaxFileBytes) return FsError(FsErrorKind::kFileTooBig, "file size limit");
-    if (end > attr.size) {
-      attr.size = end;
-      attr.mtime = attr.ctime = options_.clock->Now();
-    }
-    if (absl::Status s = Commit(txn); !s.ok()) return s;
-    return txn.inodes[ino].attr;
+    return MutateInode(ino, [&](Txn&, InodeAttr& attr) -> absl::Status {
+      uint64_t end = SaturatingAdd(offset, length);
+      if (end > kMaxFileBytes) return FsError(FsErrorKind::kFileTooBig, "file size limit");
+      if (end > attr.size) {
+        attr.size = end;
+        attr.mtime = attr.ctime = options_.clock->Now();
+      }
+      return absl::OkStatus();
+    });
   }
 
   absl::StatusOr<BlobRecord> GetBlob(BlobId id) override {
@@ -761,6 +740,19 @@ class RocksNamespace final : public NamespaceStore {
     txn.dirty.erase(ino);
     txn.inode_count_delta = -1;
     return Commit(txn);
+  }
+
+  // The shape of every single-inode mutation: load the inode, let `change`
+  // edit it (and stage more in the transaction), commit, return the result.
+  template <typename ChangeFn>
+  absl::StatusOr<InodeAttr> MutateInode(InodeId ino, ChangeFn change) {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
+    if (!loaded.ok()) return loaded.status();
+    if (absl::Status s = change(txn, (*loaded)->attr); !s.ok()) return s;
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
   }
 
   // Loads the extents of `attr`'s inode overlapping [lo, hi), lets `edit`

@@ -14,6 +14,7 @@ cairn="${2:-cairn}"
 
 work="$(mktemp -d /tmp/cairn-pjd-XXXXXX)"
 cleanup() {
+  cd /
   if grep -q " $work/mnt " /proc/self/mounts; then
     "$cairn" umount "$work/mnt" || fusermount3 -u -z "$work/mnt" || true
   fi

@@ -40,6 +40,11 @@ std::string EncodeHeader(BlobId id, std::string_view data, uint32_t crc) {
   return header;
 }
 
+absl::Status Corrupt(const std::string& path, const std::string& why) {
+  return FsError(FsErrorKind::kIo,
+                 absl::StrCat("blob file ", path, " is corrupt: ", why));
+}
+
 struct BlobHeader {
   BlobId id;
   uint64_t length;
@@ -48,10 +53,7 @@ struct BlobHeader {
 
 absl::StatusOr<BlobHeader> DecodeHeader(std::string_view bytes,
                                         const std::string& path) {
-  auto corrupt = [&](const std::string& why) {
-    return FsError(FsErrorKind::kIo,
-                   absl::StrCat("blob file ", path, " is corrupt: ", why));
-  };
+  auto corrupt = [&](const std::string& why) { return Corrupt(path, why); };
   if (bytes.size() < kHeaderBytes) return corrupt("shorter than its header");
   if (std::string_view(bytes.data(), 8) != std::string_view(kMagic, 8)) {
     return corrupt("bad magic");
@@ -131,26 +133,27 @@ class BlobFileStore final : public LocalBlobStore {
                      absl::StrCat("blob ", id, " is missing: ",
                                   file.status().message()));
     }
-    absl::StatusOr<uint64_t> size = (*file)->Size();
-    if (!size.ok()) return size.status();
-    absl::StatusOr<std::string> bytes = (*file)->PRead(0, *size);
-    if (!bytes.ok()) return bytes.status();
-    absl::StatusOr<BlobHeader> header = DecodeHeader(*bytes, path);
+    // Header and data are read separately so the data lands in the buffer
+    // that is returned, without a second copy of up to 4 MiB.
+    absl::StatusOr<std::string> header_bytes = (*file)->PRead(0, kHeaderBytes);
+    if (!header_bytes.ok()) return header_bytes.status();
+    absl::StatusOr<BlobHeader> header = DecodeHeader(*header_bytes, path);
     if (!header.ok()) return header.status();
-    std::string_view data = std::string_view(*bytes).substr(kHeaderBytes);
-    if (header->id != id || header->length != data.size() ||
-        Crc32c(data) != header->data_crc) {
-      LogError("blob %d (%s) failed verification", id, path);
-      return FsError(FsErrorKind::kIo,
-                     absl::StrCat("blob file ", path,
-                                  " is corrupt: data does not match its "
-                                  "header (id, length or checksum)"));
+    if (header->id != id || header->length > kMaxBlobBytes) {
+      return Corrupt(path, "header names another blob or a wrong length");
     }
-    if (offset > data.size() || length > data.size() - offset) {
+    absl::StatusOr<std::string> data = (*file)->PRead(kHeaderBytes, header->length + 1);
+    if (!data.ok()) return data.status();
+    if (data->size() != header->length || Crc32c(*data) != header->data_crc) {
+      LogError("blob %d (%s) failed verification", id, path);
+      return Corrupt(path, "data does not match its header (length or checksum)");
+    }
+    if (offset > data->size() || length > data->size() - offset) {
       return FsError(FsErrorKind::kInvalid,
                      absl::StrCat("read past the end of blob ", id));
     }
-    return std::string(data.substr(offset, length));
+    if (offset == 0 && length == data->size()) return std::move(*data);
+    return data->substr(offset, length);
   }
 
   absl::Status Delete(BlobId id) override {

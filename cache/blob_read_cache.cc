@@ -3,6 +3,8 @@
 namespace cairn {
 
 absl::StatusOr<std::shared_ptr<const std::string>> BlobReadCache::Get(BlobId id) {
+  std::shared_ptr<Load> load;
+  bool first = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = index_.find(id);
@@ -11,26 +13,51 @@ absl::StatusOr<std::shared_ptr<const std::string>> BlobReadCache::Get(BlobId id)
       counters_.hits++;
       return it->second->second;
     }
-    counters_.misses++;
+    std::shared_ptr<Load>& slot = loading_[id];
+    if (!slot) {
+      slot = std::make_shared<Load>();
+      first = true;
+      counters_.misses++;
+    } else {
+      counters_.hits++;  // served by a read already under way
+    }
+    load = slot;
   }
-  // Read outside the lock: other files' hits must not wait for this disk read.
+  if (!first) {
+    load->done.WaitForNotification();
+    return load->result;
+  }
+  // Read outside the lock: other blobs' hits must not wait for this disk read.
   absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
-  if (!record.ok()) return record.status();
-  absl::StatusOr<std::string> bytes = blobs_.Read(id, 0, record->length);
-  if (!bytes.ok()) return bytes.status();
-  auto shared = std::make_shared<const std::string>(std::move(*bytes));
-  if (shared->size() > capacity_bytes_) return shared;
-  absl::MutexLock lock(&mu_);
-  if (index_.contains(id)) return shared;  // another reader got there first
-  lru_.emplace_front(id, shared);
+  if (!record.ok()) {
+    load->result = record.status();
+  } else {
+    absl::StatusOr<std::string> bytes = blobs_.Read(id, 0, record->length);
+    if (bytes.ok()) {
+      load->result = std::make_shared<const std::string>(std::move(*bytes));
+    } else {
+      load->result = bytes.status();
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    loading_.erase(id);
+    if (load->result.ok()) Insert(id, *load->result);
+  }
+  load->done.Notify();
+  return load->result;
+}
+
+void BlobReadCache::Insert(BlobId id, std::shared_ptr<const std::string> bytes) {
+  if (bytes->size() > capacity_bytes_ || index_.contains(id)) return;
+  counters_.bytes += bytes->size();
+  lru_.emplace_front(id, std::move(bytes));
   index_[id] = lru_.begin();
-  counters_.bytes += shared->size();
   while (counters_.bytes > capacity_bytes_ && !lru_.empty()) {
     counters_.bytes -= lru_.back().second->size();
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
-  return shared;
 }
 
 void BlobReadCache::Forget(BlobId id) {

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "backend/blob_store.h"
 #include "backend/namespace_store.h"
 
@@ -37,6 +38,15 @@ class BlobReadCache {
 
  private:
   using Lru = std::list<std::pair<BlobId, std::shared_ptr<const std::string>>>;
+  // A blob being read from the store. Concurrent readers of the same blob
+  // (the kernel sends several readahead requests into one blob at once) wait
+  // for the first one instead of each reading and verifying all of it.
+  struct Load {
+    absl::Notification done;
+    absl::StatusOr<std::shared_ptr<const std::string>> result;
+  };
+  void Insert(BlobId id, std::shared_ptr<const std::string> bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   NamespaceStore& ns_;
   BlobStore& blobs_;
@@ -44,6 +54,7 @@ class BlobReadCache {
   absl::Mutex mu_;
   Lru lru_ ABSL_GUARDED_BY(mu_);  // most recent first
   absl::flat_hash_map<BlobId, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<BlobId, std::shared_ptr<Load>> loading_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
 };
 

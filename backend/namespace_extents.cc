@@ -127,6 +127,16 @@ absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blob
     if (delta == 0 && !changes.new_blobs.contains(id)) continue;
     StoredBlob blob;
     if (auto it = changes.new_blobs.find(id); it != changes.new_blobs.end()) {
+      // Registering an id twice would reset its reference count and let GC
+      // delete a blob that files still use (a retried commit, say).
+      std::string existing;
+      rocksdb::Status got =
+          db->Get(rocksdb::ReadOptions(), blobs, S(BlobKey(id)), &existing);
+      if (got.ok()) {
+        return FsError(FsErrorKind::kInvalid,
+                       absl::StrCat("blob ", id, " is already registered"));
+      }
+      if (!got.IsNotFound()) return DbError(got, "reading a blob record");
       blob = it->second;
     } else {
       std::string value;

@@ -2,8 +2,15 @@
 
 #include <sys/stat.h>
 
+#include <random>
+#include <set>
+#include <thread>
+
 #include "backend/fs_error.h"
+#include "backend/namespace_records.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "tests/support/namespace_model.h"  // PrintTo for the value types
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -40,6 +47,42 @@ class NamespaceStoreTest : public ::testing::Test {
     auto attr = store_->MakeNode(parent, name, node, Caller{1000, 100});
     EXPECT_TRUE(attr.ok()) << attr.status();
     return attr.value_or(InodeAttr{});
+  }
+  Extent InlineExtent(uint64_t offset, std::string data) {
+    Extent e;
+    e.file_offset = offset;
+    e.length = data.size();
+    e.inline_data = std::move(data);
+    return e;
+  }
+  std::vector<std::string> Names(InodeId dir) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(store_->ReadDir(dir, 0, [&](const DirEntry& e) {
+                  names.push_back(e.name);
+                  return true;
+                }).ok());
+    return names;
+  }
+  // Closes the store and hands its database to `edit`, to plant records no
+  // API call would write (corruption, an inode at the link limit).
+  void EditRawDb(const std::function<void(
+                     rocksdb::DB*, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>&
+                     edit) {
+    store_.reset();
+    std::string path = dir_.path() + "/ns";
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path, descriptors, &handles, &db).ok());
+    std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+    for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
+    edit(db, by_name);
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+    Open();
   }
   Extent BlobExtent(uint64_t offset, uint64_t length, BlobId blob,
                     uint64_t blob_offset = 0) {
@@ -286,6 +329,526 @@ TEST_F(NamespaceStoreTest, RenameRulesForDirectories) {
   EXPECT_EQ(store_->GetAttr(kRootInode)->nlink, 5u);  // a, full, b
   EXPECT_EQ(KindOf(store_->Rmdir(kRootInode, "full").status()),
             FsErrorKind::kNotEmpty);
+}
+
+TEST_F(NamespaceStoreTest, ParentMustBeALiveDirectory) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  EXPECT_EQ(KindOf(store_->Lookup(file.ino, "x").status()), FsErrorKind::kNotDirectory);
+  EXPECT_EQ(KindOf(store_->MakeNode(file.ino, "x", node, {}).status()),
+            FsErrorKind::kNotDirectory);
+  EXPECT_EQ(KindOf(store_->Unlink(file.ino, "x").status()), FsErrorKind::kNotDirectory);
+  EXPECT_EQ(KindOf(store_->MakeNode(12345, "x", node, {}).status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Lookup(kRootInode, "missing").status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Lookup(kRootInode, "..").status()), FsErrorKind::kInvalid);
+  // A removed directory still open somewhere takes no new entries.
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  ASSERT_TRUE(store_->Rmdir(kRootInode, "d").ok());
+  EXPECT_EQ(KindOf(store_->MakeNode(dir.ino, "x", node, {}).status()), FsErrorKind::kNotFound);
+}
+
+TEST_F(NamespaceStoreTest, LinkAddsNameCountsAndTimes) {
+  clock_.now = {2000, 0};
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  clock_.now = {3000, 0};
+  auto linked = store_->Link(file.ino, dir.ino, "h");
+  ASSERT_TRUE(linked.ok()) << linked.status();
+  EXPECT_EQ(linked->nlink, 2u);
+  EXPECT_EQ(linked->ctime, (Timespec{3000, 0}));
+  EXPECT_EQ(linked->mtime, (Timespec{2000, 0}));
+  EXPECT_EQ(store_->GetAttr(dir.ino)->mtime, (Timespec{3000, 0}));
+  EXPECT_EQ(store_->GetAttr(dir.ino)->ctime, (Timespec{3000, 0}));
+  EXPECT_EQ(store_->Lookup(dir.ino, "h")->ino, file.ino);
+  EXPECT_EQ(Names(dir.ino), std::vector<std::string>{"h"});
+  EXPECT_EQ(KindOf(store_->Link(file.ino, dir.ino, "h").status()), FsErrorKind::kExists);
+  EXPECT_EQ(KindOf(store_->Link(dir.ino, kRootInode, "dl").status()),
+            FsErrorKind::kNotPermitted);
+  EXPECT_EQ(KindOf(store_->Link(999, kRootInode, "x").status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Link(file.ino, file.ino, "x").status()),
+            FsErrorKind::kNotDirectory);
+  // Dropping one of two names keeps the inode; releasing it is a no-op.
+  EXPECT_EQ(store_->Unlink(kRootInode, "f")->nlink, 1u);
+  ASSERT_TRUE(store_->ReleaseInode(file.ino).ok());
+  EXPECT_TRUE(store_->GetAttr(file.ino).ok());
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 0u);
+}
+
+TEST_F(NamespaceStoreTest, LinkRefusesBeyondMaxLinks) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  EditRawDb([&](rocksdb::DB* db, auto& cfs) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, cfs["inodes"], InodeKey(file.ino), &value).ok());
+    absl::StatusOr<InodeRecord> record = DecodeInode(file.ino, value);
+    ASSERT_TRUE(record.ok());
+    record->attr.nlink = kMaxLinks;
+    ASSERT_TRUE(db->Put({}, cfs["inodes"], InodeKey(file.ino), EncodeInode(*record)).ok());
+  });
+  EXPECT_EQ(KindOf(store_->Link(file.ino, kRootInode, "one_more").status()),
+            FsErrorKind::kTooManyLinks);
+}
+
+TEST_F(NamespaceStoreTest, UnlinkAndRmdirCheckTheType) {
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  Make(kRootInode, "f", S_IFREG | 0644);
+  EXPECT_EQ(KindOf(store_->Unlink(kRootInode, "d").status()), FsErrorKind::kIsDirectory);
+  EXPECT_EQ(KindOf(store_->Rmdir(kRootInode, "f").status()), FsErrorKind::kNotDirectory);
+  EXPECT_EQ(KindOf(store_->Unlink(kRootInode, "none").status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Rmdir(kRootInode, "none").status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(store_->GetAttr(kRootInode)->nlink, 3u);
+  auto removed = store_->Rmdir(kRootInode, "d");
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->nlink, 0u);
+  EXPECT_EQ(store_->GetAttr(kRootInode)->nlink, 2u);
+  EXPECT_EQ(store_->Stats()->inode_count, 3u);  // root, f and the orphan d
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 1u);
+  EXPECT_EQ(KindOf(store_->GetAttr(dir.ino).status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(store_->Stats()->inode_count, 2u);
+  EXPECT_TRUE(store_->ReleaseInode(dir.ino).ok());  // gone already: no-op
+}
+
+TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
+  Make(kRootInode, "a", S_IFREG | 0644);
+  Make(kRootInode, "b", S_IFREG | 0644);
+  EXPECT_EQ(KindOf(store_->Rename(kRootInode, "a", kRootInode, "b", RenameMode::kNoReplace)
+                       .status()),
+            FsErrorKind::kExists);
+  EXPECT_EQ(KindOf(store_->Rename(kRootInode, "a", kRootInode, "c", RenameMode::kExchange)
+                       .status()),
+            FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Rename(kRootInode, "x", kRootInode, "c", RenameMode::kReplace)
+                       .status()),
+            FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->Rename(kRootInode, "a", kRootInode, "", RenameMode::kReplace)
+                       .status()),
+            FsErrorKind::kInvalid);
+  EXPECT_TRUE(store_->Rename(kRootInode, "a", kRootInode, "c", RenameMode::kNoReplace).ok());
+  EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"b", "c"}));
+}
+
+TEST_F(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
+  InodeAttr dir = Make(kRootInode, "dir", S_IFDIR | 0755);
+  InodeAttr other = Make(kRootInode, "other", S_IFDIR | 0755);
+  InodeAttr file = Make(other.ino, "file", S_IFREG | 0644);
+  std::map<std::string, uint64_t> cookies;
+  ASSERT_TRUE(store_->ReadDir(kRootInode, 0, [&](const DirEntry& e) {
+                cookies[e.name] = e.cookie;
+                return true;
+              }).ok());
+  clock_.now = {4000, 0};
+  auto result = store_->Rename(kRootInode, "dir", other.ino, "file", RenameMode::kExchange);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->has_value());
+  EXPECT_EQ(store_->Lookup(kRootInode, "dir")->ino, file.ino);
+  EXPECT_EQ(store_->Lookup(other.ino, "file")->ino, dir.ino);
+  EXPECT_EQ(store_->GetAttr(dir.ino)->parent, other.ino);
+  EXPECT_EQ(store_->GetAttr(kRootInode)->nlink, 3u);  // only "other" is a dir now
+  EXPECT_EQ(store_->GetAttr(other.ino)->nlink, 3u);
+  for (InodeId ino : {dir.ino, file.ino}) {
+    EXPECT_EQ(store_->GetAttr(ino)->ctime, (Timespec{4000, 0}));
+  }
+  for (InodeId ino : {kRootInode, other.ino}) {
+    EXPECT_EQ(store_->GetAttr(ino)->mtime, (Timespec{4000, 0}));
+  }
+  // The swapped entry keeps its place in the listing.
+  ASSERT_TRUE(store_->ReadDir(kRootInode, 0, [&](const DirEntry& e) {
+                EXPECT_EQ(cookies[e.name], e.cookie) << e.name;
+                if (e.name == "dir") {
+                  EXPECT_EQ(e.mode, static_cast<uint32_t>(S_IFREG));
+                }
+                return true;
+              }).ok());
+  // Exchanging a directory with an entry inside it would detach a cycle.
+  Make(dir.ino, "inner", S_IFREG | 0644);
+  EXPECT_EQ(KindOf(store_->Rename(other.ino, "file", dir.ino, "inner", RenameMode::kExchange)
+                       .status()),
+            FsErrorKind::kInvalid);
+}
+
+TEST_F(NamespaceStoreTest, RenameBetweenNamesOfOneInodeChangesNothing) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Link(file.ino, kRootInode, "g").ok());
+  clock_.now = {9000, 0};
+  auto same_inode = store_->Rename(kRootInode, "f", kRootInode, "g", RenameMode::kReplace);
+  ASSERT_TRUE(same_inode.ok());
+  EXPECT_FALSE(same_inode->has_value());
+  auto same_name = store_->Rename(kRootInode, "f", kRootInode, "f", RenameMode::kNoReplace);
+  ASSERT_TRUE(same_name.ok());
+  EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"f", "g"}));
+  EXPECT_EQ(store_->GetAttr(file.ino)->nlink, 2u);
+  EXPECT_NE(store_->GetAttr(kRootInode)->mtime, (Timespec{9000, 0}));
+}
+
+TEST_F(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
+  InodeAttr victim = Make(kRootInode, "victim", S_IFREG | 0644);
+  InodeAttr kept = Make(kRootInode, "kept", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Link(kept.ino, kRootInode, "kept2").ok());
+  Make(kRootInode, "a", S_IFREG | 0644);
+  Make(kRootInode, "b", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(victim.ino, {NewBlob{blob, 10, 0}}, {BlobExtent(0, 10, blob)})
+                  .ok());
+  auto replaced = store_->Rename(kRootInode, "a", kRootInode, "victim", RenameMode::kReplace);
+  ASSERT_TRUE(replaced.ok());
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ((*replaced)->ino, victim.ino);
+  EXPECT_EQ((*replaced)->nlink, 0u);
+  // A replaced inode with another name lives on.
+  ASSERT_TRUE(store_->Rename(kRootInode, "b", kRootInode, "kept", RenameMode::kReplace).ok());
+  EXPECT_EQ(store_->GetAttr(kept.ino)->nlink, 1u);
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 1u);
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
+  clock_.now.sec += 61;
+  EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
+  EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"kept2", "victim", "kept"}));
+}
+
+TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
+  InodeAttr from = Make(kRootInode, "from", S_IFDIR | 0755);
+  InodeAttr to = Make(kRootInode, "to", S_IFDIR | 0755);
+  InodeAttr moving = Make(from.ino, "m", S_IFDIR | 0755);
+  Make(moving.ino, "child", S_IFREG | 0644);
+  InodeAttr empty = Make(to.ino, "e", S_IFDIR | 0755);
+  clock_.now = {6000, 0};
+  auto replaced = store_->Rename(from.ino, "m", to.ino, "e", RenameMode::kReplace);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ((*replaced)->ino, empty.ino);
+  EXPECT_EQ((*replaced)->nlink, 0u);
+  EXPECT_EQ(store_->GetAttr(from.ino)->nlink, 2u);
+  EXPECT_EQ(store_->GetAttr(to.ino)->nlink, 3u);
+  EXPECT_EQ(store_->GetAttr(moving.ino)->parent, to.ino);
+  EXPECT_EQ(store_->GetAttr(moving.ino)->ctime, (Timespec{6000, 0}));
+  EXPECT_EQ(store_->GetAttr(from.ino)->mtime, (Timespec{6000, 0}));
+  EXPECT_EQ(store_->GetAttr(to.ino)->ctime, (Timespec{6000, 0}));
+  EXPECT_EQ(Names(to.ino), std::vector<std::string>{"e"});
+  EXPECT_TRUE(Names(from.ino).empty());
+  EXPECT_TRUE(store_->Lookup(moving.ino, "child").ok());
+}
+
+TEST_F(NamespaceStoreTest, SetAttrChangesOnlyWhatIsAsked) {
+  clock_.now = {1000, 0};
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  clock_.now = {7000, 0};
+  SetAttrRequest chmod;
+  chmod.mode = S_IFDIR | 04755;  // type bits in a request are ignored
+  chmod.uid = 5;
+  auto changed = store_->SetAttr(file.ino, chmod);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed->mode, static_cast<uint32_t>(S_IFREG | 04755));
+  EXPECT_EQ(changed->uid, 5u);
+  EXPECT_EQ(changed->gid, 100u);
+  EXPECT_EQ(changed->ctime, (Timespec{7000, 0}));
+  EXPECT_EQ(changed->mtime, (Timespec{1000, 0}));
+  SetAttrRequest times;
+  times.atime = Timespec{1, 2};
+  times.mtime = Timespec{3, 4};
+  times.ctime = Timespec{5, 6};
+  changed = store_->SetAttr(file.ino, times);
+  EXPECT_EQ(changed->atime, (Timespec{1, 2}));
+  EXPECT_EQ(changed->mtime, (Timespec{3, 4}));
+  EXPECT_EQ(changed->ctime, (Timespec{5, 6}));
+  EXPECT_EQ(*store_->GetAttr(file.ino), *changed);
+  EXPECT_EQ(KindOf(store_->SetAttr(777, chmod).status()), FsErrorKind::kNotFound);
+}
+
+TEST_F(NamespaceStoreTest, TruncateRulesAndTimes) {
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  SetAttrRequest request;
+  request.size = 10;
+  EXPECT_EQ(KindOf(store_->SetAttr(dir.ino, request).status()), FsErrorKind::kIsDirectory);
+  request.size = kMaxFileBytes + 1;
+  EXPECT_EQ(KindOf(store_->SetAttr(file.ino, request).status()), FsErrorKind::kFileTooBig);
+  EXPECT_EQ(store_->GetAttr(file.ino)->size, 0u);
+  clock_.now = {8000, 0};
+  request.size = 100;
+  auto extended = store_->SetAttr(file.ino, request);
+  ASSERT_TRUE(extended.ok());
+  EXPECT_EQ(extended->size, 100u);
+  EXPECT_EQ(extended->allocated_bytes, 0u);
+  EXPECT_EQ(extended->mtime, (Timespec{8000, 0}));
+  EXPECT_TRUE(store_->GetExtents(file.ino, 0, 100)->empty());
+  request.size = 50;
+  request.mtime = Timespec{42, 0};
+  EXPECT_EQ(store_->SetAttr(file.ino, request)->mtime, (Timespec{42, 0}));
+}
+
+TEST_F(NamespaceStoreTest, TruncateSlicesInlineDataAndTrimsBlobExtents) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 0}},
+                                  {InlineExtent(0, "hello world"), BlobExtent(100, 100, blob)})
+                  .ok());
+  EXPECT_EQ(store_->Stats()->data_bytes, 111u);
+  SetAttrRequest request;
+  request.size = 150;
+  ASSERT_EQ(store_->SetAttr(file.ino, request)->allocated_bytes, 61u);
+  EXPECT_EQ(store_->GetExtents(file.ino, 0, 1000)->back(), BlobExtent(100, 50, blob, 0));
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 1u);
+  request.size = 5;
+  ASSERT_EQ(store_->SetAttr(file.ino, request)->allocated_bytes, 5u);
+  auto extents = store_->GetExtents(file.ino, 0, 1000);
+  ASSERT_EQ(extents->size(), 1u);
+  EXPECT_EQ((*extents)[0], InlineExtent(0, "hello"));
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
+  EXPECT_EQ(store_->Stats()->data_bytes, 5u);
+  clock_.now.sec += 61;
+  EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
+}
+
+TEST_F(NamespaceStoreTest, WritesInOneCommitApplyInOrderAndSplitInlineData) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  auto attr = store_->CommitWrite(file.ino, {},
+                                  {InlineExtent(0, "abcdefgh"), InlineExtent(3, "XY")});
+  ASSERT_TRUE(attr.ok()) << attr.status();
+  EXPECT_EQ(attr->size, 8u);
+  EXPECT_EQ(attr->allocated_bytes, 8u);
+  auto extents = store_->GetExtents(file.ino, 0, 8);
+  ASSERT_EQ(extents->size(), 3u);
+  EXPECT_EQ((*extents)[0], InlineExtent(0, "abc"));
+  EXPECT_EQ((*extents)[1], InlineExtent(3, "XY"));
+  EXPECT_EQ((*extents)[2], InlineExtent(5, "fgh"));
+  auto clipped = store_->GetExtents(file.ino, 2, 4);
+  ASSERT_EQ(clipped->size(), 3u);
+  EXPECT_EQ((*clipped)[0], InlineExtent(2, "c"));
+  EXPECT_EQ((*clipped)[2], InlineExtent(5, "f"));
+  EXPECT_TRUE(store_->GetExtents(file.ino, 8, 100)->empty());
+  EXPECT_TRUE(store_->GetExtents(file.ino, 0, 0)->empty());
+}
+
+TEST_F(NamespaceStoreTest, BlobShadowedInItsOwnCommitGoesToGc) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId first = *store_->AllocateBlobIds(2);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{first, 100, 1}, NewBlob{first + 1, 100, 2}},
+                                  {BlobExtent(0, 100, first), BlobExtent(0, 100, first + 1)})
+                  .ok());
+  EXPECT_EQ(store_->GetBlob(first)->refcount, 0u);
+  EXPECT_EQ(store_->GetBlob(first + 1)->refcount, 1u);
+  EXPECT_EQ(store_->GetBlob(first + 1)->crc32c, 2u);
+  EXPECT_EQ(store_->Stats()->data_bytes, 100u);
+  clock_.now.sec += 61;
+  EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{first});
+}
+
+TEST_F(NamespaceStoreTest, CommitWriteKeepsTimesAndRejectsBadWrites) {
+  clock_.now = {1000, 0};
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  clock_.now = {2000, 0};
+  auto attr = store_->CommitWrite(file.ino, {}, {InlineExtent(10, "x")});
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 11u);
+  EXPECT_EQ(attr->mtime, (Timespec{1000, 0}));
+  EXPECT_FALSE(store_->CommitWrite(dir.ino, {}, {InlineExtent(0, "x")}).ok());
+  EXPECT_EQ(KindOf(store_->CommitWrite(file.ino, {}, {InlineExtent(kMaxFileBytes, "x")})
+                       .status()),
+            FsErrorKind::kFileTooBig);
+  // An extent naming a blob nobody registered is refused, not recorded.
+  EXPECT_FALSE(store_->CommitWrite(file.ino, {}, {BlobExtent(0, 10, 4242)}).ok());
+  EXPECT_EQ(store_->GetExtents(file.ino, 0, 100)->size(), 1u);
+}
+
+TEST_F(NamespaceStoreTest, GetExtentsFindsExtentStartingBeforeTheRange) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 3000, 0}},
+                                  {BlobExtent(0, 1000, blob), BlobExtent(2000, 1000, blob, 2000)})
+                  .ok());
+  EXPECT_EQ(*store_->GetExtents(file.ino, 500, 10),
+            std::vector<Extent>{BlobExtent(500, 10, blob, 500)});
+  EXPECT_TRUE(store_->GetExtents(file.ino, 1000, 1000)->empty());  // the hole
+  EXPECT_EQ(store_->GetExtents(file.ino, 900, 1200)->size(), 2u);
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 2u);
+}
+
+TEST_F(NamespaceStoreTest, ReleaseInodeDropsDataXattrsAndCounts) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 50, 0}},
+                                  {InlineExtent(0, "abc"), BlobExtent(10, 50, blob)})
+                  .ok());
+  ASSERT_TRUE(store_->SetXattr(file.ino, "user.x", "1", XattrMode::kCreateOnly).ok());
+  ASSERT_TRUE(store_->ReleaseInode(file.ino).ok());  // still linked: no-op
+  EXPECT_TRUE(store_->GetAttr(file.ino).ok());
+  ASSERT_TRUE(store_->Unlink(kRootInode, "f").ok());
+  EXPECT_EQ(store_->Stats()->inode_count, 2u);
+  ASSERT_TRUE(store_->ReleaseInode(file.ino).ok());
+  EXPECT_EQ(KindOf(store_->GetAttr(file.ino).status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->ListXattr(file.ino).status()), FsErrorKind::kNotFound);
+  EXPECT_TRUE(store_->GetExtents(file.ino, 0, 100)->empty());
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
+  EXPECT_EQ(store_->Stats()->inode_count, 1u);
+  EXPECT_EQ(store_->Stats()->data_bytes, 0u);
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 0u);
+}
+
+TEST_F(NamespaceStoreTest, CollectableBlobsHonoursMaxAndReadyTime) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId first = *store_->AllocateBlobIds(3);
+  for (BlobId id = first; id < first + 3; ++id) {
+    ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{id, 10, 0}}, {BlobExtent(0, 10, id)}).ok());
+    clock_.now.sec += 10;  // each previous blob is released 10 s after the last
+  }
+  ASSERT_TRUE(store_->PunchHole(file.ino, 0, 10).ok());
+  clock_.now.sec += 45;  // first's grace is over, first+1's not yet
+  EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{first});
+  clock_.now.sec += 100;
+  EXPECT_EQ(store_->CollectableBlobs(2)->size(), 2u);
+  EXPECT_EQ(store_->CollectableBlobs(10)->size(), 3u);
+}
+
+TEST_F(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
+  clock_.now = {100, 0};
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  clock_.now = {200, 0};
+  ASSERT_TRUE(store_->SetXattr(file.ino, "user.b", "2", XattrMode::kCreateOrReplace).ok());
+  ASSERT_TRUE(store_->SetXattr(file.ino, "user.a", std::string(65536, 'x'),
+                               XattrMode::kCreateOrReplace)
+                  .ok());
+  EXPECT_EQ(store_->GetAttr(file.ino)->ctime, (Timespec{200, 0}));
+  EXPECT_EQ(*store_->ListXattr(file.ino), (std::vector<std::string>{"user.a", "user.b"}));
+  ASSERT_TRUE(store_->SetXattr(file.ino, "user.b", "3", XattrMode::kReplaceOnly).ok());
+  EXPECT_EQ(*store_->GetXattr(file.ino, "user.b"), "3");
+  clock_.now = {300, 0};
+  ASSERT_TRUE(store_->RemoveXattr(file.ino, "user.b").ok());
+  EXPECT_EQ(store_->GetAttr(file.ino)->ctime, (Timespec{300, 0}));
+  EXPECT_EQ(*store_->ListXattr(file.ino), std::vector<std::string>{"user.a"});
+  EXPECT_EQ(KindOf(store_->SetXattr(file.ino, "", "v", XattrMode::kCreateOrReplace)),
+            FsErrorKind::kInvalid);
+  EXPECT_EQ(KindOf(store_->SetXattr(file.ino, std::string(256, 'n'), "v",
+                                    XattrMode::kCreateOrReplace)),
+            FsErrorKind::kRange);
+  EXPECT_EQ(KindOf(store_->SetXattr(999, "user.a", "v", XattrMode::kCreateOrReplace)),
+            FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->GetXattr(999, "user.a").status()), FsErrorKind::kNotFound);
+}
+
+TEST_F(NamespaceStoreTest, VolumeMetaIsSeparateFromCountersAndSurvivesReopen) {
+  EXPECT_FALSE(store_->GetVolumeMeta("volume_id")->has_value());
+  ASSERT_TRUE(store_->SetVolumeMeta("volume_id", "v1").ok());
+  ASSERT_TRUE(store_->SetVolumeMeta("volume_id", "v2").ok());
+  // Names that look like internal counters are just user keys.
+  ASSERT_TRUE(store_->SetVolumeMeta("c:next_ino", std::string("\0\0", 2)).ok());
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Sync().ok());
+  Open();
+  EXPECT_EQ(**store_->GetVolumeMeta("volume_id"), "v2");
+  EXPECT_EQ(**store_->GetVolumeMeta("c:next_ino"), std::string("\0\0", 2));
+  EXPECT_GT(Make(kRootInode, "g", S_IFREG | 0644).ino, file.ino);
+  EXPECT_EQ(store_->Stats()->inode_count, 3u);
+}
+
+TEST_F(NamespaceStoreTest, OpenWithoutCreateRefusesAMissingDatabase) {
+  NamespaceOptions options;
+  EXPECT_FALSE(NamespaceStore::Open(dir_.path() + "/absent", options).ok());
+}
+
+TEST_F(NamespaceStoreTest, CorruptRecordsAreIoErrorsNotCrashes) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  InodeAttr sub = Make(kRootInode, "sub", S_IFDIR | 0755);
+  Make(sub.ino, "x", S_IFREG | 0644);
+  EditRawDb([&](rocksdb::DB* db, auto& cfs) {
+    ASSERT_TRUE(db->Put({}, cfs["inodes"], InodeKey(file.ino), "\x01\x00\x00\x00garbage").ok());
+    ASSERT_TRUE(db->Put({}, cfs["dentries"], DentryKey(kRootInode, "sub"), "short").ok());
+    ASSERT_TRUE(db->Put({}, cfs["dircookies"], CookieKey(sub.ino, 3), "\xff\xff\xff\xff").ok());
+  });
+  absl::Status status = store_->GetAttr(file.ino).status();
+  EXPECT_EQ(KindOf(status), FsErrorKind::kIo);
+  EXPECT_NE(status.message().find(std::to_string(file.ino)), std::string_view::npos) << status;
+  EXPECT_EQ(KindOf(store_->Lookup(kRootInode, "f").status()), FsErrorKind::kIo);
+  EXPECT_EQ(KindOf(store_->Lookup(kRootInode, "sub").status()), FsErrorKind::kIo);
+  EXPECT_EQ(KindOf(store_->ReadDir(sub.ino, 0, [](const DirEntry&) { return true; })),
+            FsErrorKind::kIo);
+  EXPECT_EQ(KindOf(store_->Unlink(kRootInode, "f").status()), FsErrorKind::kIo);
+}
+
+// Every record decoder refuses truncated or extended input and survives
+// random bytes (run under ASan/UBSan to see it never reads out of bounds).
+TEST(NamespaceRecordsTest, DecodersTreatBytesAsHostile) {
+  InodeRecord inode;
+  inode.attr.mode = S_IFLNK | 0777;
+  inode.symlink_target = "target";
+  Extent inline_extent;
+  inline_extent.length = 3;
+  inline_extent.inline_data = "abc";
+  StoredBlob blob;
+  blob.record.refcount = 2;
+  std::vector<std::pair<std::string, std::function<bool(std::string_view)>>> formats = {
+      {EncodeInode(inode), [](std::string_view v) { return DecodeInode(7, v).ok(); }},
+      {EncodeDentry(DentryValue{5, S_IFREG, 9}),
+       [](std::string_view v) { return DecodeDentry(v).ok(); }},
+      {EncodeCookieEntry("name", DentryValue{5, S_IFREG, 9}),
+       [](std::string_view v) { return DecodeCookieEntry(3, v).ok(); }},
+      {EncodeExtent(inline_extent), [](std::string_view v) { return DecodeExtent(0, v).ok(); }},
+      {EncodeBlob(blob), [](std::string_view v) { return DecodeBlob(v).ok(); }},
+  };
+  std::mt19937 rng(7);
+  for (size_t f = 0; f < formats.size(); ++f) {
+    const auto& [encoded, decodes] = formats[f];
+    SCOPED_TRACE("format " + std::to_string(f));
+    EXPECT_TRUE(decodes(encoded));
+    for (size_t n = 0; n < encoded.size(); ++n) EXPECT_FALSE(decodes(encoded.substr(0, n))) << n;
+    EXPECT_FALSE(decodes(encoded + "x"));
+    for (int i = 0; i < 2000; ++i) {
+      std::string mutated = encoded;
+      mutated[rng() % mutated.size()] = static_cast<char>(rng());
+      if (rng() % 2) mutated.resize(rng() % (mutated.size() + 1));
+      decodes(mutated);  // may or may not decode; must not crash
+    }
+  }
+  // Versioned records refuse an unknown version; an inline extent must hold
+  // exactly its length in bytes.
+  std::string future = EncodeInode(inode);
+  future[0] = 2;
+  EXPECT_FALSE(DecodeInode(7, future).ok());
+  Extent lying = inline_extent;
+  lying.length = 4;
+  EXPECT_FALSE(DecodeExtent(0, EncodeExtent(lying)).ok());
+}
+
+TEST_F(NamespaceStoreTest, ConcurrentCreatesGetDistinctInodesAndCookies) {
+  constexpr int kThreads = 4, kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<InodeId>> made(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string name = "t" + std::to_string(t) + "_" + std::to_string(i);
+        made[t].push_back(Make(kRootInode, name, S_IFREG | 0644).ino);
+        EXPECT_TRUE(store_->Lookup(kRootInode, name).ok());
+        (void)store_->ReadDir(kRootInode, 0, [](const DirEntry&) { return true; });
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  std::set<InodeId> inodes;
+  for (const auto& list : made) inodes.insert(list.begin(), list.end());
+  EXPECT_EQ(inodes.size(), static_cast<size_t>(kThreads * kPerThread));
+  std::set<uint64_t> cookies;
+  uint64_t last = 0;
+  ASSERT_TRUE(store_->ReadDir(kRootInode, 0, [&](const DirEntry& e) {
+                EXPECT_GT(e.cookie, last);
+                last = e.cookie;
+                cookies.insert(e.cookie);
+                return true;
+              }).ok());
+  EXPECT_EQ(cookies.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(store_->Stats()->inode_count, static_cast<uint64_t>(kThreads * kPerThread + 1));
+}
+
+TEST_F(NamespaceStoreTest, RegisteringABlobTwiceIsRefusedAndKeepsItsReferences) {
+  InodeAttr file = Make(kRootInode, "twice", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 1}},
+                                  {BlobExtent(0, 100, blob)})
+                  .ok());
+  // A retried commit of the same blob must not reset its reference count.
+  auto again = store_->CommitWrite(file.ino, {NewBlob{blob, 100, 1}},
+                                   {BlobExtent(0, 100, blob)});
+  EXPECT_FALSE(again.ok());
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 1u);
 }
 
 }  // namespace

@@ -286,6 +286,16 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   FsContext& ctx = Ctx(req);
+  // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
+  // pages and leaves the truncation itself to us; like truncate(2) it sets
+  // mtime and ctime even when the file was already empty.
+  if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+    SetAttrRequest truncate;
+    truncate.size = 0;
+    truncate.mtime = truncate.ctime = ctx.clock->Now();
+    absl::StatusOr<InodeAttr> attr = ctx.cache->SetAttrWithSize(ino, truncate);
+    if (!attr.ok()) return ReplyError(req, attr.status());
+  }
   // Only this daemon writes the volume, so cached pages stay valid across
   // opens.
   fi->keep_cache = 1;
@@ -583,43 +593,6 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
   fuse_reply_err(req, ErrnoFromStatus(status));
 }
 
-// SEEK_DATA / SEEK_HOLE over the committed extents (the inode is flushed
-// first so dirty data counts as data).
-void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence,
-             fuse_file_info*) {
-  FsContext& ctx = Ctx(req);
-  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-    fuse_reply_err(req, EINVAL);
-    return;
-  }
-  absl::Status flushed = ctx.cache->Flush(ino);
-  if (!flushed.ok()) return ReplyError(req, flushed);
-  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
-  if (!attr.ok()) return ReplyError(req, attr.status());
-  uint64_t size = attr->size;
-  if (offset < 0 || static_cast<uint64_t>(offset) >= size) {
-    fuse_reply_err(req, ENXIO);
-    return;
-  }
-  uint64_t pos = offset;
-  absl::StatusOr<std::vector<Extent>> extents =
-      ctx.ns->GetExtents(ino, pos, size - pos);
-  if (!extents.ok()) return ReplyError(req, extents.status());
-  if (whence == SEEK_DATA) {
-    if (extents->empty()) {
-      fuse_reply_err(req, ENXIO);
-      return;
-    }
-    fuse_reply_lseek(req, std::max<uint64_t>(pos, extents->front().file_offset));
-    return;
-  }
-  for (const Extent& extent : *extents) {
-    if (extent.file_offset > pos) break;  // a hole starts at pos
-    pos = std::max(pos, extent.file_offset + extent.length);
-  }
-  fuse_reply_lseek(req, std::min(pos, size));
-}
-
 fuse_lowlevel_ops MakeOperations() {
   fuse_lowlevel_ops ops;
   memset(&ops, 0, sizeof(ops));
@@ -655,7 +628,9 @@ fuse_lowlevel_ops MakeOperations() {
   ops.listxattr = OpListxattr;
   ops.removexattr = OpRemovexattr;
   ops.fallocate = OpFallocate;
-  ops.lseek = OpLseek;
+  // No lseek handler: with the writeback cache the kernel holds written
+  // pages the daemon has not seen, so only the kernel can answer SEEK_DATA
+  // and SEEK_HOLE correctly (it then reports the whole file as data).
   return ops;
 }
 

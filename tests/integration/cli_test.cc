@@ -1,6 +1,12 @@
-// The command line contract: exit codes, messages, and bad input that
-// changes nothing.
+// The command line contract: exit codes, messages a person can act on, and
+// bad input that changes nothing; status; signals to the daemon; recovery
+// from a daemon that was killed.
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include "tests/integration/mount_fixture.h"
 
@@ -13,126 +19,278 @@ class CliTest : public MountTest {
     if (NativeMode()) GTEST_SKIP() << "needs cairn";
     MountTest::SetUp();
   }
-  CommandResult Cairn(const std::string& args) {
-    return Sh(Quote(CairnBinary()) + " " + args, 120);
+
+  // A second, unmounted volume and a mountpoint for it.
+  void MakeSecondVolume() {
+    other_volume_ = work_dir_ + "/vol2";
+    other_mount_ = work_dir_ + "/mnt2";
+    CommandResult format = Cairn("format " + Quote(other_volume_), 60);
+    ASSERT_EQ(format.exit_code, 0) << Brief(format);
+    ASSERT_EQ(mkdir(other_mount_.c_str(), 0755), 0);
   }
+
+  // What a user sees of a volume: its config and whether it is held.
+  std::string VolumeState(const std::string& volume) {
+    return Run("sha256sum < " + Quote(volume + "/cairn.toml")).output +
+           JsonField(Cairn("status --json " + Quote(volume), 30).output, "mounted")
+               .value_or("<no status>");
+  }
+
+  // Expects the second volume to be intact: not mounted, not held, and
+  // mountable afterwards.
+  void ExpectSecondVolumeUsable() {
+    EXPECT_FALSE(IsMounted(other_mount_));
+    EXPECT_EQ(JsonField(Cairn("status --json " + Quote(other_volume_), 30).output,
+                        "mounted"),
+              "false");
+    CommandResult mount = Cairn("mount " + Quote(other_volume_) + " " + Quote(other_mount_), 60);
+    EXPECT_EQ(mount.exit_code, 0) << "volume unusable after a refused command: "
+                                  << Brief(mount);
+    CommandResult umount = Cairn("umount " + Quote(other_mount_), 120);
+    EXPECT_EQ(umount.exit_code, 0) << Brief(umount);
+  }
+
+  std::string other_volume_;
+  std::string other_mount_;
 };
 
-TEST_F(CliTest, HelpDescribesVerbsAndOptions) {
+TEST_F(CliTest, HelpDescribesCommandsAndOptions) {
   CommandResult help = Cairn("--help");
-  EXPECT_EQ(help.exit_code, 0);
-  for (const char* verb : {"format", "mount", "umount", "status"}) {
-    EXPECT_NE(help.output.find(verb), std::string::npos) << verb;
+  EXPECT_EQ(help.exit_code, 0) << Brief(help);
+  for (const char* word : {"format", "mount", "umount", "status", "--force", "--json"}) {
+    EXPECT_NE(help.output.find(word), std::string::npos) << "cairn --help lacks " << word;
   }
   CommandResult mount_help = Cairn("mount --help");
-  EXPECT_EQ(mount_help.exit_code, 0);
-  EXPECT_NE(mount_help.output.find("-f"), std::string::npos);
-  EXPECT_NE(mount_help.output.find("allow_other"), std::string::npos);
-  EXPECT_NE(Cairn("frobnicate").exit_code, 0);
+  EXPECT_EQ(mount_help.exit_code, 0) << Brief(mount_help);
+  for (const char* word : {"-f", "-o", "allow_other", "ro"}) {
+    EXPECT_NE(mount_help.output.find(word), std::string::npos)
+        << "cairn mount --help lacks " << word;
+  }
+  CommandResult format_help = Cairn("format --help");
+  EXPECT_EQ(format_help.exit_code, 0) << Brief(format_help);
+  EXPECT_NE(format_help.output.find("--disk"), std::string::npos);
+  EXPECT_NE(format_help.output.find("--force"), std::string::npos);
+  CommandResult unknown = Cairn("frobnicate");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("frobnicate"), std::string::npos) << Brief(unknown);
+  CommandResult none = Cairn("");
+  EXPECT_NE(none.exit_code, 0) << "no command must not succeed";
 }
 
-TEST_F(CliTest, MountRefusesBadMountpoints) {
-  std::string other = work_dir_ + "/vol2";
-  ASSERT_EQ(Cairn("format " + Quote(other)).exit_code, 0);
-  CommandResult missing = Cairn("mount " + Quote(other) + " " +
-                                Quote(work_dir_ + "/nope"));
-  EXPECT_NE(missing.exit_code, 0);
-  EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
-  ASSERT_EQ(Sh("touch " + Quote(work_dir_ + "/file")).exit_code, 0);
-  CommandResult file = Cairn("mount " + Quote(other) + " " +
-                             Quote(work_dir_ + "/file"));
-  EXPECT_NE(file.exit_code, 0);
-  EXPECT_NE(file.output.find("director"), std::string::npos) << file.output;
+TEST_F(CliTest, MountOnMissingMountpointFailsAndCreatesNothing) {
+  ASSERT_NO_FATAL_FAILURE(MakeSecondVolume());
+  std::string missing = work_dir_ + "/nope";
+  std::string state = VolumeState(other_volume_);
+  CommandResult mount = Cairn("mount " + Quote(other_volume_) + " " + Quote(missing), 60);
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_NE(mount.output.find(missing), std::string::npos)
+      << "message must name the mountpoint: " << Brief(mount);
+  EXPECT_NE(access(missing.c_str(), F_OK), 0) << "mount created the mountpoint";
+  EXPECT_FALSE(IsMounted(missing));
+  EXPECT_EQ(VolumeState(other_volume_), state);
+  ExpectSecondVolumeUsable();
 }
 
-TEST_F(CliTest, MountRefusesNonVolumeAndUnknownOption) {
+TEST_F(CliTest, MountOnRegularFileFails) {
+  ASSERT_NO_FATAL_FAILURE(MakeSecondVolume());
+  std::string file = work_dir_ + "/file";
+  ASSERT_EQ(Run("echo content > " + Quote(file)).exit_code, 0);
+  std::string state = VolumeState(other_volume_);
+  CommandResult mount = Cairn("mount " + Quote(other_volume_) + " " + Quote(file), 60);
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_NE(mount.output.find(file), std::string::npos) << Brief(mount);
+  EXPECT_NE(mount.output.find("director"), std::string::npos)
+      << "message must say a directory is needed: " << Brief(mount);
+  EXPECT_FALSE(IsMounted(file));
+  EXPECT_EQ(Run("cat " + Quote(file)).output, "content\n");
+  EXPECT_EQ(VolumeState(other_volume_), state);
+  ExpectSecondVolumeUsable();
+}
+
+TEST_F(CliTest, MountOfNonVolumeDirectoryFails) {
   std::string plain = work_dir_ + "/plain";
   std::string mnt2 = work_dir_ + "/mnt2";
-  ASSERT_EQ(Sh("mkdir -p " + Quote(plain) + " " + Quote(mnt2)).exit_code, 0);
-  CommandResult not_volume = Cairn("mount " + Quote(plain) + " " + Quote(mnt2));
-  EXPECT_NE(not_volume.exit_code, 0);
-  EXPECT_NE(not_volume.output.find("cairn format"), std::string::npos)
-      << not_volume.output;
-  std::string other = work_dir_ + "/vol2";
-  ASSERT_EQ(Cairn("format " + Quote(other)).exit_code, 0);
-  CommandResult bad_option =
-      Cairn("mount " + Quote(other) + " " + Quote(mnt2) + " -o bogus_opt");
-  EXPECT_NE(bad_option.exit_code, 0);
-  EXPECT_NE(bad_option.output.find("bogus_opt"), std::string::npos);
-  EXPECT_FALSE(IsMounted(mnt2));
-}
-
-TEST_F(CliTest, SecondDaemonOnSameVolumeRefuses) {
-  std::string mnt2 = work_dir_ + "/mnt2";
-  ASSERT_EQ(Sh("mkdir -p " + Quote(mnt2)).exit_code, 0);
-  ASSERT_EQ(Sh("echo data > " + Quote(P("f"))).exit_code, 0);
-  CommandResult second = Cairn("mount " + Quote(volume_dir_) + " " + Quote(mnt2));
-  EXPECT_NE(second.exit_code, 0);
-  EXPECT_NE(second.output.find("already"), std::string::npos) << second.output;
-  EXPECT_FALSE(IsMounted(mnt2));
-  EXPECT_EQ(Sh("cat " + Quote(P("f"))).output, "data\n");
-}
-
-TEST_F(CliTest, FormatRefusesNonEmptyAndMountedVolumes) {
-  std::string dir = work_dir_ + "/full";
-  ASSERT_EQ(Sh("mkdir -p " + Quote(dir) + " && echo keep > " +
-                Quote(dir + "/precious"))
+  ASSERT_EQ(Run("mkdir -p " + Quote(plain) + "/sub " + Quote(mnt2) + " && echo x > " +
+                Quote(plain + "/f"))
                 .exit_code,
             0);
-  CommandResult refused = Cairn("format " + Quote(dir));
-  EXPECT_NE(refused.exit_code, 0);
-  EXPECT_NE(refused.output.find("--force"), std::string::npos) << refused.output;
-  EXPECT_EQ(Sh("cat " + Quote(dir + "/precious")).output, "keep\n");
-  CommandResult mounted = Cairn("format --force " + Quote(volume_dir_));
-  EXPECT_NE(mounted.exit_code, 0);
-  EXPECT_TRUE(IsMounted(mount_dir_));
-}
-
-TEST_F(CliTest, StatusReportsMountAndPid) {
-  CommandResult status = Cairn("status " + Quote(mount_dir_));
-  EXPECT_EQ(status.exit_code, 0) << status.output;
-  EXPECT_NE(status.output.find(mount_dir_), std::string::npos);
-  CommandResult json = Cairn("status --json " + Quote(volume_dir_));
-  EXPECT_EQ(json.exit_code, 0);
-  EXPECT_NE(json.output.find("\"mounted\": true"), std::string::npos)
-      << json.output;
-  std::string pid = Sh("awk '{print $1}' " + Quote(volume_dir_ + "/lock"))
-                        .output;
-  pid.erase(pid.find_last_not_of("\n") + 1);
-  EXPECT_NE(json.output.find("\"pid\": " + pid), std::string::npos)
-      << json.output;
-  EXPECT_EQ(Sh("kill -0 " + pid).exit_code, 0);
-}
-
-TEST_F(CliTest, NewerFormatVersionIsRefused) {
-  Unmount();
-  ASSERT_EQ(Sh("sed -i 's/^format_version *= *[0-9]*/format_version = 999/' " +
-                Quote(volume_dir_ + "/cairn.toml"))
-                .exit_code,
-            0);
-  CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " +
-                              Quote(mount_dir_));
+  std::string listing_cmd = "cd " + Quote(plain) + " && find . -printf '%p %y %s %T@\\n' | sort";
+  std::string listing = Run(listing_cmd).output;
+  CommandResult mount = Cairn("mount " + Quote(plain) + " " + Quote(mnt2), 60);
   EXPECT_NE(mount.exit_code, 0);
-  EXPECT_NE(mount.output.find("999"), std::string::npos) << mount.output;
-  EXPECT_FALSE(IsMounted(mount_dir_));
+  EXPECT_NE(mount.output.find(plain), std::string::npos)
+      << "message must name the directory: " << Brief(mount);
+  EXPECT_FALSE(IsMounted(mnt2));
+  EXPECT_EQ(Run(listing_cmd).output, listing) << "mount changed a non-volume directory";
+  EXPECT_EQ(Run("ls -A " + Quote(mnt2)).output, "");
 }
 
-TEST_F(CliTest, StaleMountOfKilledDaemonIsCleanedOnMount) {
-  // fsynced data must survive the daemon's death.
-  ASSERT_EQ(Sh("echo kept | dd of=" + Quote(P("f")) + " conv=fsync status=none")
+TEST_F(CliTest, SecondMountOfMountedVolumeIsRefused) {
+  std::string mnt2 = work_dir_ + "/mnt2";
+  ASSERT_EQ(mkdir(mnt2.c_str(), 0755), 0);
+  ASSERT_EQ(Run("echo data > " + QP("f")).exit_code, 0);
+  pid_t first = DaemonPid();
+  ASSERT_GT(first, 0);
+  CommandResult second = Cairn("mount " + Quote(volume_dir_) + " " + Quote(mnt2), 60);
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.output.find(std::to_string(first)), std::string::npos)
+      << "message should name the daemon holding the volume: " << Brief(second);
+  EXPECT_FALSE(IsMounted(mnt2));
+  // The first daemon still serves, reads and writes.
+  EXPECT_TRUE(IsCairnMount(mount_dir_));
+  EXPECT_EQ(DaemonPid(), first);
+  EXPECT_EQ(Run("cat " + QP("f") + " && echo more > " + QP("g") + " && cat " + QP("g")).output,
+            "data\nmore\n");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(Run("cat " + QP("f") + " " + QP("g")).output, "data\nmore\n");
+}
+
+TEST_F(CliTest, UnknownMountOptionIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(MakeSecondVolume());
+  std::string state = VolumeState(other_volume_);
+  CommandResult mount = Cairn("mount " + Quote(other_volume_) + " " + Quote(other_mount_) +
+                                  " -o ro,bogus_opt",
+                              60);
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_NE(mount.output.find("bogus_opt"), std::string::npos) << Brief(mount);
+  EXPECT_FALSE(IsMounted(other_mount_));
+  EXPECT_EQ(VolumeState(other_volume_), state);
+  ExpectSecondVolumeUsable();
+}
+
+TEST_F(CliTest, FormatRefusesNonEmptyDirectoryWithoutForce) {
+  std::string dir = work_dir_ + "/full";
+  ASSERT_EQ(Run("mkdir -p " + Quote(dir) + " && echo keep > " + Quote(dir + "/precious"))
                 .exit_code,
             0);
-  std::string pid = Sh("awk '{print $1}' " + Quote(volume_dir_ + "/lock"))
-                        .output;
-  ASSERT_EQ(Sh("kill -KILL " + pid).exit_code, 0);
-  for (int i = 0; i < 100 && Sh("kill -0 " + pid).exit_code == 0; ++i) {
-    usleep(50000);
+  std::string listing_cmd = "cd " + Quote(dir) + " && find . -printf '%p %y %s %T@\\n' | sort";
+  std::string listing = Run(listing_cmd).output;
+  CommandResult refused = Cairn("format " + Quote(dir), 60);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("--force"), std::string::npos)
+      << "message should say how to override: " << Brief(refused);
+  EXPECT_EQ(Run(listing_cmd).output, listing) << "a refused format changed the directory";
+  EXPECT_EQ(Run("cat " + Quote(dir + "/precious")).output, "keep\n");
+  // An existing volume is just as non-empty.
+  ASSERT_NO_FATAL_FAILURE(MakeSecondVolume());
+  std::string state = VolumeState(other_volume_);
+  EXPECT_NE(Cairn("format " + Quote(other_volume_), 60).exit_code, 0);
+  EXPECT_EQ(VolumeState(other_volume_), state);
+}
+
+TEST_F(CliTest, FormatRefusesMountedVolumeEvenWithForce) {
+  ASSERT_EQ(Run("echo precious > " + QP("f") + " && sync " + QP("f")).exit_code, 0);
+  std::string id = JsonField(Cairn("status --json " + Quote(volume_dir_)).output,
+                             "volume_id").value_or("<none>");
+  std::string config = Run("sha256sum < " + Quote(volume_dir_ + "/cairn.toml")).output;
+  CommandResult format = Cairn("format --force " + Quote(volume_dir_), 60);
+  EXPECT_NE(format.exit_code, 0);
+  EXPECT_NE(format.output.find("mounted"), std::string::npos) << Brief(format);
+  EXPECT_TRUE(IsCairnMount(mount_dir_));
+  EXPECT_EQ(Run("sha256sum < " + Quote(volume_dir_ + "/cairn.toml")).output, config);
+  EXPECT_EQ(JsonField(Cairn("status --json " + Quote(volume_dir_)).output, "volume_id"), id);
+  EXPECT_EQ(Run("cat " + QP("f")).output, "precious\n");
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(Run("cat " + QP("f")).output, "precious\n");
+}
+
+TEST_F(CliTest, StatusShowsMountpointAndLiveDaemon) {
+  for (const std::string& target : {mount_dir_, volume_dir_}) {
+    CommandResult json = Cairn("status --json " + Quote(target));
+    ASSERT_EQ(json.exit_code, 0) << Brief(json);
+    if (RunCommand("command -v python3").exit_code == 0) {
+      CommandResult parsed = Run("printf '%s' " + Quote(json.output) +
+                                 " | python3 -c 'import json,sys; json.load(sys.stdin)'");
+      EXPECT_EQ(parsed.exit_code, 0) << "not JSON: " << Brief(json) << Brief(parsed);
+    }
+    EXPECT_EQ(JsonField(json.output, "mounted"), "true") << Brief(json);
+    EXPECT_EQ(JsonField(json.output, "mountpoint"), mount_dir_) << Brief(json);
+    std::optional<std::string> pid_text = JsonField(json.output, "pid");
+    ASSERT_TRUE(pid_text.has_value()) << Brief(json);
+    pid_t pid = atoi(pid_text->c_str());
+    EXPECT_TRUE(ProcessAlive(pid)) << "pid " << pid << " from status is not alive";
+    CommandResult text = Cairn("status " + Quote(target));
+    EXPECT_EQ(text.exit_code, 0) << Brief(text);
+    EXPECT_NE(text.output.find(mount_dir_), std::string::npos) << Brief(text);
+    EXPECT_NE(text.output.find(*pid_text), std::string::npos) << Brief(text);
   }
-  CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " +
-                              Quote(mount_dir_));
-  ASSERT_EQ(mount.exit_code, 0) << mount.output;
-  EXPECT_NE(mount.output.find("stale"), std::string::npos) << mount.output;
-  EXPECT_EQ(Sh("cat " + Quote(P("f"))).output, "kept\n");
+}
+
+TEST_F(CliTest, StatusOfUnmountedVolumeSaysSo) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult json = Cairn("status --json " + Quote(volume_dir_));
+  EXPECT_EQ(json.exit_code, 0) << Brief(json);
+  EXPECT_EQ(JsonField(json.output, "mounted"), "false") << Brief(json);
+  CommandResult text = Cairn("status " + Quote(volume_dir_));
+  EXPECT_EQ(text.exit_code, 0) << Brief(text);
+  EXPECT_EQ(text.output.find(mount_dir_), std::string::npos)
+      << "unmounted volume still shows its old mountpoint: " << Brief(text);
+  // The mountpoint of nothing is not a volume.
+  EXPECT_NE(Cairn("status " + Quote(mount_dir_)).exit_code, 0);
+}
+
+TEST_F(CliTest, NewerFormatVersionIsRefusedNamingTheVersion) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  std::string toml = Quote(volume_dir_ + "/cairn.toml");
+  CommandResult edit = Run("sed -i 's/^format_version *= *[0-9]*/format_version = 999/' " +
+                           toml + " && grep -q '^format_version = 999' " + toml);
+  ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+  std::string config = Run("sha256sum < " + toml).output;
+  CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 60);
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_NE(mount.output.find("999"), std::string::npos) << Brief(mount);
+  EXPECT_NE(mount.output.find("version"), std::string::npos) << Brief(mount);
+  EXPECT_FALSE(IsMounted(mount_dir_));
+  EXPECT_EQ(Run("sha256sum < " + toml).output, config) << "refused mount rewrote the config";
+}
+
+TEST_F(CliTest, SigtermUnmountsCleanlyAndKeepsData) {
+  // Written without fsync: SIGTERM must still get the kernel's dirty pages
+  // and the daemon's buffers onto the volume.
+  std::string source = work_dir_ + "/source";
+  ASSERT_EQ(Run("head -c 3000000 /dev/urandom > " + Quote(source) + " && cp " +
+                Quote(source) + " " + QP("f") + " && mkdir " + QP("d") +
+                " && echo small > " + QP("d/s"))
+                .exit_code,
+            0);
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGTERM), 0) << strerror(errno);
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(pid) && !IsMounted(mount_dir_); }, 120))
+      << "daemon did not unmount and exit on SIGTERM";
+  EXPECT_EQ(JsonField(Cairn("status --json " + Quote(volume_dir_)).output, "mounted"),
+            "false");
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult compare = Run("cmp " + Quote(source) + " " + QP("f") + " && cat " + QP("d/s"));
+  EXPECT_EQ(compare.exit_code, 0) << Brief(compare);
+  EXPECT_EQ(compare.output, "small\n");
+}
+
+TEST_F(CliTest, KilledDaemonLeavesStaleMountThatMountCleansUp) {
+  // fsynced data must survive the daemon's death.
+  ASSERT_EQ(Run("echo kept | dd of=" + QP("f") + " conv=fsync status=none").exit_code, 0);
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0) << strerror(errno);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, 10));
+  // What the user finds: a mount that answers ENOTCONN (ECONNABORTED while
+  // the kernel is still tearing the connection down).
+  struct stat st;
+  ASSERT_TRUE(IsMounted(mount_dir_));
+  errno = 0;
+  EXPECT_EQ(stat(mount_dir_.c_str(), &st), -1);
+  EXPECT_TRUE(errno == ENOTCONN || errno == ECONNABORTED) << strerrorname_np(errno);
+  CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 60);
+  ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+  RecordConnection();
+  EXPECT_NE(mount.output.find(mount_dir_), std::string::npos)
+      << "mount should say it cleaned up the stale mount: " << Brief(mount);
+  std::vector<MountEntry> mounts = MountsAt(mount_dir_);
+  ASSERT_EQ(mounts.size(), 1u) << "stale mount left under the new one";
+  EXPECT_EQ(mounts[0].fstype, "fuse.cairn");
+  EXPECT_EQ(Run("cat " + QP("f")).output, "kept\n");
+  EXPECT_GT(DaemonPid(), 0);
+  EXPECT_EQ(Run("echo again > " + QP("g") + " && cat " + QP("g")).output, "again\n");
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 namespace cairn {
 namespace {
 
-constexpr uint32_t kInodeVersion = 1;
+// Version 2 appended the journal mark; version 1 records read as mark 0.
+constexpr uint32_t kInodeVersion = 2;
 constexpr uint32_t kExtentVersion = 1;
 
 absl::Status Corrupt(std::string_view what) {
@@ -80,6 +81,7 @@ std::string EncodeInode(const InodeRecord& r) {
   PutFixed64(&out, r.attr.parent);
   PutFixed64(&out, r.next_cookie);
   PutBytes(&out, r.symlink_target);
+  PutFixed64(&out, r.journal_mark);
   return out;
 }
 
@@ -88,7 +90,7 @@ absl::StatusOr<InodeRecord> DecodeInode(InodeId ino, std::string_view value) {
   InodeRecord r;
   r.attr.ino = ino;
   uint32_t version;
-  if (!d.Fixed32(&version) || version != kInodeVersion) {
+  if (!d.Fixed32(&version) || version < 1 || version > kInodeVersion) {
     return Corrupt(absl::StrCat("inode ", ino, " has an unknown version"));
   }
   if (!d.Fixed32(&r.attr.mode) || !d.Fixed32(&r.attr.uid) ||
@@ -98,7 +100,7 @@ absl::StatusOr<InodeRecord> DecodeInode(InodeId ino, std::string_view value) {
       !GetTime(&d, &r.attr.mtime) || !GetTime(&d, &r.attr.ctime) ||
       !GetTime(&d, &r.attr.btime) || !d.Fixed64(&r.attr.parent) ||
       !d.Fixed64(&r.next_cookie) || !d.Bytes(&r.symlink_target) ||
-      !d.empty()) {
+      (version >= 2 && !d.Fixed64(&r.journal_mark)) || !d.empty()) {
     return Corrupt(absl::StrCat("inode ", ino, " is truncated or malformed"));
   }
   return r;

@@ -20,6 +20,7 @@ struct InodeRecord {
   InodeAttr attr;
   uint64_t next_cookie = 3;     // directories: cookie of the next new entry
   std::string symlink_target;   // symlinks only
+  uint64_t journal_mark = 0;    // files: see NamespaceStore::CommitWrite
 };
 
 struct DentryValue {

@@ -192,9 +192,19 @@ class NamespaceStore {
   // the size to max(size, end of the last byte written). Times are left
   // alone: the commit happens long after the write(2) whose time they are.
   // Writes apply in order, so a later one wins where they overlap.
+  // `journal_mark` (when larger) becomes the file's journal mark in the same
+  // batch: the writeback journal's records for this file up to that sequence
+  // number are now committed and are skipped by a replay.
   virtual absl::StatusOr<InodeAttr> CommitWrite(
       InodeId ino, absl::Span<const NewBlob> new_blobs,
-      absl::Span<const Extent> writes) = 0;
+      absl::Span<const Extent> writes, uint64_t journal_mark) = 0;
+  absl::StatusOr<InodeAttr> CommitWrite(InodeId ino,
+                                        absl::Span<const NewBlob> new_blobs,
+                                        absl::Span<const Extent> writes) {
+    return CommitWrite(ino, new_blobs, writes, 0);
+  }
+  // The file's journal mark (see CommitWrite); 0 if it has none.
+  virtual absl::StatusOr<uint64_t> JournalMark(InodeId ino) = 0;
   // fallocate(PUNCH_HOLE|KEEP_SIZE): drops data in the range; size unchanged.
   virtual absl::StatusOr<InodeAttr> PunchHole(InodeId ino, uint64_t offset,
                                               uint64_t length) = 0;

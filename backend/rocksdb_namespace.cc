@@ -300,6 +300,13 @@ class RocksNamespace final : public NamespaceStore {
     });
   }
 
+  absl::StatusOr<uint64_t> JournalMark(InodeId ino) override {
+    absl::StatusOr<std::optional<InodeRecord>> record = ReadInode(ino);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) return NotFound("no such inode");
+    return (*record)->journal_mark;
+  }
+
   absl::Status ReleaseInode(InodeId ino) override {
     absl::MutexLock lock(&mu_);
     return ReleaseLocked(ino);
@@ -405,13 +412,17 @@ class RocksNamespace final : public NamespaceStore {
                        /*clip=*/true);
   }
 
+  using NamespaceStore::CommitWrite;
   absl::StatusOr<InodeAttr> CommitWrite(InodeId ino,
                                         absl::Span<const NewBlob> new_blobs,
-                                        absl::Span<const Extent> writes) override {
+                                        absl::Span<const Extent> writes,
+                                        uint64_t journal_mark) override {
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
       if (!S_ISREG(attr.mode)) {
         return FsError(FsErrorKind::kInvalid, "data written to a non-file");
       }
+      InodeRecord& record = txn.inodes[ino];
+      record.journal_mark = std::max(record.journal_mark, journal_mark);
       for (const NewBlob& blob : new_blobs) {
         StoredBlob stored;
         stored.record.length = blob.length;

@@ -110,6 +110,8 @@ std::string ConfigText(const VolumeConfig& c) {
       << "cache_dir = " << toml::value<std::string>(c.cache_dir) << "\n"
       << "# Most bytes of written data kept in memory before writers must wait.\n"
       << "max_dirty_bytes = " << c.max_dirty_bytes << "\n"
+      << "# Most bytes the writeback journal in cache_dir may hold before writers wait.\n"
+      << "max_journal_bytes = " << c.max_journal_bytes << "\n"
       << "# Memory for cached file data being read.\n"
       << "read_cache_bytes = " << c.read_cache_bytes << "\n"
       << "# Written data is stored at the latest this many seconds after the write.\n"
@@ -192,6 +194,9 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
     } else if (key == "max_dirty_bytes") {
       s = integer(1 << 20, &n);
       c.max_dirty_bytes = n;
+    } else if (key == "max_journal_bytes") {
+      s = integer(64 << 20, &n);
+      c.max_journal_bytes = n;
     } else if (key == "read_cache_bytes") {
       s = integer(0, &n);
       c.read_cache_bytes = n;

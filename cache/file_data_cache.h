@@ -13,9 +13,15 @@
 //   while a flush makes room) and at most read_cache_bytes of cached blob data.
 // - Dirty data older than dirty_flush_seconds is flushed in the background.
 //
-// Not promised (this first data path): dirty data that was not flushed is lost
-// if the daemon dies. POSIX allows that before fsync; the writeback journal
-// closes the gap.
+// - With a writeback journal (options.journal): every Write is appended to the
+//   journal before it returns, so a daemon crash loses nothing written; Fsync
+//   returns once the file's records are durable in the journal (plus a
+//   namespace sync), without waiting for blobs. ReplayJournal, called at
+//   mount before serving, restores what the namespace had not committed.
+//   If the journal cannot take a write (cache disk full or failing), that
+//   write goes straight to blobs instead: slower, never lost or refused.
+// Without a journal, dirty data not yet flushed is lost if the daemon dies,
+// and Fsync stores the file's data as blobs.
 //
 // Thread safety: all methods may be called concurrently; calls on one inode
 // are serialised.
@@ -30,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
 #include "backend/namespace_store.h"
+#include "cache/writeback_journal.h"
 
 namespace cairn {
 
@@ -42,6 +49,11 @@ struct FileDataCacheOptions {
   uint64_t inline_threshold_bytes = 64 << 10;
   // Background flusher and blob garbage collector threads run when true.
   bool background_threads = true;
+  // Not owned; null runs without a journal.
+  WritebackJournal* journal = nullptr;
+  // Over this many journal bytes on disk, writers flush files so that whole
+  // segments can be deleted (back-pressure, like max_dirty_bytes).
+  uint64_t max_journal_bytes = 1ull << 30;
 };
 
 class FileDataCache {
@@ -72,6 +84,11 @@ class FileDataCache {
   absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
                                             const SetAttrRequest& request);
 
+  // Applies the journal's records that the namespace had not committed,
+  // then stores them as blobs and deletes the replayed segments. Call once,
+  // before serving.
+  absl::StatusOr<WritebackJournal::ReplayStats> ReplayJournal();
+
   absl::Status Flush(InodeId ino);
   absl::Status Fsync(InodeId ino);
   absl::Status FlushAll();  // every inode; for unmount and syncfs
@@ -90,6 +107,7 @@ class FileDataCache {
     uint64_t read_cache_misses = 0;
     uint64_t blobs_written = 0;
     uint64_t blobs_collected = 0;
+    uint64_t write_through = 0;  // writes the journal could not take
   };
   Stats GetStats();
 

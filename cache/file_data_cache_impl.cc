@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <list>
@@ -30,6 +32,10 @@ struct InodeState {
   uint64_t dirty_bytes ABSL_GUARDED_BY(mu) = 0;
   int64_t dirty_since ABSL_GUARDED_BY(mu) = 0;
   bool detached ABSL_GUARDED_BY(mu) = false;  // removed from the table
+  // Journal records holding the dirty data: references per segment, and the
+  // highest sequence number (the mark committed with the data).
+  absl::flat_hash_map<uint64_t, uint64_t> journal_refs ABSL_GUARDED_BY(mu);
+  uint64_t journal_seq ABSL_GUARDED_BY(mu) = 0;
   // Readable without `mu` so getattr never waits behind a flush.
   std::atomic<uint64_t> dirty_end{0};
 };
@@ -43,7 +49,7 @@ uint64_t RunEnd(const std::pair<const uint64_t, std::string>& run) {
 class FileDataCache::Impl {
  public:
   Impl(NamespaceStore& ns, BlobStore& blobs, const FileDataCacheOptions& options)
-      : ns_(ns), blobs_(blobs), options_(options),
+      : ns_(ns), blobs_(blobs), options_(options), journal_(options.journal),
         read_cache_(ns, blobs, options.read_cache_bytes) {
     if (options_.background_threads) {
       background_ = std::thread([this] { BackgroundLoop(); });
@@ -63,7 +69,9 @@ class FileDataCache::Impl {
     bool eager_flush = false;
     {
       std::shared_ptr<InodeState> state = LockedState(ino);
-      // LockedState returns with state->mu held.
+      // LockedState returns with state->mu held. Journaling under the file's
+      // lock keeps its records in the order its data is merged.
+      bool journaled = Journal(ino, *state, offset, data);
       uint64_t added = Merge(*state, offset, data);
       total_dirty_ += added;
       if (state->dirty_since == 0) state->dirty_since = NowSeconds();
@@ -73,7 +81,7 @@ class FileDataCache::Impl {
       // than waiting for the timer.
       auto run = state->runs.upper_bound(offset);
       --run;
-      eager_flush = run->second.size() >= kMaxBlobBytes;
+      eager_flush = run->second.size() >= kMaxBlobBytes || !journaled;
       absl::Status flushed =
           eager_flush ? FlushLocked(ino, *state) : absl::OkStatus();
       state->mu.Unlock();
@@ -142,24 +150,12 @@ class FileDataCache::Impl {
 
   absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
                                             const SetAttrRequest& request) {
-    uint64_t new_size = *request.size;
+    // Dirty data is committed first, even bytes the new size cuts off: the
+    // journal records holding them are only released by a commit, and a
+    // crash between the two commits leaves the file as it was before the
+    // truncate, a state it really had.
     if (std::shared_ptr<InodeState> state = Find(ino)) {
       absl::MutexLock lock(&state->mu);
-      // Bytes past the new end are dropped, not written and then cut.
-      uint64_t dropped = 0;
-      auto it = state->runs.lower_bound(new_size);
-      if (it != state->runs.begin() && RunEnd(*std::prev(it)) > new_size) {
-        auto prev = std::prev(it);
-        dropped += RunEnd(*prev) - new_size;
-        prev->second.resize(new_size - prev->first);
-      }
-      while (it != state->runs.end()) {
-        dropped += it->second.size();
-        it = state->runs.erase(it);
-      }
-      state->dirty_bytes -= dropped;
-      total_dirty_ -= dropped;
-      state->dirty_end = state->runs.empty() ? 0 : RunEnd(*state->runs.rbegin());
       if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
       return ns_.SetAttr(ino, request);
     }
@@ -174,8 +170,52 @@ class FileDataCache::Impl {
   }
 
   absl::Status Fsync(InodeId ino) {
-    if (absl::Status s = Flush(ino); !s.ok()) return s;
+    if (journal_ == nullptr) {
+      if (absl::Status s = Flush(ino); !s.ok()) return s;
+      return ns_.Sync();
+    }
+    if (std::shared_ptr<InodeState> state = Find(ino)) {
+      absl::MutexLock lock(&state->mu);
+      // Records in a segment whose sync once failed may be gone from the
+      // disk whatever a later sync says: store that data as blobs instead.
+      for (const auto& [segment, refs] : state->journal_refs) {
+        if (journal_->SegmentFailed(segment)) {
+          if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
+          break;
+        }
+      }
+    }
+    if (absl::Status s = journal_->Sync(); !s.ok()) return s;
     return ns_.Sync();
+  }
+
+  absl::StatusOr<WritebackJournal::ReplayStats> ReplayJournal() {
+    if (journal_ == nullptr) return WritebackJournal::ReplayStats{};
+    absl::StatusOr<WritebackJournal::ReplayStats> stats =
+        journal_->Replay([&](const JournalRecord& record) -> absl::Status {
+          absl::StatusOr<uint64_t> mark = ns_.JournalMark(record.ino);
+          if (absl::IsNotFound(mark.status())) return absl::OkStatus();  // deleted
+          if (!mark.ok()) return mark.status();
+          if (record.seq <= *mark) return absl::OkStatus();  // committed
+          absl::StatusOr<InodeAttr> attr = ns_.GetAttr(record.ino);
+          if (!attr.ok()) return attr.status();
+          if (!S_ISREG(attr->mode)) return absl::OkStatus();
+          {
+            std::shared_ptr<InodeState> state = LockedState(record.ino);
+            journal_->Ref(record.segment);
+            state->journal_refs[record.segment]++;
+            state->journal_seq = std::max(state->journal_seq, record.seq);
+            total_dirty_ += Merge(*state, record.offset, record.data);
+            if (state->dirty_since == 0) state->dirty_since = NowSeconds();
+            uint64_t end = record.offset + record.data.size();
+            if (end > state->dirty_end.load()) state->dirty_end = end;
+            state->mu.Unlock();
+          }
+          return RelievePressure(record.ino);
+        });
+    if (!stats.ok()) return stats.status();
+    if (absl::Status s = FlushAll(); !s.ok()) return s;
+    return stats;
   }
 
   absl::Status FlushAll() {
@@ -185,7 +225,8 @@ class FileDataCache::Impl {
       absl::Status s = FlushLocked(ino, *state);
       if (!s.ok() && first.ok()) first = s;
     }
-    return first;
+    if (!first.ok()) return first;
+    return ReclaimJournal();
   }
 
   void Discard(InodeId ino) {
@@ -199,6 +240,7 @@ class FileDataCache::Impl {
     }
     absl::MutexLock lock(&state->mu);
     state->detached = true;
+    ReleaseJournalRefs(*state);
     total_dirty_ -= state->dirty_bytes;
     state->dirty_bytes = 0;
     state->runs.clear();
@@ -235,6 +277,7 @@ class FileDataCache::Impl {
     stats.read_cache_misses = counters.misses;
     stats.blobs_written = blobs_written_.load();
     stats.blobs_collected = blobs_collected_.load();
+    stats.write_through = write_through_.load();
     return stats;
   }
 
@@ -342,7 +385,8 @@ class FileDataCache::Impl {
         blobs_written_++;
       }
     }
-    absl::StatusOr<InodeAttr> committed = ns_.CommitWrite(ino, new_blobs, extents);
+    absl::StatusOr<InodeAttr> committed =
+        ns_.CommitWrite(ino, new_blobs, extents, state.journal_seq);
     if (!committed.ok()) return committed.status();
     DropRuns(state);
     return absl::OkStatus();
@@ -356,6 +400,7 @@ class FileDataCache::Impl {
   }
 
   void DropRuns(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    ReleaseJournalRefs(state);
     total_dirty_ -= state.dirty_bytes;
     state.dirty_bytes = 0;
     state.runs.clear();
@@ -363,28 +408,90 @@ class FileDataCache::Impl {
     state.dirty_end = 0;
   }
 
-  // Over the dirty limit, the writer pays: it flushes files, oldest dirty
-  // first, until the cache is back under the limit.
+  bool JournalOverLimit() {
+    return journal_ != nullptr &&
+           journal_->GetStats().bytes > options_.max_journal_bytes;
+  }
+
+  // Over the dirty or journal limit, the writer pays: it flushes files,
+  // oldest dirty first, until the cache is back under the limits.
   absl::Status RelievePressure(InodeId writer) {
-    while (total_dirty_.load() > options_.max_dirty_bytes) {
+    bool journal_full = JournalOverLimit();
+    while (total_dirty_.load() > options_.max_dirty_bytes || journal_full) {
       std::shared_ptr<InodeState> victim;
       InodeId victim_ino = 0;
       int64_t oldest = INT64_MAX;
       for (const auto& [ino, state] : Snapshot()) {
         absl::MutexLock lock(&state->mu);
         if (state->dirty_bytes == 0) continue;
-        int64_t since = ino == writer ? INT64_MIN : state->dirty_since;
+        int64_t since = ino == writer && !journal_full ? INT64_MIN : state->dirty_since;
         if (since < oldest) {
           oldest = since;
           victim = state;
           victim_ino = ino;
         }
       }
-      if (!victim) return absl::OkStatus();
-      absl::MutexLock lock(&victim->mu);
-      if (absl::Status s = FlushLocked(victim_ino, *victim); !s.ok()) return s;
+      if (victim) {
+        absl::MutexLock lock(&victim->mu);
+        if (absl::Status s = FlushLocked(victim_ino, *victim); !s.ok()) return s;
+      }
+      if (journal_full) {
+        if (absl::Status s = ReclaimJournal(); !s.ok()) return s;
+        journal_full = JournalOverLimit();
+        // Only the active segment is left: nothing more to free.
+        if (!victim) break;
+      } else if (!victim) {
+        break;
+      }
     }
     return absl::OkStatus();
+  }
+
+  // Deletes journal segments whose records are all committed, after making
+  // those commits durable.
+  absl::Status ReclaimJournal() {
+    if (journal_ == nullptr) return absl::OkStatus();
+    std::vector<uint64_t> segments = journal_->Reclaimable();
+    if (segments.empty()) return absl::OkStatus();
+    if (absl::Status s = ns_.Sync(); !s.ok()) return s;
+    return journal_->Remove(segments);
+  }
+
+  // Appends the write to the journal, split into records it accepts. False
+  // when the journal could not take it: the caller stores the data as blobs
+  // at once.
+  bool Journal(InodeId ino, InodeState& state, uint64_t offset,
+               std::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (journal_ == nullptr) return true;
+    for (uint64_t done = 0; done < data.size();) {
+      uint64_t n = std::min<uint64_t>(data.size() - done,
+                                      WritebackJournal::kMaxRecordData);
+      absl::StatusOr<WritebackJournal::Appended> appended =
+          journal_->Append(ino, offset + done, data.substr(done, n));
+      if (!appended.ok()) {
+        write_through_++;
+        if (!journal_warned_.exchange(true)) {
+          LogWarning("the writeback journal cannot take writes (%s); writes "
+                     "go straight to blobs until it can",
+                     appended.status().ToString());
+        }
+        return false;
+      }
+      journal_warned_ = false;
+      state.journal_refs[appended->segment]++;
+      state.journal_seq = appended->seq;
+      done += n;
+    }
+    return true;
+  }
+
+  void ReleaseJournalRefs(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (journal_ != nullptr) {
+      for (const auto& [segment, refs] : state.journal_refs) {
+        journal_->Unref(segment, refs);
+      }
+    }
+    state.journal_refs.clear();
   }
 
   void BackgroundLoop() {
@@ -403,6 +510,9 @@ class FileDataCache::Impl {
           // Kept dirty; the next round (or an fsync) tries again.
           LogWarning("background flush of inode %d failed: %s", ino, s.ToString());
         }
+      }
+      if (absl::Status s = ReclaimJournal(); !s.ok()) {
+        LogWarning("could not reclaim journal space: %s", s.ToString());
       }
       if (now - last_gc >= 5) {
         last_gc = now;
@@ -427,6 +537,9 @@ class FileDataCache::Impl {
   NamespaceStore& ns_;
   BlobStore& blobs_;
   const FileDataCacheOptions options_;
+  WritebackJournal* const journal_;
+  std::atomic<uint64_t> write_through_{0};
+  std::atomic<bool> journal_warned_{false};
   BlobReadCache read_cache_;
 
   absl::Mutex table_mu_;
@@ -459,6 +572,9 @@ InodeAttr FileDataCache::WithDirtySize(InodeAttr attr) {
 absl::StatusOr<InodeAttr> FileDataCache::SetAttrWithSize(
     InodeId ino, const SetAttrRequest& request) {
   return impl_->SetAttrWithSize(ino, request);
+}
+absl::StatusOr<WritebackJournal::ReplayStats> FileDataCache::ReplayJournal() {
+  return impl_->ReplayJournal();
 }
 absl::Status FileDataCache::Flush(InodeId ino) { return impl_->Flush(ino); }
 absl::Status FileDataCache::Fsync(InodeId ino) { return impl_->Fsync(ino); }

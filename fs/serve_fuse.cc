@@ -20,7 +20,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "backend/env.h"
+#include "cache/writeback_journal.h"
 #include "backend/log.h"
 #include "fs/cairn_fs.h"
 #include "fs/fuse_ops.h"
@@ -99,6 +102,8 @@ void StopServing(const std::string& mountpoint, fuse_session* session) {
   }
 }
 
+constexpr char kJournalEpochKey[] = "journal_epoch";
+
 // The kernel caps a FUSE mount's readahead at the device default (128 KiB)
 // whatever max_readahead says; raising the mount's bdi setting lets
 // sequential reads arrive as 1 MiB requests. Best effort: needs root. The
@@ -121,16 +126,61 @@ void RaiseReadahead(const std::string& mountpoint) {
   close(fd);
 }
 
+// Each mount numbers its journal records from a new epoch, recorded in the
+// namespace before any record is written, so sequence numbers only grow over
+// the volume's life even if the cache directory is lost or replaced; a
+// file's journal mark is then never ahead of a new record.
+absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
+  NamespaceStore& ns = volume.ns();
+  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
+  if (!stored.ok()) return stored.status();
+  uint64_t epoch = 0;
+  if (stored->has_value() && !absl::SimpleAtoi(**stored, &epoch)) {
+    return absl::DataLossError("the namespace's journal epoch is corrupt; run cairn fsck");
+  }
+  epoch++;
+  if (absl::Status s = ns.SetVolumeMeta(kJournalEpochKey, absl::StrCat(epoch)); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ns.Sync(); !s.ok()) return s;
+  const VolumeConfig& config = volume.config();
+  if (absl::Status s = Env::Default()->CreateDir(config.cache_dir); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
+        "; check the path in cairn.toml"));
+  }
+  JournalOptions options;
+  options.dir = config.cache_dir + "/journal";
+  options.volume_id = config.volume_id;
+  return WritebackJournal::Open(Env::Default(), options, epoch << 40);
+}
+
 }  // namespace
 
 absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
                        const std::function<void()>& on_ready) {
   const VolumeConfig& config = volume.config();
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume);
+  if (!journal.ok()) return journal.status();
   FileDataCacheOptions cache_options;
   cache_options.max_dirty_bytes = config.max_dirty_bytes;
   cache_options.read_cache_bytes = config.read_cache_bytes;
   cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
+  cache_options.max_journal_bytes = config.max_journal_bytes;
+  cache_options.journal = journal->get();
   FileDataCache cache(volume.ns(), volume.blobs(), cache_options);
+  absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache.ReplayJournal();
+  if (!replayed.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "could not replay the writeback journal in ", config.cache_dir,
+        "/journal: ", replayed.status().message()));
+  }
+  if (replayed->records > 0 || replayed->damaged_segments > 0) {
+    LogInfo("replayed the writeback journal: %d records (%d bytes) from %d "
+            "segments, %d ended by a torn or damaged record",
+            replayed->records, replayed->bytes, replayed->segments,
+            replayed->damaged_segments);
+  }
 
   FsContext ctx;
   ctx.ns = &volume.ns();

@@ -801,8 +801,18 @@ TEST(NamespaceRecordsTest, DecodersTreatBytesAsHostile) {
   // Versioned records refuse an unknown version; an inline extent must hold
   // exactly its length in bytes.
   std::string future = EncodeInode(inode);
-  future[0] = 2;
+  future[0] = 3;
   EXPECT_FALSE(DecodeInode(7, future).ok());
+  // Version 1 records (before the journal mark) still read, with mark 0.
+  inode.journal_mark = 42;
+  std::string current = EncodeInode(inode);
+  ASSERT_TRUE(DecodeInode(7, current).ok());
+  EXPECT_EQ(DecodeInode(7, current)->journal_mark, 42u);
+  std::string version1 = current.substr(0, current.size() - 8);
+  version1[0] = 1;
+  ASSERT_TRUE(DecodeInode(7, version1).ok());
+  EXPECT_EQ(DecodeInode(7, version1)->journal_mark, 0u);
+  EXPECT_EQ(DecodeInode(7, version1)->symlink_target, "target");
   Extent lying = inline_extent;
   lying.length = 4;
   EXPECT_FALSE(DecodeExtent(0, EncodeExtent(lying)).ok());

@@ -1,0 +1,480 @@
+#include "cache/writeback_journal.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/coding.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+#include "backend/log.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kSegmentMagic[8] = {'C', 'A', 'I', 'R', 'N', 'J', 'N', 'L'};
+constexpr uint32_t kJournalVersion = 1;
+constexpr size_t kSegmentHeaderBytes = 64;
+constexpr size_t kVolumeIdBytes = 32;
+constexpr uint32_t kRecordMagic = 0x4352'4A43;  // "CJRC" little-endian
+constexpr size_t kRecordHeaderBytes = 40;
+constexpr uint32_t kRecordTypeWrite = 1;
+
+std::string SegmentName(uint64_t number) {
+  return absl::StrFormat("seg-%016x.jnl", number);
+}
+
+bool ParseSegmentName(const std::string& name, uint64_t* number) {
+  if (name.size() != 4 + 16 + 4 || name.compare(0, 4, "seg-") != 0 ||
+      name.compare(20, 4, ".jnl") != 0) {
+    return false;
+  }
+  uint64_t n = 0;
+  for (size_t i = 4; i < 20; ++i) {
+    char c = name[i];
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return false;
+    n = (n << 4) | static_cast<uint64_t>(digit);
+  }
+  *number = n;
+  return true;
+}
+
+std::string PaddedVolumeId(const std::string& id) {
+  std::string out = id.substr(0, kVolumeIdBytes);
+  out.resize(kVolumeIdBytes, '\0');
+  return out;
+}
+
+std::string EncodeSegmentHeader(uint64_t number, const std::string& volume_id) {
+  std::string header(kSegmentMagic, sizeof(kSegmentMagic));
+  PutFixed32(&header, kJournalVersion);
+  PutFixed32(&header, 0);
+  PutFixed64(&header, number);
+  header += PaddedVolumeId(volume_id);
+  PutFixed32(&header, 0);
+  PutFixed32(&header, Crc32c(header));
+  return header;
+}
+
+// The record's bytes: header and data, checksummed.
+std::string EncodeRecord(uint64_t seq, InodeId ino, uint64_t offset,
+                         std::string_view data) {
+  std::string out;
+  out.reserve(kRecordHeaderBytes + data.size());
+  PutFixed32(&out, kRecordMagic);
+  PutFixed32(&out, 0);  // checksum, filled in below
+  PutFixed64(&out, seq);
+  PutFixed64(&out, ino);
+  PutFixed64(&out, offset);
+  PutFixed32(&out, static_cast<uint32_t>(data.size()));
+  PutFixed32(&out, kRecordTypeWrite);
+  out.append(data);
+  uint32_t crc = Crc32c(std::string_view(out).substr(8));
+  std::string crc_bytes;
+  PutFixed32(&crc_bytes, crc);
+  out.replace(4, 4, crc_bytes);
+  return out;
+}
+
+struct Segment {
+  uint64_t number = 0;
+  std::string path;
+  std::unique_ptr<File> file;
+  uint64_t size = 0;         // bytes written, header included
+  uint64_t synced_size = 0;  // bytes known durable
+  bool dir_synced = false;   // its directory entry is durable
+  bool sealed = false;       // no more appends
+  bool failed = false;       // a sync failed: nothing in it is trusted durable
+  bool previous_run = false; // found at Open, to be replayed
+  uint64_t refs = 0;
+};
+
+}  // namespace
+
+class WritebackJournal::Impl {
+ public:
+  Impl(Env* env, const JournalOptions& options, uint64_t first_seq)
+      : env_(env), options_(options), next_seq_(first_seq) {}
+
+  ~Impl() {
+    absl::MutexLock lock(&mu_);
+    for (auto& [number, segment] : segments_) {
+      if (segment->file) segment->file->Close().IgnoreError();
+    }
+  }
+
+  absl::Status Load() {
+    if (absl::Status s = env_->CreateDir(options_.dir); !s.ok()) return s;
+    absl::StatusOr<std::vector<std::string>> names = env_->ListDir(options_.dir);
+    if (!names.ok()) return names.status();
+    absl::MutexLock lock(&mu_);
+    uint64_t highest = 0;
+    for (const std::string& name : *names) {
+      uint64_t number;
+      if (!ParseSegmentName(name, &number)) continue;
+      highest = std::max(highest, number);
+      auto segment = std::make_shared<Segment>();
+      segment->number = number;
+      segment->path = Path(number);
+      absl::StatusOr<std::unique_ptr<File>> file =
+          env_->Open(segment->path, OpenMode::kRead);
+      if (!file.ok()) return file.status();
+      absl::StatusOr<uint64_t> size = (*file)->Size();
+      if (!size.ok()) return size.status();
+      absl::StatusOr<std::string> header =
+          (*file)->PRead(0, kSegmentHeaderBytes);
+      if (!header.ok()) return header.status();
+      absl::Status valid = CheckHeader(*header, number, segment->path);
+      if (!valid.ok()) {
+        if (header->size() < kSegmentHeaderBytes) {
+          // Created but never finished: a crash right after creating it.
+          // No record can be in it.
+          (*file)->Close().IgnoreError();
+          LogWarning("journal segment %s has no complete header; removing it",
+                     segment->path);
+          if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
+          continue;
+        }
+        return valid;
+      }
+      segment->file = std::move(*file);
+      segment->size = segment->synced_size = *size;
+      segment->dir_synced = true;
+      segment->sealed = true;
+      segment->previous_run = true;
+      segments_[number] = segment;
+    }
+    next_segment_ = highest + 1;
+    return OpenNewSegmentLocked();
+  }
+
+  absl::StatusOr<ReplayStats> Replay(
+      const std::function<absl::Status(const JournalRecord&)>& apply) {
+    std::vector<std::shared_ptr<Segment>> old;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [number, segment] : segments_) {
+        if (segment->previous_run) old.push_back(segment);
+      }
+    }
+    ReplayStats stats;
+    uint64_t last_seq = 0;
+    for (const std::shared_ptr<Segment>& segment : old) {
+      stats.segments++;
+      uint64_t pos = kSegmentHeaderBytes;
+      while (pos < segment->size) {
+        absl::StatusOr<std::optional<JournalRecord>> record =
+            ReadRecord(*segment, pos, last_seq);
+        if (!record.ok()) return record.status();
+        if (!record->has_value()) {
+          stats.damaged_segments++;
+          LogWarning(
+              "journal segment %s ends in a torn or damaged record at byte %d "
+              "of %d; the records after it are dropped",
+              segment->path, pos, segment->size);
+          break;
+        }
+        JournalRecord& r = **record;
+        pos += kRecordHeaderBytes + r.data.size();
+        last_seq = r.seq;
+        stats.records++;
+        stats.bytes += r.data.size();
+        if (absl::Status s = apply(r); !s.ok()) return s;
+      }
+    }
+    return stats;
+  }
+
+  absl::StatusOr<Appended> Append(InodeId ino, uint64_t offset,
+                                  std::string_view data) {
+    if (data.size() > kMaxRecordData) {
+      return FsError(FsErrorKind::kInvalid, "journal record too large");
+    }
+    absl::MutexLock lock(&mu_);
+    const uint64_t length = kRecordHeaderBytes + data.size();
+    if (active_->failed ||
+        (active_->size > kSegmentHeaderBytes &&
+         active_->size + length > options_.segment_bytes)) {
+      if (absl::Status s = OpenNewSegmentLocked(); !s.ok()) return s;
+    }
+    uint64_t seq = next_seq_;
+    std::string bytes = EncodeRecord(seq, ino, offset, data);
+    if (absl::Status s = active_->file->PWrite(active_->size, bytes); !s.ok()) {
+      // Part of the record may be on disk; it fails its checksum at replay.
+      // Later records must not follow a hole, so start a new segment.
+      active_->failed = true;
+      return s;
+    }
+    next_seq_++;
+    active_->size += length;
+    active_->refs++;
+    appended_records_++;
+    return Appended{seq, active_->number};
+  }
+
+  void Ref(uint64_t segment, uint64_t count) {
+    absl::MutexLock lock(&mu_);
+    auto it = segments_.find(segment);
+    if (it != segments_.end()) it->second->refs += count;
+  }
+
+  void Unref(uint64_t segment, uint64_t count) {
+    absl::MutexLock lock(&mu_);
+    auto it = segments_.find(segment);
+    if (it == segments_.end()) return;
+    it->second->refs -= std::min(count, it->second->refs);
+  }
+
+  absl::Status Sync() {
+    // Everything appended before this point; later appends are not waited for.
+    std::vector<std::pair<std::shared_ptr<Segment>, uint64_t>> targets;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [number, segment] : segments_) {
+        if (segment->failed) continue;
+        if (segment->size > segment->synced_size || !segment->dir_synced) {
+          targets.emplace_back(segment, segment->size);
+        }
+      }
+    }
+    if (targets.empty()) return absl::OkStatus();
+    // One sync at a time: a caller that waited here usually finds its
+    // records already covered by the sync it waited for.
+    absl::MutexLock sync_lock(&sync_mu_);
+    absl::Status first;
+    bool need_dir_sync = false;
+    for (auto& [segment, target] : targets) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (segment->failed) {
+          if (first.ok()) first = FailedError(*segment);
+          continue;
+        }
+        if (!segment->dir_synced) need_dir_sync = true;
+        if (segment->synced_size >= target) continue;
+      }
+      absl::Status s = segment->file->Sync();
+      absl::MutexLock lock(&mu_);
+      syncs_++;
+      if (!s.ok()) {
+        sync_failures_++;
+        segment->failed = true;
+        LogError("journal sync of %s failed: %s; its records are written to "
+                 "blobs instead", segment->path, s.ToString());
+        if (first.ok()) first = s;
+        continue;
+      }
+      segment->synced_size = std::max(segment->synced_size, target);
+    }
+    if (need_dir_sync && first.ok()) {
+      absl::Status s = env_->SyncDir(options_.dir);
+      if (!s.ok()) return s;
+      absl::MutexLock lock(&mu_);
+      for (auto& [segment, target] : targets) segment->dir_synced = true;
+    }
+    return first;
+  }
+
+  bool SegmentFailed(uint64_t number) {
+    absl::MutexLock lock(&mu_);
+    auto it = segments_.find(number);
+    return it != segments_.end() && it->second->failed;
+  }
+
+  std::vector<uint64_t> Reclaimable() {
+    absl::MutexLock lock(&mu_);
+    std::vector<uint64_t> out;
+    for (auto& [number, segment] : segments_) {
+      if (segment.get() != active_.get() && segment->refs == 0) {
+        out.push_back(number);
+      }
+    }
+    return out;
+  }
+
+  absl::Status Remove(const std::vector<uint64_t>& numbers) {
+    for (uint64_t number : numbers) {
+      std::shared_ptr<Segment> segment;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = segments_.find(number);
+        if (it == segments_.end() || it->second.get() == active_.get() ||
+            it->second->refs != 0) {
+          continue;
+        }
+        segment = it->second;
+        segments_.erase(it);
+      }
+      // A sync still running on it holds its own reference to the file.
+      absl::MutexLock sync_lock(&sync_mu_);
+      segment->file->Close().IgnoreError();
+      if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  Stats GetStats() {
+    absl::MutexLock lock(&mu_);
+    Stats stats;
+    for (auto& [number, segment] : segments_) stats.bytes += segment->size;
+    stats.segments = segments_.size();
+    stats.appended_records = appended_records_;
+    stats.syncs = syncs_;
+    stats.sync_failures = sync_failures_;
+    return stats;
+  }
+
+ private:
+  std::string Path(uint64_t number) const {
+    return options_.dir + "/" + SegmentName(number);
+  }
+
+  absl::Status CheckHeader(std::string_view header, uint64_t number,
+                           const std::string& path) {
+    auto bad = [&](const std::string& why) {
+      return FsError(FsErrorKind::kIo,
+                     absl::StrCat("journal segment ", path, " ", why));
+    };
+    if (header.size() < kSegmentHeaderBytes) return bad("is shorter than its header");
+    if (header.substr(0, 8) != std::string_view(kSegmentMagic, 8)) {
+      return bad("is not a cairn journal segment (bad magic); move it out of "
+                 "the cache directory");
+    }
+    if (Crc32c(header.substr(0, 60)) != DecodeFixed32(header.data() + 60)) {
+      return bad("has a corrupt header; move it out of the cache directory "
+                 "(its unflushed writes are lost)");
+    }
+    uint32_t version = DecodeFixed32(header.data() + 8);
+    if (version != kJournalVersion) {
+      return bad(absl::StrCat("has journal format version ", version,
+                              ", which this cairn does not know; use the "
+                              "cairn that wrote it"));
+    }
+    if (DecodeFixed64(header.data() + 16) != number) {
+      return bad("does not match its file name");
+    }
+    std::string id(header.substr(24, kVolumeIdBytes));
+    if (id != PaddedVolumeId(options_.volume_id)) {
+      return bad(absl::StrCat(
+          "belongs to another volume (", id.c_str(),
+          "); each volume needs its own cache_dir: point this volume's "
+          "cache_dir at an empty directory"));
+    }
+    return absl::OkStatus();
+  }
+
+  // The record at `pos`, or nullopt if it is torn or damaged.
+  absl::StatusOr<std::optional<JournalRecord>> ReadRecord(Segment& segment,
+                                                          uint64_t pos,
+                                                          uint64_t last_seq) {
+    std::optional<JournalRecord> none;
+    if (segment.size - pos < kRecordHeaderBytes) return none;
+    absl::StatusOr<std::string> header = segment.file->PRead(pos, kRecordHeaderBytes);
+    if (!header.ok()) return header.status();
+    if (header->size() < kRecordHeaderBytes) return none;
+    const char* h = header->data();
+    uint32_t length = DecodeFixed32(h + 32);
+    if (DecodeFixed32(h) != kRecordMagic || DecodeFixed32(h + 36) != kRecordTypeWrite ||
+        length > kMaxRecordData ||
+        segment.size - pos - kRecordHeaderBytes < length) {
+      return none;
+    }
+    absl::StatusOr<std::string> data =
+        segment.file->PRead(pos + kRecordHeaderBytes, length);
+    if (!data.ok()) return data.status();
+    if (data->size() < length) return none;
+    uint32_t crc = Crc32cExtend(Crc32c(std::string_view(*header).substr(8)), *data);
+    if (crc != DecodeFixed32(h + 4)) return none;
+    JournalRecord record;
+    record.seq = DecodeFixed64(h + 8);
+    if (record.seq <= last_seq) return none;
+    record.ino = DecodeFixed64(h + 16);
+    record.offset = DecodeFixed64(h + 24);
+    record.data = std::move(*data);
+    record.segment = segment.number;
+    return std::optional<JournalRecord>(std::move(record));
+  }
+
+  absl::Status OpenNewSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto segment = std::make_shared<Segment>();
+    segment->number = next_segment_++;
+    segment->path = Path(segment->number);
+    absl::StatusOr<std::unique_ptr<File>> file =
+        env_->Open(segment->path, OpenMode::kCreateExclusive);
+    if (!file.ok()) return file.status();
+    std::string header = EncodeSegmentHeader(segment->number, options_.volume_id);
+    if (absl::Status s = (*file)->PWrite(0, header); !s.ok()) {
+      (*file)->Close().IgnoreError();
+      env_->Remove(segment->path).IgnoreError();
+      return s;
+    }
+    segment->file = std::move(*file);
+    segment->size = header.size();
+    if (active_) active_->sealed = true;
+    active_ = segment;
+    segments_[segment->number] = segment;
+    return absl::OkStatus();
+  }
+
+  static absl::Status FailedError(const Segment& segment) {
+    return FsError(FsErrorKind::kIo,
+                   absl::StrCat("an earlier sync of journal segment ",
+                                segment.path, " failed"));
+  }
+
+  Env* const env_;
+  const JournalOptions options_;
+
+  absl::Mutex mu_;
+  std::map<uint64_t, std::shared_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Segment> active_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_segment_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
+  uint64_t appended_records_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t syncs_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t sync_failures_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex sync_mu_ ABSL_ACQUIRED_AFTER(mu_);
+};
+
+absl::StatusOr<std::unique_ptr<WritebackJournal>> WritebackJournal::Open(
+    Env* env, const JournalOptions& options, uint64_t first_seq) {
+  auto impl = std::make_unique<Impl>(env, options, first_seq);
+  if (absl::Status s = impl->Load(); !s.ok()) return s;
+  return std::unique_ptr<WritebackJournal>(new WritebackJournal(std::move(impl)));
+}
+
+WritebackJournal::WritebackJournal(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+WritebackJournal::~WritebackJournal() = default;
+
+absl::StatusOr<WritebackJournal::ReplayStats> WritebackJournal::Replay(
+    const std::function<absl::Status(const JournalRecord&)>& apply) {
+  return impl_->Replay(apply);
+}
+absl::StatusOr<WritebackJournal::Appended> WritebackJournal::Append(
+    InodeId ino, uint64_t offset, std::string_view data) {
+  return impl_->Append(ino, offset, data);
+}
+void WritebackJournal::Ref(uint64_t segment, uint64_t count) {
+  impl_->Ref(segment, count);
+}
+void WritebackJournal::Unref(uint64_t segment, uint64_t count) {
+  impl_->Unref(segment, count);
+}
+absl::Status WritebackJournal::Sync() { return impl_->Sync(); }
+bool WritebackJournal::SegmentFailed(uint64_t segment) {
+  return impl_->SegmentFailed(segment);
+}
+std::vector<uint64_t> WritebackJournal::Reclaimable() {
+  return impl_->Reclaimable();
+}
+absl::Status WritebackJournal::Remove(const std::vector<uint64_t>& segments) {
+  return impl_->Remove(segments);
+}
+WritebackJournal::Stats WritebackJournal::GetStats() { return impl_->GetStats(); }
+
+}  // namespace cairn

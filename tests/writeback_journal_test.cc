@@ -1,0 +1,381 @@
+#include "cache/writeback_journal.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+
+#include "backend/fs_error.h"
+#include "backend/local_blob_store.h"
+#include "cache/file_data_cache.h"
+#include "gtest/gtest.h"
+#include "tests/support/fault_env.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kVolumeId[] = "0123456789abcdef0123456789abcdef";
+
+class WritebackJournalTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<WritebackJournal> OpenJournal(uint64_t first_seq,
+                                                uint64_t segment_bytes = 1 << 20,
+                                                const std::string& volume_id = kVolumeId) {
+    JournalOptions options;
+    options.dir = Dir();
+    options.volume_id = volume_id;
+    options.segment_bytes = segment_bytes;
+    absl::StatusOr<std::unique_ptr<WritebackJournal>> journal =
+        WritebackJournal::Open(&env_, options, first_seq);
+    EXPECT_TRUE(journal.ok()) << journal.status();
+    return journal.ok() ? std::move(*journal) : nullptr;
+  }
+  std::string Dir() { return dir_.path() + "/journal"; }
+  std::vector<std::string> Segments() {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<std::string>> names = Env::Default()->ListDir(Dir());
+    EXPECT_TRUE(names.ok()) << names.status();
+    for (const std::string& name : names.value_or(std::vector<std::string>{})) {
+      out.push_back(Dir() + "/" + name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::vector<JournalRecord> ReplayAll(WritebackJournal& journal,
+                                       WritebackJournal::ReplayStats* stats = nullptr) {
+    std::vector<JournalRecord> records;
+    absl::StatusOr<WritebackJournal::ReplayStats> result =
+        journal.Replay([&](const JournalRecord& r) {
+          records.push_back(r);
+          return absl::OkStatus();
+        });
+    EXPECT_TRUE(result.ok()) << result.status();
+    if (stats != nullptr && result.ok()) *stats = *result;
+    return records;
+  }
+
+  TempDir dir_;
+  FaultEnv env_{Env::Default()};
+};
+
+TEST_F(WritebackJournalTest, RecordsComeBackInOrderAfterReopen) {
+  std::vector<std::string> written;
+  {
+    auto journal = OpenJournal(100, /*segment_bytes=*/4096);
+    std::mt19937 rng(1);
+    for (int i = 0; i < 50; ++i) {
+      std::string data(rng() % 1500 + 1, static_cast<char>('a' + i % 26));
+      absl::StatusOr<WritebackJournal::Appended> appended =
+          journal->Append(7 + i % 3, i * 1000, data);
+      ASSERT_TRUE(appended.ok()) << appended.status();
+      EXPECT_EQ(appended->seq, 100u + i);
+      written.push_back(data);
+    }
+    ASSERT_TRUE(journal->Sync().ok());
+    EXPECT_GT(journal->GetStats().segments, 5u) << "small segments roll over";
+  }
+  auto journal = OpenJournal(1000);
+  WritebackJournal::ReplayStats stats;
+  std::vector<JournalRecord> records = ReplayAll(*journal, &stats);
+  ASSERT_EQ(records.size(), written.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].seq, 100 + i);
+    EXPECT_EQ(records[i].ino, 7 + i % 3);
+    EXPECT_EQ(records[i].offset, i * 1000);
+    EXPECT_EQ(records[i].data, written[i]);
+  }
+  EXPECT_EQ(stats.damaged_segments, 0u);
+  // New records continue from the new base, in a new segment.
+  absl::StatusOr<WritebackJournal::Appended> next = journal->Append(1, 0, "x");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->seq, 1000u);
+}
+
+TEST_F(WritebackJournalTest, TornTailRecordIsDroppedAndEarlierOnesKept) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, std::string(3000, 'a')).ok());
+    ASSERT_TRUE(journal->Append(5, 3000, std::string(3000, 'b')).ok());
+    ASSERT_TRUE(journal->Append(5, 6000, std::string(3000, 'c')).ok());
+  }
+  std::string segment = Segments().back();
+  struct stat st;
+  ASSERT_EQ(stat(segment.c_str(), &st), 0);
+  // A crash in the middle of writing the last record.
+  ASSERT_EQ(truncate(segment.c_str(), st.st_size - 1000), 0);
+  auto journal = OpenJournal(100);
+  WritebackJournal::ReplayStats stats;
+  std::vector<JournalRecord> records = ReplayAll(*journal, &stats);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[1].data, std::string(3000, 'b'));
+  EXPECT_EQ(stats.damaged_segments, 1u);
+}
+
+TEST_F(WritebackJournalTest, CorruptRecordEndsItsSegment) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, std::string(100, 'a')).ok());
+    ASSERT_TRUE(journal->Append(5, 100, std::string(100, 'b')).ok());
+    ASSERT_TRUE(journal->Append(5, 200, std::string(100, 'c')).ok());
+  }
+  std::string segment = Segments().back();
+  {
+    // Flip one data byte of the second record (header 64, records 140).
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(64 + 140 + 40 + 50);
+    f.put('X');
+  }
+  auto journal = OpenJournal(100);
+  WritebackJournal::ReplayStats stats;
+  std::vector<JournalRecord> records = ReplayAll(*journal, &stats);
+  ASSERT_EQ(records.size(), 1u) << "nothing after a bad record is trusted";
+  EXPECT_EQ(records[0].data, std::string(100, 'a'));
+  EXPECT_EQ(stats.damaged_segments, 1u);
+}
+
+TEST_F(WritebackJournalTest, JournalOfAnotherVolumeIsRefused) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, "data").ok());
+  }
+  JournalOptions options;
+  options.dir = Dir();
+  options.volume_id = "ffffffffffffffffffffffffffffffff";
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> other =
+      WritebackJournal::Open(&env_, options, 1);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("another volume"), std::string::npos)
+      << other.status();
+  EXPECT_NE(other.status().message().find("cache_dir"), std::string::npos);
+}
+
+TEST_F(WritebackJournalTest, SegmentWithoutCompleteHeaderIsRemoved) {
+  ASSERT_TRUE(Env::Default()->CreateDir(Dir()).ok());
+  std::string stray = Dir() + "/seg-0000000000000009.jnl";
+  std::ofstream(stray) << "CAIRN";  // crash while creating it
+  auto journal = OpenJournal(1);
+  ASSERT_NE(journal, nullptr);
+  EXPECT_FALSE(Env::Default()->Exists(stray));
+  EXPECT_TRUE(ReplayAll(*journal).empty());
+  absl::StatusOr<WritebackJournal::Appended> next = journal->Append(1, 0, "x");
+  ASSERT_TRUE(next.ok());
+  EXPECT_GT(next->segment, 9u) << "segment numbers never go back";
+}
+
+TEST_F(WritebackJournalTest, FullDiskFailsTheAppendAndKeepsEarlierRecords) {
+  auto journal = OpenJournal(1);
+  ASSERT_TRUE(journal->Append(5, 0, std::string(1000, 'a')).ok());
+  env_.space_left = 500;
+  absl::StatusOr<WritebackJournal::Appended> full =
+      journal->Append(5, 1000, std::string(1000, 'b'));
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(GetFsErrorKind(full.status()), FsErrorKind::kNoSpace);
+  env_.space_left = -1;
+  // The half-written record is never followed in its segment: the next
+  // record goes to a new one.
+  absl::StatusOr<WritebackJournal::Appended> later =
+      journal->Append(5, 2000, std::string(1000, 'c'));
+  ASSERT_TRUE(later.ok()) << later.status();
+  journal.reset();
+  auto reopened = OpenJournal(100);
+  std::vector<JournalRecord> records = ReplayAll(*reopened);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].data, std::string(1000, 'a'));
+  EXPECT_EQ(records[1].data, std::string(1000, 'c'));
+}
+
+TEST_F(WritebackJournalTest, FailedSyncIsReportedAndNeverLaterClaimedDurable) {
+  auto journal = OpenJournal(1);
+  absl::StatusOr<WritebackJournal::Appended> first = journal->Append(5, 0, "a");
+  ASSERT_TRUE(first.ok());
+  env_.fail_sync_number = env_.syncs + 1;
+  absl::Status synced = journal->Sync();
+  EXPECT_FALSE(synced.ok());
+  EXPECT_TRUE(journal->SegmentFailed(first->segment));
+  // A second sync does not pretend the failed segment is now durable...
+  EXPECT_TRUE(journal->SegmentFailed(first->segment));
+  // ...and new records go to a healthy segment that syncs.
+  absl::StatusOr<WritebackJournal::Appended> second = journal->Append(5, 1, "b");
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->segment, first->segment);
+  EXPECT_TRUE(journal->Sync().ok());
+  EXPECT_FALSE(journal->SegmentFailed(second->segment));
+}
+
+TEST_F(WritebackJournalTest, OnlySealedUnreferencedSegmentsAreReclaimed) {
+  auto journal = OpenJournal(1, /*segment_bytes=*/200);
+  absl::StatusOr<WritebackJournal::Appended> a = journal->Append(5, 0, std::string(100, 'a'));
+  absl::StatusOr<WritebackJournal::Appended> b = journal->Append(5, 0, std::string(100, 'b'));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_NE(a->segment, b->segment);
+  EXPECT_TRUE(journal->Reclaimable().empty()) << "both still referenced";
+  journal->Unref(b->segment);
+  EXPECT_TRUE(journal->Reclaimable().empty()) << "the active segment stays";
+  journal->Unref(a->segment);
+  EXPECT_EQ(journal->Reclaimable(), std::vector<uint64_t>{a->segment});
+  size_t before = Segments().size();
+  ASSERT_TRUE(journal->Remove(journal->Reclaimable()).ok());
+  EXPECT_EQ(Segments().size(), before - 1);
+}
+
+// The cache over a journal: what a crashed daemon leaves is replayed.
+class JournaledCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NamespaceOptions ns_options;
+    ns_options.create_if_missing = true;
+    ns_options.gc_grace_seconds = 0;
+    ns_ = std::move(*NamespaceStore::Open(dir_.path() + "/ns", ns_options));
+    blobs_ = std::move(*LocalBlobStore::Open(dir_.path() + "/data"));
+    Start();
+  }
+  // A new "mount": journal with a new epoch, cache, replay.
+  void Start() {
+    cache_.reset();
+    journal_.reset();
+    JournalOptions options;
+    options.dir = dir_.path() + "/journal";
+    options.volume_id = kVolumeId;
+    options.segment_bytes = 1 << 20;
+    journal_ = std::move(*WritebackJournal::Open(&env_, options, ++epoch_ << 40));
+    FileDataCacheOptions cache_options;
+    cache_options.background_threads = false;
+    cache_options.journal = journal_.get();
+    cache_ = std::make_unique<FileDataCache>(*ns_, *blobs_, cache_options);
+    absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache_->ReplayJournal();
+    ASSERT_TRUE(replayed.ok()) << replayed.status();
+    last_replay_ = *replayed;
+  }
+  // The daemon dies: nothing is flushed, memory is gone.
+  void Crash() { Start(); }
+  InodeId NewFile(const std::string& name) {
+    NewNode node;
+    node.mode = S_IFREG | 0644;
+    return ns_->MakeNode(kRootInode, name, node, {})->ino;
+  }
+  std::string ReadAll(InodeId ino) {
+    auto data = cache_->Read(ino, 0, 1ull << 40);
+    EXPECT_TRUE(data.ok()) << data.status();
+    return data.value_or("");
+  }
+
+  TempDir dir_;
+  FaultEnv env_{Env::Default()};
+  uint64_t epoch_ = 0;
+  std::unique_ptr<NamespaceStore> ns_;
+  std::unique_ptr<LocalBlobStore> blobs_;
+  std::unique_ptr<WritebackJournal> journal_;
+  std::unique_ptr<FileDataCache> cache_;
+  WritebackJournal::ReplayStats last_replay_;
+};
+
+TEST_F(JournaledCacheTest, UnflushedWritesSurviveACrash) {
+  InodeId small = NewFile("small"), big = NewFile("big");
+  ASSERT_TRUE(cache_->Write(small, 0, "hello").ok());
+  std::string expected(3 << 20, 'z');
+  for (size_t i = 0; i < expected.size(); i += 4096) expected[i] = static_cast<char>(i / 4096);
+  for (size_t off = 0; off < expected.size(); off += 128 << 10) {
+    ASSERT_TRUE(cache_->Write(big, off, std::string_view(expected).substr(off, 128 << 10)).ok());
+  }
+  Crash();
+  EXPECT_EQ(last_replay_.records, 1u + 24u);
+  EXPECT_EQ(ReadAll(small), "hello");
+  EXPECT_EQ(ReadAll(big), expected);
+  // The replay stored everything and freed the old segments: a second crash
+  // replays nothing.
+  Crash();
+  EXPECT_EQ(last_replay_.records, 0u);
+  EXPECT_EQ(ReadAll(big), expected);
+}
+
+TEST_F(JournaledCacheTest, CommittedRecordsAreNotReappliedOverLaterChanges) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(10000, 'a')).ok());
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  // Truncated after the flush: replaying the 'a' record would bring bytes
+  // back that the file no longer has.
+  SetAttrRequest shrink;
+  shrink.size = 10;
+  ASSERT_TRUE(cache_->SetAttrWithSize(f, shrink).ok());
+  ASSERT_TRUE(cache_->Write(f, 5, "BB").ok());
+  Crash();
+  EXPECT_EQ(ReadAll(f), "aaaaaBBaaa");
+}
+
+TEST_F(JournaledCacheTest, TruncateOfDirtyDataSurvivesACrash) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(10000, 'a')).ok());
+  SetAttrRequest shrink;
+  shrink.size = 3;
+  ASSERT_TRUE(cache_->SetAttrWithSize(f, shrink).ok());
+  Crash();
+  EXPECT_EQ(ReadAll(f), "aaa");
+}
+
+TEST_F(JournaledCacheTest, RecordsOfDeletedFilesAreSkipped) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, "doomed").ok());
+  ASSERT_TRUE(ns_->Unlink(kRootInode, "f").ok());
+  ASSERT_TRUE(ns_->ReleaseInode(f).ok());
+  Crash();
+  EXPECT_EQ(last_replay_.records, 1u);
+  EXPECT_FALSE(ns_->GetAttr(f).ok());
+}
+
+TEST_F(JournaledCacheTest, FullCacheDiskSendsWritesStraightToBlobs) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, "before-").ok());
+  env_.space_left = 0;
+  ASSERT_TRUE(cache_->Write(f, 7, "during-full-disk").ok())
+      << "a full cache disk slows writes down, it does not refuse them";
+  EXPECT_GE(cache_->GetStats().write_through, 1u);
+  env_.space_left = -1;
+  Crash();
+  EXPECT_EQ(ReadAll(f), "before-during-full-disk");
+}
+
+TEST_F(JournaledCacheTest, FsyncReportsAJournalSyncFailureAndLaterFsyncStoresTheData) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, "precious").ok());
+  env_.fail_sync_number = env_.syncs + 1;
+  EXPECT_FALSE(cache_->Fsync(f).ok()) << "a failed fsync is reported, never swallowed";
+  // Retrying the fsync must not trust the journal segment that failed: the
+  // data is stored as blobs, and then the fsync may succeed.
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  Crash();
+  EXPECT_EQ(ReadAll(f), "precious");
+}
+
+TEST_F(JournaledCacheTest, FsyncDoesNotWaitForBlobs) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(1 << 20, 'q')).ok());
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  EXPECT_EQ(cache_->GetStats().blobs_written, 0u) << "fsync is a journal sync";
+  EXPECT_GT(cache_->GetStats().dirty_bytes, 0u);
+  Crash();
+  EXPECT_EQ(ReadAll(f), std::string(1 << 20, 'q'));
+}
+
+TEST_F(JournaledCacheTest, JournalLimitMakesWritersFlushAndFreeSegments) {
+  cache_.reset();
+  FileDataCacheOptions options;
+  options.background_threads = false;
+  options.journal = journal_.get();
+  options.max_journal_bytes = 4 << 20;
+  cache_ = std::make_unique<FileDataCache>(*ns_, *blobs_, options);
+  InodeId f = NewFile("f");
+  // Rewriting the same 64 KiB keeps little dirty data but grows the journal.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(cache_->Write(f, 0, std::string(64 << 10, 'a' + i % 26)).ok());
+  }
+  EXPECT_LE(journal_->GetStats().bytes, (4u << 20) + (1u << 20))
+      << "the journal stays near its limit (plus one segment)";
+  Crash();
+  EXPECT_EQ(ReadAll(f), std::string(64 << 10, 'a' + 199 % 26));
+}
+
+}  // namespace
+}  // namespace cairn

@@ -111,6 +111,20 @@ struct NamespaceOptions {
   bool create_if_missing = false;
 };
 
+// What NamespaceStore::Check found (see backend/namespace_check.h).
+struct NamespaceCheckReport {
+  uint64_t inodes = 0;
+  uint64_t directories = 0;
+  uint64_t files = 0;
+  uint64_t orphans = 0;      // unlinked but still open at the last stop
+  uint64_t extents = 0;
+  uint64_t data_bytes = 0;   // bytes of file data the extents hold
+  // Blobs the namespace records, so the caller can verify each one in the
+  // blob store.
+  std::vector<std::pair<BlobId, BlobRecord>> blobs;
+  std::vector<std::string> problems;  // one line each; empty when clean
+};
+
 class NamespaceStore {
  public:
   // Opens (or with create_if_missing, creates) the database in `db_dir`.
@@ -233,6 +247,10 @@ class NamespaceStore {
 
   // Makes every committed mutation durable (RocksDB WAL fsync).
   virtual absl::Status Sync() = 0;
+
+  // Cross-checks every record (for cairn fsck); changes nothing. Run it on a
+  // namespace no one is changing.
+  virtual absl::StatusOr<NamespaceCheckReport> Check() = 0;
 };
 
 }  // namespace cairn

@@ -37,10 +37,12 @@ int FormatCommand(const Args& args);
 int MountCommand(const Args& args);
 int UmountCommand(const Args& args);
 int StatusCommand(const Args& args);
+int FsckCommand(const Args& args);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
 extern const char kUmountHelp[];
 extern const char kStatusHelp[];
+extern const char kFsckHelp[];
 
 }  // namespace cairn::cli

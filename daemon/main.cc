@@ -24,6 +24,7 @@ constexpr char kMainHelp[] =
     "                         everything and exited\n"
     "  status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "                         whether and where a volume is mounted, and usage\n"
+    "  fsck VOLUME_DIR        check an unmounted volume's namespace and blobs\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "options:\n"
@@ -43,6 +44,8 @@ int Help(const std::string& verb) {
     fputs(cairn::cli::kUmountHelp, stdout);
   } else if (verb == "status") {
     fputs(cairn::cli::kStatusHelp, stdout);
+  } else if (verb == "fsck") {
+    fputs(cairn::cli::kFsckHelp, stdout);
   } else {
     return cairn::cli::UsageError("help", "unknown command '" + verb + "'");
   }
@@ -66,13 +69,14 @@ int main(int argc, char** argv) {
   }
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
   if (verb == "format" || verb == "mount" || verb == "umount" ||
-      verb == "unmount" || verb == "status") {
+      verb == "unmount" || verb == "status" || verb == "fsck") {
     if (WantsHelp(args)) return Help(verb);
   }
   if (verb == "format") return FormatCommand(args);
   if (verb == "mount") return MountCommand(args);
   if (verb == "umount" || verb == "unmount") return UmountCommand(args);
   if (verb == "status") return StatusCommand(args);
+  if (verb == "fsck") return FsckCommand(args);
   fprintf(stderr, "cairn: unknown command '%s'; see cairn --help\n", verb.c_str());
   return kExitUsage;
 }

@@ -447,6 +447,13 @@ TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
     if (step % kCheckEvery == kCheckEvery - 1) {
       CompareAll(absl::StrCat("step ", step));
       ASSERT_FALSE(HasFailure()) << "recent operations:" << recent;
+      // What cairn fsck checks must hold after any sequence of operations.
+      absl::StatusOr<NamespaceCheckReport> check = store_->Check();
+      ASSERT_TRUE(check.ok()) << check.status();
+      std::string problems;
+      for (const std::string& p : check->problems) absl::StrAppend(&problems, "\n  ", p);
+      ASSERT_TRUE(check->problems.empty())
+          << "step " << step << ": fsck problems:" << problems << "\nrecent operations:" << recent;
       Open();
       CompareAll(absl::StrCat("after reopen at step ", step));
       ASSERT_FALSE(HasFailure()) << "recent operations:" << recent;

@@ -861,5 +861,36 @@ TEST_F(NamespaceStoreTest, RegisteringABlobTwiceIsRefusedAndKeepsItsReferences) 
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 1u);
 }
 
+TEST_F(NamespaceStoreTest, CheckIsCleanOnAHealthyNamespaceAndNamesEachKindOfDamage) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  InodeAttr sub = Make(kRootInode, "sub", S_IFDIR | 0755);
+  InodeAttr inner = Make(sub.ino, "x", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Link(inner.ino, kRootInode, "hard").ok());
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 1}},
+                                  {BlobExtent(0, 100, blob)}).ok());
+  absl::StatusOr<NamespaceCheckReport> clean = store_->Check();
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_TRUE(clean->problems.empty()) << clean->problems.front();
+  EXPECT_EQ(clean->inodes, 4u);
+  EXPECT_EQ(clean->files, 2u);
+  EXPECT_EQ(clean->directories, 2u);
+  ASSERT_EQ(clean->blobs.size(), 1u);
+  EXPECT_EQ(clean->blobs[0].first, blob);
+
+  EditRawDb([&](rocksdb::DB* db, auto& cfs) {
+    // An entry naming a missing inode, and a blob record lost.
+    ASSERT_TRUE(db->Delete({}, cfs["inodes"], InodeKey(inner.ino)).ok());
+    ASSERT_TRUE(db->Delete({}, cfs["blobs"], BlobKey(blob)).ok());
+  });
+  absl::StatusOr<NamespaceCheckReport> damaged = store_->Check();
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  std::string all;
+  for (const std::string& p : damaged->problems) all += p + "\n";
+  EXPECT_NE(all.find("names inode " + std::to_string(inner.ino) + ", which does not exist"),
+            std::string::npos) << all;
+  EXPECT_NE(all.find("references blob " + std::to_string(blob)), std::string::npos) << all;
+}
+
 }  // namespace
 }  // namespace cairn

@@ -83,11 +83,21 @@ int ParseOptions(const std::string& list, MountRequest* request) {
   return kExitOk;
 }
 
-// A mountpoint whose daemon died answers ENOTCONN; unmount it so it can be
-// used again.
-bool CleanStaleMount(const std::string& mountpoint) {
+// A cairn mount whose daemon died: it answers ENOTCONN (ECONNABORTED while
+// the kernel is still tearing the connection down), or, where the kernel
+// still has the answer cached, no live process holds its volume's lock.
+bool IsStaleMount(const std::string& mountpoint) {
   struct stat st;
-  if (stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  if (stat(mountpoint.c_str(), &st) != 0) return errno == ENOTCONN || errno == ECONNABORTED;
+  std::optional<MountEntry> mount = FindCairnMount(mountpoint);
+  if (!mount) return false;
+  absl::StatusOr<MountRecord> holder = ReadMountRecord(mount->volume_dir);
+  return holder.ok() && !holder->mounted;
+}
+
+// Unmounts a stale mount so the mountpoint can be used again.
+bool CleanStaleMount(const std::string& mountpoint) {
+  if (!IsStaleMount(mountpoint)) return false;
   fprintf(stderr,
           "cairn: mount: %s was left mounted by a daemon that died; "
           "cleaning up the stale mount\n",

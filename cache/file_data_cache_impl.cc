@@ -77,11 +77,9 @@ class FileDataCache::Impl {
       if (state->dirty_since == 0) state->dirty_since = NowSeconds();
       uint64_t end = offset + data.size();
       if (end > state->dirty_end.load()) state->dirty_end = end;
-      // A whole blob's worth of contiguous data goes out at once rather
-      // than waiting for the timer.
-      auto run = state->runs.upper_bound(offset);
-      --run;
-      eager_flush = run->second.size() >= kMaxBlobBytes || !journaled;
+      // A whole blob's worth of data goes out at once rather than waiting
+      // for the timer.
+      eager_flush = state->dirty_bytes >= kMaxBlobBytes || !journaled;
       absl::Status flushed =
           eager_flush ? FlushLocked(ino, *state) : absl::OkStatus();
       state->mu.Unlock();
@@ -359,30 +357,48 @@ class FileDataCache::Impl {
       }
       return attr.status();
     }
-    std::vector<Extent> extents;
-    for (const auto& [start, bytes] : state.runs) {
-      for (uint64_t done = 0; done < bytes.size(); done += kMaxBlobBytes) {
-        Extent extent;
-        extent.file_offset = start + done;
-        extent.length = std::min<uint64_t>(kMaxBlobBytes, bytes.size() - done);
-        extents.push_back(std::move(extent));
-      }
-    }
     uint64_t final_size = std::max(attr->size, state.dirty_end.load());
+    std::vector<Extent> extents;
     std::vector<NewBlob> new_blobs;
     if (final_size <= options_.inline_threshold_bytes) {
-      for (Extent& extent : extents) extent.inline_data = Bytes(state, extent);
+      for (const auto& [start, bytes] : state.runs) {
+        Extent extent;
+        extent.file_offset = start;
+        extent.length = bytes.size();
+        extent.inline_data = bytes;
+        extents.push_back(std::move(extent));
+      }
     } else {
-      absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(extents.size());
+      // Runs are packed into blobs of up to kMaxBlobBytes, each extent
+      // pointing at its place in its blob: scattered small writes cost one
+      // blob per 4 MiB, not one per run.
+      std::vector<std::string> packed(1);
+      for (const auto& [start, bytes] : state.runs) {
+        for (uint64_t done = 0; done < bytes.size();) {
+          if (packed.back().size() == kMaxBlobBytes) packed.emplace_back();
+          std::string& blob = packed.back();
+          uint64_t n = std::min<uint64_t>(kMaxBlobBytes - blob.size(), bytes.size() - done);
+          Extent extent;
+          extent.file_offset = start + done;
+          extent.length = n;
+          extent.blob_id = packed.size() - 1;  // index until ids are allocated
+          extent.blob_offset = blob.size();
+          if (blob.empty()) blob.reserve(std::min<uint64_t>(kMaxBlobBytes, state.dirty_bytes));
+          blob.append(bytes, done, n);
+          extents.push_back(std::move(extent));
+          done += n;
+        }
+      }
+      absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(packed.size());
       if (!first.ok()) return first.status();
-      for (size_t i = 0; i < extents.size(); ++i) {
-        Extent& extent = extents[i];
-        extent.blob_id = *first + i;
-        std::string bytes = Bytes(state, extent);
-        absl::StatusOr<BlobInfo> info = blobs_.Put(extent.blob_id, bytes);
+      for (Extent& extent : extents) extent.blob_id += *first;
+      for (size_t i = 0; i < packed.size(); ++i) {
+        BlobId id = *first + i;
+        absl::StatusOr<BlobInfo> info = blobs_.Put(id, packed[i]);
         if (!info.ok()) return info.status();
-        new_blobs.push_back(NewBlob{extent.blob_id, info->length, info->crc32c});
+        new_blobs.push_back(NewBlob{id, info->length, info->crc32c});
         blobs_written_++;
+        std::string().swap(packed[i]);  // memory back as soon as it is stored
       }
     }
     absl::StatusOr<InodeAttr> committed =
@@ -390,13 +406,6 @@ class FileDataCache::Impl {
     if (!committed.ok()) return committed.status();
     DropRuns(state);
     return absl::OkStatus();
-  }
-
-  static std::string Bytes(InodeState& state, const Extent& extent)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-    auto run = state.runs.upper_bound(extent.file_offset);
-    --run;
-    return run->second.substr(extent.file_offset - run->first, extent.length);
   }
 
   void DropRuns(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {

@@ -99,6 +99,26 @@ TEST_F(FileDataCacheTest, FlushedDataSurvivesANewCache) {
   EXPECT_EQ(ReadAll(large), big);
 }
 
+TEST_F(FileDataCacheTest, ScatteredSmallWritesArePackedIntoFewBlobs) {
+  InodeId f = NewFile("scattered");
+  std::string expected(2000 * 4096, '\0');
+  std::mt19937 rng(5);
+  for (int i = 0; i < 2000; ++i) {
+    std::string run(100 + rng() % 200, static_cast<char>('a' + i % 26));
+    uint64_t offset = static_cast<uint64_t>(i) * 4096 + rng() % 1000;
+    expected.replace(offset, run.size(), run);
+    ASSERT_TRUE(cache_->Write(f, offset, run).ok());
+  }
+  expected.resize(1999 * 4096 + expected.substr(1999 * 4096).find_last_not_of('\0') + 1);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(cache_->GetStats().blobs_written, 1u) << "2000 runs of ~200 bytes fit one blob";
+  NewCache();
+  EXPECT_EQ(ReadAll(f), expected);
+  absl::StatusOr<NamespaceCheckReport> check = ns_->Check();
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+}
+
 TEST_F(FileDataCacheTest, SmallFilesAreInlineLargeOnesUseBlobs) {
   InodeId small = NewFile("small");
   InodeId large = NewFile("large");

@@ -42,7 +42,8 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(
   std::vector<Extent> out;
   if (lo >= hi) return out;
   std::string prefix = InodeKey(ino);
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  InodeScope scope(ino);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scope.options(), cf));
   // The extent covering `lo` starts at or before it.
   it->SeekForPrev(S(ExtentKey(ino, lo)));
   bool start_found = false;

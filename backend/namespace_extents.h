@@ -12,6 +12,28 @@
 
 namespace cairn {
 
+// Read options confined to the keys of one inode (an 8-byte key prefix).
+// Without bounds a seek walks over every deleted key (tombstone) next to the
+// range until it finds a live one: after a big file or directory is deleted,
+// each seek near it would cost time proportional to what was deleted.
+class InodeScope {
+ public:
+  explicit InodeScope(InodeId ino)
+      : lower_(InodeKey(ino)), upper_(InodeKey(ino + 1)), lower_slice_(lower_),
+        upper_slice_(upper_) {
+    options_.iterate_lower_bound = &lower_slice_;
+    options_.iterate_upper_bound = &upper_slice_;
+  }
+  InodeScope(const InodeScope&) = delete;
+  InodeScope& operator=(const InodeScope&) = delete;
+  const rocksdb::ReadOptions& options() const { return options_; }
+
+ private:
+  std::string lower_, upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  rocksdb::ReadOptions options_;
+};
+
 // Blob bookkeeping accumulated by one transaction.
 struct ExtentChanges {
   std::map<BlobId, StoredBlob> new_blobs;          // registered by this commit

@@ -166,8 +166,9 @@ class RocksNamespace final : public NamespaceStore {
   absl::Status ReadDir(InodeId dir, uint64_t after_cookie,
                        const std::function<bool(const DirEntry&)>& fn) override {
     std::string prefix = DentryPrefix(dir);
+    InodeScope scope(dir);
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[kCookies]));
+        db_->NewIterator(scope.options(), handles_[kCookies]));
     for (it->Seek(S(CookieKey(dir, after_cookie + 1))); it->Valid(); it->Next()) {
       std::string_view key = V(it->key());
       if (key.substr(0, 8) != prefix) break;
@@ -379,8 +380,9 @@ class RocksNamespace final : public NamespaceStore {
     if (!record.ok()) return record.status();
     std::vector<std::string> names;
     std::string prefix = InodeKey(ino);
+    InodeScope scope(ino);
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[kXattrs]));
+        db_->NewIterator(scope.options(), handles_[kXattrs]));
     for (it->Seek(S(prefix)); it->Valid(); it->Next()) {
       std::string_view key = V(it->key());
       if (key.substr(0, 8) != prefix) break;
@@ -505,8 +507,13 @@ class RocksNamespace final : public NamespaceStore {
   absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) override {
     uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
     std::vector<BlobId> ids;
+    // Only keys that are due: the scan never walks the rest of the queue.
+    std::string due = GcKey(now + 1, 0);
+    rocksdb::Slice due_slice(due);
+    rocksdb::ReadOptions options;
+    options.iterate_upper_bound = &due_slice;
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[kGc]));
+        db_->NewIterator(options, handles_[kGc]));
     for (it->SeekToFirst(); it->Valid() && ids.size() < max; it->Next()) {
       std::string_view key = V(it->key());
       if (KeyNumberAt(key, 0) > now) break;
@@ -679,8 +686,9 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::StatusOr<bool> DirIsEmpty(InodeId dir) {
     std::string prefix = DentryPrefix(dir);
+    InodeScope scope(dir);
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handles_[kCookies]));
+        db_->NewIterator(scope.options(), handles_[kCookies]));
     it->Seek(S(prefix));
     bool empty = !(it->Valid() && V(it->key()).substr(0, 8) == prefix);
     if (absl::Status s = FromRocks(it->status(), "listing a directory"); !s.ok()) {

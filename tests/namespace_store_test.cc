@@ -10,6 +10,8 @@
 #include "backend/namespace_records.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
 #include "tests/support/namespace_model.h"  // PrintTo for the value types
 #include "tests/support/temp_dir.h"
 
@@ -890,6 +892,32 @@ TEST_F(NamespaceStoreTest, CheckIsCleanOnAHealthyNamespaceAndNamesEachKindOfDama
   EXPECT_NE(all.find("names inode " + std::to_string(inner.ino) + ", which does not exist"),
             std::string::npos) << all;
   EXPECT_NE(all.find("references blob " + std::to_string(blob)), std::string::npos) << all;
+}
+
+TEST_F(NamespaceStoreTest, ScansNeverWalkTheTombstonesOfDeletedFiles) {
+  InodeAttr before = Make(kRootInode, "before", S_IFREG | 0644);
+  InodeAttr big = Make(kRootInode, "big", S_IFREG | 0644);
+  InodeAttr after = Make(kRootInode, "after", S_IFREG | 0644);
+  std::vector<Extent> writes;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    Extent e;
+    e.file_offset = i * 8192;
+    e.length = 10;
+    e.inline_data = std::string(10, 'x');
+    writes.push_back(e);
+  }
+  ASSERT_TRUE(store_->CommitWrite(big.ino, {}, writes).ok());
+  ASSERT_TRUE(store_->Unlink(kRootInode, "big").ok());
+  ASSERT_TRUE(store_->ReleaseInode(big.ino).ok());
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  for (const InodeAttr& file : {before, after}) {
+    ASSERT_TRUE(store_->GetExtents(file.ino, 0, 1 << 30).ok());
+    ASSERT_TRUE(store_->ListXattr(file.ino).ok());
+  }
+  uint64_t skipped = rocksdb::get_perf_context()->internal_delete_skipped_count;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  EXPECT_LT(skipped, 10u) << "seeks next to a deleted file walked its deleted extents";
 }
 
 }  // namespace

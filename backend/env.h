@@ -27,6 +27,7 @@ class File {
   virtual absl::StatusOr<std::string> PRead(uint64_t offset,
                                             uint64_t length) = 0;
   virtual absl::Status Sync() = 0;  // fdatasync
+  virtual absl::Status Truncate(uint64_t size) = 0;
   virtual absl::StatusOr<uint64_t> Size() = 0;
   virtual absl::Status Close() = 0;
 };
@@ -35,6 +36,10 @@ enum class OpenMode {
   kRead,            // existing file, read only
   kCreateExclusive, // new file, read/write, fails if present
   kReadWrite,       // existing or new file, read/write
+  // As kCreateExclusive, bypassing the page cache (O_DIRECT) where the
+  // filesystem allows it: writes must then use 4096-aligned buffers, offsets
+  // and lengths. Falls back to buffered I/O where O_DIRECT is refused.
+  kCreateExclusiveDirect,
 };
 
 class Env {

@@ -103,13 +103,21 @@ void ExtentEditor::Insert(const Extent& extent) {
 int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
                             rocksdb::ColumnFamilyHandle* cf,
                             ExtentChanges* changes) {
+  // Only what changed is written: a commit touching a few ranges of a file
+  // with many extents costs a few keys, not a rewrite of them all.
   int64_t delta = 0;
+  absl::flat_hash_map<uint64_t, const Extent*> before;
+  for (const Extent& e : original_) before[e.file_offset] = &e;
   for (const Extent& e : original_) {
-    batch->Delete(cf, S(ExtentKey(ino, e.file_offset)));
+    auto now = current_.find(e.file_offset);
+    if (now != current_.end() && now->second == e) continue;  // unchanged
+    if (now == current_.end()) batch->Delete(cf, S(ExtentKey(ino, e.file_offset)));
     if (e.blob_id != kNoBlob) changes->ref_deltas[e.blob_id]--;
     delta -= static_cast<int64_t>(e.length);
   }
   for (const auto& [offset, e] : current_) {
+    auto was = before.find(offset);
+    if (was != before.end() && *was->second == e) continue;
     batch->Put(cf, S(ExtentKey(ino, offset)), S(EncodeExtent(e)));
     if (e.blob_id != kNoBlob) changes->ref_deltas[e.blob_id]++;
     delta += static_cast<int64_t>(e.length);

@@ -65,6 +65,13 @@ class PosixFile final : public File {
     return absl::OkStatus();
   }
 
+  absl::Status Truncate(uint64_t size) override {
+    if (ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return ErrnoError(errno, "truncate", path_);
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<uint64_t> Size() override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return ErrnoError(errno, "stat", path_);
@@ -92,8 +99,15 @@ class PosixEnv final : public Env {
       case OpenMode::kRead: flags |= O_RDONLY; break;
       case OpenMode::kCreateExclusive: flags |= O_RDWR | O_CREAT | O_EXCL; break;
       case OpenMode::kReadWrite: flags |= O_RDWR | O_CREAT; break;
+      case OpenMode::kCreateExclusiveDirect:
+        flags |= O_RDWR | O_CREAT | O_EXCL | O_DIRECT;
+        break;
     }
     int fd = open(path.c_str(), flags, 0644);
+    if (fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
+      // tmpfs and some others refuse O_DIRECT; aligned writes work anyway.
+      fd = open(path.c_str(), flags & ~O_DIRECT, 0644);
+    }
     if (fd < 0) return ErrnoError(errno, "open", path);
     return std::unique_ptr<File>(new PosixFile(fd, path));
   }

@@ -443,11 +443,29 @@ class RocksNamespace final : public NamespaceStore {
         hi = std::max(hi, w.file_offset + w.length);
       }
       if (lo >= hi) return absl::OkStatus();
-      absl::Status s = EditExtents(txn, attr, lo, hi, [&](ExtentEditor& editor) {
-        for (const Extent& w : writes) {
-          if (w.length > 0) editor.Insert(w);
-        }
-      });
+      // Only the extents under the written ranges are read: a commit of
+      // scattered writes must not scan every extent between them.
+      std::map<uint64_t, Extent> affected;
+      for (const Extent& w : writes) {
+        if (w.length == 0) continue;
+        absl::StatusOr<std::vector<Extent>> under =
+            ReadExtents(db_.get(), handles_[kExtents], ino, w.file_offset,
+                        w.file_offset + w.length, /*clip=*/false);
+        if (!under.ok()) return under.status();
+        for (Extent& e : *under) affected.emplace(e.file_offset, std::move(e));
+      }
+      std::vector<Extent> original;
+      original.reserve(affected.size());
+      for (auto& [offset, e] : affected) original.push_back(std::move(e));
+      ExtentEditor editor(std::move(original));
+      for (const Extent& w : writes) {
+        if (w.length > 0) editor.Insert(w);
+      }
+      int64_t delta = editor.Stage(ino, &txn.batch, handles_[kExtents], &txn.extent_changes);
+      attr.allocated_bytes =
+          static_cast<uint64_t>(static_cast<int64_t>(attr.allocated_bytes) + delta);
+      txn.data_bytes_delta += delta;
+      absl::Status s = absl::OkStatus();
       // Times are not touched: data is committed long after write(2), and
       // the write's own time reaches us through setattr (see fs/).
       attr.size = std::max(attr.size, hi);

@@ -189,6 +189,7 @@ class FileDataCache::Impl {
 
   absl::StatusOr<WritebackJournal::ReplayStats> ReplayJournal() {
     if (journal_ == nullptr) return WritebackJournal::ReplayStats{};
+    uint64_t applied = 0;
     absl::StatusOr<WritebackJournal::ReplayStats> stats =
         journal_->Replay([&](const JournalRecord& record) -> absl::Status {
           absl::StatusOr<uint64_t> mark = ns_.JournalMark(record.ino);
@@ -198,6 +199,7 @@ class FileDataCache::Impl {
           absl::StatusOr<InodeAttr> attr = ns_.GetAttr(record.ino);
           if (!attr.ok()) return attr.status();
           if (!S_ISREG(attr->mode)) return absl::OkStatus();
+          applied++;
           {
             std::shared_ptr<InodeState> state = LockedState(record.ino);
             journal_->Ref(record.segment);
@@ -212,6 +214,7 @@ class FileDataCache::Impl {
           return RelievePressure(record.ino);
         });
     if (!stats.ok()) return stats.status();
+    stats->applied = applied;
     if (absl::Status s = FlushAll(); !s.ok()) return s;
     return stats;
   }

@@ -72,6 +72,7 @@ class WritebackJournal {
     uint64_t records = 0;
     uint64_t bytes = 0;
     uint64_t damaged_segments = 0;  // ended early by a bad record
+    uint64_t applied = 0;           // records the caller applied (set by it)
   };
   // Calls `apply` with every intact record of the segments found at Open,
   // in sequence order. Stops at the first error `apply` returns. Records the

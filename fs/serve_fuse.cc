@@ -175,10 +175,10 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
         "could not replay the writeback journal in ", config.cache_dir,
         "/journal: ", replayed.status().message()));
   }
-  if (replayed->records > 0 || replayed->damaged_segments > 0) {
-    LogInfo("replayed the writeback journal: %d records (%d bytes) from %d "
-            "segments, %d ended by a torn or damaged record",
-            replayed->records, replayed->bytes, replayed->segments,
+  if (replayed->applied > 0 || replayed->damaged_segments > 0) {
+    LogInfo("replayed the writeback journal: %d of %d records were not yet "
+            "stored and are now; %d segments, %d ended by a torn or damaged record",
+            replayed->applied, replayed->records, replayed->segments,
             replayed->damaged_segments);
   }
 

@@ -68,7 +68,7 @@ TEST_F(LocalBlobStoreTest, PutIsSyncedBeforeReturning) {
 }
 
 TEST_F(LocalBlobStoreTest, FailedWriteLeavesNoFile) {
-  env_.fail_write_number = env_.writes + 2;  // the data write after the header
+  env_.fail_write_number = env_.writes + 1;  // the one write of header and data
   auto info = store_->Put(3, Pattern(5000, 3));
   EXPECT_EQ(GetFsErrorKind(info.status()), FsErrorKind::kIo);
   EXPECT_EQ(FileCount(), 0u);

@@ -35,6 +35,7 @@ class FaultFile : public File {
     return base_->Sync();
   }
   absl::StatusOr<uint64_t> Size() override { return base_->Size(); }
+  absl::Status Truncate(uint64_t size) override { return base_->Truncate(size); }
   absl::Status Close() override { return base_->Close(); }
 
  private:

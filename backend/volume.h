@@ -33,9 +33,9 @@ struct VolumeConfig {
   std::string volume_id;            // 32 hex digits, random at format
   std::vector<std::string> disks;   // absolute data directories
   std::string cache_dir;            // absolute; default VOLUME_DIR/cache
-  uint64_t max_dirty_bytes = 256ull << 20;   // writeback memory limit
+  uint64_t max_dirty_bytes = 128ull << 20;   // writeback memory limit
   uint64_t max_journal_bytes = 1ull << 30;   // writeback journal on cache_dir
-  uint64_t read_cache_bytes = 256ull << 20;  // memory block cache
+  uint64_t read_cache_bytes = 128ull << 20;  // memory block cache
   int64_t dirty_flush_seconds = 5;           // partial blocks flushed after
   int64_t gc_grace_seconds = 60;
   std::string log_level = "info";            // error, warning, info, debug

@@ -126,13 +126,13 @@ rows=(
   "cp|cp -a /usr/include (s)|time"
   "lsR|ls -lR, cold (s)|time"
   "du|du -s (s)|time"
-  "tar|tar c | tar x of the copy (s)|time"
+  "tar|tar c piped to tar x of the copy (s)|time"
   "rm|rm -rf both trees (s)|time"
   "clone|git clone (local, no hardlinks) (s)|time"
   "gstatus|git status (s)|time"
   "glog|git log --stat (s)|time"
 )
-printf '\n| workload | native | passthrough_ll | cairn | cairn / native | cairn / passthrough_ll |\n'
+printf '\n| workload | native | passthrough_ll | cairn | cairn vs native | cairn vs passthrough_ll |\n'
 printf '|---|---:|---:|---:|---:|---:|\n'
 for row in "${rows[@]}"; do
   IFS='|' read -r key label kind <<< "$row"

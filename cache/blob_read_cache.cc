@@ -27,6 +27,28 @@ absl::StatusOr<std::shared_ptr<const std::string>> BlobReadCache::Get(BlobId id)
     load->done.WaitForNotification();
     return load->result;
   }
+  RunLoad(id, load);
+  return load->result;
+}
+
+bool BlobReadCache::Contains(BlobId id) {
+  absl::MutexLock lock(&mu_);
+  return index_.contains(id) || loading_.contains(id);
+}
+
+bool BlobReadCache::Warm(BlobId id) {
+  std::shared_ptr<Load> load;
+  {
+    absl::MutexLock lock(&mu_);
+    if (index_.contains(id) || loading_.contains(id)) return false;
+    load = std::make_shared<Load>();
+    loading_[id] = load;
+  }
+  RunLoad(id, load);
+  return load->result.ok();
+}
+
+void BlobReadCache::RunLoad(BlobId id, const std::shared_ptr<Load>& load) {
   // Read outside the lock: other blobs' hits must not wait for this disk read.
   absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
   if (!record.ok()) {
@@ -45,7 +67,6 @@ absl::StatusOr<std::shared_ptr<const std::string>> BlobReadCache::Get(BlobId id)
     if (load->result.ok()) Insert(id, *load->result);
   }
   load->done.Notify();
-  return load->result;
 }
 
 void BlobReadCache::Insert(BlobId id, std::shared_ptr<const std::string> bytes) {

@@ -28,6 +28,10 @@ class BlobReadCache {
   // The blob's bytes, from memory or read (and verified) from the store.
   absl::StatusOr<std::shared_ptr<const std::string>> Get(BlobId id);
   void Forget(BlobId id);
+  bool Contains(BlobId id);
+  // Loads the blob unless it is cached or being loaded, without counting a
+  // hit or miss (readahead). True if it loaded it.
+  bool Warm(BlobId id);
 
   struct Counters {
     uint64_t bytes = 0;
@@ -47,6 +51,8 @@ class BlobReadCache {
   };
   void Insert(BlobId id, std::shared_ptr<const std::string> bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads, verifies and caches the blob for `load`, then wakes its waiters.
+  void RunLoad(BlobId id, const std::shared_ptr<Load>& load);
 
   NamespaceStore& ns_;
   BlobStore& blobs_;

@@ -41,8 +41,8 @@
 namespace cairn {
 
 struct FileDataCacheOptions {
-  uint64_t max_dirty_bytes = 256ull << 20;
-  uint64_t read_cache_bytes = 256ull << 20;
+  uint64_t max_dirty_bytes = 128ull << 20;
+  uint64_t read_cache_bytes = 128ull << 20;
   int64_t dirty_flush_seconds = 5;
   // A flush whose whole file fits in this many bytes stores the data inline
   // in the namespace instead of in a blob: small files cost no blob files.
@@ -108,6 +108,9 @@ class FileDataCache {
     uint64_t blobs_written = 0;
     uint64_t blobs_collected = 0;
     uint64_t write_through = 0;  // writes the journal could not take
+    uint64_t ranged_reads = 0;   // random reads served without a whole blob
+    uint64_t readahead_sequential_reads = 0;
+    uint64_t readahead_prefetched = 0;  // blobs loaded ahead of a reader
   };
   Stats GetStats();
 

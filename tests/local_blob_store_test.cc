@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "absl/strings/str_format.h"
+#include "backend/coding.h"
+#include "backend/crc32c.h"
 #include "backend/fs_error.h"
 #include "gtest/gtest.h"
 #include "tests/support/fault_env.h"
@@ -134,7 +136,50 @@ TEST_F(LocalBlobStoreTest, DeleteIsIdempotentAndUsageIsCountedAtOpen) {
   auto reopened = LocalBlobStore::Open(dir_.path() + "/data");
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->Usage()->blob_count, 1u);
-  EXPECT_EQ((*reopened)->Usage()->used_bytes, 240u);
+  // 200 bytes of data, the 40-byte header, one chunk checksum and the
+  // table's checksum.
+  EXPECT_EQ((*reopened)->Usage()->used_bytes, 248u);
+}
+
+TEST_F(LocalBlobStoreTest, RangedReadVerifiesOnlyTheChunksItTouches) {
+  const size_t kChunk = 64 << 10;
+  std::string data = Pattern(4 << 20, 21);
+  ASSERT_TRUE(store_->Put(21, data).ok());
+  const size_t data_offset = 40 + 4 * 64 + 4;
+  FlipByte(21, data_offset + 3 * kChunk + 77);  // inside chunk 3
+  // Reads elsewhere are served (and verified) without touching chunk 3.
+  absl::StatusOr<std::string> early = store_->Read(21, 100, 5000);
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_EQ(*early, data.substr(100, 5000));
+  absl::StatusOr<std::string> across = store_->Read(21, kChunk - 10, 20);
+  ASSERT_TRUE(across.ok()) << across.status();
+  EXPECT_EQ(*across, data.substr(kChunk - 10, 20));
+  // Any read touching chunk 3, and the whole blob, fail.
+  EXPECT_EQ(GetFsErrorKind(store_->Read(21, 3 * kChunk + 70, 10).status()), FsErrorKind::kIo);
+  EXPECT_EQ(GetFsErrorKind(store_->Read(21, 2 * kChunk, 2 * kChunk).status()), FsErrorKind::kIo);
+  EXPECT_EQ(GetFsErrorKind(store_->Read(21, 0, data.size()).status()), FsErrorKind::kIo);
+  EXPECT_EQ(GetFsErrorKind(store_->Read(21, data.size() - 5, 10).status()), FsErrorKind::kInvalid);
+}
+
+TEST_F(LocalBlobStoreTest, VersionOneBlobFilesAreStillRead) {
+  // What cairn wrote before per-chunk checksums: header, then the data.
+  std::string data = Pattern(3000, 22);
+  std::string file = "CAIRNBLB";
+  PutFixed32(&file, 1);
+  PutFixed32(&file, 0);
+  PutFixed64(&file, 22);
+  PutFixed64(&file, data.size());
+  PutFixed32(&file, Crc32c(data));
+  PutFixed32(&file, Crc32c(file));
+  file += data;
+  std::filesystem::create_directories(std::filesystem::path(PathOf(22)).parent_path());
+  std::ofstream(PathOf(22), std::ios::binary) << file;
+  absl::StatusOr<std::string> read = store_->Read(22, 10, 100);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, data.substr(10, 100));
+  FlipByte(22, 40 + 2500);
+  EXPECT_EQ(GetFsErrorKind(store_->Read(22, 10, 100).status()), FsErrorKind::kIo)
+      << "version 1 verifies the whole data on every read";
 }
 
 }  // namespace

@@ -1,0 +1,248 @@
+#include "cache/disk_block_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/coding.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+#include "backend/log.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kMagic[8] = {'C', 'A', 'I', 'R', 'N', 'D', 'B', 'C'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderBytes = 40;
+constexpr int64_t kTouchIntervalSec = 60;
+
+int64_t NowSec() { return static_cast<int64_t>(time(nullptr)); }
+
+std::string EncodeBlock(BlobId id, uint64_t block, std::string_view data) {
+  std::string out(kMagic, sizeof(kMagic));
+  PutFixed32(&out, kVersion);
+  PutFixed32(&out, static_cast<uint32_t>(data.size()));
+  PutFixed64(&out, id);
+  PutFixed64(&out, block);
+  PutFixed32(&out, Crc32c(data));
+  PutFixed32(&out, Crc32c(out));
+  out.append(data);
+  return out;
+}
+
+// The data of a block file, or nullopt if it is not the intact block named.
+std::optional<std::string> DecodeBlock(std::string_view file, BlobId id, uint64_t block) {
+  if (file.size() < kHeaderBytes || file.substr(0, 8) != std::string_view(kMagic, 8)) {
+    return std::nullopt;
+  }
+  if (Crc32c(file.substr(0, 36)) != DecodeFixed32(file.data() + 36) ||
+      DecodeFixed32(file.data() + 8) != kVersion ||
+      DecodeFixed64(file.data() + 16) != id || DecodeFixed64(file.data() + 24) != block) {
+    return std::nullopt;
+  }
+  uint32_t length = DecodeFixed32(file.data() + 12);
+  std::string_view data = file.substr(kHeaderBytes);
+  if (data.size() != length || Crc32c(data) != DecodeFixed32(file.data() + 32)) {
+    return std::nullopt;
+  }
+  return std::string(data);
+}
+
+bool ParseName(const std::string& name, BlobId* id, uint64_t* block) {
+  // <16 hex>-<8 hex>.blk
+  if (name.size() != 16 + 1 + 8 + 4 || name[16] != '-' || name.substr(25) != ".blk") {
+    return false;
+  }
+  auto hex = [](std::string_view text, uint64_t* out) {
+    uint64_t v = 0;
+    for (char c : text) {
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return false;
+      v = (v << 4) | static_cast<uint64_t>(d);
+    }
+    *out = v;
+    return true;
+  };
+  return hex(std::string_view(name).substr(0, 16), id) &&
+         hex(std::string_view(name).substr(17, 8), block);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(
+    const std::string& dir, uint64_t capacity_bytes, Env* env) {
+  std::unique_ptr<DiskBlockCache> cache(new DiskBlockCache(dir, capacity_bytes, env));
+  if (absl::Status s = cache->Load(); !s.ok()) return s;
+  return cache;
+}
+
+std::string DiskBlockCache::PathOf(const Key& key) const {
+  return absl::StrFormat("%s/%02x/%016x-%08x.blk", dir_, key.id & 0xff, key.id, key.block);
+}
+
+absl::Status DiskBlockCache::Load() {
+  if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
+  absl::StatusOr<std::vector<std::string>> fanouts = env_->ListDir(dir_);
+  if (!fanouts.ok()) return fanouts.status();
+  struct Found {
+    Key key;
+    uint64_t bytes;
+    int64_t mtime;
+  };
+  std::vector<Found> found;
+  for (const std::string& fanout : *fanouts) {
+    std::string sub = dir_ + "/" + fanout;
+    if (fanout.rfind("tmp-", 0) == 0) {  // a write cut short by a crash
+      env_->Remove(sub).IgnoreError();
+      continue;
+    }
+    absl::StatusOr<std::vector<std::string>> names = env_->ListDir(sub);
+    if (!names.ok()) continue;
+    for (const std::string& name : *names) {
+      Key key{};
+      struct stat st;
+      if (!ParseName(name, &key.id, &key.block) ||
+          stat((sub + "/" + name).c_str(), &st) != 0) {
+        continue;
+      }
+      found.push_back(Found{key, static_cast<uint64_t>(st.st_size), st.st_mtim.tv_sec});
+    }
+  }
+  // Most recently used first, as the modification times say.
+  std::sort(found.begin(), found.end(),
+            [](const Found& a, const Found& b) { return a.mtime > b.mtime; });
+  absl::MutexLock lock(&mu_);
+  for (const Found& f : found) {
+    lru_.push_back(Entry{f.key, f.bytes, f.mtime});
+    index_[f.key] = std::prev(lru_.end());
+    counters_.bytes += f.bytes;
+    counters_.blocks++;
+  }
+  EvictLocked();
+  return absl::OkStatus();
+}
+
+std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block) {
+  Key key{id, block};
+  std::string path = PathOf(key);
+  uint64_t file_bytes = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) {
+      counters_.misses++;
+      return std::nullopt;
+    }
+    file_bytes = it->second->bytes;
+  }
+  // Read outside the lock; a concurrent replacement renames a whole new
+  // file into place, so what is read is one version or the other.
+  std::optional<std::string> data;
+  bool damaged = false;
+  absl::StatusOr<std::unique_ptr<File>> file = env_->Open(path, OpenMode::kRead);
+  if (file.ok()) {
+    // One byte more than expected: a longer file is not the block indexed.
+    absl::StatusOr<std::string> bytes = (*file)->PRead(0, file_bytes + 1);
+    if (bytes.ok()) {
+      data = DecodeBlock(*bytes, id, block);
+      damaged = !data.has_value();
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = index_.find(key);
+  if (!data) {
+    counters_.misses++;
+    if (damaged) {
+      counters_.corrupt++;
+      LogWarning("cached block %s is damaged; dropped (it is fetched again)", path);
+    }
+    if (it != index_.end()) DropLocked(it->second);
+    return std::nullopt;
+  }
+  counters_.hits++;
+  if (it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    int64_t now = NowSec();
+    if (now - it->second->touched_sec >= kTouchIntervalSec) {
+      it->second->touched_sec = now;
+      utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recency for the next run
+    }
+  }
+  return data;
+}
+
+absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view data) {
+  Key key{id, block};
+  std::string bytes = EncodeBlock(id, block, data);
+  if (bytes.size() > capacity_bytes_) return absl::OkStatus();  // never fits
+  std::string path = PathOf(key);
+  std::string temp;
+  {
+    absl::MutexLock lock(&mu_);
+    temp = absl::StrCat(dir_, "/tmp-", next_temp_++);
+  }
+  if (absl::Status s = env_->CreateDir(absl::StrFormat("%s/%02x", dir_, id & 0xff)); !s.ok()) {
+    return s;
+  }
+  absl::Status written = [&]() -> absl::Status {
+    absl::StatusOr<std::unique_ptr<File>> file = env_->Open(temp, OpenMode::kCreateExclusive);
+    if (!file.ok()) return file.status();
+    if (absl::Status s = (*file)->PWrite(0, bytes); !s.ok()) return s;
+    if (absl::Status s = (*file)->Close(); !s.ok()) return s;
+    return env_->Rename(temp, path);
+  }();
+  if (!written.ok()) {
+    env_->Remove(temp).IgnoreError();
+    return written;
+  }
+  absl::MutexLock lock(&mu_);
+  if (auto it = index_.find(key); it != index_.end()) {
+    counters_.bytes -= it->second->bytes;
+    counters_.blocks--;
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  lru_.push_front(Entry{key, bytes.size(), NowSec()});
+  index_[key] = lru_.begin();
+  counters_.bytes += bytes.size();
+  counters_.blocks++;
+  EvictLocked();
+  return absl::OkStatus();
+}
+
+void DiskBlockCache::ForgetBlob(BlobId id) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    auto next = std::next(it);
+    if (it->key.id == id) DropLocked(it);
+    it = next;
+  }
+}
+
+DiskBlockCache::Counters DiskBlockCache::GetCounters() {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+void DiskBlockCache::EvictLocked() {
+  while (counters_.bytes > capacity_bytes_ && !lru_.empty()) {
+    DropLocked(std::prev(lru_.end()));
+    counters_.evictions++;
+  }
+}
+
+void DiskBlockCache::DropLocked(Lru::iterator it) {
+  env_->Remove(PathOf(it->key)).IgnoreError();
+  counters_.bytes -= it->bytes;
+  counters_.blocks--;
+  index_.erase(it->key);
+  lru_.erase(it);
+}
+
+}  // namespace cairn

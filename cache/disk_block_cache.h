@@ -1,0 +1,100 @@
+// A size-limited cache of blob blocks on local disk, for data whose home is
+// slow to reach (the remote tier). It survives restarts, evicts the least
+// recently used blocks when over its capacity, and verifies a checksum on
+// every read: a damaged or torn block file is dropped and reported as a
+// miss, never returned.
+//
+// One file per block, `<dir>/<id & 0xff as 2 hex>/<id as 16 hex>-<block as
+// 8 hex>.blk`, little-endian:
+//   0  magic "CAIRNDBC"        8 bytes
+//   8  format version          u32 (1)
+//  12  data length             u32
+//  16  blob id                 u64
+//  24  block index             u64
+//  32  CRC32C of the data      u32
+//  36  CRC32C of bytes 0..35   u32
+//  40  data
+// Files are written to a temporary name and renamed into place, without
+// fsync: after a crash a block is either whole, missing, or fails its
+// checksum, and a cache may lose entries. Recency survives restarts through
+// the files' modification times, refreshed on use at most once a minute.
+//
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/env.h"
+#include "backend/types.h"
+
+namespace cairn {
+
+class DiskBlockCache {
+ public:
+  // Opens (creating if needed) the cache in `dir` and indexes the blocks a
+  // previous run left, evicting down to `capacity_bytes`. `env` must outlive
+  // the cache.
+  static absl::StatusOr<std::unique_ptr<DiskBlockCache>> Open(
+      const std::string& dir, uint64_t capacity_bytes, Env* env = Env::Default());
+
+  // The block's bytes, or nullopt if not cached (or found damaged).
+  std::optional<std::string> Get(BlobId id, uint64_t block);
+  // Stores a block, evicting others to stay within capacity. Errors (a full
+  // disk) are returned; the cache stays consistent and keeps working.
+  absl::Status Put(BlobId id, uint64_t block, std::string_view data);
+  // Drops every cached block of a blob (it was deleted or rewritten).
+  void ForgetBlob(BlobId id);
+
+  struct Counters {
+    uint64_t bytes = 0;
+    uint64_t blocks = 0;
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t evictions = 0;
+    uint64_t corrupt = 0;  // damaged blocks found and dropped
+  };
+  Counters GetCounters();
+
+ private:
+  struct Key {
+    BlobId id;
+    uint64_t block;
+    bool operator==(const Key&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.id, k.block);
+    }
+  };
+  struct Entry {
+    Key key;
+    uint64_t bytes;
+    int64_t touched_sec;  // last mtime refresh
+  };
+  using Lru = std::list<Entry>;  // most recent first
+
+  DiskBlockCache(std::string dir, uint64_t capacity_bytes, Env* env)
+      : dir_(std::move(dir)), capacity_bytes_(capacity_bytes), env_(env) {}
+  absl::Status Load();
+  std::string PathOf(const Key& key) const;
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropLocked(Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string dir_;
+  const uint64_t capacity_bytes_;
+  Env* const env_;
+  absl::Mutex mu_;
+  Lru lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_temp_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace cairn

@@ -1,0 +1,136 @@
+#include "cache/disk_block_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "tests/support/fault_env.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+constexpr uint64_t kBlockFile = 1000 + 40;  // 1000 bytes of data plus the header
+
+std::string Data(char c) { return std::string(1000, c); }
+
+class DiskBlockCacheTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<DiskBlockCache> Open(uint64_t capacity) {
+    auto cache = DiskBlockCache::Open(Dir(), capacity, &env_);
+    EXPECT_TRUE(cache.ok()) << cache.status();
+    return cache.ok() ? std::move(*cache) : nullptr;
+  }
+  std::string Dir() { return dir_.path() + "/dbc"; }
+  std::string PathOf(BlobId id, uint64_t block) {
+    return absl::StrFormat("%s/%02x/%016x-%08x.blk", Dir(), id & 0xff, id, block);
+  }
+  size_t FileCount() {
+    size_t n = 0;
+    for (auto& e : std::filesystem::recursive_directory_iterator(Dir())) {
+      if (e.is_regular_file()) ++n;
+    }
+    return n;
+  }
+
+  TempDir dir_;
+  FaultEnv env_{Env::Default()};
+};
+
+TEST_F(DiskBlockCacheTest, BlocksComeBackAfterARestart) {
+  {
+    auto cache = Open(1 << 20);
+    ASSERT_TRUE(cache->Put(7, 0, Data('a')).ok());
+    ASSERT_TRUE(cache->Put(7, 1, Data('b')).ok());
+    EXPECT_EQ(cache->Get(7, 1), Data('b'));
+    EXPECT_EQ(cache->Get(8, 0), std::nullopt);
+    EXPECT_EQ(cache->GetCounters().hits, 1u);
+    EXPECT_EQ(cache->GetCounters().misses, 1u);
+  }
+  auto cache = Open(1 << 20);
+  EXPECT_EQ(cache->GetCounters().blocks, 2u);
+  EXPECT_EQ(cache->GetCounters().bytes, 2 * kBlockFile);
+  EXPECT_EQ(cache->Get(7, 0), Data('a'));
+  EXPECT_EQ(cache->Get(7, 1), Data('b'));
+}
+
+TEST_F(DiskBlockCacheTest, LeastRecentlyUsedBlockIsEvictedFirst) {
+  auto cache = Open(3 * kBlockFile);
+  ASSERT_TRUE(cache->Put(1, 0, Data('a')).ok());
+  ASSERT_TRUE(cache->Put(2, 0, Data('b')).ok());
+  ASSERT_TRUE(cache->Put(3, 0, Data('c')).ok());
+  EXPECT_TRUE(cache->Get(1, 0).has_value());  // 1 is now the most recent
+  ASSERT_TRUE(cache->Put(4, 0, Data('d')).ok());
+  EXPECT_EQ(cache->Get(2, 0), std::nullopt) << "2 was the least recently used";
+  EXPECT_TRUE(cache->Get(1, 0).has_value());
+  EXPECT_TRUE(cache->Get(3, 0).has_value());
+  EXPECT_TRUE(cache->Get(4, 0).has_value());
+  EXPECT_EQ(cache->GetCounters().evictions, 1u);
+  EXPECT_LE(cache->GetCounters().bytes, 3 * kBlockFile);
+  EXPECT_EQ(FileCount(), 3u) << "evicted blocks leave the disk";
+}
+
+TEST_F(DiskBlockCacheTest, RecencySurvivesARestart) {
+  {
+    auto cache = Open(1 << 20);
+    for (BlobId id = 1; id <= 3; ++id) ASSERT_TRUE(cache->Put(id, 0, Data('x')).ok());
+  }
+  // As if 2 was used long ago, 1 a while ago, 3 just now.
+  timespec times[2] = {{0, UTIME_OMIT}, {1000, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, PathOf(2, 0).c_str(), times, 0), 0);
+  times[1].tv_sec = 2000;
+  ASSERT_EQ(utimensat(AT_FDCWD, PathOf(1, 0).c_str(), times, 0), 0);
+  auto cache = Open(2 * kBlockFile);  // room for two: the oldest goes
+  EXPECT_EQ(cache->Get(2, 0), std::nullopt);
+  EXPECT_TRUE(cache->Get(1, 0).has_value());
+  EXPECT_TRUE(cache->Get(3, 0).has_value());
+}
+
+TEST_F(DiskBlockCacheTest, DamagedBlockIsDroppedNeverReturned) {
+  auto cache = Open(1 << 20);
+  ASSERT_TRUE(cache->Put(5, 2, Data('q')).ok());
+  {
+    std::fstream f(PathOf(5, 2), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40 + 500);
+    f.put('Z');
+  }
+  EXPECT_EQ(cache->Get(5, 2), std::nullopt);
+  EXPECT_EQ(cache->GetCounters().corrupt, 1u);
+  EXPECT_FALSE(std::filesystem::exists(PathOf(5, 2)));
+  // A block file renamed to another block's name is not that block.
+  ASSERT_TRUE(cache->Put(5, 3, Data('r')).ok());
+  std::filesystem::copy_file(PathOf(5, 3), PathOf(5, 4));
+  auto reopened = Open(1 << 20);
+  EXPECT_EQ(reopened->Get(5, 4), std::nullopt);
+  EXPECT_EQ(reopened->Get(5, 3), Data('r'));
+}
+
+TEST_F(DiskBlockCacheTest, FullDiskFailsThePutAndLeavesTheCacheWorking) {
+  auto cache = Open(1 << 20);
+  ASSERT_TRUE(cache->Put(1, 0, Data('a')).ok());
+  env_.space_left = 100;
+  EXPECT_FALSE(cache->Put(2, 0, Data('b')).ok());
+  env_.space_left = -1;
+  EXPECT_EQ(cache->Get(2, 0), std::nullopt);
+  EXPECT_EQ(cache->Get(1, 0), Data('a'));
+  EXPECT_EQ(FileCount(), 1u) << "no partial or temporary file is left";
+  ASSERT_TRUE(cache->Put(2, 0, Data('b')).ok());
+  EXPECT_EQ(cache->Get(2, 0), Data('b'));
+}
+
+TEST_F(DiskBlockCacheTest, ForgetBlobDropsAllItsBlocks) {
+  auto cache = Open(1 << 20);
+  for (uint64_t block = 0; block < 4; ++block) ASSERT_TRUE(cache->Put(9, block, Data('n')).ok());
+  ASSERT_TRUE(cache->Put(10, 0, Data('o')).ok());
+  cache->ForgetBlob(9);
+  for (uint64_t block = 0; block < 4; ++block) EXPECT_EQ(cache->Get(9, block), std::nullopt);
+  EXPECT_EQ(cache->Get(10, 0), Data('o'));
+  EXPECT_EQ(FileCount(), 1u);
+}
+
+}  // namespace
+}  // namespace cairn

@@ -58,11 +58,10 @@ int Help(const std::string& verb) {
 
 int main(int argc, char** argv) {
   using namespace cairn::cli;
-  // Blob buffers are up to 4 MiB and short-lived. With glibc's default
-  // sliding mmap threshold they end up in the heap arenas of many threads,
-  // fragment them and keep the daemon's RSS high long after they are freed;
-  // a fixed threshold maps them and gives them back on free.
-  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  // Up to 32 FUSE threads would each get a malloc arena, and 4 MiB blob
+  // buffers freed in one arena are not reused by another: RSS grew far past
+  // the caches' limits. A fixed mmap threshold fixed that too but halved
+  // write throughput (a fresh mapping, page faults and zeroing per buffer).
   mallopt(M_ARENA_MAX, 4);
   if (argc < 2) {
     fputs(kMainHelp, stderr);

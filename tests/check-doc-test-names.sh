@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test a document names as a guardrail's proof must exist: a renamed or
+# deleted test would otherwise leave a durability claim without its test.
+# Usage: check-doc-test-names.sh REPO_DIR UNIT_BINARY INTEGRATION_BINARY
+set -euo pipefail
+repo="$1"
+names="$(mktemp)"
+trap 'rm -f "$names"' EXIT
+for binary in "$2" "$3"; do
+  CAIRN_BINARY=unused "$binary" --gtest_list_tests |
+    awk '/^[A-Za-z]/ { suite = $1 } /^  / { print suite $1 }'
+done > "$names"
+missing=0
+while read -r name; do
+  if ! grep -qxF "$name" "$names"; then
+    echo "docs name a test that does not exist: $name" >&2
+    missing=1
+  fi
+done < <(grep -ho '`[A-Za-z]*Test\.[A-Za-z]*`' "$repo"/docs/*.md "$repo"/README.md | tr -d '`' | sort -u)
+exit "$missing"

@@ -130,6 +130,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
 
   // File data: extents, and the blobs they reference.
   absl::flat_hash_map<BlobId, uint64_t> references;
+  absl::flat_hash_map<BlobId, uint64_t> live_bytes;
   std::map<BlobId, BlobRecord> blobs;
   s = ForEach(db, cf.blobs, [&](std::string_view key, std::string_view value) {
     if (key.size() != 8) return problem("blob key of ", key.size(), " bytes");
@@ -160,6 +161,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
     report.data_bytes += extent->length;
     if (extent->blob_id == kNoBlob) return;
     references[extent->blob_id]++;
+    live_bytes[extent->blob_id] += extent->length;
     auto blob = blobs.find(extent->blob_id);
     if (blob == blobs.end()) {
       return problem("file ", ino, " references blob ", extent->blob_id,
@@ -184,6 +186,10 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
     uint64_t refs = references.count(id) ? references[id] : 0;
     if (record.refcount != refs) {
       problem("blob ", id, " records ", record.refcount, " references but has ", refs);
+    }
+    uint64_t live = live_bytes.count(id) ? live_bytes[id] : 0;
+    if (record.owner != 0 && record.live_bytes != live) {
+      problem("blob ", id, " records ", record.live_bytes, " live bytes but files use ", live);
     }
     if (refs == 0 && !queued_for_gc.count(id)) {
       problem("blob ", id, " is unreferenced but not queued for GC (its space leaks)");

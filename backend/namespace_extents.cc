@@ -112,14 +112,20 @@ int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
     auto now = current_.find(e.file_offset);
     if (now != current_.end() && now->second == e) continue;  // unchanged
     if (now == current_.end()) batch->Delete(cf, S(ExtentKey(ino, e.file_offset)));
-    if (e.blob_id != kNoBlob) changes->ref_deltas[e.blob_id]--;
+    if (e.blob_id != kNoBlob) {
+      changes->ref_deltas[e.blob_id]--;
+      changes->byte_deltas[e.blob_id] -= static_cast<int64_t>(e.length);
+    }
     delta -= static_cast<int64_t>(e.length);
   }
   for (const auto& [offset, e] : current_) {
     auto was = before.find(offset);
     if (was != before.end() && *was->second == e) continue;
     batch->Put(cf, S(ExtentKey(ino, offset)), S(EncodeExtent(e)));
-    if (e.blob_id != kNoBlob) changes->ref_deltas[e.blob_id]++;
+    if (e.blob_id != kNoBlob) {
+      changes->ref_deltas[e.blob_id]++;
+      changes->byte_deltas[e.blob_id] += static_cast<int64_t>(e.length);
+    }
     delta += static_cast<int64_t>(e.length);
   }
   return delta;
@@ -129,11 +135,13 @@ absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blob
                               rocksdb::ColumnFamilyHandle* gc,
                               const ExtentChanges& changes,
                               uint64_t gc_ready_sec, rocksdb::WriteBatch* batch) {
-  std::map<BlobId, int64_t> touched;
-  for (const auto& [id, blob] : changes.new_blobs) touched[id] += 0;
-  for (const auto& [id, delta] : changes.ref_deltas) touched[id] += delta;
-  for (const auto& [id, delta] : touched) {
-    if (delta == 0 && !changes.new_blobs.contains(id)) continue;
+  std::map<BlobId, std::pair<int64_t, int64_t>> touched;  // refs, bytes
+  for (const auto& [id, blob] : changes.new_blobs) touched[id].first += 0;
+  for (const auto& [id, delta] : changes.ref_deltas) touched[id].first += delta;
+  for (const auto& [id, delta] : changes.byte_deltas) touched[id].second += delta;
+  for (const auto& [id, deltas] : touched) {
+    const auto [delta, byte_delta] = deltas;
+    if (delta == 0 && byte_delta == 0 && !changes.new_blobs.contains(id)) continue;
     StoredBlob blob;
     if (auto it = changes.new_blobs.find(id); it != changes.new_blobs.end()) {
       // Registering an id twice would reset its reference count and let GC
@@ -167,6 +175,8 @@ absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blob
       count = 0;
     }
     blob.record.refcount = static_cast<uint64_t>(count);
+    int64_t live = static_cast<int64_t>(blob.record.live_bytes) + byte_delta;
+    blob.record.live_bytes = static_cast<uint64_t>(std::max<int64_t>(0, live));
     if (count > 0 && blob.gc_ready_sec != 0) {
       batch->Delete(gc, S(GcKey(blob.gc_ready_sec, id)));
       blob.gc_ready_sec = 0;

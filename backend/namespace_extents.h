@@ -38,6 +38,7 @@ class InodeScope {
 struct ExtentChanges {
   std::map<BlobId, StoredBlob> new_blobs;          // registered by this commit
   absl::flat_hash_map<BlobId, int64_t> ref_deltas; // extents gained - lost
+  absl::flat_hash_map<BlobId, int64_t> byte_deltas; // bytes gained - lost
 };
 
 // Extents of `ino` overlapping [lo, hi) in file order; with `clip` they are

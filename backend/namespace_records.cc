@@ -175,6 +175,8 @@ std::string EncodeBlob(const StoredBlob& b) {
   PutFixed32(&out, b.record.crc32c);
   PutFixed64(&out, b.record.refcount);
   PutFixed64(&out, b.gc_ready_sec);
+  PutFixed64(&out, b.record.live_bytes);
+  PutFixed64(&out, b.record.owner);
   return out;
 }
 
@@ -182,8 +184,14 @@ absl::StatusOr<StoredBlob> DecodeBlob(std::string_view value) {
   Decoder d(value);
   StoredBlob b;
   if (!d.Fixed64(&b.record.length) || !d.Fixed32(&b.record.crc32c) ||
-      !d.Fixed64(&b.record.refcount) || !d.Fixed64(&b.gc_ready_sec) ||
-      !d.empty()) {
+      !d.Fixed64(&b.record.refcount) || !d.Fixed64(&b.gc_ready_sec)) {
+    return Corrupt("blob record");
+  }
+  if (d.empty()) {  // recorded before live bytes and owners were tracked
+    b.record.live_bytes = b.record.length;
+    return b;
+  }
+  if (!d.Fixed64(&b.record.live_bytes) || !d.Fixed64(&b.record.owner) || !d.empty()) {
     return Corrupt("blob record");
   }
   return b;

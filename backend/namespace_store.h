@@ -91,6 +91,23 @@ struct BlobRecord {
   uint64_t length = 0;
   uint32_t crc32c = 0;
   uint64_t refcount = 0;  // extents that reference it
+  // Bytes of it that extents still reference, and the file whose data it
+  // holds (0 for blobs recorded before these were tracked: live_bytes is
+  // then its length). Compaction rewrites blobs that are mostly dead.
+  uint64_t live_bytes = 0;
+  InodeId owner = 0;
+};
+
+// One live range moved by compaction: the file's bytes at [file_offset,
+// file_offset+length), held in old_blob at old_blob_offset, are now also in
+// new_blob at new_blob_offset.
+struct Relocation {
+  uint64_t file_offset = 0;
+  uint64_t length = 0;
+  BlobId old_blob = kNoBlob;
+  uint64_t old_blob_offset = 0;
+  BlobId new_blob = kNoBlob;
+  uint64_t new_blob_offset = 0;
 };
 
 enum class XattrMode { kCreateOrReplace, kCreateOnly, kReplaceOnly };
@@ -227,6 +244,19 @@ class NamespaceStore {
                                              uint64_t length) = 0;
 
   virtual absl::StatusOr<BlobRecord> GetBlob(BlobId id) = 0;
+
+  // Blobs with a known owner whose live bytes are at most `max_live_ratio`
+  // of their length, at most `max` of them (a full scan of the blob
+  // records: for a background pass, not a hot path).
+  virtual absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>>
+  CompactionCandidates(size_t max, double max_live_ratio) = 0;
+  // Compaction's commit, in one batch: registers `new_blobs` and points each
+  // relocated range at its new place, but only where the file still reads
+  // it from the old blob at the same place; ranges overwritten meanwhile
+  // keep their newer data. Sizes, times and journal marks are unchanged.
+  virtual absl::Status RelocateExtents(InodeId ino,
+                                       absl::Span<const NewBlob> new_blobs,
+                                       absl::Span<const Relocation> moves) = 0;
 
   // Reserves `count` consecutive, never-before-used blob ids; returns the
   // first. Ids are never reused, even across crashes.

@@ -431,6 +431,7 @@ class RocksNamespace final : public NamespaceStore {
         StoredBlob stored;
         stored.record.length = blob.length;
         stored.record.crc32c = blob.crc32c;
+        stored.record.owner = ino;
         txn.extent_changes.new_blobs[blob.id] = stored;
       }
       uint64_t lo = UINT64_MAX, hi = 0;
@@ -506,6 +507,76 @@ class RocksNamespace final : public NamespaceStore {
     absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
     if (!blob.ok()) return blob.status();
     return blob->record;
+  }
+
+  absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> CompactionCandidates(
+      size_t max, double max_live_ratio) override {
+    std::vector<std::pair<BlobId, BlobRecord>> out;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kBlobs]));
+    for (it->SeekToFirst(); it->Valid() && out.size() < max; it->Next()) {
+      absl::StatusOr<StoredBlob> blob = DecodeBlob(V(it->value()));
+      if (!blob.ok()) return blob.status();
+      const BlobRecord& r = blob->record;
+      if (r.owner == 0 || r.refcount == 0 || r.length == 0) continue;
+      if (static_cast<double>(r.live_bytes) > max_live_ratio * static_cast<double>(r.length)) {
+        continue;
+      }
+      out.emplace_back(KeyNumberAt(V(it->key()), 0), r);
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing blobs"); !s.ok()) return s;
+    return out;
+  }
+
+  absl::Status RelocateExtents(InodeId ino, absl::Span<const NewBlob> new_blobs,
+                               absl::Span<const Relocation> moves) override {
+    return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
+      if (!S_ISREG(attr.mode)) return FsError(FsErrorKind::kInvalid, "not a file");
+      for (const NewBlob& blob : new_blobs) {
+        StoredBlob stored;
+        stored.record.length = blob.length;
+        stored.record.crc32c = blob.crc32c;
+        stored.record.owner = ino;
+        txn.extent_changes.new_blobs[blob.id] = stored;
+      }
+      std::map<uint64_t, Extent> affected;
+      for (const Relocation& move : moves) {
+        absl::StatusOr<std::vector<Extent>> under = ReadExtents(
+            db_.get(), handles_[kExtents], ino, move.file_offset,
+            move.file_offset + move.length, /*clip=*/false);
+        if (!under.ok()) return under.status();
+        for (Extent& e : *under) affected.emplace(e.file_offset, std::move(e));
+      }
+      std::vector<Extent> original;
+      for (auto& [offset, e] : affected) original.push_back(e);
+      ExtentEditor editor(original);
+      for (const Relocation& move : moves) {
+        uint64_t move_end = move.file_offset + move.length;
+        for (const auto& [offset, e] : affected) {
+          uint64_t lo = std::max(e.file_offset, move.file_offset);
+          uint64_t hi = std::min(e.file_offset + e.length, move_end);
+          if (lo >= hi || e.blob_id != move.old_blob) continue;
+          // Still the same bytes of the old blob at this place?
+          if (e.blob_offset + (lo - e.file_offset) !=
+              move.old_blob_offset + (lo - move.file_offset)) {
+            continue;
+          }
+          Extent moved;
+          moved.file_offset = lo;
+          moved.length = hi - lo;
+          moved.blob_id = move.new_blob;
+          moved.blob_offset = move.new_blob_offset + (lo - move.file_offset);
+          editor.Insert(moved);
+        }
+      }
+      int64_t delta = editor.Stage(ino, &txn.batch, handles_[kExtents], &txn.extent_changes);
+      if (delta != 0) {
+        return FsError(FsErrorKind::kIo, "relocation changed the amount of file data");
+      }
+      // Insert() of a moved piece over its own old piece splits neighbours
+      // but keeps every byte: nothing else about the file changes.
+      return absl::OkStatus();
+    }).status();
   }
 
   absl::StatusOr<BlobId> AllocateBlobIds(uint64_t count) override {

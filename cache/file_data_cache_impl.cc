@@ -297,6 +297,57 @@ class FileDataCache::Impl {
     }
   }
 
+  absl::StatusOr<uint64_t> CompactNow() {
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> candidates =
+        ns_.CompactionCandidates(256, 0.5);
+    if (!candidates.ok()) return candidates.status();
+    // Per file, the live parts of all its mostly-dead blobs are packed
+    // together into as few new blobs as they fill.
+    std::map<InodeId, std::vector<BlobId>> by_owner;
+    for (const auto& [id, record] : *candidates) by_owner[record.owner].push_back(id);
+    uint64_t rewritten = 0;
+    for (const auto& [owner, ids] : by_owner) {
+      absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(owner, 0, kMaxFileBytes);
+      if (absl::IsNotFound(extents.status())) continue;  // deleted: GC frees them
+      if (!extents.ok()) return extents.status();
+      absl::flat_hash_map<BlobId, bool> wanted;
+      for (BlobId id : ids) wanted[id] = true;
+      std::string packed;
+      std::vector<Relocation> moves;
+      absl::flat_hash_map<BlobId, bool> emptied;
+      auto store = [&]() -> absl::Status {
+        if (moves.empty()) return absl::OkStatus();
+        absl::StatusOr<BlobId> new_id = ns_.AllocateBlobIds(1);
+        if (!new_id.ok()) return new_id.status();
+        for (Relocation& move : moves) move.new_blob = *new_id;
+        absl::StatusOr<BlobInfo> info = blobs_.Put(*new_id, packed);
+        if (!info.ok()) return info.status();
+        NewBlob blob{*new_id, info->length, info->crc32c};
+        if (absl::Status s = ns_.RelocateExtents(owner, {&blob, 1}, moves); !s.ok()) return s;
+        packed.clear();
+        moves.clear();
+        return absl::OkStatus();
+      };
+      for (const Extent& extent : *extents) {
+        if (extent.blob_id == kNoBlob || !wanted.contains(extent.blob_id)) continue;
+        if (packed.size() + extent.length > kMaxBlobBytes) {
+          if (absl::Status s = store(); !s.ok()) return s;
+        }
+        absl::StatusOr<std::string> piece =
+            blobs_.Read(extent.blob_id, extent.blob_offset, extent.length);
+        if (!piece.ok()) return piece.status();
+        moves.push_back(Relocation{extent.file_offset, extent.length, extent.blob_id,
+                                   extent.blob_offset, kNoBlob, packed.size()});
+        packed += *piece;
+        emptied[extent.blob_id] = true;
+      }
+      if (absl::Status s = store(); !s.ok()) return s;
+      rewritten += emptied.size();
+    }
+    blobs_compacted_ += rewritten;
+    return rewritten;
+  }
+
   Stats GetStats() {
     Stats stats;
     stats.dirty_bytes = total_dirty_.load();
@@ -306,6 +357,7 @@ class FileDataCache::Impl {
     stats.read_cache_misses = counters.misses;
     stats.blobs_written = blobs_written_.load();
     stats.blobs_collected = blobs_collected_.load();
+    stats.blobs_compacted = blobs_compacted_.load();
     stats.write_through = write_through_.load();
     stats.ranged_reads = ranged_reads_.load();
     Readahead::Counters ahead = readahead_.GetCounters();
@@ -540,6 +592,7 @@ class FileDataCache::Impl {
 
   void BackgroundLoop() {
     int64_t last_gc = 0;
+    int64_t last_compaction = NowSeconds();
     while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       int64_t now = NowSeconds();
       for (const auto& [ino, state] : Snapshot()) {
@@ -557,6 +610,11 @@ class FileDataCache::Impl {
       }
       if (absl::Status s = ReclaimJournal(); !s.ok()) {
         LogWarning("could not reclaim journal space: %s", s.ToString());
+      }
+      if (now - last_compaction >= 30) {
+        last_compaction = now;
+        absl::StatusOr<uint64_t> compacted = CompactNow();
+        if (!compacted.ok()) LogWarning("compaction failed: %s", compacted.status().ToString());
       }
       if (now - last_gc >= 5) {
         last_gc = now;
@@ -594,6 +652,7 @@ class FileDataCache::Impl {
   std::atomic<uint64_t> total_dirty_{0};
   std::atomic<uint64_t> blobs_written_{0};
   std::atomic<uint64_t> blobs_collected_{0};
+  std::atomic<uint64_t> blobs_compacted_{0};
 
   absl::Notification stop_;
   std::thread background_;
@@ -629,6 +688,7 @@ void FileDataCache::Discard(InodeId ino) { impl_->Discard(ino); }
 absl::Status FileDataCache::CollectGarbageNow() {
   return impl_->CollectGarbageNow();
 }
+absl::StatusOr<uint64_t> FileDataCache::CompactNow() { return impl_->CompactNow(); }
 FileDataCache::Stats FileDataCache::GetStats() { return impl_->GetStats(); }
 
 }  // namespace cairn

@@ -115,6 +115,8 @@ class FileDataCache {
     uint64_t blobs_written = 0;
     uint64_t blobs_collected = 0;
     uint64_t blobs_compacted = 0;
+    uint64_t journal_bytes = 0;
+    uint64_t journal_segments = 0;
     uint64_t write_through = 0;  // writes the journal could not take
     uint64_t ranged_reads = 0;   // random reads served without a whole blob
     uint64_t readahead_sequential_reads = 0;

@@ -358,6 +358,11 @@ class FileDataCache::Impl {
     stats.blobs_written = blobs_written_.load();
     stats.blobs_collected = blobs_collected_.load();
     stats.blobs_compacted = blobs_compacted_.load();
+    if (journal_ != nullptr) {
+      WritebackJournal::Stats journal = journal_->GetStats();
+      stats.journal_bytes = journal.bytes;
+      stats.journal_segments = journal.segments;
+    }
     stats.write_through = write_through_.load();
     stats.ranged_reads = ranged_reads_.load();
     Readahead::Counters ahead = readahead_.GetCounters();

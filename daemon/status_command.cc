@@ -1,6 +1,9 @@
 #include <sys/statvfs.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -14,7 +17,9 @@ const char kStatusHelp[] =
     "usage: cairn status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "\n"
     "Says whether the volume is mounted, where and by which daemon process,\n"
-    "and how much it holds.\n"
+    "and how much it holds. While it is mounted, also the cache: written data\n"
+    "not yet stored as blobs, the writeback journal's size, and the read\n"
+    "cache's size and hit rate (\"cache\" in --json; null when unmounted).\n"
     "\n"
     "options:\n"
     "  --json   print one JSON object instead of text\n";
@@ -45,6 +50,22 @@ std::string Human(uint64_t bytes) {
     ++unit;
   }
   return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+// The value of "key" in the daemon's flat stats JSON, if present.
+std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\": ";
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtoull(json.c_str() + at + needle.size(), nullptr, 10);
+}
+
+// The mounted daemon's cache counters (it rewrites them every 2 s).
+std::string ReadCacheStats(const VolumeConfig& config) {
+  std::ifstream in(config.cache_dir + "/stats.json");
+  std::string json;
+  std::getline(in, json);
+  return json.size() > 2 && json.front() == '{' && json.back() == '}' ? json : "";
 }
 
 }  // namespace
@@ -99,11 +120,12 @@ int StatusCommand(const Args& args) {
     }
   }
 
+  std::string cache_stats = record->mounted ? ReadCacheStats(*config) : "";
   if (json) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
            "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
-           "\"free_bytes\": %llu}\n",
+           "\"free_bytes\": %llu, \"cache\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
            config->format_version, record->mounted ? "true" : "false",
            record->mounted ? JsonString(record->mountpoint).c_str() : "null",
@@ -112,7 +134,8 @@ int StatusCommand(const Args& args) {
            static_cast<unsigned long long>(data_bytes),
            static_cast<unsigned long long>(used),
            static_cast<unsigned long long>(capacity),
-           static_cast<unsigned long long>(free_bytes));
+           static_cast<unsigned long long>(free_bytes),
+           cache_stats.empty() ? "null" : cache_stats.c_str());
     return kExitOk;
   }
   printf("volume:     %s\n", volume_dir.c_str());
@@ -122,6 +145,22 @@ int StatusCommand(const Args& args) {
     printf("usage:      %s used of %s, %s free; %llu files\n", Human(used).c_str(),
            Human(capacity).c_str(), Human(free_bytes).c_str(),
            static_cast<unsigned long long>(files));
+    if (!cache_stats.empty()) {
+      uint64_t hits = StatNumber(cache_stats, "read_cache_hits").value_or(0);
+      uint64_t misses = StatNumber(cache_stats, "read_cache_misses").value_or(0);
+      printf("cache:      %s not yet stored; journal %s in %llu segments\n",
+             Human(StatNumber(cache_stats, "dirty_bytes").value_or(0)).c_str(),
+             Human(StatNumber(cache_stats, "journal_bytes").value_or(0)).c_str(),
+             static_cast<unsigned long long>(
+                 StatNumber(cache_stats, "journal_segments").value_or(0)));
+      printf("read cache: %s, %llu hits, %llu misses (%s hit rate), %llu chunk reads\n",
+             Human(StatNumber(cache_stats, "read_cache_bytes").value_or(0)).c_str(),
+             static_cast<unsigned long long>(hits), static_cast<unsigned long long>(misses),
+             hits + misses == 0
+                 ? "no"
+                 : absl::StrFormat("%.0f%%", 100.0 * hits / (hits + misses)).c_str(),
+             static_cast<unsigned long long>(StatNumber(cache_stats, "ranged_reads").value_or(0)));
+    }
   } else {
     printf("mounted:    no\n");
     printf("usage:      %llu files, %s of file data, %s in blobs; disk %s free of %s\n",

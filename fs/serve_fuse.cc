@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <cerrno>
@@ -22,6 +23,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "backend/env.h"
 #include "cache/writeback_journal.h"
 #include "backend/log.h"
@@ -124,6 +128,29 @@ void RaiseReadahead(const std::string& mountpoint) {
   if (fd < 0) return;
   [[maybe_unused]] ssize_t n = write(fd, "1024", 4);
   close(fd);
+}
+
+// The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
+// for `cairn status` (which runs in another process). Best effort.
+void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s) {
+  std::string json = absl::StrCat(
+      "{\"updated\": ", absl::ToUnixSeconds(absl::Now()),
+      ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
+      ", \"journal_segments\": ", s.journal_segments,
+      ", \"read_cache_bytes\": ", s.read_cache_bytes,
+      ", \"read_cache_hits\": ", s.read_cache_hits,
+      ", \"read_cache_misses\": ", s.read_cache_misses,
+      ", \"ranged_reads\": ", s.ranged_reads,
+      ", \"readahead_prefetched\": ", s.readahead_prefetched,
+      ", \"blobs_written\": ", s.blobs_written,
+      ", \"blobs_collected\": ", s.blobs_collected,
+      ", \"blobs_compacted\": ", s.blobs_compacted,
+      ", \"write_through\": ", s.write_through, "}\n");
+  std::string temp = cache_dir + "/stats.json.tmp";
+  std::ofstream out(temp, std::ios::trunc);
+  out << json;
+  out.close();
+  if (out) rename(temp.c_str(), (cache_dir + "/stats.json").c_str());
 }
 
 // Each mount numbers its journal records from a new epoch, recorded in the
@@ -240,6 +267,12 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
   if (on_ready) on_ready();
   RaiseReadahead(options.mountpoint);
+  absl::Notification stats_stop;
+  std::thread stats_writer([&] {
+    do {
+      WriteCacheStats(config.cache_dir, cache.GetStats());
+    } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
+  });
 
   fuse_loop_config* loop_config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(loop_config, 32);
@@ -258,6 +291,8 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   close(g_stop_pipe[0]);
   close(g_stop_pipe[1]);
 
+  stats_stop.Notify();
+  stats_writer.join();
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();
   absl::Status synced = volume.ns().Sync();

@@ -216,6 +216,23 @@ TEST_F(CliTest, StatusShowsMountpointAndLiveDaemon) {
   }
 }
 
+TEST_F(CliTest, StatusShowsTheCacheWhileMounted) {
+  ASSERT_EQ(Run("head -c 1048576 /dev/urandom > " + QP("f") + " && cat " + QP("f") +
+                " > /dev/null").exit_code, 0);
+  // The daemon refreshes its counters every 2 s.
+  std::optional<std::string> journal;
+  ASSERT_TRUE(WaitFor([&] {
+    journal = JsonField(Cairn("status --json " + QP("")).output, "journal_bytes");
+    return journal && std::stoull(*journal) >= (1u << 20);
+  }, 10)) << "journal_bytes " << journal.value_or("absent");
+  CommandResult text = Cairn("status " + QP(""));
+  EXPECT_NE(text.output.find("journal"), std::string::npos) << Brief(text);
+  EXPECT_NE(text.output.find("hit rate"), std::string::npos) << Brief(text);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult after = Cairn("status --json " + Quote(volume_dir_));
+  EXPECT_EQ(JsonField(after.output, "cache"), "null") << Brief(after);
+}
+
 TEST_F(CliTest, StatusOfUnmountedVolumeSaysSo) {
   ASSERT_NO_FATAL_FAILURE(Unmount());
   CommandResult json = Cairn("status --json " + Quote(volume_dir_));

@@ -297,9 +297,13 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   absl::Status flushed = cache.FlushAll();
   absl::Status synced = volume.ns().Sync();
   if (!flushed.ok()) {
+    // The data is still in the writeback journal: nothing is lost, the next
+    // mount replays it once the problem is fixed.
     return absl::DataLossError(absl::StrCat(
-        "could not store all written data before exiting: ",
-        flushed.message()));
+        "could not store all written data as blobs before exiting (",
+        flushed.message(), "); it is kept in the writeback journal in ",
+        config.cache_dir, "/journal and stored at the next mount: fix the "
+        "problem (free space, a failing disk) and mount again"));
   }
   if (!synced.ok()) return synced;
   if (loop_rc != 0 && loop_rc != -ENODEV) {

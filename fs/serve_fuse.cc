@@ -297,8 +297,16 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   absl::Status flushed = cache.FlushAll();
   absl::Status synced = volume.ns().Sync();
   if (!flushed.ok()) {
-    // The data is still in the writeback journal: nothing is lost, the next
-    // mount replays it once the problem is fixed.
+    // The data is still in the writeback journal: made durable there, it
+    // is stored by the next mount, once the problem is fixed.
+    absl::Status journal_synced = (*journal)->Sync();
+    if (!journal_synced.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "could not store all written data (", flushed.message(),
+          ") nor make the writeback journal durable (", journal_synced.message(),
+          "); data written since the last fsync may be lost if the machine "
+          "stops before the journal reaches the disk"));
+    }
     return absl::DataLossError(absl::StrCat(
         "could not store all written data as blobs before exiting (",
         flushed.message(), "); it is kept in the writeback journal in ",

@@ -427,13 +427,7 @@ class RocksNamespace final : public NamespaceStore {
       }
       InodeRecord& record = txn.inodes[ino];
       record.journal_mark = std::max(record.journal_mark, journal_mark);
-      for (const NewBlob& blob : new_blobs) {
-        StoredBlob stored;
-        stored.record.length = blob.length;
-        stored.record.crc32c = blob.crc32c;
-        stored.record.owner = ino;
-        txn.extent_changes.new_blobs[blob.id] = stored;
-      }
+      StageNewBlobs(txn, ino, new_blobs);
       uint64_t lo = UINT64_MAX, hi = 0;
       for (const Extent& w : writes) {
         if (w.length == 0) continue;
@@ -444,21 +438,11 @@ class RocksNamespace final : public NamespaceStore {
         hi = std::max(hi, w.file_offset + w.length);
       }
       if (lo >= hi) return absl::OkStatus();
-      // Only the extents under the written ranges are read: a commit of
-      // scattered writes must not scan every extent between them.
-      std::map<uint64_t, Extent> affected;
-      for (const Extent& w : writes) {
-        if (w.length == 0) continue;
-        absl::StatusOr<std::vector<Extent>> under =
-            ReadExtents(db_.get(), handles_[kExtents], ino, w.file_offset,
-                        w.file_offset + w.length, /*clip=*/false);
-        if (!under.ok()) return under.status();
-        for (Extent& e : *under) affected.emplace(e.file_offset, std::move(e));
-      }
-      std::vector<Extent> original;
-      original.reserve(affected.size());
-      for (auto& [offset, e] : affected) original.push_back(std::move(e));
-      ExtentEditor editor(std::move(original));
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
+      for (const Extent& w : writes) ranges.emplace_back(w.file_offset, w.length);
+      absl::StatusOr<std::vector<Extent>> original = ExtentsUnder(ino, ranges);
+      if (!original.ok()) return original.status();
+      ExtentEditor editor(std::move(*original));
       for (const Extent& w : writes) {
         if (w.length > 0) editor.Insert(w);
       }
@@ -532,27 +516,15 @@ class RocksNamespace final : public NamespaceStore {
                                absl::Span<const Relocation> moves) override {
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
       if (!S_ISREG(attr.mode)) return FsError(FsErrorKind::kInvalid, "not a file");
-      for (const NewBlob& blob : new_blobs) {
-        StoredBlob stored;
-        stored.record.length = blob.length;
-        stored.record.crc32c = blob.crc32c;
-        stored.record.owner = ino;
-        txn.extent_changes.new_blobs[blob.id] = stored;
-      }
-      std::map<uint64_t, Extent> affected;
-      for (const Relocation& move : moves) {
-        absl::StatusOr<std::vector<Extent>> under = ReadExtents(
-            db_.get(), handles_[kExtents], ino, move.file_offset,
-            move.file_offset + move.length, /*clip=*/false);
-        if (!under.ok()) return under.status();
-        for (Extent& e : *under) affected.emplace(e.file_offset, std::move(e));
-      }
-      std::vector<Extent> original;
-      for (auto& [offset, e] : affected) original.push_back(e);
-      ExtentEditor editor(original);
+      StageNewBlobs(txn, ino, new_blobs);
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
+      for (const Relocation& move : moves) ranges.emplace_back(move.file_offset, move.length);
+      absl::StatusOr<std::vector<Extent>> original = ExtentsUnder(ino, ranges);
+      if (!original.ok()) return original.status();
+      ExtentEditor editor(*original);
       for (const Relocation& move : moves) {
         uint64_t move_end = move.file_offset + move.length;
-        for (const auto& [offset, e] : affected) {
+        for (const Extent& e : *original) {
           uint64_t lo = std::max(e.file_offset, move.file_offset);
           uint64_t hi = std::min(e.file_offset + e.length, move_end);
           if (lo >= hi || e.blob_id != move.old_blob) continue;
@@ -884,6 +856,36 @@ class RocksNamespace final : public NamespaceStore {
 
   // The shape of every single-inode mutation: load the inode, let `change`
   // edit it (and stage more in the transaction), commit, return the result.
+  // Registers blobs a commit brings, owned by `owner`.
+  static void StageNewBlobs(Txn& txn, InodeId owner, absl::Span<const NewBlob> blobs) {
+    for (const NewBlob& blob : blobs) {
+      StoredBlob stored;
+      stored.record.length = blob.length;
+      stored.record.crc32c = blob.crc32c;
+      stored.record.owner = owner;
+      txn.extent_changes.new_blobs[blob.id] = stored;
+    }
+  }
+
+  // The file's extents overlapping any of the (offset, length) ranges, once
+  // each, in file order: a commit of scattered ranges reads only what lies
+  // under them, not every extent in between.
+  absl::StatusOr<std::vector<Extent>> ExtentsUnder(
+      InodeId ino, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+    std::map<uint64_t, Extent> found;
+    for (const auto& [offset, length] : ranges) {
+      if (length == 0) continue;
+      absl::StatusOr<std::vector<Extent>> under = ReadExtents(
+          db_.get(), handles_[kExtents], ino, offset, offset + length, /*clip=*/false);
+      if (!under.ok()) return under.status();
+      for (Extent& e : *under) found.emplace(e.file_offset, std::move(e));
+    }
+    std::vector<Extent> out;
+    out.reserve(found.size());
+    for (auto& [offset, e] : found) out.push_back(std::move(e));
+    return out;
+  }
+
   template <typename ChangeFn>
   absl::StatusOr<InodeAttr> MutateInode(InodeId ino, ChangeFn change) {
     absl::MutexLock lock(&mu_);

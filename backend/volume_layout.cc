@@ -195,7 +195,8 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
       s = integer(1 << 20, &n);
       c.max_dirty_bytes = n;
     } else if (key == "max_journal_bytes") {
-      s = integer(64 << 20, &n);
+      // Several 64 MiB segments: the active one alone must not fill it.
+      s = integer(256 << 20, &n);
       c.max_journal_bytes = n;
     } else if (key == "read_cache_bytes") {
       s = integer(0, &n);

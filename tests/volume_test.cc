@@ -73,6 +73,15 @@ TEST_F(VolumeTest, ConfigErrorsNameTheKeyAndTheFix) {
   std::ofstream(path) << original << "max_dirty_bytes = \"lots\"\n";
   // A duplicate key is a TOML parse error; either way the load must fail.
   EXPECT_FALSE(LoadVolumeConfig(Vol()).ok());
+  std::string small_journal = original;
+  size_t key_at = small_journal.find("max_journal_bytes = ");
+  small_journal.replace(key_at, small_journal.find('\n', key_at) - key_at, "max_journal_bytes = 1");
+  std::ofstream(path) << small_journal;
+  auto too_small = LoadVolumeConfig(Vol());
+  ASSERT_FALSE(too_small.ok());
+  EXPECT_NE(too_small.status().message().find("max_journal_bytes"), std::string::npos);
+  EXPECT_NE(too_small.status().message().find("at least 268435456"), std::string::npos)
+      << too_small.status();
   std::string newer = original;
   newer.replace(newer.find("format_version = 1"), 18, "format_version = 99");
   std::ofstream(path) << newer;

@@ -18,6 +18,7 @@
 // The header names its blob, so a disk can be scanned without the namespace.
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -247,6 +248,29 @@ class BlobFileStore final : public LocalBlobStore {
     if (size.ok()) used_bytes_ -= std::min<uint64_t>(used_bytes_, *size);
     if (blob_count_ > 0) blob_count_--;
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override {
+    std::vector<BlobId> ids;
+    for (int i = 0; i < 256; ++i) {
+      absl::StatusOr<std::vector<std::string>> names =
+          env_->ListDir(absl::StrFormat("%s/%02x", dir_, i));
+      if (!names.ok()) continue;  // no such fan-out directory yet
+      for (const std::string& name : *names) {
+        // <16 hex digits>.blob
+        if (name.size() != 21 || name.substr(16) != ".blob") continue;
+        BlobId id = 0;
+        bool hex = true;
+        for (char c : name.substr(0, 16)) {
+          int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+          if (d < 0) hex = false;
+          id = (id << 4) | static_cast<BlobId>(d < 0 ? 0 : d);
+        }
+        if (hex && id >= from) ids.push_back(id);
+      }
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
   }
 
   absl::StatusOr<StoreUsage> Usage() override {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +49,9 @@ class BlobStore {
                                            uint64_t length) = 0;
 
   virtual absl::Status Delete(BlobId id) = 0;
+
+  // Ids of the blobs stored at or above `from` (a scan of the whole store).
+  virtual absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) = 0;
 
   virtual absl::StatusOr<StoreUsage> Usage() = 0;
 };

@@ -69,6 +69,13 @@ struct MountRecord {
 };
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir);
 
+// Deletes blob files the namespace has no record of: a crash between storing
+// a blob and committing it leaves one. Only blobs at or above the point the
+// last sweep reached are looked at, so a sweep costs a listing of the store
+// plus a lookup per new blob. Call only while nothing is storing blobs (at
+// mount, after the journal replay). Returns how many it deleted.
+absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs);
+
 // True if `dir` looks like a cairn volume (has cairn.toml).
 bool IsVolumeDir(const std::string& dir);
 

@@ -12,8 +12,10 @@
 #include <random>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/fs_error.h"
 #include "backend/local_blob_store.h"
 #include "backend/log.h"
 #include "backend/volume.h"
@@ -124,6 +126,38 @@ std::string ConfigText(const VolumeConfig& c) {
 }
 
 }  // namespace
+
+absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs) {
+  constexpr char kSweepFloorKey[] = "blob_sweep_floor";
+  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kSweepFloorKey);
+  if (!stored.ok()) return stored.status();
+  uint64_t floor = 0;
+  if (stored->has_value() && !absl::SimpleAtoi(**stored, &floor)) floor = 0;
+  // Everything allocated so far; no blob is being stored while we sweep.
+  absl::StatusOr<BlobId> next = ns.AllocateBlobIds(0);
+  if (!next.ok()) return next.status();
+  absl::StatusOr<std::vector<BlobId>> ids = blobs.ListIds(floor);
+  if (!ids.ok()) return ids.status();
+  uint64_t deleted = 0;
+  for (BlobId id : *ids) {
+    if (id >= *next) continue;  // not ours to judge: never allocated
+    absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
+    if (record.ok()) continue;
+    if (!absl::IsNotFound(record.status()) &&
+        GetFsErrorKind(record.status()) != FsErrorKind::kNotFound) {
+      return record.status();
+    }
+    if (absl::Status s = blobs.Delete(id); !s.ok()) return s;
+    deleted++;
+  }
+  if (deleted > 0) {
+    LogInfo("deleted %d blob files that a crash left uncommitted", deleted);
+  }
+  if (absl::Status s = ns.SetVolumeMeta(kSweepFloorKey, absl::StrCat(*next)); !s.ok()) {
+    return s;
+  }
+  return deleted;
+}
 
 bool IsVolumeDir(const std::string& dir) {
   return access(Join(dir, kConfigName).c_str(), F_OK) == 0;

@@ -202,6 +202,12 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
         "could not replay the writeback journal in ", config.cache_dir,
         "/journal: ", replayed.status().message()));
   }
+  // With the replay committed, any blob file without a record is a leftover
+  // of a crash between storing and committing it.
+  if (absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(volume.ns(), volume.blobs());
+      !swept.ok()) {
+    LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
+  }
   if (replayed->applied > 0 || replayed->damaged_segments > 0) {
     LogInfo("replayed the writeback journal: %d of %d records were not yet "
             "stored and are now; %d segments, %d ended by a torn or damaged record",

@@ -1,5 +1,7 @@
 #include "backend/volume.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -88,6 +90,36 @@ TEST_F(VolumeTest, ConfigErrorsNameTheKeyAndTheFix) {
   auto too_new = LoadVolumeConfig(Vol());
   ASSERT_FALSE(too_new.ok());
   EXPECT_NE(too_new.status().message().find("upgrade cairn"), std::string::npos);
+}
+
+TEST_F(VolumeTest, SweepDeletesOnlyBlobFilesWithoutARecord) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  VolumeConfig config = *LoadVolumeConfig(Vol());
+  auto volume = Volume::Open(Vol(), config);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  NamespaceStore& ns = (*volume)->ns();
+  BlobStore& blobs = (*volume)->blobs();
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  InodeId file = ns.MakeNode(kRootInode, "f", node, {})->ino;
+  BlobId committed = *ns.AllocateBlobIds(2);
+  BlobId orphan = committed + 1;  // stored, then the daemon died before the commit
+  BlobInfo info = *blobs.Put(committed, "kept");
+  ASSERT_TRUE(blobs.Put(orphan, "lost").ok());
+  Extent extent;
+  extent.length = 4;
+  extent.blob_id = committed;
+  ASSERT_TRUE(ns.CommitWrite(file, {NewBlob{committed, info.length, info.crc32c}}, {extent}).ok());
+  absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(ns, blobs);
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(*swept, 1u);
+  EXPECT_TRUE(blobs.Read(committed, 0, 4).ok());
+  EXPECT_FALSE(blobs.Read(orphan, 0, 4).ok());
+  EXPECT_EQ(*blobs.ListIds(0), std::vector<BlobId>{committed});
+  // A blob stored under an id never allocated is not judged.
+  ASSERT_TRUE(blobs.Put(committed + 1000, "future").ok());
+  EXPECT_EQ(*SweepOrphanBlobs(ns, blobs), 0u);
+  EXPECT_TRUE(blobs.Read(committed + 1000, 0, 6).ok());
 }
 
 TEST_F(VolumeTest, SecondOpenIsRefusedAndMountRecordNamesTheHolder) {

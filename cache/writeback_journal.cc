@@ -284,6 +284,12 @@ class WritebackJournal::Impl {
     return it != segments_.end() && it->second->failed;
   }
 
+  absl::Status Roll() {
+    absl::MutexLock lock(&mu_);
+    if (active_->size <= kSegmentHeaderBytes && !active_->failed) return absl::OkStatus();
+    return OpenNewSegmentLocked();
+  }
+
   std::vector<uint64_t> Reclaimable() {
     absl::MutexLock lock(&mu_);
     std::vector<uint64_t> out;
@@ -472,6 +478,7 @@ bool WritebackJournal::SegmentFailed(uint64_t segment) {
 std::vector<uint64_t> WritebackJournal::Reclaimable() {
   return impl_->Reclaimable();
 }
+absl::Status WritebackJournal::Roll() { return impl_->Roll(); }
 absl::Status WritebackJournal::Remove(const std::vector<uint64_t>& segments) {
   return impl_->Remove(segments);
 }

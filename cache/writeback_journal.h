@@ -104,6 +104,10 @@ class WritebackJournal {
   // Sealed segments with no references. The caller makes the namespace
   // durable (the commits that dropped the references) and then removes them.
   std::vector<uint64_t> Reclaimable();
+  // Seals the active segment and starts a new one, so the old one can be
+  // reclaimed once its records are committed (at a clean unmount: the next
+  // mount then has nothing to read).
+  absl::Status Roll();
   absl::Status Remove(const std::vector<uint64_t>& segments);
 
   struct Stats {

@@ -301,6 +301,10 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   stats_writer.join();
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();
+  if (flushed.ok() && (*journal)->Roll().ok()) {
+    // Everything is stored: a second pass deletes the segment just sealed.
+    flushed = cache.FlushAll();
+  }
   absl::Status synced = volume.ns().Sync();
   if (!flushed.ok()) {
     // The data is still in the writeback journal: made durable there, it

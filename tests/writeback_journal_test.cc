@@ -220,6 +220,19 @@ TEST_F(WritebackJournalTest, OnlySealedUnreferencedSegmentsAreReclaimed) {
   EXPECT_EQ(Segments().size(), before - 1);
 }
 
+TEST_F(WritebackJournalTest, RollLetsTheLastSegmentGoOnceItsRecordsAreCommitted) {
+  auto journal = OpenJournal(1);
+  absl::StatusOr<WritebackJournal::Appended> a = journal->Append(5, 0, "data");
+  ASSERT_TRUE(a.ok());
+  journal->Unref(a->segment);
+  EXPECT_TRUE(journal->Reclaimable().empty()) << "the active segment is never reclaimed";
+  ASSERT_TRUE(journal->Roll().ok());
+  EXPECT_EQ(journal->Reclaimable(), std::vector<uint64_t>{a->segment});
+  ASSERT_TRUE(journal->Remove(journal->Reclaimable()).ok());
+  ASSERT_TRUE(journal->Roll().ok());  // an empty active segment stays as it is
+  EXPECT_EQ(Segments().size(), 1u);
+}
+
 // The cache over a journal: what a crashed daemon leaves is replayed.
 class JournaledCacheTest : public ::testing::Test {
  protected:

@@ -125,19 +125,6 @@ class BlobFileStore final : public LocalBlobStore {
 
   absl::Status Init() {
     if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
-    // All fan-out directories up front, with one directory sync: creating
-    // them on first use cost a sync of the parent for each of the first 256
-    // blobs (a fresh volume's first gigabyte was written at half speed).
-    bool created = false;
-    for (int i = 0; i < 256; ++i) {
-      std::string fanout = absl::StrFormat("%s/%02x", dir_, i);
-      if (env_->Exists(fanout)) continue;
-      if (absl::Status s = env_->CreateDir(fanout); !s.ok()) return s;
-      created = true;
-    }
-    if (created) {
-      if (absl::Status s = env_->SyncDir(dir_); !s.ok()) return s;
-    }
     // Counting existing blobs costs one directory scan per fan-out directory
     // at open (O(number of blobs)); it keeps Usage() exact without a counter
     // file that a crash could leave stale.

@@ -69,6 +69,13 @@ class FileDataCache::Impl {
       return FsError(FsErrorKind::kFileTooBig, "write past the file size limit");
     }
     if (data.empty()) return absl::OkStatus();
+    // Over a limit and unable to make room (the data disk is full, say):
+    // refuse the write rather than take more memory, or failing writes
+    // would grow the cache without bound.
+    if (total_dirty_.load() > options_.max_dirty_bytes || JournalOverLimit()) {
+      absl::Status relieved = RelievePressure(ino);
+      if (!relieved.ok() && total_dirty_.load() > options_.max_dirty_bytes) return relieved;
+    }
     bool eager_flush = false;
     {
       std::shared_ptr<InodeState> state = LockedState(ino);

@@ -211,6 +211,25 @@ TEST_F(FileDataCacheTest, DirtyMemoryStaysUnderTheLimit) {
   }
 }
 
+TEST_F(FileDataCacheTest, FullDiskRefusesWritesInsteadOfGrowingMemory) {
+  NewCache(/*max_dirty=*/1 << 20);
+  env_.space_left = 0;  // nothing can be stored
+  InodeId f = NewFile("f");
+  std::string chunk(64 << 10, 'z');
+  int refused = 0;
+  for (int i = 0; i < 100; ++i) {
+    absl::Status s = cache_->Write(f, i * chunk.size(), chunk);
+    if (!s.ok()) {
+      EXPECT_EQ(GetFsErrorKind(s), FsErrorKind::kNoSpace) << s;
+      refused++;
+    }
+    EXPECT_LE(cache_->GetStats().dirty_bytes, (1u << 20) + 2 * chunk.size());
+  }
+  EXPECT_GT(refused, 50);
+  env_.space_left = -1;
+  EXPECT_TRUE(cache_->Fsync(f).ok()) << "once there is room again, the data held is stored";
+}
+
 TEST_F(FileDataCacheTest, DeletedBlobsAreCollected) {
   InodeId f = NewFile("f");
   ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'g')).ok());

@@ -245,15 +245,11 @@ class BlobFileStore final : public LocalBlobStore {
       if (!names.ok()) continue;  // no such fan-out directory yet
       for (const std::string& name : *names) {
         // <16 hex digits>.blob
-        if (name.size() != 21 || name.substr(16) != ".blob") continue;
         BlobId id = 0;
-        bool hex = true;
-        for (char c : name.substr(0, 16)) {
-          int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-          if (d < 0) hex = false;
-          id = (id << 4) | static_cast<BlobId>(d < 0 ? 0 : d);
+        if (name.size() == 21 && name.substr(16) == ".blob" &&
+            ParseHex(std::string_view(name).substr(0, 16), &id) && id >= from) {
+          ids.push_back(id);
         }
-        if (hex && id >= from) ids.push_back(id);
       }
     }
     std::sort(ids.begin(), ids.end());

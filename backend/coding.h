@@ -65,6 +65,20 @@ class Decoder {
   std::string_view data_;
 };
 
+// Parses all of `text` as lowercase hex digits (the %x of file names); false
+// if it is empty, longer than 16 digits or holds anything else.
+inline bool ParseHex(std::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > 16) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  *out = v;
+  return true;
+}
+
 inline void PutBytes(std::string* out, std::string_view v) {
   PutFixed32(out, static_cast<uint32_t>(v.size()));
   out->append(v);

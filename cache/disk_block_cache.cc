@@ -59,18 +59,8 @@ bool ParseName(const std::string& name, BlobId* id, uint64_t* block) {
   if (name.size() != 16 + 1 + 8 + 4 || name[16] != '-' || name.substr(25) != ".blk") {
     return false;
   }
-  auto hex = [](std::string_view text, uint64_t* out) {
-    uint64_t v = 0;
-    for (char c : text) {
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-      if (d < 0) return false;
-      v = (v << 4) | static_cast<uint64_t>(d);
-    }
-    *out = v;
-    return true;
-  };
-  return hex(std::string_view(name).substr(0, 16), id) &&
-         hex(std::string_view(name).substr(17, 8), block);
+  return ParseHex(std::string_view(name).substr(0, 16), id) &&
+         ParseHex(std::string_view(name).substr(17, 8), block);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -82,11 +83,7 @@ class FileDataCache::Impl {
       // LockedState returns with state->mu held. Journaling under the file's
       // lock keeps its records in the order its data is merged.
       bool journaled = Journal(ino, *state, offset, data);
-      uint64_t added = Merge(*state, offset, data);
-      total_dirty_ += added;
-      if (state->dirty_since == 0) state->dirty_since = NowSeconds();
-      uint64_t end = offset + data.size();
-      if (end > state->dirty_end.load()) state->dirty_end = end;
+      AddDirty(*state, offset, data);
       // A whole blob's worth of data goes out at once rather than waiting
       // for the timer.
       eager_flush = state->dirty_bytes >= kMaxBlobBytes || !journaled;
@@ -239,10 +236,7 @@ class FileDataCache::Impl {
             journal_->Ref(record.segment);
             state->journal_refs[record.segment]++;
             state->journal_seq = std::max(state->journal_seq, record.seq);
-            total_dirty_ += Merge(*state, record.offset, record.data);
-            if (state->dirty_since == 0) state->dirty_since = NowSeconds();
-            uint64_t end = record.offset + record.data.size();
-            if (end > state->dirty_end.load()) state->dirty_end = end;
+            AddDirty(*state, record.offset, record.data);
             state->mu.Unlock();
           }
           return RelievePressure(record.ino);
@@ -317,11 +311,10 @@ class FileDataCache::Impl {
       absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(owner, 0, kMaxFileBytes);
       if (absl::IsNotFound(extents.status())) continue;  // deleted: GC frees them
       if (!extents.ok()) return extents.status();
-      absl::flat_hash_map<BlobId, bool> wanted;
-      for (BlobId id : ids) wanted[id] = true;
+      const absl::flat_hash_set<BlobId> wanted(ids.begin(), ids.end());
       std::string packed;
       std::vector<Relocation> moves;
-      absl::flat_hash_map<BlobId, bool> emptied;
+      absl::flat_hash_set<BlobId> emptied;
       auto store = [&]() -> absl::Status {
         if (moves.empty()) return absl::OkStatus();
         absl::StatusOr<BlobId> new_id = ns_.AllocateBlobIds(1);
@@ -346,7 +339,7 @@ class FileDataCache::Impl {
         moves.push_back(Relocation{extent.file_offset, extent.length, extent.blob_id,
                                    extent.blob_offset, kNoBlob, packed.size()});
         packed += *piece;
-        emptied[extent.blob_id] = true;
+        emptied.insert(extent.blob_id);
       }
       if (absl::Status s = store(); !s.ok()) return s;
       rewritten += emptied.size();
@@ -406,6 +399,16 @@ class FileDataCache::Impl {
   std::vector<std::pair<InodeId, std::shared_ptr<InodeState>>> Snapshot() {
     absl::MutexLock lock(&table_mu_);
     return {states_.begin(), states_.end()};
+  }
+
+  // Makes `data` at `offset` part of the file's dirty data, with the
+  // accounting that goes with it.
+  void AddDirty(InodeState& state, uint64_t offset, std::string_view data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    total_dirty_ += Merge(state, offset, data);
+    if (state.dirty_since == 0) state.dirty_since = NowSeconds();
+    uint64_t end = offset + data.size();
+    if (end > state.dirty_end.load()) state.dirty_end = end;
   }
 
   // Adds `data` at `offset` to the runs, merging with runs it overlaps or

@@ -27,19 +27,9 @@ std::string SegmentName(uint64_t number) {
 }
 
 bool ParseSegmentName(const std::string& name, uint64_t* number) {
-  if (name.size() != 4 + 16 + 4 || name.compare(0, 4, "seg-") != 0 ||
-      name.compare(20, 4, ".jnl") != 0) {
-    return false;
-  }
-  uint64_t n = 0;
-  for (size_t i = 4; i < 20; ++i) {
-    char c = name[i];
-    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) return false;
-    n = (n << 4) | static_cast<uint64_t>(digit);
-  }
-  *number = n;
-  return true;
+  return name.size() == 4 + 16 + 4 && name.compare(0, 4, "seg-") == 0 &&
+         name.compare(20, 4, ".jnl") == 0 &&
+         ParseHex(std::string_view(name).substr(4, 16), number);
 }
 
 std::string PaddedVolumeId(const std::string& id) {

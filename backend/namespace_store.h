@@ -262,6 +262,18 @@ class NamespaceStore {
   // first. Ids are never reused, even across crashes.
   virtual absl::StatusOr<BlobId> AllocateBlobIds(uint64_t count) = 0;
 
+  // Blob records in id order, starting at `from`, at most `max` of them
+  // (scrub, disk rebuild and fsck walk the blobs in batches).
+  virtual absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> ListBlobs(
+      BlobId from, size_t max) = 0;
+
+  // The repair queue: blobs some of whose shards must be rewritten (a read
+  // had to rebuild one, or the blob was stored while a disk was down). It
+  // survives restarts; queuing twice is harmless.
+  virtual absl::Status QueueRepair(BlobId id) = 0;
+  virtual absl::StatusOr<std::vector<BlobId>> PendingRepairs(BlobId from, size_t max) = 0;
+  virtual absl::Status ClearRepair(BlobId id) = 0;
+
   // Blobs no extent references whose grace period has passed, at most `max`.
   virtual absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) = 0;
   // Forgets blobs the caller has deleted from the blob store.

@@ -46,6 +46,7 @@ constexpr char kNextBlobKey[] = "c:next_blob";
 constexpr char kInodeCountKey[] = "c:inode_count";
 constexpr char kDataBytesKey[] = "c:data_bytes";
 constexpr char kVolumeMetaPrefix[] = "v:";
+constexpr char kRepairPrefix[] = "r:";
 constexpr size_t kMaxXattrValueBytes = 64 << 10;
 
 rocksdb::Slice S(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -563,6 +564,46 @@ class RocksNamespace final : public NamespaceStore {
     if (!s.ok()) return s;
     next_blob_ = first + count;
     return first;
+  }
+
+  absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> ListBlobs(BlobId from,
+                                                                      size_t max) override {
+    std::vector<std::pair<BlobId, BlobRecord>> out;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kBlobs]));
+    for (it->Seek(S(BlobKey(from))); it->Valid() && out.size() < max; it->Next()) {
+      absl::StatusOr<StoredBlob> blob = DecodeBlob(V(it->value()));
+      if (!blob.ok()) return blob.status();
+      out.emplace_back(KeyNumberAt(V(it->key()), 0), blob->record);
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing blobs"); !s.ok()) return s;
+    return out;
+  }
+
+  absl::Status QueueRepair(BlobId id) override {
+    std::string key = kRepairPrefix + BlobKey(id);
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], S(key), ""),
+                     "queuing a repair");
+  }
+
+  absl::StatusOr<std::vector<BlobId>> PendingRepairs(BlobId from, size_t max) override {
+    std::vector<BlobId> ids;
+    std::string start = kRepairPrefix + BlobKey(from);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(S(start)); it->Valid() && ids.size() < max; it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 2) != kRepairPrefix || key.size() != 10) break;
+      ids.push_back(KeyNumberAt(key.substr(2), 0));
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing repairs"); !s.ok()) return s;
+    return ids;
+  }
+
+  absl::Status ClearRepair(BlobId id) override {
+    std::string key = kRepairPrefix + BlobKey(id);
+    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta], S(key)),
+                     "clearing a repair");
   }
 
   absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) override {

@@ -4,7 +4,7 @@
 //
 //   VOLUME_DIR/cairn.toml   config: format version, volume id, disks, tuning
 //   VOLUME_DIR/namespace/   RocksDB namespace database
-//   VOLUME_DIR/data/        blob store when no --disk was given
+//   VOLUME_DIR/data/        the one disk when no --disk was given
 //   VOLUME_DIR/lock         flock()ed by the daemon serving the volume; holds
 //                           "pid mountpoint" for status and umount
 #pragma once
@@ -20,18 +20,23 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
+#include "backend/erasure_code.h"
 #include "backend/namespace_store.h"
+#include "backend/striped_blob_store.h"
 
 namespace cairn {
 
 // Newest on-disk format this build reads and writes. A volume with a larger
 // number is refused (upgrade cairn); a smaller one would be migrated.
-inline constexpr int kVolumeFormatVersion = 1;
+// Version 1: one directory of whole-blob files (LocalBlobStore), still
+// mounted as it is. Version 2: the striped store over cairn disks.
+inline constexpr int kVolumeFormatVersion = 2;
 
 struct VolumeConfig {
   int format_version = kVolumeFormatVersion;
   std::string volume_id;            // 32 hex digits, random at format
   std::vector<std::string> disks;   // absolute data directories
+  Redundancy redundancy;            // how blobs are spread over the disks
   std::string cache_dir;            // absolute; default VOLUME_DIR/cache
   uint64_t max_dirty_bytes = 128ull << 20;   // writeback memory limit
   uint64_t max_journal_bytes = 1ull << 30;   // writeback journal on cache_dir
@@ -39,6 +44,12 @@ struct VolumeConfig {
   int64_t dirty_flush_seconds = 5;           // partial blocks flushed after
   int64_t gc_grace_seconds = 60;
   std::string log_level = "info";            // error, warning, info, debug
+  // Background scrub: every blob is read and verified once per interval, at
+  // no more than this many bytes per second. 0 seconds: no background scrub.
+  int64_t scrub_interval_seconds = 7 * 24 * 3600;
+  uint64_t scrub_bytes_per_second = 16ull << 20;
+  // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
+  std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };
 
 // Reads VOLUME_DIR/cairn.toml. Errors name the file, the key and the reason
@@ -52,6 +63,8 @@ absl::Status SaveVolumeConfig(const std::string& volume_dir,
 
 struct FormatOptions {
   std::vector<std::string> disks;  // empty: VOLUME_DIR/data
+  // Default by disk count (DefaultRedundancy).
+  std::optional<Redundancy> redundancy;
   bool force = false;  // allow a non-empty directory / an existing volume
 };
 
@@ -91,6 +104,8 @@ class Volume {
 
   NamespaceStore& ns() { return *namespace_; }
   BlobStore& blobs() { return *blobs_; }
+  // The striped store, or nullptr on a format-1 volume.
+  StripedBlobStore* striped() { return striped_; }
   const VolumeConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
 
@@ -104,6 +119,7 @@ class Volume {
   int lock_fd_ = -1;
   std::unique_ptr<NamespaceStore> namespace_;
   std::unique_ptr<BlobStore> blobs_;
+  StripedBlobStore* striped_ = nullptr;
 };
 
 }  // namespace cairn

@@ -106,8 +106,11 @@ std::string ConfigText(const VolumeConfig& c) {
       << "format_version = " << c.format_version << "\n"
       << "# Identity of this volume; its disks and database carry the same id.\n"
       << "volume_id = " << toml::value<std::string>(c.volume_id) << "\n"
-      << "# Directories holding the data. Empty: the data/ folder inside the volume.\n"
+      << "# Directories holding the data, in disk order. Empty: the data/ folder inside\n"
+      << "# the volume. Change with cairn disk replace, not by hand.\n"
       << "disks = " << disks << "\n"
+      << "# How blobs are spread over the disks: plain, copies:N or ec:K+M; fixed at format.\n"
+      << "redundancy = " << toml::value<std::string>(c.redundancy.ToString()) << "\n"
       << "# Directory for the write cache (default: cache/ inside the volume).\n"
       << "cache_dir = " << toml::value<std::string>(c.cache_dir) << "\n"
       << "# Most bytes of written data kept in memory before writers must wait.\n"
@@ -121,11 +124,20 @@ std::string ConfigText(const VolumeConfig& c) {
       << "# Deleted data is freed this many seconds after its last reference.\n"
       << "gc_grace_seconds = " << c.gc_grace_seconds << "\n"
       << "# Log level: error, warning, info or debug.\n"
-      << "log_level = " << toml::value<std::string>(c.log_level) << "\n";
+      << "log_level = " << toml::value<std::string>(c.log_level) << "\n"
+      << "# Background scrub: read and verify every blob once per this many seconds\n"
+      << "# (0: never), reading at most scrub_bytes_per_second.\n"
+      << "scrub_interval_seconds = " << c.scrub_interval_seconds << "\n"
+      << "scrub_bytes_per_second = " << c.scrub_bytes_per_second << "\n";
   return out.str();
 }
 
 }  // namespace
+
+std::vector<std::string> VolumeConfig::DataDisks(const std::string& volume_dir) const {
+  if (!disks.empty()) return disks;
+  return {Join(Absolute(volume_dir), kDataDir)};
+}
 
 absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs) {
   constexpr char kSweepFloorKey[] = "blob_sweep_floor";
@@ -241,6 +253,23 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
     } else if (key == "gc_grace_seconds") {
       s = integer(0, &n);
       c.gc_grace_seconds = n;
+    } else if (key == "redundancy") {
+      std::string text_value;
+      s = text(&text_value);
+      if (s.ok()) {
+        absl::StatusOr<Redundancy> r = ParseRedundancy(text_value);
+        if (!r.ok()) {
+          s = bad(key, std::string(r.status().message()));
+        } else {
+          c.redundancy = *r;
+        }
+      }
+    } else if (key == "scrub_interval_seconds") {
+      s = integer(0, &n);
+      c.scrub_interval_seconds = n;
+    } else if (key == "scrub_bytes_per_second") {
+      s = integer(1 << 20, &n);
+      c.scrub_bytes_per_second = n;
     } else if (key == "log_level") {
       s = text(&c.log_level);
       LogLevel level;
@@ -259,6 +288,12 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
         "); upgrade cairn"));
   }
   if (c.volume_id.empty()) return bad("volume_id", "missing");
+  size_t disk_count = c.DataDisks(dir).size();
+  if (static_cast<size_t>(c.redundancy.total_shards()) > disk_count) {
+    return bad("redundancy", absl::StrCat(c.redundancy.ToString(), " needs ",
+                                          c.redundancy.total_shards(), " disks; ",
+                                          disk_count, " are configured"));
+  }
   return c;
 }
 
@@ -310,15 +345,24 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   std::vector<std::string> disks;
   for (const std::string& disk : options.disks) {
     std::string abs = Absolute(disk);
+    if (std::find(disks.begin(), disks.end(), abs) != disks.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("disk directory ", abs, " is given twice; every --disk must be a "
+                       "different directory (ideally on a different drive)"));
+    }
     if (!options.force && !DirIsEmptyOrMissing(abs)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "disk directory ", abs, " is not empty; use --force to erase it"));
     }
     disks.push_back(abs);
   }
-  if (disks.size() > 1) {
-    return absl::UnimplementedError(
-        "more than one --disk is not supported yet; give one directory");
+  const size_t disk_count = std::max<size_t>(1, disks.size());
+  Redundancy redundancy = options.redundancy.value_or(DefaultRedundancy(disk_count));
+  if (static_cast<size_t>(redundancy.total_shards()) > disk_count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redundancy ", redundancy.ToString(), " needs at least ", redundancy.total_shards(),
+        " disks (one per shard); ", disk_count, " given. Add --disk directories or choose "
+        "less redundancy"));
   }
   fsys::create_directories(dir, ec);
   if (ec) {
@@ -342,6 +386,7 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   VolumeConfig config;
   config.volume_id = RandomVolumeId();
   config.disks = disks;
+  config.redundancy = redundancy;
   config.cache_dir = Join(dir, "cache");
   NamespaceOptions ns_options;
   ns_options.create_if_missing = true;
@@ -357,10 +402,19 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
     }
     if (absl::Status s = (*ns)->Sync(); !s.ok()) return s;
   }
-  std::string data_dir = disks.empty() ? Join(dir, kDataDir) : disks[0];
-  fsys::create_directories(data_dir, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create ", data_dir, ": ", ec.message()));
+  std::vector<std::string> data_disks = config.DataDisks(dir);
+  for (size_t i = 0; i < data_disks.size(); ++i) {
+    fsys::create_directories(data_disks[i], ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot create ", data_disks[i], ": ", ec.message()));
+    }
+    if (absl::Status s = StripedBlobStore::PrepareDisk(data_disks[i], config.volume_id,
+                                                       static_cast<int>(i),
+                                                       static_cast<int>(data_disks.size()));
+        !s.ok()) {
+      return s;
+    }
   }
   if (absl::Status s = SaveVolumeConfig(dir, config); !s.ok()) return s;
   return config;
@@ -390,10 +444,6 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         ", newer than this cairn supports (", kVolumeFormatVersion,
         "); upgrade cairn"));
   }
-  if (config.disks.size() > 1) {
-    return absl::UnimplementedError(
-        "volumes with more than one disk are not supported by this cairn yet");
-  }
   NamespaceOptions ns_options;
   ns_options.gc_grace_seconds = config.gc_grace_seconds;
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
@@ -407,17 +457,39 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         id->value_or("(none)"), ", but cairn.toml names volume ",
         config.volume_id, "; the directory was assembled from two volumes"));
   }
-  std::string data_dir =
-      config.disks.empty() ? Join(volume->dir_, kDataDir) : config.disks[0];
-  if (access(data_dir.c_str(), F_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", data_dir, " of volume ", volume->dir_,
-        " is missing; is the disk mounted?"));
-  }
-  absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(data_dir);
-  if (!blobs.ok()) return blobs.status();
   volume->namespace_ = std::move(*ns);
-  volume->blobs_ = std::move(*blobs);
+  if (config.format_version == 1) {
+    std::string data_dir =
+        config.disks.empty() ? Join(volume->dir_, kDataDir) : config.disks[0];
+    if (access(data_dir.c_str(), F_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", data_dir, " of volume ", volume->dir_,
+          " is missing; is the disk mounted?"));
+    }
+    absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(data_dir);
+    if (!blobs.ok()) return blobs.status();
+    volume->blobs_ = std::move(*blobs);
+  } else {
+    StripedStoreOptions store_options;
+    store_options.volume_id = config.volume_id;
+    store_options.redundancy = config.redundancy;
+    store_options.disks = config.DataDisks(volume->dir_);
+    NamespaceStore* ns_for_repairs = volume->namespace_.get();
+    store_options.queue_repair = [ns_for_repairs](BlobId id) {
+      if (absl::Status s = ns_for_repairs->QueueRepair(id); !s.ok()) {
+        LogError("could not queue blob %d for repair: %s (the next scrub finds it)", id,
+                 s.message());
+      }
+    };
+    absl::StatusOr<std::unique_ptr<StripedBlobStore>> blobs =
+        StripedBlobStore::Open(std::move(store_options));
+    if (!blobs.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume ", volume->dir_, " cannot be opened: ", blobs.status().message()));
+    }
+    volume->striped_ = blobs->get();
+    volume->blobs_ = std::move(*blobs);
+  }
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {

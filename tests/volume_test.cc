@@ -85,7 +85,7 @@ TEST_F(VolumeTest, ConfigErrorsNameTheKeyAndTheFix) {
   EXPECT_NE(too_small.status().message().find("at least 268435456"), std::string::npos)
       << too_small.status();
   std::string newer = original;
-  newer.replace(newer.find("format_version = 1"), 18, "format_version = 99");
+  newer.replace(newer.find("format_version = 2"), 18, "format_version = 99");
   std::ofstream(path) << newer;
   auto too_new = LoadVolumeConfig(Vol());
   ASSERT_FALSE(too_new.ok());

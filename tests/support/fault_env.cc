@@ -9,7 +9,7 @@ class FaultFile : public File {
 
   absl::Status PWrite(uint64_t offset, std::string_view data) override {
     int n = ++env_->writes;
-    if (env_->fail_write_number == n) {
+    if (env_->fail_write_number == n || env_->fail_all_io) {
       return FsError(FsErrorKind::kIo, "injected write failure on " + path_);
     }
     int64_t left = env_->space_left.load();
@@ -25,11 +25,15 @@ class FaultFile : public File {
     return base_->PWrite(offset, data);
   }
   absl::StatusOr<std::string> PRead(uint64_t offset, uint64_t length) override {
+    int n = ++env_->reads;
+    if (env_->fail_read_number == n || env_->fail_all_io) {
+      return FsError(FsErrorKind::kIo, "injected read failure on " + path_);
+    }
     return base_->PRead(offset, length);
   }
   absl::Status Sync() override {
     int n = ++env_->syncs;
-    if (env_->fail_sync_number == n) {
+    if (env_->fail_sync_number == n || env_->fail_all_io) {
       return FsError(FsErrorKind::kIo, "injected fsync failure on " + path_);
     }
     return base_->Sync();

@@ -1,5 +1,6 @@
-// An Env that fails on command, for durability tests: the Nth write or sync
-// fails, or writes run out of space after a byte budget. Everything else
+// An Env that fails on command, for durability tests: the Nth read, write or
+// sync fails, every I/O fails, or writes run out of space after a byte
+// budget. Everything else
 // passes through to the wrapped Env.
 #pragma once
 
@@ -18,11 +19,15 @@ class FaultEnv : public Env {
   // 0 = never. Counted over all files from now on.
   std::atomic<int> fail_write_number{0};
   std::atomic<int> fail_sync_number{0};
+  std::atomic<int> fail_read_number{0};
+  // Every read, write and fsync fails with EIO (a disk that died).
+  std::atomic<bool> fail_all_io{false};
   // Bytes that may still be written before ENOSPC; negative = unlimited.
   std::atomic<int64_t> space_left{-1};
 
   std::atomic<int> writes{0};
   std::atomic<int> syncs{0};
+  std::atomic<int> reads{0};
 
   absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path,
                                              OpenMode mode) override;

@@ -109,6 +109,15 @@ class Volume {
   const VolumeConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
 
+  // Puts the directory `new_disk` in place of disk `old_disk` (a configured
+  // path or the disk's index): prepares it (marker), records a pending
+  // rebuild, swaps it into the running store and into cairn.toml. Refuses a
+  // working disk, a disk of another volume or a non-empty directory (unless
+  // `force`, which erases it). Returns the disk's index; the caller then
+  // rebuilds (ScrubBlobs with repair) and clears kRebuildPendingKey.
+  absl::StatusOr<int> ReplaceDisk(const std::string& old_disk, const std::string& new_disk,
+                                  bool force);
+
   // Writes "pid mountpoint" into the lock file for status and umount.
   absl::Status RecordMount(pid_t pid, const std::string& mountpoint);
 

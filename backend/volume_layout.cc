@@ -15,9 +15,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "backend/fs_error.h"
 #include "backend/local_blob_store.h"
 #include "backend/log.h"
+#include "backend/storage_maintenance.h"
 #include "backend/volume.h"
 #include "toml++/toml.h"
 
@@ -502,6 +504,76 @@ Volume::~Volume() {
   blobs_.reset();
   namespace_.reset();
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+}
+
+absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
+                                        const std::string& new_disk, bool force) {
+  if (striped_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "this volume has format 1 (one data directory, no shards); disk replace needs a "
+        "volume formatted by this cairn");
+  }
+  if (config_.redundancy.parity_shards == 0) {
+    return absl::FailedPreconditionError(
+        "this volume keeps one copy of its data (redundancy plain): there is nothing to "
+        "rebuild a disk from. Copy the files to a new volume instead");
+  }
+  std::vector<std::string> disks = config_.DataDisks(dir_);
+  std::string old_abs = Absolute(old_disk);
+  int index = -1;
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (disks[i] == old_abs) index = static_cast<int>(i);
+  }
+  int given_index = -1;
+  if (index < 0 && absl::SimpleAtoi(old_disk, &given_index) && given_index >= 0 &&
+      given_index < static_cast<int>(disks.size())) {
+    index = given_index;
+  }
+  if (index < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        old_disk, " is not a disk of volume ", dir_, "; its disks are: ",
+        absl::StrJoin(disks, ", ")));
+  }
+  std::string new_abs = Absolute(new_disk);
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (disks[i] == new_abs && static_cast<int>(i) != index) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(new_abs, " is already disk ", i, " of this volume"));
+    }
+  }
+  std::vector<DiskInfo> states = striped_->Disks();
+  if (states[index].state == DiskState::kOk && new_abs == disks[index]) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "disk ", disks[index], " is working; give a new directory to move it there, or run "
+        "cairn scrub to repair bad shards"));
+  }
+  if (!DirIsEmptyOrMissing(new_abs)) {
+    if (!force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "new disk directory ", new_abs,
+          " is not empty; use an empty directory (or --force to erase it)"));
+    }
+    std::error_code ec;
+    for (const auto& entry : fsys::directory_iterator(new_abs, ec)) {
+      fsys::remove_all(entry.path(), ec);
+    }
+  }
+  if (absl::Status s = StripedBlobStore::PrepareDisk(new_abs, config_.volume_id, index,
+                                                     static_cast<int>(disks.size()));
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = namespace_->SetVolumeMeta(kRebuildPendingKey, absl::StrCat(index));
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = namespace_->Sync(); !s.ok()) return s;
+  if (absl::Status s = striped_->ReplaceDisk(index, new_abs); !s.ok()) return s;
+  disks[index] = new_abs;
+  config_.disks = disks;
+  if (absl::Status s = SaveVolumeConfig(dir_, config_); !s.ok()) return s;
+  LogInfo("disk %d of volume %s replaced by %s; rebuilding its shards", index, dir_, new_abs);
+  return index;
 }
 
 absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {

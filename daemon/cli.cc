@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
 namespace cairn::cli {
 
 int Fail(const std::string& verb, const std::string& message) {
@@ -78,6 +81,39 @@ std::optional<MountEntry> FindCairnMount(const std::string& path) {
     found = MountEntry{Unescape(mountpoint), Unescape(source)};  // last wins
   }
   return found;
+}
+
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string Human(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\": ";
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtoull(json.c_str() + at + needle.size(), nullptr, 10);
 }
 
 }  // namespace cairn::cli

@@ -2,6 +2,7 @@
 // operation failed, 2 the command line was wrong.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,16 +34,27 @@ struct MountEntry {
 std::optional<MountEntry> FindCairnMount(const std::string& path);
 std::string AbsolutePath(const std::string& path);
 
+// A JSON string literal for `text`.
+std::string JsonString(const std::string& text);
+// 1536 -> "1.5 KiB".
+std::string Human(uint64_t bytes);
+// The number after "key": in flat JSON the daemon wrote, if present.
+std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key);
+
 int FormatCommand(const Args& args);
 int MountCommand(const Args& args);
 int UmountCommand(const Args& args);
 int StatusCommand(const Args& args);
 int FsckCommand(const Args& args);
+int ScrubCommand(const Args& args);
+int DiskCommand(const Args& args);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
 extern const char kUmountHelp[];
 extern const char kStatusHelp[];
 extern const char kFsckHelp[];
+extern const char kScrubHelp[];
+extern const char kDiskHelp[];
 
 }  // namespace cairn::cli

@@ -18,7 +18,7 @@ constexpr char kMainHelp[] =
     "a RocksDB namespace and immutable, checksummed blobs of data.\n"
     "\n"
     "commands:\n"
-    "  format VOLUME_DIR [--disk DIR]... [--force]\n"
+    "  format VOLUME_DIR [--disk DIR]... [--ec K+M | --copies N] [--force]\n"
     "                         create a new volume\n"
     "  mount VOLUME_DIR MOUNTPOINT [-f] [-o OPT,...]\n"
     "                         mount a volume (returns once the mount is ready)\n"
@@ -26,7 +26,12 @@ constexpr char kMainHelp[] =
     "                         everything and exited\n"
     "  status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "                         whether and where a volume is mounted, and usage\n"
-    "  fsck VOLUME_DIR        check an unmounted volume's namespace and blobs\n"
+    "  fsck VOLUME_DIR [--repair]\n"
+    "                         check an unmounted volume's namespace and shards\n"
+    "  scrub VOLUME_DIR|MOUNTPOINT [--no-repair] [--json]\n"
+    "                         verify every shard, rewrite the bad ones\n"
+    "  disk replace VOLUME_DIR OLD NEW [--force]\n"
+    "                         rebuild a lost disk's shards onto a new one\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "options:\n"
@@ -48,6 +53,10 @@ int Help(const std::string& verb) {
     fputs(cairn::cli::kStatusHelp, stdout);
   } else if (verb == "fsck") {
     fputs(cairn::cli::kFsckHelp, stdout);
+  } else if (verb == "scrub") {
+    fputs(cairn::cli::kScrubHelp, stdout);
+  } else if (verb == "disk") {
+    fputs(cairn::cli::kDiskHelp, stdout);
   } else {
     return cairn::cli::UsageError("help", "unknown command '" + verb + "'");
   }
@@ -76,7 +85,8 @@ int main(int argc, char** argv) {
   }
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
   if (verb == "format" || verb == "mount" || verb == "umount" ||
-      verb == "unmount" || verb == "status" || verb == "fsck") {
+      verb == "unmount" || verb == "status" || verb == "fsck" || verb == "scrub" ||
+      verb == "disk") {
     if (WantsHelp(args)) return Help(verb);
   }
   if (verb == "format") return FormatCommand(args);
@@ -84,6 +94,8 @@ int main(int argc, char** argv) {
   if (verb == "umount" || verb == "unmount") return UmountCommand(args);
   if (verb == "status") return StatusCommand(args);
   if (verb == "fsck") return FsckCommand(args);
+  if (verb == "scrub") return ScrubCommand(args);
+  if (verb == "disk") return DiskCommand(args);
   fprintf(stderr, "cairn: unknown command '%s'; see cairn --help\n", verb.c_str());
   return kExitUsage;
 }

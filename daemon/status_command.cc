@@ -26,40 +26,6 @@ const char kStatusHelp[] =
 
 namespace {
 
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string Human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 5) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
-}
-
-// The value of "key" in the daemon's flat stats JSON, if present.
-std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key) {
-  std::string needle = "\"" + key + "\": ";
-  size_t at = json.find(needle);
-  if (at == std::string::npos) return std::nullopt;
-  return std::strtoull(json.c_str() + at + needle.size(), nullptr, 10);
-}
-
 // The mounted daemon's cache counters (it rewrites them every 2 s).
 std::string ReadCacheStats(const VolumeConfig& config) {
   std::ifstream in(config.cache_dir + "/stats.json");

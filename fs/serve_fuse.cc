@@ -23,10 +23,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "backend/control_channel.h"
 #include "backend/env.h"
+#include "backend/storage_maintenance.h"
 #include "cache/writeback_journal.h"
 #include "backend/log.h"
 #include "fs/cairn_fs.h"
@@ -132,7 +135,8 @@ void RaiseReadahead(const std::string& mountpoint) {
 
 // The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
 // for `cairn status` (which runs in another process). Best effort.
-void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s) {
+void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s,
+                     const std::string& storage_json) {
   std::string json = absl::StrCat(
       "{\"updated\": ", absl::ToUnixSeconds(absl::Now()),
       ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
@@ -145,12 +149,53 @@ void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s
       ", \"blobs_written\": ", s.blobs_written,
       ", \"blobs_collected\": ", s.blobs_collected,
       ", \"blobs_compacted\": ", s.blobs_compacted,
-      ", \"write_through\": ", s.write_through, "}\n");
+      ", \"write_through\": ", s.write_through,
+      storage_json.empty() ? "" : ", \"storage\": ", storage_json, "}\n");
   std::string temp = cache_dir + "/stats.json.tmp";
   std::ofstream out(temp, std::ios::trunc);
   out << json;
   out.close();
   if (out) rename(temp.c_str(), (cache_dir + "/stats.json").c_str());
+}
+
+// `cairn scrub` and `cairn disk replace` on a mounted volume (see
+// backend/control_channel.h for the protocol).
+void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMaintenance& maintenance,
+                          const std::string& request,
+                          const std::function<void(const std::string&)>& reply,
+                          const std::function<bool()>& stopping) {
+  std::vector<std::string> words = absl::StrSplit(request, '\t');
+  ScrubOptions scrub;
+  scrub.should_stop = stopping;
+  scrub.progress = [&reply](const ScrubReport& report) {
+    if (!report.finished) reply("progress " + report.ToJson());
+  };
+  if (words[0] == "scrub") {
+    scrub.repair = !(words.size() > 1 && words[1] == "norepair");
+    absl::StatusOr<ScrubReport> report =
+        maintenance.RunExclusive([&] { return ScrubBlobs(volume.ns(), store, scrub); });
+    if (!report.ok()) return reply("error " + std::string(report.status().message()));
+    if (!report->finished) return reply("error the daemon is shutting down; scrub again later");
+    return reply("done " + report->ToJson());
+  }
+  if (words[0] == "replace" && words.size() == 4) {
+    absl::StatusOr<ScrubReport> report = maintenance.RunExclusive(
+        [&]() -> absl::StatusOr<ScrubReport> {
+          absl::StatusOr<int> index = volume.ReplaceDisk(words[1], words[2], words[3] == "1");
+          if (!index.ok()) return index.status();
+          absl::StatusOr<ScrubReport> rebuilt = ScrubBlobs(volume.ns(), store, scrub);
+          if (rebuilt.ok() && rebuilt->finished) {
+            volume.ns().SetVolumeMeta(kRebuildPendingKey, "").IgnoreError();
+          }
+          return rebuilt;
+        });
+    if (!report.ok()) return reply("error " + std::string(report.status().message()));
+    if (!report->finished) {
+      return reply("error the daemon is shutting down; the rebuild goes on at the next mount");
+    }
+    return reply("done " + report->ToJson());
+  }
+  reply("error unknown request '" + words[0] + "' (cairn and its daemon differ in version?)");
 }
 
 // Each mount numbers its journal records from a new epoch, recorded in the
@@ -273,10 +318,38 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
   if (on_ready) on_ready();
   RaiseReadahead(options.mountpoint);
+  std::unique_ptr<StorageMaintenance> maintenance;
+  std::unique_ptr<ControlServer> control;
+  if (StripedBlobStore* striped = volume.striped()) {
+    StorageMaintenance::Options maintenance_options;
+    maintenance_options.scrub_interval_seconds = config.scrub_interval_seconds;
+    maintenance_options.scrub_bytes_per_second = config.scrub_bytes_per_second;
+    maintenance = std::make_unique<StorageMaintenance>(volume.ns(), *striped,
+                                                       maintenance_options);
+    absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(
+        config.volume_id,
+        [&volume, striped, m = maintenance.get()](
+            const std::string& request, const std::function<void(const std::string&)>& reply,
+            const std::function<bool()>& stopping) {
+          HandleControlRequest(volume, *striped, *m, request, reply, stopping);
+        });
+    if (server.ok()) {
+      control = std::move(*server);
+    } else {
+      LogWarning("cairn scrub and disk replace will not reach this daemon: %s",
+                 server.status().message());
+    }
+  }
   absl::Notification stats_stop;
   std::thread stats_writer([&] {
     do {
-      WriteCacheStats(config.cache_dir, cache.GetStats());
+      std::string storage;
+      if (volume.striped() != nullptr) {
+        storage = StorageJson(volume.ns(), *volume.striped());
+        storage.pop_back();  // the closing brace: the scrub goes inside
+        absl::StrAppend(&storage, ", \"scrub\": ", maintenance->ScrubJson(), "}");
+      }
+      WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 
@@ -299,6 +372,8 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
 
   stats_stop.Notify();
   stats_writer.join();
+  control.reset();      // stops a manual scrub or rebuild in progress
+  maintenance.reset();  // and the background one
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();
   if (flushed.ok() && (*journal)->Roll().ok()) {

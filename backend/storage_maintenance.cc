@@ -1,0 +1,296 @@
+#include "backend/storage_maintenance.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "backend/fs_error.h"
+#include "backend/log.h"
+
+namespace cairn {
+namespace {
+
+constexpr size_t kBatch = 256;
+constexpr size_t kMaxProblems = 20;
+
+std::string Json(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+bool IsMissingRecord(const absl::Status& s) {
+  return absl::IsNotFound(s) || GetFsErrorKind(s) == FsErrorKind::kNotFound;
+}
+
+// True when `id` no longer needs its data: deleted or awaiting collection.
+bool Unreferenced(NamespaceStore& ns, BlobId id) {
+  absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
+  return (!record.ok() && IsMissingRecord(record.status())) ||
+         (record.ok() && record->refcount == 0);
+}
+
+}  // namespace
+
+std::string ScrubReport::ToJson() const {
+  std::vector<std::string> quoted;
+  for (const std::string& p : problems) quoted.push_back(Json(p));
+  return absl::StrFormat(
+      "{\"blobs_total\": %d, \"blobs_checked\": %d, \"bytes_read\": %d, \"shards_bad\": %d, "
+      "\"shards_repaired\": %d, \"shards_unavailable\": %d, \"blobs_lost\": %d, "
+      "\"seconds\": %.3f, \"finished\": %s, \"healthy\": %s, \"problems\": [%s]}",
+      blobs_total, blobs_checked, bytes_read, shards_bad, shards_repaired, shards_unavailable,
+      blobs_lost, seconds, finished ? "true" : "false", Healthy() ? "true" : "false",
+      absl::StrJoin(quoted, ", "));
+}
+
+absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& store,
+                                       const ScrubOptions& options) {
+  ScrubReport report;
+  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) {
+    report.blobs_total = usage->blob_count;
+  }
+  const absl::Time start = absl::Now();
+  absl::Time last_progress = start;
+  auto elapsed = [&] { return absl::ToDoubleSeconds(absl::Now() - start); };
+  BlobId from = options.start;
+  for (;;) {
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch =
+        ns.ListBlobs(from, kBatch);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) break;
+    for (const auto& [id, record] : *batch) {
+      if ((options.should_stop && options.should_stop()) ||
+          (options.max_seconds > 0 && elapsed() >= options.max_seconds)) {
+        report.seconds = elapsed();
+        if (options.checkpoint) options.checkpoint(id);
+        return report;
+      }
+      from = id + 1;
+      if (record.refcount == 0) continue;  // awaiting garbage collection
+      BlobCheck check = store.CheckBlob(id, options.repair, record.crc32c);
+      if ((check.lost || check.absent) && Unreferenced(ns, id)) continue;  // deleted meanwhile
+      report.blobs_checked++;
+      report.bytes_read += check.bytes_read;
+      report.shards_bad += check.shards_bad;
+      report.shards_repaired += check.shards_repaired;
+      report.shards_unavailable += check.shards_unavailable;
+      if (check.lost) {
+        report.blobs_lost++;
+        LogError("scrub: %s", absl::StrJoin(check.problems, "; "));
+      }
+      for (const std::string& problem : check.problems) {
+        if (report.problems.size() < kMaxProblems) report.problems.push_back(problem);
+      }
+      if (!check.lost && check.shards_unavailable == 0 &&
+          check.shards_bad == check.shards_repaired && check.shards_bad > 0) {
+        ns.ClearRepair(id).IgnoreError();  // repaired here; the queue may hold it
+      }
+      if (options.bytes_per_second > 0) {
+        double due = static_cast<double>(report.bytes_read) / options.bytes_per_second;
+        double ahead = due - elapsed();
+        // Sleep in slices so a stop request is seen promptly.
+        while (ahead > 0 && !(options.should_stop && options.should_stop())) {
+          absl::SleepFor(absl::Seconds(std::min(ahead, 0.2)));
+          ahead = due - elapsed();
+        }
+      }
+      if (options.progress && absl::Now() - last_progress >= absl::Milliseconds(500)) {
+        last_progress = absl::Now();
+        report.seconds = elapsed();
+        options.progress(report);
+      }
+    }
+    if (options.checkpoint) options.checkpoint(from);
+  }
+  report.seconds = elapsed();
+  report.finished = true;
+  report.blobs_total = std::max(report.blobs_total, report.blobs_checked);
+  if (options.progress) options.progress(report);
+  return report;
+}
+
+absl::StatusOr<uint64_t> DrainRepairs(NamespaceStore& ns, StripedBlobStore& store,
+                                      size_t max) {
+  absl::StatusOr<std::vector<BlobId>> ids = ns.PendingRepairs(0, max);
+  if (!ids.ok()) return ids.status();
+  uint64_t done = 0;
+  for (BlobId id : *ids) {
+    absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
+    bool gone = (!record.ok() && IsMissingRecord(record.status())) ||
+                (record.ok() && record->refcount == 0);
+    if (!gone) {
+      if (!record.ok()) return record.status();
+      BlobCheck check = store.CheckBlob(id, /*repair=*/true, record->crc32c);
+      if (check.lost || check.absent) {
+        gone = Unreferenced(ns, id);
+        if (!gone) continue;  // the scrub reports it; keep it queued
+      } else if (check.shards_unavailable > 0 || check.shards_bad != check.shards_repaired) {
+        continue;  // a disk is down: retry once it is back or replaced
+      }
+    }
+    if (absl::Status s = ns.ClearRepair(id); !s.ok()) return s;
+    done++;
+  }
+  return done;
+}
+
+absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& store,
+                                          bool remove, std::vector<std::string>* problems) {
+  absl::StatusOr<std::vector<BlobId>> ids = store.ListIds(0);
+  if (!ids.ok()) return ids.status();
+  uint64_t orphans = 0;
+  for (BlobId id : *ids) {
+    absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
+    if (record.ok()) continue;
+    if (!IsMissingRecord(record.status())) return record.status();
+    orphans++;
+    if (problems != nullptr && problems->size() < kMaxProblems) {
+      problems->push_back(absl::StrCat("shards of blob ", id, " have no blob record",
+                                       remove ? " (deleted)" : ""));
+    }
+    if (remove) {
+      if (absl::Status s = store.Delete(id); !s.ok()) return s;
+    }
+  }
+  return orphans;
+}
+
+std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
+  std::vector<std::string> disks;
+  for (const DiskInfo& d : store.Disks()) {
+    disks.push_back(absl::StrFormat(
+        "{\"index\": %d, \"path\": %s, \"state\": \"%s\", \"problem\": %s, "
+        "\"used_bytes\": %d, \"free_bytes\": %d, \"capacity_bytes\": %d, \"shards\": %d}",
+        d.index, Json(d.path), DiskStateName(d.state), Json(d.problem), d.used_bytes,
+        d.free_bytes, d.capacity_bytes, d.shard_count));
+  }
+  StripedStoreCounters c = store.Counters();
+  absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
+  return absl::StrFormat(
+      "{\"redundancy\": \"%s\", \"disks\": [%s], \"repair_queue\": %d, "
+      "\"degraded_writes\": %d, \"reconstructions\": %d, \"checksum_failures\": %d, "
+      "\"missing_shards\": %d, \"io_errors\": %d, \"shards_repaired\": %d, "
+      "\"shards_written\": %d, \"bytes_written\": %d, \"compressed_blobs\": %d}",
+      store.redundancy().ToString(), absl::StrJoin(disks, ", "),
+      queued.ok() ? queued->size() : 0, c.degraded_writes, c.reconstructions,
+      c.checksum_failures, c.missing_shards, c.io_errors, c.shards_repaired, c.shards_written,
+      c.bytes_written, c.compressed_blobs);
+}
+
+StorageMaintenance::StorageMaintenance(NamespaceStore& ns, StripedBlobStore& store,
+                                       Options options)
+    : ns_(ns), store_(store), options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+StorageMaintenance::~StorageMaintenance() {
+  stop_ = true;
+  stopped_.Notify();
+  thread_.join();
+}
+
+std::string StorageMaintenance::ScrubJson() {
+  absl::StatusOr<std::optional<std::string>> finished = ns_.GetVolumeMeta(kScrubFinishedKey);
+  int64_t last = 0;
+  if (finished.ok() && finished->has_value()) absl::SimpleAtoi(**finished, &last);
+  absl::MutexLock lock(&progress_mu_);
+  return absl::StrFormat(
+      "{\"interval_seconds\": %d, \"bytes_per_second\": %d, \"running\": %s, "
+      "\"last_finished\": %d, \"pass\": %s}",
+      options_.scrub_interval_seconds, options_.scrub_bytes_per_second,
+      running_ ? "true" : "false", last, last_.ToJson());
+}
+
+void StorageMaintenance::Loop() {
+  // A rebuild that a crash or unmount interrupted goes on first.
+  absl::StatusOr<std::optional<std::string>> pending = ns_.GetVolumeMeta(kRebuildPendingKey);
+  if (pending.ok() && pending->has_value() && !(*pending)->empty()) {
+    LogInfo("resuming the rebuild of disk %s", **pending);
+    absl::StatusOr<ScrubReport> rebuilt = RunExclusive([&] {
+      ScrubOptions scrub;
+      scrub.should_stop = [this] { return stop_.load(); };
+      return ScrubBlobs(ns_, store_, scrub);
+    });
+    if (rebuilt.ok() && rebuilt->finished) {
+      ns_.SetVolumeMeta(kRebuildPendingKey, "").IgnoreError();
+      LogInfo("rebuild finished: %d shards rewritten", rebuilt->shards_repaired);
+    }
+  }
+  int tick = 0;
+  while (!stopped_.WaitForNotificationWithTimeout(absl::Milliseconds(options_.tick_millis))) {
+    store_.CheckDisks();
+    if (++tick % 5 == 0) {
+      absl::StatusOr<uint64_t> drained = DrainRepairs(ns_, store_, 64);
+      if (!drained.ok()) LogWarning("repair queue: %s", drained.status().ToString());
+    }
+    if (options_.scrub_interval_seconds > 0 && pause_ == 0) BackgroundScrubStep();
+  }
+}
+
+void StorageMaintenance::BackgroundScrubStep() {
+  auto meta_number = [&](const char* key) -> int64_t {
+    absl::StatusOr<std::optional<std::string>> value = ns_.GetVolumeMeta(key);
+    int64_t n = 0;
+    if (value.ok() && value->has_value()) absl::SimpleAtoi(**value, &n);
+    return n;
+  };
+  int64_t cursor = meta_number(kScrubCursorKey);
+  int64_t last_finished = meta_number(kScrubFinishedKey);
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  if (cursor == 0 && now - last_finished < options_.scrub_interval_seconds) return;
+  absl::MutexLock lock(&exclusive_);
+  {
+    absl::MutexLock progress(&progress_mu_);
+    if (!running_ && cursor == 0) last_ = ScrubReport();
+    running_ = true;
+  }
+  ScrubOptions scrub;
+  scrub.start = static_cast<BlobId>(cursor);
+  scrub.bytes_per_second = options_.scrub_bytes_per_second;
+  scrub.max_seconds = std::max<double>(1.0, options_.tick_millis / 1000.0);
+  scrub.should_stop = [this] { return stop_.load() || pause_.load() > 0; };
+  scrub.checkpoint = [this](BlobId next) {
+    ns_.SetVolumeMeta(kScrubCursorKey, absl::StrCat(next)).IgnoreError();
+  };
+  absl::StatusOr<ScrubReport> step = ScrubBlobs(ns_, store_, scrub);
+  if (!step.ok()) {
+    LogWarning("background scrub: %s", step.status().ToString());
+    return;
+  }
+  absl::MutexLock progress(&progress_mu_);
+  last_.blobs_total = step->blobs_total;
+  last_.blobs_checked += step->blobs_checked;
+  last_.bytes_read += step->bytes_read;
+  last_.shards_bad += step->shards_bad;
+  last_.shards_repaired += step->shards_repaired;
+  last_.shards_unavailable += step->shards_unavailable;
+  last_.blobs_lost += step->blobs_lost;
+  last_.seconds += step->seconds;
+  for (const std::string& p : step->problems) {
+    if (last_.problems.size() < kMaxProblems) last_.problems.push_back(p);
+  }
+  if (step->finished) {
+    last_.finished = true;
+    running_ = false;
+    ns_.SetVolumeMeta(kScrubCursorKey, "0").IgnoreError();
+    ns_.SetVolumeMeta(kScrubFinishedKey, absl::StrCat(now)).IgnoreError();
+    LogInfo("background scrub finished: %d blobs, %d bad shards, %d repaired, %d lost",
+            last_.blobs_checked, last_.shards_bad, last_.shards_repaired, last_.blobs_lost);
+  }
+}
+
+}  // namespace cairn

@@ -1,0 +1,287 @@
+// cairn scrub and cairn disk replace: on a mounted volume the daemon does
+// the work (asked over backend/control_channel.h); on an unmounted one this
+// process opens the volume and does it itself.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "backend/control_channel.h"
+#include "backend/storage_maintenance.h"
+#include "backend/volume.h"
+#include "daemon/cli.h"
+
+namespace cairn::cli {
+
+const char kScrubHelp[] =
+    "usage: cairn scrub VOLUME_DIR|MOUNTPOINT [--no-repair] [--json]\n"
+    "\n"
+    "Reads every shard of every blob of file data, verifies its checksums and\n"
+    "that the shards decode to the data the namespace recorded, and rewrites\n"
+    "shards that are missing, unreadable or corrupt from the good ones. On a\n"
+    "mounted volume the daemon does it while the volume stays in use. A\n"
+    "progress bar with rate and time left shows on a terminal.\n"
+    "\n"
+    "The daemon also scrubs in the background (scrub_interval_seconds and\n"
+    "scrub_bytes_per_second in cairn.toml).\n"
+    "\n"
+    "options:\n"
+    "  --no-repair  only report; rewrite nothing\n"
+    "  --json       print the report as one JSON object\n"
+    "\n"
+    "Exit status: 0 every blob is whole with full redundancy (after repairs),\n"
+    "1 something could not be repaired (a lost blob, a disk still missing)\n"
+    "or the scrub could not run, 2 bad command line.\n";
+
+const char kDiskHelp[] =
+    "usage: cairn disk replace VOLUME_DIR OLD NEW [--force] [--json]\n"
+    "\n"
+    "Puts the empty directory NEW (a new drive's mount point) in place of the\n"
+    "volume's disk OLD (its path as cairn.toml and cairn status show it, or\n"
+    "its index), then rebuilds every shard that belonged on it from the other\n"
+    "disks, with progress. On a mounted volume the daemon does it while the\n"
+    "volume stays in use; an interrupted rebuild goes on at the next mount.\n"
+    "NEW may be OLD's own path once a fresh drive is mounted there.\n"
+    "\n"
+    "options:\n"
+    "  --force  use NEW even if it is not empty, erasing what is there\n"
+    "  --json   print the rebuild report as one JSON object\n"
+    "\n"
+    "Exit status: 0 the disk is rebuilt, 1 it failed or blobs could not be\n"
+    "rebuilt, 2 bad command line.\n";
+
+namespace {
+
+// Where the volume of TARGET (a volume directory or a mountpoint) lives.
+std::string VolumeDirOf(const std::string& target) {
+  std::string path = AbsolutePath(target);
+  if (std::optional<MountEntry> mount = FindCairnMount(path)) return mount->volume_dir;
+  return path;
+}
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(const char* what) : what_(what), tty_(isatty(STDERR_FILENO)) {}
+  ~ProgressBar() { Clear(); }
+
+  void Show(uint64_t done, uint64_t total, uint64_t bytes, double seconds) {
+    if (!tty_) return;
+    total = std::max(total, done);
+    double fraction = total == 0 ? 1.0 : static_cast<double>(done) / total;
+    constexpr int kWidth = 30;
+    int filled = static_cast<int>(fraction * kWidth);
+    std::string bar(filled, '#');
+    bar.resize(kWidth, '-');
+    std::string eta = "--:--";
+    if (done > 0 && seconds > 0 && total > done) {
+      int64_t left = static_cast<int64_t>(seconds * (total - done) / done);
+      eta = absl::StrFormat("%d:%02d", left / 60, left % 60);
+    } else if (total == done) {
+      eta = "0:00";
+    }
+    fprintf(stderr, "\r%s [%s] %3.0f%%  %llu/%llu blobs  %s/s  ETA %s ", what_, bar.c_str(),
+            100 * fraction, static_cast<unsigned long long>(done),
+            static_cast<unsigned long long>(total),
+            Human(seconds > 0 ? static_cast<uint64_t>(bytes / seconds) : 0).c_str(), eta.c_str());
+    shown_ = true;
+  }
+  void Clear() {
+    if (shown_) fprintf(stderr, "\r%100s\r", "");
+    shown_ = false;
+  }
+
+ private:
+  const char* what_;
+  bool tty_;
+  bool shown_ = false;
+};
+
+void PrintReport(const char* verb, const ScrubReport& r, bool json) {
+  if (json) {
+    printf("%s\n", r.ToJson().c_str());
+    return;
+  }
+  // A rebuild expects every shard of the new disk to be missing: only
+  // what it could not fix is worth a line.
+  bool rebuild = std::string(verb) == "disk replace";
+  if (!rebuild || !r.Healthy()) {
+    for (const std::string& problem : r.problems) printf("problem: %s\n", problem.c_str());
+  }
+  printf("%s: %llu blobs (%s) checked in %.1f s: %llu bad shards, %llu repaired, "
+         "%llu on unavailable disks, %llu blobs lost\n",
+         verb, static_cast<unsigned long long>(r.blobs_checked), Human(r.bytes_read).c_str(),
+         r.seconds, static_cast<unsigned long long>(r.shards_bad),
+         static_cast<unsigned long long>(r.shards_repaired),
+         static_cast<unsigned long long>(r.shards_unavailable),
+         static_cast<unsigned long long>(r.blobs_lost));
+}
+
+// The daemon's final "done JSON" back into a report.
+ScrubReport ParseReport(const std::string& json) {
+  ScrubReport r;
+  r.blobs_total = StatNumber(json, "blobs_total").value_or(0);
+  r.blobs_checked = StatNumber(json, "blobs_checked").value_or(0);
+  r.bytes_read = StatNumber(json, "bytes_read").value_or(0);
+  r.shards_bad = StatNumber(json, "shards_bad").value_or(0);
+  r.shards_repaired = StatNumber(json, "shards_repaired").value_or(0);
+  r.shards_unavailable = StatNumber(json, "shards_unavailable").value_or(0);
+  r.blobs_lost = StatNumber(json, "blobs_lost").value_or(0);
+  size_t at = json.find("\"seconds\": ");
+  if (at != std::string::npos) r.seconds = strtod(json.c_str() + at + 11, nullptr);
+  r.finished = json.find("\"finished\": true") != std::string::npos;
+  // Problems are shown as the daemon logged them; keep the JSON as is.
+  size_t problems = json.find("\"problems\": [");
+  if (problems != std::string::npos) {
+    std::string list = json.substr(problems + 13);
+    size_t pos = 0;
+    while ((pos = list.find('"', pos)) != std::string::npos) {
+      size_t end = pos + 1;
+      std::string text;
+      while (end < list.size() && list[end] != '"') {
+        if (list[end] == '\\' && end + 1 < list.size()) ++end;
+        text += list[end++];
+      }
+      r.problems.push_back(text);
+      pos = end + 1;
+    }
+  }
+  return r;
+}
+
+// Sends `request` to the daemon, showing its progress; the final report.
+absl::StatusOr<ScrubReport> AskDaemon(const VolumeConfig& config, const std::string& request,
+                                      const char* what) {
+  ProgressBar bar(what);
+  std::string final_line;
+  absl::Status status = ControlRequest(config.volume_id, request, [&](const std::string& line) {
+    if (line.rfind("progress ", 0) == 0) {
+      ScrubReport r = ParseReport(line.substr(9));
+      bar.Show(r.blobs_checked, r.blobs_total, r.bytes_read, r.seconds);
+    } else {
+      final_line = line;
+    }
+  });
+  bar.Clear();
+  if (!status.ok()) return status;
+  if (final_line.rfind("error ", 0) == 0) {
+    return absl::FailedPreconditionError(final_line.substr(6));
+  }
+  return ParseReport(final_line.substr(5));
+}
+
+absl::StatusOr<ScrubReport> ScrubHere(Volume& volume, bool repair, const char* what) {
+  ProgressBar bar(what);
+  ScrubOptions options;
+  options.repair = repair;
+  options.progress = [&](const ScrubReport& r) {
+    bar.Show(r.blobs_checked, r.blobs_total, r.bytes_read, r.seconds);
+  };
+  absl::StatusOr<ScrubReport> report = ScrubBlobs(volume.ns(), *volume.striped(), options);
+  bar.Clear();
+  return report;
+}
+
+absl::StatusOr<std::unique_ptr<Volume>> OpenStriped(const std::string& volume_dir,
+                                                   const VolumeConfig& config) {
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, config);
+  if (!volume.ok()) return volume.status();
+  if ((*volume)->striped() == nullptr) {
+    return absl::FailedPreconditionError(
+        "this volume has format 1 (whole blob files in one directory, no shards); "
+        "cairn fsck verifies its blobs");
+  }
+  return volume;
+}
+
+}  // namespace
+
+int ScrubCommand(const Args& args) {
+  bool json = false, repair = true;
+  std::string target;
+  for (const std::string& arg : args) {
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--no-repair") {
+      repair = false;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("scrub", "unknown option '" + arg + "'");
+    } else if (target.empty()) {
+      target = arg;
+    } else {
+      return UsageError("scrub", "unexpected argument '" + arg + "'");
+    }
+  }
+  if (target.empty()) return UsageError("scrub", "missing VOLUME_DIR or MOUNTPOINT");
+  std::string volume_dir = VolumeDirOf(target);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return Fail("scrub", config.status());
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  if (!record.ok()) return Fail("scrub", record.status());
+  absl::StatusOr<ScrubReport> report;
+  if (record->mounted) {
+    report = AskDaemon(*config, repair ? "scrub" : "scrub\tnorepair", "scrub");
+  } else {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = OpenStriped(volume_dir, *config);
+    if (!volume.ok()) return Fail("scrub", volume.status());
+    report = ScrubHere(**volume, repair, "scrub");
+  }
+  if (!report.ok()) return Fail("scrub", report.status());
+  PrintReport("scrub", *report, json);
+  return report->Healthy() ? kExitOk : kExitFailed;
+}
+
+int DiskCommand(const Args& args) {
+  if (args.empty() || args[0] != "replace") {
+    return UsageError("disk", args.empty() ? "missing subcommand (replace)"
+                                           : "unknown subcommand '" + args[0] + "'");
+  }
+  bool json = false, force = false;
+  std::vector<std::string> positional;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--force") {
+      force = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("disk", "unknown option '" + arg + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 3) {
+    return UsageError("disk", "replace wants VOLUME_DIR OLD NEW");
+  }
+  std::string volume_dir = VolumeDirOf(positional[0]);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return Fail("disk", config.status());
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  if (!record.ok()) return Fail("disk", record.status());
+  // Paths are resolved here: the daemon's working directory is not ours.
+  std::string old_disk = positional[1];
+  if (old_disk.find('/') != std::string::npos) old_disk = AbsolutePath(old_disk);
+  std::string new_disk = AbsolutePath(positional[2]);
+  absl::StatusOr<ScrubReport> report;
+  if (record->mounted) {
+    report = AskDaemon(*config,
+                       absl::StrCat("replace\t", old_disk, "\t", new_disk, "\t", force ? "1" : "0"),
+                       "rebuild");
+  } else {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = OpenStriped(volume_dir, *config);
+    if (!volume.ok()) return Fail("disk", volume.status());
+    absl::StatusOr<int> index = (*volume)->ReplaceDisk(old_disk, new_disk, force);
+    if (!index.ok()) return Fail("disk", index.status());
+    report = ScrubHere(**volume, true, "rebuild");
+    if (report.ok() && report->finished) {
+      (*volume)->ns().SetVolumeMeta(kRebuildPendingKey, "").IgnoreError();
+    }
+  }
+  if (!report.ok()) return Fail("disk", report.status());
+  PrintReport("disk replace", *report, json);
+  return report->Healthy() ? kExitOk : kExitFailed;
+}
+
+}  // namespace cairn::cli

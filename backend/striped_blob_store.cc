@@ -1017,7 +1017,8 @@ absl::StatusOr<std::vector<BlobId>> StripedStoreImpl::ListDiskIds(int index) {
     for (const std::string& name : *names) {
       BlobId id = 0;
       if (name.size() == 22 && name.substr(16) == ".shard" &&
-          ParseHex(std::string_view(name).substr(0, 16), &id)) {
+          ParseHex(std::string_view(name).substr(0, 16), &id) &&
+          static_cast<int>(id & 0xff) == fanout) {
         ids.push_back(id);
       }
     }

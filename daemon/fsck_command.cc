@@ -6,28 +6,37 @@
 #include "absl/strings/str_cat.h"
 #include "backend/crc32c.h"
 #include "backend/env.h"
+#include "backend/storage_maintenance.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {
 
 const char kFsckHelp[] =
-    "usage: cairn fsck VOLUME_DIR\n"
+    "usage: cairn fsck VOLUME_DIR [--repair]\n"
     "\n"
     "Checks an unmounted volume: every namespace record against the others\n"
     "(directory entries, link counts, file sizes, extents, blob references,\n"
-    "counters) and every blob a file references (present, readable, the\n"
-    "length and CRC32C the namespace recorded). Prints each problem found.\n"
-    "It repairs nothing; like a mount, it releases files that were deleted\n"
-    "while still open when the volume was last used.\n"
+    "counters), every shard of every blob a file references (present,\n"
+    "readable, checksums, decoding to the length and CRC32C the namespace\n"
+    "recorded), and shard files on the disks that no blob record claims.\n"
+    "Prints each problem found. Like a mount, it releases files that were\n"
+    "deleted while still open when the volume was last used.\n"
     "\n"
-    "Exit status (as fsck(8)): 0 no problems, 4 problems found,\n"
-    "8 the check could not run (not a volume, mounted, unreadable),\n"
-    "16 bad command line.\n";
+    "options:\n"
+    "  --repair  rewrite bad shards from the good ones, delete shards no\n"
+    "            blob record claims, and empty the repair queue of what is\n"
+    "            fixed; says what it fixed. Namespace problems are reported,\n"
+    "            not changed.\n"
+    "\n"
+    "Exit status (as fsck(8)): 0 no problems, 1 problems found and all\n"
+    "fixed, 4 problems left, 8 the check could not run (not a volume,\n"
+    "mounted, unreadable), 16 bad command line.\n";
 
 namespace {
 
 constexpr int kFsckClean = 0;
+constexpr int kFsckFixed = 1;
 constexpr int kFsckProblems = 4;
 constexpr int kFsckCannotRun = 8;
 constexpr int kFsckUsage = 16;
@@ -41,7 +50,12 @@ int CannotRun(const std::string& message) {
 
 int FsckCommand(const Args& args) {
   std::string target;
+  bool repair = false;
   for (const std::string& arg : args) {
+    if (arg == "--repair") {
+      repair = true;
+      continue;
+    }
     if (!arg.empty() && arg[0] == '-') {
       UsageError("fsck", "unknown option '" + arg + "'");
       return kFsckUsage;
@@ -73,13 +87,36 @@ int FsckCommand(const Args& args) {
 
   const bool tty = isatty(STDERR_FILENO);
   uint64_t checked = 0, blob_bytes = 0;
+  std::vector<std::string> fixed, notes;
+  StripedBlobStore* striped = (*volume)->striped();
   for (const auto& [id, record] : report->blobs) {
-    absl::StatusOr<std::string> data = (*volume)->blobs().Read(id, 0, record.length);
-    if (!data.ok()) {
-      problems.push_back(absl::StrCat("blob ", id, ": ", data.status().message()));
-    } else if (Crc32c(*data) != record.crc32c) {
-      problems.push_back(absl::StrCat(
-          "blob ", id, " holds other data than the namespace recorded (CRC32C mismatch)"));
+    if (striped != nullptr) {
+      BlobCheck check = striped->CheckBlob(id, repair, record.crc32c);
+      if (check.lost) {
+        for (const std::string& p : check.problems) problems.push_back(p);
+      } else if (check.shards_bad > 0 || check.shards_unavailable > 0) {
+        std::string what = absl::StrCat("blob ", id, ": ", check.shards_bad, " bad shard(s)",
+                                        check.shards_unavailable > 0
+                                            ? absl::StrCat(", ", check.shards_unavailable,
+                                                           " on unavailable disks")
+                                            : "",
+                                        " (", check.problems.empty() ? "" : check.problems[0],
+                                        ")");
+        if (check.shards_repaired == check.shards_bad && check.shards_unavailable == 0) {
+          fixed.push_back(absl::StrCat(what, "; rewrote ", check.shards_repaired));
+          (*volume)->ns().ClearRepair(id).IgnoreError();
+        } else {
+          problems.push_back(what);
+        }
+      }
+    } else {
+      absl::StatusOr<std::string> data = (*volume)->blobs().Read(id, 0, record.length);
+      if (!data.ok()) {
+        problems.push_back(absl::StrCat("blob ", id, ": ", data.status().message()));
+      } else if (Crc32c(*data) != record.crc32c) {
+        problems.push_back(absl::StrCat(
+            "blob ", id, " holds other data than the namespace recorded (CRC32C mismatch)"));
+      }
     }
     blob_bytes += record.length;
     if (tty && ++checked % 64 == 0) {
@@ -88,6 +125,39 @@ int FsckCommand(const Args& args) {
     }
   }
   if (tty && checked >= 64) fprintf(stderr, "\r%60s\r", "");
+  if (striped != nullptr) {
+    // Nothing stores blobs now (the volume is locked), so a shard without a
+    // record is a leftover, never a blob about to be committed.
+    std::vector<std::string> orphan_lines;
+    absl::StatusOr<uint64_t> orphans =
+        FindOrphanShards((*volume)->ns(), *striped, repair, &orphan_lines);
+    if (!orphans.ok()) return CannotRun(std::string(orphans.status().message()));
+    // Harmless (no file reads them; a mount sweeps those a crash left),
+    // so a note rather than a problem.
+    for (const std::string& line : orphan_lines) (repair ? fixed : notes).push_back(line);
+    if (*orphans > orphan_lines.size()) {
+      (repair ? fixed : notes)
+          .push_back(absl::StrCat("... and ", *orphans - orphan_lines.size(),
+                                  " more blobs' shards without a record"));
+    }
+    if (!repair && *orphans > 0) {
+      notes.push_back("shards without a record are left by an interrupted write or a delete "
+                      "while a disk was down; cairn fsck --repair deletes them");
+    }
+    if (repair) {
+      absl::StatusOr<uint64_t> drained = DrainRepairs((*volume)->ns(), *striped, 1 << 20);
+      if (drained.ok() && *drained > 0) {
+        fixed.push_back(absl::StrCat("emptied ", *drained, " entries of the repair queue"));
+      }
+    }
+    for (const DiskInfo& disk : striped->Disks()) {
+      if (disk.state != DiskState::kOk) {
+        problems.push_back(absl::StrCat("disk ", disk.index, " (", disk.path, ") is ",
+                                        DiskStateName(disk.state), ": ", disk.problem,
+                                        "; replace it with cairn disk replace"));
+      }
+    }
+  }
 
   // Journal records waiting for the next mount are normal after a crash.
   uint64_t journal_segments = 0;
@@ -100,20 +170,23 @@ int FsckCommand(const Args& args) {
   }
 
   for (const std::string& problem : problems) printf("problem: %s\n", problem.c_str());
+  for (const std::string& line : fixed) printf("fixed: %s\n", line.c_str());
+  for (const std::string& line : notes) printf("note: %s\n", line.c_str());
   printf("%s: %llu inodes (%llu directories, %llu files, %llu deleted while open), "
-         "%llu extents, %zu blobs (%llu bytes) verified; %zu problems\n",
+         "%llu extents, %zu blobs (%llu bytes) verified; %zu problems, %zu fixed\n",
          volume_dir.c_str(), static_cast<unsigned long long>(report->inodes),
          static_cast<unsigned long long>(report->directories),
          static_cast<unsigned long long>(report->files),
          static_cast<unsigned long long>(report->orphans),
          static_cast<unsigned long long>(report->extents), report->blobs.size(),
-         static_cast<unsigned long long>(blob_bytes), problems.size());
+         static_cast<unsigned long long>(blob_bytes), problems.size(), fixed.size());
   if (journal_segments > 1) {
     printf("note: the writeback journal holds %llu segments; the next mount replays "
            "the writes they hold that the namespace has not committed\n",
            static_cast<unsigned long long>(journal_segments));
   }
-  return problems.empty() ? kFsckClean : kFsckProblems;
+  if (!problems.empty()) return kFsckProblems;
+  return fixed.empty() ? kFsckClean : kFsckFixed;
 }
 
 }  // namespace cairn::cli

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "backend/storage_maintenance.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"
 
@@ -32,6 +34,106 @@ std::string ReadCacheStats(const VolumeConfig& config) {
   std::string json;
   std::getline(in, json);
   return json.size() > 2 && json.front() == '{' && json.back() == '}' ? json : "";
+}
+
+// The JSON object after "key": in `json` (braces matched), or "".
+std::string JsonObject(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\": {");
+  if (at == std::string::npos) return "";
+  size_t start = json.find('{', at);
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = start; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c == '{') depth++;
+    if (c == '}' && --depth == 0) return json.substr(start, i - start + 1);
+  }
+  return "";
+}
+
+std::string JsonText(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\": \"";
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  std::string out;
+  for (size_t i = at + needle.size(); i < json.size() && json[i] != '"'; ++i) {
+    if (json[i] == '\\' && i + 1 < json.size()) ++i;
+    out += json[i];
+  }
+  return out;
+}
+
+// The disks, redundancy, repair queue and scrub of a striped volume.
+void PrintStorage(const std::string& storage, bool mounted) {
+  uint64_t queued = StatNumber(storage, "repair_queue").value_or(0);
+  std::vector<std::string> disks;
+  size_t list = storage.find("\"disks\": [");
+  size_t end = storage.find("]", list);
+  if (list != std::string::npos && end != std::string::npos) {
+    std::string text = storage.substr(list + 10, end - list - 10);
+    size_t pos = 0;
+    while ((pos = text.find('{', pos)) != std::string::npos) {
+      size_t close = text.find('}', pos);
+      disks.push_back(text.substr(pos, close - pos + 1));
+      pos = close;
+    }
+  }
+  int down = 0;
+  for (const std::string& d : disks) down += JsonText(d, "state") != "ok";
+  printf("storage:    %s over %zu disk%s; %s; %llu blob%s queued for repair\n",
+         JsonText(storage, "redundancy").c_str(), disks.size(), disks.size() == 1 ? "" : "s",
+         down == 0 ? "all disks working"
+                   : absl::StrFormat("DEGRADED: %d disk%s down", down, down == 1 ? "" : "s")
+                         .c_str(),
+         static_cast<unsigned long long>(queued), queued == 1 ? "" : "s");
+  for (const std::string& d : disks) {
+    std::string state = JsonText(d, "state");
+    printf("disk %llu:     %s  %s", static_cast<unsigned long long>(StatNumber(d, "index").value_or(0)),
+           JsonText(d, "path").c_str(), state.c_str());
+    if (state == "ok") {
+      printf(", %s in %llu shards, %s free of %s\n",
+             Human(StatNumber(d, "used_bytes").value_or(0)).c_str(),
+             static_cast<unsigned long long>(StatNumber(d, "shards").value_or(0)),
+             Human(StatNumber(d, "free_bytes").value_or(0)).c_str(),
+             Human(StatNumber(d, "capacity_bytes").value_or(0)).c_str());
+    } else {
+      printf(": %s\n", JsonText(d, "problem").c_str());
+    }
+  }
+  std::string scrub = JsonObject(storage, "scrub");
+  if (!scrub.empty()) {
+    uint64_t last = StatNumber(scrub, "last_finished").value_or(0);
+    std::string pass = JsonObject(scrub, "pass");
+    bool running = scrub.find("\"running\": true") != std::string::npos;
+    printf("scrub:      %s", last == 0 ? "never finished"
+                                       : absl::StrCat("last finished ",
+                                                      absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                                                       absl::FromUnixSeconds(last),
+                                                                       absl::LocalTimeZone()))
+                                             .c_str());
+    if (running) {
+      printf("; running: %llu of about %llu blobs checked",
+             static_cast<unsigned long long>(StatNumber(pass, "blobs_checked").value_or(0)),
+             static_cast<unsigned long long>(StatNumber(pass, "blobs_total").value_or(0)));
+    }
+    printf("\n");
+  }
+  if (mounted) {
+    printf("events:     %llu reads rebuilt, %llu checksum failures, %llu missing shards, "
+           "%llu I/O errors, %llu degraded writes, %llu shards repaired (since mount)\n",
+           static_cast<unsigned long long>(StatNumber(storage, "reconstructions").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(storage, "checksum_failures").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(storage, "missing_shards").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(storage, "io_errors").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(storage, "degraded_writes").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(storage, "shards_repaired").value_or(0)));
+  }
 }
 
 }  // namespace
@@ -62,6 +164,7 @@ int StatusCommand(const Args& args) {
   if (!record.ok()) return Fail("status", record.status());
 
   uint64_t files = 0, data_bytes = 0, used = 0, capacity = 0, free_bytes = 0;
+  std::string storage;  // JSON; empty for a format-1 volume
   if (record->mounted) {
     struct statvfs vfs;
     if (!record->mountpoint.empty() && statvfs(record->mountpoint.c_str(), &vfs) == 0) {
@@ -84,14 +187,23 @@ int StatusCommand(const Args& args) {
       capacity = usage->capacity_bytes;
       free_bytes = usage->free_bytes;
     }
+    if (StripedBlobStore* striped = (*volume)->striped()) {
+      storage = StorageJson((*volume)->ns(), *striped);
+      absl::StatusOr<std::optional<std::string>> last =
+          (*volume)->ns().GetVolumeMeta(kScrubFinishedKey);
+      storage.pop_back();
+      absl::StrAppend(&storage, ", \"scrub\": {\"running\": false, \"last_finished\": ",
+                      last.ok() && last->has_value() ? **last : "0", "}}");
+    }
   }
 
   std::string cache_stats = record->mounted ? ReadCacheStats(*config) : "";
+  if (record->mounted) storage = JsonObject(cache_stats, "storage");
   if (json) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
            "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
-           "\"free_bytes\": %llu, \"cache\": %s}\n",
+           "\"free_bytes\": %llu, \"storage\": %s, \"cache\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
            config->format_version, record->mounted ? "true" : "false",
            record->mounted ? JsonString(record->mountpoint).c_str() : "null",
@@ -101,6 +213,7 @@ int StatusCommand(const Args& args) {
            static_cast<unsigned long long>(used),
            static_cast<unsigned long long>(capacity),
            static_cast<unsigned long long>(free_bytes),
+           storage.empty() ? "null" : storage.c_str(),
            cache_stats.empty() ? "null" : cache_stats.c_str());
     return kExitOk;
   }
@@ -129,10 +242,11 @@ int StatusCommand(const Args& args) {
     }
   } else {
     printf("mounted:    no\n");
-    printf("usage:      %llu files, %s of file data, %s in blobs; disk %s free of %s\n",
+    printf("usage:      %llu files, %s of file data, %s in blobs; room for %s more of %s\n",
            static_cast<unsigned long long>(files), Human(data_bytes).c_str(),
            Human(used).c_str(), Human(free_bytes).c_str(), Human(capacity).c_str());
   }
+  if (!storage.empty()) PrintStorage(storage, record->mounted);
   return kExitOk;
 }
 

@@ -495,7 +495,10 @@ absl::Status StripedStoreImpl::WriteShardFile(Disk& disk, BlobId id, std::string
   for (int attempt = 0;; ++attempt) {
     if (!disk.fanout_ready[fanout]) {
       // A disk emptied underneath us (rm -rf) loses these; they come back.
+      // Each new directory entry is made durable in its parent, so a crash
+      // cannot lose the path to a shard already reported stored.
       if (absl::Status s = disk.env->CreateDir(disk.root + "/" + kShardDir); !s.ok()) return s;
+      if (absl::Status s = disk.env->SyncDir(disk.root); !s.ok()) return s;
       if (absl::Status s = disk.env->CreateDir(fanout_dir); !s.ok()) return s;
       if (absl::Status s = disk.env->SyncDir(disk.root + "/" + kShardDir); !s.ok()) return s;
       disk.fanout_ready[fanout] = true;
@@ -936,20 +939,34 @@ absl::StatusOr<std::string> StripedStoreImpl::Read(BlobId id, uint64_t offset,
       ok = disks[Place(id, 0)]->usable() && read.failure == ShardFailure::kNone;
       out = std::move(read.data);
     } else {
-      for (uint64_t j = offset / s; ok && j <= (offset + length - 1) / s; ++j) {
+      // Several data shards (a sequential read): read them in parallel, as
+      // they sit on different disks.
+      const uint64_t first = offset / s, last = (offset + length - 1) / s;
+      std::vector<ShardRead> parts(last - first + 1);
+      std::vector<std::function<void()>> tasks;
+      for (uint64_t j = first; j <= last; ++j) {
         Disk& disk = *disks[Place(id, static_cast<int>(j))];
-        uint64_t lo = std::max(offset, j * s) - j * s;
-        uint64_t hi = std::min(offset + length, (j + 1) * s) - j * s;
         if (!disk.usable()) {
           ok = false;
           break;
         }
-        ShardRead read = ReadShard(disk, id, static_cast<int>(j), false, lo, hi);
-        if (read.failure != ShardFailure::kNone) {
+        uint64_t lo = std::max(offset, j * s) - j * s;
+        uint64_t hi = std::min(offset + length, (j + 1) * s) - j * s;
+        tasks.push_back([&, j, lo, hi, d = &disk] {
+          parts[j - first] = ReadShard(*d, id, static_cast<int>(j), false, lo, hi);
+        });
+      }
+      if (ok) pool_.RunAll(tasks);
+      for (ShardRead& part : parts) {
+        if (!ok || part.failure != ShardFailure::kNone) {
           ok = false;
           break;
         }
-        out += read.data;
+        if (out.empty()) {
+          out = std::move(part.data);
+        } else {
+          out += part.data;
+        }
       }
     }
     if (ok) return out;

@@ -9,6 +9,7 @@
 #include <lz4.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The striped store's figures: the same workloads through the mount on a
+# volume with one plain disk and on one with six disk directories (ec:4+2),
+# all on the same underlying device (so the ratio shows cairn's own cost,
+# not more spindles). Needs root (drop_caches) and about 4 GiB free in
+# BENCH_DIR (default /var/tmp/cairn-disks-bench).
+#
+#   bash bench/disks.sh                  # 1 GiB and 10,000 files (~3 min)
+#   BENCH_SIZE_MB=256 BENCH_FILES=2000 bash bench/disks.sh
+#
+# Reports per layout: sequential write and cold read MiB/s (fio, bs=1M),
+# bytes in shard files per user byte (write amplification on the data
+# disks), bytes the daemon wrote to any device per user byte (/proc/PID/io,
+# journal and namespace included), and for small files: files/s, shard
+# files and fsync/fdatasync calls per user file (strace -c on the daemon).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench_dir="${BENCH_DIR:-/var/tmp/cairn-disks-bench}"
+size_mb="${BENCH_SIZE_MB:-1024}"
+files="${BENCH_FILES:-10000}"
+build_dir="$(bash packaging/build.sh default | tail -n 1)"
+cairn="$build_dir/daemon/cairn"
+mnt="$bench_dir/mnt"
+
+cleanup() {
+  set +e
+  "$cairn" umount "$mnt" >/dev/null 2>&1
+  rm -rf "$bench_dir"
+}
+trap cleanup EXIT
+cleanup
+mkdir -p "$mnt"
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
+daemon_pid() { "$cairn" status --json "$mnt" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
+daemon_written() { awk '/^write_bytes/ { print $2 }' "/proc/$(daemon_pid)/io"; }
+shard_bytes() { find "$@" -name '*.shard' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+shard_files() { find "$@" -name '*.shard' | wc -l; }
+fio_field() { fio --minimal "${@:2}" | awk -F';' -v f="$1" '{ print $f }'; }
+
+declare -A result
+run_layout() {
+  local name="$1"; shift
+  local volume="$bench_dir/$name" disks=() disk_args=()
+  for d in "$@"; do disks+=("$bench_dir/$name-$d"); disk_args+=(--disk "$bench_dir/$name-$d"); done
+  "$cairn" format "$volume" "${disk_args[@]}" >&2
+  # No background scrub during the measurements.
+  sed -i 's/^scrub_interval_seconds = .*/scrub_interval_seconds = 0/' "$volume/cairn.toml"
+  "$cairn" mount "$volume" "$mnt"
+  echo "=== $name" >&2
+
+  local before after start kib
+  before=$(daemon_written)
+  kib=$(fio_field 48 --name=seqwrite --directory="$mnt" --ioengine=psync --filename=seq \
+        --rw=write --bs=1M --size="${size_mb}M" --end_fsync=1)
+  result[$name,seqwrite]=$((kib / 1024))
+  "$cairn" umount "$mnt"   # stores everything still in the journal
+  # The daemon is gone: count what the shards hold.
+  result[$name,wa_disks]=$(ratio "$(shard_bytes "${disks[@]}")" $((size_mb << 20)))
+  "$cairn" mount "$volume" "$mnt"
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  kib=$(fio_field 7 --name=seqread --directory="$mnt" --ioengine=psync --filename=seq \
+        --rw=read --bs=1M --size="${size_mb}M")
+  result[$name,seqread]=$((kib / 1024))
+  rm -f "$mnt/seq"
+  "$cairn" umount "$mnt"
+  "$cairn" mount "$volume" "$mnt"
+
+  # Device bytes for a write measured alone (the daemon restarted, so
+  # /proc/PID/io counts only this file, through the journal and into
+  # shards, and its flush at unmount is included by reading io first).
+  before=$(daemon_written)
+  head -c $((256 << 20)) /dev/urandom > "$mnt/wa" && sync -f "$mnt/wa"
+  sleep 3
+  after=$(daemon_written)
+  result[$name,wa_total]=$(ratio $((after - before)) $((256 << 20)))
+  rm -f "$mnt/wa"
+
+  local shards_before pid trace
+  shards_before=$(shard_files "${disks[@]}")
+  pid=$(daemon_pid)
+  trace="$bench_dir/$name.strace"
+  strace -f -c -o "$trace" -e trace=fsync,fdatasync,syncfs -p "$pid" 2>/dev/null &
+  local strace_pid=$!
+  sleep 1
+  start=$(now)
+  python3 - "$mnt/small" "$files" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.mkdir(d)
+block = os.urandom(4096)
+for i in range(n):
+    with open(f"{d}/f{i:06d}", "wb") as f:
+        f.write(block)
+PY
+  result[$name,files_per_s]=$(rate "$files" "$start" "$(now)")
+  sync -f "$mnt/small"
+  sleep 7   # the flush timer stores whatever sync left in the journal
+  kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true
+  local syncs
+  syncs=$(awk '$NF ~ /^(fsync|fdatasync|syncfs)$/ { s += $4 } END { print s + 0 }' "$trace")
+  result[$name,shards_per_file]=$(ratio $(( $(shard_files "${disks[@]}") - shards_before )) "$files")
+  result[$name,fsyncs_per_file]=$(ratio "$syncs" "$files")
+  "$cairn" umount "$mnt"
+}
+
+run_layout plain d0
+run_layout ec42 d0 d1 d2 d3 d4 d5
+
+printf '\n| figure | 1 disk, plain | 6 disks, ec:4+2 | ec:4+2 / plain |\n|---|---|---|---|\n'
+row() { printf '| %s | %s | %s | %s |\n' "$1" "${result[plain,$2]}" "${result[ec42,$2]}" \
+        "$(ratio "${result[ec42,$2]}" "${result[plain,$2]}")"; }
+row "seq write ${size_mb} MiB, MiB/s" seqwrite
+row "seq read, cold, MiB/s" seqread
+row "bytes in shard files / user bytes" wa_disks
+row "bytes the daemon wrote to devices / user bytes (journal incl.)" wa_total
+row "create ${files} files of 4 KiB, files/s" files_per_s
+row "shard files created per 4 KiB file" shards_per_file
+row "fsync+fdatasync calls per 4 KiB file (all devices)" fsyncs_per_file

@@ -41,6 +41,39 @@ shard_files() { find "$@" -name '*.shard' | wc -l; }
 fio_field() { fio --minimal "${@:2}" | awk -F';' -v f="$1" '{ print $f }'; }
 
 declare -A result
+# small_files NAME BYTES COUNT DISK...: creates COUNT files of BYTES each in a
+# new directory, then counts the shard files and fsync calls they cost once
+# everything is stored.
+small_files() {
+  local name="$1" bytes="$2" count="$3"; shift 3
+  local shards_before pid trace start strace_pid syncs key
+  key="$name,$bytes"
+  shards_before=$(shard_files "$@")
+  pid=$(daemon_pid)
+  trace="$bench_dir/$name-$bytes.strace"
+  strace -f -c -o "$trace" -e trace=fsync,fdatasync,syncfs -p "$pid" 2>/dev/null &
+  strace_pid=$!
+  sleep 1
+  start=$(now)
+  python3 - "$mnt/small-$bytes" "$count" "$bytes" <<'PY'
+import os, sys
+d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.mkdir(d)
+block = os.urandom(size)
+for i in range(n):
+    with open(f"{d}/f{i:06d}", "wb") as f:
+        f.write(block)
+PY
+  result[$key,files_per_s]=$(rate "$count" "$start" "$(now)")
+  sync -f "$mnt/small-$bytes"
+  sleep 7   # the flush timer stores whatever sync left in the journal
+  kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true
+  syncs=$(awk '$NF ~ /^(fsync|fdatasync|syncfs)$/ { s += $4 } END { print s + 0 }' "$trace")
+  result[$key,shards_per_file]=$(ratio $(( $(shard_files "$@") - shards_before )) "$count")
+  result[$key,fsyncs_per_file]=$(ratio "$syncs" "$count")
+  result[$key,count]=$count
+}
+
 run_layout() {
   local name="$1"; shift
   local volume="$bench_dir/$name" disks=() disk_args=()
@@ -78,31 +111,9 @@ run_layout() {
   result[$name,wa_total]=$(ratio $((after - before)) $((256 << 20)))
   rm -f "$mnt/wa"
 
-  local shards_before pid trace
-  shards_before=$(shard_files "${disks[@]}")
-  pid=$(daemon_pid)
-  trace="$bench_dir/$name.strace"
-  strace -f -c -o "$trace" -e trace=fsync,fdatasync,syncfs -p "$pid" 2>/dev/null &
-  local strace_pid=$!
-  sleep 1
-  start=$(now)
-  python3 - "$mnt/small" "$files" <<'PY'
-import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-os.mkdir(d)
-block = os.urandom(4096)
-for i in range(n):
-    with open(f"{d}/f{i:06d}", "wb") as f:
-        f.write(block)
-PY
-  result[$name,files_per_s]=$(rate "$files" "$start" "$(now)")
-  sync -f "$mnt/small"
-  sleep 7   # the flush timer stores whatever sync left in the journal
-  kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true
-  local syncs
-  syncs=$(awk '$NF ~ /^(fsync|fdatasync|syncfs)$/ { s += $4 } END { print s + 0 }' "$trace")
-  result[$name,shards_per_file]=$(ratio $(( $(shard_files "${disks[@]}") - shards_before )) "$files")
-  result[$name,fsyncs_per_file]=$(ratio "$syncs" "$files")
+  small_files "$name" 4096 "$files" "${disks[@]}"
+  small_files "$name" 65536 $((files / 5)) "${disks[@]}"
+  small_files "$name" 131072 $((files / 5)) "${disks[@]}"
   "$cairn" umount "$mnt"
 }
 
@@ -116,6 +127,9 @@ row "seq write ${size_mb} MiB, MiB/s" seqwrite
 row "seq read, cold, MiB/s" seqread
 row "bytes in shard files / user bytes" wa_disks
 row "bytes the daemon wrote to devices / user bytes (journal incl.)" wa_total
-row "create ${files} files of 4 KiB, files/s" files_per_s
-row "shard files created per 4 KiB file" shards_per_file
-row "fsync+fdatasync calls per 4 KiB file (all devices)" fsyncs_per_file
+for bytes in 4096 65536 131072; do
+  kib=$((bytes / 1024))
+  row "create ${result[plain,$bytes,count]} files of $kib KiB, files/s" "$bytes,files_per_s"
+  row "shard files per $kib KiB file" "$bytes,shards_per_file"
+  row "fsync+fdatasync calls per $kib KiB file (all devices)" "$bytes,fsyncs_per_file"
+done

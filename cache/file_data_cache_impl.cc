@@ -38,6 +38,9 @@ struct InodeState {
   // highest sequence number (the mark committed with the data).
   absl::flat_hash_map<uint64_t, uint64_t> journal_refs ABSL_GUARDED_BY(mu);
   uint64_t journal_seq ABSL_GUARDED_BY(mu) = 0;
+  // Why the last attempt to store the dirty runs failed (too few disks, a
+  // full disk); fsync reports it rather than succeed on the journal alone.
+  absl::Status store_error ABSL_GUARDED_BY(mu);
   // Readable without `mu` so getattr never waits behind a flush.
   std::atomic<uint64_t> dirty_end{0};
 };
@@ -205,6 +208,12 @@ class FileDataCache::Impl {
     }
     if (std::shared_ptr<InodeState> state = Find(ino)) {
       absl::MutexLock lock(&state->mu);
+      // The data is durable in the journal, but the volume cannot store it
+      // now: the writer hears of it (EIO, ENOSPC) instead of a success that
+      // would hide the fault until the journal fills. One more try first.
+      if (!state->store_error.ok() && !state->runs.empty()) {
+        if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
+      }
       // Records in a segment whose sync once failed may be gone from the
       // disk whatever a later sync says: store that data as blobs instead.
       for (const auto& [segment, refs] : state->journal_refs) {
@@ -447,8 +456,16 @@ class FileDataCache::Impl {
   }
 
   // Stores the file's dirty runs as blobs (or inline) and commits them in
-  // one namespace batch. On failure the runs stay dirty.
+  // one namespace batch. On failure the runs stay dirty and the error is
+  // kept for fsync.
   absl::Status FlushLocked(InodeId ino, InodeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    absl::Status status = StoreRunsLocked(ino, state);
+    state.store_error = status;
+    return status;
+  }
+
+  absl::Status StoreRunsLocked(InodeId ino, InodeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     if (state.runs.empty()) return absl::OkStatus();
     absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "backend/volume.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
@@ -189,6 +190,24 @@ TEST_F(StorageMaintenanceTest, ReplaceDiskRebuildsAndUpdatesTheConfig) {
   for (const auto& [id, data] : files) {
     EXPECT_EQ(*volume_->blobs().Read(id, 0, data.size()), data);
   }
+}
+
+TEST_F(StorageMaintenanceTest, PendingRebuildIsResumedByTheDaemonLoop) {
+  FormatAndOpen(3);
+  BlobId id = WriteFile("f", RandomBytes(200000, 3));
+  // As if the daemon stopped right after `disk replace` swapped the disk.
+  fsys::remove(ShardPath((id + 1) % 3, id));
+  ASSERT_TRUE(volume_->ns().SetVolumeMeta(kRebuildPendingKey, "1").ok());
+  {
+    StorageMaintenance::Options options;
+    options.tick_millis = 50;
+    StorageMaintenance maintenance(volume_->ns(), *volume_->striped(), options);
+    for (int i = 0; i < 100 && **volume_->ns().GetVolumeMeta(kRebuildPendingKey) != ""; ++i) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  EXPECT_EQ(**volume_->ns().GetVolumeMeta(kRebuildPendingKey), "");
+  EXPECT_TRUE(fsys::exists(ShardPath((id + 1) % 3, id)));
 }
 
 TEST_F(StorageMaintenanceTest, PlainVolumesCannotReplaceADisk) {

@@ -325,6 +325,17 @@ TEST_F(StripedBlobStoreTest, ReplacedDiskIsRebuiltFromTheOthers) {
   }
 }
 
+TEST_F(StripedBlobStoreTest, RepairNeverResurrectsADeletedBlob) {
+  Prepare(3, "ec:2+1");
+  Open();
+  ASSERT_TRUE(store_->Put(8, RandomBytes(100000, 8)).ok());
+  ASSERT_TRUE(store_->Delete(8).ok());  // garbage collection got there first
+  BlobCheck check = store_->CheckBlob(8, /*repair=*/true, std::nullopt);
+  EXPECT_TRUE(check.absent);
+  EXPECT_EQ(check.shards_repaired, 0);
+  EXPECT_EQ(ShardFiles(8), 0);
+}
+
 TEST_F(StripedBlobStoreTest, DeletedMarkerOfADiskInUseIsWrittenAgain) {
   Prepare(3, "ec:2+1");
   Open();

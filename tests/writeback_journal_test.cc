@@ -234,6 +234,24 @@ TEST_F(WritebackJournalTest, RollLetsTheLastSegmentGoOnceItsRecordsAreCommitted)
 }
 
 // The cache over a journal: what a crashed daemon leaves is replayed.
+// A blob store that can be told to refuse every Put, like a striped store
+// with too few working disks.
+class RefusingBlobStore : public BlobStore {
+ public:
+  BlobStore* base = nullptr;
+  std::atomic<bool> refuse{false};
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override {
+    if (refuse) return FsError(FsErrorKind::kIo, "cannot store data: too few disks work");
+    return base->Put(id, data);
+  }
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override {
+    return base->Read(id, offset, length);
+  }
+  absl::Status Delete(BlobId id) override { return base->Delete(id); }
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override { return base->ListIds(from); }
+  absl::StatusOr<StoreUsage> Usage() override { return base->Usage(); }
+};
+
 class JournaledCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -242,6 +260,7 @@ class JournaledCacheTest : public ::testing::Test {
     ns_options.gc_grace_seconds = 0;
     ns_ = std::move(*NamespaceStore::Open(dir_.path() + "/ns", ns_options));
     blobs_ = std::move(*LocalBlobStore::Open(dir_.path() + "/data"));
+    store_.base = blobs_.get();
     Start();
   }
   // A new "mount": journal with a new epoch, cache, replay.
@@ -256,7 +275,7 @@ class JournaledCacheTest : public ::testing::Test {
     FileDataCacheOptions cache_options;
     cache_options.background_threads = false;
     cache_options.journal = journal_.get();
-    cache_ = std::make_unique<FileDataCache>(*ns_, *blobs_, cache_options);
+    cache_ = std::make_unique<FileDataCache>(*ns_, store_, cache_options);
     absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache_->ReplayJournal();
     ASSERT_TRUE(replayed.ok()) << replayed.status();
     last_replay_ = *replayed;
@@ -279,6 +298,7 @@ class JournaledCacheTest : public ::testing::Test {
   uint64_t epoch_ = 0;
   std::unique_ptr<NamespaceStore> ns_;
   std::unique_ptr<LocalBlobStore> blobs_;
+  RefusingBlobStore store_;
   std::unique_ptr<WritebackJournal> journal_;
   std::unique_ptr<FileDataCache> cache_;
   WritebackJournal::ReplayStats last_replay_;
@@ -360,6 +380,21 @@ TEST_F(JournaledCacheTest, FsyncReportsAJournalSyncFailureAndLaterFsyncStoresThe
   EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
   Crash();
   EXPECT_EQ(ReadAll(f), "precious");
+}
+
+TEST_F(JournaledCacheTest, FsyncReportsThatDataCouldNotBeStoredAndSucceedsOnceItIs) {
+  InodeId f = NewFile("f");
+  std::string data(200 << 10, 'd');  // past the inline limit: needs a blob
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  store_.refuse = true;
+  EXPECT_FALSE(cache_->Flush(f).ok());
+  absl::Status fsynced = cache_->Fsync(f);
+  EXPECT_EQ(GetFsErrorKind(fsynced), FsErrorKind::kIo) << "the failure must reach the writer";
+  store_.refuse = false;
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  Crash();
+  EXPECT_EQ(ReadAll(f), data);
 }
 
 TEST_F(JournaledCacheTest, FsyncDoesNotWaitForBlobs) {

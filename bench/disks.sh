@@ -6,7 +6,7 @@
 # BENCH_DIR (default /var/tmp/cairn-disks-bench).
 #
 #   bash bench/disks.sh                  # 1 GiB and 10,000 files (~3 min)
-#   BENCH_SIZE_MB=256 BENCH_FILES=2000 bash bench/disks.sh
+#   BENCH_SIZE_MB=256 BENCH_FILES=2000 BENCH_RUNS=1 bash bench/disks.sh
 #
 # Reports per layout: sequential write and cold read MiB/s (fio, bs=1M),
 # bytes in shard files per user byte (write amplification on the data
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 bench_dir="${BENCH_DIR:-/var/tmp/cairn-disks-bench}"
 size_mb="${BENCH_SIZE_MB:-1024}"
 files="${BENCH_FILES:-10000}"
+runs="${BENCH_RUNS:-3}"
 build_dir="$(bash packaging/build.sh default | tail -n 1)"
 cairn="$build_dir/daemon/cairn"
 mnt="$bench_dir/mnt"
@@ -74,57 +75,78 @@ PY
   result[$key,count]=$count
 }
 
-run_layout() {
+# Formats volume NAME over the disk directories D...
+make_volume() {
   local name="$1"; shift
-  local volume="$bench_dir/$name" disks=() disk_args=()
-  for d in "$@"; do disks+=("$bench_dir/$name-$d"); disk_args+=(--disk "$bench_dir/$name-$d"); done
-  "$cairn" format "$volume" "${disk_args[@]}" >&2
+  local disk_args=()
+  for d in "$@"; do disk_args+=(--disk "$bench_dir/$name-$d"); done
+  "$cairn" format "$bench_dir/$name" "${disk_args[@]}" >&2
   # No background scrub during the measurements.
-  sed -i 's/^scrub_interval_seconds = .*/scrub_interval_seconds = 0/' "$volume/cairn.toml"
-  "$cairn" mount "$volume" "$mnt"
-  echo "=== $name" >&2
+  sed -i 's/^scrub_interval_seconds = .*/scrub_interval_seconds = 0/' "$bench_dir/$name/cairn.toml"
+}
+disk_dirs() { ls -d "$bench_dir/$1"-d*; }
 
-  local before after start kib
-  before=$(daemon_written)
+# One sequential write and cold read of the layout; appends to the lists.
+seq_round() {
+  local name="$1" kib
+  "$cairn" mount "$bench_dir/$name" "$mnt"
   kib=$(fio_field 48 --name=seqwrite --directory="$mnt" --ioengine=psync --filename=seq \
         --rw=write --bs=1M --size="${size_mb}M" --end_fsync=1)
-  result[$name,seqwrite]=$((kib / 1024))
+  result[$name,seqwrite]+="$((kib / 1024)) "
   "$cairn" umount "$mnt"   # stores everything still in the journal
   # The daemon is gone: count what the shards hold.
-  result[$name,wa_disks]=$(ratio "$(shard_bytes "${disks[@]}")" $((size_mb << 20)))
-  "$cairn" mount "$volume" "$mnt"
+  result[$name,wa_disks]=$(ratio "$(shard_bytes $(disk_dirs "$name"))" $((size_mb << 20)))
+  "$cairn" mount "$bench_dir/$name" "$mnt"
   sync; echo 3 > /proc/sys/vm/drop_caches
   kib=$(fio_field 7 --name=seqread --directory="$mnt" --ioengine=psync --filename=seq \
         --rw=read --bs=1M --size="${size_mb}M")
-  result[$name,seqread]=$((kib / 1024))
+  result[$name,seqread]+="$((kib / 1024)) "
   rm -f "$mnt/seq"
   "$cairn" umount "$mnt"
-  "$cairn" mount "$volume" "$mnt"
+}
 
-  # Device bytes for a write measured alone (the daemon restarted, so
-  # /proc/PID/io counts only this file, through the journal and into
-  # shards, and its flush at unmount is included by reading io first).
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+other_figures() {
+  local name="$1" before after
+  "$cairn" mount "$bench_dir/$name" "$mnt"
+  # Device bytes for one write measured alone (/proc/PID/io of a fresh
+  # daemon: the journal, the namespace and the shards).
   before=$(daemon_written)
   head -c $((256 << 20)) /dev/urandom > "$mnt/wa" && sync -f "$mnt/wa"
   sleep 3
   after=$(daemon_written)
   result[$name,wa_total]=$(ratio $((after - before)) $((256 << 20)))
   rm -f "$mnt/wa"
-
-  small_files "$name" 4096 "$files" "${disks[@]}"
-  small_files "$name" 65536 $((files / 5)) "${disks[@]}"
-  small_files "$name" 131072 $((files / 5)) "${disks[@]}"
+  small_files "$name" 4096 "$files" $(disk_dirs "$name")
+  small_files "$name" 65536 $((files / 5)) $(disk_dirs "$name")
+  small_files "$name" 131072 $((files / 5)) $(disk_dirs "$name")
   "$cairn" umount "$mnt"
 }
 
-run_layout plain d0
-run_layout ec42 d0 d1 d2 d3 d4 d5
+make_volume plain d0
+make_volume ec42 d0 d1 d2 d3 d4 d5
+# Alternating rounds: this VM's disk speed drifts by 2x between minutes, so
+# each layout gets the same mix of good and bad moments; medians are shown.
+for ((round = 1; round <= runs; round++)); do
+  echo "=== round $round" >&2
+  seq_round plain
+  seq_round ec42
+done
+for name in plain ec42; do
+  for key in seqwrite seqread; do
+    result[$name,${key}_all]="${result[$name,$key]}"
+    result[$name,$key]=$(echo "${result[$name,$key]}" | median)
+  done
+done
+other_figures plain
+other_figures ec42
 
 printf '\n| figure | 1 disk, plain | 6 disks, ec:4+2 | ec:4+2 / plain |\n|---|---|---|---|\n'
 row() { printf '| %s | %s | %s | %s |\n' "$1" "${result[plain,$2]}" "${result[ec42,$2]}" \
         "$(ratio "${result[ec42,$2]}" "${result[plain,$2]}")"; }
-row "seq write ${size_mb} MiB, MiB/s" seqwrite
-row "seq read, cold, MiB/s" seqread
+row "seq write ${size_mb} MiB, MiB/s (median of $runs)" seqwrite
+row "seq read, cold, MiB/s (median of $runs)" seqread
 row "bytes in shard files / user bytes" wa_disks
 row "bytes the daemon wrote to devices / user bytes (journal incl.)" wa_total
 for bytes in 4096 65536 131072; do
@@ -133,3 +155,6 @@ for bytes in 4096 65536 131072; do
   row "shard files per $kib KiB file" "$bytes,shards_per_file"
   row "fsync+fdatasync calls per $kib KiB file (all devices)" "$bytes,fsyncs_per_file"
 done
+printf '\nall rounds (MiB/s): plain write %s/ ec42 write %s/ plain read %s/ ec42 read %s\n' \
+  "${result[plain,seqwrite_all]}" "${result[ec42,seqwrite_all]}" \
+  "${result[plain,seqread_all]}" "${result[ec42,seqread_all]}"

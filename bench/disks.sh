@@ -37,7 +37,7 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 daemon_pid() { "$cairn" status --json "$mnt" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 daemon_written() { awk '/^write_bytes/ { print $2 }' "/proc/$(daemon_pid)/io"; }
-shard_bytes() { find "$@" -name '*.shard' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+shard_bytes() { find "$@" -name '*.shard' -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
 shard_files() { find "$@" -name '*.shard' | wc -l; }
 fio_field() { fio --minimal "${@:2}" | awk -F';' -v f="$1" '{ print $f }'; }
 
@@ -81,21 +81,26 @@ make_volume() {
   local disk_args=()
   for d in "$@"; do disk_args+=(--disk "$bench_dir/$name-$d"); done
   "$cairn" format "$bench_dir/$name" "${disk_args[@]}" >&2
-  # No background scrub during the measurements.
-  sed -i 's/^scrub_interval_seconds = .*/scrub_interval_seconds = 0/' "$bench_dir/$name/cairn.toml"
+  # No background scrub during the measurements, and no garbage collection
+  # either, so shard counts and bytes before and after a step differ by
+  # exactly what the step stored.
+  sed -i -e 's/^scrub_interval_seconds = .*/scrub_interval_seconds = 0/' \
+    -e 's/^gc_grace_seconds = .*/gc_grace_seconds = 100000000/' "$bench_dir/$name/cairn.toml"
 }
 disk_dirs() { ls -d "$bench_dir/$1"-d*; }
 
 # One sequential write and cold read of the layout; appends to the lists.
 seq_round() {
-  local name="$1" kib
+  local name="$1" kib stored_before
+  stored_before=$(shard_bytes $(disk_dirs "$name"))
   "$cairn" mount "$bench_dir/$name" "$mnt"
   kib=$(fio_field 48 --name=seqwrite --directory="$mnt" --ioengine=psync --filename=seq \
         --rw=write --bs=1M --size="${size_mb}M" --end_fsync=1)
   result[$name,seqwrite]+="$((kib / 1024)) "
   "$cairn" umount "$mnt"   # stores everything still in the journal
   # The daemon is gone: count what the shards hold.
-  result[$name,wa_disks]=$(ratio "$(shard_bytes $(disk_dirs "$name"))" $((size_mb << 20)))
+  result[$name,wa_disks]=$(ratio $(( $(shard_bytes $(disk_dirs "$name")) - stored_before )) \
+                           $((size_mb << 20)))
   "$cairn" mount "$bench_dir/$name" "$mnt"
   sync; echo 3 > /proc/sys/vm/drop_caches
   kib=$(fio_field 7 --name=seqread --directory="$mnt" --ioengine=psync --filename=seq \

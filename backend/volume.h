@@ -89,6 +89,10 @@ absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir);
 // mount, after the journal replay). Returns how many it deleted.
 absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs);
 
+// Why the last daemon to serve the volume stopped with an error, if it did
+// (see Volume::RecordStop).
+std::optional<std::string> ReadStopError(const std::string& volume_dir);
+
 // True if `dir` looks like a cairn volume (has cairn.toml).
 bool IsVolumeDir(const std::string& dir);
 
@@ -117,6 +121,10 @@ class Volume {
   // rebuilds (ScrubBlobs with repair) and clears kRebuildPendingKey.
   absl::StatusOr<int> ReplaceDisk(const std::string& old_disk, const std::string& new_disk,
                                   bool force);
+
+  // Records how the daemon's service ended (VOLUME_DIR/last-stop), for
+  // `cairn umount` to report; RecordMount clears it.
+  void RecordStop(const absl::Status& status);
 
   // Writes "pid mountpoint" into the lock file for status and umount.
   absl::Status RecordMount(pid_t pid, const std::string& mountpoint);

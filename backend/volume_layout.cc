@@ -32,6 +32,7 @@ constexpr char kConfigName[] = "cairn.toml";
 constexpr char kNamespaceDir[] = "namespace";
 constexpr char kDataDir[] = "data";
 constexpr char kLockName[] = "lock";
+constexpr char kLastStopName[] = "last-stop";
 
 std::string Absolute(const std::string& path) {
   std::error_code ec;
@@ -576,7 +577,23 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
   return index;
 }
 
+void Volume::RecordStop(const absl::Status& status) {
+  std::string text = status.ok() ? "ok\n" : absl::StrCat("error ", status.message(), "\n");
+  if (absl::Status s = WriteFileDurably(Join(dir_, kLastStopName), text); !s.ok()) {
+    LogWarning("could not record how the daemon stopped: %s", s.ToString());
+  }
+}
+
+std::optional<std::string> ReadStopError(const std::string& volume_dir) {
+  std::ifstream in(Join(Absolute(volume_dir), kLastStopName));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.rfind("error ", 0) != 0) return std::nullopt;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text.substr(6);
+}
+
 absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {
+  unlink(Join(dir_, kLastStopName).c_str());
   std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
   if (ftruncate(lock_fd_, 0) != 0 ||
       pwrite(lock_fd_, text.data(), text.size(), 0) !=

@@ -116,7 +116,9 @@ absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
   absl::StatusOr<std::unique_ptr<Volume>> volume =
       Volume::Open(request.volume_dir, config);
   if (!volume.ok()) return volume.status();
-  return ServeFuse(**volume, request.fuse, [&] { ready(**volume); });
+  absl::Status served = ServeFuse(**volume, request.fuse, [&] { ready(**volume); });
+  (*volume)->RecordStop(served);
+  return served;
 }
 
 void UseSyslog() {

@@ -19,7 +19,12 @@ const char kUmountHelp[] =
     "\n"
     "Unmounts the cairn volume at MOUNTPOINT and waits until its daemon has\n"
     "stored everything written and exited, so the volume can be copied,\n"
-    "mounted elsewhere or the machine shut down right after.\n";
+    "mounted elsewhere or the machine shut down right after.\n"
+    "\n"
+    "Exit status: 0 unmounted and everything stored; 1 not unmounted, or the\n"
+    "daemon could not store everything (it says why: a full or failed disk;\n"
+    "the data stays in the writeback journal and the next mount stores it);\n"
+    "2 bad command line.\n";
 
 namespace {
 
@@ -70,6 +75,9 @@ int UmountCommand(const Args& args) {
       next_note = now + std::chrono::seconds(10);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (std::optional<std::string> error = ReadStopError(mount->volume_dir)) {
+    return Fail("umount", "unmounted, but the daemon stopped with an error: " + *error);
   }
   return kExitOk;
 }

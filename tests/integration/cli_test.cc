@@ -310,5 +310,41 @@ TEST_F(CliTest, KilledDaemonLeavesStaleMountThatMountCleansUp) {
   EXPECT_EQ(Run("echo again > " + QP("g") + " && cat " + QP("g")).output, "again\n");
 }
 
+// Data the daemon cannot store before it exits (too few disks left) stays in
+// the journal, and `cairn umount` says so instead of exiting 0; the next
+// mount with the disks back stores it.
+TEST_F(CliTest, UmountReportsDataTheDaemonCouldNotStore) {
+  std::string volume = work_dir_ + "/vol3", mnt = work_dir_ + "/mnt3";
+  std::string disks;
+  for (int i = 0; i < 3; ++i) disks += " --disk " + Quote(work_dir_ + "/d" + std::to_string(i));
+  ASSERT_EQ(Cairn("format " + Quote(volume) + disks, 60).exit_code, 0);
+  ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);
+  ASSERT_EQ(Cairn("mount " + Quote(volume) + " " + Quote(mnt), 60).exit_code, 0);
+  // Two of three disks of ec:2+1 disappear; the daemon notices within 2 s.
+  for (int i : {1, 2}) {
+    std::string d = work_dir_ + "/d" + std::to_string(i);
+    ASSERT_EQ(rename(d.c_str(), (d + ".away").c_str()), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return Cairn("status --json " + Quote(volume), 30).output.find("\"failed\"") !=
+           std::string::npos;
+  }, 20));
+  ASSERT_EQ(Run("head -c 1000000 /dev/urandom > " + Quote(mnt + "/f") + " && sha256sum < " +
+                Quote(mnt + "/f") + " > " + Quote(work_dir_ + "/sum")).exit_code, 0);
+  CommandResult umount = Cairn("umount " + Quote(mnt), 120);
+  EXPECT_EQ(umount.exit_code, 1) << Brief(umount);
+  EXPECT_NE(umount.output.find("journal"), std::string::npos) << Brief(umount);
+  for (int i : {1, 2}) {
+    std::string d = work_dir_ + "/d" + std::to_string(i);
+    ASSERT_EQ(rename((d + ".away").c_str(), d.c_str()), 0);
+  }
+  ASSERT_EQ(Cairn("mount " + Quote(volume) + " " + Quote(mnt), 60).exit_code, 0);
+  CommandResult same = Run("sha256sum < " + Quote(mnt + "/f") + " | cmp - " +
+                           Quote(work_dir_ + "/sum"));
+  EXPECT_EQ(same.exit_code, 0) << Brief(same);
+  CommandResult clean = Cairn("umount " + Quote(mnt), 120);
+  EXPECT_EQ(clean.exit_code, 0) << Brief(clean);
+}
+
 }  // namespace
 }  // namespace cairn_it

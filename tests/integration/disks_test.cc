@@ -660,7 +660,7 @@ TEST_F(DisksTest, DiskReplaceRestoresFullRedundancy) {
 
 TEST_F(DisksFullTest, FullDiskGivesENOSPCAndFreedSpaceIsReused) {
   // Deleted data is freed at once (the next collection, every few seconds).
-  // MUTATION ASSERT_NO_FATAL_FAILURE(SetConfig("gc_grace_seconds", "0"));
+  ASSERT_NO_FATAL_FAILURE(SetConfig("gc_grace_seconds", "0"));
   ASSERT_NO_FATAL_FAILURE(Mount());
   CommandResult keep = Run("set -e; cd " + Quote(M()) +
                                "; for i in 1 2 3 4 5; do head -c 2M /dev/urandom > keep$i; done",

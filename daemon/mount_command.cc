@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backend/log.h"
 #include "backend/volume.h"
@@ -132,6 +134,23 @@ void UseSyslog() {
   });
 }
 
+// "" when every disk is in use; else which are missing and why.
+std::string DegradedWarning(Volume& volume) {
+  StripedBlobStore* striped = volume.striped();
+  if (striped == nullptr) return "";
+  std::vector<std::string> down;
+  for (const DiskInfo& disk : striped->Disks()) {
+    if (disk.state != DiskState::kOk) {
+      down.push_back(absl::StrCat(disk.path, " (", disk.problem, ")"));
+    }
+  }
+  if (down.empty()) return "";
+  return absl::StrCat("mounted DEGRADED, ", down.size(), " disk(s) missing: ",
+                      absl::StrJoin(down, "; "),
+                      ". Reads rebuild their data from the other disks; reconnect them and "
+                      "remount, or replace them with cairn disk replace");
+}
+
 void RedirectStdioToNull() {
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) return;
@@ -158,7 +177,12 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
     absl::Status status = Serve(request, config, [&](Volume& volume) {
       absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
       if (!recorded.ok()) LogWarning("%s", recorded.ToString());
-      [[maybe_unused]] ssize_t n = write(report_fd, "ok", 2);
+      // The user at the terminal must hear of a degraded start, not only
+      // syslog.
+      std::string reply = "ok";
+      std::string degraded = DegradedWarning(volume);
+      if (!degraded.empty()) reply += "\n" + degraded;
+      [[maybe_unused]] ssize_t n = write(report_fd, reply.data(), reply.size());
       close(report_fd);
       report_fd = -1;
       RedirectStdioToNull();
@@ -188,7 +212,10 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
     reply.append(buf, n);
   }
   close(pipe_fds[0]);
-  if (reply == "ok") return kExitOk;
+  if (reply.rfind("ok", 0) == 0 && (reply.size() == 2 || reply[2] == '\n')) {
+    if (reply.size() > 3) fprintf(stderr, "cairn: mount: warning: %s\n", reply.substr(3).c_str());
+    return kExitOk;
+  }
   if (reply.empty()) {
     waitpid(child, nullptr, WNOHANG);
     return Fail("mount",
@@ -262,6 +289,8 @@ int MountCommand(const Args& args) {
   absl::Status status = Serve(request, *config, [&](Volume& volume) {
     absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
     if (!recorded.ok()) LogWarning("%s", recorded.ToString());
+    std::string degraded = DegradedWarning(volume);
+    if (!degraded.empty()) LogWarning("%s", degraded);
   });
   if (!status.ok()) return Fail("mount", status);
   return kExitOk;

@@ -346,5 +346,39 @@ TEST_F(CliTest, UmountReportsDataTheDaemonCouldNotStore) {
   EXPECT_EQ(clean.exit_code, 0) << Brief(clean);
 }
 
+// Up to M missing disks mount degraded with a warning naming them; more are
+// refused, naming each. Data written before reads back either way.
+TEST_F(CliTest, MountWithMissingDisksWarnsUpToParityAndRefusesBeyond) {
+  std::string volume = work_dir_ + "/vol4", mnt = work_dir_ + "/mnt4";
+  auto disk = [&](int i) { return work_dir_ + "/e" + std::to_string(i); };
+  std::string disks;
+  for (int i = 0; i < 3; ++i) disks += " --disk " + Quote(disk(i));
+  CommandResult format = Cairn("format " + Quote(volume) + disks, 60);
+  ASSERT_EQ(format.exit_code, 0) << Brief(format);
+  EXPECT_NE(format.output.find("ec:2+1"), std::string::npos) << Brief(format);
+  ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);
+  ASSERT_EQ(Cairn("mount " + Quote(volume) + " " + Quote(mnt), 60).exit_code, 0);
+  ASSERT_EQ(Run("head -c 3000000 /dev/urandom > " + Quote(mnt + "/f") + " && sha256sum < " +
+                Quote(mnt + "/f") + " > " + Quote(work_dir_ + "/sum4")).exit_code, 0);
+  ASSERT_EQ(Cairn("umount " + Quote(mnt), 120).exit_code, 0);
+
+  ASSERT_EQ(Run("rm -rf " + Quote(disk(1))).exit_code, 0);
+  CommandResult degraded = Cairn("mount " + Quote(volume) + " " + Quote(mnt), 60);
+  ASSERT_EQ(degraded.exit_code, 0) << Brief(degraded);
+  EXPECT_NE(degraded.output.find("DEGRADED"), std::string::npos) << Brief(degraded);
+  EXPECT_NE(degraded.output.find(disk(1)), std::string::npos) << Brief(degraded);
+  CommandResult same = Run("sha256sum < " + Quote(mnt + "/f") + " | cmp - " +
+                           Quote(work_dir_ + "/sum4"));
+  EXPECT_EQ(same.exit_code, 0) << Brief(same);
+  ASSERT_EQ(Cairn("umount " + Quote(mnt), 120).exit_code, 0);
+
+  ASSERT_EQ(Run("rm -rf " + Quote(disk(2))).exit_code, 0);
+  CommandResult refused = Cairn("mount " + Quote(volume) + " " + Quote(mnt), 60);
+  EXPECT_EQ(refused.exit_code, 1) << Brief(refused);
+  EXPECT_NE(refused.output.find(disk(1)), std::string::npos) << Brief(refused);
+  EXPECT_NE(refused.output.find(disk(2)), std::string::npos) << Brief(refused);
+  EXPECT_FALSE(IsMounted(mnt));
+}
+
 }  // namespace
 }  // namespace cairn_it

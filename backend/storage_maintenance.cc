@@ -180,13 +180,21 @@ std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
   }
   StripedStoreCounters c = store.Counters();
   absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
+  uint64_t queued_count = queued.ok() ? queued->size() : 0;
+  // Blobs without full redundancy: those with a shard on a down disk, or
+  // waiting for a repair.
+  uint64_t blobs = 0;
+  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) blobs = usage->blob_count;
+  uint64_t degraded = std::max<uint64_t>(
+      queued_count, static_cast<uint64_t>(blobs * store.DegradedShare() + 0.5));
   return absl::StrFormat(
-      "{\"redundancy\": \"%s\", \"disks\": [%s], \"repair_queue\": %d, "
+      "{\"redundancy\": \"%s\", \"disks\": [%s], \"blobs\": %d, \"degraded_blobs\": %d, "
+      "\"repair_queue\": %d, "
       "\"degraded_writes\": %d, \"reconstructions\": %d, \"checksum_failures\": %d, "
       "\"missing_shards\": %d, \"io_errors\": %d, \"shards_repaired\": %d, "
       "\"shards_written\": %d, \"bytes_written\": %d, \"compressed_blobs\": %d}",
-      store.redundancy().ToString(), absl::StrJoin(disks, ", "),
-      queued.ok() ? queued->size() : 0, c.degraded_writes, c.reconstructions,
+      store.redundancy().ToString(), absl::StrJoin(disks, ", "), blobs, degraded,
+      queued_count, c.degraded_writes, c.reconstructions,
       c.checksum_failures, c.missing_shards, c.io_errors, c.shards_repaired, c.shards_written,
       c.bytes_written, c.compressed_blobs);
 }

@@ -286,6 +286,7 @@ class StripedStoreImpl final : public StripedBlobStore {
   StripedStoreCounters Counters() override;
   BlobCheck CheckBlob(BlobId id, bool repair, std::optional<uint32_t> expected) override;
   absl::StatusOr<std::vector<BlobId>> ListDiskIds(int index) override;
+  double DegradedShare() override;
   absl::Status ReplaceDisk(int index, const std::string& dir) override;
   void CheckDisks() override;
 
@@ -1101,8 +1102,8 @@ absl::StatusOr<StoreUsage> StripedStoreImpl::Usage() {
   int usable = 0;
   for (const DiskInfo& disk : Disks()) {
     usage.used_bytes += disk.used_bytes;
-    shards += disk.shard_count;
     if (disk.state != DiskState::kOk) continue;
+    shards += disk.shard_count;
     usable++;
     min_free = std::min(min_free, disk.free_bytes);
     min_capacity = std::min(min_capacity, disk.capacity_bytes);
@@ -1112,8 +1113,27 @@ absl::StatusOr<StoreUsage> StripedStoreImpl::Usage() {
   const uint64_t per_disk_share = r.copies ? 1 : r.data_shards;
   usage.free_bytes = min_free / r.total_shards() * n * per_disk_share;
   usage.capacity_bytes = min_capacity / r.total_shards() * n * per_disk_share;
-  usage.blob_count = shards / r.total_shards();
+  // Every disk holds total/n of the blobs' shards; a down disk's count is
+  // unknown, so the working ones speak for it.
+  usage.blob_count = shards * n / (static_cast<uint64_t>(usable) * r.total_shards());
   return usage;
+}
+
+double StripedStoreImpl::DegradedShare() {
+  DiskList disks = Snapshot();
+  const size_t n = disks.size();
+  // Blob b uses disks b, b+1, ..., b+total-1 (mod n): count the windows
+  // touching a disk that is down.
+  size_t degraded = 0;
+  for (size_t start = 0; start < n; ++start) {
+    for (int i = 0; i < options_.redundancy.total_shards(); ++i) {
+      if (!disks[(start + i) % n]->usable()) {
+        degraded++;
+        break;
+      }
+    }
+  }
+  return static_cast<double>(degraded) / n;
 }
 
 StripedStoreCounters StripedStoreImpl::Counters() {

@@ -122,6 +122,10 @@ class StripedBlobStore : public BlobStore {
   virtual BlobCheck CheckBlob(BlobId id, bool repair,
                               std::optional<uint32_t> expected_crc32c) = 0;
 
+  // The share of blobs with a shard on a disk that is not working now
+  // (placement is by blob id, so this is exact up to rounding).
+  virtual double DegradedShare() = 0;
+
   // Ids of the blobs that have shard files on disk `index`.
   virtual absl::StatusOr<std::vector<BlobId>> ListDiskIds(int index) = 0;
 

@@ -86,12 +86,15 @@ void PrintStorage(const std::string& storage, bool mounted) {
   }
   int down = 0;
   for (const std::string& d : disks) down += JsonText(d, "state") != "ok";
-  printf("storage:    %s over %zu disk%s; %s; %llu blob%s queued for repair\n",
+  printf("storage:    %s over %zu disk%s; %s; %llu of %llu blobs degraded, %llu queued for "
+         "repair\n",
          JsonText(storage, "redundancy").c_str(), disks.size(), disks.size() == 1 ? "" : "s",
          down == 0 ? "all disks working"
                    : absl::StrFormat("DEGRADED: %d disk%s down", down, down == 1 ? "" : "s")
                          .c_str(),
-         static_cast<unsigned long long>(queued), queued == 1 ? "" : "s");
+         static_cast<unsigned long long>(StatNumber(storage, "degraded_blobs").value_or(0)),
+         static_cast<unsigned long long>(StatNumber(storage, "blobs").value_or(0)),
+         static_cast<unsigned long long>(queued));
   for (const std::string& d : disks) {
     std::string state = JsonText(d, "state");
     printf("disk %llu:     %s  %s", static_cast<unsigned long long>(StatNumber(d, "index").value_or(0)),

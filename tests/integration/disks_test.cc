@@ -12,7 +12,7 @@
 //
 // Needs root, losetup and mkfs.ext4 (skips otherwise). Everything lives in a
 // private /tmp/cairn-disks-XXXXXX; TearDown (and the destructor, and exit or
-// SIGTERM/SIGINT/SIGHUP while a test runs) unmounts the cairn mount, then
+// SIGTERM/SIGINT/SIGHUP/SIGPIPE while a test runs) unmounts the cairn mount, then
 // the ext4 mounts, detaches the loop devices, and removes the directory only
 // once nothing is mounted under it.
 #include <signal.h>
@@ -158,7 +158,8 @@ void InstallOnce() {
   std::call_once(once, [] {
     g_owner = getpid();
     atexit(TakeDownAll);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    // SIGPIPE too: a run piped into `head` dies of it in mid-test.
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) {
       struct sigaction action = {};
       action.sa_handler = OnSignal;
       sigemptyset(&action.sa_mask);

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -468,7 +469,7 @@ struct Flip {
   unsigned char original;
 };
 
-// XORs `count` bytes past the first 4096 (shard data, not the header) of
+// XORs `count` bytes beyond offset 4096 (shard data, not the header) of
 // `path` with a non-zero mask; returns what was there.
 std::vector<Flip> FlipBytes(const std::string& path, int count, std::mt19937& rng) {
   std::vector<Flip> flips;
@@ -477,7 +478,7 @@ std::vector<Flip> FlipBytes(const std::string& path, int count, std::mt19937& rn
   file.seekg(0, std::ios::end);
   uint64_t size = static_cast<uint64_t>(file.tellg());
   if (size <= 8192) return flips;
-  std::uniform_int_distribution<uint64_t> where(4096, size - 1);
+  std::uniform_int_distribution<uint64_t> where(4097, size - 1);
   std::uniform_int_distribution<int> mask(1, 255);
   for (int i = 0; i < count; ++i) {
     uint64_t offset = where(rng);

@@ -387,9 +387,18 @@ void MountTest::SetUp() {
   ASSERT_EQ(mkdir(mount_dir_.c_str(), 0755), 0) << strerror(errno);
   StartWatchdog();
   if (NativeMode()) return;
-  CommandResult format = Cairn("format " + Quote(volume_dir_), 60);
+  std::string disks;
+  for (int i = 0; i < DiskCount(); ++i) {
+    disks += " --disk " + Quote(work_dir_ + "/disk" + std::to_string(i));
+  }
+  CommandResult format = Cairn("format " + Quote(volume_dir_) + disks, 60);
   ASSERT_EQ(format.exit_code, 0) << Brief(format);
   ASSERT_NO_FATAL_FAILURE(Mount());
+}
+
+int MountTest::DiskCount() {
+  const char* disks = getenv("CAIRN_IT_DISKS");
+  return disks == nullptr ? 0 : std::atoi(disks);
 }
 
 void MountTest::TearDown() {

@@ -11,6 +11,9 @@
 // when it fires it aborts the FUSE connection, so a test stuck in a syscall
 // on a hung daemon fails instead of hanging the suite.
 //
+// CAIRN_IT_DISKS=N formats every test volume with N disk directories (6:
+// ec:4+2), so the whole suite can run on a striped volume.
+//
 // CAIRN_IT_NATIVE=1 skips cairn altogether: the test runs in a plain
 // directory of the host filesystem (ext4 here). That checks the test itself:
 // a test that fails natively is wrong, not cairn. Tests that only mean
@@ -99,6 +102,11 @@ class MountTest : public ::testing::Test {
 
   void SetUp() override;
   void TearDown() override;
+
+  // Disk directories the test volume is formatted with (work_dir_/diskN):
+  // CAIRN_IT_DISKS, default 0 (the embedded VOLUME_DIR/data). A fixture may
+  // override it to always test a striped volume.
+  virtual int DiskCount();
 
   // Runs a shell command (see RunCommand).
   CommandResult Run(const std::string& command, int timeout_seconds = 300) {

@@ -565,7 +565,10 @@ class FileIoTest : public MountTest {
       if (statfs(P("").c_str(), &sfs) != 0) return -1;
       return static_cast<int64_t>(sfs.f_blocks - sfs.f_bfree) * sfs.f_bsize;
     }
-    CommandResult du = Run("du -sk " + Quote(volume_dir_), 60);
+    // The volume and its disk directories, if it has any (CAIRN_IT_DISKS).
+    std::string dirs = Quote(volume_dir_);
+    for (int i = 0; i < DiskCount(); ++i) dirs += " " + Quote(work_dir_ + "/disk" + std::to_string(i));
+    CommandResult du = Run("du -skc " + dirs + " | tail -n 1", 60);
     return du.exit_code == 0 ? atoll(du.output.c_str()) * 1024 : -1;
   }
   int64_t UsedInodes() {

@@ -3,9 +3,8 @@
 // LZ4 compress/decompress of compressible text and of random bytes, whose
 // "ratio" counter is uncompressed / compressed size.
 //
-//   cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-//   ninja -C build-bench cairn-codec-bench
-//   taskset -c 1 build-bench/bench/cairn-codec-bench --benchmark_min_time=0.5
+//   bash packaging/build.sh        # builds it as build/bench/cairn-codec-bench
+//   taskset -c 1 build/bench/cairn-codec-bench --benchmark_min_time=0.5
 #include <lz4.h>
 
 #include <cstdio>

@@ -15,7 +15,8 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
 )
 runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
-test_packages=(rsync attr acl fio e2fsprogs util-linux procps psmisc perl python3)
+# fio, strace and python3 also serve bench/.
+test_packages=(rsync attr acl fio e2fsprogs util-linux procps psmisc perl python3 strace)
 
 missing=()
 for pkg in "${build_packages[@]}" "${runtime_packages[@]}" "${test_packages[@]}"; do

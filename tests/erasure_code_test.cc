@@ -6,16 +6,10 @@
 
 #include "backend/crc32c.h"
 #include "backend/shard_format.h"
+#include "tests/support/random_bytes.h"
 
 namespace cairn {
 namespace {
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 // Every set of up to M lost shards must decode to the original, for every
 // payload shape (empty, shorter than K, not a multiple of K, large).

@@ -13,19 +13,13 @@
 #include "absl/time/clock.h"
 #include "backend/volume.h"
 #include "gtest/gtest.h"
+#include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
 namespace {
 
 namespace fsys = std::filesystem;
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 class StorageMaintenanceTest : public ::testing::Test {
  protected:

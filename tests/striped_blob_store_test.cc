@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/fs_error.h"
 #include "tests/support/fault_env.h"
+#include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -20,13 +21,6 @@ namespace {
 namespace fsys = std::filesystem;
 
 const std::string kVolumeId = "0123456789abcdef0123456789abcdef";
-
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 class StripedBlobStoreTest : public ::testing::Test {
  protected:

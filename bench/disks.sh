@@ -37,7 +37,7 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 daemon_pid() { "$cairn" status --json "$mnt" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 daemon_written() { awk '/^write_bytes/ { print $2 }' "/proc/$(daemon_pid)/io"; }
-shard_bytes() { find "$@" -name '*.shard' -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+shard_bytes() { find "$@" -name '*.shard' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 shard_files() { find "$@" -name '*.shard' | wc -l; }
 fio_field() { fio --minimal "${@:2}" | awk -F';' -v f="$1" '{ print $f }'; }
 

@@ -79,6 +79,7 @@ struct Segment {
   bool sealed = false;       // no more appends
   bool failed = false;       // a sync failed: nothing in it is trusted durable
   bool previous_run = false; // found at Open, to be replayed
+  bool removed = false;      // reclaimed: its file is closed and deleted
   uint64_t refs = 0;
 };
 
@@ -239,6 +240,9 @@ class WritebackJournal::Impl {
     for (auto& [segment, target] : targets) {
       {
         absl::MutexLock lock(&mu_);
+        // Reclaimed while this sync waited for its turn: every record in it
+        // is committed and durable elsewhere, and its file is closed.
+        if (segment->removed) continue;
         if (segment->failed) {
           if (first.ok()) first = FailedError(*segment);
           continue;
@@ -304,8 +308,14 @@ class WritebackJournal::Impl {
         segment = it->second;
         segments_.erase(it);
       }
-      // A sync still running on it holds its own reference to the file.
+      // A sync running on it finishes first (sync_mu_); one that picked it
+      // and waits sees `removed` and skips it, rather than sync a closed
+      // file and report a failure that did not happen.
       absl::MutexLock sync_lock(&sync_mu_);
+      {
+        absl::MutexLock lock(&mu_);
+        segment->removed = true;
+      }
       segment->file->Close().IgnoreError();
       if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
     }

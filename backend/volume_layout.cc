@@ -83,6 +83,26 @@ bool DirIsEmptyOrMissing(const std::string& dir) {
   return fsys::is_directory(dir, ec) && fsys::is_empty(dir, ec);
 }
 
+// A disk directory is often the root of a freshly made filesystem, which
+// holds lost+found: that one entry does not make it "in use".
+bool DiskDirIsFree(const std::string& dir) {
+  std::error_code ec;
+  if (!fsys::exists(dir, ec)) return true;
+  if (!fsys::is_directory(dir, ec)) return false;
+  for (const auto& entry : fsys::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != "lost+found") return false;
+  }
+  return !ec;
+}
+
+// Empties a disk directory for --force, keeping lost+found (fsck's).
+void EraseDiskDir(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fsys::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != "lost+found") fsys::remove_all(entry.path(), ec);
+  }
+}
+
 // Reads "PID MOUNTPOINT" from an open lock file.
 void ParseLockContent(int fd, MountRecord* record) {
   char buf[4200];
@@ -353,7 +373,7 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
           absl::StrCat("disk directory ", abs, " is given twice; every --disk must be a "
                        "different directory (ideally on a different drive)"));
     }
-    if (!options.force && !DirIsEmptyOrMissing(abs)) {
+    if (!options.force && !DiskDirIsFree(abs)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "disk directory ", abs, " is not empty; use --force to erase it"));
     }
@@ -380,11 +400,7 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
     for (const auto& entry : fsys::directory_iterator(dir, ec)) {
       if (entry.path().filename() != kLockName) fsys::remove_all(entry.path(), ec);
     }
-    for (const std::string& disk : disks) {
-      for (const auto& entry : fsys::directory_iterator(disk, ec)) {
-        fsys::remove_all(entry.path(), ec);
-      }
-    }
+    for (const std::string& disk : disks) EraseDiskDir(disk);
   }
   VolumeConfig config;
   config.volume_id = RandomVolumeId();
@@ -548,16 +564,13 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
         "disk ", disks[index], " is working; give a new directory to move it there, or run "
         "cairn scrub to repair bad shards"));
   }
-  if (!DirIsEmptyOrMissing(new_abs)) {
+  if (!DiskDirIsFree(new_abs)) {
     if (!force) {
       return absl::FailedPreconditionError(absl::StrCat(
           "new disk directory ", new_abs,
           " is not empty; use an empty directory (or --force to erase it)"));
     }
-    std::error_code ec;
-    for (const auto& entry : fsys::directory_iterator(new_abs, ec)) {
-      fsys::remove_all(entry.path(), ec);
-    }
+    EraseDiskDir(new_abs);
   }
   if (absl::Status s = StripedBlobStore::PrepareDisk(new_abs, config_.volume_id, index,
                                                      static_cast<int>(disks.size()));

@@ -74,6 +74,12 @@ TEST_F(StorageMaintenanceTest, FormatPicksRedundancyByDiskCountAndRefusesTooFewD
   absl::StatusOr<VolumeConfig> refused = FormatVolume(dir_.path() + "/vol2", too_few);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("needs at least 6 disks"), std::string::npos);
+  // A fresh filesystem's lost+found does not make a disk directory busy.
+  fsys::create_directories(dir_.path() + "/fresh/lost+found");
+  FormatOptions fresh;
+  fresh.disks = {dir_.path() + "/fresh"};
+  EXPECT_TRUE(FormatVolume(dir_.path() + "/vol4", fresh).ok());
+  EXPECT_TRUE(fsys::exists(dir_.path() + "/fresh/lost+found"));
   FormatOptions twice;
   twice.disks = {dir_.path() + "/y", dir_.path() + "/y"};
   EXPECT_FALSE(FormatVolume(dir_.path() + "/vol3", twice).ok());

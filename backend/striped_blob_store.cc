@@ -729,11 +729,15 @@ absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data)
   DiskList disks = Snapshot();
   std::vector<std::shared_ptr<Disk>> targets(n);
   std::vector<absl::Status> results(n, absl::OkStatus());
+  // Decided once: a disk failing meanwhile must not change which shards
+  // count as written or get cleaned up.
+  std::vector<bool> attempted(n, false);
   std::vector<std::function<void()>> writes;
   int usable = 0;
   for (int i = 0; i < n; ++i) {
     targets[i] = disks[Place(id, i)];
     if (!targets[i]->usable()) continue;
+    attempted[i] = true;
     usable++;
     writes.push_back([&, i] {
       ShardHeader h;
@@ -772,7 +776,7 @@ absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data)
   int stored = 0;
   absl::Status no_space, failure;
   for (int i = 0; i < n; ++i) {
-    if (!targets[i]->usable() && results[i].ok()) continue;  // skipped
+    if (!attempted[i]) continue;
     if (results[i].ok()) {
       stored++;
       continue;
@@ -788,7 +792,7 @@ absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data)
   if (!no_space.ok() || stored < r.min_shards_for_write()) {
     // Nothing half-stored stays behind: the blob is not committed anyway.
     for (int i = 0; i < n; ++i) {
-      if (results[i].ok() && targets[i]->usable()) {
+      if (attempted[i] && results[i].ok()) {
         targets[i]->env->Remove(targets[i]->root + "/" + ShardRelPath(id)).IgnoreError();
       }
     }
@@ -949,9 +953,13 @@ absl::StatusOr<std::string> StripedStoreImpl::Read(BlobId id, uint64_t offset,
     std::string out;
     bool ok = true;
     if (r.copies) {
-      ShardRead read = ReadShard(*disks[Place(id, 0)], id, 0, false, offset, offset + length);
-      ok = disks[Place(id, 0)]->usable() && read.failure == ShardFailure::kNone;
-      out = std::move(read.data);
+      Disk& disk = *disks[Place(id, 0)];
+      ok = disk.usable();
+      if (ok) {
+        ShardRead read = ReadShard(disk, id, 0, false, offset, offset + length);
+        ok = read.failure == ShardFailure::kNone;
+        out = std::move(read.data);
+      }
     } else {
       // Several data shards (a sequential read): read them in parallel, as
       // they sit on different disks.

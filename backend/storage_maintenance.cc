@@ -125,10 +125,16 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
 
 absl::StatusOr<uint64_t> DrainRepairs(NamespaceStore& ns, StripedBlobStore& store,
                                       size_t max) {
-  absl::StatusOr<std::vector<BlobId>> ids = ns.PendingRepairs(0, max);
+  // Entries waiting for a down disk are passed over without reading them,
+  // so they neither cost reads every round nor block the ones behind.
+  absl::StatusOr<std::vector<BlobId>> ids = ns.PendingRepairs(0, std::max<size_t>(max, 4096));
   if (!ids.ok()) return ids.status();
   uint64_t done = 0;
+  size_t tried = 0;
   for (BlobId id : *ids) {
+    if (tried >= max) break;
+    if (!store.CanRepair(id) && !Unreferenced(ns, id)) continue;
+    tried++;
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
     bool gone = (!record.ok() && IsMissingRecord(record.status())) ||
                 (record.ok() && record->refcount == 0);

@@ -287,6 +287,13 @@ class StripedStoreImpl final : public StripedBlobStore {
   BlobCheck CheckBlob(BlobId id, bool repair, std::optional<uint32_t> expected) override;
   absl::StatusOr<std::vector<BlobId>> ListDiskIds(int index) override;
   double DegradedShare() override;
+  bool CanRepair(BlobId id) override {
+    DiskList disks = Snapshot();
+    for (int i = 0; i < options_.redundancy.total_shards(); ++i) {
+      if (!disks[Place(id, i)]->usable()) return false;
+    }
+    return true;
+  }
   absl::Status ReplaceDisk(int index, const std::string& dir) override;
   void CheckDisks() override;
 

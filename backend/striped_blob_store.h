@@ -122,6 +122,10 @@ class StripedBlobStore : public BlobStore {
   virtual BlobCheck CheckBlob(BlobId id, bool repair,
                               std::optional<uint32_t> expected_crc32c) = 0;
 
+  // True when every disk holding a shard of `id` works, so a repair of it
+  // can complete.
+  virtual bool CanRepair(BlobId id) = 0;
+
   // The share of blobs with a shard on a disk that is not working now
   // (placement is by blob id, so this is exact up to rounding).
   virtual double DegradedShare() = 0;

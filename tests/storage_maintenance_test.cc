@@ -145,6 +145,19 @@ TEST_F(StorageMaintenanceTest, RepairQueueSurvivesReopenAndDrainsOnceRepaired) {
   EXPECT_TRUE(fsys::exists(ShardPath(id % 3, id)));
 }
 
+TEST_F(StorageMaintenanceTest, RepairsWaitingForADownDiskStayQueuedWithoutBeingRead) {
+  FormatAndOpen(3);
+  BlobId id = WriteFile("f", RandomBytes(200000, 4));
+  ASSERT_TRUE(volume_->ns().QueueRepair(id).ok());
+  volume_.reset();
+  fsys::remove_all(Disk((id + 2) % 3));
+  Reopen();  // degraded: one disk missing
+  EXPECT_FALSE(volume_->striped()->CanRepair(id));
+  EXPECT_EQ(*DrainRepairs(volume_->ns(), *volume_->striped(), 10), 0u);
+  EXPECT_EQ(*volume_->ns().PendingRepairs(0, 10), std::vector<BlobId>{id});
+  EXPECT_EQ(volume_->striped()->Counters().missing_shards, 0u) << "nothing was read";
+}
+
 TEST_F(StorageMaintenanceTest, OrphanShardsAreFoundAndOnlyThoseDeleted) {
   FormatAndOpen(3);
   BlobId kept = WriteFile("f", RandomBytes(100000, 1));

@@ -217,16 +217,26 @@ StorageMaintenance::~StorageMaintenance() {
   thread_.join();
 }
 
+void StorageMaintenance::NoteManualProgress(const char* what, const ScrubReport& report) {
+  absl::MutexLock lock(&progress_mu_);
+  manual_what_ = report.finished ? "" : what;
+  manual_ = report;
+}
+
 std::string StorageMaintenance::ScrubJson() {
   absl::StatusOr<std::optional<std::string>> finished = ns_.GetVolumeMeta(kScrubFinishedKey);
   int64_t last = 0;
   if (finished.ok() && finished->has_value()) absl::SimpleAtoi(**finished, &last);
   absl::MutexLock lock(&progress_mu_);
+  std::string manual = manual_what_.empty()
+                           ? "null"
+                           : absl::StrFormat("{\"what\": \"%s\", \"progress\": %s}",
+                                             manual_what_, manual_.ToJson());
   return absl::StrFormat(
       "{\"interval_seconds\": %d, \"bytes_per_second\": %d, \"running\": %s, "
-      "\"last_finished\": %d, \"pass\": %s}",
+      "\"last_finished\": %d, \"pass\": %s, \"manual\": %s}",
       options_.scrub_interval_seconds, options_.scrub_bytes_per_second,
-      running_ ? "true" : "false", last, last_.ToJson());
+      running_ ? "true" : "false", last, last_.ToJson(), manual);
 }
 
 void StorageMaintenance::Loop() {

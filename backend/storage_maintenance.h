@@ -98,7 +98,12 @@ class StorageMaintenance {
     return work();
   }
 
-  // The background scrub's progress, as JSON.
+  // Progress of a manual scrub or rebuild (`what`), for ScrubJson; call
+  // with finished reports too.
+  void NoteManualProgress(const char* what, const ScrubReport& report);
+
+  // The background scrub's progress, and a manual scrub's or rebuild's
+  // while one runs, as JSON.
   std::string ScrubJson();
 
  private:
@@ -115,6 +120,8 @@ class StorageMaintenance {
   absl::Mutex progress_mu_;
   ScrubReport last_ ABSL_GUARDED_BY(progress_mu_);
   bool running_ ABSL_GUARDED_BY(progress_mu_) = false;
+  std::string manual_what_ ABSL_GUARDED_BY(progress_mu_);  // "" when none runs
+  ScrubReport manual_ ABSL_GUARDED_BY(progress_mu_);
   std::thread thread_;
 };
 

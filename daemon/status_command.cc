@@ -121,9 +121,17 @@ void PrintStorage(const std::string& storage, bool mounted) {
                                                                        absl::LocalTimeZone()))
                                              .c_str());
     if (running) {
-      printf("; running: %llu of about %llu blobs checked",
+      printf("; background pass running: %llu of about %llu blobs checked",
              static_cast<unsigned long long>(StatNumber(pass, "blobs_checked").value_or(0)),
              static_cast<unsigned long long>(StatNumber(pass, "blobs_total").value_or(0)));
+    }
+    std::string manual = JsonObject(scrub, "manual");
+    if (!manual.empty()) {
+      printf("; %s running: %llu of about %llu blobs checked, %llu shards repaired",
+             JsonText(manual, "what").c_str(),
+             static_cast<unsigned long long>(StatNumber(manual, "blobs_checked").value_or(0)),
+             static_cast<unsigned long long>(StatNumber(manual, "blobs_total").value_or(0)),
+             static_cast<unsigned long long>(StatNumber(manual, "shards_repaired").value_or(0)));
     }
     printf("\n");
   }

@@ -167,9 +167,21 @@ void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMainte
   std::vector<std::string> words = absl::StrSplit(request, '\t');
   ScrubOptions scrub;
   scrub.should_stop = stopping;
-  scrub.progress = [&reply](const ScrubReport& report) {
+  const char* what = words[0] == "replace" ? "rebuild" : "scrub";
+  scrub.progress = [&reply, &maintenance, what](const ScrubReport& report) {
+    maintenance.NoteManualProgress(what, report);
     if (!report.finished) reply("progress " + report.ToJson());
   };
+  // However it ends, `cairn status` stops showing it as running.
+  struct Done {
+    StorageMaintenance& maintenance;
+    const char* what;
+    ~Done() {
+      ScrubReport over;
+      over.finished = true;
+      maintenance.NoteManualProgress(what, over);
+    }
+  } done{maintenance, what};
   if (words[0] == "scrub") {
     scrub.repair = !(words.size() > 1 && words[1] == "norepair");
     absl::StatusOr<ScrubReport> report =

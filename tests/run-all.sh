@@ -11,6 +11,12 @@ status=0
 for preset in default asan; do
   echo "=== build: $preset"
   build_dir="$(bash packaging/build.sh "$preset" | tail -n 1)"
+  # The S3 server the remote-tier tests talk to (127.0.0.1 only).
+  if [[ ! -x "$build_dir/s3rver/node_modules/.bin/s3rver" ]]; then
+    echo "=== installing s3rver (npm) into $build_dir/s3rver"
+    npm install --prefix "$build_dir/s3rver" --no-audit --no-fund --loglevel=error \
+      s3rver@3.7.1 >/dev/null
+  fi
   echo "=== tests: $preset"
   # Sanitizer findings fail the run; leaks in libfuse's detached threads at
   # exit are not ours, so leak checking stays on only for the unit tests.

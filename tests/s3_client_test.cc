@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "backend/crc32c.h"
 #include "backend/fs_error.h"
+#include "tests/support/fault_proxy.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
 
@@ -147,6 +149,74 @@ TEST_F(S3ClientTest, AServerThatIsDownIsRetriedThenReportedAndComesBack) {
   std::string why;
   ASSERT_TRUE(server_->Restart(&why)) << why;
   EXPECT_EQ(*client->GetObject("k"), "before");
+}
+
+// The client through the tests' fault-injecting proxy: every fault a
+// remote can throw is retried and the bytes that arrive are the right ones.
+class S3FaultTest : public S3ClientTest {
+ protected:
+  void SetUp() override {
+    S3ClientTest::SetUp();
+    if (IsSkipped()) return;
+    proxy_ = FaultProxy::Start(server_->port());
+    ASSERT_NE(proxy_, nullptr);
+    S3Options options = Options();
+    options.endpoint = proxy_->endpoint();
+    options.stall_seconds = 1;
+    options.max_attempts = 8;
+    client_ = Client(options);
+  }
+  std::unique_ptr<FaultProxy> proxy_;
+  std::unique_ptr<S3Client> client_;
+};
+
+TEST_F(S3FaultTest, ThrottlingAndServerErrorsAreRetried) {
+  std::string data = RandomBytes(200000, 3);
+  proxy_->slow_down = 3;
+  ASSERT_TRUE(client_->PutObject("k", data).ok());
+  proxy_->server_error = 2;
+  absl::StatusOr<std::string> got = client_->GetObject("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, data);
+  EXPECT_EQ(proxy_->faults.load(), 5);
+  EXPECT_EQ(client_->GetStats().retries, 5u);
+}
+
+TEST_F(S3FaultTest, ResponsesCutMidBodyAreFetchedAgainWhole) {
+  std::string data = RandomBytes(1 << 20, 4);
+  ASSERT_TRUE(client_->PutObject("k", data).ok());
+  proxy_->reset_mid_body = 2;
+  absl::StatusOr<std::string> got = client_->GetObject("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, data);
+  proxy_->reset_mid_body = 1;
+  absl::StatusOr<std::string> part = client_->GetObject("k", std::make_pair(4096, 100000));
+  ASSERT_TRUE(part.ok()) << part.status();
+  EXPECT_EQ(*part, data.substr(4096, 100000));
+}
+
+TEST_F(S3FaultTest, StalledTransfersAreAbortedAndRetried) {
+  ASSERT_TRUE(client_->PutObject("k", "value").ok());
+  proxy_->stall_seconds = 4;
+  proxy_->stall = 1;
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::string> got = client_->GetObject("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "value");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4))
+      << "the stall was waited out instead of cut short";
+}
+
+TEST_F(S3FaultTest, PersistentFaultsEndInAnErrorNamingTheServerAndTheCode) {
+  proxy_->slow_down = 1000;
+  absl::Status failed = client_->PutObject("k", "v");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(GetFsErrorKind(failed), FsErrorKind::kIo);
+  EXPECT_NE(failed.message().find("SlowDown"), std::string::npos) << failed;
+  EXPECT_NE(failed.message().find("127.0.0.1"), std::string::npos) << failed;
+  EXPECT_EQ(proxy_->requests.load(), 8) << "bounded attempts";
+  proxy_->slow_down = 0;
+  EXPECT_TRUE(client_->PutObject("k", "v").ok()) << "and it works again afterwards";
 }
 
 TEST(S3ClientOptionsTest, BadEndpointsAndMissingCredentialsAreRefused) {

@@ -441,7 +441,8 @@ absl::Status S3Client::PutObject(const std::string& key, std::string_view data,
 }
 
 absl::StatusOr<std::string> S3Client::GetObject(
-    const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range) {
+    const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range,
+    bool allow_short) {
   HttpRequest get{"GET", key, {}, {}, {}, false};
   if (range) {
     if (range->second == 0) return std::string();
@@ -450,7 +451,8 @@ absl::StatusOr<std::string> S3Client::GetObject(
   }
   absl::StatusOr<HttpResponse> got = impl_->Send(get);
   if (!got.ok()) return got.status();
-  if (range && got->body.size() != range->second) {
+  if (range && (got->body.size() > range->second ||
+                (!allow_short && got->body.size() != range->second))) {
     return FsError(FsErrorKind::kIo,
                    absl::StrCat("S3 GET ", key, " returned ", got->body.size(),
                                 " bytes for a range of ", range->second));

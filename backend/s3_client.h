@@ -71,10 +71,12 @@ class S3Client {
   // a failed multipart upload is aborted, leaving no parts behind.
   absl::Status PutObject(const std::string& key, std::string_view data,
                          std::optional<uint32_t> crc32c = std::nullopt);
-  // The whole object, or `length` bytes at `offset`.
+  // The whole object, or `length` bytes at `offset` (fewer only where the
+  // object ends first, and only with `allow_short`).
   absl::StatusOr<std::string> GetObject(const std::string& key,
                                         std::optional<std::pair<uint64_t, uint64_t>> range =
-                                            std::nullopt);
+                                            std::nullopt,
+                                        bool allow_short = false);
   // kNotFound when absent.
   absl::StatusOr<ObjectInfo> HeadObject(const std::string& key);
   // Absent objects are not an error.

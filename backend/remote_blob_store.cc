@@ -1,0 +1,148 @@
+#include "backend/remote_blob_store.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/coding.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+
+namespace cairn {
+namespace {
+
+constexpr size_t kMaxCachedHeaders = 4096;
+
+absl::Status Damaged(const std::string& key, const std::string& why) {
+  return FsError(FsErrorKind::kIo, absl::StrCat("remote object ", key, " is damaged: ", why));
+}
+
+}  // namespace
+
+RemoteBlobStore::RemoteBlobStore(s3::S3Client& client, std::string prefix, std::string volume_id)
+    : client_(client),
+      prefix_(absl::StrCat(prefix, volume_id, "/blobs/")),
+      volume_id_(std::move(volume_id)) {}
+
+std::string RemoteBlobStore::KeyOf(BlobId id) const {
+  return absl::StrFormat("%s%02x/%016x", prefix_, id & 0xff, id);
+}
+
+absl::StatusOr<BlobInfo> RemoteBlobStore::Put(BlobId id, std::string_view data) {
+  if (data.size() > kMaxBlobBytes) return FsError(FsErrorKind::kInvalid, "blob larger than 4 MiB");
+  ShardHeader header;
+  header.volume_id = volume_id_;
+  header.blob_id = id;
+  header.blob_length = data.size();
+  header.payload_length = data.size();
+  header.shard_length = data.size();
+  header.blob_crc32c = Crc32c(data);
+  std::string object = EncodeShardHeader(&header, data);
+  object.append(data);
+  if (absl::Status s = client_.PutObject(KeyOf(id), object, Crc32c(object)); !s.ok()) return s;
+  put_bytes_ += object.size();
+  put_count_++;
+  return BlobInfo{data.size(), header.blob_crc32c};
+}
+
+absl::StatusOr<ShardHeader> RemoteBlobStore::Header(BlobId id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = headers_.find(id);
+    if (it != headers_.end()) return it->second;
+  }
+  const std::string key = KeyOf(id);
+  absl::StatusOr<std::string> prefix =
+      client_.GetObject(key, std::make_pair(0, kShardPrefixReadBytes), /*allow_short=*/true);
+  if (!prefix.ok()) return prefix.status();
+  absl::StatusOr<ShardHeader> header = DecodeShardHeader(*prefix, key);
+  if (!header.ok()) return header.status();
+  if (header->volume_id != volume_id_ || header->blob_id != id || header->data_shards != 1 ||
+      header->parity_shards != 0 || header->compressed ||
+      header->shard_length != header->blob_length) {
+    return Damaged(key, "its header names another volume, blob or layout");
+  }
+  absl::MutexLock lock(&mu_);
+  if (headers_.size() >= kMaxCachedHeaders) headers_.clear();
+  headers_[id] = *header;
+  return header;
+}
+
+absl::StatusOr<std::string> RemoteBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {
+  absl::StatusOr<ShardHeader> header = Header(id);
+  if (!header.ok()) return header.status();
+  if (offset > header->blob_length || length > header->blob_length - offset) {
+    return FsError(FsErrorKind::kInvalid, absl::StrCat("read past the end of blob ", id));
+  }
+  if (length == 0) return std::string();
+  // Whole chunks under the range, each verified.
+  const uint64_t chunk = header->chunk_bytes;
+  const uint64_t first = offset / chunk;
+  const uint64_t start = first * chunk;
+  const uint64_t stop = std::min(((offset + length - 1) / chunk + 1) * chunk, header->blob_length);
+  const std::string key = KeyOf(id);
+  absl::StatusOr<std::string> bytes =
+      client_.GetObject(key, std::make_pair(header->data_offset + start, stop - start));
+  if (!bytes.ok()) return bytes.status();
+  if (absl::Status s = VerifyShardChunks(*header, first, *bytes, key); !s.ok()) {
+    absl::MutexLock lock(&mu_);
+    headers_.erase(id);
+    return s;
+  }
+  if (start == offset && bytes->size() == length) return std::move(*bytes);
+  return bytes->substr(offset - start, length);
+}
+
+absl::Status RemoteBlobStore::Verify(BlobId id, uint64_t length, uint32_t crc32c) {
+  const std::string key = KeyOf(id);
+  absl::StatusOr<std::string> object = client_.GetObject(key);
+  if (!object.ok()) return object.status();
+  absl::StatusOr<ShardHeader> header = DecodeShardHeader(*object, key);
+  if (!header.ok()) return header.status();
+  if (header->volume_id != volume_id_ || header->blob_id != id) {
+    return Damaged(key, "its header names another volume or blob");
+  }
+  if (object->size() != header->data_offset + header->shard_length) {
+    return Damaged(key, absl::StrCat(object->size(), " bytes, its header says ",
+                                     header->data_offset + header->shard_length));
+  }
+  std::string_view data = std::string_view(*object).substr(header->data_offset);
+  if (absl::Status s = VerifyShardChunks(*header, 0, data, key); !s.ok()) return s;
+  if (data.size() != length || Crc32c(data) != crc32c || header->blob_crc32c != crc32c) {
+    return Damaged(key, "it holds other data than the namespace recorded");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoteBlobStore::Delete(BlobId id) {
+  {
+    absl::MutexLock lock(&mu_);
+    headers_.erase(id);
+  }
+  return client_.DeleteObject(KeyOf(id));
+}
+
+absl::StatusOr<std::vector<BlobId>> RemoteBlobStore::ListIds(BlobId from) {
+  absl::StatusOr<std::vector<s3::ObjectEntry>> objects = client_.ListObjects(prefix_);
+  if (!objects.ok()) return objects.status();
+  std::vector<BlobId> ids;
+  for (const s3::ObjectEntry& object : *objects) {
+    // <xx>/<16 hex>
+    std::string_view name = std::string_view(object.key).substr(prefix_.size());
+    BlobId id = 0;
+    if (name.size() == 19 && name[2] == '/' && ParseHex(name.substr(3), &id) && id >= from) {
+      ids.push_back(id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+absl::StatusOr<StoreUsage> RemoteBlobStore::Usage() {
+  StoreUsage usage;
+  usage.used_bytes = put_bytes_;
+  usage.blob_count = put_count_;
+  return usage;
+}
+
+}  // namespace cairn

@@ -1,0 +1,58 @@
+// Blobs as objects in an S3 bucket: the remote tier's store (and later the
+// replica's). Each object is one blob in the shard format of the striped
+// store with one shard (backend/shard_format.h): magic, volume id, blob id,
+// lengths, the blob's CRC32C and a CRC32C per 64 KiB chunk, then the data.
+// So the bucket alone identifies every object, and a ranged read fetches
+// and verifies only the chunks it needs.
+//
+//   s3://BUCKET/PREFIX<volume id>/blobs/<low byte of id, 2 hex>/<id, 16 hex>
+//
+// Put sends the object's CRC32C for the server to check; Read verifies
+// every chunk it returns; Verify reads an object whole and checks it
+// against the checksum the namespace recorded. Never returns wrong bytes:
+// a damaged or foreign object is kIo.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/blob_store.h"
+#include "backend/s3_client.h"
+#include "backend/shard_format.h"
+
+namespace cairn {
+
+class RemoteBlobStore : public BlobStore {
+ public:
+  // `client` must outlive the store. `prefix` may be empty or end in '/'.
+  RemoteBlobStore(s3::S3Client& client, std::string prefix, std::string volume_id);
+
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override;
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override;
+  absl::Status Delete(BlobId id) override;
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override;
+  // The bucket's capacity is not knowable; counts what was put through this
+  // store object only.
+  absl::StatusOr<StoreUsage> Usage() override;
+
+  // Reads the whole object of `id` and checks it is blob `id` of this
+  // volume with `length` bytes whose CRC32C is `crc32c`.
+  absl::Status Verify(BlobId id, uint64_t length, uint32_t crc32c);
+
+  std::string KeyOf(BlobId id) const;
+
+ private:
+  absl::StatusOr<ShardHeader> Header(BlobId id);
+
+  s3::S3Client& client_;
+  const std::string prefix_;     // ends in "<volume id>/blobs/"
+  const std::string volume_id_;
+  absl::Mutex mu_;
+  // Headers of recently read objects: a random read then costs one GET.
+  absl::flat_hash_map<BlobId, ShardHeader> headers_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> put_bytes_{0}, put_count_{0};
+};
+
+}  // namespace cairn

@@ -177,6 +177,10 @@ std::string EncodeBlob(const StoredBlob& b) {
   PutFixed64(&out, b.gc_ready_sec);
   PutFixed64(&out, b.record.live_bytes);
   PutFixed64(&out, b.record.owner);
+  // Absent for local blobs, so their records stay as they were.
+  if (b.record.location != BlobLocation::kLocal) {
+    out.push_back(static_cast<char>(b.record.location));
+  }
   return out;
 }
 
@@ -191,7 +195,13 @@ absl::StatusOr<StoredBlob> DecodeBlob(std::string_view value) {
     b.record.live_bytes = b.record.length;
     return b;
   }
-  if (!d.Fixed64(&b.record.live_bytes) || !d.Fixed64(&b.record.owner) || !d.empty()) {
+  if (!d.Fixed64(&b.record.live_bytes) || !d.Fixed64(&b.record.owner)) {
+    return Corrupt("blob record");
+  }
+  std::string_view rest = d.rest();
+  if (rest.size() == 1 && static_cast<uint8_t>(rest[0]) <= 3 && rest[0] != 0) {
+    b.record.location = static_cast<BlobLocation>(rest[0]);
+  } else if (!rest.empty()) {
     return Corrupt("blob record");
   }
   return b;

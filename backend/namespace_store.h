@@ -86,6 +86,15 @@ struct NewBlob {
   uint32_t crc32c = 0;   // checksum of those bytes
 };
 
+// Where a blob's data is (the remote tier moves cold blobs out).
+enum class BlobLocation : uint8_t {
+  kLocal = 0,    // on the local disks only
+  kBoth = 1,     // on the local disks, and a verified copy in the remote tier
+  kRemote = 2,   // in the remote tier only: the local shards are freed
+  kFreeing = 3,  // the remote copy is verified and authoritative; the local
+                 // shards are being freed (a crash leaves some to delete)
+};
+
 // Record of a blob the namespace knows.
 struct BlobRecord {
   uint64_t length = 0;
@@ -96,6 +105,7 @@ struct BlobRecord {
   // then its length). Compaction rewrites blobs that are mostly dead.
   uint64_t live_bytes = 0;
   InodeId owner = 0;
+  BlobLocation location = BlobLocation::kLocal;
 };
 
 // One live range moved by compaction: the file's bytes at [file_offset,
@@ -266,6 +276,10 @@ class NamespaceStore {
   // (scrub, disk rebuild and fsck walk the blobs in batches).
   virtual absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> ListBlobs(
       BlobId from, size_t max) = 0;
+
+  // Records where blob `id` now is (the tiering's commit points). kNotFound
+  // if the blob has no record any more.
+  virtual absl::Status SetBlobLocation(BlobId id, BlobLocation location) = 0;
 
   // The repair queue: blobs some of whose shards must be rewritten (a read
   // had to rebuild one, or the blob was stored while a disk was down). It

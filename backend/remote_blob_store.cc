@@ -39,6 +39,10 @@ absl::StatusOr<BlobInfo> RemoteBlobStore::Put(BlobId id, std::string_view data) 
   header.blob_crc32c = Crc32c(data);
   std::string object = EncodeShardHeader(&header, data);
   object.append(data);
+  {
+    absl::MutexLock lock(&mu_);
+    headers_.erase(id);  // a replaced object (a retried move) has its own header
+  }
   if (absl::Status s = client_.PutObject(KeyOf(id), object, Crc32c(object)); !s.ok()) return s;
   put_bytes_ += object.size();
   put_count_++;

@@ -503,7 +503,12 @@ class RocksNamespace final : public NamespaceStore {
       absl::StatusOr<StoredBlob> blob = DecodeBlob(V(it->value()));
       if (!blob.ok()) return blob.status();
       const BlobRecord& r = blob->record;
-      if (r.owner == 0 || r.refcount == 0 || r.length == 0) continue;
+      // Remote-only blobs stay out: compacting them would fetch cold data
+      // back to the local disks.
+      if (r.owner == 0 || r.refcount == 0 || r.length == 0 ||
+          r.location == BlobLocation::kRemote || r.location == BlobLocation::kFreeing) {
+        continue;
+      }
       if (static_cast<double>(r.live_bytes) > max_live_ratio * static_cast<double>(r.length)) {
         continue;
       }
@@ -578,6 +583,21 @@ class RocksNamespace final : public NamespaceStore {
     }
     if (absl::Status s = FromRocks(it->status(), "listing blobs"); !s.ok()) return s;
     return out;
+  }
+
+  absl::Status SetBlobLocation(BlobId id, BlobLocation location) override {
+    absl::MutexLock lock(&mu_);
+    std::string value;
+    rocksdb::Status got =
+        db_->Get(rocksdb::ReadOptions(), handles_[kBlobs], S(BlobKey(id)), &value);
+    if (got.IsNotFound()) return NotFound(absl::StrCat("no blob ", id));
+    if (absl::Status s = FromRocks(got, "reading a blob record"); !s.ok()) return s;
+    absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
+    if (!blob.ok()) return blob.status();
+    blob->record.location = location;
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kBlobs], S(BlobKey(id)),
+                              S(EncodeBlob(*blob))),
+                     "recording a blob's location");
   }
 
   absl::Status QueueRepair(BlobId id) override {

@@ -32,6 +32,26 @@ namespace cairn {
 // mounted as it is. Version 2: the striped store over cairn disks.
 inline constexpr int kVolumeFormatVersion = 2;
 
+// The remote tier: an S3-compatible bucket that cold data moves to (the
+// [tier] section of cairn.toml; absent: no remote tier).
+struct TierConfig {
+  std::string endpoint;              // https://host[:port]; http:// only if said
+  std::string bucket;
+  std::string prefix = "cairn/";     // objects under PREFIX<volume id>/
+  std::string region = "us-east-1";
+  std::string addressing = "auto";   // path, virtual, or auto (virtual for AWS)
+  std::string access_key_id;         // credentials: here, else the environment,
+  std::string secret_access_key;     // else credentials_file (profile)
+  std::string credentials_file;
+  std::string profile;
+  std::string ca_file;               // "" for the system's CAs
+  std::string storage_class;         // "" for the bucket's default
+  int64_t cold_after_seconds = 30 * 24 * 3600;  // untouched this long: moves out
+  int64_t high_watermark_percent = 85;  // local disks fuller than this: the
+  int64_t low_watermark_percent = 70;   // coldest move out until below low
+  int64_t read_timeout_seconds = 30;    // a read of remote data fails (EIO) after
+};
+
 struct VolumeConfig {
   int format_version = kVolumeFormatVersion;
   std::string volume_id;            // 32 hex digits, random at format
@@ -48,6 +68,7 @@ struct VolumeConfig {
   // no more than this many bytes per second. 0 seconds: no background scrub.
   int64_t scrub_interval_seconds = 7 * 24 * 3600;
   uint64_t scrub_bytes_per_second = 16ull << 20;
+  std::optional<TierConfig> tier;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };

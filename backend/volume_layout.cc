@@ -152,7 +152,88 @@ std::string ConfigText(const VolumeConfig& c) {
       << "# (0: never), reading at most scrub_bytes_per_second.\n"
       << "scrub_interval_seconds = " << c.scrub_interval_seconds << "\n"
       << "scrub_bytes_per_second = " << c.scrub_bytes_per_second << "\n";
+  if (c.tier) {
+    const TierConfig& t = *c.tier;
+    auto text = [](const std::string& v) { return toml::value<std::string>(v); };
+    out << "\n# The remote tier (docs/CONFIG.md): cold data moves to this S3 bucket.\n"
+        << "[tier]\n"
+        << "endpoint = " << text(t.endpoint) << "\n"
+        << "bucket = " << text(t.bucket) << "\n"
+        << "prefix = " << text(t.prefix) << "\n"
+        << "region = " << text(t.region) << "\n"
+        << "addressing = " << text(t.addressing) << "\n";
+    if (!t.access_key_id.empty()) out << "access_key_id = " << text(t.access_key_id) << "\n";
+    if (!t.secret_access_key.empty()) {
+      out << "secret_access_key = " << text(t.secret_access_key) << "\n";
+    }
+    if (!t.credentials_file.empty()) {
+      out << "credentials_file = " << text(t.credentials_file) << "\n";
+    }
+    if (!t.profile.empty()) out << "profile = " << text(t.profile) << "\n";
+    if (!t.ca_file.empty()) out << "ca_file = " << text(t.ca_file) << "\n";
+    if (!t.storage_class.empty()) out << "storage_class = " << text(t.storage_class) << "\n";
+    out << "cold_after_seconds = " << t.cold_after_seconds << "\n"
+        << "high_watermark_percent = " << t.high_watermark_percent << "\n"
+        << "low_watermark_percent = " << t.low_watermark_percent << "\n"
+        << "read_timeout_seconds = " << t.read_timeout_seconds << "\n";
+  } else {
+    out << "\n# A remote tier moves cold data to an S3 bucket; see docs/CONFIG.md:\n"
+        << "# [tier]\n"
+        << "# endpoint = \"https://s3.eu-west-1.amazonaws.com\"\n"
+        << "# bucket = \"my-bucket\"\n"
+        << "# region = \"eu-west-1\"\n";
+  }
   return out.str();
+}
+
+absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string& path) {
+  TierConfig t;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": [tier] key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    auto text = [&](std::string* out) -> absl::Status {
+      if (!node.is_string()) return bad(key, "must be a string");
+      *out = *node.value<std::string>();
+      return absl::OkStatus();
+    };
+    auto integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
+      if (!node.is_integer()) return bad(key, "must be an integer");
+      int64_t v = *node.value<int64_t>();
+      if (v < min || v > max) return bad(key, absl::StrCat("must be from ", min, " to ", max));
+      *out = v;
+      return absl::OkStatus();
+    };
+    absl::Status s;
+    if (key == "endpoint") s = text(&t.endpoint);
+    else if (key == "bucket") s = text(&t.bucket);
+    else if (key == "prefix") s = text(&t.prefix);
+    else if (key == "region") s = text(&t.region);
+    else if (key == "addressing") s = text(&t.addressing);
+    else if (key == "access_key_id") s = text(&t.access_key_id);
+    else if (key == "secret_access_key") s = text(&t.secret_access_key);
+    else if (key == "credentials_file") s = text(&t.credentials_file);
+    else if (key == "profile") s = text(&t.profile);
+    else if (key == "ca_file") s = text(&t.ca_file);
+    else if (key == "storage_class") s = text(&t.storage_class);
+    else if (key == "cold_after_seconds") s = integer(0, INT64_MAX, &t.cold_after_seconds);
+    else if (key == "high_watermark_percent") s = integer(1, 100, &t.high_watermark_percent);
+    else if (key == "low_watermark_percent") s = integer(0, 99, &t.low_watermark_percent);
+    else if (key == "read_timeout_seconds") s = integer(1, 3600, &t.read_timeout_seconds);
+    else s = bad(key, "unknown key (see docs/CONFIG.md)");
+    if (!s.ok()) return s;
+  }
+  if (t.endpoint.empty()) return bad("endpoint", "missing: the S3 endpoint, like https://s3.eu-west-1.amazonaws.com");
+  if (t.bucket.empty()) return bad("bucket", "missing: the bucket's name");
+  if (t.addressing != "auto" && t.addressing != "path" && t.addressing != "virtual") {
+    return bad("addressing", "must be auto, path or virtual");
+  }
+  if (t.low_watermark_percent >= t.high_watermark_percent) {
+    return bad("low_watermark_percent", "must be below high_watermark_percent");
+  }
+  if (!t.prefix.empty() && t.prefix.back() != '/') t.prefix += '/';
+  return t;
 }
 
 }  // namespace
@@ -298,6 +379,15 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
       LogLevel level;
       if (s.ok() && !ParseLogLevel(c.log_level, &level)) {
         s = bad(key, "must be one of error, warning, info, debug");
+      }
+    } else if (key == "tier") {
+      const toml::table* tier = node.as_table();
+      if (tier == nullptr) {
+        s = bad(key, "must be a table: a [tier] section");
+      } else {
+        absl::StatusOr<TierConfig> parsed = ParseTier(*tier, path);
+        if (!parsed.ok()) return parsed.status();
+        c.tier = *parsed;
       }
     } else {
       s = bad(key, "unknown key (see docs/CONFIG.md or cairn format --help)");

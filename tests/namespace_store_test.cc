@@ -230,6 +230,30 @@ TEST_F(NamespaceStoreTest, OverwriteSplitsExtentAndCountsReferences) {
   EXPECT_EQ((*middle)[1], BlobExtent(200, 50, first, 200));
 }
 
+TEST_F(NamespaceStoreTest, BlobLocationSurvivesReferenceChangesAndReopen) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(2);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 300, 1}},
+                                  {BlobExtent(0, 300, blob)})
+                  .ok());
+  EXPECT_EQ(store_->GetBlob(blob)->location, BlobLocation::kLocal);
+  ASSERT_TRUE(store_->SetBlobLocation(blob, BlobLocation::kRemote).ok());
+  // An overwrite changes the record's reference count, not its location.
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob + 1, 100, 2}},
+                                  {BlobExtent(0, 100, blob + 1)})
+                  .ok());
+  EXPECT_EQ(store_->GetBlob(blob)->location, BlobLocation::kRemote);
+  EXPECT_EQ(store_->GetBlob(blob + 1)->location, BlobLocation::kLocal);
+  store_.reset();
+  Open();
+  EXPECT_EQ(store_->GetBlob(blob)->location, BlobLocation::kRemote);
+  EXPECT_TRUE(store_->CompactionCandidates(10, 1.0)->empty() ||
+              store_->CompactionCandidates(10, 1.0)->front().first != blob)
+      << "remote-only blobs are never compacted back to the local disks";
+  EXPECT_FALSE(store_->SetBlobLocation(blob + 99, BlobLocation::kBoth).ok());
+  EXPECT_TRUE(store_->Check()->problems.empty());
+}
+
 TEST_F(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);

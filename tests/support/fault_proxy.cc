@@ -137,7 +137,7 @@ void FaultProxy::Serve(int client_fd) {
     SendAll(client_fd, ErrorResponse(503, "Slow Down", "SlowDown"));
     return;
   }
-  if (Take(server_error)) {
+  if ((request.rfind("GET ", 0) == 0 && Take(server_error_on_get)) || Take(server_error)) {
     faults++;
     SendAll(client_fd, ErrorResponse(500, "Internal Server Error", "InternalError"));
     return;

@@ -26,6 +26,7 @@ class FaultProxy {
   // Each counts down: the next N requests get that fault.
   std::atomic<int> slow_down{0};     // 503 SlowDown
   std::atomic<int> server_error{0};  // 500 InternalError
+  std::atomic<int> server_error_on_get{0};  // 500 for GETs only (reads back)
   std::atomic<int> reset_mid_body{0};  // half the response, then a TCP reset
   std::atomic<int> stall{0};         // nothing for stall_seconds, then the response
   std::atomic<int> stall_seconds{3};

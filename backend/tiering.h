@@ -1,0 +1,92 @@
+// The remote tier: cold blobs move to an S3 bucket and come back when read.
+//
+// TieredBlobStore is the BlobStore the cache sees on a volume with a [tier]:
+// new blobs go to the local disks; reads go where the namespace says the
+// blob is (BlobLocation), falling back to the remote copy when a local one
+// fails; garbage collection deletes the remote object too.
+//
+// TierMover moves one blob at a time, in an order a crash can interrupt
+// anywhere without losing data:
+//   out: upload (server checks the CRC32C) -> read back and verify whole ->
+//        commit kFreeing (synced) -> free the local shards -> commit kRemote
+//   in:  read the remote copy (verified) -> store it locally -> commit kBoth
+// No local data is freed before its remote copy is verified and committed;
+// a crash after the commit leaves local shards that FinishFreeing deletes.
+// Remote objects are deleted only by garbage collection of blobs no file
+// references, and (by fsck --repair) objects no blob record claims.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "backend/blob_store.h"
+#include "backend/namespace_store.h"
+#include "backend/remote_blob_store.h"
+#include "backend/s3_client.h"
+#include "backend/volume.h"
+
+namespace cairn {
+
+// The S3 client options for `tier`: endpoint, bucket, addressing (auto:
+// virtual-hosted for AWS endpoints, path style elsewhere) and credentials
+// (the config, the environment, a credentials file; `config_path` is
+// cairn.toml, whose mode is checked when it holds a secret).
+absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
+                                            const std::string& config_path);
+
+class TieredBlobStore : public BlobStore {
+ public:
+  TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote);
+
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override;
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override;
+  absl::Status Delete(BlobId id) override;
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override;
+  absl::StatusOr<StoreUsage> Usage() override;
+
+  struct Stats {
+    uint64_t remote_reads = 0;
+    uint64_t remote_read_bytes = 0;
+    uint64_t remote_read_errors = 0;
+    uint64_t local_fallbacks = 0;  // local copy failed, remote served
+  };
+  Stats GetStats();
+
+ private:
+  NamespaceStore& ns_;
+  BlobStore& local_;
+  RemoteBlobStore& remote_;
+  std::atomic<uint64_t> remote_reads_{0}, remote_read_bytes_{0}, remote_read_errors_{0},
+      local_fallbacks_{0};
+};
+
+class TierMover {
+ public:
+  TierMover(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote);
+
+  // Moves blob `id` to the remote tier (no-op if it is there already).
+  absl::Status MoveOut(BlobId id);
+  // Brings blob `id` back to the local disks, keeping the remote copy.
+  absl::Status MoveIn(BlobId id);
+  // Frees the local shards of blobs a crash left in kFreeing. Returns how
+  // many it finished.
+  absl::StatusOr<uint64_t> FinishFreeing();
+
+  struct Stats {
+    uint64_t moved_out = 0, moved_out_bytes = 0;
+    uint64_t moved_in = 0, moved_in_bytes = 0;
+    uint64_t errors = 0;
+  };
+  Stats GetStats();
+
+ private:
+  NamespaceStore& ns_;
+  BlobStore& local_;
+  RemoteBlobStore& remote_;
+  std::atomic<uint64_t> moved_out_{0}, moved_out_bytes_{0}, moved_in_{0}, moved_in_bytes_{0},
+      errors_{0};
+};
+
+}  // namespace cairn

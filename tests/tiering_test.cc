@@ -1,0 +1,195 @@
+// Moving blobs to the remote tier and back (s3rver on 127.0.0.1, behind the
+// tests' fault proxy), on a real three-disk volume.
+#include "backend/tiering.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+#include "tests/support/fault_proxy.h"
+#include "tests/support/random_bytes.h"
+#include "tests/support/s3rver.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+namespace fsys = std::filesystem;
+
+class TieringTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    server_ = S3rver::Start("tier", &why);
+    if (!server_) GTEST_SKIP() << why;
+    proxy_ = FaultProxy::Start(server_->port());
+    FormatOptions format;
+    for (int i = 0; i < 3; ++i) format.disks.push_back(Disk(i));
+    ASSERT_TRUE(FormatVolume(Vol(), format).ok());
+    auto volume = Volume::Open(Vol(), *LoadVolumeConfig(Vol()));
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    s3::S3Options options;
+    options.endpoint = proxy_->endpoint();
+    options.bucket = "tier";
+    options.credentials = {S3rver::kAccessKey, S3rver::kSecretKey, ""};
+    options.first_backoff_seconds = 0.01;
+    options.max_attempts = 3;
+    options.stall_seconds = 1;
+    client_ = std::move(*s3::S3Client::Create(options));
+    remote_ = std::make_unique<RemoteBlobStore>(*client_, "cairn/", volume_->config().volume_id);
+    tiered_ = std::make_unique<TieredBlobStore>(volume_->ns(), volume_->blobs(), *remote_);
+    mover_ = std::make_unique<TierMover>(volume_->ns(), volume_->blobs(), *remote_);
+  }
+  std::string Vol() { return dir_.path() + "/vol"; }
+  std::string Disk(int i) { return absl::StrCat(dir_.path(), "/disk", i); }
+  int LocalShards(BlobId id) {
+    int n = 0;
+    for (int d = 0; d < 3; ++d) {
+      n += fsys::exists(absl::StrFormat("%s/shards/%02x/%016x.shard", Disk(d), id & 0xff, id));
+    }
+    return n;
+  }
+  BlobId WriteFile(const std::string& name, const std::string& data) {
+    NamespaceStore& ns = volume_->ns();
+    NewNode node;
+    node.mode = S_IFREG | 0644;
+    InodeId ino = ns.MakeNode(kRootInode, name, node, {})->ino;
+    BlobId id = *ns.AllocateBlobIds(1);
+    BlobInfo info = *tiered_->Put(id, data);
+    Extent extent;
+    extent.length = data.size();
+    extent.blob_id = id;
+    EXPECT_TRUE(ns.CommitWrite(ino, {NewBlob{id, info.length, info.crc32c}}, {extent}).ok());
+    return id;
+  }
+  BlobLocation Location(BlobId id) { return volume_->ns().GetBlob(id)->location; }
+
+  TempDir dir_;
+  std::unique_ptr<S3rver> server_;
+  std::unique_ptr<FaultProxy> proxy_;
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<s3::S3Client> client_;
+  std::unique_ptr<RemoteBlobStore> remote_;
+  std::unique_ptr<TieredBlobStore> tiered_;
+  std::unique_ptr<TierMover> mover_;
+};
+
+TEST_F(TieringTest, MovedOutBlobsFreeTheirShardsAndReadBackIdentical) {
+  std::string data = RandomBytes(1 << 20, 1);
+  BlobId id = WriteFile("f", data);
+  EXPECT_EQ(LocalShards(id), 3);
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kRemote);
+  EXPECT_EQ(LocalShards(id), 0);
+  EXPECT_TRUE(client_->HeadObject(remote_->KeyOf(id)).ok());
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+  EXPECT_EQ(*tiered_->Read(id, 70000, 100), data.substr(70000, 100));
+  EXPECT_GE(tiered_->GetStats().remote_reads, 2u);
+  // And back: local again, the remote copy kept.
+  ASSERT_TRUE(mover_->MoveIn(id).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kBoth);
+  EXPECT_EQ(LocalShards(id), 3);
+  uint64_t remote_reads = tiered_->GetStats().remote_reads;
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+  EXPECT_EQ(tiered_->GetStats().remote_reads, remote_reads) << "served locally";
+  EXPECT_TRUE(client_->HeadObject(remote_->KeyOf(id)).ok());
+  // Out again costs no upload: the copy is there.
+  int requests = proxy_->requests;
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(proxy_->requests.load(), requests);
+  EXPECT_EQ(LocalShards(id), 0);
+}
+
+TEST_F(TieringTest, NothingIsFreedWhenTheUploadOrItsVerificationFails) {
+  std::string data = RandomBytes(300000, 2);
+  BlobId id = WriteFile("f", data);
+  proxy_->server_error = 100;  // every attempt of the upload fails
+  EXPECT_FALSE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kLocal);
+  EXPECT_EQ(LocalShards(id), 3);
+  proxy_->server_error = 0;
+  // The upload goes through but reading it back for verification does not.
+  proxy_->server_error_on_get = 100;
+  EXPECT_FALSE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kLocal);
+  EXPECT_EQ(LocalShards(id), 3);
+  proxy_->server_error_on_get = 0;
+  // A wrong object at the key (a stale upload, another writer) is replaced
+  // and verified by the next attempt.
+  ASSERT_TRUE(remote_->Put(id, "not the blob").ok());
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+}
+
+TEST_F(TieringTest, ACrashBetweenCommitAndFreeLeavesShardsThatAreFreedLater) {
+  std::string data = RandomBytes(200000, 3);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(remote_->Put(id, data).ok());
+  ASSERT_TRUE(volume_->ns().SetBlobLocation(id, BlobLocation::kFreeing).ok());  // then died
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data) << "the remote copy serves meanwhile";
+  EXPECT_EQ(*mover_->FinishFreeing(), 1u);
+  EXPECT_EQ(LocalShards(id), 0);
+  EXPECT_EQ(Location(id), BlobLocation::kRemote);
+  EXPECT_EQ(*mover_->FinishFreeing(), 0u);
+}
+
+TEST_F(TieringTest, GarbageCollectionDeletesTheRemoteCopyAndOnlyForTieredBlobs) {
+  BlobId local = WriteFile("a", RandomBytes(100000, 4));
+  BlobId tiered = WriteFile("b", RandomBytes(100000, 5));
+  ASSERT_TRUE(mover_->MoveOut(tiered).ok());
+  int requests = proxy_->requests;
+  ASSERT_TRUE(tiered_->Delete(local).ok());
+  EXPECT_EQ(proxy_->requests.load(), requests) << "a local blob costs no remote request";
+  ASSERT_TRUE(tiered_->Delete(tiered).ok());
+  EXPECT_EQ(GetFsErrorKind(client_->HeadObject(remote_->KeyOf(tiered)).status()),
+            FsErrorKind::kNotFound);
+}
+
+TEST_F(TieringTest, ARemoteThatIsDownFailsOnlyRemoteReadsAndRecovers) {
+  std::string cold = RandomBytes(100000, 6), hot = RandomBytes(100000, 7);
+  BlobId cold_id = WriteFile("cold", cold);
+  BlobId hot_id = WriteFile("hot", hot);
+  ASSERT_TRUE(mover_->MoveOut(cold_id).ok());
+  server_->Stop();
+  absl::StatusOr<std::string> failed = tiered_->Read(cold_id, 0, cold.size());
+  EXPECT_EQ(GetFsErrorKind(failed.status()), FsErrorKind::kIo) << failed.status();
+  EXPECT_EQ(*tiered_->Read(hot_id, 0, hot.size()), hot) << "local data stays usable";
+  EXPECT_FALSE(mover_->MoveOut(hot_id).ok());
+  EXPECT_EQ(LocalShards(hot_id), 3) << "nothing freed while the remote is down";
+  std::string why;
+  ASSERT_TRUE(server_->Restart(&why)) << why;
+  EXPECT_EQ(*tiered_->Read(cold_id, 0, cold.size()), cold);
+  EXPECT_TRUE(mover_->MoveOut(hot_id).ok());
+}
+
+TEST(TierOptionsTest, AddressingAndCredentialsComeFromTheConfig) {
+  TempDir dir;
+  std::string config = dir.path() + "/cairn.toml";
+  {
+    FILE* f = fopen(config.c_str(), "w");
+    fclose(f);
+  }
+  chmod(config.c_str(), 0600);
+  TierConfig tier;
+  tier.endpoint = "https://s3.eu-west-1.amazonaws.com";
+  tier.bucket = "b";
+  tier.access_key_id = "AKID";
+  tier.secret_access_key = "secret";
+  absl::StatusOr<s3::S3Options> aws = TierS3Options(tier, config);
+  ASSERT_TRUE(aws.ok()) << aws.status();
+  EXPECT_FALSE(aws->path_style);
+  EXPECT_EQ(aws->credentials.access_key_id, "AKID");
+  tier.endpoint = "http://127.0.0.1:9000";
+  EXPECT_TRUE(TierS3Options(tier, config)->path_style);
+  chmod(config.c_str(), 0644);
+  EXPECT_EQ(GetFsErrorKind(TierS3Options(tier, config).status()), FsErrorKind::kAccessDenied);
+}
+
+}  // namespace
+}  // namespace cairn

@@ -81,6 +81,10 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
       }
       from = id + 1;
       if (record.refcount == 0) continue;  // awaiting garbage collection
+      // In the remote tier only: no local shards to check.
+      if (record.location == BlobLocation::kRemote || record.location == BlobLocation::kFreeing) {
+        continue;
+      }
       BlobCheck check = store.CheckBlob(id, options.repair, record.crc32c);
       if ((check.lost || check.absent) && Unreferenced(ns, id)) continue;  // deleted meanwhile
       report.blobs_checked++;
@@ -137,7 +141,9 @@ absl::StatusOr<uint64_t> DrainRepairs(NamespaceStore& ns, StripedBlobStore& stor
     tried++;
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
     bool gone = (!record.ok() && IsMissingRecord(record.status())) ||
-                (record.ok() && record->refcount == 0);
+                (record.ok() && (record->refcount == 0 ||
+                                 record->location == BlobLocation::kRemote ||
+                                 record->location == BlobLocation::kFreeing));
     if (!gone) {
       if (!record.ok()) return record.status();
       BlobCheck check = store.CheckBlob(id, /*repair=*/true, record->crc32c);
@@ -161,11 +167,17 @@ absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& 
   uint64_t orphans = 0;
   for (BlobId id : *ids) {
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
-    if (record.ok()) continue;
-    if (!IsMissingRecord(record.status())) return record.status();
+    // Shards of a blob that moved to the remote tier are leftovers of a
+    // free the move did not finish.
+    bool moved_out = record.ok() && (record->location == BlobLocation::kRemote ||
+                                     record->location == BlobLocation::kFreeing);
+    if (record.ok() && !moved_out) continue;
+    if (!record.ok() && !IsMissingRecord(record.status())) return record.status();
     orphans++;
     if (problems != nullptr && problems->size() < kMaxProblems) {
-      problems->push_back(absl::StrCat("shards of blob ", id, " have no blob record",
+      problems->push_back(absl::StrCat("shards of blob ", id,
+                                       moved_out ? " are left after its move to the remote tier"
+                                                 : " have no blob record",
                                        remove ? " (deleted)" : ""));
     }
     if (remove) {

@@ -2,7 +2,10 @@
 
 #include <cstdlib>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "backend/crc32c.h"
 #include "backend/fs_error.h"
 #include "backend/log.h"
@@ -193,6 +196,204 @@ absl::StatusOr<uint64_t> TierMover::FinishFreeing() {
 
 TierMover::Stats TierMover::GetStats() {
   return Stats{moved_out_, moved_out_bytes_, moved_in_, moved_in_bytes_, errors_};
+}
+
+}  // namespace cairn
+
+namespace cairn {
+
+TieringService::TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover,
+                               TierConfig config, Options options)
+    : ns_(ns), local_(local), mover_(mover), config_(std::move(config)), options_(options) {
+  if (options_.background) thread_ = std::thread([this] { Loop(); });
+}
+
+TieringService::~TieringService() {
+  stop_ = true;
+  stopped_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void TieringService::Loop() {
+  // A move a crash or an unmount interrupted between commit and free.
+  absl::StatusOr<uint64_t> finished = mover_.FinishFreeing();
+  if (!finished.ok()) {
+    LogWarning("tiering: could not finish interrupted moves: %s", finished.status().message());
+  } else if (*finished > 0) {
+    LogInfo("tiering: freed the local copies of %d blobs a stop left behind", *finished);
+  }
+  int64_t wait = options_.pass_interval_seconds;
+  while (!stopped_.WaitForNotificationWithTimeout(absl::Seconds(wait))) {
+    absl::StatusOr<PassReport> pass = RunPass();
+    // While the remote fails, try less often (up to every 10 minutes).
+    wait = pass.ok() ? options_.pass_interval_seconds : std::min<int64_t>(wait * 2, 600);
+  }
+}
+
+absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
+  absl::MutexLock pass_lock(&pass_mu_);
+  const absl::Time start = absl::Now();
+  const int64_t now = absl::ToUnixSeconds(start);
+  PassReport report;
+  struct Candidate {
+    int64_t last_use;
+    BlobId id;
+    uint64_t length;
+  };
+  std::vector<Candidate> candidates;
+  absl::flat_hash_map<InodeId, std::optional<int64_t>> owners;  // last use; nullopt: pinned
+  BlobId from = 0;
+  for (;;) {
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns_.ListBlobs(from, 1024);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) break;
+    for (const auto& [id, record] : *batch) {
+      from = id + 1;
+      if (record.refcount == 0) continue;
+      if (record.location == BlobLocation::kRemote || record.location == BlobLocation::kFreeing) {
+        report.remote_bytes += record.length;
+        continue;
+      }
+      report.local_bytes += record.length;
+      if (record.owner == 0) continue;  // recorded before owners were known
+      auto [it, inserted] = owners.try_emplace(record.owner);
+      if (inserted) {
+        absl::StatusOr<InodeAttr> attr = ns_.GetAttr(record.owner);
+        bool pinned = ns_.GetXattr(record.owner, kPinXattr).ok();
+        if (attr.ok() && !pinned) {
+          it->second = std::max({attr->atime.sec, attr->mtime.sec, attr->ctime.sec});
+        }
+      }
+      if (!it->second) continue;
+      candidates.push_back(Candidate{*it->second, id, record.length});
+    }
+  }
+  report.candidates = candidates.size();
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.last_use < b.last_use; });
+  auto used_percent = [&]() -> double {
+    absl::StatusOr<StoreUsage> usage = local_.Usage();
+    if (!usage.ok() || usage->capacity_bytes == 0) return 0;
+    return 100.0 * (1.0 - static_cast<double>(usage->free_bytes) / usage->capacity_bytes);
+  };
+  bool over_high = used_percent() > config_.high_watermark_percent;
+  absl::Status failed;
+  for (const Candidate& c : candidates) {
+    if (stop_) break;
+    bool cold = now - c.last_use >= config_.cold_after_seconds;
+    if (!cold) {
+      if (!over_high) break;  // sorted: nothing colder is left
+      if (used_percent() <= config_.low_watermark_percent) break;
+    }
+    absl::Status s = mover_.MoveOut(c.id);
+    if (!s.ok()) {
+      if (absl::IsNotFound(s) || GetFsErrorKind(s) == FsErrorKind::kNotFound) continue;
+      failed = s;
+      break;  // the remote is unwell: the next pass tries again
+    }
+    report.moved++;
+    report.moved_bytes += c.length;
+  }
+  report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  absl::MutexLock lock(&mu_);
+  last_ = report;
+  last_pass_time_ = now;
+  if (!failed.ok()) {
+    last_error_ = std::string(failed.message());
+    last_error_time_ = now;
+    LogWarning("tiering: moving data out stopped: %s; retrying later", last_error_);
+    return failed;
+  }
+  return report;
+}
+
+std::vector<BlobId> TieringService::FileBlobs(InodeId ino, absl::Status* status) {
+  std::vector<BlobId> ids;
+  absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(ino, 0, UINT64_MAX / 2);
+  if (!extents.ok()) {
+    *status = extents.status();
+    return ids;
+  }
+  for (const Extent& e : *extents) {
+    if (e.blob_id != kNoBlob) ids.push_back(e.blob_id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+absl::Status TieringService::MoveFileOut(InodeId ino) {
+  absl::MutexLock pass_lock(&pass_mu_);
+  absl::Status status;
+  for (BlobId id : FileBlobs(ino, &status)) {
+    if (absl::Status s = mover_.MoveOut(id); !s.ok()) return s;
+  }
+  return status;
+}
+
+absl::Status TieringService::MoveFileIn(InodeId ino) {
+  absl::MutexLock pass_lock(&pass_mu_);
+  absl::Status status;
+  for (BlobId id : FileBlobs(ino, &status)) {
+    if (absl::Status s = mover_.MoveIn(id); !s.ok()) return s;
+  }
+  if (!status.ok()) return status;
+  // Brought back to stay: the policy leaves pinned files alone.
+  return ns_.SetXattr(ino, kPinXattr, "1", XattrMode::kCreateOrReplace);
+}
+
+std::string TieringService::StatsJson() {
+  TierMover::Stats moves = mover_.GetStats();
+  absl::MutexLock lock(&mu_);
+  std::string error;
+  for (char c : last_error_) {
+    if (c == '"' || c == '\\') error += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) error += c;
+  }
+  return absl::StrFormat(
+      "{\"endpoint\": \"%s\", \"bucket\": \"%s\", \"local_bytes\": %d, \"remote_bytes\": %d, "
+      "\"candidates\": %d, \"moved_out\": %d, \"moved_out_bytes\": %d, \"moved_in\": %d, "
+      "\"moved_in_bytes\": %d, \"errors\": %d, \"last_pass\": %d, \"last_pass_seconds\": %.3f, "
+      "\"last_error\": \"%s\", \"last_error_time\": %d, \"remote_healthy\": %s}",
+      config_.endpoint, config_.bucket, last_.local_bytes, last_.remote_bytes, last_.candidates,
+      moves.moved_out, moves.moved_out_bytes, moves.moved_in, moves.moved_in_bytes, moves.errors,
+      last_pass_time_, last_.seconds, error, last_error_time_,
+      last_error_time_ < last_pass_time_ || last_error_.empty() ? "true" : "false");
+}
+
+absl::StatusOr<std::string> FileLocation(NamespaceStore& ns, InodeId ino) {
+  absl::StatusOr<std::vector<Extent>> extents = ns.GetExtents(ino, 0, UINT64_MAX / 2);
+  if (!extents.ok()) return extents.status();
+  bool local = false, remote = false, both = false;
+  absl::flat_hash_map<BlobId, BlobLocation> seen;
+  for (const Extent& e : *extents) {
+    if (e.blob_id == kNoBlob) {
+      local = true;
+      continue;
+    }
+    auto [it, inserted] = seen.try_emplace(e.blob_id, BlobLocation::kLocal);
+    if (inserted) {
+      absl::StatusOr<BlobRecord> record = ns.GetBlob(e.blob_id);
+      if (record.ok()) it->second = record->location;
+    }
+    switch (it->second) {
+      case BlobLocation::kLocal:
+        local = true;
+        break;
+      case BlobLocation::kBoth:
+        both = true;
+        break;
+      case BlobLocation::kRemote:
+      case BlobLocation::kFreeing:
+        remote = true;
+        break;
+    }
+  }
+  if (remote && !local && !both) return std::string("remote");
+  if (remote) return std::string("mixed");
+  if (both && !local) return std::string("local+remote");
+  if (both) return std::string("mixed");
+  return std::string("local");
 }
 
 }  // namespace cairn

@@ -19,6 +19,11 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
@@ -88,5 +93,67 @@ class TierMover {
   std::atomic<uint64_t> moved_out_{0}, moved_out_bytes_{0}, moved_in_{0}, moved_in_bytes_{0},
       errors_{0};
 };
+
+}  // namespace cairn
+
+namespace cairn {
+
+// The policy, run by the daemon in the background: blobs of files not used
+// (read, written or changed) for cold_after_seconds move out, and while the
+// local disks are fuller than the high watermark the coldest move out until
+// below the low one. Files with the xattr user.cairn.pin never move.
+class TieringService {
+ public:
+  struct Options {
+    int64_t pass_interval_seconds = 30;
+    bool background = true;  // false: only RunPass and the file moves
+  };
+  TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover, TierConfig config,
+                 Options options);
+  ~TieringService();
+
+  struct PassReport {
+    uint64_t local_bytes = 0;   // referenced blob bytes on the local disks
+    uint64_t remote_bytes = 0;  // and in the remote tier only
+    uint64_t candidates = 0;    // blobs that could move (not pinned, not in use)
+    uint64_t moved = 0;
+    uint64_t moved_bytes = 0;
+    double seconds = 0;
+  };
+  absl::StatusOr<PassReport> RunPass();
+
+  // Moves every blob of file `ino` out now / back in (and pins the file so
+  // the policy keeps it local). Dirty data must be flushed first.
+  absl::Status MoveFileOut(InodeId ino);
+  absl::Status MoveFileIn(InodeId ino);
+
+  std::string StatsJson();
+
+ private:
+  void Loop();
+  std::vector<BlobId> FileBlobs(InodeId ino, absl::Status* status);
+
+  NamespaceStore& ns_;
+  BlobStore& local_;
+  TierMover& mover_;
+  const TierConfig config_;
+  const Options options_;
+  absl::Mutex mu_;
+  PassReport last_ ABSL_GUARDED_BY(mu_);
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  int64_t last_error_time_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_pass_time_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex pass_mu_;  // one pass or file move at a time
+  std::atomic<bool> stop_{false};
+  absl::Notification stopped_;
+  std::thread thread_;
+};
+
+inline constexpr char kPinXattr[] = "user.cairn.pin";
+inline constexpr char kLocationXattr[] = "user.cairn.location";
+
+// "local", "remote", "local+remote" or "mixed": where file `ino`'s data is
+// (for the user.cairn.location xattr). Inline data and holes count as local.
+absl::StatusOr<std::string> FileLocation(NamespaceStore& ns, InodeId ino);
 
 }  // namespace cairn

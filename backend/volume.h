@@ -26,6 +26,13 @@
 
 namespace cairn {
 
+namespace s3 {
+class S3Client;
+}
+class RemoteBlobStore;
+class TieredBlobStore;
+class TierMover;
+
 // Newest on-disk format this build reads and writes. A volume with a larger
 // number is refused (upgrade cairn); a smaller one would be migrated.
 // Version 1: one directory of whole-blob files (LocalBlobStore), still
@@ -128,9 +135,18 @@ class Volume {
   ~Volume();  // closes the database, releases the lock
 
   NamespaceStore& ns() { return *namespace_; }
-  BlobStore& blobs() { return *blobs_; }
+  // The store file data goes through: the tiered store on a volume with a
+  // remote tier, else the local one.
+  BlobStore& blobs();
+  // The local disks' store.
+  BlobStore& local_blobs() { return *blobs_; }
   // The striped store, or nullptr on a format-1 volume.
   StripedBlobStore* striped() { return striped_; }
+  // The remote tier's parts, or nullptr without a [tier].
+  RemoteBlobStore* remote() { return remote_.get(); }
+  TierMover* tier_mover() { return mover_.get(); }
+  TieredBlobStore* tiered() { return tiered_.get(); }
+  s3::S3Client* tier_client() { return tier_client_.get(); }
   const VolumeConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
 
@@ -158,6 +174,10 @@ class Volume {
   std::unique_ptr<NamespaceStore> namespace_;
   std::unique_ptr<BlobStore> blobs_;
   StripedBlobStore* striped_ = nullptr;
+  std::unique_ptr<s3::S3Client> tier_client_;
+  std::unique_ptr<RemoteBlobStore> remote_;
+  std::unique_ptr<TieredBlobStore> tiered_;
+  std::unique_ptr<TierMover> mover_;
 };
 
 }  // namespace cairn

@@ -20,6 +20,7 @@
 #include "backend/local_blob_store.h"
 #include "backend/log.h"
 #include "backend/storage_maintenance.h"
+#include "backend/tiering.h"
 #include "backend/volume.h"
 #include "toml++/toml.h"
 
@@ -48,9 +49,10 @@ absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
 }
 
-absl::Status WriteFileDurably(const std::string& path, const std::string& text) {
+absl::Status WriteFileDurably(const std::string& path, const std::string& text,
+                              mode_t mode = 0644) {
   std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("create " + temp);
   bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             fsync(fd) == 0;
@@ -60,6 +62,7 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& text) 
     errno = err;
     return Errno("write " + temp);
   }
+  chmod(temp.c_str(), mode);  // whatever the umask took away
   if (rename(temp.c_str(), path.c_str()) != 0) return Errno("rename " + temp);
   std::string dir = fsys::path(path).parent_path().string();
   int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -412,8 +415,14 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
 
 absl::Status SaveVolumeConfig(const std::string& volume_dir,
                               const VolumeConfig& config) {
-  return WriteFileDurably(Join(Absolute(volume_dir), kConfigName),
-                          ConfigText(config));
+  // A rewrite keeps the file's mode (an owner-only file may hold the tier's
+  // secret key); a file with a secret is never made readable by others.
+  std::string path = Join(Absolute(volume_dir), kConfigName);
+  mode_t mode = 0644;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) mode = st.st_mode & 0777;
+  if (config.tier && !config.tier->secret_access_key.empty()) mode &= 0700;
+  return WriteFileDurably(path, ConfigText(config), mode);
 }
 
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir) {
@@ -599,6 +608,27 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->striped_ = blobs->get();
     volume->blobs_ = std::move(*blobs);
   }
+  if (config.tier) {
+    // Nothing is sent to the remote here: a mount works while it is down.
+    absl::StatusOr<s3::S3Options> options =
+        TierS3Options(*config.tier, Join(volume->dir_, kConfigName));
+    if (!options.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the remote tier of ", volume->dir_, ": ", options.status().message()));
+    }
+    absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+    if (!client.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the remote tier of ", volume->dir_, ": ", client.status().message()));
+    }
+    volume->tier_client_ = std::move(*client);
+    volume->remote_ = std::make_unique<RemoteBlobStore>(*volume->tier_client_, config.tier->prefix,
+                                                        config.volume_id);
+    volume->tiered_ = std::make_unique<TieredBlobStore>(*volume->namespace_, *volume->blobs_,
+                                                        *volume->remote_);
+    volume->mover_ = std::make_unique<TierMover>(*volume->namespace_, *volume->blobs_,
+                                                 *volume->remote_);
+  }
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {
@@ -607,7 +637,16 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   return volume;
 }
 
+BlobStore& Volume::blobs() {
+  if (tiered_) return *tiered_;
+  return *blobs_;
+}
+
 Volume::~Volume() {
+  mover_.reset();
+  tiered_.reset();
+  remote_.reset();
+  tier_client_.reset();
   blobs_.reset();
   namespace_.reset();
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock

@@ -48,6 +48,8 @@ int StatusCommand(const Args& args);
 int FsckCommand(const Args& args);
 int ScrubCommand(const Args& args);
 int DiskCommand(const Args& args);
+int TierCommand(const Args& args);
+int PinCommand(const Args& args, bool pin);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
@@ -56,5 +58,7 @@ extern const char kStatusHelp[];
 extern const char kFsckHelp[];
 extern const char kScrubHelp[];
 extern const char kDiskHelp[];
+extern const char kTierHelp[];
+extern const char kPinHelp[];
 
 }  // namespace cairn::cli

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "backend/crc32c.h"
 #include "backend/env.h"
+#include "backend/remote_blob_store.h"
+#include "backend/s3_client.h"
 #include "backend/storage_maintenance.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"
@@ -89,7 +91,25 @@ int FsckCommand(const Args& args) {
   uint64_t checked = 0, blob_bytes = 0;
   std::vector<std::string> fixed, notes;
   StripedBlobStore* striped = (*volume)->striped();
+  uint64_t remote_blobs = 0;
   for (const auto& [id, record] : report->blobs) {
+    absl::StatusOr<BlobRecord> full = (*volume)->ns().GetBlob(id);
+    if (full.ok() && (full->location == BlobLocation::kRemote ||
+                      full->location == BlobLocation::kFreeing)) {
+      // Its data is in the remote tier: check the object is there.
+      remote_blobs++;
+      if ((*volume)->remote() == nullptr) {
+        problems.push_back(absl::StrCat("blob ", id, " is in the remote tier but the volume has "
+                                        "no [tier] section; restore it in cairn.toml"));
+      } else if (absl::StatusOr<s3::ObjectInfo> head =
+                     (*volume)->tier_client()->HeadObject((*volume)->remote()->KeyOf(id));
+                 !head.ok()) {
+        problems.push_back(absl::StrCat("blob ", id, " in the remote tier: ",
+                                        head.status().message()));
+      }
+      blob_bytes += record.length;
+      continue;
+    }
     if (striped != nullptr) {
       BlobCheck check = striped->CheckBlob(id, repair, record.crc32c);
       if (check.lost) {
@@ -173,13 +193,15 @@ int FsckCommand(const Args& args) {
   for (const std::string& line : fixed) printf("fixed: %s\n", line.c_str());
   for (const std::string& line : notes) printf("note: %s\n", line.c_str());
   printf("%s: %llu inodes (%llu directories, %llu files, %llu deleted while open), "
-         "%llu extents, %zu blobs (%llu bytes) verified; %zu problems, %zu fixed\n",
+         "%llu extents, %zu blobs (%llu bytes, %llu of them in the remote tier) verified; %zu "
+         "problems, %zu fixed\n",
          volume_dir.c_str(), static_cast<unsigned long long>(report->inodes),
          static_cast<unsigned long long>(report->directories),
          static_cast<unsigned long long>(report->files),
          static_cast<unsigned long long>(report->orphans),
          static_cast<unsigned long long>(report->extents), report->blobs.size(),
-         static_cast<unsigned long long>(blob_bytes), problems.size(), fixed.size());
+         static_cast<unsigned long long>(blob_bytes),
+         static_cast<unsigned long long>(remote_blobs), problems.size(), fixed.size());
   if (journal_segments > 1) {
     printf("note: the writeback journal holds %llu segments; the next mount replays "
            "the writes they hold that the namespace has not committed\n",

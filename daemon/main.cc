@@ -32,6 +32,10 @@ constexpr char kMainHelp[] =
     "                         verify every shard, rewrite the bad ones\n"
     "  disk replace VOLUME_DIR OLD NEW [--force]\n"
     "                         rebuild a lost disk's shards onto a new one\n"
+    "  tier out|in PATH...    move files to the remote tier (S3) and back\n"
+    "  tier status|run VOLUME_DIR|MOUNTPOINT\n"
+    "                         the remote tier's state; one policy pass now\n"
+    "  pin|unpin PATH...      keep files local (or let them move again)\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "options:\n"
@@ -57,6 +61,10 @@ int Help(const std::string& verb) {
     fputs(cairn::cli::kScrubHelp, stdout);
   } else if (verb == "disk") {
     fputs(cairn::cli::kDiskHelp, stdout);
+  } else if (verb == "tier") {
+    fputs(cairn::cli::kTierHelp, stdout);
+  } else if (verb == "pin" || verb == "unpin") {
+    fputs(cairn::cli::kPinHelp, stdout);
   } else {
     return cairn::cli::UsageError("help", "unknown command '" + verb + "'");
   }
@@ -86,7 +94,7 @@ int main(int argc, char** argv) {
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
   if (verb == "format" || verb == "mount" || verb == "umount" ||
       verb == "unmount" || verb == "status" || verb == "fsck" || verb == "scrub" ||
-      verb == "disk") {
+      verb == "disk" || verb == "tier" || verb == "pin" || verb == "unpin") {
     if (WantsHelp(args)) return Help(verb);
   }
   if (verb == "format") return FormatCommand(args);
@@ -96,6 +104,9 @@ int main(int argc, char** argv) {
   if (verb == "fsck") return FsckCommand(args);
   if (verb == "scrub") return ScrubCommand(args);
   if (verb == "disk") return DiskCommand(args);
+  if (verb == "tier") return TierCommand(args);
+  if (verb == "pin") return PinCommand(args, true);
+  if (verb == "unpin") return PinCommand(args, false);
   fprintf(stderr, "cairn: unknown command '%s'; see cairn --help\n", verb.c_str());
   return kExitUsage;
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "backend/log.h"
+#include "backend/tiering.h"
 #include "fs/errno_map.h"
 
 namespace cairn {
@@ -521,6 +522,10 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     fuse_reply_err(req, EINVAL);
     return;
   }
+  if (std::string_view(name) == kLocationXattr) {
+    fuse_reply_err(req, EPERM);  // computed from where the data is
+    return;
+  }
   absl::Status status = Ctx(req).ns->SetXattr(
       ino, name, std::string_view(value, size), mode);
   fuse_reply_err(req, ErrnoFromStatus(status));
@@ -532,7 +537,21 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
-  absl::StatusOr<std::string> value = Ctx(req).ns->GetXattr(ino, name);
+  absl::StatusOr<std::string> value;
+  if (std::string_view(name) == kLocationXattr) {
+    // Where the file's data is: local, remote, local+remote or mixed.
+    absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
+    if (!attr.ok()) return ReplyError(req, attr.status());
+    if (!S_ISREG(attr->mode)) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
+    // Written data still in the cache is on the local disks' way.
+    if (absl::Status s = Ctx(req).cache->Flush(ino); !s.ok()) return ReplyError(req, s);
+    value = FileLocation(*Ctx(req).ns, ino);
+  } else {
+    value = Ctx(req).ns->GetXattr(ino, name);
+  }
   if (!value.ok()) return ReplyError(req, value.status());
   if (size == 0) {
     fuse_reply_xattr(req, value->size());
@@ -564,6 +583,10 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (IsPosixAclName(name)) {
     fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  if (std::string_view(name) == kLocationXattr) {
+    fuse_reply_err(req, EPERM);
     return;
   }
   fuse_reply_err(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));

@@ -23,6 +23,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -30,6 +31,7 @@
 #include "backend/control_channel.h"
 #include "backend/env.h"
 #include "backend/storage_maintenance.h"
+#include "backend/tiering.h"
 #include "cache/writeback_journal.h"
 #include "backend/log.h"
 #include "fs/cairn_fs.h"
@@ -161,10 +163,34 @@ void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s
 // `cairn scrub` and `cairn disk replace` on a mounted volume (see
 // backend/control_channel.h for the protocol).
 void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMaintenance& maintenance,
+                          FileDataCache& cache, TieringService* tiering,
                           const std::string& request,
                           const std::function<void(const std::string&)>& reply,
                           const std::function<bool()>& stopping) {
   std::vector<std::string> words = absl::StrSplit(request, '\t');
+  if (words[0] == "tier") {
+    if (tiering == nullptr) {
+      return reply("error this volume has no remote tier: add a [tier] section to cairn.toml "
+                   "(docs/CONFIG.md) and mount again");
+    }
+    InodeId ino = 0;
+    if (words.size() == 3 && (words[1] == "out" || words[1] == "in") &&
+        absl::SimpleAtoi(words[2], &ino)) {
+      // Data still in the write cache goes to the local disks first, so
+      // what moves is the file as the user last wrote it.
+      if (absl::Status s = cache.Flush(ino); !s.ok()) return reply("error " + std::string(s.message()));
+      absl::Status moved = words[1] == "out" ? tiering->MoveFileOut(ino) : tiering->MoveFileIn(ino);
+      if (!moved.ok()) return reply("error " + std::string(moved.message()));
+      return reply("done {}");
+    }
+    if (words.size() == 2 && words[1] == "pass") {
+      absl::StatusOr<TieringService::PassReport> pass = tiering->RunPass();
+      if (!pass.ok()) return reply("error " + std::string(pass.status().message()));
+      return reply(absl::StrFormat("done {\"moved\": %d, \"moved_bytes\": %d}", pass->moved,
+                                   pass->moved_bytes));
+    }
+    return reply("error bad tier request");
+  }
   ScrubOptions scrub;
   scrub.should_stop = stopping;
   const char* what = words[0] == "replace" ? "rebuild" : "scrub";
@@ -330,6 +356,13 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
   if (on_ready) on_ready();
   RaiseReadahead(options.mountpoint);
+  std::unique_ptr<TieringService> tiering;
+  if (volume.tier_mover() != nullptr) {
+    TieringService::Options tiering_options;
+    tiering = std::make_unique<TieringService>(volume.ns(), volume.local_blobs(),
+                                               *volume.tier_mover(), *config.tier,
+                                               tiering_options);
+  }
   std::unique_ptr<StorageMaintenance> maintenance;
   std::unique_ptr<ControlServer> control;
   if (StripedBlobStore* striped = volume.striped()) {
@@ -340,10 +373,11 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
                                                        maintenance_options);
     absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(
         config.volume_id,
-        [&volume, striped, m = maintenance.get()](
+        [&volume, &cache, &tiering, striped, m = maintenance.get()](
             const std::string& request, const std::function<void(const std::string&)>& reply,
             const std::function<bool()>& stopping) {
-          HandleControlRequest(volume, *striped, *m, request, reply, stopping);
+          HandleControlRequest(volume, *striped, *m, cache, tiering.get(), request, reply,
+                               stopping);
         });
     if (server.ok()) {
       control = std::move(*server);
@@ -360,6 +394,12 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
         storage = StorageJson(volume.ns(), *volume.striped());
         storage.pop_back();  // the closing brace: the scrub goes inside
         absl::StrAppend(&storage, ", \"scrub\": ", maintenance->ScrubJson(), "}");
+      }
+      if (tiering) {
+        if (storage.empty()) storage = "{}";
+        storage.pop_back();
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ",
+                        tiering->StatsJson(), "}");
       }
       WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
@@ -386,6 +426,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   stats_writer.join();
   control.reset();      // stops a manual scrub or rebuild in progress
   maintenance.reset();  // and the background one
+  tiering.reset();
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();
   if (flushed.ok() && (*journal)->Roll().ok()) {

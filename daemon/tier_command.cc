@@ -1,0 +1,257 @@
+// cairn tier out|in|status|run and cairn pin|unpin: the remote tier by hand.
+// Moves go through the daemon serving the volume (over the control
+// channel); pins are an xattr set through the mount.
+#include <ftw.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/control_channel.h"
+#include "backend/tiering.h"
+#include "backend/volume.h"
+#include "daemon/cli.h"
+
+namespace cairn::cli {
+
+const char kTierHelp[] =
+    "usage: cairn tier out PATH...\n"
+    "       cairn tier in PATH...\n"
+    "       cairn tier status VOLUME_DIR|MOUNTPOINT [--json]\n"
+    "       cairn tier run VOLUME_DIR|MOUNTPOINT\n"
+    "\n"
+    "The remote tier ([tier] in cairn.toml) holds cold data in an S3 bucket;\n"
+    "the daemon moves blobs of files unused for cold_after_seconds, and the\n"
+    "coldest when the local disks pass high_watermark_percent. Reading moved\n"
+    "data brings it through transparently.\n"
+    "\n"
+    "  out PATH...   move these files (directories: every file below) to the\n"
+    "                remote tier now, freeing their local space\n"
+    "  in PATH...    bring them back to the local disks and pin them there\n"
+    "                (the remote copy is kept)\n"
+    "  status        bytes local and remote, moves, errors, the remote's health\n"
+    "  run           one pass of the policy now\n"
+    "\n"
+    "PATHs are on a mounted volume. getfattr -n user.cairn.location FILE tells\n"
+    "where a file's data is: local, remote, local+remote or mixed.\n";
+
+const char kPinHelp[] =
+    "usage: cairn pin PATH...\n"
+    "       cairn unpin PATH...\n"
+    "\n"
+    "A pinned file never moves to the remote tier (the xattr user.cairn.pin;\n"
+    "setfattr -n user.cairn.pin -v 1 FILE does the same). Directories: every\n"
+    "file below.\n";
+
+namespace {
+
+// The cairn mount holding `path`, walking up from it.
+std::optional<MountEntry> MountHolding(const std::string& path) {
+  std::string at = AbsolutePath(path);
+  for (;;) {
+    if (std::optional<MountEntry> mount = FindCairnMount(at)) return mount;
+    size_t slash = at.find_last_of('/');
+    if (at == "/" || slash == std::string::npos) return std::nullopt;
+    at = slash == 0 ? "/" : at.substr(0, slash);
+  }
+}
+
+struct FileEntry {
+  std::string path;
+  ino_t ino;
+  uint64_t size;
+};
+std::vector<FileEntry>* g_files = nullptr;
+
+int Collect(const char* path, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F && S_ISREG(st->st_mode)) {
+    g_files->push_back(FileEntry{path, st->st_ino, static_cast<uint64_t>(st->st_size)});
+  }
+  return 0;
+}
+
+absl::StatusOr<std::vector<FileEntry>> RegularFiles(const std::vector<std::string>& paths) {
+  std::vector<FileEntry> files;
+  g_files = &files;
+  for (const std::string& path : paths) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat(path, ": ", strerror(errno)));
+    }
+    if (nftw(path.c_str(), Collect, 32, FTW_PHYS | FTW_MOUNT) != 0) {
+      return absl::InternalError(absl::StrCat("cannot walk ", path, ": ", strerror(errno)));
+    }
+  }
+  g_files = nullptr;
+  return files;
+}
+
+int MoveFiles(const std::string& direction, const Args& paths) {
+  const std::string verb = "tier " + direction;
+  if (paths.empty()) return UsageError("tier", direction + " needs at least one PATH");
+  std::optional<MountEntry> mount = MountHolding(paths[0]);
+  if (!mount) {
+    return Fail(verb, paths[0] + " is not on a mounted cairn volume; mount it first");
+  }
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(mount->volume_dir);
+  if (!config.ok()) return Fail(verb, config.status());
+  for (const std::string& path : paths) {
+    std::optional<MountEntry> other = MountHolding(path);
+    if (!other || other->mountpoint != mount->mountpoint) {
+      return Fail(verb, path + " is not on the same cairn mount as " + paths[0]);
+    }
+  }
+  absl::StatusOr<std::vector<FileEntry>> files = RegularFiles(paths);
+  if (!files.ok()) return Fail(verb, files.status());
+  uint64_t total_bytes = 0, done_bytes = 0;
+  for (const FileEntry& f : *files) total_bytes += f.size;
+  const bool tty = isatty(STDERR_FILENO);
+  const auto start = std::chrono::steady_clock::now();
+  size_t done = 0;
+  for (const FileEntry& f : *files) {
+    std::string error;
+    absl::Status sent = ControlRequest(
+        config->volume_id, absl::StrCat("tier\t", direction, "\t", f.ino),
+        [&](const std::string& line) {
+          if (line.rfind("error ", 0) == 0) error = line.substr(6);
+        });
+    if (!sent.ok()) return Fail(verb, sent);
+    if (!error.empty()) {
+      if (tty) fprintf(stderr, "\r%100s\r", "");
+      return Fail(verb, f.path + ": " + error);
+    }
+    done++;
+    done_bytes += f.size;
+    if (tty) {
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      double rate = seconds > 0 ? done_bytes / seconds : 0;
+      fprintf(stderr, "\r%s: %zu/%zu files, %s of %s, %s/s, ETA %.0f s   ", verb.c_str(), done,
+              files->size(), Human(done_bytes).c_str(), Human(total_bytes).c_str(),
+              Human(static_cast<uint64_t>(rate)).c_str(),
+              rate > 0 ? (total_bytes - done_bytes) / rate : 0.0);
+    }
+  }
+  if (tty) fprintf(stderr, "\r%100s\r", "");
+  printf("%s: %zu files (%s) %s\n", verb.c_str(), files->size(), Human(total_bytes).c_str(),
+         direction == "out" ? "moved to the remote tier" : "back on the local disks, pinned");
+  return kExitOk;
+}
+
+std::string TierStats(const VolumeConfig& config) {
+  std::ifstream in(config.cache_dir + "/stats.json");
+  std::string json;
+  std::getline(in, json);
+  size_t at = json.find("\"tier\": {");
+  if (at == std::string::npos) return "";
+  size_t end = json.find('}', at);
+  return json.substr(at + 8, end - at - 7);
+}
+
+int Status(const Args& args) {
+  bool json = false;
+  std::string target;
+  for (const std::string& arg : args) {
+    if (arg == "--json") {
+      json = true;
+    } else if (target.empty()) {
+      target = arg;
+    } else {
+      return UsageError("tier", "status wants one VOLUME_DIR or MOUNTPOINT");
+    }
+  }
+  if (target.empty()) return UsageError("tier", "status needs a VOLUME_DIR or MOUNTPOINT");
+  std::string volume_dir = AbsolutePath(target);
+  if (std::optional<MountEntry> mount = FindCairnMount(volume_dir)) volume_dir = mount->volume_dir;
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return Fail("tier", config.status());
+  if (!config->tier) {
+    return Fail("tier", volume_dir + " has no remote tier; add a [tier] section to cairn.toml");
+  }
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  std::string stats = record.ok() && record->mounted ? TierStats(*config) : "";
+  if (json) {
+    printf("%s\n", stats.empty() ? "null" : stats.c_str());
+    return kExitOk;
+  }
+  printf("remote:     %s, bucket %s, prefix %s%s/\n", config->tier->endpoint.c_str(),
+         config->tier->bucket.c_str(), config->tier->prefix.c_str(), config->volume_id.c_str());
+  printf("policy:     out after %lld s unused; watermarks %lld%% / %lld%%\n",
+         static_cast<long long>(config->tier->cold_after_seconds),
+         static_cast<long long>(config->tier->high_watermark_percent),
+         static_cast<long long>(config->tier->low_watermark_percent));
+  if (stats.empty()) {
+    printf("state:      volume not mounted (the daemon keeps the figures)\n");
+    return kExitOk;
+  }
+  printf("data:       %s local, %s in the remote tier only (at the last pass)\n",
+         Human(StatNumber(stats, "local_bytes").value_or(0)).c_str(),
+         Human(StatNumber(stats, "remote_bytes").value_or(0)).c_str());
+  printf("moves:      %llu out (%s), %llu in (%s), %llu errors\n",
+         static_cast<unsigned long long>(StatNumber(stats, "moved_out").value_or(0)),
+         Human(StatNumber(stats, "moved_out_bytes").value_or(0)).c_str(),
+         static_cast<unsigned long long>(StatNumber(stats, "moved_in").value_or(0)),
+         Human(StatNumber(stats, "moved_in_bytes").value_or(0)).c_str(),
+         static_cast<unsigned long long>(StatNumber(stats, "errors").value_or(0)));
+  bool healthy = stats.find("\"remote_healthy\": true") != std::string::npos;
+  size_t error_at = stats.find("\"last_error\": \"");
+  std::string error = error_at == std::string::npos
+                          ? ""
+                          : stats.substr(error_at + 15, stats.find('"', error_at + 15) - error_at - 15);
+  printf("remote:     %s%s\n", healthy ? "healthy" : "FAILING: ", healthy ? "" : error.c_str());
+  return kExitOk;
+}
+
+int Run(const Args& args) {
+  if (args.size() != 1) return UsageError("tier", "run wants one VOLUME_DIR or MOUNTPOINT");
+  std::string volume_dir = AbsolutePath(args[0]);
+  if (std::optional<MountEntry> mount = FindCairnMount(volume_dir)) volume_dir = mount->volume_dir;
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return Fail("tier", config.status());
+  std::string result;
+  absl::Status sent = ControlRequest(config->volume_id, "tier\tpass",
+                                     [&](const std::string& line) { result = line; });
+  if (!sent.ok()) return Fail("tier", "the volume must be mounted: " + std::string(sent.message()));
+  if (result.rfind("error ", 0) == 0) return Fail("tier", result.substr(6));
+  printf("tier run: moved %llu blobs (%s)\n",
+         static_cast<unsigned long long>(StatNumber(result, "moved").value_or(0)),
+         Human(StatNumber(result, "moved_bytes").value_or(0)).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+int TierCommand(const Args& args) {
+  if (args.empty()) return UsageError("tier", "missing subcommand (out, in, status, run)");
+  Args rest(args.begin() + 1, args.end());
+  if (args[0] == "out" || args[0] == "in") return MoveFiles(args[0], rest);
+  if (args[0] == "status") return Status(rest);
+  if (args[0] == "run") return Run(rest);
+  return UsageError("tier", "unknown subcommand '" + args[0] + "'");
+}
+
+int PinCommand(const Args& args, bool pin) {
+  const char* verb = pin ? "pin" : "unpin";
+  if (args.empty()) return UsageError(verb, "needs at least one PATH");
+  absl::StatusOr<std::vector<FileEntry>> files = RegularFiles(args);
+  if (!files.ok()) return Fail(verb, files.status());
+  for (const FileEntry& f : *files) {
+    int rc = pin ? setxattr(f.path.c_str(), kPinXattr, "1", 1, 0)
+                 : removexattr(f.path.c_str(), kPinXattr);
+    if (rc != 0 && !(errno == ENODATA && !pin)) {
+      return Fail(verb, f.path + ": " + strerror(errno));
+    }
+  }
+  printf("%s: %zu files %s\n", verb, files->size(), pin ? "pinned" : "unpinned");
+  return kExitOk;
+}
+
+}  // namespace cairn::cli

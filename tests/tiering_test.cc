@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "backend/crc32c.h"
 #include "backend/fs_error.h"
 #include "tests/support/fault_proxy.h"
@@ -166,6 +167,65 @@ TEST_F(TieringTest, ARemoteThatIsDownFailsOnlyRemoteReadsAndRecovers) {
   ASSERT_TRUE(server_->Restart(&why)) << why;
   EXPECT_EQ(*tiered_->Read(cold_id, 0, cold.size()), cold);
   EXPECT_TRUE(mover_->MoveOut(hot_id).ok());
+}
+
+// A local store whose fullness is what the test says: the blobs it holds
+// over a capacity of `capacity` bytes.
+class SizedStore : public BlobStore {
+ public:
+  SizedStore(BlobStore& base, NamespaceStore& ns, uint64_t capacity)
+      : base_(base), ns_(ns), capacity_(capacity) {}
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override { return base_.Put(id, data); }
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t o, uint64_t l) override {
+    return base_.Read(id, o, l);
+  }
+  absl::Status Delete(BlobId id) override { return base_.Delete(id); }
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override { return base_.ListIds(from); }
+  absl::StatusOr<StoreUsage> Usage() override {
+    uint64_t used = 0;
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> blobs = ns_.ListBlobs(0, 1000);
+    for (const auto& [id, record] : *blobs) {
+      if (record.location == BlobLocation::kLocal) used += record.length;
+    }
+    return StoreUsage{used, capacity_, capacity_ - used, 0};
+  }
+
+ private:
+  BlobStore& base_;
+  NamespaceStore& ns_;
+  uint64_t capacity_;
+};
+
+TEST_F(TieringTest, OverTheHighWatermarkTheColdestMoveOutUntilBelowTheLow) {
+  std::vector<BlobId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(WriteFile(absl::StrCat("f", i), RandomBytes(250000, i)));
+  // Last used: f2 longest ago, then f0, f3, f1.
+  int64_t ages[] = {3000, 1000, 4000, 2000};
+  for (int i = 0; i < 4; ++i) {
+    InodeId ino = volume_->ns().GetBlob(ids[i])->owner;
+    SetAttrRequest when;
+    Timespec t{absl::ToUnixSeconds(absl::Now()) - ages[i], 0};
+    when.atime = t;
+    when.mtime = t;
+    when.ctime = t;
+    ASSERT_TRUE(volume_->ns().SetAttr(ino, when).ok());
+  }
+  // 4 x 250 kB on 1.25 MB: 80% used. Watermarks 70/50: two blobs must go.
+  SizedStore sized(volume_->blobs(), volume_->ns(), 1250000);
+  TierMover mover(volume_->ns(), sized, *remote_);
+  TierConfig config;
+  config.high_watermark_percent = 70;
+  config.low_watermark_percent = 50;
+  TieringService::Options options;
+  options.background = false;
+  TieringService service(volume_->ns(), sized, mover, config, options);
+  absl::StatusOr<TieringService::PassReport> pass = service.RunPass();
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_EQ(pass->moved, 2u) << "candidates " << pass->candidates << " local " << pass->local_bytes;
+  EXPECT_EQ(Location(ids[2]), BlobLocation::kRemote) << "the coldest first";
+  EXPECT_EQ(Location(ids[0]), BlobLocation::kRemote);
+  EXPECT_EQ(Location(ids[3]), BlobLocation::kLocal);
+  EXPECT_EQ(Location(ids[1]), BlobLocation::kLocal);
 }
 
 TEST(TierOptionsTest, AddressingAndCredentialsComeFromTheConfig) {

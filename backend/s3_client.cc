@@ -381,6 +381,9 @@ absl::Status S3Client::PutObject(const std::string& key, std::string_view data,
     // Initiate, parts in parallel, complete; abort on any failure so no
     // parts are left to be billed for.
     HttpRequest initiate{"POST", key, {{"uploads", ""}}, {}, {}, true};
+    if (!options.storage_class.empty()) {
+      initiate.headers.emplace_back("x-amz-storage-class", options.storage_class);
+    }
     absl::StatusOr<HttpResponse> started = impl_->Send(initiate);
     if (!started.ok()) return started.status();
     absl::StatusOr<std::string> upload_id = ParseInitiateMultipartUpload(started->body);
@@ -435,6 +438,9 @@ absl::Status S3Client::PutObject(const std::string& key, std::string_view data,
     return failed;
   }
   HttpRequest put{"PUT", key, {}, {}, data, true};
+  if (!options.storage_class.empty()) {
+    put.headers.emplace_back("x-amz-storage-class", options.storage_class);
+  }
   if (crc32c) put.headers.emplace_back("x-amz-checksum-crc32c", Crc32cBase64(*crc32c));
   absl::StatusOr<HttpResponse> sent = impl_->Send(put);
   return sent.status();

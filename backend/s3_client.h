@@ -32,6 +32,7 @@ struct S3Options {
   bool path_style = true;
   Credentials credentials;
   std::string ca_file;  // empty: the system's CA store
+  std::string storage_class;  // x-amz-storage-class of new objects; "" for the default
   // Retries: at most this many attempts, and none started after
   // max_retry_seconds since the first.
   int max_attempts = 6;

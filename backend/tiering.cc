@@ -27,6 +27,7 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
   options.bucket = tier.bucket;
   options.region = tier.region;
   options.ca_file = tier.ca_file;
+  options.storage_class = tier.storage_class;
   options.path_style = tier.addressing == "path" ||
                        (tier.addressing == "auto" &&
                         tier.endpoint.find("amazonaws.com") == std::string::npos);

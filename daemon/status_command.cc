@@ -135,6 +135,16 @@ void PrintStorage(const std::string& storage, bool mounted) {
     }
     printf("\n");
   }
+  std::string tier = JsonObject(storage, "tier");
+  if (!tier.empty()) {
+    bool healthy = tier.find("\"remote_healthy\": true") != std::string::npos;
+    printf("tier:       %s local, %s remote only; %llu moved out, %llu in; remote %s\n",
+           Human(StatNumber(tier, "local_bytes").value_or(0)).c_str(),
+           Human(StatNumber(tier, "remote_bytes").value_or(0)).c_str(),
+           static_cast<unsigned long long>(StatNumber(tier, "moved_out").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(tier, "moved_in").value_or(0)),
+           healthy ? "healthy" : ("FAILING: " + JsonText(tier, "last_error")).c_str());
+  }
   if (mounted) {
     printf("events:     %llu reads rebuilt, %llu checksum failures, %llu missing shards, "
            "%llu I/O errors, %llu degraded writes, %llu shards repaired (since mount)\n",

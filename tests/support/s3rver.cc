@@ -46,6 +46,9 @@ bool Listening(int port) {
 
 std::unique_ptr<S3rver> S3rver::Start(const std::string& bucket, std::string* why_not) {
   const char* binary = getenv("CAIRN_S3RVER");
+#ifdef CAIRN_DEFAULT_S3RVER
+  if (binary == nullptr) binary = CAIRN_DEFAULT_S3RVER;
+#endif
   if (binary == nullptr || access(binary, X_OK) != 0) {
     *why_not = "s3rver is not installed (CAIRN_S3RVER; tests/run-all.sh installs it)";
     return nullptr;

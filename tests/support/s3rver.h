@@ -1,7 +1,8 @@
 // A private s3rver (the npm package, a small S3 server) for tests: its own
 // data directory, a bucket, 127.0.0.1 on a free port, stopped and removed
-// with the object. CAIRN_S3RVER names its executable; tests/run-all.sh
-// installs it (npm install s3rver) and CMake passes the path to the tests.
+// with the object. tests/run-all.sh installs it (npm install s3rver) into
+// the build directory, where the tests look (CMake tells them; CAIRN_S3RVER
+// names another executable).
 #pragma once
 
 #include <sys/types.h>

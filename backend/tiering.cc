@@ -323,21 +323,22 @@ std::vector<BlobId> TieringService::FileBlobs(InodeId ino, absl::Status* status)
   return ids;
 }
 
-absl::Status TieringService::MoveFileOut(InodeId ino) {
+absl::Status TieringService::MoveFileBlobs(InodeId ino,
+                                           const std::function<absl::Status(BlobId)>& move) {
   absl::MutexLock pass_lock(&pass_mu_);
   absl::Status status;
   for (BlobId id : FileBlobs(ino, &status)) {
-    if (absl::Status s = mover_.MoveOut(id); !s.ok()) return s;
+    if (absl::Status s = move(id); !s.ok()) return s;
   }
   return status;
 }
 
+absl::Status TieringService::MoveFileOut(InodeId ino) {
+  return MoveFileBlobs(ino, [this](BlobId id) { return mover_.MoveOut(id); });
+}
+
 absl::Status TieringService::MoveFileIn(InodeId ino) {
-  absl::MutexLock pass_lock(&pass_mu_);
-  absl::Status status;
-  for (BlobId id : FileBlobs(ino, &status)) {
-    if (absl::Status s = mover_.MoveIn(id); !s.ok()) return s;
-  }
+  absl::Status status = MoveFileBlobs(ino, [this](BlobId id) { return mover_.MoveIn(id); });
   if (!status.ok()) return status;
   // Brought back to stay: the policy leaves pinned files alone.
   return ns_.SetXattr(ino, kPinXattr, "1", XattrMode::kCreateOrReplace);

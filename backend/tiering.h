@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -132,6 +133,7 @@ class TieringService {
  private:
   void Loop();
   std::vector<BlobId> FileBlobs(InodeId ino, absl::Status* status);
+  absl::Status MoveFileBlobs(InodeId ino, const std::function<absl::Status(BlobId)>& move);
 
   NamespaceStore& ns_;
   BlobStore& local_;

@@ -41,4 +41,10 @@ absl::Status FsError(FsErrorKind kind, std::string_view message);
 // The kind attached by FsError, if any.
 std::optional<FsErrorKind> GetFsErrorKind(const absl::Status& status);
 
+// True when `status` says something does not exist, whichever way it was
+// made (FsError kNotFound or absl::NotFoundError).
+inline bool IsNotFoundError(const absl::Status& status) {
+  return absl::IsNotFound(status) || GetFsErrorKind(status) == FsErrorKind::kNotFound;
+}
+
 }  // namespace cairn

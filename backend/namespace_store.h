@@ -95,6 +95,12 @@ enum class BlobLocation : uint8_t {
                  // shards are being freed (a crash leaves some to delete)
 };
 
+// True when the blob's data counts only in the remote tier: its local
+// shards are freed, or being freed.
+inline bool InRemoteTierOnly(BlobLocation location) {
+  return location == BlobLocation::kRemote || location == BlobLocation::kFreeing;
+}
+
 // Record of a blob the namespace knows.
 struct BlobRecord {
   uint64_t length = 0;

@@ -484,14 +484,19 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::StatusOr<BlobRecord> GetBlob(BlobId id) override {
+    absl::StatusOr<StoredBlob> blob = ReadStoredBlob(id);
+    if (!blob.ok()) return blob.status();
+    return blob->record;
+  }
+
+  // The stored record of blob `id`; NotFound if it has none.
+  absl::StatusOr<StoredBlob> ReadStoredBlob(BlobId id) {
     std::string value;
     rocksdb::Status got =
         db_->Get(rocksdb::ReadOptions(), handles_[kBlobs], S(BlobKey(id)), &value);
     if (got.IsNotFound()) return NotFound(absl::StrCat("no blob ", id));
     if (absl::Status s = FromRocks(got, "reading a blob record"); !s.ok()) return s;
-    absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
-    if (!blob.ok()) return blob.status();
-    return blob->record;
+    return DecodeBlob(value);
   }
 
   absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> CompactionCandidates(
@@ -506,7 +511,7 @@ class RocksNamespace final : public NamespaceStore {
       // Remote-only blobs stay out: compacting them would fetch cold data
       // back to the local disks.
       if (r.owner == 0 || r.refcount == 0 || r.length == 0 ||
-          r.location == BlobLocation::kRemote || r.location == BlobLocation::kFreeing) {
+          InRemoteTierOnly(r.location)) {
         continue;
       }
       if (static_cast<double>(r.live_bytes) > max_live_ratio * static_cast<double>(r.length)) {
@@ -587,12 +592,7 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::Status SetBlobLocation(BlobId id, BlobLocation location) override {
     absl::MutexLock lock(&mu_);
-    std::string value;
-    rocksdb::Status got =
-        db_->Get(rocksdb::ReadOptions(), handles_[kBlobs], S(BlobKey(id)), &value);
-    if (got.IsNotFound()) return NotFound(absl::StrCat("no blob ", id));
-    if (absl::Status s = FromRocks(got, "reading a blob record"); !s.ok()) return s;
-    absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
+    absl::StatusOr<StoredBlob> blob = ReadStoredBlob(id);
     if (!blob.ok()) return blob.status();
     blob->record.location = location;
     return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kBlobs], S(BlobKey(id)),

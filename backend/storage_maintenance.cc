@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "backend/fs_error.h"
+#include "backend/json.h"
 #include "backend/log.h"
 
 namespace cairn {
@@ -17,29 +18,10 @@ namespace {
 constexpr size_t kBatch = 256;
 constexpr size_t kMaxProblems = 20;
 
-std::string Json(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-bool IsMissingRecord(const absl::Status& s) {
-  return absl::IsNotFound(s) || GetFsErrorKind(s) == FsErrorKind::kNotFound;
-}
-
 // True when `id` no longer needs its data: deleted or awaiting collection.
 bool Unreferenced(NamespaceStore& ns, BlobId id) {
   absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
-  return (!record.ok() && IsMissingRecord(record.status())) ||
+  return (!record.ok() && IsNotFoundError(record.status())) ||
          (record.ok() && record->refcount == 0);
 }
 
@@ -47,7 +29,7 @@ bool Unreferenced(NamespaceStore& ns, BlobId id) {
 
 std::string ScrubReport::ToJson() const {
   std::vector<std::string> quoted;
-  for (const std::string& p : problems) quoted.push_back(Json(p));
+  for (const std::string& p : problems) quoted.push_back(JsonString(p));
   return absl::StrFormat(
       "{\"blobs_total\": %d, \"blobs_checked\": %d, \"bytes_read\": %d, \"shards_bad\": %d, "
       "\"shards_repaired\": %d, \"shards_unavailable\": %d, \"blobs_lost\": %d, "
@@ -82,9 +64,7 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
       from = id + 1;
       if (record.refcount == 0) continue;  // awaiting garbage collection
       // In the remote tier only: no local shards to check.
-      if (record.location == BlobLocation::kRemote || record.location == BlobLocation::kFreeing) {
-        continue;
-      }
+      if (InRemoteTierOnly(record.location)) continue;
       BlobCheck check = store.CheckBlob(id, options.repair, record.crc32c);
       if ((check.lost || check.absent) && Unreferenced(ns, id)) continue;  // deleted meanwhile
       report.blobs_checked++;
@@ -140,10 +120,8 @@ absl::StatusOr<uint64_t> DrainRepairs(NamespaceStore& ns, StripedBlobStore& stor
     if (!store.CanRepair(id) && !Unreferenced(ns, id)) continue;
     tried++;
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
-    bool gone = (!record.ok() && IsMissingRecord(record.status())) ||
-                (record.ok() && (record->refcount == 0 ||
-                                 record->location == BlobLocation::kRemote ||
-                                 record->location == BlobLocation::kFreeing));
+    bool gone = (!record.ok() && IsNotFoundError(record.status())) ||
+                (record.ok() && (record->refcount == 0 || InRemoteTierOnly(record->location)));
     if (!gone) {
       if (!record.ok()) return record.status();
       BlobCheck check = store.CheckBlob(id, /*repair=*/true, record->crc32c);
@@ -169,10 +147,9 @@ absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& 
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
     // Shards of a blob that moved to the remote tier are leftovers of a
     // free the move did not finish.
-    bool moved_out = record.ok() && (record->location == BlobLocation::kRemote ||
-                                     record->location == BlobLocation::kFreeing);
+    bool moved_out = record.ok() && InRemoteTierOnly(record->location);
     if (record.ok() && !moved_out) continue;
-    if (!record.ok() && !IsMissingRecord(record.status())) return record.status();
+    if (!record.ok() && !IsNotFoundError(record.status())) return record.status();
     orphans++;
     if (problems != nullptr && problems->size() < kMaxProblems) {
       problems->push_back(absl::StrCat("shards of blob ", id,
@@ -193,7 +170,7 @@ std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
     disks.push_back(absl::StrFormat(
         "{\"index\": %d, \"path\": %s, \"state\": \"%s\", \"problem\": %s, "
         "\"used_bytes\": %d, \"free_bytes\": %d, \"capacity_bytes\": %d, \"shards\": %d}",
-        d.index, Json(d.path), DiskStateName(d.state), Json(d.problem), d.used_bytes,
+        d.index, JsonString(d.path), DiskStateName(d.state), JsonString(d.problem), d.used_bytes,
         d.free_bytes, d.capacity_bytes, d.shard_count));
   }
   StripedStoreCounters c = store.Counters();

@@ -373,8 +373,7 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
   absl::StatusOr<std::string> text = ReadMarkerAt(disk->dir_fd);
   if (!text.ok()) {
     return FsError(FsErrorKind::kIo,
-                   absl::IsNotFound(text.status()) ||
-                           GetFsErrorKind(text.status()) == FsErrorKind::kNotFound
+                   IsNotFoundError(text.status())
                        ? "no cairn disk marker: an empty directory or not this "
                          "volume's disk (is the disk mounted?)"
                        : std::string(text.status().message()));

@@ -8,14 +8,26 @@
 #include "absl/time/clock.h"
 #include "backend/crc32c.h"
 #include "backend/fs_error.h"
+#include "backend/json.h"
 #include "backend/log.h"
 #include "backend/s3_credentials.h"
 
 namespace cairn {
 namespace {
 
-bool RecordGone(const absl::Status& s) {
-  return absl::IsNotFound(s) || GetFsErrorKind(s) == FsErrorKind::kNotFound;
+// Calls `visit` for every blob record in id order, a batch at a time; stops
+// at the first error.
+absl::Status ForEachBlobRecord(
+    NamespaceStore& ns, const std::function<absl::Status(BlobId, const BlobRecord&)>& visit) {
+  for (BlobId from = 0;;) {
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns.ListBlobs(from, 1024);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) return absl::OkStatus();
+    for (const auto& [id, record] : *batch) {
+      from = id + 1;
+      if (absl::Status s = visit(id, record); !s.ok()) return s;
+    }
+  }
 }
 
 }  // namespace
@@ -71,9 +83,7 @@ absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, ui
     remote_read_bytes_ += data->size();
     return data;
   };
-  if (location == BlobLocation::kRemote || location == BlobLocation::kFreeing) {
-    return from_remote();
-  }
+  if (InRemoteTierOnly(location)) return from_remote();
   absl::StatusOr<std::string> local = local_.Read(id, offset, length);
   if (local.ok() || GetFsErrorKind(local.status()) == FsErrorKind::kInvalid) return local;
   // The blob may have moved out since we looked, or its local copy is
@@ -135,12 +145,12 @@ absl::Status TierMover::MoveOut(BlobId id) {
   if (absl::Status s = ns_.SetBlobLocation(id, BlobLocation::kFreeing); !s.ok()) {
     // Deleted meanwhile (garbage collection): the object just uploaded is
     // referenced by nothing.
-    if (RecordGone(s)) remote_.Delete(id).IgnoreError();
+    if (IsNotFoundError(s)) remote_.Delete(id).IgnoreError();
     return fail(s);
   }
   if (absl::Status s = ns_.Sync(); !s.ok()) return fail(s);
   if (absl::Status s = local_.Delete(id); !s.ok()) return fail(s);
-  if (absl::Status s = ns_.SetBlobLocation(id, BlobLocation::kRemote); !s.ok() && !RecordGone(s)) {
+  if (absl::Status s = ns_.SetBlobLocation(id, BlobLocation::kRemote); !s.ok() && !IsNotFoundError(s)) {
     return fail(s);
   }
   moved_out_++;
@@ -177,21 +187,15 @@ absl::Status TierMover::MoveIn(BlobId id) {
 
 absl::StatusOr<uint64_t> TierMover::FinishFreeing() {
   uint64_t finished = 0;
-  BlobId from = 0;
-  for (;;) {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns_.ListBlobs(from, 1024);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
-    for (const auto& [id, record] : *batch) {
-      from = id + 1;
-      if (record.location != BlobLocation::kFreeing) continue;
-      if (absl::Status s = local_.Delete(id); !s.ok()) return s;
-      if (absl::Status s = ns_.SetBlobLocation(id, BlobLocation::kRemote); !s.ok() && !RecordGone(s)) {
-        return s;
-      }
-      finished++;
-    }
-  }
+  absl::Status scanned = ForEachBlobRecord(ns_, [&](BlobId id, const BlobRecord& record) {
+    if (record.location != BlobLocation::kFreeing) return absl::OkStatus();
+    if (absl::Status s = local_.Delete(id); !s.ok()) return s;
+    absl::Status s = ns_.SetBlobLocation(id, BlobLocation::kRemote);
+    if (!s.ok() && !IsNotFoundError(s)) return s;
+    finished++;
+    return absl::OkStatus();
+  });
+  if (!scanned.ok()) return scanned;
   return finished;
 }
 
@@ -199,9 +203,6 @@ TierMover::Stats TierMover::GetStats() {
   return Stats{moved_out_, moved_out_bytes_, moved_in_, moved_in_bytes_, errors_};
 }
 
-}  // namespace cairn
-
-namespace cairn {
 
 TieringService::TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover,
                                TierConfig config, Options options)
@@ -243,32 +244,26 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
   };
   std::vector<Candidate> candidates;
   absl::flat_hash_map<InodeId, std::optional<int64_t>> owners;  // last use; nullopt: pinned
-  BlobId from = 0;
-  for (;;) {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns_.ListBlobs(from, 1024);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
-    for (const auto& [id, record] : *batch) {
-      from = id + 1;
-      if (record.refcount == 0) continue;
-      if (record.location == BlobLocation::kRemote || record.location == BlobLocation::kFreeing) {
-        report.remote_bytes += record.length;
-        continue;
-      }
-      report.local_bytes += record.length;
-      if (record.owner == 0) continue;  // recorded before owners were known
-      auto [it, inserted] = owners.try_emplace(record.owner);
-      if (inserted) {
-        absl::StatusOr<InodeAttr> attr = ns_.GetAttr(record.owner);
-        bool pinned = ns_.GetXattr(record.owner, kPinXattr).ok();
-        if (attr.ok() && !pinned) {
-          it->second = std::max({attr->atime.sec, attr->mtime.sec, attr->ctime.sec});
-        }
-      }
-      if (!it->second) continue;
-      candidates.push_back(Candidate{*it->second, id, record.length});
+  absl::Status scanned = ForEachBlobRecord(ns_, [&](BlobId id, const BlobRecord& record) {
+    if (record.refcount == 0) return absl::OkStatus();
+    if (InRemoteTierOnly(record.location)) {
+      report.remote_bytes += record.length;
+      return absl::OkStatus();
     }
-  }
+    report.local_bytes += record.length;
+    if (record.owner == 0) return absl::OkStatus();  // recorded before owners were known
+    auto [it, inserted] = owners.try_emplace(record.owner);
+    if (inserted) {
+      absl::StatusOr<InodeAttr> attr = ns_.GetAttr(record.owner);
+      bool pinned = ns_.GetXattr(record.owner, kPinXattr).ok();
+      if (attr.ok() && !pinned) {
+        it->second = std::max({attr->atime.sec, attr->mtime.sec, attr->ctime.sec});
+      }
+    }
+    if (it->second) candidates.push_back(Candidate{*it->second, id, record.length});
+    return absl::OkStatus();
+  });
+  if (!scanned.ok()) return scanned;
   report.candidates = candidates.size();
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.last_use < b.last_use; });
@@ -288,7 +283,7 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
     }
     absl::Status s = mover_.MoveOut(c.id);
     if (!s.ok()) {
-      if (absl::IsNotFound(s) || GetFsErrorKind(s) == FsErrorKind::kNotFound) continue;
+      if (IsNotFoundError(s)) continue;
       failed = s;
       break;  // the remote is unwell: the next pass tries again
     }
@@ -347,19 +342,15 @@ absl::Status TieringService::MoveFileIn(InodeId ino) {
 std::string TieringService::StatsJson() {
   TierMover::Stats moves = mover_.GetStats();
   absl::MutexLock lock(&mu_);
-  std::string error;
-  for (char c : last_error_) {
-    if (c == '"' || c == '\\') error += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) error += c;
-  }
   return absl::StrFormat(
-      "{\"endpoint\": \"%s\", \"bucket\": \"%s\", \"local_bytes\": %d, \"remote_bytes\": %d, "
+      "{\"endpoint\": %s, \"bucket\": %s, \"local_bytes\": %d, \"remote_bytes\": %d, "
       "\"candidates\": %d, \"moved_out\": %d, \"moved_out_bytes\": %d, \"moved_in\": %d, "
       "\"moved_in_bytes\": %d, \"errors\": %d, \"last_pass\": %d, \"last_pass_seconds\": %.3f, "
-      "\"last_error\": \"%s\", \"last_error_time\": %d, \"remote_healthy\": %s}",
-      config_.endpoint, config_.bucket, last_.local_bytes, last_.remote_bytes, last_.candidates,
+      "\"last_error\": %s, \"last_error_time\": %d, \"remote_healthy\": %s}",
+      JsonString(config_.endpoint), JsonString(config_.bucket), last_.local_bytes,
+      last_.remote_bytes, last_.candidates,
       moves.moved_out, moves.moved_out_bytes, moves.moved_in, moves.moved_in_bytes, moves.errors,
-      last_pass_time_, last_.seconds, error, last_error_time_,
+      last_pass_time_, last_.seconds, JsonString(last_error_), last_error_time_,
       last_error_time_ < last_pass_time_ || last_error_.empty() ? "true" : "false");
 }
 

@@ -95,9 +95,6 @@ class TierMover {
       errors_{0};
 };
 
-}  // namespace cairn
-
-namespace cairn {
 
 // The policy, run by the daemon in the background: blobs of files not used
 // (read, written or changed) for cold_after_seconds move out, and while the

@@ -262,10 +262,7 @@ absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs) 
     if (id >= *next) continue;  // not ours to judge: never allocated
     absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
     if (record.ok()) continue;
-    if (!absl::IsNotFound(record.status()) &&
-        GetFsErrorKind(record.status()) != FsErrorKind::kNotFound) {
-      return record.status();
-    }
+    if (!IsNotFoundError(record.status())) return record.status();
     if (absl::Status s = blobs.Delete(id); !s.ok()) return s;
     deleted++;
   }

@@ -83,21 +83,6 @@ std::optional<MountEntry> FindCairnMount(const std::string& path) {
   return found;
 }
 
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string Human(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double value = static_cast<double>(bytes);
@@ -114,6 +99,46 @@ std::optional<uint64_t> StatNumber(const std::string& json, const std::string& k
   size_t at = json.find(needle);
   if (at == std::string::npos) return std::nullopt;
   return std::strtoull(json.c_str() + at + needle.size(), nullptr, 10);
+}
+
+// The JSON object after "key": in `json` (braces matched), or "".
+std::string JsonObject(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\": {");
+  if (at == std::string::npos) return "";
+  size_t start = json.find('{', at);
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = start; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c == '{') depth++;
+    if (c == '}' && --depth == 0) return json.substr(start, i - start + 1);
+  }
+  return "";
+}
+
+std::string JsonText(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\": \"";
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  std::string out;
+  for (size_t i = at + needle.size(); i < json.size() && json[i] != '"'; ++i) {
+    if (json[i] == '\\' && i + 1 < json.size()) ++i;
+    out += json[i];
+  }
+  return out;
+}
+
+std::string ReadDaemonStats(const VolumeConfig& config) {
+  std::ifstream in(config.cache_dir + "/stats.json");
+  std::string json;
+  std::getline(in, json);
+  return json.size() > 2 && json.front() == '{' && json.back() == '}' ? json : "";
 }
 
 }  // namespace cairn::cli

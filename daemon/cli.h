@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "backend/json.h"
+#include "backend/volume.h"
 
 namespace cairn::cli {
 
@@ -34,8 +36,13 @@ struct MountEntry {
 std::optional<MountEntry> FindCairnMount(const std::string& path);
 std::string AbsolutePath(const std::string& path);
 
-// A JSON string literal for `text`.
-std::string JsonString(const std::string& text);
+// The JSON object after "key": in `json` (braces matched), or "".
+std::string JsonObject(const std::string& json, const std::string& key);
+// The string after "key": in `json`, unescaped; "" if absent.
+std::string JsonText(const std::string& json, const std::string& key);
+// The flat JSON of counters the mounted daemon rewrites every 2 s in
+// cache_dir/stats.json; "" when there is none.
+std::string ReadDaemonStats(const VolumeConfig& config);
 // 1536 -> "1.5 KiB".
 std::string Human(uint64_t bytes);
 // The number after "key": in flat JSON the daemon wrote, if present.

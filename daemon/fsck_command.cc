@@ -93,9 +93,7 @@ int FsckCommand(const Args& args) {
   StripedBlobStore* striped = (*volume)->striped();
   uint64_t remote_blobs = 0;
   for (const auto& [id, record] : report->blobs) {
-    absl::StatusOr<BlobRecord> full = (*volume)->ns().GetBlob(id);
-    if (full.ok() && (full->location == BlobLocation::kRemote ||
-                      full->location == BlobLocation::kFreeing)) {
+    if (InRemoteTierOnly(record.location)) {
       // Its data is in the remote tier: check the object is there.
       remote_blobs++;
       if ((*volume)->remote() == nullptr) {

@@ -28,46 +28,6 @@ const char kStatusHelp[] =
 
 namespace {
 
-// The mounted daemon's cache counters (it rewrites them every 2 s).
-std::string ReadCacheStats(const VolumeConfig& config) {
-  std::ifstream in(config.cache_dir + "/stats.json");
-  std::string json;
-  std::getline(in, json);
-  return json.size() > 2 && json.front() == '{' && json.back() == '}' ? json : "";
-}
-
-// The JSON object after "key": in `json` (braces matched), or "".
-std::string JsonObject(const std::string& json, const std::string& key) {
-  size_t at = json.find("\"" + key + "\": {");
-  if (at == std::string::npos) return "";
-  size_t start = json.find('{', at);
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = start; i < json.size(); ++i) {
-    char c = json[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    if (c == '{') depth++;
-    if (c == '}' && --depth == 0) return json.substr(start, i - start + 1);
-  }
-  return "";
-}
-
-std::string JsonText(const std::string& json, const std::string& key) {
-  std::string needle = "\"" + key + "\": \"";
-  size_t at = json.find(needle);
-  if (at == std::string::npos) return "";
-  std::string out;
-  for (size_t i = at + needle.size(); i < json.size() && json[i] != '"'; ++i) {
-    if (json[i] == '\\' && i + 1 < json.size()) ++i;
-    out += json[i];
-  }
-  return out;
-}
 
 // The disks, redundancy, repair queue and scrub of a striped volume.
 void PrintStorage(const std::string& storage, bool mounted) {
@@ -218,7 +178,7 @@ int StatusCommand(const Args& args) {
     }
   }
 
-  std::string cache_stats = record->mounted ? ReadCacheStats(*config) : "";
+  std::string cache_stats = record->mounted ? ReadDaemonStats(*config) : "";
   if (record->mounted) storage = JsonObject(cache_stats, "storage");
   if (json) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "

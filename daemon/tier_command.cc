@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -146,16 +145,6 @@ int MoveFiles(const std::string& direction, const Args& paths) {
   return kExitOk;
 }
 
-std::string TierStats(const VolumeConfig& config) {
-  std::ifstream in(config.cache_dir + "/stats.json");
-  std::string json;
-  std::getline(in, json);
-  size_t at = json.find("\"tier\": {");
-  if (at == std::string::npos) return "";
-  size_t end = json.find('}', at);
-  return json.substr(at + 8, end - at - 7);
-}
-
 int Status(const Args& args) {
   bool json = false;
   std::string target;
@@ -177,7 +166,8 @@ int Status(const Args& args) {
     return Fail("tier", volume_dir + " has no remote tier; add a [tier] section to cairn.toml");
   }
   absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
-  std::string stats = record.ok() && record->mounted ? TierStats(*config) : "";
+  std::string stats =
+      record.ok() && record->mounted ? JsonObject(ReadDaemonStats(*config), "tier") : "";
   if (json) {
     printf("%s\n", stats.empty() ? "null" : stats.c_str());
     return kExitOk;
@@ -202,10 +192,7 @@ int Status(const Args& args) {
          Human(StatNumber(stats, "moved_in_bytes").value_or(0)).c_str(),
          static_cast<unsigned long long>(StatNumber(stats, "errors").value_or(0)));
   bool healthy = stats.find("\"remote_healthy\": true") != std::string::npos;
-  size_t error_at = stats.find("\"last_error\": \"");
-  std::string error = error_at == std::string::npos
-                          ? ""
-                          : stats.substr(error_at + 15, stats.find('"', error_at + 15) - error_at - 15);
+  std::string error = JsonText(stats, "last_error");
   printf("remote:     %s%s\n", healthy ? "healthy" : "FAILING: ", healthy ? "" : error.c_str());
   return kExitOk;
 }

@@ -73,8 +73,28 @@ absl::StatusOr<ShardHeader> RemoteBlobStore::Header(BlobId id) {
 }
 
 absl::StatusOr<std::string> RemoteBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {
+  return ReadChecked(id, offset, length, std::nullopt);
+}
+
+absl::StatusOr<std::string> RemoteBlobStore::ReadExpecting(BlobId id, uint64_t offset,
+                                                           uint64_t length, uint64_t blob_length,
+                                                           uint32_t blob_crc32c) {
+  return ReadChecked(id, offset, length, std::make_pair(blob_length, blob_crc32c));
+}
+
+absl::StatusOr<std::string> RemoteBlobStore::ReadChecked(
+    BlobId id, uint64_t offset, uint64_t length,
+    std::optional<std::pair<uint64_t, uint32_t>> expected) {
   absl::StatusOr<ShardHeader> header = Header(id);
   if (!header.ok()) return header.status();
+  if (expected && (header->blob_length != expected->first ||
+                   header->blob_crc32c != expected->second)) {
+    {
+      absl::MutexLock lock(&mu_);
+      headers_.erase(id);
+    }
+    return Damaged(KeyOf(id), "it holds other data than the namespace recorded");
+  }
   if (offset > header->blob_length || length > header->blob_length - offset) {
     return FsError(FsErrorKind::kInvalid, absl::StrCat("read past the end of blob ", id));
   }

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -37,14 +39,24 @@ class RemoteBlobStore : public BlobStore {
   // store object only.
   absl::StatusOr<StoreUsage> Usage() override;
 
+  // Read, and the object must hold the blob the namespace recorded: `length`
+  // bytes with CRC32C `crc32c` (a stale or foreign object is kIo).
+  absl::StatusOr<std::string> ReadExpecting(BlobId id, uint64_t offset, uint64_t length,
+                                            uint64_t blob_length, uint32_t blob_crc32c);
+
   // Reads the whole object of `id` and checks it is blob `id` of this
   // volume with `length` bytes whose CRC32C is `crc32c`.
   absl::Status Verify(BlobId id, uint64_t length, uint32_t crc32c);
 
   std::string KeyOf(BlobId id) const;
+  // "PREFIX<volume id>/blobs/": where every object of this store is.
+  const std::string& prefix() const { return prefix_; }
 
  private:
   absl::StatusOr<ShardHeader> Header(BlobId id);
+  // `expected`: the blob's length and CRC32C as the namespace recorded.
+  absl::StatusOr<std::string> ReadChecked(BlobId id, uint64_t offset, uint64_t length,
+                                          std::optional<std::pair<uint64_t, uint32_t>> expected);
 
   s3::S3Client& client_;
   const std::string prefix_;     // ends in "<volume id>/blobs/"

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -58,21 +59,22 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
   return options;
 }
 
-TieredBlobStore::TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote)
-    : ns_(ns), local_(local), remote_(remote) {}
+TieredBlobStore::TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote,
+                                 DiskBlockCache* block_cache)
+    : ns_(ns), local_(local), remote_(remote), block_cache_(block_cache) {}
 
 absl::StatusOr<BlobInfo> TieredBlobStore::Put(BlobId id, std::string_view data) {
   return local_.Put(id, data);
 }
 
-absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {
-  BlobLocation location = BlobLocation::kLocal;
-  if (absl::StatusOr<BlobRecord> record = ns_.GetBlob(id); record.ok()) {
-    location = record->location;
-  }
-  auto from_remote = [&]() -> absl::StatusOr<std::string> {
+absl::StatusOr<std::string> TieredBlobStore::ReadRemote(BlobId id,
+                                                        const std::optional<BlobRecord>& record,
+                                                        uint64_t offset, uint64_t length) {
+  auto fetch = [&](uint64_t at, uint64_t n) -> absl::StatusOr<std::string> {
     remote_reads_++;
-    absl::StatusOr<std::string> data = remote_.Read(id, offset, length);
+    absl::StatusOr<std::string> data =
+        record ? remote_.ReadExpecting(id, at, n, record->length, record->crc32c)
+               : remote_.Read(id, at, n);
     if (!data.ok()) {
       remote_read_errors_++;
       LogError("reading blob %d from the remote tier failed: %s", id, data.status().message());
@@ -83,7 +85,61 @@ absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, ui
     remote_read_bytes_ += data->size();
     return data;
   };
-  if (InRemoteTierOnly(location)) return from_remote();
+  if (block_cache_ == nullptr || !record) return fetch(offset, length);
+  if (offset > record->length || length > record->length - offset) {
+    return FsError(FsErrorKind::kInvalid, absl::StrCat("read past the end of blob ", id));
+  }
+  if (length == 0) return std::string();
+  // The blocks under the range: cached ones from the disk, each run of
+  // missing ones with one GET, then cached for the next reader.
+  const uint64_t first = offset / kRemoteBlockBytes;
+  const uint64_t last = (offset + length - 1) / kRemoteBlockBytes;
+  std::vector<std::optional<std::string>> blocks(last - first + 1);
+  for (uint64_t b = first; b <= last; ++b) {
+    blocks[b - first] = block_cache_->Get(id, b, record->crc32c);
+  }
+  for (uint64_t b = first; b <= last;) {
+    if (blocks[b - first]) {
+      ++b;
+      continue;
+    }
+    uint64_t run_end = b;
+    while (run_end + 1 <= last && !blocks[run_end + 1 - first]) ++run_end;
+    const uint64_t start = b * kRemoteBlockBytes;
+    const uint64_t stop = std::min((run_end + 1) * kRemoteBlockBytes, record->length);
+    absl::StatusOr<std::string> bytes = fetch(start, stop - start);
+    if (!bytes.ok()) return bytes.status();
+    for (uint64_t k = b; k <= run_end; ++k) {
+      std::string block = bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes);
+      if (absl::Status s = block_cache_->Put(id, k, block, record->crc32c); !s.ok()) {
+        // A full cache disk slows reads down; it never fails them.
+        LogDebug("caching block %d of remote blob %d: %s", k, id, s.message());
+      }
+      blocks[k - first] = std::move(block);
+    }
+    b = run_end + 1;
+  }
+  std::string out;
+  out.reserve(length);
+  for (uint64_t b = first; b <= last; ++b) {
+    const uint64_t block_start = b * kRemoteBlockBytes;
+    const uint64_t from = std::max(offset, block_start) - block_start;
+    const uint64_t to = std::min(offset + length, block_start + blocks[b - first]->size()) -
+                        block_start;
+    if (from > to) {
+      return FsError(FsErrorKind::kIo, absl::StrCat("cached block ", b, " of blob ", id,
+                                                    " is shorter than the blob"));
+    }
+    out.append(*blocks[b - first], from, to - from);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {
+  std::optional<BlobRecord> record;
+  if (absl::StatusOr<BlobRecord> found = ns_.GetBlob(id); found.ok()) record = *found;
+  BlobLocation location = record ? record->location : BlobLocation::kLocal;
+  if (InRemoteTierOnly(location)) return ReadRemote(id, record, offset, length);
   absl::StatusOr<std::string> local = local_.Read(id, offset, length);
   if (local.ok() || GetFsErrorKind(local.status()) == FsErrorKind::kInvalid) return local;
   // The blob may have moved out since we looked, or its local copy is
@@ -91,7 +147,7 @@ absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, ui
   absl::StatusOr<BlobRecord> again = ns_.GetBlob(id);
   if (again.ok() && again->location != BlobLocation::kLocal) {
     local_fallbacks_++;
-    return from_remote();
+    return ReadRemote(id, *again, offset, length);
   }
   return local;
 }
@@ -102,6 +158,9 @@ absl::Status TieredBlobStore::Delete(BlobId id) {
   absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
   bool remote_copy = record.ok() && record->location != BlobLocation::kLocal;
   if (absl::Status s = local_.Delete(id); !s.ok()) return s;
+  if (block_cache_ != nullptr && record.ok()) {
+    block_cache_->ForgetBlob(id, (record->length + kRemoteBlockBytes - 1) / kRemoteBlockBytes);
+  }
   if (remote_copy) return remote_.Delete(id);
   return absl::OkStatus();
 }
@@ -113,7 +172,22 @@ absl::StatusOr<std::vector<BlobId>> TieredBlobStore::ListIds(BlobId from) {
 absl::StatusOr<StoreUsage> TieredBlobStore::Usage() { return local_.Usage(); }
 
 TieredBlobStore::Stats TieredBlobStore::GetStats() {
-  return Stats{remote_reads_, remote_read_bytes_, remote_read_errors_, local_fallbacks_};
+  Stats stats{remote_reads_, remote_read_bytes_, remote_read_errors_, local_fallbacks_};
+  if (block_cache_ != nullptr) {
+    DiskBlockCache::Counters cache = block_cache_->GetCounters();
+    stats.cache_hits = cache.hits;
+    stats.cache_bytes = cache.bytes;
+  }
+  return stats;
+}
+
+std::string TieredBlobStore::StatsJsonFields() {
+  Stats stats = GetStats();
+  return absl::StrFormat(
+      "\"remote_reads\": %d, \"remote_read_bytes\": %d, \"remote_read_errors\": %d, "
+      "\"local_fallbacks\": %d, \"block_cache_hits\": %d, \"block_cache_bytes\": %d",
+      stats.remote_reads, stats.remote_read_bytes, stats.remote_read_errors,
+      stats.local_fallbacks, stats.cache_hits, stats.cache_bytes);
 }
 
 TierMover::TierMover(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote)
@@ -352,6 +426,55 @@ std::string TieringService::StatsJson() {
       moves.moved_out, moves.moved_out_bytes, moves.moved_in, moves.moved_in_bytes, moves.errors,
       last_pass_time_, last_.seconds, JsonString(last_error_), last_error_time_,
       last_error_time_ < last_pass_time_ || last_error_.empty() ? "true" : "false");
+}
+
+absl::StatusOr<UnclaimedRemote> SweepUnclaimedRemote(NamespaceStore& ns, RemoteBlobStore& remote,
+                                                     s3::S3Client& client, bool remove,
+                                                     std::vector<std::string>* lines,
+                                                     size_t max_lines) {
+  UnclaimedRemote found;
+  absl::StatusOr<std::vector<BlobId>> ids = remote.ListIds(0);
+  if (!ids.ok()) return ids.status();
+  std::vector<std::string> keys;
+  for (BlobId id : *ids) {
+    absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
+    if (record.ok() && record->location != BlobLocation::kLocal) continue;
+    if (!record.ok() && !IsNotFoundError(record.status())) return record.status();
+    keys.push_back(remote.KeyOf(id));
+    if (lines->size() < max_lines) {
+      lines->push_back(absl::StrCat("remote object ", keys.back(), ": ",
+                                    record.ok() ? "an upload whose move was never committed"
+                                                : "its blob no longer exists"));
+    }
+  }
+  found.objects = keys.size();
+  if (remove && !keys.empty()) {
+    if (absl::Status s = client.DeleteObjects(keys); !s.ok()) return s;
+  }
+  absl::StatusOr<std::vector<s3::MultipartUpload>> uploads =
+      client.ListMultipartUploads(remote.prefix());
+  if (!uploads.ok()) {
+    // s3rver and some other servers do not implement the listing; nothing
+    // of ours uses multipart for blobs (they go up in one PUT) anyway.
+    if (absl::StrContains(uploads.status().message(), "NotImplemented")) {
+      found.uploads_listed = false;
+      return found;
+    }
+    return uploads.status();
+  }
+  for (const s3::MultipartUpload& upload : *uploads) {
+    found.uploads++;
+    if (lines->size() < max_lines) {
+      lines->push_back(absl::StrCat("multipart upload ", upload.upload_id, " of ", upload.key,
+                                    " was never completed"));
+    }
+    if (remove) {
+      if (absl::Status s = client.AbortMultipartUpload(upload.key, upload.upload_id); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return found;
 }
 
 absl::StatusOr<std::string> FileLocation(NamespaceStore& ns, InodeId ino) {

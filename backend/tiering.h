@@ -28,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
+#include "backend/disk_block_cache.h"
 #include "backend/namespace_store.h"
 #include "backend/remote_blob_store.h"
 #include "backend/s3_client.h"
@@ -42,9 +43,17 @@ namespace cairn {
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
                                             const std::string& config_path);
 
+// Remote data is read and cached in blocks of this size: a random read of
+// a few bytes costs one GET of at most this much, a sequential one GETs a
+// whole blob's missing blocks at once.
+inline constexpr uint64_t kRemoteBlockBytes = 1 << 20;
+
 class TieredBlobStore : public BlobStore {
  public:
-  TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote);
+  // `block_cache` (may be null) keeps the remote blocks read on local disk,
+  // so reading a tiered file again does not go to the remote.
+  TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote,
+                  DiskBlockCache* block_cache = nullptr);
 
   absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override;
   absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override;
@@ -57,13 +66,21 @@ class TieredBlobStore : public BlobStore {
     uint64_t remote_read_bytes = 0;
     uint64_t remote_read_errors = 0;
     uint64_t local_fallbacks = 0;  // local copy failed, remote served
+    uint64_t cache_hits = 0;       // remote blocks served from the disk cache
+    uint64_t cache_bytes = 0;      // held by the disk cache
   };
   Stats GetStats();
+  // The figures above as JSON members (no braces), for stats.json.
+  std::string StatsJsonFields();
 
  private:
+  absl::StatusOr<std::string> ReadRemote(BlobId id, const std::optional<BlobRecord>& record,
+                                         uint64_t offset, uint64_t length);
+
   NamespaceStore& ns_;
   BlobStore& local_;
   RemoteBlobStore& remote_;
+  DiskBlockCache* const block_cache_;
   std::atomic<uint64_t> remote_reads_{0}, remote_read_bytes_{0}, remote_read_errors_{0},
       local_fallbacks_{0};
 };
@@ -147,6 +164,22 @@ class TieringService {
   absl::Notification stopped_;
   std::thread thread_;
 };
+
+// Remote objects of this volume that no blob record claims: a blob with no
+// record (deleted while its move was under way), or one recorded as local
+// only (a crash between upload and commit). Multipart uploads never
+// completed under the volume's prefix count too. With `remove`, deletes
+// them. Safe only while nothing moves blobs: the volume must be locked (not
+// mounted), or a move's upload in flight would look unclaimed.
+struct UnclaimedRemote {
+  uint64_t objects = 0;
+  uint64_t uploads = 0;
+  bool uploads_listed = true;  // false: the server cannot list uploads
+};
+absl::StatusOr<UnclaimedRemote> SweepUnclaimedRemote(NamespaceStore& ns, RemoteBlobStore& remote,
+                                                     s3::S3Client& client, bool remove,
+                                                     std::vector<std::string>* lines,
+                                                     size_t max_lines = 20);
 
 inline constexpr char kPinXattr[] = "user.cairn.pin";
 inline constexpr char kLocationXattr[] = "user.cairn.location";

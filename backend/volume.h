@@ -29,6 +29,7 @@ namespace cairn {
 namespace s3 {
 class S3Client;
 }
+class DiskBlockCache;
 class RemoteBlobStore;
 class TieredBlobStore;
 class TierMover;
@@ -57,6 +58,9 @@ struct TierConfig {
   int64_t high_watermark_percent = 85;  // local disks fuller than this: the
   int64_t low_watermark_percent = 70;   // coldest move out until below low
   int64_t read_timeout_seconds = 30;    // a read of remote data fails (EIO) after
+  // Remote blocks read are kept on local disk (CACHE_DIR/tier-blocks), up to
+  // this many bytes; 0: not kept.
+  int64_t cache_bytes = 1ll << 30;
 };
 
 struct VolumeConfig {
@@ -176,6 +180,7 @@ class Volume {
   StripedBlobStore* striped_ = nullptr;
   std::unique_ptr<s3::S3Client> tier_client_;
   std::unique_ptr<RemoteBlobStore> remote_;
+  std::unique_ptr<DiskBlockCache> tier_block_cache_;
   std::unique_ptr<TieredBlobStore> tiered_;
   std::unique_ptr<TierMover> mover_;
 };

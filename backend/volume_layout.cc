@@ -178,7 +178,8 @@ std::string ConfigText(const VolumeConfig& c) {
     out << "cold_after_seconds = " << t.cold_after_seconds << "\n"
         << "high_watermark_percent = " << t.high_watermark_percent << "\n"
         << "low_watermark_percent = " << t.low_watermark_percent << "\n"
-        << "read_timeout_seconds = " << t.read_timeout_seconds << "\n";
+        << "read_timeout_seconds = " << t.read_timeout_seconds << "\n"
+        << "cache_bytes = " << t.cache_bytes << "\n";
   } else {
     out << "\n# A remote tier moves cold data to an S3 bucket; see docs/CONFIG.md:\n"
         << "# [tier]\n"
@@ -224,6 +225,7 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
     else if (key == "high_watermark_percent") s = integer(1, 100, &t.high_watermark_percent);
     else if (key == "low_watermark_percent") s = integer(0, 99, &t.low_watermark_percent);
     else if (key == "read_timeout_seconds") s = integer(1, 3600, &t.read_timeout_seconds);
+    else if (key == "cache_bytes") s = integer(0, INT64_MAX, &t.cache_bytes);
     else s = bad(key, "unknown key (see docs/CONFIG.md)");
     if (!s.ok()) return s;
   }
@@ -621,8 +623,20 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->tier_client_ = std::move(*client);
     volume->remote_ = std::make_unique<RemoteBlobStore>(*volume->tier_client_, config.tier->prefix,
                                                         config.volume_id);
+    if (config.tier->cache_bytes > 0) {
+      absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache = DiskBlockCache::Open(
+          Join(config.cache_dir, "tier-blocks"), static_cast<uint64_t>(config.tier->cache_bytes));
+      if (cache.ok()) {
+        volume->tier_block_cache_ = std::move(*cache);
+      } else {
+        // Reads of tiered data still work, each one from the remote.
+        LogWarning("the remote tier's block cache in %s cannot be used: %s", config.cache_dir,
+                   cache.status().message());
+      }
+    }
     volume->tiered_ = std::make_unique<TieredBlobStore>(*volume->namespace_, *volume->blobs_,
-                                                        *volume->remote_);
+                                                        *volume->remote_,
+                                                        volume->tier_block_cache_.get());
     volume->mover_ = std::make_unique<TierMover>(*volume->namespace_, *volume->blobs_,
                                                  *volume->remote_);
   }
@@ -642,6 +656,7 @@ BlobStore& Volume::blobs() {
 Volume::~Volume() {
   mover_.reset();
   tiered_.reset();
+  tier_block_cache_.reset();
   remote_.reset();
   tier_client_.reset();
   blobs_.reset();

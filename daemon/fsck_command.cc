@@ -7,6 +7,7 @@
 #include "backend/crc32c.h"
 #include "backend/env.h"
 #include "backend/remote_blob_store.h"
+#include "backend/tiering.h"
 #include "backend/s3_client.h"
 #include "backend/storage_maintenance.h"
 #include "backend/volume.h"
@@ -21,13 +22,16 @@ const char kFsckHelp[] =
     "(directory entries, link counts, file sizes, extents, blob references,\n"
     "counters), every shard of every blob a file references (present,\n"
     "readable, checksums, decoding to the length and CRC32C the namespace\n"
-    "recorded), and shard files on the disks that no blob record claims.\n"
+    "recorded), shard files on the disks that no blob record claims, and,\n"
+    "with a remote tier, that every tiered blob's object exists and which\n"
+    "objects and unfinished multipart uploads no blob record claims.\n"
     "Prints each problem found. Like a mount, it releases files that were\n"
     "deleted while still open when the volume was last used.\n"
     "\n"
     "options:\n"
-    "  --repair  rewrite bad shards from the good ones, delete shards no\n"
-    "            blob record claims, and empty the repair queue of what is\n"
+    "  --repair  rewrite bad shards from the good ones, delete shards and\n"
+    "            remote objects no blob record claims (and abort unfinished\n"
+    "            multipart uploads), and empty the repair queue of what is\n"
     "            fixed; says what it fixed. Namespace problems are reported,\n"
     "            not changed.\n"
     "\n"
@@ -173,6 +177,30 @@ int FsckCommand(const Args& args) {
         problems.push_back(absl::StrCat("disk ", disk.index, " (", disk.path, ") is ",
                                         DiskStateName(disk.state), ": ", disk.problem,
                                         "; replace it with cairn disk replace"));
+      }
+    }
+  }
+
+  if ((*volume)->remote() != nullptr) {
+    // The volume is locked, so no move is under way: an object no record
+    // claims is a leftover (harmless, but stored and paid for).
+    std::vector<std::string> lines;
+    absl::StatusOr<UnclaimedRemote> unclaimed = SweepUnclaimedRemote(
+        (*volume)->ns(), *(*volume)->remote(), *(*volume)->tier_client(), repair, &lines);
+    if (!unclaimed.ok()) {
+      notes.push_back(absl::StrCat("the remote tier could not be checked for leftover objects: ",
+                                   unclaimed.status().message()));
+    } else {
+      for (const std::string& line : lines) (repair ? fixed : notes).push_back(line);
+      uint64_t total = unclaimed->objects + unclaimed->uploads;
+      if (total > lines.size()) {
+        (repair ? fixed : notes)
+            .push_back(absl::StrCat("... and ", total - lines.size(),
+                                    " more remote objects or uploads no blob claims"));
+      }
+      if (!repair && total > 0) {
+        notes.push_back("remote objects no blob claims are left by a move or a delete that a "
+                        "crash interrupted; cairn fsck --repair deletes them");
       }
     }
   }

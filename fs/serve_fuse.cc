@@ -398,8 +398,12 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
       if (tiering) {
         if (storage.empty()) storage = "{}";
         storage.pop_back();
-        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ",
-                        tiering->StatsJson(), "}");
+        std::string tier = tiering->StatsJson();
+        if (volume.tiered() != nullptr) {
+          tier.pop_back();
+          absl::StrAppend(&tier, ", ", volume.tiered()->StatsJsonFields(), "}");
+        }
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ", tier, "}");
       }
       WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));

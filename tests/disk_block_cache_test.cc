@@ -1,4 +1,4 @@
-#include "cache/disk_block_cache.h"
+#include "backend/disk_block_cache.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 namespace cairn {
 namespace {
 
-constexpr uint64_t kBlockFile = 1000 + 40;  // 1000 bytes of data plus the header
+constexpr uint64_t kBlockFile = 1000 + 44;  // 1000 bytes of data plus the header
 
 std::string Data(char c) { return std::string(1000, c); }
 
@@ -126,10 +126,25 @@ TEST_F(DiskBlockCacheTest, ForgetBlobDropsAllItsBlocks) {
   auto cache = Open(1 << 20);
   for (uint64_t block = 0; block < 4; ++block) ASSERT_TRUE(cache->Put(9, block, Data('n')).ok());
   ASSERT_TRUE(cache->Put(10, 0, Data('o')).ok());
-  cache->ForgetBlob(9);
+  cache->ForgetBlob(9, 4);
   for (uint64_t block = 0; block < 4; ++block) EXPECT_EQ(cache->Get(9, block), std::nullopt);
   EXPECT_EQ(cache->Get(10, 0), Data('o'));
   EXPECT_EQ(FileCount(), 1u);
+}
+
+TEST_F(DiskBlockCacheTest, BlockOfAnotherBlobWithTheSameIdIsNeverReturned) {
+  // Blob ids are not reused, but a namespace restored from an older copy
+  // hands them out again: the tag (the blob's CRC32C) tells the blobs apart.
+  {
+    auto cache = Open(1 << 20);
+    ASSERT_TRUE(cache->Put(11, 0, Data('o'), /*tag=*/0x1111).ok());
+    EXPECT_EQ(cache->Get(11, 0, 0x1111), Data('o'));
+  }
+  auto cache = Open(1 << 20);
+  EXPECT_EQ(cache->Get(11, 0, 0x2222), std::nullopt);
+  EXPECT_EQ(FileCount(), 0u) << "the stale block is dropped";
+  ASSERT_TRUE(cache->Put(11, 0, Data('p'), 0x2222).ok());
+  EXPECT_EQ(cache->Get(11, 0, 0x2222), Data('p'));
 }
 
 }  // namespace

@@ -219,6 +219,44 @@ TEST_F(S3FaultTest, PersistentFaultsEndInAnErrorNamingTheServerAndTheCode) {
   EXPECT_TRUE(client_->PutObject("k", "v").ok()) << "and it works again afterwards";
 }
 
+// The proxy keeps the ledger of multipart uploads that s3rver cannot list.
+TEST_F(S3FaultTest, MultipartUploadsUnderFaultsCompleteOrAreAbortedNeverLeftOpen) {
+  S3Options options = Options();
+  options.endpoint = proxy_->endpoint();
+  options.multipart_threshold = 6 << 20;
+  options.part_bytes = 5 << 20;
+  options.max_attempts = 8;
+  options.first_backoff_seconds = 0.01;
+  auto client = Client(options);
+  std::string data = RandomBytes(13 << 20, 5);  // three parts
+  // Throttling and a response cut short on the way: retried, completed.
+  // (Faults on the parts: a CreateMultipartUpload whose answer is lost
+  // leaves an upload the client never learns of; only a listing finds it,
+  // which cairn fsck --repair does, or the bucket's lifecycle rule.)
+  proxy_->faults_only_on_parts = true;
+  proxy_->slow_down = 2;
+  proxy_->reset_mid_body = 1;
+  absl::Status through = client->PutObject("through-faults", data);
+  ASSERT_TRUE(through.ok()) << through;
+  EXPECT_EQ(*client->GetObject("through-faults"), data);
+  EXPECT_GE(proxy_->uploads_started(), 1);
+  EXPECT_TRUE(proxy_->OpenUploads().empty());
+  // Every attempt at the parts fails: the upload fails and is aborted.
+  proxy_->server_error_on_part = 1000;
+  absl::Status failed = client->PutObject("never", data);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(GetFsErrorKind(client->HeadObject("never").status()), FsErrorKind::kNotFound);
+  EXPECT_TRUE(proxy_->OpenUploads().empty()) << "a failed upload is aborted";
+  EXPECT_GE(proxy_->uploads_started(), 2);
+  proxy_->server_error_on_part = 0;
+  // After the server restarts, uploads go through again.
+  std::string why;
+  ASSERT_TRUE(server_->Restart(&why)) << why;
+  ASSERT_TRUE(client->PutObject("after-restart", data).ok());
+  EXPECT_EQ(*client->GetObject("after-restart"), data);
+  EXPECT_TRUE(proxy_->OpenUploads().empty());
+}
+
 TEST(S3ClientOptionsTest, BadEndpointsAndMissingCredentialsAreRefused) {
   S3Options options;
   options.bucket = "b";

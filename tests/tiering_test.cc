@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -167,6 +170,137 @@ TEST_F(TieringTest, ARemoteThatIsDownFailsOnlyRemoteReadsAndRecovers) {
   ASSERT_TRUE(server_->Restart(&why)) << why;
   EXPECT_EQ(*tiered_->Read(cold_id, 0, cold.size()), cold);
   EXPECT_TRUE(mover_->MoveOut(hot_id).ok());
+}
+
+TEST_F(TieringTest, TieredReadsAreCachedOnLocalDiskInBlocks) {
+  auto cache = DiskBlockCache::Open(dir_.path() + "/blocks", 64 << 20);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  TieredBlobStore tiered(volume_->ns(), volume_->blobs(), *remote_, cache->get());
+  std::string data = RandomBytes(3 * kRemoteBlockBytes + 12345, 12);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  // A small read fetches one block; reading it again costs no request.
+  EXPECT_EQ(*tiered.Read(id, kRemoteBlockBytes + 10, 100), data.substr(kRemoteBlockBytes + 10, 100));
+  int requests = proxy_->requests;
+  EXPECT_EQ(*tiered.Read(id, kRemoteBlockBytes + 500, 4096),
+            data.substr(kRemoteBlockBytes + 500, 4096));
+  EXPECT_EQ(proxy_->requests.load(), requests);
+  // The whole blob: the missing blocks around the cached one, in two runs.
+  EXPECT_EQ(*tiered.Read(id, 0, data.size()), data);
+  EXPECT_EQ(proxy_->requests.load(), requests + 2);
+  EXPECT_EQ((*cache)->GetCounters().blocks, 4u);
+  // Later reads, even across block edges and of the short last block, stay local.
+  requests = proxy_->requests;
+  EXPECT_EQ(*tiered.Read(id, kRemoteBlockBytes - 7, 2 * kRemoteBlockBytes + 20),
+            data.substr(kRemoteBlockBytes - 7, 2 * kRemoteBlockBytes + 20));
+  EXPECT_EQ(*tiered.Read(id, data.size() - 5, 5), data.substr(data.size() - 5));
+  EXPECT_EQ(proxy_->requests.load(), requests);
+  EXPECT_GE(tiered.GetStats().cache_hits, 4u);
+  // A damaged cached block is fetched again, never returned.
+  std::string block_file = absl::StrFormat("%s/blocks/%02x/%016x-%08x.blk", dir_.path(),
+                                           id & 0xff, id, 2);
+  {
+    std::fstream f(block_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    f.put('\x5a');
+  }
+  EXPECT_EQ(*tiered.Read(id, 2 * kRemoteBlockBytes, kRemoteBlockBytes),
+            data.substr(2 * kRemoteBlockBytes, kRemoteBlockBytes));
+  EXPECT_EQ(proxy_->requests.load(), requests + 1);
+  // Deleting the blob drops its blocks.
+  ASSERT_TRUE(tiered.Delete(id).ok());
+  EXPECT_EQ((*cache)->GetCounters().blocks, 0u);
+}
+
+TEST_F(TieringTest, AnObjectHoldingOtherDataThanRecordedIsAnErrorNeverItsBytes) {
+  std::string data = RandomBytes(100000, 13);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  // A well-formed object of this blob id with other bytes (a stale upload).
+  ASSERT_TRUE(remote_->Put(id, RandomBytes(100000, 14)).ok());
+  absl::StatusOr<std::string> read = tiered_->Read(id, 0, 100);
+  EXPECT_EQ(GetFsErrorKind(read.status()), FsErrorKind::kIo) << read.status();
+  EXPECT_FALSE(mover_->MoveIn(id).ok());
+}
+
+// A local store that runs `before_read` the first time it is read.
+class HookedStore : public BlobStore {
+ public:
+  HookedStore(BlobStore& base, std::function<void()> before_read)
+      : base_(base), before_read_(std::move(before_read)) {}
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override { return base_.Put(id, data); }
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t o, uint64_t l) override {
+    absl::StatusOr<std::string> data = base_.Read(id, o, l);
+    if (before_read_) std::exchange(before_read_, nullptr)();
+    return data;
+  }
+  absl::Status Delete(BlobId id) override { return base_.Delete(id); }
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override { return base_.ListIds(from); }
+  absl::StatusOr<StoreUsage> Usage() override { return base_.Usage(); }
+
+ private:
+  BlobStore& base_;
+  std::function<void()> before_read_;
+};
+
+TEST_F(TieringTest, GarbageCollectedWhileMovingOutLeavesNoRemoteObject) {
+  std::string data = RandomBytes(200000, 15);
+  BlobId id = WriteFile("f", data);
+  // The file is deleted and its blob collected while the mover has read it
+  // and is about to upload it.
+  HookedStore local(volume_->blobs(), [&] {
+    absl::StatusOr<InodeAttr> unlinked = volume_->ns().Unlink(kRootInode, "f");
+    ASSERT_TRUE(unlinked.ok());
+    ASSERT_TRUE(volume_->ns().ReleaseInode(unlinked->ino).ok());
+    ASSERT_EQ(volume_->ns().GetBlob(id)->refcount, 0u);
+    ASSERT_TRUE(tiered_->Delete(id).ok());
+    ASSERT_TRUE(volume_->ns().ForgetBlobs({id}).ok());
+  });
+  TierMover mover(volume_->ns(), local, *remote_);
+  absl::Status moved = mover.MoveOut(id);
+  EXPECT_EQ(GetFsErrorKind(moved), FsErrorKind::kNotFound) << moved;
+  EXPECT_EQ(GetFsErrorKind(client_->HeadObject(remote_->KeyOf(id)).status()),
+            FsErrorKind::kNotFound)
+      << "the upload of a blob nothing references is deleted";
+  EXPECT_FALSE(volume_->ns().GetBlob(id).ok()) << "and no record comes back";
+}
+
+TEST_F(TieringTest, TheSweepDeletesOnlyObjectsNoBlobClaims) {
+  BlobId tiered = WriteFile("tiered", RandomBytes(100000, 16));
+  ASSERT_TRUE(mover_->MoveOut(tiered).ok());
+  BlobId both = WriteFile("both", RandomBytes(100000, 17));
+  ASSERT_TRUE(mover_->MoveOut(both).ok());
+  ASSERT_TRUE(mover_->MoveIn(both).ok());
+  // A crash between upload and commit: the blob is still recorded local.
+  std::string stale_data = RandomBytes(100000, 18);
+  BlobId stale = WriteFile("stale", stale_data);
+  ASSERT_TRUE(remote_->Put(stale, stale_data).ok());
+  // An object whose blob is gone (deleted while being moved).
+  const BlobId gone = 424242;
+  ASSERT_TRUE(remote_->Put(gone, "bytes of a deleted blob").ok());
+
+  std::vector<std::string> lines;
+  absl::StatusOr<UnclaimedRemote> found =
+      SweepUnclaimedRemote(volume_->ns(), *remote_, *client_, /*remove=*/false, &lines);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->objects, 2u);
+  ASSERT_EQ(lines.size(), found->objects + found->uploads);
+  EXPECT_NE(lines[0].find("never committed"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("no longer exists"), std::string::npos) << lines[1];
+  EXPECT_TRUE(client_->HeadObject(remote_->KeyOf(stale)).ok()) << "listing deletes nothing";
+
+  lines.clear();
+  found = SweepUnclaimedRemote(volume_->ns(), *remote_, *client_, /*remove=*/true, &lines);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->objects, 2u);
+  for (BlobId id : {stale, gone}) {
+    EXPECT_EQ(GetFsErrorKind(client_->HeadObject(remote_->KeyOf(id)).status()),
+              FsErrorKind::kNotFound);
+  }
+  for (BlobId id : {tiered, both}) EXPECT_TRUE(client_->HeadObject(remote_->KeyOf(id)).ok());
+  EXPECT_EQ(*tiered_->Read(stale, 0, stale_data.size()), stale_data) << "its local copy stays";
+  lines.clear();
+  EXPECT_EQ(SweepUnclaimedRemote(volume_->ns(), *remote_, *client_, false, &lines)->objects, 0u);
 }
 
 // A local store whose fullness is what the test says: the blobs it holds

@@ -119,5 +119,26 @@ TEST_F(TierTest, ARemoteThatIsDownFailsOnlyRemoteReadsUntilItIsBack) {
   ExpectTreeIntact();
 }
 
+TEST_F(TierTest, TieredDataReadOnceIsServedFromTheLocalCacheWhileTheRemoteIsDown) {
+  ASSERT_NO_FATAL_FAILURE(WriteTree());
+  ASSERT_EQ(Cairn("tier out " + QP("a"), 120).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(Remount());  // nothing of it left in memory
+  CommandResult warm = Run("cat " + QP("a/big1") + " > /dev/null");
+  ASSERT_EQ(warm.exit_code, 0) << Brief(warm);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  server_->Stop();
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult cached = Run("echo 3 > /proc/sys/vm/drop_caches; cd " + QP("") +
+                             " && grep ' ./a/big1$' " + Quote(work_dir_ + "/sums") +
+                             " | sha256sum --quiet -c");
+  EXPECT_EQ(cached.exit_code, 0) << "read from CACHE_DIR/tier-blocks, no remote needed: "
+                                 << Brief(cached);
+  CommandResult never_read = Run("cat " + QP("a/big2") + " > /dev/null", 120);
+  EXPECT_NE(never_read.exit_code, 0) << "not cached: needs the remote";
+  std::string why;
+  ASSERT_TRUE(server_->Restart(&why)) << why;
+  ExpectTreeIntact();
+}
+
 }  // namespace
 }  // namespace cairn_it

@@ -108,6 +108,67 @@ FaultProxy::~FaultProxy() {
   for (std::thread& t : workers) t.join();
 }
 
+namespace {
+
+// The value of `name` in the query of a request line, "" if absent.
+std::string QueryValue(const std::string& request_line, const std::string& name) {
+  size_t query = request_line.find('?');
+  if (query == std::string::npos) return "";
+  size_t end = request_line.find(' ', query);
+  std::string q = request_line.substr(query + 1, end - query - 1);
+  for (size_t at = 0; at <= q.size();) {
+    size_t amp = q.find('&', at);
+    if (amp == std::string::npos) amp = q.size();
+    std::string pair = q.substr(at, amp - at);
+    if (pair.rfind(name + "=", 0) == 0) return pair.substr(name.size() + 1);
+    at = amp + 1;
+  }
+  return "";
+}
+
+bool HasQueryKey(const std::string& request_line, const std::string& name) {
+  size_t query = request_line.find('?');
+  if (query == std::string::npos) return false;
+  std::string rest = request_line.substr(query);
+  return rest.find("?" + name) != std::string::npos || rest.find("&" + name) != std::string::npos;
+}
+
+}  // namespace
+
+void FaultProxy::NoteUploads(const std::string& request_line, const std::string& response) {
+  if (request_line.rfind("DELETE ", 0) == 0) {
+    // Asked to abort: counts whatever the answer (s3rver refuses with 405).
+    if (std::string id = QueryValue(request_line, "uploadId"); !id.empty()) {
+      std::lock_guard lock(mu_);
+      open_uploads_.erase(id);
+    }
+    return;
+  }
+  const bool ok = response.rfind("HTTP/1.1 2", 0) == 0 || response.rfind("HTTP/1.0 2", 0) == 0;
+  if (!ok) return;
+  if (request_line.rfind("POST ", 0) == 0 && HasQueryKey(request_line, "uploads")) {
+    size_t start = response.find("<UploadId>");
+    size_t end = response.find("</UploadId>");
+    if (start == std::string::npos || end == std::string::npos) return;
+    start += strlen("<UploadId>");
+    uploads_started_++;
+    std::lock_guard lock(mu_);
+    open_uploads_.insert(response.substr(start, end - start));
+    return;
+  }
+  std::string id = QueryValue(request_line, "uploadId");
+  if (id.empty()) return;
+  if (request_line.rfind("POST ", 0) == 0) {
+    std::lock_guard lock(mu_);
+    open_uploads_.erase(id);  // completed
+  }
+}
+
+std::set<std::string> FaultProxy::OpenUploads() {
+  std::lock_guard lock(mu_);
+  return open_uploads_;
+}
+
 std::string FaultProxy::endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 void FaultProxy::AcceptLoop() {
@@ -132,12 +193,18 @@ void FaultProxy::Serve(int client_fd) {
   std::string request;
   if (!ReadMessage(client_fd, &request, false)) return;
   requests++;
-  if (Take(slow_down)) {
+  const std::string request_line = request.substr(0, request.find("\r\n"));
+  const bool part_upload = request_line.rfind("PUT ", 0) == 0 &&
+                           request_line.find("uploadId=") != std::string::npos;
+  const bool may_fault = part_upload || !faults_only_on_parts;
+  auto take = [&](std::atomic<int>& counter) { return may_fault && Take(counter); };
+  if (take(slow_down)) {
     faults++;
     SendAll(client_fd, ErrorResponse(503, "Slow Down", "SlowDown"));
     return;
   }
-  if ((request.rfind("GET ", 0) == 0 && Take(server_error_on_get)) || Take(server_error)) {
+  if ((request.rfind("GET ", 0) == 0 && take(server_error_on_get)) ||
+      (part_upload && Take(server_error_on_part)) || take(server_error)) {
     faults++;
     SendAll(client_fd, ErrorResponse(500, "Internal Server Error", "InternalError"));
     return;
@@ -168,14 +235,16 @@ void FaultProxy::Serve(int client_fd) {
     SendAll(client_fd, ErrorResponse(502, "Bad Gateway", "BadGateway"));
     return;
   }
-  if (Take(stall)) {
+  // What the server did counts, whatever the client is told next.
+  NoteUploads(request_line, response);
+  if (take(stall)) {
     faults++;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(stall_seconds.load());
     while (!stopping_ && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  if (Take(reset_mid_body)) {
+  if (take(reset_mid_body)) {
     faults++;
     SendAll(client_fd, response.substr(0, response.size() / 2));
     linger hard{1, 0};  // close with RST, as a dying peer does

@@ -1,4 +1,4 @@
-#include "cache/disk_block_cache.h"
+#include "backend/disk_block_cache.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,37 +18,44 @@ namespace cairn {
 namespace {
 
 constexpr char kMagic[8] = {'C', 'A', 'I', 'R', 'N', 'D', 'B', 'C'};
-constexpr uint32_t kVersion = 1;
-constexpr size_t kHeaderBytes = 40;
+constexpr uint32_t kVersion = 2;
+constexpr size_t kHeaderBytes = 44;
 constexpr int64_t kTouchIntervalSec = 60;
 
 int64_t NowSec() { return static_cast<int64_t>(time(nullptr)); }
 
-std::string EncodeBlock(BlobId id, uint64_t block, std::string_view data) {
+std::string EncodeBlock(BlobId id, uint64_t block, uint32_t tag, std::string_view data) {
   std::string out(kMagic, sizeof(kMagic));
   PutFixed32(&out, kVersion);
   PutFixed32(&out, static_cast<uint32_t>(data.size()));
   PutFixed64(&out, id);
   PutFixed64(&out, block);
+  PutFixed32(&out, tag);
   PutFixed32(&out, Crc32c(data));
   PutFixed32(&out, Crc32c(out));
   out.append(data);
   return out;
 }
 
-// The data of a block file, or nullopt if it is not the intact block named.
-std::optional<std::string> DecodeBlock(std::string_view file, BlobId id, uint64_t block) {
+// The data of a block file, or nullopt if it is not the intact block named;
+// `*stale` says the block is intact but was stored with another tag.
+std::optional<std::string> DecodeBlock(std::string_view file, BlobId id, uint64_t block,
+                                       uint32_t tag, bool* stale) {
   if (file.size() < kHeaderBytes || file.substr(0, 8) != std::string_view(kMagic, 8)) {
     return std::nullopt;
   }
-  if (Crc32c(file.substr(0, 36)) != DecodeFixed32(file.data() + 36) ||
+  if (Crc32c(file.substr(0, 40)) != DecodeFixed32(file.data() + 40) ||
       DecodeFixed32(file.data() + 8) != kVersion ||
       DecodeFixed64(file.data() + 16) != id || DecodeFixed64(file.data() + 24) != block) {
     return std::nullopt;
   }
+  if (DecodeFixed32(file.data() + 32) != tag) {
+    *stale = true;
+    return std::nullopt;
+  }
   uint32_t length = DecodeFixed32(file.data() + 12);
   std::string_view data = file.substr(kHeaderBytes);
-  if (data.size() != length || Crc32c(data) != DecodeFixed32(file.data() + 32)) {
+  if (data.size() != length || Crc32c(data) != DecodeFixed32(file.data() + 36)) {
     return std::nullopt;
   }
   return std::string(data);
@@ -118,7 +125,7 @@ absl::Status DiskBlockCache::Load() {
   return absl::OkStatus();
 }
 
-std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block) {
+std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block, uint32_t tag) {
   Key key{id, block};
   std::string path = PathOf(key);
   uint64_t file_bytes = 0;
@@ -140,8 +147,9 @@ std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block) {
     // One byte more than expected: a longer file is not the block indexed.
     absl::StatusOr<std::string> bytes = (*file)->PRead(0, file_bytes + 1);
     if (bytes.ok()) {
-      data = DecodeBlock(*bytes, id, block);
-      damaged = !data.has_value();
+      bool stale = false;
+      data = DecodeBlock(*bytes, id, block, tag, &stale);
+      damaged = !data.has_value() && !stale;
     }
   }
   absl::MutexLock lock(&mu_);
@@ -167,9 +175,10 @@ std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block) {
   return data;
 }
 
-absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view data) {
+absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view data,
+                                 uint32_t tag) {
   Key key{id, block};
-  std::string bytes = EncodeBlock(id, block, data);
+  std::string bytes = EncodeBlock(id, block, tag, data);
   if (bytes.size() > capacity_bytes_) return absl::OkStatus();  // never fits
   std::string path = PathOf(key);
   std::string temp;
@@ -206,12 +215,10 @@ absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view dat
   return absl::OkStatus();
 }
 
-void DiskBlockCache::ForgetBlob(BlobId id) {
+void DiskBlockCache::ForgetBlob(BlobId id, uint64_t block_count) {
   absl::MutexLock lock(&mu_);
-  for (auto it = lru_.begin(); it != lru_.end();) {
-    auto next = std::next(it);
-    if (it->key.id == id) DropLocked(it);
-    it = next;
+  for (uint64_t block = 0; block < block_count; ++block) {
+    if (auto it = index_.find(Key{id, block}); it != index_.end()) DropLocked(it->second);
   }
 }
 

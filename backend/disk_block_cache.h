@@ -11,9 +11,10 @@
 //  12  data length             u32
 //  16  blob id                 u64
 //  24  block index             u64
-//  32  CRC32C of the data      u32
-//  36  CRC32C of bytes 0..35   u32
-//  40  data
+//  32  tag                     u32 (the caller's; the blob's CRC32C)
+//  36  CRC32C of the data      u32
+//  40  CRC32C of bytes 0..39   u32
+//  44  data
 // Files are written to a temporary name and renamed into place, without
 // fsync: after a crash a block is either whole, missing, or fails its
 // checksum, and a cache may lose entries. Recency survives restarts through
@@ -45,13 +46,17 @@ class DiskBlockCache {
   static absl::StatusOr<std::unique_ptr<DiskBlockCache>> Open(
       const std::string& dir, uint64_t capacity_bytes, Env* env = Env::Default());
 
-  // The block's bytes, or nullopt if not cached (or found damaged).
-  std::optional<std::string> Get(BlobId id, uint64_t block);
+  // The block's bytes, or nullopt if not cached (or found damaged, or
+  // stored with another tag). The tag ties a block to its blob's content
+  // (callers pass the blob's CRC32C): should a blob id ever name other
+  // bytes, as after the namespace is restored from an older copy, blocks
+  // of the old blob are misses, never returned.
+  std::optional<std::string> Get(BlobId id, uint64_t block, uint32_t tag = 0);
   // Stores a block, evicting others to stay within capacity. Errors (a full
   // disk) are returned; the cache stays consistent and keeps working.
-  absl::Status Put(BlobId id, uint64_t block, std::string_view data);
-  // Drops every cached block of a blob (it was deleted or rewritten).
-  void ForgetBlob(BlobId id);
+  absl::Status Put(BlobId id, uint64_t block, std::string_view data, uint32_t tag = 0);
+  // Drops the cached blocks 0..block_count-1 of a blob (it was deleted).
+  void ForgetBlob(BlobId id, uint64_t block_count);
 
   struct Counters {
     uint64_t bytes = 0;

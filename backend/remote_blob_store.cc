@@ -49,17 +49,17 @@ absl::StatusOr<BlobInfo> RemoteBlobStore::Put(BlobId id, std::string_view data) 
   return BlobInfo{data.size(), header.blob_crc32c};
 }
 
-absl::StatusOr<ShardHeader> RemoteBlobStore::Header(BlobId id) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = headers_.find(id);
-    if (it != headers_.end()) return it->second;
-  }
+std::optional<ShardHeader> RemoteBlobStore::CachedHeader(BlobId id) {
+  absl::MutexLock lock(&mu_);
+  auto it = headers_.find(id);
+  if (it == headers_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<ShardHeader> RemoteBlobStore::CheckAndCacheHeader(BlobId id,
+                                                                 std::string_view prefix) {
   const std::string key = KeyOf(id);
-  absl::StatusOr<std::string> prefix =
-      client_.GetObject(key, std::make_pair(0, kShardPrefixReadBytes), /*allow_short=*/true);
-  if (!prefix.ok()) return prefix.status();
-  absl::StatusOr<ShardHeader> header = DecodeShardHeader(*prefix, key);
+  absl::StatusOr<ShardHeader> header = DecodeShardHeader(prefix, key);
   if (!header.ok()) return header.status();
   if (header->volume_id != volume_id_ || header->blob_id != id || header->data_shards != 1 ||
       header->parity_shards != 0 || header->compressed ||
@@ -70,6 +70,14 @@ absl::StatusOr<ShardHeader> RemoteBlobStore::Header(BlobId id) {
   if (headers_.size() >= kMaxCachedHeaders) headers_.clear();
   headers_[id] = *header;
   return header;
+}
+
+absl::StatusOr<ShardHeader> RemoteBlobStore::Header(BlobId id) {
+  if (std::optional<ShardHeader> cached = CachedHeader(id)) return *cached;
+  absl::StatusOr<std::string> prefix =
+      client_.GetObject(KeyOf(id), std::make_pair(0, kShardPrefixReadBytes), /*allow_short=*/true);
+  if (!prefix.ok()) return prefix.status();
+  return CheckAndCacheHeader(id, *prefix);
 }
 
 absl::StatusOr<std::string> RemoteBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {
@@ -85,7 +93,24 @@ absl::StatusOr<std::string> RemoteBlobStore::ReadExpecting(BlobId id, uint64_t o
 absl::StatusOr<std::string> RemoteBlobStore::ReadChecked(
     BlobId id, uint64_t offset, uint64_t length,
     std::optional<std::pair<uint64_t, uint32_t>> expected) {
-  absl::StatusOr<ShardHeader> header = Header(id);
+  // The first read of an object near its start fetches header and data in
+  // one GET (the header is at most kShardPrefixReadBytes): a cold read
+  // then costs one round trip, not two.
+  std::string head_and_data;
+  absl::StatusOr<ShardHeader> header = absl::UnknownError("");
+  if (std::optional<ShardHeader> cached = CachedHeader(id)) {
+    header = *cached;
+  } else if (offset < kFoldHeaderBelowBytes && length <= kMaxBlobBytes) {
+    const uint64_t end = (offset + length + kShardChunkBytes - 1) / kShardChunkBytes *
+                         kShardChunkBytes;
+    absl::StatusOr<std::string> bytes = client_.GetObject(
+        KeyOf(id), std::make_pair(0, kShardPrefixReadBytes + end), /*allow_short=*/true);
+    if (!bytes.ok()) return bytes.status();
+    head_and_data = std::move(*bytes);
+    header = CheckAndCacheHeader(id, head_and_data);
+  } else {
+    header = Header(id);
+  }
   if (!header.ok()) return header.status();
   if (expected && (header->blob_length != expected->first ||
                    header->blob_crc32c != expected->second)) {
@@ -105,8 +130,12 @@ absl::StatusOr<std::string> RemoteBlobStore::ReadChecked(
   const uint64_t start = first * chunk;
   const uint64_t stop = std::min(((offset + length - 1) / chunk + 1) * chunk, header->blob_length);
   const std::string key = KeyOf(id);
-  absl::StatusOr<std::string> bytes =
-      client_.GetObject(key, std::make_pair(header->data_offset + start, stop - start));
+  absl::StatusOr<std::string> bytes = std::string();
+  if (head_and_data.size() >= header->data_offset + stop) {
+    bytes = head_and_data.substr(header->data_offset + start, stop - start);
+  } else {
+    bytes = client_.GetObject(key, std::make_pair(header->data_offset + start, stop - start));
+  }
   if (!bytes.ok()) return bytes.status();
   if (absl::Status s = VerifyShardChunks(*header, first, *bytes, key); !s.ok()) {
     absl::MutexLock lock(&mu_);

@@ -26,6 +26,9 @@
 
 namespace cairn {
 
+// Reads starting this close to an object's start fetch its header with them.
+inline constexpr uint64_t kFoldHeaderBelowBytes = 256 << 10;
+
 class RemoteBlobStore : public BlobStore {
  public:
   // `client` must outlive the store. `prefix` may be empty or end in '/'.
@@ -54,6 +57,10 @@ class RemoteBlobStore : public BlobStore {
 
  private:
   absl::StatusOr<ShardHeader> Header(BlobId id);
+  std::optional<ShardHeader> CachedHeader(BlobId id);
+  // Decodes and checks the header at the start of `prefix` (an object's
+  // first bytes) and remembers it.
+  absl::StatusOr<ShardHeader> CheckAndCacheHeader(BlobId id, std::string_view prefix);
   // `expected`: the blob's length and CRC32C as the namespace recorded.
   absl::StatusOr<std::string> ReadChecked(BlobId id, uint64_t offset, uint64_t length,
                                           std::optional<std::pair<uint64_t, uint32_t>> expected);

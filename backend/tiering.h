@@ -113,6 +113,18 @@ class TierMover {
 };
 
 
+// Blobs moved at once: each move is a few requests in a row (upload, read
+// back; or one read), so several in flight keep the link busy; the S3
+// client keeps this many connections.
+inline constexpr int kParallelMoves = 8;
+
+// Runs `move` on each of `ids`, up to `parallel` at a time, in order of
+// start; after the first failure starts no more and returns it (with the
+// id that failed in `*failed_id`). `done(i)` follows each success of ids[i].
+absl::Status RunMoves(const std::vector<BlobId>& ids, int parallel,
+                      const std::function<absl::Status(BlobId)>& move,
+                      const std::function<void(size_t)>& done, BlobId* failed_id = nullptr);
+
 // The policy, run by the daemon in the background: blobs of files not used
 // (read, written or changed) for cold_after_seconds move out, and while the
 // local disks are fuller than the high watermark the coldest move out until
@@ -137,17 +149,23 @@ class TieringService {
   };
   absl::StatusOr<PassReport> RunPass();
 
-  // Moves every blob of file `ino` out now / back in (and pins the file so
-  // the policy keeps it local). Dirty data must be flushed first.
-  absl::Status MoveFileOut(InodeId ino);
-  absl::Status MoveFileIn(InodeId ino);
+  // Moves every blob of these files out now / back in (and pins each file
+  // so the policy keeps it local), kParallelMoves blobs at a time.
+  // `file_done` is called (from any thread, one call at a time) as each
+  // file's last blob is moved. Stops at the first failure, which names the
+  // file's inode. Dirty data must be flushed first.
+  absl::Status MoveFilesOut(const std::vector<InodeId>& inos,
+                            const std::function<void(InodeId)>& file_done = nullptr);
+  absl::Status MoveFilesIn(const std::vector<InodeId>& inos,
+                           const std::function<void(InodeId)>& file_done = nullptr);
 
   std::string StatsJson();
 
  private:
   void Loop();
   std::vector<BlobId> FileBlobs(InodeId ino, absl::Status* status);
-  absl::Status MoveFileBlobs(InodeId ino, const std::function<absl::Status(BlobId)>& move);
+  absl::Status MoveFiles(const std::vector<InodeId>& inos, bool out,
+                         const std::function<void(InodeId)>& file_done);
 
   NamespaceStore& ns_;
   BlobStore& local_;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/control_channel.h"
@@ -115,28 +117,48 @@ int MoveFiles(const std::string& direction, const Args& paths) {
   const bool tty = isatty(STDERR_FILENO);
   const auto start = std::chrono::steady_clock::now();
   size_t done = 0;
-  for (const FileEntry& f : *files) {
+  absl::flat_hash_map<ino_t, const FileEntry*> by_ino;
+  for (const FileEntry& f : *files) by_ino[f.ino] = &f;
+  // A few hundred files a request: the daemon moves their blobs in
+  // parallel and reports each file as it is done.
+  constexpr size_t kFilesPerRequest = 256;
+  for (size_t first = 0; first < files->size(); first += kFilesPerRequest) {
+    std::string request = absl::StrCat("tier\t", direction);
+    for (size_t i = first; i < std::min(files->size(), first + kFilesPerRequest); ++i) {
+      absl::StrAppend(&request, "\t", (*files)[i].ino);
+    }
     std::string error;
-    absl::Status sent = ControlRequest(
-        config->volume_id, absl::StrCat("tier\t", direction, "\t", f.ino),
-        [&](const std::string& line) {
-          if (line.rfind("error ", 0) == 0) error = line.substr(6);
-        });
+    absl::Status sent = ControlRequest(config->volume_id, request, [&](const std::string& line) {
+      if (line.rfind("error ", 0) == 0) {
+        error = line.substr(6);
+        return;
+      }
+      std::optional<uint64_t> ino = StatNumber(line, "ino");
+      if (line.rfind("progress ", 0) != 0 || !ino) return;
+      auto it = by_ino.find(*ino);
+      done++;
+      done_bytes += it == by_ino.end() ? 0 : it->second->size;
+      if (tty) {
+        double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double rate = seconds > 0 ? done_bytes / seconds : 0;
+        fprintf(stderr, "\r%s: %zu/%zu files, %s of %s, %s/s, ETA %.0f s   ", verb.c_str(), done,
+                files->size(), Human(done_bytes).c_str(), Human(total_bytes).c_str(),
+                Human(static_cast<uint64_t>(rate)).c_str(),
+                rate > 0 ? (total_bytes - done_bytes) / rate : 0.0);
+      }
+    });
     if (!sent.ok()) return Fail(verb, sent);
     if (!error.empty()) {
       if (tty) fprintf(stderr, "\r%100s\r", "");
-      return Fail(verb, f.path + ": " + error);
-    }
-    done++;
-    done_bytes += f.size;
-    if (tty) {
-      double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      double rate = seconds > 0 ? done_bytes / seconds : 0;
-      fprintf(stderr, "\r%s: %zu/%zu files, %s of %s, %s/s, ETA %.0f s   ", verb.c_str(), done,
-              files->size(), Human(done_bytes).c_str(), Human(total_bytes).c_str(),
-              Human(static_cast<uint64_t>(rate)).c_str(),
-              rate > 0 ? (total_bytes - done_bytes) / rate : 0.0);
+      // "inode N: why" names the file by its path.
+      uint64_t ino = 0;
+      size_t colon = error.find(':');
+      if (error.rfind("inode ", 0) == 0 && colon != std::string::npos &&
+          absl::SimpleAtoi(error.substr(6, colon - 6), &ino) && by_ino.contains(ino)) {
+        error = by_ino[ino]->path + error.substr(colon);
+      }
+      return Fail(verb, error);
     }
   }
   if (tty) fprintf(stderr, "\r%100s\r", "");

@@ -173,13 +173,22 @@ void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMainte
       return reply("error this volume has no remote tier: add a [tier] section to cairn.toml "
                    "(docs/CONFIG.md) and mount again");
     }
-    InodeId ino = 0;
-    if (words.size() == 3 && (words[1] == "out" || words[1] == "in") &&
-        absl::SimpleAtoi(words[2], &ino)) {
-      // Data still in the write cache goes to the local disks first, so
-      // what moves is the file as the user last wrote it.
-      if (absl::Status s = cache.Flush(ino); !s.ok()) return reply("error " + std::string(s.message()));
-      absl::Status moved = words[1] == "out" ? tiering->MoveFileOut(ino) : tiering->MoveFileIn(ino);
+    // tier out|in INO...: progress {"ino": N} as each file is moved.
+    if (words.size() >= 3 && (words[1] == "out" || words[1] == "in")) {
+      std::vector<InodeId> inos;
+      for (size_t i = 2; i < words.size(); ++i) {
+        InodeId ino = 0;
+        if (!absl::SimpleAtoi(words[i], &ino)) return reply("error bad tier request");
+        // Data still in the write cache goes to the local disks first, so
+        // what moves is the file as the user last wrote it.
+        if (absl::Status s = cache.Flush(ino); !s.ok()) {
+          return reply(absl::StrCat("error inode ", ino, ": ", s.message()));
+        }
+        inos.push_back(ino);
+      }
+      auto file_done = [&reply](InodeId ino) { reply(absl::StrCat("progress {\"ino\": ", ino, "}")); };
+      absl::Status moved = words[1] == "out" ? tiering->MoveFilesOut(inos, file_done)
+                                             : tiering->MoveFilesIn(inos, file_done);
       if (!moved.ok()) return reply("error " + std::string(moved.message()));
       return reply("done {}");
     }

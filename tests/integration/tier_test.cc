@@ -114,6 +114,10 @@ TEST_F(TierTest, ARemoteThatIsDownFailsOnlyRemoteReadsUntilItIsBack) {
                              " > /dev/null", 120);
   EXPECT_NE(remote.exit_code, 0);
   EXPECT_NE(remote.output.find("Input/output error"), std::string::npos) << Brief(remote);
+  CommandResult move = Cairn("tier out " + QP("a"), 120);
+  EXPECT_NE(move.exit_code, 0) << Brief(move);
+  EXPECT_NE(move.output.find(mount_dir_ + "/a/"), std::string::npos) << "names the file: " << Brief(move);
+  EXPECT_EQ(Location("a/big2"), "local") << "nothing moved while the remote is down";
   std::string why;
   ASSERT_TRUE(server_->Restart(&why)) << why;
   ExpectTreeIntact();

@@ -59,6 +59,21 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
   return options;
 }
 
+absl::Status ProbeRemote(const TierConfig& tier, const std::string& config_path,
+                         const std::string& volume_id, int seconds) {
+  absl::StatusOr<s3::S3Options> options = TierS3Options(tier, config_path);
+  if (!options.ok()) return options.status();
+  options->max_attempts = 1;
+  options->max_retry_seconds = seconds;
+  options->connect_timeout_ms = seconds * 1000;
+  options->stall_seconds = seconds;
+  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  if (!client.ok()) return client.status();
+  // A prefix no object has: the answer is short, and proves the bucket
+  // exists and these credentials may list it.
+  return (*client)->ListObjects(absl::StrCat(tier.prefix, volume_id, "/probe-")).status();
+}
+
 TieredBlobStore::TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote,
                                  DiskBlockCache* block_cache)
     : ns_(ns), local_(local), remote_(remote), block_cache_(block_cache) {}
@@ -425,6 +440,15 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
     if (absl::IsCancelled(failed)) failed = absl::OkStatus();
     if (!failed.ok()) break;  // the remote is unwell: the next pass tries again
   }
+  // What is cold and still local waits for the next pass.
+  for (const Candidate& c : candidates) {
+    if (!is_cold(c)) break;
+    absl::StatusOr<BlobRecord> record = ns_.GetBlob(c.id);
+    if (record.ok() && !InRemoteTierOnly(record->location)) {
+      report.waiting++;
+      report.waiting_bytes += c.length;
+    }
+  }
   report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   absl::MutexLock lock(&mu_);
   last_ = report;
@@ -528,11 +552,13 @@ std::string TieringService::StatsJson() {
   absl::MutexLock lock(&mu_);
   return absl::StrFormat(
       "{\"endpoint\": %s, \"bucket\": %s, \"local_bytes\": %d, \"remote_bytes\": %d, "
-      "\"candidates\": %d, \"moved_out\": %d, \"moved_out_bytes\": %d, \"moved_in\": %d, "
+      "\"candidates\": %d, \"waiting\": %d, \"waiting_bytes\": %d, "
+      "\"last_pass_moved_bytes\": %d, \"moved_out\": %d, \"moved_out_bytes\": %d, \"moved_in\": %d, "
       "\"moved_in_bytes\": %d, \"errors\": %d, \"last_pass\": %d, \"last_pass_seconds\": %.3f, "
       "\"last_error\": %s, \"last_error_time\": %d, \"remote_healthy\": %s}",
       JsonString(config_.endpoint), JsonString(config_.bucket), last_.local_bytes,
-      last_.remote_bytes, last_.candidates,
+      last_.remote_bytes, last_.candidates, last_.waiting, last_.waiting_bytes,
+      last_.moved_bytes,
       moves.moved_out, moves.moved_out_bytes, moves.moved_in, moves.moved_in_bytes, moves.errors,
       last_pass_time_, last_.seconds, JsonString(last_error_), last_error_time_,
       last_error_time_ < last_pass_time_ || last_error_.empty() ? "true" : "false");

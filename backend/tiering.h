@@ -48,6 +48,13 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
 // whole blob's missing blocks at once.
 inline constexpr uint64_t kRemoteBlockBytes = 1 << 20;
 
+// Asks the remote for one short listing under the volume's prefix, giving
+// up after about `seconds` (one attempt): OK, or the error that says what to
+// check (unreachable, wrong credentials, no such bucket). For the warning
+// a mount prints; nothing depends on it.
+absl::Status ProbeRemote(const TierConfig& tier, const std::string& config_path,
+                         const std::string& volume_id, int seconds);
+
 class TieredBlobStore : public BlobStore {
  public:
   // `block_cache` (may be null) keeps the remote blocks read on local disk,
@@ -145,6 +152,8 @@ class TieringService {
     uint64_t candidates = 0;    // blobs that could move (not pinned, not in use)
     uint64_t moved = 0;
     uint64_t moved_bytes = 0;
+    uint64_t waiting = 0;        // cold blobs the pass could not move (the queue)
+    uint64_t waiting_bytes = 0;
     double seconds = 0;
   };
   absl::StatusOr<PassReport> RunPass();

@@ -101,6 +101,13 @@ std::optional<uint64_t> StatNumber(const std::string& json, const std::string& k
   return std::strtoull(json.c_str() + at + needle.size(), nullptr, 10);
 }
 
+std::optional<double> StatDouble(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\": ";
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtod(json.c_str() + at + needle.size(), nullptr);
+}
+
 // The JSON object after "key": in `json` (braces matched), or "".
 std::string JsonObject(const std::string& json, const std::string& key) {
   size_t at = json.find("\"" + key + "\": {");

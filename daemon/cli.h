@@ -47,6 +47,7 @@ std::string ReadDaemonStats(const VolumeConfig& config);
 std::string Human(uint64_t bytes);
 // The number after "key": in flat JSON the daemon wrote, if present.
 std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key);
+std::optional<double> StatDouble(const std::string& json, const std::string& key);
 
 int FormatCommand(const Args& args);
 int MountCommand(const Args& args);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backend/log.h"
+#include "backend/tiering.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"
 #include "fs/cairn_fs.h"
@@ -151,6 +152,20 @@ std::string DegradedWarning(Volume& volume) {
                       "remount, or replace them with cairn disk replace");
 }
 
+// "" when the remote tier answers (or there is none); else why not. A mount
+// works without the remote: only reading tiered data needs it.
+std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
+  const VolumeConfig& config = volume.config();
+  if (!config.tier) return "";
+  absl::Status probe = ProbeRemote(*config.tier, volume_dir + "/cairn.toml", config.volume_id,
+                                   /*seconds=*/3);
+  if (probe.ok()) return "";
+  LogWarning("the remote tier does not answer: %s", probe.message());
+  return absl::StrCat("the remote tier does not answer (", probe.message(),
+                      "). Local data is fully usable; reads of tiered files fail with EIO "
+                      "until it is back, and tiering waits and retries");
+}
+
 void RedirectStdioToNull() {
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) return;
@@ -182,6 +197,8 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
       std::string reply = "ok";
       std::string degraded = DegradedWarning(volume);
       if (!degraded.empty()) reply += "\n" + degraded;
+      std::string remote = RemoteWarning(volume, request.volume_dir);
+      if (!remote.empty()) reply += "\n" + remote;
       [[maybe_unused]] ssize_t n = write(report_fd, reply.data(), reply.size());
       close(report_fd);
       report_fd = -1;

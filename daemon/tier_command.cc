@@ -213,6 +213,22 @@ int Status(const Args& args) {
          static_cast<unsigned long long>(StatNumber(stats, "moved_in").value_or(0)),
          Human(StatNumber(stats, "moved_in_bytes").value_or(0)).c_str(),
          static_cast<unsigned long long>(StatNumber(stats, "errors").value_or(0)));
+  const double pass_seconds = StatDouble(stats, "last_pass_seconds").value_or(0);
+  const uint64_t pass_bytes = StatNumber(stats, "last_pass_moved_bytes").value_or(0);
+  printf("queue:      %llu cold blobs (%s) waiting to move out; the last pass moved %s%s\n",
+         static_cast<unsigned long long>(StatNumber(stats, "waiting").value_or(0)),
+         Human(StatNumber(stats, "waiting_bytes").value_or(0)).c_str(), Human(pass_bytes).c_str(),
+         pass_bytes > 0 && pass_seconds > 0
+             ? absl::StrCat(" at ", Human(static_cast<uint64_t>(pass_bytes / pass_seconds)), "/s")
+                   .c_str()
+             : "");
+  printf("reads:      %llu from the remote (%s), %llu errors; %llu blocks served from the local "
+         "cache (%s held)\n",
+         static_cast<unsigned long long>(StatNumber(stats, "remote_reads").value_or(0)),
+         Human(StatNumber(stats, "remote_read_bytes").value_or(0)).c_str(),
+         static_cast<unsigned long long>(StatNumber(stats, "remote_read_errors").value_or(0)),
+         static_cast<unsigned long long>(StatNumber(stats, "block_cache_hits").value_or(0)),
+         Human(StatNumber(stats, "block_cache_bytes").value_or(0)).c_str());
   bool healthy = stats.find("\"remote_healthy\": true") != std::string::npos;
   std::string error = JsonText(stats, "last_error");
   printf("remote:     %s%s\n", healthy ? "healthy" : "FAILING: ", healthy ? "" : error.c_str());

@@ -414,6 +414,7 @@ void MountTest::Mount() {
   if (NativeMode()) return;
   CommandResult mount =
       Cairn("mount " + Quote(volume_dir_) + " " + Quote(mount_dir_), 60);
+  last_mount_output_ = mount.output;
   ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
   std::vector<MountEntry> mounts = MountsAt(mount_dir_);
   ASSERT_EQ(mounts.size(), 1u) << "expected exactly one mount at " << mount_dir_;

@@ -119,7 +119,7 @@ class MountTest : public ::testing::Test {
 
   // `cairn mount VOLUME MNT`, checked to leave a fuse.cairn mount. No-ops in
   // native mode.
-  void Mount();
+  void Mount();  // keeps what cairn mount printed in last_mount_output_
   // `cairn umount MNT`, checked to leave no mount and a released volume.
   void Unmount();
   // Unmount() then Mount(): everything must come back from the volume.
@@ -142,6 +142,7 @@ class MountTest : public ::testing::Test {
   std::string work_dir_;    // private temp dir
   std::string volume_dir_;  // work_dir_/volume
   std::string mount_dir_;   // work_dir_/mnt (a plain dir in native mode)
+  std::string last_mount_output_;
 
  private:
   void StartWatchdog();

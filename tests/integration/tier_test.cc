@@ -70,6 +70,7 @@ TEST_F(TierTest, TierOutFreesLocalSpaceAndEverythingReadsBackIdentical) {
   EXPECT_EQ(LocalShards(), 0) << "moved data leaves no shard behind";
   ExpectTreeIntact();
   ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(last_mount_output_.find("warning"), std::string::npos) << last_mount_output_;
   ExpectTreeIntact();
   CommandResult back = Cairn("tier in " + QP("a/big2"), 120);
   ASSERT_EQ(back.exit_code, 0) << Brief(back);
@@ -108,6 +109,8 @@ TEST_F(TierTest, ARemoteThatIsDownFailsOnlyRemoteReadsUntilItIsBack) {
   ASSERT_NO_FATAL_FAILURE(Unmount());
   server_->Stop();
   ASSERT_NO_FATAL_FAILURE(Mount());  // the mount does not need the remote
+  EXPECT_NE(last_mount_output_.find("warning: the remote tier does not answer"), std::string::npos)
+      << last_mount_output_;
   CommandResult local = Run("cat " + QP("a/big2") + " > /dev/null");
   EXPECT_EQ(local.exit_code, 0) << Brief(local);
   CommandResult remote = Run("echo 3 > /proc/sys/vm/drop_caches; cat " + QP("a/big1") +

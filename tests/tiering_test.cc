@@ -134,6 +134,51 @@ TEST_F(TieringTest, NothingIsFreedWhenTheUploadOrItsVerificationFails) {
   EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
 }
 
+TEST_F(TieringTest, MovesSurviveEveryRemoteFaultAndFreeNothingUntilVerified) {
+  struct Fault {
+    const char* name;
+    std::function<void()> arm;
+  };
+  std::vector<Fault> faults = {
+      {"503 SlowDown burst", [&] { proxy_->slow_down = 2; }},
+      {"500s", [&] { proxy_->server_error = 2; }},
+      {"reset mid-body", [&] { proxy_->reset_mid_body = 2; }},
+      {"stall", [&] { proxy_->stall_seconds = 3, proxy_->stall = 1; }},
+  };
+  int seed = 100;
+  for (const Fault& fault : faults) {
+    SCOPED_TRACE(fault.name);
+    std::string data = RandomBytes(300000, ++seed);
+    BlobId id = WriteFile(fault.name, data);
+    fault.arm();
+    ASSERT_TRUE(mover_->MoveOut(id).ok());
+    EXPECT_EQ(Location(id), BlobLocation::kRemote);
+    EXPECT_EQ(LocalShards(id), 0);
+    fault.arm();
+    EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+    fault.arm();
+    ASSERT_TRUE(mover_->MoveIn(id).ok());
+    EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+  }
+  // Refused, then the server stopped: nothing is freed, and once it is back
+  // the move goes through.
+  std::string data = RandomBytes(300000, 200);
+  BlobId id = WriteFile("down", data);
+  proxy_->refuse = true;
+  EXPECT_FALSE(mover_->MoveOut(id).ok());
+  proxy_->refuse = false;
+  server_->Stop();
+  EXPECT_FALSE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kLocal);
+  EXPECT_EQ(LocalShards(id), 3);
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+  std::string why;
+  ASSERT_TRUE(server_->Restart(&why)) << why;
+  ASSERT_TRUE(mover_->MoveOut(id).ok());
+  EXPECT_EQ(*tiered_->Read(id, 0, data.size()), data);
+  EXPECT_TRUE(proxy_->OpenUploads().empty());
+}
+
 TEST_F(TieringTest, ACrashBetweenCommitAndFreeLeavesShardsThatAreFreedLater) {
   std::string data = RandomBytes(200000, 3);
   BlobId id = WriteFile("f", data);

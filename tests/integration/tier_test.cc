@@ -68,6 +68,9 @@ TEST_F(TierTest, TierOutFreesLocalSpaceAndEverythingReadsBackIdentical) {
   EXPECT_EQ(Location("a/big1"), "remote");
   EXPECT_EQ(Location("a/b/deep"), "remote");
   EXPECT_EQ(LocalShards(), 0) << "moved data leaves no shard behind";
+  // One blob (up to 4 MiB) for each of a/big1..3 and a/b/deep; a/b/small is inline.
+  CommandResult objects = Run("find " + Quote(server_->dir()) + " -type f -name '*._S3rver_object' | wc -l");
+  EXPECT_EQ(std::atoi(objects.output.c_str()), 4) << "the bucket holds one object per blob";
   ExpectTreeIntact();
   ASSERT_NO_FATAL_FAILURE(Remount());
   EXPECT_EQ(last_mount_output_.find("warning"), std::string::npos) << last_mount_output_;

@@ -21,6 +21,8 @@ class S3rver {
 
   std::string endpoint() const;  // "http://127.0.0.1:PORT"
   int port() const { return port_; }
+  // Where it keeps its buckets (one file per object, for tests to count).
+  const std::string& dir() const { return dir_; }
   // s3rver's fixed credentials.
   static constexpr const char* kAccessKey = "S3RVER";
   static constexpr const char* kSecretKey = "S3RVER";

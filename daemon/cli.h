@@ -58,9 +58,12 @@ int ScrubCommand(const Args& args);
 int DiskCommand(const Args& args);
 int TierCommand(const Args& args);
 int PinCommand(const Args& args, bool pin);
+// mount.cairn, as mount(8) runs it: VOLUME_DIR MOUNTPOINT [-sfnv] [-o OPTIONS].
+int MountHelperCommand(const Args& args);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
+extern const char kMountHelperHelp[];
 extern const char kUmountHelp[];
 extern const char kStatusHelp[];
 extern const char kFsckHelp[];

@@ -80,6 +80,13 @@ int main(int argc, char** argv) {
   // the caches' limits. A fixed mmap threshold fixed that too but halved
   // write throughput (a fresh mapping, page faults and zeroing per buffer).
   mallopt(M_ARENA_MAX, 4);
+  // mount(8) runs /sbin/mount.cairn (a link to this program) for -t cairn.
+  const char* slash = strrchr(argv[0], '/');
+  if (std::string(slash != nullptr ? slash + 1 : argv[0]) == "mount.cairn") {
+    // mount(8)'s helper convention: 1 bad usage, 32 the mount failed.
+    int rc = MountHelperCommand(Args(argv + 1, argv + argc));
+    return rc == kExitOk ? 0 : rc == kExitUsage ? 1 : 32;
+  }
   if (argc < 2) {
     fputs(kMainHelp, stderr);
     return kExitUsage;

@@ -1,15 +1,21 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -39,10 +45,32 @@ const char kMountHelp[] =
     "     rw              read-write (the default)\n"
     "     noatime         never change access times on reads (cairn never does)\n"
     "     debug           trace every FUSE request to the log\n"
-    "  Also accepted and ignored, for mount(8) and /etc/fstab: defaults, atime,\n"
-    "  relatime, strictatime, nodiratime, dev, nodev, suid, nosuid, exec,\n"
-    "  noexec, auto, noauto, user, nouser, users, nofail, _netdev, async,\n"
-    "  x-* and x-systemd.*.\n";
+    "     cache_dir=DIR   the writeback journal and the remote tier's block\n"
+    "                     cache go here (cairn.toml: cache_dir)\n"
+    "     cache_size=SIZE the remote tier's local block cache, like 2G or\n"
+    "                     512M (cairn.toml: [tier] cache_bytes)\n"
+    "     log_level=LEVEL error, warning, info or debug (cairn.toml: log_level)\n"
+    "  These override cairn.toml for this mount. Also accepted and ignored,\n"
+    "  for mount(8) and /etc/fstab: defaults, atime, relatime, strictatime,\n"
+    "  nodiratime, dev, nodev, suid, nosuid, exec, noexec, auto, noauto, user,\n"
+    "  nouser, users, nofail, _netdev, async, x-* and x-systemd.*.\n"
+    "\n"
+    "mount(8) and /etc/fstab use the same options through mount.cairn:\n"
+    "  mount -t cairn VOLUME_DIR MOUNTPOINT -o OPTIONS\n"
+    "  VOLUME_DIR  MOUNTPOINT  cairn  defaults,nofail  0  0     (an fstab line)\n";
+
+const char kMountHelperHelp[] =
+    "usage: mount.cairn VOLUME_DIR MOUNTPOINT [-sfnv] [-o OPTIONS]\n"
+    "\n"
+    "The helper mount(8) runs for filesystems of type cairn (mount -t cairn,\n"
+    "/etc/fstab, systemd mount units). Mounts like cairn mount and returns once\n"
+    "the mount is ready; the daemon stays in the background.\n"
+    "\n"
+    "  -o OPTIONS  as for cairn mount (see cairn mount --help)\n"
+    "  -s          sloppy: ignore unknown options (with a warning)\n"
+    "  -f          fake: check everything, mount nothing\n"
+    "  -n          no /etc/mtab entry (there is none to write)\n"
+    "  -v          say what is done\n";
 
 namespace {
 
@@ -50,8 +78,68 @@ struct MountRequest {
   std::string volume_dir;
   std::string mountpoint;
   bool foreground = false;
+  bool sloppy = false;   // unknown options are warned about, not refused
+  bool fake = false;     // check, mount nothing (mount -f)
+  bool verbose = false;
   FuseMountOptions fuse;
+  // KEY=VALUE options that override cairn.toml, in the order given.
+  std::vector<std::pair<std::string, std::string>> overrides;
 };
+
+// "2G", "512M", "64k", "1073741824" (binary units; an optional trailing B
+// or iB): the number of bytes, or nullopt.
+std::optional<uint64_t> ParseSize(std::string text) {
+  for (const char* suffix : {"iB", "B"}) {
+    size_t n = strlen(suffix);
+    if (text.size() > n && text.compare(text.size() - n, n, suffix) == 0) {
+      text.resize(text.size() - n);
+      break;
+    }
+  }
+  if (text.empty()) return std::nullopt;
+  uint64_t unit = 1;
+  switch (text.back()) {
+    case 'k': case 'K': unit = 1ull << 10; break;
+    case 'm': case 'M': unit = 1ull << 20; break;
+    case 'g': case 'G': unit = 1ull << 30; break;
+    case 't': case 'T': unit = 1ull << 40; break;
+    default: break;
+  }
+  if (unit != 1) text.pop_back();
+  uint64_t number = 0;
+  if (text.empty() || !absl::SimpleAtoi(text, &number) || number > UINT64_MAX / unit) {
+    return std::nullopt;
+  }
+  return number * unit;
+}
+
+// Applies the -o KEY=VALUE options to the volume's config; "" or what is
+// wrong, naming the option.
+std::string ApplyOverrides(const MountRequest& request, VolumeConfig* config) {
+  for (const auto& [key, value] : request.overrides) {
+    if (key == "cache_dir") {
+      if (value.empty()) return "cache_dir= needs a directory";
+      config->cache_dir = value[0] == '/' ? value : AbsolutePath(value);
+    } else if (key == "cache_size") {
+      std::optional<uint64_t> bytes = ParseSize(value);
+      if (!bytes || *bytes > static_cast<uint64_t>(INT64_MAX)) {
+        return "cache_size=" + value + " is not a size; write it like 2G, 512M or 1073741824";
+      }
+      if (!config->tier) {
+        return "cache_size= sets the local cache of the remote tier, and this volume has no "
+               "[tier] in its cairn.toml; drop the option or configure a tier (docs/CONFIG.md)";
+      }
+      config->tier->cache_bytes = static_cast<int64_t>(*bytes);
+    } else if (key == "log_level") {
+      LogLevel level;
+      if (!ParseLogLevel(value, &level)) {
+        return "log_level=" + value + " is not a level; use error, warning, info or debug";
+      }
+      config->log_level = value;
+    }
+  }
+  return "";
+}
 
 // Options mount(8) and fstab pass that mean nothing to a FUSE volume.
 bool IsIgnoredGenericOption(const std::string& opt) {
@@ -69,7 +157,12 @@ bool IsIgnoredGenericOption(const std::string& opt) {
 int ParseOptions(const std::string& list, MountRequest* request) {
   for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     std::string opt(piece);
-    if (opt == "allow_other") {
+    size_t equals = opt.find('=');
+    std::string key = opt.substr(0, equals);
+    if (equals != std::string::npos &&
+        (key == "cache_dir" || key == "cache_size" || key == "log_level")) {
+      request->overrides.emplace_back(key, opt.substr(equals + 1));
+    } else if (opt == "allow_other") {
       request->fuse.allow_other = true;
     } else if (opt == "ro") {
       request->fuse.read_only = true;
@@ -79,8 +172,13 @@ int ParseOptions(const std::string& list, MountRequest* request) {
       request->fuse.noatime = true;
     } else if (opt == "debug") {
       request->fuse.debug = true;
-    } else if (!IsIgnoredGenericOption(opt)) {
-      return UsageError("mount", "unknown mount option '" + opt + "'");
+    } else if (IsIgnoredGenericOption(opt)) {
+      // mount(8), fstab and systemd options that mean nothing here.
+    } else if (request->sloppy) {
+      fprintf(stderr, "cairn: mount: warning: ignoring unknown mount option '%s'\n", opt.c_str());
+    } else {
+      return UsageError("mount", "unknown mount option '" + opt +
+                                     "' (cairn mount --help lists the options)");
     }
   }
   return kExitOk;
@@ -166,6 +264,66 @@ std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
                       "until it is back, and tiering waits and retries");
 }
 
+// The writeback journal lives in cache_dir, and after a crash it holds
+// writes the volume has not stored yet; a mount with another cache_dir
+// (-o cache_dir=, or cairn.toml edited) would not replay them. So each mount
+// records its cache_dir, and a mount after an unclean stop must use the same
+// one while that journal holds segments. "" or why not.
+std::string CheckJournalDir(const std::string& volume_dir, const std::string& cache_dir) {
+  const std::string record_path = volume_dir + "/journal-dir";
+  std::ifstream record(record_path);
+  std::string previous;
+  std::getline(record, previous);
+  if (!previous.empty() && previous != cache_dir) {
+    std::ifstream last_stop(volume_dir + "/last-stop");
+    std::string stop;
+    std::getline(last_stop, stop);
+    bool journal_left = false;
+    if (DIR* dir = opendir((previous + "/journal").c_str())) {
+      while (dirent* entry = readdir(dir)) {
+        std::string name = entry->d_name;
+        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".jnl") == 0) journal_left = true;
+      }
+      closedir(dir);
+    }
+    if (stop != "ok" && journal_left) {
+      return absl::StrCat("the last mount of ", volume_dir, " used cache_dir ", previous,
+                          " and did not stop cleanly: its writeback journal there holds writes "
+                          "not yet stored. Mount once with -o cache_dir=", previous,
+                          " (or that cache_dir in cairn.toml) so they are replayed; after a "
+                          "clean unmount the cache_dir can change");
+    }
+  }
+  if (previous != cache_dir) {
+    std::string temp = record_path + ".tmp";
+    std::ofstream out(temp, std::ios::trunc);
+    out << cache_dir << "\n";
+    out.close();
+    if (!out || rename(temp.c_str(), record_path.c_str()) != 0) {
+      return "cannot record the cache_dir in " + record_path + ": " + strerror(errno);
+    }
+  }
+  return "";
+}
+
+// Tells systemd that the mount is ready, for a service of Type=notify
+// (packaging/systemd/cairn@.service); a no-op when not run by systemd.
+void NotifySystemd(const std::string& state) {
+  const char* socket_path = getenv("NOTIFY_SOCKET");
+  if (socket_path == nullptr || *socket_path == '\0') return;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::string path = socket_path;
+  if (path.size() >= sizeof(address.sun_path)) return;
+  memcpy(address.sun_path, path.data(), path.size());
+  if (path[0] == '@') address.sun_path[0] = '\0';  // an abstract socket
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&address),
+         static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size()));
+  close(fd);
+}
+
 void RedirectStdioToNull() {
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd < 0) return;
@@ -243,6 +401,8 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
   return Fail("mount", reply);
 }
 
+int MountVolume(MountRequest request);
+
 }  // namespace
 
 int MountCommand(const Args& args) {
@@ -268,9 +428,60 @@ int MountCommand(const Args& args) {
   }
   request.volume_dir = AbsolutePath(positional[0]);
   request.mountpoint = AbsolutePath(positional[1]);
-  request.fuse.mountpoint = request.mountpoint;
+  return MountVolume(request);
+}
 
-  CleanStaleMount(request.mountpoint);
+int MountHelperCommand(const Args& args) {
+  MountRequest request;
+  std::vector<std::string> positional;
+  std::vector<std::string> option_lists;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      fputs(kMountHelperHelp, stdout);
+      return kExitOk;
+    }
+    if (arg == "-o") {
+      if (i + 1 >= args.size()) return UsageError("mount", "-o needs options");
+      option_lists.push_back(args[++i]);
+    } else if (arg.rfind("-o", 0) == 0 && arg.size() > 2) {
+      option_lists.push_back(arg.substr(2));
+    } else if (arg == "-t") {
+      ++i;  // the type: cairn (or cairn.SUBTYPE), which is why we run
+    } else if (arg == "-N") {
+      return UsageError("mount", "-N (another mount namespace) is not supported");
+    } else if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') {
+      // Grouped flags, as mount(8) passes them: -sfnv.
+      for (char flag : arg.substr(1)) {
+        if (flag == 's') request.sloppy = true;
+        else if (flag == 'f') request.fake = true;
+        else if (flag == 'v') request.verbose = true;
+        else if (flag != 'n') return UsageError("mount", std::string("unknown flag -") + flag);
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("mount", "unknown option '" + arg + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  // Options after the flags they may depend on (-s).
+  for (const std::string& list : option_lists) {
+    if (int rc = ParseOptions(list, &request); rc != kExitOk) return rc;
+  }
+  if (positional.size() != 2) {
+    return UsageError("mount", "expected VOLUME_DIR and MOUNTPOINT (mount -t cairn VOLUME_DIR "
+                               "MOUNTPOINT)");
+  }
+  request.volume_dir = AbsolutePath(positional[0]);
+  request.mountpoint = AbsolutePath(positional[1]);
+  return MountVolume(request);
+}
+
+namespace {
+
+int MountVolume(MountRequest request) {
+  request.fuse.mountpoint = request.mountpoint;
+  if (!request.fake) CleanStaleMount(request.mountpoint);
   struct stat st;
   if (stat(request.mountpoint.c_str(), &st) != 0) {
     return Fail("mount", "mountpoint " + request.mountpoint + " does not exist (" +
@@ -288,6 +499,9 @@ int MountCommand(const Args& args) {
   }
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(request.volume_dir);
   if (!config.ok()) return Fail("mount", config.status());
+  if (std::string bad = ApplyOverrides(request, &*config); !bad.empty()) {
+    return UsageError("mount", bad);
+  }
   absl::StatusOr<MountRecord> holder = ReadMountRecord(request.volume_dir);
   if (holder.ok() && holder->mounted) {
     return Fail("mount", "volume " + request.volume_dir +
@@ -297,10 +511,20 @@ int MountCommand(const Args& args) {
                              "; unmount it first: cairn umount " +
                              (holder->mountpoint.empty() ? "MOUNTPOINT" : holder->mountpoint));
   }
+  if (!request.fake) {
+    if (std::string why = CheckJournalDir(request.volume_dir, config->cache_dir); !why.empty()) {
+      return Fail("mount", why);
+    }
+  }
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(config->log_level, &level);
   if (request.fuse.debug) level = LogLevel::kDebug;
   SetLogLevel(level);
+  if (request.verbose || request.fake) {
+    printf("cairn: %s volume %s at %s\n", request.fake ? "would mount" : "mounting",
+           request.volume_dir.c_str(), request.mountpoint.c_str());
+  }
+  if (request.fake) return kExitOk;
 
   if (!request.foreground) return RunInBackground(request, *config);
   absl::Status status = Serve(request, *config, [&](Volume& volume) {
@@ -308,9 +532,14 @@ int MountCommand(const Args& args) {
     if (!recorded.ok()) LogWarning("%s", recorded.ToString());
     std::string degraded = DegradedWarning(volume);
     if (!degraded.empty()) LogWarning("%s", degraded);
+    std::string remote = RemoteWarning(volume, request.volume_dir);
+    if (!remote.empty()) LogWarning("%s", remote);
+    NotifySystemd(absl::StrCat("READY=1\nSTATUS=", request.volume_dir, " mounted at ",
+                               request.mountpoint, degraded.empty() ? "" : " (DEGRADED)"));
   });
   if (!status.ok()) return Fail("mount", status);
   return kExitOk;
 }
 
+}  // namespace
 }  // namespace cairn::cli

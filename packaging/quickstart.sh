@@ -12,7 +12,9 @@ mountpoint="${MOUNTPOINT:-/mnt/cairn}"
 
 bash packaging/install-deps.sh
 build_dir="$(bash packaging/build.sh default | tail -n 1)"
-cmake --install "$build_dir" >/dev/null
+# --prefix /usr: mount(8) finds /usr/sbin/mount.cairn (mount -t cairn, fstab),
+# and systemd finds the units in /usr/lib/systemd/system.
+cmake --install "$build_dir" --prefix /usr >/dev/null
 echo "installed $(command -v cairn)"
 
 if grep -q " $mountpoint fuse.cairn " /proc/self/mounts; then

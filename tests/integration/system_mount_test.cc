@@ -1,0 +1,265 @@
+// Mounting the standard ways: mount -t cairn (mount.cairn), /etc/fstab
+// lines through mount -a -T, the systemd units in packaging/systemd (checked
+// with systemd-analyze verify, and a unit the fstab generator makes from a
+// cairn line), and the daemon as a Type=notify service stopped by SIGTERM.
+//
+// mount(8) finds helpers only in /sbin, so these tests link
+// /usr/sbin/mount.cairn to the cairn under test for their duration, unless
+// it already exists (an installed package): then they use that one only if
+// it is the same program, and skip otherwise.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace cairn_it {
+namespace {
+
+constexpr char kHelper[] = "/usr/sbin/mount.cairn";
+
+std::string RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  return realpath(path.c_str(), resolved) != nullptr ? resolved : "";
+}
+
+class SystemMountTest : public MountTest {
+ protected:
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    struct stat st;
+    if (lstat(kHelper, &st) == 0) {
+      if (RealPath(kHelper) != RealPath(CairnBinary())) {
+        GTEST_SKIP() << kHelper << " belongs to another cairn (an installed package?)";
+      }
+    } else {
+      ASSERT_EQ(symlink(CairnBinary().c_str(), kHelper), 0) << "cannot link " << kHelper;
+      linked_helper_ = true;
+    }
+    MountTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(Unmount());  // the tests mount it their way
+  }
+  void TearDown() override {
+    MountTest::TearDown();
+    if (linked_helper_) unlink(kHelper);
+  }
+
+  bool MountedAsCairn() {
+    std::vector<MountEntry> mounts = MountsAt(mount_dir_);
+    return mounts.size() == 1 && mounts[0].fstype == "fuse.cairn";
+  }
+  // After a plain umount(8) the daemon flushes and exits on its own.
+  bool VolumeReleased() {
+    return WaitFor(
+        [&] {
+          return JsonField(Cairn("status --json " + Quote(volume_dir_), 30).output, "mounted") ==
+                 "false";
+        },
+        30);
+  }
+  std::string WriteFstab(const std::string& lines) {
+    std::string path = work_dir_ + "/fstab";
+    std::ofstream(path) << lines;
+    return path;
+  }
+
+  bool linked_helper_ = false;
+};
+
+TEST_F(SystemMountTest, MountTypeCairnMountsWithOptionsAndUmountFlushesEverything) {
+  std::string cache = work_dir_ + "/other-cache";
+  CommandResult mount = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                            " -o noatime,nofail,_netdev,x-systemd.device-timeout=10s,cache_dir=" +
+                            cache);
+  ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+  ASSERT_TRUE(MountedAsCairn());
+  RecordConnection();
+  CommandResult write = Run("head -c 3000000 /dev/urandom > " + QP("f") + " && sha256sum < " +
+                            QP("f") + " > " + Quote(work_dir_ + "/sum"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  EXPECT_TRUE(Run("test -d " + Quote(cache + "/journal")).exit_code == 0)
+      << "cache_dir= overrides cairn.toml";
+  CommandResult umount = Run("umount " + Quote(mount_dir_));
+  ASSERT_EQ(umount.exit_code, 0) << Brief(umount);
+  ASSERT_TRUE(VolumeReleased()) << "the daemon exits after umount";
+  CommandResult last = Run("cat " + Quote(volume_dir_ + "/last-stop") + " 2>/dev/null");
+  EXPECT_EQ(last.output.find("error"), std::string::npos) << "a clean stop: " << last.output;
+  // Everything written is on the volume, with the journal where it was.
+  mount = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+              " -o cache_dir=" + cache);
+  ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+  CommandResult check = Run("sha256sum < " + QP("f") + " | cmp - " + Quote(work_dir_ + "/sum"));
+  EXPECT_EQ(check.exit_code, 0) << Brief(check);
+}
+
+TEST_F(SystemMountTest, FstabLinesMountWithMountAllAndByMountpoint) {
+  std::string other = work_dir_ + "/mnt-noauto";
+  ASSERT_EQ(mkdir(other.c_str(), 0755), 0);
+  std::string fstab = WriteFstab(
+      "# a test fstab\n" + volume_dir_ + "  " + mount_dir_ +
+      "  cairn  defaults,noatime,nofail,x-systemd.requires=local-fs.target  0  0\n" +
+      volume_dir_ + "  " + other + "  cairn  noauto  0  0\n");
+  CommandResult all = Run("mount -a -T " + Quote(fstab));
+  ASSERT_EQ(all.exit_code, 0) << Brief(all);
+  EXPECT_TRUE(MountedAsCairn());
+  EXPECT_TRUE(MountsAt(other).empty()) << "noauto lines are left alone";
+  RecordConnection();
+  ASSERT_EQ(Run("echo fstab > " + QP("note")).exit_code, 0);
+  ASSERT_EQ(Run("umount " + Quote(mount_dir_)).exit_code, 0);
+  ASSERT_TRUE(VolumeReleased());
+  CommandResult by_dir = Run("mount -T " + Quote(fstab) + " " + Quote(mount_dir_));
+  ASSERT_EQ(by_dir.exit_code, 0) << Brief(by_dir);
+  EXPECT_EQ(Run("cat " + QP("note")).output, "fstab\n");
+}
+
+TEST_F(SystemMountTest, BadOptionsAreRefusedByNameAndMountNothing) {
+  auto mount = [&](const std::string& flags) {
+    return Run("mount -t cairn " + flags + " " + Quote(volume_dir_) + " " + Quote(mount_dir_));
+  };
+  CommandResult unknown = mount("-o frobnicate");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("'frobnicate'"), std::string::npos) << Brief(unknown);
+  CommandResult size = mount("-o cache_size=lots");
+  EXPECT_NE(size.exit_code, 0);
+  EXPECT_NE(size.output.find("cache_size"), std::string::npos) << Brief(size);
+  CommandResult level = mount("-o log_level=chatty");
+  EXPECT_NE(level.exit_code, 0);
+  EXPECT_NE(level.output.find("log_level"), std::string::npos) << Brief(level);
+  EXPECT_FALSE(IsMounted(mount_dir_));
+  // mount -f (fake) checks and mounts nothing; -s (sloppy) lets an unknown
+  // option through with a warning.
+  CommandResult fake = mount("-f -o noatime");
+  EXPECT_EQ(fake.exit_code, 0) << Brief(fake);
+  EXPECT_FALSE(IsMounted(mount_dir_));
+  CommandResult sloppy = mount("-s -o frobnicate");
+  ASSERT_EQ(sloppy.exit_code, 0) << Brief(sloppy);
+  EXPECT_NE(sloppy.output.find("ignoring unknown mount option 'frobnicate'"), std::string::npos)
+      << Brief(sloppy);
+  EXPECT_TRUE(MountedAsCairn());
+  RecordConnection();
+}
+
+TEST_F(SystemMountTest, AMountpointLeftByAKilledDaemonIsCleanedUpByTheNextMount) {
+  ASSERT_EQ(Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_)).exit_code, 0);
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  kill(pid, SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return kill(pid, 0) != 0; }, 10));
+  CommandResult again = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_));
+  ASSERT_EQ(again.exit_code, 0) << Brief(again);
+  EXPECT_NE(again.output.find("stale"), std::string::npos) << Brief(again);
+  EXPECT_TRUE(MountedAsCairn());
+  RecordConnection();
+  EXPECT_EQ(Run("ls " + QP("")).exit_code, 0) << "no 'Transport endpoint is not connected'";
+}
+
+TEST_F(SystemMountTest, AfterACrashTheMountMustUseTheCacheDirHoldingTheJournal) {
+  std::string cache = work_dir_ + "/cache-a";
+  ASSERT_EQ(Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                " -o cache_dir=" + cache).exit_code,
+            0);
+  // Acknowledged writes only the journal in cache-a holds when the daemon dies.
+  ASSERT_EQ(Run("echo kept > " + QP("j")).exit_code, 0);
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  kill(pid, SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return kill(pid, 0) != 0; }, 10));
+  CommandResult elsewhere = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_));
+  EXPECT_NE(elsewhere.exit_code, 0) << Brief(elsewhere);
+  EXPECT_NE(elsewhere.output.find("cache_dir=" + cache), std::string::npos) << Brief(elsewhere);
+  EXPECT_FALSE(MountedAsCairn());
+  CommandResult same = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                           " -o cache_dir=" + cache);
+  ASSERT_EQ(same.exit_code, 0) << Brief(same);
+  RecordConnection();
+  EXPECT_EQ(Run("cat " + QP("j")).output, "kept\n");
+  // After a clean unmount the cache_dir may change.
+  ASSERT_EQ(Run("umount " + Quote(mount_dir_)).exit_code, 0);
+  ASSERT_TRUE(VolumeReleased());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Run("cat " + QP("j")).output, "kept\n");
+}
+
+// The daemon as systemd runs it for packaging/systemd/cairn@.service:
+// Type=notify, READY=1 once mounted; SIGTERM flushes, unmounts, exits 0.
+TEST_F(SystemMountTest, AsANotifyServiceItSaysReadyAndStopsCleanlyOnSigterm) {
+  std::string socket_path = work_dir_ + "/notify";
+  int notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(notify, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  strncpy(address.sun_path, socket_path.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(bind(notify, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  pid_t daemon = fork();
+  if (daemon == 0) {
+    setenv("NOTIFY_SOCKET", socket_path.c_str(), 1);
+    execl(CairnBinary().c_str(), "cairn", "mount", "--foreground", volume_dir_.c_str(),
+          mount_dir_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  timeval timeout{30, 0};
+  setsockopt(notify, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char message[512] = {};
+  ssize_t n = recv(notify, message, sizeof(message) - 1, 0);
+  close(notify);
+  ASSERT_GT(n, 0) << "no notification within 30 s";
+  EXPECT_EQ(std::string(message).rfind("READY=1", 0), 0u) << message;
+  EXPECT_TRUE(MountedAsCairn()) << "READY comes once the mount is in place";
+  RecordConnection();
+  ASSERT_EQ(Run("echo service > " + QP("s")).exit_code, 0);
+  kill(daemon, SIGTERM);
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] { return waitpid(daemon, &status, WNOHANG) == daemon; }, 60));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_FALSE(IsMounted(mount_dir_));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Run("cat " + QP("s")).output, "service\n");
+}
+
+// The shipped units verify, with the binary path pointed at the cairn under
+// test (verify checks that ExecStart's program exists).
+TEST_F(SystemMountTest, SystemdUnitsAndAUnitGeneratedFromFstabVerify) {
+  if (Run("command -v systemd-analyze").exit_code != 0) {
+    GTEST_SKIP() << "systemd-analyze is not installed";
+  }
+  const std::string source = std::string(CAIRN_SOURCE_DIR) + "/packaging/systemd";
+  const std::string units = work_dir_ + "/units";
+  ASSERT_EQ(mkdir(units.c_str(), 0755), 0);
+  CommandResult copy = Run("cp " + Quote(source + "/mnt-cairn.mount") + " " + Quote(units) +
+                           " && sed 's#/usr/bin/cairn#" + CairnBinary() + "#' " +
+                           Quote(source + "/cairn@.service") + " > " +
+                           Quote(units + "/cairn@mnt-cairn.service"));
+  ASSERT_EQ(copy.exit_code, 0) << Brief(copy);
+  CommandResult verify = Run("cd " + Quote(units) +
+                             " && systemd-analyze verify ./mnt-cairn.mount "
+                             "./cairn@mnt-cairn.service");
+  EXPECT_EQ(verify.exit_code, 0) << Brief(verify);
+  EXPECT_EQ(verify.output, "") << "no warnings either";
+  // What systemd makes of an fstab line of type cairn.
+  std::string fstab = WriteFstab("/srv/cairn  /mnt/cairn  cairn  defaults,noatime,nofail  0  0\n");
+  const std::string generated = work_dir_ + "/generated";
+  CommandResult generate = Run(
+      "mkdir -p " + Quote(generated) + "/n " + Quote(generated) + "/e " + Quote(generated) +
+      "/l && SYSTEMD_FSTAB=" + Quote(fstab) +
+      " /lib/systemd/system-generators/systemd-fstab-generator " + Quote(generated) + "/n " +
+      Quote(generated) + "/e " + Quote(generated) + "/l");
+  ASSERT_EQ(generate.exit_code, 0) << Brief(generate);
+  CommandResult unit = Run("cat " + Quote(generated + "/n/mnt-cairn.mount"));
+  ASSERT_EQ(unit.exit_code, 0) << Brief(unit);
+  EXPECT_NE(unit.output.find("Type=cairn"), std::string::npos) << unit.output;
+  CommandResult verify_generated =
+      Run("cd " + Quote(generated + "/n") + " && systemd-analyze verify ./mnt-cairn.mount");
+  EXPECT_EQ(verify_generated.exit_code, 0) << Brief(verify_generated);
+}
+
+}  // namespace
+}  // namespace cairn_it

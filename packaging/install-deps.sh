@@ -17,7 +17,10 @@ build_packages=(
 runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # fio, strace and python3 also serve bench/.
 # nodejs and npm run s3rver, the S3 server of the remote-tier tests.
-test_packages=(rsync attr acl fio e2fsprogs util-linux procps psmisc perl python3 strace)
+# mount (util-linux) and systemd (systemd-analyze, the fstab generator) serve
+# the tests of mount -t cairn, fstab and the units.
+test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd procps psmisc perl python3
+               strace)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

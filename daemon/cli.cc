@@ -1,6 +1,10 @@
 #include "daemon/cli.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -92,6 +96,54 @@ std::string Human(uint64_t bytes) {
     ++unit;
   }
   return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+Progress::Progress(std::string what, std::string unit)
+    : what_(std::move(what)),
+      unit_(std::move(unit)),
+      tty_(isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()),
+      last_line_(start_) {
+  if (const char* seconds = getenv("CAIRN_PROGRESS_SECONDS")) {
+    double value = atof(seconds);
+    if (value > 0) line_seconds_ = value;
+  }
+}
+
+void Progress::Update(uint64_t done, uint64_t total, uint64_t bytes, uint64_t total_bytes) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!tty_ && std::chrono::duration<double>(now - last_line_).count() < line_seconds_) return;
+  const double seconds = std::chrono::duration<double>(now - start_).count();
+  total = std::max(total, done);
+  double fraction = total == 0 ? 1.0 : static_cast<double>(done) / total;
+  if (total_bytes > 0) fraction = std::min(1.0, static_cast<double>(bytes) / total_bytes);
+  std::string eta = "--:--";
+  if (fraction >= 1) {
+    eta = "0:00";
+  } else if (fraction > 0 && seconds > 0) {
+    int64_t left = static_cast<int64_t>(seconds * (1 - fraction) / fraction);
+    eta = absl::StrFormat("%d:%02d", left / 60, left % 60);
+  }
+  const std::string rate = Human(seconds > 0 ? static_cast<uint64_t>(bytes / seconds) : 0);
+  if (tty_) {
+    constexpr int kWidth = 30;
+    std::string bar(static_cast<size_t>(fraction * kWidth), '#');
+    bar.resize(kWidth, '-');
+    fprintf(stderr, "\r%s [%s] %3.0f%%  %llu/%llu %s  %s/s  ETA %s ", what_.c_str(), bar.c_str(),
+            100 * fraction, static_cast<unsigned long long>(done),
+            static_cast<unsigned long long>(total), unit_.c_str(), rate.c_str(), eta.c_str());
+    shown_ = true;
+  } else {
+    fprintf(stderr, "%s: %.0f%% done, %llu of %llu %s, %s/s, %s left\n", what_.c_str(),
+            100 * fraction, static_cast<unsigned long long>(done),
+            static_cast<unsigned long long>(total), unit_.c_str(), rate.c_str(), eta.c_str());
+    last_line_ = now;
+  }
+}
+
+void Progress::Clear() {
+  if (shown_) fprintf(stderr, "\r%100s\r", "");
+  shown_ = false;
 }
 
 std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key) {

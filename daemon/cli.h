@@ -2,6 +2,7 @@
 // operation failed, 2 the command line was wrong.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,6 +47,29 @@ std::string ReadDaemonStats(const VolumeConfig& config);
 // 1536 -> "1.5 KiB".
 std::string Human(uint64_t bytes);
 // The number after "key": in flat JSON the daemon wrote, if present.
+// Progress of a long command (scrub, disk replace, fsck, tier in/out) on
+// stderr: on a terminal a bar with rate and time left, redrawn in place; not
+// on one (a log, a pipe, a systemd unit) a plain line every 10 seconds
+// (CAIRN_PROGRESS_SECONDS sets the interval). Quiet for commands done sooner.
+class Progress {
+ public:
+  // `what` names the command ("scrub"), `unit` what is counted ("blobs").
+  Progress(std::string what, std::string unit);
+  ~Progress() { Clear(); }
+  // `done` of `total` units, `bytes` processed so far; with `total_bytes`,
+  // the fraction done and the time left go by bytes.
+  void Update(uint64_t done, uint64_t total, uint64_t bytes, uint64_t total_bytes = 0);
+  // Removes the bar (a terminal) before the command prints its result.
+  void Clear();
+
+ private:
+  std::string what_, unit_;
+  bool tty_;
+  double line_seconds_ = 10;
+  std::chrono::steady_clock::time_point start_, last_line_;
+  bool shown_ = false;
+};
+
 std::optional<uint64_t> StatNumber(const std::string& json, const std::string& key);
 std::optional<double> StatDouble(const std::string& json, const std::string& key);
 

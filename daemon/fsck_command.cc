@@ -25,7 +25,8 @@ const char kFsckHelp[] =
     "recorded), shard files on the disks that no blob record claims, and,\n"
     "with a remote tier, that every tiered blob's object exists and which\n"
     "objects and unfinished multipart uploads no blob record claims.\n"
-    "Prints each problem found. Like a mount, it releases files that were\n"
+    "Prints each problem found, and its progress (a bar on a terminal, a\n"
+    "line every 10 seconds elsewhere). Like a mount, it releases files that were\n"
     "deleted while still open when the volume was last used.\n"
     "\n"
     "options:\n"
@@ -91,7 +92,7 @@ int FsckCommand(const Args& args) {
   if (!report.ok()) return CannotRun(std::string(report.status().message()));
   std::vector<std::string> problems = report->problems;
 
-  const bool tty = isatty(STDERR_FILENO);
+  Progress progress("fsck", "blobs");
   uint64_t checked = 0, blob_bytes = 0;
   std::vector<std::string> fixed, notes;
   StripedBlobStore* striped = (*volume)->striped();
@@ -141,12 +142,9 @@ int FsckCommand(const Args& args) {
       }
     }
     blob_bytes += record.length;
-    if (tty && ++checked % 64 == 0) {
-      fprintf(stderr, "\rchecking blobs: %llu of %zu", static_cast<unsigned long long>(checked),
-              report->blobs.size());
-    }
+    if (++checked % 16 == 0) progress.Update(checked, report->blobs.size(), blob_bytes);
   }
-  if (tty && checked >= 64) fprintf(stderr, "\r%60s\r", "");
+  progress.Clear();
   if (striped != nullptr) {
     // Nothing stores blobs now (the volume is locked), so a shard without a
     // record is a leftover, never a blob about to be committed.

@@ -23,7 +23,8 @@ const char kScrubHelp[] =
     "that the shards decode to the data the namespace recorded, and rewrites\n"
     "shards that are missing, unreadable or corrupt from the good ones. On a\n"
     "mounted volume the daemon does it while the volume stays in use. A\n"
-    "progress bar with rate and time left shows on a terminal.\n"
+    "progress bar with rate and time left shows on a terminal; elsewhere (a\n"
+    "log, a pipe) a progress line every 10 seconds.\n"
     "\n"
     "The daemon also scrubs in the background (scrub_interval_seconds and\n"
     "scrub_bytes_per_second in cairn.toml).\n"
@@ -61,43 +62,6 @@ std::string VolumeDirOf(const std::string& target) {
   if (std::optional<MountEntry> mount = FindCairnMount(path)) return mount->volume_dir;
   return path;
 }
-
-class ProgressBar {
- public:
-  explicit ProgressBar(const char* what) : what_(what), tty_(isatty(STDERR_FILENO)) {}
-  ~ProgressBar() { Clear(); }
-
-  void Show(uint64_t done, uint64_t total, uint64_t bytes, double seconds) {
-    if (!tty_) return;
-    total = std::max(total, done);
-    double fraction = total == 0 ? 1.0 : static_cast<double>(done) / total;
-    constexpr int kWidth = 30;
-    int filled = static_cast<int>(fraction * kWidth);
-    std::string bar(filled, '#');
-    bar.resize(kWidth, '-');
-    std::string eta = "--:--";
-    if (done > 0 && seconds > 0 && total > done) {
-      int64_t left = static_cast<int64_t>(seconds * (total - done) / done);
-      eta = absl::StrFormat("%d:%02d", left / 60, left % 60);
-    } else if (total == done) {
-      eta = "0:00";
-    }
-    fprintf(stderr, "\r%s [%s] %3.0f%%  %llu/%llu blobs  %s/s  ETA %s ", what_, bar.c_str(),
-            100 * fraction, static_cast<unsigned long long>(done),
-            static_cast<unsigned long long>(total),
-            Human(seconds > 0 ? static_cast<uint64_t>(bytes / seconds) : 0).c_str(), eta.c_str());
-    shown_ = true;
-  }
-  void Clear() {
-    if (shown_) fprintf(stderr, "\r%100s\r", "");
-    shown_ = false;
-  }
-
- private:
-  const char* what_;
-  bool tty_;
-  bool shown_ = false;
-};
 
 void PrintReport(const char* verb, const ScrubReport& r, bool json) {
   if (json) {
@@ -154,12 +118,12 @@ ScrubReport ParseReport(const std::string& json) {
 // Sends `request` to the daemon, showing its progress; the final report.
 absl::StatusOr<ScrubReport> AskDaemon(const VolumeConfig& config, const std::string& request,
                                       const char* what) {
-  ProgressBar bar(what);
+  Progress bar(what, "blobs");
   std::string final_line;
   absl::Status status = ControlRequest(config.volume_id, request, [&](const std::string& line) {
     if (line.rfind("progress ", 0) == 0) {
       ScrubReport r = ParseReport(line.substr(9));
-      bar.Show(r.blobs_checked, r.blobs_total, r.bytes_read, r.seconds);
+      bar.Update(r.blobs_checked, r.blobs_total, r.bytes_read);
     } else {
       final_line = line;
     }
@@ -173,11 +137,11 @@ absl::StatusOr<ScrubReport> AskDaemon(const VolumeConfig& config, const std::str
 }
 
 absl::StatusOr<ScrubReport> ScrubHere(Volume& volume, bool repair, const char* what) {
-  ProgressBar bar(what);
+  Progress bar(what, "blobs");
   ScrubOptions options;
   options.repair = repair;
   options.progress = [&](const ScrubReport& r) {
-    bar.Show(r.blobs_checked, r.blobs_total, r.bytes_read, r.seconds);
+    bar.Update(r.blobs_checked, r.blobs_total, r.bytes_read);
   };
   absl::StatusOr<ScrubReport> report = ScrubBlobs(volume.ns(), *volume.striped(), options);
   bar.Clear();

@@ -114,8 +114,7 @@ int MoveFiles(const std::string& direction, const Args& paths) {
   if (!files.ok()) return Fail(verb, files.status());
   uint64_t total_bytes = 0, done_bytes = 0;
   for (const FileEntry& f : *files) total_bytes += f.size;
-  const bool tty = isatty(STDERR_FILENO);
-  const auto start = std::chrono::steady_clock::now();
+  Progress progress(verb, "files");
   size_t done = 0;
   absl::flat_hash_map<ino_t, const FileEntry*> by_ino;
   for (const FileEntry& f : *files) by_ino[f.ino] = &f;
@@ -138,19 +137,11 @@ int MoveFiles(const std::string& direction, const Args& paths) {
       auto it = by_ino.find(*ino);
       done++;
       done_bytes += it == by_ino.end() ? 0 : it->second->size;
-      if (tty) {
-        double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        double rate = seconds > 0 ? done_bytes / seconds : 0;
-        fprintf(stderr, "\r%s: %zu/%zu files, %s of %s, %s/s, ETA %.0f s   ", verb.c_str(), done,
-                files->size(), Human(done_bytes).c_str(), Human(total_bytes).c_str(),
-                Human(static_cast<uint64_t>(rate)).c_str(),
-                rate > 0 ? (total_bytes - done_bytes) / rate : 0.0);
-      }
+      progress.Update(done, files->size(), done_bytes, total_bytes);
     });
     if (!sent.ok()) return Fail(verb, sent);
     if (!error.empty()) {
-      if (tty) fprintf(stderr, "\r%100s\r", "");
+      progress.Clear();
       // "inode N: why" names the file by its path.
       uint64_t ino = 0;
       size_t colon = error.find(':');
@@ -161,7 +152,7 @@ int MoveFiles(const std::string& direction, const Args& paths) {
       return Fail(verb, error);
     }
   }
-  if (tty) fprintf(stderr, "\r%100s\r", "");
+  progress.Clear();
   printf("%s: %zu files (%s) %s\n", verb.c_str(), files->size(), Human(total_bytes).c_str(),
          direction == "out" ? "moved to the remote tier" : "back on the local disks, pinned");
   return kExitOk;

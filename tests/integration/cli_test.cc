@@ -380,5 +380,26 @@ TEST_F(CliTest, MountWithMissingDisksWarnsUpToParityAndRefusesBeyond) {
   EXPECT_FALSE(IsMounted(mnt));
 }
 
+// In a log or a pipe, long commands print plain progress lines (on a
+// terminal, a bar redrawn in place); CAIRN_PROGRESS_SECONDS shortens the
+// 10 s between lines for the test.
+TEST_F(CliTest, LongCommandsPrintPlainProgressLinesWhenNotOnATerminal) {
+  CommandResult made = Run("cd " + QP("") + " && for i in $(seq 40); do head -c 200000 "
+                           "/dev/urandom > f$i; done");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  const std::string fast = "CAIRN_PROGRESS_SECONDS=0.000001 ";
+  CommandResult fsck = Run(fast + Quote(CairnBinary()) + " fsck " + Quote(volume_dir_) + " 2>&1");
+  EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+  EXPECT_NE(fsck.output.find("fsck: "), std::string::npos) << Brief(fsck);
+  EXPECT_NE(fsck.output.find("% done, 16 of 40 blobs"), std::string::npos) << Brief(fsck);
+  EXPECT_EQ(fsck.output.find('\r'), std::string::npos) << "no bar redrawing in a log";
+  CommandResult scrub = Run(fast + Quote(CairnBinary()) + " scrub " + Quote(volume_dir_) + " 2>&1");
+  EXPECT_EQ(scrub.exit_code, 0) << Brief(scrub);
+  EXPECT_NE(scrub.output.find("scrub: 100% done, 40 of 40 blobs"), std::string::npos)
+      << Brief(scrub);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+}
+
 }  // namespace
 }  // namespace cairn_it

@@ -63,6 +63,26 @@ struct TierConfig {
   int64_t cache_bytes = 1ll << 30;
 };
 
+// Prometheus metrics over HTTP (the [metrics] section of cairn.toml; absent,
+// or listen = "": no metrics). Off by default: the endpoint needs no
+// password, so it is opened only when asked for.
+struct MetricsConfig {
+  // "HOST:PORT" to serve GET /metrics on: an IPv4 address, an IPv6 address
+  // in brackets ([::1]:9464) or localhost; port 1..65535.
+  std::string listen;
+};
+
+// An address to listen on, as ParseListenAddress splits it.
+struct ListenAddress {
+  std::string host;  // an IP literal without brackets; localhost as 127.0.0.1
+  int port = 0;
+  bool ipv6 = false;
+};
+
+// Splits and checks "HOST:PORT" (see MetricsConfig::listen); port 0 is
+// allowed here (any free port, for tests). The error says what is wrong.
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text);
+
 struct VolumeConfig {
   int format_version = kVolumeFormatVersion;
   std::string volume_id;            // 32 hex digits, random at format
@@ -80,6 +100,7 @@ struct VolumeConfig {
   int64_t scrub_interval_seconds = 7 * 24 * 3600;
   uint64_t scrub_bytes_per_second = 16ull << 20;
   std::optional<TierConfig> tier;
+  MetricsConfig metrics;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };

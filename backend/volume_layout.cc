@@ -1,4 +1,5 @@
 // Volume: format, config file, the one-daemon lock, and opening the parts.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -187,6 +188,16 @@ std::string ConfigText(const VolumeConfig& c) {
         << "# bucket = \"my-bucket\"\n"
         << "# region = \"eu-west-1\"\n";
   }
+  if (!c.metrics.listen.empty()) {
+    out << "\n# Prometheus metrics on http://LISTEN/metrics (docs/METRICS.md).\n"
+        << "[metrics]\n"
+        << "listen = " << toml::value<std::string>(c.metrics.listen) << "\n";
+  } else {
+    out << "\n# Prometheus metrics over HTTP, off unless an address is given; see\n"
+        << "# docs/METRICS.md:\n"
+        << "# [metrics]\n"
+        << "# listen = \"127.0.0.1:9464\"\n";
+  }
   return out.str();
 }
 
@@ -241,7 +252,65 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
   return t;
 }
 
+absl::StatusOr<MetricsConfig> ParseMetrics(const toml::table& table, const std::string& path) {
+  MetricsConfig m;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": [metrics] key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    if (key != "listen") return bad(key, "unknown key (see docs/CONFIG.md)");
+    if (!node.is_string()) return bad(key, "must be a string like \"127.0.0.1:9464\"");
+    m.listen = *node.value<std::string>();
+  }
+  if (!m.listen.empty()) {
+    absl::StatusOr<ListenAddress> address = ParseListenAddress(m.listen);
+    if (!address.ok()) return bad("listen", std::string(address.status().message()));
+    // Port 0 would pick a random port nobody could find to scrape.
+    if (address->port == 0) return bad("listen", "port must be from 1 to 65535");
+  }
+  return m;
+}
+
 }  // namespace
+
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", text, "' ", why, "; write HOST:PORT, like 127.0.0.1:9464 or [::1]:9464"));
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("has no port");
+  ListenAddress address;
+  std::string host = text.substr(0, colon);
+  std::string port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr v6;
+    if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) return bad("has no valid IPv6 address");
+    address.ipv6 = true;
+  } else if (host == "localhost") {
+    host = "127.0.0.1";
+  } else {
+    in_addr v4;
+    if (host.find(':') != std::string::npos) {
+      return bad("has an IPv6 address without brackets");
+    }
+    if (inet_pton(AF_INET, host.c_str(), &v4) != 1) {
+      return bad("has no valid host: an IPv4 address, [IPv6 address] or localhost");
+    }
+  }
+  int number = -1;
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(port, &number) || number > 65535) {
+    return bad("has no valid port (a number up to 65535)");
+  }
+  address.host = host;
+  address.port = number;
+  return address;
+}
 
 std::vector<std::string> VolumeConfig::DataDisks(const std::string& volume_dir) const {
   if (!disks.empty()) return disks;
@@ -390,6 +459,15 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
         absl::StatusOr<TierConfig> parsed = ParseTier(*tier, path);
         if (!parsed.ok()) return parsed.status();
         c.tier = *parsed;
+      }
+    } else if (key == "metrics") {
+      const toml::table* metrics = node.as_table();
+      if (metrics == nullptr) {
+        s = bad(key, "must be a table: a [metrics] section");
+      } else {
+        absl::StatusOr<MetricsConfig> parsed = ParseMetrics(*metrics, path);
+        if (!parsed.ok()) return parsed.status();
+        c.metrics = *parsed;
       }
     } else {
       s = bad(key, "unknown key (see docs/CONFIG.md or cairn format --help)");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -50,12 +51,52 @@ struct stat ToStat(const InodeAttr& attr) {
   return st;
 }
 
+// Counts one request: its operation, its time from handler entry to the end
+// of the handler (the reply is sent by then) and whether it failed. A
+// handler runs on one loop thread from entry to reply, so the reply helpers
+// find the request's scope through a thread-local pointer instead of every
+// handler passing it along.
+class RequestScope {
+ public:
+  RequestScope(fuse_req_t req, FuseOp op)
+      : metrics_(Ctx(req).metrics), op_(op), start_(std::chrono::steady_clock::now()) {
+    current_ = this;
+  }
+  ~RequestScope() {
+    current_ = nullptr;
+    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - start_);
+    metrics_.Record(op_, static_cast<uint64_t>(nanos.count()), failed_);
+  }
+  RequestScope(const RequestScope&) = delete;
+  RequestScope& operator=(const RequestScope&) = delete;
+
+  static void NoteError() {
+    if (current_ != nullptr) current_->failed_ = true;
+  }
+
+ private:
+  static thread_local RequestScope* current_;
+  FuseMetrics& metrics_;
+  const FuseOp op_;
+  const std::chrono::steady_clock::time_point start_;
+  bool failed_ = false;
+};
+
+thread_local RequestScope* RequestScope::current_ = nullptr;
+
+// Every errno reply goes through here, so errors are counted (0 is success).
+void ReplyErrno(fuse_req_t req, int err) {
+  if (err != 0) RequestScope::NoteError();
+  fuse_reply_err(req, err);
+}
+
 void ReplyError(fuse_req_t req, const absl::Status& status) {
   int err = ErrnoFromStatus(status);
   if (err == EIO || err == ENOSPC) {
     LogWarning("request failed: %s", status.ToString());
   }
-  fuse_reply_err(req, err == 0 ? EIO : err);
+  ReplyErrno(req, err == 0 ? EIO : err);
 }
 
 // Regular files report the size including data still in the write cache.
@@ -133,6 +174,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RequestScope scope(req, FuseOp::kLookup);
   FsContext& ctx = Ctx(req);
   absl::StatusOr<InodeAttr> attr = ctx.ns->Lookup(parent, name);
   if (!attr.ok()) {
@@ -152,12 +194,14 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  RequestScope scope(req, FuseOp::kForget);
   AfterForget(Ctx(req), ino, nlookup);
   fuse_reply_none(req);
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count,
                    fuse_forget_data* forgets) {
+  RequestScope scope(req, FuseOp::kBatchForget);
   FsContext& ctx = Ctx(req);
   for (size_t i = 0; i < count; ++i) {
     AfterForget(ctx, forgets[i].ino, forgets[i].nlookup);
@@ -166,6 +210,7 @@ void OpForgetMulti(fuse_req_t req, size_t count,
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kGetattr);
   absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyAttr(req, *attr);
@@ -173,6 +218,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
                fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kSetattr);
   FsContext& ctx = Ctx(req);
   SetAttrRequest request;
   if (to_set & FUSE_SET_ATTR_MODE) request.mode = st->st_mode & 07777;
@@ -204,6 +250,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  RequestScope scope(req, FuseOp::kReadlink);
   absl::StatusOr<std::string> target = Ctx(req).ns->ReadLink(ino);
   if (!target.ok()) return ReplyError(req, target.status());
   fuse_reply_readlink(req, target->c_str());
@@ -219,6 +266,7 @@ void MakeAndReply(fuse_req_t req, fuse_ino_t parent, const char* name,
 
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
              dev_t rdev) {
+  RequestScope scope(req, FuseOp::kMknod);
   NewNode node;
   node.mode = mode;
   node.rdev = rdev;
@@ -227,6 +275,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
              mode_t mode) {
+  RequestScope scope(req, FuseOp::kMkdir);
   NewNode node;
   node.mode = S_IFDIR | (mode & 07777);
   MakeAndReply(req, parent, name, node);
@@ -234,6 +283,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name,
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent,
                const char* name) {
+  RequestScope scope(req, FuseOp::kSymlink);
   NewNode node;
   node.mode = S_IFLNK | 0777;
   node.symlink_target = target;
@@ -241,24 +291,27 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent,
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RequestScope scope(req, FuseOp::kUnlink);
   FsContext& ctx = Ctx(req);
   absl::StatusOr<InodeAttr> attr = ctx.ns->Unlink(parent, name);
   if (!attr.ok()) return ReplyError(req, attr.status());
   if (attr->nlink == 0) ReleaseIfUnused(ctx, attr->ino);
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RequestScope scope(req, FuseOp::kRmdir);
   FsContext& ctx = Ctx(req);
   absl::StatusOr<InodeAttr> attr = ctx.ns->Rmdir(parent, name);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReleaseIfUnused(ctx, attr->ino);
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
               fuse_ino_t new_parent, const char* new_name,
               unsigned int flags) {
+  RequestScope scope(req, FuseOp::kRename);
   FsContext& ctx = Ctx(req);
   RenameMode mode = RenameMode::kReplace;
   if (flags == RENAME_NOREPLACE) {
@@ -266,7 +319,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
   } else if (flags == RENAME_EXCHANGE) {
     mode = RenameMode::kExchange;
   } else if (flags != 0) {
-    fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT and combinations
+    ReplyErrno(req, EINVAL);  // RENAME_WHITEOUT and combinations
     return;
   }
   absl::StatusOr<std::optional<InodeAttr>> replaced =
@@ -275,17 +328,19 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
   if (replaced->has_value() && (*replaced)->nlink == 0) {
     ReleaseIfUnused(ctx, (*replaced)->ino);
   }
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
             const char* new_name) {
+  RequestScope scope(req, FuseOp::kLink);
   absl::StatusOr<InodeAttr> attr = Ctx(req).ns->Link(ino, new_parent, new_name);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyEntry(req, *attr);
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RequestScope scope(req, FuseOp::kOpen);
   FsContext& ctx = Ctx(req);
   // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
   // pages and leaves the truncation itself to us; like truncate(2) it sets
@@ -306,6 +361,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
               mode_t mode, fuse_file_info* fi) {
+  RequestScope scope(req, FuseOp::kCreate);
   FsContext& ctx = Ctx(req);
   NewNode node;
   node.mode = S_IFREG | (mode & 07777);
@@ -324,13 +380,16 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
             fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kRead);
   absl::StatusOr<std::string> data = Ctx(req).cache->Read(ino, offset, size);
   if (!data.ok()) return ReplyError(req, data.status());
+  Ctx(req).metrics.read_bytes.fetch_add(data->size(), std::memory_order_relaxed);
   fuse_reply_buf(req, data->data(), data->size());
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
              off_t offset, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kWrite);
   FsContext& ctx = Ctx(req);
   absl::Status status = ctx.cache->Write(ino, offset, std::string_view(buf, size));
   if (status.ok() && !ctx.kernel_tracks_mtime) {
@@ -341,25 +400,29 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
     status = ctx.ns->SetAttr(ino, touch).status();
   }
   if (!status.ok()) return ReplyError(req, status);
+  ctx.metrics.written_bytes.fetch_add(size, std::memory_order_relaxed);
   fuse_reply_write(req, size);
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kFlush);
   // close(2) promises nothing about durability; data reaches the volume in
   // the background or at fsync, which is where errors are reported.
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kRelease);
   FsContext& ctx = Ctx(req);
   if (ctx.inodes.ReleaseOpen(ino)) {
     absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
     if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ctx, ino);
   }
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kFsync);
   absl::Status status = Ctx(req).cache->Fsync(ino);
   if (!status.ok()) {
     // A failed fsync is reported, never papered over: the data stays dirty
@@ -367,15 +430,16 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
     LogError("fsync of inode %d failed: %s", ino, status.ToString());
     return ReplyError(req, status);
   }
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RequestScope scope(req, FuseOp::kOpendir);
   FsContext& ctx = Ctx(req);
   absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
   if (!attr.ok()) return ReplyError(req, attr.status());
   if (!S_ISDIR(attr->mode)) {
-    fuse_reply_err(req, ENOTDIR);
+    ReplyErrno(req, ENOTDIR);
     return;
   }
   fi->fh = attr->parent;  // for ".."
@@ -459,25 +523,30 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
                fuse_file_info* fi) {
+  RequestScope scope(req, FuseOp::kReaddir);
   ReadDirCommon(req, ino, size, offset, fi, /*plus=*/false);
 }
 
 void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
                    fuse_file_info* fi) {
+  RequestScope scope(req, FuseOp::kReaddirplus);
   ReadDirCommon(req, ino, size, offset, fi, /*plus=*/true);
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  fuse_reply_err(req, 0);
+  RequestScope scope(req, FuseOp::kReleasedir);
+  ReplyErrno(req, 0);
 }
 
 void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kFsyncdir);
   absl::Status status = Ctx(req).ns->Sync();
   if (!status.ok()) return ReplyError(req, status);
-  fuse_reply_err(req, 0);
+  ReplyErrno(req, 0);
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  RequestScope scope(req, FuseOp::kStatfs);
   FsContext& ctx = Ctx(req);
   absl::StatusOr<StoreUsage> usage = ctx.blobs->Usage();
   absl::StatusOr<NamespaceStats> stats = ctx.ns->Stats();
@@ -509,8 +578,9 @@ bool IsPosixAclName(const char* name) {
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 const char* value, size_t size, int flags) {
+  RequestScope scope(req, FuseOp::kSetxattr);
   if (IsPosixAclName(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
+    ReplyErrno(req, EOPNOTSUPP);
     return;
   }
   XattrMode mode = XattrMode::kCreateOrReplace;
@@ -519,22 +589,23 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
   } else if (flags == XATTR_REPLACE) {
     mode = XattrMode::kReplaceOnly;
   } else if (flags != 0) {
-    fuse_reply_err(req, EINVAL);
+    ReplyErrno(req, EINVAL);
     return;
   }
   if (std::string_view(name) == kLocationXattr) {
-    fuse_reply_err(req, EPERM);  // computed from where the data is
+    ReplyErrno(req, EPERM);  // computed from where the data is
     return;
   }
   absl::Status status = Ctx(req).ns->SetXattr(
       ino, name, std::string_view(value, size), mode);
-  fuse_reply_err(req, ErrnoFromStatus(status));
+  ReplyErrno(req, ErrnoFromStatus(status));
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 size_t size) {
+  RequestScope scope(req, FuseOp::kGetxattr);
   if (IsPosixAclName(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
+    ReplyErrno(req, EOPNOTSUPP);
     return;
   }
   absl::StatusOr<std::string> value;
@@ -543,7 +614,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
     if (!attr.ok()) return ReplyError(req, attr.status());
     if (!S_ISREG(attr->mode)) {
-      fuse_reply_err(req, ENODATA);
+      ReplyErrno(req, ENODATA);
       return;
     }
     // Written data still in the cache is on the local disks' way.
@@ -556,13 +627,14 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
   if (size == 0) {
     fuse_reply_xattr(req, value->size());
   } else if (size < value->size()) {
-    fuse_reply_err(req, ERANGE);
+    ReplyErrno(req, ERANGE);
   } else {
     fuse_reply_buf(req, value->data(), value->size());
   }
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  RequestScope scope(req, FuseOp::kListxattr);
   absl::StatusOr<std::vector<std::string>> names =
       Ctx(req).ns->ListXattr(ino);
   if (!names.ok()) return ReplyError(req, names.status());
@@ -574,29 +646,31 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   if (size == 0) {
     fuse_reply_xattr(req, list.size());
   } else if (size < list.size()) {
-    fuse_reply_err(req, ERANGE);
+    ReplyErrno(req, ERANGE);
   } else {
     fuse_reply_buf(req, list.data(), list.size());
   }
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  RequestScope scope(req, FuseOp::kRemovexattr);
   if (IsPosixAclName(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
+    ReplyErrno(req, EOPNOTSUPP);
     return;
   }
   if (std::string_view(name) == kLocationXattr) {
-    fuse_reply_err(req, EPERM);
+    ReplyErrno(req, EPERM);
     return;
   }
-  fuse_reply_err(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));
+  ReplyErrno(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                  off_t length, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kFallocate);
   FsContext& ctx = Ctx(req);
   if (offset < 0 || length <= 0) {
-    fuse_reply_err(req, EINVAL);
+    ReplyErrno(req, EINVAL);
     return;
   }
   absl::Status status;
@@ -610,10 +684,10 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     status = ctx.cache->Flush(ino);
     if (status.ok()) status = ctx.ns->PunchHole(ino, offset, length).status();
   } else {
-    fuse_reply_err(req, EOPNOTSUPP);
+    ReplyErrno(req, EOPNOTSUPP);
     return;
   }
-  fuse_reply_err(req, ErrnoFromStatus(status));
+  ReplyErrno(req, ErrnoFromStatus(status));
 }
 
 fuse_lowlevel_ops MakeOperations() {

@@ -6,6 +6,7 @@
 
 #include "backend/volume.h"
 #include "cache/file_data_cache.h"
+#include "fs/fuse_metrics.h"
 #include "fs/inode_table.h"
 
 namespace cairn {
@@ -25,6 +26,9 @@ struct FsContext {
   // With the writeback cache the kernel keeps mtime/ctime of written files
   // and sends them with setattr; set in init.
   bool kernel_tracks_mtime = false;
+  // Requests, errors and latency per operation; always counted (a few
+  // relaxed atomic adds), exported when [metrics] is configured.
+  FuseMetrics metrics;
 };
 
 // The handler table; userdata must be an FsContext.

@@ -36,6 +36,8 @@
 #include "backend/log.h"
 #include "fs/cairn_fs.h"
 #include "fs/fuse_ops.h"
+#include "fs/metrics_server.h"
+#include "fs/volume_metrics.h"
 
 namespace cairn {
 namespace {
@@ -395,6 +397,30 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
                  server.status().message());
     }
   }
+  // Prometheus metrics, once every part they read exists. A port in use
+  // costs the metrics, never the mount.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.metrics.listen.empty()) {
+    VolumeMetricsSources sources;
+    sources.fuse = &ctx.metrics;
+    sources.cache = &cache;
+    sources.ns = &volume.ns();
+    sources.striped = volume.striped();
+    sources.maintenance = maintenance.get();
+    sources.tiered = volume.tiered();
+    sources.mover = volume.tier_mover();
+    sources.tiering = tiering.get();
+    absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
+        config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
+    if (server.ok()) {
+      metrics = std::move(*server);
+      LogInfo("serving metrics at http://%s/metrics", config.metrics.listen);
+    } else {
+      LogWarning("metrics are not served: %s; the volume is mounted without them. Free the "
+                 "port or change [metrics] listen in cairn.toml and mount again",
+                 server.status().message());
+    }
+  }
   absl::Notification stats_stop;
   std::thread stats_writer([&] {
     do {
@@ -435,6 +461,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   close(g_stop_pipe[0]);
   close(g_stop_pipe[1]);
 
+  metrics.reset();  // before the parts it reads go away
   stats_stop.Notify();
   stats_writer.join();
   control.reset();      // stops a manual scrub or rebuild in progress

@@ -1,0 +1,206 @@
+#include "fs/volume_metrics.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "fs/metrics_text.h"
+
+namespace cairn {
+namespace {
+
+// One number from the flat JSON cairn writes ("key": 12, true/false as 1/0).
+// Only for the figures StorageMaintenance and TieringService keep behind
+// their JSON (ScrubJson, StatsJson); the first occurrence of the key wins,
+// which in ScrubJson is the background pass, before the manual one. String
+// values are escaped there, so a quoted key inside one cannot match.
+double JsonNumber(const std::string& json, std::string_view key, double missing = 0) {
+  std::string pattern = "\"";
+  pattern += key;
+  pattern += "\": ";
+  size_t at = json.find(pattern);
+  if (at == std::string::npos) return missing;
+  const char* start = json.c_str() + at + pattern.size();
+  if (strncmp(start, "true", 4) == 0) return 1;
+  if (strncmp(start, "false", 5) == 0) return 0;
+  char* end = nullptr;
+  double value = strtod(start, &end);
+  return end == start ? missing : value;
+}
+
+void Counter(MetricsText* out, std::string_view name, uint64_t value, std::string_view help) {
+  out->Family(name, MetricType::kCounter, help);
+  out->Value(name, value);
+}
+
+void Gauge(MetricsText* out, std::string_view name, double value, std::string_view help) {
+  out->Family(name, MetricType::kGauge, help);
+  out->Value(name, value);
+}
+
+void AppendCache(FileDataCache& cache, MetricsText* out) {
+  FileDataCache::Stats s = cache.GetStats();
+  Gauge(out, "cairn_cache_dirty_bytes", s.dirty_bytes,
+        "Written data held in memory, not yet stored as blobs.");
+  Gauge(out, "cairn_cache_journal_bytes", s.journal_bytes,
+        "Bytes in the writeback journal (cache_dir/journal).");
+  Gauge(out, "cairn_cache_journal_segments", s.journal_segments,
+        "Segments of the writeback journal; each waits for its data to be stored.");
+  Gauge(out, "cairn_cache_read_cache_bytes", s.read_cache_bytes,
+        "Memory held by the read cache of verified blob contents.");
+  Counter(out, "cairn_cache_read_hits_total", s.read_cache_hits,
+          "Reads served from the read cache.");
+  Counter(out, "cairn_cache_read_misses_total", s.read_cache_misses,
+          "Reads that had to load blob data from the store.");
+  Counter(out, "cairn_cache_ranged_reads_total", s.ranged_reads,
+          "Random reads served without loading a whole blob.");
+  Counter(out, "cairn_cache_readahead_sequential_reads_total", s.readahead_sequential_reads,
+          "Reads the readahead recognised as sequential.");
+  Counter(out, "cairn_cache_readahead_prefetched_blobs_total", s.readahead_prefetched,
+          "Blobs loaded ahead of a sequential reader.");
+  Counter(out, "cairn_cache_blobs_written_total", s.blobs_written,
+          "Blobs stored from written data.");
+  Counter(out, "cairn_cache_blobs_collected_total", s.blobs_collected,
+          "Unreferenced blobs deleted after gc_grace_seconds.");
+  Counter(out, "cairn_cache_blobs_compacted_total", s.blobs_compacted,
+          "Blobs rewritten to drop data no file uses any more.");
+  Counter(out, "cairn_cache_write_through_total", s.write_through,
+          "Writes the journal could not take, stored directly before returning.");
+}
+
+void AppendStorage(NamespaceStore& ns, StripedBlobStore& store, MetricsText* out) {
+  std::vector<DiskInfo> disks = store.Disks();
+  struct DiskFamily {
+    const char* name;
+    const char* help;
+    double (*value)(const DiskInfo&);
+  };
+  static const DiskFamily kDiskFamilies[] = {
+      {"cairn_storage_disk_up", "1 if the disk is in use, 0 if missing or failed.",
+       [](const DiskInfo& d) { return d.state == DiskState::kOk ? 1.0 : 0.0; }},
+      {"cairn_storage_disk_used_bytes", "Bytes of cairn's shard files on the disk.",
+       [](const DiskInfo& d) { return static_cast<double>(d.used_bytes); }},
+      {"cairn_storage_disk_free_bytes", "Free bytes of the filesystem holding the disk.",
+       [](const DiskInfo& d) { return static_cast<double>(d.free_bytes); }},
+      {"cairn_storage_disk_capacity_bytes", "Size of the filesystem holding the disk.",
+       [](const DiskInfo& d) { return static_cast<double>(d.capacity_bytes); }},
+      {"cairn_storage_disk_shards", "Shard files on the disk.",
+       [](const DiskInfo& d) { return static_cast<double>(d.shard_count); }},
+  };
+  for (const DiskFamily& family : kDiskFamilies) {
+    out->Family(family.name, MetricType::kGauge, family.help);
+    for (const DiskInfo& d : disks) {
+      std::string index = std::to_string(d.index);
+      out->Value(family.name, family.value(d), {{"disk", index}, {"path", d.path}});
+    }
+  }
+  absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
+  uint64_t queued_count = queued.ok() ? queued->size() : 0;
+  uint64_t blobs = 0;
+  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) blobs = usage->blob_count;
+  // As `cairn status` counts them: blobs with a shard on a down disk, or
+  // waiting for a repair.
+  uint64_t degraded = std::max<uint64_t>(
+      queued_count, static_cast<uint64_t>(blobs * store.DegradedShare() + 0.5));
+  Gauge(out, "cairn_storage_blobs", blobs, "Blobs in the striped store.");
+  Gauge(out, "cairn_storage_degraded_blobs", degraded,
+        "Blobs without full redundancy (a shard on a down disk, or queued for repair).");
+  Gauge(out, "cairn_storage_repair_queue_blobs", queued_count,
+        "Blobs queued for repair (background queue).");
+  StripedStoreCounters c = store.Counters();
+  Counter(out, "cairn_storage_shards_written_total", c.shards_written, "Shard files written.");
+  Counter(out, "cairn_storage_shard_written_bytes_total", c.bytes_written,
+          "Bytes of shard files written, headers included.");
+  Counter(out, "cairn_storage_degraded_writes_total", c.degraded_writes,
+          "Blobs stored without every shard (a disk was down).");
+  Counter(out, "cairn_storage_degraded_reads_total", c.reconstructions,
+          "Reads that had to rebuild a shard from the others.");
+  Counter(out, "cairn_storage_checksum_failures_total", c.checksum_failures,
+          "Shards whose data did not match its checksum.");
+  Counter(out, "cairn_storage_missing_shards_total", c.missing_shards,
+          "Shards found absent on a working disk.");
+  Counter(out, "cairn_storage_io_errors_total", c.io_errors, "Shard reads or writes that failed.");
+  Counter(out, "cairn_storage_shards_repaired_total", c.shards_repaired,
+          "Shards rewritten by repair, scrub or rebuild.");
+  Counter(out, "cairn_storage_compressed_blobs_total", c.compressed_blobs,
+          "Blobs stored compressed.");
+}
+
+void AppendScrub(StorageMaintenance& maintenance, MetricsText* out) {
+  std::string json = maintenance.ScrubJson();
+  Gauge(out, "cairn_scrub_running", JsonNumber(json, "running"),
+        "1 while a background scrub pass is under way.");
+  Gauge(out, "cairn_scrub_last_finished_timestamp_seconds", JsonNumber(json, "last_finished"),
+        "Unix time the last complete background scrub pass ended (0: never).");
+  Gauge(out, "cairn_scrub_pass_blobs", JsonNumber(json, "blobs_total"),
+        "Blobs the current (or last) background scrub pass expects to check.");
+  Gauge(out, "cairn_scrub_pass_checked_blobs", JsonNumber(json, "blobs_checked"),
+        "Blobs checked so far by the current (or last) background scrub pass.");
+  Gauge(out, "cairn_scrub_pass_read_bytes", JsonNumber(json, "bytes_read"),
+        "Bytes read so far by the current (or last) background scrub pass.");
+  Gauge(out, "cairn_scrub_pass_bad_shards", JsonNumber(json, "shards_bad"),
+        "Bad shards found by the current (or last) background scrub pass.");
+}
+
+void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
+  if (s.tiered != nullptr) {
+    TieredBlobStore::Stats t = s.tiered->GetStats();
+    Counter(out, "cairn_tier_remote_reads_total", t.remote_reads,
+            "Reads of data from the remote tier.");
+    Counter(out, "cairn_tier_remote_read_bytes_total", t.remote_read_bytes,
+            "Bytes read from the remote tier.");
+    Counter(out, "cairn_tier_remote_read_errors_total", t.remote_read_errors,
+            "Reads from the remote tier that failed.");
+    Counter(out, "cairn_tier_local_fallbacks_total", t.local_fallbacks,
+            "Reads the remote served because the local copy failed.");
+    Counter(out, "cairn_tier_block_cache_hits_total", t.cache_hits,
+            "Remote blocks served from the local block cache.");
+    Gauge(out, "cairn_tier_block_cache_bytes", t.cache_bytes,
+          "Bytes held by the local cache of remote blocks.");
+  }
+  if (s.mover != nullptr) {
+    TierMover::Stats m = s.mover->GetStats();
+    Counter(out, "cairn_tier_moved_out_blobs_total", m.moved_out,
+            "Blobs moved to the remote tier.");
+    Counter(out, "cairn_tier_moved_out_bytes_total", m.moved_out_bytes,
+            "Bytes moved to the remote tier.");
+    Counter(out, "cairn_tier_moved_in_blobs_total", m.moved_in,
+            "Blobs brought back to the local disks.");
+    Counter(out, "cairn_tier_moved_in_bytes_total", m.moved_in_bytes,
+            "Bytes brought back to the local disks.");
+    Counter(out, "cairn_tier_move_errors_total", m.errors, "Blob moves that failed.");
+  }
+  if (s.tiering != nullptr) {
+    std::string json = s.tiering->StatsJson();
+    Gauge(out, "cairn_tier_waiting_blobs", JsonNumber(json, "waiting"),
+          "Cold blobs the last tiering pass could not move yet (background queue).");
+    Gauge(out, "cairn_tier_waiting_bytes", JsonNumber(json, "waiting_bytes"),
+          "Bytes of the cold blobs waiting to move.");
+    Gauge(out, "cairn_tier_local_bytes", JsonNumber(json, "local_bytes"),
+          "Referenced blob bytes on the local disks, as of the last tiering pass.");
+    Gauge(out, "cairn_tier_remote_bytes", JsonNumber(json, "remote_bytes"),
+          "Referenced blob bytes only in the remote tier, as of the last tiering pass.");
+    Gauge(out, "cairn_tier_last_pass_timestamp_seconds", JsonNumber(json, "last_pass"),
+          "Unix time of the last tiering pass (0: none yet).");
+    Gauge(out, "cairn_tier_remote_healthy", JsonNumber(json, "remote_healthy"),
+          "0 if the remote failed since the last good tiering pass, else 1.");
+  }
+}
+
+}  // namespace
+
+std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
+  MetricsText out;
+  if (sources.fuse != nullptr) AppendFuseMetrics(*sources.fuse, &out);
+  if (sources.cache != nullptr) AppendCache(*sources.cache, &out);
+  if (sources.ns != nullptr && sources.striped != nullptr) {
+    AppendStorage(*sources.ns, *sources.striped, &out);
+  }
+  if (sources.maintenance != nullptr) AppendScrub(*sources.maintenance, &out);
+  AppendTier(sources, &out);
+  return out.text();
+}
+
+}  // namespace cairn

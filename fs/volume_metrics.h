@@ -1,0 +1,33 @@
+// Everything a mounted volume reports to Prometheus, gathered at each scrape
+// from the counters its parts keep anyway (the same ones stats.json shows).
+#pragma once
+
+#include <string>
+
+#include "backend/namespace_store.h"
+#include "backend/storage_maintenance.h"
+#include "backend/striped_blob_store.h"
+#include "backend/tiering.h"
+#include "cache/file_data_cache.h"
+#include "fs/fuse_metrics.h"
+
+namespace cairn {
+
+// The parts to report on; a null part's families are left out (no striped
+// store on a format 1 volume, no tier without [tier]). The parts must
+// outlive every RenderVolumeMetrics call.
+struct VolumeMetricsSources {
+  const FuseMetrics* fuse = nullptr;
+  FileDataCache* cache = nullptr;
+  NamespaceStore* ns = nullptr;
+  StripedBlobStore* striped = nullptr;
+  StorageMaintenance* maintenance = nullptr;
+  TieredBlobStore* tiered = nullptr;
+  TierMover* mover = nullptr;
+  TieringService* tiering = nullptr;
+};
+
+// The metrics text (docs/METRICS.md lists every name).
+std::string RenderVolumeMetrics(const VolumeMetricsSources& sources);
+
+}  // namespace cairn

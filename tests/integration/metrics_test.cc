@@ -1,0 +1,166 @@
+// Prometheus metrics of a real mount: a volume with [metrics] listen on a
+// free 127.0.0.1 port, file I/O through the mount, then a scrape of
+// http://127.0.0.1:PORT/metrics over a plain socket.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace cairn_it {
+namespace {
+
+// A port nothing listens on right now (the kernel's pick for port 0).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// The whole answer to GET `path` from 127.0.0.1:port; "" if nobody listens.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  [[maybe_unused]] ssize_t sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buf[8192];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return answer;
+}
+
+// The value of the sample line starting with `series` (name and labels
+// exactly as written), or -1 if there is none.
+double Sample(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + series.size() + 2, nullptr);
+}
+
+class MetricsTest : public MountTest {
+ protected:
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    MountTest::SetUp();
+    if (HasFatalFailure()) return;
+    port_ = FreePort();
+    ASSERT_GT(port_, 0);
+    ASSERT_NO_FATAL_FAILURE(Unmount());
+    ConfigureMetrics("127.0.0.1:" + std::to_string(port_));
+    ASSERT_NO_FATAL_FAILURE(Mount());
+  }
+  void ConfigureMetrics(const std::string& listen) {
+    std::string config = volume_dir_ + "/cairn.toml";
+    CommandResult edit = Run("printf '%s\\n' '[metrics]' " + Quote("listen = \"" + listen + "\"") +
+                             " >> " + Quote(config));
+    ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+  }
+  // The metrics once the server answers (it starts just after the mount).
+  std::string Scrape() {
+    std::string answer;
+    WaitFor([&] { return !(answer = HttpGet(port_, "/metrics")).empty(); }, 10);
+    return answer;
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(MetricsTest, ScrapeCountsFileIoThroughTheMount) {
+  constexpr int kBytes = 3000000;
+  CommandResult io = Run("set -e; head -c " + std::to_string(kBytes) + " /dev/urandom > " +
+                         QP("f") + "; sync " + QP("f") + "; echo 3 > /proc/sys/vm/drop_caches; cat " +
+                         QP("f") + " > /dev/null; ls " + QP("missing") + " 2>/dev/null || true");
+  ASSERT_EQ(io.exit_code, 0) << Brief(io);
+  std::string answer = Scrape();
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer.substr(0, 300);
+  EXPECT_NE(answer.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_GT(Sample(answer, "cairn_fuse_requests_total{op=\"write\"}"), 0) << answer;
+  EXPECT_GT(Sample(answer, "cairn_fuse_requests_total{op=\"create\"}"), 0);
+  EXPECT_GT(Sample(answer, "cairn_fuse_requests_total{op=\"read\"}"), 0);
+  EXPECT_GE(Sample(answer, "cairn_written_bytes_total"), kBytes);
+  EXPECT_GE(Sample(answer, "cairn_read_bytes_total"), kBytes);
+  // fsync (sync FILE) waits for the journal, so it is timed too; +Inf is the count.
+  EXPECT_EQ(Sample(answer, "cairn_fuse_request_duration_seconds_bucket{op=\"write\",le=\"+Inf\"}"),
+            Sample(answer, "cairn_fuse_request_duration_seconds_count{op=\"write\"}"));
+  EXPECT_GT(Sample(answer, "cairn_fuse_request_duration_seconds_count{op=\"fsync\"}"), 0);
+  EXPECT_NE(answer.find("# TYPE cairn_fuse_request_duration_seconds histogram\n"),
+            std::string::npos);
+  EXPECT_GE(Sample(answer, "cairn_cache_read_misses_total"), 0);
+  EXPECT_GE(Sample(answer, "cairn_cache_dirty_bytes"), 0);
+  EXPECT_NE(answer.find("# TYPE cairn_storage_degraded_reads_total counter\n"), std::string::npos);
+  EXPECT_GE(Sample(answer, "cairn_storage_repair_queue_blobs"), 0);
+  EXPECT_EQ(HttpGet(port_, "/").rfind("HTTP/1.1 404 ", 0), 0u);
+}
+
+TEST_F(MetricsTest, PortInUseStillMountsWithoutMetrics) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  // Something else holds the port now.
+  int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(holder, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(holder, 1), 0);
+  // In the foreground, so the daemon's log (stderr) can be read.
+  std::string log = work_dir_ + "/daemon.log";
+  CommandResult started = Run("setsid " + Quote(CairnBinary()) + " mount -f " +
+                              Quote(volume_dir_) + " " + QP("") + " > " + Quote(log) +
+                              " 2>&1 &");
+  ASSERT_EQ(started.exit_code, 0) << Brief(started);
+  ASSERT_TRUE(WaitFor([&] { return IsCairnMount(mount_dir_); }, 30))
+      << Run("cat " + Quote(log)).output;
+  RecordConnection();
+  CommandResult io = Run("echo hello > " + QP("f") + " && cat " + QP("f"));
+  EXPECT_EQ(io.exit_code, 0) << Brief(io);
+  EXPECT_EQ(io.output, "hello\n");
+  std::string address = "127.0.0.1:" + std::to_string(port_);
+  std::string logged;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        logged = Run("cat " + Quote(log)).output;
+        return logged.find("metrics are not served") != std::string::npos;
+      },
+      10))
+      << logged;
+  EXPECT_NE(logged.find("cannot listen on " + address + ": Address already in use"),
+            std::string::npos)
+      << logged;
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  close(holder);
+}
+
+}  // namespace
+}  // namespace cairn_it

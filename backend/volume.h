@@ -100,15 +100,18 @@ struct VolumeConfig {
   int64_t scrub_interval_seconds = 7 * 24 * 3600;
   uint64_t scrub_bytes_per_second = 16ull << 20;
   std::optional<TierConfig> tier;
+  std::string config_path;          // the file this was read from
   MetricsConfig metrics;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };
 
-// Reads VOLUME_DIR/cairn.toml. Errors name the file, the key and the reason
-// (unknown key, wrong type, out of range). Relative paths in the file are
-// resolved against VOLUME_DIR.
-absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir);
+// Reads VOLUME_DIR/cairn.toml, or `config_path` instead when given (mount
+// -o config=). Errors name the file, the key and the reason (unknown key,
+// wrong type, out of range). Relative paths in the file are resolved against
+// VOLUME_DIR.
+absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
+                                              const std::string& config_path = "");
 
 // Writes `config` as VOLUME_DIR/cairn.toml (atomically: temp file + rename).
 absl::Status SaveVolumeConfig(const std::string& volume_dir,

@@ -350,13 +350,17 @@ bool IsVolumeDir(const std::string& dir) {
   return access(Join(dir, kConfigName).c_str(), F_OK) == 0;
 }
 
-absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
+absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
+                                              const std::string& config_path) {
   std::string dir = Absolute(volume_dir);
-  std::string path = Join(dir, kConfigName);
+  std::string path = config_path.empty() ? Join(dir, kConfigName) : Absolute(config_path);
   if (!IsVolumeDir(dir)) {
     return absl::NotFoundError(absl::StrCat(
         dir, " is not a cairn volume (no cairn.toml); create one with: cairn format ",
         dir));
+  }
+  if (!config_path.empty() && access(path.c_str(), R_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("config file ", path, ": ", strerror(errno)));
   }
   toml::table table;
   try {
@@ -367,6 +371,7 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir) {
   }
   VolumeConfig c;
   c.cache_dir = Join(dir, "cache");
+  c.config_path = path;
   auto bad = [&](const std::string& key, const std::string& why) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": key '", key, "': ", why));
@@ -688,7 +693,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (config.tier) {
     // Nothing is sent to the remote here: a mount works while it is down.
     absl::StatusOr<s3::S3Options> options =
-        TierS3Options(*config.tier, Join(volume->dir_, kConfigName));
+        TierS3Options(*config.tier, config.config_path.empty() ? Join(volume->dir_, kConfigName)
+                                                               : config.config_path);
     if (!options.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("the remote tier of ", volume->dir_, ": ", options.status().message()));

@@ -50,6 +50,8 @@ const char kMountHelp[] =
     "     cache_size=SIZE the remote tier's local block cache, like 2G or\n"
     "                     512M (cairn.toml: [tier] cache_bytes)\n"
     "     log_level=LEVEL error, warning, info or debug (cairn.toml: log_level)\n"
+    "     config=FILE     read the settings from FILE instead of\n"
+    "                     VOLUME_DIR/cairn.toml (a copy of it, edited)\n"
     "  These override cairn.toml for this mount. Also accepted and ignored,\n"
     "  for mount(8) and /etc/fstab: defaults, atime, relatime, strictatime,\n"
     "  nodiratime, dev, nodev, suid, nosuid, exec, noexec, auto, noauto, user,\n"
@@ -82,6 +84,7 @@ struct MountRequest {
   bool fake = false;     // check, mount nothing (mount -f)
   bool verbose = false;
   FuseMountOptions fuse;
+  std::string config_path;  // -o config=FILE: instead of VOLUME_DIR/cairn.toml
   // KEY=VALUE options that override cairn.toml, in the order given.
   std::vector<std::pair<std::string, std::string>> overrides;
 };
@@ -162,6 +165,9 @@ int ParseOptions(const std::string& list, MountRequest* request) {
     if (equals != std::string::npos &&
         (key == "cache_dir" || key == "cache_size" || key == "log_level")) {
       request->overrides.emplace_back(key, opt.substr(equals + 1));
+    } else if (key == "config" && equals != std::string::npos) {
+      request->config_path = opt.substr(equals + 1);
+      if (request->config_path.empty()) return UsageError("mount", "config= needs a file");
     } else if (opt == "allow_other") {
       request->fuse.allow_other = true;
     } else if (opt == "ro") {
@@ -255,8 +261,10 @@ std::string DegradedWarning(Volume& volume) {
 std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
   const VolumeConfig& config = volume.config();
   if (!config.tier) return "";
-  absl::Status probe = ProbeRemote(*config.tier, volume_dir + "/cairn.toml", config.volume_id,
-                                   /*seconds=*/3);
+  absl::Status probe = ProbeRemote(*config.tier,
+                                   config.config_path.empty() ? volume_dir + "/cairn.toml"
+                                                              : config.config_path,
+                                   config.volume_id, /*seconds=*/3);
   if (probe.ok()) return "";
   LogWarning("the remote tier does not answer: %s", probe.message());
   return absl::StrCat("the remote tier does not answer (", probe.message(),
@@ -497,7 +505,9 @@ int MountVolume(MountRequest request) {
                              " already has a cairn volume mounted; unmount it "
                              "first: cairn umount " + request.mountpoint);
   }
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(request.volume_dir);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(
+      request.volume_dir,
+      request.config_path.empty() ? "" : AbsolutePath(request.config_path));
   if (!config.ok()) return Fail("mount", config.status());
   if (std::string bad = ApplyOverrides(request, &*config); !bad.empty()) {
     return UsageError("mount", bad);

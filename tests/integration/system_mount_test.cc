@@ -121,6 +121,34 @@ TEST_F(SystemMountTest, FstabLinesMountWithMountAllAndByMountpoint) {
   EXPECT_EQ(Run("cat " + QP("note")).output, "fstab\n");
 }
 
+TEST_F(SystemMountTest, ConfigOptionReadsTheSettingsFromAnotherFile) {
+  const std::string alternate = work_dir_ + "/alternate.toml";
+  const std::string cache = work_dir_ + "/alternate-cache";
+  CommandResult copy = Run("sed 's#^cache_dir = .*#cache_dir = \"" + cache + "\"#' " +
+                           Quote(volume_dir_ + "/cairn.toml") + " > " + Quote(alternate));
+  ASSERT_EQ(copy.exit_code, 0) << Brief(copy);
+  CommandResult mount = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                            " -o config=" + alternate);
+  ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+  RecordConnection();
+  ASSERT_EQ(Run("echo alt > " + QP("a")).exit_code, 0);
+  EXPECT_EQ(Run("test -d " + Quote(cache + "/journal")).exit_code, 0)
+      << "the journal is where the other file says";
+  ASSERT_EQ(Run("umount " + Quote(mount_dir_)).exit_code, 0);
+  ASSERT_TRUE(VolumeReleased());
+  // A bad key in that file is reported with its path; so is a missing file.
+  ASSERT_EQ(Run("echo 'frobnicate = 1' >> " + Quote(alternate)).exit_code, 0);
+  CommandResult bad = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                          " -o config=" + alternate);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find(alternate + ": key 'frobnicate'"), std::string::npos) << Brief(bad);
+  CommandResult missing = Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_) +
+                              " -o config=" + work_dir_ + "/nowhere.toml");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("nowhere.toml"), std::string::npos) << Brief(missing);
+  EXPECT_FALSE(IsMounted(mount_dir_));
+}
+
 TEST_F(SystemMountTest, BadOptionsAreRefusedByNameAndMountNothing) {
   auto mount = [&](const std::string& flags) {
     return Run("mount -t cairn " + flags + " " + Quote(volume_dir_) + " " + Quote(mount_dir_));

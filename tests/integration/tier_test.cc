@@ -25,11 +25,12 @@ class TierTest : public MountTest {
     ConfigureTier("");
     ASSERT_NO_FATAL_FAILURE(Mount());
   }
-  // Appends [tier] (plus `extra` lines) to the volume's cairn.toml.
+  // Replaces the [tier] section of the volume's cairn.toml (other sections
+  // stay) with one for the test's s3rver, plus `extra` lines.
   void ConfigureTier(const std::string& extra) {
     std::string config = volume_dir_ + "/cairn.toml";
     CommandResult edit = Run(
-        "sed -i '/^\\[tier\\]/,$d' " + Quote(config) + " && printf '%s\\n' '[tier]' " +
+        "sed -i '/^\\[tier\\]/,/^\\[[a-z]*\\]/{/^\\[tier\\]/d;/^\\[[a-z]*\\]/!d}' " + Quote(config) + " && printf '%s\\n' '[tier]' " +
         Quote("endpoint = \"" + server_->endpoint() + "\"") + " 'bucket = \"tier\"' " +
         "'access_key_id = \"S3RVER\"' 'secret_access_key = \"S3RVER\"' 'read_timeout_seconds = 3' " +
         (extra.empty() ? "" : Quote(extra)) + " >> " + Quote(config) + " && chmod 600 " +

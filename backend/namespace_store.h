@@ -142,6 +142,24 @@ struct NamespaceOptions {
   int64_t gc_grace_seconds = 60;
   // Create the database if missing (format); otherwise missing is an error.
   bool create_if_missing = false;
+  // Queue every blob registered for the replica, in the batch that registers
+  // it (the volume has a [replica]).
+  bool queue_replication = false;
+};
+
+// A blob waiting to be copied to the replica.
+struct QueuedReplication {
+  BlobId id = kNoBlob;
+  int64_t queued_sec = 0;  // when its commit queued it
+  uint64_t length = 0;
+};
+
+// How far the replica is behind.
+struct ReplicationBacklog {
+  uint64_t blobs = 0;        // counted up to the caller's limit
+  uint64_t bytes = 0;
+  int64_t oldest_sec = 0;    // queued time of the oldest entry; 0 when empty
+  bool counted_all = true;   // false: more than the limit are queued
 };
 
 // What NamespaceStore::Check found (see backend/namespace_check.h).
@@ -293,6 +311,19 @@ class NamespaceStore {
   virtual absl::Status QueueRepair(BlobId id) = 0;
   virtual absl::StatusOr<std::vector<BlobId>> PendingRepairs(BlobId from, size_t max) = 0;
   virtual absl::Status ClearRepair(BlobId id) = 0;
+
+  // The replication queue (see NamespaceOptions::queue_replication). It
+  // survives restarts; entries are cleared once the replica holds a verified
+  // copy, or the blob is gone.
+  virtual absl::StatusOr<std::vector<QueuedReplication>> PendingReplications(BlobId from,
+                                                                             size_t max) = 0;
+  virtual absl::Status ClearReplication(BlobId id) = 0;
+  // Queues every blob that has a record, once per replica `target` (a name
+  // of the bucket and prefix): the blobs a volume held before replication to
+  // this target began. Returns how many it queued (0 when done before).
+  virtual absl::StatusOr<uint64_t> QueueExistingBlobsForReplica(const std::string& target) = 0;
+  // The queue's length (up to `max_count` entries), bytes and oldest entry.
+  virtual absl::StatusOr<ReplicationBacklog> GetReplicationBacklog(size_t max_count) = 0;
 
   // Blobs no extent references whose grace period has passed, at most `max`.
   virtual absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) = 0;

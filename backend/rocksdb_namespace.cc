@@ -47,6 +47,10 @@ constexpr char kInodeCountKey[] = "c:inode_count";
 constexpr char kDataBytesKey[] = "c:data_bytes";
 constexpr char kVolumeMetaPrefix[] = "v:";
 constexpr char kRepairPrefix[] = "r:";
+// Replication queue: "p:" + blob key -> queued time (fixed64) + length (fixed64).
+constexpr char kReplicationPrefix[] = "p:";
+// The replica target whose existing blobs have all been queued.
+constexpr char kReplicaTargetKey[] = "c:replica_target";
 constexpr size_t kMaxXattrValueBytes = 64 << 10;
 
 rocksdb::Slice S(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -626,6 +630,105 @@ class RocksNamespace final : public NamespaceStore {
                      "clearing a repair");
   }
 
+  static std::string ReplicationValue(uint64_t queued_sec, uint64_t length) {
+    std::string value;
+    PutFixed64(&value, queued_sec);
+    PutFixed64(&value, length);
+    return value;
+  }
+
+  absl::StatusOr<std::vector<QueuedReplication>> PendingReplications(BlobId from,
+                                                                     size_t max) override {
+    std::vector<QueuedReplication> queued;
+    std::string start = kReplicationPrefix + BlobKey(from);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(S(start)); it->Valid() && queued.size() < max; it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 2) != kReplicationPrefix || key.size() != 10) break;
+      std::string_view value = V(it->value());
+      QueuedReplication entry;
+      entry.id = KeyNumberAt(key.substr(2), 0);
+      if (value.size() >= 16) {
+        entry.queued_sec = static_cast<int64_t>(DecodeFixed64(value.data()));
+        entry.length = DecodeFixed64(value.data() + 8);
+      }
+      queued.push_back(entry);
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing the replication queue"); !s.ok()) {
+      return s;
+    }
+    return queued;
+  }
+
+  absl::Status ClearReplication(BlobId id) override {
+    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta],
+                                 S(kReplicationPrefix + BlobKey(id))),
+                     "clearing a replication entry");
+  }
+
+  absl::StatusOr<uint64_t> QueueExistingBlobsForReplica(const std::string& target) override {
+    std::string done;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kReplicaTargetKey, &done);
+    if (got.ok() && done == target) return 0;
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the replica target");
+    const uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    uint64_t queued = 0;
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kBlobs]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      absl::StatusOr<StoredBlob> blob = DecodeBlob(V(it->value()));
+      if (!blob.ok()) return blob.status();
+      if (blob->record.refcount == 0) continue;  // garbage collection's, not the replica's
+      batch.Put(handles_[kMeta], S(kReplicationPrefix + std::string(key)),
+                S(ReplicationValue(now, blob->record.length)));
+      if (++queued % 4096 == 0) {
+        if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                                       "queuing blobs for the replica");
+            !s.ok()) {
+          return s;
+        }
+        batch.Clear();
+      }
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing blobs"); !s.ok()) return s;
+    // The target is recorded last: a crash before it queues them all again.
+    batch.Put(handles_[kMeta], kReplicaTargetKey, S(target));
+    if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                                   "queuing blobs for the replica");
+        !s.ok()) {
+      return s;
+    }
+    return queued;
+  }
+
+  absl::StatusOr<ReplicationBacklog> GetReplicationBacklog(size_t max_count) override {
+    ReplicationBacklog backlog;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(kReplicationPrefix); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 2) != kReplicationPrefix) break;
+      if (backlog.blobs == max_count) {
+        backlog.counted_all = false;
+        break;
+      }
+      std::string_view value = V(it->value());
+      if (value.size() >= 16) {
+        int64_t queued = static_cast<int64_t>(DecodeFixed64(value.data()));
+        if (backlog.oldest_sec == 0 || queued < backlog.oldest_sec) backlog.oldest_sec = queued;
+        backlog.bytes += DecodeFixed64(value.data() + 8);
+      }
+      backlog.blobs++;
+    }
+    if (absl::Status s = FromRocks(it->status(), "reading the replication queue"); !s.ok()) {
+      return s;
+    }
+    return backlog;
+  }
+
   absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) override {
     uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
     std::vector<BlobId> ids;
@@ -983,6 +1086,13 @@ class RocksNamespace final : public NamespaceStore {
         now + static_cast<uint64_t>(std::max<int64_t>(0, options_.gc_grace_seconds)),
         &txn.batch);
     if (!blobs.ok()) return blobs;
+    if (options_.queue_replication) {
+      // In the same batch: no blob is ever committed without its queue entry.
+      for (const auto& [id, blob] : txn.extent_changes.new_blobs) {
+        txn.batch.Put(handles_[kMeta], S(kReplicationPrefix + BlobKey(id)),
+                      S(ReplicationValue(now, blob.record.length)));
+      }
+    }
     for (InodeId ino : txn.dirty) {
       txn.batch.Put(handles_[kInodes], S(InodeKey(ino)),
                     S(EncodeInode(txn.inodes[ino])));

@@ -35,6 +35,15 @@ absl::Status ForEachBlobRecord(
 
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
                                             const std::string& config_path) {
+  absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path);
+  if (!options.ok()) return options;
+  // A read waits for the remote at most this long in all, retries included.
+  options->max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
+  return options;
+}
+
+absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& tier,
+                                              const std::string& config_path) {
   s3::S3Options options;
   options.endpoint = tier.endpoint;
   options.bucket = tier.bucket;
@@ -44,8 +53,6 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
   options.path_style = tier.addressing == "path" ||
                        (tier.addressing == "auto" &&
                         tier.endpoint.find("amazonaws.com") == std::string::npos);
-  // A read waits for the remote at most this long in all, retries included.
-  options.max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
   s3::CredentialSources sources;
   if (!tier.secret_access_key.empty() || !tier.access_key_id.empty()) {
     sources.config = s3::Credentials{tier.access_key_id, tier.secret_access_key, ""};

@@ -42,6 +42,10 @@ namespace cairn {
 // cairn.toml, whose mode is checked when it holds a secret).
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
                                             const std::string& config_path);
+// The same for any bucket of cairn's (the replica's), with the client's
+// default retry limits.
+absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& target,
+                                              const std::string& config_path);
 
 // Remote data is read and cached in blocks of this size: a random read of
 // a few bytes costs one GET of at most this much, a sequential one GETs a

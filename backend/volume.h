@@ -40,9 +40,9 @@ class TierMover;
 // mounted as it is. Version 2: the striped store over cairn disks.
 inline constexpr int kVolumeFormatVersion = 2;
 
-// The remote tier: an S3-compatible bucket that cold data moves to (the
-// [tier] section of cairn.toml; absent: no remote tier).
-struct TierConfig {
+// An S3-compatible bucket cairn keeps objects in: the remote tier's and the
+// replica's (their sections of cairn.toml share these keys).
+struct S3Target {
   std::string endpoint;              // https://host[:port]; http:// only if said
   std::string bucket;
   std::string prefix = "cairn/";     // objects under PREFIX<volume id>/
@@ -54,6 +54,15 @@ struct TierConfig {
   std::string profile;
   std::string ca_file;               // "" for the system's CAs
   std::string storage_class;         // "" for the bucket's default
+  // Same bucket and objects (the same endpoint, bucket and prefix).
+  bool SameObjectsAs(const S3Target& other) const {
+    return endpoint == other.endpoint && bucket == other.bucket && prefix == other.prefix;
+  }
+};
+
+// The remote tier: a bucket that cold data moves to (the [tier] section of
+// cairn.toml; absent: no remote tier).
+struct TierConfig : S3Target {
   int64_t cold_after_seconds = 30 * 24 * 3600;  // untouched this long: moves out
   int64_t high_watermark_percent = 85;  // local disks fuller than this: the
   int64_t low_watermark_percent = 70;   // coldest move out until below low
@@ -62,6 +71,10 @@ struct TierConfig {
   // this many bytes; 0: not kept.
   int64_t cache_bytes = 1ll << 30;
 };
+
+// The replica: a bucket (ideally elsewhere) that every blob is copied to in
+// the background (the [replica] section; absent: no replication).
+struct ReplicaConfig : S3Target {};
 
 // Prometheus metrics over HTTP (the [metrics] section of cairn.toml; absent,
 // or listen = "": no metrics). Off by default: the endpoint needs no
@@ -100,6 +113,7 @@ struct VolumeConfig {
   int64_t scrub_interval_seconds = 7 * 24 * 3600;
   uint64_t scrub_bytes_per_second = 16ull << 20;
   std::optional<TierConfig> tier;
+  std::optional<ReplicaConfig> replica;
   std::string config_path;          // the file this was read from
   MetricsConfig metrics;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
@@ -174,6 +188,9 @@ class Volume {
   RemoteBlobStore* remote() { return remote_.get(); }
   TierMover* tier_mover() { return mover_.get(); }
   TieredBlobStore* tiered() { return tiered_.get(); }
+  // The replica's store and client; null without a [replica].
+  RemoteBlobStore* replica() { return replica_.get(); }
+  s3::S3Client* replica_client() { return replica_client_.get(); }
   s3::S3Client* tier_client() { return tier_client_.get(); }
   const VolumeConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
@@ -207,6 +224,8 @@ class Volume {
   std::unique_ptr<DiskBlockCache> tier_block_cache_;
   std::unique_ptr<TieredBlobStore> tiered_;
   std::unique_ptr<TierMover> mover_;
+  std::unique_ptr<s3::S3Client> replica_client_;
+  std::unique_ptr<RemoteBlobStore> replica_;
 };
 
 }  // namespace cairn

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <functional>
+#include <ostream>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -124,6 +126,25 @@ void ParseLockContent(int fd, MountRecord* record) {
   }
 }
 
+void WriteS3Target(const S3Target& t, std::ostream& out) {
+  auto text = [](const std::string& v) { return toml::value<std::string>(v); };
+  out << "endpoint = " << text(t.endpoint) << "\n"
+      << "bucket = " << text(t.bucket) << "\n"
+      << "prefix = " << text(t.prefix) << "\n"
+      << "region = " << text(t.region) << "\n"
+      << "addressing = " << text(t.addressing) << "\n";
+  if (!t.access_key_id.empty()) out << "access_key_id = " << text(t.access_key_id) << "\n";
+  if (!t.secret_access_key.empty()) {
+    out << "secret_access_key = " << text(t.secret_access_key) << "\n";
+  }
+  if (!t.credentials_file.empty()) {
+    out << "credentials_file = " << text(t.credentials_file) << "\n";
+  }
+  if (!t.profile.empty()) out << "profile = " << text(t.profile) << "\n";
+  if (!t.ca_file.empty()) out << "ca_file = " << text(t.ca_file) << "\n";
+  if (!t.storage_class.empty()) out << "storage_class = " << text(t.storage_class) << "\n";
+}
+
 std::string ConfigText(const VolumeConfig& c) {
   toml::array disks;
   for (const std::string& disk : c.disks) disks.push_back(disk);
@@ -158,24 +179,9 @@ std::string ConfigText(const VolumeConfig& c) {
       << "scrub_bytes_per_second = " << c.scrub_bytes_per_second << "\n";
   if (c.tier) {
     const TierConfig& t = *c.tier;
-    auto text = [](const std::string& v) { return toml::value<std::string>(v); };
     out << "\n# The remote tier (docs/CONFIG.md): cold data moves to this S3 bucket.\n"
-        << "[tier]\n"
-        << "endpoint = " << text(t.endpoint) << "\n"
-        << "bucket = " << text(t.bucket) << "\n"
-        << "prefix = " << text(t.prefix) << "\n"
-        << "region = " << text(t.region) << "\n"
-        << "addressing = " << text(t.addressing) << "\n";
-    if (!t.access_key_id.empty()) out << "access_key_id = " << text(t.access_key_id) << "\n";
-    if (!t.secret_access_key.empty()) {
-      out << "secret_access_key = " << text(t.secret_access_key) << "\n";
-    }
-    if (!t.credentials_file.empty()) {
-      out << "credentials_file = " << text(t.credentials_file) << "\n";
-    }
-    if (!t.profile.empty()) out << "profile = " << text(t.profile) << "\n";
-    if (!t.ca_file.empty()) out << "ca_file = " << text(t.ca_file) << "\n";
-    if (!t.storage_class.empty()) out << "storage_class = " << text(t.storage_class) << "\n";
+        << "[tier]\n";
+    WriteS3Target(t, out);
     out << "cold_after_seconds = " << t.cold_after_seconds << "\n"
         << "high_watermark_percent = " << t.high_watermark_percent << "\n"
         << "low_watermark_percent = " << t.low_watermark_percent << "\n"
@@ -187,6 +193,11 @@ std::string ConfigText(const VolumeConfig& c) {
         << "# endpoint = \"https://s3.eu-west-1.amazonaws.com\"\n"
         << "# bucket = \"my-bucket\"\n"
         << "# region = \"eu-west-1\"\n";
+  }
+  if (c.replica) {
+    out << "\n# The replica (docs/CONFIG.md): every blob is copied to this S3 bucket.\n"
+        << "[replica]\n";
+    WriteS3Target(*c.replica, out);
   }
   if (!c.metrics.listen.empty()) {
     out << "\n# Prometheus metrics on http://LISTEN/metrics (docs/METRICS.md).\n"
@@ -201,6 +212,61 @@ std::string ConfigText(const VolumeConfig& c) {
   return out.str();
 }
 
+// Reads `key` into `target` if it is one of the S3Target keys; nullopt if
+// it is not one of them.
+std::optional<absl::Status> ParseS3TargetKey(const std::string& key, const toml::node& node,
+                                             S3Target* t,
+                                             const std::function<absl::Status(
+                                                 const std::string&, const std::string&)>& bad) {
+  auto text = [&](std::string* out) -> absl::Status {
+    if (!node.is_string()) return bad(key, "must be a string");
+    *out = *node.value<std::string>();
+    return absl::OkStatus();
+  };
+  if (key == "endpoint") return text(&t->endpoint);
+  if (key == "bucket") return text(&t->bucket);
+  if (key == "prefix") return text(&t->prefix);
+  if (key == "region") return text(&t->region);
+  if (key == "addressing") return text(&t->addressing);
+  if (key == "access_key_id") return text(&t->access_key_id);
+  if (key == "secret_access_key") return text(&t->secret_access_key);
+  if (key == "credentials_file") return text(&t->credentials_file);
+  if (key == "profile") return text(&t->profile);
+  if (key == "ca_file") return text(&t->ca_file);
+  if (key == "storage_class") return text(&t->storage_class);
+  return std::nullopt;
+}
+
+// The checks every S3Target must pass; normalises the prefix.
+absl::Status CheckS3Target(
+    S3Target* t,
+    const std::function<absl::Status(const std::string&, const std::string&)>& bad) {
+  if (t->endpoint.empty()) {
+    return bad("endpoint", "missing: the S3 endpoint, like https://s3.eu-west-1.amazonaws.com");
+  }
+  if (t->bucket.empty()) return bad("bucket", "missing: the bucket's name");
+  if (t->addressing != "auto" && t->addressing != "path" && t->addressing != "virtual") {
+    return bad("addressing", "must be auto, path or virtual");
+  }
+  if (!t->prefix.empty() && t->prefix.back() != '/') t->prefix += '/';
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReplicaConfig> ParseReplica(const toml::table& table, const std::string& path) {
+  ReplicaConfig r;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": [replica] key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    std::optional<absl::Status> s = ParseS3TargetKey(key, node, &r, bad);
+    if (!s) return bad(key, "unknown key (see docs/CONFIG.md)");
+    if (!s->ok()) return *s;
+  }
+  if (absl::Status s = CheckS3Target(&r, bad); !s.ok()) return s;
+  return r;
+}
+
 absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string& path) {
   TierConfig t;
   auto bad = [&](const std::string& key, const std::string& why) {
@@ -208,11 +274,10 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
   };
   for (const auto& [key_node, node] : table) {
     std::string key(key_node.str());
-    auto text = [&](std::string* out) -> absl::Status {
-      if (!node.is_string()) return bad(key, "must be a string");
-      *out = *node.value<std::string>();
-      return absl::OkStatus();
-    };
+    if (std::optional<absl::Status> s = ParseS3TargetKey(key, node, &t, bad)) {
+      if (!s->ok()) return *s;
+      continue;
+    }
     auto integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
       if (!node.is_integer()) return bad(key, "must be an integer");
       int64_t v = *node.value<int64_t>();
@@ -221,18 +286,7 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
       return absl::OkStatus();
     };
     absl::Status s;
-    if (key == "endpoint") s = text(&t.endpoint);
-    else if (key == "bucket") s = text(&t.bucket);
-    else if (key == "prefix") s = text(&t.prefix);
-    else if (key == "region") s = text(&t.region);
-    else if (key == "addressing") s = text(&t.addressing);
-    else if (key == "access_key_id") s = text(&t.access_key_id);
-    else if (key == "secret_access_key") s = text(&t.secret_access_key);
-    else if (key == "credentials_file") s = text(&t.credentials_file);
-    else if (key == "profile") s = text(&t.profile);
-    else if (key == "ca_file") s = text(&t.ca_file);
-    else if (key == "storage_class") s = text(&t.storage_class);
-    else if (key == "cold_after_seconds") s = integer(0, INT64_MAX, &t.cold_after_seconds);
+    if (key == "cold_after_seconds") s = integer(0, INT64_MAX, &t.cold_after_seconds);
     else if (key == "high_watermark_percent") s = integer(1, 100, &t.high_watermark_percent);
     else if (key == "low_watermark_percent") s = integer(0, 99, &t.low_watermark_percent);
     else if (key == "read_timeout_seconds") s = integer(1, 3600, &t.read_timeout_seconds);
@@ -240,15 +294,10 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
     else s = bad(key, "unknown key (see docs/CONFIG.md)");
     if (!s.ok()) return s;
   }
-  if (t.endpoint.empty()) return bad("endpoint", "missing: the S3 endpoint, like https://s3.eu-west-1.amazonaws.com");
-  if (t.bucket.empty()) return bad("bucket", "missing: the bucket's name");
-  if (t.addressing != "auto" && t.addressing != "path" && t.addressing != "virtual") {
-    return bad("addressing", "must be auto, path or virtual");
-  }
+  if (absl::Status s = CheckS3Target(&t, bad); !s.ok()) return s;
   if (t.low_watermark_percent >= t.high_watermark_percent) {
     return bad("low_watermark_percent", "must be below high_watermark_percent");
   }
-  if (!t.prefix.empty() && t.prefix.back() != '/') t.prefix += '/';
   return t;
 }
 
@@ -465,6 +514,15 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
         if (!parsed.ok()) return parsed.status();
         c.tier = *parsed;
       }
+    } else if (key == "replica") {
+      const toml::table* replica = node.as_table();
+      if (replica == nullptr) {
+        s = bad(key, "must be a table: a [replica] section");
+      } else {
+        absl::StatusOr<ReplicaConfig> parsed = ParseReplica(*replica, path);
+        if (!parsed.ok()) return parsed.status();
+        c.replica = *parsed;
+      }
     } else if (key == "metrics") {
       const toml::table* metrics = node.as_table();
       if (metrics == nullptr) {
@@ -503,7 +561,10 @@ absl::Status SaveVolumeConfig(const std::string& volume_dir,
   mode_t mode = 0644;
   struct stat st;
   if (stat(path.c_str(), &st) == 0) mode = st.st_mode & 0777;
-  if (config.tier && !config.tier->secret_access_key.empty()) mode &= 0700;
+  if ((config.tier && !config.tier->secret_access_key.empty()) ||
+      (config.replica && !config.replica->secret_access_key.empty())) {
+    mode &= 0700;
+  }
   return WriteFileDurably(path, ConfigText(config), mode);
 }
 
@@ -646,6 +707,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   }
   NamespaceOptions ns_options;
   ns_options.gc_grace_seconds = config.gc_grace_seconds;
+  ns_options.queue_replication = config.replica.has_value();
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
   if (!ns.ok()) return ns.status();
@@ -724,6 +786,27 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->mover_ = std::make_unique<TierMover>(*volume->namespace_, *volume->blobs_,
                                                  *volume->remote_);
   }
+  if (config.replica) {
+    const std::string config_path =
+        config.config_path.empty() ? Join(volume->dir_, kConfigName) : config.config_path;
+    absl::StatusOr<s3::S3Options> options = S3TargetOptions(*config.replica, config_path);
+    absl::StatusOr<std::unique_ptr<s3::S3Client>> client =
+        options.ok() ? s3::S3Client::Create(*options)
+                     : absl::StatusOr<std::unique_ptr<s3::S3Client>>(options.status());
+    if (!client.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the replica of ", volume->dir_, ": ", client.status().message()));
+    }
+    volume->replica_client_ = std::move(*client);
+    volume->replica_ = std::make_unique<RemoteBlobStore>(
+        *volume->replica_client_, config.replica->prefix, config.volume_id);
+    // Blobs stored before replication to this bucket began join the queue.
+    absl::StatusOr<uint64_t> queued = volume->namespace_->QueueExistingBlobsForReplica(
+        absl::StrCat(config.replica->endpoint, " ", config.replica->bucket, " ",
+                     config.replica->prefix));
+    if (!queued.ok()) return queued.status();
+    if (*queued > 0) LogInfo("queued %d existing blobs for the replica", *queued);
+  }
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {
@@ -741,6 +824,8 @@ Volume::~Volume() {
   mover_.reset();
   tiered_.reset();
   tier_block_cache_.reset();
+  replica_.reset();
+  replica_client_.reset();
   remote_.reset();
   tier_client_.reset();
   blobs_.reset();

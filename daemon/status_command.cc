@@ -105,6 +105,19 @@ void PrintStorage(const std::string& storage, bool mounted) {
            static_cast<unsigned long long>(StatNumber(tier, "moved_in").value_or(0)),
            healthy ? "healthy" : ("FAILING: " + JsonText(tier, "last_error")).c_str());
   }
+  std::string replica = JsonObject(storage, "replica");
+  if (!replica.empty()) {
+    bool healthy = replica.find("\"healthy\": true") != std::string::npos;
+    bool all = replica.find("\"queue_counted_all\": true") != std::string::npos;
+    printf("replica:    %s%llu blobs (%s) waiting, lag %llu s; %llu copied (%s); %s\n",
+           all ? "" : "more than ",
+           static_cast<unsigned long long>(StatNumber(replica, "queued_blobs").value_or(0)),
+           Human(StatNumber(replica, "queued_bytes").value_or(0)).c_str(),
+           static_cast<unsigned long long>(StatNumber(replica, "lag_seconds").value_or(0)),
+           static_cast<unsigned long long>(StatNumber(replica, "copied").value_or(0)),
+           Human(StatNumber(replica, "copied_bytes").value_or(0)).c_str(),
+           healthy ? "healthy" : ("FAILING: " + JsonText(replica, "last_error")).c_str());
+  }
   if (mounted) {
     printf("events:     %llu reads rebuilt, %llu checksum failures, %llu missing shards, "
            "%llu I/O errors, %llu degraded writes, %llu shards repaired (since mount)\n",

@@ -31,6 +31,7 @@
 #include "backend/control_channel.h"
 #include "backend/env.h"
 #include "backend/storage_maintenance.h"
+#include "backend/replication.h"
 #include "backend/tiering.h"
 #include "cache/writeback_journal.h"
 #include "backend/log.h"
@@ -374,6 +375,16 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
                                                *volume.tier_mover(), *config.tier,
                                                tiering_options);
   }
+  // Every blob to the replica bucket, in the background; what the last
+  // flush stores waits in the queue for the next mount.
+  std::unique_ptr<Replicator> replicator;
+  if (volume.replica() != nullptr) {
+    Replicator::Options replicator_options;
+    replicator_options.tier_is_replica =
+        config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
+    replicator = std::make_unique<Replicator>(volume.ns(), volume.blobs(), *volume.replica(),
+                                              replicator_options);
+  }
   std::unique_ptr<StorageMaintenance> maintenance;
   std::unique_ptr<ControlServer> control;
   if (StripedBlobStore* striped = volume.striped()) {
@@ -440,6 +451,12 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
         }
         absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ", tier, "}");
       }
+      if (replicator) {
+        if (storage.empty()) storage = "{}";
+        storage.pop_back();
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ",
+                        replicator->StatsJson(), "}");
+      }
       WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
@@ -467,6 +484,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   control.reset();      // stops a manual scrub or rebuild in progress
   maintenance.reset();  // and the background one
   tiering.reset();
+  replicator.reset();
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();
   if (flushed.ok() && (*journal)->Roll().ok()) {

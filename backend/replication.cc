@@ -1,0 +1,110 @@
+#include "backend/replication.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+#include "backend/json.h"
+#include "backend/log.h"
+#include "backend/tiering.h"
+
+namespace cairn {
+
+Replicator::Replicator(NamespaceStore& ns, BlobStore& blobs, RemoteBlobStore& replica,
+                       Options options)
+    : ns_(ns), blobs_(blobs), replica_(replica), options_(options) {
+  if (options_.background) thread_ = std::thread([this] { Loop(); });
+}
+
+Replicator::~Replicator() {
+  stop_ = true;
+  stopped_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Replicator::Copy(BlobId id) {
+  absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
+  if (!record.ok()) {
+    // Deleted since it was queued: nothing to copy.
+    if (IsNotFoundError(record.status())) return ns_.ClearReplication(id);
+    return record.status();
+  }
+  if (options_.tier_is_replica && record->location != BlobLocation::kLocal) {
+    return ns_.ClearReplication(id);  // its verified object is there already
+  }
+  absl::StatusOr<std::string> data = blobs_.Read(id, 0, record->length);
+  if (!data.ok()) return data.status();
+  if (Crc32c(*data) != record->crc32c) {
+    return FsError(FsErrorKind::kIo, absl::StrCat("blob ", id, " does not match its checksum; "
+                                                  "not replicated (cairn scrub repairs it)"));
+  }
+  if (absl::StatusOr<BlobInfo> put = replica_.Put(id, *data); !put.ok()) return put.status();
+  if (absl::Status s = replica_.Verify(id, record->length, record->crc32c); !s.ok()) return s;
+  copied_++;
+  copied_bytes_ += record->length;
+  return ns_.ClearReplication(id);
+}
+
+absl::StatusOr<uint64_t> Replicator::RunPass() {
+  absl::MutexLock pass_lock(&pass_mu_);
+  uint64_t copied = 0;
+  for (BlobId from = 0; !stop_;) {
+    absl::StatusOr<std::vector<QueuedReplication>> queued = ns_.PendingReplications(from, 256);
+    if (!queued.ok()) return queued.status();
+    if (queued->empty()) break;
+    std::vector<BlobId> ids;
+    for (const QueuedReplication& q : *queued) ids.push_back(q.id);
+    from = ids.back() + 1;
+    std::atomic<uint64_t> done{0};
+    absl::Status failed =
+        RunMoves(ids, options_.parallel, [this](BlobId id) { return Copy(id); },
+                 [&done](size_t) { done++; });
+    copied += done;
+    if (!failed.ok()) {
+      errors_++;
+      absl::MutexLock lock(&mu_);
+      last_error_ = std::string(failed.message());
+      last_error_time_ = absl::ToUnixSeconds(absl::Now());
+      LogWarning("replication stopped: %s; retrying later", last_error_);
+      return failed;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  last_pass_time_ = absl::ToUnixSeconds(absl::Now());
+  return copied;
+}
+
+void Replicator::Loop() {
+  int64_t wait = options_.idle_seconds;
+  while (!stopped_.WaitForNotificationWithTimeout(absl::Seconds(wait))) {
+    absl::StatusOr<uint64_t> pass = RunPass();
+    // While the replica fails, try less often (up to every 5 minutes).
+    wait = pass.ok() ? options_.idle_seconds : std::min<int64_t>(std::max<int64_t>(wait, 1) * 2, 300);
+  }
+}
+
+Replicator::Stats Replicator::GetStats() { return Stats{copied_, copied_bytes_, errors_}; }
+
+std::string Replicator::StatsJson() {
+  // Counting stops at 100,000 entries: the figure is for a person, and a
+  // longer queue is "more than that".
+  absl::StatusOr<ReplicationBacklog> backlog = ns_.GetReplicationBacklog(100000);
+  ReplicationBacklog b = backlog.ok() ? *backlog : ReplicationBacklog{};
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  absl::MutexLock lock(&mu_);
+  return absl::StrFormat(
+      "{\"queued_blobs\": %d, \"queued_bytes\": %d, \"queue_counted_all\": %s, "
+      "\"lag_seconds\": %d, \"copied\": %d, \"copied_bytes\": %d, \"errors\": %d, "
+      "\"last_error\": %s, \"last_error_time\": %d, \"last_empty_time\": %d, "
+      "\"healthy\": %s}",
+      b.blobs, b.bytes, b.counted_all ? "true" : "false",
+      b.oldest_sec > 0 ? std::max<int64_t>(0, now - b.oldest_sec) : 0, copied_.load(),
+      copied_bytes_.load(), errors_.load(), JsonString(last_error_), last_error_time_,
+      last_pass_time_, last_error_time_ <= last_pass_time_ ? "true" : "false");
+}
+
+}  // namespace cairn

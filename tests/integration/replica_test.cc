@@ -1,0 +1,57 @@
+// Replication through a real mount: a volume with a [replica] on a private
+// s3rver; what is written reaches the replica bucket and the lag returns to
+// zero, as cairn status reports it.
+#include <string>
+
+#include "tests/integration/mount_fixture.h"
+#include "tests/support/s3rver.h"
+
+namespace cairn_it {
+namespace {
+
+class ReplicaTest : public MountTest {
+ protected:
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    std::string why;
+    server_ = cairn::S3rver::Start("replica", &why);
+    if (!server_) GTEST_SKIP() << why;
+    MountTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(Unmount());
+    std::string config = volume_dir_ + "/cairn.toml";
+    CommandResult edit = Run(
+        "printf '%s\\n' '[replica]' " + Quote("endpoint = \"" + server_->endpoint() + "\"") +
+        " 'bucket = \"replica\"' 'access_key_id = \"S3RVER\"' 'secret_access_key = \"S3RVER\"' >> " +
+        Quote(config) + " && chmod 600 " + Quote(config));
+    ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+    ASSERT_NO_FATAL_FAILURE(Mount());
+  }
+  int ReplicaObjects() {
+    return std::atoi(Run("find " + Quote(server_->dir()) +
+                         " -type f -name '*._S3rver_object' | wc -l").output.c_str());
+  }
+  std::unique_ptr<cairn::S3rver> server_;
+};
+
+TEST_F(ReplicaTest, WrittenDataReachesTheReplicaAndTheLagReturnsToZero) {
+  CommandResult made = Run("cd " + QP("") + " && for i in 1 2 3 4 5; do head -c 500000 "
+                           "/dev/urandom > f$i; done && sync");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  // Stored (the writeback flushes within seconds), then copied.
+  bool caught_up = WaitFor(
+      [&] {
+        CommandResult status = Cairn("status --json " + Quote(mount_dir_), 30);
+        return status.output.find("\"replica\": {\"queued_blobs\": 0,") != std::string::npos &&
+               ReplicaObjects() == 5;
+      },
+      60);
+  EXPECT_TRUE(caught_up) << Brief(Cairn("status " + Quote(mount_dir_), 30));
+  CommandResult status = Cairn("status " + Quote(mount_dir_), 30);
+  EXPECT_NE(status.output.find("replica:    0 blobs (0 B) waiting, lag 0 s; 5 copied"),
+            std::string::npos)
+      << Brief(status);
+}
+
+}  // namespace
+}  // namespace cairn_it

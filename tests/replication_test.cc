@@ -1,0 +1,187 @@
+// Replication to a replica bucket (s3rver on 127.0.0.1, behind the tests'
+// fault proxy), on a real three-disk volume with a [replica].
+#include "backend/replication.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "absl/strings/str_cat.h"
+#include "backend/crc32c.h"
+#include "backend/fs_error.h"
+#include "backend/tiering.h"
+#include "backend/volume.h"
+#include "tests/support/fault_proxy.h"
+#include "tests/support/random_bytes.h"
+#include "tests/support/s3rver.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn {
+namespace {
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    server_ = S3rver::Start("replica", &why);
+    if (!server_) GTEST_SKIP() << why;
+    proxy_ = FaultProxy::Start(server_->port());
+    FormatOptions format;
+    for (int i = 0; i < 3; ++i) format.disks.push_back(absl::StrCat(dir_.path(), "/disk", i));
+    ASSERT_TRUE(FormatVolume(Vol(), format).ok());
+    // The [replica] the test adds holds a secret: an owner-only file.
+    ASSERT_EQ(chmod((Vol() + "/cairn.toml").c_str(), 0600), 0);
+    // A client of the test's own, quick to give up, for the replicator.
+    s3::S3Options options;
+    options.endpoint = proxy_->endpoint();
+    options.bucket = "replica";
+    options.credentials = {S3rver::kAccessKey, S3rver::kSecretKey, ""};
+    options.first_backoff_seconds = 0.01;
+    options.max_attempts = 3;
+    options.stall_seconds = 1;
+    client_ = std::move(*s3::S3Client::Create(options));
+  }
+  std::string Vol() { return dir_.path() + "/vol"; }
+  // Opens the volume, with a [replica] on the test's server when asked.
+  void Open(bool with_replica) {
+    replicator_.reset();
+    replica_.reset();
+    volume_.reset();
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+    ASSERT_TRUE(config.ok()) << config.status();
+    if (with_replica) {
+      ReplicaConfig replica;
+      replica.endpoint = proxy_->endpoint();
+      replica.bucket = "replica";
+      replica.access_key_id = S3rver::kAccessKey;
+      replica.secret_access_key = S3rver::kSecretKey;
+      config->replica = replica;
+    }
+    auto volume = Volume::Open(Vol(), *config);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    replica_ = std::make_unique<RemoteBlobStore>(*client_, "cairn/", volume_->config().volume_id);
+    Replicator::Options options;
+    options.background = false;
+    replicator_ = std::make_unique<Replicator>(volume_->ns(), volume_->blobs(), *replica_, options);
+  }
+  BlobId WriteFile(const std::string& name, const std::string& data) {
+    NamespaceStore& ns = volume_->ns();
+    NewNode node;
+    node.mode = S_IFREG | 0644;
+    InodeId ino = ns.MakeNode(kRootInode, name, node, {})->ino;
+    BlobId id = *ns.AllocateBlobIds(1);
+    BlobInfo info = *volume_->blobs().Put(id, data);
+    Extent extent;
+    extent.length = data.size();
+    extent.blob_id = id;
+    EXPECT_TRUE(ns.CommitWrite(ino, {NewBlob{id, info.length, info.crc32c}}, {extent}).ok());
+    return id;
+  }
+  std::vector<BlobId> Queued() {
+    std::vector<BlobId> ids;
+    absl::StatusOr<std::vector<QueuedReplication>> queued =
+        volume_->ns().PendingReplications(0, 1000);
+    EXPECT_TRUE(queued.ok()) << queued.status();
+    if (queued.ok()) {
+      for (const QueuedReplication& q : *queued) ids.push_back(q.id);
+    }
+    return ids;
+  }
+  bool InReplica(BlobId id, const std::string& data) {
+    return replica_->Verify(id, data.size(), Crc32c(data)).ok();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<S3rver> server_;
+  std::unique_ptr<FaultProxy> proxy_;
+  std::unique_ptr<s3::S3Client> client_;
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<RemoteBlobStore> replica_;
+  std::unique_ptr<Replicator> replicator_;
+};
+
+TEST_F(ReplicationTest, EveryCommittedBlobIsQueuedAndCopiedVerified) {
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  std::string a = RandomBytes(300000, 1), b = RandomBytes(1 << 20, 2);
+  BlobId id_a = WriteFile("a", a), id_b = WriteFile("b", b);
+  EXPECT_EQ(Queued(), (std::vector<BlobId>{id_a, id_b})) << "queued by the commit itself";
+  absl::StatusOr<ReplicationBacklog> backlog = volume_->ns().GetReplicationBacklog(100);
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(backlog->blobs, 2u);
+  EXPECT_EQ(backlog->bytes, a.size() + b.size());
+  EXPECT_GT(backlog->oldest_sec, 0);
+  absl::StatusOr<uint64_t> copied = replicator_->RunPass();
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  EXPECT_EQ(*copied, 2u);
+  EXPECT_TRUE(Queued().empty());
+  EXPECT_TRUE(InReplica(id_a, a));
+  EXPECT_TRUE(InReplica(id_b, b));
+  EXPECT_EQ(volume_->ns().GetReplicationBacklog(100)->blobs, 0u);
+  EXPECT_NE(replicator_->StatsJson().find("\"lag_seconds\": 0"), std::string::npos);
+}
+
+TEST_F(ReplicationTest, AFailingReplicaKeepsTheQueueAndCatchesUpAfterwards) {
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  std::string data = RandomBytes(200000, 3);
+  BlobId id = WriteFile("f", data);
+  proxy_->server_error = 1000;
+  EXPECT_FALSE(replicator_->RunPass().ok());
+  EXPECT_EQ(Queued(), std::vector<BlobId>{id}) << "nothing cleared without a verified copy";
+  EXPECT_NE(replicator_->StatsJson().find("\"healthy\": false"), std::string::npos);
+  proxy_->server_error = 0;
+  // The upload goes through but its verification does not.
+  proxy_->server_error_on_get = 1000;
+  EXPECT_FALSE(replicator_->RunPass().ok());
+  EXPECT_EQ(Queued(), std::vector<BlobId>{id});
+  proxy_->server_error_on_get = 0;
+  // The queue survives a restart, and the next pass catches up.
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  EXPECT_EQ(Queued(), std::vector<BlobId>{id});
+  proxy_->slow_down = 2;
+  ASSERT_TRUE(replicator_->RunPass().ok());
+  EXPECT_TRUE(Queued().empty());
+  EXPECT_TRUE(InReplica(id, data));
+  EXPECT_NE(replicator_->StatsJson().find("\"healthy\": true"), std::string::npos);
+}
+
+TEST_F(ReplicationTest, BlobsStoredBeforeReplicationBeganAreQueuedOnce) {
+  ASSERT_NO_FATAL_FAILURE(Open(false));
+  std::string data = RandomBytes(150000, 4);
+  BlobId id = WriteFile("old", data);
+  EXPECT_TRUE(Queued().empty()) << "no replica, no queue";
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  EXPECT_EQ(Queued(), std::vector<BlobId>{id});
+  ASSERT_TRUE(replicator_->RunPass().ok());
+  EXPECT_TRUE(InReplica(id, data));
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  EXPECT_TRUE(Queued().empty()) << "queued once per replica target";
+}
+
+TEST_F(ReplicationTest, ABlobDeletedBeforeItsCopyIsDroppedFromTheQueue) {
+  ASSERT_NO_FATAL_FAILURE(Open(true));
+  BlobId id = WriteFile("gone", RandomBytes(100000, 5));
+  absl::StatusOr<InodeAttr> unlinked = volume_->ns().Unlink(kRootInode, "gone");
+  ASSERT_TRUE(unlinked.ok());
+  ASSERT_TRUE(volume_->ns().ReleaseInode(unlinked->ino).ok());
+  ASSERT_TRUE(volume_->blobs().Delete(id).ok());
+  ASSERT_TRUE(volume_->ns().ForgetBlobs({id}).ok());
+  int requests = proxy_->requests;
+  ASSERT_TRUE(replicator_->RunPass().ok());
+  EXPECT_TRUE(Queued().empty());
+  EXPECT_EQ(proxy_->requests.load(), requests) << "nothing to upload";
+}
+
+TEST_F(ReplicationTest, ABadReplicaSectionIsRefusedNamingTheKey) {
+  std::string config = Vol() + "/cairn.toml";
+  FILE* f = fopen(config.c_str(), "a");
+  ASSERT_NE(f, nullptr);
+  fputs("\n[replica]\nbucket = \"b\"\n", f);
+  fclose(f);
+  absl::StatusOr<VolumeConfig> loaded = LoadVolumeConfig(Vol());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("[replica] key 'endpoint'"), std::string::npos)
+      << loaded.status();
+}
+
+}  // namespace
+}  // namespace cairn

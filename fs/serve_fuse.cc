@@ -421,6 +421,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
     sources.tiered = volume.tiered();
     sources.mover = volume.tier_mover();
     sources.tiering = tiering.get();
+    sources.replicator = replicator.get();
     absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
         config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
     if (server.ok()) {

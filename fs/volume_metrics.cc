@@ -189,6 +189,25 @@ void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
   }
 }
 
+void AppendReplica(Replicator& replicator, MetricsText* out) {
+  Replicator::Stats stats = replicator.GetStats();
+  std::string json = replicator.StatsJson();
+  Gauge(out, "cairn_replica_queued_blobs", JsonNumber(json, "queued_blobs"),
+        "Blobs waiting to be copied to the replica (counted up to 100000).");
+  Gauge(out, "cairn_replica_queued_bytes", JsonNumber(json, "queued_bytes"),
+        "Bytes of the blobs waiting to be copied to the replica.");
+  Gauge(out, "cairn_replica_lag_seconds", JsonNumber(json, "lag_seconds"),
+        "Age of the oldest blob not yet in the replica (the recovery point now).");
+  Counter(out, "cairn_replica_copied_blobs_total", stats.copied,
+          "Blobs copied to the replica and verified.");
+  Counter(out, "cairn_replica_copied_bytes_total", stats.copied_bytes,
+          "Bytes copied to the replica and verified.");
+  Counter(out, "cairn_replica_errors_total", stats.errors,
+          "Replication passes stopped by an error.");
+  Gauge(out, "cairn_replica_healthy", JsonNumber(json, "healthy"),
+        "0 if replication failed since the queue was last emptied, else 1.");
+}
+
 }  // namespace
 
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
@@ -200,6 +219,7 @@ std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   }
   if (sources.maintenance != nullptr) AppendScrub(*sources.maintenance, &out);
   AppendTier(sources, &out);
+  if (sources.replicator != nullptr) AppendReplica(*sources.replicator, &out);
   return out.text();
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend/namespace_store.h"
+#include "backend/replication.h"
 #include "backend/storage_maintenance.h"
 #include "backend/striped_blob_store.h"
 #include "backend/tiering.h"
@@ -25,6 +26,7 @@ struct VolumeMetricsSources {
   TieredBlobStore* tiered = nullptr;
   TierMover* mover = nullptr;
   TieringService* tiering = nullptr;
+  Replicator* replicator = nullptr;
 };
 
 // The metrics text (docs/METRICS.md lists every name).

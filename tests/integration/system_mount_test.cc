@@ -4,17 +4,21 @@
 // cairn line), and the daemon as a Type=notify service stopped by SIGTERM.
 //
 // mount(8) finds helpers only in /sbin, so these tests link
-// /usr/sbin/mount.cairn to the cairn under test for their duration, unless
-// it already exists (an installed package): then they use that one only if
-// it is the same program, and skip otherwise.
+// /usr/sbin/mount.cairn to the cairn under test while any of them runs,
+// unless it already exists (an installed package): then they use that one
+// only if it is the same program, and skip otherwise.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -25,6 +29,7 @@ namespace cairn_it {
 namespace {
 
 constexpr char kHelper[] = "/usr/sbin/mount.cairn";
+constexpr char kHelperLock[] = "/tmp/cairn-test-mount-helper.lock";
 
 std::string RealPath(const std::string& path) {
   char resolved[PATH_MAX];
@@ -35,22 +40,33 @@ class SystemMountTest : public MountTest {
  protected:
   void SetUp() override {
     if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    // Tests in other processes (ctest -j) use the same link: each holds a
+    // shared lock while it runs, and the last one out removes the link.
+    helper_lock_ = open(kHelperLock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(helper_lock_, 0) << kHelperLock << ": " << strerror(errno);
+    ASSERT_EQ(flock(helper_lock_, LOCK_SH), 0);
     struct stat st;
-    if (lstat(kHelper, &st) == 0) {
-      if (RealPath(kHelper) != RealPath(CairnBinary())) {
-        GTEST_SKIP() << kHelper << " belongs to another cairn (an installed package?)";
-      }
-    } else {
-      ASSERT_EQ(symlink(CairnBinary().c_str(), kHelper), 0) << "cannot link " << kHelper;
-      linked_helper_ = true;
+    if (lstat(kHelper, &st) != 0 && symlink(CairnBinary().c_str(), kHelper) != 0 &&
+        errno != EEXIST) {
+      FAIL() << "cannot link " << kHelper << ": " << strerror(errno);
     }
+    if (RealPath(kHelper) != RealPath(CairnBinary())) {
+      GTEST_SKIP() << kHelper << " belongs to another cairn (an installed package?)";
+    }
+    linked_helper_ = true;
     MountTest::SetUp();
     if (HasFatalFailure()) return;
     ASSERT_NO_FATAL_FAILURE(Unmount());  // the tests mount it their way
   }
   void TearDown() override {
     MountTest::TearDown();
-    if (linked_helper_) unlink(kHelper);
+    if (helper_lock_ < 0) return;
+    flock(helper_lock_, LOCK_UN);
+    if (linked_helper_ && flock(helper_lock_, LOCK_EX | LOCK_NB) == 0 &&
+        RealPath(kHelper) == RealPath(CairnBinary())) {
+      unlink(kHelper);  // nobody else is using it
+    }
+    close(helper_lock_);
   }
 
   bool MountedAsCairn() {
@@ -73,6 +89,7 @@ class SystemMountTest : public MountTest {
   }
 
   bool linked_helper_ = false;
+  int helper_lock_ = -1;
 };
 
 TEST_F(SystemMountTest, MountTypeCairnMountsWithOptionsAndUmountFlushesEverything) {

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/volume_files.h"
 
 namespace cairn {
 namespace {
@@ -43,17 +44,7 @@ class StorageMaintenanceTest : public ::testing::Test {
   }
   // Stores `data` as a new file's only blob; returns the blob id.
   BlobId WriteFile(const std::string& name, const std::string& data) {
-    NamespaceStore& ns = volume_->ns();
-    NewNode node;
-    node.mode = S_IFREG | 0644;
-    InodeId ino = ns.MakeNode(kRootInode, name, node, {})->ino;
-    BlobId id = *ns.AllocateBlobIds(1);
-    BlobInfo info = *volume_->blobs().Put(id, data);
-    Extent extent;
-    extent.length = data.size();
-    extent.blob_id = id;
-    EXPECT_TRUE(ns.CommitWrite(ino, {NewBlob{id, info.length, info.crc32c}}, {extent}).ok());
-    return id;
+    return WriteFileAsOneBlob(volume_->ns(), volume_->blobs(), name, data);
   }
   std::string ShardPath(int disk, BlobId id) {
     return absl::StrFormat("%s/shards/%02x/%016x.shard", Disk(disk), id & 0xff, id);

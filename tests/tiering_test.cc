@@ -22,6 +22,7 @@
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/volume_files.h"
 
 namespace cairn {
 namespace {
@@ -63,17 +64,7 @@ class TieringTest : public ::testing::Test {
     return n;
   }
   BlobId WriteFile(const std::string& name, const std::string& data) {
-    NamespaceStore& ns = volume_->ns();
-    NewNode node;
-    node.mode = S_IFREG | 0644;
-    InodeId ino = ns.MakeNode(kRootInode, name, node, {})->ino;
-    BlobId id = *ns.AllocateBlobIds(1);
-    BlobInfo info = *tiered_->Put(id, data);
-    Extent extent;
-    extent.length = data.size();
-    extent.blob_id = id;
-    EXPECT_TRUE(ns.CommitWrite(ino, {NewBlob{id, info.length, info.crc32c}}, {extent}).ok());
-    return id;
+    return WriteFileAsOneBlob(volume_->ns(), *tiered_, name, data);
   }
   BlobLocation Location(BlobId id) { return volume_->ns().GetBlob(id)->location; }
 

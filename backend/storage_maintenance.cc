@@ -164,6 +164,18 @@ absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& 
   return orphans;
 }
 
+RedundancyCounts CountRedundancy(NamespaceStore& ns, StripedBlobStore& store) {
+  RedundancyCounts counts;
+  absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
+  counts.repair_queue = queued.ok() ? queued->size() : 0;
+  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) {
+    counts.blobs = usage->blob_count;
+  }
+  counts.degraded = std::max<uint64_t>(
+      counts.repair_queue, static_cast<uint64_t>(counts.blobs * store.DegradedShare() + 0.5));
+  return counts;
+}
+
 std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
   std::vector<std::string> disks;
   for (const DiskInfo& d : store.Disks()) {
@@ -174,22 +186,15 @@ std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
         d.free_bytes, d.capacity_bytes, d.shard_count));
   }
   StripedStoreCounters c = store.Counters();
-  absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
-  uint64_t queued_count = queued.ok() ? queued->size() : 0;
-  // Blobs without full redundancy: those with a shard on a down disk, or
-  // waiting for a repair.
-  uint64_t blobs = 0;
-  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) blobs = usage->blob_count;
-  uint64_t degraded = std::max<uint64_t>(
-      queued_count, static_cast<uint64_t>(blobs * store.DegradedShare() + 0.5));
+  RedundancyCounts redundancy = CountRedundancy(ns, store);
   return absl::StrFormat(
       "{\"redundancy\": \"%s\", \"disks\": [%s], \"blobs\": %d, \"degraded_blobs\": %d, "
       "\"repair_queue\": %d, "
       "\"degraded_writes\": %d, \"reconstructions\": %d, \"checksum_failures\": %d, "
       "\"missing_shards\": %d, \"io_errors\": %d, \"shards_repaired\": %d, "
       "\"shards_written\": %d, \"bytes_written\": %d, \"compressed_blobs\": %d}",
-      store.redundancy().ToString(), absl::StrJoin(disks, ", "), blobs, degraded,
-      queued_count, c.degraded_writes, c.reconstructions,
+      store.redundancy().ToString(), absl::StrJoin(disks, ", "), redundancy.blobs,
+      redundancy.degraded, redundancy.repair_queue, c.degraded_writes, c.reconstructions,
       c.checksum_failures, c.missing_shards, c.io_errors, c.shards_repaired, c.shards_written,
       c.bytes_written, c.compressed_blobs);
 }

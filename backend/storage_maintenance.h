@@ -71,6 +71,15 @@ absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& 
 // repair queue length.
 std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store);
 
+// How many blobs lack full redundancy, as status, stats.json and metrics
+// report it: those with a shard on a down disk, or waiting for a repair.
+struct RedundancyCounts {
+  uint64_t blobs = 0;
+  uint64_t repair_queue = 0;
+  uint64_t degraded = 0;
+};
+RedundancyCounts CountRedundancy(NamespaceStore& ns, StripedBlobStore& store);
+
 // The daemon's background loop: watches the disks, drains the repair
 // queue, finishes an interrupted disk rebuild, and scrubs every blob once
 // per interval at a bounded rate (its position survives restarts). Manual

@@ -115,6 +115,10 @@ struct VolumeConfig {
   std::optional<TierConfig> tier;
   std::optional<ReplicaConfig> replica;
   std::string config_path;          // the file this was read from
+  // config_path, or VOLUME_DIR/cairn.toml for a config made in memory.
+  std::string ConfigFile(const std::string& volume_dir) const {
+    return config_path.empty() ? volume_dir + "/cairn.toml" : config_path;
+  }
   MetricsConfig metrics;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
@@ -162,6 +166,9 @@ absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs);
 // Why the last daemon to serve the volume stopped with an error, if it did
 // (see Volume::RecordStop).
 std::optional<std::string> ReadStopError(const std::string& volume_dir);
+// True if the last daemon to serve the volume stopped having stored
+// everything; false after a crash (or while one serves it).
+bool LastStopWasClean(const std::string& volume_dir);
 
 // True if `dir` looks like a cairn volume (has cairn.toml).
 bool IsVolumeDir(const std::string& dir);

@@ -755,8 +755,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (config.tier) {
     // Nothing is sent to the remote here: a mount works while it is down.
     absl::StatusOr<s3::S3Options> options =
-        TierS3Options(*config.tier, config.config_path.empty() ? Join(volume->dir_, kConfigName)
-                                                               : config.config_path);
+        TierS3Options(*config.tier, config.ConfigFile(volume->dir_));
     if (!options.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("the remote tier of ", volume->dir_, ": ", options.status().message()));
@@ -787,9 +786,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
                                                  *volume->remote_);
   }
   if (config.replica) {
-    const std::string config_path =
-        config.config_path.empty() ? Join(volume->dir_, kConfigName) : config.config_path;
-    absl::StatusOr<s3::S3Options> options = S3TargetOptions(*config.replica, config_path);
+    absl::StatusOr<s3::S3Options> options =
+        S3TargetOptions(*config.replica, config.ConfigFile(volume->dir_));
     absl::StatusOr<std::unique_ptr<s3::S3Client>> client =
         options.ok() ? s3::S3Client::Create(*options)
                      : absl::StatusOr<std::unique_ptr<s3::S3Client>>(options.status());
@@ -905,6 +903,13 @@ void Volume::RecordStop(const absl::Status& status) {
   if (absl::Status s = WriteFileDurably(Join(dir_, kLastStopName), text); !s.ok()) {
     LogWarning("could not record how the daemon stopped: %s", s.ToString());
   }
+}
+
+bool LastStopWasClean(const std::string& volume_dir) {
+  std::ifstream in(Join(Absolute(volume_dir), kLastStopName));
+  std::string first;
+  std::getline(in, first);
+  return first == "ok";
 }
 
 std::optional<std::string> ReadStopError(const std::string& volume_dir) {

@@ -446,6 +446,17 @@ class WritebackJournal::Impl {
   absl::Mutex sync_mu_ ABSL_ACQUIRED_AFTER(mu_);
 };
 
+uint64_t WritebackJournal::CountSegments(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = Env::Default()->ListDir(dir);
+  if (!names.ok()) return 0;
+  uint64_t count = 0;
+  for (const std::string& name : *names) {
+    uint64_t number;
+    if (ParseSegmentName(name, &number)) count++;
+  }
+  return count;
+}
+
 absl::StatusOr<std::unique_ptr<WritebackJournal>> WritebackJournal::Open(
     Env* env, const JournalOptions& options, uint64_t first_seq) {
   auto impl = std::make_unique<Impl>(env, options, first_seq);

@@ -56,6 +56,10 @@ class WritebackJournal {
   // Largest data of one record; callers split bigger writes.
   static constexpr uint64_t kMaxRecordData = 4ull << 20;
 
+  // How many segment files `dir` holds (0 if it cannot be read), without
+  // opening the journal: for tools that must not touch it (fsck, mount checks).
+  static uint64_t CountSegments(const std::string& dir);
+
   // Opens the journal in options.dir. Segments a previous run left behind are
   // kept, sealed, for Replay; new records go to a new segment and get
   // sequence numbers from `first_seq` on (the caller makes them larger than

@@ -11,6 +11,7 @@
 #include "backend/s3_client.h"
 #include "backend/storage_maintenance.h"
 #include "backend/volume.h"
+#include "cache/writeback_journal.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {
@@ -204,14 +205,8 @@ int FsckCommand(const Args& args) {
   }
 
   // Journal records waiting for the next mount are normal after a crash.
-  uint64_t journal_segments = 0;
-  absl::StatusOr<std::vector<std::string>> segments =
-      Env::Default()->ListDir(config->cache_dir + "/journal");
-  if (segments.ok()) {
-    for (const std::string& name : *segments) {
-      if (name.size() > 4 && name.substr(name.size() - 4) == ".jnl") journal_segments++;
-    }
-  }
+  const uint64_t journal_segments =
+      WritebackJournal::CountSegments(config->cache_dir + "/journal");
 
   for (const std::string& problem : problems) printf("problem: %s\n", problem.c_str());
   for (const std::string& line : fixed) printf("fixed: %s\n", line.c_str());

@@ -1,4 +1,3 @@
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -22,6 +21,7 @@
 #include "backend/log.h"
 #include "backend/tiering.h"
 #include "backend/volume.h"
+#include "cache/writeback_journal.h"
 #include "daemon/cli.h"
 #include "fs/cairn_fs.h"
 
@@ -261,10 +261,8 @@ std::string DegradedWarning(Volume& volume) {
 std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
   const VolumeConfig& config = volume.config();
   if (!config.tier) return "";
-  absl::Status probe = ProbeRemote(*config.tier,
-                                   config.config_path.empty() ? volume_dir + "/cairn.toml"
-                                                              : config.config_path,
-                                   config.volume_id, /*seconds=*/3);
+  absl::Status probe = ProbeRemote(*config.tier, config.ConfigFile(volume_dir), config.volume_id,
+                                   /*seconds=*/3);
   if (probe.ok()) return "";
   LogWarning("the remote tier does not answer: %s", probe.message());
   return absl::StrCat("the remote tier does not answer (", probe.message(),
@@ -283,18 +281,8 @@ std::string CheckJournalDir(const std::string& volume_dir, const std::string& ca
   std::string previous;
   std::getline(record, previous);
   if (!previous.empty() && previous != cache_dir) {
-    std::ifstream last_stop(volume_dir + "/last-stop");
-    std::string stop;
-    std::getline(last_stop, stop);
-    bool journal_left = false;
-    if (DIR* dir = opendir((previous + "/journal").c_str())) {
-      while (dirent* entry = readdir(dir)) {
-        std::string name = entry->d_name;
-        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".jnl") == 0) journal_left = true;
-      }
-      closedir(dir);
-    }
-    if (stop != "ok" && journal_left) {
+    if (!LastStopWasClean(volume_dir) &&
+        WritebackJournal::CountSegments(previous + "/journal") > 0) {
       return absl::StrCat("the last mount of ", volume_dir, " used cache_dir ", previous,
                           " and did not stop cleanly: its writeback journal there holds writes "
                           "not yet stored. Mount once with -o cache_dir=", previous,

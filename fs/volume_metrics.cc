@@ -96,18 +96,11 @@ void AppendStorage(NamespaceStore& ns, StripedBlobStore& store, MetricsText* out
       out->Value(family.name, family.value(d), {{"disk", index}, {"path", d.path}});
     }
   }
-  absl::StatusOr<std::vector<BlobId>> queued = ns.PendingRepairs(0, 1000000);
-  uint64_t queued_count = queued.ok() ? queued->size() : 0;
-  uint64_t blobs = 0;
-  if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) blobs = usage->blob_count;
-  // As `cairn status` counts them: blobs with a shard on a down disk, or
-  // waiting for a repair.
-  uint64_t degraded = std::max<uint64_t>(
-      queued_count, static_cast<uint64_t>(blobs * store.DegradedShare() + 0.5));
-  Gauge(out, "cairn_storage_blobs", blobs, "Blobs in the striped store.");
-  Gauge(out, "cairn_storage_degraded_blobs", degraded,
+  RedundancyCounts redundancy = CountRedundancy(ns, store);
+  Gauge(out, "cairn_storage_blobs", redundancy.blobs, "Blobs in the striped store.");
+  Gauge(out, "cairn_storage_degraded_blobs", redundancy.degraded,
         "Blobs without full redundancy (a shard on a down disk, or queued for repair).");
-  Gauge(out, "cairn_storage_repair_queue_blobs", queued_count,
+  Gauge(out, "cairn_storage_repair_queue_blobs", redundancy.repair_queue,
         "Blobs queued for repair (background queue).");
   StripedStoreCounters c = store.Counters();
   Counter(out, "cairn_storage_shards_written_total", c.shards_written, "Shard files written.");

@@ -2,7 +2,6 @@
 // [metrics] section of cairn.toml.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "fs/metrics_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/loopback.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -127,34 +127,7 @@ TEST(MetricsTextTest, FuseMetricsListEveryUsedOperationWithTypes) {
 // Sends `request` to 127.0.0.1:port and returns everything the server
 // answers until it closes (bounded by a few seconds).
 std::string Exchange(int port, const std::string& request, bool close_write = false) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "connect failed";
-  }
-  size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<size_t>(n);
-  }
-  if (close_write) shutdown(fd, SHUT_WR);
-  std::string answer;
-  char buf[4096];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return answer;
+  return LoopbackExchange(port, request, close_write).value_or("connect failed");
 }
 
 class MetricsServerTest : public ::testing::Test {

@@ -3,60 +3,22 @@
 // http://127.0.0.1:PORT/metrics over a plain socket.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
+#include "tests/support/loopback.h"
 
 namespace cairn_it {
 namespace {
 
-// A port nothing listens on right now (the kernel's pick for port 0).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // The whole answer to GET `path` from 127.0.0.1:port; "" if nobody listens.
 std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  [[maybe_unused]] ssize_t sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buf[8192];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return answer;
+  return cairn::LoopbackExchange(port, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+      .value_or("");
 }
 
 // The value of the sample line starting with `series` (name and labels
@@ -73,7 +35,7 @@ class MetricsTest : public MountTest {
     if (NativeMode()) GTEST_SKIP() << "needs cairn";
     MountTest::SetUp();
     if (HasFatalFailure()) return;
-    port_ = FreePort();
+    port_ = cairn::FreeLoopbackPort();
     ASSERT_GT(port_, 0);
     ASSERT_NO_FATAL_FAILURE(Unmount());
     ConfigureMetrics("127.0.0.1:" + std::to_string(port_));

@@ -1,5 +1,7 @@
 #include "tests/support/s3rver.h"
 
+#include "tests/support/loopback.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,35 +16,6 @@
 #include <thread>
 
 namespace cairn {
-namespace {
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-bool Listening(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-}  // namespace
 
 std::unique_ptr<S3rver> S3rver::Start(const std::string& bucket, std::string* why_not) {
   const char* binary = getenv("CAIRN_S3RVER");
@@ -62,7 +35,7 @@ std::unique_ptr<S3rver> S3rver::Start(const std::string& bucket, std::string* wh
     return nullptr;
   }
   server->dir_ = templ;
-  server->port_ = FreePort();
+  server->port_ = FreeLoopbackPort();
   if (!server->Launch(why_not)) return nullptr;
   return server;
 }
@@ -85,7 +58,7 @@ bool S3rver::Launch(std::string* why_not) {
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Listening(port_)) return true;
+    if (LoopbackListening(port_)) return true;
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

@@ -145,6 +145,9 @@ struct NamespaceOptions {
   // Queue every blob registered for the replica, in the batch that registers
   // it (the volume has a [replica]).
   bool queue_replication = false;
+  // Open without changing anything (a backup's checkpoint is read this
+  // way); every mutation fails.
+  bool read_only = false;
 };
 
 // A blob waiting to be copied to the replica.
@@ -326,6 +329,8 @@ class NamespaceStore {
   virtual absl::StatusOr<ReplicationBacklog> GetReplicationBacklog(size_t max_count) = 0;
 
   // Blobs no extent references whose grace period has passed, at most `max`.
+  // A blob still queued for the replica is not among them until it is
+  // copied: a backup taken while it was referenced needs that copy.
   virtual absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) = 0;
   // Forgets blobs the caller has deleted from the blob store.
   virtual absl::Status ForgetBlobs(absl::Span<const BlobId> ids) = 0;
@@ -340,6 +345,18 @@ class NamespaceStore {
 
   // Makes every committed mutation durable (RocksDB WAL fsync).
   virtual absl::Status Sync() = 0;
+
+  // --- Backups ------------------------------------------------------------
+  // Writes a consistent copy of the whole database, as of one instant, into
+  // `dir` (which must not exist; on the same filesystem its table files are
+  // hard links, so it costs little space). Open it with read_only.
+  virtual absl::Status CreateCheckpoint(const std::string& dir) = 0;
+  // Records that replica `target` already holds every blob with a record
+  // (a volume restored from it), so none is queued for it again.
+  virtual absl::Status RecordReplicaTarget(const std::string& target) = 0;
+  // Never hands out a blob id below `first_free` (a restored volume skips
+  // the ids its lost original may have used after the backup).
+  virtual absl::Status SkipBlobIdsBelow(BlobId first_free) = 0;
 
   // Cross-checks every record (for cairn fsck); changes nothing. Run it on a
   // namespace no one is changing.

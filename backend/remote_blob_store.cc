@@ -172,6 +172,7 @@ absl::Status RemoteBlobStore::Delete(BlobId id) {
     absl::MutexLock lock(&mu_);
     headers_.erase(id);
   }
+  if (deletes_left_to_replica_gc_) return absl::OkStatus();
   return client_.DeleteObject(KeyOf(id));
 }
 

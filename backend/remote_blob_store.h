@@ -52,6 +52,12 @@ class RemoteBlobStore : public BlobStore {
   absl::Status Verify(BlobId id, uint64_t length, uint32_t crc32c);
 
   std::string KeyOf(BlobId id) const;
+
+  // The tier's store when the tier and the replica share their objects:
+  // Delete then deletes nothing, since a kept backup may still need the
+  // object; the replica's garbage collection deletes it when none does.
+  void LeaveDeletesToReplicaGc() { deletes_left_to_replica_gc_ = true; }
+  bool deletes_left_to_replica_gc() const { return deletes_left_to_replica_gc_; }
   // "PREFIX<volume id>/blobs/": where every object of this store is.
   const std::string& prefix() const { return prefix_; }
 
@@ -72,6 +78,7 @@ class RemoteBlobStore : public BlobStore {
   // Headers of recently read objects: a random read then costs one GET.
   absl::flat_hash_map<BlobId, ShardHeader> headers_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> put_bytes_{0}, put_count_{0};
+  std::atomic<bool> deletes_left_to_replica_gc_{false};
 };
 
 }  // namespace cairn

@@ -742,7 +742,15 @@ class RocksNamespace final : public NamespaceStore {
     for (it->SeekToFirst(); it->Valid() && ids.size() < max; it->Next()) {
       std::string_view key = V(it->key());
       if (KeyNumberAt(key, 0) > now) break;
-      ids.push_back(KeyNumberAt(key, 8));
+      BlobId id = KeyNumberAt(key, 8);
+      if (options_.queue_replication) {
+        std::string ignored;
+        rocksdb::Status queued = db_->Get(rocksdb::ReadOptions(), handles_[kMeta],
+                                          S(kReplicationPrefix + BlobKey(id)), &ignored);
+        if (queued.ok()) continue;  // the replicator copies it first
+        if (!queued.IsNotFound()) return FromRocks(queued, "reading the replication queue");
+      }
+      ids.push_back(id);
     }
     if (absl::Status s = FromRocks(it->status(), "listing garbage"); !s.ok()) return s;
     return ids;
@@ -793,6 +801,40 @@ class RocksNamespace final : public NamespaceStore {
     if (got.IsNotFound()) return std::optional<std::string>();
     if (absl::Status s = FromRocks(got, "reading volume metadata"); !s.ok()) return s;
     return std::optional<std::string>(std::move(value));
+  }
+
+  absl::Status CreateCheckpoint(const std::string& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    if (absl::Status s = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw),
+                                   "starting a checkpoint");
+        !s.ok()) {
+      return s;
+    }
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // 0: always flush the memtables, so the copy is table files plus a
+    // short log rather than a long one.
+    return FromRocks(checkpoint->CreateCheckpoint(dir, 0), "writing a checkpoint");
+  }
+
+  absl::Status RecordReplicaTarget(const std::string& target) override {
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kReplicaTargetKey,
+                              S(target)),
+                     "recording the replica target");
+  }
+
+  absl::Status SkipBlobIdsBelow(BlobId first_free) override {
+    absl::MutexLock lock(&mu_);
+    if (first_free <= next_blob_) return absl::OkStatus();
+    std::string value;
+    PutFixed64(&value, first_free);
+    if (absl::Status s = FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta],
+                                            kNextBlobKey, S(value)),
+                                   "skipping blob ids");
+        !s.ok()) {
+      return s;
+    }
+    next_blob_ = first_free;
+    return absl::OkStatus();
   }
 
   absl::StatusOr<NamespaceCheckReport> Check() override {
@@ -1281,7 +1323,9 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> NamespaceStore::Open(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
-      rocksdb::DB::Open(db_options, db_dir, descriptors, &handles, &raw);
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, db_dir, descriptors, &handles, &raw)
+          : rocksdb::DB::Open(db_options, db_dir, descriptors, &handles, &raw);
   if (!s.ok()) {
     return FsError(FsErrorKind::kIo,
                    absl::StrCat("cannot open the namespace database ", db_dir,

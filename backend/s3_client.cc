@@ -526,6 +526,24 @@ absl::StatusOr<std::vector<ObjectEntry>> S3Client::ListObjects(const std::string
   return all;
 }
 
+absl::StatusOr<std::vector<std::string>> S3Client::ListPrefixes(const std::string& prefix) {
+  std::vector<std::string> all;
+  std::string token;
+  for (;;) {
+    HttpRequest list{
+        "GET", "", {{"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"}}, {}, {}, false};
+    if (!token.empty()) list.query.emplace_back("continuation-token", token);
+    absl::StatusOr<HttpResponse> got = impl_->Send(list);
+    if (!got.ok()) return got.status();
+    absl::StatusOr<ListResult> page = ParseListObjectsV2(got->body);
+    if (!page.ok()) return page.status();
+    for (std::string& common : page->common_prefixes) all.push_back(std::move(common));
+    if (!page->truncated || page->next_continuation_token.empty()) break;
+    token = page->next_continuation_token;
+  }
+  return all;
+}
+
 absl::StatusOr<std::vector<MultipartUpload>> S3Client::ListMultipartUploads(
     const std::string& prefix) {
   std::vector<MultipartUpload> all;

@@ -85,6 +85,9 @@ class S3Client {
   absl::Status DeleteObjects(const std::vector<std::string>& keys);
   // Every object under `prefix`, all pages.
   absl::StatusOr<std::vector<ObjectEntry>> ListObjects(const std::string& prefix);
+  // The "directories" right under `prefix`: the distinct key prefixes up
+  // to the next '/' (ListObjectsV2 with delimiter "/"), all pages.
+  absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix);
   // Multipart uploads under `prefix` that were started and never completed
   // or aborted.
   absl::StatusOr<std::vector<MultipartUpload>> ListMultipartUploads(const std::string& prefix);

@@ -74,7 +74,15 @@ struct TierConfig : S3Target {
 
 // The replica: a bucket (ideally elsewhere) that every blob is copied to in
 // the background (the [replica] section; absent: no replication).
-struct ReplicaConfig : S3Target {};
+struct ReplicaConfig : S3Target {
+  // A namespace backup goes to the replica this often (0: only on `cairn
+  // backup`); the newest keep_backups are kept, older ones deleted with the
+  // objects only they needed.
+  int64_t backup_interval_seconds = 3600;
+  int64_t keep_backups = 24;
+  // A backup waits this long for the blobs it needs to reach the replica.
+  int64_t backup_wait_seconds = 600;
+};
 
 // Prometheus metrics over HTTP (the [metrics] section of cairn.toml; absent,
 // or listen = "": no metrics). Off by default: the endpoint needs no
@@ -124,6 +132,14 @@ struct VolumeConfig {
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };
 
+// The marker `cairn restore` keeps in the volume directory it builds until
+// it is finished; Volume::Open refuses a volume that has it.
+inline constexpr char kRestoreMarkerName[] = "restoring";
+
+// How the namespace names a replica target (its endpoint, bucket and
+// prefix): the blobs it holds are known by this name.
+std::string ReplicaTargetName(const S3Target& target);
+
 // Reads VOLUME_DIR/cairn.toml, or `config_path` instead when given (mount
 // -o config=). Errors name the file, the key and the reason (unknown key,
 // wrong type, out of range). Relative paths in the file are resolved against
@@ -140,6 +156,9 @@ struct FormatOptions {
   // Default by disk count (DefaultRedundancy).
   std::optional<Redundancy> redundancy;
   bool force = false;  // allow a non-empty directory / an existing volume
+  std::string volume_id;  // "" for a new random one; a restore keeps its volume's
+  // A restore formats: the directory may hold its marker, which is kept.
+  bool restoring = false;
 };
 
 // Creates a new volume. Refuses, changing nothing, if VOLUME_DIR holds a
@@ -177,9 +196,11 @@ class Volume {
  public:
   // Takes the volume lock (refusing, with the holder's pid and mountpoint, if
   // another process has it), checks the format version, opens the namespace
-  // and the blob store, and releases orphans left by a crash.
+  // and the blob store, and releases orphans left by a crash. Refuses a
+  // volume an unfinished restore is building (VOLUME_DIR/restoring), unless
+  // `restoring` (the restore itself).
   static absl::StatusOr<std::unique_ptr<Volume>> Open(
-      const std::string& volume_dir, const VolumeConfig& config);
+      const std::string& volume_dir, const VolumeConfig& config, bool restoring = false);
 
   ~Volume();  // closes the database, releases the lock
 

@@ -198,6 +198,11 @@ std::string ConfigText(const VolumeConfig& c) {
     out << "\n# The replica (docs/CONFIG.md): every blob is copied to this S3 bucket.\n"
         << "[replica]\n";
     WriteS3Target(*c.replica, out);
+    out << "# A namespace backup goes to the replica this often (0: only cairn backup),\n"
+        << "# and the newest keep_backups of them are kept.\n"
+        << "backup_interval_seconds = " << c.replica->backup_interval_seconds << "\n"
+        << "keep_backups = " << c.replica->keep_backups << "\n"
+        << "backup_wait_seconds = " << c.replica->backup_wait_seconds << "\n";
   }
   if (!c.metrics.listen.empty()) {
     out << "\n# Prometheus metrics on http://LISTEN/metrics (docs/METRICS.md).\n"
@@ -259,9 +264,23 @@ absl::StatusOr<ReplicaConfig> ParseReplica(const toml::table& table, const std::
   };
   for (const auto& [key_node, node] : table) {
     std::string key(key_node.str());
-    std::optional<absl::Status> s = ParseS3TargetKey(key, node, &r, bad);
-    if (!s) return bad(key, "unknown key (see docs/CONFIG.md)");
-    if (!s->ok()) return *s;
+    if (std::optional<absl::Status> s = ParseS3TargetKey(key, node, &r, bad)) {
+      if (!s->ok()) return *s;
+      continue;
+    }
+    auto integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
+      if (!node.is_integer()) return bad(key, "must be an integer");
+      int64_t v = *node.value<int64_t>();
+      if (v < min || v > max) return bad(key, absl::StrCat("must be from ", min, " to ", max));
+      *out = v;
+      return absl::OkStatus();
+    };
+    absl::Status s;
+    if (key == "backup_interval_seconds") s = integer(0, INT64_MAX, &r.backup_interval_seconds);
+    else if (key == "keep_backups") s = integer(1, 100000, &r.keep_backups);
+    else if (key == "backup_wait_seconds") s = integer(1, INT64_MAX, &r.backup_wait_seconds);
+    else return bad(key, "unknown key (see docs/CONFIG.md)");
+    if (!s.ok()) return s;
   }
   if (absl::Status s = CheckS3Target(&r, bad); !s.ok()) return s;
   return r;
@@ -595,7 +614,16 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
         absl::StrCat(dir, " exists and is not a directory; choose another path"));
   }
   bool existing_volume = IsVolumeDir(dir);
-  if (!options.force && !DirIsEmptyOrMissing(dir)) {
+  // A restore's marker is all a directory being restored may hold.
+  auto only_restore_marker = [&] {
+    std::error_code ignored;
+    if (!options.restoring) return false;
+    for (const auto& entry : fsys::directory_iterator(dir, ignored)) {
+      if (entry.path().filename() != kRestoreMarkerName) return false;
+    }
+    return true;
+  };
+  if (!options.force && !DirIsEmptyOrMissing(dir) && !only_restore_marker()) {
     return absl::FailedPreconditionError(absl::StrCat(
         dir, existing_volume ? " already holds a cairn volume"
                              : " is not empty",
@@ -640,12 +668,15 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
       fsys::remove_all(Join(dir, name), ec);
     }
     for (const auto& entry : fsys::directory_iterator(dir, ec)) {
-      if (entry.path().filename() != kLockName) fsys::remove_all(entry.path(), ec);
+      if (entry.path().filename() != kLockName &&
+          !(options.restoring && entry.path().filename() == kRestoreMarkerName)) {
+        fsys::remove_all(entry.path(), ec);
+      }
     }
     for (const std::string& disk : disks) EraseDiskDir(disk);
   }
   VolumeConfig config;
-  config.volume_id = RandomVolumeId();
+  config.volume_id = options.volume_id.empty() ? RandomVolumeId() : options.volume_id;
   config.disks = disks;
   config.redundancy = redundancy;
   config.cache_dir = Join(dir, "cache");
@@ -681,10 +712,19 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   return config;
 }
 
+std::string ReplicaTargetName(const S3Target& target) {
+  return absl::StrCat(target.endpoint, " ", target.bucket, " ", target.prefix);
+}
+
 absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_dir,
-                                                     const VolumeConfig& config) {
+                                                     const VolumeConfig& config, bool restoring) {
   std::unique_ptr<Volume> volume(new Volume());
   volume->dir_ = Absolute(volume_dir);
+  if (!restoring && std::filesystem::exists(Join(volume->dir_, kRestoreMarkerName))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        volume->dir_, " is a volume cairn restore has not finished building; run the same "
+        "cairn restore command again to finish it (or delete the directory and its disks)"));
+  }
   volume->config_ = config;
   std::string lock_path = Join(volume->dir_, kLockName);
   volume->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -768,6 +808,9 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->tier_client_ = std::move(*client);
     volume->remote_ = std::make_unique<RemoteBlobStore>(*volume->tier_client_, config.tier->prefix,
                                                         config.volume_id);
+    if (config.replica && config.tier->SameObjectsAs(*config.replica)) {
+      volume->remote_->LeaveDeletesToReplicaGc();
+    }
     if (config.tier->cache_bytes > 0) {
       absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache = DiskBlockCache::Open(
           Join(config.cache_dir, "tier-blocks"), static_cast<uint64_t>(config.tier->cache_bytes));
@@ -799,9 +842,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->replica_ = std::make_unique<RemoteBlobStore>(
         *volume->replica_client_, config.replica->prefix, config.volume_id);
     // Blobs stored before replication to this bucket began join the queue.
-    absl::StatusOr<uint64_t> queued = volume->namespace_->QueueExistingBlobsForReplica(
-        absl::StrCat(config.replica->endpoint, " ", config.replica->bucket, " ",
-                     config.replica->prefix));
+    absl::StatusOr<uint64_t> queued =
+        volume->namespace_->QueueExistingBlobsForReplica(ReplicaTargetName(*config.replica));
     if (!queued.ok()) return queued.status();
     if (*queued > 0) LogInfo("queued %d existing blobs for the replica", *queued);
   }

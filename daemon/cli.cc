@@ -36,6 +36,12 @@ bool WantsHelp(const Args& args) {
   return false;
 }
 
+std::string VolumeDirOf(const std::string& target) {
+  std::string path = AbsolutePath(target);
+  if (std::optional<MountEntry> mount = FindCairnMount(path)) return mount->volume_dir;
+  return path;
+}
+
 std::string AbsolutePath(const std::string& path) {
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);

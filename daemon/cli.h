@@ -36,6 +36,8 @@ struct MountEntry {
 // The cairn mount at `path` (absolute, normalised), if any.
 std::optional<MountEntry> FindCairnMount(const std::string& path);
 std::string AbsolutePath(const std::string& path);
+// Where the volume of TARGET (a volume directory or a mountpoint) lives.
+std::string VolumeDirOf(const std::string& target);
 
 // The JSON object after "key": in `json` (braces matched), or "".
 std::string JsonObject(const std::string& json, const std::string& key);
@@ -82,6 +84,8 @@ int ScrubCommand(const Args& args);
 int DiskCommand(const Args& args);
 int TierCommand(const Args& args);
 int PinCommand(const Args& args, bool pin);
+int BackupCommand(const Args& args);
+int RestoreCommand(const Args& args);
 // mount.cairn, as mount(8) runs it: VOLUME_DIR MOUNTPOINT [-sfnv] [-o OPTIONS].
 int MountHelperCommand(const Args& args);
 
@@ -95,5 +99,7 @@ extern const char kScrubHelp[];
 extern const char kDiskHelp[];
 extern const char kTierHelp[];
 extern const char kPinHelp[];
+extern const char kBackupHelp[];
+extern const char kRestoreHelp[];
 
 }  // namespace cairn::cli

@@ -180,7 +180,10 @@ int FsckCommand(const Args& args) {
     }
   }
 
-  if ((*volume)->remote() != nullptr) {
+  if ((*volume)->remote() != nullptr && (*volume)->remote()->deletes_left_to_replica_gc()) {
+    notes.push_back("the remote tier shares its objects with the replica: leftover objects are "
+                    "the replica's garbage collection's (cairn backup gc)");
+  } else if ((*volume)->remote() != nullptr) {
     // The volume is locked, so no move is under way: an object no record
     // claims is a leftover (harmless, but stored and paid for).
     std::vector<std::string> lines;

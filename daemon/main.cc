@@ -36,6 +36,11 @@ constexpr char kMainHelp[] =
     "  tier status|run VOLUME_DIR|MOUNTPOINT\n"
     "                         the remote tier's state; one policy pass now\n"
     "  pin|unpin PATH...      keep files local (or let them move again)\n"
+    "  backup VOLUME_DIR|MOUNTPOINT\n"
+    "                         back the namespace up to the replica now\n"
+    "  backup list|gc ...     the backups in a replica; delete what none needs\n"
+    "  restore --from s3://BUCKET/PREFIX NEW_VOLUME_DIR [--disk DIR]...\n"
+    "                         build a volume from a backup (disaster recovery)\n"
     "  help [COMMAND]         this text, or a command's\n"
     "\n"
     "options:\n"
@@ -65,6 +70,10 @@ int Help(const std::string& verb) {
     fputs(cairn::cli::kTierHelp, stdout);
   } else if (verb == "pin" || verb == "unpin") {
     fputs(cairn::cli::kPinHelp, stdout);
+  } else if (verb == "backup") {
+    fputs(cairn::cli::kBackupHelp, stdout);
+  } else if (verb == "restore") {
+    fputs(cairn::cli::kRestoreHelp, stdout);
   } else {
     return cairn::cli::UsageError("help", "unknown command '" + verb + "'");
   }
@@ -101,7 +110,8 @@ int main(int argc, char** argv) {
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
   if (verb == "format" || verb == "mount" || verb == "umount" ||
       verb == "unmount" || verb == "status" || verb == "fsck" || verb == "scrub" ||
-      verb == "disk" || verb == "tier" || verb == "pin" || verb == "unpin") {
+      verb == "disk" || verb == "tier" || verb == "pin" || verb == "unpin" ||
+      verb == "backup" || verb == "restore") {
     if (WantsHelp(args)) return Help(verb);
   }
   if (verb == "format") return FormatCommand(args);
@@ -114,6 +124,8 @@ int main(int argc, char** argv) {
   if (verb == "tier") return TierCommand(args);
   if (verb == "pin") return PinCommand(args, true);
   if (verb == "unpin") return PinCommand(args, false);
+  if (verb == "backup") return BackupCommand(args);
+  if (verb == "restore") return RestoreCommand(args);
   fprintf(stderr, "cairn: unknown command '%s'; see cairn --help\n", verb.c_str());
   return kExitUsage;
 }

@@ -56,13 +56,6 @@ const char kDiskHelp[] =
 
 namespace {
 
-// Where the volume of TARGET (a volume directory or a mountpoint) lives.
-std::string VolumeDirOf(const std::string& target) {
-  std::string path = AbsolutePath(target);
-  if (std::optional<MountEntry> mount = FindCairnMount(path)) return mount->volume_dir;
-  return path;
-}
-
 void PrintReport(const char* verb, const ScrubReport& r, bool json) {
   if (json) {
     printf("%s\n", r.ToJson().c_str());

@@ -31,6 +31,7 @@
 #include "backend/control_channel.h"
 #include "backend/env.h"
 #include "backend/storage_maintenance.h"
+#include "backend/namespace_backup.h"
 #include "backend/replication.h"
 #include "backend/tiering.h"
 #include "cache/writeback_journal.h"
@@ -166,11 +167,30 @@ void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s
 // `cairn scrub` and `cairn disk replace` on a mounted volume (see
 // backend/control_channel.h for the protocol).
 void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMaintenance& maintenance,
-                          FileDataCache& cache, TieringService* tiering,
+                          FileDataCache& cache, TieringService* tiering, BackupService* backups,
                           const std::string& request,
                           const std::function<void(const std::string&)>& reply,
                           const std::function<bool()>& stopping) {
   std::vector<std::string> words = absl::StrSplit(request, '\t');
+  if (words[0] == "backup") {
+    if (backups == nullptr) {
+      return reply("error this volume has no replica: add a [replica] section to cairn.toml "
+                   "(docs/CONFIG.md) and mount again");
+    }
+    if (words.size() == 2 && words[1] == "gc") {
+      absl::StatusOr<ReplicaGcReport> gc = backups->CollectNow();
+      if (!gc.ok()) return reply("error " + std::string(gc.status().message()));
+      return reply("done " + ReplicaGcJson(*gc));
+    }
+    if (words.size() != 1) return reply("error bad backup request");
+    // What the write cache holds goes into the backup too.
+    if (absl::Status s = cache.FlushAll(); !s.ok()) {
+      return reply("error could not store the written data first: " + std::string(s.message()));
+    }
+    absl::StatusOr<BackupService::Result> result = backups->RunNow();
+    if (!result.ok()) return reply("error " + std::string(result.status().message()));
+    return reply("done " + BackupService::ResultJson(*result));
+  }
   if (words[0] == "tier") {
     if (tiering == nullptr) {
       return reply("error this volume has no remote tier: add a [tier] section to cairn.toml "
@@ -385,6 +405,20 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
     replicator = std::make_unique<Replicator>(volume.ns(), volume.blobs(), *volume.replica(),
                                               replicator_options);
   }
+  // Namespace backups to the replica, and its garbage collection.
+  std::unique_ptr<BackupStore> backup_store;
+  std::unique_ptr<BackupService> backups;
+  if (volume.replica() != nullptr) {
+    backup_store = std::make_unique<BackupStore>(*volume.replica_client(), config.replica->prefix,
+                                                 config.volume_id);
+    BackupService::Options backup_options;
+    backup_options.interval_seconds = config.replica->backup_interval_seconds;
+    backup_options.keep = static_cast<int>(config.replica->keep_backups);
+    backup_options.backup.work_dir = BackupWorkDir(volume.dir());
+    backup_options.backup.replication_wait_seconds = config.replica->backup_wait_seconds;
+    backups = std::make_unique<BackupService>(volume.ns(), *backup_store, *volume.replica(),
+                                              backup_options);
+  }
   std::unique_ptr<StorageMaintenance> maintenance;
   std::unique_ptr<ControlServer> control;
   if (StripedBlobStore* striped = volume.striped()) {
@@ -395,11 +429,11 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
                                                        maintenance_options);
     absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(
         config.volume_id,
-        [&volume, &cache, &tiering, striped, m = maintenance.get()](
+        [&volume, &cache, &tiering, &backups, striped, m = maintenance.get()](
             const std::string& request, const std::function<void(const std::string&)>& reply,
             const std::function<bool()>& stopping) {
-          HandleControlRequest(volume, *striped, *m, cache, tiering.get(), request, reply,
-                               stopping);
+          HandleControlRequest(volume, *striped, *m, cache, tiering.get(), backups.get(),
+                               request, reply, stopping);
         });
     if (server.ok()) {
       control = std::move(*server);
@@ -422,6 +456,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
     sources.mover = volume.tier_mover();
     sources.tiering = tiering.get();
     sources.replicator = replicator.get();
+    sources.backups = backups.get();
     absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
         config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
     if (server.ok()) {
@@ -455,8 +490,13 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
       if (replicator) {
         if (storage.empty()) storage = "{}";
         storage.pop_back();
-        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ",
-                        replicator->StatsJson(), "}");
+        std::string replica = replicator->StatsJson();
+        if (backups) {
+          replica.pop_back();
+          absl::StrAppend(&replica, ", ", backups->StatsJsonFields(), "}");
+        }
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ", replica,
+                        "}");
       }
       WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
@@ -485,6 +525,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   control.reset();      // stops a manual scrub or rebuild in progress
   maintenance.reset();  // and the background one
   tiering.reset();
+  backups.reset();  // before the replicator a backup may be waiting for
   replicator.reset();
   LogInfo("unmounted %s; flushing", options.mountpoint);
   absl::Status flushed = cache.FlushAll();

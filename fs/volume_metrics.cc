@@ -201,6 +201,20 @@ void AppendReplica(Replicator& replicator, MetricsText* out) {
         "0 if replication failed since the queue was last emptied, else 1.");
 }
 
+void AppendBackups(BackupService& backups, MetricsText* out) {
+  std::string json = "{" + backups.StatsJsonFields() + "}";
+  Gauge(out, "cairn_replica_last_backup_timestamp_seconds", JsonNumber(json, "last_backup_time"),
+        "When the newest namespace backup in the replica was taken (0: none yet).");
+  Gauge(out, "cairn_replica_last_backup_bytes", JsonNumber(json, "last_backup_bytes"),
+        "Bytes of the newest namespace backup (checkpoint files and blob list).");
+  Gauge(out, "cairn_replica_backups_kept", JsonNumber(json, "backups_kept"),
+        "Complete backups kept in the replica after the last collection.");
+  Counter(out, "cairn_replica_backup_errors_total", JsonNumber(json, "backup_errors"),
+          "Backups or replica garbage collections that failed.");
+  Counter(out, "cairn_replica_gc_deleted_objects_total", JsonNumber(json, "gc_deleted_objects"),
+          "Replica objects deleted as needed by no kept backup and no file.");
+}
+
 }  // namespace
 
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
@@ -213,6 +227,7 @@ std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   if (sources.maintenance != nullptr) AppendScrub(*sources.maintenance, &out);
   AppendTier(sources, &out);
   if (sources.replicator != nullptr) AppendReplica(*sources.replicator, &out);
+  if (sources.backups != nullptr) AppendBackups(*sources.backups, &out);
   return out.text();
 }
 

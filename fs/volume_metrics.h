@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "backend/namespace_backup.h"
 #include "backend/namespace_store.h"
 #include "backend/replication.h"
 #include "backend/storage_maintenance.h"
@@ -27,6 +28,7 @@ struct VolumeMetricsSources {
   TierMover* mover = nullptr;
   TieringService* tiering = nullptr;
   Replicator* replicator = nullptr;
+  BackupService* backups = nullptr;
 };
 
 // The metrics text (docs/METRICS.md lists every name).

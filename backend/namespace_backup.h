@@ -1,0 +1,277 @@
+// Namespace backups in the replica bucket, the replica's garbage
+// collection, and restoring a whole volume from them.
+//
+// A backup is a RocksDB checkpoint of the namespace (one consistent instant)
+// plus the list of blobs it needs, next to the blob objects the replicator
+// writes:
+//
+//   PREFIX<volume id>/blobs/...                   the blobs (remote_blob_store.h)
+//   PREFIX<volume id>/backups/<id>/db/<file>      the checkpoint's files
+//   PREFIX<volume id>/backups/<id>/blobs          needed blobs: id, length, CRC32C
+//   PREFIX<volume id>/backups/<id>/manifest       written last
+//
+// Promises:
+// - A backup is usable exactly when its manifest exists. The manifest goes
+//   up last, and only once every file is uploaded and every blob the backup
+//   needs is listed in the replica; it carries each file's size and CRC32C.
+//   An interrupted backup has no manifest: it is never listed as usable,
+//   and the next clean-up deletes it.
+// - Deletes reach the replica only through CollectReplicaGarbage: an object
+//   goes once no kept backup and no blob record of the volume needs it.
+//   Backups and the garbage collection take one lock (BackupStore::mutex),
+//   so none collects what a backup being taken still needs.
+// - Backup ids are the UTC time of the checkpoint (YYYYMMDDTHHMMSSZ) and a
+//   random suffix: they sort oldest first.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "backend/erasure_code.h"
+#include "backend/namespace_store.h"
+#include "backend/remote_blob_store.h"
+#include "backend/s3_client.h"
+#include "backend/volume.h"
+
+namespace cairn {
+
+struct BackupFile {
+  std::string name;  // as in the checkpoint directory
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+};
+
+struct BackupManifest {
+  std::string backup_id;
+  std::string volume_id;
+  int64_t created_sec = 0;      // the checkpoint's time
+  uint64_t inodes = 0;
+  uint64_t data_bytes = 0;      // file data the namespace holds
+  uint64_t blob_count = 0;      // blobs the backup needs
+  uint64_t blob_bytes = 0;
+  uint64_t blob_list_size = 0;  // the "blobs" object
+  uint32_t blob_list_crc32c = 0;
+  std::vector<BackupFile> files;
+  // The checkpoint's bytes in the bucket (its files plus the blob list).
+  uint64_t StoredBytes() const;
+
+  std::string Encode() const;
+  // kDataLoss for a damaged or truncated manifest (it must end in "end").
+  static absl::StatusOr<BackupManifest> Parse(std::string_view text);
+};
+
+// A blob a backup needs, as the backup's namespace records it.
+struct NeededBlob {
+  BlobId id = kNoBlob;
+  uint64_t length = 0;
+  uint32_t crc32c = 0;
+};
+
+// A backup found in the bucket.
+struct BackupListing {
+  std::string id;
+  bool complete = false;  // has its manifest
+};
+
+// One volume's backups in a replica bucket.
+class BackupStore {
+ public:
+  // `prefix` as in the [replica] section ("cairn/"); the volume's objects
+  // are under PREFIX<volume id>/.
+  BackupStore(s3::S3Client& client, std::string prefix, std::string volume_id);
+
+  s3::S3Client& client() { return client_; }
+  const std::string& volume_id() const { return volume_id_; }
+  // "PREFIX<volume id>/backups/".
+  const std::string& root() const { return root_; }
+
+  // Every backup, complete or not, oldest first.
+  absl::StatusOr<std::vector<BackupListing>> List();
+  // The complete ones' manifests, oldest first.
+  absl::StatusOr<std::vector<BackupManifest>> Manifests();
+  absl::StatusOr<BackupManifest> ReadManifest(const std::string& id);
+  // The manifest of `id`, or of the newest complete backup when `id` is
+  // empty. Errors name the backups there are.
+  absl::StatusOr<BackupManifest> Choose(const std::string& id);
+  // The blob list of a backup, checked against its manifest.
+  absl::StatusOr<std::vector<NeededBlob>> ReadBlobList(const BackupManifest& manifest);
+  // Deletes a backup: the manifest first, so a half-deleted one is never
+  // taken for usable.
+  absl::Status Delete(const std::string& id);
+
+  std::string ObjectKey(const std::string& id, const std::string& name) const;
+
+  // Held while a backup is taken or garbage collected.
+  absl::Mutex& mutex() { return mu_; }
+
+ private:
+  s3::S3Client& client_;
+  const std::string volume_id_;
+  const std::string root_;
+  absl::Mutex mu_;
+};
+
+struct BackupOptions {
+  // Checkpoints are made here (on the namespace's filesystem: its table
+  // files are then hard links) and deleted after the upload.
+  std::string work_dir;
+  // How long to wait for the replicator to copy the blobs the checkpoint
+  // needs that were still queued when it was taken.
+  int64_t replication_wait_seconds = 600;
+  std::function<int64_t()> now_sec;  // default: the clock
+  // True when the caller is shutting down: the backup gives up its wait.
+  std::function<bool()> should_stop;
+};
+
+// Takes a backup of `ns` into `store` (see the promises above) and records
+// it as the volume's last backup (volume meta kLastBackupKey). Takes the
+// store's mutex.
+absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store,
+                                          RemoteBlobStore& replica, const BackupOptions& options);
+
+// Volume meta: "ID UNIX_SECONDS" of the last backup taken.
+inline constexpr char kLastBackupKey[] = "last_backup";
+
+struct ReplicaGcReport {
+  uint64_t backups_deleted = 0;   // beyond `keep`, or incomplete
+  uint64_t backups_kept = 0;
+  uint64_t objects_listed = 0;
+  uint64_t objects_deleted = 0;
+};
+
+// Deletes the complete backups beyond the newest `keep` and every
+// incomplete one, then every blob object no kept backup and no blob record
+// (nor queue entry) of `ns` needs. Takes the store's mutex. Stops, deleting
+// nothing more, at the first error reading what is needed.
+absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, BackupStore& store,
+                                                      RemoteBlobStore& replica, int keep);
+
+// Where backups are checkpointed before the upload: beside the namespace,
+// so the checkpoint's table files are hard links.
+inline std::string BackupWorkDir(const std::string& volume_dir) {
+  return volume_dir + "/backup-work";
+}
+
+// The reports as JSON objects (the daemon's answer to cairn backup).
+std::string ReplicaGcJson(const ReplicaGcReport& report);
+std::string BackupManifestJson(const BackupManifest& manifest);
+
+// Where in a bucket a volume's replica is: `prefix` as given (s3://B/P) may
+// hold the volumes (P<volume id>/...) or be one of them (P = .../<volume id>).
+struct ReplicaVolume {
+  std::string prefix;     // what [replica] prefix would say
+  std::string volume_id;
+};
+absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::S3Client& client, const std::string& prefix);
+
+// Progress of a restore or verify: `done` of `total` blobs, bytes so far.
+using RestoreProgress =
+    std::function<void(uint64_t done, uint64_t total, uint64_t bytes, uint64_t total_bytes)>;
+
+struct VerifyReport {
+  std::string backup_id;
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;
+  uint64_t missing = 0;
+  uint64_t damaged = 0;
+  std::vector<std::string> problems;  // the first hundred, one line each
+  bool ok() const { return missing == 0 && damaged == 0 && problems.empty(); }
+};
+
+// Reads the backup's files and every blob it needs from the replica and
+// checks them against the manifest and the blob list; writes nothing.
+absl::StatusOr<VerifyReport> VerifyBackup(BackupStore& store, RemoteBlobStore& replica,
+                                          const BackupManifest& manifest, int parallel,
+                                          const RestoreProgress& progress);
+
+struct RestoreOptions {
+  std::vector<std::string> disks;            // empty: NEW_VOLUME_DIR/data
+  std::optional<Redundancy> redundancy;      // default by disk count
+  // Write the [replica] section into the new volume's cairn.toml, so it
+  // goes on replicating (and collecting garbage) where the lost one did.
+  std::optional<ReplicaConfig> take_over;
+  int parallel = 8;
+  RestoreProgress progress;
+};
+
+struct RestoreReport {
+  std::string backup_id;
+  uint64_t blobs = 0;         // fetched now
+  uint64_t bytes = 0;
+  uint64_t already_there = 0; // kept from an interrupted run
+  uint64_t inodes = 0;
+};
+
+// Builds a new volume in `volume_dir` from a backup: the namespace from the
+// checkpoint, every blob fetched from the replica (eagerly, verified) and
+// stored on the new disks. `volume_dir` must be empty, or hold an
+// interrupted restore of the same backup (which is then finished, keeping
+// the blobs already stored). The volume keeps its id. Until the end a marker
+// file makes the half-built volume unmountable.
+absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore& replica,
+                                            const BackupManifest& manifest,
+                                            const std::string& volume_dir,
+                                            const RestoreOptions& options);
+
+}  // namespace cairn
+
+namespace cairn {
+
+// The daemon's backups: one every interval (counted from the last backup
+// the namespace records, so a restart does not take one at once), each
+// followed by the replica's garbage collection; RunNow for `cairn backup`.
+class BackupService {
+ public:
+  struct Options {
+    int64_t interval_seconds = 3600;  // 0: only RunNow
+    int keep = 24;
+    BackupOptions backup;
+    bool background = true;
+  };
+  BackupService(NamespaceStore& ns, BackupStore& store, RemoteBlobStore& replica,
+                Options options);
+  ~BackupService();
+
+  struct Result {
+    BackupManifest manifest;
+    ReplicaGcReport gc;
+    std::string gc_error;  // the backup stands even if the collection failed
+  };
+  absl::StatusOr<Result> RunNow();
+  static std::string ResultJson(const Result& result);
+  absl::StatusOr<ReplicaGcReport> CollectNow();
+
+  // Last backup, errors and the last collection, as JSON members (no
+  // braces) for the replica's part of stats.json.
+  std::string StatsJsonFields();
+
+ private:
+  void Loop();
+  void NoteError(const absl::Status& status);
+
+  NamespaceStore& ns_;
+  BackupStore& store_;
+  RemoteBlobStore& replica_;
+  Options options_;
+  absl::Mutex mu_;
+  std::string last_id_ ABSL_GUARDED_BY(mu_);
+  int64_t last_time_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_stored_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  int64_t last_error_time_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t gc_deleted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t kept_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification stopped_;
+  std::thread thread_;
+};
+
+}  // namespace cairn

@@ -93,11 +93,15 @@ void SyncDirectory(const std::string& dir) {
   }
 }
 
-std::string NewBackupId(int64_t now_sec) {
+// The time to the microsecond: ids sort oldest first even for backups
+// taken within one second (they are serialised, so never in the same
+// microsecond); the suffix keeps ids of volumes sharing a prefix apart.
+std::string NewBackupId() {
   std::random_device random;
-  return absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%SZ", absl::FromUnixSeconds(now_sec),
-                                       absl::UTCTimeZone()),
-                      "-", absl::StrFormat("%04x", random() & 0xffff));
+  absl::Time now = absl::Now();
+  int64_t micros = absl::ToUnixMicros(now) % 1000000;
+  return absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%S", now, absl::UTCTimeZone()),
+                      absl::StrFormat(".%06dZ-%04x", micros, random() & 0xffff));
 }
 
 }  // namespace
@@ -286,7 +290,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
   absl::MutexLock lock(&store.mutex());
   const int64_t now = options.now_sec ? options.now_sec() : absl::ToUnixSeconds(absl::Now());
   BackupManifest manifest;
-  manifest.backup_id = NewBackupId(now);
+  manifest.backup_id = NewBackupId();
   manifest.volume_id = store.volume_id();
   manifest.created_sec = now;
 
@@ -613,7 +617,7 @@ absl::StatusOr<VerifyReport> VerifyBackup(BackupStore& store, RemoteBlobStore& r
       });
   if (!walked.ok()) return walked;
   report.blobs = blobs->size();
-  report.bytes = bytes;
+  report.bytes = manifest.blob_bytes;
   return report;
 }
 
@@ -702,7 +706,7 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
     by_id[blob.id] = blob;
     ids.push_back(blob.id);
   }
-  std::atomic<uint64_t> done{0}, bytes{0}, kept{0};
+  std::atomic<uint64_t> done{0}, bytes{0}, fetched_bytes{0}, kept{0};
   absl::Status fetched = RunMoves(
       ids, options.parallel,
       [&](BlobId id) -> absl::Status {
@@ -717,6 +721,13 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
         }
         absl::StatusOr<std::string> data =
             replica.ReadExpecting(id, 0, blob.length, blob.length, blob.crc32c);
+        if (!data.ok() && IsNotFoundError(data.status())) {
+          return FsError(FsErrorKind::kNotFound,
+                         absl::StrCat("blob ", id, " is missing from the replica: backup ",
+                                      manifest.backup_id, " cannot be restored whole (cairn "
+                                      "restore --verify lists what is missing); choose another "
+                                      "with --backup"));
+        }
         if (!data.ok()) {
           return FsError(FsErrorKind::kIo, absl::StrCat("blob ", id, " from the replica: ",
                                                         data.status().message()));
@@ -729,12 +740,14 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
           return put.status();
         }
         bytes += blob.length;
+        fetched_bytes += blob.length;
         return absl::OkStatus();
       },
       [&](size_t) {
         uint64_t n = ++done;
         if (options.progress) options.progress(n, ids.size(), bytes, manifest.blob_bytes);
       });
+  if (!fetched.ok() && IsNotFoundError(fetched)) return fetched;
   if (!fetched.ok()) {
     return FsError(FsErrorKind::kIo,
                    absl::StrCat(fetched.message(), "; run the same cairn restore again to go on "
@@ -742,7 +755,7 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   }
   report.already_there = kept;
   report.blobs = ids.size() - kept;
-  report.bytes = bytes;
+  report.bytes = fetched_bytes;
 
   // The namespace now describes this machine: every blob is local, nothing
   // waits for the old replica or repair queue, and new blob ids start past

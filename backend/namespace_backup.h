@@ -20,8 +20,8 @@
 //   goes once no kept backup and no blob record of the volume needs it.
 //   Backups and the garbage collection take one lock (BackupStore::mutex),
 //   so none collects what a backup being taken still needs.
-// - Backup ids are the UTC time of the checkpoint (YYYYMMDDTHHMMSSZ) and a
-//   random suffix: they sort oldest first.
+// - Backup ids are the UTC time of the checkpoint to the microsecond
+//   (YYYYMMDDTHHMMSS.uuuuuuZ) and a random suffix: they sort oldest first.
 #pragma once
 
 #include <cstdint>

@@ -209,6 +209,7 @@ int ListBackups(BackupStore& store, bool json) {
     for (const BackupManifest& m : manifests) PrintBackupLine(m);
   }
   if (interrupted > 0) {
+    fflush(stdout);
     fprintf(stderr, "(%zu interrupted backup%s not shown: not usable; the next backup's "
             "clean-up deletes %s)\n", interrupted, interrupted == 1 ? "" : "s",
             interrupted == 1 ? "it" : "them");

@@ -193,6 +193,7 @@ void FaultProxy::Serve(int client_fd) {
   std::string request;
   if (!ReadMessage(client_fd, &request, false)) return;
   requests++;
+  if (outage_after > 0 && outage_after.fetch_sub(1) == 1) refuse = true;
   const std::string request_line = request.substr(0, request.find("\r\n"));
   const bool part_upload = request_line.rfind("PUT ", 0) == 0 &&
                            request_line.find("uploadId=") != std::string::npos;

@@ -33,6 +33,9 @@ class FaultProxy {
   std::atomic<int> stall{0};         // nothing for stall_seconds, then the response
   std::atomic<int> stall_seconds{3};
   std::atomic<bool> refuse{false};   // close every connection at once
+  // An outage after this many more requests (0: none): then `refuse` turns
+  // on by itself, as a remote that goes away in the middle of a job.
+  std::atomic<int> outage_after{0};
   // The faults above hit only multipart part uploads (PUT ...?uploadId=).
   std::atomic<bool> faults_only_on_parts{false};
 

@@ -94,7 +94,7 @@ absl::StatusOr<Credentials> ResolveCredentials(const CredentialSources& sources,
     }
     if (sources.config->access_key_id.empty()) {
       return FsError(FsErrorKind::kInvalid,
-                     absl::StrCat(sources.config_path, ": [tier] has a secret_access_key "
+                     absl::StrCat(sources.config_path, ": [tier] or [replica] has a secret_access_key "
                                   "but no access_key_id"));
     }
     return *sources.config;
@@ -117,7 +117,7 @@ absl::StatusOr<Credentials> ResolveCredentials(const CredentialSources& sources,
                    absl::StrCat("no S3 credentials: none in ", sources.config_path.empty()
                                                                    ? "the config"
                                                                    : sources.config_path,
-                                " ([tier] access_key_id, secret_access_key), none in the "
+                                " ([tier] or [replica] access_key_id, secret_access_key), none in the "
                                 "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and ",
                                 path.empty() ? "no credentials file" : "no file " + path));
   }

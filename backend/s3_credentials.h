@@ -1,5 +1,5 @@
 // Where the remote tier's S3 credentials come from, in this order:
-//   1. the volume's cairn.toml ([tier] access_key_id / secret_access_key),
+//   1. the volume's cairn.toml ([tier] or [replica] access_key_id / secret_access_key),
 //   2. the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 //      AWS_SESSION_TOKEN),
 //   3. a shared credentials file with profiles, as the AWS CLI writes it

@@ -178,7 +178,7 @@ std::string TimeText(int64_t unix_seconds) {
 }
 
 void PrintBackupLine(const BackupManifest& m) {
-  printf("%-22s  %s  %10llu  %10s  %10s\n", m.backup_id.c_str(), TimeText(m.created_sec).c_str(),
+  printf("%-29s  %s  %10llu  %10s  %10s\n", m.backup_id.c_str(), TimeText(m.created_sec).c_str(),
          static_cast<unsigned long long>(m.inodes), Human(m.data_bytes).c_str(),
          Human(m.StoredBytes()).c_str());
 }
@@ -204,7 +204,7 @@ int ListBackups(BackupStore& store, bool json) {
     }
     printf("]\n");
   } else {
-    printf("%-22s  %-19s  %10s  %10s  %10s\n", "BACKUP", "CREATED (UTC)", "INODES", "DATA",
+    printf("%-29s  %-19s  %10s  %10s  %10s\n", "BACKUP", "CREATED (UTC)", "INODES", "DATA",
            "NAMESPACE");
     for (const BackupManifest& m : manifests) PrintBackupLine(m);
   }

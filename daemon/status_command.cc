@@ -1,6 +1,8 @@
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -27,6 +29,14 @@ const char kStatusHelp[] =
     "  --json   print one JSON object instead of text\n";
 
 namespace {
+
+// 42 -> "42 s", 7200 -> "2 h": how long ago, for a person.
+std::string Ago(int64_t seconds) {
+  if (seconds < 120) return absl::StrCat(seconds, " s");
+  if (seconds < 7200) return absl::StrCat(seconds / 60, " min");
+  if (seconds < 2 * 86400) return absl::StrCat(seconds / 3600, " h");
+  return absl::StrCat(seconds / 86400, " d");
+}
 
 
 // The disks, redundancy, repair queue and scrub of a striped volume.
@@ -117,6 +127,21 @@ void PrintStorage(const std::string& storage, bool mounted) {
            static_cast<unsigned long long>(StatNumber(replica, "copied").value_or(0)),
            Human(StatNumber(replica, "copied_bytes").value_or(0)).c_str(),
            healthy ? "healthy" : ("FAILING: " + JsonText(replica, "last_error")).c_str());
+    // The namespace backups: the restore point a lost machine falls back to.
+    std::string last_backup = JsonText(replica, "last_backup");
+    uint64_t last_time = StatNumber(replica, "last_backup_time").value_or(0);
+    uint64_t error_time = StatNumber(replica, "last_backup_error_time").value_or(0);
+    int64_t age = static_cast<int64_t>(time(nullptr)) - static_cast<int64_t>(last_time);
+    printf("backups:    %s; %llu kept%s\n",
+           last_backup.empty()
+               ? "none yet"
+               : absl::StrFormat("last %s, %s ago (%s)", last_backup, Ago(std::max<int64_t>(age, 0)),
+                                 Human(StatNumber(replica, "last_backup_bytes").value_or(0)))
+                     .c_str(),
+           static_cast<unsigned long long>(StatNumber(replica, "backups_kept").value_or(0)),
+           error_time > last_time
+               ? ("; LAST BACKUP FAILED: " + JsonText(replica, "last_backup_error")).c_str()
+               : "");
   }
   if (mounted) {
     printf("events:     %llu reads rebuilt, %llu checksum failures, %llu missing shards, "

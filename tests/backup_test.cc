@@ -15,6 +15,7 @@
 #include "backend/fs_error.h"
 #include "backend/replication.h"
 #include "backend/volume.h"
+#include "fs/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
@@ -474,6 +475,45 @@ TEST_F(BackupTest, ATierSharingTheReplicasObjectsLeavesTheirDeletionToTheReplica
   ASSERT_TRUE((*volume)->remote()->Delete(77).ok());
   EXPECT_TRUE(client_->HeadObject((*volume)->remote()->KeyOf(77)).ok())
       << "a kept backup may need it";
+}
+
+TEST_F(BackupTest, TheServiceRecordsItsBackupsForStatusMetricsAndTheNextMount) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  WriteFile("a", RandomBytes(4000, 40));
+  ASSERT_NO_FATAL_FAILURE(Replicate());
+  BackupService::Options options;
+  options.background = false;
+  options.keep = 2;
+  options.backup.work_dir = BackupWorkDir(Vol());
+  std::string id;
+  {
+    BackupService service(volume_->ns(), *backups_, *replica_, options);
+    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"\""), std::string::npos);
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<BackupService::Result> result = service.RunNow();
+      ASSERT_TRUE(result.ok()) << result.status();
+      id = result->manifest.backup_id;
+    }
+    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"" + id + "\""),
+              std::string::npos)
+        << service.StatsJsonFields();
+    VolumeMetricsSources sources;
+    sources.backups = &service;
+    std::string metrics = RenderVolumeMetrics(sources);
+    EXPECT_NE(metrics.find("cairn_replica_backups_kept 2\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("cairn_replica_backup_errors_total 0\n"), std::string::npos) << metrics;
+    // A failed backup shows as an error, and the last good one stays.
+    proxy_->server_error = 1000;
+    EXPECT_FALSE(service.RunNow().ok());
+    proxy_->server_error = 0;
+    EXPECT_NE(service.StatsJsonFields().find("\"backup_errors\": 1"), std::string::npos);
+    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"" + id + "\""),
+              std::string::npos);
+  }
+  EXPECT_EQ(CompleteBackups(), 2u) << "keep_backups";
+  // After a restart the service knows when the last backup was taken.
+  BackupService again(volume_->ns(), *backups_, *replica_, options);
+  EXPECT_NE(again.StatsJsonFields().find("\"last_backup\": \"" + id + "\""), std::string::npos);
 }
 
 TEST(BackupManifestTest, RoundTripsAndRefusesDamage) {

@@ -213,7 +213,10 @@ TEST_F(BackupTest, ARestoredVolumeHoldsExactlyWhatTheBackupSaw) {
   EXPECT_EQ(*restored->ns().ReadLink(l), "../a");
   // Everything is local now, nothing is queued, and new blob ids are past
   // every id the replica holds (the lost volume's later writes).
-  for (const auto& [id, record] : *restored->ns().ListBlobs(0, 100)) {
+  absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> records =
+      restored->ns().ListBlobs(0, 100);
+  ASSERT_TRUE(records.ok());
+  for (const auto& [id, record] : *records) {
     EXPECT_EQ(record.location, BlobLocation::kLocal) << id;
   }
   EXPECT_TRUE(restored->ns().PendingReplications(0, 10)->empty());

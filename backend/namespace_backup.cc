@@ -459,31 +459,33 @@ absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, Backup
   absl::StatusOr<std::vector<BlobId>> objects = replica.ListIds(0);
   if (!objects.ok()) return objects.status();
   report.objects_listed = objects->size();
-  std::set<BlobId> needed;
+  // A sorted vector, not a set: a million ids cost 8 MB, not 40.
+  std::vector<BlobId> needed;
   for (const std::string& id : complete) {
     absl::StatusOr<BackupManifest> manifest = store.ReadManifest(id);
     if (!manifest.ok()) return manifest.status();
     absl::StatusOr<std::vector<NeededBlob>> blobs = store.ReadBlobList(*manifest);
     if (!blobs.ok()) return blobs.status();
-    for (const NeededBlob& blob : *blobs) needed.insert(blob.id);
+    for (const NeededBlob& blob : *blobs) needed.push_back(blob.id);
   }
   for (BlobId from = 0;;) {
     absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> blobs = ns.ListBlobs(from, 4096);
     if (!blobs.ok()) return blobs.status();
     if (blobs->empty()) break;
-    for (const auto& [id, record] : *blobs) needed.insert(id);
+    for (const auto& [id, record] : *blobs) needed.push_back(id);
     from = blobs->back().first + 1;
   }
   for (BlobId from = 0;;) {
     absl::StatusOr<std::vector<QueuedReplication>> queued = ns.PendingReplications(from, 4096);
     if (!queued.ok()) return queued.status();
     if (queued->empty()) break;
-    for (const QueuedReplication& q : *queued) needed.insert(q.id);
+    for (const QueuedReplication& q : *queued) needed.push_back(q.id);
     from = queued->back().id + 1;
   }
+  std::sort(needed.begin(), needed.end());
   std::vector<std::string> keys;
   for (BlobId id : *objects) {
-    if (!needed.contains(id)) keys.push_back(replica.KeyOf(id));
+    if (!std::binary_search(needed.begin(), needed.end(), id)) keys.push_back(replica.KeyOf(id));
   }
   for (size_t i = 0; i < keys.size(); i += 1000) {
     std::vector<std::string> batch(keys.begin() + i,

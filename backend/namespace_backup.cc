@@ -288,6 +288,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
                                           RemoteBlobStore& replica,
                                           const BackupOptions& options) {
   absl::MutexLock lock(&store.mutex());
+  if (absl::Status s = store.CheckOwner(); !s.ok()) return s;
   const int64_t now = options.now_sec ? options.now_sec() : absl::ToUnixSeconds(absl::Now());
   BackupManifest manifest;
   manifest.backup_id = NewBackupId();
@@ -416,6 +417,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
                                 "on the unmounted volume checks the queue"));
   }
 
+  if (absl::Status s = store.CheckOwner(); !s.ok()) return s;
   // The commit point: from here the backup is listed as usable.
   if (absl::Status s = store.client().PutObject(store.ObjectKey(manifest.backup_id, "manifest"),
                                                 manifest.Encode(), Crc32c(manifest.Encode()));
@@ -430,6 +432,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
 absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, BackupStore& store,
                                                       RemoteBlobStore& replica, int keep) {
   absl::MutexLock lock(&store.mutex());
+  if (absl::Status s = store.CheckOwner(); !s.ok()) return s;
   ReplicaGcReport report;
   absl::StatusOr<std::vector<BackupListing>> listed = store.List();
   if (!listed.ok()) return listed.status();
@@ -798,6 +801,11 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   if (!in_replica->empty()) {
     if (absl::Status s = ns.SkipBlobIdsBelow(in_replica->back() + 1); !s.ok()) return s;
   }
+  // Another copy of the volume: its own owner token. Taking over, it
+  // claims the replica, and the old copy, should it come back, stops
+  // writing there.
+  const std::string token = NewReplicaOwnerToken();
+  if (absl::Status s = ns.SetVolumeMeta(kReplicaOwnerKey, token); !s.ok()) return s;
   if (options.take_over) {
     if (absl::Status s = ns.RecordReplicaTarget(ReplicaTargetName(*options.take_over)); !s.ok()) {
       return s;
@@ -807,6 +815,11 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   absl::StatusOr<NamespaceStats> stats = ns.Stats();
   if (stats.ok()) report.inodes = stats->inode_count;
   volume->reset();
+  if (options.take_over) {
+    ReplicaOwner owner(store.client(), absl::StrCat(options.take_over->prefix, manifest.volume_id, "/"),
+                       token);
+    if (absl::Status s = owner.Claim(); !s.ok()) return s;
+  }
 
   VolumeConfig final_config = *config;
   final_config.replica = options.take_over;

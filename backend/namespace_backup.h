@@ -38,6 +38,7 @@
 #include "backend/erasure_code.h"
 #include "backend/namespace_store.h"
 #include "backend/remote_blob_store.h"
+#include "backend/replication.h"
 #include "backend/s3_client.h"
 #include "backend/volume.h"
 
@@ -112,11 +113,19 @@ class BackupStore {
   // Held while a backup is taken or garbage collected.
   absl::Mutex& mutex() { return mu_; }
 
+  // Backups and collections first check the replica is this copy's (null:
+  // not checked).
+  void set_owner(ReplicaOwner* owner) { owner_ = owner; }
+  absl::Status CheckOwner() {
+    return owner_ != nullptr ? owner_->Check(/*fresh=*/true) : absl::OkStatus();
+  }
+
  private:
   s3::S3Client& client_;
   const std::string volume_id_;
   const std::string root_;
   absl::Mutex mu_;
+  ReplicaOwner* owner_ = nullptr;
 };
 
 struct BackupOptions {

@@ -10,8 +10,14 @@
 // anywhere repeats the copy; an object is written once per blob id, so a
 // repeat writes the same bytes.
 //
-// Replica objects are never deleted yet: that waits for namespace backups,
-// which say which blobs a kept backup still needs (the replication issue).
+// Replica objects are deleted only by the replica's garbage collection
+// (backend/namespace_backup.h), which knows what kept backups need.
+//
+// One copy of a volume writes its replica: the object PREFIX<volume id>/owner
+// names the token of the copy that does (ReplicaOwner). A restored copy
+// that takes the replica over writes its own token there, and the old copy,
+// should it come back, stops replicating instead of deleting what the new
+// one stores.
 #pragma once
 
 #include <atomic>
@@ -26,6 +32,34 @@
 
 namespace cairn {
 
+// Volume meta: this copy's replica-owner token.
+inline constexpr char kReplicaOwnerKey[] = "replica_owner";
+// This copy's token, made and recorded the first time it is asked for.
+absl::StatusOr<std::string> ReplicaOwnerToken(NamespaceStore& ns);
+// A new random token (a restored copy gets one: it is another copy).
+std::string NewReplicaOwnerToken();
+
+class ReplicaOwner {
+ public:
+  // `volume_root`: "PREFIX<volume id>/".
+  ReplicaOwner(s3::S3Client& client, std::string volume_root, std::string token);
+  // OK when the replica is this copy's, claiming it if no copy has; else
+  // kFailedPrecondition naming the other copy and what to do. A positive
+  // answer is trusted for a minute (for the replicator's passes; deletes
+  // and backups ask with `fresh`).
+  absl::Status Check(bool fresh = false);
+  // Makes the replica this copy's, whoever had it.
+  absl::Status Claim();
+  const std::string& token() const { return token_; }
+
+ private:
+  s3::S3Client& client_;
+  const std::string key_;
+  const std::string token_;
+  absl::Mutex mu_;
+  int64_t checked_until_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class Replicator {
  public:
   struct Options {
@@ -35,6 +69,8 @@ class Replicator {
     // The remote tier keeps its objects in the replica's bucket and prefix:
     // a blob moved there is already replicated.
     bool tier_is_replica = false;
+    // Checked before each pass that has work; null: not checked.
+    ReplicaOwner* owner = nullptr;
   };
   // `blobs` reads a blob wherever it is (the volume's store); `replica`
   // writes to the replica bucket.
@@ -59,6 +95,8 @@ class Replicator {
  private:
   absl::Status Copy(BlobId id);
   void Loop();
+  // Records a failed pass for StatsJson and the log; returns `status`.
+  absl::Status NoteFailure(const absl::Status& status);
 
   NamespaceStore& ns_;
   BlobStore& blobs_;

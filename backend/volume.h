@@ -31,6 +31,7 @@ class S3Client;
 }
 class DiskBlockCache;
 class RemoteBlobStore;
+class ReplicaOwner;
 class TieredBlobStore;
 class TierMover;
 
@@ -219,6 +220,8 @@ class Volume {
   // The replica's store and client; null without a [replica].
   RemoteBlobStore* replica() { return replica_.get(); }
   s3::S3Client* replica_client() { return replica_client_.get(); }
+  // Whether this copy of the volume writes the replica; null without one.
+  ReplicaOwner* replica_owner() { return replica_owner_.get(); }
   s3::S3Client* tier_client() { return tier_client_.get(); }
   const VolumeConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
@@ -254,6 +257,7 @@ class Volume {
   std::unique_ptr<TierMover> mover_;
   std::unique_ptr<s3::S3Client> replica_client_;
   std::unique_ptr<RemoteBlobStore> replica_;
+  std::unique_ptr<ReplicaOwner> replica_owner_;
 };
 
 }  // namespace cairn

@@ -23,6 +23,7 @@
 #include "backend/local_blob_store.h"
 #include "backend/log.h"
 #include "backend/storage_maintenance.h"
+#include "backend/replication.h"
 #include "backend/tiering.h"
 #include "backend/volume.h"
 #include "toml++/toml.h"
@@ -841,6 +842,11 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->replica_client_ = std::move(*client);
     volume->replica_ = std::make_unique<RemoteBlobStore>(
         *volume->replica_client_, config.replica->prefix, config.volume_id);
+    absl::StatusOr<std::string> token = ReplicaOwnerToken(*volume->namespace_);
+    if (!token.ok()) return token.status();
+    volume->replica_owner_ = std::make_unique<ReplicaOwner>(
+        *volume->replica_client_, absl::StrCat(config.replica->prefix, config.volume_id, "/"),
+        *token);
     // Blobs stored before replication to this bucket began join the queue.
     absl::StatusOr<uint64_t> queued =
         volume->namespace_->QueueExistingBlobsForReplica(ReplicaTargetName(*config.replica));
@@ -864,6 +870,7 @@ Volume::~Volume() {
   mover_.reset();
   tiered_.reset();
   tier_block_cache_.reset();
+  replica_owner_.reset();
   replica_.reset();
   replica_client_.reset();
   remote_.reset();

@@ -27,6 +27,7 @@ const char kBackupHelp[] =
     "       cairn backup list --from s3://BUCKET/PREFIX [--endpoint URL] [--region R]\n"
     "                         [--addressing path|virtual] [--json]\n"
     "       cairn backup gc VOLUME_DIR|MOUNTPOINT [--json]\n"
+    "       cairn backup claim VOLUME_DIR|MOUNTPOINT\n"
     "\n"
     "A backup is a consistent copy of the volume's namespace (every file's\n"
     "name, attributes, xattrs and layout), uploaded to the replica bucket of\n"
@@ -45,6 +46,11 @@ const char kBackupHelp[] =
     "           environment: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or\n"
     "           AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE).\n"
     "  gc       the clean-up alone: old and interrupted backups, unneeded objects\n"
+    "  claim    make this copy of the volume the one that writes the replica.\n"
+    "           One copy does (the bucket records which); a volume restored\n"
+    "           with --take-over claims it, and the old copy, should it come\n"
+    "           back, stops replicating with a message saying so. Claim only\n"
+    "           when the other copy is gone for good.\n"
     "\n"
     "cairn restore rebuilds a volume from a backup.\n"
     "\n"
@@ -268,6 +274,28 @@ absl::StatusOr<std::string> AskDaemon(const VolumeConfig& config, const std::str
   return final_line.substr(5);
 }
 
+int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_only, bool json);
+
+int Claim(const std::string& target) {
+  std::string volume_dir = VolumeDirOf(target);
+  absl::StatusOr<VolumeReplica> replica = OpenVolumeReplica(volume_dir);
+  if (!replica.ok()) return Fail("backup claim", replica.status());
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  if (!record.ok()) return Fail("backup claim", record.status());
+  if (record->mounted) {
+    absl::StatusOr<std::string> answer = AskDaemon(replica->config, "backup\tclaim");
+    if (!answer.ok()) return Fail("backup claim", answer.status());
+  } else {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, replica->config);
+    if (!volume.ok()) return Fail("backup claim", volume.status());
+    if (absl::Status s = (*volume)->replica_owner()->Claim(); !s.ok()) {
+      return Fail("backup claim", s);
+    }
+  }
+  printf("this copy of volume %s now writes its replica\n", replica->config.volume_id.c_str());
+  return kExitOk;
+}
+
 int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_only, bool json) {
   std::string volume_dir = VolumeDirOf(target);
   absl::StatusOr<VolumeReplica> replica = OpenVolumeReplica(volume_dir);
@@ -290,6 +318,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
     absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, config);
     if (!volume.ok()) return Fail(verb, volume.status());
     BackupStore store(*(*volume)->replica_client(), config.replica->prefix, config.volume_id);
+    store.set_owner((*volume)->replica_owner());
     BackupService::Options options;
     options.background = false;
     options.keep = static_cast<int>(config.replica->keep_backups);
@@ -305,6 +334,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
       replicator_options.background = false;
       replicator_options.tier_is_replica =
           config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
+      replicator_options.owner = (*volume)->replica_owner();
       Replicator replicator((*volume)->ns(), (*volume)->blobs(), *(*volume)->replica(),
                             replicator_options);
       absl::StatusOr<uint64_t> copied = replicator.RunPass();
@@ -346,7 +376,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
 int BackupCommand(const Args& args) {
   std::string sub;
   size_t first = 0;
-  if (!args.empty() && (args[0] == "list" || args[0] == "gc")) {
+  if (!args.empty() && (args[0] == "list" || args[0] == "gc" || args[0] == "claim")) {
     sub = args[0];
     first = 1;
   }
@@ -384,6 +414,7 @@ int BackupCommand(const Args& args) {
     return ListBackups(store, json);
   }
   if (target.empty()) return UsageError(verb, "missing VOLUME_DIR or MOUNTPOINT");
+  if (sub == "claim") return Claim(target);
   return TakeOrCollect(verb, target, sub == "gc", json);
 }
 
@@ -485,8 +516,8 @@ int RestoreCommand(const Args& args) {
            source.given.c_str());
   } else {
     printf("the new volume does not replicate. Once the old machine is gone for good, restore "
-           "with --take-over (or add its [replica] section to cairn.toml) so this one carries "
-           "on its replica; two volumes must never write to one replica\n");
+           "with --take-over (or add its [replica] section to cairn.toml and run cairn backup "
+           "claim) so this one carries on its replica\n");
   }
   return kExitOk;
 }

@@ -177,6 +177,12 @@ void HandleControlRequest(Volume& volume, StripedBlobStore& store, StorageMainte
       return reply("error this volume has no replica: add a [replica] section to cairn.toml "
                    "(docs/CONFIG.md) and mount again");
     }
+    if (words.size() == 2 && words[1] == "claim") {
+      if (absl::Status s = volume.replica_owner()->Claim(); !s.ok()) {
+        return reply("error " + std::string(s.message()));
+      }
+      return reply("done {}");
+    }
     if (words.size() == 2 && words[1] == "gc") {
       absl::StatusOr<ReplicaGcReport> gc = backups->CollectNow();
       if (!gc.ok()) return reply("error " + std::string(gc.status().message()));
@@ -402,6 +408,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
     Replicator::Options replicator_options;
     replicator_options.tier_is_replica =
         config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
+    replicator_options.owner = volume.replica_owner();
     replicator = std::make_unique<Replicator>(volume.ns(), volume.blobs(), *volume.replica(),
                                               replicator_options);
   }
@@ -411,6 +418,7 @@ absl::Status ServeFuse(Volume& volume, const FuseMountOptions& options,
   if (volume.replica() != nullptr) {
     backup_store = std::make_unique<BackupStore>(*volume.replica_client(), config.replica->prefix,
                                                  config.volume_id);
+    backup_store->set_owner(volume.replica_owner());
     BackupService::Options backup_options;
     backup_options.interval_seconds = config.replica->backup_interval_seconds;
     backup_options.keep = static_cast<int>(config.replica->keep_backups);

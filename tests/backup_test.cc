@@ -519,6 +519,53 @@ TEST_F(BackupTest, TheServiceRecordsItsBackupsForStatusMetricsAndTheNextMount) {
   EXPECT_NE(again.StatsJsonFields().find("\"last_backup\": \"" + id + "\""), std::string::npos);
 }
 
+TEST_F(BackupTest, AVolumeRestoredWithTakeOverStopsTheOldCopyFromWritingTheReplica) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ReplicaOwner* old_owner = volume_->replica_owner();
+  ASSERT_NE(old_owner, nullptr);
+  Replicator::Options options;
+  options.background = false;
+  options.owner = old_owner;
+  replicator_ = std::make_unique<Replicator>(volume_->ns(), volume_->blobs(), *replica_, options);
+  backups_->set_owner(old_owner);
+  std::string a = RandomBytes(10000, 50);
+  WriteFile("a", a);
+  ASSERT_NO_FATAL_FAILURE(Replicate());  // the first pass claims the replica
+  absl::StatusOr<BackupManifest> manifest = Backup();
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+
+  RestoreOptions take_over;
+  take_over.take_over = Replica();
+  absl::StatusOr<RestoreReport> restored = Restore(*manifest, "new", take_over);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  // The old copy comes back: it may not copy, back up or delete any more.
+  WriteFile("b", RandomBytes(10000, 51));
+  std::vector<BlobId> objects = ReplicaIds();
+  ReplicaOwner fresh(*client_, "cairn/" + VolumeId() + "/", old_owner->token());
+  options.owner = &fresh;
+  replicator_ = std::make_unique<Replicator>(volume_->ns(), volume_->blobs(), *replica_, options);
+  absl::StatusOr<uint64_t> pass = replicator_->RunPass();
+  ASSERT_FALSE(pass.ok());
+  EXPECT_NE(pass.status().message().find("another copy of this volume"), std::string::npos)
+      << pass.status();
+  EXPECT_FALSE(Backup().ok());
+  EXPECT_FALSE(CollectReplicaGarbage(volume_->ns(), *backups_, *replica_, 1).ok());
+  EXPECT_EQ(ReplicaIds(), objects) << "nothing written or deleted by the old copy";
+
+  // The new copy replicates, with a config that says so.
+  std::unique_ptr<Volume> new_volume = OpenRestored("new");
+  ASSERT_NE(new_volume, nullptr);
+  ASSERT_TRUE(new_volume->config().replica.has_value());
+  ASSERT_NE(new_volume->replica_owner(), nullptr);
+  EXPECT_NE(new_volume->replica_owner()->token(), old_owner->token());
+  EXPECT_TRUE(new_volume->replica_owner()->Check(true).ok());
+  EXPECT_TRUE(new_volume->ns().PendingReplications(0, 10)->empty())
+      << "its blobs came from the replica: none is queued again";
+  // Claiming back (the operator's call) turns it around.
+  ASSERT_TRUE(fresh.Claim().ok());
+  EXPECT_FALSE(new_volume->replica_owner()->Check(true).ok());
+}
+
 TEST(BackupManifestTest, RoundTripsAndRefusesDamage) {
   BackupManifest m;
   m.backup_id = "20261127T060000.000000Z-abcd";

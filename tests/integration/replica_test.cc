@@ -29,7 +29,7 @@ class ReplicaTest : public MountTest {
   }
   int ReplicaObjects() {
     return std::atoi(Run("find " + Quote(server_->dir()) +
-                         " -type f -name '*._S3rver_object' | wc -l").output.c_str());
+                         " -type f -path '*/blobs/*' -name '*._S3rver_object' | wc -l").output.c_str());
   }
   std::unique_ptr<cairn::S3rver> server_;
 };

@@ -666,8 +666,8 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
     format.redundancy = options.redundancy;
     format.volume_id = manifest.volume_id;
     format.restoring = true;
-    // A resumed run may find disks it prepared itself.
-    format.force = resuming;
+    // Never erases: a disk directory in use stops the restore (a crash
+    // inside the format itself leaves its disks to empty by hand).
     absl::StatusOr<VolumeConfig> formatted = FormatVolume(dir, format);
     if (!formatted.ok()) return formatted.status();
   }

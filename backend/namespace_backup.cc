@@ -368,6 +368,9 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
   blob_list.clear();
   blob_list.shrink_to_fit();
   for (BackupFile& file : manifest.files) {
+    if (options.should_stop && options.should_stop()) {
+      return FsError(FsErrorKind::kBusy, "the backup was stopped (the daemon is shutting down)");
+    }
     absl::StatusOr<std::string> data = ReadLocalFile(checkpoint + "/" + file.name);
     if (!data.ok()) return data.status();
     file.size = data->size();

@@ -212,19 +212,6 @@ absl::StatusOr<BackupManifest> BackupStore::ReadManifest(const std::string& id) 
   return manifest;
 }
 
-absl::StatusOr<std::vector<BackupManifest>> BackupStore::Manifests() {
-  absl::StatusOr<std::vector<BackupListing>> listed = List();
-  if (!listed.ok()) return listed.status();
-  std::vector<BackupManifest> out;
-  for (const BackupListing& backup : *listed) {
-    if (!backup.complete) continue;
-    absl::StatusOr<BackupManifest> manifest = ReadManifest(backup.id);
-    if (!manifest.ok()) return manifest.status();
-    out.push_back(std::move(*manifest));
-  }
-  return out;
-}
-
 absl::StatusOr<BackupManifest> BackupStore::Choose(const std::string& id) {
   absl::StatusOr<std::vector<BackupListing>> listed = List();
   if (!listed.ok()) return listed.status();
@@ -328,26 +315,18 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
     read_only.read_only = true;
     absl::StatusOr<std::unique_ptr<NamespaceStore>> copy = NamespaceStore::Open(checkpoint, read_only);
     if (!copy.ok()) return copy.status();
-    for (BlobId from = 0;;) {
-      absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> blobs =
-          (*copy)->ListBlobs(from, 4096);
-      if (!blobs.ok()) return blobs.status();
-      if (blobs->empty()) break;
-      for (const auto& [id, record] : *blobs) {
-        if (record.refcount == 0) continue;  // garbage: a restore drops it
-        needed.push_back(NeededBlob{id, record.length, record.crc32c});
-        manifest.blob_bytes += record.length;
-      }
-      from = blobs->back().first + 1;
-    }
-    for (BlobId from = 0;;) {
-      absl::StatusOr<std::vector<QueuedReplication>> queued =
-          (*copy)->PendingReplications(from, 4096);
-      if (!queued.ok()) return queued.status();
-      if (queued->empty()) break;
-      for (const QueuedReplication& q : *queued) were_queued.push_back(q.id);
-      from = queued->back().id + 1;
-    }
+    absl::Status listed = ForEachBlobRecord(**copy, [&](BlobId id, const BlobRecord& record) {
+      if (record.refcount == 0) return absl::OkStatus();  // garbage: a restore drops it
+      needed.push_back(NeededBlob{id, record.length, record.crc32c});
+      manifest.blob_bytes += record.length;
+      return absl::OkStatus();
+    });
+    if (!listed.ok()) return listed;
+    absl::Status queued = ForEachQueuedReplication(**copy, [&](const QueuedReplication& q) {
+      were_queued.push_back(q.id);
+      return absl::OkStatus();
+    });
+    if (!queued.ok()) return queued;
     absl::StatusOr<NamespaceStats> stats = (*copy)->Stats();
     if (!stats.ok()) return stats.status();
     manifest.inodes = stats->inode_count;
@@ -422,8 +401,9 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
 
   if (absl::Status s = store.CheckOwner(); !s.ok()) return s;
   // The commit point: from here the backup is listed as usable.
+  const std::string manifest_text = manifest.Encode();
   if (absl::Status s = store.client().PutObject(store.ObjectKey(manifest.backup_id, "manifest"),
-                                                manifest.Encode(), Crc32c(manifest.Encode()));
+                                                manifest_text, Crc32c(manifest_text));
       !s.ok()) {
     return s;
   }
@@ -474,20 +454,16 @@ absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, Backup
     if (!blobs.ok()) return blobs.status();
     for (const NeededBlob& blob : *blobs) needed.push_back(blob.id);
   }
-  for (BlobId from = 0;;) {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> blobs = ns.ListBlobs(from, 4096);
-    if (!blobs.ok()) return blobs.status();
-    if (blobs->empty()) break;
-    for (const auto& [id, record] : *blobs) needed.push_back(id);
-    from = blobs->back().first + 1;
-  }
-  for (BlobId from = 0;;) {
-    absl::StatusOr<std::vector<QueuedReplication>> queued = ns.PendingReplications(from, 4096);
-    if (!queued.ok()) return queued.status();
-    if (queued->empty()) break;
-    for (const QueuedReplication& q : *queued) needed.push_back(q.id);
-    from = queued->back().id + 1;
-  }
+  absl::Status recorded = ForEachBlobRecord(ns, [&](BlobId id, const BlobRecord&) {
+    needed.push_back(id);
+    return absl::OkStatus();
+  });
+  if (!recorded.ok()) return recorded;
+  absl::Status queued = ForEachQueuedReplication(ns, [&](const QueuedReplication& q) {
+    needed.push_back(q.id);
+    return absl::OkStatus();
+  });
+  if (!queued.ok()) return queued;
   std::sort(needed.begin(), needed.end());
   std::vector<std::string> keys;
   for (BlobId id : *objects) {
@@ -768,29 +744,20 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   // The namespace now describes this machine: every blob is local, nothing
   // waits for the old replica or repair queue, and new blob ids start past
   // any the lost volume may have used after the backup.
-  for (BlobId from = 0;;) {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> records = ns.ListBlobs(from, 4096);
-    if (!records.ok()) return records.status();
-    if (records->empty()) break;
-    std::vector<BlobId> garbage;
-    for (const auto& [id, record] : *records) {
-      if (!by_id.contains(id)) {
-        garbage.push_back(id);
-      } else if (record.location != BlobLocation::kLocal) {
-        if (absl::Status s = ns.SetBlobLocation(id, BlobLocation::kLocal); !s.ok()) return s;
-      }
+  std::vector<BlobId> garbage;
+  absl::Status relocated = ForEachBlobRecord(ns, [&](BlobId id, const BlobRecord& record) {
+    if (!by_id.contains(id)) {
+      garbage.push_back(id);
+      return absl::OkStatus();
     }
-    if (absl::Status s = ns.ForgetBlobs(garbage); !s.ok()) return s;
-    from = records->back().first + 1;
-  }
-  for (;;) {
-    absl::StatusOr<std::vector<QueuedReplication>> queued = ns.PendingReplications(0, 4096);
-    if (!queued.ok()) return queued.status();
-    if (queued->empty()) break;
-    for (const QueuedReplication& q : *queued) {
-      if (absl::Status s = ns.ClearReplication(q.id); !s.ok()) return s;
-    }
-  }
+    if (record.location == BlobLocation::kLocal) return absl::OkStatus();
+    return ns.SetBlobLocation(id, BlobLocation::kLocal);
+  });
+  if (!relocated.ok()) return relocated;
+  if (absl::Status s = ns.ForgetBlobs(garbage); !s.ok()) return s;
+  absl::Status cleared = ForEachQueuedReplication(
+      ns, [&](const QueuedReplication& q) { return ns.ClearReplication(q.id); });
+  if (!cleared.ok()) return cleared;
   for (;;) {
     absl::StatusOr<std::vector<BlobId>> repairs = ns.PendingRepairs(0, 4096);
     if (!repairs.ok()) return repairs.status();

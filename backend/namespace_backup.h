@@ -96,8 +96,6 @@ class BackupStore {
 
   // Every backup, complete or not, oldest first.
   absl::StatusOr<std::vector<BackupListing>> List();
-  // The complete ones' manifests, oldest first.
-  absl::StatusOr<std::vector<BackupManifest>> Manifests();
   absl::StatusOr<BackupManifest> ReadManifest(const std::string& id);
   // The manifest of `id`, or of the newest complete backup when `id` is
   // empty. Errors name the backups there are.

@@ -363,4 +363,33 @@ class NamespaceStore {
   virtual absl::StatusOr<NamespaceCheckReport> Check() = 0;
 };
 
+// Calls `visit` for every blob record in id order, in batches; stops at the
+// first error (the walk's or the visitor's).
+inline absl::Status ForEachBlobRecord(
+    NamespaceStore& ns, const std::function<absl::Status(BlobId, const BlobRecord&)>& visit) {
+  for (BlobId from = 0;;) {
+    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns.ListBlobs(from, 4096);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) return absl::OkStatus();
+    for (const auto& [id, record] : *batch) {
+      from = id + 1;
+      if (absl::Status s = visit(id, record); !s.ok()) return s;
+    }
+  }
+}
+
+// The same over the replication queue.
+inline absl::Status ForEachQueuedReplication(
+    NamespaceStore& ns, const std::function<absl::Status(const QueuedReplication&)>& visit) {
+  for (BlobId from = 0;;) {
+    absl::StatusOr<std::vector<QueuedReplication>> batch = ns.PendingReplications(from, 4096);
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) return absl::OkStatus();
+    for (const QueuedReplication& entry : *batch) {
+      from = entry.id + 1;
+      if (absl::Status s = visit(entry); !s.ok()) return s;
+    }
+  }
+}
+
 }  // namespace cairn

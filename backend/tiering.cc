@@ -18,19 +18,6 @@ namespace {
 
 // Calls `visit` for every blob record in id order, a batch at a time; stops
 // at the first error.
-absl::Status ForEachBlobRecord(
-    NamespaceStore& ns, const std::function<absl::Status(BlobId, const BlobRecord&)>& visit) {
-  for (BlobId from = 0;;) {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch = ns.ListBlobs(from, 1024);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) return absl::OkStatus();
-    for (const auto& [id, record] : *batch) {
-      from = id + 1;
-      if (absl::Status s = visit(id, record); !s.ok()) return s;
-    }
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,

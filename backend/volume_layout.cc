@@ -258,65 +258,68 @@ absl::Status CheckS3Target(
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReplicaConfig> ParseReplica(const toml::table& table, const std::string& path) {
-  ReplicaConfig r;
+// Reads a section naming an S3 target ([tier], [replica]): the keys every
+// target has, then the section's own integer keys through `own`, which
+// returns nullopt for a key it does not know; then CheckS3Target.
+using IntegerKey = std::function<absl::Status(int64_t min, int64_t max, int64_t* out)>;
+absl::Status ParseS3Section(
+    const toml::table& table, const std::string& path, const std::string& section,
+    S3Target* target,
+    const std::function<std::optional<absl::Status>(const std::string&, const IntegerKey&)>& own) {
   auto bad = [&](const std::string& key, const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": [replica] key '", key, "': ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": [", section, "] key '", key, "': ", why));
   };
   for (const auto& [key_node, node] : table) {
     std::string key(key_node.str());
-    if (std::optional<absl::Status> s = ParseS3TargetKey(key, node, &r, bad)) {
+    if (std::optional<absl::Status> s = ParseS3TargetKey(key, node, target, bad)) {
       if (!s->ok()) return *s;
       continue;
     }
-    auto integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
+    IntegerKey integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
       if (!node.is_integer()) return bad(key, "must be an integer");
       int64_t v = *node.value<int64_t>();
       if (v < min || v > max) return bad(key, absl::StrCat("must be from ", min, " to ", max));
       *out = v;
       return absl::OkStatus();
     };
-    absl::Status s;
-    if (key == "backup_interval_seconds") s = integer(0, INT64_MAX, &r.backup_interval_seconds);
-    else if (key == "keep_backups") s = integer(1, 100000, &r.keep_backups);
-    else if (key == "backup_wait_seconds") s = integer(1, INT64_MAX, &r.backup_wait_seconds);
-    else return bad(key, "unknown key (see docs/CONFIG.md)");
-    if (!s.ok()) return s;
+    std::optional<absl::Status> s = own(key, integer);
+    if (!s) return bad(key, "unknown key (see docs/CONFIG.md)");
+    if (!s->ok()) return *s;
   }
-  if (absl::Status s = CheckS3Target(&r, bad); !s.ok()) return s;
+  return CheckS3Target(target, bad);
+}
+
+absl::StatusOr<ReplicaConfig> ParseReplica(const toml::table& table, const std::string& path) {
+  ReplicaConfig r;
+  absl::Status s = ParseS3Section(
+      table, path, "replica", &r,
+      [&](const std::string& key, const IntegerKey& integer) -> std::optional<absl::Status> {
+        if (key == "backup_interval_seconds") return integer(0, INT64_MAX, &r.backup_interval_seconds);
+        if (key == "keep_backups") return integer(1, 100000, &r.keep_backups);
+        if (key == "backup_wait_seconds") return integer(1, INT64_MAX, &r.backup_wait_seconds);
+        return std::nullopt;
+      });
+  if (!s.ok()) return s;
   return r;
 }
 
 absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string& path) {
   TierConfig t;
-  auto bad = [&](const std::string& key, const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": [tier] key '", key, "': ", why));
-  };
-  for (const auto& [key_node, node] : table) {
-    std::string key(key_node.str());
-    if (std::optional<absl::Status> s = ParseS3TargetKey(key, node, &t, bad)) {
-      if (!s->ok()) return *s;
-      continue;
-    }
-    auto integer = [&](int64_t min, int64_t max, int64_t* out) -> absl::Status {
-      if (!node.is_integer()) return bad(key, "must be an integer");
-      int64_t v = *node.value<int64_t>();
-      if (v < min || v > max) return bad(key, absl::StrCat("must be from ", min, " to ", max));
-      *out = v;
-      return absl::OkStatus();
-    };
-    absl::Status s;
-    if (key == "cold_after_seconds") s = integer(0, INT64_MAX, &t.cold_after_seconds);
-    else if (key == "high_watermark_percent") s = integer(1, 100, &t.high_watermark_percent);
-    else if (key == "low_watermark_percent") s = integer(0, 99, &t.low_watermark_percent);
-    else if (key == "read_timeout_seconds") s = integer(1, 3600, &t.read_timeout_seconds);
-    else if (key == "cache_bytes") s = integer(0, INT64_MAX, &t.cache_bytes);
-    else s = bad(key, "unknown key (see docs/CONFIG.md)");
-    if (!s.ok()) return s;
-  }
-  if (absl::Status s = CheckS3Target(&t, bad); !s.ok()) return s;
+  absl::Status s = ParseS3Section(
+      table, path, "tier", &t,
+      [&](const std::string& key, const IntegerKey& integer) -> std::optional<absl::Status> {
+        if (key == "cold_after_seconds") return integer(0, INT64_MAX, &t.cold_after_seconds);
+        if (key == "high_watermark_percent") return integer(1, 100, &t.high_watermark_percent);
+        if (key == "low_watermark_percent") return integer(0, 99, &t.low_watermark_percent);
+        if (key == "read_timeout_seconds") return integer(1, 3600, &t.read_timeout_seconds);
+        if (key == "cache_bytes") return integer(0, INT64_MAX, &t.cache_bytes);
+        return std::nullopt;
+      });
+  if (!s.ok()) return s;
   if (t.low_watermark_percent >= t.high_watermark_percent) {
-    return bad("low_watermark_percent", "must be below high_watermark_percent");
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": [tier] key 'low_watermark_percent': must be below high_watermark_percent"));
   }
   return t;
 }

@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "backend/control_channel.h"
 #include "backend/namespace_backup.h"
 #include "backend/replication.h"
 #include "backend/s3_client.h"
@@ -105,21 +104,27 @@ struct Source {
   std::string given;  // s3://BUCKET/PREFIX as typed
 };
 
+// The value of option `name` at args[i] ("--name VALUE" or "--name=VALUE"),
+// moving `i` onto the value; nullopt if args[i] is not that option, or it
+// has no value (then `error` says so).
+std::optional<std::string> OptionValue(const Args& args, size_t& i, const std::string& name,
+                                       std::string* error) {
+  const std::string& arg = args[i];
+  if (arg == name) {
+    if (i + 1 >= args.size()) {
+      *error = name + " wants a value";
+      return std::nullopt;
+    }
+    return args[++i];
+  }
+  if (arg.rfind(name + "=", 0) == 0) return arg.substr(name.size() + 1);
+  return std::nullopt;
+}
+
 // Parses "--from s3://B/P" and friends out of `args` at `i`; true if it
 // took the option.
 bool TakeSourceOption(const Args& args, size_t& i, Source* source, std::string* error) {
-  const std::string& arg = args[i];
-  auto value = [&](const std::string& name) -> std::optional<std::string> {
-    if (arg == name) {
-      if (i + 1 >= args.size()) {
-        *error = name + " wants a value";
-        return std::nullopt;
-      }
-      return args[++i];
-    }
-    if (arg.rfind(name + "=", 0) == 0) return arg.substr(name.size() + 1);
-    return std::nullopt;
-  };
+  auto value = [&](const std::string& name) { return OptionValue(args, i, name, error); };
   if (std::optional<std::string> from = value("--from")) {
     source->given = *from;
     if (from->rfind("s3://", 0) != 0 || from->size() <= 5) {
@@ -263,17 +268,6 @@ ReplicaGcReport ParseGc(const std::string& json) {
   return gc;
 }
 
-// The daemon's answer to a backup request: its final "done JSON".
-absl::StatusOr<std::string> AskDaemon(const VolumeConfig& config, const std::string& request) {
-  std::string final_line;
-  absl::Status status = ControlRequest(config.volume_id, request,
-                                       [&](const std::string& line) { final_line = line; });
-  if (!status.ok()) return status;
-  if (final_line.rfind("error ", 0) == 0) return absl::FailedPreconditionError(final_line.substr(6));
-  if (final_line.rfind("done ", 0) != 0) return absl::InternalError("no answer from the daemon");
-  return final_line.substr(5);
-}
-
 int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_only, bool json);
 
 int Claim(const std::string& target) {
@@ -283,7 +277,7 @@ int Claim(const std::string& target) {
   absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
   if (!record.ok()) return Fail("backup claim", record.status());
   if (record->mounted) {
-    absl::StatusOr<std::string> answer = AskDaemon(replica->config, "backup\tclaim");
+    absl::StatusOr<std::string> answer = AskDaemon(replica->config.volume_id, "backup\tclaim");
     if (!answer.ok()) return Fail("backup claim", answer.status());
   } else {
     absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, replica->config);
@@ -305,7 +299,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
   std::string result_json;
   if (record->mounted) {
     absl::StatusOr<std::string> answer =
-        AskDaemon(replica->config, gc_only ? "backup\tgc" : "backup");
+        AskDaemon(replica->config.volume_id, gc_only ? "backup\tgc" : "backup");
     if (!answer.ok()) return Fail(verb, answer.status());
     result_json = *answer;
   } else {
@@ -427,20 +421,12 @@ int RestoreCommand(const Args& args) {
     const std::string& arg = args[i];
     if (TakeSourceOption(args, i, &source, &error)) {
       if (!error.empty()) return UsageError("restore", error);
-    } else if (arg == "--backup" || arg.rfind("--backup=", 0) == 0) {
-      if (arg == "--backup") {
-        if (i + 1 >= args.size()) return UsageError("restore", "--backup wants an id");
-        backup_id = args[++i];
-      } else {
-        backup_id = arg.substr(9);
-      }
-    } else if (arg == "--disk" || arg.rfind("--disk=", 0) == 0) {
-      if (arg == "--disk") {
-        if (i + 1 >= args.size()) return UsageError("restore", "--disk wants a directory");
-        disks.push_back(args[++i]);
-      } else {
-        disks.push_back(arg.substr(7));
-      }
+    } else if (std::optional<std::string> id = OptionValue(args, i, "--backup", &error)) {
+      backup_id = *id;
+    } else if (std::optional<std::string> disk = OptionValue(args, i, "--disk", &error)) {
+      disks.push_back(*disk);
+    } else if (!error.empty()) {
+      return UsageError("restore", error);
     } else if (arg == "--verify") {
       verify = true;
     } else if (arg == "--take-over") {

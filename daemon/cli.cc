@@ -1,5 +1,7 @@
 #include "daemon/cli.h"
 
+#include "backend/control_channel.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,6 +93,24 @@ std::optional<MountEntry> FindCairnMount(const std::string& path) {
     found = MountEntry{Unescape(mountpoint), Unescape(source)};  // last wins
   }
   return found;
+}
+
+absl::StatusOr<std::string> AskDaemon(const std::string& volume_id, const std::string& request,
+                                      const std::function<void(const std::string&)>& on_progress) {
+  std::string final_line;
+  absl::Status sent = ControlRequest(volume_id, request, [&](const std::string& line) {
+    if (line.rfind("progress ", 0) == 0) {
+      if (on_progress) on_progress(line.substr(9));
+    } else {
+      final_line = line;
+    }
+  });
+  if (!sent.ok()) return sent;
+  if (final_line.rfind("error ", 0) == 0) return absl::FailedPreconditionError(final_line.substr(6));
+  if (final_line.rfind("done ", 0) != 0) {
+    return absl::InternalError("the daemon ended its answer without a result");
+  }
+  return final_line.substr(5);
 }
 
 std::string Human(uint64_t bytes) {

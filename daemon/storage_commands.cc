@@ -109,24 +109,17 @@ ScrubReport ParseReport(const std::string& json) {
 }
 
 // Sends `request` to the daemon, showing its progress; the final report.
-absl::StatusOr<ScrubReport> AskDaemon(const VolumeConfig& config, const std::string& request,
-                                      const char* what) {
+absl::StatusOr<ScrubReport> AskDaemonForReport(const VolumeConfig& config,
+                                               const std::string& request, const char* what) {
   Progress bar(what, "blobs");
-  std::string final_line;
-  absl::Status status = ControlRequest(config.volume_id, request, [&](const std::string& line) {
-    if (line.rfind("progress ", 0) == 0) {
-      ScrubReport r = ParseReport(line.substr(9));
-      bar.Update(r.blobs_checked, r.blobs_total, r.bytes_read);
-    } else {
-      final_line = line;
-    }
-  });
+  absl::StatusOr<std::string> done =
+      AskDaemon(config.volume_id, request, [&](const std::string& json) {
+        ScrubReport r = ParseReport(json);
+        bar.Update(r.blobs_checked, r.blobs_total, r.bytes_read);
+      });
   bar.Clear();
-  if (!status.ok()) return status;
-  if (final_line.rfind("error ", 0) == 0) {
-    return absl::FailedPreconditionError(final_line.substr(6));
-  }
-  return ParseReport(final_line.substr(5));
+  if (!done.ok()) return done.status();
+  return ParseReport(*done);
 }
 
 absl::StatusOr<ScrubReport> ScrubHere(Volume& volume, bool repair, const char* what) {
@@ -179,7 +172,7 @@ int ScrubCommand(const Args& args) {
   if (!record.ok()) return Fail("scrub", record.status());
   absl::StatusOr<ScrubReport> report;
   if (record->mounted) {
-    report = AskDaemon(*config, repair ? "scrub" : "scrub\tnorepair", "scrub");
+    report = AskDaemonForReport(*config, repair ? "scrub" : "scrub\tnorepair", "scrub");
   } else {
     absl::StatusOr<std::unique_ptr<Volume>> volume = OpenStriped(volume_dir, *config);
     if (!volume.ok()) return Fail("scrub", volume.status());
@@ -223,7 +216,7 @@ int DiskCommand(const Args& args) {
   std::string new_disk = AbsolutePath(positional[2]);
   absl::StatusOr<ScrubReport> report;
   if (record->mounted) {
-    report = AskDaemon(*config,
+    report = AskDaemonForReport(*config,
                        absl::StrCat("replace\t", old_disk, "\t", new_disk, "\t", force ? "1" : "0"),
                        "rebuild");
   } else {

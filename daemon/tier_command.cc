@@ -228,18 +228,16 @@ int Status(const Args& args) {
 
 int Run(const Args& args) {
   if (args.size() != 1) return UsageError("tier", "run wants one VOLUME_DIR or MOUNTPOINT");
-  std::string volume_dir = AbsolutePath(args[0]);
-  if (std::optional<MountEntry> mount = FindCairnMount(volume_dir)) volume_dir = mount->volume_dir;
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(VolumeDirOf(args[0]));
   if (!config.ok()) return Fail("tier", config.status());
-  std::string result;
-  absl::Status sent = ControlRequest(config->volume_id, "tier\tpass",
-                                     [&](const std::string& line) { result = line; });
-  if (!sent.ok()) return Fail("tier", "the volume must be mounted: " + std::string(sent.message()));
-  if (result.rfind("error ", 0) == 0) return Fail("tier", result.substr(6));
+  absl::StatusOr<std::string> result = AskDaemon(config->volume_id, "tier\tpass");
+  if (absl::IsUnavailable(result.status())) {
+    return Fail("tier", "the volume must be mounted: " + std::string(result.status().message()));
+  }
+  if (!result.ok()) return Fail("tier", result.status());
   printf("tier run: moved %llu blobs (%s)\n",
-         static_cast<unsigned long long>(StatNumber(result, "moved").value_or(0)),
-         Human(StatNumber(result, "moved_bytes").value_or(0)).c_str());
+         static_cast<unsigned long long>(StatNumber(*result, "moved").value_or(0)),
+         Human(StatNumber(*result, "moved_bytes").value_or(0)).c_str());
   return kExitOk;
 }
 

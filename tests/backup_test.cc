@@ -17,6 +17,7 @@
 #include "backend/volume.h"
 #include "fs/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/replica_bucket.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
 #include "tests/support/temp_dir.h"
@@ -25,40 +26,11 @@
 namespace cairn {
 namespace {
 
-class BackupTest : public ::testing::Test {
+class BackupTest : public ReplicaBucketTest {
  protected:
-  void SetUp() override {
-    std::string why;
-    server_ = S3rver::Start("replica", &why);
-    if (!server_) GTEST_SKIP() << why;
-    proxy_ = FaultProxy::Start(server_->port());
-    FormatOptions format;
-    for (int i = 0; i < 3; ++i) format.disks.push_back(absl::StrCat(dir_.path(), "/disk", i));
-    ASSERT_TRUE(FormatVolume(Vol(), format).ok());
-    // The [replica] the tests add holds a secret: an owner-only file.
-    ASSERT_EQ(chmod((Vol() + "/cairn.toml").c_str(), 0600), 0);
-    // A client of the test's own, quick to give up.
-    s3::S3Options options;
-    options.endpoint = proxy_->endpoint();
-    options.bucket = "replica";
-    options.credentials = {S3rver::kAccessKey, S3rver::kSecretKey, ""};
-    options.first_backoff_seconds = 0.01;
-    options.max_attempts = 3;
-    options.stall_seconds = 1;
-    client_ = std::move(*s3::S3Client::Create(options));
-  }
   void TearDown() override {
     if (proxy_) proxy_->refuse = false;
     Close();
-  }
-  std::string Vol() { return dir_.path() + "/vol"; }
-  ReplicaConfig Replica() {
-    ReplicaConfig replica;
-    replica.endpoint = proxy_->endpoint();
-    replica.bucket = "replica";
-    replica.access_key_id = S3rver::kAccessKey;
-    replica.secret_access_key = S3rver::kSecretKey;
-    return replica;
   }
   void Close() {
     replicator_.reset();
@@ -72,7 +44,7 @@ class BackupTest : public ::testing::Test {
     Close();
     absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
     ASSERT_TRUE(config.ok()) << config.status();
-    config->replica = Replica();
+    config->replica = ReplicaSection();
     config->gc_grace_seconds = 0;
     auto volume = Volume::Open(Vol(), *config);
     ASSERT_TRUE(volume.ok()) << volume.status();
@@ -157,10 +129,6 @@ class BackupTest : public ::testing::Test {
     return volume.ok() ? std::move(*volume) : nullptr;
   }
 
-  TempDir dir_;
-  std::unique_ptr<S3rver> server_;
-  std::unique_ptr<FaultProxy> proxy_;
-  std::unique_ptr<s3::S3Client> client_;
   std::unique_ptr<Volume> volume_;
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<BackupStore> backups_;
@@ -465,9 +433,9 @@ TEST_F(BackupTest, TheReplicaIsFoundByItsPrefixOrByTheVolumesOwn) {
 TEST_F(BackupTest, ATierSharingTheReplicasObjectsLeavesTheirDeletionToTheReplicaGc) {
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
   ASSERT_TRUE(config.ok());
-  config->replica = Replica();
+  config->replica = ReplicaSection();
   TierConfig tier;
-  static_cast<S3Target&>(tier) = Replica();
+  static_cast<S3Target&>(tier) = ReplicaSection();
   config->tier = tier;
   absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(Vol(), *config);
   ASSERT_TRUE(volume.ok()) << volume.status();
@@ -535,7 +503,7 @@ TEST_F(BackupTest, AVolumeRestoredWithTakeOverStopsTheOldCopyFromWritingTheRepli
   ASSERT_TRUE(manifest.ok()) << manifest.status();
 
   RestoreOptions take_over;
-  take_over.take_over = Replica();
+  take_over.take_over = ReplicaSection();
   absl::StatusOr<RestoreReport> restored = Restore(*manifest, "new", take_over);
   ASSERT_TRUE(restored.ok()) << restored.status();
   // The old copy comes back: it may not copy, back up or delete any more.

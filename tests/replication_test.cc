@@ -12,6 +12,7 @@
 #include "backend/volume.h"
 #include "fs/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/replica_bucket.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
 #include "tests/support/temp_dir.h"
@@ -20,29 +21,8 @@
 namespace cairn {
 namespace {
 
-class ReplicationTest : public ::testing::Test {
+class ReplicationTest : public ReplicaBucketTest {
  protected:
-  void SetUp() override {
-    std::string why;
-    server_ = S3rver::Start("replica", &why);
-    if (!server_) GTEST_SKIP() << why;
-    proxy_ = FaultProxy::Start(server_->port());
-    FormatOptions format;
-    for (int i = 0; i < 3; ++i) format.disks.push_back(absl::StrCat(dir_.path(), "/disk", i));
-    ASSERT_TRUE(FormatVolume(Vol(), format).ok());
-    // The [replica] the test adds holds a secret: an owner-only file.
-    ASSERT_EQ(chmod((Vol() + "/cairn.toml").c_str(), 0600), 0);
-    // A client of the test's own, quick to give up, for the replicator.
-    s3::S3Options options;
-    options.endpoint = proxy_->endpoint();
-    options.bucket = "replica";
-    options.credentials = {S3rver::kAccessKey, S3rver::kSecretKey, ""};
-    options.first_backoff_seconds = 0.01;
-    options.max_attempts = 3;
-    options.stall_seconds = 1;
-    client_ = std::move(*s3::S3Client::Create(options));
-  }
-  std::string Vol() { return dir_.path() + "/vol"; }
   // Opens the volume, with a [replica] on the test's server when asked.
   void Open(bool with_replica) {
     replicator_.reset();
@@ -51,12 +31,7 @@ class ReplicationTest : public ::testing::Test {
     absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
     ASSERT_TRUE(config.ok()) << config.status();
     if (with_replica) {
-      ReplicaConfig replica;
-      replica.endpoint = proxy_->endpoint();
-      replica.bucket = "replica";
-      replica.access_key_id = S3rver::kAccessKey;
-      replica.secret_access_key = S3rver::kSecretKey;
-      config->replica = replica;
+      config->replica = ReplicaSection();
     }
     auto volume = Volume::Open(Vol(), *config);
     ASSERT_TRUE(volume.ok()) << volume.status();
@@ -83,10 +58,6 @@ class ReplicationTest : public ::testing::Test {
     return replica_->Verify(id, data.size(), Crc32c(data)).ok();
   }
 
-  TempDir dir_;
-  std::unique_ptr<S3rver> server_;
-  std::unique_ptr<FaultProxy> proxy_;
-  std::unique_ptr<s3::S3Client> client_;
   std::unique_ptr<Volume> volume_;
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<Replicator> replicator_;

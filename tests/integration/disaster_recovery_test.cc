@@ -57,15 +57,7 @@ class DisasterRecoveryTest : public MountTest {
     if (!server_) GTEST_SKIP() << why;
     MountTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_NO_FATAL_FAILURE(Unmount());
-    std::string config = volume_dir_ + "/cairn.toml";
-    CommandResult edit = Run(
-        "printf '%s\\n' '[replica]' " + Quote("endpoint = \"" + server_->endpoint() + "\"") +
-        " 'bucket = \"replica\"' 'access_key_id = \"S3RVER\"' 'secret_access_key = \"S3RVER\"' "
-        "'backup_interval_seconds = 0' >> " +
-        Quote(config) + " && chmod 600 " + Quote(config));
-    ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
-    ASSERT_NO_FATAL_FAILURE(Mount());
+    ASSERT_NO_FATAL_FAILURE(AddReplicaAndRemount(server_->endpoint(), {"backup_interval_seconds = 0"}));
   }
 
   // `--from ... --endpoint ...` naming the test's replica.

@@ -439,6 +439,20 @@ void MountTest::Remount() {
   ASSERT_NO_FATAL_FAILURE(Mount());
 }
 
+void MountTest::AddReplicaAndRemount(const std::string& endpoint,
+                                     const std::vector<std::string>& extra_lines) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  std::string config = volume_dir_ + "/cairn.toml";
+  std::string lines = "'[replica]' " + Quote("endpoint = \"" + endpoint + "\"") +
+                      " 'bucket = \"replica\"' 'access_key_id = \"S3RVER\"'"
+                      " 'secret_access_key = \"S3RVER\"'";
+  for (const std::string& line : extra_lines) lines += " " + Quote(line);
+  CommandResult edit = Run("printf '%s\\n' " + lines + " >> " + Quote(config) + " && chmod 600 " +
+                           Quote(config));
+  ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+}
+
 pid_t MountTest::DaemonPid() {
   CommandResult status = Cairn("status --json " + Quote(volume_dir_), 30);
   if (status.exit_code != 0 || JsonField(status.output, "mounted") != "true") return 0;

@@ -124,6 +124,11 @@ class MountTest : public ::testing::Test {
   void Unmount();
   // Unmount() then Mount(): everything must come back from the volume.
   void Remount();
+  // Unmounts, adds a [replica] section for bucket "replica" at `endpoint`
+  // (an s3rver, with its credentials) plus `extra_lines`, makes cairn.toml
+  // owner-only (it holds a secret now) and mounts again.
+  void AddReplicaAndRemount(const std::string& endpoint,
+                            const std::vector<std::string>& extra_lines = {});
 
   // The daemon serving the volume, from `cairn status --json`; 0 if none.
   pid_t DaemonPid();

@@ -18,14 +18,7 @@ class ReplicaTest : public MountTest {
     if (!server_) GTEST_SKIP() << why;
     MountTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_NO_FATAL_FAILURE(Unmount());
-    std::string config = volume_dir_ + "/cairn.toml";
-    CommandResult edit = Run(
-        "printf '%s\\n' '[replica]' " + Quote("endpoint = \"" + server_->endpoint() + "\"") +
-        " 'bucket = \"replica\"' 'access_key_id = \"S3RVER\"' 'secret_access_key = \"S3RVER\"' >> " +
-        Quote(config) + " && chmod 600 " + Quote(config));
-    ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
-    ASSERT_NO_FATAL_FAILURE(Mount());
+    ASSERT_NO_FATAL_FAILURE(AddReplicaAndRemount(server_->endpoint()));
   }
   int ReplicaObjects() {
     return std::atoi(Run("find " + Quote(server_->dir()) +

@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "backend/log.h"
+#include "backend/base/log.h"
 
 namespace cairn {
 namespace {

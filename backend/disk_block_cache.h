@@ -33,8 +33,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/env.h"
-#include "backend/types.h"
+#include "backend/base/env.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

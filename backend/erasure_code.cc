@@ -4,7 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "isa-l/erasure_code.h"
 
 namespace cairn {

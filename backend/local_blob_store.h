@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
-#include "backend/env.h"
+#include "backend/base/env.h"
 
 namespace cairn {
 

@@ -19,11 +19,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "backend/coding.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
-#include "backend/json.h"
-#include "backend/log.h"
+#include "backend/base/coding.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/json.h"
+#include "backend/base/log.h"
 #include "backend/tiering.h"
 
 namespace cairn {

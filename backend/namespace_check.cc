@@ -8,7 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/namespace_records.h"
 #include "rocksdb/db.h"
 

@@ -1,8 +1,8 @@
 #include "backend/namespace_extents.h"
 
 #include "absl/strings/str_cat.h"
-#include "backend/fs_error.h"
-#include "backend/log.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/log.h"
 
 namespace cairn {
 namespace {

@@ -1,8 +1,8 @@
 #include "backend/namespace_records.h"
 
 #include "absl/strings/str_cat.h"
-#include "backend/coding.h"
-#include "backend/fs_error.h"
+#include "backend/base/coding.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/namespace_store.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

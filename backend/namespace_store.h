@@ -32,8 +32,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "backend/clock.h"
-#include "backend/types.h"
+#include "backend/base/clock.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "backend/coding.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
+#include "backend/base/coding.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 namespace {

@@ -12,10 +12,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "absl/time/clock.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
-#include "backend/json.h"
-#include "backend/log.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/json.h"
+#include "backend/base/log.h"
 #include "backend/tiering.h"
 
 namespace cairn {

@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "backend/fs_error.h"
-#include "backend/log.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/log.h"
 
 namespace cairn::s3 {
 

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn::s3 {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn::s3 {
 namespace {

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

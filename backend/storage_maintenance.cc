@@ -8,9 +8,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "backend/fs_error.h"
-#include "backend/json.h"
-#include "backend/log.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/json.h"
+#include "backend/base/log.h"
 
 namespace cairn {
 namespace {

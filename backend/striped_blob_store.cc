@@ -24,10 +24,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/coding.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
-#include "backend/log.h"
+#include "backend/base/coding.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/log.h"
 #include "backend/shard_format.h"
 
 namespace cairn {

@@ -36,7 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
-#include "backend/env.h"
+#include "backend/base/env.h"
 #include "backend/erasure_code.h"
 
 namespace cairn {

@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
-#include "backend/json.h"
-#include "backend/log.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/json.h"
+#include "backend/base/log.h"
 #include "backend/s3_credentials.h"
 
 namespace cairn {

@@ -27,7 +27,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/namespace_store.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 

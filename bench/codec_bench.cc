@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/crc32c.h"
+#include "backend/base/crc32c.h"
 #include "backend/erasure_code.h"
 #include "benchmark/benchmark.h"
 

@@ -20,7 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 #include "cache/blob_read_cache.h"
 
 namespace cairn {

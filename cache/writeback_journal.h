@@ -32,8 +32,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "backend/env.h"
-#include "backend/types.h"
+#include "backend/base/env.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "backend/json.h"
+#include "backend/base/json.h"
 #include "backend/volume.h"
 
 namespace cairn::cli {

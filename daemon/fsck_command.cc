@@ -4,8 +4,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "backend/crc32c.h"
-#include "backend/env.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/env.h"
 #include "backend/remote_blob_store.h"
 #include "backend/tiering.h"
 #include "backend/s3_client.h"

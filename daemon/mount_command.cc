@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "backend/log.h"
+#include "backend/base/log.h"
 #include "backend/tiering.h"
 #include "backend/volume.h"
 #include "cache/writeback_journal.h"

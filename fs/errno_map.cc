@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 

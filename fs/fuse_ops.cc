@@ -13,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include "backend/log.h"
+#include "backend/base/log.h"
 #include "backend/tiering.h"
 #include "fs/errno_map.h"
 

@@ -7,7 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/types.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "backend/log.h"
+#include "backend/base/log.h"
 #include "backend/volume.h"
 #include "fs/metrics_text.h"
 

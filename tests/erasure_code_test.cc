@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "backend/crc32c.h"
+#include "backend/base/crc32c.h"
 #include "backend/shard_format.h"
 #include "tests/support/random_bytes.h"
 

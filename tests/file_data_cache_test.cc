@@ -5,7 +5,7 @@
 #include <random>
 #include <thread>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/local_blob_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/fault_env.h"

@@ -13,7 +13,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/namespace_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/namespace_model.h"

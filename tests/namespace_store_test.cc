@@ -6,7 +6,7 @@
 #include <set>
 #include <thread>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/namespace_records.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"
 

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
 #include "backend/tiering.h"
 #include "backend/volume.h"
 #include "fs/volume_metrics.h"

@@ -8,8 +8,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "backend/crc32c.h"
-#include "backend/fs_error.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/s3rver.h"

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <map>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::s3 {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "gtest/gtest.h"
 
 // The documents follow the examples in the Amazon S3 API Reference

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <random>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/local_blob_store.h"
 #include "cache/file_data_cache.h"
 #include "gtest/gtest.h"

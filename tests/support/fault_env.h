@@ -7,8 +7,8 @@
 #include <atomic>
 #include <memory>
 
-#include "backend/env.h"
-#include "backend/fs_error.h"
+#include "backend/base/env.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 

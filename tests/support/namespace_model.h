@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 #include "backend/namespace_store.h"
 
 namespace cairn {

@@ -3,7 +3,7 @@
 
 #include <time.h>
 
-#include "backend/types.h"
+#include "backend/base/types.h"
 
 namespace cairn {
 

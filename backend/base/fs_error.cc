@@ -1,4 +1,4 @@
-#include "backend/fs_error.h"
+#include "backend/base/fs_error.h"
 
 #include <string>
 

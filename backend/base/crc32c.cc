@@ -1,6 +1,6 @@
 #include <isa-l/crc.h>
 
-#include "backend/crc32c.h"
+#include "backend/base/crc32c.h"
 
 namespace cairn {
 

@@ -1,4 +1,4 @@
-#include "backend/crc32c.h"
+#include "backend/base/crc32c.h"
 
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "backend/log.h"
+#include "backend/base/log.h"
 
 #include <time.h>
 #include <unistd.h>

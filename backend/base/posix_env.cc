@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "backend/env.h"
-#include "backend/fs_error.h"
+#include "backend/base/env.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 namespace {

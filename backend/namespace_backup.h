@@ -39,7 +39,7 @@
 #include "backend/namespace_store.h"
 #include "backend/remote_blob_store.h"
 #include "backend/replication.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/volume.h"
 
 namespace cairn {

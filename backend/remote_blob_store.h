@@ -21,7 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/blob_store.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/shard_format.h"
 
 namespace cairn {

@@ -11,7 +11,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
-#include "backend/s3_credentials.h"
+#include "backend/s3/credentials.h"
 
 namespace cairn {
 namespace {

@@ -31,7 +31,7 @@
 #include "backend/disk_block_cache.h"
 #include "backend/namespace_store.h"
 #include "backend/remote_blob_store.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/volume.h"
 
 namespace cairn {

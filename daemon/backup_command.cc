@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "backend/namespace_backup.h"
 #include "backend/replication.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/tiering.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"

@@ -8,7 +8,7 @@
 #include "backend/base/env.h"
 #include "backend/remote_blob_store.h"
 #include "backend/tiering.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/storage_maintenance.h"
 #include "backend/volume.h"
 #include "cache/writeback_journal.h"

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 #include "backend/volume.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/s3rver.h"

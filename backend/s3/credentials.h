@@ -16,7 +16,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "backend/s3_signer.h"
+#include "backend/s3/sigv4.h"
 
 namespace cairn::s3 {
 

@@ -1,4 +1,4 @@
-#include "backend/s3_xml.h"
+#include "backend/s3/s3_xml.h"
 
 #include <charconv>
 

@@ -1,4 +1,4 @@
-#include "backend/s3_credentials.h"
+#include "backend/s3/credentials.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // A client for S3-compatible object stores (AWS S3, MinIO, Ceph RGW): the
 // remote tier's transport. libcurl with a pool of reused connections,
-// Signature Version 4 (backend/s3_signer.h), retries with exponential
+// Signature Version 4 (backend/s3/sigv4.h), retries with exponential
 // backoff and jitter on throttling, server errors, dropped connections and
 // stalled transfers; other errors are returned at once with the server's
 // code and message and what to check.
@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "backend/s3_signer.h"
-#include "backend/s3_xml.h"
+#include "backend/s3/sigv4.h"
+#include "backend/s3/s3_xml.h"
 
 namespace cairn::s3 {
 

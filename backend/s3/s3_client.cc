@@ -1,4 +1,4 @@
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "backend/s3_signer.h"
+#include "backend/s3/sigv4.h"
 
 #include <string>
 #include <utility>

@@ -1,6 +1,6 @@
 // The S3 client against a real S3 server (s3rver on 127.0.0.1, which checks
 // Signature V4), and its retry policy on its own.
-#include "backend/s3_client.h"
+#include "backend/s3/s3_client.h"
 
 #include <gtest/gtest.h>
 
@@ -117,7 +117,7 @@ TEST_F(S3ClientTest, LargeObjectsGoUpInPartsAndLeaveNoUploadBehind) {
 }
 
 // s3rver checks the access key id but not V4 signatures (the AWS test
-// vectors in s3_signer_test.cc cover the signing).
+// vectors in sigv4_test.cc cover the signing).
 TEST_F(S3ClientTest, WrongCredentialsAndMissingBucketSayWhatToCheck) {
   S3Options wrong = Options();
   wrong.credentials = {"NOT-A-KEY", "not-the-secret", ""};

@@ -36,7 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "backend/erasure_code.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/remote_blob_store.h"
 #include "backend/replication.h"
 #include "backend/s3/s3_client.h"

@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/striped_blob_store.h"
 
 namespace cairn {

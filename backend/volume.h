@@ -21,7 +21,7 @@
 #include "absl/status/statusor.h"
 #include "backend/blob_store.h"
 #include "backend/erasure_code.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/striped_blob_store.h"
 
 namespace cairn {

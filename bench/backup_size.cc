@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/base/types.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"

@@ -16,7 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "backend/blob_store.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 
 namespace cairn {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "backend/namespace_backup.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/replication.h"
 #include "backend/storage_maintenance.h"
 #include "backend/striped_blob_store.h"

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "backend/base/fs_error.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 
 namespace cairn {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "backend/blob_store.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "gtest/gtest.h"
 
 namespace cairn {

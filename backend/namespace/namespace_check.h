@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 
 namespace rocksdb {
 class DB;

@@ -1,4 +1,4 @@
-#include "backend/namespace_check.h"
+#include "backend/namespace/namespace_check.h"
 
 #include <sys/stat.h>
 
@@ -9,7 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
-#include "backend/namespace_records.h"
+#include "backend/namespace/records.h"
 #include "rocksdb/db.h"
 
 namespace cairn {

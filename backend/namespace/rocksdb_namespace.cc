@@ -1,5 +1,5 @@
-// NamespaceStore on RocksDB. Record formats: namespace_records.h; extent
-// editing: namespace_extents.h.
+// NamespaceStore on RocksDB. Record formats: records.h; extent
+// editing: extent_editor.h.
 #include <sys/stat.h>
 
 #include <map>
@@ -11,11 +11,11 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
 #include "backend/base/fs_error.h"
-#include "backend/namespace_check.h"
-#include "backend/namespace_extents.h"
-#include "backend/namespace_check.h"
-#include "backend/namespace_records.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_check.h"
+#include "backend/namespace/extent_editor.h"
+#include "backend/namespace/namespace_check.h"
+#include "backend/namespace/records.h"
+#include "backend/namespace/namespace_store.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"

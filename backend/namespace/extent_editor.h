@@ -1,5 +1,5 @@
 // Editing the extent map of one file inside a namespace transaction, and the
-// blob reference counts that follow from it. Internal to backend/.
+// blob reference counts that follow from it. Internal to backend/namespace/.
 #pragma once
 
 #include <map>
@@ -7,7 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "backend/namespace_records.h"
+#include "backend/namespace/records.h"
 #include "rocksdb/db.h"
 
 namespace cairn {

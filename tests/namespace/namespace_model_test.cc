@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/namespace_model.h"
 #include "tests/support/temp_dir.h"

@@ -1,4 +1,4 @@
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 
 #include <sys/stat.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "backend/base/fs_error.h"
-#include "backend/namespace_records.h"
+#include "backend/namespace/records.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/perf_context.h"

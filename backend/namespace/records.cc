@@ -1,4 +1,4 @@
-#include "backend/namespace_records.h"
+#include "backend/namespace/records.h"
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/coding.h"

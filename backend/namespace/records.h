@@ -1,5 +1,5 @@
 // Keys and values of the namespace database: one encoder and one decoder
-// per record kind. Internal to backend/.
+// per record kind. Internal to backend/namespace/.
 //
 // Every key starts with the owning inode (or blob) number in big-endian, so
 // the records of one inode sort together and a directory lists by range scan.
@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "backend/namespace_store.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/base/types.h"
 
 namespace cairn {

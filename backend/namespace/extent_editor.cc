@@ -1,4 +1,4 @@
-#include "backend/namespace_extents.h"
+#include "backend/namespace/extent_editor.h"
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"

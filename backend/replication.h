@@ -26,9 +26,9 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/remote_blob_store.h"
+#include "backend/blob/remote_blob_store.h"
 
 namespace cairn {
 

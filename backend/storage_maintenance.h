@@ -17,7 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/striped_blob_store.h"
+#include "backend/blob/striped_blob_store.h"
 
 namespace cairn {
 

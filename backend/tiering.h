@@ -27,10 +27,10 @@
 #include "absl/synchronization/notification.h"
 
 #include "absl/status/statusor.h"
-#include "backend/blob_store.h"
-#include "backend/disk_block_cache.h"
+#include "backend/blob/blob_store.h"
+#include "backend/blob/disk_block_cache.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/remote_blob_store.h"
+#include "backend/blob/remote_blob_store.h"
 #include "backend/s3/s3_client.h"
 #include "backend/volume.h"
 

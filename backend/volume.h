@@ -19,10 +19,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "backend/blob_store.h"
-#include "backend/erasure_code.h"
+#include "backend/blob/blob_store.h"
+#include "backend/blob/erasure_code.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/striped_blob_store.h"
+#include "backend/blob/striped_blob_store.h"
 
 namespace cairn {
 

@@ -20,7 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "backend/base/fs_error.h"
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 #include "backend/base/log.h"
 #include "backend/storage_maintenance.h"
 #include "backend/replication.h"

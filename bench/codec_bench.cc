@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backend/base/crc32c.h"
-#include "backend/erasure_code.h"
+#include "backend/blob/erasure_code.h"
 #include "benchmark/benchmark.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
 
 namespace cairn {

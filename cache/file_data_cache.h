@@ -34,7 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
 #include "cache/writeback_journal.h"
 

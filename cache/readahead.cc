@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 
 namespace cairn {
 

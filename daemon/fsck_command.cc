@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/env.h"
-#include "backend/remote_blob_store.h"
+#include "backend/blob/remote_blob_store.h"
 #include "backend/tiering.h"
 #include "backend/s3/s3_client.h"
 #include "backend/storage_maintenance.h"

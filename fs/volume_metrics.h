@@ -8,7 +8,7 @@
 #include "backend/namespace/namespace_store.h"
 #include "backend/replication.h"
 #include "backend/storage_maintenance.h"
-#include "backend/striped_blob_store.h"
+#include "backend/blob/striped_blob_store.h"
 #include "backend/tiering.h"
 #include "cache/file_data_cache.h"
 #include "fs/fuse_metrics.h"

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "backend/base/fs_error.h"
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/temp_dir.h"

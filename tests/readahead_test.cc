@@ -6,7 +6,7 @@
 #include <random>
 #include <thread>
 
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 #include "cache/file_data_cache.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "backend/base/fs_error.h"
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 #include "cache/file_data_cache.h"
 #include "gtest/gtest.h"
 #include "tests/support/fault_env.h"

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
 #include "gtest/gtest.h"
 

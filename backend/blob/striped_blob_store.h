@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/base/env.h"
-#include "backend/erasure_code.h"
+#include "backend/blob/erasure_code.h"
 
 namespace cairn {
 

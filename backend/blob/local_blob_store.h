@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/base/env.h"
 
 namespace cairn {

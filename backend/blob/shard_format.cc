@@ -1,4 +1,4 @@
-#include "backend/shard_format.h"
+#include "backend/blob/shard_format.h"
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/coding.h"

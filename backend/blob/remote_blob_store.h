@@ -20,9 +20,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "backend/blob_store.h"
+#include "backend/blob/blob_store.h"
 #include "backend/s3/s3_client.h"
-#include "backend/shard_format.h"
+#include "backend/blob/shard_format.h"
 
 namespace cairn {
 

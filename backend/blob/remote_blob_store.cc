@@ -1,4 +1,4 @@
-#include "backend/remote_blob_store.h"
+#include "backend/blob/remote_blob_store.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 
 #include <filesystem>
 #include <fstream>

@@ -30,7 +30,7 @@
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
-#include "backend/local_blob_store.h"
+#include "backend/blob/local_blob_store.h"
 #include "backend/base/log.h"
 
 namespace cairn {

@@ -1,11 +1,11 @@
-#include "backend/erasure_code.h"
+#include "backend/blob/erasure_code.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "backend/base/crc32c.h"
-#include "backend/shard_format.h"
+#include "backend/blob/shard_format.h"
 #include "tests/support/random_bytes.h"
 
 namespace cairn {

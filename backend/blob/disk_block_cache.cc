@@ -1,4 +1,4 @@
-#include "backend/disk_block_cache.h"
+#include "backend/blob/disk_block_cache.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

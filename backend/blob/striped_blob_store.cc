@@ -1,5 +1,5 @@
 // StripedBlobStore: see striped_blob_store.h for the layout and promises.
-#include "backend/striped_blob_store.h"
+#include "backend/blob/striped_blob_store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
-#include "backend/shard_format.h"
+#include "backend/blob/shard_format.h"
 
 namespace cairn {
 

@@ -1,4 +1,4 @@
-#include "backend/erasure_code.h"
+#include "backend/blob/erasure_code.h"
 
 #include <cstring>
 

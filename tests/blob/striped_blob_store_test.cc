@@ -1,4 +1,4 @@
-#include "backend/striped_blob_store.h"
+#include "backend/blob/striped_blob_store.h"
 
 #include <gtest/gtest.h>
 

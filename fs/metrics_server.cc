@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/log.h"
-#include "backend/volume.h"
+#include "backend/config/config.h"
 #include "fs/metrics_text.h"
 
 namespace cairn {

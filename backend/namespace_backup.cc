@@ -24,7 +24,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
-#include "backend/tiering.h"
+#include "backend/base/parallel.h"
 
 namespace cairn {
 namespace fsys = std::filesystem;
@@ -580,9 +580,10 @@ absl::StatusOr<VerifyReport> VerifyBackup(BackupStore& store, RemoteBlobStore& r
     by_id[blob.id] = blob;
   }
   // A damaged blob is counted, not fatal: the walk goes on.
-  absl::Status walked = RunMoves(
-      ids, parallel,
-      [&](BlobId id) {
+  absl::Status walked = RunInParallel(
+      ids.size(), parallel,
+      [&](size_t i) {
+        const BlobId id = ids[i];
         const NeededBlob& blob = by_id.at(id);
         absl::Status s = replica.Verify(id, blob.length, blob.crc32c);
         if (!s.ok()) {
@@ -691,9 +692,10 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
     ids.push_back(blob.id);
   }
   std::atomic<uint64_t> done{0}, bytes{0}, fetched_bytes{0}, kept{0};
-  absl::Status fetched = RunMoves(
-      ids, options.parallel,
-      [&](BlobId id) -> absl::Status {
+  absl::Status fetched = RunInParallel(
+      ids.size(), options.parallel,
+      [&](size_t i) -> absl::Status {
+        const BlobId id = ids[i];
         const NeededBlob& blob = by_id.at(id);
         if (resuming) {
           absl::StatusOr<std::string> there = blobs.Read(id, 0, blob.length);

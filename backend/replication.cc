@@ -16,7 +16,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
-#include "backend/tiering.h"
+#include "backend/base/parallel.h"
 
 namespace cairn {
 
@@ -135,8 +135,8 @@ absl::StatusOr<uint64_t> Replicator::RunPass() {
     from = ids.back() + 1;
     std::atomic<uint64_t> done{0};
     absl::Status failed =
-        RunMoves(ids, options_.parallel, [this](BlobId id) { return Copy(id); },
-                 [&done](size_t) { done++; });
+        RunInParallel(ids.size(), options_.parallel, [&](size_t i) { return Copy(ids[i]); },
+                      [&done](size_t) { done++; });
     copied += done;
     if (!failed.ok()) return NoteFailure(failed);
   }

@@ -11,14 +11,10 @@
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
+#include "backend/base/parallel.h"
 #include "backend/s3/credentials.h"
 
 namespace cairn {
-namespace {
-
-// Calls `visit` for every blob record in id order, a batch at a time; stops
-// at the first error.
-}  // namespace
 
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
                                             const std::string& config_path) {
@@ -287,36 +283,6 @@ TierMover::Stats TierMover::GetStats() {
 }
 
 
-absl::Status RunMoves(const std::vector<BlobId>& ids, int parallel,
-                      const std::function<absl::Status(BlobId)>& move,
-                      const std::function<void(size_t)>& done, BlobId* failed_id) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  absl::Mutex mu;
-  absl::Status first_error;
-  auto work = [&] {
-    for (size_t i; !failed && (i = next++) < ids.size();) {
-      absl::Status s = move(ids[i]);
-      if (s.ok()) {
-        if (done) done(i);
-        continue;
-      }
-      absl::MutexLock lock(&mu);
-      if (first_error.ok()) {
-        first_error = s;
-        if (failed_id != nullptr) *failed_id = ids[i];
-      }
-      failed = true;
-    }
-  };
-  std::vector<std::thread> workers;
-  const size_t threads = std::min<size_t>(std::max(parallel, 1), ids.size());
-  for (size_t t = 1; t < threads; ++t) workers.emplace_back(work);
-  work();
-  for (std::thread& t : workers) t.join();
-  return first_error;
-}
-
 TieringService::TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover,
                                TierConfig config, Options options)
     : ns_(ns), local_(local), mover_(mover), config_(std::move(config)), options_(options) {
@@ -419,9 +385,10 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
       lengths.push_back(candidates[next].length);
       batch_bytes += candidates[next].length;
     }
-    failed = RunMoves(
-        batch, kParallelMoves,
-        [&](BlobId id) {
+    failed = RunInParallel(
+        batch.size(), kParallelMoves,
+        [&](size_t i) {
+          const BlobId id = batch[i];
           if (stop_) return absl::CancelledError("the daemon is stopping");
           absl::Status s = mover_.MoveOut(id);
           return IsNotFoundError(s) ? absl::OkStatus() : s;  // deleted meanwhile
@@ -510,10 +477,11 @@ absl::Status TieringService::MoveFiles(const std::vector<InodeId>& inos, bool ou
     }
   }
   absl::Status finishing;
-  BlobId failed_id = 0;
-  absl::Status moved = RunMoves(
-      ids, kParallelMoves,
-      [&](BlobId id) {
+  size_t failed_index = 0;
+  absl::Status moved = RunInParallel(
+      ids.size(), kParallelMoves,
+      [&](size_t i) {
+        const BlobId id = ids[i];
         absl::Status s = out ? mover_.MoveOut(id) : mover_.MoveIn(id);
         // Gone meanwhile: the file was overwritten or deleted under the move.
         return IsNotFoundError(s) ? absl::OkStatus() : s;
@@ -522,9 +490,9 @@ absl::Status TieringService::MoveFiles(const std::vector<InodeId>& inos, bool ou
         absl::MutexLock lock(&done_mu);
         if (--blobs_left[file_of[i]] == 0 && finishing.ok()) finishing = finish_file(file_of[i]);
       },
-      &failed_id);
+      &failed_index);
   if (!moved.ok()) {
-    size_t f = file_of[std::find(ids.begin(), ids.end(), failed_id) - ids.begin()];
+    size_t f = file_of[failed_index];
     return FsError(GetFsErrorKind(moved).value_or(FsErrorKind::kIo),
                    absl::StrCat("inode ", inos[f], ": ", moved.message()));
   }

@@ -129,13 +129,6 @@ class TierMover {
 // client keeps this many connections.
 inline constexpr int kParallelMoves = 8;
 
-// Runs `move` on each of `ids`, up to `parallel` at a time, in order of
-// start; after the first failure starts no more and returns it (with the
-// id that failed in `*failed_id`). `done(i)` follows each success of ids[i].
-absl::Status RunMoves(const std::vector<BlobId>& ids, int parallel,
-                      const std::function<absl::Status(BlobId)>& move,
-                      const std::function<void(size_t)>& done, BlobId* failed_id = nullptr);
-
 // The policy, run by the daemon in the background: blobs of files not used
 // (read, written or changed) for cold_after_seconds move out, and while the
 // local disks are fuller than the high watermark the coldest move out until

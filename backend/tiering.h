@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "backend/blob/blob_store.h"
 #include "backend/blob/disk_block_cache.h"
+#include "backend/namespace/file_location.h"
 #include "backend/namespace/namespace_store.h"
 #include "backend/blob/remote_blob_store.h"
 #include "backend/s3/s3_client.h"
@@ -204,12 +205,5 @@ absl::StatusOr<UnclaimedRemote> SweepUnclaimedRemote(NamespaceStore& ns, RemoteB
                                                      s3::S3Client& client, bool remove,
                                                      std::vector<std::string>* lines,
                                                      size_t max_lines = 20);
-
-inline constexpr char kPinXattr[] = "user.cairn.pin";
-inline constexpr char kLocationXattr[] = "user.cairn.location";
-
-// "local", "remote", "local+remote" or "mixed": where file `ino`'s data is
-// (for the user.cairn.location xattr). Inline data and holes count as local.
-absl::StatusOr<std::string> FileLocation(NamespaceStore& ns, InodeId ino);
 
 }  // namespace cairn

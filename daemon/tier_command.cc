@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/control_channel.h"
-#include "backend/tiering.h"
+#include "backend/namespace/file_location.h"
 #include "backend/volume.h"
 #include "daemon/cli.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "backend/base/log.h"
-#include "backend/tiering.h"
+#include "backend/namespace/file_location.h"
 #include "fs/errno_map.h"
 
 namespace cairn {

@@ -1,6 +1,6 @@
 #include "daemon/cli.h"
 
-#include "backend/control_channel.h"
+#include "daemon/control_channel.h"
 
 #include <unistd.h>
 

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "backend/base/json.h"
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 
 namespace cairn::cli {
 

@@ -1,6 +1,6 @@
 #include <cstdio>
 
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {

@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "backend/storage_maintenance.h"
-#include "backend/volume.h"
+#include "backend/services/storage_maintenance.h"
+#include "backend/volume/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {

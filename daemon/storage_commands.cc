@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "backend/control_channel.h"
-#include "backend/storage_maintenance.h"
-#include "backend/volume.h"
+#include "daemon/control_channel.h"
+#include "backend/services/storage_maintenance.h"
+#include "backend/volume/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {

@@ -16,9 +16,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "backend/control_channel.h"
+#include "daemon/control_channel.h"
 #include "backend/namespace/file_location.h"
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <thread>
 
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {

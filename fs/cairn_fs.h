@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 
 namespace cairn {
 

@@ -4,7 +4,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "cache/file_data_cache.h"
 #include "fs/fuse_metrics.h"
 #include "fs/inode_table.h"

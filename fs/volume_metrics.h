@@ -4,12 +4,20 @@
 
 #include <string>
 
-#include "backend/namespace_backup.h"
+#include "backend/services/backup.h"
+#include "backend/services/backup_service.h"
+#include "backend/services/backup_verify.h"
+#include "backend/services/replica_gc.h"
+#include "backend/volume/restore.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/replication.h"
-#include "backend/storage_maintenance.h"
+#include "backend/services/replication.h"
+#include "backend/services/storage_maintenance.h"
 #include "backend/blob/striped_blob_store.h"
-#include "backend/tiering.h"
+#include "backend/services/tier_mover.h"
+#include "backend/services/tiered_blob_store.h"
+#include "backend/services/tiering.h"
+#include "backend/services/unclaimed_remote.h"
+#include "backend/volume/s3_targets.h"
 #include "cache/file_data_cache.h"
 #include "fs/fuse_metrics.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "fs/fuse_metrics.h"
 #include "fs/metrics_server.h"
 #include "fs/metrics_text.h"

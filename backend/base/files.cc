@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "backend/base/fs_error.h"
 
 namespace cairn {
 namespace {
@@ -39,6 +41,47 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view text,
     fsync(dir_fd);
     close(dir_fd);
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return FsError(FsErrorKind::kIo, absl::StrCat("cannot read ", path));
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return FsError(FsErrorKind::kIo, absl::StrCat("cannot read ", path));
+  return data;
+}
+
+absl::Status WriteFileSynced(const std::string& path, std::string_view data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return FsError(FsErrorKind::kIo, absl::StrCat("cannot create ", path, ": ", strerror(errno)));
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      close(fd);
+      return FsError(err == ENOSPC ? FsErrorKind::kNoSpace : FsErrorKind::kIo,
+                     absl::StrCat("cannot write ", path, ": ", strerror(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  int synced = fsync(fd);
+  close(fd);
+  if (synced != 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot sync ", path));
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot open ", dir, ": ", strerror(errno)));
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot fsync ", dir, ": ", strerror(err)));
   return absl::OkStatus();
 }
 

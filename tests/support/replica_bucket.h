@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/s3/s3_client.h"
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/s3rver.h"
 #include "tests/support/temp_dir.h"

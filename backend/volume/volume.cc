@@ -1,4 +1,4 @@
-// Volume: format, config file, the one-daemon lock, and opening the parts.
+// Volume: format, the one-daemon lock, and opening the parts.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,11 +23,13 @@
 #include "backend/base/fs_error.h"
 #include "backend/blob/local_blob_store.h"
 #include "backend/base/log.h"
-#include "backend/storage_maintenance.h"
-#include "backend/replication.h"
-#include "backend/tiering.h"
-#include "backend/volume.h"
-#include "toml++/toml.h"
+#include "backend/blob/disk_block_cache.h"
+#include "backend/services/replica_owner.h"
+#include "backend/services/storage_maintenance.h"
+#include "backend/services/tier_mover.h"
+#include "backend/services/tiered_blob_store.h"
+#include "backend/volume/s3_targets.h"
+#include "backend/volume/volume.h"
 
 namespace cairn {
 namespace {

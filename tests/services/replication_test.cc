@@ -1,6 +1,6 @@
 // Replication to a replica bucket (s3rver on 127.0.0.1, behind the tests'
 // fault proxy), on a real three-disk volume with a [replica].
-#include "backend/replication.h"
+#include "backend/services/replication.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,8 +8,12 @@
 #include "absl/strings/str_cat.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
-#include "backend/tiering.h"
-#include "backend/volume.h"
+#include "backend/services/tier_mover.h"
+#include "backend/services/tiered_blob_store.h"
+#include "backend/services/tiering.h"
+#include "backend/services/unclaimed_remote.h"
+#include "backend/volume/s3_targets.h"
+#include "backend/volume/volume.h"
 #include "fs/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/replica_bucket.h"

@@ -1,4 +1,4 @@
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 
 #include <sys/stat.h>
 

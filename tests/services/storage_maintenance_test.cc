@@ -1,6 +1,6 @@
 // Scrub, repair queue, orphan shards and disk replacement on a real
 // (unmounted) multi-disk volume.
-#include "backend/storage_maintenance.h"
+#include "backend/services/storage_maintenance.h"
 
 #include <sys/stat.h>
 
@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "backend/volume.h"
+#include "backend/volume/volume.h"
 #include "gtest/gtest.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"

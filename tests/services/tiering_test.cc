@@ -1,6 +1,11 @@
 // Moving blobs to the remote tier and back (s3rver on 127.0.0.1, behind the
 // tests' fault proxy), on a real three-disk volume.
-#include "backend/tiering.h"
+#include "backend/services/tier_mover.h"
+#include "backend/services/tiered_blob_store.h"
+#include "backend/services/tiering.h"
+#include "backend/services/unclaimed_remote.h"
+#include "backend/volume/s3_targets.h"
+#include "backend/volume/volume.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "backend/control_channel.h"
+#include "daemon/control_channel.h"
 
 #include <fcntl.h>
 #include <poll.h>

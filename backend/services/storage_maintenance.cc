@@ -1,4 +1,4 @@
-#include "backend/storage_maintenance.h"
+#include "backend/services/storage_maintenance.h"
 
 #include <algorithm>
 #include <chrono>

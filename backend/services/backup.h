@@ -1,5 +1,4 @@
-// Namespace backups in the replica bucket, the replica's garbage
-// collection, and restoring a whole volume from them.
+// Namespace backups in the replica bucket.
 //
 // A backup is a RocksDB checkpoint of the namespace (one consistent instant)
 // plus the list of blobs it needs, next to the blob objects the replicator
@@ -16,7 +15,8 @@
 //   needs is listed in the replica; it carries each file's size and CRC32C.
 //   An interrupted backup has no manifest: it is never listed as usable,
 //   and the next clean-up deletes it.
-// - Deletes reach the replica only through CollectReplicaGarbage: an object
+// - Deletes reach the replica only through CollectReplicaGarbage
+//   (replica_gc.h): an object
 //   goes once no kept backup and no blob record of the volume needs it.
 //   Backups and the garbage collection take one lock (BackupStore::mutex),
 //   so none collects what a backup being taken still needs.
@@ -26,21 +26,16 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "backend/blob/erasure_code.h"
-#include "backend/namespace/namespace_store.h"
 #include "backend/blob/remote_blob_store.h"
-#include "backend/replication.h"
+#include "backend/namespace/namespace_store.h"
 #include "backend/s3/s3_client.h"
-#include "backend/volume.h"
+#include "backend/services/replica_owner.h"
 
 namespace cairn {
 
@@ -102,6 +97,10 @@ class BackupStore {
   absl::StatusOr<BackupManifest> Choose(const std::string& id);
   // The blob list of a backup, checked against its manifest.
   absl::StatusOr<std::vector<NeededBlob>> ReadBlobList(const BackupManifest& manifest);
+  // Downloads every file of the backup's checkpoint into `dir` (which must
+  // exist), checking each against the manifest; with `dir` empty, only
+  // checks them.
+  absl::Status FetchCheckpoint(const BackupManifest& manifest, const std::string& dir);
   // Deletes a backup: the manifest first, so a half-deleted one is never
   // taken for usable.
   absl::Status Delete(const std::string& id);
@@ -147,29 +146,11 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
 // Volume meta: "ID UNIX_SECONDS" of the last backup taken.
 inline constexpr char kLastBackupKey[] = "last_backup";
 
-struct ReplicaGcReport {
-  uint64_t backups_deleted = 0;   // beyond `keep`, or incomplete
-  uint64_t backups_kept = 0;
-  uint64_t objects_listed = 0;
-  uint64_t objects_deleted = 0;
-};
-
-// Deletes the complete backups beyond the newest `keep` and every
-// incomplete one, then every blob object no kept backup and no blob record
-// (nor queue entry) of `ns` needs. Takes the store's mutex. Stops, deleting
-// nothing more, at the first error reading what is needed.
-absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, BackupStore& store,
-                                                      RemoteBlobStore& replica, int keep);
-
 // Where backups are checkpointed before the upload: beside the namespace,
 // so the checkpoint's table files are hard links.
 inline std::string BackupWorkDir(const std::string& volume_dir) {
   return volume_dir + "/backup-work";
 }
-
-// The reports as JSON objects (the daemon's answer to cairn backup).
-std::string ReplicaGcJson(const ReplicaGcReport& report);
-std::string BackupManifestJson(const BackupManifest& manifest);
 
 // Where in a bucket a volume's replica is: `prefix` as given (s3://B/P) may
 // hold the volumes (P<volume id>/...) or be one of them (P = .../<volume id>).
@@ -183,102 +164,7 @@ absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::S3Client& client, const std:
 using RestoreProgress =
     std::function<void(uint64_t done, uint64_t total, uint64_t bytes, uint64_t total_bytes)>;
 
-struct VerifyReport {
-  std::string backup_id;
-  uint64_t blobs = 0;
-  uint64_t bytes = 0;
-  uint64_t missing = 0;
-  uint64_t damaged = 0;
-  std::vector<std::string> problems;  // the first hundred, one line each
-  bool ok() const { return missing == 0 && damaged == 0 && problems.empty(); }
-};
-
-// Reads the backup's files and every blob it needs from the replica and
-// checks them against the manifest and the blob list; writes nothing.
-absl::StatusOr<VerifyReport> VerifyBackup(BackupStore& store, RemoteBlobStore& replica,
-                                          const BackupManifest& manifest, int parallel,
-                                          const RestoreProgress& progress);
-
-struct RestoreOptions {
-  std::vector<std::string> disks;            // empty: NEW_VOLUME_DIR/data
-  std::optional<Redundancy> redundancy;      // default by disk count
-  // Write the [replica] section into the new volume's cairn.toml, so it
-  // goes on replicating (and collecting garbage) where the lost one did.
-  std::optional<ReplicaConfig> take_over;
-  int parallel = 8;
-  RestoreProgress progress;
-};
-
-struct RestoreReport {
-  std::string backup_id;
-  uint64_t blobs = 0;         // fetched now
-  uint64_t bytes = 0;
-  uint64_t already_there = 0; // kept from an interrupted run
-  uint64_t inodes = 0;
-};
-
-// Builds a new volume in `volume_dir` from a backup: the namespace from the
-// checkpoint, every blob fetched from the replica (eagerly, verified) and
-// stored on the new disks. `volume_dir` must be empty, or hold an
-// interrupted restore of the same backup (which is then finished, keeping
-// the blobs already stored). The volume keeps its id. Until the end a marker
-// file makes the half-built volume unmountable.
-absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore& replica,
-                                            const BackupManifest& manifest,
-                                            const std::string& volume_dir,
-                                            const RestoreOptions& options);
-
-}  // namespace cairn
-
-namespace cairn {
-
-// The daemon's backups: one every interval (counted from the last backup
-// the namespace records, so a restart does not take one at once), each
-// followed by the replica's garbage collection; RunNow for `cairn backup`.
-class BackupService {
- public:
-  struct Options {
-    int64_t interval_seconds = 3600;  // 0: only RunNow
-    int keep = 24;
-    BackupOptions backup;
-    bool background = true;
-  };
-  BackupService(NamespaceStore& ns, BackupStore& store, RemoteBlobStore& replica,
-                Options options);
-  ~BackupService();
-
-  struct Result {
-    BackupManifest manifest;
-    ReplicaGcReport gc;
-    std::string gc_error;  // the backup stands even if the collection failed
-  };
-  absl::StatusOr<Result> RunNow();
-  static std::string ResultJson(const Result& result);
-  absl::StatusOr<ReplicaGcReport> CollectNow();
-
-  // Last backup, errors and the last collection, as JSON members (no
-  // braces) for the replica's part of stats.json.
-  std::string StatsJsonFields();
-
- private:
-  void Loop();
-  void NoteError(const absl::Status& status);
-
-  NamespaceStore& ns_;
-  BackupStore& store_;
-  RemoteBlobStore& replica_;
-  Options options_;
-  absl::Mutex mu_;
-  std::string last_id_ ABSL_GUARDED_BY(mu_);
-  int64_t last_time_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t last_stored_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string last_error_ ABSL_GUARDED_BY(mu_);
-  int64_t last_error_time_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t gc_deleted_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t kept_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Notification stopped_;
-  std::thread thread_;
-};
+// The manifest as a JSON object (cairn backup --json).
+std::string BackupManifestJson(const BackupManifest& manifest);
 
 }  // namespace cairn

@@ -1,7 +1,11 @@
 // Namespace backups, the replica's garbage collection and restore
 // (backend/namespace_backup.h), on real three-disk volumes replicating to
 // s3rver on 127.0.0.1 behind the tests' fault proxy.
-#include "backend/namespace_backup.h"
+#include "backend/services/backup.h"
+#include "backend/services/backup_service.h"
+#include "backend/services/backup_verify.h"
+#include "backend/services/replica_gc.h"
+#include "backend/volume/restore.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
-#include "backend/replication.h"
-#include "backend/volume.h"
+#include "backend/services/replication.h"
+#include "backend/volume/volume.h"
 #include "fs/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/replica_bucket.h"

@@ -1,0 +1,59 @@
+#include "backend/volume/s3_targets.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "backend/s3/credentials.h"
+
+namespace cairn {
+
+absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
+                                            const std::string& config_path) {
+  absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path);
+  if (!options.ok()) return options;
+  // A read waits for the remote at most this long in all, retries included.
+  options->max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
+  return options;
+}
+
+absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& tier,
+                                              const std::string& config_path) {
+  s3::S3Options options;
+  options.endpoint = tier.endpoint;
+  options.bucket = tier.bucket;
+  options.region = tier.region;
+  options.ca_file = tier.ca_file;
+  options.storage_class = tier.storage_class;
+  options.path_style = tier.addressing == "path" ||
+                       (tier.addressing == "auto" &&
+                        tier.endpoint.find("amazonaws.com") == std::string::npos);
+  s3::CredentialSources sources;
+  if (!tier.secret_access_key.empty() || !tier.access_key_id.empty()) {
+    sources.config = s3::Credentials{tier.access_key_id, tier.secret_access_key, ""};
+  }
+  sources.config_path = config_path;
+  sources.credentials_file = tier.credentials_file;
+  sources.profile = tier.profile;
+  absl::StatusOr<s3::Credentials> credentials = s3::ResolveCredentials(sources, ::getenv);
+  if (!credentials.ok()) return credentials.status();
+  options.credentials = *credentials;
+  return options;
+}
+
+absl::Status ProbeRemote(const TierConfig& tier, const std::string& config_path,
+                         const std::string& volume_id, int seconds) {
+  absl::StatusOr<s3::S3Options> options = TierS3Options(tier, config_path);
+  if (!options.ok()) return options.status();
+  options->max_attempts = 1;
+  options->max_retry_seconds = seconds;
+  options->connect_timeout_ms = seconds * 1000;
+  options->stall_seconds = seconds;
+  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  if (!client.ok()) return client.status();
+  // A prefix no object has: the answer is short, and proves the bucket
+  // exists and these credentials may list it.
+  return (*client)->ListObjects(absl::StrCat(tier.prefix, volume_id, "/probe-")).status();
+}
+
+}  // namespace cairn

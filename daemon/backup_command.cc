@@ -24,6 +24,7 @@
 #include "backend/services/unclaimed_remote.h"
 #include "backend/volume/s3_targets.h"
 #include "backend/volume/volume.h"
+#include "backend/volume/volume_services.h"
 #include "daemon/cli.h"
 
 namespace cairn::cli {
@@ -316,35 +317,23 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
                         "data not yet in the namespace. Mount it once (the journal is replayed) "
                         "and back it up while mounted or after unmounting");
     }
-    VolumeConfig config = replica->config;
-    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, config);
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, replica->config);
     if (!volume.ok()) return Fail(verb, volume.status());
-    BackupStore store(*(*volume)->replica_client(), config.replica->prefix, config.volume_id);
-    store.set_owner((*volume)->replica_owner());
-    BackupService::Options options;
+    VolumeServices::Options options;
     options.background = false;
-    options.keep = static_cast<int>(config.replica->keep_backups);
-    options.backup.work_dir = BackupWorkDir((*volume)->dir());
-    options.backup.replication_wait_seconds = 0;  // the pass below copies everything first
-    BackupService service((*volume)->ns(), store, *(*volume)->replica(), options);
+    options.backup_wait_seconds = 0;  // the pass below copies everything first
+    VolumeServices services(**volume, options);
     if (gc_only) {
-      absl::StatusOr<ReplicaGcReport> gc = service.CollectNow();
+      absl::StatusOr<ReplicaGcReport> gc = services.backups()->CollectNow();
       if (!gc.ok()) return Fail(verb, gc.status());
       result_json = ReplicaGcJson(*gc);
     } else {
-      Replicator::Options replicator_options;
-      replicator_options.background = false;
-      replicator_options.tier_is_replica =
-          config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
-      replicator_options.owner = (*volume)->replica_owner();
-      Replicator replicator((*volume)->ns(), (*volume)->blobs(), *(*volume)->replica(),
-                            replicator_options);
-      absl::StatusOr<uint64_t> copied = replicator.RunPass();
+      absl::StatusOr<uint64_t> copied = services.replicator()->RunPass();
       if (!copied.ok()) {
         return Fail(verb, absl::StrCat("could not copy the queued blobs to the replica: ",
                                        copied.status().message()));
       }
-      absl::StatusOr<BackupService::Result> result = service.RunNow();
+      absl::StatusOr<BackupService::Result> result = services.backups()->RunNow();
       if (!result.ok()) return Fail(verb, result.status());
       result_json = BackupService::ResultJson(*result);
     }

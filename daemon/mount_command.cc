@@ -27,7 +27,7 @@
 #include "backend/volume/volume.h"
 #include "cache/writeback_journal.h"
 #include "daemon/cli.h"
-#include "fs/cairn_fs.h"
+#include "daemon/serve.h"
 
 namespace cairn::cli {
 
@@ -227,7 +227,7 @@ absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
   absl::StatusOr<std::unique_ptr<Volume>> volume =
       Volume::Open(request.volume_dir, config);
   if (!volume.ok()) return volume.status();
-  absl::Status served = ServeFuse(**volume, request.fuse, [&] { ready(**volume); });
+  absl::Status served = ServeVolume(**volume, request.fuse, [&] { ready(**volume); });
   (*volume)->RecordStop(served);
   return served;
 }

@@ -46,40 +46,4 @@ LatencyHistogram::Snapshot LatencyHistogram::Read() const {
   return s;
 }
 
-void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out) {
-  auto each_used_op = [&](auto fn) {
-    for (size_t i = 0; i < kFuseOpCount; ++i) {
-      const FuseOpCounters& c = metrics.ops[i];
-      if (c.requests.load(std::memory_order_relaxed) == 0) continue;
-      fn(kFuseOpNames[i], c);
-    }
-  };
-  out->Family("cairn_fuse_requests_total", MetricType::kCounter,
-              "FUSE requests served, by operation.");
-  each_used_op([&](const char* op, const FuseOpCounters& c) {
-    out->Value("cairn_fuse_requests_total", c.requests.load(std::memory_order_relaxed),
-               {{"op", op}});
-  });
-  out->Family("cairn_fuse_errors_total", MetricType::kCounter,
-              "FUSE requests answered with an error (errno), by operation.");
-  each_used_op([&](const char* op, const FuseOpCounters& c) {
-    out->Value("cairn_fuse_errors_total", c.errors.load(std::memory_order_relaxed),
-               {{"op", op}});
-  });
-  out->Family("cairn_fuse_request_duration_seconds", MetricType::kHistogram,
-              "Time from a FUSE request reaching its handler to the reply, by operation.");
-  each_used_op([&](const char* op, const FuseOpCounters& c) {
-    LatencyHistogram::Snapshot s = c.latency.Read();
-    out->Histogram("cairn_fuse_request_duration_seconds", kLatencyBucketSeconds, s.counts,
-                   s.sum_seconds, {{"op", op}});
-  });
-  out->Family("cairn_read_bytes_total", MetricType::kCounter,
-              "Bytes returned by FUSE read requests.");
-  out->Value("cairn_read_bytes_total", metrics.read_bytes.load(std::memory_order_relaxed));
-  out->Family("cairn_written_bytes_total", MetricType::kCounter,
-              "Bytes accepted by FUSE write requests.");
-  out->Value("cairn_written_bytes_total",
-             metrics.written_bytes.load(std::memory_order_relaxed));
-}
-
 }  // namespace cairn

@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "fs/metrics_text.h"
 
 namespace cairn {
 
@@ -97,9 +96,5 @@ struct FuseMetrics {
   std::atomic<uint64_t> read_bytes{0};     // returned by read requests
   std::atomic<uint64_t> written_bytes{0};  // accepted by write requests
 };
-
-// The cairn_fuse_* and cairn_{read,written}_bytes_total families. Operations
-// never requested are left out, so a scrape lists what the mount served.
-void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out);
 
 }  // namespace cairn

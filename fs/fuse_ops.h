@@ -1,35 +1,12 @@
-// libfuse low-level handlers over a volume. Internal to fs/.
+// libfuse low-level handlers over an FsContext. Internal to fs/.
 #pragma once
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
-#include "backend/volume/volume.h"
-#include "cache/file_data_cache.h"
-#include "fs/fuse_metrics.h"
-#include "fs/inode_table.h"
+#include "fs/fs_context.h"
 
 namespace cairn {
-
-// Everything a handler needs; passed to libfuse as the session's userdata.
-struct FsContext {
-  NamespaceStore* ns = nullptr;
-  BlobStore* blobs = nullptr;
-  FileDataCache* cache = nullptr;
-  Clock* clock = SystemClock::Default();
-  InodeTable inodes;
-  // How long the kernel may trust entries and attributes we return. Only
-  // this daemon changes the volume and the kernel updates or invalidates its
-  // cache for every change it makes through us, so the timeout can be long.
-  double cache_timeout_seconds = 3600.0;
-  bool read_only = false;
-  // With the writeback cache the kernel keeps mtime/ctime of written files
-  // and sends them with setattr; set in init.
-  bool kernel_tracks_mtime = false;
-  // Requests, errors and latency per operation; always counted (a few
-  // relaxed atomic adds), exported when [metrics] is configured.
-  FuseMetrics metrics;
-};
 
 // The handler table; userdata must be an FsContext.
 const fuse_lowlevel_ops& CairnFuseOperations();

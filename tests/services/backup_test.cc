@@ -19,7 +19,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/services/replication.h"
 #include "backend/volume/volume.h"
-#include "fs/volume_metrics.h"
+#include "daemon/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/replica_bucket.h"
 #include "tests/support/random_bytes.h"

@@ -14,7 +14,7 @@
 #include "backend/services/unclaimed_remote.h"
 #include "backend/volume/s3_targets.h"
 #include "backend/volume/volume.h"
-#include "fs/volume_metrics.h"
+#include "daemon/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/replica_bucket.h"
 #include "tests/support/random_bytes.h"

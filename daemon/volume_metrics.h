@@ -4,21 +4,16 @@
 
 #include <string>
 
-#include "backend/services/backup.h"
-#include "backend/services/backup_service.h"
-#include "backend/services/backup_verify.h"
-#include "backend/services/replica_gc.h"
-#include "backend/volume/restore.h"
+#include "backend/blob/striped_blob_store.h"
 #include "backend/namespace/namespace_store.h"
+#include "backend/services/backup_service.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
-#include "backend/blob/striped_blob_store.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
 #include "backend/services/tiering.h"
-#include "backend/services/unclaimed_remote.h"
-#include "backend/volume/s3_targets.h"
 #include "cache/file_data_cache.h"
+#include "daemon/metrics_text.h"
 #include "fs/fuse_metrics.h"
 
 namespace cairn {
@@ -38,6 +33,10 @@ struct VolumeMetricsSources {
   Replicator* replicator = nullptr;
   BackupService* backups = nullptr;
 };
+
+// The cairn_fuse_* and cairn_{read,written}_bytes_total families. Operations
+// never requested are left out, so a scrape lists what the mount served.
+void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out);
 
 // The metrics text (docs/METRICS.md lists every name).
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources);

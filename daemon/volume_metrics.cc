@@ -1,4 +1,4 @@
-#include "fs/volume_metrics.h"
+#include "daemon/volume_metrics.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fs/metrics_text.h"
+#include "daemon/metrics_text.h"
 
 namespace cairn {
 namespace {
@@ -29,6 +29,43 @@ double JsonNumber(const std::string& json, std::string_view key, double missing 
   double value = strtod(start, &end);
   return end == start ? missing : value;
 }
+
+void AppendFuseMetricsTo(const FuseMetrics& metrics, MetricsText* out) {
+  auto each_used_op = [&](auto fn) {
+    for (size_t i = 0; i < kFuseOpCount; ++i) {
+      const FuseOpCounters& c = metrics.ops[i];
+      if (c.requests.load(std::memory_order_relaxed) == 0) continue;
+      fn(FuseOpName(static_cast<FuseOp>(i)), c);
+    }
+  };
+  out->Family("cairn_fuse_requests_total", MetricType::kCounter,
+              "FUSE requests served, by operation.");
+  each_used_op([&](const char* op, const FuseOpCounters& c) {
+    out->Value("cairn_fuse_requests_total", c.requests.load(std::memory_order_relaxed),
+               {{"op", op}});
+  });
+  out->Family("cairn_fuse_errors_total", MetricType::kCounter,
+              "FUSE requests answered with an error (errno), by operation.");
+  each_used_op([&](const char* op, const FuseOpCounters& c) {
+    out->Value("cairn_fuse_errors_total", c.errors.load(std::memory_order_relaxed),
+               {{"op", op}});
+  });
+  out->Family("cairn_fuse_request_duration_seconds", MetricType::kHistogram,
+              "Time from a FUSE request reaching its handler to the reply, by operation.");
+  each_used_op([&](const char* op, const FuseOpCounters& c) {
+    LatencyHistogram::Snapshot s = c.latency.Read();
+    out->Histogram("cairn_fuse_request_duration_seconds", kLatencyBucketSeconds, s.counts,
+                   s.sum_seconds, {{"op", op}});
+  });
+  out->Family("cairn_read_bytes_total", MetricType::kCounter,
+              "Bytes returned by FUSE read requests.");
+  out->Value("cairn_read_bytes_total", metrics.read_bytes.load(std::memory_order_relaxed));
+  out->Family("cairn_written_bytes_total", MetricType::kCounter,
+              "Bytes accepted by FUSE write requests.");
+  out->Value("cairn_written_bytes_total",
+             metrics.written_bytes.load(std::memory_order_relaxed));
+}
+
 
 void Counter(MetricsText* out, std::string_view name, uint64_t value, std::string_view help) {
   out->Family(name, MetricType::kCounter, help);
@@ -217,9 +254,13 @@ void AppendBackups(BackupService& backups, MetricsText* out) {
 
 }  // namespace
 
+void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out) {
+  AppendFuseMetricsTo(metrics, out);
+}
+
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   MetricsText out;
-  if (sources.fuse != nullptr) AppendFuseMetrics(*sources.fuse, &out);
+  if (sources.fuse != nullptr) AppendFuseMetricsTo(*sources.fuse, &out);
   if (sources.cache != nullptr) AppendCache(*sources.cache, &out);
   if (sources.ns != nullptr && sources.striped != nullptr) {
     AppendStorage(*sources.ns, *sources.striped, &out);

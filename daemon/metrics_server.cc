@@ -1,4 +1,4 @@
-#include "fs/metrics_server.h"
+#include "daemon/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/base/log.h"
 #include "backend/config/config.h"
-#include "fs/metrics_text.h"
+#include "daemon/metrics_text.h"
 
 namespace cairn {
 namespace {

@@ -1,4 +1,4 @@
-#include "fs/metrics_text.h"
+#include "daemon/metrics_text.h"
 
 #include <charconv>
 #include <cmath>

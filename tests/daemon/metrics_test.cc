@@ -14,8 +14,9 @@
 
 #include "backend/volume/volume.h"
 #include "fs/fuse_metrics.h"
-#include "fs/metrics_server.h"
-#include "fs/metrics_text.h"
+#include "daemon/metrics_server.h"
+#include "daemon/metrics_text.h"
+#include "daemon/volume_metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/loopback.h"

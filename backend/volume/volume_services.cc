@@ -1,0 +1,54 @@
+#include "backend/volume/volume_services.h"
+
+namespace cairn {
+
+VolumeServices::VolumeServices(Volume& volume, Options options) {
+  const VolumeConfig& config = volume.config();
+  if (volume.tier_mover() != nullptr) {
+    TieringService::Options tiering;
+    tiering.background = options.background;
+    tiering_ = std::make_unique<TieringService>(volume.ns(), volume.local_blobs(),
+                                                *volume.tier_mover(), *config.tier, tiering);
+  }
+  // Every blob to the replica bucket; what the last flush of a mount stores
+  // waits in the queue for the next one.
+  if (volume.replica() != nullptr) {
+    Replicator::Options replication;
+    replication.background = options.background;
+    replication.tier_is_replica =
+        config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
+    replication.owner = volume.replica_owner();
+    replicator_ = std::make_unique<Replicator>(volume.ns(), volume.blobs(), *volume.replica(),
+                                               replication);
+    backup_store_ = std::make_unique<BackupStore>(*volume.replica_client(),
+                                                  config.replica->prefix, config.volume_id);
+    backup_store_->set_owner(volume.replica_owner());
+    BackupService::Options backup;
+    backup.background = options.background;
+    backup.interval_seconds = config.replica->backup_interval_seconds;
+    backup.keep = static_cast<int>(config.replica->keep_backups);
+    backup.backup.work_dir = BackupWorkDir(volume.dir());
+    backup.backup.replication_wait_seconds =
+        options.backup_wait_seconds.value_or(config.replica->backup_wait_seconds);
+    backups_ = std::make_unique<BackupService>(volume.ns(), *backup_store_, *volume.replica(),
+                                               backup);
+  }
+  if (StripedBlobStore* striped = volume.striped(); striped != nullptr && options.background) {
+    StorageMaintenance::Options maintenance;
+    maintenance.scrub_interval_seconds = config.scrub_interval_seconds;
+    maintenance.scrub_bytes_per_second = config.scrub_bytes_per_second;
+    maintenance_ = std::make_unique<StorageMaintenance>(volume.ns(), *striped, maintenance);
+  }
+}
+
+VolumeServices::~VolumeServices() { Stop(); }
+
+void VolumeServices::Stop() {
+  maintenance_.reset();
+  tiering_.reset();
+  backups_.reset();
+  backup_store_.reset();
+  replicator_.reset();
+}
+
+}  // namespace cairn

@@ -1,0 +1,54 @@
+// The background services of a volume, built in one place for the mounted
+// daemon and for the commands that work on an unmounted volume: the
+// tiering policy, the replicator, namespace backups with the replica's
+// garbage collection, and the striped store's scrub and repair. Which exist
+// follows the volume: [tier], [replica], a striped store.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "backend/services/backup.h"
+#include "backend/services/backup_service.h"
+#include "backend/services/replication.h"
+#include "backend/services/storage_maintenance.h"
+#include "backend/services/tiering.h"
+#include "backend/volume/volume.h"
+
+namespace cairn {
+
+class VolumeServices {
+ public:
+  struct Options {
+    // false: no background threads; the services act only when asked
+    // (RunPass, RunNow) - a command's way.
+    bool background = true;
+    // Overrides [replica] backup_wait_seconds (a command copies the queue
+    // itself before it backs up, so it waits for nothing).
+    std::optional<int64_t> backup_wait_seconds;
+  };
+  VolumeServices(Volume& volume, Options options);
+  // Stops them in a safe order (Stop).
+  ~VolumeServices();
+
+  // Null when the volume has no such part.
+  TieringService* tiering() { return tiering_.get(); }
+  Replicator* replicator() { return replicator_.get(); }
+  BackupService* backups() { return backups_.get(); }
+  StorageMaintenance* maintenance() { return maintenance_.get(); }
+
+  // Stops the threads: scrub first (a manual one in progress too), then
+  // tiering, then backups before the replicator a backup may wait for.
+  // Idempotent.
+  void Stop();
+
+ private:
+  std::unique_ptr<StorageMaintenance> maintenance_;
+  std::unique_ptr<TieringService> tiering_;
+  std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<BackupStore> backup_store_;
+  std::unique_ptr<BackupService> backups_;
+};
+
+}  // namespace cairn

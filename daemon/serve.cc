@@ -1,0 +1,302 @@
+#include "daemon/serve.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "backend/base/env.h"
+#include "backend/base/log.h"
+#include "backend/volume/volume_services.h"
+#include "cache/file_data_cache.h"
+#include "cache/writeback_journal.h"
+#include "daemon/control_channel.h"
+#include "daemon/control_handler.h"
+#include "daemon/metrics_server.h"
+#include "daemon/volume_metrics.h"
+#include "fs/fs_context.h"
+
+namespace cairn {
+namespace {
+
+int g_stop_pipe[2] = {-1, -1};
+
+void OnStopSignal(int) {
+  char byte = 's';
+  // Async-signal-safe: just wake the stopper thread.
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
+}
+
+void InstallStopHandlers() {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void RestoreDefaultHandlers() {
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+}
+
+constexpr char kJournalEpochKey[] = "journal_epoch";
+
+// The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
+// for `cairn status` (which runs in another process). Best effort.
+void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s,
+                     const std::string& storage_json) {
+  std::string json = absl::StrCat(
+      "{\"updated\": ", absl::ToUnixSeconds(absl::Now()),
+      ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
+      ", \"journal_segments\": ", s.journal_segments,
+      ", \"read_cache_bytes\": ", s.read_cache_bytes,
+      ", \"read_cache_hits\": ", s.read_cache_hits,
+      ", \"read_cache_misses\": ", s.read_cache_misses,
+      ", \"ranged_reads\": ", s.ranged_reads,
+      ", \"readahead_prefetched\": ", s.readahead_prefetched,
+      ", \"blobs_written\": ", s.blobs_written,
+      ", \"blobs_collected\": ", s.blobs_collected,
+      ", \"blobs_compacted\": ", s.blobs_compacted,
+      ", \"write_through\": ", s.write_through,
+      storage_json.empty() ? "" : ", \"storage\": ", storage_json, "}\n");
+  std::string temp = cache_dir + "/stats.json.tmp";
+  std::ofstream out(temp, std::ios::trunc);
+  out << json;
+  out.close();
+  if (out) rename(temp.c_str(), (cache_dir + "/stats.json").c_str());
+}
+
+// Each mount numbers its journal records from a new epoch, recorded in the
+// namespace before any record is written, so sequence numbers only grow over
+// the volume's life even if the cache directory is lost or replaced; a
+// file's journal mark is then never ahead of a new record.
+absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
+  NamespaceStore& ns = volume.ns();
+  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
+  if (!stored.ok()) return stored.status();
+  uint64_t epoch = 0;
+  if (stored->has_value() && !absl::SimpleAtoi(**stored, &epoch)) {
+    return absl::DataLossError("the namespace's journal epoch is corrupt; run cairn fsck");
+  }
+  epoch++;
+  if (absl::Status s = ns.SetVolumeMeta(kJournalEpochKey, absl::StrCat(epoch)); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ns.Sync(); !s.ok()) return s;
+  const VolumeConfig& config = volume.config();
+  if (absl::Status s = Env::Default()->CreateDir(config.cache_dir); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
+        "; check the path in cairn.toml"));
+  }
+  JournalOptions options;
+  options.dir = config.cache_dir + "/journal";
+  options.volume_id = config.volume_id;
+  return WritebackJournal::Open(Env::Default(), options, epoch << 40);
+}
+
+}  // namespace
+
+absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
+                         const std::function<void()>& on_ready) {
+  const VolumeConfig& config = volume.config();
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume);
+  if (!journal.ok()) return journal.status();
+  FileDataCacheOptions cache_options;
+  cache_options.max_dirty_bytes = config.max_dirty_bytes;
+  cache_options.read_cache_bytes = config.read_cache_bytes;
+  cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
+  cache_options.max_journal_bytes = config.max_journal_bytes;
+  cache_options.journal = journal->get();
+  FileDataCache cache(volume.ns(), volume.blobs(), cache_options);
+  absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache.ReplayJournal();
+  if (!replayed.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "could not replay the writeback journal in ", config.cache_dir,
+        "/journal: ", replayed.status().message()));
+  }
+  // With the replay committed, any blob file without a record is a leftover
+  // of a crash between storing and committing it.
+  if (absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(volume.ns(), volume.blobs());
+      !swept.ok()) {
+    LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
+  }
+  if (replayed->applied > 0 || replayed->damaged_segments > 0) {
+    LogInfo("replayed the writeback journal: %d of %d records were not yet "
+            "stored and are now; %d segments, %d ended by a torn or damaged record",
+            replayed->applied, replayed->records, replayed->segments,
+            replayed->damaged_segments);
+  }
+
+  FsContext ctx;
+  ctx.ns = &volume.ns();
+  ctx.blobs = &volume.blobs();
+  ctx.cache = &cache;
+  ctx.read_only = options.read_only;
+
+  if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  InstallStopHandlers();
+  FuseMountOptions mount = options;
+  mount.source = volume.dir();
+  absl::StatusOr<std::unique_ptr<FuseSession>> session = FuseSession::Mount(&ctx, mount);
+  if (!session.ok()) {
+    RestoreDefaultHandlers();
+    close(g_stop_pipe[0]);
+    close(g_stop_pipe[1]);
+    return session.status();
+  }
+
+  std::atomic<bool> loop_done{false};
+  std::thread stopper([&] {
+    char byte;
+    while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (!loop_done.load()) (*session)->Stop();
+  });
+
+  LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
+  if (on_ready) on_ready();
+  VolumeServices services(volume, VolumeServices::Options());
+  // Commands reach this daemon (cairn scrub, tier, backup) through the
+  // control channel; one that cannot listen costs them, never the mount.
+  std::unique_ptr<ControlServer> control;
+  absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(
+      config.volume_id,
+      [&volume, &services, &cache](const std::string& request,
+                                   const std::function<void(const std::string&)>& reply,
+                                   const std::function<bool()>& stopping) {
+        HandleControlRequest(volume, services, cache, request, reply, stopping);
+      });
+  if (server.ok()) {
+    control = std::move(*server);
+  } else {
+    LogWarning("cairn scrub, tier, backup and disk replace will not reach this daemon: %s",
+               server.status().message());
+  }
+  // Prometheus metrics, once every part they read exists. A port in use
+  // costs the metrics, never the mount.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.metrics.listen.empty()) {
+    VolumeMetricsSources sources;
+    sources.fuse = &ctx.metrics;
+    sources.cache = &cache;
+    sources.ns = &volume.ns();
+    sources.striped = volume.striped();
+    sources.maintenance = services.maintenance();
+    sources.tiered = volume.tiered();
+    sources.mover = volume.tier_mover();
+    sources.tiering = services.tiering();
+    sources.replicator = services.replicator();
+    sources.backups = services.backups();
+    absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
+        config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
+    if (server.ok()) {
+      metrics = std::move(*server);
+      LogInfo("serving metrics at http://%s/metrics", config.metrics.listen);
+    } else {
+      LogWarning("metrics are not served: %s; the volume is mounted without them. Free the "
+                 "port or change [metrics] listen in cairn.toml and mount again",
+                 server.status().message());
+    }
+  }
+  absl::Notification stats_stop;
+  std::thread stats_writer([&] {
+    do {
+      std::string storage;
+      if (volume.striped() != nullptr) {
+        storage = StorageJson(volume.ns(), *volume.striped());
+        storage.pop_back();  // the closing brace: the scrub goes inside
+        absl::StrAppend(&storage, ", \"scrub\": ", services.maintenance()->ScrubJson(), "}");
+      }
+      if (TieringService* tiering = services.tiering()) {
+        if (storage.empty()) storage = "{}";
+        storage.pop_back();
+        std::string tier = tiering->StatsJson();
+        if (volume.tiered() != nullptr) {
+          tier.pop_back();
+          absl::StrAppend(&tier, ", ", volume.tiered()->StatsJsonFields(), "}");
+        }
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ", tier, "}");
+      }
+      if (Replicator* replicator = services.replicator()) {
+        if (storage.empty()) storage = "{}";
+        storage.pop_back();
+        std::string replica = replicator->StatsJson();
+        if (BackupService* backups = services.backups()) {
+          replica.pop_back();
+          absl::StrAppend(&replica, ", ", backups->StatsJsonFields(), "}");
+        }
+        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ", replica,
+                        "}");
+      }
+      WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
+    } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
+  });
+
+  int loop_rc = (*session)->Run();
+  loop_done = true;
+
+  // Wake the stopper if no signal came (plain umount ended the loop).
+  char byte = 'x';
+  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
+  stopper.join();
+  session->reset();
+  RestoreDefaultHandlers();
+  close(g_stop_pipe[0]);
+  close(g_stop_pipe[1]);
+
+  metrics.reset();  // before the parts it reads go away
+  stats_stop.Notify();
+  stats_writer.join();
+  control.reset();   // stops a manual scrub or rebuild in progress
+  services.Stop();   // and every background service, in order
+  LogInfo("unmounted %s; flushing", options.mountpoint);
+  absl::Status flushed = cache.FlushAll();
+  if (flushed.ok() && (*journal)->Roll().ok()) {
+    // Everything is stored: a second pass deletes the segment just sealed.
+    flushed = cache.FlushAll();
+  }
+  absl::Status synced = volume.ns().Sync();
+  if (!flushed.ok()) {
+    // The data is still in the writeback journal: made durable there, it
+    // is stored by the next mount, once the problem is fixed.
+    absl::Status journal_synced = (*journal)->Sync();
+    if (!journal_synced.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "could not store all written data (", flushed.message(),
+          ") nor make the writeback journal durable (", journal_synced.message(),
+          "); data written since the last fsync may be lost if the machine "
+          "stops before the journal reaches the disk"));
+    }
+    return absl::DataLossError(absl::StrCat(
+        "could not store all written data as blobs before exiting (",
+        flushed.message(), "); it is kept in the writeback journal in ",
+        config.cache_dir, "/journal and stored at the next mount: fix the "
+        "problem (free space, a failing disk) and mount again"));
+  }
+  if (!synced.ok()) return synced;
+  if (loop_rc != 0 && loop_rc != -ENODEV) {
+    LogWarning("request loop ended with %d", loop_rc);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cairn

@@ -1,0 +1,133 @@
+#include "fs/fuse_session.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "backend/base/log.h"
+#include "fs/fuse_ops.h"
+
+namespace cairn {
+namespace {
+
+// libfuse option values are comma separated; escape what would split them.
+std::string EscapeOptionValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+// The kernel caps a FUSE mount's readahead at the device default (128 KiB)
+// whatever max_readahead says; raising the mount's bdi setting lets
+// sequential reads arrive as 1 MiB requests. Best effort: needs root. The
+// device number comes from mountinfo, since a stat of the mountpoint would
+// need the request loop, which is not running yet.
+void RaiseReadahead(const std::string& mountpoint) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line, device;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point == mountpoint) device = dev;  // the last mount there is ours
+  }
+  if (device.empty()) return;
+  std::string path = absl::StrCat("/sys/class/bdi/", device, "/read_ahead_kb");
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  [[maybe_unused]] ssize_t n = write(fd, "1024", 4);
+  close(fd);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* context,
+                                                                const FuseMountOptions& options) {
+  std::string fuse_options = absl::StrCat("default_permissions,fsname=",
+                                          EscapeOptionValue(options.source), ",subtype=cairn");
+  // Mounted by root, a volume serves every user, as a kernel filesystem
+  // does; the kernel enforces permissions (default_permissions).
+  if (options.allow_other || geteuid() == 0) absl::StrAppend(&fuse_options, ",allow_other");
+  if (options.read_only) absl::StrAppend(&fuse_options, ",ro");
+  if (options.noatime) absl::StrAppend(&fuse_options, ",noatime");
+
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "cairn");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, fuse_options.c_str());
+  if (options.debug) fuse_opt_add_arg(&args, "-d");
+  fuse_session* session =
+      fuse_session_new(&args, &CairnFuseOperations(), sizeof(fuse_lowlevel_ops), context);
+  fuse_opt_free_args(&args);
+  if (session == nullptr) {
+    return absl::InternalError(
+        "could not create the FUSE session (see the message above); check "
+        "that /dev/fuse exists and fuse3 is installed");
+  }
+  if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(session);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "could not mount on ", options.mountpoint,
+        " (see the message above); check that it is an empty directory you "
+        "may mount on"));
+  }
+  RaiseReadahead(options.mountpoint);
+  return std::unique_ptr<FuseSession>(new FuseSession(session, options.mountpoint));
+}
+
+FuseSession::~FuseSession() {
+  fuse_session_unmount(session_);
+  fuse_session_destroy(session_);
+}
+
+int FuseSession::Run() {
+  fuse_loop_config* loop_config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(loop_config, 32);
+  fuse_loop_cfg_set_idle_threads(loop_config, 8);
+  int rc = fuse_session_loop_mt(session_, loop_config);
+  fuse_loop_cfg_destroy(loop_config);
+  return rc;
+}
+
+void FuseSession::Stop() {
+  LogInfo("stop requested: writing back cached data of %s", mountpoint_);
+  int fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct stat st;
+  bool have_dev = false;
+  if (fd >= 0) {
+    if (syncfs(fd) != 0) LogError("syncfs of %s failed: %s", mountpoint_, strerror(errno));
+    have_dev = fstat(fd, &st) == 0;
+    close(fd);
+  }
+  fuse_session_exit(session_);
+  if (umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
+    std::string command = absl::StrCat("fusermount3 -u -z -- '", mountpoint_, "' 2>/dev/null");
+    [[maybe_unused]] int rc = system(command.c_str());
+  }
+  // Files still open keep a detached mount alive; abort the connection so
+  // the daemon can finish. Everything the kernel held was written back above.
+  if (have_dev) {
+    for (int i = 0; i < 50 && !fuse_session_exited(session_); ++i) usleep(20000);
+    std::string abort_path =
+        absl::StrCat("/sys/fs/fuse/connections/", minor(st.st_dev), "/abort");
+    int abort_fd = open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (abort_fd >= 0) {
+      [[maybe_unused]] ssize_t n = write(abort_fd, "1", 1);
+      close(abort_fd);
+    }
+  }
+}
+
+}  // namespace cairn

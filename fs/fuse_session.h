@@ -1,0 +1,57 @@
+// A mount of an FsContext through the kernel's FUSE: the libfuse session,
+// its request loop, and a stop that loses nothing the kernel still holds.
+//
+// Why not libfuse's own signal handlers: they end the loop at once, and with
+// the writeback cache on, pages the kernel still holds dirty would then be
+// lost when the mount goes away. Stop first asks the kernel to write
+// everything back (syncfs, served by the still-running loop), then detaches
+// the mount so the loop ends. Signals are the daemon's to catch; it calls
+// Stop.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "fs/fs_context.h"
+
+struct fuse_session;
+
+namespace cairn {
+
+struct FuseMountOptions {
+  std::string mountpoint;
+  std::string source;        // what mount(8) lists as the device (the volume)
+  bool allow_other = false;  // let users other than the mounter in
+  bool read_only = false;
+  bool debug = false;        // libfuse request tracing to stderr
+  bool noatime = false;      // never update atime on read
+};
+
+class FuseSession {
+ public:
+  // Creates the session over `context` (which must outlive it) and mounts
+  // it. Errors say what to check (the mountpoint, /dev/fuse).
+  static absl::StatusOr<std::unique_ptr<FuseSession>> Mount(FsContext* context,
+                                                            const FuseMountOptions& options);
+  // Unmounts if still mounted and frees the session.
+  ~FuseSession();
+
+  // Serves requests until the filesystem is unmounted (umount, fusermount3
+  // -u) or Stop is called; returns libfuse's result (0, or -ENODEV after an
+  // unmount from outside).
+  int Run();
+
+  // Writes back what the kernel holds for the mount, then detaches it so
+  // Run returns; files still open do not keep it alive. From any thread,
+  // while Run serves.
+  void Stop();
+
+ private:
+  FuseSession(fuse_session* session, std::string mountpoint)
+      : session_(session), mountpoint_(std::move(mountpoint)) {}
+  fuse_session* const session_;
+  const std::string mountpoint_;
+};
+
+}  // namespace cairn

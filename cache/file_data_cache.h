@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
 #include "cache/writeback_journal.h"
@@ -54,6 +55,8 @@ struct FileDataCacheOptions {
   // Over this many journal bytes on disk, writers flush files so that whole
   // segments can be deleted (back-pressure, like max_dirty_bytes).
   uint64_t max_journal_bytes = 1ull << 30;
+  // When written data became dirty, for dirty_flush_seconds.
+  Clock* clock = Clock::Default();
 };
 
 class FileDataCache {

@@ -12,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
@@ -22,8 +21,6 @@
 
 namespace cairn {
 namespace {
-
-int64_t NowSeconds() { return absl::ToUnixSeconds(absl::Now()); }
 
 // Dirty bytes of one file: non-overlapping runs keyed by file offset.
 struct InodeState {
@@ -415,7 +412,7 @@ class FileDataCache::Impl {
   void AddDirty(InodeState& state, uint64_t offset, std::string_view data)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     total_dirty_ += Merge(state, offset, data);
-    if (state.dirty_since == 0) state.dirty_since = NowSeconds();
+    if (state.dirty_since == 0) state.dirty_since = options_.clock->NowSeconds();
     uint64_t end = offset + data.size();
     if (end > state.dirty_end.load()) state.dirty_end = end;
   }
@@ -624,9 +621,9 @@ class FileDataCache::Impl {
 
   void BackgroundLoop() {
     int64_t last_gc = 0;
-    int64_t last_compaction = NowSeconds();
+    int64_t last_compaction = options_.clock->NowSeconds();
     while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-      int64_t now = NowSeconds();
+      int64_t now = options_.clock->NowSeconds();
       for (const auto& [ino, state] : Snapshot()) {
         absl::MutexLock lock(&state->mu);
         if (state->runs.empty()) {

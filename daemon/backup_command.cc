@@ -166,7 +166,7 @@ bool TakeSourceOption(const Args& args, size_t& i, Source* source, std::string* 
 
 // A client for the replica the source names, and where the volume is in it.
 struct OpenedSource {
-  std::unique_ptr<s3::S3Client> client;
+  std::unique_ptr<s3::ObjectStore> client;
   ReplicaVolume volume;
   ReplicaConfig target;  // with the volume's prefix
 };
@@ -178,9 +178,8 @@ absl::StatusOr<OpenedSource> OpenSource(Source source) {
   if (source.target.endpoint.empty()) {
     source.target.endpoint = absl::StrCat("https://s3.", source.target.region, ".amazonaws.com");
   }
-  absl::StatusOr<s3::S3Options> options = S3TargetOptions(source.target, "");
-  if (!options.ok()) return options.status();
-  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
+      OpenS3Target(Io(), source.target, "");
   if (!client.ok()) return client.status();
   absl::StatusOr<ReplicaVolume> volume = FindReplicaVolume(**client, source.target.prefix);
   if (!volume.ok()) {
@@ -240,7 +239,7 @@ int ListBackups(BackupStore& store, bool json) {
 // The volume's replica, from its cairn.toml.
 struct VolumeReplica {
   VolumeConfig config;
-  std::unique_ptr<s3::S3Client> client;
+  std::unique_ptr<s3::ObjectStore> client;
 };
 
 absl::StatusOr<VolumeReplica> OpenVolumeReplica(const std::string& volume_dir) {
@@ -251,10 +250,8 @@ absl::StatusOr<VolumeReplica> OpenVolumeReplica(const std::string& volume_dir) {
         absl::StrCat(volume_dir, " has no replica: add a [replica] section to cairn.toml "
                                  "(docs/CONFIG.md)"));
   }
-  absl::StatusOr<s3::S3Options> options =
-      S3TargetOptions(*config->replica, config->ConfigFile(volume_dir));
-  if (!options.ok()) return options.status();
-  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
+      OpenS3Target(Io(), *config->replica, config->ConfigFile(volume_dir));
   if (!client.ok()) return client.status();
   return VolumeReplica{*config, std::move(*client)};
 }

@@ -1,5 +1,7 @@
 #include "daemon/cli.h"
 
+#include "backend/base/files.h"
+
 #include "daemon/control_channel.h"
 
 #include <unistd.h>
@@ -44,13 +46,7 @@ std::string VolumeDirOf(const std::string& target) {
   return path;
 }
 
-std::string AbsolutePath(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  std::string out = ec ? path : abs.lexically_normal().string();
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
-}
+std::string AbsolutePath(const std::string& path) { return cairn::AbsolutePath(path); }
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 static std::string Unescape(const std::string& field) {
@@ -76,7 +72,9 @@ static std::string Unescape(const std::string& field) {
 }
 
 std::optional<MountEntry> FindCairnMount(const std::string& path) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
+  absl::StatusOr<std::string> table = ReadFileToString(Env::Default(), "/proc/self/mountinfo");
+  if (!table.ok()) return std::nullopt;
+  std::istringstream mountinfo(*table);
   std::string line;
   std::optional<MountEntry> found;
   while (std::getline(mountinfo, line)) {
@@ -220,9 +218,10 @@ std::string JsonText(const std::string& json, const std::string& key) {
 }
 
 std::string ReadDaemonStats(const VolumeConfig& config) {
-  std::ifstream in(config.cache_dir + "/stats.json");
-  std::string json;
-  std::getline(in, json);
+  absl::StatusOr<std::string> text =
+      ReadFileToString(Env::Default(), config.cache_dir + "/stats.json");
+  if (!text.ok()) return "";
+  std::string json = text->substr(0, text->find('\n'));
   return json.size() > 2 && json.front() == '{' && json.back() == '}' ? json : "";
 }
 

@@ -18,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "backend/base/files.h"
+#include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
@@ -198,8 +200,11 @@ int ParseOptions(const std::string& list, MountRequest* request) {
 // the kernel is still tearing the connection down), or, where the kernel
 // still has the answer cached, no live process holds its volume's lock.
 bool IsStaleMount(const std::string& mountpoint) {
-  struct stat st;
-  if (stat(mountpoint.c_str(), &st) != 0) return errno == ENOTCONN || errno == ECONNABORTED;
+  absl::StatusOr<FileInfo> info = Env::Default()->Stat(mountpoint);
+  if (!info.ok()) {
+    std::optional<int> err = GetErrno(info.status());
+    return err == ENOTCONN || err == ECONNABORTED;
+  }
   std::optional<MountEntry> mount = FindCairnMount(mountpoint);
   if (!mount) return false;
   absl::StatusOr<MountRecord> holder = ReadMountRecord(mount->volume_dir);
@@ -265,7 +270,7 @@ std::string DegradedWarning(Volume& volume) {
 std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
   const VolumeConfig& config = volume.config();
   if (!config.tier) return "";
-  absl::Status probe = ProbeRemote(*config.tier, config.ConfigFile(volume_dir), config.volume_id,
+  absl::Status probe = ProbeRemote(volume.io(), *config.tier, config.ConfigFile(volume_dir), config.volume_id,
                                    /*seconds=*/3);
   if (probe.ok()) return "";
   LogWarning("the remote tier does not answer: %s", probe.message());
@@ -280,10 +285,10 @@ std::string RemoteWarning(Volume& volume, const std::string& volume_dir) {
 // records its cache_dir, and a mount after an unclean stop must use the same
 // one while that journal holds segments. "" or why not.
 std::string CheckJournalDir(const std::string& volume_dir, const std::string& cache_dir) {
+  Env* const env = Env::Default();
   const std::string record_path = volume_dir + "/journal-dir";
-  std::ifstream record(record_path);
-  std::string previous;
-  std::getline(record, previous);
+  absl::StatusOr<std::string> record = ReadFileToString(env, record_path);
+  std::string previous = record.ok() ? record->substr(0, record->find('\n')) : "";
   if (!previous.empty() && previous != cache_dir) {
     if (!LastStopWasClean(volume_dir) &&
         WritebackJournal::CountSegments(previous + "/journal") > 0) {
@@ -295,12 +300,8 @@ std::string CheckJournalDir(const std::string& volume_dir, const std::string& ca
     }
   }
   if (previous != cache_dir) {
-    std::string temp = record_path + ".tmp";
-    std::ofstream out(temp, std::ios::trunc);
-    out << cache_dir << "\n";
-    out.close();
-    if (!out || rename(temp.c_str(), record_path.c_str()) != 0) {
-      return "cannot record the cache_dir in " + record_path + ": " + strerror(errno);
+    if (absl::Status s = WriteFileAtomically(env, record_path, cache_dir + "\n"); !s.ok()) {
+      return absl::StrCat("cannot record the cache_dir in ", record_path, ": ", s.message());
     }
   }
   return "";
@@ -324,13 +325,14 @@ void NotifySystemd(const std::string& state) {
   close(fd);
 }
 
+// The daemon logs to syslog; nothing it prints may reach (or block on) the
+// terminal or pipe of the command that started it.
 void RedirectStdioToNull() {
-  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) return;
-  dup2(null_fd, STDIN_FILENO);
-  dup2(null_fd, STDOUT_FILENO);
-  dup2(null_fd, STDERR_FILENO);
-  close(null_fd);
+  if (freopen("/dev/null", "r", stdin) == nullptr ||
+      freopen("/dev/null", "w", stdout) == nullptr ||
+      freopen("/dev/null", "w", stderr) == nullptr) {
+    LogWarning("could not detach the daemon's standard streams");
+  }
 }
 
 int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
@@ -482,13 +484,13 @@ namespace {
 int MountVolume(MountRequest request) {
   request.fuse.mountpoint = request.mountpoint;
   if (!request.fake) CleanStaleMount(request.mountpoint);
-  struct stat st;
-  if (stat(request.mountpoint.c_str(), &st) != 0) {
-    return Fail("mount", "mountpoint " + request.mountpoint + " does not exist (" +
-                             strerror(errno) + "); create it with: mkdir -p " +
-                             request.mountpoint);
+  absl::StatusOr<FileInfo> mountpoint = Env::Default()->Stat(request.mountpoint);
+  if (!mountpoint.ok()) {
+    return Fail("mount", absl::StrCat("mountpoint ", request.mountpoint, " does not exist (",
+                                      mountpoint.status().message(),
+                                      "); create it with: mkdir -p ", request.mountpoint));
   }
-  if (!S_ISDIR(st.st_mode)) {
+  if (!mountpoint->is_directory) {
     return Fail("mount", "mountpoint " + request.mountpoint +
                              " is not a directory; mount on a directory");
   }

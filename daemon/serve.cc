@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/base/env.h"
+#include "backend/base/files.h"
 #include "backend/base/log.h"
 #include "backend/volume/volume_services.h"
 #include "cache/file_data_cache.h"
@@ -59,10 +60,10 @@ constexpr char kJournalEpochKey[] = "journal_epoch";
 
 // The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
 // for `cairn status` (which runs in another process). Best effort.
-void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s,
+void WriteCacheStats(const Io& io, const std::string& cache_dir, const FileDataCache::Stats& s,
                      const std::string& storage_json) {
   std::string json = absl::StrCat(
-      "{\"updated\": ", absl::ToUnixSeconds(absl::Now()),
+      "{\"updated\": ", io.clock->NowSeconds(),
       ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
       ", \"journal_segments\": ", s.journal_segments,
       ", \"read_cache_bytes\": ", s.read_cache_bytes,
@@ -75,11 +76,8 @@ void WriteCacheStats(const std::string& cache_dir, const FileDataCache::Stats& s
       ", \"blobs_compacted\": ", s.blobs_compacted,
       ", \"write_through\": ", s.write_through,
       storage_json.empty() ? "" : ", \"storage\": ", storage_json, "}\n");
-  std::string temp = cache_dir + "/stats.json.tmp";
-  std::ofstream out(temp, std::ios::trunc);
-  out << json;
-  out.close();
-  if (out) rename(temp.c_str(), (cache_dir + "/stats.json").c_str());
+  // Best effort: status reads an older file, or none.
+  ReplaceFile(io.env, cache_dir + "/stats.json", json).IgnoreError();
 }
 
 // Each mount numbers its journal records from a new epoch, recorded in the
@@ -100,7 +98,7 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
   }
   if (absl::Status s = ns.Sync(); !s.ok()) return s;
   const VolumeConfig& config = volume.config();
-  if (absl::Status s = Env::Default()->CreateDir(config.cache_dir); !s.ok()) {
+  if (absl::Status s = volume.io().env->CreateDir(config.cache_dir); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
         "; check the path in cairn.toml"));
@@ -108,7 +106,7 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
   JournalOptions options;
   options.dir = config.cache_dir + "/journal";
   options.volume_id = config.volume_id;
-  return WritebackJournal::Open(Env::Default(), options, epoch << 40);
+  return WritebackJournal::Open(volume.io().env, options, epoch << 40);
 }
 
 }  // namespace
@@ -145,6 +143,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   }
 
   FsContext ctx;
+  ctx.clock = volume.io().clock;
   ctx.ns = &volume.ns();
   ctx.blobs = &volume.blobs();
   ctx.cache = &cache;
@@ -156,6 +155,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   InstallStopHandlers();
   FuseMountOptions mount = options;
   mount.source = volume.dir();
+  mount.env = volume.io().env;
   absl::StatusOr<std::unique_ptr<FuseSession>> session = FuseSession::Mount(&ctx, mount);
   if (!session.ok()) {
     RestoreDefaultHandlers();
@@ -247,7 +247,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
         absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ", replica,
                         "}");
       }
-      WriteCacheStats(config.cache_dir, cache.GetStats(), storage);
+      WriteCacheStats(volume.io(), config.cache_dir, cache.GetStats(), storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 

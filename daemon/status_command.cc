@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "backend/base/clock.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/volume.h"
 #include "daemon/cli.h"
@@ -131,7 +132,7 @@ void PrintStorage(const std::string& storage, bool mounted) {
     std::string last_backup = JsonText(replica, "last_backup");
     uint64_t last_time = StatNumber(replica, "last_backup_time").value_or(0);
     uint64_t error_time = StatNumber(replica, "last_backup_error_time").value_or(0);
-    int64_t age = static_cast<int64_t>(time(nullptr)) - static_cast<int64_t>(last_time);
+    int64_t age = Clock::Default()->NowSeconds() - static_cast<int64_t>(last_time);
     printf("backups:    %s; %llu kept%s\n",
            last_backup.empty()
                ? "none yet"

@@ -16,7 +16,7 @@ struct FsContext {
   NamespaceStore* ns = nullptr;
   BlobStore* blobs = nullptr;
   FileDataCache* cache = nullptr;
-  Clock* clock = SystemClock::Default();
+  Clock* clock = Clock::Default();
   InodeTable inodes;
   // How long the kernel may trust entries and attributes we return. Only
   // this daemon changes the volume and the kernel updates or invalidates its

@@ -225,7 +225,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
   if (to_set & FUSE_SET_ATTR_UID) request.uid = st->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) request.gid = st->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) request.size = st->st_size;
-  Timespec now = ctx.clock->Now();
+  Timespec now = ctx.clock->NowTimespec();
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
     request.atime = now;
   } else if (to_set & FUSE_SET_ATTR_ATIME) {
@@ -348,7 +348,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
     SetAttrRequest truncate;
     truncate.size = 0;
-    truncate.mtime = truncate.ctime = ctx.clock->Now();
+    truncate.mtime = truncate.ctime = ctx.clock->NowTimespec();
     absl::StatusOr<InodeAttr> attr = ctx.cache->SetAttrWithSize(ino, truncate);
     if (!attr.ok()) return ReplyError(req, attr.status());
   }
@@ -396,7 +396,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
     // Without the writeback cache the kernel does not send the times of a
     // write, so the write itself sets them.
     SetAttrRequest touch;
-    touch.mtime = touch.ctime = ctx.clock->Now();
+    touch.mtime = touch.ctime = ctx.clock->NowTimespec();
     status = ctx.ns->SetAttr(ino, touch).status();
   }
   if (!status.ok()) return ReplyError(req, status);

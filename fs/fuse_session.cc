@@ -1,18 +1,14 @@
 #include "fs/fuse_session.h"
 
-#include <fcntl.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "backend/base/files.h"
 #include "backend/base/log.h"
 #include "fs/fuse_ops.h"
 
@@ -34,8 +30,10 @@ std::string EscapeOptionValue(const std::string& value) {
 // sequential reads arrive as 1 MiB requests. Best effort: needs root. The
 // device number comes from mountinfo, since a stat of the mountpoint would
 // need the request loop, which is not running yet.
-void RaiseReadahead(const std::string& mountpoint) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
+void RaiseReadahead(Env* env, const std::string& mountpoint) {
+  absl::StatusOr<std::string> table = ReadFileToString(env, "/proc/self/mountinfo");
+  if (!table.ok()) return;
+  std::istringstream mountinfo(*table);
   std::string line, device;
   while (std::getline(mountinfo, line)) {
     std::istringstream fields(line);
@@ -44,11 +42,9 @@ void RaiseReadahead(const std::string& mountpoint) {
     if (point == mountpoint) device = dev;  // the last mount there is ours
   }
   if (device.empty()) return;
-  std::string path = absl::StrCat("/sys/class/bdi/", device, "/read_ahead_kb");
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  [[maybe_unused]] ssize_t n = write(fd, "1024", 4);
-  close(fd);
+  absl::StatusOr<std::unique_ptr<File>> setting = env->Open(
+      absl::StrCat("/sys/class/bdi/", device, "/read_ahead_kb"), OpenMode::kWriteExisting);
+  if (setting.ok()) (*setting)->PWrite(0, "1024").IgnoreError();
 }
 
 }  // namespace
@@ -83,8 +79,8 @@ absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* conte
         " (see the message above); check that it is an empty directory you "
         "may mount on"));
   }
-  RaiseReadahead(options.mountpoint);
-  return std::unique_ptr<FuseSession>(new FuseSession(session, options.mountpoint));
+  RaiseReadahead(options.env, options.mountpoint);
+  return std::unique_ptr<FuseSession>(new FuseSession(session, options.mountpoint, options.env));
 }
 
 FuseSession::~FuseSession() {
@@ -103,13 +99,9 @@ int FuseSession::Run() {
 
 void FuseSession::Stop() {
   LogInfo("stop requested: writing back cached data of %s", mountpoint_);
-  int fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  struct stat st;
-  bool have_dev = false;
-  if (fd >= 0) {
-    if (syncfs(fd) != 0) LogError("syncfs of %s failed: %s", mountpoint_, strerror(errno));
-    have_dev = fstat(fd, &st) == 0;
-    close(fd);
+  absl::StatusOr<FileInfo> mount = env_->Stat(mountpoint_);
+  if (absl::Status s = env_->SyncFilesystem(mountpoint_); !s.ok()) {
+    LogError("writing back the kernel's cached data failed: %s", s.message());
   }
   fuse_session_exit(session_);
   if (umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
@@ -118,15 +110,12 @@ void FuseSession::Stop() {
   }
   // Files still open keep a detached mount alive; abort the connection so
   // the daemon can finish. Everything the kernel held was written back above.
-  if (have_dev) {
+  if (mount.ok()) {
     for (int i = 0; i < 50 && !fuse_session_exited(session_); ++i) usleep(20000);
-    std::string abort_path =
-        absl::StrCat("/sys/fs/fuse/connections/", minor(st.st_dev), "/abort");
-    int abort_fd = open(abort_path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (abort_fd >= 0) {
-      [[maybe_unused]] ssize_t n = write(abort_fd, "1", 1);
-      close(abort_fd);
-    }
+    absl::StatusOr<std::unique_ptr<File>> abort = env_->Open(
+        absl::StrCat("/sys/fs/fuse/connections/", minor(mount->device), "/abort"),
+        OpenMode::kWriteExisting);
+    if (abort.ok()) (*abort)->PWrite(0, "1").IgnoreError();
   }
 }
 

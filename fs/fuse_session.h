@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "backend/base/env.h"
 #include "fs/fs_context.h"
 
 struct fuse_session;
@@ -26,6 +27,8 @@ struct FuseMountOptions {
   bool read_only = false;
   bool debug = false;        // libfuse request tracing to stderr
   bool noatime = false;      // never update atime on read
+  // The kernel's files of the mount (/proc, /sys) are reached through it.
+  Env* env = Env::Default();
 };
 
 class FuseSession {
@@ -48,10 +51,11 @@ class FuseSession {
   void Stop();
 
  private:
-  FuseSession(fuse_session* session, std::string mountpoint)
-      : session_(session), mountpoint_(std::move(mountpoint)) {}
+  FuseSession(fuse_session* session, std::string mountpoint, Env* env)
+      : session_(session), mountpoint_(std::move(mountpoint)), env_(env) {}
   fuse_session* const session_;
   const std::string mountpoint_;
+  Env* const env_;
 };
 
 }  // namespace cairn

@@ -1,88 +1,121 @@
 #include "backend/base/files.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "backend/base/fs_error.h"
 
 namespace cairn {
-namespace {
 
-absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
+std::string AbsolutePath(const std::string& path) {
+  std::string full = path;
+  if (full.empty() || full[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+    full = absl::StrCat(cwd, "/", path);
+  }
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(full, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.emplace_back(part);
+  }
+  return "/" + absl::StrJoin(parts, "/");
 }
 
-}  // namespace
-
-absl::Status WriteFileAtomically(const std::string& path, std::string_view text, mode_t mode) {
-  std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Errno("create " + temp);
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            fsync(fd) == 0;
-  int err = errno;
-  close(fd);
-  if (!ok) {
-    errno = err;
-    return Errno("write " + temp);
-  }
-  chmod(temp.c_str(), mode);  // whatever the umask took away
-  if (rename(temp.c_str(), path.c_str()) != 0) return Errno("rename " + temp);
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
-  return absl::OkStatus();
+std::string DirName(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return FsError(FsErrorKind::kIo, absl::StrCat("cannot read ", path));
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return FsError(FsErrorKind::kIo, absl::StrCat("cannot read ", path));
+absl::Status WriteFileSynced(Env* env, const std::string& path, std::string_view bytes,
+                             uint32_t permissions) {
+  absl::StatusOr<std::unique_ptr<File>> file =
+      env->Open(path, OpenMode::kCreateOrTruncate, permissions);
+  if (!file.ok()) return file.status();
+  if (absl::Status s = (*file)->PWrite(0, bytes); !s.ok()) return s;
+  if (absl::Status s = (*file)->Sync(); !s.ok()) return s;
+  return (*file)->Close();
+}
+
+absl::Status WriteFileAtomically(Env* env, const std::string& path, std::string_view bytes,
+                                 uint32_t permissions) {
+  const std::string temp = path + ".tmp";
+  if (absl::Status s = WriteFileSynced(env, temp, bytes, permissions); !s.ok()) {
+    env->Remove(temp).IgnoreError();  // the write's error is the one to report
+    return s;
+  }
+  // open() applied the umask; the mode asked for is what the file must have.
+  if (absl::Status s = env->SetPermissions(temp, permissions); !s.ok()) return s;
+  if (absl::Status s = env->Rename(temp, path); !s.ok()) return s;
+  return env->SyncDir(DirName(path));
+}
+
+absl::Status ReplaceFile(Env* env, const std::string& path, std::string_view bytes,
+                         uint32_t permissions) {
+  const std::string temp = path + ".tmp";
+  absl::StatusOr<std::unique_ptr<File>> file =
+      env->Open(temp, OpenMode::kCreateOrTruncate, permissions);
+  if (!file.ok()) return file.status();
+  absl::Status written = (*file)->PWrite(0, bytes);
+  if (written.ok()) written = (*file)->Close();
+  if (!written.ok()) {
+    env->Remove(temp).IgnoreError();  // the write's error is the one to report
+    return written;
+  }
+  return env->Rename(temp, path);
+}
+
+absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path) {
+  absl::StatusOr<std::unique_ptr<File>> file = env->Open(path, OpenMode::kRead);
+  if (!file.ok()) return file.status();
+  absl::StatusOr<uint64_t> size = (*file)->Size();
+  if (!size.ok()) return size.status();
+  absl::StatusOr<std::string> data = (*file)->PRead(0, *size);
+  if (!data.ok()) return data.status();
+  // A file that grew meanwhile is read to its end.
+  for (;;) {
+    absl::StatusOr<std::string> more = (*file)->PRead(data->size(), 1 << 16);
+    if (!more.ok()) return more.status();
+    if (more->empty()) break;
+    data->append(*more);
+  }
   return data;
 }
 
-absl::Status WriteFileSynced(const std::string& path, std::string_view data) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return FsError(FsErrorKind::kIo, absl::StrCat("cannot create ", path, ": ", strerror(errno)));
+absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions) {
+  if (path.empty() || path == "/" || path == ".") return absl::OkStatus();
+  absl::StatusOr<FileInfo> info = env->Stat(path);
+  if (info.ok()) {
+    if (info->is_directory) return absl::OkStatus();
+    return FsError(FsErrorKind::kNotDirectory,
+                   absl::StrCat(path, " exists and is not a directory"));
   }
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      close(fd);
-      return FsError(err == ENOSPC ? FsErrorKind::kNoSpace : FsErrorKind::kIo,
-                     absl::StrCat("cannot write ", path, ": ", strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  int synced = fsync(fd);
-  close(fd);
-  if (synced != 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot sync ", path));
-  return absl::OkStatus();
+  if (!IsNotFoundError(info.status())) return info.status();
+  if (absl::Status s = CreateDirs(env, DirName(path), permissions); !s.ok()) return s;
+  return env->CreateDir(path, permissions);
 }
 
-absl::Status SyncDirectory(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot open ", dir, ": ", strerror(errno)));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return FsError(FsErrorKind::kIo, absl::StrCat("cannot fsync ", dir, ": ", strerror(err)));
-  return absl::OkStatus();
+absl::Status RemoveAll(Env* env, const std::string& path) {
+  // Not following links: a link to a directory goes, never what it names.
+  absl::StatusOr<FileInfo> info = env->Stat(path, /*follow_symlinks=*/false);
+  if (!info.ok()) return IsNotFoundError(info.status()) ? absl::OkStatus() : info.status();
+  if (!info->is_directory) return env->Remove(path);
+  absl::StatusOr<std::vector<std::string>> names = env->ListDir(path);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (absl::Status s = RemoveAll(env, path + "/" + name); !s.ok()) return s;
+  }
+  return env->RemoveDir(path);
 }
 
 }  // namespace cairn

@@ -1,31 +1,51 @@
-// Whole small files: written so a crash leaves the old or the new content,
-// never a mix (cairn.toml, markers, last-stop), read, and made durable.
+// Whole files and directory trees over an Env: small files written so a
+// crash leaves the old or the new content, never a mix (cairn.toml, disk
+// markers, last-stop), read whole, or written and made durable; trees made
+// and removed. Every failure is returned, the directory fsync's included.
 #pragma once
 
-#include <sys/types.h>
-
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/base/env.h"
 
 namespace cairn {
 
-// Writes `text` to `path` through a temporary file: write, fsync, rename,
-// fsync of the directory; the file gets `mode` whatever the umask.
-absl::Status WriteFileAtomically(const std::string& path, std::string_view text,
-                                 mode_t mode = 0644);
+// Writes `bytes` to `path` through PATH.tmp: write, fsync, rename over
+// `path`, fsync of the directory. The file gets `permissions` whatever the
+// umask.
+absl::Status WriteFileAtomically(Env* env, const std::string& path, std::string_view bytes,
+                                 uint32_t permissions = 0644);
+
+// Replaces `path` with `bytes` through PATH.tmp and a rename, without any
+// fsync: readers see the old or the new content whole, and a crash may
+// leave either (for files rewritten every few seconds, like stats.json).
+absl::Status ReplaceFile(Env* env, const std::string& path, std::string_view bytes,
+                         uint32_t permissions = 0644);
 
 // The whole content of `path`.
-absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
 
-// Creates (or truncates) `path` with `data` and fsyncs it; the directory
-// entry is durable only after SyncDirectory of its directory.
-absl::Status WriteFileSynced(const std::string& path, std::string_view data);
+// Creates (or empties) `path` with `bytes` and fsyncs it. Its name is
+// durable only after a SyncDir of its directory.
+absl::Status WriteFileSynced(Env* env, const std::string& path, std::string_view bytes,
+                             uint32_t permissions = 0644);
 
-// fsync of a directory: entries created, renamed or removed in it survive a
-// crash.
-absl::Status SyncDirectory(const std::string& dir);
+// Creates `path` and any missing parents.
+absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions = 0755);
+
+// Removes `path` and, for a directory, everything in it; OK if absent.
+absl::Status RemoveAll(Env* env, const std::string& path);
+
+// `path` made absolute (against the working directory) and normalised
+// ("." and ".." resolved, repeated slashes dropped) without touching the
+// disk: symlinks are not resolved.
+std::string AbsolutePath(const std::string& path);
+
+// The directory part of `path` ("/a/b" for "/a/b/c"; "." without a slash).
+std::string DirName(const std::string& path);
 
 }  // namespace cairn

@@ -1,13 +1,18 @@
 #include "backend/base/fs_error.h"
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 
 namespace cairn {
 namespace {
 
 constexpr absl::string_view kPayloadUrl = "cairn/fs-error-kind";
+constexpr absl::string_view kErrnoUrl = "cairn/errno";
 
 absl::StatusCode CanonicalCode(FsErrorKind kind) {
   switch (kind) {
@@ -41,7 +46,44 @@ absl::StatusCode CanonicalCode(FsErrorKind kind) {
   return absl::StatusCode::kUnknown;
 }
 
+FsErrorKind KindOfErrno(int err) {
+  switch (err) {
+    case ENOENT: return FsErrorKind::kNotFound;
+    case EEXIST: return FsErrorKind::kExists;
+    case ENOTDIR: return FsErrorKind::kNotDirectory;
+    case EISDIR: return FsErrorKind::kIsDirectory;
+    case ENOTEMPTY: return FsErrorKind::kNotEmpty;
+    case EINVAL: return FsErrorKind::kInvalid;
+    case ENAMETOOLONG: return FsErrorKind::kNameTooLong;
+    case ENODATA: return FsErrorKind::kNoAttribute;
+    case ERANGE: return FsErrorKind::kRange;
+    case EMLINK: return FsErrorKind::kTooManyLinks;
+    case ENOSPC:
+    case EDQUOT: return FsErrorKind::kNoSpace;
+    case EPERM: return FsErrorKind::kNotPermitted;
+    case EACCES: return FsErrorKind::kAccessDenied;
+    case EFBIG: return FsErrorKind::kFileTooBig;
+    case EOPNOTSUPP: return FsErrorKind::kNotSupported;
+    case EBUSY:
+    case EWOULDBLOCK: return FsErrorKind::kBusy;
+    default: return FsErrorKind::kIo;
+  }
+}
+
 }  // namespace
+
+absl::Status ErrnoError(int err, const std::string& what) {
+  absl::Status status = FsError(KindOfErrno(err), absl::StrCat(what, ": ", strerror(err)));
+  status.SetPayload(kErrnoUrl, absl::Cord(std::to_string(err)));
+  return status;
+}
+
+std::optional<int> GetErrno(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrnoUrl);
+  int err = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &err)) return std::nullopt;
+  return err;
+}
 
 absl::Status FsError(FsErrorKind kind, std::string_view message) {
   absl::Status status(CanonicalCode(kind),

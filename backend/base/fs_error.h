@@ -8,6 +8,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -40,6 +41,14 @@ absl::Status FsError(FsErrorKind kind, std::string_view message);
 
 // The kind attached by FsError, if any.
 std::optional<FsErrorKind> GetFsErrorKind(const absl::Status& status);
+
+// The one conversion of a failed system call: the FsErrorKind that fits
+// errno `err` (kIo for those without their own kind), the errno itself
+// (GetErrno), and the message "WHAT: strerror(err)".
+absl::Status ErrnoError(int err, const std::string& what);
+
+// The errno ErrnoError recorded, if any.
+std::optional<int> GetErrno(const absl::Status& status);
 
 // True when `status` says something does not exist, whichever way it was
 // made (FsError kNotFound or absl::NotFoundError).

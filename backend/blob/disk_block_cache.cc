@@ -1,10 +1,6 @@
 #include "backend/blob/disk_block_cache.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <ctime>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,8 +17,6 @@ constexpr char kMagic[8] = {'C', 'A', 'I', 'R', 'N', 'D', 'B', 'C'};
 constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderBytes = 44;
 constexpr int64_t kTouchIntervalSec = 60;
-
-int64_t NowSec() { return static_cast<int64_t>(time(nullptr)); }
 
 std::string EncodeBlock(BlobId id, uint64_t block, uint32_t tag, std::string_view data) {
   std::string out(kMagic, sizeof(kMagic));
@@ -73,8 +67,8 @@ bool ParseName(const std::string& name, BlobId* id, uint64_t* block) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(
-    const std::string& dir, uint64_t capacity_bytes, Env* env) {
-  std::unique_ptr<DiskBlockCache> cache(new DiskBlockCache(dir, capacity_bytes, env));
+    const std::string& dir, uint64_t capacity_bytes, Env* env, Clock* clock) {
+  std::unique_ptr<DiskBlockCache> cache(new DiskBlockCache(dir, capacity_bytes, env, clock));
   if (absl::Status s = cache->Load(); !s.ok()) return s;
   return cache;
 }
@@ -103,12 +97,10 @@ absl::Status DiskBlockCache::Load() {
     if (!names.ok()) continue;
     for (const std::string& name : *names) {
       Key key{};
-      struct stat st;
-      if (!ParseName(name, &key.id, &key.block) ||
-          stat((sub + "/" + name).c_str(), &st) != 0) {
-        continue;
-      }
-      found.push_back(Found{key, static_cast<uint64_t>(st.st_size), st.st_mtim.tv_sec});
+      if (!ParseName(name, &key.id, &key.block)) continue;
+      absl::StatusOr<FileInfo> info = env_->Stat(sub + "/" + name);
+      if (!info.ok()) continue;
+      found.push_back(Found{key, info->size, info->modified_sec});
     }
   }
   // Most recently used first, as the modification times say.
@@ -166,10 +158,12 @@ std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block, uint32
   counters_.hits++;
   if (it != index_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second);
-    int64_t now = NowSec();
+    int64_t now = clock_->NowSeconds();
     if (now - it->second->touched_sec >= kTouchIntervalSec) {
       it->second->touched_sec = now;
-      utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recency for the next run
+      // Recency for the next run; a block that cannot be touched is only
+      // evicted sooner.
+      env_->SetModifiedTime(path, now).IgnoreError();
     }
   }
   return data;
@@ -207,7 +201,7 @@ absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view dat
     lru_.erase(it->second);
     index_.erase(it);
   }
-  lru_.push_front(Entry{key, bytes.size(), NowSec()});
+  lru_.push_front(Entry{key, bytes.size(), clock_->NowSeconds()});
   index_[key] = lru_.begin();
   counters_.bytes += bytes.size();
   counters_.blocks++;

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/base/clock.h"
 #include "backend/base/env.h"
 #include "backend/base/types.h"
 
@@ -41,10 +42,11 @@ namespace cairn {
 class DiskBlockCache {
  public:
   // Opens (creating if needed) the cache in `dir` and indexes the blocks a
-  // previous run left, evicting down to `capacity_bytes`. `env` must outlive
-  // the cache.
+  // previous run left, evicting down to `capacity_bytes`. `env` and `clock`
+  // must outlive the cache.
   static absl::StatusOr<std::unique_ptr<DiskBlockCache>> Open(
-      const std::string& dir, uint64_t capacity_bytes, Env* env = Env::Default());
+      const std::string& dir, uint64_t capacity_bytes, Env* env = Env::Default(),
+      Clock* clock = Clock::Default());
 
   // The block's bytes, or nullopt if not cached (or found damaged, or
   // stored with another tag). The tag ties a block to its blob's content
@@ -85,8 +87,8 @@ class DiskBlockCache {
   };
   using Lru = std::list<Entry>;  // most recent first
 
-  DiskBlockCache(std::string dir, uint64_t capacity_bytes, Env* env)
-      : dir_(std::move(dir)), capacity_bytes_(capacity_bytes), env_(env) {}
+  DiskBlockCache(std::string dir, uint64_t capacity_bytes, Env* env, Clock* clock)
+      : dir_(std::move(dir)), capacity_bytes_(capacity_bytes), env_(env), clock_(clock) {}
   absl::Status Load();
   std::string PathOf(const Key& key) const;
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -95,6 +97,7 @@ class DiskBlockCache {
   const std::string dir_;
   const uint64_t capacity_bytes_;
   Env* const env_;
+  Clock* const clock_;
   absl::Mutex mu_;
   Lru lru_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Key, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);

@@ -16,7 +16,6 @@
 // whole-data CRC32C is what the namespace and S3 (x-amz-checksum-crc32c)
 // record.
 // The header names its blob, so a disk can be scanned without the namespace.
-#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -257,14 +256,12 @@ class BlobFileStore final : public LocalBlobStore {
   }
 
   absl::StatusOr<StoreUsage> Usage() override {
-    struct statvfs vfs;
-    if (statvfs(dir_.c_str(), &vfs) != 0) {
-      return FsError(FsErrorKind::kIo, absl::StrCat("statvfs ", dir_));
-    }
+    absl::StatusOr<SpaceInfo> space = env_->StatFs(dir_);
+    if (!space.ok()) return space.status();
     StoreUsage usage;
     usage.used_bytes = used_bytes_;
-    usage.capacity_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-    usage.free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    usage.capacity_bytes = space->capacity_bytes;
+    usage.free_bytes = space->available_bytes;
     usage.blob_count = blob_count_;
     return usage;
   }

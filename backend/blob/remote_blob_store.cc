@@ -19,7 +19,7 @@ absl::Status Damaged(const std::string& key, const std::string& why) {
 
 }  // namespace
 
-RemoteBlobStore::RemoteBlobStore(s3::S3Client& client, std::string prefix, std::string volume_id)
+RemoteBlobStore::RemoteBlobStore(s3::ObjectStore& client, std::string prefix, std::string volume_id)
     : client_(client),
       prefix_(absl::StrCat(prefix, volume_id, "/blobs/")),
       volume_id_(std::move(volume_id)) {}

@@ -21,7 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/blob/blob_store.h"
-#include "backend/s3/s3_client.h"
+#include "backend/s3/object_store.h"
 #include "backend/blob/shard_format.h"
 
 namespace cairn {
@@ -32,7 +32,7 @@ inline constexpr uint64_t kFoldHeaderBelowBytes = 256 << 10;
 class RemoteBlobStore : public BlobStore {
  public:
   // `client` must outlive the store. `prefix` may be empty or end in '/'.
-  RemoteBlobStore(s3::S3Client& client, std::string prefix, std::string volume_id);
+  RemoteBlobStore(s3::ObjectStore& client, std::string prefix, std::string volume_id);
 
   absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override;
   absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override;
@@ -71,7 +71,7 @@ class RemoteBlobStore : public BlobStore {
   absl::StatusOr<std::string> ReadChecked(BlobId id, uint64_t offset, uint64_t length,
                                           std::optional<std::pair<uint64_t, uint32_t>> expected);
 
-  s3::S3Client& client_;
+  s3::ObjectStore& client_;
   const std::string prefix_;     // ends in "<volume id>/blobs/"
   const std::string volume_id_;
   absl::Mutex mu_;

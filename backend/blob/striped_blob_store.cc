@@ -1,12 +1,7 @@
 // StripedBlobStore: see striped_blob_store.h for the layout and promises.
 #include "backend/blob/striped_blob_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <lz4.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -26,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
+#include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "backend/blob/shard_format.h"
@@ -109,47 +105,19 @@ std::optional<Marker> ParseMarker(std::string_view text) {
   return m;
 }
 
-absl::Status ErrnoStatus(const std::string& what) {
-  int err = errno;
-  FsErrorKind kind = err == ENOSPC || err == EDQUOT ? FsErrorKind::kNoSpace
-                     : err == ENOENT                ? FsErrorKind::kNotFound
-                                                    : FsErrorKind::kIo;
-  return FsError(kind, absl::StrCat(what, ": ", strerror(err)));
-}
-
-// Writes the marker through `dir_fd`: temp file, fsync, rename, dir fsync.
-absl::Status WriteMarkerAt(int dir_fd, const std::string& dir_name, const Marker& m) {
-  std::string text = MarkerText(m);
-  std::string temp = std::string(kMarkerName) + ".tmp";
-  int fd = openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("create marker in " + dir_name);
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            fdatasync(fd) == 0;
-  absl::Status status = ok ? absl::OkStatus() : ErrnoStatus("write marker in " + dir_name);
-  close(fd);
-  if (!status.ok()) return status;
-  if (renameat(dir_fd, temp.c_str(), dir_fd, kMarkerName) != 0) {
-    return ErrnoStatus("rename marker in " + dir_name);
+// Writes the marker into disk directory `root` (`dir_name` for messages):
+// temp file, fsync, rename, then the shard directory, then a fsync of the
+// directory that makes both durable.
+absl::Status WriteMarker(Env* env, const std::string& root, const std::string& dir_name,
+                         const Marker& m) {
+  const std::string marker = root + "/" + kMarkerName;
+  if (absl::Status s = WriteFileSynced(env, marker + ".tmp", MarkerText(m)); !s.ok()) {
+    return FsError(GetFsErrorKind(s).value_or(FsErrorKind::kIo),
+                   absl::StrCat("write marker in ", dir_name, ": ", s.message()));
   }
-  if (mkdirat(dir_fd, kShardDir, 0755) != 0 && errno != EEXIST) {
-    return ErrnoStatus("create " + dir_name + "/" + kShardDir);
-  }
-  if (fsync(dir_fd) != 0) return ErrnoStatus("fsync " + dir_name);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadMarkerAt(int dir_fd) {
-  int fd = openat(dir_fd, kMarkerName, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open marker");
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof(buf));
-  int err = errno;
-  close(fd);
-  if (n < 0) {
-    errno = err;
-    return ErrnoStatus("read marker");
-  }
-  return std::string(buf, n);
+  if (absl::Status s = env->Rename(marker + ".tmp", marker); !s.ok()) return s;
+  if (absl::Status s = env->CreateDir(root + "/" + kShardDir); !s.ok()) return s;
+  return env->SyncDir(root);
 }
 
 // --- Threads ----------------------------------------------------------------
@@ -220,10 +188,10 @@ class TaskPool {
 struct Disk {
   int index = 0;
   std::string path;   // as configured: for messages and status
-  int dir_fd = -1;    // the directory that carried our marker at mount
-  std::string root;   // "/proc/self/fd/N": paths through dir_fd
-  dev_t dev = 0;
-  ino_t ino = 0;
+  // The directory that carried our marker at mount, held open: a disk
+  // unmounted or swapped under its path is noticed, never written into.
+  std::unique_ptr<Directory> dir;
+  std::string root;   // dir->path(): paths through the held directory
   Env* env = nullptr;
   std::atomic<DiskState> state{DiskState::kOk};
   std::atomic<uint64_t> used_bytes{0};
@@ -232,9 +200,6 @@ struct Disk {
   absl::Mutex mu;
   std::string problem ABSL_GUARDED_BY(mu);
 
-  ~Disk() {
-    if (dir_fd >= 0) close(dir_fd);
-  }
   bool usable() const { return state.load() == DiskState::kOk; }
   std::string Problem() {
     absl::MutexLock lock(&mu);
@@ -309,6 +274,13 @@ class StripedStoreImpl final : public StripedBlobStore {
   }
   std::mutex& BlobLock(BlobId id) { return blob_locks_[id % blob_locks_.size()]; }
 
+  Env* DiskEnv(int index) const {
+    if (index < static_cast<int>(options_.disk_envs.size()) &&
+        options_.disk_envs[index] != nullptr) {
+      return options_.disk_envs[index];
+    }
+    return options_.env;
+  }
   absl::StatusOr<std::shared_ptr<Disk>> OpenDisk(int index, const std::string& path,
                                                  Marker* marker);
   void ScanDisk(Disk& disk);
@@ -356,21 +328,16 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
   auto disk = std::make_shared<Disk>();
   disk->index = index;
   disk->path = path;
-  disk->env = index < static_cast<int>(options_.disk_envs.size()) &&
-                      options_.disk_envs[index] != nullptr
-                  ? options_.disk_envs[index]
-                  : Env::Default();
-  disk->dir_fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (disk->dir_fd < 0) {
-    return FsError(FsErrorKind::kIo, absl::StrCat("cannot open it: ", strerror(errno),
+  disk->env = DiskEnv(index);
+  absl::StatusOr<std::unique_ptr<Directory>> dir = disk->env->OpenDirectory(path);
+  if (!dir.ok()) {
+    return FsError(FsErrorKind::kIo, absl::StrCat("cannot open it: ", dir.status().message(),
                                                   " (is the disk mounted?)"));
   }
-  struct stat st;
-  if (fstat(disk->dir_fd, &st) != 0) return ErrnoStatus("stat");
-  disk->dev = st.st_dev;
-  disk->ino = st.st_ino;
-  disk->root = absl::StrCat("/proc/self/fd/", disk->dir_fd);
-  absl::StatusOr<std::string> text = ReadMarkerAt(disk->dir_fd);
+  disk->dir = std::move(*dir);
+  disk->root = disk->dir->path();
+  absl::StatusOr<std::string> text =
+      ReadFileToString(disk->env, disk->root + "/" + kMarkerName);
   if (!text.ok()) {
     return FsError(FsErrorKind::kIo,
                    IsNotFoundError(text.status())
@@ -396,25 +363,18 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
 void StripedStoreImpl::ScanDisk(Disk& disk) {
   uint64_t bytes = 0, count = 0;
   for (int fanout = 0; fanout < 256; ++fanout) {
-    std::string rel = absl::StrFormat("%s/%02x", kShardDir, fanout);
-    int fd = openat(disk.dir_fd, rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) continue;
+    const std::string fanout_dir = absl::StrFormat("%s/%s/%02x", disk.root, kShardDir, fanout);
+    absl::StatusOr<std::vector<std::string>> names = disk.env->ListDir(fanout_dir);
+    if (!names.ok()) continue;
     disk.fanout_ready[fanout] = true;
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      close(fd);
-      continue;
-    }
-    while (struct dirent* entry = readdir(dir)) {
-      std::string_view name = entry->d_name;
+    for (const std::string& name : *names) {
       if (name.size() != 22 || name.substr(16) != ".shard") continue;
-      struct stat st;
-      if (fstatat(fd, entry->d_name, &st, 0) == 0) {
-        bytes += st.st_size;
+      absl::StatusOr<FileInfo> info = disk.env->Stat(fanout_dir + "/" + name);
+      if (info.ok()) {
+        bytes += info->size;
         count++;
       }
     }
-    closedir(dir);
   }
   disk.used_bytes = bytes;
   disk.shard_count = count;
@@ -1033,15 +993,15 @@ absl::Status StripedStoreImpl::Delete(BlobId id) {
   for (const std::shared_ptr<Disk>& disk : Snapshot()) {
     if (disk->state == DiskState::kMissing) continue;
     std::string rel = ShardRelPath(id);
-    struct stat st;
-    if (fstatat(disk->dir_fd, rel.c_str(), &st, 0) != 0) continue;  // not on this disk
+    absl::StatusOr<FileInfo> info = disk->env->Stat(disk->root + "/" + rel);
+    if (!info.ok()) continue;  // not on this disk
     absl::Status s = disk->env->Remove(disk->root + "/" + rel);
     if (!s.ok()) {
       // A failed disk keeps the shard; fsck --repair removes such leftovers.
       if (disk->usable() && first_error.ok()) first_error = disk->Named(s);
       continue;
     }
-    disk->used_bytes -= std::min<uint64_t>(disk->used_bytes, st.st_size);
+    disk->used_bytes -= std::min<uint64_t>(disk->used_bytes, info->size);
     if (disk->shard_count > 0) disk->shard_count--;
   }
   return first_error;
@@ -1096,10 +1056,11 @@ std::vector<DiskInfo> StripedStoreImpl::Disks() {
     info.problem = disk->Problem();
     info.used_bytes = disk->used_bytes;
     info.shard_count = disk->shard_count;
-    struct statvfs vfs;
-    if (disk->state != DiskState::kMissing && fstatvfs(disk->dir_fd, &vfs) == 0) {
-      info.capacity_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-      info.free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (disk->state != DiskState::kMissing) {
+      if (absl::StatusOr<SpaceInfo> space = disk->env->StatFs(disk->root); space.ok()) {
+        info.capacity_bytes = space->capacity_bytes;
+        info.free_bytes = space->available_bytes;
+      }
     }
     out.push_back(std::move(info));
   }
@@ -1312,17 +1273,18 @@ absl::Status StripedStoreImpl::ReplaceDisk(int index, const std::string& dir) {
 void StripedStoreImpl::CheckDisks() {
   for (const std::shared_ptr<Disk>& disk : Snapshot()) {
     if (!disk->usable()) continue;
-    struct stat st;
-    if (stat(disk->path.c_str(), &st) != 0 || st.st_dev != disk->dev || st.st_ino != disk->ino) {
+    absl::StatusOr<FileInfo> now = disk->env->Stat(disk->path);
+    if (!now.ok() || now->device != disk->dir->info().device ||
+        now->inode != disk->dir->info().inode) {
       MarkFailed(*disk, FsError(FsErrorKind::kIo,
                                 absl::StrCat(disk->path,
                                              " no longer leads to the disk opened at mount "
                                              "(unmounted, removed or replaced underneath)")));
       continue;
     }
-    if (faccessat(disk->dir_fd, kMarkerName, F_OK, 0) != 0 && errno == ENOENT) {
+    if (!disk->env->Exists(disk->root + "/" + kMarkerName)) {
       Marker marker{options_.volume_id, disk->index, static_cast<int>(options_.disks.size())};
-      absl::Status s = WriteMarkerAt(disk->dir_fd, disk->path, marker);
+      absl::Status s = WriteMarker(disk->env, disk->root, disk->path, marker);
       if (s.ok()) {
         for (auto& ready : disk->fanout_ready) ready = false;
         LogWarning("the marker of disk %d (%s) was deleted; wrote it again", disk->index,
@@ -1341,26 +1303,21 @@ absl::StatusOr<std::unique_ptr<StripedBlobStore>> StripedBlobStore::Open(
   return std::unique_ptr<StripedBlobStore>(std::move(store));
 }
 
-absl::Status StripedBlobStore::PrepareDisk(const std::string& dir, const std::string& volume_id,
-                                           int index, int count) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus("create " + dir);
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open " + dir);
-  absl::Status s = WriteMarkerAt(fd, dir, Marker{volume_id, index, count});
+absl::Status StripedBlobStore::PrepareDisk(Env* env, const std::string& dir,
+                                           const std::string& volume_id, int index, int count) {
+  if (absl::Status s = env->CreateDir(dir); !s.ok()) return s;
+  if (absl::Status s = WriteMarker(env, dir, dir, Marker{volume_id, index, count}); !s.ok()) {
+    return s;
+  }
   // All fan-out directories now: created lazily they cost a mkdir and two
   // fsyncs for each of the first 256 blobs on every disk.
-  int shards = s.ok() ? openat(fd, kShardDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (s.ok() && shards < 0) s = ErrnoStatus("open " + dir + "/" + kShardDir);
-  for (int fanout = 0; s.ok() && fanout < 256; ++fanout) {
-    std::string name = absl::StrFormat("%02x", fanout);
-    if (mkdirat(shards, name.c_str(), 0755) != 0 && errno != EEXIST) {
-      s = ErrnoStatus("create " + dir + "/" + kShardDir + "/" + name);
+  const std::string shards = dir + "/" + kShardDir;
+  for (int fanout = 0; fanout < 256; ++fanout) {
+    if (absl::Status s = env->CreateDir(absl::StrFormat("%s/%02x", shards, fanout)); !s.ok()) {
+      return s;
     }
   }
-  if (s.ok() && fsync(shards) != 0) s = ErrnoStatus("fsync " + dir + "/" + kShardDir);
-  if (shards >= 0) close(shards);
-  close(fd);
-  return s;
+  return env->SyncDir(shards);
 }
 
 }  // namespace cairn

@@ -52,7 +52,8 @@ struct StripedStoreOptions {
   std::string volume_id;  // 32 hex digits, in every marker and shard
   Redundancy redundancy;
   std::vector<std::string> disks;  // configured order = disk index
-  // Env per disk (tests inject faults per disk); empty: Env::Default().
+  Env* env = Env::Default();
+  // Env per disk where it differs from `env` (tests inject faults per disk).
   std::vector<Env*> disk_envs;
   bool compress = true;
   // Called, possibly from several threads, with a blob some of whose shards
@@ -107,8 +108,8 @@ class StripedBlobStore : public BlobStore {
 
   // Makes `dir` (created if missing) disk `index` of `count` of a volume:
   // writes the marker durably and creates the shard directory.
-  static absl::Status PrepareDisk(const std::string& dir, const std::string& volume_id,
-                                  int index, int count);
+  static absl::Status PrepareDisk(Env* env, const std::string& dir,
+                                  const std::string& volume_id, int index, int count);
 
   ~StripedBlobStore() override = default;
 

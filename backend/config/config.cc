@@ -2,12 +2,8 @@
 #include "backend/config/config.h"
 
 #include <arpa/inet.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <ostream>
 #include <sstream>
@@ -22,16 +18,9 @@
 namespace cairn {
 namespace {
 
-namespace fsys = std::filesystem;
-
 constexpr char kConfigName[] = "cairn.toml";
 constexpr char kDataDir[] = "data";
 
-std::string Absolute(const std::string& path) {
-  std::error_code ec;
-  fsys::path abs = fsys::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
-}
 
 std::string Join(const std::string& dir, const char* name) {
   return dir + "/" + name;
@@ -296,28 +285,30 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
 
 std::vector<std::string> VolumeConfig::DataDisks(const std::string& volume_dir) const {
   if (!disks.empty()) return disks;
-  return {Join(Absolute(volume_dir), kDataDir)};
+  return {Join(AbsolutePath(volume_dir), kDataDir)};
 }
 
-bool IsVolumeDir(const std::string& dir) {
-  return access(Join(dir, kConfigName).c_str(), F_OK) == 0;
+bool IsVolumeDir(const std::string& dir, Env* env) {
+  return env->Exists(Join(dir, kConfigName));
 }
 
 absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
-                                              const std::string& config_path) {
-  std::string dir = Absolute(volume_dir);
-  std::string path = config_path.empty() ? Join(dir, kConfigName) : Absolute(config_path);
-  if (!IsVolumeDir(dir)) {
+                                              const std::string& config_path, Env* env) {
+  std::string dir = AbsolutePath(volume_dir);
+  std::string path = config_path.empty() ? Join(dir, kConfigName) : AbsolutePath(config_path);
+  if (!IsVolumeDir(dir, env)) {
     return absl::NotFoundError(absl::StrCat(
         dir, " is not a cairn volume (no cairn.toml); create one with: cairn format ",
         dir));
   }
-  if (!config_path.empty() && access(path.c_str(), R_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat("config file ", path, ": ", strerror(errno)));
+  absl::StatusOr<std::string> text = ReadFileToString(env, path);
+  if (!text.ok()) {
+    if (config_path.empty()) return text.status();
+    return absl::NotFoundError(absl::StrCat("config file ", path, ": ", text.status().message()));
   }
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(*text, path);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: line %d: %s", path, e.source().begin.line, std::string(e.description())));
@@ -457,19 +448,18 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
   return c;
 }
 
-absl::Status SaveVolumeConfig(const std::string& volume_dir,
-                              const VolumeConfig& config) {
+absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig& config,
+                              Env* env) {
   // A rewrite keeps the file's mode (an owner-only file may hold the tier's
   // secret key); a file with a secret is never made readable by others.
-  std::string path = Join(Absolute(volume_dir), kConfigName);
-  mode_t mode = 0644;
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0) mode = st.st_mode & 0777;
+  std::string path = Join(AbsolutePath(volume_dir), kConfigName);
+  uint32_t mode = 0644;
+  if (absl::StatusOr<FileInfo> info = env->Stat(path); info.ok()) mode = info->permissions & 0777;
   if ((config.tier && !config.tier->secret_access_key.empty()) ||
       (config.replica && !config.replica->secret_access_key.empty())) {
     mode &= 0700;
   }
-  return WriteFileAtomically(path, ConfigText(config), mode);
+  return WriteFileAtomically(env, path, ConfigText(config), mode);
 }
 
 std::string ReplicaTargetName(const S3Target& target) {

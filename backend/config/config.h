@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/base/env.h"
 #include "backend/blob/erasure_code.h"
 
 namespace cairn {
@@ -122,14 +123,15 @@ std::string ReplicaTargetName(const S3Target& target);
 // wrong type, out of range). Relative paths in the file are resolved against
 // VOLUME_DIR.
 absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
-                                              const std::string& config_path = "");
+                                              const std::string& config_path = "",
+                                              Env* env = Env::Default());
 
 // Writes `config` as VOLUME_DIR/cairn.toml (atomically: temp file + rename).
-absl::Status SaveVolumeConfig(const std::string& volume_dir,
-                              const VolumeConfig& config);
+absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig& config,
+                              Env* env = Env::Default());
 
 
 // True if `dir` looks like a cairn volume (has cairn.toml).
-bool IsVolumeDir(const std::string& dir);
+bool IsVolumeDir(const std::string& dir, Env* env = Env::Default());
 
 }  // namespace cairn

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "backend/base/clock.h"
+#include "backend/base/env.h"
 #include "backend/base/types.h"
 
 namespace cairn {
@@ -136,7 +137,9 @@ struct NamespaceStats {
 };
 
 struct NamespaceOptions {
-  Clock* clock = SystemClock::Default();
+  // Where the database's files are, and the time of every change.
+  Env* env = Env::Default();
+  Clock* clock = Clock::Default();
   // Blobs become collectable this long after the last reference went away,
   // so a reader holding a stale extent list can still read them.
   int64_t gc_grace_seconds = 60;

@@ -126,7 +126,7 @@ class RocksNamespace final : public NamespaceStore {
     record.attr.mode = S_IFDIR | 0755;
     record.attr.nlink = 2;
     record.attr.parent = kRootInode;
-    Timespec now = options_.clock->Now();
+    Timespec now = options_.clock->NowTimespec();
     record.attr.atime = record.attr.mtime = record.attr.ctime =
         record.attr.btime = now;
     txn.inodes[kRootInode] = record;
@@ -200,7 +200,7 @@ class RocksNamespace final : public NamespaceStore {
     absl::StatusOr<InodeRecord*> dir = LoadDir(txn, parent);
     if (!dir.ok()) return dir.status();
     if (absl::Status s = MustBeAbsent(parent, name); !s.ok()) return s;
-    Timespec now = options_.clock->Now();
+    Timespec now = options_.clock->NowTimespec();
     InodeRecord record;
     record.attr.ino = next_inode_++;
     txn.next_inode_changed = true;
@@ -251,7 +251,7 @@ class RocksNamespace final : public NamespaceStore {
     if ((*target)->attr.nlink >= kMaxLinks) {
       return FsError(FsErrorKind::kTooManyLinks, "too many links");
     }
-    Timespec now = options_.clock->Now();
+    Timespec now = options_.clock->NowTimespec();
     if ((*target)->attr.nlink == 0) {
       txn.batch.Delete(handles_[kOrphans], S(InodeKey(ino)));
     }
@@ -280,7 +280,7 @@ class RocksNamespace final : public NamespaceStore {
   absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
                                     const SetAttrRequest& request) override {
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
-      Timespec now = options_.clock->Now();
+      Timespec now = options_.clock->NowTimespec();
       if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
       if (request.uid) attr.uid = *request.uid;
       if (request.gid) attr.gid = *request.gid;
@@ -362,7 +362,7 @@ class RocksNamespace final : public NamespaceStore {
       return FsError(FsErrorKind::kNoAttribute, "no such xattr");
     }
     txn.batch.Put(handles_[kXattrs], S(XattrKey(ino, name)), S(value));
-    (*record)->attr.ctime = options_.clock->Now();
+    (*record)->attr.ctime = options_.clock->NowTimespec();
     return Commit(txn);
   }
 
@@ -408,7 +408,7 @@ class RocksNamespace final : public NamespaceStore {
     if (got.IsNotFound()) return FsError(FsErrorKind::kNoAttribute, "no such xattr");
     if (absl::Status s = FromRocks(got, "reading an xattr"); !s.ok()) return s;
     txn.batch.Delete(handles_[kXattrs], S(XattrKey(ino, name)));
-    (*record)->attr.ctime = options_.clock->Now();
+    (*record)->attr.ctime = options_.clock->NowTimespec();
     return Commit(txn);
   }
 
@@ -467,7 +467,7 @@ class RocksNamespace final : public NamespaceStore {
                                       uint64_t length) override {
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
       uint64_t end = std::min(SaturatingAdd(offset, length), attr.size);
-      attr.mtime = attr.ctime = options_.clock->Now();
+      attr.mtime = attr.ctime = options_.clock->NowTimespec();
       if (offset >= end) return absl::OkStatus();
       return EditExtents(txn, attr, offset, end,
                          [&](ExtentEditor& e) { e.Cut(offset, end); });
@@ -481,7 +481,7 @@ class RocksNamespace final : public NamespaceStore {
       if (end > kMaxFileBytes) return FsError(FsErrorKind::kFileTooBig, "file size limit");
       if (end > attr.size) {
         attr.size = end;
-        attr.mtime = attr.ctime = options_.clock->Now();
+        attr.mtime = attr.ctime = options_.clock->NowTimespec();
       }
       return absl::OkStatus();
     });
@@ -672,7 +672,7 @@ class RocksNamespace final : public NamespaceStore {
     rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kReplicaTargetKey, &done);
     if (got.ok() && done == target) return 0;
     if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading the replica target");
-    const uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    const uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->NowTimespec().sec));
     uint64_t queued = 0;
     rocksdb::WriteBatch batch;
     std::unique_ptr<rocksdb::Iterator> it(
@@ -730,7 +730,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::StatusOr<std::vector<BlobId>> CollectableBlobs(size_t max) override {
-    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->NowTimespec().sec));
     std::vector<BlobId> ids;
     // Only keys that are due: the scan never walks the rest of the queue.
     std::string due = GcKey(now + 1, 0);
@@ -1027,7 +1027,7 @@ class RocksNamespace final : public NamespaceStore {
     }
     absl::StatusOr<InodeRecord*> child = Load(txn, found.ino);
     if (!child.ok()) return child.status();
-    Timespec now = options_.clock->Now();
+    Timespec now = options_.clock->NowTimespec();
     DeleteEntry(txn, parent, name, found.cookie);
     DropLink(txn, **child, now);
     Touch(**dir, now, true);
@@ -1122,7 +1122,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::Status Commit(Txn& txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->Now().sec));
+    uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, options_.clock->NowTimespec().sec));
     absl::Status blobs = ApplyBlobChanges(
         db_.get(), handles_[kBlobs], handles_[kGc], txn.extent_changes,
         now + static_cast<uint64_t>(std::max<int64_t>(0, options_.gc_grace_seconds)),
@@ -1222,7 +1222,7 @@ absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
     if (!bad.ok()) return bad.status();
     if (*bad) return FsError(FsErrorKind::kInvalid, "directory into itself");
   }
-  Timespec now = options_.clock->Now();
+  Timespec now = options_.clock->NowTimespec();
   absl::StatusOr<InodeRecord*> moved = Load(txn, source.ino);
   if (!moved.ok()) return moved.status();
 

@@ -1,14 +1,10 @@
 #include "backend/s3/credentials.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 
 namespace cairn::s3 {
@@ -28,16 +24,17 @@ std::string EnvOr(const GetEnv& getenv_fn, const char* name, const std::string& 
 
 }  // namespace
 
-absl::Status CheckSecretFileMode(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    return FsError(FsErrorKind::kNotFound, absl::StrCat("cannot read ", path, ": ", strerror(errno)));
+absl::Status CheckSecretFileMode(Env* env, const std::string& path) {
+  absl::StatusOr<FileInfo> info = env->Stat(path);
+  if (!info.ok()) {
+    return FsError(FsErrorKind::kNotFound,
+                   absl::StrCat("cannot read ", path, ": ", info.status().message()));
   }
-  if ((st.st_mode & 077) != 0) {
+  if ((info->permissions & 077) != 0) {
     return FsError(FsErrorKind::kAccessDenied,
                    absl::StrFormat("%s holds an S3 secret key and other users can read it "
                                    "(mode %04o); refusing to use it. Run: chmod 600 %s",
-                                   path, st.st_mode & 07777, path));
+                                   path, info->permissions, path));
   }
   return absl::OkStatus();
 }
@@ -90,7 +87,7 @@ absl::StatusOr<Credentials> ResolveCredentials(const CredentialSources& sources,
                                                const GetEnv& getenv_fn) {
   if (sources.config && !sources.config->secret_access_key.empty()) {
     if (!sources.config_path.empty()) {
-      if (absl::Status s = CheckSecretFileMode(sources.config_path); !s.ok()) return s;
+      if (absl::Status s = CheckSecretFileMode(sources.env, sources.config_path); !s.ok()) return s;
     }
     if (sources.config->access_key_id.empty()) {
       return FsError(FsErrorKind::kInvalid,
@@ -111,8 +108,10 @@ absl::StatusOr<Credentials> ResolveCredentials(const CredentialSources& sources,
                                  home.empty() ? "" : home + "/.aws/credentials");
   std::string profile = !sources.profile.empty() ? sources.profile
                                                  : EnvOr(getenv_fn, "AWS_PROFILE", "default");
-  std::ifstream in(path);
-  if (path.empty() || !in) {
+  absl::StatusOr<std::string> text =
+      path.empty() ? absl::StatusOr<std::string>(absl::NotFoundError("no path"))
+                   : ReadFileToString(sources.env, path);
+  if (!text.ok()) {
     return FsError(FsErrorKind::kNotFound,
                    absl::StrCat("no S3 credentials: none in ", sources.config_path.empty()
                                                                    ? "the config"
@@ -121,10 +120,8 @@ absl::StatusOr<Credentials> ResolveCredentials(const CredentialSources& sources,
                                 "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and ",
                                 path.empty() ? "no credentials file" : "no file " + path));
   }
-  if (absl::Status s = CheckSecretFileMode(path); !s.ok()) return s;
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseCredentialsFile(text.str(), profile, path);
+  if (absl::Status s = CheckSecretFileMode(sources.env, path); !s.ok()) return s;
+  return ParseCredentialsFile(*text, profile, path);
 }
 
 }  // namespace cairn::s3

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "backend/base/env.h"
 #include "backend/s3/sigv4.h"
 
 namespace cairn::s3 {
@@ -26,6 +27,7 @@ struct CredentialSources {
   std::string config_path;
   std::string credentials_file;  // "" for the default
   std::string profile;           // "" for the default
+  Env* env = Env::Default();     // where the files are read
 };
 
 using GetEnv = std::function<const char*(const char*)>;
@@ -42,6 +44,6 @@ absl::StatusOr<Credentials> ParseCredentialsFile(std::string_view text,
                                                  const std::string& path);
 
 // kAccessDenied if `path` can be read by anyone but its owner.
-absl::Status CheckSecretFileMode(const std::string& path);
+absl::Status CheckSecretFileMode(Env* env, const std::string& path);
 
 }  // namespace cairn::s3

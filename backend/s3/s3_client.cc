@@ -192,8 +192,8 @@ class S3Client::Impl {
   }
 
   const S3Options& options() const { return options_; }
-  S3Client::Stats stats() {
-    return S3Client::Stats{requests_, retries_, failures_, bytes_sent_, bytes_received_};
+  ObjectStoreStats stats() {
+    return ObjectStoreStats{requests_, retries_, failures_, bytes_sent_, bytes_received_};
   }
 
  private:
@@ -377,7 +377,7 @@ absl::StatusOr<std::unique_ptr<S3Client>> S3Client::Create(const S3Options& opti
 S3Client::S3Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 S3Client::~S3Client() = default;
 
-S3Client::Stats S3Client::GetStats() { return impl_->stats(); }
+ObjectStoreStats S3Client::GetStats() { return impl_->stats(); }
 
 absl::Status S3Client::PutObject(const std::string& key, std::string_view data,
                                  std::optional<uint32_t> crc32c) {
@@ -572,6 +572,27 @@ absl::Status S3Client::AbortMultipartUpload(const std::string& key,
     return absl::OkStatus();  // already gone
   }
   return done.status();
+}
+
+}  // namespace cairn::s3
+
+namespace cairn::s3 {
+namespace {
+
+class S3ClientFactory final : public ObjectStoreFactory {
+ public:
+  absl::StatusOr<std::unique_ptr<ObjectStore>> Open(const S3Options& options) override {
+    absl::StatusOr<std::unique_ptr<S3Client>> client = S3Client::Create(options);
+    if (!client.ok()) return client.status();
+    return std::unique_ptr<ObjectStore>(std::move(*client));
+  }
+};
+
+}  // namespace
+
+ObjectStoreFactory* ObjectStoreFactory::Default() {
+  static S3ClientFactory factory;
+  return &factory;
 }
 
 }  // namespace cairn::s3

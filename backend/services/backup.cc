@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -12,7 +11,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
@@ -21,7 +19,6 @@
 #include "backend/base/json.h"
 
 namespace cairn {
-namespace fsys = std::filesystem;
 
 namespace {
 
@@ -55,9 +52,8 @@ absl::Status DataLoss(std::string_view what) {
 // The time to the microsecond: ids sort oldest first even for backups
 // taken within one second (they are serialised, so never in the same
 // microsecond); the suffix keeps ids of volumes sharing a prefix apart.
-std::string NewBackupId() {
+std::string NewBackupId(absl::Time now) {
   std::random_device random;
-  absl::Time now = absl::Now();
   int64_t micros = absl::ToUnixMicros(now) % 1000000;
   return absl::StrCat(absl::FormatTime("%Y%m%dT%H%M%S", now, absl::UTCTimeZone()),
                       absl::StrFormat(".%06dZ-%04x", micros, random() & 0xffff));
@@ -130,8 +126,10 @@ absl::StatusOr<BackupManifest> BackupManifest::Parse(std::string_view text) {
   return manifest;
 }
 
-BackupStore::BackupStore(s3::S3Client& client, std::string prefix, std::string volume_id)
+BackupStore::BackupStore(s3::ObjectStore& client, std::string prefix, std::string volume_id,
+                         Env* env)
     : client_(client),
+      env_(env),
       volume_id_(std::move(volume_id)),
       root_(absl::StrCat(prefix, volume_id_, "/backups/")) {}
 
@@ -235,33 +233,35 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
                                           const BackupOptions& options) {
   absl::MutexLock lock(&store.mutex());
   if (absl::Status s = store.CheckOwner(); !s.ok()) return s;
-  const int64_t now = options.now_sec ? options.now_sec() : absl::ToUnixSeconds(absl::Now());
+  Env* const env = options.env;
+  const absl::Time now = options.clock->Now();
   BackupManifest manifest;
-  manifest.backup_id = NewBackupId();
+  manifest.backup_id = NewBackupId(now);
   manifest.volume_id = store.volume_id();
-  manifest.created_sec = now;
+  manifest.created_sec = absl::ToUnixSeconds(now);
 
   // Leftovers of a backup a crash interrupted go first.
-  std::error_code ec;
-  fsys::create_directories(options.work_dir, ec);
-  for (const auto& entry : fsys::directory_iterator(options.work_dir, ec)) {
-    fsys::remove_all(entry.path(), ec);
-  }
+  if (absl::Status s = RemoveAll(env, options.work_dir); !s.ok()) return s;
+  if (absl::Status s = CreateDirs(env, options.work_dir); !s.ok()) return s;
   const std::string checkpoint = absl::StrCat(options.work_dir, "/", manifest.backup_id);
   struct RemoveAfter {
+    Env* env;
     std::string dir;
     ~RemoveAfter() {
-      std::error_code ignored;
-      fsys::remove_all(dir, ignored);
+      // Only space is at stake: the next backup removes what is left.
+      RemoveAll(env, dir).IgnoreError();
     }
-  } remove_after{checkpoint};
+  } remove_after{env, checkpoint};
   if (absl::Status s = ns.CreateCheckpoint(checkpoint); !s.ok()) return s;
 
   // The files as the checkpoint wrote them (before opening it adds any).
-  for (const auto& entry : fsys::directory_iterator(checkpoint, ec)) {
-    if (entry.is_regular_file(ec)) manifest.files.push_back({entry.path().filename(), 0, 0});
+  absl::StatusOr<std::vector<std::string>> names = env->ListDir(checkpoint);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    absl::StatusOr<FileInfo> info = env->Stat(checkpoint + "/" + name);
+    if (!info.ok()) return info.status();
+    if (info->is_regular) manifest.files.push_back({name, 0, 0});
   }
-  if (ec) return FsError(FsErrorKind::kIo, absl::StrCat("cannot list ", checkpoint, ": ", ec.message()));
   std::sort(manifest.files.begin(), manifest.files.end(),
             [](const BackupFile& a, const BackupFile& b) { return a.name < b.name; });
 
@@ -272,6 +272,8 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
   {
     NamespaceOptions read_only;
     read_only.read_only = true;
+    read_only.env = env;
+    read_only.clock = options.clock;
     absl::StatusOr<std::unique_ptr<NamespaceStore>> copy = NamespaceStore::Open(checkpoint, read_only);
     if (!copy.ok()) return copy.status();
     absl::Status listed = ForEachBlobRecord(**copy, [&](BlobId id, const BlobRecord& record) {
@@ -309,7 +311,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
     if (options.should_stop && options.should_stop()) {
       return FsError(FsErrorKind::kBusy, "the backup was stopped (the daemon is shutting down)");
     }
-    absl::StatusOr<std::string> data = ReadFileToString(checkpoint + "/" + file.name);
+    absl::StatusOr<std::string> data = ReadFileToString(env, checkpoint + "/" + file.name);
     if (!data.ok()) return data.status();
     file.size = data->size();
     file.crc32c = Crc32c(*data);
@@ -322,7 +324,7 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
 
   // Blobs queued at the checkpoint: the replicator copies them (the volume
   // keeps each until it is copied).
-  const absl::Time give_up = absl::Now() + absl::Seconds(options.replication_wait_seconds);
+  const absl::Time give_up = options.clock->Now() + absl::Seconds(options.replication_wait_seconds);
   for (BlobId id : were_queued) {
     for (;;) {
       absl::StatusOr<std::vector<QueuedReplication>> still = ns.PendingReplications(id, 1);
@@ -331,14 +333,14 @@ absl::StatusOr<BackupManifest> TakeBackup(NamespaceStore& ns, BackupStore& store
       if (options.should_stop && options.should_stop()) {
         return FsError(FsErrorKind::kBusy, "the backup was stopped (the daemon is shutting down)");
       }
-      if (absl::Now() > give_up) {
+      if (options.clock->Now() > give_up) {
         return FsError(FsErrorKind::kBusy,
                        absl::StrCat("blob ", id, " the backup needs has not reached the replica "
                                     "within ", options.replication_wait_seconds,
                                     " s (is the replica reachable? see cairn status); the "
                                     "backup is not usable and will be taken again"));
       }
-      absl::SleepFor(absl::Milliseconds(200));
+      options.clock->SleepFor(absl::Milliseconds(200));
     }
   }
   // Belt and braces: the manifest names only blobs the replica lists.
@@ -385,14 +387,14 @@ absl::Status BackupStore::FetchCheckpoint(const BackupManifest& manifest, const 
                                                     file.name, " is damaged in the replica"));
     }
     if (write) {
-      if (absl::Status s = WriteFileSynced(dir + "/" + file.name, *data); !s.ok()) return s;
+      if (absl::Status s = WriteFileSynced(env_, dir + "/" + file.name, *data); !s.ok()) return s;
     }
   }
-  if (write) return SyncDirectory(dir);
+  if (write) return env_->SyncDir(dir);
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::S3Client& client, const std::string& prefix) {
+absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::ObjectStore& client, const std::string& prefix) {
   std::string base = prefix;
   while (!base.empty() && base.back() == '/') base.pop_back();
   // s3://B/P/<volume id>: the volume itself.

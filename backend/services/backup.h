@@ -32,9 +32,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/base/clock.h"
+#include "backend/base/env.h"
 #include "backend/blob/remote_blob_store.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/s3/s3_client.h"
+#include "backend/s3/object_store.h"
 #include "backend/services/replica_owner.h"
 
 namespace cairn {
@@ -82,9 +84,11 @@ class BackupStore {
  public:
   // `prefix` as in the [replica] section ("cairn/"); the volume's objects
   // are under PREFIX<volume id>/.
-  BackupStore(s3::S3Client& client, std::string prefix, std::string volume_id);
+  // `env` is where FetchCheckpoint writes.
+  BackupStore(s3::ObjectStore& client, std::string prefix, std::string volume_id,
+              Env* env = Env::Default());
 
-  s3::S3Client& client() { return client_; }
+  s3::ObjectStore& client() { return client_; }
   const std::string& volume_id() const { return volume_id_; }
   // "PREFIX<volume id>/backups/".
   const std::string& root() const { return root_; }
@@ -118,7 +122,8 @@ class BackupStore {
   }
 
  private:
-  s3::S3Client& client_;
+  s3::ObjectStore& client_;
+  Env* const env_;
   const std::string volume_id_;
   const std::string root_;
   absl::Mutex mu_;
@@ -132,7 +137,9 @@ struct BackupOptions {
   // How long to wait for the replicator to copy the blobs the checkpoint
   // needs that were still queued when it was taken.
   int64_t replication_wait_seconds = 600;
-  std::function<int64_t()> now_sec;  // default: the clock
+  // Where the work dir is, and the time the backup is taken at.
+  Env* env = Env::Default();
+  Clock* clock = Clock::Default();
   // True when the caller is shutting down: the backup gives up its wait.
   std::function<bool()> should_stop;
 };
@@ -158,7 +165,7 @@ struct ReplicaVolume {
   std::string prefix;     // what [replica] prefix would say
   std::string volume_id;
 };
-absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::S3Client& client, const std::string& prefix);
+absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::ObjectStore& client, const std::string& prefix);
 
 // Progress of a restore or verify: `done` of `total` blobs, bytes so far.
 using RestoreProgress =

@@ -6,7 +6,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
@@ -37,7 +36,7 @@ void BackupService::NoteError(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
   errors_++;
   last_error_ = std::string(status.message());
-  last_error_time_ = absl::ToUnixSeconds(absl::Now());
+  last_error_time_ = options_.backup.clock->NowSeconds();
 }
 
 absl::StatusOr<BackupService::Result> BackupService::RunNow() {
@@ -84,7 +83,7 @@ void BackupService::Loop() {
   // A volume never backed up gets its first backup a few minutes after the
   // mount, once the replicator has had a start; after a failure the next
   // try comes sooner than the interval, backing off up to it.
-  const int64_t started = absl::ToUnixSeconds(absl::Now());
+  const int64_t started = options_.backup.clock->NowSeconds();
   int64_t retry = 60;
   for (;;) {
     int64_t due;
@@ -94,7 +93,7 @@ void BackupService::Loop() {
                            : started + std::min<int64_t>(300, options_.interval_seconds);
       if (last_error_time_ > last_time_) due = std::min(due, last_error_time_ + retry);
     }
-    int64_t now = absl::ToUnixSeconds(absl::Now());
+    int64_t now = options_.backup.clock->NowSeconds();
     if (now < due) {
       if (stopped_.WaitForNotificationWithTimeout(absl::Seconds(due - now))) return;
       continue;  // due may have moved (a backup on request)

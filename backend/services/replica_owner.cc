@@ -10,7 +10,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
@@ -31,13 +30,14 @@ absl::StatusOr<std::string> ReplicaOwnerToken(NamespaceStore& ns) {
   return token;
 }
 
-ReplicaOwner::ReplicaOwner(s3::S3Client& client, std::string volume_root, std::string token)
-    : client_(client), key_(volume_root + "owner"), token_(std::move(token)) {}
+ReplicaOwner::ReplicaOwner(s3::ObjectStore& client, std::string volume_root, std::string token,
+                           Clock* clock)
+    : client_(client), key_(volume_root + "owner"), token_(std::move(token)), clock_(clock) {}
 
 absl::Status ReplicaOwner::Claim() {
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const int64_t now = clock_->NowSeconds();
   std::string record = absl::StrCat(token_, " ", host, " ", now, "\n");
   if (absl::Status s = client_.PutObject(key_, record, Crc32c(record)); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
@@ -46,7 +46,7 @@ absl::Status ReplicaOwner::Claim() {
 }
 
 absl::Status ReplicaOwner::Check(bool fresh) {
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const int64_t now = clock_->NowSeconds();
   if (!fresh) {
     absl::MutexLock lock(&mu_);
     if (now < checked_until_) return absl::OkStatus();

@@ -10,8 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/base/clock.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/s3/s3_client.h"
+#include "backend/s3/object_store.h"
 
 namespace cairn {
 
@@ -25,7 +26,8 @@ std::string NewReplicaOwnerToken();
 class ReplicaOwner {
  public:
   // `volume_root`: "PREFIX<volume id>/".
-  ReplicaOwner(s3::S3Client& client, std::string volume_root, std::string token);
+  ReplicaOwner(s3::ObjectStore& client, std::string volume_root, std::string token,
+               Clock* clock = Clock::Default());
   // OK when the replica is this copy's, claiming it if no copy has; else
   // kFailedPrecondition naming the other copy and what to do. A positive
   // answer is trusted for a minute (for the replicator's passes; deletes
@@ -36,9 +38,10 @@ class ReplicaOwner {
   const std::string& token() const { return token_; }
 
  private:
-  s3::S3Client& client_;
+  s3::ObjectStore& client_;
   const std::string key_;
   const std::string token_;
+  Clock* const clock_;
   absl::Mutex mu_;
   int64_t checked_until_ ABSL_GUARDED_BY(mu_) = 0;
 };

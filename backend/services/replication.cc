@@ -10,7 +10,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "absl/time/clock.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
@@ -58,7 +57,7 @@ absl::Status Replicator::NoteFailure(const absl::Status& status) {
   errors_++;
   absl::MutexLock lock(&mu_);
   last_error_ = std::string(status.message());
-  last_error_time_ = absl::ToUnixSeconds(absl::Now());
+  last_error_time_ = options_.clock->NowSeconds();
   LogWarning("replication stopped: %s; retrying later", last_error_);
   return status;
 }
@@ -84,7 +83,7 @@ absl::StatusOr<uint64_t> Replicator::RunPass() {
     if (!failed.ok()) return NoteFailure(failed);
   }
   absl::MutexLock lock(&mu_);
-  last_pass_time_ = absl::ToUnixSeconds(absl::Now());
+  last_pass_time_ = options_.clock->NowSeconds();
   return copied;
 }
 
@@ -104,7 +103,7 @@ std::string Replicator::StatsJson() {
   // longer queue is "more than that".
   absl::StatusOr<ReplicationBacklog> backlog = ns_.GetReplicationBacklog(100000);
   ReplicationBacklog b = backlog.ok() ? *backlog : ReplicationBacklog{};
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const int64_t now = options_.clock->NowSeconds();
   absl::MutexLock lock(&mu_);
   return absl::StrFormat(
       "{\"queued_blobs\": %d, \"queued_bytes\": %d, \"queue_counted_all\": %s, "

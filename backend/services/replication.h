@@ -20,6 +20,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/blob/remote_blob_store.h"
 #include "backend/namespace/namespace_store.h"
@@ -38,6 +39,7 @@ class Replicator {
     bool tier_is_replica = false;
     // Checked before each pass that has work; null: not checked.
     ReplicaOwner* owner = nullptr;
+    Clock* clock = Clock::Default();
   };
   // `blobs` reads a blob wherever it is (the volume's store); `replica`
   // writes to the replica bucket.

@@ -45,9 +45,10 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
   if (absl::StatusOr<StoreUsage> usage = store.Usage(); usage.ok()) {
     report.blobs_total = usage->blob_count;
   }
-  const absl::Time start = absl::Now();
-  absl::Time last_progress = start;
-  auto elapsed = [&] { return absl::ToDoubleSeconds(absl::Now() - start); };
+  Clock* const clock = options.clock;
+  const double start = clock->MonotonicSeconds();
+  double last_progress = start;
+  auto elapsed = [&] { return clock->MonotonicSeconds() - start; };
   BlobId from = options.start;
   for (;;) {
     absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> batch =
@@ -88,12 +89,12 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
         double ahead = due - elapsed();
         // Sleep in slices so a stop request is seen promptly.
         while (ahead > 0 && !(options.should_stop && options.should_stop())) {
-          absl::SleepFor(absl::Seconds(std::min(ahead, 0.2)));
+          clock->SleepFor(absl::Seconds(std::min(ahead, 0.2)));
           ahead = due - elapsed();
         }
       }
-      if (options.progress && absl::Now() - last_progress >= absl::Milliseconds(500)) {
-        last_progress = absl::Now();
+      if (options.progress && clock->MonotonicSeconds() - last_progress >= 0.5) {
+        last_progress = clock->MonotonicSeconds();
         report.seconds = elapsed();
         options.progress(report);
       }
@@ -268,7 +269,7 @@ void StorageMaintenance::BackgroundScrubStep() {
   };
   int64_t cursor = meta_number(kScrubCursorKey);
   int64_t last_finished = meta_number(kScrubFinishedKey);
-  int64_t now = absl::ToUnixSeconds(absl::Now());
+  int64_t now = options_.clock->NowSeconds();
   if (cursor == 0 && now - last_finished < options_.scrub_interval_seconds) return;
   absl::MutexLock lock(&exclusive_);
   {
@@ -277,6 +278,7 @@ void StorageMaintenance::BackgroundScrubStep() {
     running_ = true;
   }
   ScrubOptions scrub;
+  scrub.clock = options_.clock;
   scrub.start = static_cast<BlobId>(cursor);
   scrub.bytes_per_second = options_.scrub_bytes_per_second;
   scrub.max_seconds = std::max<double>(1.0, options_.tick_millis / 1000.0);

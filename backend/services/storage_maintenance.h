@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/base/clock.h"
 #include "backend/namespace/namespace_store.h"
 #include "backend/blob/striped_blob_store.h"
 
@@ -41,6 +42,7 @@ struct ScrubReport {
 };
 
 struct ScrubOptions {
+  Clock* clock = Clock::Default();  // paces the reads
   bool repair = true;
   uint64_t bytes_per_second = 0;  // 0: as fast as the disks go
   BlobId start = 0;                // resume point
@@ -91,6 +93,7 @@ class StorageMaintenance {
     int64_t scrub_interval_seconds = 0;  // 0: no background scrub
     uint64_t scrub_bytes_per_second = 16 << 20;
     int64_t tick_millis = 2000;
+    Clock* clock = Clock::Default();
   };
   StorageMaintenance(NamespaceStore& ns, StripedBlobStore& store, Options options);
   ~StorageMaintenance();  // stops the thread

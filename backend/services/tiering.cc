@@ -5,7 +5,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/json.h"
 #include "backend/base/log.h"
@@ -44,8 +43,8 @@ void TieringService::Loop() {
 
 absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
   absl::MutexLock pass_lock(&pass_mu_);
-  const absl::Time start = absl::Now();
-  const int64_t now = absl::ToUnixSeconds(start);
+  const double start = options_.clock->MonotonicSeconds();
+  const int64_t now = options_.clock->NowSeconds();
   PassReport report;
   struct Candidate {
     int64_t last_use;
@@ -141,7 +140,7 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
       report.waiting_bytes += c.length;
     }
   }
-  report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  report.seconds = options_.clock->MonotonicSeconds() - start;
   absl::MutexLock lock(&mu_);
   last_ = report;
   last_pass_time_ = now;

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/config/config.h"
 #include "backend/namespace/namespace_store.h"
@@ -33,6 +34,7 @@ class TieringService {
   struct Options {
     int64_t pass_interval_seconds = 30;
     bool background = true;  // false: only RunPass and the file moves
+    Clock* clock = Clock::Default();  // what "cold" is measured against
   };
   TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover, TierConfig config,
                  Options options);

@@ -7,7 +7,7 @@
 namespace cairn {
 
 absl::StatusOr<UnclaimedRemote> SweepUnclaimedRemote(NamespaceStore& ns, RemoteBlobStore& remote,
-                                                     s3::S3Client& client, bool remove,
+                                                     s3::ObjectStore& client, bool remove,
                                                      std::vector<std::string>* lines,
                                                      size_t max_lines) {
   UnclaimedRemote found;

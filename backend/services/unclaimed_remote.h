@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "backend/blob/remote_blob_store.h"
 #include "backend/namespace/namespace_store.h"
-#include "backend/s3/s3_client.h"
+#include "backend/s3/object_store.h"
 
 namespace cairn {
 
@@ -25,7 +25,7 @@ struct UnclaimedRemote {
   bool uploads_listed = true;  // false: the server cannot list uploads
 };
 absl::StatusOr<UnclaimedRemote> SweepUnclaimedRemote(NamespaceStore& ns, RemoteBlobStore& remote,
-                                                     s3::S3Client& client, bool remove,
+                                                     s3::ObjectStore& client, bool remove,
                                                      std::vector<std::string>* lines,
                                                      size_t max_lines = 20);
 

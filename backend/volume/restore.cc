@@ -1,7 +1,6 @@
 #include "backend/volume/restore.h"
 
 #include <atomic>
-#include <filesystem>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -14,20 +13,18 @@
 #include "backend/volume/volume.h"
 
 namespace cairn {
-namespace fsys = std::filesystem;
-
 absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore& replica,
                                             const BackupManifest& manifest,
                                             const std::string& volume_dir,
                                             const RestoreOptions& options) {
-  const std::string dir = fsys::absolute(volume_dir).lexically_normal().string();
+  Env* const env = options.io.env;
+  const std::string dir = AbsolutePath(volume_dir);
   const std::string marker = dir + "/" + kRestoreMarkerName;
   const std::string marker_text =
       absl::StrCat("volume ", manifest.volume_id, " backup ", manifest.backup_id, "\n");
-  std::error_code ec;
   bool resuming = false;
-  if (fsys::exists(marker, ec)) {
-    absl::StatusOr<std::string> text = ReadFileToString(marker);
+  if (env->Exists(marker)) {
+    absl::StatusOr<std::string> text = ReadFileToString(env, marker);
     if (!text.ok()) return text.status();
     if (*text != marker_text) {
       return FsError(FsErrorKind::kExists,
@@ -37,20 +34,20 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
                                   "disks and start over"));
     }
     resuming = true;
-  } else if (fsys::exists(dir, ec) && !fsys::is_empty(dir, ec)) {
+  } else if (absl::StatusOr<std::vector<std::string>> names = env->ListDir(dir);
+             names.ok() && !names->empty()) {
     return FsError(FsErrorKind::kExists,
-                   absl::StrCat(dir, IsVolumeDir(dir) ? " already holds a cairn volume"
+                   absl::StrCat(dir, IsVolumeDir(dir, env) ? " already holds a cairn volume"
                                                       : " is not empty",
                                 "; restore into a new directory"));
   }
   if (!resuming) {
-    fsys::create_directories(dir, ec);
-    if (ec) return FsError(FsErrorKind::kIo, absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    if (absl::Status s = CreateDirs(env, dir); !s.ok()) return s;
     // First of all: a half-built volume is never mounted.
-    if (absl::Status s = WriteFileSynced(marker, marker_text); !s.ok()) return s;
-    SyncDirectory(dir).IgnoreError();
+    if (absl::Status s = WriteFileSynced(env, marker, marker_text); !s.ok()) return s;
+    if (absl::Status s = env->SyncDir(dir); !s.ok()) return s;
   }
-  if (!IsVolumeDir(dir)) {
+  if (!IsVolumeDir(dir, env)) {
     FormatOptions format;
     format.disks = options.disks;
     format.redundancy = options.redundancy;
@@ -58,10 +55,10 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
     format.restoring = true;
     // Never erases: a disk directory in use stops the restore (a crash
     // inside the format itself leaves its disks to empty by hand).
-    absl::StatusOr<VolumeConfig> formatted = FormatVolume(dir, format);
+    absl::StatusOr<VolumeConfig> formatted = FormatVolume(dir, format, options.io);
     if (!formatted.ok()) return formatted.status();
   }
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(dir);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(dir, "", env);
   if (!config.ok()) return config.status();
   if (config->volume_id != manifest.volume_id) {
     return FsError(FsErrorKind::kInvalid, absl::StrCat(dir, " was prepared for volume ",
@@ -72,15 +69,17 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   // The namespace: downloaded beside, checked, then put in place.
   const std::string ns_dir = dir + "/namespace";
   const std::string download = dir + "/namespace.restore";
-  if (!fsys::exists(dir + "/namespace.restored", ec)) {
-    fsys::remove_all(download, ec);
-    fsys::create_directories(download, ec);
+  if (!env->Exists(dir + "/namespace.restored")) {
+    if (absl::Status s = RemoveAll(env, download); !s.ok()) return s;
+    if (absl::Status s = CreateDirs(env, download); !s.ok()) return s;
     if (absl::Status s = store.FetchCheckpoint(manifest, download); !s.ok()) return s;
-    fsys::remove_all(ns_dir, ec);
-    fsys::rename(download, ns_dir, ec);
-    if (ec) return FsError(FsErrorKind::kIo, absl::StrCat("cannot move the namespace into place: ", ec.message()));
-    if (absl::Status s = WriteFileSynced(dir + "/namespace.restored", ""); !s.ok()) return s;
-    SyncDirectory(dir).IgnoreError();
+    if (absl::Status s = RemoveAll(env, ns_dir); !s.ok()) return s;
+    if (absl::Status s = env->Rename(download, ns_dir); !s.ok()) {
+      return FsError(FsErrorKind::kIo,
+                     absl::StrCat("cannot move the namespace into place: ", s.message()));
+    }
+    if (absl::Status s = WriteFileSynced(env, dir + "/namespace.restored", ""); !s.ok()) return s;
+    if (absl::Status s = env->SyncDir(dir); !s.ok()) return s;
   }
   absl::StatusOr<std::vector<NeededBlob>> needed = store.ReadBlobList(manifest);
   if (!needed.ok()) return needed.status();
@@ -88,7 +87,8 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   VolumeConfig local = *config;
   local.tier.reset();
   local.replica.reset();
-  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(dir, local, /*restoring=*/true);
+  absl::StatusOr<std::unique_ptr<Volume>> volume =
+      Volume::Open(dir, local, options.io, /*restoring=*/true);
   if (!volume.ok()) return volume.status();
   NamespaceStore& ns = (*volume)->ns();
   BlobStore& blobs = (*volume)->local_blobs();
@@ -198,19 +198,19 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   if (stats.ok()) report.inodes = stats->inode_count;
   volume->reset();
   if (options.take_over) {
-    ReplicaOwner owner(store.client(), absl::StrCat(options.take_over->prefix, manifest.volume_id, "/"),
-                       token);
+    ReplicaOwner owner(store.client(),
+                       absl::StrCat(options.take_over->prefix, manifest.volume_id, "/"), token,
+                       options.io.clock);
     if (absl::Status s = owner.Claim(); !s.ok()) return s;
   }
 
   VolumeConfig final_config = *config;
   final_config.replica = options.take_over;
-  if (absl::Status s = SaveVolumeConfig(dir, final_config); !s.ok()) return s;
-  fsys::remove(dir + "/namespace.restored", ec);
+  if (absl::Status s = SaveVolumeConfig(dir, final_config, env); !s.ok()) return s;
+  if (absl::Status s = env->Remove(dir + "/namespace.restored"); !s.ok()) return s;
   // The last step: the volume may be mounted from here on.
-  fsys::remove(marker, ec);
-  if (ec) return FsError(FsErrorKind::kIo, absl::StrCat("cannot remove ", marker, ": ", ec.message()));
-  SyncDirectory(dir).IgnoreError();
+  if (absl::Status s = env->Remove(marker); !s.ok()) return s;
+  if (absl::Status s = env->SyncDir(dir); !s.ok()) return s;
   return report;
 }
 

@@ -11,6 +11,7 @@
 #include "backend/blob/remote_blob_store.h"
 #include "backend/config/config.h"
 #include "backend/services/backup.h"
+#include "backend/volume/io.h"
 
 namespace cairn {
 
@@ -22,6 +23,7 @@ struct RestoreOptions {
   std::optional<ReplicaConfig> take_over;
   int parallel = 8;
   RestoreProgress progress;
+  Io io;  // the new volume's disks and clock
 };
 
 struct RestoreReport {

@@ -8,9 +8,9 @@
 
 namespace cairn {
 
-absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
-                                            const std::string& config_path) {
-  absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path);
+absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier, const std::string& config_path,
+                                            Env* env) {
+  absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path, env);
   if (!options.ok()) return options;
   // A read waits for the remote at most this long in all, retries included.
   options->max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
@@ -18,7 +18,7 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier,
 }
 
 absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& tier,
-                                              const std::string& config_path) {
+                                              const std::string& config_path, Env* env) {
   s3::S3Options options;
   options.endpoint = tier.endpoint;
   options.bucket = tier.bucket;
@@ -35,21 +35,29 @@ absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& tier,
   sources.config_path = config_path;
   sources.credentials_file = tier.credentials_file;
   sources.profile = tier.profile;
+  sources.env = env;
   absl::StatusOr<s3::Credentials> credentials = s3::ResolveCredentials(sources, ::getenv);
   if (!credentials.ok()) return credentials.status();
   options.credentials = *credentials;
   return options;
 }
 
-absl::Status ProbeRemote(const TierConfig& tier, const std::string& config_path,
+absl::StatusOr<std::unique_ptr<s3::ObjectStore>> OpenS3Target(const Io& io, const S3Target& target,
+                                                              const std::string& config_path) {
+  absl::StatusOr<s3::S3Options> options = S3TargetOptions(target, config_path, io.env);
+  if (!options.ok()) return options.status();
+  return io.remote->Open(*options);
+}
+
+absl::Status ProbeRemote(const Io& io, const TierConfig& tier, const std::string& config_path,
                          const std::string& volume_id, int seconds) {
-  absl::StatusOr<s3::S3Options> options = TierS3Options(tier, config_path);
+  absl::StatusOr<s3::S3Options> options = TierS3Options(tier, config_path, io.env);
   if (!options.ok()) return options.status();
   options->max_attempts = 1;
   options->max_retry_seconds = seconds;
   options->connect_timeout_ms = seconds * 1000;
   options->stall_seconds = seconds;
-  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client = io.remote->Open(*options);
   if (!client.ok()) return client.status();
   // A prefix no object has: the answer is short, and proves the bucket
   // exists and these credentials may list it.

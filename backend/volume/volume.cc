@@ -1,40 +1,27 @@
 // Volume: format, the one-daemon lock, and opening the parts.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "backend/volume/volume.h"
 
-#include <cerrno>
-#include <functional>
-#include <ostream>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "backend/base/files.h"
 #include "backend/base/fs_error.h"
-#include "backend/blob/local_blob_store.h"
 #include "backend/base/log.h"
 #include "backend/blob/disk_block_cache.h"
+#include "backend/blob/local_blob_store.h"
 #include "backend/services/replica_owner.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
 #include "backend/volume/s3_targets.h"
-#include "backend/volume/volume.h"
 
 namespace cairn {
 namespace {
-
-namespace fsys = std::filesystem;
 
 constexpr char kConfigName[] = "cairn.toml";
 constexpr char kNamespaceDir[] = "namespace";
@@ -42,20 +29,9 @@ constexpr char kDataDir[] = "data";
 constexpr char kLockName[] = "lock";
 constexpr char kLastStopName[] = "last-stop";
 
-std::string Absolute(const std::string& path) {
-  std::error_code ec;
-  fsys::path abs = fsys::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
-}
-
 std::string Join(const std::string& dir, const char* name) {
   return dir + "/" + name;
 }
-
-absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
-}
-
 
 std::string RandomVolumeId() {
   std::random_device device;  // /dev/urandom on Linux
@@ -64,47 +40,51 @@ std::string RandomVolumeId() {
   return id;
 }
 
-bool DirIsEmptyOrMissing(const std::string& dir) {
-  std::error_code ec;
-  if (!fsys::exists(dir, ec)) return true;
-  return fsys::is_directory(dir, ec) && fsys::is_empty(dir, ec);
+// True when `dir` is missing, or a directory holding nothing but `allowed`
+// entries (lost+found of a fresh filesystem, a restore's marker).
+absl::StatusOr<bool> DirIsFree(Env* env, const std::string& dir,
+                               std::initializer_list<std::string_view> allowed) {
+  absl::StatusOr<FileInfo> info = env->Stat(dir);
+  if (!info.ok()) {
+    if (IsNotFoundError(info.status())) return true;
+    return info.status();
+  }
+  if (!info->is_directory) return false;
+  absl::StatusOr<std::vector<std::string>> names = env->ListDir(dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) return false;
+  }
+  return true;
 }
 
 // A disk directory is often the root of a freshly made filesystem, which
 // holds lost+found: that one entry does not make it "in use".
-bool DiskDirIsFree(const std::string& dir) {
-  std::error_code ec;
-  if (!fsys::exists(dir, ec)) return true;
-  if (!fsys::is_directory(dir, ec)) return false;
-  for (const auto& entry : fsys::directory_iterator(dir, ec)) {
-    if (entry.path().filename() != "lost+found") return false;
-  }
-  return !ec;
+absl::StatusOr<bool> DiskDirIsFree(Env* env, const std::string& dir) {
+  return DirIsFree(env, dir, {"lost+found"});
 }
 
-// Empties a disk directory for --force, keeping lost+found (fsck's).
-void EraseDiskDir(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& entry : fsys::directory_iterator(dir, ec)) {
-    if (entry.path().filename() != "lost+found") fsys::remove_all(entry.path(), ec);
+// Empties a directory but for the `kept` entries (a disk's lost+found).
+absl::Status EmptyDir(Env* env, const std::string& dir,
+                      std::initializer_list<std::string_view> kept) {
+  absl::StatusOr<std::vector<std::string>> names = env->ListDir(dir);
+  if (!names.ok()) return IsNotFoundError(names.status()) ? absl::OkStatus() : names.status();
+  for (const std::string& name : *names) {
+    if (std::find(kept.begin(), kept.end(), name) != kept.end()) continue;
+    if (absl::Status s = RemoveAll(env, Join(dir, name.c_str())); !s.ok()) return s;
   }
+  return env->SyncDir(dir);
 }
 
-// Reads "PID MOUNTPOINT" from an open lock file.
-void ParseLockContent(int fd, MountRecord* record) {
-  char buf[4200];
-  ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-  if (n <= 0) return;
-  buf[n] = '\0';
-  std::string text(buf, n);
+// "PID MOUNTPOINT" from a lock file's content.
+MountRecord ParseLockContent(const std::string& text) {
+  MountRecord record;
   size_t space = text.find(' ');
-  record->pid = atoi(text.substr(0, space).c_str());
+  if (!absl::SimpleAtoi(text.substr(0, space), &record.pid)) record.pid = 0;
   if (space != std::string::npos) {
-    record->mountpoint = text.substr(space + 1);
-    while (!record->mountpoint.empty() && record->mountpoint.back() == '\n') {
-      record->mountpoint.pop_back();
-    }
+    record.mountpoint = std::string(absl::StripTrailingAsciiWhitespace(text.substr(space + 1)));
   }
+  return record;
 }
 
 }  // namespace
@@ -139,49 +119,37 @@ absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs) 
 }
 
 
-absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir) {
-  MountRecord record;
-  std::string path = Join(Absolute(volume_dir), kLockName);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return record;
-    return Errno("open " + path);
-  }
-  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-    flock(fd, LOCK_UN);
-  } else {
-    record.mounted = true;
-    ParseLockContent(fd, &record);
-  }
-  close(fd);
+absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir, Env* env) {
+  const std::string path = Join(AbsolutePath(volume_dir), kLockName);
+  absl::StatusOr<bool> locked = env->IsLocked(path);
+  if (!locked.ok()) return locked.status();
+  if (!*locked) return MountRecord();
+  absl::StatusOr<std::string> text = ReadFileToString(env, path);
+  MountRecord record = text.ok() ? ParseLockContent(*text) : MountRecord();
+  record.mounted = true;
   return record;
 }
 
 absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
-                                          const FormatOptions& options) {
-  std::string dir = Absolute(volume_dir);
-  std::error_code ec;
-  if (fsys::exists(dir, ec) && !fsys::is_directory(dir, ec)) {
+                                          const FormatOptions& options, const Io& io) {
+  Env* const env = io.env;
+  const std::string dir = AbsolutePath(volume_dir);
+  absl::StatusOr<FileInfo> dir_info = env->Stat(dir);
+  if (dir_info.ok() && !dir_info->is_directory) {
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " exists and is not a directory; choose another path"));
   }
-  bool existing_volume = IsVolumeDir(dir);
+  const bool existing_volume = IsVolumeDir(dir, env);
   // A restore's marker is all a directory being restored may hold.
-  auto only_restore_marker = [&] {
-    std::error_code ignored;
-    if (!options.restoring) return false;
-    for (const auto& entry : fsys::directory_iterator(dir, ignored)) {
-      if (entry.path().filename() != kRestoreMarkerName) return false;
-    }
-    return true;
-  };
-  if (!options.force && !DirIsEmptyOrMissing(dir) && !only_restore_marker()) {
+  absl::StatusOr<bool> free =
+      options.restoring ? DirIsFree(env, dir, {kRestoreMarkerName}) : DirIsFree(env, dir, {});
+  if (!free.ok()) return free.status();
+  if (!options.force && !*free) {
     return absl::FailedPreconditionError(absl::StrCat(
-        dir, existing_volume ? " already holds a cairn volume"
-                             : " is not empty",
+        dir, existing_volume ? " already holds a cairn volume" : " is not empty",
         "; refusing to format over it. Use --force to erase it"));
   }
-  absl::StatusOr<MountRecord> mounted = ReadMountRecord(dir);
+  absl::StatusOr<MountRecord> mounted = ReadMountRecord(dir, env);
   if (mounted.ok() && mounted->mounted) {
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", dir, " is mounted at ", mounted->mountpoint, " by process ",
@@ -189,13 +157,15 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   }
   std::vector<std::string> disks;
   for (const std::string& disk : options.disks) {
-    std::string abs = Absolute(disk);
+    std::string abs = AbsolutePath(disk);
     if (std::find(disks.begin(), disks.end(), abs) != disks.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat("disk directory ", abs, " is given twice; every --disk must be a "
                        "different directory (ideally on a different drive)"));
     }
-    if (!options.force && !DiskDirIsFree(abs)) {
+    absl::StatusOr<bool> disk_free = DiskDirIsFree(env, abs);
+    if (!disk_free.ok()) return disk_free.status();
+    if (!options.force && !*disk_free) {
       return absl::FailedPreconditionError(absl::StrCat(
           "disk directory ", abs, " is not empty; use --force to erase it"));
     }
@@ -209,23 +179,21 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
         " disks (one per shard); ", disk_count, " given. Add --disk directories or choose "
         "less redundancy"));
   }
-  fsys::create_directories(dir, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  }
+  if (absl::Status s = CreateDirs(env, dir); !s.ok()) return s;
   if (options.force) {
     // The config goes first, so an interrupted wipe never leaves something
     // that looks like a volume.
     for (const char* name : {kConfigName, kNamespaceDir, kDataDir, "cache"}) {
-      fsys::remove_all(Join(dir, name), ec);
+      if (absl::Status s = RemoveAll(env, Join(dir, name)); !s.ok()) return s;
     }
-    for (const auto& entry : fsys::directory_iterator(dir, ec)) {
-      if (entry.path().filename() != kLockName &&
-          !(options.restoring && entry.path().filename() == kRestoreMarkerName)) {
-        fsys::remove_all(entry.path(), ec);
-      }
+    if (absl::Status s = options.restoring ? EmptyDir(env, dir, {kLockName, kRestoreMarkerName})
+                                           : EmptyDir(env, dir, {kLockName});
+        !s.ok()) {
+      return s;
     }
-    for (const std::string& disk : disks) EraseDiskDir(disk);
+    for (const std::string& disk : disks) {
+      if (absl::Status s = EmptyDir(env, disk, {"lost+found"}); !s.ok()) return s;
+    }
   }
   VolumeConfig config;
   config.volume_id = options.volume_id.empty() ? RandomVolumeId() : options.volume_id;
@@ -234,6 +202,8 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   config.cache_dir = Join(dir, "cache");
   NamespaceOptions ns_options;
   ns_options.create_if_missing = true;
+  ns_options.env = env;
+  ns_options.clock = io.clock;
   {
     absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
         NamespaceStore::Open(Join(dir, kNamespaceDir), ns_options);
@@ -248,39 +218,38 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   }
   std::vector<std::string> data_disks = config.DataDisks(dir);
   for (size_t i = 0; i < data_disks.size(); ++i) {
-    fsys::create_directories(data_disks[i], ec);
-    if (ec) {
-      return absl::InternalError(
-          absl::StrCat("cannot create ", data_disks[i], ": ", ec.message()));
-    }
-    if (absl::Status s = StripedBlobStore::PrepareDisk(data_disks[i], config.volume_id,
+    if (absl::Status s = CreateDirs(env, data_disks[i]); !s.ok()) return s;
+    if (absl::Status s = StripedBlobStore::PrepareDisk(env, data_disks[i], config.volume_id,
                                                        static_cast<int>(i),
                                                        static_cast<int>(data_disks.size()));
         !s.ok()) {
       return s;
     }
   }
-  if (absl::Status s = SaveVolumeConfig(dir, config); !s.ok()) return s;
+  if (absl::Status s = SaveVolumeConfig(dir, config, env); !s.ok()) return s;
   return config;
 }
 
 
 absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_dir,
-                                                     const VolumeConfig& config, bool restoring) {
+                                                     const VolumeConfig& config, const Io& io,
+                                                     bool restoring) {
+  Env* const env = io.env;
   std::unique_ptr<Volume> volume(new Volume());
-  volume->dir_ = Absolute(volume_dir);
-  if (!restoring && std::filesystem::exists(Join(volume->dir_, kRestoreMarkerName))) {
+  volume->dir_ = AbsolutePath(volume_dir);
+  volume->io_ = io;
+  if (!restoring && env->Exists(Join(volume->dir_, kRestoreMarkerName))) {
     return absl::FailedPreconditionError(absl::StrCat(
         volume->dir_, " is a volume cairn restore has not finished building; run the same "
         "cairn restore command again to finish it (or delete the directory and its disks)"));
   }
   volume->config_ = config;
-  std::string lock_path = Join(volume->dir_, kLockName);
-  volume->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (volume->lock_fd_ < 0) return Errno("open " + lock_path);
-  if (flock(volume->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    MountRecord holder;
-    ParseLockContent(volume->lock_fd_, &holder);
+  const std::string lock_path = Join(volume->dir_, kLockName);
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = env->LockFile(lock_path);
+  if (!lock.ok()) {
+    if (GetFsErrorKind(lock.status()) != FsErrorKind::kBusy) return lock.status();
+    absl::StatusOr<std::string> text = ReadFileToString(env, lock_path);
+    MountRecord holder = text.ok() ? ParseLockContent(*text) : MountRecord();
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", volume->dir_, " is already in use by process ", holder.pid,
         holder.mountpoint.empty() ? std::string()
@@ -288,6 +257,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         "; unmount it first: cairn umount ",
         holder.mountpoint.empty() ? "MOUNTPOINT" : holder.mountpoint));
   }
+  volume->lock_ = std::move(*lock);
   if (config.format_version > kVolumeFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "volume ", volume->dir_, " has format version ", config.format_version,
@@ -297,6 +267,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   NamespaceOptions ns_options;
   ns_options.gc_grace_seconds = config.gc_grace_seconds;
   ns_options.queue_replication = config.replica.has_value();
+  ns_options.env = env;
+  ns_options.clock = io.clock;
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
   if (!ns.ok()) return ns.status();
@@ -312,12 +284,12 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (config.format_version == 1) {
     std::string data_dir =
         config.disks.empty() ? Join(volume->dir_, kDataDir) : config.disks[0];
-    if (access(data_dir.c_str(), F_OK) != 0) {
+    if (!env->Exists(data_dir)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "data directory ", data_dir, " of volume ", volume->dir_,
           " is missing; is the disk mounted?"));
     }
-    absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(data_dir);
+    absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(data_dir, env);
     if (!blobs.ok()) return blobs.status();
     volume->blobs_ = std::move(*blobs);
   } else {
@@ -325,6 +297,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     store_options.volume_id = config.volume_id;
     store_options.redundancy = config.redundancy;
     store_options.disks = config.DataDisks(volume->dir_);
+    store_options.env = env;
     NamespaceStore* ns_for_repairs = volume->namespace_.get();
     store_options.queue_repair = [ns_for_repairs](BlobId id) {
       if (absl::Status s = ns_for_repairs->QueueRepair(id); !s.ok()) {
@@ -344,12 +317,12 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (config.tier) {
     // Nothing is sent to the remote here: a mount works while it is down.
     absl::StatusOr<s3::S3Options> options =
-        TierS3Options(*config.tier, config.ConfigFile(volume->dir_));
+        TierS3Options(*config.tier, config.ConfigFile(volume->dir_), env);
     if (!options.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("the remote tier of ", volume->dir_, ": ", options.status().message()));
     }
-    absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+    absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client = io.remote->Open(*options);
     if (!client.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("the remote tier of ", volume->dir_, ": ", client.status().message()));
@@ -361,8 +334,9 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
       volume->remote_->LeaveDeletesToReplicaGc();
     }
     if (config.tier->cache_bytes > 0) {
-      absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache = DiskBlockCache::Open(
-          Join(config.cache_dir, "tier-blocks"), static_cast<uint64_t>(config.tier->cache_bytes));
+      absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache =
+          DiskBlockCache::Open(Join(config.cache_dir, "tier-blocks"),
+                               static_cast<uint64_t>(config.tier->cache_bytes), env, io.clock);
       if (cache.ok()) {
         volume->tier_block_cache_ = std::move(*cache);
       } else {
@@ -379,10 +353,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   }
   if (config.replica) {
     absl::StatusOr<s3::S3Options> options =
-        S3TargetOptions(*config.replica, config.ConfigFile(volume->dir_));
-    absl::StatusOr<std::unique_ptr<s3::S3Client>> client =
-        options.ok() ? s3::S3Client::Create(*options)
-                     : absl::StatusOr<std::unique_ptr<s3::S3Client>>(options.status());
+        S3TargetOptions(*config.replica, config.ConfigFile(volume->dir_), env);
+    absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
+        options.ok() ? io.remote->Open(*options)
+                     : absl::StatusOr<std::unique_ptr<s3::ObjectStore>>(options.status());
     if (!client.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("the replica of ", volume->dir_, ": ", client.status().message()));
@@ -394,7 +368,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     if (!token.ok()) return token.status();
     volume->replica_owner_ = std::make_unique<ReplicaOwner>(
         *volume->replica_client_, absl::StrCat(config.replica->prefix, config.volume_id, "/"),
-        *token);
+        *token, io.clock);
     // Blobs stored before replication to this bucket began join the queue.
     absl::StatusOr<uint64_t> queued =
         volume->namespace_->QueueExistingBlobsForReplica(ReplicaTargetName(*config.replica));
@@ -425,7 +399,7 @@ Volume::~Volume() {
   tier_client_.reset();
   blobs_.reset();
   namespace_.reset();
-  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+  lock_.reset();  // last: the next daemon may take the volume from here on
 }
 
 absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
@@ -441,7 +415,7 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
         "rebuild a disk from. Copy the files to a new volume instead");
   }
   std::vector<std::string> disks = config_.DataDisks(dir_);
-  std::string old_abs = Absolute(old_disk);
+  std::string old_abs = AbsolutePath(old_disk);
   int index = -1;
   for (size_t i = 0; i < disks.size(); ++i) {
     if (disks[i] == old_abs) index = static_cast<int>(i);
@@ -456,7 +430,7 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
         old_disk, " is not a disk of volume ", dir_, "; its disks are: ",
         absl::StrJoin(disks, ", ")));
   }
-  std::string new_abs = Absolute(new_disk);
+  std::string new_abs = AbsolutePath(new_disk);
   for (size_t i = 0; i < disks.size(); ++i) {
     if (disks[i] == new_abs && static_cast<int>(i) != index) {
       return absl::InvalidArgumentError(
@@ -469,15 +443,17 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
         "disk ", disks[index], " is working; give a new directory to move it there, or run "
         "cairn scrub to repair bad shards"));
   }
-  if (!DiskDirIsFree(new_abs)) {
+  absl::StatusOr<bool> free = DiskDirIsFree(io_.env, new_abs);
+  if (!free.ok()) return free.status();
+  if (!*free) {
     if (!force) {
       return absl::FailedPreconditionError(absl::StrCat(
           "new disk directory ", new_abs,
           " is not empty; use an empty directory (or --force to erase it)"));
     }
-    EraseDiskDir(new_abs);
+    if (absl::Status s = EmptyDir(io_.env, new_abs, {"lost+found"}); !s.ok()) return s;
   }
-  if (absl::Status s = StripedBlobStore::PrepareDisk(new_abs, config_.volume_id, index,
+  if (absl::Status s = StripedBlobStore::PrepareDisk(io_.env, new_abs, config_.volume_id, index,
                                                      static_cast<int>(disks.size()));
       !s.ok()) {
     return s;
@@ -490,43 +466,38 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
   if (absl::Status s = striped_->ReplaceDisk(index, new_abs); !s.ok()) return s;
   disks[index] = new_abs;
   config_.disks = disks;
-  if (absl::Status s = SaveVolumeConfig(dir_, config_); !s.ok()) return s;
+  if (absl::Status s = SaveVolumeConfig(dir_, config_, io_.env); !s.ok()) return s;
   LogInfo("disk %d of volume %s replaced by %s; rebuilding its shards", index, dir_, new_abs);
   return index;
 }
 
 void Volume::RecordStop(const absl::Status& status) {
   std::string text = status.ok() ? "ok\n" : absl::StrCat("error ", status.message(), "\n");
-  if (absl::Status s = WriteFileAtomically(Join(dir_, kLastStopName), text); !s.ok()) {
+  if (absl::Status s = WriteFileAtomically(io_.env, Join(dir_, kLastStopName), text); !s.ok()) {
     LogWarning("could not record how the daemon stopped: %s", s.ToString());
   }
 }
 
-bool LastStopWasClean(const std::string& volume_dir) {
-  std::ifstream in(Join(Absolute(volume_dir), kLastStopName));
-  std::string first;
-  std::getline(in, first);
-  return first == "ok";
+bool LastStopWasClean(const std::string& volume_dir, Env* env) {
+  absl::StatusOr<std::string> text =
+      ReadFileToString(env, Join(AbsolutePath(volume_dir), kLastStopName));
+  return text.ok() && text->substr(0, text->find('\n')) == "ok";
 }
 
-std::optional<std::string> ReadStopError(const std::string& volume_dir) {
-  std::ifstream in(Join(Absolute(volume_dir), kLastStopName));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.rfind("error ", 0) != 0) return std::nullopt;
-  while (!text.empty() && text.back() == '\n') text.pop_back();
-  return text.substr(6);
+std::optional<std::string> ReadStopError(const std::string& volume_dir, Env* env) {
+  absl::StatusOr<std::string> text =
+      ReadFileToString(env, Join(AbsolutePath(volume_dir), kLastStopName));
+  if (!text.ok() || text->rfind("error ", 0) != 0) return std::nullopt;
+  return std::string(absl::StripTrailingAsciiWhitespace(text->substr(6)));
 }
 
 absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {
-  unlink(Join(dir_, kLastStopName).c_str());
-  std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
-  if (ftruncate(lock_fd_, 0) != 0 ||
-      pwrite(lock_fd_, text.data(), text.size(), 0) !=
-          static_cast<ssize_t>(text.size()) ||
-      fsync(lock_fd_) != 0) {
-    return Errno("record the mount in " + Join(dir_, kLockName));
-  }
-  return absl::OkStatus();
+  if (absl::Status s = io_.env->Remove(Join(dir_, kLastStopName)); !s.ok()) return s;
+  const std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
+  File& file = lock_->file();
+  if (absl::Status s = file.Truncate(0); !s.ok()) return s;
+  if (absl::Status s = file.PWrite(0, text); !s.ok()) return s;
+  return file.Sync();
 }
 
 }  // namespace cairn

@@ -24,12 +24,10 @@
 #include "backend/namespace/namespace_store.h"
 #include "backend/blob/striped_blob_store.h"
 #include "backend/config/config.h"
+#include "backend/volume/io.h"
 
 namespace cairn {
 
-namespace s3 {
-class S3Client;
-}
 class DiskBlockCache;
 class RemoteBlobStore;
 class ReplicaOwner;
@@ -54,7 +52,7 @@ struct FormatOptions {
 // volume or anything else and !force; refuses while the volume is mounted
 // even with force. Returns the new volume's config.
 absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
-                                          const FormatOptions& options);
+                                          const FormatOptions& options, const Io& io = Io());
 
 // Who serves a volume right now.
 struct MountRecord {
@@ -62,7 +60,8 @@ struct MountRecord {
   pid_t pid = 0;
   std::string mountpoint;
 };
-absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir);
+absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir,
+                                            Env* env = Env::Default());
 
 // Deletes blob files the namespace has no record of: a crash between storing
 // a blob and committing it leaves one. Only blobs at or above the point the
@@ -73,10 +72,11 @@ absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs);
 
 // Why the last daemon to serve the volume stopped with an error, if it did
 // (see Volume::RecordStop).
-std::optional<std::string> ReadStopError(const std::string& volume_dir);
+std::optional<std::string> ReadStopError(const std::string& volume_dir,
+                                         Env* env = Env::Default());
 // True if the last daemon to serve the volume stopped having stored
 // everything; false after a crash (or while one serves it).
-bool LastStopWasClean(const std::string& volume_dir);
+bool LastStopWasClean(const std::string& volume_dir, Env* env = Env::Default());
 
 
 class Volume {
@@ -85,9 +85,12 @@ class Volume {
   // another process has it), checks the format version, opens the namespace
   // and the blob store, and releases orphans left by a crash. Refuses a
   // volume an unfinished restore is building (VOLUME_DIR/restoring), unless
-  // `restoring` (the restore itself).
-  static absl::StatusOr<std::unique_ptr<Volume>> Open(
-      const std::string& volume_dir, const VolumeConfig& config, bool restoring = false);
+  // `restoring` (the restore itself). Every part reaches disks, clock and
+  // buckets through `io`.
+  static absl::StatusOr<std::unique_ptr<Volume>> Open(const std::string& volume_dir,
+                                                      const VolumeConfig& config,
+                                                      const Io& io = Io(),
+                                                      bool restoring = false);
 
   ~Volume();  // closes the database, releases the lock
 
@@ -105,11 +108,12 @@ class Volume {
   TieredBlobStore* tiered() { return tiered_.get(); }
   // The replica's store and client; null without a [replica].
   RemoteBlobStore* replica() { return replica_.get(); }
-  s3::S3Client* replica_client() { return replica_client_.get(); }
+  s3::ObjectStore* replica_client() { return replica_client_.get(); }
   // Whether this copy of the volume writes the replica; null without one.
   ReplicaOwner* replica_owner() { return replica_owner_.get(); }
-  s3::S3Client* tier_client() { return tier_client_.get(); }
+  s3::ObjectStore* tier_client() { return tier_client_.get(); }
   const VolumeConfig& config() const { return config_; }
+  const Io& io() const { return io_; }
   const std::string& dir() const { return dir_; }
 
   // Puts the directory `new_disk` in place of disk `old_disk` (a configured
@@ -132,16 +136,17 @@ class Volume {
   Volume() = default;
   std::string dir_;
   VolumeConfig config_;
-  int lock_fd_ = -1;
+  Io io_;
+  std::unique_ptr<FileLock> lock_;
   std::unique_ptr<NamespaceStore> namespace_;
   std::unique_ptr<BlobStore> blobs_;
   StripedBlobStore* striped_ = nullptr;
-  std::unique_ptr<s3::S3Client> tier_client_;
+  std::unique_ptr<s3::ObjectStore> tier_client_;
   std::unique_ptr<RemoteBlobStore> remote_;
   std::unique_ptr<DiskBlockCache> tier_block_cache_;
   std::unique_ptr<TieredBlobStore> tiered_;
   std::unique_ptr<TierMover> mover_;
-  std::unique_ptr<s3::S3Client> replica_client_;
+  std::unique_ptr<s3::ObjectStore> replica_client_;
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<ReplicaOwner> replica_owner_;
 };

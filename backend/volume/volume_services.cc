@@ -4,9 +4,11 @@ namespace cairn {
 
 VolumeServices::VolumeServices(Volume& volume, Options options) {
   const VolumeConfig& config = volume.config();
+  const Io& io = volume.io();
   if (volume.tier_mover() != nullptr) {
     TieringService::Options tiering;
     tiering.background = options.background;
+    tiering.clock = io.clock;
     tiering_ = std::make_unique<TieringService>(volume.ns(), volume.local_blobs(),
                                                 *volume.tier_mover(), *config.tier, tiering);
   }
@@ -18,16 +20,19 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     replication.tier_is_replica =
         config.tier.has_value() && config.tier->SameObjectsAs(*config.replica);
     replication.owner = volume.replica_owner();
+    replication.clock = io.clock;
     replicator_ = std::make_unique<Replicator>(volume.ns(), volume.blobs(), *volume.replica(),
                                                replication);
     backup_store_ = std::make_unique<BackupStore>(*volume.replica_client(),
-                                                  config.replica->prefix, config.volume_id);
+                                                  config.replica->prefix, config.volume_id, io.env);
     backup_store_->set_owner(volume.replica_owner());
     BackupService::Options backup;
     backup.background = options.background;
     backup.interval_seconds = config.replica->backup_interval_seconds;
     backup.keep = static_cast<int>(config.replica->keep_backups);
     backup.backup.work_dir = BackupWorkDir(volume.dir());
+    backup.backup.env = io.env;
+    backup.backup.clock = io.clock;
     backup.backup.replication_wait_seconds =
         options.backup_wait_seconds.value_or(config.replica->backup_wait_seconds);
     backups_ = std::make_unique<BackupService>(volume.ns(), *backup_store_, *volume.replica(),
@@ -37,6 +42,7 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     StorageMaintenance::Options maintenance;
     maintenance.scrub_interval_seconds = config.scrub_interval_seconds;
     maintenance.scrub_bytes_per_second = config.scrub_bytes_per_second;
+    maintenance.clock = io.clock;
     maintenance_ = std::make_unique<StorageMaintenance>(volume.ns(), *striped, maintenance);
   }
 }

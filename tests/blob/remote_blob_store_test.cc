@@ -1,6 +1,7 @@
 // Blobs as S3 objects (s3rver on 127.0.0.1): ranged reads verify every
 // chunk, and a damaged or foreign object is an error, never wrong bytes.
 #include "backend/blob/remote_blob_store.h"
+#include "backend/s3/s3_client.h"
 
 #include <gtest/gtest.h>
 

@@ -30,7 +30,7 @@ class StripedBlobStoreTest : public ::testing::Test {
     envs_.clear();
     for (int i = 0; i < disks; ++i) {
       paths_.push_back(absl::StrCat(root_.path(), "/disk", i));
-      ASSERT_TRUE(StripedBlobStore::PrepareDisk(paths_.back(), kVolumeId, i, disks).ok());
+      ASSERT_TRUE(StripedBlobStore::PrepareDisk(Env::Default(), paths_.back(), kVolumeId, i, disks).ok());
       envs_.push_back(std::make_unique<FaultEnv>(Env::Default()));
     }
   }
@@ -228,7 +228,7 @@ TEST_F(StripedBlobStoreTest, SwappedDisksAreRecognisedAndForeignDisksAreNotUsed)
   store_.reset();
   // A disk of another volume in place of disk 1.
   fsys::remove_all(paths_[1]);
-  ASSERT_TRUE(StripedBlobStore::PrepareDisk(paths_[1], std::string(32, 'f'), 1, 3).ok());
+  ASSERT_TRUE(StripedBlobStore::PrepareDisk(Env::Default(), paths_[1], std::string(32, 'f'), 1, 3).ok());
   Open();
   DiskInfo foreign = store_->Disks()[1];
   EXPECT_EQ(foreign.state, DiskState::kMissing);
@@ -300,7 +300,7 @@ TEST_F(StripedBlobStoreTest, ReplacedDiskIsRebuiltFromTheOthers) {
   fsys::remove_all(paths_[3]);  // the drive died
   Open();
   std::string fresh = root_.path() + "/new-disk";
-  ASSERT_TRUE(StripedBlobStore::PrepareDisk(fresh, kVolumeId, 3, 6).ok());
+  ASSERT_TRUE(StripedBlobStore::PrepareDisk(Env::Default(), fresh, kVolumeId, 3, 6).ok());
   ASSERT_TRUE(store_->ReplaceDisk(3, fresh).ok());
   EXPECT_EQ(store_->Disks()[3].state, DiskState::kOk);
   for (BlobId id = 1; id <= 12; ++id) {

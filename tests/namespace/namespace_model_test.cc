@@ -16,6 +16,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/namespace/namespace_store.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/namespace_model.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,12 +26,6 @@ namespace {
 constexpr int kSteps = 5000;
 constexpr int kCheckEvery = 500;
 constexpr int64_t kGraceSeconds = 30;
-
-class FakeClock : public Clock {
- public:
-  Timespec Now() override { return now; }
-  Timespec now{1700000000, 0};
-};
 
 std::string Describe(const Outcome& outcome) {
   return outcome ? absl::StrCat("error kind ", static_cast<int>(*outcome)) : "ok";
@@ -44,7 +39,7 @@ char BlobByte(BlobId id, uint64_t offset) {
 
 class NamespaceModelTest : public ::testing::TestWithParam<uint32_t> {
  protected:
-  NamespaceModelTest() : rng_(GetParam()), model_(clock_.now) {}
+  NamespaceModelTest() : rng_(GetParam()), model_(clock_.NowTimespec()) {}
 
   void Open() {
     store_.reset();
@@ -58,9 +53,9 @@ class NamespaceModelTest : public ::testing::TestWithParam<uint32_t> {
   }
 
   Timespec Tick() {
-    clock_.now.sec += 1;
-    clock_.now.nsec = rng_() % 1000000000;
-    return clock_.now;
+    Timespec now = clock_.NowTimespec();
+    clock_.Set({now.sec + 1, static_cast<uint32_t>(rng_() % 1000000000)});
+    return clock_.NowTimespec();
   }
   bool OneIn(uint32_t n) { return rng_() % n == 0; }
   template <typename T>
@@ -418,7 +413,7 @@ void NamespaceModelTest::CheckBlobsAndCollect(const std::map<BlobId, uint64_t>& 
     EXPECT_EQ(record->refcount, expected) << "references to blob " << id;
     if (expected == 0) unreferenced.insert(id);
   }
-  clock_.now.sec += kGraceSeconds + 1;
+  clock_.Advance(absl::Seconds(kGraceSeconds + 1));
   absl::StatusOr<std::vector<BlobId>> collectable = store_->CollectableBlobs(1 << 20);
   ASSERT_TRUE(collectable.ok());
   EXPECT_EQ(std::set<BlobId>(collectable->begin(), collectable->end()), unreferenced);

@@ -9,6 +9,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/namespace/records.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
 #include "rocksdb/db.h"
 #include "rocksdb/perf_context.h"
 #include "rocksdb/perf_level.h"
@@ -17,12 +18,6 @@
 
 namespace cairn {
 namespace {
-
-class FakeClock : public Clock {
- public:
-  Timespec Now() override { return now; }
-  Timespec now{1000000, 0};
-};
 
 FsErrorKind KindOf(const absl::Status& s) {
   std::optional<FsErrorKind> kind = GetFsErrorKind(s);
@@ -125,7 +120,7 @@ TEST_F(NamespaceStoreTest, NamesAreValidated) {
 }
 
 TEST_F(NamespaceStoreTest, CreateSetsOwnerTimesAndParentCounts) {
-  clock_.now = {5000, 7};
+  clock_.Set({5000, 7});
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
   EXPECT_EQ(dir.uid, 1000u);
   EXPECT_EQ(dir.gid, 100u);
@@ -265,7 +260,7 @@ TEST_F(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
   ASSERT_TRUE(store_->SetAttr(file.ino, truncate).ok());
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
   EXPECT_TRUE(store_->CollectableBlobs(10)->empty());
-  clock_.now.sec += 61;
+  clock_.Advance(absl::Seconds(61));
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
   ASSERT_TRUE(store_->ForgetBlobs({blob}).ok());
   EXPECT_TRUE(store_->CollectableBlobs(10)->empty());
@@ -375,10 +370,10 @@ TEST_F(NamespaceStoreTest, ParentMustBeALiveDirectory) {
 }
 
 TEST_F(NamespaceStoreTest, LinkAddsNameCountsAndTimes) {
-  clock_.now = {2000, 0};
+  clock_.Set({2000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
-  clock_.now = {3000, 0};
+  clock_.Set({3000, 0});
   auto linked = store_->Link(file.ino, dir.ino, "h");
   ASSERT_TRUE(linked.ok()) << linked.status();
   EXPECT_EQ(linked->nlink, 2u);
@@ -462,7 +457,7 @@ TEST_F(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
                 cookies[e.name] = e.cookie;
                 return true;
               }).ok());
-  clock_.now = {4000, 0};
+  clock_.Set({4000, 0});
   auto result = store_->Rename(kRootInode, "dir", other.ino, "file", RenameMode::kExchange);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_FALSE(result->has_value());
@@ -495,7 +490,7 @@ TEST_F(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
 TEST_F(NamespaceStoreTest, RenameBetweenNamesOfOneInodeChangesNothing) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   ASSERT_TRUE(store_->Link(file.ino, kRootInode, "g").ok());
-  clock_.now = {9000, 0};
+  clock_.Set({9000, 0});
   auto same_inode = store_->Rename(kRootInode, "f", kRootInode, "g", RenameMode::kReplace);
   ASSERT_TRUE(same_inode.ok());
   EXPECT_FALSE(same_inode->has_value());
@@ -525,7 +520,7 @@ TEST_F(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
   EXPECT_EQ(store_->GetAttr(kept.ino)->nlink, 1u);
   EXPECT_EQ(*store_->ReleaseAllOrphans(), 1u);
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
-  clock_.now.sec += 61;
+  clock_.Advance(absl::Seconds(61));
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
   EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"kept2", "victim", "kept"}));
 }
@@ -536,7 +531,7 @@ TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
   InodeAttr moving = Make(from.ino, "m", S_IFDIR | 0755);
   Make(moving.ino, "child", S_IFREG | 0644);
   InodeAttr empty = Make(to.ino, "e", S_IFDIR | 0755);
-  clock_.now = {6000, 0};
+  clock_.Set({6000, 0});
   auto replaced = store_->Rename(from.ino, "m", to.ino, "e", RenameMode::kReplace);
   ASSERT_TRUE(replaced.ok()) << replaced.status();
   ASSERT_TRUE(replaced->has_value());
@@ -554,9 +549,9 @@ TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
 }
 
 TEST_F(NamespaceStoreTest, SetAttrChangesOnlyWhatIsAsked) {
-  clock_.now = {1000, 0};
+  clock_.Set({1000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
-  clock_.now = {7000, 0};
+  clock_.Set({7000, 0});
   SetAttrRequest chmod;
   chmod.mode = S_IFDIR | 04755;  // type bits in a request are ignored
   chmod.uid = 5;
@@ -588,7 +583,7 @@ TEST_F(NamespaceStoreTest, TruncateRulesAndTimes) {
   request.size = kMaxFileBytes + 1;
   EXPECT_EQ(KindOf(store_->SetAttr(file.ino, request).status()), FsErrorKind::kFileTooBig);
   EXPECT_EQ(store_->GetAttr(file.ino)->size, 0u);
-  clock_.now = {8000, 0};
+  clock_.Set({8000, 0});
   request.size = 100;
   auto extended = store_->SetAttr(file.ino, request);
   ASSERT_TRUE(extended.ok());
@@ -620,7 +615,7 @@ TEST_F(NamespaceStoreTest, TruncateSlicesInlineDataAndTrimsBlobExtents) {
   EXPECT_EQ((*extents)[0], InlineExtent(0, "hello"));
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
   EXPECT_EQ(store_->Stats()->data_bytes, 5u);
-  clock_.now.sec += 61;
+  clock_.Advance(absl::Seconds(61));
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
 }
 
@@ -654,15 +649,15 @@ TEST_F(NamespaceStoreTest, BlobShadowedInItsOwnCommitGoesToGc) {
   EXPECT_EQ(store_->GetBlob(first + 1)->refcount, 1u);
   EXPECT_EQ(store_->GetBlob(first + 1)->crc32c, 2u);
   EXPECT_EQ(store_->Stats()->data_bytes, 100u);
-  clock_.now.sec += 61;
+  clock_.Advance(absl::Seconds(61));
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{first});
 }
 
 TEST_F(NamespaceStoreTest, CommitWriteKeepsTimesAndRejectsBadWrites) {
-  clock_.now = {1000, 0};
+  clock_.Set({1000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
-  clock_.now = {2000, 0};
+  clock_.Set({2000, 0});
   auto attr = store_->CommitWrite(file.ino, {}, {InlineExtent(10, "x")});
   ASSERT_TRUE(attr.ok());
   EXPECT_EQ(attr->size, 11u);
@@ -715,20 +710,20 @@ TEST_F(NamespaceStoreTest, CollectableBlobsHonoursMaxAndReadyTime) {
   BlobId first = *store_->AllocateBlobIds(3);
   for (BlobId id = first; id < first + 3; ++id) {
     ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{id, 10, 0}}, {BlobExtent(0, 10, id)}).ok());
-    clock_.now.sec += 10;  // each previous blob is released 10 s after the last
+    clock_.Advance(absl::Seconds(10));  // each previous blob is released 10 s after the last
   }
   ASSERT_TRUE(store_->PunchHole(file.ino, 0, 10).ok());
-  clock_.now.sec += 45;  // first's grace is over, first+1's not yet
+  clock_.Advance(absl::Seconds(45));  // first's grace is over, first+1's not yet
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{first});
-  clock_.now.sec += 100;
+  clock_.Advance(absl::Seconds(100));
   EXPECT_EQ(store_->CollectableBlobs(2)->size(), 2u);
   EXPECT_EQ(store_->CollectableBlobs(10)->size(), 3u);
 }
 
 TEST_F(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
-  clock_.now = {100, 0};
+  clock_.Set({100, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
-  clock_.now = {200, 0};
+  clock_.Set({200, 0});
   ASSERT_TRUE(store_->SetXattr(file.ino, "user.b", "2", XattrMode::kCreateOrReplace).ok());
   ASSERT_TRUE(store_->SetXattr(file.ino, "user.a", std::string(65536, 'x'),
                                XattrMode::kCreateOrReplace)
@@ -737,7 +732,7 @@ TEST_F(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
   EXPECT_EQ(*store_->ListXattr(file.ino), (std::vector<std::string>{"user.a", "user.b"}));
   ASSERT_TRUE(store_->SetXattr(file.ino, "user.b", "3", XattrMode::kReplaceOnly).ok());
   EXPECT_EQ(*store_->GetXattr(file.ino, "user.b"), "3");
-  clock_.now = {300, 0};
+  clock_.Set({300, 0});
   ASSERT_TRUE(store_->RemoveXattr(file.ino, "user.b").ok());
   EXPECT_EQ(store_->GetAttr(file.ino)->ctime, (Timespec{300, 0}));
   EXPECT_EQ(*store_->ListXattr(file.ino), std::vector<std::string>{"user.a"});

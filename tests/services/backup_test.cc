@@ -1,6 +1,7 @@
 // Namespace backups, the replica's garbage collection and restore
 // (backend/namespace_backup.h), on real three-disk volumes replicating to
 // s3rver on 127.0.0.1 behind the tests' fault proxy.
+#include "backend/s3/s3_client.h"
 #include "backend/services/backup.h"
 #include "backend/services/backup_service.h"
 #include "backend/services/backup_verify.h"

@@ -1,5 +1,6 @@
 // Replication to a replica bucket (s3rver on 127.0.0.1, behind the tests'
 // fault proxy), on a real three-disk volume with a [replica].
+#include "backend/s3/s3_client.h"
 #include "backend/services/replication.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,6 @@
 // Moving blobs to the remote tier and back (s3rver on 127.0.0.1, behind the
 // tests' fault proxy), on a real three-disk volume.
+#include "backend/s3/s3_client.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
 #include "backend/services/tiering.h"

@@ -48,9 +48,9 @@ class FaultFile : public File {
   std::string path_;
 };
 
-absl::StatusOr<std::unique_ptr<File>> FaultEnv::Open(const std::string& path,
-                                                     OpenMode mode) {
-  absl::StatusOr<std::unique_ptr<File>> file = base_->Open(path, mode);
+absl::StatusOr<std::unique_ptr<File>> FaultEnv::Open(const std::string& path, OpenMode mode,
+                                                     uint32_t permissions) {
+  absl::StatusOr<std::unique_ptr<File>> file = base()->Open(path, mode, permissions);
   if (!file.ok()) return file.status();
   return std::unique_ptr<File>(new FaultFile(std::move(*file), this, path));
 }

@@ -7,14 +7,14 @@
 #include <atomic>
 #include <memory>
 
-#include "backend/base/env.h"
+#include "backend/base/env_wrapper.h"
 #include "backend/base/fs_error.h"
 
 namespace cairn {
 
-class FaultEnv : public Env {
+class FaultEnv : public EnvWrapper {
  public:
-  explicit FaultEnv(Env* base) : base_(base) {}
+  explicit FaultEnv(Env* base) : EnvWrapper(base) {}
 
   // 0 = never. Counted over all files from now on.
   std::atomic<int> fail_write_number{0};
@@ -29,24 +29,11 @@ class FaultEnv : public Env {
   std::atomic<int> syncs{0};
   std::atomic<int> reads{0};
 
-  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path,
-                                             OpenMode mode) override;
-  absl::Status Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
-  absl::Status CreateDir(const std::string& path) override {
-    return base_->CreateDir(path);
-  }
-  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
+  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode,
+                                             uint32_t permissions) override;
 
  private:
   friend class FaultFile;
-  Env* base_;
 };
 
 }  // namespace cairn

@@ -48,7 +48,7 @@ struct FileDataCacheOptions {
   // A flush whose whole file fits in this many bytes stores the data inline
   // in the namespace instead of in a blob: small files cost no blob files.
   uint64_t inline_threshold_bytes = 64 << 10;
-  // Background flusher and blob garbage collector threads run when true.
+  // The background flusher runs when true.
   bool background_threads = true;
   // Not owned; null runs without a journal.
   WritebackJournal* journal = nullptr;
@@ -99,16 +99,9 @@ class FileDataCache {
   // Forgets dirty data of a file that is being deleted (no flush).
   void Discard(InodeId ino);
 
-  // Deletes the blobs whose GC grace period has passed (the background
-  // thread does this every few seconds); for tests and `cairn gc`.
-  absl::Status CollectGarbageNow();
-
-  // Rewrites the live parts of blobs that are mostly overwritten (at most
-  // half live) into new blobs, so garbage collection can free the old ones:
-  // without it, a file rewritten at random keeps every 4 MiB blob alive for
-  // the sake of a few KiB each. The background thread runs it every 30 s.
-  // Returns how many blobs were rewritten.
-  absl::StatusOr<uint64_t> CompactNow();
+  // Drops blob `id` from the read cache (it was deleted; blob ids are never
+  // reused, so this only gives the memory back sooner).
+  void ForgetBlob(BlobId id);
 
   struct Stats {
     uint64_t dirty_bytes = 0;
@@ -116,8 +109,6 @@ class FileDataCache {
     uint64_t read_cache_hits = 0;
     uint64_t read_cache_misses = 0;
     uint64_t blobs_written = 0;
-    uint64_t blobs_collected = 0;
-    uint64_t blobs_compacted = 0;
     uint64_t journal_bytes = 0;
     uint64_t journal_segments = 0;
     uint64_t write_through = 0;  // writes the journal could not take

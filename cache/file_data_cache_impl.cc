@@ -283,76 +283,7 @@ class FileDataCache::Impl {
     state->dirty_end = 0;
   }
 
-  absl::Status CollectGarbageNow() {
-    for (;;) {
-      absl::StatusOr<std::vector<BlobId>> ids = ns_.CollectableBlobs(256);
-      if (!ids.ok()) return ids.status();
-      if (ids->empty()) return absl::OkStatus();
-      std::vector<BlobId> deleted;
-      for (BlobId id : *ids) {
-        absl::Status s = blobs_.Delete(id);
-        if (!s.ok()) {
-          LogWarning("could not delete blob %d: %s", id, s.ToString());
-          continue;
-        }
-        read_cache_.Forget(id);
-        deleted.push_back(id);
-      }
-      if (absl::Status s = ns_.ForgetBlobs(deleted); !s.ok()) return s;
-      blobs_collected_ += deleted.size();
-      if (deleted.size() < ids->size()) return absl::OkStatus();  // retry later
-    }
-  }
-
-  absl::StatusOr<uint64_t> CompactNow() {
-    absl::StatusOr<std::vector<std::pair<BlobId, BlobRecord>>> candidates =
-        ns_.CompactionCandidates(256, 0.5);
-    if (!candidates.ok()) return candidates.status();
-    // Per file, the live parts of all its mostly-dead blobs are packed
-    // together into as few new blobs as they fill.
-    std::map<InodeId, std::vector<BlobId>> by_owner;
-    for (const auto& [id, record] : *candidates) by_owner[record.owner].push_back(id);
-    uint64_t rewritten = 0;
-    for (const auto& [owner, ids] : by_owner) {
-      absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(owner, 0, kMaxFileBytes);
-      if (absl::IsNotFound(extents.status())) continue;  // deleted: GC frees them
-      if (!extents.ok()) return extents.status();
-      const absl::flat_hash_set<BlobId> wanted(ids.begin(), ids.end());
-      std::string packed;
-      std::vector<Relocation> moves;
-      absl::flat_hash_set<BlobId> emptied;
-      auto store = [&]() -> absl::Status {
-        if (moves.empty()) return absl::OkStatus();
-        absl::StatusOr<BlobId> new_id = ns_.AllocateBlobIds(1);
-        if (!new_id.ok()) return new_id.status();
-        for (Relocation& move : moves) move.new_blob = *new_id;
-        absl::StatusOr<BlobInfo> info = blobs_.Put(*new_id, packed);
-        if (!info.ok()) return info.status();
-        NewBlob blob{*new_id, info->length, info->crc32c};
-        if (absl::Status s = ns_.RelocateExtents(owner, {&blob, 1}, moves); !s.ok()) return s;
-        packed.clear();
-        moves.clear();
-        return absl::OkStatus();
-      };
-      for (const Extent& extent : *extents) {
-        if (extent.blob_id == kNoBlob || !wanted.contains(extent.blob_id)) continue;
-        if (packed.size() + extent.length > kMaxBlobBytes) {
-          if (absl::Status s = store(); !s.ok()) return s;
-        }
-        absl::StatusOr<std::string> piece =
-            blobs_.Read(extent.blob_id, extent.blob_offset, extent.length);
-        if (!piece.ok()) return piece.status();
-        moves.push_back(Relocation{extent.file_offset, extent.length, extent.blob_id,
-                                   extent.blob_offset, kNoBlob, packed.size()});
-        packed += *piece;
-        emptied.insert(extent.blob_id);
-      }
-      if (absl::Status s = store(); !s.ok()) return s;
-      rewritten += emptied.size();
-    }
-    blobs_compacted_ += rewritten;
-    return rewritten;
-  }
+  void ForgetBlob(BlobId id) { read_cache_.Forget(id); }
 
   Stats GetStats() {
     Stats stats;
@@ -362,8 +293,6 @@ class FileDataCache::Impl {
     stats.read_cache_hits = counters.hits;
     stats.read_cache_misses = counters.misses;
     stats.blobs_written = blobs_written_.load();
-    stats.blobs_collected = blobs_collected_.load();
-    stats.blobs_compacted = blobs_compacted_.load();
     if (journal_ != nullptr) {
       WritebackJournal::Stats journal = journal_->GetStats();
       stats.journal_bytes = journal.bytes;
@@ -620,8 +549,6 @@ class FileDataCache::Impl {
   }
 
   void BackgroundLoop() {
-    int64_t last_gc = 0;
-    int64_t last_compaction = options_.clock->NowSeconds();
     while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       int64_t now = options_.clock->NowSeconds();
       for (const auto& [ino, state] : Snapshot()) {
@@ -639,16 +566,6 @@ class FileDataCache::Impl {
       }
       if (absl::Status s = ReclaimJournal(); !s.ok()) {
         LogWarning("could not reclaim journal space: %s", s.ToString());
-      }
-      if (now - last_compaction >= 30) {
-        last_compaction = now;
-        absl::StatusOr<uint64_t> compacted = CompactNow();
-        if (!compacted.ok()) LogWarning("compaction failed: %s", compacted.status().ToString());
-      }
-      if (now - last_gc >= 5) {
-        last_gc = now;
-        absl::Status s = CollectGarbageNow();
-        if (!s.ok()) LogWarning("garbage collection failed: %s", s.ToString());
       }
     }
   }
@@ -680,8 +597,6 @@ class FileDataCache::Impl {
       ABSL_GUARDED_BY(table_mu_);
   std::atomic<uint64_t> total_dirty_{0};
   std::atomic<uint64_t> blobs_written_{0};
-  std::atomic<uint64_t> blobs_collected_{0};
-  std::atomic<uint64_t> blobs_compacted_{0};
 
   absl::Notification stop_;
   std::thread background_;
@@ -714,10 +629,7 @@ absl::Status FileDataCache::Flush(InodeId ino) { return impl_->Flush(ino); }
 absl::Status FileDataCache::Fsync(InodeId ino) { return impl_->Fsync(ino); }
 absl::Status FileDataCache::FlushAll() { return impl_->FlushAll(); }
 void FileDataCache::Discard(InodeId ino) { impl_->Discard(ino); }
-absl::Status FileDataCache::CollectGarbageNow() {
-  return impl_->CollectGarbageNow();
-}
-absl::StatusOr<uint64_t> FileDataCache::CompactNow() { return impl_->CompactNow(); }
+void FileDataCache::ForgetBlob(BlobId id) { impl_->ForgetBlob(id); }
 FileDataCache::Stats FileDataCache::GetStats() { return impl_->GetStats(); }
 
 }  // namespace cairn

@@ -19,6 +19,7 @@
 #include "backend/base/env.h"
 #include "backend/base/files.h"
 #include "backend/base/log.h"
+#include "backend/services/blob_gc.h"
 #include "backend/volume/volume_services.h"
 #include "cache/file_data_cache.h"
 #include "cache/writeback_journal.h"
@@ -61,7 +62,7 @@ constexpr char kJournalEpochKey[] = "journal_epoch";
 // The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
 // for `cairn status` (which runs in another process). Best effort.
 void WriteCacheStats(const Io& io, const std::string& cache_dir, const FileDataCache::Stats& s,
-                     const std::string& storage_json) {
+                     const BlobCollector::Stats& gc, const std::string& storage_json) {
   std::string json = absl::StrCat(
       "{\"updated\": ", io.clock->NowSeconds(),
       ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
@@ -72,8 +73,8 @@ void WriteCacheStats(const Io& io, const std::string& cache_dir, const FileDataC
       ", \"ranged_reads\": ", s.ranged_reads,
       ", \"readahead_prefetched\": ", s.readahead_prefetched,
       ", \"blobs_written\": ", s.blobs_written,
-      ", \"blobs_collected\": ", s.blobs_collected,
-      ", \"blobs_compacted\": ", s.blobs_compacted,
+      ", \"blobs_collected\": ", gc.blobs_collected,
+      ", \"blobs_compacted\": ", gc.blobs_compacted,
       ", \"write_through\": ", s.write_through,
       storage_json.empty() ? "" : ", \"storage\": ", storage_json, "}\n");
   // Best effort: status reads an older file, or none.
@@ -174,7 +175,9 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
 
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
   if (on_ready) on_ready();
-  VolumeServices services(volume, VolumeServices::Options());
+  VolumeServices::Options services_options;
+  services_options.on_blob_deleted = [&cache](BlobId id) { cache.ForgetBlob(id); };
+  VolumeServices services(volume, services_options);
   // Commands reach this daemon (cairn scrub, tier, backup) through the
   // control channel; one that cannot listen costs them, never the mount.
   std::unique_ptr<ControlServer> control;
@@ -201,6 +204,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     sources.ns = &volume.ns();
     sources.striped = volume.striped();
     sources.maintenance = services.maintenance();
+    sources.collector = services.collector();
     sources.tiered = volume.tiered();
     sources.mover = volume.tier_mover();
     sources.tiering = services.tiering();
@@ -247,7 +251,10 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
         absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ", replica,
                         "}");
       }
-      WriteCacheStats(volume.io(), config.cache_dir, cache.GetStats(), storage);
+      WriteCacheStats(volume.io(), config.cache_dir, cache.GetStats(),
+                      services.collector() != nullptr ? services.collector()->GetStats()
+                                                      : BlobCollector::Stats(),
+                      storage);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 

@@ -77,8 +77,9 @@ void Gauge(MetricsText* out, std::string_view name, double value, std::string_vi
   out->Value(name, value);
 }
 
-void AppendCache(FileDataCache& cache, MetricsText* out) {
+void AppendCache(FileDataCache& cache, const BlobCollector* collector, MetricsText* out) {
   FileDataCache::Stats s = cache.GetStats();
+  BlobCollector::Stats gc = collector != nullptr ? collector->GetStats() : BlobCollector::Stats();
   Gauge(out, "cairn_cache_dirty_bytes", s.dirty_bytes,
         "Written data held in memory, not yet stored as blobs.");
   Gauge(out, "cairn_cache_journal_bytes", s.journal_bytes,
@@ -99,9 +100,9 @@ void AppendCache(FileDataCache& cache, MetricsText* out) {
           "Blobs loaded ahead of a sequential reader.");
   Counter(out, "cairn_cache_blobs_written_total", s.blobs_written,
           "Blobs stored from written data.");
-  Counter(out, "cairn_cache_blobs_collected_total", s.blobs_collected,
+  Counter(out, "cairn_cache_blobs_collected_total", gc.blobs_collected,
           "Unreferenced blobs deleted after gc_grace_seconds.");
-  Counter(out, "cairn_cache_blobs_compacted_total", s.blobs_compacted,
+  Counter(out, "cairn_cache_blobs_compacted_total", gc.blobs_compacted,
           "Blobs rewritten to drop data no file uses any more.");
   Counter(out, "cairn_cache_write_through_total", s.write_through,
           "Writes the journal could not take, stored directly before returning.");
@@ -261,7 +262,7 @@ void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out) {
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   MetricsText out;
   if (sources.fuse != nullptr) AppendFuseMetricsTo(*sources.fuse, &out);
-  if (sources.cache != nullptr) AppendCache(*sources.cache, &out);
+  if (sources.cache != nullptr) AppendCache(*sources.cache, sources.collector, &out);
   if (sources.ns != nullptr && sources.striped != nullptr) {
     AppendStorage(*sources.ns, *sources.striped, &out);
   }

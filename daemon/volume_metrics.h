@@ -7,6 +7,7 @@
 #include "backend/blob/striped_blob_store.h"
 #include "backend/namespace/namespace_store.h"
 #include "backend/services/backup_service.h"
+#include "backend/services/blob_gc.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
@@ -24,6 +25,7 @@ namespace cairn {
 struct VolumeMetricsSources {
   const FuseMetrics* fuse = nullptr;
   FileDataCache* cache = nullptr;
+  const BlobCollector* collector = nullptr;
   NamespaceStore* ns = nullptr;
   StripedBlobStore* striped = nullptr;
   StorageMaintenance* maintenance = nullptr;

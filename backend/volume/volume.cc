@@ -89,36 +89,6 @@ MountRecord ParseLockContent(const std::string& text) {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs) {
-  constexpr char kSweepFloorKey[] = "blob_sweep_floor";
-  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kSweepFloorKey);
-  if (!stored.ok()) return stored.status();
-  uint64_t floor = 0;
-  if (stored->has_value() && !absl::SimpleAtoi(**stored, &floor)) floor = 0;
-  // Everything allocated so far; no blob is being stored while we sweep.
-  absl::StatusOr<BlobId> next = ns.AllocateBlobIds(0);
-  if (!next.ok()) return next.status();
-  absl::StatusOr<std::vector<BlobId>> ids = blobs.ListIds(floor);
-  if (!ids.ok()) return ids.status();
-  uint64_t deleted = 0;
-  for (BlobId id : *ids) {
-    if (id >= *next) continue;  // not ours to judge: never allocated
-    absl::StatusOr<BlobRecord> record = ns.GetBlob(id);
-    if (record.ok()) continue;
-    if (!IsNotFoundError(record.status())) return record.status();
-    if (absl::Status s = blobs.Delete(id); !s.ok()) return s;
-    deleted++;
-  }
-  if (deleted > 0) {
-    LogInfo("deleted %d blob files that a crash left uncommitted", deleted);
-  }
-  if (absl::Status s = ns.SetVolumeMeta(kSweepFloorKey, absl::StrCat(*next)); !s.ok()) {
-    return s;
-  }
-  return deleted;
-}
-
-
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir, Env* env) {
   const std::string path = Join(AbsolutePath(volume_dir), kLockName);
   absl::StatusOr<bool> locked = env->IsLocked(path);

@@ -63,13 +63,6 @@ struct MountRecord {
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir,
                                             Env* env = Env::Default());
 
-// Deletes blob files the namespace has no record of: a crash between storing
-// a blob and committing it leaves one. Only blobs at or above the point the
-// last sweep reached are looked at, so a sweep costs a listing of the store
-// plus a lookup per new blob. Call only while nothing is storing blobs (at
-// mount, after the journal replay). Returns how many it deleted.
-absl::StatusOr<uint64_t> SweepOrphanBlobs(NamespaceStore& ns, BlobStore& blobs);
-
 // Why the last daemon to serve the volume stopped with an error, if it did
 // (see Volume::RecordStop).
 std::optional<std::string> ReadStopError(const std::string& volume_dir,

@@ -38,6 +38,12 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     backups_ = std::make_unique<BackupService>(volume.ns(), *backup_store_, *volume.replica(),
                                                backup);
   }
+  if (options.background) {
+    BlobCollector::Options gc;
+    gc.clock = io.clock;
+    gc.on_deleted = options.on_blob_deleted;
+    collector_ = std::make_unique<BlobCollector>(volume.ns(), volume.blobs(), gc);
+  }
   if (StripedBlobStore* striped = volume.striped(); striped != nullptr && options.background) {
     StorageMaintenance::Options maintenance;
     maintenance.scrub_interval_seconds = config.scrub_interval_seconds;
@@ -50,6 +56,7 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
 VolumeServices::~VolumeServices() { Stop(); }
 
 void VolumeServices::Stop() {
+  collector_.reset();
   maintenance_.reset();
   tiering_.reset();
   backups_.reset();

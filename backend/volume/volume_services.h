@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 
 #include "backend/services/backup.h"
+#include "backend/services/blob_gc.h"
 #include "backend/services/backup_service.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
@@ -27,6 +29,9 @@ class VolumeServices {
     // Overrides [replica] backup_wait_seconds (a command copies the queue
     // itself before it backs up, so it waits for nothing).
     std::optional<int64_t> backup_wait_seconds;
+    // Called with each blob garbage collection deletes (the daemon's read
+    // cache drops it).
+    std::function<void(BlobId)> on_blob_deleted;
   };
   VolumeServices(Volume& volume, Options options);
   // Stops them in a safe order (Stop).
@@ -37,13 +42,17 @@ class VolumeServices {
   Replicator* replicator() { return replicator_.get(); }
   BackupService* backups() { return backups_.get(); }
   StorageMaintenance* maintenance() { return maintenance_.get(); }
+  // Only with background threads: commands leave garbage to the daemon.
+  BlobCollector* collector() { return collector_.get(); }
 
-  // Stops the threads: scrub first (a manual one in progress too), then
-  // tiering, then backups before the replicator a backup may wait for.
+  // Stops the threads: garbage collection and scrub first (a manual scrub
+  // in progress too), then tiering, then backups before the replicator a
+  // backup may wait for.
   // Idempotent.
   void Stop();
 
  private:
+  std::unique_ptr<BlobCollector> collector_;
   std::unique_ptr<StorageMaintenance> maintenance_;
   std::unique_ptr<TieringService> tiering_;
   std::unique_ptr<Replicator> replicator_;

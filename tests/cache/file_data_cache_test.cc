@@ -119,45 +119,6 @@ TEST_F(FileDataCacheTest, ScatteredSmallWritesArePackedIntoFewBlobs) {
   EXPECT_TRUE(check->problems.empty()) << check->problems.front();
 }
 
-TEST_F(FileDataCacheTest, CompactionFreesBlobsKeptAliveByAFewLiveBytes) {
-  InodeId f = NewFile("db");
-  const uint64_t kSize = 16 << 20;
-  std::string expected(kSize, '\0');
-  std::mt19937 rng(11);
-  // Rewritten at random, 4 KiB at a time, flushed often: every flush packs
-  // scattered pages into a blob that later flushes mostly shadow.
-  for (int round = 0; round < 8; ++round) {
-    for (int i = 0; i < 800; ++i) {
-      uint64_t offset = (rng() % (kSize / 4096)) * 4096;
-      std::string page(4096, static_cast<char>('a' + rng() % 26));
-      expected.replace(offset, 4096, page);
-      ASSERT_TRUE(cache_->Write(f, offset, page).ok());
-    }
-    ASSERT_TRUE(cache_->Flush(f).ok());
-  }
-  expected.resize(cache_->WithDirtySize(*ns_->GetAttr(f)).size);
-  ASSERT_TRUE(cache_->CollectGarbageNow().ok());
-  uint64_t before = blobs_->Usage()->used_bytes;
-  absl::StatusOr<uint64_t> compacted = cache_->CompactNow();
-  ASSERT_TRUE(compacted.ok()) << compacted.status();
-  EXPECT_GT(*compacted, 0u);
-  ASSERT_TRUE(cache_->CollectGarbageNow().ok());  // grace period 0 here
-  // Every blob left is more than half live, so blobs take at most twice
-  // the file data (plus headers).
-  uint64_t after = blobs_->Usage()->used_bytes;
-  uint64_t live = ns_->Stats()->data_bytes;
-  EXPECT_LT(after, before);
-  EXPECT_LE(after, 2 * live + (64 << 10)) << "before " << before << ", live " << live;
-  EXPECT_EQ(ReadAll(f), expected);
-  NewCache();
-  EXPECT_EQ(ReadAll(f), expected);
-  absl::StatusOr<NamespaceCheckReport> check = ns_->Check();
-  ASSERT_TRUE(check.ok());
-  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
-  // Nothing left that is mostly dead.
-  EXPECT_TRUE(ns_->CompactionCandidates(10, 0.5)->empty());
-}
-
 TEST_F(FileDataCacheTest, SmallFilesAreInlineLargeOnesUseBlobs) {
   InodeId small = NewFile("small");
   InodeId large = NewFile("large");
@@ -228,18 +189,6 @@ TEST_F(FileDataCacheTest, FullDiskRefusesWritesInsteadOfGrowingMemory) {
   EXPECT_GT(refused, 50);
   env_.space_left = -1;
   EXPECT_TRUE(cache_->Fsync(f).ok()) << "once there is room again, the data held is stored";
-}
-
-TEST_F(FileDataCacheTest, DeletedBlobsAreCollected) {
-  InodeId f = NewFile("f");
-  ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'g')).ok());
-  ASSERT_TRUE(cache_->Flush(f).ok());
-  ASSERT_EQ(blobs_->Usage()->blob_count, 1u);
-  ASSERT_TRUE(cache_->Write(f, 0, std::string(200000, 'h')).ok());  // overwrite
-  ASSERT_TRUE(cache_->Flush(f).ok());
-  ASSERT_TRUE(cache_->CollectGarbageNow().ok());
-  EXPECT_EQ(blobs_->Usage()->blob_count, 1u);
-  EXPECT_EQ(ReadAll(f), std::string(200000, 'h'));
 }
 
 TEST_F(FileDataCacheTest, ConcurrentWritersToDifferentFiles) {

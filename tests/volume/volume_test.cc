@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backend/services/blob_gc.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
 

@@ -26,6 +26,7 @@
 #include "backend/volume/volume.h"
 #include "backend/volume/volume_services.h"
 #include "daemon/cli.h"
+#include "daemon/stats_json.h"
 
 namespace cairn::cli {
 
@@ -332,7 +333,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
       }
       absl::StatusOr<BackupService::Result> result = services.backups()->RunNow();
       if (!result.ok()) return Fail(verb, result.status());
-      result_json = BackupService::ResultJson(*result);
+      result_json = BackupResultJson(*result);
     }
   }
   if (json) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "backend/services/replica_gc.h"
 #include "backend/services/storage_maintenance.h"
+#include "daemon/stats_json.h"
 
 namespace cairn {
 
@@ -42,7 +43,7 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
     }
     absl::StatusOr<BackupService::Result> result = backups->RunNow();
     if (!result.ok()) return reply("error " + std::string(result.status().message()));
-    return reply("done " + BackupService::ResultJson(*result));
+    return reply("done " + BackupResultJson(*result));
   }
   if (words[0] == "tier") {
     if (tiering == nullptr) {
@@ -87,7 +88,7 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
   const char* what = words[0] == "replace" ? "rebuild" : "scrub";
   scrub.progress = [&reply, maintenance, what](const ScrubReport& report) {
     maintenance->NoteManualProgress(what, report);
-    if (!report.finished) reply("progress " + report.ToJson());
+    if (!report.finished) reply("progress " + ScrubReportJson(report));
   };
   // However it ends, `cairn status` stops showing it as running.
   struct Done {
@@ -105,7 +106,7 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
         maintenance->RunExclusive([&] { return ScrubBlobs(volume.ns(), store, scrub); });
     if (!report.ok()) return reply("error " + std::string(report.status().message()));
     if (!report->finished) return reply("error the daemon is shutting down; scrub again later");
-    return reply("done " + report->ToJson());
+    return reply("done " + ScrubReportJson(*report));
   }
   if (words[0] == "replace" && words.size() == 4) {
     absl::StatusOr<ScrubReport> report = maintenance->RunExclusive(
@@ -122,7 +123,7 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
     if (!report->finished) {
       return reply("error the daemon is shutting down; the rebuild goes on at the next mount");
     }
-    return reply("done " + report->ToJson());
+    return reply("done " + ScrubReportJson(*report));
   }
   reply("error unknown request '" + words[0] + "' (cairn and its daemon differ in version?)");
 }

@@ -26,6 +26,7 @@
 #include "daemon/control_channel.h"
 #include "daemon/control_handler.h"
 #include "daemon/metrics_server.h"
+#include "daemon/stats_json.h"
 #include "daemon/volume_metrics.h"
 #include "fs/fs_context.h"
 
@@ -59,26 +60,46 @@ void RestoreDefaultHandlers() {
 
 constexpr char kJournalEpochKey[] = "journal_epoch";
 
-// The cache's counters as JSON in CACHE_DIR/stats.json, replaced atomically,
-// for `cairn status` (which runs in another process). Best effort.
-void WriteCacheStats(const Io& io, const std::string& cache_dir, const FileDataCache::Stats& s,
-                     const BlobCollector::Stats& gc, const std::string& storage_json) {
-  std::string json = absl::StrCat(
-      "{\"updated\": ", io.clock->NowSeconds(),
-      ", \"dirty_bytes\": ", s.dirty_bytes, ", \"journal_bytes\": ", s.journal_bytes,
-      ", \"journal_segments\": ", s.journal_segments,
-      ", \"read_cache_bytes\": ", s.read_cache_bytes,
-      ", \"read_cache_hits\": ", s.read_cache_hits,
-      ", \"read_cache_misses\": ", s.read_cache_misses,
-      ", \"ranged_reads\": ", s.ranged_reads,
-      ", \"readahead_prefetched\": ", s.readahead_prefetched,
-      ", \"blobs_written\": ", s.blobs_written,
-      ", \"blobs_collected\": ", gc.blobs_collected,
-      ", \"blobs_compacted\": ", gc.blobs_compacted,
-      ", \"write_through\": ", s.write_through,
-      storage_json.empty() ? "" : ", \"storage\": ", storage_json, "}\n");
-  // Best effort: status reads an older file, or none.
-  ReplaceFile(io.env, cache_dir + "/stats.json", json).IgnoreError();
+// The daemon's figures in CACHE_DIR/stats.json, replaced atomically, for
+// `cairn status` (which runs in another process). Best effort: status then
+// reads an older file, or none.
+void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cache) {
+  DaemonStats stats;
+  stats.updated = volume.io().clock->NowSeconds();
+  stats.cache = cache.GetStats();
+  if (BlobCollector* collector = services.collector()) stats.collector = collector->GetStats();
+  std::optional<StorageStatus> storage;
+  std::optional<ScrubStatus> scrub;
+  if (volume.striped() != nullptr) {
+    storage = GetStorageStatus(volume.ns(), *volume.striped());
+    stats.storage = &*storage;
+    if (StorageMaintenance* maintenance = services.maintenance()) {
+      scrub = maintenance->GetScrubStatus();
+      stats.scrub = &*scrub;
+    }
+  }
+  std::optional<TieringService::Status> tier;
+  std::optional<TieredBlobStore::Stats> tier_reads;
+  if (TieringService* tiering = services.tiering()) {
+    tier = tiering->GetStatus();
+    stats.tier = &*tier;
+    if (volume.tiered() != nullptr) {
+      tier_reads = volume.tiered()->GetStats();
+      stats.tier_reads = &*tier_reads;
+    }
+  }
+  std::optional<Replicator::Status> replica;
+  std::optional<BackupService::Status> backups;
+  if (Replicator* replicator = services.replicator()) {
+    replica = replicator->GetStatus();
+    stats.replica = &*replica;
+    if (BackupService* backup = services.backups()) {
+      backups = backup->GetStatus();
+      stats.backups = &*backups;
+    }
+  }
+  ReplaceFile(volume.io().env, volume.config().cache_dir + "/stats.json", DaemonStatsJson(stats))
+      .IgnoreError();
 }
 
 // Each mount numbers its journal records from a new epoch, recorded in the
@@ -224,37 +245,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   absl::Notification stats_stop;
   std::thread stats_writer([&] {
     do {
-      std::string storage;
-      if (volume.striped() != nullptr) {
-        storage = StorageJson(volume.ns(), *volume.striped());
-        storage.pop_back();  // the closing brace: the scrub goes inside
-        absl::StrAppend(&storage, ", \"scrub\": ", services.maintenance()->ScrubJson(), "}");
-      }
-      if (TieringService* tiering = services.tiering()) {
-        if (storage.empty()) storage = "{}";
-        storage.pop_back();
-        std::string tier = tiering->StatsJson();
-        if (volume.tiered() != nullptr) {
-          tier.pop_back();
-          absl::StrAppend(&tier, ", ", volume.tiered()->StatsJsonFields(), "}");
-        }
-        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"tier\": ", tier, "}");
-      }
-      if (Replicator* replicator = services.replicator()) {
-        if (storage.empty()) storage = "{}";
-        storage.pop_back();
-        std::string replica = replicator->StatsJson();
-        if (BackupService* backups = services.backups()) {
-          replica.pop_back();
-          absl::StrAppend(&replica, ", ", backups->StatsJsonFields(), "}");
-        }
-        absl::StrAppend(&storage, storage.size() > 1 ? ", " : "", "\"replica\": ", replica,
-                        "}");
-      }
-      WriteCacheStats(volume.io(), config.cache_dir, cache.GetStats(),
-                      services.collector() != nullptr ? services.collector()->GetStats()
-                                                      : BlobCollector::Stats(),
-                      storage);
+      WriteStatsFile(volume, services, cache);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 

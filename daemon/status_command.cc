@@ -15,6 +15,7 @@
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/volume.h"
 #include "daemon/cli.h"
+#include "daemon/stats_json.h"
 
 namespace cairn::cli {
 
@@ -208,7 +209,7 @@ int StatusCommand(const Args& args) {
       free_bytes = usage->free_bytes;
     }
     if (StripedBlobStore* striped = (*volume)->striped()) {
-      storage = StorageJson((*volume)->ns(), *striped);
+      storage = StorageJson(GetStorageStatus((*volume)->ns(), *striped), nullptr);
       absl::StatusOr<std::optional<std::string>> last =
           (*volume)->ns().GetVolumeMeta(kScrubFinishedKey);
       storage.pop_back();

@@ -13,6 +13,7 @@
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/volume.h"
 #include "daemon/cli.h"
+#include "daemon/stats_json.h"
 
 namespace cairn::cli {
 
@@ -58,7 +59,7 @@ namespace {
 
 void PrintReport(const char* verb, const ScrubReport& r, bool json) {
   if (json) {
-    printf("%s\n", r.ToJson().c_str());
+    printf("%s\n", ScrubReportJson(r).c_str());
     return;
   }
   // A rebuild expects every shard of the new disk to be missing: only

@@ -11,25 +11,6 @@
 namespace cairn {
 namespace {
 
-// One number from the flat JSON cairn writes ("key": 12, true/false as 1/0).
-// Only for the figures StorageMaintenance and TieringService keep behind
-// their JSON (ScrubJson, StatsJson); the first occurrence of the key wins,
-// which in ScrubJson is the background pass, before the manual one. String
-// values are escaped there, so a quoted key inside one cannot match.
-double JsonNumber(const std::string& json, std::string_view key, double missing = 0) {
-  std::string pattern = "\"";
-  pattern += key;
-  pattern += "\": ";
-  size_t at = json.find(pattern);
-  if (at == std::string::npos) return missing;
-  const char* start = json.c_str() + at + pattern.size();
-  if (strncmp(start, "true", 4) == 0) return 1;
-  if (strncmp(start, "false", 5) == 0) return 0;
-  char* end = nullptr;
-  double value = strtod(start, &end);
-  return end == start ? missing : value;
-}
-
 void AppendFuseMetricsTo(const FuseMetrics& metrics, MetricsText* out) {
   auto each_used_op = [&](auto fn) {
     for (size_t i = 0; i < kFuseOpCount; ++i) {
@@ -160,18 +141,18 @@ void AppendStorage(NamespaceStore& ns, StripedBlobStore& store, MetricsText* out
 }
 
 void AppendScrub(StorageMaintenance& maintenance, MetricsText* out) {
-  std::string json = maintenance.ScrubJson();
-  Gauge(out, "cairn_scrub_running", JsonNumber(json, "running"),
+  ScrubStatus scrub = maintenance.GetScrubStatus();
+  Gauge(out, "cairn_scrub_running", scrub.running ? 1 : 0,
         "1 while a background scrub pass is under way.");
-  Gauge(out, "cairn_scrub_last_finished_timestamp_seconds", JsonNumber(json, "last_finished"),
+  Gauge(out, "cairn_scrub_last_finished_timestamp_seconds", scrub.last_finished,
         "Unix time the last complete background scrub pass ended (0: never).");
-  Gauge(out, "cairn_scrub_pass_blobs", JsonNumber(json, "blobs_total"),
+  Gauge(out, "cairn_scrub_pass_blobs", scrub.pass.blobs_total,
         "Blobs the current (or last) background scrub pass expects to check.");
-  Gauge(out, "cairn_scrub_pass_checked_blobs", JsonNumber(json, "blobs_checked"),
+  Gauge(out, "cairn_scrub_pass_checked_blobs", scrub.pass.blobs_checked,
         "Blobs checked so far by the current (or last) background scrub pass.");
-  Gauge(out, "cairn_scrub_pass_read_bytes", JsonNumber(json, "bytes_read"),
+  Gauge(out, "cairn_scrub_pass_read_bytes", scrub.pass.bytes_read,
         "Bytes read so far by the current (or last) background scrub pass.");
-  Gauge(out, "cairn_scrub_pass_bad_shards", JsonNumber(json, "shards_bad"),
+  Gauge(out, "cairn_scrub_pass_bad_shards", scrub.pass.shards_bad,
         "Bad shards found by the current (or last) background scrub pass.");
 }
 
@@ -204,30 +185,30 @@ void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
     Counter(out, "cairn_tier_move_errors_total", m.errors, "Blob moves that failed.");
   }
   if (s.tiering != nullptr) {
-    std::string json = s.tiering->StatsJson();
-    Gauge(out, "cairn_tier_waiting_blobs", JsonNumber(json, "waiting"),
+    TieringService::Status tier = s.tiering->GetStatus();
+    Gauge(out, "cairn_tier_waiting_blobs", tier.last_pass.waiting,
           "Cold blobs the last tiering pass could not move yet (background queue).");
-    Gauge(out, "cairn_tier_waiting_bytes", JsonNumber(json, "waiting_bytes"),
+    Gauge(out, "cairn_tier_waiting_bytes", tier.last_pass.waiting_bytes,
           "Bytes of the cold blobs waiting to move.");
-    Gauge(out, "cairn_tier_local_bytes", JsonNumber(json, "local_bytes"),
+    Gauge(out, "cairn_tier_local_bytes", tier.last_pass.local_bytes,
           "Referenced blob bytes on the local disks, as of the last tiering pass.");
-    Gauge(out, "cairn_tier_remote_bytes", JsonNumber(json, "remote_bytes"),
+    Gauge(out, "cairn_tier_remote_bytes", tier.last_pass.remote_bytes,
           "Referenced blob bytes only in the remote tier, as of the last tiering pass.");
-    Gauge(out, "cairn_tier_last_pass_timestamp_seconds", JsonNumber(json, "last_pass"),
+    Gauge(out, "cairn_tier_last_pass_timestamp_seconds", tier.last_pass_time,
           "Unix time of the last tiering pass (0: none yet).");
-    Gauge(out, "cairn_tier_remote_healthy", JsonNumber(json, "remote_healthy"),
+    Gauge(out, "cairn_tier_remote_healthy", tier.remote_healthy ? 1 : 0,
           "0 if the remote failed since the last good tiering pass, else 1.");
   }
 }
 
 void AppendReplica(Replicator& replicator, MetricsText* out) {
-  Replicator::Stats stats = replicator.GetStats();
-  std::string json = replicator.StatsJson();
-  Gauge(out, "cairn_replica_queued_blobs", JsonNumber(json, "queued_blobs"),
+  Replicator::Status status = replicator.GetStatus();
+  const Replicator::Stats& stats = status.totals;
+  Gauge(out, "cairn_replica_queued_blobs", status.backlog.blobs,
         "Blobs waiting to be copied to the replica (counted up to 100000).");
-  Gauge(out, "cairn_replica_queued_bytes", JsonNumber(json, "queued_bytes"),
+  Gauge(out, "cairn_replica_queued_bytes", status.backlog.bytes,
         "Bytes of the blobs waiting to be copied to the replica.");
-  Gauge(out, "cairn_replica_lag_seconds", JsonNumber(json, "lag_seconds"),
+  Gauge(out, "cairn_replica_lag_seconds", status.lag_seconds,
         "Age of the oldest blob not yet in the replica (the recovery point now).");
   Counter(out, "cairn_replica_copied_blobs_total", stats.copied,
           "Blobs copied to the replica and verified.");
@@ -235,21 +216,21 @@ void AppendReplica(Replicator& replicator, MetricsText* out) {
           "Bytes copied to the replica and verified.");
   Counter(out, "cairn_replica_errors_total", stats.errors,
           "Replication passes stopped by an error.");
-  Gauge(out, "cairn_replica_healthy", JsonNumber(json, "healthy"),
+  Gauge(out, "cairn_replica_healthy", status.healthy ? 1 : 0,
         "0 if replication failed since the queue was last emptied, else 1.");
 }
 
 void AppendBackups(BackupService& backups, MetricsText* out) {
-  std::string json = "{" + backups.StatsJsonFields() + "}";
-  Gauge(out, "cairn_replica_last_backup_timestamp_seconds", JsonNumber(json, "last_backup_time"),
+  BackupService::Status status = backups.GetStatus();
+  Gauge(out, "cairn_replica_last_backup_timestamp_seconds", status.last_time,
         "When the newest namespace backup in the replica was taken (0: none yet).");
-  Gauge(out, "cairn_replica_last_backup_bytes", JsonNumber(json, "last_backup_bytes"),
+  Gauge(out, "cairn_replica_last_backup_bytes", status.last_stored_bytes,
         "Bytes of the newest namespace backup (checkpoint files and blob list).");
-  Gauge(out, "cairn_replica_backups_kept", JsonNumber(json, "backups_kept"),
+  Gauge(out, "cairn_replica_backups_kept", status.kept,
         "Complete backups kept in the replica after the last collection.");
-  Counter(out, "cairn_replica_backup_errors_total", JsonNumber(json, "backup_errors"),
+  Counter(out, "cairn_replica_backup_errors_total", status.errors,
           "Backups or replica garbage collections that failed.");
-  Counter(out, "cairn_replica_gc_deleted_objects_total", JsonNumber(json, "gc_deleted_objects"),
+  Counter(out, "cairn_replica_gc_deleted_objects_total", status.gc_deleted,
           "Replica objects deleted as needed by no kept backup and no file.");
 }
 

@@ -16,7 +16,6 @@
 #include "backend/base/crc32c.h"
 #include "backend/base/files.h"
 #include "backend/base/fs_error.h"
-#include "backend/base/json.h"
 
 namespace cairn {
 
@@ -437,14 +436,6 @@ absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::ObjectStore& client, const s
                                 "); name one: s3://BUCKET/", parent, "VOLUME_ID"));
   }
   return ReplicaVolume{parent, volumes.front()};
-}
-
-std::string BackupManifestJson(const BackupManifest& m) {
-  return absl::StrFormat(
-      "{\"backup_id\": %s, \"volume_id\": %s, \"created\": %d, \"inodes\": %d, "
-      "\"data_bytes\": %d, \"blobs\": %d, \"blob_bytes\": %d, \"stored_bytes\": %d}",
-      JsonString(m.backup_id), JsonString(m.volume_id), m.created_sec, m.inodes, m.data_bytes,
-      m.blob_count, m.blob_bytes, m.StoredBytes());
 }
 
 }  // namespace cairn

@@ -171,7 +171,4 @@ absl::StatusOr<ReplicaVolume> FindReplicaVolume(s3::ObjectStore& client, const s
 using RestoreProgress =
     std::function<void(uint64_t done, uint64_t total, uint64_t bytes, uint64_t total_bytes)>;
 
-// The manifest as a JSON object (cairn backup --json).
-std::string BackupManifestJson(const BackupManifest& manifest);
-
 }  // namespace cairn

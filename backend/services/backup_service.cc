@@ -7,7 +7,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "backend/base/json.h"
 #include "backend/base/log.h"
 
 namespace cairn {
@@ -106,20 +105,10 @@ void BackupService::Loop() {
   }
 }
 
-std::string BackupService::ResultJson(const Result& result) {
-  return absl::StrFormat("{\"backup\": %s, \"gc\": %s, \"gc_error\": %s}",
-                         BackupManifestJson(result.manifest), ReplicaGcJson(result.gc),
-                         JsonString(result.gc_error));
-}
-
-std::string BackupService::StatsJsonFields() {
+BackupService::Status BackupService::GetStatus() {
   absl::MutexLock lock(&mu_);
-  return absl::StrFormat(
-      "\"last_backup\": %s, \"last_backup_time\": %d, \"last_backup_bytes\": %d, "
-      "\"backups_kept\": %d, \"backup_errors\": %d, \"last_backup_error\": %s, "
-      "\"last_backup_error_time\": %d, \"gc_deleted_objects\": %d",
-      JsonString(last_id_), last_time_, last_stored_bytes_, kept_, errors_,
-      JsonString(last_error_), last_error_time_, gc_deleted_);
+  return Status{last_id_, last_time_, last_stored_bytes_, kept_, errors_,
+                last_error_, last_error_time_, gc_deleted_};
 }
 
 }  // namespace cairn

@@ -37,12 +37,20 @@ class BackupService {
     std::string gc_error;  // the backup stands even if the collection failed
   };
   absl::StatusOr<Result> RunNow();
-  static std::string ResultJson(const Result& result);
   absl::StatusOr<ReplicaGcReport> CollectNow();
 
-  // Last backup, errors and the last collection, as JSON members (no
-  // braces) for the replica's part of stats.json.
-  std::string StatsJsonFields();
+  // The last backup, errors and the last collection.
+  struct Status {
+    std::string last_id;          // "" before the first backup
+    int64_t last_time = 0;        // when it was taken, Unix seconds
+    uint64_t last_stored_bytes = 0;
+    uint64_t kept = 0;            // complete backups after the last collection
+    uint64_t errors = 0;
+    std::string last_error;
+    int64_t last_error_time = 0;
+    uint64_t gc_deleted = 0;      // objects the collections deleted
+  };
+  Status GetStatus();
 
  private:
   void Loop();

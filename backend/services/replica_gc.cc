@@ -73,11 +73,4 @@ absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, Backup
   return report;
 }
 
-std::string ReplicaGcJson(const ReplicaGcReport& r) {
-  return absl::StrFormat(
-      "{\"backups_deleted\": %d, \"backups_kept\": %d, \"objects_listed\": %d, "
-      "\"objects_deleted\": %d}",
-      r.backups_deleted, r.backups_kept, r.objects_listed, r.objects_deleted);
-}
-
 }  // namespace cairn

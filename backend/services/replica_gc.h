@@ -26,7 +26,4 @@ struct ReplicaGcReport {
 absl::StatusOr<ReplicaGcReport> CollectReplicaGarbage(NamespaceStore& ns, BackupStore& store,
                                                       RemoteBlobStore& replica, int keep);
 
-// The report as a JSON object (the daemon's answer to cairn backup gc).
-std::string ReplicaGcJson(const ReplicaGcReport& report);
-
 }  // namespace cairn

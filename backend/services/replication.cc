@@ -12,7 +12,6 @@
 #include "absl/time/time.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
-#include "backend/base/json.h"
 #include "backend/base/log.h"
 #include "backend/base/parallel.h"
 
@@ -98,22 +97,22 @@ void Replicator::Loop() {
 
 Replicator::Stats Replicator::GetStats() { return Stats{copied_, copied_bytes_, errors_}; }
 
-std::string Replicator::StatsJson() {
+Replicator::Status Replicator::GetStatus() {
+  Status status;
   // Counting stops at 100,000 entries: the figure is for a person, and a
   // longer queue is "more than that".
   absl::StatusOr<ReplicationBacklog> backlog = ns_.GetReplicationBacklog(100000);
-  ReplicationBacklog b = backlog.ok() ? *backlog : ReplicationBacklog{};
+  if (backlog.ok()) status.backlog = *backlog;
   const int64_t now = options_.clock->NowSeconds();
+  status.lag_seconds =
+      status.backlog.oldest_sec > 0 ? std::max<int64_t>(0, now - status.backlog.oldest_sec) : 0;
+  status.totals = GetStats();
   absl::MutexLock lock(&mu_);
-  return absl::StrFormat(
-      "{\"queued_blobs\": %d, \"queued_bytes\": %d, \"queue_counted_all\": %s, "
-      "\"lag_seconds\": %d, \"copied\": %d, \"copied_bytes\": %d, \"errors\": %d, "
-      "\"last_error\": %s, \"last_error_time\": %d, \"last_empty_time\": %d, "
-      "\"healthy\": %s}",
-      b.blobs, b.bytes, b.counted_all ? "true" : "false",
-      b.oldest_sec > 0 ? std::max<int64_t>(0, now - b.oldest_sec) : 0, copied_.load(),
-      copied_bytes_.load(), errors_.load(), JsonString(last_error_), last_error_time_,
-      last_pass_time_, last_error_time_ <= last_pass_time_ ? "true" : "false");
+  status.last_error = last_error_;
+  status.last_error_time = last_error_time_;
+  status.last_empty_time = last_pass_time_;
+  status.healthy = last_error_time_ <= last_pass_time_;
+  return status;
 }
 
 }  // namespace cairn

@@ -58,13 +58,22 @@ class Replicator {
   };
   Stats GetStats();
   // Queue, lag (age of the oldest unreplicated blob: the recovery point
-  // right now), copies, errors and health, as a JSON object.
-  std::string StatsJson();
+  // right now), copies, errors and health.
+  struct Status {
+    ReplicationBacklog backlog;
+    int64_t lag_seconds = 0;
+    Stats totals;
+    std::string last_error;
+    int64_t last_error_time = 0;
+    int64_t last_empty_time = 0;  // the last pass that emptied the queue
+    bool healthy = true;          // no failure since the queue was last emptied
+  };
+  Status GetStatus();
 
  private:
   absl::Status Copy(BlobId id);
   void Loop();
-  // Records a failed pass for StatsJson and the log; returns `status`.
+  // Records a failed pass for GetStatus and the log; returns `status`.
   absl::Status NoteFailure(const absl::Status& status);
 
   NamespaceStore& ns_;

@@ -9,7 +9,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "backend/base/fs_error.h"
-#include "backend/base/json.h"
 #include "backend/base/log.h"
 
 namespace cairn {
@@ -26,18 +25,6 @@ bool Unreferenced(NamespaceStore& ns, BlobId id) {
 }
 
 }  // namespace
-
-std::string ScrubReport::ToJson() const {
-  std::vector<std::string> quoted;
-  for (const std::string& p : problems) quoted.push_back(JsonString(p));
-  return absl::StrFormat(
-      "{\"blobs_total\": %d, \"blobs_checked\": %d, \"bytes_read\": %d, \"shards_bad\": %d, "
-      "\"shards_repaired\": %d, \"shards_unavailable\": %d, \"blobs_lost\": %d, "
-      "\"seconds\": %.3f, \"finished\": %s, \"healthy\": %s, \"problems\": [%s]}",
-      blobs_total, blobs_checked, bytes_read, shards_bad, shards_repaired, shards_unavailable,
-      blobs_lost, seconds, finished ? "true" : "false", Healthy() ? "true" : "false",
-      absl::StrJoin(quoted, ", "));
-}
 
 absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& store,
                                        const ScrubOptions& options) {
@@ -177,29 +164,6 @@ RedundancyCounts CountRedundancy(NamespaceStore& ns, StripedBlobStore& store) {
   return counts;
 }
 
-std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store) {
-  std::vector<std::string> disks;
-  for (const DiskInfo& d : store.Disks()) {
-    disks.push_back(absl::StrFormat(
-        "{\"index\": %d, \"path\": %s, \"state\": \"%s\", \"problem\": %s, "
-        "\"used_bytes\": %d, \"free_bytes\": %d, \"capacity_bytes\": %d, \"shards\": %d}",
-        d.index, JsonString(d.path), DiskStateName(d.state), JsonString(d.problem), d.used_bytes,
-        d.free_bytes, d.capacity_bytes, d.shard_count));
-  }
-  StripedStoreCounters c = store.Counters();
-  RedundancyCounts redundancy = CountRedundancy(ns, store);
-  return absl::StrFormat(
-      "{\"redundancy\": \"%s\", \"disks\": [%s], \"blobs\": %d, \"degraded_blobs\": %d, "
-      "\"repair_queue\": %d, "
-      "\"degraded_writes\": %d, \"reconstructions\": %d, \"checksum_failures\": %d, "
-      "\"missing_shards\": %d, \"io_errors\": %d, \"shards_repaired\": %d, "
-      "\"shards_written\": %d, \"bytes_written\": %d, \"compressed_blobs\": %d}",
-      store.redundancy().ToString(), absl::StrJoin(disks, ", "), redundancy.blobs,
-      redundancy.degraded, redundancy.repair_queue, c.degraded_writes, c.reconstructions,
-      c.checksum_failures, c.missing_shards, c.io_errors, c.shards_repaired, c.shards_written,
-      c.bytes_written, c.compressed_blobs);
-}
-
 StorageMaintenance::StorageMaintenance(NamespaceStore& ns, StripedBlobStore& store,
                                        Options options)
     : ns_(ns), store_(store), options_(options) {
@@ -216,22 +180,6 @@ void StorageMaintenance::NoteManualProgress(const char* what, const ScrubReport&
   absl::MutexLock lock(&progress_mu_);
   manual_what_ = report.finished ? "" : what;
   manual_ = report;
-}
-
-std::string StorageMaintenance::ScrubJson() {
-  absl::StatusOr<std::optional<std::string>> finished = ns_.GetVolumeMeta(kScrubFinishedKey);
-  int64_t last = 0;
-  if (finished.ok() && finished->has_value()) absl::SimpleAtoi(**finished, &last);
-  absl::MutexLock lock(&progress_mu_);
-  std::string manual = manual_what_.empty()
-                           ? "null"
-                           : absl::StrFormat("{\"what\": \"%s\", \"progress\": %s}",
-                                             manual_what_, manual_.ToJson());
-  return absl::StrFormat(
-      "{\"interval_seconds\": %d, \"bytes_per_second\": %d, \"running\": %s, "
-      "\"last_finished\": %d, \"pass\": %s, \"manual\": %s}",
-      options_.scrub_interval_seconds, options_.scrub_bytes_per_second,
-      running_ ? "true" : "false", last, last_.ToJson(), manual);
 }
 
 void StorageMaintenance::Loop() {
@@ -311,6 +259,32 @@ void StorageMaintenance::BackgroundScrubStep() {
     LogInfo("background scrub finished: %d blobs, %d bad shards, %d repaired, %d lost",
             last_.blobs_checked, last_.shards_bad, last_.shards_repaired, last_.blobs_lost);
   }
+}
+
+StorageStatus GetStorageStatus(NamespaceStore& ns, StripedBlobStore& store) {
+  StorageStatus status;
+  status.redundancy = store.redundancy();
+  status.disks = store.Disks();
+  status.redundancy_counts = CountRedundancy(ns, store);
+  status.counters = store.Counters();
+  return status;
+}
+
+ScrubStatus StorageMaintenance::GetScrubStatus() {
+  ScrubStatus status;
+  status.interval_seconds = options_.scrub_interval_seconds;
+  status.bytes_per_second = options_.scrub_bytes_per_second;
+  absl::StatusOr<std::optional<std::string>> finished = ns_.GetVolumeMeta(kScrubFinishedKey);
+  if (finished.ok() && finished->has_value() &&
+      !absl::SimpleAtoi(**finished, &status.last_finished)) {
+    status.last_finished = 0;
+  }
+  absl::MutexLock lock(&progress_mu_);
+  status.running = running_;
+  status.pass = last_;
+  status.manual_what = manual_what_;
+  status.manual = manual_;
+  return status;
 }
 
 }  // namespace cairn

@@ -38,7 +38,6 @@ struct ScrubReport {
   bool Healthy() const {
     return blobs_lost == 0 && shards_unavailable == 0 && shards_bad == shards_repaired;
   }
-  std::string ToJson() const;
 };
 
 struct ScrubOptions {
@@ -69,10 +68,6 @@ absl::StatusOr<uint64_t> DrainRepairs(NamespaceStore& ns, StripedBlobStore& stor
 absl::StatusOr<uint64_t> FindOrphanShards(NamespaceStore& ns, StripedBlobStore& store,
                                           bool remove, std::vector<std::string>* problems);
 
-// The store's state as JSON for `cairn status`: redundancy, disks, counters,
-// repair queue length.
-std::string StorageJson(NamespaceStore& ns, StripedBlobStore& store);
-
 // How many blobs lack full redundancy, as status, stats.json and metrics
 // report it: those with a shard on a down disk, or waiting for a repair.
 struct RedundancyCounts {
@@ -81,6 +76,26 @@ struct RedundancyCounts {
   uint64_t degraded = 0;
 };
 RedundancyCounts CountRedundancy(NamespaceStore& ns, StripedBlobStore& store);
+
+// The store's state for `cairn status` and the metrics.
+struct StorageStatus {
+  Redundancy redundancy;
+  std::vector<DiskInfo> disks;
+  RedundancyCounts redundancy_counts;
+  StripedStoreCounters counters;
+};
+StorageStatus GetStorageStatus(NamespaceStore& ns, StripedBlobStore& store);
+
+// The background scrub, and a manual scrub or rebuild while one runs.
+struct ScrubStatus {
+  int64_t interval_seconds = 0;
+  uint64_t bytes_per_second = 0;
+  bool running = false;        // a background pass is under way
+  int64_t last_finished = 0;   // Unix seconds the last full pass ended; 0: never
+  ScrubReport pass;            // the current (or last) background pass
+  std::string manual_what;     // "scrub" or "rebuild" while one runs, else ""
+  ScrubReport manual;
+};
 
 // The daemon's background loop: watches the disks, drains the repair
 // queue, finishes an interrupted disk rebuild, and scrubs every blob once
@@ -110,13 +125,11 @@ class StorageMaintenance {
     return work();
   }
 
-  // Progress of a manual scrub or rebuild (`what`), for ScrubJson; call
-  // with finished reports too.
+  // Progress of a manual scrub or rebuild (`what`), for GetScrubStatus;
+  // call with finished reports too.
   void NoteManualProgress(const char* what, const ScrubReport& report);
 
-  // The background scrub's progress, and a manual scrub's or rebuild's
-  // while one runs, as JSON.
-  std::string ScrubJson();
+  ScrubStatus GetScrubStatus();
 
  private:
   void Loop();

@@ -131,13 +131,4 @@ TieredBlobStore::Stats TieredBlobStore::GetStats() {
   return stats;
 }
 
-std::string TieredBlobStore::StatsJsonFields() {
-  Stats stats = GetStats();
-  return absl::StrFormat(
-      "\"remote_reads\": %d, \"remote_read_bytes\": %d, \"remote_read_errors\": %d, "
-      "\"local_fallbacks\": %d, \"block_cache_hits\": %d, \"block_cache_bytes\": %d",
-      stats.remote_reads, stats.remote_read_bytes, stats.remote_read_errors,
-      stats.local_fallbacks, stats.cache_hits, stats.cache_bytes);
-}
-
 }  // namespace cairn

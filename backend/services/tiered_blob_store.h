@@ -45,8 +45,6 @@ class TieredBlobStore : public BlobStore {
     uint64_t cache_bytes = 0;      // held by the disk cache
   };
   Stats GetStats();
-  // The figures above as JSON members (no braces), for stats.json.
-  std::string StatsJsonFields();
 
  private:
   absl::StatusOr<std::string> ReadRemote(BlobId id, const std::optional<BlobRecord>& record,

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/base/fs_error.h"
-#include "backend/base/json.h"
 #include "backend/base/log.h"
 #include "backend/base/parallel.h"
 #include "backend/namespace/file_location.h"
@@ -239,21 +238,18 @@ absl::Status TieringService::MoveFilesIn(const std::vector<InodeId>& inos,
   return MoveFiles(inos, /*out=*/false, file_done);
 }
 
-std::string TieringService::StatsJson() {
-  TierMover::Stats moves = mover_.GetStats();
+TieringService::Status TieringService::GetStatus() {
+  Status status;
+  status.endpoint = config_.endpoint;
+  status.bucket = config_.bucket;
+  status.moves = mover_.GetStats();
   absl::MutexLock lock(&mu_);
-  return absl::StrFormat(
-      "{\"endpoint\": %s, \"bucket\": %s, \"local_bytes\": %d, \"remote_bytes\": %d, "
-      "\"candidates\": %d, \"waiting\": %d, \"waiting_bytes\": %d, "
-      "\"last_pass_moved_bytes\": %d, \"moved_out\": %d, \"moved_out_bytes\": %d, \"moved_in\": %d, "
-      "\"moved_in_bytes\": %d, \"errors\": %d, \"last_pass\": %d, \"last_pass_seconds\": %.3f, "
-      "\"last_error\": %s, \"last_error_time\": %d, \"remote_healthy\": %s}",
-      JsonString(config_.endpoint), JsonString(config_.bucket), last_.local_bytes,
-      last_.remote_bytes, last_.candidates, last_.waiting, last_.waiting_bytes,
-      last_.moved_bytes,
-      moves.moved_out, moves.moved_out_bytes, moves.moved_in, moves.moved_in_bytes, moves.errors,
-      last_pass_time_, last_.seconds, JsonString(last_error_), last_error_time_,
-      last_error_time_ < last_pass_time_ || last_error_.empty() ? "true" : "false");
+  status.last_pass = last_;
+  status.last_pass_time = last_pass_time_;
+  status.last_error = last_error_;
+  status.last_error_time = last_error_time_;
+  status.remote_healthy = last_error_time_ < last_pass_time_ || last_error_.empty();
+  return status;
 }
 
 }  // namespace cairn

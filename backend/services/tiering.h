@@ -62,7 +62,19 @@ class TieringService {
   absl::Status MoveFilesIn(const std::vector<InodeId>& inos,
                            const std::function<void(InodeId)>& file_done = nullptr);
 
-  std::string StatsJson();
+  // What the policy last did, for cairn status and the metrics.
+  struct Status {
+    std::string endpoint;
+    std::string bucket;
+    PassReport last_pass;
+    TierMover::Stats moves;
+    int64_t last_pass_time = 0;   // Unix seconds; 0: no pass yet
+    std::string last_error;
+    int64_t last_error_time = 0;
+    // No failure since the last good pass.
+    bool remote_healthy = true;
+  };
+  Status GetStatus();
 
  private:
   void Loop();

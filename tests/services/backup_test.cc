@@ -464,15 +464,13 @@ TEST_F(BackupTest, TheServiceRecordsItsBackupsForStatusMetricsAndTheNextMount) {
   std::string id;
   {
     BackupService service(volume_->ns(), *backups_, *replica_, options);
-    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"\""), std::string::npos);
+    EXPECT_EQ(service.GetStatus().last_id, "");
     for (int i = 0; i < 3; ++i) {
       absl::StatusOr<BackupService::Result> result = service.RunNow();
       ASSERT_TRUE(result.ok()) << result.status();
       id = result->manifest.backup_id;
     }
-    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"" + id + "\""),
-              std::string::npos)
-        << service.StatsJsonFields();
+    EXPECT_EQ(service.GetStatus().last_id, id);
     VolumeMetricsSources sources;
     sources.backups = &service;
     std::string metrics = RenderVolumeMetrics(sources);
@@ -482,14 +480,13 @@ TEST_F(BackupTest, TheServiceRecordsItsBackupsForStatusMetricsAndTheNextMount) {
     proxy_->server_error = 1000;
     EXPECT_FALSE(service.RunNow().ok());
     proxy_->server_error = 0;
-    EXPECT_NE(service.StatsJsonFields().find("\"backup_errors\": 1"), std::string::npos);
-    EXPECT_NE(service.StatsJsonFields().find("\"last_backup\": \"" + id + "\""),
-              std::string::npos);
+    EXPECT_EQ(service.GetStatus().errors, 1u);
+    EXPECT_EQ(service.GetStatus().last_id, id);
   }
   EXPECT_EQ(CompleteBackups(), 2u) << "keep_backups";
   // After a restart the service knows when the last backup was taken.
   BackupService again(volume_->ns(), *backups_, *replica_, options);
-  EXPECT_NE(again.StatsJsonFields().find("\"last_backup\": \"" + id + "\""), std::string::npos);
+  EXPECT_EQ(again.GetStatus().last_id, id);
 }
 
 TEST_F(BackupTest, AVolumeRestoredWithTakeOverStopsTheOldCopyFromWritingTheReplica) {

@@ -85,7 +85,7 @@ TEST_F(ReplicationTest, EveryCommittedBlobIsQueuedAndCopiedVerified) {
   EXPECT_TRUE(InReplica(id_a, a));
   EXPECT_TRUE(InReplica(id_b, b));
   EXPECT_EQ(volume_->ns().GetReplicationBacklog(100)->blobs, 0u);
-  EXPECT_NE(replicator_->StatsJson().find("\"lag_seconds\": 0"), std::string::npos);
+  EXPECT_EQ(replicator_->GetStatus().lag_seconds, 0);
 }
 
 TEST_F(ReplicationTest, MetricsShowTheQueueTheLagAndTheCopies) {
@@ -110,7 +110,7 @@ TEST_F(ReplicationTest, AFailingReplicaKeepsTheQueueAndCatchesUpAfterwards) {
   proxy_->server_error = 1000;
   EXPECT_FALSE(replicator_->RunPass().ok());
   EXPECT_EQ(Queued(), std::vector<BlobId>{id}) << "nothing cleared without a verified copy";
-  EXPECT_NE(replicator_->StatsJson().find("\"healthy\": false"), std::string::npos);
+  EXPECT_EQ(replicator_->GetStatus().healthy, false);
   proxy_->server_error = 0;
   // The upload goes through but its verification does not.
   proxy_->server_error_on_get = 1000;
@@ -124,7 +124,7 @@ TEST_F(ReplicationTest, AFailingReplicaKeepsTheQueueAndCatchesUpAfterwards) {
   ASSERT_TRUE(replicator_->RunPass().ok());
   EXPECT_TRUE(Queued().empty());
   EXPECT_TRUE(InReplica(id, data));
-  EXPECT_NE(replicator_->StatsJson().find("\"healthy\": true"), std::string::npos);
+  EXPECT_EQ(replicator_->GetStatus().healthy, true);
 }
 
 TEST_F(ReplicationTest, BlobsStoredBeforeReplicationBeganAreQueuedOnce) {

@@ -22,13 +22,13 @@
 #include "backend/services/blob_gc.h"
 #include "backend/volume/volume_services.h"
 #include "cache/file_data_cache.h"
-#include "cache/writeback_journal.h"
 #include "daemon/control_channel.h"
 #include "daemon/control_handler.h"
 #include "daemon/metrics_server.h"
 #include "daemon/stats_json.h"
 #include "daemon/volume_metrics.h"
 #include "fs/fs_context.h"
+#include "fs/mounted_volume.h"
 
 namespace cairn {
 namespace {
@@ -57,8 +57,6 @@ void RestoreDefaultHandlers() {
   signal(SIGINT, SIG_DFL);
   signal(SIGHUP, SIG_DFL);
 }
-
-constexpr char kJournalEpochKey[] = "journal_epoch";
 
 // The daemon's figures in CACHE_DIR/stats.json, replaced atomically, for
 // `cairn status` (which runs in another process). Best effort: status then
@@ -102,74 +100,19 @@ void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cac
       .IgnoreError();
 }
 
-// Each mount numbers its journal records from a new epoch, recorded in the
-// namespace before any record is written, so sequence numbers only grow over
-// the volume's life even if the cache directory is lost or replaced; a
-// file's journal mark is then never ahead of a new record.
-absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
-  NamespaceStore& ns = volume.ns();
-  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
-  if (!stored.ok()) return stored.status();
-  uint64_t epoch = 0;
-  if (stored->has_value() && !absl::SimpleAtoi(**stored, &epoch)) {
-    return absl::DataLossError("the namespace's journal epoch is corrupt; run cairn fsck");
-  }
-  epoch++;
-  if (absl::Status s = ns.SetVolumeMeta(kJournalEpochKey, absl::StrCat(epoch)); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ns.Sync(); !s.ok()) return s;
-  const VolumeConfig& config = volume.config();
-  if (absl::Status s = volume.io().env->CreateDir(config.cache_dir); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
-        "; check the path in cairn.toml"));
-  }
-  JournalOptions options;
-  options.dir = config.cache_dir + "/journal";
-  options.volume_id = config.volume_id;
-  return WritebackJournal::Open(volume.io().env, options, epoch << 40);
-}
-
 }  // namespace
 
 absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
                          const std::function<void()>& on_ready) {
   const VolumeConfig& config = volume.config();
-  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume);
-  if (!journal.ok()) return journal.status();
-  FileDataCacheOptions cache_options;
-  cache_options.max_dirty_bytes = config.max_dirty_bytes;
-  cache_options.read_cache_bytes = config.read_cache_bytes;
-  cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
-  cache_options.max_journal_bytes = config.max_journal_bytes;
-  cache_options.journal = journal->get();
-  FileDataCache cache(volume.ns(), volume.blobs(), cache_options);
-  absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache.ReplayJournal();
-  if (!replayed.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        "could not replay the writeback journal in ", config.cache_dir,
-        "/journal: ", replayed.status().message()));
-  }
-  // With the replay committed, any blob file without a record is a leftover
-  // of a crash between storing and committing it.
-  if (absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(volume.ns(), volume.blobs());
-      !swept.ok()) {
-    LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
-  }
-  if (replayed->applied > 0 || replayed->damaged_segments > 0) {
-    LogInfo("replayed the writeback journal: %d of %d records were not yet "
-            "stored and are now; %d segments, %d ended by a torn or damaged record",
-            replayed->applied, replayed->records, replayed->segments,
-            replayed->damaged_segments);
-  }
-
+  MountedVolume::Options mount_options;
+  mount_options.read_only = options.read_only;
+  absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
+      MountedVolume::Open(volume, mount_options);
+  if (!mounted.ok()) return mounted.status();
+  FileDataCache& cache = (*mounted)->cache();
   FsContext ctx;
-  ctx.clock = volume.io().clock;
-  ctx.ns = &volume.ns();
-  ctx.blobs = &volume.blobs();
-  ctx.cache = &cache;
-  ctx.read_only = options.read_only;
+  ctx.fs = &(*mounted)->fs();
 
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
@@ -267,30 +210,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   control.reset();   // stops a manual scrub or rebuild in progress
   services.Stop();   // and every background service, in order
   LogInfo("unmounted %s; flushing", options.mountpoint);
-  absl::Status flushed = cache.FlushAll();
-  if (flushed.ok() && (*journal)->Roll().ok()) {
-    // Everything is stored: a second pass deletes the segment just sealed.
-    flushed = cache.FlushAll();
-  }
-  absl::Status synced = volume.ns().Sync();
-  if (!flushed.ok()) {
-    // The data is still in the writeback journal: made durable there, it
-    // is stored by the next mount, once the problem is fixed.
-    absl::Status journal_synced = (*journal)->Sync();
-    if (!journal_synced.ok()) {
-      return absl::DataLossError(absl::StrCat(
-          "could not store all written data (", flushed.message(),
-          ") nor make the writeback journal durable (", journal_synced.message(),
-          "); data written since the last fsync may be lost if the machine "
-          "stops before the journal reaches the disk"));
-    }
-    return absl::DataLossError(absl::StrCat(
-        "could not store all written data as blobs before exiting (",
-        flushed.message(), "); it is kept in the writeback journal in ",
-        config.cache_dir, "/journal and stored at the next mount: fix the "
-        "problem (free space, a failing disk) and mount again"));
-  }
-  if (!synced.ok()) return synced;
+  if (absl::Status closed = (*mounted)->Close(); !closed.ok()) return closed;
   if (loop_rc != 0 && loop_rc != -ENODEV) {
     LogWarning("request loop ended with %d", loop_rc);
   }

@@ -14,7 +14,6 @@
 #include <string>
 
 #include "backend/base/log.h"
-#include "backend/namespace/file_location.h"
 #include "fs/errno_map.h"
 
 namespace cairn {
@@ -99,11 +98,6 @@ void ReplyError(fuse_req_t req, const absl::Status& status) {
   ReplyErrno(req, err == 0 ? EIO : err);
 }
 
-// Regular files report the size including data still in the write cache.
-InodeAttr Visible(FsContext& ctx, InodeAttr attr) {
-  return S_ISREG(attr.mode) ? ctx.cache->WithDirtySize(attr) : attr;
-}
-
 fuse_entry_param EntryFor(FsContext& ctx, const InodeAttr& attr) {
   fuse_entry_param e;
   memset(&e, 0, sizeof(e));
@@ -115,37 +109,23 @@ fuse_entry_param EntryFor(FsContext& ctx, const InodeAttr& attr) {
   return e;
 }
 
-// Replies with a new entry the kernel will hold: counts one lookup.
+// Replies with an entry the filesystem counted a lookup for; gives the
+// lookup back if the kernel never gets the reply.
 void ReplyEntry(fuse_req_t req, const InodeAttr& attr) {
   FsContext& ctx = Ctx(req);
-  fuse_entry_param e = EntryFor(ctx, Visible(ctx, attr));
-  ctx.inodes.AddLookup(attr.ino);
-  if (fuse_reply_entry(req, &e) != 0) ctx.inodes.Forget(attr.ino, 1);
+  fuse_entry_param e = EntryFor(ctx, attr);
+  if (fuse_reply_entry(req, &e) != 0) ctx.fs->Forget(attr.ino, 1);
 }
 
 void ReplyAttr(fuse_req_t req, const InodeAttr& attr) {
   FsContext& ctx = Ctx(req);
-  struct stat st = ToStat(Visible(ctx, attr));
+  struct stat st = ToStat(attr);
   fuse_reply_attr(req, &st, ctx.cache_timeout_seconds);
 }
 
-// Deletes an unlinked inode once the kernel holds no reference to it.
-void ReleaseIfUnused(FsContext& ctx, InodeId ino) {
-  if (ctx.inodes.InUse(ino)) return;
-  ctx.cache->Discard(ino);
-  absl::Status status = ctx.ns->ReleaseInode(ino);
-  if (!status.ok()) {
-    LogError("could not release inode %d: %s", ino, status.ToString());
-  }
-}
-
-void AfterForget(FsContext& ctx, InodeId ino, uint64_t count) {
-  if (ino == kRootInode) return;
-  if (!ctx.inodes.Forget(ino, count)) return;
-  // Only unlinked inodes are deleted; ReleaseInode ignores linked ones, but
-  // asking the namespace for each forget would cost a read, so check nlink.
-  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
-  if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ctx, ino);
+void ReplyStatus(fuse_req_t req, const absl::Status& status) {
+  if (!status.ok()) return ReplyError(req, status);
+  ReplyErrno(req, 0);
 }
 
 // --- Handlers --------------------------------------------------------------
@@ -154,9 +134,9 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   auto& ctx = *static_cast<FsContext*>(userdata);
   // The kernel page cache absorbs small writes and sends large ones; the
   // kernel is the authority for size and mtime while it caches a file.
-  if (!ctx.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+  if (!ctx.fs->read_only() && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-    ctx.kernel_tracks_mtime = true;
+    ctx.fs->set_kernel_tracks_mtime(true);
   }
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) {
     conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -176,7 +156,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RequestScope scope(req, FuseOp::kLookup);
   FsContext& ctx = Ctx(req);
-  absl::StatusOr<InodeAttr> attr = ctx.ns->Lookup(parent, name);
+  absl::StatusOr<InodeAttr> attr = ctx.fs->Lookup(parent, name);
   if (!attr.ok()) {
     if (ErrnoFromStatus(attr.status()) == ENOENT) {
       // A negative entry: the kernel may remember the name is absent. Every
@@ -195,7 +175,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   RequestScope scope(req, FuseOp::kForget);
-  AfterForget(Ctx(req), ino, nlookup);
+  Ctx(req).fs->Forget(ino, nlookup);
   fuse_reply_none(req);
 }
 
@@ -204,14 +184,14 @@ void OpForgetMulti(fuse_req_t req, size_t count,
   RequestScope scope(req, FuseOp::kBatchForget);
   FsContext& ctx = Ctx(req);
   for (size_t i = 0; i < count; ++i) {
-    AfterForget(ctx, forgets[i].ino, forgets[i].nlookup);
+    ctx.fs->Forget(forgets[i].ino, forgets[i].nlookup);
   }
   fuse_reply_none(req);
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kGetattr);
-  absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
+  absl::StatusOr<InodeAttr> attr = Ctx(req).fs->GetAttr(ino);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyAttr(req, *attr);
 }
@@ -225,7 +205,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
   if (to_set & FUSE_SET_ATTR_UID) request.uid = st->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) request.gid = st->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) request.size = st->st_size;
-  Timespec now = ctx.clock->NowTimespec();
+  Timespec now = ctx.fs->Now();
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
     request.atime = now;
   } else if (to_set & FUSE_SET_ATTR_ATIME) {
@@ -242,24 +222,21 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
     request.ctime = Timespec{st->st_ctim.tv_sec,
                              static_cast<uint32_t>(st->st_ctim.tv_nsec)};
   }
-  absl::StatusOr<InodeAttr> attr =
-      request.size ? ctx.cache->SetAttrWithSize(ino, request)
-                   : ctx.ns->SetAttr(ino, request);
+  absl::StatusOr<InodeAttr> attr = ctx.fs->SetAttr(ino, request);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyAttr(req, *attr);
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   RequestScope scope(req, FuseOp::kReadlink);
-  absl::StatusOr<std::string> target = Ctx(req).ns->ReadLink(ino);
+  absl::StatusOr<std::string> target = Ctx(req).fs->ReadLink(ino);
   if (!target.ok()) return ReplyError(req, target.status());
   fuse_reply_readlink(req, target->c_str());
 }
 
 void MakeAndReply(fuse_req_t req, fuse_ino_t parent, const char* name,
                   const NewNode& node) {
-  absl::StatusOr<InodeAttr> attr =
-      Ctx(req).ns->MakeNode(parent, name, node, CallerOf(req));
+  absl::StatusOr<InodeAttr> attr = Ctx(req).fs->MakeNode(parent, name, node, CallerOf(req));
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyEntry(req, *attr);
 }
@@ -292,27 +269,18 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent,
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RequestScope scope(req, FuseOp::kUnlink);
-  FsContext& ctx = Ctx(req);
-  absl::StatusOr<InodeAttr> attr = ctx.ns->Unlink(parent, name);
-  if (!attr.ok()) return ReplyError(req, attr.status());
-  if (attr->nlink == 0) ReleaseIfUnused(ctx, attr->ino);
-  ReplyErrno(req, 0);
+  ReplyStatus(req, Ctx(req).fs->Unlink(parent, name));
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RequestScope scope(req, FuseOp::kRmdir);
-  FsContext& ctx = Ctx(req);
-  absl::StatusOr<InodeAttr> attr = ctx.ns->Rmdir(parent, name);
-  if (!attr.ok()) return ReplyError(req, attr.status());
-  ReleaseIfUnused(ctx, attr->ino);
-  ReplyErrno(req, 0);
+  ReplyStatus(req, Ctx(req).fs->Rmdir(parent, name));
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
               fuse_ino_t new_parent, const char* new_name,
               unsigned int flags) {
   RequestScope scope(req, FuseOp::kRename);
-  FsContext& ctx = Ctx(req);
   RenameMode mode = RenameMode::kReplace;
   if (flags == RENAME_NOREPLACE) {
     mode = RenameMode::kNoReplace;
@@ -322,19 +290,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name,
     ReplyErrno(req, EINVAL);  // RENAME_WHITEOUT and combinations
     return;
   }
-  absl::StatusOr<std::optional<InodeAttr>> replaced =
-      ctx.ns->Rename(parent, name, new_parent, new_name, mode);
-  if (!replaced.ok()) return ReplyError(req, replaced.status());
-  if (replaced->has_value() && (*replaced)->nlink == 0) {
-    ReleaseIfUnused(ctx, (*replaced)->ino);
-  }
-  ReplyErrno(req, 0);
+  ReplyStatus(req, Ctx(req).fs->Rename(parent, name, new_parent, new_name, mode));
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
             const char* new_name) {
   RequestScope scope(req, FuseOp::kLink);
-  absl::StatusOr<InodeAttr> attr = Ctx(req).ns->Link(ino, new_parent, new_name);
+  absl::StatusOr<InodeAttr> attr = Ctx(req).fs->Link(ino, new_parent, new_name);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyEntry(req, *attr);
 }
@@ -342,46 +304,31 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kOpen);
   FsContext& ctx = Ctx(req);
-  // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
-  // pages and leaves the truncation itself to us; like truncate(2) it sets
-  // mtime and ctime even when the file was already empty.
-  if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-    SetAttrRequest truncate;
-    truncate.size = 0;
-    truncate.mtime = truncate.ctime = ctx.clock->NowTimespec();
-    absl::StatusOr<InodeAttr> attr = ctx.cache->SetAttrWithSize(ino, truncate);
-    if (!attr.ok()) return ReplyError(req, attr.status());
-  }
+  if (absl::Status s = ctx.fs->Open(ino, fi->flags); !s.ok()) return ReplyError(req, s);
   // Only this daemon writes the volume, so cached pages stay valid across
   // opens.
   fi->keep_cache = 1;
-  ctx.inodes.AddOpen(ino);
-  if (fuse_reply_open(req, fi) != 0) ctx.inodes.ReleaseOpen(ino);
+  if (fuse_reply_open(req, fi) != 0) ctx.fs->Release(ino);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
               mode_t mode, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kCreate);
   FsContext& ctx = Ctx(req);
-  NewNode node;
-  node.mode = S_IFREG | (mode & 07777);
-  absl::StatusOr<InodeAttr> attr =
-      ctx.ns->MakeNode(parent, name, node, CallerOf(req));
+  absl::StatusOr<InodeAttr> attr = ctx.fs->Create(parent, name, mode, CallerOf(req));
   if (!attr.ok()) return ReplyError(req, attr.status());
   fuse_entry_param e = EntryFor(ctx, *attr);
   fi->keep_cache = 1;
-  ctx.inodes.AddLookup(attr->ino);
-  ctx.inodes.AddOpen(attr->ino);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    ctx.inodes.ReleaseOpen(attr->ino);
-    ctx.inodes.Forget(attr->ino, 1);
+    ctx.fs->Release(attr->ino);
+    ctx.fs->Forget(attr->ino, 1);
   }
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
             fuse_file_info*) {
   RequestScope scope(req, FuseOp::kRead);
-  absl::StatusOr<std::string> data = Ctx(req).cache->Read(ino, offset, size);
+  absl::StatusOr<std::string> data = Ctx(req).fs->Read(ino, offset, size);
   if (!data.ok()) return ReplyError(req, data.status());
   Ctx(req).metrics.read_bytes.fetch_add(data->size(), std::memory_order_relaxed);
   fuse_reply_buf(req, data->data(), data->size());
@@ -391,14 +338,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
              off_t offset, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kWrite);
   FsContext& ctx = Ctx(req);
-  absl::Status status = ctx.cache->Write(ino, offset, std::string_view(buf, size));
-  if (status.ok() && !ctx.kernel_tracks_mtime) {
-    // Without the writeback cache the kernel does not send the times of a
-    // write, so the write itself sets them.
-    SetAttrRequest touch;
-    touch.mtime = touch.ctime = ctx.clock->NowTimespec();
-    status = ctx.ns->SetAttr(ino, touch).status();
-  }
+  absl::Status status = ctx.fs->Write(ino, offset, std::string_view(buf, size));
   if (!status.ok()) return ReplyError(req, status);
   ctx.metrics.written_bytes.fetch_add(size, std::memory_order_relaxed);
   fuse_reply_write(req, size);
@@ -413,36 +353,20 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
 
 void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kRelease);
-  FsContext& ctx = Ctx(req);
-  if (ctx.inodes.ReleaseOpen(ino)) {
-    absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
-    if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ctx, ino);
-  }
+  Ctx(req).fs->Release(ino);
   ReplyErrno(req, 0);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kFsync);
-  absl::Status status = Ctx(req).cache->Fsync(ino);
-  if (!status.ok()) {
-    // A failed fsync is reported, never papered over: the data stays dirty
-    // in the cache and a later fsync tries again for real.
-    LogError("fsync of inode %d failed: %s", ino, status.ToString());
-    return ReplyError(req, status);
-  }
-  ReplyErrno(req, 0);
+  ReplyStatus(req, Ctx(req).fs->Fsync(ino));
 }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kOpendir);
-  FsContext& ctx = Ctx(req);
-  absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
-  if (!attr.ok()) return ReplyError(req, attr.status());
-  if (!S_ISDIR(attr->mode)) {
-    ReplyErrno(req, ENOTDIR);
-    return;
-  }
-  fi->fh = attr->parent;  // for ".."
+  absl::StatusOr<InodeId> parent = Ctx(req).fs->OpenDir(ino);
+  if (!parent.ok()) return ReplyError(req, parent.status());
+  fi->fh = *parent;  // for ".."
   fuse_reply_open(req, fi);
 }
 
@@ -459,7 +383,7 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     size_t room = size - used;
     size_t need;
     if (plus) {
-      fuse_entry_param e = EntryFor(ctx, Visible(ctx, attr));
+      fuse_entry_param e = EntryFor(ctx, attr);
       need = fuse_add_direntry_plus(req, buf.data() + used, room, name, &e,
                                     static_cast<off_t>(next));
     } else {
@@ -483,7 +407,7 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     self.ino = ino;
     self.mode = S_IFDIR;
     if (plus) {
-      absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(ino);
+      absl::StatusOr<InodeAttr> attr = ctx.fs->GetAttr(ino);
       if (attr.ok()) self = *attr;
     }
     add(".", self, 1);
@@ -493,7 +417,7 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     up.ino = fi->fh != 0 ? fi->fh : kRootInode;
     up.mode = S_IFDIR;
     if (plus) {
-      absl::StatusOr<InodeAttr> attr = ctx.ns->GetAttr(up.ino);
+      absl::StatusOr<InodeAttr> attr = ctx.fs->GetAttr(up.ino);
       if (attr.ok()) up = *attr;
     }
     add("..", up, 2);
@@ -501,20 +425,8 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
   absl::Status status;
   if (!full) {
     uint64_t after = offset < 2 ? 2 : static_cast<uint64_t>(offset);
-    status = ctx.ns->ReadDir(ino, after, [&](const DirEntry& entry) {
-      InodeAttr attr;
-      attr.ino = entry.ino;
-      attr.mode = entry.mode;
-      if (plus) {
-        absl::StatusOr<InodeAttr> full_attr = ctx.ns->GetAttr(entry.ino);
-        if (!full_attr.ok()) return true;  // raced with a removal: skip
-        attr = *full_attr;
-      }
-      if (!add(entry.name.c_str(), attr, entry.cookie)) return false;
-      // The kernel holds every readdirplus entry it is given, as if it had
-      // been looked up ("." and ".." excepted).
-      if (plus) ctx.inodes.AddLookup(entry.ino);
-      return true;
+    status = ctx.fs->ReadDir(ino, after, plus, [&](const DirEntry& entry, const InodeAttr& attr) {
+      return add(entry.name.c_str(), attr, entry.cookie);
     });
   }
   if (!status.ok() && used == 0) return ReplyError(req, status);
@@ -538,20 +450,15 @@ void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   ReplyErrno(req, 0);
 }
 
-void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kFsyncdir);
-  absl::Status status = Ctx(req).ns->Sync();
-  if (!status.ok()) return ReplyError(req, status);
-  ReplyErrno(req, 0);
+  ReplyStatus(req, Ctx(req).fs->FsyncDir(ino));
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
   RequestScope scope(req, FuseOp::kStatfs);
-  FsContext& ctx = Ctx(req);
-  absl::StatusOr<StoreUsage> usage = ctx.blobs->Usage();
-  absl::StatusOr<NamespaceStats> stats = ctx.ns->Stats();
+  absl::StatusOr<FsUsage> usage = Ctx(req).fs->StatFs();
   if (!usage.ok()) return ReplyError(req, usage.status());
-  if (!stats.ok()) return ReplyError(req, stats.status());
   constexpr uint64_t kBlock = 4096;
   struct statvfs st;
   memset(&st, 0, sizeof(st));
@@ -564,25 +471,14 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   // inodes as free blocks, as a filesystem with dynamic inodes does.
   st.f_ffree = st.f_bfree;
   st.f_favail = st.f_bfree;
-  st.f_files = stats->inode_count + st.f_ffree;
+  st.f_files = usage->inodes + st.f_ffree;
   st.f_namemax = kMaxNameBytes;
   fuse_reply_statfs(req, &st);
-}
-
-// POSIX ACLs arrive as system.posix_acl_* xattrs. Storing them without
-// acting on them would make tools like cp -a believe a mode was applied when
-// it was not, so they are refused and tools fall back to chmod.
-bool IsPosixAclName(const char* name) {
-  return strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 const char* value, size_t size, int flags) {
   RequestScope scope(req, FuseOp::kSetxattr);
-  if (IsPosixAclName(name)) {
-    ReplyErrno(req, EOPNOTSUPP);
-    return;
-  }
   XattrMode mode = XattrMode::kCreateOrReplace;
   if (flags == XATTR_CREATE) {
     mode = XattrMode::kCreateOnly;
@@ -592,102 +488,53 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     ReplyErrno(req, EINVAL);
     return;
   }
-  if (std::string_view(name) == kLocationXattr) {
-    ReplyErrno(req, EPERM);  // computed from where the data is
-    return;
+  ReplyStatus(req, Ctx(req).fs->SetXattr(ino, name, std::string_view(value, size), mode));
+}
+
+// The size protocol of getxattr and listxattr: 0 asks for the size.
+void ReplyXattrValue(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (size < value.size()) {
+    ReplyErrno(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
   }
-  absl::Status status = Ctx(req).ns->SetXattr(
-      ino, name, std::string_view(value, size), mode);
-  ReplyErrno(req, ErrnoFromStatus(status));
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                 size_t size) {
   RequestScope scope(req, FuseOp::kGetxattr);
-  if (IsPosixAclName(name)) {
-    ReplyErrno(req, EOPNOTSUPP);
-    return;
-  }
-  absl::StatusOr<std::string> value;
-  if (std::string_view(name) == kLocationXattr) {
-    // Where the file's data is: local, remote, local+remote or mixed.
-    absl::StatusOr<InodeAttr> attr = Ctx(req).ns->GetAttr(ino);
-    if (!attr.ok()) return ReplyError(req, attr.status());
-    if (!S_ISREG(attr->mode)) {
-      ReplyErrno(req, ENODATA);
-      return;
-    }
-    // Written data still in the cache is on the local disks' way.
-    if (absl::Status s = Ctx(req).cache->Flush(ino); !s.ok()) return ReplyError(req, s);
-    value = FileLocation(*Ctx(req).ns, ino);
-  } else {
-    value = Ctx(req).ns->GetXattr(ino, name);
-  }
+  absl::StatusOr<std::string> value = Ctx(req).fs->GetXattr(ino, name);
   if (!value.ok()) return ReplyError(req, value.status());
-  if (size == 0) {
-    fuse_reply_xattr(req, value->size());
-  } else if (size < value->size()) {
-    ReplyErrno(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, value->data(), value->size());
-  }
+  ReplyXattrValue(req, *value, size);
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   RequestScope scope(req, FuseOp::kListxattr);
-  absl::StatusOr<std::vector<std::string>> names =
-      Ctx(req).ns->ListXattr(ino);
+  absl::StatusOr<std::vector<std::string>> names = Ctx(req).fs->ListXattr(ino);
   if (!names.ok()) return ReplyError(req, names.status());
   std::string list;
   for (const std::string& name : *names) {
     list.append(name);
     list.push_back('\0');
   }
-  if (size == 0) {
-    fuse_reply_xattr(req, list.size());
-  } else if (size < list.size()) {
-    ReplyErrno(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, list.data(), list.size());
-  }
+  ReplyXattrValue(req, list, size);
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   RequestScope scope(req, FuseOp::kRemovexattr);
-  if (IsPosixAclName(name)) {
-    ReplyErrno(req, EOPNOTSUPP);
-    return;
-  }
-  if (std::string_view(name) == kLocationXattr) {
-    ReplyErrno(req, EPERM);
-    return;
-  }
-  ReplyErrno(req, ErrnoFromStatus(Ctx(req).ns->RemoveXattr(ino, name)));
+  ReplyStatus(req, Ctx(req).fs->RemoveXattr(ino, name));
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                  off_t length, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kFallocate);
-  FsContext& ctx = Ctx(req);
   if (offset < 0 || length <= 0) {
     ReplyErrno(req, EINVAL);
     return;
   }
-  absl::Status status;
-  if (mode == 0) {
-    status = ctx.ns->Allocate(ino, offset, length).status();
-  } else if (mode == FALLOC_FL_KEEP_SIZE) {
-    // Preallocation without a size change: space is claimed when written.
-    status = absl::OkStatus();
-  } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-    // The hole must also cover data still in the write cache.
-    status = ctx.cache->Flush(ino);
-    if (status.ok()) status = ctx.ns->PunchHole(ino, offset, length).status();
-  } else {
-    ReplyErrno(req, EOPNOTSUPP);
-    return;
-  }
-  ReplyErrno(req, ErrnoFromStatus(status));
+  ReplyStatus(req, Ctx(req).fs->Fallocate(ino, mode, offset, length));
 }
 
 fuse_lowlevel_ops MakeOperations() {

@@ -1,0 +1,245 @@
+#include "fs/file_system.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "backend/base/fs_error.h"
+#include "backend/base/log.h"
+#include "backend/namespace/file_location.h"
+
+namespace cairn {
+namespace {
+
+bool IsPosixAclName(const std::string& name) {
+  return name.rfind("system.posix_acl_", 0) == 0;
+}
+
+}  // namespace
+
+FileSystem::FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache,
+                       Options options)
+    : ns_(ns), blobs_(blobs), cache_(cache), options_(options) {}
+
+InodeAttr FileSystem::Visible(InodeAttr attr) {
+  return S_ISREG(attr.mode) ? cache_.WithDirtySize(attr) : attr;
+}
+
+void FileSystem::ReleaseIfUnused(InodeId ino) {
+  if (inodes_.InUse(ino)) return;
+  cache_.Discard(ino);
+  if (absl::Status s = ns_.ReleaseInode(ino); !s.ok()) {
+    // The orphan stays; the next mount releases it (ReleaseAllOrphans).
+    LogError("could not release inode %d: %s", ino, s.ToString());
+  }
+}
+
+absl::StatusOr<InodeAttr> FileSystem::Lookup(InodeId parent, const std::string& name) {
+  absl::StatusOr<InodeAttr> attr = ns_.Lookup(parent, name);
+  if (!attr.ok()) return attr.status();
+  inodes_.AddLookup(attr->ino);
+  return Visible(*attr);
+}
+
+void FileSystem::Forget(InodeId ino, uint64_t count) {
+  if (ino == kRootInode) return;
+  if (!inodes_.Forget(ino, count)) return;
+  // Only unlinked inodes are deleted; ReleaseInode ignores linked ones, but
+  // asking the namespace for each forget would cost a read, so check nlink.
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
+}
+
+void FileSystem::Release(InodeId ino) {
+  if (!inodes_.ReleaseOpen(ino)) return;
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
+}
+
+absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (!attr.ok()) return attr.status();
+  return Visible(*attr);
+}
+
+absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest& request) {
+  absl::StatusOr<InodeAttr> attr =
+      request.size ? cache_.SetAttrWithSize(ino, request) : ns_.SetAttr(ino, request);
+  if (!attr.ok()) return attr.status();
+  return Visible(*attr);
+}
+
+absl::StatusOr<std::string> FileSystem::ReadLink(InodeId ino) { return ns_.ReadLink(ino); }
+
+absl::StatusOr<InodeAttr> FileSystem::MakeNode(InodeId parent, const std::string& name,
+                                               const NewNode& node, const Caller& caller) {
+  absl::StatusOr<InodeAttr> attr = ns_.MakeNode(parent, name, node, caller);
+  if (!attr.ok()) return attr.status();
+  inodes_.AddLookup(attr->ino);
+  return *attr;
+}
+
+absl::StatusOr<InodeAttr> FileSystem::Link(InodeId ino, InodeId new_parent,
+                                           const std::string& new_name) {
+  absl::StatusOr<InodeAttr> attr = ns_.Link(ino, new_parent, new_name);
+  if (!attr.ok()) return attr.status();
+  inodes_.AddLookup(attr->ino);
+  return Visible(*attr);
+}
+
+absl::Status FileSystem::Unlink(InodeId parent, const std::string& name) {
+  absl::StatusOr<InodeAttr> attr = ns_.Unlink(parent, name);
+  if (!attr.ok()) return attr.status();
+  if (attr->nlink == 0) ReleaseIfUnused(attr->ino);
+  return absl::OkStatus();
+}
+
+absl::Status FileSystem::Rmdir(InodeId parent, const std::string& name) {
+  absl::StatusOr<InodeAttr> attr = ns_.Rmdir(parent, name);
+  if (!attr.ok()) return attr.status();
+  ReleaseIfUnused(attr->ino);
+  return absl::OkStatus();
+}
+
+absl::Status FileSystem::Rename(InodeId parent, const std::string& name, InodeId new_parent,
+                                const std::string& new_name, RenameMode mode) {
+  absl::StatusOr<std::optional<InodeAttr>> replaced =
+      ns_.Rename(parent, name, new_parent, new_name, mode);
+  if (!replaced.ok()) return replaced.status();
+  if (replaced->has_value() && (*replaced)->nlink == 0) ReleaseIfUnused((*replaced)->ino);
+  return absl::OkStatus();
+}
+
+absl::Status FileSystem::Open(InodeId ino, int flags) {
+  // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
+  // pages and leaves the truncation itself to us; like truncate(2) it sets
+  // mtime and ctime even when the file was already empty.
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    SetAttrRequest truncate;
+    truncate.size = 0;
+    truncate.mtime = truncate.ctime = options_.clock->NowTimespec();
+    if (absl::Status s = cache_.SetAttrWithSize(ino, truncate).status(); !s.ok()) return s;
+  }
+  inodes_.AddOpen(ino);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& name,
+                                             uint32_t mode, const Caller& caller) {
+  NewNode node;
+  node.mode = S_IFREG | (mode & 07777);
+  absl::StatusOr<InodeAttr> attr = ns_.MakeNode(parent, name, node, caller);
+  if (!attr.ok()) return attr.status();
+  inodes_.AddLookup(attr->ino);
+  inodes_.AddOpen(attr->ino);
+  return *attr;
+}
+
+absl::StatusOr<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint64_t length) {
+  return cache_.Read(ino, offset, length);
+}
+
+absl::Status FileSystem::Write(InodeId ino, uint64_t offset, std::string_view data) {
+  if (absl::Status s = cache_.Write(ino, offset, data); !s.ok()) return s;
+  if (kernel_tracks_mtime_) return absl::OkStatus();
+  // Without the writeback cache the kernel does not send the times of a
+  // write, so the write itself sets them.
+  SetAttrRequest touch;
+  touch.mtime = touch.ctime = options_.clock->NowTimespec();
+  return ns_.SetAttr(ino, touch).status();
+}
+
+absl::Status FileSystem::Fsync(InodeId ino) {
+  absl::Status status = cache_.Fsync(ino);
+  // A failed fsync is reported, never papered over: the data stays dirty in
+  // the cache and a later fsync tries again for real.
+  if (!status.ok()) LogError("fsync of inode %d failed: %s", ino, status.ToString());
+  return status;
+}
+
+absl::Status FileSystem::FsyncDir(InodeId) { return ns_.Sync(); }
+
+absl::Status FileSystem::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) {
+  if (length == 0) return FsError(FsErrorKind::kInvalid, "fallocate of no bytes");
+  if (mode == 0) return ns_.Allocate(ino, offset, length).status();
+  // Preallocation without a size change: space is claimed when written.
+  if (mode == FALLOC_FL_KEEP_SIZE) return absl::OkStatus();
+  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    // The hole must also cover data still in the write cache.
+    if (absl::Status s = cache_.Flush(ino); !s.ok()) return s;
+    return ns_.PunchHole(ino, offset, length).status();
+  }
+  return FsError(FsErrorKind::kNotSupported, "this fallocate mode is not supported");
+}
+
+absl::StatusOr<InodeId> FileSystem::OpenDir(InodeId ino) {
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (!attr.ok()) return attr.status();
+  if (!S_ISDIR(attr->mode)) return FsError(FsErrorKind::kNotDirectory, "not a directory");
+  return attr->parent;
+}
+
+absl::Status FileSystem::ReadDir(
+    InodeId dir, uint64_t cookie, bool plus,
+    const std::function<bool(const DirEntry&, const InodeAttr&)>& add) {
+  return ns_.ReadDir(dir, cookie, [&](const DirEntry& entry) {
+    InodeAttr attr;
+    attr.ino = entry.ino;
+    attr.mode = entry.mode;
+    if (plus) {
+      absl::StatusOr<InodeAttr> full = ns_.GetAttr(entry.ino);
+      if (!full.ok()) return true;  // raced with a removal: skip
+      attr = Visible(*full);
+    }
+    if (!add(entry, attr)) return false;
+    // The kernel holds every readdirplus entry it is given, as if it had
+    // been looked up.
+    if (plus) inodes_.AddLookup(entry.ino);
+    return true;
+  });
+}
+
+absl::StatusOr<FsUsage> FileSystem::StatFs() {
+  absl::StatusOr<StoreUsage> usage = blobs_.Usage();
+  if (!usage.ok()) return usage.status();
+  absl::StatusOr<NamespaceStats> stats = ns_.Stats();
+  if (!stats.ok()) return stats.status();
+  return FsUsage{usage->capacity_bytes, usage->free_bytes, stats->inode_count};
+}
+
+absl::Status FileSystem::SetXattr(InodeId ino, const std::string& name, std::string_view value,
+                                  XattrMode mode) {
+  if (IsPosixAclName(name)) return FsError(FsErrorKind::kNotSupported, "POSIX ACLs");
+  if (name == kLocationXattr) {
+    return FsError(FsErrorKind::kNotPermitted, "computed from where the data is");
+  }
+  return ns_.SetXattr(ino, name, value, mode);
+}
+
+absl::StatusOr<std::string> FileSystem::GetXattr(InodeId ino, const std::string& name) {
+  if (IsPosixAclName(name)) return FsError(FsErrorKind::kNotSupported, "POSIX ACLs");
+  if (name != kLocationXattr) return ns_.GetXattr(ino, name);
+  // Where the file's data is: local, remote, local+remote or mixed.
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (!attr.ok()) return attr.status();
+  if (!S_ISREG(attr->mode)) return FsError(FsErrorKind::kNoAttribute, "not a regular file");
+  // Written data still in the cache is on the local disks' way.
+  if (absl::Status s = cache_.Flush(ino); !s.ok()) return s;
+  return FileLocation(ns_, ino);
+}
+
+absl::StatusOr<std::vector<std::string>> FileSystem::ListXattr(InodeId ino) {
+  return ns_.ListXattr(ino);
+}
+
+absl::Status FileSystem::RemoveXattr(InodeId ino, const std::string& name) {
+  if (IsPosixAclName(name)) return FsError(FsErrorKind::kNotSupported, "POSIX ACLs");
+  if (name == kLocationXattr) {
+    return FsError(FsErrorKind::kNotPermitted, "computed from where the data is");
+  }
+  return ns_.RemoveXattr(ino, name);
+}
+
+}  // namespace cairn

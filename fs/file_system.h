@@ -1,0 +1,126 @@
+// The filesystem a volume presents: POSIX operations over the namespace and
+// the write cache, and the kernel's references to inodes that decide when an
+// unlinked file's data may go. The FUSE handlers (fuse_ops.cc) decode a
+// request, call one method and reply; tests drive this class directly,
+// without FUSE (as mountpoint-s3's reference tests drive its filesystem
+// type), so every path a request takes is testable in-process.
+//
+// Promises (beyond NamespaceStore's and FileDataCache's):
+// - An inode that loses its last link keeps its data while the kernel holds
+//   a lookup or an open of it; it is deleted when the last one goes (Forget,
+//   Release), or at the next mount if the daemon stops first.
+// - Errors carry the FsErrorKind of the exact POSIX condition; nothing here
+//   knows errno values.
+//
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backend/base/clock.h"
+#include "backend/blob/blob_store.h"
+#include "backend/namespace/namespace_store.h"
+#include "cache/file_data_cache.h"
+#include "fs/inode_table.h"
+
+namespace cairn {
+
+// What statfs reports.
+struct FsUsage {
+  uint64_t capacity_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t inodes = 0;
+};
+
+class FileSystem {
+ public:
+  struct Options {
+    bool read_only = false;
+    Clock* clock = Clock::Default();
+  };
+  // The parts must outlive the filesystem.
+  FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache, Options options);
+
+  // With the kernel's writeback cache, the kernel keeps mtime and ctime of
+  // written files and sends them with setattr; without it a write sets them
+  // itself. Set once, before the first request.
+  void set_kernel_tracks_mtime(bool tracks) { kernel_tracks_mtime_ = tracks; }
+  bool read_only() const { return options_.read_only; }
+  // The time a request that says "now" (UTIME_NOW) means.
+  Timespec Now() { return options_.clock->NowTimespec(); }
+
+  // --- References the kernel holds. Methods that return an inode the kernel
+  // will hold (Lookup, MakeNode, Link, Create, ReadDirPlus entries) count a
+  // lookup; the kernel gives them back with Forget. Open and Create count an
+  // open, given back with Release.
+  absl::StatusOr<InodeAttr> Lookup(InodeId parent, const std::string& name);
+  void Forget(InodeId ino, uint64_t count);
+  void Release(InodeId ino);
+
+  // Attributes as the user sees them: a regular file's size covers data
+  // still in the write cache.
+  absl::StatusOr<InodeAttr> GetAttr(InodeId ino);
+  // chmod, chown, utimes, truncate (a size goes through the write cache).
+  absl::StatusOr<InodeAttr> SetAttr(InodeId ino, const SetAttrRequest& request);
+  absl::StatusOr<std::string> ReadLink(InodeId ino);
+
+  absl::StatusOr<InodeAttr> MakeNode(InodeId parent, const std::string& name,
+                                     const NewNode& node, const Caller& caller);
+  absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent, const std::string& new_name);
+  absl::Status Unlink(InodeId parent, const std::string& name);
+  absl::Status Rmdir(InodeId parent, const std::string& name);
+  absl::Status Rename(InodeId parent, const std::string& name, InodeId new_parent,
+                      const std::string& new_name, RenameMode mode);
+
+  // open(2) of an existing file with `flags` (O_TRUNC truncates, as the
+  // kernel leaves that to us with atomic O_TRUNC).
+  absl::Status Open(InodeId ino, int flags);
+  // A new regular file, opened.
+  absl::StatusOr<InodeAttr> Create(InodeId parent, const std::string& name, uint32_t mode,
+                                   const Caller& caller);
+  absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length);
+  absl::Status Write(InodeId ino, uint64_t offset, std::string_view data);
+  absl::Status Fsync(InodeId ino);
+  absl::Status FsyncDir(InodeId ino);
+  // fallocate(2): mode 0, FALLOC_FL_KEEP_SIZE, or PUNCH_HOLE|KEEP_SIZE.
+  absl::Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length);
+
+  // opendir(2): the directory's parent, for "..".
+  absl::StatusOr<InodeId> OpenDir(InodeId ino);
+  // Entries of `dir` after `cookie` ("." and ".." excluded), each with its
+  // full attributes when `plus` (readdirplus), until `add` returns false.
+  // An entry `add` accepts in a plus listing counts a lookup. An entry
+  // removed while listing is skipped.
+  absl::Status ReadDir(InodeId dir, uint64_t cookie, bool plus,
+                       const std::function<bool(const DirEntry&, const InodeAttr&)>& add);
+
+  absl::StatusOr<FsUsage> StatFs();
+
+  // Extended attributes. POSIX ACLs are refused (kNotSupported): stored
+  // without effect they would make cp -a believe a mode was applied. The
+  // computed user.cairn.location is read-only (kNotPermitted).
+  absl::Status SetXattr(InodeId ino, const std::string& name, std::string_view value,
+                        XattrMode mode);
+  absl::StatusOr<std::string> GetXattr(InodeId ino, const std::string& name);
+  absl::StatusOr<std::vector<std::string>> ListXattr(InodeId ino);
+  absl::Status RemoveXattr(InodeId ino, const std::string& name);
+
+ private:
+  // Deletes an unlinked inode once the kernel holds no reference to it.
+  void ReleaseIfUnused(InodeId ino);
+  InodeAttr Visible(InodeAttr attr);
+
+  NamespaceStore& ns_;
+  BlobStore& blobs_;
+  FileDataCache& cache_;
+  const Options options_;
+  bool kernel_tracks_mtime_ = false;
+  InodeTable inodes_;
+};
+
+}  // namespace cairn

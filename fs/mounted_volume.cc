@@ -1,0 +1,120 @@
+#include "fs/mounted_volume.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "backend/base/log.h"
+#include "backend/services/blob_gc.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kJournalEpochKey[] = "journal_epoch";
+
+// Each mount numbers its journal records from a new epoch, recorded in the
+// namespace before any record is written, so sequence numbers only grow over
+// the volume's life even if the cache directory is lost or replaced; a
+// file's journal mark is then never ahead of a new record.
+absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
+  NamespaceStore& ns = volume.ns();
+  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
+  if (!stored.ok()) return stored.status();
+  uint64_t epoch = 0;
+  if (stored->has_value() && !absl::SimpleAtoi(**stored, &epoch)) {
+    return absl::DataLossError("the namespace's journal epoch is corrupt; run cairn fsck");
+  }
+  epoch++;
+  if (absl::Status s = ns.SetVolumeMeta(kJournalEpochKey, absl::StrCat(epoch)); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ns.Sync(); !s.ok()) return s;
+  const VolumeConfig& config = volume.config();
+  if (absl::Status s = volume.io().env->CreateDir(config.cache_dir); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
+        "; check the path in cairn.toml"));
+  }
+  JournalOptions options;
+  options.dir = config.cache_dir + "/journal";
+  options.volume_id = config.volume_id;
+  return WritebackJournal::Open(volume.io().env, options, epoch << 40);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volume,
+                                                                   Options options) {
+  const VolumeConfig& config = volume.config();
+  std::unique_ptr<MountedVolume> mounted(new MountedVolume(volume));
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume);
+  if (!journal.ok()) return journal.status();
+  mounted->journal_ = std::move(*journal);
+  FileDataCacheOptions cache_options;
+  cache_options.max_dirty_bytes = config.max_dirty_bytes;
+  cache_options.read_cache_bytes = config.read_cache_bytes;
+  cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
+  cache_options.max_journal_bytes = config.max_journal_bytes;
+  cache_options.journal = mounted->journal_.get();
+  cache_options.background_threads = options.background_flush;
+  cache_options.clock = volume.io().clock;
+  mounted->cache_ = std::make_unique<FileDataCache>(volume.ns(), volume.blobs(), cache_options);
+  absl::StatusOr<WritebackJournal::ReplayStats> replayed = mounted->cache_->ReplayJournal();
+  if (!replayed.ok()) {
+    return absl::DataLossError(absl::StrCat("could not replay the writeback journal in ",
+                                            config.cache_dir,
+                                            "/journal: ", replayed.status().message()));
+  }
+  mounted->replayed_ = *replayed;
+  // With the replay committed, any blob file without a record is a leftover
+  // of a crash between storing and committing it.
+  if (absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(volume.ns(), volume.blobs());
+      !swept.ok()) {
+    LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
+  }
+  if (replayed->applied > 0 || replayed->damaged_segments > 0) {
+    LogInfo("replayed the writeback journal: %d of %d records were not yet "
+            "stored and are now; %d segments, %d ended by a torn or damaged record",
+            replayed->applied, replayed->records, replayed->segments,
+            replayed->damaged_segments);
+  }
+  FileSystem::Options fs_options;
+  fs_options.read_only = options.read_only;
+  fs_options.clock = volume.io().clock;
+  mounted->fs_ = std::make_unique<FileSystem>(volume.ns(), volume.blobs(), *mounted->cache_,
+                                              fs_options);
+  return mounted;
+}
+
+MountedVolume::~MountedVolume() {
+  fs_.reset();
+  cache_.reset();  // stops the flusher; flushes nothing
+  journal_.reset();
+}
+
+absl::Status MountedVolume::Close() {
+  absl::Status flushed = cache_->FlushAll();
+  if (flushed.ok() && journal_->Roll().ok()) {
+    // Everything is stored: a second pass deletes the segment just sealed.
+    flushed = cache_->FlushAll();
+  }
+  absl::Status synced = volume_.ns().Sync();
+  if (!flushed.ok()) {
+    // The data is still in the writeback journal: made durable there, it
+    // is stored by the next mount, once the problem is fixed.
+    absl::Status journal_synced = journal_->Sync();
+    if (!journal_synced.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "could not store all written data (", flushed.message(),
+          ") nor make the writeback journal durable (", journal_synced.message(),
+          "); data written since the last fsync may be lost if the machine "
+          "stops before the journal reaches the disk"));
+    }
+    return absl::DataLossError(absl::StrCat(
+        "could not store all written data as blobs before exiting (", flushed.message(),
+        "); it is kept in the writeback journal in ", volume_.config().cache_dir,
+        "/journal and stored at the next mount: fix the problem (free space, a failing "
+        "disk) and mount again"));
+  }
+  return synced;
+}
+
+}  // namespace cairn

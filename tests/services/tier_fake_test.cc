@@ -1,0 +1,432 @@
+// The remote tier and the replica of a real three-disk volume, their
+// buckets in memory (tests/support/fake_object_store.h) and the volume
+// opened with them through Io, as the daemon opens it with S3: remote
+// faults at every step of a move, outages, damaged answers, and the
+// replicator's queue through them all. No server, no real time.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/base/crc32c.h"
+#include "backend/base/fs_error.h"
+#include "backend/blob/remote_blob_store.h"
+#include "backend/services/replication.h"
+#include "backend/services/tier_mover.h"
+#include "backend/services/tiering.h"
+#include "backend/volume/volume.h"
+#include "backend/volume/volume_services.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_object_store.h"
+#include "tests/support/random_bytes.h"
+#include "tests/support/volume_files.h"
+
+namespace cairn {
+namespace {
+
+using Fault = FakeObjectStore::Fault;
+using Op = FakeObjectStore::Op;
+
+constexpr char kEndpoint[] = "http://fake";
+
+const std::vector<Fault> kEveryFault = {Fault::kNetworkError, Fault::kSlowDown,
+                                        Fault::kInternalError, Fault::kAccessDenied,
+                                        Fault::kNoSuchBucket};
+
+std::string FaultName(Fault fault) {
+  switch (fault) {
+    case Fault::kNetworkError: return "network error";
+    case Fault::kSlowDown: return "503 SlowDown";
+    case Fault::kInternalError: return "500 InternalError";
+    case Fault::kAccessDenied: return "403 AccessDenied";
+    case Fault::kNoSuchBucket: return "NoSuchBucket";
+  }
+  return "?";
+}
+
+// A private directory on tmpfs (/dev/shm) when there is one, else under
+// /tmp, removed with the test. A three-disk volume is 768 fan-out
+// directories, and making and removing them on the test machine's disk
+// took seconds a test; nothing tested here depends on the disk.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    for (const char* base : {"/dev/shm", "/tmp"}) {
+      std::string path = std::string(base) + "/cairn-test-XXXXXX";
+      if (mkdtemp(path.data()) != nullptr) {
+        path_ = path;
+        return;
+      }
+    }
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class TierFakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FormatOptions format;
+    for (int i = 0; i < 3; ++i) format.disks.push_back(Disk(i));
+    absl::StatusOr<VolumeConfig> formatted = FormatVolume(Vol(), format, TestIo());
+    ASSERT_TRUE(formatted.ok()) << formatted.status();
+  }
+
+  Io TestIo() { return Io{Env::Default(), &clock_, &factory_}; }
+  std::string Vol() { return dir_.path() + "/vol"; }
+  std::string Disk(int i) { return absl::StrCat(dir_.path(), "/disk", i); }
+  FakeObjectStore& Tier() { return factory_.Bucket(kEndpoint, "tier"); }
+  FakeObjectStore& Replica() { return factory_.Bucket(kEndpoint, "replica"); }
+
+  // Gives the volume a [tier] on the fake bucket "tier" (and a [replica] on
+  // "replica") in cairn.toml, with the secret in the file as users write
+  // it (SaveVolumeConfig makes such a file owner-only, which the
+  // credentials check wants), then opens it.
+  void ConfigureAndOpen(bool with_replica, int64_t cache_bytes) {
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+    ASSERT_TRUE(config.ok()) << config.status();
+    TierConfig tier;
+    tier.endpoint = kEndpoint;
+    tier.bucket = "tier";
+    tier.access_key_id = "AKID";
+    tier.secret_access_key = "tier-secret";
+    tier.cache_bytes = cache_bytes;
+    config->tier = tier;
+    if (with_replica) {
+      ReplicaConfig replica;
+      replica.endpoint = kEndpoint;
+      replica.bucket = "replica";
+      replica.access_key_id = "AKID";
+      replica.secret_access_key = "replica-secret";
+      config->replica = replica;
+    }
+    ASSERT_TRUE(SaveVolumeConfig(Vol(), *config).ok());
+    ASSERT_NO_FATAL_FAILURE(Reopen());
+  }
+
+  // Closes the volume if open and opens it again from cairn.toml: the
+  // factory gives it the same buckets.
+  void Reopen() {
+    services_.reset();
+    volume_.reset();
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(Vol(), *config, TestIo());
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    ASSERT_NE(volume_->tier_mover(), nullptr);
+    VolumeServices::Options options;
+    options.background = false;
+    services_ = std::make_unique<VolumeServices>(*volume_, options);
+  }
+
+  BlobId WriteFile(const std::string& name, const std::string& data) {
+    return WriteFileAsOneBlob(volume_->ns(), volume_->blobs(), name, data);
+  }
+  BlobLocation Location(BlobId id) { return volume_->ns().GetBlob(id)->location; }
+  int LocalShards(BlobId id) {
+    int n = 0;
+    for (int d = 0; d < 3; ++d) {
+      n += std::filesystem::exists(
+          absl::StrFormat("%s/shards/%02x/%016x.shard", Disk(d), id & 0xff, id));
+    }
+    return n;
+  }
+  absl::StatusOr<std::string> ReadBlob(BlobId id, uint64_t length) {
+    return volume_->blobs().Read(id, 0, length);
+  }
+  // Whether blob `id` reads back as `data`, saying briefly how not.
+  ::testing::AssertionResult ReadsBack(BlobId id, const std::string& data) {
+    absl::StatusOr<std::string> read = ReadBlob(id, data.size());
+    if (!read.ok()) return ::testing::AssertionFailure() << "blob " << id << ": " << read.status();
+    if (*read != data) {
+      return ::testing::AssertionFailure() << "blob " << id << " read back " << read->size()
+                                           << " bytes that are not the ones written";
+    }
+    return ::testing::AssertionSuccess();
+  }
+  // Ask with the buckets' faults cleared: each is a request.
+  bool InTier(BlobId id, const std::string& data) {
+    return volume_->remote()->Verify(id, data.size(), Crc32c(data)).ok();
+  }
+  bool InReplica(BlobId id, const std::string& data) {
+    return volume_->replica()->Verify(id, data.size(), Crc32c(data)).ok();
+  }
+  std::vector<BlobId> Queued() {
+    std::vector<BlobId> ids;
+    absl::StatusOr<std::vector<QueuedReplication>> queued =
+        volume_->ns().PendingReplications(0, 1000);
+    EXPECT_TRUE(queued.ok()) << queued.status();
+    if (queued.ok()) {
+      for (const QueuedReplication& q : *queued) ids.push_back(q.id);
+    }
+    return ids;
+  }
+  // Local, with every shard: or in the tier only, verified there.
+  void ExpectWholeOnOneSide(BlobId id, const std::string& data) {
+    const BlobLocation location = Location(id);
+    if (location == BlobLocation::kRemote) {
+      EXPECT_EQ(LocalShards(id), 0);
+      EXPECT_TRUE(InTier(id, data)) << "freed locally without a verified remote copy";
+    } else {
+      EXPECT_EQ(location, BlobLocation::kLocal);
+      EXPECT_EQ(LocalShards(id), 3) << "local data freed before the move was committed";
+    }
+  }
+
+  ScratchDir dir_;
+  FakeClock clock_;
+  FakeObjectStoreFactory factory_{&clock_};
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<VolumeServices> services_;
+};
+
+TEST_F(TierFakeTest, AMoveOutFailingAtEveryRequestFreesNothingUntilItsCopyIsVerified) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/false, /*cache_bytes=*/0));
+  TierMover& mover = *volume_->tier_mover();
+  std::vector<std::pair<BlobId, std::string>> files;
+  uint32_t seed = 0;
+  for (Fault fault : kEveryFault) {
+    bool went_through = false;
+    for (int k = 0; !went_through; ++k) {
+      ASSERT_LT(k, 10) << "a move out is a few requests";
+      SCOPED_TRACE(absl::StrCat(FaultName(fault), " after ", k, " requests"));
+      std::string data = RandomBytes(300000, ++seed);
+      BlobId id = WriteFile(absl::StrCat("f", seed), data);
+      files.emplace_back(id, data);
+      Tier().FailAfter(k, fault);
+      went_through = mover.MoveOut(id).ok();
+      Tier().SetOutage(false);
+      if (!went_through) {
+        EXPECT_EQ(Location(id), BlobLocation::kLocal);
+        EXPECT_EQ(LocalShards(id), 3);
+        EXPECT_TRUE(ReadsBack(id, data));
+        // The remote is back: the same move goes through.
+        ASSERT_TRUE(mover.MoveOut(id).ok());
+      }
+      EXPECT_EQ(Location(id), BlobLocation::kRemote);
+      ExpectWholeOnOneSide(id, data);
+    }
+  }
+  for (const auto& [id, data] : files) EXPECT_TRUE(ReadsBack(id, data));
+  // Reopened, the volume finds them in the same bucket.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (const auto& [id, data] : files) EXPECT_TRUE(ReadsBack(id, data));
+}
+
+TEST_F(TierFakeTest, AMoveOutWhoseUploadOrReadBackIsWrongFreesNothing) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
+  TierMover& mover = *volume_->tier_mover();
+  std::string data = RandomBytes(300000, 1);
+  BlobId id = WriteFile("f", data);
+  auto expect_not_moved = [&](const char* why) {
+    absl::Status moved = mover.MoveOut(id);
+    EXPECT_EQ(GetFsErrorKind(moved), FsErrorKind::kIo) << why << ": " << moved;
+    EXPECT_EQ(Location(id), BlobLocation::kLocal) << why;
+    EXPECT_EQ(LocalShards(id), 3) << why;
+  };
+  Tier().DamageNextGets(1, FakeObjectStore::BodyDamage::kFlipByte);
+  expect_not_moved("read back with a flipped byte");
+  Tier().DamageNextGets(1, FakeObjectStore::BodyDamage::kShortBody);
+  expect_not_moved("read back short");
+  // Changed on the way up: the bucket checks the CRC32C sent with it.
+  Tier().SetBodyHook([](Op op, const std::string&, std::string* body) {
+    if (op == Op::kPut) (*body)[body->size() - 1] ^= 1;
+  });
+  expect_not_moved("uploaded damaged");
+  Tier().ClearFaults();
+  // A wrong object at the key (another writer) is replaced, then verified.
+  Tier().SetObject(volume_->remote()->KeyOf(id), "not the blob");
+  ASSERT_TRUE(mover.MoveOut(id).ok());
+  ExpectWholeOnOneSide(id, data);
+  EXPECT_TRUE(ReadsBack(id, data));
+}
+
+TEST_F(TierFakeTest, ATieringPassFailingAtEveryRequestMovesOnlyVerifiedBlobs) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
+  std::vector<std::pair<BlobId, std::string>> files;
+  for (int i = 0; i < 6; ++i) {
+    std::string data = RandomBytes(100000 + i, 10 + i);
+    files.emplace_back(WriteFile(absl::StrCat("cold", i), data), data);
+  }
+  clock_.Advance(absl::Seconds(volume_->config().tier->cold_after_seconds + 60));
+  TieringService& tiering = *services_->tiering();
+  // Moves run in parallel, so which move a fault lands in varies; at every
+  // k each blob is whole on one side or the other.
+  for (int k = 0;; ++k) {
+    ASSERT_LT(k, 40);
+    SCOPED_TRACE(absl::StrCat("outage after ", k, " requests"));
+    Tier().FailAfter(k);
+    absl::StatusOr<TieringService::PassReport> pass = tiering.RunPass();
+    Tier().SetOutage(false);
+    int remote = 0;
+    for (const auto& [id, data] : files) {
+      ExpectWholeOnOneSide(id, data);
+      remote += Location(id) == BlobLocation::kRemote;
+    }
+    if (remote == static_cast<int>(files.size())) {
+      EXPECT_TRUE(pass.ok()) << pass.status();
+      break;
+    }
+    EXPECT_FALSE(pass.ok()) << "a pass that left cold blobs behind says why";
+  }
+  for (const auto& [id, data] : files) EXPECT_TRUE(ReadsBack(id, data));
+}
+
+TEST_F(TierFakeTest, ARemoteOutageMakesTieredReadsEioAndTheyWorkWhenItEnds) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/0));
+  std::string cold = RandomBytes(300000, 1), hot = RandomBytes(200000, 2);
+  BlobId cold_id = WriteFile("cold", cold);
+  BlobId hot_id = WriteFile("hot", hot);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(cold_id).ok());
+  for (Fault fault : kEveryFault) {
+    SCOPED_TRACE(FaultName(fault));
+    Tier().SetOutage(true, fault);
+    for (auto [offset, length] : std::vector<std::pair<uint64_t, uint64_t>>{
+             {0, cold.size()}, {0, 1}, {200000, 50000}}) {
+      absl::StatusOr<std::string> read = volume_->blobs().Read(cold_id, offset, length);
+      EXPECT_EQ(GetFsErrorKind(read.status()), FsErrorKind::kIo) << read.status();
+    }
+    EXPECT_TRUE(ReadsBack(hot_id, hot)) << "local data stays usable";
+    EXPECT_FALSE(volume_->tier_mover()->MoveOut(hot_id).ok());
+    EXPECT_EQ(LocalShards(hot_id), 3) << "nothing freed while the remote is down";
+    Tier().SetOutage(false);
+    EXPECT_TRUE(ReadsBack(cold_id, cold));
+    absl::StatusOr<std::string> part = volume_->blobs().Read(cold_id, 200000, 50000);
+    EXPECT_TRUE(part.ok() && *part == cold.substr(200000, 50000)) << part.status();
+  }
+  // Wrong answers that claim success are EIO too.
+  for (auto damage : {FakeObjectStore::BodyDamage::kFlipByte,
+                      FakeObjectStore::BodyDamage::kShortBody}) {
+    Tier().DamageNextGets(1 << 20, damage);
+    absl::StatusOr<std::string> read = ReadBlob(cold_id, cold.size());
+    EXPECT_EQ(GetFsErrorKind(read.status()), FsErrorKind::kIo) << read.status();
+    Tier().ClearFaults();
+  }
+  EXPECT_TRUE(ReadsBack(cold_id, cold));
+  EXPECT_TRUE(volume_->tier_mover()->MoveOut(hot_id).ok());
+  EXPECT_TRUE(ReadsBack(hot_id, hot));
+}
+
+TEST_F(TierFakeTest, BlocksReadBeforeAnOutageAreServedFromTheLocalCacheDuringIt) {
+  // The cache lives in cache_dir, which the daemon's journal creates; a
+  // volume that was mounted before has it.
+  ASSERT_TRUE(std::filesystem::create_directories(Vol() + "/cache"));
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
+  std::string read_before = RandomBytes(300000, 3), never_read = RandomBytes(300000, 4);
+  BlobId read_id = WriteFile("read", read_before);
+  BlobId unread_id = WriteFile("unread", never_read);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(read_id).ok());
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(unread_id).ok());
+  EXPECT_TRUE(ReadsBack(read_id, read_before));
+  Tier().SetOutage(true);
+  const uint64_t requests = Tier().GetStats().requests;
+  EXPECT_TRUE(ReadsBack(read_id, read_before));
+  EXPECT_EQ(Tier().GetStats().requests, requests) << "served locally";
+  EXPECT_EQ(GetFsErrorKind(ReadBlob(unread_id, never_read.size()).status()), FsErrorKind::kIo);
+  Tier().SetOutage(false);
+  EXPECT_TRUE(ReadsBack(unread_id, never_read));
+}
+
+TEST_F(TierFakeTest, TheReplicatorKeepsItsQueueThroughFailuresAndCatchesUp) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/true, 0));
+  std::vector<std::pair<BlobId, std::string>> files;
+  std::vector<BlobId> ids;
+  for (int i = 0; i < 3; ++i) {
+    std::string data = RandomBytes(150000 + i, 20 + i);
+    ids.push_back(WriteFile(absl::StrCat("f", i), data));
+    files.emplace_back(ids.back(), data);
+  }
+  EXPECT_EQ(Queued(), ids) << "queued by the commits";
+  Replicator* replicator = services_->replicator();
+  ASSERT_NE(replicator, nullptr);
+
+  Replica().SetOutage(true);
+  EXPECT_FALSE(replicator->RunPass().ok());
+  EXPECT_EQ(Queued(), ids) << "nothing cleared without a verified copy";
+  EXPECT_FALSE(replicator->GetStatus().healthy);
+  Replica().SetOutage(false);
+  // Known to own the replica for a minute of the clock: the faults below
+  // land in the copies, not in the owner check.
+  ASSERT_TRUE(volume_->replica_owner()->Check().ok());
+  // Uploads go through; reading them back does not.
+  Replica().FailNext(1000, Fault::kInternalError, Op::kGet);
+  EXPECT_FALSE(replicator->RunPass().ok());
+  EXPECT_EQ(Queued(), ids);
+  Replica().ClearFaults();
+  Replica().DamageNextGets(1000, FakeObjectStore::BodyDamage::kFlipByte);
+  EXPECT_FALSE(replicator->RunPass().ok());
+  EXPECT_EQ(Queued(), ids);
+  Replica().ClearFaults();
+
+  // The queue survives a restart; the passes after it catch up once the
+  // remaining faults are used up.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  replicator = services_->replicator();
+  EXPECT_EQ(Queued(), ids);
+  Replica().FailNext(2, Fault::kSlowDown);
+  int passes = 1;
+  while (!replicator->RunPass().ok()) ASSERT_LE(++passes, 5);
+  EXPECT_GT(passes, 1);
+  EXPECT_TRUE(Queued().empty());
+  for (const auto& [id, data] : files) EXPECT_TRUE(InReplica(id, data)) << id;
+  EXPECT_TRUE(replicator->GetStatus().healthy);
+}
+
+TEST_F(TierFakeTest, AReplicationPassFailingAtEveryRequestClearsOnlyVerifiedCopies) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(true, 0));
+  std::vector<std::pair<BlobId, std::string>> files;
+  for (int i = 0; i < 5; ++i) {
+    std::string data = RandomBytes(80000 + i, 30 + i);
+    files.emplace_back(WriteFile(absl::StrCat("f", i), data), data);
+  }
+  Replicator& replicator = *services_->replicator();
+  for (int k = 0;; ++k) {
+    ASSERT_LT(k, 40);
+    SCOPED_TRACE(absl::StrCat("outage after ", k, " requests"));
+    Replica().FailAfter(k);
+    absl::StatusOr<uint64_t> pass = replicator.RunPass();
+    Replica().SetOutage(false);
+    std::vector<BlobId> queued = Queued();
+    const std::set<BlobId> waiting(queued.begin(), queued.end());
+    for (const auto& [id, data] : files) {
+      if (!waiting.count(id)) {
+        EXPECT_TRUE(InReplica(id, data)) << "cleared unverified: " << id;
+      }
+    }
+    if (waiting.empty()) {
+      EXPECT_TRUE(pass.ok()) << pass.status();
+      break;
+    }
+    EXPECT_FALSE(pass.ok());
+  }
+}
+
+TEST_F(TierFakeTest, ATieredBlobStaysQueuedForTheReplicaWhileTheTierIsDown) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(true, 0));
+  std::string data = RandomBytes(200000, 40);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  Tier().SetOutage(true);
+  EXPECT_FALSE(services_->replicator()->RunPass().ok());
+  EXPECT_EQ(Queued(), std::vector<BlobId>{id});
+  EXPECT_TRUE(Replica().Keys(volume_->replica()->prefix()).empty()) << "nothing to upload";
+  Tier().SetOutage(false);
+  ASSERT_TRUE(services_->replicator()->RunPass().ok());
+  EXPECT_TRUE(Queued().empty());
+  EXPECT_TRUE(InReplica(id, data));
+}
+
+}  // namespace
+}  // namespace cairn

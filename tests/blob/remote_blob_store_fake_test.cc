@@ -91,6 +91,34 @@ TEST_F(RemoteBlobStoreFakeTest, AShortBodyOfOneChunkOrLessIsAnErrorNeverFewerByt
   }
 }
 
+// Production bug: ReadChecked verifies the chunks a GET returned but not
+// that it returned all it asked for; it relies on the store's own check of
+// a range's length (S3Client has one). A body that ends on a chunk boundary
+// passes, and the read returns fewer bytes than asked as a success (here
+// 65536 of 131072); an empty one makes it throw std::out_of_range from
+// substr. Checking bytes->size() == stop - start before verifying fixes
+// both.
+TEST_F(RemoteBlobStoreFakeTest, DISABLED_AShortBodyOfWholeChunksIsAnErrorNeverFewerBytes) {
+  std::string data = RandomBytes(1 << 20, 3);
+  ASSERT_TRUE(store_.Put(7, data).ok());
+  for (Shape shape : ReadShapes(data.size())) {
+    SCOPED_TRACE(absl::StrCat("read ", shape.length, " at ", shape.offset));
+    ReadDamaged(*Fresh(), 7, data, shape, BodyDamage::kShortBody);
+    std::unique_ptr<RemoteBlobStore> warm = Fresh();
+    ASSERT_TRUE(warm->Read(7, 0, 1).ok());
+    ReadDamaged(*warm, 7, data, shape, BodyDamage::kShortBody);
+  }
+  // Nothing at all: chunk verification has nothing to refuse.
+  std::unique_ptr<RemoteBlobStore> warm = Fresh();
+  ASSERT_TRUE(warm->Read(7, 0, 1).ok());
+  bucket_.SetBodyHook([](FakeObjectStore::Op, const std::string&, std::string* body) {
+    body->clear();
+  });
+  absl::StatusOr<std::string> empty = warm->Read(7, 10, 100);
+  bucket_.ClearFaults();
+  EXPECT_EQ(GetFsErrorKind(empty.status()), FsErrorKind::kIo) << empty.status();
+}
+
 TEST_F(RemoteBlobStoreFakeTest, VerifyRefusesDamagedShortStaleAndForeignObjects) {
   std::string data = RandomBytes(300000, 4);
   ASSERT_TRUE(store_.Put(9, data).ok());

@@ -321,7 +321,8 @@ TEST_F(TierFakeTest, ARemoteOutageMakesTieredReadsEioAndTheyWorkWhenItEnds) {
 
 TEST_F(TierFakeTest, BlocksReadBeforeAnOutageAreServedFromTheLocalCacheDuringIt) {
   // The cache lives in cache_dir, which the daemon's journal creates; a
-  // volume that was mounted before has it.
+  // volume that was mounted before has it (see the disabled test below for
+  // the first open after a format).
   ASSERT_TRUE(std::filesystem::create_directories(Vol() + "/cache"));
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
   std::string read_before = RandomBytes(300000, 3), never_read = RandomBytes(300000, 4);
@@ -337,6 +338,22 @@ TEST_F(TierFakeTest, BlocksReadBeforeAnOutageAreServedFromTheLocalCacheDuringIt)
   EXPECT_EQ(GetFsErrorKind(ReadBlob(unread_id, never_read.size()).status()), FsErrorKind::kIo);
   Tier().SetOutage(false);
   EXPECT_TRUE(ReadsBack(unread_id, never_read));
+}
+
+// Production bug: Volume::Open opens the tier's block cache in
+// CACHE_DIR/tier-blocks before anything has created CACHE_DIR (the daemon's
+// journal does, later), and DiskBlockCache::Open makes only its own
+// directory. So the first mount after a format (or with a new cache_dir)
+// logs "cannot be used" and reads every remote block from the bucket.
+TEST_F(TierFakeTest, DISABLED_TheBlockCacheWorksOnTheFirstOpenAfterAFormat) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
+  std::string data = RandomBytes(300000, 5);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  EXPECT_TRUE(ReadsBack(id, data));
+  const uint64_t requests = Tier().GetStats().requests;
+  EXPECT_TRUE(ReadsBack(id, data));
+  EXPECT_EQ(Tier().GetStats().requests, requests) << "read again from the bucket";
 }
 
 TEST_F(TierFakeTest, TheReplicatorKeepsItsQueueThroughFailuresAndCatchesUp) {
@@ -426,6 +443,45 @@ TEST_F(TierFakeTest, ATieredBlobStaysQueuedForTheReplicaWhileTheTierIsDown) {
   ASSERT_TRUE(services_->replicator()->RunPass().ok());
   EXPECT_TRUE(Queued().empty());
   EXPECT_TRUE(InReplica(id, data));
+}
+
+// Production bug: TieringService::RunPass and MoveFiles take any kNotFound
+// from a move for "the blob was deleted meanwhile" and carry on, but
+// S3Client reports NoSuchBucket as kNotFound too. Against a bucket that is
+// gone (or misnamed) a pass moves nothing and reports success, and so does
+// cairn tier out; StatsJson shows the remote healthy.
+TEST_F(TierFakeTest, DISABLED_MovesOutAgainstAMissingBucketReportTheError) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
+  std::string data = RandomBytes(100000, 50);
+  BlobId id = WriteFile("cold", data);
+  clock_.Advance(absl::Seconds(volume_->config().tier->cold_after_seconds + 60));
+  Tier().SetOutage(true, Fault::kNoSuchBucket);
+  absl::StatusOr<TieringService::PassReport> pass = services_->tiering()->RunPass();
+  EXPECT_FALSE(pass.ok()) << "a pass that moved " << pass->moved << " of " << pass->candidates
+                          << " reports success";
+  const InodeId ino = volume_->ns().GetBlob(id)->owner;
+  absl::Status out = services_->tiering()->MoveFilesOut({ino});
+  EXPECT_FALSE(out.ok()) << "cairn tier out reports success";
+  EXPECT_EQ(Location(id), BlobLocation::kLocal);
+  Tier().SetOutage(false);
+  ASSERT_TRUE(services_->tiering()->MoveFilesOut({ino}).ok());
+  EXPECT_EQ(Location(id), BlobLocation::kRemote);
+}
+
+// Production bug, the same in MoveFiles: a move in whose remote object is
+// missing (NoSuchKey, kNotFound) counts as done, so cairn tier in reports
+// success (and pins the file) while its data stays unreadable in the tier.
+TEST_F(TierFakeTest, DISABLED_AMoveInWhoseRemoteObjectIsGoneReportsTheError) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
+  std::string data = RandomBytes(100000, 51);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  ASSERT_TRUE(Tier().DeleteObject(volume_->remote()->KeyOf(id)).ok());
+  EXPECT_FALSE(volume_->tier_mover()->MoveIn(id).ok()) << "the mover says so";
+  const InodeId ino = volume_->ns().GetBlob(id)->owner;
+  absl::Status in = services_->tiering()->MoveFilesIn({ino});
+  EXPECT_FALSE(in.ok()) << "cairn tier in reports success";
+  EXPECT_EQ(Location(id), BlobLocation::kRemote);
 }
 
 }  // namespace

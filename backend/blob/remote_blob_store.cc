@@ -137,6 +137,12 @@ absl::StatusOr<std::string> RemoteBlobStore::ReadChecked(
     bytes = client_.GetObject(key, std::make_pair(header->data_offset + start, stop - start));
   }
   if (!bytes.ok()) return bytes.status();
+  // Chunks verify one by one, so a body cut at a chunk boundary would pass
+  // them all: the length is checked first.
+  if (bytes->size() != stop - start) {
+    return Damaged(key, absl::StrCat("a read of ", stop - start, " bytes at ", start,
+                                     " returned ", bytes->size()));
+  }
   if (absl::Status s = VerifyShardChunks(*header, first, *bytes, key); !s.ok()) {
     absl::MutexLock lock(&mu_);
     headers_.erase(id);

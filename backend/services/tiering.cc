@@ -12,6 +12,16 @@
 
 namespace cairn {
 
+absl::Status TieringService::UnlessDeleted(const absl::Status& status, BlobId id) {
+  if (!IsNotFoundError(status)) return status;
+  // A blob deleted meanwhile (its file overwritten or removed under the
+  // move) needs no move. But "not found" also comes from the remote (no
+  // such bucket, an object gone): the blob's record tells them apart.
+  absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
+  if (!record.ok() && IsNotFoundError(record.status())) return absl::OkStatus();
+  return status;
+}
+
 TieringService::TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover,
                                TierConfig config, Options options)
     : ns_(ns), local_(local), mover_(mover), config_(std::move(config)), options_(options) {
@@ -120,7 +130,7 @@ absl::StatusOr<TieringService::PassReport> TieringService::RunPass() {
           const BlobId id = batch[i];
           if (stop_) return absl::CancelledError("the daemon is stopping");
           absl::Status s = mover_.MoveOut(id);
-          return IsNotFoundError(s) ? absl::OkStatus() : s;  // deleted meanwhile
+          return UnlessDeleted(s, id);
         },
         [&](size_t i) {
           absl::MutexLock lock(&report_mu);
@@ -212,8 +222,7 @@ absl::Status TieringService::MoveFiles(const std::vector<InodeId>& inos, bool ou
       [&](size_t i) {
         const BlobId id = ids[i];
         absl::Status s = out ? mover_.MoveOut(id) : mover_.MoveIn(id);
-        // Gone meanwhile: the file was overwritten or deleted under the move.
-        return IsNotFoundError(s) ? absl::OkStatus() : s;
+        return UnlessDeleted(s, id);
       },
       [&](size_t i) {
         absl::MutexLock lock(&done_mu);

@@ -78,6 +78,8 @@ class TieringService {
 
  private:
   void Loop();
+  // `status` of a move of blob `id`, but OK when the blob itself is gone.
+  absl::Status UnlessDeleted(const absl::Status& status, BlobId id);
   std::vector<BlobId> FileBlobs(InodeId ino, absl::Status* status);
   absl::Status MoveFiles(const std::vector<InodeId>& inos, bool out,
                          const std::function<void(InodeId)>& file_done);

@@ -445,12 +445,9 @@ TEST_F(TierFakeTest, ATieredBlobStaysQueuedForTheReplicaWhileTheTierIsDown) {
   EXPECT_TRUE(InReplica(id, data));
 }
 
-// Production bug: TieringService::RunPass and MoveFiles take any kNotFound
-// from a move for "the blob was deleted meanwhile" and carry on, but
-// S3Client reports NoSuchBucket as kNotFound too. Against a bucket that is
-// gone (or misnamed) a pass moves nothing and reports success, and so does
-// cairn tier out; StatsJson shows the remote healthy.
-TEST_F(TierFakeTest, DISABLED_MovesOutAgainstAMissingBucketReportTheError) {
+// S3 answers NoSuchBucket as "not found", like a blob deleted under its
+// move: a pass against a missing bucket must not count as done.
+TEST_F(TierFakeTest, MovesOutAgainstAMissingBucketReportTheError) {
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
   std::string data = RandomBytes(100000, 50);
   BlobId id = WriteFile("cold", data);
@@ -468,10 +465,9 @@ TEST_F(TierFakeTest, DISABLED_MovesOutAgainstAMissingBucketReportTheError) {
   EXPECT_EQ(Location(id), BlobLocation::kRemote);
 }
 
-// Production bug, the same in MoveFiles: a move in whose remote object is
-// missing (NoSuchKey, kNotFound) counts as done, so cairn tier in reports
-// success (and pins the file) while its data stays unreadable in the tier.
-TEST_F(TierFakeTest, DISABLED_AMoveInWhoseRemoteObjectIsGoneReportsTheError) {
+// The same for an object gone from the bucket: cairn tier in must not
+// report success (and pin the file) while its data stays unreadable.
+TEST_F(TierFakeTest, AMoveInWhoseRemoteObjectIsGoneReportsTheError) {
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
   std::string data = RandomBytes(100000, 51);
   BlobId id = WriteFile("f", data);

@@ -101,8 +101,12 @@ absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions)
                    absl::StrCat(path, " exists and is not a directory"));
   }
   if (!IsNotFoundError(info.status())) return info.status();
-  if (absl::Status s = CreateDirs(env, DirName(path), permissions); !s.ok()) return s;
-  return env->CreateDir(path, permissions);
+  const std::string parent = DirName(path);
+  if (absl::Status s = CreateDirs(env, parent, permissions); !s.ok()) return s;
+  if (absl::Status s = env->CreateDir(path, permissions); !s.ok()) return s;
+  // The new name is durable only once its directory is synced: data later
+  // fsynced inside it must not vanish with it in a power cut.
+  return env->SyncDir(parent);
 }
 
 absl::Status RemoveAll(Env* env, const std::string& path) {

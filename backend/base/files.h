@@ -34,7 +34,8 @@ absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
 absl::Status WriteFileSynced(Env* env, const std::string& path, std::string_view bytes,
                              uint32_t permissions = 0644);
 
-// Creates `path` and any missing parents.
+// Creates `path` and any missing parents, durably (each new directory's
+// parent is synced).
 absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions = 0755);
 
 // Removes `path` and, for a directory, everything in it; OK if absent.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
+#include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 
@@ -78,7 +79,8 @@ std::string DiskBlockCache::PathOf(const Key& key) const {
 }
 
 absl::Status DiskBlockCache::Load() {
-  if (absl::Status s = env_->CreateDir(dir_); !s.ok()) return s;
+  // CACHE_DIR itself may not exist yet (the first mount after a format).
+  if (absl::Status s = CreateDirs(env_, dir_); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> fanouts = env_->ListDir(dir_);
   if (!fanouts.ok()) return fanouts.status();
   struct Found {

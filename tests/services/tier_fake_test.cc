@@ -320,10 +320,6 @@ TEST_F(TierFakeTest, ARemoteOutageMakesTieredReadsEioAndTheyWorkWhenItEnds) {
 }
 
 TEST_F(TierFakeTest, BlocksReadBeforeAnOutageAreServedFromTheLocalCacheDuringIt) {
-  // The cache lives in cache_dir, which the daemon's journal creates; a
-  // volume that was mounted before has it (see the disabled test below for
-  // the first open after a format).
-  ASSERT_TRUE(std::filesystem::create_directories(Vol() + "/cache"));
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
   std::string read_before = RandomBytes(300000, 3), never_read = RandomBytes(300000, 4);
   BlobId read_id = WriteFile("read", read_before);
@@ -340,12 +336,10 @@ TEST_F(TierFakeTest, BlocksReadBeforeAnOutageAreServedFromTheLocalCacheDuringIt)
   EXPECT_TRUE(ReadsBack(unread_id, never_read));
 }
 
-// Production bug: Volume::Open opens the tier's block cache in
-// CACHE_DIR/tier-blocks before anything has created CACHE_DIR (the daemon's
-// journal does, later), and DiskBlockCache::Open makes only its own
-// directory. So the first mount after a format (or with a new cache_dir)
-// logs "cannot be used" and reads every remote block from the bucket.
-TEST_F(TierFakeTest, DISABLED_TheBlockCacheWorksOnTheFirstOpenAfterAFormat) {
+// Volume::Open opens the block cache in CACHE_DIR/tier-blocks before the
+// journal creates CACHE_DIR: the first mount after a format (or with a new
+// cache_dir) ran without it and read every remote block from the bucket.
+TEST_F(TierFakeTest, TheBlockCacheWorksOnTheFirstOpenAfterAFormat) {
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
   std::string data = RandomBytes(300000, 5);
   BlobId id = WriteFile("f", data);

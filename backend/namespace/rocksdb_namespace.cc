@@ -16,6 +16,7 @@
 #include "backend/namespace/namespace_check.h"
 #include "backend/namespace/records.h"
 #include "backend/namespace/namespace_store.h"
+#include "backend/namespace/rocksdb_env.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
@@ -97,10 +98,13 @@ struct Txn {
 
 class RocksNamespace final : public NamespaceStore {
  public:
-  RocksNamespace(std::unique_ptr<rocksdb::DB> db,
+  RocksNamespace(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
                  std::vector<rocksdb::ColumnFamilyHandle*> handles,
                  const NamespaceOptions& options)
-      : db_(std::move(db)), handles_(std::move(handles)), options_(options) {}
+      : env_(std::move(env)),
+        db_(std::move(db)),
+        handles_(std::move(handles)),
+        options_(options) {}
 
   ~RocksNamespace() override {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
@@ -1162,6 +1166,9 @@ class RocksNamespace final : public NamespaceStore {
     return absl::OkStatus();
   }
 
+  // Declared before db_ so that it is destroyed after it: the database
+  // calls it until it is closed.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   NamespaceOptions options_;
@@ -1307,6 +1314,15 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> NamespaceStore::Open(
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Always through cairn's Env, Env::Default() included: one code path, and
+  // it costs nothing measurable. NamespaceStore with RocksDB's own Env
+  // against the adapter over Env::Default() (10,000 MakeNode, Rename,
+  // Lookup after reopen, Unlink; Sync every 100; 12 alternating rounds;
+  // medians, adapter/default): create 1.02, rename 1.02, lookup 1.17,
+  // unlink 0.98, reopen 1.11; without Sync 1.13, 0.93, 0.96, 0.95, 0.95.
+  // Every range overlaps the other variant's (+-20% on a loaded machine).
+  std::unique_ptr<rocksdb::Env> env = NewRocksDbEnv(options.env, options.clock);
+  db_options.env = env.get();
 
   rocksdb::BlockBasedTableOptions table;
   // Lookups are point reads of keys that often do not exist (negative
@@ -1334,8 +1350,8 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> NamespaceStore::Open(
   std::unique_ptr<rocksdb::DB> db(raw);
   db->DestroyColumnFamilyHandle(handles[0]);  // the unused default family
   handles.erase(handles.begin());
-  auto store = std::make_unique<RocksNamespace>(std::move(db), std::move(handles),
-                                                options);
+  auto store = std::make_unique<RocksNamespace>(std::move(env), std::move(db),
+                                                std::move(handles), options);
   if (absl::Status init = store->Init(); !init.ok()) return init;
   return std::unique_ptr<NamespaceStore>(std::move(store));
 }

@@ -169,7 +169,7 @@ class RocksFileLock final : public rocksdb::FileLock {
 class InfoLog final : public rocksdb::Logger {
  public:
   void Logv(const char* format, va_list ap) override {
-    Write(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
   }
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel()) return;

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
+#include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 
@@ -98,7 +99,9 @@ class WritebackJournal::Impl {
   }
 
   absl::Status Load() {
-    if (absl::Status s = env_->CreateDir(options_.dir); !s.ok()) return s;
+    // Durably: a journal directory that vanishes in a power cut takes every
+    // fsynced record in it along.
+    if (absl::Status s = CreateDirs(env_, options_.dir); !s.ok()) return s;
     absl::StatusOr<std::vector<std::string>> names = env_->ListDir(options_.dir);
     if (!names.ok()) return names.status();
     absl::MutexLock lock(&mu_);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "backend/base/files.h"
 #include "backend/base/log.h"
 #include "backend/services/blob_gc.h"
 
@@ -28,7 +29,7 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
   }
   if (absl::Status s = ns.Sync(); !s.ok()) return s;
   const VolumeConfig& config = volume.config();
-  if (absl::Status s = volume.io().env->CreateDir(config.cache_dir); !s.ok()) {
+  if (absl::Status s = CreateDirs(volume.io().env, config.cache_dir); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
         "; check the path in cairn.toml"));

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Every test a document names as a guardrail's proof must exist: a renamed or
 # deleted test would otherwise leave a durability claim without its test.
-# Usage: check-doc-test-names.sh REPO_DIR UNIT_BINARY INTEGRATION_BINARY
+# Usage: check-doc-test-names.sh REPO_DIR TEST_BINARY...
 set -euo pipefail
 repo="$1"
 names="$(mktemp)"
 trap 'rm -f "$names"' EXIT
-for binary in "$2" "$3"; do
+shift
+for binary in "$@"; do
   CAIRN_BINARY=unused "$binary" --gtest_list_tests |
     awk '/^[A-Za-z]/ { suite = $1 } /^  / { print suite $1 }'
 done > "$names"

@@ -13,14 +13,19 @@
 #include <thread>
 
 #include "backend/volume/volume.h"
+#include "backend/volume/volume_services.h"
 #include "fs/fuse_metrics.h"
 #include "daemon/metrics_server.h"
 #include "daemon/metrics_text.h"
 #include "daemon/volume_metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_object_store.h"
 #include "tests/support/loopback.h"
+#include "tests/support/mem_env.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/volume_files.h"
 
 namespace cairn {
 namespace {
@@ -129,6 +134,41 @@ TEST(MetricsTextTest, FuseMetricsListEveryUsedOperationWithTypes) {
 // answers until it closes (bounded by a few seconds).
 std::string Exchange(int port, const std::string& request, bool close_write = false) {
   return LoopbackExchange(port, request, close_write).value_or("connect failed");
+}
+
+// --- A volume's figures -------------------------------------------------------
+
+TEST(VolumeMetricsTest, ReplicaMetricsShowTheQueueTheLagAndTheCopies) {
+  MemEnv env;
+  FakeClock clock;
+  FakeObjectStoreFactory buckets(&clock);
+  Io io{&env, &clock, &buckets};
+  ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io).ok());
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ReplicaConfig replica;
+  replica.endpoint = "http://fake";
+  replica.bucket = "replica";
+  replica.access_key_id = "AKID";
+  replica.secret_access_key = "secret";
+  config->replica = replica;
+  ASSERT_TRUE(SaveVolumeConfig("/vol", *config, &env).ok());
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  VolumeServices::Options options;
+  options.background = false;
+  VolumeServices services(**volume, options);
+  WriteFileAsOneBlob((*volume)->ns(), (*volume)->blobs(), "m", std::string(100000, 'm'));
+  VolumeMetricsSources sources;
+  sources.replicator = services.replicator();
+  std::string before = RenderVolumeMetrics(sources);
+  EXPECT_THAT(before, HasSubstr("cairn_replica_queued_blobs 1\n"));
+  EXPECT_THAT(before, HasSubstr("# TYPE cairn_replica_lag_seconds gauge"));
+  ASSERT_TRUE(services.replicator()->RunPass().ok());
+  std::string after = RenderVolumeMetrics(sources);
+  EXPECT_THAT(after, HasSubstr("cairn_replica_queued_blobs 0\n"));
+  EXPECT_THAT(after, HasSubstr("cairn_replica_copied_blobs_total 1\n"));
+  EXPECT_THAT(after, HasSubstr("cairn_replica_copied_bytes_total 100000\n"));
 }
 
 class MetricsServerTest : public ::testing::Test {

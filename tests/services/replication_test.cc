@@ -15,7 +15,6 @@
 #include "backend/services/unclaimed_remote.h"
 #include "backend/volume/s3_targets.h"
 #include "backend/volume/volume.h"
-#include "daemon/volume_metrics.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/replica_bucket.h"
 #include "tests/support/random_bytes.h"
@@ -86,21 +85,6 @@ TEST_F(ReplicationTest, EveryCommittedBlobIsQueuedAndCopiedVerified) {
   EXPECT_TRUE(InReplica(id_b, b));
   EXPECT_EQ(volume_->ns().GetReplicationBacklog(100)->blobs, 0u);
   EXPECT_EQ(replicator_->GetStatus().lag_seconds, 0);
-}
-
-TEST_F(ReplicationTest, MetricsShowTheQueueTheLagAndTheCopies) {
-  ASSERT_NO_FATAL_FAILURE(Open(true));
-  WriteFile("m", RandomBytes(100000, 9));
-  VolumeMetricsSources sources;
-  sources.replicator = replicator_.get();
-  std::string before = RenderVolumeMetrics(sources);
-  EXPECT_NE(before.find("cairn_replica_queued_blobs 1\n"), std::string::npos) << before;
-  EXPECT_NE(before.find("# TYPE cairn_replica_lag_seconds gauge"), std::string::npos) << before;
-  ASSERT_TRUE(replicator_->RunPass().ok());
-  std::string after = RenderVolumeMetrics(sources);
-  EXPECT_NE(after.find("cairn_replica_queued_blobs 0\n"), std::string::npos) << after;
-  EXPECT_NE(after.find("cairn_replica_copied_blobs_total 1\n"), std::string::npos) << after;
-  EXPECT_NE(after.find("cairn_replica_copied_bytes_total 100000\n"), std::string::npos) << after;
 }
 
 TEST_F(ReplicationTest, AFailingReplicaKeepsTheQueueAndCatchesUpAfterwards) {

@@ -44,9 +44,18 @@ namespace {
 
 constexpr char kMarkerName[] = "cairn-disk";
 constexpr char kShardDir[] = "shards";
-// Compression is kept only when it saves at least an eighth: below that the
-// decompression on every read costs more than the space is worth.
+// Blobs smaller than this are stored as they are: the few bytes compression
+// could save are not worth a decompression on every read.
 constexpr size_t kMinCompressInput = 4096;
+// Compression is kept only when it saves at least this share (an eighth):
+// below that the decompression on every read costs more than the space is
+// worth.
+constexpr size_t kMinSavingDivisor = 8;
+
+// True when `compressed_size` saves at least 1/kMinSavingDivisor of `size`.
+bool SavesEnough(size_t compressed_size, size_t size) {
+  return compressed_size <= size - size / kMinSavingDivisor;
+}
 constexpr size_t kDecodedCacheEntries = 4;
 constexpr size_t kMaxGeometryEntries = 1 << 16;
 
@@ -60,7 +69,7 @@ bool LooksCompressible(std::string_view data) {
   std::string out(LZ4_compressBound(kSample), '\0');
   int size = LZ4_compress_default(sample.data(), out.data(), kSample,
                                   static_cast<int>(out.size()));
-  return size > 0 && static_cast<size_t>(size) <= kSample - kSample / 8;
+  return size > 0 && SavesEnough(static_cast<size_t>(size), kSample);
 }
 
 std::string ShardRelPath(BlobId id) {
@@ -685,7 +694,7 @@ absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data)
     int size = LZ4_compress_default(data.data(), compressed.data(),
                                     static_cast<int>(data.size()),
                                     static_cast<int>(compressed.size()));
-    if (size > 0 && static_cast<size_t>(size) <= data.size() - data.size() / 8) {
+    if (size > 0 && SavesEnough(static_cast<size_t>(size), data.size())) {
       compressed.resize(size);
       payload = compressed;
     }

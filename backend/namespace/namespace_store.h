@@ -184,7 +184,8 @@ struct NamespaceCheckReport {
 
 class NamespaceStore {
  public:
-  // Opens (or with create_if_missing, creates) the database in `db_dir`.
+  // Opens (or with create_if_missing, creates) the database in `db_dir`:
+  // the RocksDB store (rocksdb_namespace.h).
   // A new database gets a root directory (inode 1, mode 0755 S_IFDIR, owned
   // by root) and the volume metadata keys are left to the caller
   // (SetVolumeMeta).

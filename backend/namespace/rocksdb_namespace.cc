@@ -1,5 +1,7 @@
-// NamespaceStore on RocksDB. Record formats: records.h; extent
-// editing: extent_editor.h.
+// NamespaceStore on RocksDB (rocksdb_namespace.h). Record formats:
+// records.h; extent editing: extent_editor.h.
+#include "backend/namespace/rocksdb_namespace.h"
+
 #include <sys/stat.h>
 
 #include <map>
@@ -11,7 +13,6 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
 #include "backend/base/fs_error.h"
-#include "backend/namespace/namespace_check.h"
 #include "backend/namespace/extent_editor.h"
 #include "backend/namespace/namespace_check.h"
 #include "backend/namespace/records.h"
@@ -1306,7 +1307,7 @@ absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NamespaceStore>> NamespaceStore::Open(
+absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
     const std::string& db_dir, const NamespaceOptions& options) {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options.create_if_missing;

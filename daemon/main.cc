@@ -1,5 +1,6 @@
 // The cairn command: one verb per file in daemon/.
 #include <malloc.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
@@ -90,6 +91,9 @@ int main(int argc, char** argv) {
   // the caches' limits. A fixed mmap threshold fixed that too but halved
   // write throughput (a fresh mapping, page faults and zeroing per buffer).
   mallopt(M_ARENA_MAX, 4);
+  // Whatever cairn creates (volume, disks, journal, sockets) is its owner's
+  // alone, whatever umask the caller had: the files hold other users' data.
+  umask(077);
   // mount(8) runs /sbin/mount.cairn (a link to this program) for -t cairn.
   const char* slash = strrchr(argv[0], '/');
   if (std::string(slash != nullptr ? slash + 1 : argv[0]) == "mount.cairn") {

@@ -11,6 +11,11 @@
 //
 // Errors carry an FsErrorKind (kNoSpace for ENOSPC/EDQUOT, kNotFound,
 // kExists, kBusy, kIo otherwise), with the path in the message.
+//
+// What cairn creates is its owner's alone: files 0600 and directories 0700
+// unless a caller asks otherwise, and a file is never opened through a
+// symlink in its last component, so a link planted where cairn will write
+// is refused, never followed.
 #pragma once
 
 #include <sys/types.h>
@@ -103,7 +108,7 @@ class Env {
 
   // --- Files
   virtual absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode,
-                                                     uint32_t permissions = 0644) = 0;
+                                                     uint32_t permissions = 0600) = 0;
   // Replaces `to` atomically when it exists.
   virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
   // A second name for a file (a hard link).
@@ -114,7 +119,7 @@ class Env {
 
   // --- Directories
   virtual absl::Status CreateDir(const std::string& path,
-                                 uint32_t permissions = 0755) = 0;  // ok if present
+                                 uint32_t permissions = 0700) = 0;  // ok if present
   virtual absl::Status RemoveDir(const std::string& path) = 0;      // empty; ok if absent
   // fsync of a directory, so entries created or removed in it are durable.
   virtual absl::Status SyncDir(const std::string& path) = 0;
@@ -136,7 +141,7 @@ class Env {
   // --- Locks
   // Creates `path` if needed and locks it; kBusy when another holds it.
   virtual absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path,
-                                                             uint32_t permissions = 0644) = 0;
+                                                             uint32_t permissions = 0600) = 0;
   // Whether someone holds the lock on `path` (false when it does not exist).
   virtual absl::StatusOr<bool> IsLocked(const std::string& path) = 0;
 };

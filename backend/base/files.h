@@ -18,13 +18,13 @@ namespace cairn {
 // `path`, fsync of the directory. The file gets `permissions` whatever the
 // umask.
 absl::Status WriteFileAtomically(Env* env, const std::string& path, std::string_view bytes,
-                                 uint32_t permissions = 0644);
+                                 uint32_t permissions = 0600);
 
 // Replaces `path` with `bytes` through PATH.tmp and a rename, without any
 // fsync: readers see the old or the new content whole, and a crash may
 // leave either (for files rewritten every few seconds, like stats.json).
 absl::Status ReplaceFile(Env* env, const std::string& path, std::string_view bytes,
-                         uint32_t permissions = 0644);
+                         uint32_t permissions = 0600);
 
 // The whole content of `path`.
 absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
@@ -32,11 +32,11 @@ absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
 // Creates (or empties) `path` with `bytes` and fsyncs it. Its name is
 // durable only after a SyncDir of its directory.
 absl::Status WriteFileSynced(Env* env, const std::string& path, std::string_view bytes,
-                             uint32_t permissions = 0644);
+                             uint32_t permissions = 0600);
 
 // Creates `path` and any missing parents, durably (each new directory's
 // parent is synced).
-absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions = 0755);
+absl::Status CreateDirs(Env* env, const std::string& path, uint32_t permissions = 0700);
 
 // Removes `path` and, for a directory, everything in it; OK if absent.
 absl::Status RemoveAll(Env* env, const std::string& path);

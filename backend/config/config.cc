@@ -450,16 +450,10 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
 
 absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig& config,
                               Env* env) {
-  // A rewrite keeps the file's mode (an owner-only file may hold the tier's
-  // secret key); a file with a secret is never made readable by others.
-  std::string path = Join(AbsolutePath(volume_dir), kConfigName);
-  uint32_t mode = 0644;
-  if (absl::StatusOr<FileInfo> info = env->Stat(path); info.ok()) mode = info->permissions & 0777;
-  if ((config.tier && !config.tier->secret_access_key.empty()) ||
-      (config.replica && !config.replica->secret_access_key.empty())) {
-    mode &= 0700;
-  }
-  return WriteFileAtomically(env, path, ConfigText(config), mode);
+  // Owner-only, as everything of a volume: it may hold a secret key, and
+  // it names the disks and buckets.
+  return WriteFileAtomically(env, Join(AbsolutePath(volume_dir), kConfigName),
+                             ConfigText(config), 0600);
 }
 
 std::string ReplicaTargetName(const S3Target& target) {

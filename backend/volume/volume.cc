@@ -1,6 +1,8 @@
 // Volume: format, the one-daemon lock, and opening the parts.
 #include "backend/volume/volume.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <random>
 
@@ -18,6 +20,7 @@
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
+#include "backend/volume/ownership.h"
 #include "backend/volume/s3_targets.h"
 
 namespace cairn {
@@ -149,7 +152,20 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
         " disks (one per shard); ", disk_count, " given. Add --disk directories or choose "
         "less redundancy"));
   }
+  {
+    VolumeConfig planned;
+    planned.disks = disks;
+    planned.cache_dir = Join(dir, "cache");
+    if (absl::Status s = OwnershipError(dir, CheckVolumeOwnership(env, dir, planned, geteuid(),
+                                                                   /*check_roots=*/false));
+        !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = CreateDirs(env, dir); !s.ok()) return s;
+  // Owner-only whoever made the directory: the volume holds every file's
+  // bytes whatever their own modes say.
+  if (absl::Status s = env->SetPermissions(dir, 0700); !s.ok()) return s;
   if (options.force) {
     // The config goes first, so an interrupted wipe never leaves something
     // that looks like a volume.
@@ -189,6 +205,7 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   std::vector<std::string> data_disks = config.DataDisks(dir);
   for (size_t i = 0; i < data_disks.size(); ++i) {
     if (absl::Status s = CreateDirs(env, data_disks[i]); !s.ok()) return s;
+    if (absl::Status s = env->SetPermissions(data_disks[i], 0700); !s.ok()) return s;
     if (absl::Status s = StripedBlobStore::PrepareDisk(env, data_disks[i], config.volume_id,
                                                        static_cast<int>(i),
                                                        static_cast<int>(data_disks.size()));
@@ -214,6 +231,13 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         "cairn restore command again to finish it (or delete the directory and its disks)"));
   }
   volume->config_ = config;
+  // Before anything is read or written: a backing store other users can
+  // read leaks every file's data, whatever the files' modes say.
+  if (absl::Status s = OwnershipError(
+          volume->dir_, CheckVolumeOwnership(env, volume->dir_, config, geteuid()));
+      !s.ok()) {
+    return s;
+  }
   const std::string lock_path = Join(volume->dir_, kLockName);
   absl::StatusOr<std::unique_ptr<FileLock>> lock = env->LockFile(lock_path);
   if (!lock.ok()) {
@@ -423,11 +447,22 @@ absl::StatusOr<int> Volume::ReplaceDisk(const std::string& old_disk,
     }
     if (absl::Status s = EmptyDir(io_.env, new_abs, {"lost+found"}); !s.ok()) return s;
   }
+  {
+    VolumeConfig planned = config_;
+    planned.disks = {new_abs};
+    planned.cache_dir.clear();
+    std::vector<OwnershipProblem> problems =
+        CheckVolumeOwnership(io_.env, dir_, planned, geteuid(), /*check_roots=*/false);
+    if (absl::Status s = OwnershipError(dir_, problems); !s.ok()) return s;
+  }
   if (absl::Status s = StripedBlobStore::PrepareDisk(io_.env, new_abs, config_.volume_id, index,
                                                      static_cast<int>(disks.size()));
       !s.ok()) {
     return s;
   }
+  // Owner-only whoever made the directory (a fresh filesystem's root is
+  // 0755): it is about to hold the volume's data.
+  if (absl::Status s = io_.env->SetPermissions(new_abs, 0700); !s.ok()) return s;
   if (absl::Status s = namespace_->SetVolumeMeta(kRebuildPendingKey, absl::StrCat(index));
       !s.ok()) {
     return s;

@@ -356,7 +356,7 @@ TEST_F(MemEnvTest, StatDescribesTheNode) {
   EXPECT_FALSE(file->is_directory);
   EXPECT_FALSE(file->is_symlink);
   EXPECT_EQ(file->size, 5u);
-  EXPECT_EQ(file->permissions, 0644u);
+  EXPECT_EQ(file->permissions, 0600u);
   EXPECT_EQ(file->uid, 0u);
   EXPECT_EQ(file->gid, 0u);
   EXPECT_EQ(file->device, 1u);
@@ -576,7 +576,7 @@ TEST_F(MemEnvTest, InactiveFilesystemRefusesEveryChange) {
   EXPECT_EQ(*file->PRead(0, 7), "content");
   EXPECT_EQ(List("/d"), std::vector<std::string>{"f"});
   EXPECT_EQ(List("/"), (std::vector<std::string>{"d", "empty"}));
-  EXPECT_EQ(env_.Stat("/d/f")->permissions, 0644u);
+  EXPECT_EQ(env_.Stat("/d/f")->permissions, 0600u);
   EXPECT_EQ(env_.bytes_written(), written);
 
   env_.SetFilesystemActive(true);

@@ -76,13 +76,13 @@ class MemEnv : public Env {
 
   // --- Env
   absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode,
-                                             uint32_t permissions = 0644) override;
+                                             uint32_t permissions = 0600) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status Link(const std::string& existing, const std::string& new_path) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status SetPermissions(const std::string& path, uint32_t permissions) override;
   absl::Status SetModifiedTime(const std::string& path, int64_t unix_seconds) override;
-  absl::Status CreateDir(const std::string& path, uint32_t permissions = 0755) override;
+  absl::Status CreateDir(const std::string& path, uint32_t permissions = 0700) override;
   absl::Status RemoveDir(const std::string& path) override;
   absl::Status SyncDir(const std::string& path) override;
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
@@ -92,7 +92,7 @@ class MemEnv : public Env {
   absl::StatusOr<SpaceInfo> StatFs(const std::string& path) override;
   absl::Status SyncFilesystem(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path,
-                                                     uint32_t permissions = 0644) override;
+                                                     uint32_t permissions = 0600) override;
   absl::StatusOr<bool> IsLocked(const std::string& path) override;
 
   // --- Power loss

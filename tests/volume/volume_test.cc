@@ -5,9 +5,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "backend/base/fs_error.h"
 #include "backend/services/blob_gc.h"
+#include "backend/volume/ownership.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/volume_files.h"
 
 namespace cairn {
 namespace {
@@ -154,6 +160,111 @@ TEST_F(VolumeTest, NamespaceOfAnotherVolumeIsRefused) {
   auto volume = Volume::Open(Vol(), *LoadVolumeConfig(Vol()));
   ASSERT_FALSE(volume.ok());
   EXPECT_NE(volume.status().message().find("belongs to volume"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// What a volume keeps in its directories and disks: every directory 0700,
+// every file 0600, whatever was asked of the umask.
+std::vector<std::string> NotOwnerOnly(const std::string& root) {
+  std::vector<std::string> open;
+  for (const auto& entry : fsys::recursive_directory_iterator(root)) {
+    if (entry.is_symlink() || entry.is_socket()) continue;
+    const auto perms = static_cast<unsigned>(entry.symlink_status().permissions());
+    const unsigned wanted = entry.is_directory() ? 0700 : 0600;
+    if ((perms & 0777) != wanted) {
+      open.push_back(absl::StrFormat("%s %o", entry.path().string(), perms & 0777));
+    }
+  }
+  return open;
+}
+
+class OwnershipTest : public ::testing::Test {
+ protected:
+  void SetUp() override { old_umask_ = umask(022); }
+  void TearDown() override { umask(old_umask_); }
+  std::string Vol() { return dir_.path() + "/vol"; }
+  std::string Disk(int i) { return absl::StrCat(dir_.path(), "/disk", i); }
+  TempDir dir_;
+  mode_t old_umask_ = 0;
+};
+
+TEST_F(OwnershipTest, FormatAndUseLeaveOnlyOwnerOnlyFilesWhateverTheUmask) {
+  // A disk made by someone else with the usual modes, as a fresh
+  // filesystem's root is: format takes it over.
+  fsys::create_directories(Disk(0));
+  fsys::permissions(Disk(0), fsys::perms(0755));
+  FormatOptions format;
+  format.disks = {Disk(0), Disk(1), Disk(2)};
+  absl::StatusOr<VolumeConfig> config = FormatVolume(Vol(), format);
+  ASSERT_TRUE(config.ok()) << config.status();
+  {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(Vol(), *config);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    WriteFileAsOneBlob((*volume)->ns(), (*volume)->blobs(), "f", std::string(300000, 'x'));
+    ASSERT_TRUE((*volume)->ns().Sync().ok());
+  }
+  for (const std::string& root : {Vol(), Disk(0), Disk(1), Disk(2)}) {
+    EXPECT_EQ(NotOwnerOnly(root), std::vector<std::string>()) << root;
+    EXPECT_EQ(static_cast<unsigned>(fsys::status(root).permissions()) & 0777, 0700u) << root;
+  }
+}
+
+TEST_F(OwnershipTest, OpenRefusesABackingStoreOthersCanReadNamingPathAndFix) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  fsys::permissions(Vol(), fsys::perms(0755));
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(Vol(), *LoadVolumeConfig(Vol()));
+  ASSERT_FALSE(volume.ok());
+  EXPECT_EQ(GetFsErrorKind(volume.status()), FsErrorKind::kAccessDenied);
+  EXPECT_THAT(std::string(volume.status().message()),
+              ::testing::AllOf(::testing::HasSubstr(Vol() + ": other users may read"),
+                               ::testing::HasSubstr("chmod 700 " + Vol()),
+                               ::testing::HasSubstr("cairn fsck --repair " + Vol())));
+}
+
+TEST_F(OwnershipTest, OpenRefusesWhenADirectoryAboveIsWritableByOthers) {
+  const std::string parent = dir_.path() + "/shared";
+  fsys::create_directories(parent);
+  const std::string vol = parent + "/vol";
+  ASSERT_TRUE(FormatVolume(vol, {}).ok());
+  fsys::permissions(parent, fsys::perms(0777));  // no sticky bit: anyone may rename vol
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(vol, *LoadVolumeConfig(vol));
+  ASSERT_FALSE(volume.ok());
+  EXPECT_THAT(std::string(volume.status().message()),
+              ::testing::HasSubstr(parent + ": other users may write it"));
+  // Format refuses there too, before writing anything.
+  const std::string other = parent + "/vol2";
+  EXPECT_FALSE(FormatVolume(other, {}).ok());
+  EXPECT_FALSE(fsys::exists(other));
+  // /tmp is writable by all but sticky: fine.
+  fsys::permissions(parent, fsys::perms(01777));
+  EXPECT_TRUE(Volume::Open(vol, *LoadVolumeConfig(vol)).ok());
+}
+
+TEST_F(OwnershipTest, MakeVolumeOwnerOnlyFixesAVolumeAnOlderCairnMade) {
+  FormatOptions format;
+  format.disks = {Disk(0), Disk(1)};
+  absl::StatusOr<VolumeConfig> config = FormatVolume(Vol(), format);
+  ASSERT_TRUE(config.ok());
+  // As an older cairn left it: directories 0755, files 0644.
+  for (const std::string& root : {Vol(), Disk(0), Disk(1)}) {
+    fsys::permissions(root, fsys::perms(0755));
+    for (const auto& entry : fsys::recursive_directory_iterator(root)) {
+      fsys::permissions(entry.path(), fsys::perms(entry.is_directory() ? 0755 : 0644));
+    }
+  }
+  ASSERT_FALSE(Volume::Open(Vol(), *config).ok());
+  absl::StatusOr<uint64_t> changed = MakeVolumeOwnerOnly(Env::Default(), Vol(), *config);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_GT(*changed, 3u);
+  for (const std::string& root : {Vol(), Disk(0), Disk(1)}) {
+    EXPECT_EQ(NotOwnerOnly(root), std::vector<std::string>()) << root;
+  }
+  EXPECT_TRUE(Volume::Open(Vol(), *config).ok());
 }
 
 }  // namespace

@@ -43,6 +43,9 @@ const char* DiskStateName(DiskState state) {
 namespace {
 
 constexpr char kMarkerName[] = "cairn-disk";
+// Locked by the store that has the disk open: format and disk replace
+// never erase a disk in use.
+constexpr char kDiskLockName[] = "cairn-disk.lock";
 constexpr char kShardDir[] = "shards";
 // Blobs smaller than this are stored as they are: the few bytes compression
 // could save are not worth a decompression on every read.
@@ -201,6 +204,7 @@ struct Disk {
   // unmounted or swapped under its path is noticed, never written into.
   std::unique_ptr<Directory> dir;
   std::string root;   // dir->path(): paths through the held directory
+  std::unique_ptr<FileLock> lock;  // held while the store has the disk open
   Env* env = nullptr;
   std::atomic<DiskState> state{DiskState::kOk};
   std::atomic<uint64_t> used_bytes{0};
@@ -365,6 +369,15 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
                    absl::StrCat("its marker says the volume has ", parsed->count,
                                 " disks, the config ", options_.disks.size()));
   }
+  absl::StatusOr<std::unique_ptr<FileLock>> lock =
+      disk->env->LockFile(disk->root + "/" + kDiskLockName);
+  if (!lock.ok()) {
+    return FsError(FsErrorKind::kIo,
+                   GetFsErrorKind(lock.status()) == FsErrorKind::kBusy
+                       ? "another process has this disk open (a second daemon?)"
+                       : std::string(lock.status().message()));
+  }
+  disk->lock = std::move(*lock);
   *marker = *parsed;
   return disk;
 }
@@ -1310,6 +1323,21 @@ absl::StatusOr<std::unique_ptr<StripedBlobStore>> StripedBlobStore::Open(
   auto store = std::make_unique<StripedStoreImpl>(std::move(options));
   if (absl::Status s = store->Init(); !s.ok()) return s;
   return std::unique_ptr<StripedBlobStore>(std::move(store));
+}
+
+absl::StatusOr<StripedBlobStore::DiskIdentity> StripedBlobStore::ReadDiskIdentity(
+    Env* env, const std::string& dir) {
+  absl::StatusOr<std::string> text = ReadFileToString(env, dir + "/" + kMarkerName);
+  if (!text.ok()) return text.status();
+  std::optional<Marker> marker = ParseMarker(*text);
+  if (!marker) {
+    return FsError(FsErrorKind::kIo, absl::StrCat("the cairn disk marker in ", dir, " is damaged"));
+  }
+  return DiskIdentity{marker->volume_id, marker->index, marker->count};
+}
+
+absl::StatusOr<bool> StripedBlobStore::DiskInUse(Env* env, const std::string& dir) {
+  return env->IsLocked(dir + "/" + kDiskLockName);
 }
 
 absl::Status StripedBlobStore::PrepareDisk(Env* env, const std::string& dir,

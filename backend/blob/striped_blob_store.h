@@ -111,6 +111,18 @@ class StripedBlobStore : public BlobStore {
   static absl::Status PrepareDisk(Env* env, const std::string& dir,
                                   const std::string& volume_id, int index, int count);
 
+  // What the marker in `dir` says: the volume and the disk's place in it.
+  // kNotFound without a marker, kIo for a damaged one.
+  struct DiskIdentity {
+    std::string volume_id;
+    int index = 0;
+    int count = 0;
+  };
+  static absl::StatusOr<DiskIdentity> ReadDiskIdentity(Env* env, const std::string& dir);
+  // True while a store has disk `dir` open (it holds the disk's lock from
+  // opening it until it closes): such a disk must never be erased.
+  static absl::StatusOr<bool> DiskInUse(Env* env, const std::string& dir);
+
   ~StripedBlobStore() override = default;
 
   virtual const Redundancy& redundancy() const = 0;

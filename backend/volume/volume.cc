@@ -79,6 +79,78 @@ absl::Status EmptyDir(Env* env, const std::string& dir,
   return env->SyncDir(dir);
 }
 
+// `path` is `dir` or below it.
+bool Within(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (dir == "/" || path[dir.size()] == '/'));
+}
+
+// The disks a format is given, checked before anything is written: each a
+// directory (or missing), none the volume directory or inside another disk
+// (nor the volume directory inside one), none of a volume a daemon has open
+// (whatever --force says), and without --force none that holds anything.
+absl::Status CheckDiskDirs(Env* env, const std::string& volume_dir,
+                           const std::vector<std::string>& disks, bool force) {
+  for (size_t i = 0; i < disks.size(); ++i) {
+    const std::string& disk = disks[i];
+    for (size_t j = 0; j < disks.size(); ++j) {
+      if (i == j) continue;
+      if (disks[j] == disk) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("disk directory ", disk, " is given twice; every --disk must be a "
+                         "different directory (ideally on a different drive)"));
+      }
+      if (Within(disk, disks[j])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "disk directory ", disk, " is inside disk directory ", disks[j],
+            "; give each disk its own directory, none inside another"));
+      }
+    }
+    if (disk == volume_dir || Within(volume_dir, disk)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "disk directory ", disk,
+          disk == volume_dir ? " is the volume directory itself"
+                             : absl::StrCat(" holds the volume directory ", volume_dir),
+          "; give the disks directories of their own"));
+    }
+    absl::StatusOr<FileInfo> info = env->Stat(disk);
+    if (info.ok() && !info->is_directory) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("disk ", disk, " is not a directory; give the directory the disk is "
+                       "mounted on (or one to create)"));
+    }
+    if (!info.ok()) continue;  // created by the format
+    absl::StatusOr<bool> in_use = StripedBlobStore::DiskInUse(env, disk);
+    if (!in_use.ok()) return in_use.status();
+    absl::StatusOr<StripedBlobStore::DiskIdentity> identity =
+        StripedBlobStore::ReadDiskIdentity(env, disk);
+    if (*in_use) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "disk directory ", disk, " is a disk of volume ",
+          identity.ok() ? identity->volume_id : "(unknown)",
+          ", which a running daemon has open; it is never erased, even with --force. "
+          "Unmount that volume first if you mean to reuse its disk"));
+    }
+    absl::StatusOr<bool> free = DiskDirIsFree(env, disk);
+    if (!free.ok()) return free.status();
+    if (*free) continue;
+    if (!force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "disk directory ", disk,
+          identity.ok() ? absl::StrCat(" is disk ", identity->index, " of volume ",
+                                       identity->volume_id)
+                        : " is not empty",
+          "; use --force to erase it"));
+    }
+    if (identity.ok()) {
+      LogWarning("erasing disk %s: disk %d of %d of volume %s, which is lost with it unless "
+                 "its other disks can rebuild it",
+                 disk, identity->index, identity->count, identity->volume_id);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // "PID MOUNTPOINT" from a lock file's content.
 MountRecord ParseLockContent(const std::string& text) {
   MountRecord record;
@@ -128,22 +200,11 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
         "volume ", dir, " is mounted at ", mounted->mountpoint, " by process ",
         mounted->pid, "; unmount it first: cairn umount ", mounted->mountpoint));
   }
+  // Everything is checked before anything is written: a refused format
+  // leaves nothing half made.
   std::vector<std::string> disks;
-  for (const std::string& disk : options.disks) {
-    std::string abs = AbsolutePath(disk);
-    if (std::find(disks.begin(), disks.end(), abs) != disks.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("disk directory ", abs, " is given twice; every --disk must be a "
-                       "different directory (ideally on a different drive)"));
-    }
-    absl::StatusOr<bool> disk_free = DiskDirIsFree(env, abs);
-    if (!disk_free.ok()) return disk_free.status();
-    if (!options.force && !*disk_free) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "disk directory ", abs, " is not empty; use --force to erase it"));
-    }
-    disks.push_back(abs);
-  }
+  for (const std::string& disk : options.disks) disks.push_back(AbsolutePath(disk));
+  if (absl::Status s = CheckDiskDirs(env, dir, disks, options.force); !s.ok()) return s;
   const size_t disk_count = std::max<size_t>(1, disks.size());
   Redundancy redundancy = options.redundancy.value_or(DefaultRedundancy(disk_count));
   if (static_cast<size_t>(redundancy.total_shards()) > disk_count) {

@@ -47,6 +47,7 @@ class StripedBlobStoreTest : public ::testing::Test {
     return StripedBlobStore::Open(options);
   }
   void Open() {
+    store_.reset();  // one store at a time has the disks open
     auto store = OpenStore();
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);

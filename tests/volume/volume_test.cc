@@ -269,3 +269,79 @@ TEST_F(OwnershipTest, MakeVolumeOwnerOnlyFixesAVolumeAnOlderCairnMade) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+class FormatDiskTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) { return dir_.path() + "/" + name; }
+  // Nothing of a refused format is left behind.
+  void ExpectNothingMade(const std::string& vol) {
+    EXPECT_FALSE(fsys::exists(vol)) << vol << " was left behind";
+  }
+  TempDir dir_;
+};
+
+TEST_F(FormatDiskTest, ADiskThatIsAFileIsRefusedBeforeAnythingIsWritten) {
+  std::ofstream(Path("file")) << "not a directory";
+  FormatOptions format;
+  format.disks = {Path("d0"), Path("file")};
+  absl::StatusOr<VolumeConfig> config = FormatVolume(Path("vol"), format);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), ::testing::HasSubstr("is not a directory"));
+  ExpectNothingMade(Path("vol"));
+  EXPECT_FALSE(fsys::exists(Path("d0")));
+  // And the next format of the same directory is not refused as "not empty".
+  format.disks = {Path("d0")};
+  EXPECT_TRUE(FormatVolume(Path("vol"), format).ok());
+}
+
+TEST_F(FormatDiskTest, TheVolumeDirectoryOrADiskInsideAnotherIsRefused) {
+  FormatOptions format;
+  format.disks = {Path("vol")};
+  EXPECT_FALSE(FormatVolume(Path("vol"), format).ok());
+  ExpectNothingMade(Path("vol"));
+  format.disks = {Path("d0"), Path("d0/inner")};
+  absl::StatusOr<VolumeConfig> nested = FormatVolume(Path("vol"), format);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_THAT(std::string(nested.status().message()), ::testing::HasSubstr("is inside disk"));
+  format.disks = {Path("outer")};
+  EXPECT_FALSE(FormatVolume(Path("outer/vol"), format).ok()) << "the volume inside a disk";
+  ExpectNothingMade(Path("vol"));
+}
+
+TEST_F(FormatDiskTest, ADiskOfAVolumeInUseIsNeverErasedEvenWithForce) {
+  FormatOptions first;
+  first.disks = {Path("d0"), Path("d1")};
+  absl::StatusOr<VolumeConfig> a = FormatVolume(Path("a"), first);
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<std::unique_ptr<Volume>> open = Volume::Open(Path("a"), *a);
+  ASSERT_TRUE(open.ok()) << open.status();
+  WriteFileAsOneBlob((*open)->ns(), (*open)->blobs(), "f", std::string(200000, 'a'));
+  FormatOptions second = first;
+  second.force = true;
+  absl::StatusOr<VolumeConfig> b = FormatVolume(Path("b"), second);
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(std::string(b.status().message()),
+              ::testing::AllOf(::testing::HasSubstr("a running daemon has open"),
+                               ::testing::HasSubstr(a->volume_id)));
+  ExpectNothingMade(Path("b"));
+  // Volume a still has its data.
+  absl::StatusOr<InodeAttr> f = (*open)->ns().Lookup(kRootInode, "f");
+  ASSERT_TRUE(f.ok());
+  absl::StatusOr<std::vector<Extent>> extents = (*open)->ns().GetExtents(f->ino, 0, 200000);
+  ASSERT_TRUE(extents.ok());
+  EXPECT_TRUE((*open)->blobs().Read((*extents)[0].blob_id, 0, 100).ok());
+  // Without --force a disk of another volume is refused, naming it.
+  open->reset();
+  absl::StatusOr<VolumeConfig> refused = FormatVolume(Path("b"), first);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("is disk 0 of volume " + a->volume_id));
+  // Closed, and with --force, it is erased for the new volume.
+  EXPECT_TRUE(FormatVolume(Path("b"), second).ok());
+}
+
+}  // namespace
+}  // namespace cairn

@@ -284,7 +284,7 @@ int Claim(const std::string& target) {
   absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
   if (!record.ok()) return Fail("backup claim", record.status());
   if (record->mounted) {
-    absl::StatusOr<std::string> answer = AskDaemon(replica->config.volume_id, "backup\tclaim");
+    absl::StatusOr<std::string> answer = AskDaemon(volume_dir, replica->config.volume_id, "backup\tclaim");
     if (!answer.ok()) return Fail("backup claim", answer.status());
   } else {
     absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, replica->config);
@@ -306,7 +306,7 @@ int TakeOrCollect(const std::string& verb, const std::string& target, bool gc_on
   std::string result_json;
   if (record->mounted) {
     absl::StatusOr<std::string> answer =
-        AskDaemon(replica->config.volume_id, gc_only ? "backup\tgc" : "backup");
+        AskDaemon(volume_dir, replica->config.volume_id, gc_only ? "backup\tgc" : "backup");
     if (!answer.ok()) return Fail(verb, answer.status());
     result_json = *answer;
   } else {

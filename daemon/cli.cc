@@ -93,10 +93,17 @@ std::optional<MountEntry> FindCairnMount(const std::string& path) {
   return found;
 }
 
-absl::StatusOr<std::string> AskDaemon(const std::string& volume_id, const std::string& request,
+absl::StatusOr<std::string> AskDaemon(const std::string& volume_dir, const std::string& volume_id,
+                                      const std::string& request,
                                       const std::function<void(const std::string&)>& on_progress) {
+  absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
+  if (!record.ok()) return record.status();
+  if (!record->mounted) {
+    return absl::UnavailableError(absl::StrCat("no daemon serves ", volume_dir));
+  }
   std::string final_line;
-  absl::Status sent = ControlRequest(volume_id, request, [&](const std::string& line) {
+  ControlTarget target{AbsolutePath(volume_dir), volume_id, record->pid};
+  absl::Status sent = ControlRequest(target, request, [&](const std::string& line) {
     if (line.rfind("progress ", 0) == 0) {
       if (on_progress) on_progress(line.substr(9));
     } else {

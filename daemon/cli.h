@@ -48,12 +48,12 @@ std::string JsonText(const std::string& json, const std::string& key);
 // The flat JSON of counters the mounted daemon rewrites every 2 s in
 // cache_dir/stats.json; "" when there is none.
 std::string ReadDaemonStats(const VolumeConfig& config);
-// Sends `request` to the daemon serving the volume (backend/
+// Sends `request` to the daemon serving the volume in `volume_dir` (daemon/
 // control_channel.h); `on_progress` gets the JSON of each progress line.
 // Returns the JSON of the final "done" line, or the daemon's error
-// (kFailedPrecondition), or kUnavailable when no daemon listens.
+// (kFailedPrecondition), or kUnavailable when no daemon serves the volume.
 absl::StatusOr<std::string> AskDaemon(
-    const std::string& volume_id, const std::string& request,
+    const std::string& volume_dir, const std::string& volume_id, const std::string& request,
     const std::function<void(const std::string&)>& on_progress = nullptr);
 // 1536 -> "1.5 KiB".
 std::string Human(uint64_t bytes);

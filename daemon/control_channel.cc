@@ -15,13 +15,23 @@
 namespace cairn {
 namespace {
 
-socklen_t AbstractAddress(const std::string& volume_id, sockaddr_un* address) {
+// The socket's address; a path through the held directory when the
+// volume's own path would not fit in sun_path (108 bytes).
+absl::StatusOr<socklen_t> SocketAddress(const std::string& path, sockaddr_un* address) {
   memset(address, 0, sizeof(*address));
   address->sun_family = AF_UNIX;
-  std::string name = "cairn-control-" + volume_id;
-  // sun_path[0] == 0: the abstract namespace.
-  memcpy(address->sun_path + 1, name.data(), name.size());
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (path.size() >= sizeof(address->sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
+  }
+  memcpy(address->sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+}
+
+// VOLUME_DIR/control, spelled so that it fits in an address.
+std::string SocketPath(const std::string& volume_dir, const Directory* held) {
+  std::string direct = volume_dir + "/" + kControlSocketName;
+  if (direct.size() < sizeof(sockaddr_un::sun_path) || held == nullptr) return direct;
+  return held->path() + "/" + kControlSocketName;
 }
 
 bool WriteAll(int fd, const std::string& text) {
@@ -55,19 +65,29 @@ bool ReadLine(int fd, std::string* buffer, std::string* line) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& volume_id,
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& volume_dir,
+                                                                    const std::string& volume_id,
                                                                     Handler handler) {
   std::unique_ptr<ControlServer> server(new ControlServer());
   server->handler_ = std::move(handler);
+  server->volume_id_ = volume_id;
+  Env* env = Env::Default();
+  absl::StatusOr<std::unique_ptr<Directory>> dir = env->OpenDirectory(volume_dir);
+  if (!dir.ok()) return dir.status();
+  server->volume_dir_ = std::move(*dir);
+  server->socket_path_ = SocketPath(volume_dir, server->volume_dir_.get());
+  // A socket left by a daemon that died: ours now, since we hold the lock.
+  if (absl::Status s = env->Remove(server->socket_path_); !s.ok()) return s;
   server->listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (server->listen_fd_ < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   sockaddr_un address;
-  socklen_t length = AbstractAddress(volume_id, &address);
-  if (bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+  absl::StatusOr<socklen_t> length = SocketAddress(server->socket_path_, &address);
+  if (!length.ok()) return length.status();
+  if (bind(server->listen_fd_, reinterpret_cast<sockaddr*>(&address), *length) != 0 ||
       listen(server->listen_fd_, 8) != 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot listen for cairn commands (", strerror(errno),
-                     "); is another daemon serving this volume?"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen for cairn commands at ", volume_dir, "/", kControlSocketName,
+                     ": ", strerror(errno)));
   }
   if (pipe2(server->wake_pipe_, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
@@ -88,7 +108,11 @@ ControlServer::~ControlServer() {
     workers.swap(workers_);
   }
   for (std::thread& t : workers) t.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    // Best effort: a socket nobody listens on only refuses connections.
+    Env::Default()->Remove(socket_path_).IgnoreError();
+  }
   for (int fd : wake_pipe_) {
     if (fd >= 0) close(fd);
   }
@@ -104,7 +128,9 @@ void ControlServer::AcceptLoop() {
     if (fds[1].revents != 0 || stopping_) return;
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    ucred peer;
+    // The directory keeps others out; this keeps out whoever else it lets
+    // in (a group, should an operator open the directory up).
+    ucred peer{};
     socklen_t peer_length = sizeof(peer);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) != 0 ||
         (peer.uid != 0 && peer.uid != getuid())) {
@@ -113,30 +139,57 @@ void ControlServer::AcceptLoop() {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    workers_.emplace_back([this, fd] {
-      std::string buffer, request;
-      if (ReadLine(fd, &buffer, &request)) {
-        auto reply = [fd](const std::string& line) { WriteAll(fd, line + "\n"); };
-        handler_(request, reply, [this] { return stopping_.load(); });
-      }
-      close(fd);
-    });
+    workers_.emplace_back([this, fd] { Serve(fd); });
   }
 }
 
-absl::Status ControlRequest(const std::string& volume_id, const std::string& request,
+void ControlServer::Serve(int fd) {
+  std::string buffer, line;
+  if (ReadLine(fd, &buffer, &line)) {
+    auto reply = [fd](const std::string& text) { WriteAll(fd, text + "\n"); };
+    const std::string prefix = "volume ";
+    size_t tab = line.find('\t');
+    if (line.rfind(prefix, 0) != 0 || tab == std::string::npos) {
+      reply("error the request names no volume (cairn and its daemon differ in version?)");
+    } else if (std::string id = line.substr(prefix.size(), tab - prefix.size()); id != volume_id_) {
+      reply(absl::StrCat("error this daemon serves volume ", volume_id_, ", not ", id));
+    } else {
+      handler_(line.substr(tab + 1), reply, [this] { return stopping_.load(); });
+    }
+  }
+  close(fd);
+}
+
+absl::Status ControlRequest(const ControlTarget& target, const std::string& request,
                             const std::function<void(const std::string&)>& on_line) {
+  absl::StatusOr<std::unique_ptr<Directory>> dir = Env::Default()->OpenDirectory(target.volume_dir);
+  if (!dir.ok()) return dir.status();
+  const std::string path = SocketPath(target.volume_dir, dir->get());
+  sockaddr_un address;
+  absl::StatusOr<socklen_t> length = SocketAddress(path, &address);
+  if (!length.ok()) return length.status();
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  sockaddr_un address;
-  socklen_t length = AbstractAddress(volume_id, &address);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), length) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), *length) != 0) {
     int err = errno;
     close(fd);
     return absl::UnavailableError(
         absl::StrCat("the daemon serving the volume does not answer (", strerror(err), ")"));
   }
-  if (!WriteAll(fd, request + "\n")) {
+  // Only the daemon holding the volume's lock, running as the volume's
+  // owner, may answer: an answer from anyone else could hide a fault.
+  ucred peer{};
+  socklen_t peer_length = sizeof(peer);
+  absl::StatusOr<FileInfo> owner = Env::Default()->Stat(target.volume_dir);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) != 0 || !owner.ok() ||
+      peer.pid != target.daemon_pid || peer.uid != owner->uid) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the process answering at ", target.volume_dir, "/", kControlSocketName, " (pid ",
+        peer.pid, ", uid ", peer.uid, ") is not the daemon holding the volume's lock (pid ",
+        target.daemon_pid, "); its answer is not trusted. Check who runs it"));
+  }
+  if (!WriteAll(fd, absl::StrCat("volume ", target.volume_id, "\t", request, "\n"))) {
     close(fd);
     return absl::UnavailableError("the daemon closed the connection");
   }

@@ -113,6 +113,20 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   FileDataCache& cache = (*mounted)->cache();
   FsContext ctx;
   ctx.fs = &(*mounted)->fs();
+  VolumeServices::Options services_options;
+  services_options.on_blob_deleted = [&cache](BlobId id) { cache.ForgetBlob(id); };
+  VolumeServices services(volume, services_options);
+  // Commands reach this daemon (cairn scrub, tier, backup) through the
+  // control channel in the volume directory. A daemon that cannot be
+  // reached refuses to mount: its scrubs and backups would answer no one.
+  absl::StatusOr<std::unique_ptr<ControlServer>> control = ControlServer::Start(
+      volume.dir(), config.volume_id,
+      [&volume, &services, &cache](const std::string& request,
+                                   const std::function<void(const std::string&)>& reply,
+                                   const std::function<bool()>& stopping) {
+        HandleControlRequest(volume, services, cache, request, reply, stopping);
+      });
+  if (!control.ok()) return control.status();
 
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
@@ -139,25 +153,6 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
 
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
   if (on_ready) on_ready();
-  VolumeServices::Options services_options;
-  services_options.on_blob_deleted = [&cache](BlobId id) { cache.ForgetBlob(id); };
-  VolumeServices services(volume, services_options);
-  // Commands reach this daemon (cairn scrub, tier, backup) through the
-  // control channel; one that cannot listen costs them, never the mount.
-  std::unique_ptr<ControlServer> control;
-  absl::StatusOr<std::unique_ptr<ControlServer>> server = ControlServer::Start(
-      config.volume_id,
-      [&volume, &services, &cache](const std::string& request,
-                                   const std::function<void(const std::string&)>& reply,
-                                   const std::function<bool()>& stopping) {
-        HandleControlRequest(volume, services, cache, request, reply, stopping);
-      });
-  if (server.ok()) {
-    control = std::move(*server);
-  } else {
-    LogWarning("cairn scrub, tier, backup and disk replace will not reach this daemon: %s",
-               server.status().message());
-  }
   // Prometheus metrics, once every part they read exists. A port in use
   // costs the metrics, never the mount.
   std::unique_ptr<MetricsServer> metrics;
@@ -207,7 +202,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   metrics.reset();  // before the parts it reads go away
   stats_stop.Notify();
   stats_writer.join();
-  control.reset();   // stops a manual scrub or rebuild in progress
+  control->reset();  // stops a manual scrub or rebuild in progress
   services.Stop();   // and every background service, in order
   LogInfo("unmounted %s; flushing", options.mountpoint);
   if (absl::Status closed = (*mounted)->Close(); !closed.ok()) return closed;

@@ -110,11 +110,12 @@ ScrubReport ParseReport(const std::string& json) {
 }
 
 // Sends `request` to the daemon, showing its progress; the final report.
-absl::StatusOr<ScrubReport> AskDaemonForReport(const VolumeConfig& config,
+absl::StatusOr<ScrubReport> AskDaemonForReport(const std::string& volume_dir,
+                                               const VolumeConfig& config,
                                                const std::string& request, const char* what) {
   Progress bar(what, "blobs");
   absl::StatusOr<std::string> done =
-      AskDaemon(config.volume_id, request, [&](const std::string& json) {
+      AskDaemon(volume_dir, config.volume_id, request, [&](const std::string& json) {
         ScrubReport r = ParseReport(json);
         bar.Update(r.blobs_checked, r.blobs_total, r.bytes_read);
       });
@@ -173,7 +174,7 @@ int ScrubCommand(const Args& args) {
   if (!record.ok()) return Fail("scrub", record.status());
   absl::StatusOr<ScrubReport> report;
   if (record->mounted) {
-    report = AskDaemonForReport(*config, repair ? "scrub" : "scrub\tnorepair", "scrub");
+    report = AskDaemonForReport(volume_dir, *config, repair ? "scrub" : "scrub\tnorepair", "scrub");
   } else {
     absl::StatusOr<std::unique_ptr<Volume>> volume = OpenStriped(volume_dir, *config);
     if (!volume.ok()) return Fail("scrub", volume.status());
@@ -217,7 +218,7 @@ int DiskCommand(const Args& args) {
   std::string new_disk = AbsolutePath(positional[2]);
   absl::StatusOr<ScrubReport> report;
   if (record->mounted) {
-    report = AskDaemonForReport(*config,
+    report = AskDaemonForReport(volume_dir, *config,
                        absl::StrCat("replace\t", old_disk, "\t", new_disk, "\t", force ? "1" : "0"),
                        "rebuild");
   } else {

@@ -127,7 +127,10 @@ int MoveFiles(const std::string& direction, const Args& paths) {
       absl::StrAppend(&request, "\t", (*files)[i].ino);
     }
     std::string error;
-    absl::Status sent = ControlRequest(config->volume_id, request, [&](const std::string& line) {
+    absl::StatusOr<MountRecord> record = ReadMountRecord(mount->volume_dir);
+    if (!record.ok()) return Fail(verb, record.status());
+    ControlTarget target{mount->volume_dir, config->volume_id, record->pid};
+    absl::Status sent = ControlRequest(target, request, [&](const std::string& line) {
       if (line.rfind("error ", 0) == 0) {
         error = line.substr(6);
         return;
@@ -228,9 +231,10 @@ int Status(const Args& args) {
 
 int Run(const Args& args) {
   if (args.size() != 1) return UsageError("tier", "run wants one VOLUME_DIR or MOUNTPOINT");
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(VolumeDirOf(args[0]));
+  const std::string volume_dir = VolumeDirOf(args[0]);
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
   if (!config.ok()) return Fail("tier", config.status());
-  absl::StatusOr<std::string> result = AskDaemon(config->volume_id, "tier\tpass");
+  absl::StatusOr<std::string> result = AskDaemon(volume_dir, config->volume_id, "tier\tpass");
   if (absl::IsUnavailable(result.status())) {
     return Fail("tier", "the volume must be mounted: " + std::string(result.status().message()));
   }

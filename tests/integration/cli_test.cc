@@ -401,5 +401,39 @@ TEST_F(CliTest, LongCommandsPrintPlainProgressLinesWhenNotOnATerminal) {
   ASSERT_NO_FATAL_FAILURE(Mount());
 }
 
+// A copy of a volume (a restore beside its original, or cp -a) has the
+// same volume id: each must still answer for itself, and a command given
+// one of them must never act on the other.
+TEST_F(CliTest, TwoCopiesOfOneVolumeEachAnswerForItself) {
+  CommandResult made = Run("cd " + QP("") + " && for i in $(seq 10); do head -c 200000 "
+                           "/dev/urandom > f$i; done");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  const std::string copy = work_dir_ + "/copy", copy_mount = work_dir_ + "/copy-mnt";
+  CommandResult copied = Run("cp -a " + Quote(volume_dir_) + " " + Quote(copy) + " && sed -i "
+                             "'s|^cache_dir = .*|cache_dir = \"" + copy + "/cache\"|' " +
+                             Quote(copy + "/cairn.toml") + " && mkdir " + Quote(copy_mount));
+  ASSERT_EQ(copied.exit_code, 0) << Brief(copied);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult second = Cairn("mount " + Quote(copy) + " " + Quote(copy_mount), 60);
+  ASSERT_EQ(second.exit_code, 0) << Brief(second);
+  CommandResult more = Run("cd " + Quote(copy_mount) + " && for i in $(seq 5); do head -c 200000 "
+                           "/dev/urandom > g$i; done");
+  ASSERT_EQ(more.exit_code, 0) << Brief(more);
+  // A remount flushes the write cache, so the copy's five new files are blobs scrub counts.
+  CommandResult flushed = Cairn("umount " + Quote(copy_mount), 120);
+  ASSERT_EQ(flushed.exit_code, 0) << Brief(flushed);
+  CommandResult again = Cairn("mount " + Quote(copy) + " " + Quote(copy_mount), 60);
+  ASSERT_EQ(again.exit_code, 0) << Brief(again);
+  CommandResult original = Cairn("scrub --json " + Quote(volume_dir_), 120);
+  CommandResult restored = Cairn("scrub --json " + Quote(copy_mount), 120);
+  EXPECT_EQ(original.exit_code, 0) << Brief(original);
+  EXPECT_EQ(restored.exit_code, 0) << Brief(restored);
+  EXPECT_EQ(JsonField(original.output, "blobs_checked"), "10") << Brief(original);
+  EXPECT_EQ(JsonField(restored.output, "blobs_checked"), "15") << Brief(restored);
+  CommandResult umount = Cairn("umount " + Quote(copy_mount), 120);
+  EXPECT_EQ(umount.exit_code, 0) << Brief(umount);
+}
+
 }  // namespace
 }  // namespace cairn_it

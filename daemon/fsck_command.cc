@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/env.h"
 #include "backend/blob/remote_blob_store.h"
@@ -14,6 +15,8 @@
 #include "backend/volume/s3_targets.h"
 #include "backend/s3/s3_client.h"
 #include "backend/services/storage_maintenance.h"
+#include "backend/volume/config_recovery.h"
+#include "backend/volume/ownership.h"
 #include "backend/volume/volume.h"
 #include "cache/writeback_journal.h"
 #include "daemon/cli.h"
@@ -21,7 +24,7 @@
 namespace cairn::cli {
 
 const char kFsckHelp[] =
-    "usage: cairn fsck VOLUME_DIR [--repair]\n"
+    "usage: cairn fsck VOLUME_DIR [--repair [--disk DIR]...]\n"
     "\n"
     "Checks an unmounted volume: every namespace record against the others\n"
     "(directory entries, link counts, file sizes, extents, blob references,\n"
@@ -39,7 +42,15 @@ const char kFsckHelp[] =
     "            remote objects no blob record claims (and abort unfinished\n"
     "            multipart uploads), and empty the repair queue of what is\n"
     "            fixed; says what it fixed. Namespace problems are reported,\n"
-    "            not changed.\n"
+    "            not changed. It also makes the backing store owner-only\n"
+    "            (directories 0700, files 0600, as a volume made by an older\n"
+    "            cairn is not), puts back the format_version the namespace\n"
+    "            recorded if cairn.toml was edited, and rebuilds a deleted\n"
+    "            cairn.toml from the namespace and the disks' markers.\n"
+    "  --disk DIR  with --repair when cairn.toml is lost: the volume's disk\n"
+    "            directories (each, any order), for a volume the namespace\n"
+    "            does not know the disks of (last mounted by an older cairn)\n"
+    "            or whose disks moved.\n"
     "\n"
     "Exit status (as fsck(8)): 0 no problems, 1 problems found and all\n"
     "fixed, 4 problems left, 8 the check could not run (not a volume,\n"
@@ -58,14 +69,95 @@ int CannotRun(const std::string& message) {
   return kFsckCannotRun;
 }
 
+void PrintFindings(const std::vector<std::string>& problems, const std::vector<std::string>& fixed,
+                   const std::vector<std::string>& notes) {
+  for (const std::string& problem : problems) printf("problem: %s\n", problem.c_str());
+  for (const std::string& line : fixed) printf("fixed: %s\n", line.c_str());
+  for (const std::string& line : notes) printf("note: %s\n", line.c_str());
+}
+
+// What must hold before the volume can be opened at all: a cairn.toml that
+// agrees with the namespace, and a backing store only its owner can read.
+// With `repair` these are fixed; otherwise they are problems and the check
+// stops (kFsckProblems), as a mount would refuse the volume.
+absl::StatusOr<int> PrepareVolumeForCheck(const std::string& volume_dir, bool repair,
+                                          const std::vector<std::string>& disks,
+                                          std::vector<std::string>* problems,
+                                          std::vector<std::string>* fixed,
+                                          std::vector<std::string>* notes) {
+  if (!IsVolumeDir(volume_dir)) {
+    if (!repair) {
+      absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+      return config.status();  // says whether fsck --repair can rebuild it
+    }
+    absl::StatusOr<RecoveredConfig> recovered = RecoverVolumeConfig(volume_dir, disks);
+    if (!recovered.ok()) return recovered.status();
+    fixed->push_back(absl::StrCat("cairn.toml was missing; rebuilt it for volume ",
+                                  recovered->config.volume_id, " (",
+                                  recovered->config.DataDisks(volume_dir).size(),
+                                  " disks, redundancy ", recovered->config.redundancy.ToString(),
+                                  ")"));
+    for (const std::string& note : recovered->notes) notes->push_back(note);
+  } else if (!disks.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--disk is only for rebuilding a lost cairn.toml, and ", volume_dir,
+        " has one; to move a disk, edit disks in cairn.toml (or cairn disk replace)"));
+  }
+  if (repair) {
+    absl::StatusOr<std::optional<std::string>> version = RepairConfigFormatVersion(volume_dir);
+    if (!version.ok()) return version.status();
+    if (version->has_value()) fixed->push_back(**version);
+  }
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
+  if (!config.ok()) return config.status();
+  if (repair) {
+    std::vector<std::string> paths;
+    absl::StatusOr<uint64_t> changed = MakeVolumeOwnerOnly(
+        Env::Default(), volume_dir, *config, [&](const std::string& path) {
+          if (paths.size() < 5) paths.push_back(path);
+        });
+    if (!changed.ok()) return changed.status();
+    if (*changed > 0) {
+      fixed->push_back(absl::StrCat("made ", *changed, " files and directories owner-only (",
+                                    absl::StrJoin(paths, ", "), *changed > paths.size() ? ", ..." : "",
+                                    ")"));
+    }
+  }
+  std::vector<OwnershipProblem> left =
+      CheckVolumeOwnership(Env::Default(), volume_dir, *config, geteuid());
+  for (const OwnershipProblem& p : left) {
+    problems->push_back(absl::StrCat(p.path, ": ", p.why, "; fix: ", p.fix));
+  }
+  if (!left.empty()) {
+    if (!repair) {
+      notes->push_back(absl::StrCat("other users could read the files' data from the backing "
+                                    "store; cairn fsck --repair ", volume_dir,
+                                    " makes it owner-only (owners and the directories above "
+                                    "it need the fixes named)"));
+    }
+    return kFsckProblems;
+  }
+  return kFsckClean;
+}
+
 }  // namespace
 
 int FsckCommand(const Args& args) {
   std::string target;
   bool repair = false;
-  for (const std::string& arg : args) {
+  std::vector<std::string> disks;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
     if (arg == "--repair") {
       repair = true;
+      continue;
+    }
+    if (arg == "--disk") {
+      if (i + 1 >= args.size()) {
+        UsageError("fsck", "--disk needs a directory");
+        return kFsckUsage;
+      }
+      disks.push_back(args[++i]);
       continue;
     }
     if (!arg.empty() && arg[0] == '-') {
@@ -82,11 +174,23 @@ int FsckCommand(const Args& args) {
     UsageError("fsck", "missing VOLUME_DIR");
     return kFsckUsage;
   }
+  if (!disks.empty() && !repair) {
+    UsageError("fsck", "--disk is for rebuilding a lost cairn.toml; it needs --repair");
+    return kFsckUsage;
+  }
   std::string volume_dir = AbsolutePath(target);
   if (std::optional<MountEntry> mount = FindCairnMount(volume_dir)) {
     return CannotRun(absl::StrCat(volume_dir, " is a mountpoint of ", mount->volume_dir,
                                   "; unmount it (cairn umount ", volume_dir,
                                   ") and run cairn fsck ", mount->volume_dir));
+  }
+  std::vector<std::string> problems, fixed, notes;
+  absl::StatusOr<int> prepared = PrepareVolumeForCheck(volume_dir, repair, disks, &problems,
+                                                       &fixed, &notes);
+  if (!prepared.ok()) return CannotRun(std::string(prepared.status().message()));
+  if (*prepared != kFsckClean) {
+    PrintFindings(problems, fixed, notes);
+    return *prepared;
   }
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
   if (!config.ok()) return CannotRun(std::string(config.status().message()));
@@ -95,11 +199,10 @@ int FsckCommand(const Args& args) {
 
   absl::StatusOr<NamespaceCheckReport> report = (*volume)->ns().Check();
   if (!report.ok()) return CannotRun(std::string(report.status().message()));
-  std::vector<std::string> problems = report->problems;
+  problems.insert(problems.end(), report->problems.begin(), report->problems.end());
 
   Progress progress("fsck", "blobs");
   uint64_t checked = 0, blob_bytes = 0;
-  std::vector<std::string> fixed, notes;
   StripedBlobStore* striped = (*volume)->striped();
   uint64_t remote_blobs = 0;
   for (const auto& [id, record] : report->blobs) {
@@ -215,9 +318,7 @@ int FsckCommand(const Args& args) {
   const uint64_t journal_segments =
       WritebackJournal::CountSegments(config->cache_dir + "/journal");
 
-  for (const std::string& problem : problems) printf("problem: %s\n", problem.c_str());
-  for (const std::string& line : fixed) printf("fixed: %s\n", line.c_str());
-  for (const std::string& line : notes) printf("note: %s\n", line.c_str());
+  PrintFindings(problems, fixed, notes);
   printf("%s: %llu inodes (%llu directories, %llu files, %llu deleted while open), "
          "%llu extents, %zu blobs (%llu bytes, %llu of them in the remote tier) verified; %zu "
          "problems, %zu fixed\n",

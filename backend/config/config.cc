@@ -18,9 +18,6 @@
 namespace cairn {
 namespace {
 
-constexpr char kConfigName[] = "cairn.toml";
-constexpr char kDataDir[] = "data";
-
 
 std::string Join(const std::string& dir, const char* name) {
   return dir + "/" + name;
@@ -44,6 +41,8 @@ void WriteS3Target(const S3Target& t, std::ostream& out) {
   if (!t.ca_file.empty()) out << "ca_file = " << text(t.ca_file) << "\n";
   if (!t.storage_class.empty()) out << "storage_class = " << text(t.storage_class) << "\n";
 }
+
+}  // namespace
 
 std::string ConfigText(const VolumeConfig& c) {
   toml::array disks;
@@ -116,6 +115,8 @@ std::string ConfigText(const VolumeConfig& c) {
   }
   return out.str();
 }
+
+namespace {
 
 // Reads `key` into `target` if it is one of the S3Target keys; nullopt if
 // it is not one of them.
@@ -297,6 +298,13 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
   std::string dir = AbsolutePath(volume_dir);
   std::string path = config_path.empty() ? Join(dir, kConfigName) : AbsolutePath(config_path);
   if (!IsVolumeDir(dir, env)) {
+    if (env->Exists(Join(dir, kNamespaceDir))) {
+      // Never advise a format here: it would erase the data.
+      return absl::NotFoundError(absl::StrCat(
+          dir, " holds a cairn namespace but no cairn.toml; rebuild the file from the "
+          "namespace and the disks with: cairn fsck --repair ", dir,
+          " (add --disk DIR for each disk if the volume had --disk directories)"));
+    }
     return absl::NotFoundError(absl::StrCat(
         dir, " is not a cairn volume (no cairn.toml); create one with: cairn format ",
         dir));
@@ -306,9 +314,16 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
     if (config_path.empty()) return text.status();
     return absl::NotFoundError(absl::StrCat("config file ", path, ": ", text.status().message()));
   }
+  return ParseVolumeConfig(*text, dir, path);
+}
+
+absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
+                                               const std::string& volume_dir,
+                                               const std::string& path) {
+  const std::string dir = AbsolutePath(volume_dir);
   toml::table table;
   try {
-    table = toml::parse(*text, path);
+    table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: line %d: %s", path, e.source().begin.line, std::string(e.description())));
@@ -338,6 +353,13 @@ absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
     absl::Status s;
     if (key == "format_version") {
       s = integer(1, &n);
+      // Checked before narrowing, so 4294967298 is not read as 2.
+      if (s.ok() && n > kVolumeFormatVersion) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "volume ", dir, " has format version ", n, ", newer than this cairn supports (",
+            kVolumeFormatVersion, "); upgrade cairn, or if cairn.toml was edited, put back the "
+            "version the namespace records: cairn fsck --repair ", dir));
+      }
       c.format_version = static_cast<int>(n);
     } else if (key == "volume_id") {
       s = text(&c.volume_id);
@@ -454,6 +476,14 @@ absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig&
   // it names the disks and buckets.
   return WriteFileAtomically(env, Join(AbsolutePath(volume_dir), kConfigName),
                              ConfigText(config), 0600);
+}
+
+VolumeConfig WithoutSecrets(VolumeConfig config) {
+  for (S3Target* target : {config.tier ? static_cast<S3Target*>(&*config.tier) : nullptr,
+                           config.replica ? static_cast<S3Target*>(&*config.replica) : nullptr}) {
+    if (target != nullptr) target->secret_access_key.clear();
+  }
+  return config;
 }
 
 std::string ReplicaTargetName(const S3Target& target) {

@@ -118,6 +118,11 @@ struct VolumeConfig {
 // prefix): the blobs it holds are known by this name.
 std::string ReplicaTargetName(const S3Target& target);
 
+// What VOLUME_DIR holds: the names backend/volume lays out.
+inline constexpr char kConfigName[] = "cairn.toml";
+inline constexpr char kNamespaceDir[] = "namespace";
+inline constexpr char kDataDir[] = "data";
+
 // Reads VOLUME_DIR/cairn.toml, or `config_path` instead when given (mount
 // -o config=). Errors name the file, the key and the reason (unknown key,
 // wrong type, out of range). Relative paths in the file are resolved against
@@ -125,6 +130,19 @@ std::string ReplicaTargetName(const S3Target& target);
 absl::StatusOr<VolumeConfig> LoadVolumeConfig(const std::string& volume_dir,
                                               const std::string& config_path = "",
                                               Env* env = Env::Default());
+
+// Parses the text of a cairn.toml (LoadVolumeConfig without the reading);
+// `path` names the file in errors and becomes config_path.
+absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
+                                               const std::string& volume_dir,
+                                               const std::string& path);
+
+// The text SaveVolumeConfig writes.
+std::string ConfigText(const VolumeConfig& config);
+
+// `config` without the secrets it may hold (the remote targets' keys), for
+// copies kept where the file's owner-only mode does not follow them.
+VolumeConfig WithoutSecrets(VolumeConfig config);
 
 // Writes `config` as VOLUME_DIR/cairn.toml (atomically: temp file + rename).
 absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig& config,

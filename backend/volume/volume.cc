@@ -26,10 +26,6 @@
 namespace cairn {
 namespace {
 
-constexpr char kConfigName[] = "cairn.toml";
-constexpr char kNamespaceDir[] = "namespace";
-constexpr char kDataDir[] = "data";
-constexpr char kLockName[] = "lock";
 constexpr char kLastStopName[] = "last-stop";
 
 std::string Join(const std::string& dir, const char* name) {
@@ -160,6 +156,30 @@ MountRecord ParseLockContent(const std::string& text) {
     record.mountpoint = std::string(absl::StripTrailingAsciiWhitespace(text.substr(space + 1)));
   }
   return record;
+}
+
+// The namespace records the format the volume was made in; cairn.toml only
+// repeats it, and an edited copy would make the store read the wrong layout.
+absl::Status CheckFormatVersion(NamespaceStore& ns, const std::string& volume_dir,
+                                const VolumeConfig& config) {
+  absl::StatusOr<std::optional<std::string>> recorded = ns.GetVolumeMeta("format_version");
+  if (!recorded.ok()) return recorded.status();
+  if (!recorded->has_value()) return absl::OkStatus();  // older than the record
+  if (**recorded == std::to_string(config.format_version)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cairn.toml of ", volume_dir, " says format_version = ", config.format_version,
+      ", but the volume's namespace was made in format ", **recorded,
+      "; cairn.toml was edited or copied from another volume. Put back format_version = ",
+      **recorded, " (cairn fsck --repair ", volume_dir, " does it)"));
+}
+
+absl::Status RememberConfig(NamespaceStore& ns, const VolumeConfig& config) {
+  // Secrets stay in the owner-only file: the namespace goes to backups.
+  const std::string text = ConfigText(WithoutSecrets(config));
+  absl::StatusOr<std::optional<std::string>> kept = ns.GetVolumeMeta(kMountedConfigKey);
+  if (!kept.ok()) return kept.status();
+  if (kept->has_value() && **kept == text) return absl::OkStatus();
+  return ns.SetVolumeMeta(kMountedConfigKey, text);
 }
 
 }  // namespace
@@ -335,6 +355,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         id->value_or("(none)"), ", but cairn.toml names volume ",
         config.volume_id, "; the directory was assembled from two volumes"));
   }
+  if (absl::Status s = CheckFormatVersion(**ns, volume->dir_, config); !s.ok()) return s;
+  // Kept so `cairn fsck --repair` can rebuild a lost cairn.toml as it was at
+  // the last mount (disks, cache_dir, the remote targets).
+  if (absl::Status s = RememberConfig(**ns, config); !s.ok()) return s;
   volume->namespace_ = std::move(*ns);
   if (config.format_version == 1) {
     std::string data_dir =

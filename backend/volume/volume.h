@@ -34,6 +34,13 @@ class ReplicaOwner;
 class TieredBlobStore;
 class TierMover;
 
+// VOLUME_DIR/lock: the daemon (or command) using the volume holds it.
+inline constexpr char kLockName[] = "lock";
+
+// Namespace meta: cairn.toml, without secrets, as the volume was last opened
+// with it (for RecoverVolumeConfig).
+inline constexpr char kMountedConfigKey[] = "mounted_config";
+
 // The marker `cairn restore` keeps in the volume directory it builds until
 // it is finished; Volume::Open refuses a volume that has it.
 inline constexpr char kRestoreMarkerName[] = "restoring";

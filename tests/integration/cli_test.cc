@@ -261,6 +261,47 @@ TEST_F(CliTest, NewerFormatVersionIsRefusedNamingTheVersion) {
   EXPECT_EQ(Run("sha256sum < " + toml).output, config) << "refused mount rewrote the config";
 }
 
+// An operator who deletes cairn.toml or edits its format_version is told
+// how to get the volume back, and fsck --repair puts back exactly what the
+// volume was mounted with; `cairn format` is never the advice.
+TEST_F(CliTest, FsckRepairRebuildsALostConfigAndUndoesAnEditedVersion) {
+  CommandResult made = Run("head -c 300000 /dev/urandom > " + QP("f") + " && sha256sum < " +
+                           QP("f"));
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  const std::string toml = Quote(volume_dir_ + "/cairn.toml");
+  const std::string config = Run("cat " + toml).output;
+  ASSERT_EQ(Run("rm " + toml).exit_code, 0);
+
+  CommandResult refused = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 60);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("cairn fsck --repair"), std::string::npos) << Brief(refused);
+  EXPECT_EQ(refused.output.find("cairn format"), std::string::npos) << Brief(refused);
+  EXPECT_FALSE(IsMounted(mount_dir_));
+  CommandResult check = Cairn("fsck " + Quote(volume_dir_), 120);
+  EXPECT_EQ(check.exit_code, 8) << Brief(check);
+  EXPECT_NE(Run("test -e " + toml).exit_code, 0) << "fsck without --repair wrote cairn.toml";
+
+  CommandResult repaired = Cairn("fsck --repair " + Quote(volume_dir_), 120);
+  EXPECT_EQ(repaired.exit_code, 1) << Brief(repaired);
+  EXPECT_NE(repaired.output.find("rebuilt"), std::string::npos) << Brief(repaired);
+  EXPECT_EQ(Run("cat " + toml).output, config);
+
+  CommandResult edit = Run("sed -i 's/^format_version *= *[0-9]*/format_version = 4294967298/' " +
+                           toml);
+  ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+  CommandResult wrong = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 60);
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.output.find("4294967298"), std::string::npos) << Brief(wrong);
+  EXPECT_NE(wrong.output.find("cairn fsck --repair"), std::string::npos) << Brief(wrong);
+  CommandResult fixed = Cairn("fsck --repair " + Quote(volume_dir_), 120);
+  EXPECT_EQ(fixed.exit_code, 1) << Brief(fixed);
+  EXPECT_EQ(Run("cat " + toml).output, config);
+
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Run("sha256sum < " + QP("f")).output, made.output);
+}
+
 TEST_F(CliTest, SigtermUnmountsCleanlyAndKeepsData) {
   // Written without fsync: SIGTERM must still get the kernel's dirty pages
   // and the daemon's buffers onto the volume.

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
@@ -405,6 +406,47 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
 
 int MountVolume(MountRequest request);
 
+// Symlinks resolved, so that two spellings of one directory compare equal;
+// a part that does not exist yet is kept as spelled.
+std::string ResolvedPath(const std::string& path) {
+  std::error_code error;
+  std::filesystem::path resolved = std::filesystem::weakly_canonical(path, error);
+  return error ? path : AbsolutePath(resolved.string());
+}
+
+// A mountpoint that is, lies inside or holds the volume's own storage would
+// send the daemon's own reads and writes through its mount: it waits on
+// itself (D state) and umount hangs with it. Empty when the mountpoint is
+// clear of all of it.
+std::string MountpointOverlap(const std::string& mountpoint, const std::string& volume_dir,
+                              const VolumeConfig& config) {
+  std::vector<std::pair<std::string, std::string>> stores = {
+      {"the volume directory", volume_dir}, {"the cache directory (cache_dir)", config.cache_dir}};
+  for (const std::string& disk : config.DataDisks(volume_dir)) {
+    stores.emplace_back("disk directory", disk);
+  }
+  const std::string target = ResolvedPath(mountpoint);
+  for (const auto& [what, path] : stores) {
+    const std::string store = ResolvedPath(path);
+    std::string relation;
+    if (target == store) {
+      relation = "is";
+    } else if (PathIsWithin(target, store)) {
+      relation = "is inside";
+    } else if (PathIsWithin(store, target)) {
+      relation = "holds";
+    } else {
+      continue;
+    }
+    return absl::StrCat("mountpoint ", mountpoint, " ", relation, " ", what, " ", path,
+                        ", where the volume keeps its data, so the daemon would read and write "
+                        "it through its own mount and hang; mount on a directory outside the "
+                        "volume's storage (for example: mkdir -p /mnt/cairn; cairn mount ",
+                        volume_dir, " /mnt/cairn)");
+  }
+  return "";
+}
+
 }  // namespace
 
 int MountCommand(const Args& args) {
@@ -505,6 +547,10 @@ int MountVolume(MountRequest request) {
   if (!config.ok()) return Fail("mount", config.status());
   if (std::string bad = ApplyOverrides(request, &*config); !bad.empty()) {
     return UsageError("mount", bad);
+  }
+  if (std::string overlap = MountpointOverlap(request.mountpoint, request.volume_dir, *config);
+      !overlap.empty()) {
+    return Fail("mount", overlap);
   }
   absl::StatusOr<MountRecord> holder = ReadMountRecord(request.volume_dir);
   if (holder.ok() && holder->mounted) {

@@ -30,6 +30,11 @@ std::string AbsolutePath(const std::string& path) {
   return "/" + absl::StrJoin(parts, "/");
 }
 
+bool PathIsWithin(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (dir == "/" || path[dir.size()] == '/'));
+}
+
 std::string DirName(const std::string& path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";

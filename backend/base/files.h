@@ -46,6 +46,10 @@ absl::Status RemoveAll(Env* env, const std::string& path);
 // disk: symlinks are not resolved.
 std::string AbsolutePath(const std::string& path);
 
+// `path` is `dir` or below it, by their spelling (both absolute and
+// normalised, as AbsolutePath gives them).
+bool PathIsWithin(const std::string& path, const std::string& dir);
+
 // The directory part of `path` ("/a/b" for "/a/b/c"; "." without a slash).
 std::string DirName(const std::string& path);
 

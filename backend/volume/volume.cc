@@ -75,12 +75,6 @@ absl::Status EmptyDir(Env* env, const std::string& dir,
   return env->SyncDir(dir);
 }
 
-// `path` is `dir` or below it.
-bool Within(const std::string& path, const std::string& dir) {
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         (dir == "/" || path[dir.size()] == '/'));
-}
-
 // The disks a format is given, checked before anything is written: each a
 // directory (or missing), none the volume directory or inside another disk
 // (nor the volume directory inside one), none of a volume a daemon has open
@@ -96,13 +90,13 @@ absl::Status CheckDiskDirs(Env* env, const std::string& volume_dir,
             absl::StrCat("disk directory ", disk, " is given twice; every --disk must be a "
                          "different directory (ideally on a different drive)"));
       }
-      if (Within(disk, disks[j])) {
+      if (PathIsWithin(disk, disks[j])) {
         return absl::InvalidArgumentError(absl::StrCat(
             "disk directory ", disk, " is inside disk directory ", disks[j],
             "; give each disk its own directory, none inside another"));
       }
     }
-    if (disk == volume_dir || Within(volume_dir, disk)) {
+    if (disk == volume_dir || PathIsWithin(volume_dir, disk)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "disk directory ", disk,
           disk == volume_dir ? " is the volume directory itself"

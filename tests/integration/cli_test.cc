@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "tests/integration/mount_fixture.h"
 
@@ -143,6 +145,35 @@ TEST_F(CliTest, SecondMountOfMountedVolumeIsRefused) {
             "data\nmore\n");
   ASSERT_NO_FATAL_FAILURE(Remount());
   EXPECT_EQ(Run("cat " + QP("f") + " " + QP("g")).output, "data\nmore\n");
+}
+
+// Mounting over the volume's own storage used to leave the daemon in D
+// state waiting on itself, and umount with it: each such mountpoint is
+// refused at once, and nothing is mounted.
+TEST_F(CliTest, MountpointOverlappingTheVolumesStorageIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  const std::string config = VolumeState(volume_dir_);
+  ASSERT_EQ(Run("mkdir -p " + Quote(volume_dir_ + "/inside") + " " +
+                Quote(volume_dir_ + "/cache/inside")).exit_code, 0);
+  std::vector<std::string> mountpoints = {volume_dir_, volume_dir_ + "/inside",
+                                          volume_dir_ + "/cache", volume_dir_ + "/cache/inside",
+                                          work_dir_, volume_dir_ + "/./"};
+  for (int i = 0; i < DiskCount(); ++i) {
+    mountpoints.push_back(work_dir_ + "/disk" + std::to_string(i));
+  }
+  if (DiskCount() == 0) mountpoints.push_back(volume_dir_ + "/data");
+  const std::string link = work_dir_ + "/link-to-volume";
+  ASSERT_EQ(symlink(volume_dir_.c_str(), link.c_str()), 0);
+  mountpoints.push_back(link);
+  for (const std::string& mountpoint : mountpoints) {
+    CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " + Quote(mountpoint), 30);
+    EXPECT_NE(mount.exit_code, 0) << mountpoint << ": " << Brief(mount);
+    EXPECT_NE(mount.output.find("outside the volume's storage"), std::string::npos)
+        << mountpoint << ": " << Brief(mount);
+    EXPECT_FALSE(IsMounted(mountpoint)) << mountpoint;
+  }
+  EXPECT_EQ(VolumeState(volume_dir_), config);
+  ASSERT_NO_FATAL_FAILURE(Mount());
 }
 
 TEST_F(CliTest, UnknownMountOptionIsRefused) {

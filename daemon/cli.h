@@ -97,11 +97,14 @@ int BackupCommand(const Args& args);
 int RestoreCommand(const Args& args);
 // mount.cairn, as mount(8) runs it: VOLUME_DIR MOUNTPOINT [-sfnv] [-o OPTIONS].
 int MountHelperCommand(const Args& args);
+// umount.fuse.cairn, as umount(8) runs it: MOUNTPOINT [-nlfvr] [-t TYPE].
+int UmountHelperCommand(const Args& args);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
 extern const char kMountHelperHelp[];
 extern const char kUmountHelp[];
+extern const char kUmountHelperHelp[];
 extern const char kStatusHelp[];
 extern const char kFsckHelp[];
 extern const char kScrubHelp[];

@@ -95,10 +95,14 @@ int main(int argc, char** argv) {
   // alone, whatever umask the caller had: the files hold other users' data.
   umask(077);
   // mount(8) runs /sbin/mount.cairn (a link to this program) for -t cairn.
+  // umount(8) runs /sbin/umount.fuse.cairn for a fuse.cairn mount, so plain
+  // umount (systemd, fstab) waits for the flush as cairn umount does.
   const char* slash = strrchr(argv[0], '/');
-  if (std::string(slash != nullptr ? slash + 1 : argv[0]) == "mount.cairn") {
-    // mount(8)'s helper convention: 1 bad usage, 32 the mount failed.
-    int rc = MountHelperCommand(Args(argv + 1, argv + argc));
+  const std::string program = slash != nullptr ? slash + 1 : argv[0];
+  if (program == "mount.cairn" || program == "umount.fuse.cairn") {
+    // The helper convention of mount(8) and umount(8): 1 bad usage, 32 failed.
+    const Args args(argv + 1, argv + argc);
+    int rc = program == "mount.cairn" ? MountHelperCommand(args) : UmountHelperCommand(args);
     return rc == kExitOk ? 0 : rc == kExitUsage ? 1 : 32;
   }
   if (argc < 2) {

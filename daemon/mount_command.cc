@@ -11,9 +11,11 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,6 +32,7 @@
 #include "backend/volume/volume.h"
 #include "cache/writeback_journal.h"
 #include "daemon/cli.h"
+#include "daemon/mount_table.h"
 #include "daemon/serve.h"
 
 namespace cairn::cli {
@@ -212,6 +215,18 @@ bool IsStaleMount(const std::string& mountpoint) {
   return holder.ok() && !holder->mounted;
 }
 
+// The mount is in place: the volume's lock and util-linux's mount table
+// say where, the table so that plain umount(8) waits for the flush.
+void RecordMounted(Volume& volume, const MountRequest& request) {
+  absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
+  if (!recorded.ok()) LogWarning("%s", recorded.ToString());
+  absl::Status listed = RecordInMountTable(request.volume_dir, request.mountpoint);
+  if (!listed.ok() && geteuid() == 0) {
+    LogWarning("%s; umount %s will not wait for the flush (cairn umount does)", listed.ToString(),
+               request.mountpoint);
+  }
+}
+
 // Unmounts a stale mount so the mountpoint can be used again.
 bool CleanStaleMount(const std::string& mountpoint) {
   if (!IsStaleMount(mountpoint)) return false;
@@ -223,6 +238,7 @@ bool CleanStaleMount(const std::string& mountpoint) {
     std::string command = "fusermount3 -u -z -- '" + mountpoint + "'";
     if (system(command.c_str()) != 0) return false;
   }
+  ForgetInMountTable(mountpoint);
   return true;
 }
 
@@ -234,6 +250,9 @@ absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
       Volume::Open(request.volume_dir, config);
   if (!volume.ok()) return volume.status();
   absl::Status served = ServeVolume(**volume, request.fuse, [&] { ready(**volume); });
+  // Unmounted by whatever means: umount(8) with our helper has removed the
+  // entry already, fusermount3 -u has not.
+  ForgetInMountTable(request.mountpoint);
   (*volume)->RecordStop(served);
   return served;
 }
@@ -351,8 +370,7 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
     UseSyslog();
     int report_fd = pipe_fds[1];
     absl::Status status = Serve(request, config, [&](Volume& volume) {
-      absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
-      if (!recorded.ok()) LogWarning("%s", recorded.ToString());
+      RecordMounted(volume, request);
       // The user at the terminal must hear of a degraded start, not only
       // syslog.
       std::string reply = "ok";
@@ -405,6 +423,40 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
 }
 
 int MountVolume(MountRequest request);
+
+constexpr auto kFinishingDaemonWait = std::chrono::seconds(120);
+
+// A daemon holding the volume whose mount is gone: unmounted without our
+// umount helper (umount -i, umount -l, or the helper not installed), it is
+// still storing what was written.
+bool IsFinishing(const MountRecord& holder, const std::string& volume_dir) {
+  if (!holder.mounted || holder.mountpoint.empty()) return false;  // empty: still starting
+  std::optional<MountEntry> mount = FindCairnMount(holder.mountpoint);
+  return !mount || mount->volume_dir != volume_dir;
+}
+
+// The volume's lock holder, after waiting (bounded, and saying so) for a
+// previous daemon that is finishing: `systemctl restart` of a mount unit
+// mounts again the moment umount returns.
+absl::StatusOr<MountRecord> WaitForFinishingDaemon(const std::string& volume_dir) {
+  absl::StatusOr<MountRecord> holder = ReadMountRecord(volume_dir);
+  if (!holder.ok() || !IsFinishing(*holder, volume_dir)) return holder;
+  fprintf(stderr,
+          "cairn: mount: waiting for process %d, the previous daemon of %s, to finish "
+          "storing what was written (up to %lld s)\n",
+          static_cast<int>(holder->pid), volume_dir.c_str(),
+          static_cast<long long>(kFinishingDaemonWait.count()));
+  const auto deadline = std::chrono::steady_clock::now() + kFinishingDaemonWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    holder = ReadMountRecord(volume_dir);
+    if (!holder.ok() || !IsFinishing(*holder, volume_dir)) return holder;
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the previous daemon of ", volume_dir, " (process ", holder->pid, ") is unmounted but "
+      "still running after ", kFinishingDaemonWait.count(), " s; see its log (journalctl -t "
+      "cairn) and mount again once it has exited"));
+}
 
 // Symlinks resolved, so that two spellings of one directory compare equal;
 // a part that does not exist yet is kept as spelled.
@@ -552,7 +604,8 @@ int MountVolume(MountRequest request) {
       !overlap.empty()) {
     return Fail("mount", overlap);
   }
-  absl::StatusOr<MountRecord> holder = ReadMountRecord(request.volume_dir);
+  absl::StatusOr<MountRecord> holder = WaitForFinishingDaemon(request.volume_dir);
+  if (absl::IsDeadlineExceeded(holder.status())) return Fail("mount", holder.status());
   if (holder.ok() && holder->mounted) {
     return Fail("mount", "volume " + request.volume_dir +
                              " is already mounted by process " +
@@ -578,8 +631,7 @@ int MountVolume(MountRequest request) {
 
   if (!request.foreground) return RunInBackground(request, *config);
   absl::Status status = Serve(request, *config, [&](Volume& volume) {
-    absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
-    if (!recorded.ok()) LogWarning("%s", recorded.ToString());
+    RecordMounted(volume, request);
     std::string degraded = DegradedWarning(volume);
     if (!degraded.empty()) LogWarning("%s", degraded);
     std::string remote = RemoteWarning(volume, request.volume_dir);

@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "backend/volume/volume.h"
 #include "daemon/cli.h"
+#include "daemon/mount_table.h"
 
 namespace cairn::cli {
 
@@ -26,6 +28,27 @@ const char kUmountHelp[] =
     "the data stays in the writeback journal and the next mount stores it);\n"
     "2 bad command line.\n";
 
+const char kUmountHelperHelp[] =
+    "usage: umount.fuse.cairn MOUNTPOINT [-nlfvr] [-t TYPE]\n"
+    "\n"
+    "The helper umount(8) runs for mounts of type fuse.cairn (plain umount,\n"
+    "systemd mount units at stop and shutdown, /etc/fstab). Unmounts like\n"
+    "cairn umount: it returns only once the daemon has stored everything\n"
+    "written and exited, so what is stopped after the mount (the disks under\n"
+    "the volume, the machine) never cuts a flush short.\n"
+    "\n"
+    "  -l    lazy: detach the mount now and return; the daemon stores what\n"
+    "        was written and exits once the last open file is closed\n"
+    "  -f    force: abort the mount's open requests (written data the kernel\n"
+    "        still held is lost), then wait for the daemon as usual\n"
+    "  -n    no /etc/mtab entry to remove (there is none)\n"
+    "  -v    say what is done\n"
+    "  -r    accepted and ignored (a FUSE mount has no read-only fallback)\n"
+    "  -t    the type (fuse.cairn), accepted and ignored\n"
+    "\n"
+    "Exit status (umount(8)'s): 0 unmounted and everything stored, 1 bad\n"
+    "command line, 32 not unmounted or not everything stored.\n";
+
 namespace {
 
 constexpr auto kGiveUpAfter = std::chrono::minutes(10);
@@ -36,18 +59,21 @@ bool VolumeReleased(const std::string& volume_dir) {
   return record.ok() && !record->mounted;
 }
 
-}  // namespace
+struct UnmountRequest {
+  std::string mountpoint;
+  bool lazy = false;   // MNT_DETACH, and no wait for the daemon
+  bool force = false;  // MNT_FORCE: FUSE aborts the connection
+  bool verbose = false;
+};
 
-int UmountCommand(const Args& args) {
-  if (args.size() != 1 || (!args[0].empty() && args[0][0] == '-')) {
-    return UsageError("umount", "expected exactly one MOUNTPOINT");
-  }
-  std::string mountpoint = AbsolutePath(args[0]);
+int UnmountAndWait(const UnmountRequest& request) {
+  const std::string& mountpoint = request.mountpoint;
   std::optional<MountEntry> mount = FindCairnMount(mountpoint);
   if (!mount) {
     return Fail("umount", mountpoint + " is not a cairn mount (see: findmnt -t fuse.cairn)");
   }
-  if (umount2(mountpoint.c_str(), 0) != 0) {
+  const int flags = (request.lazy ? MNT_DETACH : 0) | (request.force ? MNT_FORCE : 0);
+  if (umount2(mountpoint.c_str(), flags) != 0) {
     int err = errno;
     if (err == EBUSY) {
       return Fail("umount", mountpoint +
@@ -55,10 +81,20 @@ int UmountCommand(const Args& args) {
                                 "(see: fuser -vm " + mountpoint + ")");
     }
     // Not root: the FUSE helper may unmount what the user mounted.
-    std::string command = "fusermount3 -u -- '" + mountpoint + "'";
+    std::string command =
+        std::string("fusermount3 -u ") + (request.lazy ? "-z " : "") + "-- '" + mountpoint + "'";
     if (system(command.c_str()) != 0) {
       return Fail("umount", "could not unmount " + mountpoint + ": " + strerror(err));
     }
+  }
+  ForgetInMountTable(mountpoint);
+  if (request.lazy) {
+    if (request.verbose) {
+      printf("cairn: detached %s; the daemon of %s stores what was written and exits once its "
+             "last open file is closed\n",
+             mountpoint.c_str(), mount->volume_dir.c_str());
+    }
+    return kExitOk;
   }
   auto start = std::chrono::steady_clock::now();
   auto next_note = start + std::chrono::seconds(10);
@@ -79,7 +115,53 @@ int UmountCommand(const Args& args) {
   if (std::optional<std::string> error = ReadStopError(mount->volume_dir)) {
     return Fail("umount", "unmounted, but the daemon stopped with an error: " + *error);
   }
+  if (request.verbose) {
+    printf("cairn: unmounted %s; everything written to %s is stored\n", mountpoint.c_str(),
+           mount->volume_dir.c_str());
+  }
   return kExitOk;
+}
+
+}  // namespace
+
+int UmountCommand(const Args& args) {
+  if (args.size() != 1 || (!args[0].empty() && args[0][0] == '-')) {
+    return UsageError("umount", "expected exactly one MOUNTPOINT");
+  }
+  return UnmountAndWait({.mountpoint = AbsolutePath(args[0])});
+}
+
+int UmountHelperCommand(const Args& args) {
+  UnmountRequest request;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      fputs(kUmountHelperHelp, stdout);
+      return kExitOk;
+    }
+    if (arg == "-t") {
+      ++i;  // fuse.cairn, which is why we run
+    } else if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') {
+      for (char flag : arg.substr(1)) {
+        if (flag == 'l') request.lazy = true;
+        else if (flag == 'f') request.force = true;
+        else if (flag == 'v') request.verbose = true;
+        else if (flag != 'n' && flag != 'r') {
+          return UsageError("umount", std::string("unknown flag -") + flag);
+        }
+      }
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("umount", "unknown option '" + arg + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 1) {
+    return UsageError("umount", "expected one MOUNTPOINT (umount MOUNTPOINT)");
+  }
+  request.mountpoint = AbsolutePath(positional[0]);
+  return UnmountAndWait(request);
 }
 
 }  // namespace cairn::cli

@@ -10,7 +10,7 @@ fi
 
 build_packages=(
   build-essential g++ cmake ninja-build pkg-config git
-  libfuse3-dev librocksdb-dev liblz4-dev libabsl-dev
+  libfuse3-dev libmount-dev librocksdb-dev liblz4-dev libabsl-dev
   libcurl4-openssl-dev libssl-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
 )

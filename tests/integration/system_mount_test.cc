@@ -3,10 +3,11 @@
 // with systemd-analyze verify, and a unit the fstab generator makes from a
 // cairn line), and the daemon as a Type=notify service stopped by SIGTERM.
 //
-// mount(8) finds helpers only in /sbin, so these tests link
-// /usr/sbin/mount.cairn to the cairn under test while any of them runs,
-// unless it already exists (an installed package): then they use that one
-// only if it is the same program, and skip otherwise.
+// mount(8) and umount(8) find helpers only in /sbin, so these tests link
+// /usr/sbin/mount.cairn and /usr/sbin/umount.fuse.cairn to the cairn under
+// test while any of them runs, unless they already exist (an installed
+// package): then they use those only if they are the same program, and
+// skip otherwise.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -28,7 +29,7 @@
 namespace cairn_it {
 namespace {
 
-constexpr char kHelper[] = "/usr/sbin/mount.cairn";
+constexpr const char* kHelpers[] = {"/usr/sbin/mount.cairn", "/usr/sbin/umount.fuse.cairn"};
 constexpr char kHelperLock[] = "/tmp/cairn-test-mount-helper.lock";
 
 std::string RealPath(const std::string& path) {
@@ -45,13 +46,15 @@ class SystemMountTest : public MountTest {
     helper_lock_ = open(kHelperLock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     ASSERT_GE(helper_lock_, 0) << kHelperLock << ": " << strerror(errno);
     ASSERT_EQ(flock(helper_lock_, LOCK_SH), 0);
-    struct stat st;
-    if (lstat(kHelper, &st) != 0 && symlink(CairnBinary().c_str(), kHelper) != 0 &&
-        errno != EEXIST) {
-      FAIL() << "cannot link " << kHelper << ": " << strerror(errno);
-    }
-    if (RealPath(kHelper) != RealPath(CairnBinary())) {
-      GTEST_SKIP() << kHelper << " belongs to another cairn (an installed package?)";
+    for (const char* helper : kHelpers) {
+      struct stat st;
+      if (lstat(helper, &st) != 0 && symlink(CairnBinary().c_str(), helper) != 0 &&
+          errno != EEXIST) {
+        FAIL() << "cannot link " << helper << ": " << strerror(errno);
+      }
+      if (RealPath(helper) != RealPath(CairnBinary())) {
+        GTEST_SKIP() << helper << " belongs to another cairn (an installed package?)";
+      }
     }
     linked_helper_ = true;
     MountTest::SetUp();
@@ -62,9 +65,11 @@ class SystemMountTest : public MountTest {
     MountTest::TearDown();
     if (helper_lock_ < 0) return;
     flock(helper_lock_, LOCK_UN);
-    if (linked_helper_ && flock(helper_lock_, LOCK_EX | LOCK_NB) == 0 &&
-        RealPath(kHelper) == RealPath(CairnBinary())) {
-      unlink(kHelper);  // nobody else is using it
+    if (linked_helper_ && flock(helper_lock_, LOCK_EX | LOCK_NB) == 0) {
+      for (const char* helper : kHelpers) {
+        // Nobody else is using it.
+        if (RealPath(helper) == RealPath(CairnBinary())) unlink(helper);
+      }
     }
     close(helper_lock_);
   }
@@ -116,6 +121,51 @@ TEST_F(SystemMountTest, MountTypeCairnMountsWithOptionsAndUmountFlushesEverythin
   ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
   CommandResult check = Run("sha256sum < " + QP("f") + " | cmp - " + Quote(work_dir_ + "/sum"));
   EXPECT_EQ(check.exit_code, 0) << Brief(check);
+}
+
+// systemd stops a mount unit, and shuts the machine down, with plain
+// umount(8): it must return only once everything written is stored and the
+// daemon has let go of the volume, or the disks under it are unmounted
+// mid-flush and the next start finds the volume still held.
+TEST_F(SystemMountTest, PlainUmountReturnsOnlyOnceTheDaemonHasStoredEverything) {
+  ASSERT_EQ(Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_)).exit_code, 0);
+  RecordConnection();
+  const pid_t daemon = DaemonPid();
+  ASSERT_GT(daemon, 0);
+  CommandResult write = Run("head -c 150000000 /dev/urandom > " + QP("big") + " && sha256sum < " +
+                            QP("big"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  CommandResult umount = Run("umount " + Quote(mount_dir_));
+  ASSERT_EQ(umount.exit_code, 0) << Brief(umount);
+  // No waiting here: that is the point.
+  EXPECT_EQ(JsonField(Cairn("status --json " + Quote(volume_dir_), 30).output, "mounted"),
+            "false")
+      << "umount returned while the daemon still held the volume";
+  CommandResult last = Run("cat " + Quote(volume_dir_ + "/last-stop"));
+  EXPECT_EQ(last.output.find("error"), std::string::npos) << Brief(last);
+  ASSERT_EQ(Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_)).exit_code, 0);
+  EXPECT_EQ(Run("sha256sum < " + QP("big")).output, write.output);
+}
+
+// An unmount that does not wait (umount -i skips the helper, as an older
+// package would; -l detaches while a file is still open) leaves the daemon
+// running: a mount right after waits for it, saying so, instead of failing
+// "already mounted".
+TEST_F(SystemMountTest, MountRightAfterAnUnwaitedUmountWaitsForThePreviousDaemon) {
+  ASSERT_EQ(Run("mount -t cairn " + Quote(volume_dir_) + " " + Quote(mount_dir_)).exit_code, 0);
+  RecordConnection();
+  CommandResult write = Run("head -c 3000000 /dev/urandom > " + QP("f") + " && sha256sum < " +
+                            QP("f"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  // The open file keeps the detached mount, and so the daemon, for 3 s.
+  CommandResult again = Run("(exec 3< " + QP("f") + "; sleep 3) & sleep 0.5; umount -i -l " +
+                            Quote(mount_dir_) + " && mount -t cairn " + Quote(volume_dir_) + " " +
+                            Quote(mount_dir_));
+  ASSERT_EQ(again.exit_code, 0) << Brief(again);
+  EXPECT_NE(again.output.find("waiting for process"), std::string::npos) << Brief(again);
+  ASSERT_TRUE(MountedAsCairn());
+  RecordConnection();
+  EXPECT_EQ(Run("sha256sum < " + QP("f")).output, write.output);
 }
 
 TEST_F(SystemMountTest, FstabLinesMountWithMountAllAndByMountpoint) {

@@ -18,9 +18,11 @@ runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # fio, strace and python3 also serve bench/.
 # nodejs and npm run s3rver, the S3 server of the remote-tier tests.
 # mount (util-linux) and systemd (systemd-analyze, the fstab generator) serve
-# the tests of mount -t cairn, fstab and the units.
-test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd procps psmisc perl python3
-               strace)
+# the tests of mount -t cairn, fstab and the units; systemd-container boots
+# a container to test them under a running systemd; passwd (useradd) makes
+# the unprivileged user of the security tests.
+test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd systemd-container procps
+               psmisc perl python3 strace passwd)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

@@ -46,6 +46,9 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scope.options(), cf));
   // The extent covering `lo` starts at or before it.
   it->SeekForPrev(S(ExtentKey(ino, lo)));
+  // A damaged block must end the read here: the Seek below would start over
+  // past it and answer "no extent here" for data that exists (read as zeros).
+  if (!it->Valid() && !it->status().ok()) return DbError(it->status(), "reading extents");
   bool start_found = false;
   if (it->Valid() && V(it->key()).substr(0, 8) == prefix) {
     absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt(V(it->key()), 8), V(it->value()));

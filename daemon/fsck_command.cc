@@ -46,7 +46,11 @@ const char kFsckHelp[] =
     "            (directories 0700, files 0600, as a volume made by an older\n"
     "            cairn is not), puts back the format_version the namespace\n"
     "            recorded if cairn.toml was edited, and rebuilds a deleted\n"
-    "            cairn.toml from the namespace and the disks' markers.\n"
+    "            cairn.toml from the namespace and the disks' markers. A\n"
+    "            namespace log a crash left with a damaged record (the\n"
+    "            mount refuses it) is replayed past the damage: every\n"
+    "            intact change is kept, and it says how many bytes of\n"
+    "            changes were dropped.\n"
     "  --disk DIR  with --repair when cairn.toml is lost: the volume's disk\n"
     "            directories (each, any order), for a volume the namespace\n"
     "            does not know the disks of (last mounted by an older cairn)\n"
@@ -85,6 +89,19 @@ absl::StatusOr<int> PrepareVolumeForCheck(const std::string& volume_dir, bool re
                                           std::vector<std::string>* problems,
                                           std::vector<std::string>* fixed,
                                           std::vector<std::string>* notes) {
+  // First: everything below reads the namespace.
+  if (repair && Env::Default()->Exists(volume_dir + "/" + kNamespaceDir)) {
+    absl::StatusOr<std::vector<std::string>> dropped = SalvageNamespaceLog(volume_dir);
+    if (!dropped.ok()) return dropped.status();
+    for (const std::string& line : *dropped) {
+      fixed->push_back(absl::StrCat("namespace log salvaged past a damaged stretch: ", line));
+    }
+    if (!dropped->empty()) {
+      notes->push_back("the namespace changes in the dropped bytes are lost (files created, "
+                       "written, renamed or deleted in the moments they cover); the check "
+                       "below names what they left inconsistent");
+    }
+  }
   if (!IsVolumeDir(volume_dir)) {
     if (!repair) {
       absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
@@ -195,6 +212,11 @@ int FsckCommand(const Args& args) {
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
   if (!config.ok()) return CannotRun(std::string(config.status().message()));
   absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, *config);
+  if (absl::IsDataLoss(volume.status())) {  // without --repair; see PrepareVolumeForCheck
+    problems.push_back(std::string(volume.status().message()));
+    PrintFindings(problems, fixed, notes);
+    return kFsckProblems;
+  }
   if (!volume.ok()) return CannotRun(std::string(volume.status().message()));
 
   absl::StatusOr<NamespaceCheckReport> report = (*volume)->ns().Check();

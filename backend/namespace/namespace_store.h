@@ -151,6 +151,12 @@ struct NamespaceOptions {
   // Open without changing anything (a backup's checkpoint is read this
   // way); every mutation fails.
   bool read_only = false;
+  // A log with a damaged record refuses the open (kDataLoss): replaying
+  // past it, or stopping at it, would silently drop committed changes.
+  // When set (cairn fsck --repair), the open instead skips each damaged
+  // stretch, keeps every intact record after it, adds one line per stretch
+  // here, and writes everything to tables so the damaged log is retired.
+  std::vector<std::string>* salvaged_log = nullptr;
 };
 
 // A blob waiting to be copied to the replica.

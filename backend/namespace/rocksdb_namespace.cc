@@ -4,6 +4,9 @@
 
 #include <sys/stat.h>
 
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -13,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
 #include "backend/base/fs_error.h"
+#include "backend/base/log.h"
 #include "backend/namespace/extent_editor.h"
 #include "backend/namespace/namespace_check.h"
 #include "backend/namespace/records.h"
@@ -108,6 +112,17 @@ class RocksNamespace final : public NamespaceStore {
         options_(options) {}
 
   ~RocksNamespace() override {
+    // Everything into tables, so that the log a clean stop leaves behind is
+    // empty: a log is only replayed after a crash, and what replay cannot
+    // read is lost (tables carry block checksums that every read checks).
+    if (!options_.read_only) {
+      rocksdb::Status flushed = db_->Flush(rocksdb::FlushOptions(), handles_);
+      if (!flushed.ok()) {
+        LogWarning("namespace: writing the log into tables at close failed (%s); the log "
+                   "keeps the changes and the next open replays it",
+                   flushed.ToString());
+      }
+    }
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close().PermitUncheckedError();
   }
@@ -1305,6 +1320,30 @@ absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
   return std::optional<InodeAttr>();
 }
 
+// Collects what log replay reports as dropped when it skips damaged
+// records (RocksDB says so through its info log, "...: dropping N bytes;
+// Corruption: ...").
+class SalvageLogger final : public rocksdb::Logger {
+ public:
+  explicit SalvageLogger(std::vector<std::string>* dropped)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), dropped_(dropped) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    vsnprintf(line, sizeof(line), format, ap);
+    if (strstr(line, "dropping") == nullptr) return;
+    // "[WARN] [db/...cc:982] (ignoring error) FILE: dropping N bytes; WHY"
+    const char* what = strstr(line, "(ignoring error) ");
+    what = what != nullptr ? what + strlen("(ignoring error) ") : line;
+    absl::MutexLock lock(&mu_);
+    dropped_->push_back(what);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string>* dropped_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
@@ -1315,6 +1354,16 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // A record torn at the end of the log by a crash was never acknowledged
+  // (a commit counts once the log is synced past it) and is dropped; any
+  // other damaged record fails the open instead of silently ending replay
+  // there, which lost every later change.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  std::vector<std::string> dropped;
+  if (options.salvaged_log != nullptr) {
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+    db_options.info_log = std::make_shared<SalvageLogger>(&dropped);
+  }
   // Always through cairn's Env, Env::Default() included: one code path, and
   // it costs nothing measurable. NamespaceStore with RocksDB's own Env
   // against the adapter over Env::Default() (10,000 MakeNode, Rename,
@@ -1343,12 +1392,27 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
       options.read_only
           ? rocksdb::DB::OpenForReadOnly(db_options, db_dir, descriptors, &handles, &raw)
           : rocksdb::DB::Open(db_options, db_dir, descriptors, &handles, &raw);
+  if (s.IsCorruption()) {
+    return absl::DataLossError(absl::StrCat("the namespace database ", db_dir,
+                                            " is damaged: ", s.ToString()));
+  }
   if (!s.ok()) {
     return FsError(FsErrorKind::kIo,
                    absl::StrCat("cannot open the namespace database ", db_dir,
                                 ": ", s.ToString()));
   }
   std::unique_ptr<rocksdb::DB> db(raw);
+  if (options.salvaged_log != nullptr) {
+    // Retire the damaged log: what replay kept goes into tables now.
+    rocksdb::Status flushed = db->Flush(rocksdb::FlushOptions(), handles);
+    if (!flushed.ok()) {
+      for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+      return FsError(FsErrorKind::kIo, absl::StrCat("writing the salvaged namespace log of ",
+                                                    db_dir, " into tables: ",
+                                                    flushed.ToString()));
+    }
+    for (std::string& line : dropped) options.salvaged_log->push_back(std::move(line));
+  }
   db->DestroyColumnFamilyHandle(handles[0]);  // the unused default family
   handles.erase(handles.begin());
   auto store = std::make_unique<RocksNamespace>(std::move(env), std::move(db),

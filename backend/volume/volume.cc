@@ -178,6 +178,34 @@ absl::Status RememberConfig(NamespaceStore& ns, const VolumeConfig& config) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> SalvageNamespaceLog(const std::string& volume_dir,
+                                                              const Io& io) {
+  const std::string dir = AbsolutePath(volume_dir);
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = io.env->LockFile(Join(dir, kLockName));
+  if (!lock.ok()) {
+    if (GetFsErrorKind(lock.status()) == FsErrorKind::kBusy) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", dir, " is in use by a running cairn process; unmount it first"));
+    }
+    return lock.status();
+  }
+  std::vector<std::string> dropped;
+  NamespaceOptions options;
+  options.env = io.env;
+  options.clock = io.clock;
+  {
+    absl::StatusOr<std::unique_ptr<NamespaceStore>> intact =
+        NamespaceStore::Open(Join(dir, kNamespaceDir), options);
+    if (intact.ok()) return dropped;
+    if (!absl::IsDataLoss(intact.status())) return intact.status();
+  }
+  options.salvaged_log = &dropped;
+  absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
+      NamespaceStore::Open(Join(dir, kNamespaceDir), options);
+  if (!ns.ok()) return ns.status();
+  return dropped;
+}
+
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir, Env* env) {
   const std::string path = Join(AbsolutePath(volume_dir), kLockName);
   absl::StatusOr<bool> locked = env->IsLocked(path);
@@ -340,6 +368,12 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   ns_options.clock = io.clock;
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
+  if (absl::IsDataLoss(ns.status())) {
+    return absl::DataLossError(absl::StrCat(
+        ns.status().message(), ". cairn fsck --repair ", volume->dir_,
+        " keeps every intact change and says what was lost; or restore the last backup "
+        "(cairn restore)"));
+  }
   if (!ns.ok()) return ns.status();
   absl::StatusOr<std::optional<std::string>> id = (*ns)->GetVolumeMeta("volume_id");
   if (!id.ok()) return id.status();

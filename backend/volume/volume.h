@@ -67,6 +67,16 @@ struct MountRecord {
   pid_t pid = 0;
   std::string mountpoint;
 };
+// For a volume whose namespace log has damaged records (Volume::Open then
+// fails with kDataLoss): replays the log past them, keeping every intact
+// record, writes the result into the namespace's tables and retires the
+// log. Returns one line per damaged stretch (its file, how many bytes were
+// dropped, and why), none when the log is intact; the changes committed in
+// those bytes are lost, and the namespace check names what they leave
+// inconsistent. Takes the volume lock.
+absl::StatusOr<std::vector<std::string>> SalvageNamespaceLog(const std::string& volume_dir,
+                                                              const Io& io = Io());
+
 absl::StatusOr<MountRecord> ReadMountRecord(const std::string& volume_dir,
                                             Env* env = Env::Default());
 

@@ -20,10 +20,10 @@ runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # mount (util-linux) and systemd (systemd-analyze, the fstab generator) serve
 # the tests of mount -t cairn, fstab and the units; systemd-container boots
 # a container to test them under a running systemd; passwd (useradd) makes
-# the unprivileged user of the security tests; man-db formats the man pages
-# for tests/check-man-pages.sh.
+# the unprivileged user of the security tests; lintian checks the .deb
+# (tests/deb_test.sh), and man-db the man pages (tests/check-man-pages.sh).
 test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd systemd-container procps
-               psmisc perl python3 strace passwd man-db)
+               psmisc perl python3 strace passwd lintian man-db)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

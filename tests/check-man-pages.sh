@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The man pages cannot drift from the program: every command, subcommand and
-# option that cairn --help, cairn COMMAND --help and mount.cairn --help name
-# must be in cairn(1) (a command's in its .SS "cairn COMMAND" subsection) or
-# mount.cairn(8); every option a page defines (a .TP entry) must still be in
+# option that cairn --help, cairn COMMAND --help, mount.cairn --help and
+# umount.fuse.cairn --help name must be in cairn(1) (a command's in its
+# .SS "cairn COMMAND" subsection), mount.cairn(8) or umount.fuse.cairn(8); every option a page defines (a .TP entry) must still be in
 # the help; every key the cairn.toml parser accepts must be in cairn.toml(5),
 # and every key the page defines must still be accepted. The pages must also
 # format without a warning from man(1), as lintian checks.
@@ -17,7 +17,8 @@ config_parser="$source_dir/backend/config/config.cc"
 # Options the program accepts although its help does not list them; a page
 # may define them. mount(8) passes -t TYPE to every helper; -h and --help
 # print the help like every other command's.
-declare -A not_in_help=([mount.cairn:-t]=1 [mount.cairn:-h]=1 [mount.cairn:--help]=1)
+declare -A not_in_help=([mount.cairn:-t]=1 [mount.cairn:-h]=1 [mount.cairn:--help]=1
+                        [umount.fuse.cairn:-h]=1 [umount.fuse.cairn:--help]=1)
 
 problems=0
 problem() { echo "MISSING: $*"; problems=$((problems + 1)); }
@@ -65,7 +66,7 @@ defined_options() {
   awk 'previous_tp { print } { previous_tp = ($0 ~ /^\.TP/) }' <<<"$1" | options_in
 }
 
-for page in cairn.1 mount.cairn.8 cairn.toml.5; do
+for page in cairn.1 mount.cairn.8 umount.fuse.cairn.8 cairn.toml.5; do
   [[ -f "$pages/$page" ]] || { problem "$pages/$page does not exist"; continue; }
   if command -v man >/dev/null; then
     warnings="$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z \
@@ -151,6 +152,21 @@ done
 for option in $(defined_options "$(section "$mount8" OPTIONS)"); do
   has "$helper_help" "$option" || [[ -n "${not_in_help[mount.cairn:$option]:-}" ]] ||
     problem "mount.cairn.8: OPTIONS defines $option, which mount.cairn --help does not name"
+done
+
+# --- umount.fuse.cairn(8) against umount.fuse.cairn --help.
+ln -s "$(readlink -f "$cairn")" "$bin/umount.fuse.cairn"
+umount_help="$("$bin/umount.fuse.cairn" --help)"
+[[ "$umount_help" == *umount.fuse.cairn* ]] ||
+  { echo "FAIL: umount.fuse.cairn --help: $umount_help"; exit 1; }
+umount8="$(plain "$pages/umount.fuse.cairn.8")"
+for option in $(options_in <<<"$umount_help"); do
+  has "$umount8" "$option" ||
+    problem "umount.fuse.cairn.8: option $option (umount.fuse.cairn --help)"
+done
+for option in $(defined_options "$(section "$umount8" OPTIONS)"); do
+  has "$umount_help" "$option" || [[ -n "${not_in_help[umount.fuse.cairn:$option]:-}" ]] ||
+    problem "umount.fuse.cairn.8: OPTIONS defines $option, which umount.fuse.cairn --help does not name"
 done
 
 # --- cairn.toml(5) against the parser: the keys it compares against, and

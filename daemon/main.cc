@@ -10,7 +10,8 @@
 
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+// From project() in CMakeLists.txt, as the package and the man pages are.
+constexpr char kVersion[] = CAIRN_VERSION;
 
 constexpr char kMainHelp[] =
     "usage: cairn COMMAND [ARGS]\n"

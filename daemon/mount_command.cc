@@ -82,7 +82,10 @@ const char kMountHelperHelp[] =
     "  -s          sloppy: ignore unknown options (with a warning)\n"
     "  -f          fake: check everything, mount nothing\n"
     "  -n          no /etc/mtab entry (there is none to write)\n"
-    "  -v          say what is done\n";
+    "  -v          say what is done\n"
+    "  -t TYPE     the type (cairn), accepted and ignored\n"
+    "\n"
+    "Exit status (mount(8)'s): 0 mounted, 1 bad command line, 32 not mounted.\n";
 
 namespace {
 

@@ -159,17 +159,39 @@ class WritebackJournal::Impl {
     for (const std::shared_ptr<Segment>& segment : old) {
       stats.segments++;
       uint64_t pos = kSegmentHeaderBytes;
+      bool damaged = false;
       while (pos < segment->size) {
         absl::StatusOr<std::optional<JournalRecord>> record =
             ReadRecord(*segment, pos, last_seq);
         if (!record.ok()) return record.status();
         if (!record->has_value()) {
-          stats.damaged_segments++;
-          LogWarning(
-              "journal segment %s ends in a torn or damaged record at byte %d "
-              "of %d; the records after it are dropped",
-              segment->path, pos, segment->size);
-          break;
+          // Damage, or the end a crash tore: go on at the next intact record
+          // (magic, length and checksum all hold), if there is one.
+          absl::StatusOr<std::optional<uint64_t>> next = FindRecord(*segment, pos + 1, last_seq);
+          if (!next.ok()) return next.status();
+          if (!next->has_value()) {
+            // Nothing intact after it: a torn end (a power cut during the
+            // last appends, never fsynced) looks the same as damage there.
+            stats.torn_bytes += segment->size - pos;
+            if (!damaged) stats.damaged_segments++;
+            LogWarning("journal segment %s ends in %d bytes that are no intact record (torn "
+                       "by a crash, or damaged) at byte %d; nothing follows them",
+                       segment->path, segment->size - pos, pos);
+            break;
+          }
+          absl::StatusOr<std::optional<JournalRecord>> after =
+              ReadRecord(*segment, **next, last_seq);
+          if (!after.ok()) return after.status();
+          const uint64_t lost = (*after)->seq - last_seq - 1;
+          stats.damaged_bytes += **next - pos;
+          stats.lost_records += lost;
+          if (!damaged) stats.damaged_segments++;
+          damaged = true;
+          LogWarning("journal segment %s: bytes %d to %d are damaged (%d records lost); "
+                     "replay goes on with the intact records after them",
+                     segment->path, pos, **next, lost);
+          pos = **next;
+          continue;
         }
         JournalRecord& r = **record;
         pos += kRecordHeaderBytes + r.data.size();
@@ -373,6 +395,29 @@ class WritebackJournal::Impl {
           "cache_dir at an empty directory"));
     }
     return absl::OkStatus();
+  }
+
+  // Where the first intact record at or after `from` starts, or nullopt.
+  // Reads the rest of the segment once, a window at a time.
+  absl::StatusOr<std::optional<uint64_t>> FindRecord(Segment& segment, uint64_t from,
+                                                     uint64_t last_seq) {
+    constexpr uint64_t kWindow = 1 << 20;
+    std::string magic;
+    PutFixed32(&magic, kRecordMagic);
+    for (uint64_t start = from; start + 4 <= segment.size; start += kWindow) {
+      // Overlap by 3 bytes so a magic across the windows' edge is seen.
+      const uint64_t length = std::min<uint64_t>(kWindow + 3, segment.size - start);
+      absl::StatusOr<std::string> window = segment.file->PRead(start, length);
+      if (!window.ok()) return window.status();
+      for (size_t at = window->find(magic); at != std::string::npos && at < kWindow;
+           at = window->find(magic, at + 1)) {
+        absl::StatusOr<std::optional<JournalRecord>> record =
+            ReadRecord(segment, start + at, last_seq);
+        if (!record.ok()) return record.status();
+        if (record->has_value()) return std::optional<uint64_t>(start + at);
+      }
+    }
+    return std::optional<uint64_t>();
   }
 
   // The record at `pos`, or nullopt if it is torn or damaged.

@@ -17,8 +17,9 @@
 //     data included), seq u64, inode u64, file offset u64, data length u32,
 //     type u32 (1 = write), data
 // A record that is short, has a bad magic or checksum, or does not continue
-// the sequence ends its segment: that is a torn write, or damage, and nothing
-// after it in that segment is trusted.
+// the sequence is damage (or the end a crash tore): replay goes on at the
+// next intact record in the segment, found by its magic and checked by its
+// checksum and sequence number, and counts what it skipped.
 //
 // Thread safety: all methods may be called concurrently.
 #pragma once
@@ -75,7 +76,10 @@ class WritebackJournal {
     uint64_t segments = 0;
     uint64_t records = 0;
     uint64_t bytes = 0;
-    uint64_t damaged_segments = 0;  // ended early by a bad record
+    uint64_t damaged_segments = 0;  // holding bytes that are no intact record
+    uint64_t damaged_bytes = 0;     // skipped with intact records after them
+    uint64_t lost_records = 0;      // sequence numbers missing in those
+    uint64_t torn_bytes = 0;        // at segment ends, nothing intact after
     uint64_t applied = 0;           // records the caller applied (set by it)
   };
   // Calls `apply` with every intact record of the segments found at Open,

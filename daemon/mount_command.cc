@@ -248,11 +248,13 @@ bool CleanStaleMount(const std::string& mountpoint) {
 // Runs the volume until unmounted. `ready` is called once the mount is in
 // place; before that, errors are returned.
 absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
-                   const std::function<void(Volume&)>& ready) {
+                   const std::function<void(Volume&, const std::string&)>& ready) {
   absl::StatusOr<std::unique_ptr<Volume>> volume =
       Volume::Open(request.volume_dir, config);
   if (!volume.ok()) return volume.status();
-  absl::Status served = ServeVolume(**volume, request.fuse, [&] { ready(**volume); });
+  absl::Status served = ServeVolume(
+      **volume, request.fuse,
+      [&](const std::string& replay_warning) { ready(**volume, replay_warning); });
   // Unmounted by whatever means: umount(8) with our helper has removed the
   // entry already, fusermount3 -u has not.
   ForgetInMountTable(request.mountpoint);
@@ -372,11 +374,13 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
     setsid();
     UseSyslog();
     int report_fd = pipe_fds[1];
-    absl::Status status = Serve(request, config, [&](Volume& volume) {
+    absl::Status status = Serve(request, config, [&](Volume& volume,
+                                                      const std::string& replay_warning) {
       RecordMounted(volume, request);
       // The user at the terminal must hear of a degraded start, not only
       // syslog.
       std::string reply = "ok";
+      if (!replay_warning.empty()) reply += "\n" + replay_warning;
       std::string degraded = DegradedWarning(volume);
       if (!degraded.empty()) reply += "\n" + degraded;
       std::string remote = RemoteWarning(volume, request.volume_dir);
@@ -633,8 +637,10 @@ int MountVolume(MountRequest request) {
   if (request.fake) return kExitOk;
 
   if (!request.foreground) return RunInBackground(request, *config);
-  absl::Status status = Serve(request, *config, [&](Volume& volume) {
+  absl::Status status = Serve(request, *config, [&](Volume& volume,
+                                                   const std::string& replay_warning) {
     RecordMounted(volume, request);
+    if (!replay_warning.empty()) LogWarning("%s", replay_warning);
     std::string degraded = DegradedWarning(volume);
     if (!degraded.empty()) LogWarning("%s", degraded);
     std::string remote = RemoteWarning(volume, request.volume_dir);

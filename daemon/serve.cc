@@ -103,7 +103,7 @@ void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cac
 }  // namespace
 
 absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
-                         const std::function<void()>& on_ready) {
+                         const std::function<void(const std::string& replay_warning)>& on_ready) {
   const VolumeConfig& config = volume.config();
   MountedVolume::Options mount_options;
   mount_options.read_only = options.read_only;
@@ -152,7 +152,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   });
 
   LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
-  if (on_ready) on_ready();
+  if (on_ready) on_ready((*mounted)->ReplayWarning());
   // Prometheus metrics, once every part they read exists. A port in use
   // costs the metrics, never the mount.
   std::unique_ptr<MetricsServer> metrics;

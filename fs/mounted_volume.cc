@@ -1,6 +1,7 @@
 #include "fs/mounted_volume.h"
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "backend/base/files.h"
 #include "backend/base/log.h"
@@ -73,7 +74,7 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   }
   if (replayed->applied > 0 || replayed->damaged_segments > 0) {
     LogInfo("replayed the writeback journal: %d of %d records were not yet "
-            "stored and are now; %d segments, %d ended by a torn or damaged record",
+            "stored and are now; %d segments, %d with damaged or torn bytes",
             replayed->applied, replayed->records, replayed->segments,
             replayed->damaged_segments);
   }
@@ -83,6 +84,24 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   mounted->fs_ = std::make_unique<FileSystem>(volume.ns(), volume.blobs(), *mounted->cache_,
                                               fs_options);
   return mounted;
+}
+
+std::string MountedVolume::ReplayWarning() const {
+  std::string warning;
+  const std::string journal = volume_.config().cache_dir + "/journal";
+  if (replayed_.damaged_bytes > 0) {
+    absl::StrAppend(&warning, "the writeback journal in ", journal, " was damaged: ",
+                    replayed_.damaged_bytes, " bytes holding ", replayed_.lost_records,
+                    " writes made before the last crash could not be read and were skipped ",
+                    "(the files they were for may miss those writes; the log names where). ",
+                    "Every intact write after them was replayed. ");
+  }
+  if (replayed_.torn_bytes > 0) {
+    absl::StrAppend(&warning, "The journal ended in ", replayed_.torn_bytes,
+                    " bytes that are no intact record, as a crash leaves writes it cut short "
+                    "(never fsynced); they were treated as never written.");
+  }
+  return std::string(absl::StripTrailingAsciiWhitespace(warning));
 }
 
 MountedVolume::~MountedVolume() {

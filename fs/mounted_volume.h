@@ -35,6 +35,9 @@ class MountedVolume {
   FileSystem& fs() { return *fs_; }
   FileDataCache& cache() { return *cache_; }
   const WritebackJournal::ReplayStats& replayed() const { return replayed_; }
+  // What the user must hear of the replay (damage it skipped, a torn end);
+  // empty when there was none.
+  std::string ReplayWarning() const;
 
   // Stores every written byte as blobs and syncs the namespace. On failure
   // the data stays in the writeback journal, made durable, for the next

@@ -78,7 +78,8 @@ class FileDataCache {
                                    uint64_t length);
 
   // `attr` as the namespace has it, with the size raised to cover dirty data
-  // not yet committed. Cheap; for getattr.
+  // not yet committed and that data counted in allocated_bytes (st_blocks).
+  // Cheap; for getattr.
   InodeAttr WithDirtySize(InodeAttr attr);
 
   // Sets the size (truncate/extend): drops dirty data past it, flushes the

@@ -38,8 +38,10 @@ struct InodeState {
   // Why the last attempt to store the dirty runs failed (too few disks, a
   // full disk); fsync reports it rather than succeed on the journal alone.
   absl::Status store_error ABSL_GUARDED_BY(mu);
-  // Readable without `mu` so getattr never waits behind a flush.
+  // Readable without `mu` so getattr never waits behind a flush: where
+  // the dirty data ends, and how many bytes of it there are.
   std::atomic<uint64_t> dirty_end{0};
+  std::atomic<uint64_t> dirty_held{0};
 };
 
 uint64_t RunEnd(const std::pair<const uint64_t, std::string>& run) {
@@ -173,6 +175,11 @@ class FileDataCache::Impl {
   InodeAttr WithDirtySize(InodeAttr attr) {
     if (std::shared_ptr<InodeState> state = Find(attr.ino)) {
       attr.size = std::max(attr.size, state->dirty_end.load());
+      // Data not yet stored counts in st_blocks too: tools read a size with
+      // no blocks as all holes (tar -S archived such files empty). Dirty
+      // bytes may overwrite stored ones, so never beyond the size.
+      const uint64_t held = attr.allocated_bytes + state->dirty_held.load();
+      attr.allocated_bytes = std::max(attr.allocated_bytes, std::min(held, attr.size));
     }
     return attr;
   }
@@ -279,6 +286,7 @@ class FileDataCache::Impl {
     ReleaseJournalRefs(*state);
     total_dirty_ -= state->dirty_bytes;
     state->dirty_bytes = 0;
+    state->dirty_held = 0;
     state->runs.clear();
     state->dirty_end = 0;
   }
@@ -358,6 +366,7 @@ class FileDataCache::Impl {
         (std::next(first) == state.runs.end() || std::next(first)->first > end)) {
       first->second.append(data.data(), data.size());
       state.dirty_bytes += data.size();
+      state.dirty_held = state.dirty_bytes;
       return data.size();
     }
     uint64_t start = offset, stop = end;
@@ -378,6 +387,7 @@ class FileDataCache::Impl {
     uint64_t added = merged.size() - old_bytes;
     state.runs.emplace(start, std::move(merged));
     state.dirty_bytes += added;
+    state.dirty_held = state.dirty_bytes;
     return added;
   }
 
@@ -457,6 +467,7 @@ class FileDataCache::Impl {
     ReleaseJournalRefs(state);
     total_dirty_ -= state.dirty_bytes;
     state.dirty_bytes = 0;
+    state.dirty_held = 0;
     state.runs.clear();
     state.dirty_since = 0;
     state.dirty_end = 0;

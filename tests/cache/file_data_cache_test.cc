@@ -72,6 +72,25 @@ TEST_F(FileDataCacheTest, HolesReadAsZerosAndSizeCoversDirtyData) {
   EXPECT_EQ(data.substr(100000), "end");
 }
 
+// du and tar -S read st_blocks: data written but not yet stored must count,
+// or a fresh file looks all holes (tar -S archived it empty).
+TEST_F(FileDataCacheTest, DataNotYetStoredCountsInAllocatedBytes) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(4096, 'x')).ok());
+  EXPECT_EQ(cache_->WithDirtySize(*ns_->GetAttr(f)).allocated_bytes, 4096u);
+  // A hole stays a hole: only the bytes written count.
+  ASSERT_TRUE(cache_->Write(f, 1 << 20, "end").ok());
+  EXPECT_EQ(cache_->WithDirtySize(*ns_->GetAttr(f)).allocated_bytes, 4099u);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  const uint64_t stored = ns_->GetAttr(f)->allocated_bytes;
+  EXPECT_EQ(cache_->WithDirtySize(*ns_->GetAttr(f)).allocated_bytes, stored);
+  // Overwriting stored bytes never counts beyond the size.
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(4096, 'y')).ok());
+  InodeAttr attr = cache_->WithDirtySize(*ns_->GetAttr(f));
+  EXPECT_LE(attr.allocated_bytes, attr.size);
+  EXPECT_GE(attr.allocated_bytes, stored);
+}
+
 TEST_F(FileDataCacheTest, TruncateThenExtendReadsZeros) {
   InodeId f = NewFile("f");
   ASSERT_TRUE(cache_->Write(f, 0, std::string(300000, 'x')).ok());

@@ -27,6 +27,7 @@
 #include <cstring>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
@@ -101,6 +102,23 @@ std::string Show(const struct timespec& ts) {
 }
 
 // ---- rename ----
+
+// Right after a write, before the data is stored as blobs, st_blocks used
+// to be 0: du said 0 and tar -S archived the files as all holes (empty).
+TEST_F(SyscallTest, FreshlyWrittenFilesCountTheirBlocks) {
+  CommandResult made = Run("cd " + QP("") + " && for i in $(seq 50); do head -c 4096 "
+                           "/dev/urandom > f$i; done && stat -c %b f1 f50 && du -sk . | cut -f1");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  std::istringstream lines(made.output);
+  int64_t first = 0, last = 0, total = 0;
+  lines >> first >> last >> total;
+  EXPECT_GE(first, 8) << Brief(made);
+  EXPECT_GE(last, 8) << Brief(made);
+  EXPECT_GE(total, 200) << Brief(made);
+  CommandResult archived = Run("tar -S -cf - -C " + QP("") + " f50 | tar -xOf - | cmp - " +
+                               QP("f50"));
+  EXPECT_EQ(archived.exit_code, 0) << "tar -S lost the data: " << Brief(archived);
+}
 
 TEST_F(SyscallTest, RenameOverExistingFileReplacesIt) {
   WriteFile(P("a"), "new");

@@ -58,6 +58,12 @@ constexpr char kReplicationPrefix[] = "p:";
 // The replica target whose existing blobs have all been queued.
 constexpr char kReplicaTargetKey[] = "c:replica_target";
 constexpr size_t kMaxXattrValueBytes = 64 << 10;
+// Per file, as ext4 bounds them by its block: the names (each with its
+// NUL) fit the 64 KiB listxattr(2) can return (XATTR_LIST_MAX), so every
+// stored xattr can be listed and copied (cp -a silently dropped 20,000 of
+// them), and names and values together stay small enough to copy whole.
+constexpr size_t kMaxXattrListBytes = 64 << 10;
+constexpr size_t kMaxXattrBytesPerFile = 4 << 20;
 
 rocksdb::Slice S(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view V(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
@@ -381,6 +387,14 @@ class RocksNamespace final : public NamespaceStore {
     if (mode == XattrMode::kReplaceOnly && got.IsNotFound()) {
       return FsError(FsErrorKind::kNoAttribute, "no such xattr");
     }
+    if (value.size() > existing.size() || got.IsNotFound()) {
+      if (absl::Status s = CheckXattrRoom(ino, name.size() + 1, got.IsNotFound(),
+                                          value.size() - std::min(value.size(), existing.size()) +
+                                              (got.IsNotFound() ? name.size() : 0));
+          !s.ok()) {
+        return s;
+      }
+    }
     txn.batch.Put(handles_[kXattrs], S(XattrKey(ino, name)), S(value));
     (*record)->attr.ctime = options_.clock->NowTimespec();
     return Commit(txn);
@@ -398,6 +412,30 @@ class RocksNamespace final : public NamespaceStore {
     }
     if (absl::Status s = FromRocks(got, "reading an xattr"); !s.ok()) return s;
     return value;
+  }
+
+  // ENOSPC when `ino`'s xattrs cannot take `more_bytes` of names and
+  // values (and, for a new name, `name_bytes` more of the list).
+  absl::Status CheckXattrRoom(InodeId ino, size_t name_bytes, bool new_name, size_t more_bytes) {
+    size_t list_bytes = 0, total_bytes = 0;
+    std::string prefix = InodeKey(ino);
+    InodeScope scope(ino);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scope.options(), handles_[kXattrs]));
+    for (it->Seek(S(prefix)); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 8) != prefix) break;
+      list_bytes += key.size() - 8 + 1;
+      total_bytes += key.size() - 8 + it->value().size();
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing xattrs"); !s.ok()) return s;
+    if ((new_name && list_bytes + name_bytes > kMaxXattrListBytes) ||
+        total_bytes + more_bytes > kMaxXattrBytesPerFile) {
+      return FsError(FsErrorKind::kNoSpace,
+                     absl::StrCat("the file's extended attributes are full (names ", list_bytes,
+                                  " of ", kMaxXattrListBytes, " bytes, names and values ",
+                                  total_bytes, " of ", kMaxXattrBytesPerFile, ")"));
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::vector<std::string>> ListXattr(InodeId ino) override {

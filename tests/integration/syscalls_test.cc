@@ -120,6 +120,32 @@ TEST_F(SyscallTest, FreshlyWrittenFilesCountTheirBlocks) {
   EXPECT_EQ(archived.exit_code, 0) << "tar -S lost the data: " << Brief(archived);
 }
 
+// Every xattr a file holds can be listed and so copied: past the per-file
+// bound setxattr fails with ENOSPC (as on ext4) instead of accepting
+// attributes that listxattr then fails on (E2BIG) and cp -a drops.
+TEST_F(SyscallTest, XattrsBeyondTheFilesRoomFailWithEnospcAndAllStayListable) {
+  ASSERT_EQ(Run("touch " + QP("f")).exit_code, 0);
+  CommandResult filled = Run(
+      "python3 -c \"import os, errno, sys\n"
+      "path = sys.argv[1]\nn = 0\n"
+      "while n < 20000:\n"
+      "  try: os.setxattr(path, 'user.attribute-%05d' % n, b'x' * 1024)\n"
+      "  except OSError as e:\n"
+      "    print('stopped', errno.errorcode[e.errno]); break\n"
+      "  n += 1\n"
+      "print(n, len(os.listxattr(path)))\" " + QP("f"));
+  ASSERT_EQ(filled.exit_code, 0) << Brief(filled);
+  EXPECT_NE(filled.output.find("stopped ENOSPC"), std::string::npos) << Brief(filled);
+  std::istringstream lines(filled.output.substr(filled.output.find('\n') + 1));
+  int stored = -1, listed = -2;
+  lines >> stored >> listed;
+  EXPECT_EQ(stored, listed) << Brief(filled);
+  CommandResult copied = Run("cp -a " + QP("f") + " " + QP("g") +
+                             " && getfattr --absolute-names -d " + QP("g") +
+                             " | grep -c '^user.attribute'");
+  EXPECT_EQ(copied.output, std::to_string(stored) + "\n") << "cp -a dropped xattrs";
+}
+
 TEST_F(SyscallTest, RenameOverExistingFileReplacesIt) {
   WriteFile(P("a"), "new");
   WriteFile(P("b"), "old");

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/namespace/records.h"
 #include "gtest/gtest.h"
@@ -986,6 +987,49 @@ TEST_F(NamespaceStoreTest, RelocationMovesOnlyRangesStillReadFromTheOldBlob) {
   auto check = store_->Check();
   ASSERT_TRUE(check.ok());
   EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// 20,000 xattrs on one file were all accepted, after which listxattr failed
+// with E2BIG and cp -a dropped them silently: a file's xattrs are bounded
+// (ENOSPC) so that every one can be listed.
+TEST_F(NamespaceStoreTest, XattrsPerFileAreBoundedSoAllCanBeListed) {
+  InodeId f = Make(kRootInode, "f", S_IFREG | 0644).ino;
+  int stored = 0;
+  absl::Status refused;
+  for (int i = 0; i < 20000; ++i) {
+    refused = store_->SetXattr(f, absl::StrCat("user.attribute-number-", i), "v",
+                               XattrMode::kCreateOrReplace);
+    if (!refused.ok()) break;
+    ++stored;
+  }
+  ASSERT_FALSE(refused.ok()) << "20,000 names accepted";
+  EXPECT_EQ(KindOf(refused), FsErrorKind::kNoSpace) << refused;
+  auto names = store_->ListXattr(f);
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->size(), static_cast<size_t>(stored));
+  size_t list_bytes = 0;
+  for (const std::string& name : *names) list_bytes += name.size() + 1;
+  EXPECT_LE(list_bytes, 65536u);
+  // Replacing a value takes no list room; removing one makes room for one.
+  EXPECT_TRUE(store_->SetXattr(f, "user.attribute-number-0", "w", XattrMode::kCreateOrReplace).ok());
+  ASSERT_TRUE(store_->RemoveXattr(f, "user.attribute-number-1").ok());
+  EXPECT_TRUE(store_->SetXattr(f, "user.attribute-number-x", "v", XattrMode::kCreateOrReplace).ok());
+
+  // Values count too: 64 of 64 KiB go past the 4 MiB a file may hold.
+  InodeId g = Make(kRootInode, "g", S_IFREG | 0644).ino;
+  const std::string big(64 << 10, 'b');
+  int values = 0;
+  while (values < 100 && store_->SetXattr(g, absl::StrCat("user.v", values), big,
+                                          XattrMode::kCreateOrReplace).ok()) {
+    ++values;
+  }
+  EXPECT_EQ(values, 63);
 }
 
 }  // namespace

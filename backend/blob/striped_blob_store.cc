@@ -296,6 +296,7 @@ class StripedStoreImpl final : public StripedBlobStore {
   }
   absl::StatusOr<std::shared_ptr<Disk>> OpenDisk(int index, const std::string& path,
                                                  Marker* marker);
+  std::optional<Marker> IdentityFromShards(Disk& disk);
   void ScanDisk(Disk& disk);
   void MarkFailed(Disk& disk, const absl::Status& why);
 
@@ -359,7 +360,21 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
                        : std::string(text.status().message()));
   }
   std::optional<Marker> parsed = ParseMarker(*text);
-  if (!parsed) return FsError(FsErrorKind::kIo, "its cairn disk marker is corrupt");
+  if (!parsed) {
+    // A damaged marker alone must not take out a disk full of good shards.
+    parsed = IdentityFromShards(*disk);
+    if (!parsed) {
+      return FsError(FsErrorKind::kIo, "its cairn disk marker is damaged, and it holds no "
+                                       "shards of this volume that show which disk it is");
+    }
+    absl::Status rewritten = WriteMarker(disk->env, disk->root, disk->path, *parsed);
+    LogWarning("the cairn disk marker of %s was damaged; its shards show it is disk %d of "
+               "this volume%s",
+               path, parsed->index,
+               rewritten.ok() ? absl::StrCat("; wrote the marker again")
+                              : absl::StrCat(" (writing the marker again failed: ",
+                                             rewritten.message(), ")"));
+  }
   if (parsed->volume_id != options_.volume_id) {
     return FsError(FsErrorKind::kIo, absl::StrCat("it belongs to another cairn volume (",
                                                   parsed->volume_id, ")"));
@@ -380,6 +395,40 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
   disk->lock = std::move(*lock);
   *marker = *parsed;
   return disk;
+}
+
+// Each shard header names its volume and its place in its blob, and shard
+// i of blob b lives on disk (b + i) mod n: a few shards of this volume that
+// agree on one index prove which disk this is. A shard of another volume,
+// or shards that disagree, prove nothing.
+std::optional<Marker> StripedStoreImpl::IdentityFromShards(Disk& disk) {
+  constexpr int kEnough = 8;
+  const int n = static_cast<int>(options_.disks.size());
+  std::optional<int> index;
+  int agreeing = 0;
+  for (int fanout = 0; fanout < 256 && agreeing < kEnough; ++fanout) {
+    const std::string fanout_dir = absl::StrFormat("%s/%s/%02x", disk.root, kShardDir, fanout);
+    absl::StatusOr<std::vector<std::string>> names = disk.env->ListDir(fanout_dir);
+    if (!names.ok()) continue;
+    for (const std::string& name : *names) {
+      if (agreeing >= kEnough) break;
+      if (name.size() != 22 || name.substr(16) != ".shard") continue;
+      const std::string path = fanout_dir + "/" + name;
+      absl::StatusOr<std::unique_ptr<File>> file = disk.env->Open(path, OpenMode::kRead);
+      if (!file.ok()) continue;
+      absl::StatusOr<std::string> prefix = (*file)->PRead(0, kShardPrefixReadBytes);
+      if (!prefix.ok()) continue;
+      absl::StatusOr<ShardHeader> header = DecodeShardHeader(*prefix, path);
+      if (!header.ok()) continue;
+      if (header->volume_id != options_.volume_id) return std::nullopt;
+      const int at = static_cast<int>((header->blob_id + header->index) % n);
+      if (index && *index != at) return std::nullopt;
+      index = at;
+      agreeing++;
+    }
+  }
+  if (!index) return std::nullopt;
+  return Marker{options_.volume_id, *index, n};
 }
 
 void StripedStoreImpl::ScanDisk(Disk& disk) {

@@ -348,5 +348,43 @@ TEST_F(StripedBlobStoreTest, DeletedMarkerOfADiskInUseIsWrittenAgain) {
   EXPECT_TRUE(fsys::is_empty(paths_[2]));  // nothing written into the stand-in
 }
 
+// One flipped byte in a 105-byte marker took a whole disk of good shards
+// out of service until cairn disk replace. The shards' headers prove which
+// disk it is; the marker is written again.
+TEST_F(StripedBlobStoreTest, ADamagedMarkerIsRebuiltFromTheShardsItProvesIdentityFor) {
+  Prepare(3, "ec:2+1");
+  Open();
+  std::vector<std::string> blobs;
+  for (BlobId id = 1; id <= 12; ++id) {
+    blobs.push_back(RandomBytes(20000, id));
+    ASSERT_TRUE(store_->Put(id, blobs.back()).ok());
+  }
+  store_.reset();
+  const std::string marker = paths_[1] + "/cairn-disk";
+  std::string pristine;
+  {
+    std::ifstream in(marker, std::ios::binary);
+    pristine.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  FlipByte(marker, 30);
+  Open();
+  for (const DiskInfo& disk : store_->Disks()) {
+    EXPECT_EQ(disk.state, DiskState::kOk) << disk.path << ": " << disk.problem;
+  }
+  {
+    std::ifstream in(marker, std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), pristine);
+  }
+  for (BlobId id = 1; id <= 12; ++id) EXPECT_EQ(*store_->Read(id, 0, 20000), blobs[id - 1]);
+  store_.reset();
+  // Without shards to prove it, a damaged marker still keeps the disk out.
+  for (const std::string& path : paths_) fsys::remove_all(path);
+  Prepare(3, "ec:2+1");
+  FlipByte(paths_[2] + "/cairn-disk", 30);
+  Open();
+  EXPECT_EQ(store_->Disks()[2].state, DiskState::kMissing);
+  EXPECT_NE(store_->Disks()[2].problem.find("marker"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cairn

@@ -181,7 +181,9 @@ class S3Client::Impl {
                               std::uniform_real_distribution<double>(0, 1)(rng_));
       }
       double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (spent + wait > options_.max_retry_seconds) break;
+      if (spent >= options_.max_retry_seconds) break;
+      // The last attempt goes at the deadline rather than giving up early.
+      wait = std::min(wait, options_.max_retry_seconds - spent);
       retries_++;
       LogDebug("S3 %s %s: %s; retrying in %.2f s (attempt %d)", request.method, request.key,
                last.message(), wait, attempt);

@@ -20,8 +20,8 @@ struct S3Options {
   Credentials credentials;
   std::string ca_file;  // empty: the system's CA store
   std::string storage_class;  // x-amz-storage-class of new objects; "" for the default
-  // Retries: at most this many attempts, and none started after
-  // max_retry_seconds since the first.
+  // Retries: at most this many attempts, the last one at
+  // max_retry_seconds after the first at the latest.
   int max_attempts = 6;
   double max_retry_seconds = 60;
   double first_backoff_seconds = 0.1;

@@ -1,6 +1,7 @@
 #include "backend/volume/s3_targets.h"
 
 #include <cstdlib>
+#include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -12,8 +13,11 @@ absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier, const std::s
                                             Env* env) {
   absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path, env);
   if (!options.ok()) return options;
-  // A read waits for the remote at most this long in all, retries included.
+  // A read waits for the remote this long in all, retries included, however
+  // quickly each attempt fails: a remote restarting for a few seconds must
+  // not hand readers EIO. The time bounds the retries, not their number.
   options->max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
+  options->max_attempts = std::numeric_limits<int>::max();
   return options;
 }
 

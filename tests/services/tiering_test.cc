@@ -9,7 +9,11 @@
 #include "backend/volume/volume.h"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -435,6 +439,42 @@ TEST(TierOptionsTest, AddressingAndCredentialsComeFromTheConfig) {
   EXPECT_TRUE(TierS3Options(tier, config)->path_style);
   chmod(config.c_str(), 0644);
   EXPECT_EQ(GetFsErrorKind(TierS3Options(tier, config).status()), FsErrorKind::kAccessDenied);
+}
+
+// docs/CONFIG.md: a remote read waits read_timeout_seconds in all before
+// EIO. With the server refusing connections it gave up after 6 attempts
+// (2.3-3.1 s), so an ordinary restart of the remote handed readers EIO.
+TEST(TierOptionsTest, AReadOfAnUnreachableRemoteKeepsTryingForReadTimeoutSeconds) {
+  TempDir dir;
+  std::string config = dir.path() + "/cairn.toml";
+  fclose(fopen(config.c_str(), "w"));
+  chmod(config.c_str(), 0600);
+  // A port nothing listens on: connections are refused at once.
+  int probe = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  close(probe);
+  TierConfig tier;
+  tier.endpoint = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port));
+  tier.bucket = "b";
+  tier.access_key_id = "AKID";
+  tier.secret_access_key = "secret";
+  tier.read_timeout_seconds = 4;
+  absl::StatusOr<s3::S3Options> options = TierS3Options(tier, config);
+  ASSERT_TRUE(options.ok()) << options.status();
+  absl::StatusOr<std::unique_ptr<s3::S3Client>> client = s3::S3Client::Create(*options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::string> read = (*client)->GetObject("k");
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(read.ok());
+  EXPECT_GE(waited, 3.9) << "gave up early";
+  EXPECT_LT(waited, 6.0) << "waited past the timeout";
 }
 
 }  // namespace

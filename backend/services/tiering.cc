@@ -258,6 +258,18 @@ TieringService::Status TieringService::GetStatus() {
   status.last_error = last_error_;
   status.last_error_time = last_error_time_;
   status.remote_healthy = last_error_time_ < last_pass_time_ || last_error_.empty();
+  if (options_.remote_health) {
+    const s3::RemoteHealth remote = options_.remote_health();
+    if (!remote.healthy) {
+      status.remote_healthy = false;
+      if (remote.last_failure_sec >= status.last_error_time) {
+        status.last_error = remote.last_failure;
+        status.last_error_time = remote.last_failure_sec;
+      }
+    } else if (remote.last_success_sec > last_error_time_) {
+      status.remote_healthy = true;  // requests got through since the failed pass
+    }
+  }
   return status;
 }
 

@@ -3,6 +3,8 @@
 // TierMover's (tier_mover.h); reads of moved data are TieredBlobStore's.
 #pragma once
 
+#include <functional>
+
 #include <atomic>
 #include <functional>
 #include <string>
@@ -12,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/s3/health_tracking_store.h"
 #include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/config/config.h"
@@ -35,6 +38,9 @@ class TieringService {
     int64_t pass_interval_seconds = 30;
     bool background = true;  // false: only RunPass and the file moves
     Clock* clock = Clock::Default();  // what "cold" is measured against
+    // How every request to the remote went (reads and moves alike); without
+    // it only the policy passes count.
+    std::function<s3::RemoteHealth()> remote_health;
   };
   TieringService(NamespaceStore& ns, BlobStore& local, TierMover& mover, TierConfig config,
                  Options options);
@@ -71,7 +77,8 @@ class TieringService {
     int64_t last_pass_time = 0;   // Unix seconds; 0: no pass yet
     std::string last_error;
     int64_t last_error_time = 0;
-    // No failure since the last good pass.
+    // The latest request to the remote got through, and no pass failed
+    // since the last good one.
     bool remote_healthy = true;
   };
   Status GetStatus();

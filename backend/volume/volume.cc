@@ -434,7 +434,9 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
       return absl::FailedPreconditionError(
           absl::StrCat("the remote tier of ", volume->dir_, ": ", client.status().message()));
     }
-    volume->tier_client_ = std::move(*client);
+    auto tracked = std::make_unique<s3::HealthTrackingStore>(std::move(*client), io.clock);
+    volume->tier_health_ = tracked.get();
+    volume->tier_client_ = std::move(tracked);
     volume->remote_ = std::make_unique<RemoteBlobStore>(*volume->tier_client_, config.tier->prefix,
                                                         config.volume_id);
     if (config.replica && config.tier->SameObjectsAs(*config.replica)) {

@@ -24,6 +24,7 @@
 #include "backend/namespace/namespace_store.h"
 #include "backend/blob/striped_blob_store.h"
 #include "backend/config/config.h"
+#include "backend/s3/health_tracking_store.h"
 #include "backend/volume/io.h"
 
 namespace cairn {
@@ -122,6 +123,8 @@ class Volume {
   // Whether this copy of the volume writes the replica; null without one.
   ReplicaOwner* replica_owner() { return replica_owner_.get(); }
   s3::ObjectStore* tier_client() { return tier_client_.get(); }
+  // How the remote tier's latest requests went; null without a [tier].
+  const s3::HealthTrackingStore* tier_health() const { return tier_health_; }
   const VolumeConfig& config() const { return config_; }
   const Io& io() const { return io_; }
   const std::string& dir() const { return dir_; }
@@ -152,6 +155,7 @@ class Volume {
   std::unique_ptr<BlobStore> blobs_;
   StripedBlobStore* striped_ = nullptr;
   std::unique_ptr<s3::ObjectStore> tier_client_;
+  s3::HealthTrackingStore* tier_health_ = nullptr;  // tier_client_ itself
   std::unique_ptr<RemoteBlobStore> remote_;
   std::unique_ptr<DiskBlockCache> tier_block_cache_;
   std::unique_ptr<TieredBlobStore> tiered_;

@@ -9,6 +9,9 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     TieringService::Options tiering;
     tiering.background = options.background;
     tiering.clock = io.clock;
+    if (const s3::HealthTrackingStore* health = volume.tier_health()) {
+      tiering.remote_health = [health] { return health->Health(); };
+    }
     tiering_ = std::make_unique<TieringService>(volume.ns(), volume.local_blobs(),
                                                 *volume.tier_mover(), *config.tier, tiering);
   }

@@ -459,6 +459,29 @@ TEST_F(TierFakeTest, MovesOutAgainstAMissingBucketReportTheError) {
   EXPECT_EQ(Location(id), BlobLocation::kRemote);
 }
 
+// cairn status said the remote was healthy through a whole outage while
+// reads of tiered files failed: only a failing policy pass counted. Every
+// request counts now, and the first that gets through shows the recovery.
+TEST_F(TierFakeTest, EveryFailedRemoteRequestShowsInTheHealthUntilOneSucceeds) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, 0));
+  std::string data = RandomBytes(100000, 52);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  EXPECT_TRUE(services_->tiering()->GetStatus().remote_healthy);
+  Tier().SetOutage(true, Fault::kNetworkError);
+  EXPECT_FALSE(volume_->blobs().Read(id, 0, data.size()).ok());
+  TieringService::Status down = services_->tiering()->GetStatus();
+  EXPECT_FALSE(down.remote_healthy) << "a failed read of a tiered file went unnoticed";
+  EXPECT_NE(down.last_error.find("cannot reach"), std::string::npos) << down.last_error;
+  EXPECT_GT(down.last_error_time, 0);
+  Tier().SetOutage(false);
+  clock_.Advance(absl::Seconds(5));
+  absl::StatusOr<std::string> read = volume_->blobs().Read(id, 0, data.size());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, data);
+  EXPECT_TRUE(services_->tiering()->GetStatus().remote_healthy) << "the recovery is not shown";
+}
+
 // The same for an object gone from the bucket: cairn tier in must not
 // report success (and pin the file) while its data stays unreadable.
 TEST_F(TierFakeTest, AMoveInWhoseRemoteObjectIsGoneReportsTheError) {

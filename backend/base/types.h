@@ -16,9 +16,13 @@ inline constexpr BlobId kNoBlob = 0;
 inline constexpr size_t kMaxNameBytes = 255;
 // Most hard links one inode may have (as ext4); one more is EMLINK.
 inline constexpr uint32_t kMaxLinks = 65000;
-// Largest file size we accept (EFBIG beyond): 2^62 bytes keeps offset
-// arithmetic far from overflow.
-inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 62;
+// Largest file size we accept (EFBIG beyond): the kernel's own limit for a
+// FUSE file (MAX_LFS_FILESIZE, the largest off_t). A smaller one cannot be
+// enforced at write(2): with the writeback cache the kernel accepts the
+// write into its page cache, and the daemon's refusal came only at fsync,
+// after the caller was told the bytes were written. Every offset and end
+// stays below 2^63, so unsigned sums of them cannot overflow.
+inline constexpr uint64_t kMaxFileBytes = uint64_t{INT64_MAX};
 
 struct Timespec {
   int64_t sec = 0;

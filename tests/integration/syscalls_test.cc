@@ -146,6 +146,44 @@ TEST_F(SyscallTest, XattrsBeyondTheFilesRoomFailWithEnospcAndAllStayListable) {
   EXPECT_EQ(copied.output, std::to_string(stored) + "\n") << "cp -a dropped xattrs";
 }
 
+// Writes at offsets in [2^62, 2^63) succeeded, fsync then failed with
+// EFBIG, and after a remount the size was 0 and the bytes below 2^62 were
+// gone too. A write the kernel accepts is stored; one it cannot take fails
+// itself; nothing written before is lost either way.
+TEST_F(SyscallTest, WritesNearTheLargestOffsetAreStoredOrFailButLoseNothing) {
+  const std::string script =
+      "import os, sys\n"
+      "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+      "os.pwrite(fd, b'low-bytes', 1000)\n"
+      "for off in [(1 << 62) + 100, (1 << 63) - 8192, (1 << 63) - 4096]:\n"
+      "  try:\n"
+      "    os.pwrite(fd, b'y' * 4096, off); print('stored', off)\n"
+      "  except OSError as e: print('refused', off, e.errno)\n"
+      "os.fsync(fd)\n";
+  CommandResult wrote = Run("python3 -c " + Quote(script) + " " + QP("f"));
+  ASSERT_EQ(wrote.exit_code, 0) << "fsync failed after writes were accepted: " << Brief(wrote);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  std::istringstream lines(wrote.output);
+  std::string verdict;
+  uint64_t offset = 0;
+  int fd = open(P("f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  char low[9];
+  ASSERT_EQ(pread(fd, low, 9, 1000), 9);
+  EXPECT_EQ(std::string(low, 9), "low-bytes");
+  while (lines >> verdict >> offset) {
+    if (verdict == "refused") {
+      std::string errno_text;
+      lines >> errno_text;
+      continue;
+    }
+    char back[4];
+    ASSERT_EQ(pread(fd, back, 4, static_cast<off_t>(offset)), 4) << offset;
+    EXPECT_EQ(std::string(back, 4), "yyyy") << "stored at " << offset << ", read back wrong";
+  }
+  close(fd);
+}
+
 TEST_F(SyscallTest, RenameOverExistingFileReplacesIt) {
   WriteFile(P("a"), "new");
   WriteFile(P("b"), "old");

@@ -25,8 +25,11 @@ constexpr int kExtents = 3000;  // a few dozen table blocks
 std::vector<Extent> AllExtents() {
   std::vector<Extent> extents;
   for (int i = 0; i < kExtents; ++i) {
-    extents.push_back({.file_offset = i * kExtentBytes, .length = kExtentBytes,
-                       .blob_id = static_cast<BlobId>(1000 + i), .blob_offset = 0});
+    Extent e;
+    e.file_offset = i * kExtentBytes;
+    e.length = kExtentBytes;
+    e.blob_id = static_cast<BlobId>(1000 + i);
+    extents.push_back(e);
   }
   return extents;
 }
@@ -50,7 +53,10 @@ void MakeTable(const std::string& dir) {
   std::unique_ptr<rocksdb::DB> db(raw);
   for (InodeId ino : {kFile - 1, kFile + 1}) {
     for (int i = 0; i < 100; ++i) {
-      Extent e{.file_offset = i * kExtentBytes, .length = kExtentBytes, .blob_id = 5};
+      Extent e;
+      e.file_offset = i * kExtentBytes;
+      e.length = kExtentBytes;
+      e.blob_id = 5;
       ASSERT_TRUE(db->Put({}, ExtentKey(ino, e.file_offset), EncodeExtent(e)).ok());
     }
   }

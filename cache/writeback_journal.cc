@@ -123,12 +123,19 @@ class WritebackJournal::Impl {
       if (!header.ok()) return header.status();
       absl::Status valid = CheckHeader(*header, number, segment->path);
       if (!valid.ok()) {
-        if (header->size() < kSegmentHeaderBytes) {
-          // Created but never finished: a crash right after creating it.
-          // No record can be in it.
+        // Created but never finished (a crash right after creating it), or
+        // a header a power cut left as zeros (the blocks were allocated, the
+        // data never reached them). Either way no sync of the segment ever
+        // completed, since a sync makes the header durable with the records
+        // after it: nothing in it was acknowledged as durable.
+        const bool never_synced = header->size() < kSegmentHeaderBytes ||
+                                  header->find_first_not_of('\0') == std::string::npos;
+        if (never_synced) {
           (*file)->Close().IgnoreError();
-          LogWarning("journal segment %s has no complete header; removing it",
-                     segment->path);
+          LogWarning("journal segment %s has %s header, so it was never synced; treating it "
+                     "as never written and removing it",
+                     segment->path,
+                     header->size() < kSegmentHeaderBytes ? "no complete" : "an all-zero");
           if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
           continue;
         }

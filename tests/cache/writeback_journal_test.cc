@@ -221,6 +221,34 @@ TEST_F(WritebackJournalTest, SegmentWithoutCompleteHeaderIsRemoved) {
   EXPECT_GT(next->segment, 9u) << "segment numbers never go back";
 }
 
+// A disk filled to 100% and a power cut left a segment of zeros (its blocks
+// allocated, its data never written); the next mount refused it ("bad
+// magic; move it out"). Never synced, it held nothing acknowledged.
+TEST_F(WritebackJournalTest, AZeroFilledSegmentIsTreatedAsNeverWritten) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, "kept").ok());
+    ASSERT_TRUE(journal->Sync().ok());
+  }
+  std::string zeros = Dir() + "/seg-0000000000000009.jnl";
+  std::ofstream(zeros, std::ios::binary) << std::string(8192, '\0');
+  auto journal = OpenJournal(100);
+  ASSERT_NE(journal, nullptr);
+  EXPECT_FALSE(Env::Default()->Exists(zeros));
+  std::vector<JournalRecord> records = ReplayAll(*journal);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].data, "kept");
+  // A header that is not zeros but wrong still refuses: that is damage, or
+  // a file that is not ours.
+  journal.reset();
+  std::string foreign = Dir() + "/seg-0000000000000099.jnl";
+  std::ofstream(foreign, std::ios::binary) << std::string(8192, 'z');
+  JournalOptions options;
+  options.dir = Dir();
+  options.volume_id = kVolumeId;
+  EXPECT_FALSE(WritebackJournal::Open(&env_, options, 200).ok());
+}
+
 TEST_F(WritebackJournalTest, FullDiskFailsTheAppendAndKeepsEarlierRecords) {
   auto journal = OpenJournal(1);
   ASSERT_TRUE(journal->Append(5, 0, std::string(1000, 'a')).ok());

@@ -256,6 +256,26 @@ class FileDataCache::Impl {
         });
     if (!stats.ok()) return stats.status();
     stats->applied = applied;
+    // A file whose write was lost must not show its bytes without it.
+    for (const DamagedWrite& write : stats->damaged_writes) {
+      absl::StatusOr<uint64_t> mark = ns_.JournalMark(write.ino);
+      if (absl::IsNotFound(mark.status())) continue;  // deleted since
+      if (!mark.ok()) return mark.status();
+      if (write.seq <= *mark) continue;  // stored before the crash after all
+      absl::StatusOr<InodeAttr> attr = ns_.GetAttr(write.ino);
+      if (!attr.ok()) return attr.status();
+      if (!S_ISREG(attr->mode)) continue;
+      if (std::find(stats->damaged_files.begin(), stats->damaged_files.end(), write.ino) !=
+          stats->damaged_files.end()) {
+        continue;
+      }
+      absl::Status marked = ns_.MarkDamaged(
+          write.ino, absl::StrCat("a write of ", write.length, " bytes at offset ", write.offset,
+                                  " made before a crash was lost: its record in the writeback "
+                                  "journal was damaged"));
+      if (!marked.ok()) return marked;
+      stats->damaged_files.push_back(write.ino);
+    }
     if (absl::Status s = FlushAll(); !s.ok()) return s;
     return stats;
   }

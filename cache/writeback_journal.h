@@ -52,6 +52,14 @@ struct JournalRecord {
   uint64_t segment = 0;
 };
 
+// A write whose journal record was damaged, as its header names it.
+struct DamagedWrite {
+  InodeId ino = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t seq = 0;
+};
+
 class WritebackJournal {
  public:
   // Largest data of one record; callers split bigger writes.
@@ -80,6 +88,12 @@ class WritebackJournal {
     uint64_t damaged_bytes = 0;     // skipped with intact records after them
     uint64_t lost_records = 0;      // sequence numbers missing in those
     uint64_t torn_bytes = 0;        // at segment ends, nothing intact after
+    // The damaged records whose headers still name their write (damage in
+    // the data); the others cannot be pinned on a file.
+    std::vector<DamagedWrite> damaged_writes;
+    // Files that lost a write still uncommitted in the namespace (the
+    // caller sets it from damaged_writes).
+    std::vector<InodeId> damaged_files;
     uint64_t applied = 0;           // records the caller applied (set by it)
   };
   // Calls `apply` with every intact record of the segments found at Open,

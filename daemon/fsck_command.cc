@@ -222,6 +222,14 @@ int FsckCommand(const Args& args) {
   absl::StatusOr<NamespaceCheckReport> report = (*volume)->ns().Check();
   if (!report.ok()) return CannotRun(std::string(report.status().message()));
   problems.insert(problems.end(), report->problems.begin(), report->problems.end());
+  absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> damaged =
+      (*volume)->ns().DamagedFiles();
+  if (!damaged.ok()) return CannotRun(std::string(damaged.status().message()));
+  for (const auto& [ino, why] : *damaged) {
+    problems.push_back(absl::StrCat("file inode ", ino, " is damaged: ", why,
+                                    "; its reads fail with EIO until it is truncated to 0 "
+                                    "bytes or deleted (find MOUNTPOINT -inum ", ino, ")"));
+  }
 
   Progress progress("fsck", "blobs");
   uint64_t checked = 0, blob_bytes = 0;

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "backend/namespace/file_location.h"
@@ -21,7 +22,40 @@ bool IsPosixAclName(const std::string& name) {
 
 FileSystem::FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache,
                        Options options)
-    : ns_(ns), blobs_(blobs), cache_(cache), options_(options) {}
+    : ns_(ns), blobs_(blobs), cache_(cache), options_(options) {
+  absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> damaged = ns_.DamagedFiles();
+  if (!damaged.ok()) {
+    LogError("could not list the files marked damaged: %s", damaged.status().ToString());
+    return;
+  }
+  absl::MutexLock lock(&damaged_mu_);
+  for (auto& [ino, why] : *damaged) damaged_[ino] = std::move(why);
+  any_damaged_ = !damaged_.empty();
+}
+
+absl::Status FileSystem::DamagedError(InodeId ino, const std::string& why) {
+  return FsError(FsErrorKind::kIo,
+                 absl::StrCat("inode ", ino, " is damaged (", why,
+                              "); truncate it to 0 bytes or delete it to use it again"));
+}
+
+// Truncated to nothing, a damaged file holds only what is written anew.
+absl::Status FileSystem::ClearDamageIfAny(InodeId ino) {
+  if (!DamageOf(ino)) return absl::OkStatus();
+  if (absl::Status s = ns_.ClearDamage(ino); !s.ok()) return s;
+  absl::MutexLock lock(&damaged_mu_);
+  damaged_.erase(ino);
+  any_damaged_ = !damaged_.empty();
+  return absl::OkStatus();
+}
+
+std::optional<std::string> FileSystem::DamageOf(InodeId ino) {
+  if (!any_damaged_.load(std::memory_order_relaxed)) return std::nullopt;
+  absl::MutexLock lock(&damaged_mu_);
+  auto it = damaged_.find(ino);
+  if (it == damaged_.end()) return std::nullopt;
+  return it->second;
+}
 
 InodeAttr FileSystem::Visible(InodeAttr attr) {
   return S_ISREG(attr.mode) ? cache_.WithDirtySize(attr) : attr;
@@ -68,6 +102,9 @@ absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest&
   absl::StatusOr<InodeAttr> attr =
       request.size ? cache_.SetAttrWithSize(ino, request) : ns_.SetAttr(ino, request);
   if (!attr.ok()) return attr.status();
+  if (request.size && *request.size == 0) {
+    if (absl::Status s = ClearDamageIfAny(ino); !s.ok()) return s;
+  }
   return Visible(*attr);
 }
 
@@ -121,6 +158,11 @@ absl::Status FileSystem::Open(InodeId ino, int flags) {
     truncate.size = 0;
     truncate.mtime = truncate.ctime = options_.clock->NowTimespec();
     if (absl::Status s = cache_.SetAttrWithSize(ino, truncate).status(); !s.ok()) return s;
+    if (absl::Status s = ClearDamageIfAny(ino); !s.ok()) return s;
+  } else if (std::optional<std::string> why = DamageOf(ino)) {
+    // The kernel reads no byte of a file whose size the lost write would
+    // have set: only the open can tell the reader.
+    return DamagedError(ino, *why);
   }
   inodes_.AddOpen(ino);
   return absl::OkStatus();
@@ -138,6 +180,7 @@ absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& 
 }
 
 absl::StatusOr<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint64_t length) {
+  if (std::optional<std::string> why = DamageOf(ino)) return DamagedError(ino, *why);
   return cache_.Read(ino, offset, length);
 }
 

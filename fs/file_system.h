@@ -15,13 +15,17 @@
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
@@ -115,12 +119,22 @@ class FileSystem {
   void ReleaseIfUnused(InodeId ino);
   InodeAttr Visible(InodeAttr attr);
 
+  // Why `ino` must not be read (it lost a write to damage), if it must not.
+  std::optional<std::string> DamageOf(InodeId ino);
+  static absl::Status DamagedError(InodeId ino, const std::string& why);
+  absl::Status ClearDamageIfAny(InodeId ino);
+
   NamespaceStore& ns_;
   BlobStore& blobs_;
   FileDataCache& cache_;
   const Options options_;
   bool kernel_tracks_mtime_ = false;
   InodeTable inodes_;
+  // Files the namespace marks damaged (NamespaceStore::MarkDamaged); read
+  // on every read, so kept here; almost always empty.
+  absl::Mutex damaged_mu_;
+  absl::flat_hash_map<InodeId, std::string> damaged_ ABSL_GUARDED_BY(damaged_mu_);
+  std::atomic<bool> any_damaged_{false};
 };
 
 }  // namespace cairn

@@ -3,6 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "backend/base/files.h"
 #include "backend/base/log.h"
 #include "backend/services/blob_gc.h"
@@ -93,8 +94,13 @@ std::string MountedVolume::ReplayWarning() const {
     absl::StrAppend(&warning, "the writeback journal in ", journal, " was damaged: ",
                     replayed_.damaged_bytes, " bytes holding ", replayed_.lost_records,
                     " writes made before the last crash could not be read and were skipped ",
-                    "(the files they were for may miss those writes; the log names where). ",
-                    "Every intact write after them was replayed. ");
+                    "(the log names where). Every intact write after them was replayed. ");
+  }
+  if (!replayed_.damaged_files.empty()) {
+    absl::StrAppend(&warning, "These files lost a write and their reads fail with EIO until "
+                    "each is truncated to 0 bytes or deleted (find the mount's path with find "
+                    "MOUNTPOINT -inum N): inode ",
+                    absl::StrJoin(replayed_.damaged_files, ", inode "), ". ");
   }
   if (replayed_.torn_bytes > 0) {
     absl::StrAppend(&warning, "The journal ended in ", replayed_.torn_bytes,

@@ -353,6 +353,15 @@ class NamespaceStore {
   virtual absl::StatusOr<std::optional<std::string>> GetVolumeMeta(
       std::string_view key) = 0;
 
+  // Files that lost a write to damage (a journal record that could not be
+  // read back after a crash): their reads fail with EIO, rather than show
+  // bytes without that write, until the file is truncated to 0 bytes or
+  // deleted. Kept here so that every later mount and fsck knows. Deleting
+  // the file's inode clears its mark.
+  virtual absl::Status MarkDamaged(InodeId ino, std::string_view why) = 0;
+  virtual absl::Status ClearDamage(InodeId ino) = 0;
+  virtual absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> DamagedFiles() = 0;
+
   // Makes every committed mutation durable (RocksDB WAL fsync).
   virtual absl::Status Sync() = 0;
 

@@ -53,6 +53,8 @@ constexpr char kInodeCountKey[] = "c:inode_count";
 constexpr char kDataBytesKey[] = "c:data_bytes";
 constexpr char kVolumeMetaPrefix[] = "v:";
 constexpr char kRepairPrefix[] = "r:";
+// Files that lost a write to damage: "d:" + inode key -> why.
+constexpr char kDamagePrefix[] = "d:";
 // Replication queue: "p:" + blob key -> queued time (fixed64) + length (fixed64).
 constexpr char kReplicationPrefix[] = "p:";
 // The replica target whose existing blobs have all been queued.
@@ -849,6 +851,32 @@ class RocksNamespace final : public NamespaceStore {
                      "writing volume metadata");
   }
 
+  absl::Status MarkDamaged(InodeId ino, std::string_view why) override {
+    absl::MutexLock lock(&mu_);
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta],
+                              S(kDamagePrefix + InodeKey(ino)), S(why)),
+                     "marking a file damaged");
+  }
+
+  absl::Status ClearDamage(InodeId ino) override {
+    absl::MutexLock lock(&mu_);
+    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta],
+                                 S(kDamagePrefix + InodeKey(ino))),
+                     "clearing a file's damage");
+  }
+
+  absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> DamagedFiles() override {
+    std::vector<std::pair<InodeId, std::string>> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(kDamagePrefix); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (key.substr(0, 2) != kDamagePrefix || key.size() != 10) break;
+      out.emplace_back(KeyNumberAt(key.substr(2), 0), std::string(V(it->value())));
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing damaged files"); !s.ok()) return s;
+    return out;
+  }
+
   absl::StatusOr<std::optional<std::string>> GetVolumeMeta(
       std::string_view key) override {
     std::string full = kVolumeMetaPrefix;
@@ -1112,6 +1140,7 @@ class RocksNamespace final : public NamespaceStore {
     txn.batch.DeleteRange(handles_[kXattrs], S(prefix), S(end));
     txn.batch.Delete(handles_[kInodes], S(prefix));
     txn.batch.Delete(handles_[kOrphans], S(prefix));
+    txn.batch.Delete(handles_[kMeta], S(kDamagePrefix + prefix));
     txn.inodes.erase(ino);
     txn.dirty.erase(ino);
     txn.inode_count_delta = -1;

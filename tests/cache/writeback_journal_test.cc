@@ -141,6 +141,12 @@ TEST_F(WritebackJournalTest, ADamagedRecordIsSkippedAndEveryIntactOneAfterItKept
   EXPECT_EQ(stats.damaged_segments, 1u);
   EXPECT_EQ(stats.damaged_bytes, 140u);
   EXPECT_EQ(stats.lost_records, 1u);
+  // The damage is in the data: the header still names the write it lost.
+  ASSERT_EQ(stats.damaged_writes.size(), 1u);
+  EXPECT_EQ(stats.damaged_writes[0].ino, 5u);
+  EXPECT_EQ(stats.damaged_writes[0].offset, 100u);
+  EXPECT_EQ(stats.damaged_writes[0].length, 100u);
+  EXPECT_EQ(stats.damaged_writes[0].seq, 2u);
 }
 
 // One flipped byte anywhere in a segment of 200 records (fixed seed, many

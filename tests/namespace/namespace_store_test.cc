@@ -995,6 +995,24 @@ TEST_F(NamespaceStoreTest, RelocationMovesOnlyRangesStillReadFromTheOldBlob) {
 namespace cairn {
 namespace {
 
+// A file that lost a write stays marked until it is deleted (or the file
+// system clears it on a truncate to 0).
+TEST_F(NamespaceStoreTest, DamagedFilesAreKeptUntilClearedOrDeleted) {
+  InodeId a = Make(kRootInode, "a", S_IFREG | 0644).ino;
+  InodeId b = Make(kRootInode, "b", S_IFREG | 0644).ino;
+  ASSERT_TRUE(store_->MarkDamaged(a, "lost a write").ok());
+  ASSERT_TRUE(store_->MarkDamaged(b, "lost another").ok());
+  Open();  // survives a reopen
+  auto damaged = store_->DamagedFiles();
+  ASSERT_TRUE(damaged.ok());
+  ASSERT_EQ(damaged->size(), 2u);
+  EXPECT_EQ((*damaged)[0], std::make_pair(a, std::string("lost a write")));
+  ASSERT_TRUE(store_->ClearDamage(a).ok());
+  ASSERT_TRUE(store_->Unlink(kRootInode, "b").ok());
+  ASSERT_TRUE(store_->ReleaseInode(b).ok());
+  EXPECT_TRUE(store_->DamagedFiles()->empty());
+}
+
 // 20,000 xattrs on one file were all accepted, after which listxattr failed
 // with E2BIG and cp -a dropped them silently: a file's xattrs are bounded
 // (ENOSPC) so that every one can be listed.

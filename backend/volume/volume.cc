@@ -386,7 +386,12 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (absl::Status s = CheckFormatVersion(**ns, volume->dir_, config); !s.ok()) return s;
   // Kept so `cairn fsck --repair` can rebuild a lost cairn.toml as it was at
   // the last mount (disks, cache_dir, the remote targets).
-  if (absl::Status s = RememberConfig(**ns, config); !s.ok()) return s;
+  // Only for a cairn.toml lost later: a full disk must not cost the mount.
+  if (absl::Status s = RememberConfig(**ns, config); !s.ok()) {
+    LogWarning("could not keep a copy of cairn.toml in the namespace (%s); cairn fsck --repair "
+               "can rebuild a lost cairn.toml only from the copy an earlier mount kept",
+               s.ToString());
+  }
   volume->namespace_ = std::move(*ns);
   if (config.format_version == 1) {
     std::string data_dir =

@@ -234,6 +234,7 @@ class FileDataCache::Impl {
   absl::StatusOr<WritebackJournal::ReplayStats> ReplayJournal() {
     if (journal_ == nullptr) return WritebackJournal::ReplayStats{};
     uint64_t applied = 0;
+    absl::Status store_error;
     absl::StatusOr<WritebackJournal::ReplayStats> stats =
         journal_->Replay([&](const JournalRecord& record) -> absl::Status {
           absl::StatusOr<uint64_t> mark = ns_.JournalMark(record.ino);
@@ -252,7 +253,14 @@ class FileDataCache::Impl {
             AddDirty(*state, record.offset, record.data);
             state->mu.Unlock();
           }
-          return RelievePressure(record.ino);
+          // Data that cannot be stored now (a full or failed disk) stays
+          // dirty and journaled: the mount must go on so that files can be
+          // read and deleted to make room. Memory stays within what the
+          // journal holds (max_journal_bytes).
+          if (absl::Status s = RelievePressure(record.ino); !s.ok() && store_error.ok()) {
+            store_error = s;
+          }
+          return absl::OkStatus();
         });
     if (!stats.ok()) return stats.status();
     stats->applied = applied;
@@ -276,7 +284,14 @@ class FileDataCache::Impl {
       if (!marked.ok()) return marked;
       stats->damaged_files.push_back(write.ino);
     }
-    if (absl::Status s = FlushAll(); !s.ok()) return s;
+    if (absl::Status s = FlushAll(); !s.ok() && store_error.ok()) store_error = s;
+    if (!store_error.ok()) {
+      stats->unstored_bytes = total_dirty_.load();
+      stats->store_error = std::string(store_error.message());
+      LogWarning("replaying the writeback journal: %d bytes could not be stored yet (%s); they "
+                 "stay in the journal, are read from memory, and are stored once the disks "
+                 "take them", stats->unstored_bytes, stats->store_error);
+    }
     return stats;
   }
 

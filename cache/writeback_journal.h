@@ -94,6 +94,10 @@ class WritebackJournal {
     // Files that lost a write still uncommitted in the namespace (the
     // caller sets it from damaged_writes).
     std::vector<InodeId> damaged_files;
+    // Replayed data the caller could not store (a full or failed disk), and
+    // why: it stays dirty and journaled until it can be (the caller sets it).
+    uint64_t unstored_bytes = 0;
+    std::string store_error;
     uint64_t applied = 0;           // records the caller applied (set by it)
   };
   // Calls `apply` with every intact record of the segments found at Open,

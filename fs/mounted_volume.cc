@@ -102,6 +102,12 @@ std::string MountedVolume::ReplayWarning() const {
                     "MOUNTPOINT -inum N): inode ",
                     absl::StrJoin(replayed_.damaged_files, ", inode "), ". ");
   }
+  if (replayed_.unstored_bytes > 0) {
+    absl::StrAppend(&warning, replayed_.unstored_bytes, " bytes of writes replayed from the "
+                    "writeback journal could not be stored yet (", replayed_.store_error,
+                    "): they stay in the journal and are read from memory; fsync of their files "
+                    "fails until the disks take them (free space, or bring the disks back). ");
+  }
   if (replayed_.torn_bytes > 0) {
     absl::StrAppend(&warning, "The journal ended in ", replayed_.torn_bytes,
                     " bytes that are no intact record, as a crash leaves writes it cut short "

@@ -517,6 +517,32 @@ TEST_F(JournaledCacheTest, FsyncReportsThatDataCouldNotBeStoredAndSucceedsOnceIt
   EXPECT_EQ(ReadAll(f), data);
 }
 
+// A data disk full (or too few disks) when the daemon died with journaled
+// data: every later mount was refused ("could not replay the writeback
+// journal"), so nothing could be deleted to make room. The replay now
+// keeps what it cannot store dirty and journaled, and goes on.
+TEST_F(JournaledCacheTest, AReplayThatCannotStoreKeepsTheDataJournaledAndGoesOn) {
+  InodeId f = NewFile("f");
+  std::string data(200 << 10, 'd');  // past the inline limit: needs a blob
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  store_.refuse = true;
+  Crash();  // Start() asserts that the replay succeeds
+  EXPECT_EQ(last_replay_.unstored_bytes, data.size());
+  EXPECT_NE(last_replay_.store_error.find("too few disks"), std::string::npos)
+      << last_replay_.store_error;
+  EXPECT_EQ(ReadAll(f), data) << "the replayed data is read from memory";
+  EXPECT_FALSE(cache_->Fsync(f).ok()) << "fsync must not claim the data stored";
+  // Still unstored at the next crash: it is replayed again, not lost.
+  Crash();
+  EXPECT_EQ(ReadAll(f), data);
+  store_.refuse = false;
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  Crash();
+  EXPECT_EQ(last_replay_.applied, 0u);
+  EXPECT_EQ(last_replay_.unstored_bytes, 0u);
+  EXPECT_EQ(ReadAll(f), data);
+}
+
 TEST_F(JournaledCacheTest, FsyncDoesNotWaitForBlobs) {
   InodeId f = NewFile("f");
   ASSERT_TRUE(cache_->Write(f, 0, std::string(1 << 20, 'q')).ok());

@@ -24,21 +24,21 @@ constexpr char kMainHelp[] =
     "                         create a new volume\n"
     "  mount VOLUME_DIR MOUNTPOINT [-f] [-o OPT,...]\n"
     "                         mount a volume (returns once the mount is ready)\n"
-    "  umount MOUNTPOINT      unmount and wait until the daemon has flushed\n"
-    "                         everything and exited\n"
+    "  umount MOUNTPOINT      unmount (also: cairn unmount) and wait until the\n"
+    "                         daemon has flushed everything and exited\n"
     "  status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "                         whether and where a volume is mounted, and usage\n"
     "  fsck VOLUME_DIR [--repair [--disk DIR]...]\n"
     "                         check an unmounted volume; --repair fixes what it can\n"
     "  scrub VOLUME_DIR|MOUNTPOINT [--no-repair] [--json]\n"
     "                         verify every shard, rewrite the bad ones\n"
-    "  disk replace VOLUME_DIR OLD NEW [--force]\n"
+    "  disk replace VOLUME_DIR OLD NEW [--force] [--json]\n"
     "                         rebuild a lost disk's shards onto a new one\n"
     "  tier out|in PATH...    move files to the remote tier (S3) and back\n"
     "  tier status|run VOLUME_DIR|MOUNTPOINT\n"
     "                         the remote tier's state; one policy pass now\n"
     "  pin|unpin PATH...      keep files local (or let them move again)\n"
-    "  backup VOLUME_DIR|MOUNTPOINT\n"
+    "  backup VOLUME_DIR|MOUNTPOINT [--json]\n"
     "                         back the namespace up to the replica now\n"
     "  backup list|gc|claim ...\n"
     "                         the backups in a replica; delete what none needs\n"
@@ -50,7 +50,8 @@ constexpr char kMainHelp[] =
     "  -h, --help             show help (also: cairn COMMAND --help)\n"
     "  --version              show the version\n"
     "\n"
-    "Exit status: 0 success, 1 the operation failed, 2 bad command line.\n";
+    "Exit status: 0 success, 1 the operation failed, 2 bad command line;\n"
+    "fsck exits as fsck(8) does (see cairn fsck --help).\n";
 
 int Help(const std::string& verb) {
   if (verb.empty()) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/base/fs_error.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
@@ -60,14 +61,6 @@ class StripedBlobStoreTest : public ::testing::Test {
     int n = 0;
     for (size_t d = 0; d < paths_.size(); ++d) n += fsys::exists(ShardPath(d, id));
     return n;
-  }
-  void FlipByte(const std::string& path, uint64_t offset) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(offset);
-    char c;
-    f.get(c);
-    f.seekp(offset);
-    f.put(static_cast<char>(c ^ 0x5a));
   }
   std::set<BlobId> Queued() {
     absl::MutexLock lock(&mu_);
@@ -132,7 +125,7 @@ TEST_F(StripedBlobStoreTest, LostAndCorruptShardsAreRebuiltQueuedAndRepaired) {
   // One disk loses the shard, another's shard rots in its data.
   int lost_disk = 7 % 6, rotten_disk = (7 + 2) % 6;
   fsys::remove(ShardPath(lost_disk, 7));
-  FlipByte(ShardPath(rotten_disk, 7), 5000);
+  FlipByte(ShardPath(rotten_disk, 7), 5000, 0x5a);
   Open();  // a fresh store: no cached geometry
   absl::StatusOr<std::string> got = store_->Read(7, 0, data.size());
   ASSERT_TRUE(got.ok()) << got.status();
@@ -161,8 +154,8 @@ TEST_F(StripedBlobStoreTest, MoreLostShardsThanParityIsAnErrorNeverWrongData) {
   Open();
   std::string data = RandomBytes(100000, 3);
   ASSERT_TRUE(store_->Put(1, data).ok());
-  FlipByte(ShardPath(1, 1), 200);
-  FlipByte(ShardPath(2, 1), 200);
+  FlipByte(ShardPath(1, 1), 200, 0x5a);
+  FlipByte(ShardPath(2, 1), 200, 0x5a);
   Open();
   absl::StatusOr<std::string> got = store_->Read(1, 0, data.size());
   EXPECT_FALSE(got.ok());
@@ -176,7 +169,7 @@ TEST_F(StripedBlobStoreTest, CopiesSurviveTheLossOfEveryCopyButOne) {
   std::string data = RandomBytes(70000, 4);
   ASSERT_TRUE(store_->Put(5, data).ok());
   fsys::remove(ShardPath(5 % 3, 5));
-  FlipByte(ShardPath((5 + 1) % 3, 5), 30000);
+  FlipByte(ShardPath((5 + 1) % 3, 5), 30000, 0x5a);
   Open();
   EXPECT_EQ(*store_->Read(5, 60000, 100), data.substr(60000, 100));
   EXPECT_EQ(store_->CheckBlob(5, true, std::nullopt).shards_repaired, 2);
@@ -361,26 +354,19 @@ TEST_F(StripedBlobStoreTest, ADamagedMarkerIsRebuiltFromTheShardsItProvesIdentit
   }
   store_.reset();
   const std::string marker = paths_[1] + "/cairn-disk";
-  std::string pristine;
-  {
-    std::ifstream in(marker, std::ios::binary);
-    pristine.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  FlipByte(marker, 30);
+  const std::string pristine = ReadWholeFile(marker);
+  FlipByte(marker, 30, 0x5a);
   Open();
   for (const DiskInfo& disk : store_->Disks()) {
     EXPECT_EQ(disk.state, DiskState::kOk) << disk.path << ": " << disk.problem;
   }
-  {
-    std::ifstream in(marker, std::ios::binary);
-    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), pristine);
-  }
+  EXPECT_EQ(ReadWholeFile(marker), pristine);
   for (BlobId id = 1; id <= 12; ++id) EXPECT_EQ(*store_->Read(id, 0, 20000), blobs[id - 1]);
   store_.reset();
   // Without shards to prove it, a damaged marker still keeps the disk out.
   for (const std::string& path : paths_) fsys::remove_all(path);
   Prepare(3, "ec:2+1");
-  FlipByte(paths_[2] + "/cairn-disk", 30);
+  FlipByte(paths_[2] + "/cairn-disk", 30, 0x5a);
   Open();
   EXPECT_EQ(store_->Disks()[2].state, DiskState::kMissing);
   EXPECT_NE(store_->Disks()[2].problem.find("marker"), std::string::npos);

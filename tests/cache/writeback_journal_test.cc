@@ -12,6 +12,7 @@
 #include "backend/blob/local_blob_store.h"
 #include "cache/file_data_cache.h"
 #include "gtest/gtest.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/temp_dir.h"
 
@@ -162,11 +163,7 @@ TEST_F(WritebackJournalTest, AFlippedByteAnywhereCostsAtMostItsOwnRecord) {
     }
   }
   const std::string segment = Segments().back();
-  std::string pristine;
-  {
-    std::ifstream in(segment, std::ios::binary);
-    pristine.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string pristine = ReadWholeFile(segment);
   std::mt19937_64 random(7);
   for (int round = 0; round < 100; ++round) {
     const uint64_t position = 64 + random() % (pristine.size() - 64);

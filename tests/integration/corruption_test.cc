@@ -5,10 +5,10 @@
 #include <signal.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
+#include "tests/support/file_bytes.h"
 
 namespace cairn_it {
 namespace {
@@ -29,15 +29,6 @@ class CorruptionTest : public MountTest {
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, 10));
     Run("fusermount3 -u -z " + Quote(mount_dir_));
-  }
-
-  static void FlipByte(const std::string& path, uint64_t position) {
-    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(position);
-    char byte = 0;
-    file.get(byte);
-    file.seekp(position);
-    file.put(static_cast<char>(byte ^ 0x20));
   }
 
   // The largest file of `dir` with `extension`.
@@ -66,7 +57,7 @@ TEST_F(CorruptionTest, ADamagedNamespaceLogRefusesTheMountAndFsckRepairSalvagesT
   const std::string log = Largest(volume_dir_ + "/namespace", ".log");
   ASSERT_FALSE(log.empty());
   ASSERT_GT(fsys::file_size(log), 40000u) << "the changes are not in the log";
-  FlipByte(log, fsys::file_size(log) / 3);
+  cairn::FlipByte(log, fsys::file_size(log) / 3);
 
   CommandResult refused = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 60);
   EXPECT_NE(refused.exit_code, 0) << Brief(refused);
@@ -102,7 +93,7 @@ TEST_F(CorruptionTest, ADamagedJournalRecordCostsOnlyItsOwnWriteAndTheMountSaysS
   const std::string segment = Largest(volume_dir_ + "/cache/journal", ".jnl");
   ASSERT_FALSE(segment.empty());
   ASSERT_GT(fsys::file_size(segment), 3000000u) << "the writes are not in the journal";
-  FlipByte(segment, fsys::file_size(segment) / 2);
+  cairn::FlipByte(segment, fsys::file_size(segment) / 2);
 
   CommandResult mount = Cairn("mount " + Quote(volume_dir_) + " " + QP(""), 120);
   ASSERT_EQ(mount.exit_code, 0) << Brief(mount);

@@ -1,7 +1,6 @@
 #include "backend/namespace/extent_editor.h"
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -11,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -92,14 +92,7 @@ TEST(ReadExtentsTest, ADamagedTableGivesTheRightExtentsOrAnErrorNeverFewer) {
     fsys::copy(pristine, copy);
     const std::string table = TableFile(copy);
     const uint64_t position = random() % table_size;
-    {
-      std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
-      file.seekg(position);
-      char byte = 0;
-      file.get(byte);
-      file.seekp(position);
-      file.put(static_cast<char>(byte ^ 0x5a));
-    }
+    FlipByte(table, position, 0x5a);
     rocksdb::DB* raw = nullptr;
     rocksdb::Status opened = rocksdb::DB::Open(rocksdb::Options(), copy, &raw);
     if (!opened.ok()) {

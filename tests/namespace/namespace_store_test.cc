@@ -12,6 +12,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/namespace/records.h"
 #include "gtest/gtest.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/fake_clock.h"
 #include "rocksdb/db.h"
 #include "rocksdb/perf_context.h"
@@ -1082,14 +1083,6 @@ class NamespaceLogDamageTest : public ::testing::Test {
       }
     }
     return "";
-  }
-  static void FlipByte(const std::string& path, uint64_t position) {
-    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(position);
-    char byte = 0;
-    file.get(byte);
-    file.seekp(position);
-    file.put(static_cast<char>(byte ^ 0x20));
   }
 
   TempDir dir_;

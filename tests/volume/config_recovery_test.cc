@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/volume/volume.h"
 #include "gtest/gtest.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/volume_files.h"
 
@@ -14,11 +15,6 @@ namespace cairn {
 namespace {
 
 namespace fsys = std::filesystem;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
@@ -55,7 +51,7 @@ class ConfigRecoveryTest : public ::testing::Test {
 TEST_F(ConfigRecoveryTest, ALostConfigComesBackAsItWasMountedAndTheVolumeOpens) {
   VolumeConfig made =
       MakeVolume([](VolumeConfig* config) { config->max_dirty_bytes = 3 << 20; });
-  const std::string before = ReadText(Config());
+  const std::string before = ReadWholeFile(Config());
   fsys::remove(Config());
   auto lost = LoadVolumeConfig(Vol());
   ASSERT_FALSE(lost.ok());
@@ -71,7 +67,7 @@ TEST_F(ConfigRecoveryTest, ALostConfigComesBackAsItWasMountedAndTheVolumeOpens) 
   EXPECT_EQ(config->disks, made.disks);
   EXPECT_EQ(config->redundancy, made.redundancy);
   EXPECT_EQ(config->max_dirty_bytes, 3u << 20);
-  EXPECT_EQ(ReadText(Config()), before);
+  EXPECT_EQ(ReadWholeFile(Config()), before);
   EXPECT_EQ(fsys::status(Config()).permissions() & fsys::perms::all, fsys::perms::owner_read |
                                                                          fsys::perms::owner_write);
   auto volume = Volume::Open(Vol(), *config);
@@ -161,7 +157,7 @@ TEST_F(ConfigRecoveryTest, AnExistingConfigOrAMountedVolumeIsLeftAlone) {
 
 TEST_F(ConfigRecoveryTest, AnEditedFormatVersionIsRefusedNamingBothAndRepaired) {
   MakeVolume();
-  const std::string good = ReadText(Config());
+  const std::string good = ReadWholeFile(Config());
   for (const std::string bad : {"1", "4294967298", "3"}) {
     std::string text = good;
     const std::string line = absl::StrCat("format_version = ", kVolumeFormatVersion);
@@ -183,7 +179,7 @@ TEST_F(ConfigRecoveryTest, AnEditedFormatVersionIsRefusedNamingBothAndRepaired) 
     auto repaired = RepairConfigFormatVersion(Vol());
     ASSERT_TRUE(repaired.ok()) << repaired.status();
     EXPECT_TRUE(repaired->has_value()) << bad;
-    EXPECT_EQ(ReadText(Config()), good) << bad;
+    EXPECT_EQ(ReadWholeFile(Config()), good) << bad;
     EXPECT_TRUE(Volume::Open(Vol(), *LoadVolumeConfig(Vol())).ok()) << bad;
   }
   auto nothing = RepairConfigFormatVersion(Vol());

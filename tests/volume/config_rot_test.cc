@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/volume/volume.h"
 #include "gtest/gtest.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/volume_files.h"
@@ -18,11 +19,6 @@ namespace cairn {
 namespace {
 
 namespace fsys = std::filesystem;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 TEST(ConfigRotTest, AFlippedByteInCairnTomlIsRefusedOrHarmless) {
   TempDir dir;
@@ -40,7 +36,7 @@ TEST(ConfigRotTest, AFlippedByteInCairnTomlIsRefusedOrHarmless) {
     id = WriteFileAsOneBlob((*volume)->ns(), (*volume)->blobs(), "f", data);
   }
   const std::string toml = vol + "/cairn.toml";
-  const std::string pristine = ReadText(toml);
+  const std::string pristine = ReadWholeFile(toml);
   std::mt19937_64 random(20261205);
   int refused = 0;
   for (int round = 0; round < 50; ++round) {

@@ -412,30 +412,20 @@ class WritebackJournal::Impl {
   // says so: the magic and type are right, its length ends it exactly where
   // the next intact record starts, and its sequence number is the one
   // missing between its neighbours. Then the damage is in the data, and the
-  // header names the file that lost the write. Otherwise nullopt: the
-  // stretch cannot be pinned on a file.
-  absl::StatusOr<std::optional<DamagedWrite>> DamagedRecordAtOr(Segment& segment, uint64_t pos,
-                                                              uint64_t next, uint64_t last_seq,
-                                                              uint64_t next_seq) {
-    std::optional<DamagedWrite> none;
-    if (next - pos < kRecordHeaderBytes || next_seq != last_seq + 2) return none;
+  // header names the file that lost the write. Otherwise (or when the header
+  // cannot even be read) nullopt: the stretch cannot be pinned on a file.
+  std::optional<DamagedWrite> DamagedRecordAt(Segment& segment, uint64_t pos, uint64_t next,
+                                              uint64_t last_seq, uint64_t next_seq) {
+    if (next - pos < kRecordHeaderBytes || next_seq != last_seq + 2) return std::nullopt;
     absl::StatusOr<std::string> header = segment.file->PRead(pos, kRecordHeaderBytes);
-    if (!header.ok()) return header.status();
-    if (header->size() < kRecordHeaderBytes) return none;
+    if (!header.ok() || header->size() < kRecordHeaderBytes) return std::nullopt;
     const char* h = header->data();
     const uint64_t length = DecodeFixed32(h + 32);
     if (DecodeFixed32(h) != kRecordMagic || DecodeFixed32(h + 36) != kRecordTypeWrite ||
         pos + kRecordHeaderBytes + length != next || DecodeFixed64(h + 8) != last_seq + 1) {
-      return none;
+      return std::nullopt;
     }
-    return std::optional<DamagedWrite>(
-        DamagedWrite{DecodeFixed64(h + 16), DecodeFixed64(h + 24), length, last_seq + 1});
-  }
-  std::optional<DamagedWrite> DamagedRecordAt(Segment& segment, uint64_t pos, uint64_t next,
-                                              uint64_t last_seq, uint64_t next_seq) {
-    absl::StatusOr<std::optional<DamagedWrite>> write =
-        DamagedRecordAtOr(segment, pos, next, last_seq, next_seq);
-    return write.ok() ? *write : std::nullopt;  // unreadable: not pinned on a file
+    return DamagedWrite{DecodeFixed64(h + 16), DecodeFixed64(h + 24), length, last_seq + 1};
   }
 
   // Where the first intact record at or after `from` starts, or nullopt.

@@ -389,13 +389,12 @@ class RocksNamespace final : public NamespaceStore {
     if (mode == XattrMode::kReplaceOnly && got.IsNotFound()) {
       return FsError(FsErrorKind::kNoAttribute, "no such xattr");
     }
-    if (value.size() > existing.size() || got.IsNotFound()) {
-      if (absl::Status s = CheckXattrRoom(ino, name.size() + 1, got.IsNotFound(),
-                                          value.size() - std::min(value.size(), existing.size()) +
-                                              (got.IsNotFound() ? name.size() : 0));
-          !s.ok()) {
-        return s;
-      }
+    const bool new_name = got.IsNotFound();
+    const size_t growth = (new_name ? name.size() : 0) +
+                          (value.size() > existing.size() ? value.size() - existing.size() : 0);
+    if (growth > 0) {
+      const size_t list_growth = new_name ? name.size() + 1 : 0;
+      if (absl::Status s = CheckXattrRoom(ino, list_growth, growth); !s.ok()) return s;
     }
     txn.batch.Put(handles_[kXattrs], S(XattrKey(ino, name)), S(value));
     (*record)->attr.ctime = options_.clock->NowTimespec();
@@ -416,9 +415,9 @@ class RocksNamespace final : public NamespaceStore {
     return value;
   }
 
-  // ENOSPC when `ino`'s xattrs cannot take `more_bytes` of names and
-  // values (and, for a new name, `name_bytes` more of the list).
-  absl::Status CheckXattrRoom(InodeId ino, size_t name_bytes, bool new_name, size_t more_bytes) {
+  // ENOSPC when `ino`'s xattrs cannot take `list_growth` more bytes of the
+  // name list and `growth` more of names and values.
+  absl::Status CheckXattrRoom(InodeId ino, size_t list_growth, size_t growth) {
     size_t list_bytes = 0, total_bytes = 0;
     std::string prefix = InodeKey(ino);
     InodeScope scope(ino);
@@ -430,8 +429,8 @@ class RocksNamespace final : public NamespaceStore {
       total_bytes += key.size() - 8 + it->value().size();
     }
     if (absl::Status s = FromRocks(it->status(), "listing xattrs"); !s.ok()) return s;
-    if ((new_name && list_bytes + name_bytes > kMaxXattrListBytes) ||
-        total_bytes + more_bytes > kMaxXattrBytesPerFile) {
+    if (list_bytes + list_growth > kMaxXattrListBytes ||
+        total_bytes + growth > kMaxXattrBytesPerFile) {
       return FsError(FsErrorKind::kNoSpace,
                      absl::StrCat("the file's extended attributes are full (names ", list_bytes,
                                   " of ", kMaxXattrListBytes, " bytes, names and values ",

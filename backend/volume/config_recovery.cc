@@ -32,14 +32,8 @@ struct OpenedNamespace {
 
 absl::StatusOr<OpenedNamespace> OpenForRecovery(const std::string& dir, const Io& io) {
   OpenedNamespace opened;
-  absl::StatusOr<std::unique_ptr<FileLock>> lock = io.env->LockFile(Join(dir, kLockName));
-  if (!lock.ok()) {
-    if (GetFsErrorKind(lock.status()) == FsErrorKind::kBusy) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "volume ", dir, " is in use by a running cairn process; unmount it first"));
-    }
-    return lock.status();
-  }
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = LockUnmountedVolume(dir, io.env);
+  if (!lock.ok()) return lock.status();
   opened.lock = std::move(*lock);
   const std::string ns_dir = Join(dir, kNamespaceDir);
   if (!io.env->Exists(ns_dir)) {

@@ -178,17 +178,21 @@ absl::Status RememberConfig(NamespaceStore& ns, const VolumeConfig& config) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<FileLock>> LockUnmountedVolume(const std::string& volume_dir,
+                                                               Env* env) {
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = env->LockFile(Join(volume_dir, kLockName));
+  if (GetFsErrorKind(lock.status()) == FsErrorKind::kBusy) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume ", volume_dir, " is in use by a running cairn process; unmount it first"));
+  }
+  return lock;
+}
+
 absl::StatusOr<std::vector<std::string>> SalvageNamespaceLog(const std::string& volume_dir,
                                                               const Io& io) {
   const std::string dir = AbsolutePath(volume_dir);
-  absl::StatusOr<std::unique_ptr<FileLock>> lock = io.env->LockFile(Join(dir, kLockName));
-  if (!lock.ok()) {
-    if (GetFsErrorKind(lock.status()) == FsErrorKind::kBusy) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("volume ", dir, " is in use by a running cairn process; unmount it first"));
-    }
-    return lock.status();
-  }
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = LockUnmountedVolume(dir, io.env);
+  if (!lock.ok()) return lock.status();
   std::vector<std::string> dropped;
   NamespaceOptions options;
   options.env = io.env;

@@ -68,6 +68,12 @@ struct MountRecord {
   pid_t pid = 0;
   std::string mountpoint;
 };
+// The volume's lock, for a tool that works on an unmounted volume (fsck
+// --repair's salvage and config rebuild): refused, saying so, while a
+// cairn process holds it.
+absl::StatusOr<std::unique_ptr<FileLock>> LockUnmountedVolume(const std::string& volume_dir,
+                                                               Env* env);
+
 // For a volume whose namespace log has damaged records (Volume::Open then
 // fails with kDataLoss): replays the log past them, keeping every intact
 // record, writes the result into the namespace's tables and retires the

@@ -548,7 +548,9 @@ class FileSystemModelTest : public ::testing::TestWithParam<int> {
 TEST_P(FileSystemModelTest, RandomOperationsMatchTheModelThroughCrashesAndMoves) {
   for (step_ = 0; step_ < kSteps; ++step_) {
     ASSERT_NO_FATAL_FAILURE(Step());
-    if (step_ % 25 == 24) ASSERT_NO_FATAL_FAILURE(CompareAll(Model::kRoot, ""));
+    if (step_ % 25 == 24) {
+      ASSERT_NO_FATAL_FAILURE(CompareAll(Model::kRoot, ""));
+    }
     if (HasFailure()) return;
   }
   ASSERT_NO_FATAL_FAILURE(CleanRemount());

@@ -153,24 +153,44 @@ absl::StatusOr<std::string> RemoteBlobStore::ReadChecked(
 }
 
 absl::Status RemoteBlobStore::Verify(BlobId id, uint64_t length, uint32_t crc32c) {
+  return CheckObject(id, length, crc32c).status;
+}
+
+RemoteBlobStore::ObjectCheck RemoteBlobStore::CheckObject(BlobId id, uint64_t length,
+                                                          uint32_t crc32c) {
   const std::string key = KeyOf(id);
+  ObjectCheck check;
+  auto fail = [&check](ObjectState state, absl::Status status) {
+    check.state = state;
+    check.status = std::move(status);
+    return check;
+  };
   absl::StatusOr<std::string> object = client_.GetObject(key);
-  if (!object.ok()) return object.status();
+  if (!object.ok()) {
+    return fail(IsNotFoundError(object.status()) ? ObjectState::kMissing
+                                                 : ObjectState::kUnreachable,
+                object.status());
+  }
+  check.bytes_read = object->size();
   absl::StatusOr<ShardHeader> header = DecodeShardHeader(*object, key);
-  if (!header.ok()) return header.status();
+  if (!header.ok()) return fail(ObjectState::kDamaged, header.status());
   if (header->volume_id != volume_id_ || header->blob_id != id) {
-    return Damaged(key, "its header names another volume or blob");
+    return fail(ObjectState::kDamaged, Damaged(key, "its header names another volume or blob"));
   }
   if (object->size() != header->data_offset + header->shard_length) {
-    return Damaged(key, absl::StrCat(object->size(), " bytes, its header says ",
-                                     header->data_offset + header->shard_length));
+    return fail(ObjectState::kDamaged,
+                Damaged(key, absl::StrCat(object->size(), " bytes, its header says ",
+                                          header->data_offset + header->shard_length)));
   }
   std::string_view data = std::string_view(*object).substr(header->data_offset);
-  if (absl::Status s = VerifyShardChunks(*header, 0, data, key); !s.ok()) return s;
-  if (data.size() != length || Crc32c(data) != crc32c || header->blob_crc32c != crc32c) {
-    return Damaged(key, "it holds other data than the namespace recorded");
+  if (absl::Status s = VerifyShardChunks(*header, 0, data, key); !s.ok()) {
+    return fail(ObjectState::kDamaged, s);
   }
-  return absl::OkStatus();
+  if (data.size() != length || Crc32c(data) != crc32c || header->blob_crc32c != crc32c) {
+    return fail(ObjectState::kDamaged,
+                Damaged(key, "it holds other data than the namespace recorded"));
+  }
+  return check;
 }
 
 absl::Status RemoteBlobStore::Delete(BlobId id) {

@@ -51,6 +51,16 @@ class RemoteBlobStore : public BlobStore {
   // volume with `length` bytes whose CRC32C is `crc32c`.
   absl::Status Verify(BlobId id, uint64_t length, uint32_t crc32c);
 
+  // Verify, telling a missing or damaged object (which a good copy
+  // repairs) from a remote that did not answer (which proves nothing).
+  enum class ObjectState { kGood, kMissing, kDamaged, kUnreachable };
+  struct ObjectCheck {
+    ObjectState state = ObjectState::kGood;
+    absl::Status status;      // why, unless kGood
+    uint64_t bytes_read = 0;  // the object's size as fetched
+  };
+  ObjectCheck CheckObject(BlobId id, uint64_t length, uint32_t crc32c);
+
   std::string KeyOf(BlobId id) const;
 
   // The tier's store when the tier and the replica share their objects:

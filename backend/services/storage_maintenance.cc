@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
+#include "backend/services/pacing.h"
 
 namespace cairn {
 namespace {
@@ -71,15 +72,7 @@ absl::StatusOr<ScrubReport> ScrubBlobs(NamespaceStore& ns, StripedBlobStore& sto
           check.shards_bad == check.shards_repaired && check.shards_bad > 0) {
         ns.ClearRepair(id).IgnoreError();  // repaired here; the queue may hold it
       }
-      if (options.bytes_per_second > 0) {
-        double due = static_cast<double>(report.bytes_read) / options.bytes_per_second;
-        double ahead = due - elapsed();
-        // Sleep in slices so a stop request is seen promptly.
-        while (ahead > 0 && !(options.should_stop && options.should_stop())) {
-          clock->SleepFor(absl::Seconds(std::min(ahead, 0.2)));
-          ahead = due - elapsed();
-        }
-      }
+      PaceReads(clock, start, report.bytes_read, options.bytes_per_second, options.should_stop);
       if (options.progress && clock->MonotonicSeconds() - last_progress >= 0.5) {
         last_progress = clock->MonotonicSeconds();
         report.seconds = elapsed();

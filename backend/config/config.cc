@@ -75,7 +75,12 @@ std::string ConfigText(const VolumeConfig& c) {
       << "# Background scrub: read and verify every blob once per this many seconds\n"
       << "# (0: never), reading at most scrub_bytes_per_second.\n"
       << "scrub_interval_seconds = " << c.scrub_interval_seconds << "\n"
-      << "scrub_bytes_per_second = " << c.scrub_bytes_per_second << "\n";
+      << "scrub_bytes_per_second = " << c.scrub_bytes_per_second << "\n"
+      << "# Background scrub of the remote copies (replica and tier objects): read\n"
+      << "# back and verify each once per this many seconds (0: never), reading at\n"
+      << "# most remote_scrub_bytes_per_second.\n"
+      << "remote_scrub_interval_seconds = " << c.remote_scrub_interval_seconds << "\n"
+      << "remote_scrub_bytes_per_second = " << c.remote_scrub_bytes_per_second << "\n";
   if (c.tier) {
     const TierConfig& t = *c.tier;
     out << "\n# The remote tier (docs/CONFIG.md): cold data moves to this S3 bucket.\n"
@@ -416,6 +421,12 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
     } else if (key == "scrub_bytes_per_second") {
       s = integer(1 << 20, &n);
       c.scrub_bytes_per_second = n;
+    } else if (key == "remote_scrub_interval_seconds") {
+      s = integer(0, &n);
+      c.remote_scrub_interval_seconds = n;
+    } else if (key == "remote_scrub_bytes_per_second") {
+      s = integer(64 << 10, &n);
+      c.remote_scrub_bytes_per_second = n;
     } else if (key == "log_level") {
       s = text(&c.log_level);
       LogLevel level;

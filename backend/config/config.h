@@ -101,6 +101,11 @@ struct VolumeConfig {
   // no more than this many bytes per second. 0 seconds: no background scrub.
   int64_t scrub_interval_seconds = 7 * 24 * 3600;
   uint64_t scrub_bytes_per_second = 16ull << 20;
+  // Background scrub of the remote copies (replica and tier objects): each
+  // is read back and verified once per interval, at no more than this many
+  // bytes per second. 0 seconds: none.
+  int64_t remote_scrub_interval_seconds = 30 * 24 * 3600;
+  uint64_t remote_scrub_bytes_per_second = 4ull << 20;
   std::optional<TierConfig> tier;
   std::optional<ReplicaConfig> replica;
   std::string config_path;          // the file this was read from

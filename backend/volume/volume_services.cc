@@ -54,6 +54,20 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     maintenance.clock = io.clock;
     maintenance_ = std::make_unique<StorageMaintenance>(volume.ns(), *striped, maintenance);
   }
+  if (volume.replica() != nullptr || volume.remote() != nullptr) {
+    RemoteCopies copies;
+    copies.replica = volume.replica();
+    copies.tier = volume.remote();
+    copies.tier_is_replica = config.tier.has_value() && config.replica.has_value() &&
+                             config.tier->SameObjectsAs(*config.replica);
+    copies.local = &volume.local_blobs();
+    copies.owner = volume.replica_owner();
+    RemoteScrubber::Options scrub;
+    scrub.interval_seconds = options.background ? config.remote_scrub_interval_seconds : 0;
+    scrub.bytes_per_second = config.remote_scrub_bytes_per_second;
+    scrub.clock = io.clock;
+    remote_scrubber_ = std::make_unique<RemoteScrubber>(volume.ns(), copies, scrub);
+  }
 }
 
 VolumeServices::~VolumeServices() { Stop(); }
@@ -61,6 +75,7 @@ VolumeServices::~VolumeServices() { Stop(); }
 void VolumeServices::Stop() {
   collector_.reset();
   maintenance_.reset();
+  remote_scrubber_.reset();
   tiering_.reset();
   backups_.reset();
   backup_store_.reset();

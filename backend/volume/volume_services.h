@@ -13,6 +13,7 @@
 #include "backend/services/backup.h"
 #include "backend/services/blob_gc.h"
 #include "backend/services/backup_service.h"
+#include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tiering.h"
@@ -42,10 +43,13 @@ class VolumeServices {
   Replicator* replicator() { return replicator_.get(); }
   BackupService* backups() { return backups_.get(); }
   StorageMaintenance* maintenance() { return maintenance_.get(); }
+  // With a [replica] or a [tier]; its background pass only with background
+  // threads.
+  RemoteScrubber* remote_scrubber() { return remote_scrubber_.get(); }
   // Only with background threads: commands leave garbage to the daemon.
   BlobCollector* collector() { return collector_.get(); }
 
-  // Stops the threads: garbage collection and scrub first (a manual scrub
+  // Stops the threads: garbage collection and scrubs first (a manual scrub
   // in progress too), then tiering, then backups before the replicator a
   // backup may wait for.
   // Idempotent.
@@ -54,6 +58,7 @@ class VolumeServices {
  private:
   std::unique_ptr<BlobCollector> collector_;
   std::unique_ptr<StorageMaintenance> maintenance_;
+  std::unique_ptr<RemoteScrubber> remote_scrubber_;
   std::unique_ptr<TieringService> tiering_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<BackupStore> backup_store_;

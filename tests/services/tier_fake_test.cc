@@ -14,6 +14,7 @@
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
 #include "backend/blob/remote_blob_store.h"
+#include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiering.h"
@@ -495,6 +496,275 @@ TEST_F(TierFakeTest, AMoveInWhoseRemoteObjectIsGoneReportsTheError) {
   absl::Status in = services_->tiering()->MoveFilesIn({ino});
   EXPECT_FALSE(in.ok()) << "cairn tier in reports success";
   EXPECT_EQ(Location(id), BlobLocation::kRemote);
+}
+
+// The remote scrub (backend/services/remote_scrub.h) on a volume whose
+// replica and tier hold good and bad copies.
+class RemoteScrubTest : public TierFakeTest {
+ protected:
+  struct File {
+    BlobId id;
+    std::string data;
+  };
+  // Files a..f, all replicated; c..f moved to the tier.
+  void WriteReplicateAndTier() {
+    ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/true, /*cache_bytes=*/0));
+    for (int i = 0; i < 6; ++i) {
+      std::string data = RandomBytes(200000 + 1000 * i, 70 + i);
+      files_.push_back({WriteFile(absl::StrCat("f", i), data), data});
+    }
+    ASSERT_TRUE(volume_->replica_owner()->Check().ok());
+    ASSERT_TRUE(services_->replicator()->RunPass().ok());
+    ASSERT_TRUE(Queued().empty());
+    for (int i = 2; i < 6; ++i) ASSERT_TRUE(volume_->tier_mover()->MoveOut(files_[i].id).ok());
+  }
+  static void Flip(FakeObjectStore& bucket, const std::string& key, size_t at) {
+    std::optional<std::string> object = bucket.Object(key);
+    ASSERT_TRUE(object.has_value()) << key;
+    (*object)[at % object->size()] ^= 0x20;
+    bucket.SetObject(key, *object);
+  }
+  std::string ReplicaKey(int i) { return volume_->replica()->KeyOf(files_[i].id); }
+  std::string TierKey(int i) { return volume_->remote()->KeyOf(files_[i].id); }
+  absl::StatusOr<RemoteScrubReport> Pass(bool repair = true, BlobId start = 0) {
+    ScrubOptions options;
+    options.repair = repair;
+    options.start = start;
+    options.checkpoint = [this](BlobId next) { checkpoint_ = next; };
+    return services_->remote_scrubber()->RunPass(options);
+  }
+
+  std::vector<File> files_;
+  BlobId checkpoint_ = 0;
+};
+
+TEST_F(RemoteScrubTest, DamagedAndMissingObjectsAreFoundAndRewrittenFromAGoodCopy) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(0), 90000));  // local: from the disks
+  Replica().DeleteObject(ReplicaKey(1)).IgnoreError();             // local: from the disks
+  ASSERT_NO_FATAL_FAILURE(Flip(Tier(), TierKey(2), 5));             // header: from the replica
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(3), 150000));  // from the tier
+  Tier().DeleteObject(TierKey(4)).IgnoreError();                    // from the replica
+
+  absl::StatusOr<RemoteScrubReport> dry = Pass(/*repair=*/false);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_EQ(dry->replica_bad, 3u);
+  EXPECT_EQ(dry->tier_bad, 2u);
+  EXPECT_EQ(dry->replica_repaired + dry->tier_repaired, 0u);
+  EXPECT_FALSE(dry->Healthy());
+  EXPECT_FALSE(InReplica(files_[0].id, files_[0].data)) << "--no-repair rewrote an object";
+
+  absl::StatusOr<RemoteScrubReport> report = Pass();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->finished);
+  EXPECT_EQ(report->replica_bad, 3u);
+  EXPECT_EQ(report->replica_repaired, 3u);
+  EXPECT_EQ(report->tier_bad, 2u);
+  EXPECT_EQ(report->tier_repaired, 2u);
+  EXPECT_EQ(report->lost, 0u);
+  EXPECT_EQ(report->objects_checked, 10u) << "6 replica objects and 4 tier objects";
+  EXPECT_EQ(report->problems.size(), 5u);
+  for (const File& f : files_) {
+    EXPECT_TRUE(InReplica(f.id, f.data)) << f.id;
+    EXPECT_TRUE(ReadsBack(f.id, f.data)) << f.id;
+  }
+  for (int i = 2; i < 6; ++i) EXPECT_TRUE(InTier(files_[i].id, files_[i].data)) << i;
+
+  absl::StatusOr<RemoteScrubReport> again = Pass();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->Healthy());
+  EXPECT_EQ(again->replica_bad + again->tier_bad, 0u);
+}
+
+TEST_F(RemoteScrubTest, AnObjectWithNoGoodCopyLeftIsCountedLostNotRewritten) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  // Both remote copies of a tiered blob damaged: nothing can repair them.
+  ASSERT_NO_FATAL_FAILURE(Flip(Tier(), TierKey(5), 100000));
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(5), 100000));
+  const std::string damaged_tier = *Tier().Object(TierKey(5));
+  absl::StatusOr<RemoteScrubReport> report = Pass();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->replica_bad, 1u);
+  EXPECT_EQ(report->tier_bad, 1u);
+  EXPECT_EQ(report->lost, 2u);
+  EXPECT_EQ(report->replica_repaired + report->tier_repaired, 0u);
+  EXPECT_FALSE(report->Healthy());
+  ASSERT_FALSE(report->problems.empty());
+  EXPECT_NE(report->problems[0].find("no good copy"), std::string::npos) << report->problems[0];
+  EXPECT_EQ(*Tier().Object(TierKey(5)), damaged_tier) << "a bad copy was written over";
+  EXPECT_FALSE(ReadBlob(files_[5].id, files_[5].data.size()).ok()) << "damaged data was served";
+}
+
+TEST_F(RemoteScrubTest, ARemoteThatDoesNotAnswerStopsThePassWhichResumesThere) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(4), 1000));
+  // The third object read fails: file 1's replica object.
+  int gets = 0;
+  Replica().SetRequestHook([&gets](Op op, const std::string&) -> std::optional<Fault> {
+    if (op == Op::kGet && ++gets >= 2) return Fault::kNetworkError;
+    return std::nullopt;
+  });
+  absl::StatusOr<RemoteScrubReport> stopped = Pass();
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_FALSE(stopped->finished);
+  EXPECT_EQ(stopped->unreachable, 1u);
+  EXPECT_EQ(stopped->replica_bad, 0u) << "an unanswered request was taken for damage";
+  EXPECT_FALSE(stopped->Healthy());
+  EXPECT_EQ(checkpoint_, files_[1].id) << "the pass resumes at the object it could not read";
+  Replica().SetRequestHook(nullptr);
+  absl::StatusOr<RemoteScrubReport> resumed = Pass(true, checkpoint_);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_TRUE(resumed->finished);
+  EXPECT_EQ(resumed->replica_bad, 1u);
+  EXPECT_EQ(resumed->replica_repaired, 1u);
+  EXPECT_EQ(resumed->objects_checked, 5u + 4u);
+}
+
+TEST_F(RemoteScrubTest, TheBackgroundPassIsPacedResumableAndShowsWhatItFound) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(2), 1000));
+  RemoteCopies copies;
+  copies.replica = volume_->replica();
+  copies.tier = volume_->remote();
+  copies.local = &volume_->local_blobs();
+  RemoteScrubber::Options options;
+  options.interval_seconds = 3600;
+  options.bytes_per_second = 64 << 10;
+  options.tick_millis = 5;
+  options.clock = &clock_;
+  const double before = clock_.MonotonicSeconds();
+  {
+    RemoteScrubber scrubber(volume_->ns(), copies, options);
+    for (int i = 0; i < 2000 && !scrubber.GetStatus().last_complete.finished; ++i) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    RemoteScrubStatus status = scrubber.GetStatus();
+    ASSERT_TRUE(status.last_complete.finished) << "no pass finished in 10 s";
+    EXPECT_EQ(status.last_complete.replica_bad, 1u);
+    EXPECT_EQ(status.last_complete.replica_repaired, 1u);
+    EXPECT_EQ(status.last_complete.objects_checked, 10u);
+    EXPECT_FALSE(status.running);
+    EXPECT_GT(status.last_finished, 0);
+    EXPECT_FALSE(status.overdue);
+  }
+  // 10 objects of about 200 KB at 64 KiB/s take about 30 s of the clock.
+  EXPECT_GE(clock_.MonotonicSeconds() - before, 25.0) << "the pass was not paced";
+  EXPECT_TRUE(InReplica(files_[2].id, files_[2].data));
+
+  // A new daemon shows the last pass's counts and starts no pass before
+  // the interval is over.
+  const uint64_t gets = Replica().Requests(Op::kGet);
+  RemoteScrubber restarted(volume_->ns(), copies, options);
+  absl::SleepFor(absl::Milliseconds(100));
+  RemoteScrubStatus status = restarted.GetStatus();
+  EXPECT_TRUE(status.last_complete.finished);
+  EXPECT_EQ(status.last_complete.replica_repaired, 1u);
+  EXPECT_EQ(Replica().Requests(Op::kGet), gets) << "a pass started before its interval";
+}
+
+TEST_F(RemoteScrubTest, AnInterruptedBackgroundPassGoesOnFromItsCursor) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  // A previous daemon stopped at file 4.
+  ASSERT_TRUE(volume_->ns().SetVolumeMeta(kRemoteScrubStartedKey, "1700000000").ok());
+  ASSERT_TRUE(
+      volume_->ns().SetVolumeMeta(kRemoteScrubCursorKey, absl::StrCat(files_[4].id)).ok());
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(0), 1000));  // behind the cursor
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(5), 1000));  // ahead of it
+  RemoteCopies copies;
+  copies.replica = volume_->replica();
+  copies.tier = volume_->remote();
+  copies.local = &volume_->local_blobs();
+  RemoteScrubber::Options options;
+  options.interval_seconds = 3600;
+  options.bytes_per_second = 1 << 30;
+  options.tick_millis = 5;
+  options.clock = &clock_;
+  RemoteScrubber scrubber(volume_->ns(), copies, options);
+  for (int i = 0; i < 2000 && !scrubber.GetStatus().last_complete.finished; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  RemoteScrubStatus status = scrubber.GetStatus();
+  ASSERT_TRUE(status.last_complete.finished);
+  EXPECT_EQ(status.last_complete.objects_checked, 4u) << "files 4 and 5, replica and tier";
+  EXPECT_EQ(status.last_complete.replica_repaired, 1u);
+  EXPECT_TRUE(InReplica(files_[5].id, files_[5].data));
+  EXPECT_FALSE(InReplica(files_[0].id, files_[0].data)) << "left for the next pass";
+}
+
+// A file deleted (and a blob moved back in) while the pass reads their
+// objects: the objects are gone for a reason, not rot.
+TEST_F(RemoteScrubTest, ObjectsGoneBecauseOfADeleteOrAMoveInDuringThePassAreNotDamage) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  NamespaceStore& ns = volume_->ns();
+  const std::string deleted_key = TierKey(2), moved_key = TierKey(3);
+  const BlobId moved = files_[3].id;
+  Tier().SetRequestHook([&](Op op, const std::string& key) -> std::optional<Fault> {
+    if (op != Op::kGet) return std::nullopt;
+    if (key == deleted_key) {
+      absl::StatusOr<InodeAttr> unlinked = ns.Unlink(kRootInode, "f2");
+      EXPECT_TRUE(unlinked.ok()) << unlinked.status();
+      if (unlinked.ok()) EXPECT_TRUE(ns.ReleaseInode(unlinked->ino).ok());
+      return Fault::kNoSuchBucket;  // a 404, as for a deleted object
+    }
+    if (key == moved_key) {
+      EXPECT_TRUE(ns.SetBlobLocation(moved, BlobLocation::kLocal).ok());
+      return Fault::kNoSuchBucket;
+    }
+    return std::nullopt;
+  });
+  absl::StatusOr<RemoteScrubReport> report = Pass(/*repair=*/false);
+  Tier().SetRequestHook(nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->tier_bad, 0u) << (report->problems.empty() ? "" : report->problems[0]);
+  EXPECT_EQ(report->lost, 0u);
+  EXPECT_TRUE(report->Healthy());
+}
+
+TEST_F(RemoteScrubTest, AReplicaAnotherCopyOwnsNowIsNotRewritten) {
+  ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
+  ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(0), 1000));
+  const std::string damaged = *Replica().Object(ReplicaKey(0));
+  // A restored copy took the replica over.
+  ReplicaOwner other(Replica(), absl::StrCat("cairn/", volume_->config().volume_id, "/"),
+                     "another-copy", &clock_);
+  ASSERT_TRUE(other.Claim().ok());
+  clock_.Advance(absl::Minutes(2));  // past this copy's cached answer
+  absl::StatusOr<RemoteScrubReport> report = Pass();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->replica_bad, 1u);
+  EXPECT_EQ(report->replica_repaired, 0u);
+  EXPECT_EQ(*Replica().Object(ReplicaKey(0)), damaged) << "wrote into a replica it does not own";
+  ASSERT_FALSE(report->problems.empty());
+  EXPECT_NE(report->problems[0].find("not repaired"), std::string::npos) << report->problems[0];
+}
+
+TEST_F(RemoteScrubTest, ATierSharingTheReplicasObjectsIsCheckedOnce) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/false, 0));
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(config.ok());
+  ReplicaConfig replica;
+  static_cast<S3Target&>(replica) = static_cast<const S3Target&>(*config->tier);
+  config->replica = replica;
+  ASSERT_TRUE(SaveVolumeConfig(Vol(), *config).ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_TRUE(config->tier->SameObjectsAs(*config->replica));
+  for (int i = 0; i < 3; ++i) {
+    std::string data = RandomBytes(100000, 90 + i);
+    files_.push_back({WriteFile(absl::StrCat("f", i), data), data});
+  }
+  ASSERT_TRUE(volume_->replica_owner()->Check().ok());
+  ASSERT_TRUE(services_->replicator()->RunPass().ok());
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(files_[2].id).ok());
+  ASSERT_NO_FATAL_FAILURE(Flip(Tier(), ReplicaKey(0), 500));  // local: from the disks
+  ASSERT_NO_FATAL_FAILURE(Flip(Tier(), ReplicaKey(2), 500));  // the only copy
+  absl::StatusOr<RemoteScrubReport> report = Pass();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->objects_checked, 3u) << "one object per blob";
+  EXPECT_EQ(report->replica_bad, 1u);
+  EXPECT_EQ(report->replica_repaired, 1u);
+  EXPECT_EQ(report->tier_bad, 1u);
+  EXPECT_EQ(report->lost, 1u);
+  EXPECT_TRUE(InReplica(files_[0].id, files_[0].data));
 }
 
 }  // namespace

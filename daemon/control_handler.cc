@@ -77,6 +77,26 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
     }
     return reply("error bad tier request");
   }
+  // scrub remote [norepair]: progress lines, then the report.
+  if (words[0] == "scrub" && words.size() >= 2 && words[1] == "remote") {
+    RemoteScrubber* scrubber = services.remote_scrubber();
+    if (scrubber == nullptr) {
+      return reply("error this volume has no remote copies: neither a [replica] nor a [tier] "
+                   "in cairn.toml");
+    }
+    ScrubOptions options;
+    options.should_stop = stopping;
+    options.repair = !(words.size() > 2 && words[2] == "norepair");
+    absl::StatusOr<RemoteScrubReport> report =
+        scrubber->RunPass(options, [&reply](const RemoteScrubReport& progress) {
+          if (!progress.finished) reply("progress " + RemoteScrubReportJson(progress));
+        });
+    if (!report.ok()) return reply("error " + std::string(report.status().message()));
+    if (!report->finished && report->unreachable == 0) {
+      return reply("error the daemon is shutting down; scrub again later");
+    }
+    return reply("done " + RemoteScrubReportJson(*report));
+  }
   StorageMaintenance* maintenance = services.maintenance();
   if (maintenance == nullptr || volume.striped() == nullptr) {
     return reply("error this volume keeps its data in one directory (format 1): it has no "

@@ -30,7 +30,7 @@ constexpr char kMainHelp[] =
     "                         whether and where a volume is mounted, and usage\n"
     "  fsck VOLUME_DIR [--repair [--disk DIR]...]\n"
     "                         check an unmounted volume; --repair fixes what it can\n"
-    "  scrub VOLUME_DIR|MOUNTPOINT [--no-repair] [--json]\n"
+    "  scrub VOLUME_DIR|MOUNTPOINT [--remote] [--no-repair] [--json]\n"
     "                         verify every shard, rewrite the bad ones\n"
     "  disk replace VOLUME_DIR OLD NEW [--force] [--json]\n"
     "                         rebuild a lost disk's shards onto a new one\n"

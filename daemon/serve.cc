@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -96,6 +97,31 @@ void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cac
       stats.backups = &*backups;
     }
   }
+  std::optional<RemoteScrubStatus> remote_scrub;
+  if (RemoteScrubber* scrubber = services.remote_scrubber()) {
+    remote_scrub = scrubber->GetStatus();
+    stats.remote_scrub = &*remote_scrub;
+    // Damage the scrub could not repair makes the copy it found it in
+    // unhealthy, however well the copying itself goes.
+    const RemoteScrubReport& done = remote_scrub->last_complete;
+    const RemoteScrubReport& now = remote_scrub->pass;
+    const uint64_t unrepaired_replica = std::max(done.replica_bad - done.replica_repaired,
+                                                 now.replica_bad - now.replica_repaired);
+    if (replica.has_value() && unrepaired_replica > 0) {
+      replica->healthy = false;
+      replica->last_error = absl::StrCat("the remote scrub found ", unrepaired_replica,
+                                         " damaged replica objects it could not repair "
+                                         "(cairn scrub --remote names them)");
+    }
+    const uint64_t unrepaired_tier =
+        std::max(done.tier_bad - done.tier_repaired, now.tier_bad - now.tier_repaired);
+    if (tier.has_value() && unrepaired_tier > 0) {
+      tier->remote_healthy = false;
+      tier->last_error = absl::StrCat("the remote scrub found ", unrepaired_tier,
+                                      " damaged tier objects it could not repair "
+                                      "(cairn scrub --remote names them)");
+    }
+  }
   ReplaceFile(volume.io().env, volume.config().cache_dir + "/stats.json", DaemonStatsJson(stats))
       .IgnoreError();
 }
@@ -169,6 +195,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     sources.tiering = services.tiering();
     sources.replicator = services.replicator();
     sources.backups = services.backups();
+    sources.remote_scrubber = services.remote_scrubber();
     absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
         config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
     if (server.ok()) {

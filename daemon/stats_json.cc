@@ -29,6 +29,28 @@ std::string ScrubReportJson(const ScrubReport& r) {
       absl::StrJoin(quoted, ", "));
 }
 
+std::string RemoteScrubReportJson(const RemoteScrubReport& r) {
+  std::vector<std::string> quoted;
+  for (const std::string& p : r.problems) quoted.push_back(JsonString(p));
+  return absl::StrFormat(
+      "{\"objects_checked\": %d, \"bytes_read\": %d, \"replica_bad\": %d, "
+      "\"replica_repaired\": %d, \"tier_bad\": %d, \"tier_repaired\": %d, \"lost\": %d, "
+      "\"unreachable\": %d, \"seconds\": %.3f, \"finished\": %s, \"healthy\": %s, "
+      "\"problems\": [%s]}",
+      r.objects_checked, r.bytes_read, r.replica_bad, r.replica_repaired, r.tier_bad,
+      r.tier_repaired, r.lost, r.unreachable, r.seconds, Bool(r.finished), Bool(r.Healthy()),
+      absl::StrJoin(quoted, ", "));
+}
+
+std::string RemoteScrubJson(const RemoteScrubStatus& s) {
+  return absl::StrFormat(
+      "{\"interval_seconds\": %d, \"bytes_per_second\": %d, \"running\": %s, "
+      "\"last_started\": %d, \"last_finished\": %d, \"overdue\": %s, \"pass\": %s, "
+      "\"last_complete\": %s}",
+      s.interval_seconds, s.bytes_per_second, Bool(s.running), s.last_started, s.last_finished,
+      Bool(s.overdue), RemoteScrubReportJson(s.pass), RemoteScrubReportJson(s.last_complete));
+}
+
 std::string StorageJson(const StorageStatus& s, const ScrubStatus* scrub) {
   std::vector<std::string> disks;
   for (const DiskInfo& d : s.disks) {
@@ -156,6 +178,9 @@ std::string DaemonStatsJson(const DaemonStats& d) {
   if (d.tier != nullptr) storage.push_back("\"tier\": " + TierJson(*d.tier, d.tier_reads));
   if (d.replica != nullptr) {
     storage.push_back("\"replica\": " + ReplicaJson(*d.replica, d.backups));
+  }
+  if (d.remote_scrub != nullptr) {
+    storage.push_back("\"remote_scrub\": " + RemoteScrubJson(*d.remote_scrub));
   }
   if (!storage.empty()) absl::StrAppend(&json, ", \"storage\": {", absl::StrJoin(storage, ", "), "}");
   return json + "}\n";

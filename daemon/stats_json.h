@@ -9,6 +9,7 @@
 #include "backend/services/backup_service.h"
 #include "backend/services/blob_gc.h"
 #include "backend/services/replica_gc.h"
+#include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tiered_blob_store.h"
@@ -18,6 +19,8 @@
 namespace cairn {
 
 std::string ScrubReportJson(const ScrubReport& report);
+std::string RemoteScrubReportJson(const RemoteScrubReport& report);
+std::string RemoteScrubJson(const RemoteScrubStatus& status);
 // `scrub`, when given, goes inside as "scrub".
 std::string StorageJson(const StorageStatus& storage, const ScrubStatus* scrub);
 // `reads`, when given, adds the remote reads and the block cache.
@@ -39,6 +42,7 @@ struct DaemonStats {
   const TieredBlobStore::Stats* tier_reads = nullptr;
   const Replicator::Status* replica = nullptr;
   const BackupService::Status* backups = nullptr;
+  const RemoteScrubStatus* remote_scrub = nullptr;
 };
 // One line of JSON.
 std::string DaemonStatsJson(const DaemonStats& stats);

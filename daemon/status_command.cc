@@ -41,6 +41,42 @@ std::string Ago(int64_t seconds) {
 }
 
 
+std::string LocalTime(uint64_t unix_seconds) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(unix_seconds),
+                          absl::LocalTimeZone());
+}
+
+// The background scrub of the replica and tier objects: what its last
+// complete pass found, and the one under way.
+void PrintRemoteScrub(const std::string& json) {
+  uint64_t last = StatNumber(json, "last_finished").value_or(0);
+  std::string done = JsonObject(json, "last_complete");
+  std::string pass = JsonObject(json, "pass");
+  auto n = [](const std::string& report, const char* key) {
+    return static_cast<unsigned long long>(StatNumber(report, key).value_or(0));
+  };
+  if (last == 0 || done.find("\"finished\": true") == std::string::npos) {
+    printf("remote scrub: no pass finished yet");
+  } else {
+    printf("remote scrub: last pass finished %s: %llu objects, %llu bad replica objects "
+           "(%llu repaired), %llu bad tier objects (%llu repaired), %llu lost",
+           LocalTime(last).c_str(), n(done, "objects_checked"), n(done, "replica_bad"),
+           n(done, "replica_repaired"), n(done, "tier_bad"), n(done, "tier_repaired"),
+           n(done, "lost"));
+  }
+  if (json.find("\"running\": true") != std::string::npos) {
+    printf("; pass running: %llu objects checked, %llu bad, %llu repaired",
+           n(pass, "objects_checked"), n(pass, "replica_bad") + n(pass, "tier_bad"),
+           n(pass, "replica_repaired") + n(pass, "tier_repaired"));
+    if (n(pass, "unreachable") > 0) printf(", waiting for the remote to answer");
+  }
+  if (json.find("\"overdue\": true") != std::string::npos) {
+    printf("; OVERDUE: a pass takes longer than remote_scrub_interval_seconds, raise "
+           "remote_scrub_bytes_per_second");
+  }
+  printf("\n");
+}
+
 // The disks, redundancy, repair queue and scrub of a striped volume.
 void PrintStorage(const std::string& storage, bool mounted) {
   uint64_t queued = StatNumber(storage, "repair_queue").value_or(0);
@@ -86,12 +122,8 @@ void PrintStorage(const std::string& storage, bool mounted) {
     uint64_t last = StatNumber(scrub, "last_finished").value_or(0);
     std::string pass = JsonObject(scrub, "pass");
     bool running = scrub.find("\"running\": true") != std::string::npos;
-    printf("scrub:      %s", last == 0 ? "never finished"
-                                       : absl::StrCat("last finished ",
-                                                      absl::FormatTime("%Y-%m-%d %H:%M:%S",
-                                                                       absl::FromUnixSeconds(last),
-                                                                       absl::LocalTimeZone()))
-                                             .c_str());
+    printf("scrub:      %s",
+           last == 0 ? "never finished" : absl::StrCat("last finished ", LocalTime(last)).c_str());
     if (running) {
       printf("; background pass running: %llu of about %llu blobs checked",
              static_cast<unsigned long long>(StatNumber(pass, "blobs_checked").value_or(0)),
@@ -145,6 +177,8 @@ void PrintStorage(const std::string& storage, bool mounted) {
                ? ("; LAST BACKUP FAILED: " + JsonText(replica, "last_backup_error")).c_str()
                : "");
   }
+  std::string remote_scrub = JsonObject(storage, "remote_scrub");
+  if (!remote_scrub.empty()) PrintRemoteScrub(remote_scrub);
   if (mounted) {
     printf("events:     %llu reads rebuilt, %llu checksum failures, %llu missing shards, "
            "%llu I/O errors, %llu degraded writes, %llu shards repaired (since mount)\n",
@@ -214,7 +248,14 @@ int StatusCommand(const Args& args) {
           (*volume)->ns().GetVolumeMeta(kScrubFinishedKey);
       storage.pop_back();
       absl::StrAppend(&storage, ", \"scrub\": {\"running\": false, \"last_finished\": ",
-                      last.ok() && last->has_value() ? **last : "0", "}}");
+                      last.ok() && last->has_value() ? **last : "0", "}");
+      if (config->replica.has_value() || config->tier.has_value()) {
+        RemoteScrubber::Options no_thread;
+        no_thread.interval_seconds = 0;
+        RemoteScrubber remote((*volume)->ns(), RemoteCopies(), no_thread);
+        absl::StrAppend(&storage, ", \"remote_scrub\": ", RemoteScrubJson(remote.GetStatus()));
+      }
+      storage += "}";
     }
   }
 

@@ -12,13 +12,14 @@
 #include "daemon/control_channel.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/volume.h"
+#include "backend/volume/volume_services.h"
 #include "daemon/cli.h"
 #include "daemon/stats_json.h"
 
 namespace cairn::cli {
 
 const char kScrubHelp[] =
-    "usage: cairn scrub VOLUME_DIR|MOUNTPOINT [--no-repair] [--json]\n"
+    "usage: cairn scrub VOLUME_DIR|MOUNTPOINT [--remote] [--no-repair] [--json]\n"
     "\n"
     "Reads every shard of every blob of file data, verifies its checksums and\n"
     "that the shards decode to the data the namespace recorded, and rewrites\n"
@@ -27,16 +28,25 @@ const char kScrubHelp[] =
     "progress bar with rate and time left shows on a terminal; elsewhere (a\n"
     "log, a pipe) a progress line every 10 seconds.\n"
     "\n"
+    "With --remote it checks the remote copies instead: every replica object\n"
+    "and remote tier object of a blob in use is read back whole and verified\n"
+    "against the checksum the namespace recorded, and one that is missing or\n"
+    "damaged is rewritten from a good copy (the local disks, the replica or\n"
+    "the tier). This reads (and pays for) every remote object once.\n"
+    "\n"
     "The daemon also scrubs in the background (scrub_interval_seconds and\n"
-    "scrub_bytes_per_second in cairn.toml).\n"
+    "scrub_bytes_per_second in cairn.toml; remote_scrub_interval_seconds and\n"
+    "remote_scrub_bytes_per_second for the remote copies).\n"
     "\n"
     "options:\n"
+    "  --remote     check the replica and remote tier objects, not the shards\n"
     "  --no-repair  only report; rewrite nothing\n"
     "  --json       print the report as one JSON object\n"
     "\n"
     "Exit status: 0 every blob is whole with full redundancy (after repairs),\n"
-    "1 something could not be repaired (a lost blob, a disk still missing)\n"
-    "or the scrub could not run, 2 bad command line.\n";
+    "1 something could not be repaired (a lost blob, a disk still missing, a\n"
+    "remote object with no good copy, a remote that did not answer) or the\n"
+    "scrub could not run, 2 bad command line.\n";
 
 const char kDiskHelp[] =
     "usage: cairn disk replace VOLUME_DIR OLD NEW [--force] [--json]\n"
@@ -136,6 +146,75 @@ absl::StatusOr<ScrubReport> ScrubHere(Volume& volume, bool repair, const char* w
   return report;
 }
 
+RemoteScrubReport ParseRemoteReport(const std::string& json) {
+  RemoteScrubReport r;
+  r.objects_checked = StatNumber(json, "objects_checked").value_or(0);
+  r.bytes_read = StatNumber(json, "bytes_read").value_or(0);
+  r.replica_bad = StatNumber(json, "replica_bad").value_or(0);
+  r.replica_repaired = StatNumber(json, "replica_repaired").value_or(0);
+  r.tier_bad = StatNumber(json, "tier_bad").value_or(0);
+  r.tier_repaired = StatNumber(json, "tier_repaired").value_or(0);
+  r.lost = StatNumber(json, "lost").value_or(0);
+  r.unreachable = StatNumber(json, "unreachable").value_or(0);
+  r.seconds = StatDouble(json, "seconds").value_or(0);
+  r.finished = json.find("\"finished\": true") != std::string::npos;
+  r.problems = ParseReport(json).problems;
+  return r;
+}
+
+void PrintRemoteReport(const RemoteScrubReport& r, bool json) {
+  if (json) {
+    printf("%s\n", RemoteScrubReportJson(r).c_str());
+    return;
+  }
+  for (const std::string& problem : r.problems) printf("problem: %s\n", problem.c_str());
+  printf("remote scrub: %llu objects (%s) checked in %.1f s: %llu bad replica objects "
+         "(%llu repaired), %llu bad tier objects (%llu repaired), %llu lost%s\n",
+         static_cast<unsigned long long>(r.objects_checked), Human(r.bytes_read).c_str(),
+         r.seconds, static_cast<unsigned long long>(r.replica_bad),
+         static_cast<unsigned long long>(r.replica_repaired),
+         static_cast<unsigned long long>(r.tier_bad),
+         static_cast<unsigned long long>(r.tier_repaired),
+         static_cast<unsigned long long>(r.lost),
+         r.unreachable > 0 ? "; stopped: the remote did not answer, run it again later" : "");
+}
+
+// cairn scrub --remote: by the daemon, or here on an unmounted volume.
+int ScrubRemote(const std::string& volume_dir, const VolumeConfig& config, bool mounted,
+                bool repair, bool json) {
+  if (!config.replica.has_value() && !config.tier.has_value()) {
+    return Fail("scrub", absl::FailedPreconditionError(
+                             "this volume has no remote copies: neither a [replica] nor a "
+                             "[tier] in cairn.toml"));
+  }
+  Progress bar("remote scrub", "objects");
+  auto show = [&bar](const RemoteScrubReport& r) { bar.Update(r.objects_checked, 0, r.bytes_read); };
+  absl::StatusOr<RemoteScrubReport> report;
+  if (mounted) {
+    absl::StatusOr<std::string> done =
+        AskDaemon(volume_dir, config.volume_id, repair ? "scrub\tremote" : "scrub\tremote\tnorepair",
+                  [&](const std::string& json) { show(ParseRemoteReport(json)); });
+    if (done.ok()) {
+      report = ParseRemoteReport(*done);
+    } else {
+      report = done.status();
+    }
+  } else {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, config);
+    if (!volume.ok()) return Fail("scrub", volume.status());
+    VolumeServices::Options options;
+    options.background = false;
+    VolumeServices services(**volume, options);
+    ScrubOptions scrub;
+    scrub.repair = repair;
+    report = services.remote_scrubber()->RunPass(scrub, show);
+  }
+  bar.Clear();
+  if (!report.ok()) return Fail("scrub", report.status());
+  PrintRemoteReport(*report, json);
+  return report->Healthy() && report->finished ? kExitOk : kExitFailed;
+}
+
 absl::StatusOr<std::unique_ptr<Volume>> OpenStriped(const std::string& volume_dir,
                                                    const VolumeConfig& config) {
   absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, config);
@@ -151,11 +230,13 @@ absl::StatusOr<std::unique_ptr<Volume>> OpenStriped(const std::string& volume_di
 }  // namespace
 
 int ScrubCommand(const Args& args) {
-  bool json = false, repair = true;
+  bool json = false, repair = true, remote = false;
   std::string target;
   for (const std::string& arg : args) {
     if (arg == "--json") {
       json = true;
+    } else if (arg == "--remote") {
+      remote = true;
     } else if (arg == "--no-repair") {
       repair = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -172,6 +253,7 @@ int ScrubCommand(const Args& args) {
   if (!config.ok()) return Fail("scrub", config.status());
   absl::StatusOr<MountRecord> record = ReadMountRecord(volume_dir);
   if (!record.ok()) return Fail("scrub", record.status());
+  if (remote) return ScrubRemote(volume_dir, *config, record->mounted, repair, json);
   absl::StatusOr<ScrubReport> report;
   if (record->mounted) {
     report = AskDaemonForReport(volume_dir, *config, repair ? "scrub" : "scrub\tnorepair", "scrub");

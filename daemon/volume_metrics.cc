@@ -156,6 +156,34 @@ void AppendScrub(StorageMaintenance& maintenance, MetricsText* out) {
         "Bad shards found by the current (or last) background scrub pass.");
 }
 
+void AppendRemoteScrub(RemoteScrubber& scrubber, MetricsText* out) {
+  RemoteScrubStatus status = scrubber.GetStatus();
+  const RemoteScrubReport& done = status.last_complete;
+  Gauge(out, "cairn_remote_scrub_running", status.running ? 1 : 0,
+        "1 while a background pass over the remote copies is under way.");
+  Gauge(out, "cairn_remote_scrub_overdue", status.overdue ? 1 : 0,
+        "1 while a remote scrub pass has run longer than its interval.");
+  Gauge(out, "cairn_remote_scrub_last_finished_timestamp_seconds", status.last_finished,
+        "Unix time the last complete pass over the remote copies ended (0: never).");
+  Gauge(out, "cairn_remote_scrub_checked_objects", done.objects_checked,
+        "Remote objects the last complete pass checked.");
+  Gauge(out, "cairn_remote_scrub_bad_replica_objects", done.replica_bad,
+        "Missing or damaged replica objects the last complete pass found.");
+  Gauge(out, "cairn_remote_scrub_repaired_replica_objects", done.replica_repaired,
+        "Of those, rewritten from a good copy.");
+  Gauge(out, "cairn_remote_scrub_bad_tier_objects", done.tier_bad,
+        "Missing or damaged remote tier objects the last complete pass found.");
+  Gauge(out, "cairn_remote_scrub_repaired_tier_objects", done.tier_repaired,
+        "Of those, rewritten from a good copy.");
+  Gauge(out, "cairn_remote_scrub_lost_objects", done.lost,
+        "Bad remote objects the last complete pass found no good copy for.");
+  Gauge(out, "cairn_remote_scrub_pass_checked_objects", status.pass.objects_checked,
+        "Remote objects checked so far by the current (or last) pass.");
+  Gauge(out, "cairn_remote_scrub_pass_bad_objects",
+        status.pass.replica_bad + status.pass.tier_bad,
+        "Bad remote objects found so far by the current (or last) pass.");
+}
+
 void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
   if (s.tiered != nullptr) {
     TieredBlobStore::Stats t = s.tiered->GetStats();
@@ -251,6 +279,7 @@ std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   AppendTier(sources, &out);
   if (sources.replicator != nullptr) AppendReplica(*sources.replicator, &out);
   if (sources.backups != nullptr) AppendBackups(*sources.backups, &out);
+  if (sources.remote_scrubber != nullptr) AppendRemoteScrub(*sources.remote_scrubber, &out);
   return out.text();
 }
 

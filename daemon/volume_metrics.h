@@ -8,6 +8,7 @@
 #include "backend/namespace/namespace_store.h"
 #include "backend/services/backup_service.h"
 #include "backend/services/blob_gc.h"
+#include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
@@ -33,6 +34,7 @@ struct VolumeMetricsSources {
   TierMover* mover = nullptr;
   TieringService* tiering = nullptr;
   Replicator* replicator = nullptr;
+  RemoteScrubber* remote_scrubber = nullptr;
   BackupService* backups = nullptr;
 };
 

@@ -46,5 +46,57 @@ TEST_F(ReplicaTest, WrittenDataReachesTheReplicaAndTheLagReturnsToZero) {
       << Brief(status);
 }
 
+// A replica object damaged in the bucket, while the volume holds a good
+// copy: cairn scrub --remote finds it, rewrites it, and says so.
+TEST_F(ReplicaTest, TheRemoteScrubFindsADamagedReplicaObjectAndRewritesIt) {
+  CommandResult made = Run("cd " + QP("") + " && for i in 1 2 3; do head -c 300000 "
+                           "/dev/urandom > f$i; done && sync");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  ASSERT_TRUE(WaitFor([&] { return ReplicaObjects() == 3; }, 60))
+      << Brief(Cairn("status " + Quote(mount_dir_), 30));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Cairn("status --json " + Quote(mount_dir_), 30)
+                   .output.find("\"replica\": {\"queued_blobs\": 0,") != std::string::npos;
+      },
+      60));
+  auto damage_one = [&] {
+    std::string object = Run("find " + Quote(server_->dir()) +
+                             " -type f -path '*/blobs/*' -name '*._S3rver_object' | sort | head -1")
+                             .output;
+    while (!object.empty() && object.back() == '\n') object.pop_back();
+    ASSERT_FALSE(object.empty());
+    CommandResult flip = Run("printf '\\x5a' | dd of=" + Quote(object) +
+                             " bs=1 seek=150000 conv=notrunc status=none");
+    ASSERT_EQ(flip.exit_code, 0) << Brief(flip);
+  };
+  ASSERT_NO_FATAL_FAILURE(damage_one());
+  CommandResult report = Cairn("scrub --remote --no-repair " + Quote(mount_dir_), 120);
+  EXPECT_EQ(report.exit_code, 1) << Brief(report);
+  EXPECT_NE(report.output.find("1 bad replica objects (0 repaired)"), std::string::npos)
+      << Brief(report);
+  EXPECT_NE(report.output.find("does not match its checksum"), std::string::npos)
+      << Brief(report);
+
+  report = Cairn("scrub --remote " + Quote(mount_dir_), 120);
+  EXPECT_EQ(report.exit_code, 0) << Brief(report);
+  EXPECT_NE(report.output.find("3 objects"), std::string::npos) << Brief(report);
+  EXPECT_NE(report.output.find("1 bad replica objects (1 repaired)"), std::string::npos)
+      << Brief(report);
+  report = Cairn("scrub --remote --json " + Quote(mount_dir_), 120);
+  EXPECT_EQ(report.exit_code, 0) << Brief(report);
+  EXPECT_NE(report.output.find("\"replica_bad\": 0,"), std::string::npos) << Brief(report);
+
+  // The status shows what the last whole pass found (after the daemon
+  // wrote its figures again).
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Cairn("status " + Quote(mount_dir_), 30)
+                   .output.find("remote scrub: last pass finished") != std::string::npos;
+      },
+      30))
+      << Brief(Cairn("status " + Quote(mount_dir_), 30));
+}
+
 }  // namespace
 }  // namespace cairn_it

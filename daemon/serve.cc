@@ -67,6 +67,9 @@ void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cac
   stats.updated = volume.io().clock->NowSeconds();
   stats.cache = cache.GetStats();
   if (BlobCollector* collector = services.collector()) stats.collector = collector->GetStats();
+  if (auto damaged = volume.ns().DamagedFiles(); damaged.ok()) {
+    stats.damaged_files = damaged->size();
+  }
   std::optional<StorageStatus> storage;
   std::optional<ScrubStatus> scrub;
   if (volume.striped() != nullptr) {

@@ -36,6 +36,7 @@ struct DaemonStats {
   int64_t updated = 0;  // Unix seconds
   FileDataCache::Stats cache;
   BlobCollector::Stats collector;
+  uint64_t damaged_files = 0;
   const StorageStatus* storage = nullptr;
   const ScrubStatus* scrub = nullptr;
   const TieringService::Status* tier = nullptr;

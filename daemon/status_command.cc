@@ -219,6 +219,7 @@ int StatusCommand(const Args& args) {
   if (!record.ok()) return Fail("status", record.status());
 
   uint64_t files = 0, data_bytes = 0, used = 0, capacity = 0, free_bytes = 0;
+  uint64_t damaged_files = 0;  // marked by a journal replay that lost their data
   std::string storage;  // JSON; empty for a format-1 volume
   if (record->mounted) {
     struct statvfs vfs;
@@ -257,15 +258,21 @@ int StatusCommand(const Args& args) {
       }
       storage += "}";
     }
+    absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> damaged =
+        (*volume)->ns().DamagedFiles();
+    if (damaged.ok()) damaged_files = damaged->size();
   }
 
   std::string cache_stats = record->mounted ? ReadDaemonStats(*config) : "";
-  if (record->mounted) storage = JsonObject(cache_stats, "storage");
+  if (record->mounted) {
+    storage = JsonObject(cache_stats, "storage");
+    damaged_files = StatNumber(cache_stats, "damaged_files").value_or(0);
+  }
   if (json) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
            "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
-           "\"free_bytes\": %llu, \"storage\": %s, \"cache\": %s}\n",
+           "\"free_bytes\": %llu, \"damaged_files\": %llu, \"storage\": %s, \"cache\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
            config->format_version, record->mounted ? "true" : "false",
            record->mounted ? JsonString(record->mountpoint).c_str() : "null",
@@ -275,6 +282,7 @@ int StatusCommand(const Args& args) {
            static_cast<unsigned long long>(used),
            static_cast<unsigned long long>(capacity),
            static_cast<unsigned long long>(free_bytes),
+           static_cast<unsigned long long>(damaged_files),
            storage.empty() ? "null" : storage.c_str(),
            cache_stats.empty() ? "null" : cache_stats.c_str());
     return kExitOk;
@@ -307,6 +315,12 @@ int StatusCommand(const Args& args) {
     printf("usage:      %llu files, %s of file data, %s in blobs; room for %s more of %s\n",
            static_cast<unsigned long long>(files), Human(data_bytes).c_str(),
            Human(used).c_str(), Human(free_bytes).c_str(), Human(capacity).c_str());
+  }
+  if (damaged_files > 0) {
+    printf("DAMAGED:    %llu file%s lost data that was written before a crash (reads fail "
+           "with EIO until rewritten or deleted); cairn fsck %s names them\n",
+           static_cast<unsigned long long>(damaged_files), damaged_files == 1 ? "" : "s",
+           volume_dir.c_str());
   }
   if (!storage.empty()) PrintStorage(storage, record->mounted);
   return kExitOk;

@@ -113,7 +113,18 @@ TEST_F(CorruptionTest, ADamagedJournalRecordCostsOnlyItsOwnWriteAndTheMountSaysS
   const std::string damaged = failing.output.substr(0, failing.output.find('\n'));
   EXPECT_EQ(failing.output, damaged + "\n") << "only one file lost a write";
   EXPECT_NE(mount.output.find("inode"), std::string::npos) << Brief(mount);
+  // cairn status counts it, mounted (from the daemon's figures) and not.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Cairn("status --json " + Quote(volume_dir_), 30)
+                   .output.find("\"damaged_files\": 1,") != std::string::npos;
+      },
+      30))
+      << Brief(Cairn("status --json " + Quote(volume_dir_), 30));
   ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult status = Cairn("status " + Quote(volume_dir_), 60);
+  EXPECT_NE(status.output.find("DAMAGED:    1 file lost data"), std::string::npos)
+      << Brief(status);
   CommandResult fsck = Cairn("fsck " + Quote(volume_dir_), 120);
   EXPECT_EQ(fsck.exit_code, 4) << Brief(fsck);
   EXPECT_NE(fsck.output.find("damaged"), std::string::npos) << Brief(fsck);
@@ -125,6 +136,8 @@ TEST_F(CorruptionTest, ADamagedJournalRecordCostsOnlyItsOwnWriteAndTheMountSaysS
   ASSERT_NO_FATAL_FAILURE(Unmount());
   CommandResult clean = Cairn("fsck " + Quote(volume_dir_), 120);
   EXPECT_EQ(clean.exit_code, 0) << Brief(clean);
+  status = Cairn("status --json " + Quote(volume_dir_), 60);
+  EXPECT_NE(status.output.find("\"damaged_files\": 0,"), std::string::npos) << Brief(status);
   ASSERT_NO_FATAL_FAILURE(Mount());
 }
 

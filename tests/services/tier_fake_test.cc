@@ -703,7 +703,9 @@ TEST_F(RemoteScrubTest, ObjectsGoneBecauseOfADeleteOrAMoveInDuringThePassAreNotD
     if (key == deleted_key) {
       absl::StatusOr<InodeAttr> unlinked = ns.Unlink(kRootInode, "f2");
       EXPECT_TRUE(unlinked.ok()) << unlinked.status();
-      if (unlinked.ok()) EXPECT_TRUE(ns.ReleaseInode(unlinked->ino).ok());
+      if (unlinked.ok()) {
+        EXPECT_TRUE(ns.ReleaseInode(unlinked->ino).ok());
+      }
       return Fault::kNoSuchBucket;  // a 404, as for a deleted object
     }
     if (key == moved_key) {

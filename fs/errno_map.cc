@@ -27,6 +27,7 @@ int ErrnoFromStatus(const absl::Status& status) {
       case FsErrorKind::kFileTooBig: return EFBIG;
       case FsErrorKind::kNotSupported: return EOPNOTSUPP;
       case FsErrorKind::kBusy: return EBUSY;
+      case FsErrorKind::kReadOnly: return EROFS;
     }
   }
   switch (status.code()) {

@@ -25,6 +25,7 @@ absl::StatusCode CanonicalCode(FsErrorKind kind) {
     case FsErrorKind::kIsDirectory:
     case FsErrorKind::kNotEmpty:
     case FsErrorKind::kBusy:
+    case FsErrorKind::kReadOnly:
       return absl::StatusCode::kFailedPrecondition;
     case FsErrorKind::kInvalid:
     case FsErrorKind::kNameTooLong:
@@ -64,6 +65,7 @@ FsErrorKind KindOfErrno(int err) {
     case EACCES: return FsErrorKind::kAccessDenied;
     case EFBIG: return FsErrorKind::kFileTooBig;
     case EOPNOTSUPP: return FsErrorKind::kNotSupported;
+    case EROFS: return FsErrorKind::kReadOnly;
     case EBUSY:
     case EWOULDBLOCK: return FsErrorKind::kBusy;
     default: return FsErrorKind::kIo;

@@ -33,6 +33,7 @@ enum class FsErrorKind {
   kFileTooBig,      // EFBIG
   kNotSupported,    // EOPNOTSUPP
   kBusy,            // EBUSY
+  kReadOnly,        // EROFS
 };
 
 // Builds a status whose canonical code fits `kind` and which carries `kind`

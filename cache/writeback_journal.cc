@@ -101,8 +101,13 @@ class WritebackJournal::Impl {
   absl::Status Load() {
     // Durably: a journal directory that vanishes in a power cut takes every
     // fsynced record in it along.
-    if (absl::Status s = CreateDirs(env_, options_.dir); !s.ok()) return s;
+    if (!options_.read_only) {
+      if (absl::Status s = CreateDirs(env_, options_.dir); !s.ok()) return s;
+    }
     absl::StatusOr<std::vector<std::string>> names = env_->ListDir(options_.dir);
+    if (options_.read_only && !names.ok() && IsNotFoundError(names.status())) {
+      return absl::OkStatus();  // no journal: nothing to replay
+    }
     if (!names.ok()) return names.status();
     absl::MutexLock lock(&mu_);
     uint64_t highest = 0;
@@ -133,10 +138,14 @@ class WritebackJournal::Impl {
         if (never_synced) {
           (*file)->Close().IgnoreError();
           LogWarning("journal segment %s has %s header, so it was never synced; treating it "
-                     "as never written and removing it",
+                     "as never written and %s",
                      segment->path,
-                     header->size() < kSegmentHeaderBytes ? "no complete" : "an all-zero");
-          if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
+                     header->size() < kSegmentHeaderBytes ? "no complete" : "an all-zero",
+                     options_.read_only ? "leaving it to the next read-write mount"
+                                        : "removing it");
+          if (!options_.read_only) {
+            if (absl::Status s = env_->Remove(segment->path); !s.ok()) return s;
+          }
           continue;
         }
         return valid;
@@ -149,6 +158,7 @@ class WritebackJournal::Impl {
       segments_[number] = segment;
     }
     next_segment_ = highest + 1;
+    if (options_.read_only) return absl::OkStatus();
     return OpenNewSegmentLocked();
   }
 
@@ -220,6 +230,9 @@ class WritebackJournal::Impl {
     if (data.size() > kMaxRecordData) {
       return FsError(FsErrorKind::kInvalid, "journal record too large");
     }
+    if (options_.read_only) {
+      return FsError(FsErrorKind::kReadOnly, "the writeback journal is open read-only");
+    }
     absl::MutexLock lock(&mu_);
     const uint64_t length = kRecordHeaderBytes + data.size();
     if (active_->failed ||
@@ -256,6 +269,7 @@ class WritebackJournal::Impl {
   }
 
   absl::Status Sync() {
+    if (options_.read_only) return absl::OkStatus();  // nothing was written
     // Everything appended before this point; later appends are not waited for.
     std::vector<std::pair<std::shared_ptr<Segment>, uint64_t>> targets;
     {
@@ -315,6 +329,7 @@ class WritebackJournal::Impl {
   }
 
   absl::Status Roll() {
+    if (options_.read_only) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
     if (active_->size <= kSegmentHeaderBytes && !active_->failed) return absl::OkStatus();
     return OpenNewSegmentLocked();
@@ -332,6 +347,7 @@ class WritebackJournal::Impl {
   }
 
   absl::Status Remove(const std::vector<uint64_t>& numbers) {
+    if (options_.read_only) return absl::OkStatus();  // the next read-write mount does it
     for (uint64_t number : numbers) {
       std::shared_ptr<Segment> segment;
       {

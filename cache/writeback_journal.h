@@ -42,6 +42,9 @@ struct JournalOptions {
   std::string dir;        // created if missing
   std::string volume_id;  // a journal of another volume is refused
   uint64_t segment_bytes = 64ull << 20;
+  // Only replay (a read-only mount): the directory is not created, no
+  // segment is made, removed or written; Append fails with EROFS.
+  bool read_only = false;
 };
 
 struct JournalRecord {

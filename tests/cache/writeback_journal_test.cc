@@ -252,6 +252,43 @@ TEST_F(WritebackJournalTest, AZeroFilledSegmentIsTreatedAsNeverWritten) {
   EXPECT_FALSE(WritebackJournal::Open(&env_, options, 200).ok());
 }
 
+TEST_F(WritebackJournalTest, AReadOnlyJournalReplaysAndChangesNothing) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, "kept").ok());
+    ASSERT_TRUE(journal->Sync().ok());
+  }
+  std::string zeros = Dir() + "/seg-0000000000000009.jnl";
+  std::ofstream(zeros, std::ios::binary) << std::string(8192, '\0');
+  absl::StatusOr<std::vector<std::string>> before = Env::Default()->ListDir(Dir());
+  ASSERT_TRUE(before.ok());
+  JournalOptions options;
+  options.dir = Dir();
+  options.volume_id = kVolumeId;
+  options.read_only = true;
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal =
+      WritebackJournal::Open(&env_, options, 0);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  std::vector<JournalRecord> records = ReplayAll(**journal);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].data, "kept");
+  absl::StatusOr<WritebackJournal::Appended> appended = (*journal)->Append(5, 4, "more");
+  EXPECT_EQ(GetFsErrorKind(appended.status()), FsErrorKind::kReadOnly);
+  EXPECT_TRUE((*journal)->Sync().ok());
+  EXPECT_TRUE((*journal)->Roll().ok());
+  EXPECT_TRUE((*journal)->Remove((*journal)->Reclaimable()).ok());
+  journal->reset();
+  absl::StatusOr<std::vector<std::string>> after = Env::Default()->ListDir(Dir());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *before) << "a segment was made or removed (the zero-filled one too)";
+  // No journal directory at all: nothing to replay, and none is made.
+  options.dir = Dir() + "/none";
+  journal = WritebackJournal::Open(&env_, options, 0);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_TRUE(ReplayAll(**journal).empty());
+  EXPECT_FALSE(Env::Default()->Exists(options.dir));
+}
+
 TEST_F(WritebackJournalTest, FullDiskFailsTheAppendAndKeepsEarlierRecords) {
   auto journal = OpenJournal(1);
   ASSERT_TRUE(journal->Append(5, 0, std::string(1000, 'a')).ok());

@@ -367,7 +367,9 @@ absl::StatusOr<std::shared_ptr<Disk>> StripedStoreImpl::OpenDisk(int index,
       return FsError(FsErrorKind::kIo, "its cairn disk marker is damaged, and it holds no "
                                        "shards of this volume that show which disk it is");
     }
-    absl::Status rewritten = WriteMarker(disk->env, disk->root, disk->path, *parsed);
+    absl::Status rewritten =
+        options_.read_only ? FsError(FsErrorKind::kReadOnly, "mounted read-only")
+                           : WriteMarker(disk->env, disk->root, disk->path, *parsed);
     LogWarning("the cairn disk marker of %s was damaged; its shards show it is disk %d of "
                "this volume%s",
                path, parsed->index,
@@ -743,6 +745,9 @@ void StripedStoreImpl::RememberDecoded(BlobId id, std::shared_ptr<const std::str
 }
 
 absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data) {
+  if (options_.read_only) {
+    return FsError(FsErrorKind::kReadOnly, "the volume is mounted read-only");
+  }
   if (data.size() > kMaxBlobBytes) {
     return FsError(FsErrorKind::kInvalid, "blob larger than 4 MiB");
   }

@@ -59,6 +59,9 @@ struct StripedStoreOptions {
   // Called, possibly from several threads, with a blob some of whose shards
   // need rewriting (rebuilt on read, or stored while a disk was down).
   std::function<void(BlobId)> queue_repair;
+  // Write nothing: no marker is rewritten, and storing a blob fails with
+  // EROFS (a read-only mount).
+  bool read_only = false;
 };
 
 struct DiskInfo {

@@ -1410,6 +1410,19 @@ class SalvageLogger final : public rocksdb::Logger {
   std::vector<std::string>* dropped_ ABSL_GUARDED_BY(mu_);
 };
 
+// A read-only open must not write the database directory, not even
+// RocksDB's own LOG file: its warnings go to cairn's log instead.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    vsnprintf(line, sizeof(line), format, ap);
+    LogWarning("namespace: %s", line);
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
@@ -1426,6 +1439,7 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
   // there, which lost every later change.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   std::vector<std::string> dropped;
+  if (options.read_only) db_options.info_log = std::make_shared<ForwardingLogger>();
   if (options.salvaged_log != nullptr) {
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
     db_options.info_log = std::make_shared<SalvageLogger>(&dropped);

@@ -88,7 +88,7 @@ absl::StatusOr<RestoreReport> RestoreVolume(BackupStore& store, RemoteBlobStore&
   local.tier.reset();
   local.replica.reset();
   absl::StatusOr<std::unique_ptr<Volume>> volume =
-      Volume::Open(dir, local, options.io, /*restoring=*/true);
+      Volume::Open(dir, local, options.io, {.restoring = true});
   if (!volume.ok()) return volume.status();
   NamespaceStore& ns = (*volume)->ns();
   BlobStore& blobs = (*volume)->local_blobs();

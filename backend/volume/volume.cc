@@ -327,11 +327,14 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
 
 absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_dir,
                                                      const VolumeConfig& config, const Io& io,
-                                                     bool restoring) {
+                                                     VolumeOpenOptions open_options) {
+  const bool restoring = open_options.restoring;
+  const bool read_only = open_options.read_only;
   Env* const env = io.env;
   std::unique_ptr<Volume> volume(new Volume());
   volume->dir_ = AbsolutePath(volume_dir);
   volume->io_ = io;
+  volume->read_only_ = read_only;
   if (!restoring && env->Exists(Join(volume->dir_, kRestoreMarkerName))) {
     return absl::FailedPreconditionError(absl::StrCat(
         volume->dir_, " is a volume cairn restore has not finished building; run the same "
@@ -370,6 +373,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   ns_options.queue_replication = config.replica.has_value();
   ns_options.env = env;
   ns_options.clock = io.clock;
+  ns_options.read_only = read_only;
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
   if (absl::IsDataLoss(ns.status())) {
@@ -391,7 +395,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   // Kept so `cairn fsck --repair` can rebuild a lost cairn.toml as it was at
   // the last mount (disks, cache_dir, the remote targets).
   // Only for a cairn.toml lost later: a full disk must not cost the mount.
-  if (absl::Status s = RememberConfig(**ns, config); !s.ok()) {
+  if (absl::Status s = read_only ? absl::OkStatus() : RememberConfig(**ns, config); !s.ok()) {
     LogWarning("could not keep a copy of cairn.toml in the namespace (%s); cairn fsck --repair "
                "can rebuild a lost cairn.toml only from the copy an earlier mount kept",
                s.ToString());
@@ -414,8 +418,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     store_options.redundancy = config.redundancy;
     store_options.disks = config.DataDisks(volume->dir_);
     store_options.env = env;
+    store_options.read_only = read_only;
     NamespaceStore* ns_for_repairs = volume->namespace_.get();
-    store_options.queue_repair = [ns_for_repairs](BlobId id) {
+    store_options.queue_repair = [ns_for_repairs, read_only](BlobId id) {
+      if (read_only) return;  // the next read-write mount's scrub finds it
       if (absl::Status s = ns_for_repairs->QueueRepair(id); !s.ok()) {
         LogError("could not queue blob %d for repair: %s (the next scrub finds it)", id,
                  s.message());
@@ -451,7 +457,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     if (config.replica && config.tier->SameObjectsAs(*config.replica)) {
       volume->remote_->LeaveDeletesToReplicaGc();
     }
-    if (config.tier->cache_bytes > 0) {
+    if (config.tier->cache_bytes > 0 && !read_only) {
       absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache =
           DiskBlockCache::Open(Join(config.cache_dir, "tier-blocks"),
                                static_cast<uint64_t>(config.tier->cache_bytes), env, io.clock);
@@ -482,6 +488,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->replica_client_ = std::move(*client);
     volume->replica_ = std::make_unique<RemoteBlobStore>(
         *volume->replica_client_, config.replica->prefix, config.volume_id);
+    // Read-only: no replica owner, so nothing can write the replica.
+    if (read_only) return FinishOpen(std::move(volume));
     absl::StatusOr<std::string> token = ReplicaOwnerToken(*volume->namespace_);
     if (!token.ok()) return token.status();
     volume->replica_owner_ = std::make_unique<ReplicaOwner>(
@@ -493,6 +501,11 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     if (!queued.ok()) return queued.status();
     if (*queued > 0) LogInfo("queued %d existing blobs for the replica", *queued);
   }
+  return FinishOpen(std::move(volume));
+}
+
+absl::StatusOr<std::unique_ptr<Volume>> Volume::FinishOpen(std::unique_ptr<Volume> volume) {
+  if (volume->read_only_) return volume;  // the next read-write open releases them
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {

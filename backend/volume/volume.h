@@ -96,6 +96,18 @@ std::optional<std::string> ReadStopError(const std::string& volume_dir,
 bool LastStopWasClean(const std::string& volume_dir, Env* env = Env::Default());
 
 
+// How Volume::Open opens a volume.
+struct VolumeOpenOptions {
+  // The restore that builds the volume (see Volume::Open).
+  bool restoring = false;
+  // Change nothing on the disks or in the buckets (mount -o ro): the
+  // namespace is opened read-only (a log left by a crash is replayed in
+  // memory), no marker is rewritten, no orphan released, no copy of
+  // cairn.toml kept, no replica queued, and remote reads skip the disk
+  // cache. Every store then fails with EROFS. A full disk mounts this way.
+  bool read_only = false;
+};
+
 class Volume {
  public:
   // Takes the volume lock (refusing, with the holder's pid and mountpoint, if
@@ -107,7 +119,8 @@ class Volume {
   static absl::StatusOr<std::unique_ptr<Volume>> Open(const std::string& volume_dir,
                                                       const VolumeConfig& config,
                                                       const Io& io = Io(),
-                                                      bool restoring = false);
+                                                      VolumeOpenOptions options = VolumeOpenOptions());
+  bool read_only() const { return read_only_; }
 
   ~Volume();  // closes the database, releases the lock
 
@@ -152,6 +165,8 @@ class Volume {
   absl::Status RecordMount(pid_t pid, const std::string& mountpoint);
 
  private:
+  // The last step of Open: releases orphans (unless read-only).
+  static absl::StatusOr<std::unique_ptr<Volume>> FinishOpen(std::unique_ptr<Volume> volume);
   Volume() = default;
   std::string dir_;
   VolumeConfig config_;
@@ -169,6 +184,7 @@ class Volume {
   std::unique_ptr<s3::ObjectStore> replica_client_;
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<ReplicaOwner> replica_owner_;
+  bool read_only_ = false;
 };
 
 }  // namespace cairn

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -127,6 +128,56 @@ TEST_F(VolumeTest, SweepDeletesOnlyBlobFilesWithoutARecord) {
   ASSERT_TRUE(blobs.Put(committed + 1000, "future").ok());
   EXPECT_EQ(*SweepOrphanBlobs(ns, blobs), 0u);
   EXPECT_TRUE(blobs.Read(committed + 1000, 0, 6).ok());
+}
+
+// Every file under `dir` with its bytes (the lock's record aside).
+std::map<std::string, std::string> FilesUnder(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fsys::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file() || entry.path().filename() == "lock") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    files[entry.path()] = std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return files;
+}
+
+TEST_F(VolumeTest, AReadOnlyOpenReadsEverythingAndChangesNoFile) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  VolumeConfig config = *LoadVolumeConfig(Vol());
+  const std::string data = "the data of a file stored as one blob";
+  BlobId id = 0;
+  {
+    auto volume = Volume::Open(Vol(), config);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    id = WriteFileAsOneBlob((*volume)->ns(), (*volume)->blobs(), "f", data);
+  }
+  // A damaged disk marker: a read-write open writes it again from the
+  // shards; a read-only one must not.
+  const std::string marker = Vol() + "/data/cairn-disk";
+  std::string text;
+  {
+    std::ifstream in(marker, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  text[10] ^= 1;
+  std::ofstream(marker, std::ios::binary | std::ios::trunc) << text;
+  const std::map<std::string, std::string> before = FilesUnder(Vol());
+
+  VolumeOpenOptions read_only;
+  read_only.read_only = true;
+  auto volume = Volume::Open(Vol(), config, Io(), read_only);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  EXPECT_TRUE((*volume)->read_only());
+  absl::StatusOr<InodeAttr> file = (*volume)->ns().Lookup(kRootInode, "f");
+  ASSERT_TRUE(file.ok()) << file.status();
+  absl::StatusOr<std::string> read = (*volume)->blobs().Read(id, 0, data.size());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, data);
+  absl::StatusOr<BlobInfo> put = (*volume)->blobs().Put(id + 1, "new");
+  EXPECT_EQ(GetFsErrorKind(put.status()), FsErrorKind::kReadOnly) << put.status();
+  EXPECT_FALSE((*volume)->ns().SetVolumeMeta("k", "v").ok());
+  volume->reset();
+  EXPECT_EQ(FilesUnder(Vol()), before) << "a read-only open changed a file";
 }
 
 TEST_F(VolumeTest, SecondOpenIsRefusedAndMountRecordNamesTheHolder) {

@@ -637,8 +637,10 @@ absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {
   if (absl::Status s = io_.env->Remove(Join(dir_, kLastStopName)); !s.ok()) return s;
   const std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
   File& file = lock_->file();
-  if (absl::Status s = file.Truncate(0); !s.ok()) return s;
+  // Over the old record first, then cut: the block the record already has
+  // is reused, so a full disk does not refuse it.
   if (absl::Status s = file.PWrite(0, text); !s.ok()) return s;
+  if (absl::Status s = file.Truncate(text.size()); !s.ok()) return s;
   return file.Sync();
 }
 

@@ -211,7 +211,10 @@ int FsckCommand(const Args& args) {
   }
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
   if (!config.ok()) return CannotRun(std::string(config.status().message()));
-  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, *config);
+  // A check alone changes nothing (and so works on a full disk).
+  VolumeOpenOptions open;
+  open.read_only = !repair;
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, *config, Io(), open);
   if (absl::IsDataLoss(volume.status())) {  // without --repair; see PrepareVolumeForCheck
     problems.push_back(std::string(volume.status().message()));
     PrintFindings(problems, fixed, notes);

@@ -230,7 +230,11 @@ int StatusCommand(const Args& args) {
       files = vfs.f_files - vfs.f_ffree;
     }
   } else {
-    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(volume_dir, *config);
+    // Looking changes nothing (and so works on a full disk).
+    VolumeOpenOptions open;
+    open.read_only = true;
+    absl::StatusOr<std::unique_ptr<Volume>> volume =
+        Volume::Open(volume_dir, *config, Io(), open);
     if (!volume.ok()) return Fail("status", volume.status());
     absl::StatusOr<NamespaceStats> stats = (*volume)->ns().Stats();
     absl::StatusOr<StoreUsage> usage = (*volume)->blobs().Usage();

@@ -57,6 +57,11 @@ struct FileDataCacheOptions {
   uint64_t max_journal_bytes = 1ull << 30;
   // When written data became dirty, for dirty_flush_seconds.
   Clock* clock = Clock::Default();
+  // A read-only mount: what the journal replays stays in memory (and in the
+  // journal) for the next read-write mount to store; flushes and fsyncs
+  // store nothing and succeed, and no file is marked damaged in the
+  // namespace (ReplayStats::damaged_files still names them).
+  bool read_only = false;
 };
 
 class FileDataCache {

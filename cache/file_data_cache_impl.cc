@@ -277,15 +277,22 @@ class FileDataCache::Impl {
           stats->damaged_files.end()) {
         continue;
       }
-      absl::Status marked = ns_.MarkDamaged(
-          write.ino, absl::StrCat("a write of ", write.length, " bytes at offset ", write.offset,
-                                  " made before a crash was lost: its record in the writeback "
-                                  "journal was damaged"));
+      absl::Status marked =
+          options_.read_only
+              ? absl::OkStatus()
+              : ns_.MarkDamaged(write.ino,
+                                absl::StrCat("a write of ", write.length, " bytes at offset ",
+                                             write.offset,
+                                             " made before a crash was lost: its record in the "
+                                             "writeback journal was damaged"));
       if (!marked.ok()) return marked;
       stats->damaged_files.push_back(write.ino);
     }
     if (absl::Status s = FlushAll(); !s.ok() && store_error.ok()) store_error = s;
-    if (!store_error.ok()) {
+    if (options_.read_only && total_dirty_.load() > 0) {
+      stats->unstored_bytes = total_dirty_.load();
+      stats->store_error = "the volume is mounted read-only";
+    } else if (!store_error.ok()) {
       stats->unstored_bytes = total_dirty_.load();
       stats->store_error = std::string(store_error.message());
       LogWarning("replaying the writeback journal: %d bytes could not be stored yet (%s); they "
@@ -431,6 +438,7 @@ class FileDataCache::Impl {
   // kept for fsync.
   absl::Status FlushLocked(InodeId ino, InodeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (options_.read_only) return absl::OkStatus();  // kept journaled
     absl::Status status = StoreRunsLocked(ino, state);
     state.store_error = status;
     return status;
@@ -516,6 +524,8 @@ class FileDataCache::Impl {
   // Over the dirty or journal limit, the writer pays: it flushes files,
   // oldest dirty first, until the cache is back under the limits.
   absl::Status RelievePressure(InodeId writer) {
+    // Read-only: only the replay adds dirty data, bounded by the journal.
+    if (options_.read_only) return absl::OkStatus();
     bool journal_full = JournalOverLimit();
     while (total_dirty_.load() > options_.max_dirty_bytes || journal_full) {
       std::shared_ptr<InodeState> victim;

@@ -18,6 +18,11 @@ void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCach
                           const std::function<void(const std::string&)>& reply,
                           const std::function<bool()>& stopping) {
   std::vector<std::string> words = absl::StrSplit(request, '\t');
+  if (volume.read_only()) {
+    return reply(absl::StrCat("error ", volume.dir(), " is mounted read-only (-o ro), which "
+                              "writes nothing: unmount it and mount it read-write for scrubs, "
+                              "disk replacement, tier moves and backups"));
+  }
   TieringService* tiering = services.tiering();
   BackupService* backups = services.backups();
   if (words[0] == "backup") {

@@ -51,7 +51,9 @@ const char kMountHelp[] =
     "  -o OPTIONS         comma-separated mount options:\n"
     "     allow_other     let all users in (the default when mounted by root;\n"
     "                     permissions are always enforced)\n"
-    "     ro              read-only\n"
+    "     ro              read-only: writes nothing to the volume (a journal a\n"
+    "                     crash left is read, not stored), so a volume on a\n"
+    "                     full disk mounts this way\n"
     "     rw              read-write (the default)\n"
     "     noatime         never change access times on reads (cairn never does)\n"
     "     debug           trace every FUSE request to the log\n"
@@ -249,8 +251,10 @@ bool CleanStaleMount(const std::string& mountpoint) {
 // place; before that, errors are returned.
 absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
                    const std::function<void(Volume&, const std::string&)>& ready) {
+  VolumeOpenOptions open;
+  open.read_only = request.fuse.read_only;
   absl::StatusOr<std::unique_ptr<Volume>> volume =
-      Volume::Open(request.volume_dir, config);
+      Volume::Open(request.volume_dir, config, Io(), open);
   if (!volume.ok()) return volume.status();
   absl::Status served = ServeVolume(
       **volume, request.fuse,

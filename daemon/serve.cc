@@ -143,6 +143,9 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   FsContext ctx;
   ctx.fs = &(*mounted)->fs();
   VolumeServices::Options services_options;
+  // Read-only: no service may write, so none runs (the control channel
+  // refuses their requests).
+  services_options.background = !volume.read_only();
   services_options.on_blob_deleted = [&cache](BlobId id) { cache.ForgetBlob(id); };
   VolumeServices services(volume, services_options);
   // Commands reach this daemon (cairn scrub, tier, backup) through the

@@ -26,10 +26,12 @@ FileSystem::FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cach
   absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> damaged = ns_.DamagedFiles();
   if (!damaged.ok()) {
     LogError("could not list the files marked damaged: %s", damaged.status().ToString());
-    return;
   }
   absl::MutexLock lock(&damaged_mu_);
-  for (auto& [ino, why] : *damaged) damaged_[ino] = std::move(why);
+  if (damaged.ok()) {
+    for (auto& [ino, why] : *damaged) damaged_[ino] = std::move(why);
+  }
+  for (const auto& [ino, why] : options_.also_damaged) damaged_[ino] = why;
   any_damaged_ = !damaged_.empty();
 }
 

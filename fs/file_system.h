@@ -46,6 +46,9 @@ class FileSystem {
   struct Options {
     bool read_only = false;
     Clock* clock = Clock::Default();
+    // Files damaged beyond those the namespace marks: a read-only mount's
+    // replay cannot mark them there, yet they must fail their reads.
+    std::vector<std::pair<InodeId, std::string>> also_damaged;
   };
   // The parts must outlive the filesystem.
   FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache, Options options);

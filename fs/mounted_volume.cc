@@ -17,8 +17,15 @@ constexpr char kJournalEpochKey[] = "journal_epoch";
 // namespace before any record is written, so sequence numbers only grow over
 // the volume's life even if the cache directory is lost or replaced; a
 // file's journal mark is then never ahead of a new record.
-absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
+// A read-only mount only replays: it appends nothing, so it needs no epoch.
+absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume, bool read_only) {
   NamespaceStore& ns = volume.ns();
+  const VolumeConfig& config = volume.config();
+  JournalOptions options;
+  options.dir = config.cache_dir + "/journal";
+  options.volume_id = config.volume_id;
+  options.read_only = read_only;
+  if (read_only) return WritebackJournal::Open(volume.io().env, options, 0);
   absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
   if (!stored.ok()) return stored.status();
   uint64_t epoch = 0;
@@ -30,15 +37,11 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
     return s;
   }
   if (absl::Status s = ns.Sync(); !s.ok()) return s;
-  const VolumeConfig& config = volume.config();
   if (absl::Status s = CreateDirs(volume.io().env, config.cache_dir); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
         "; check the path in cairn.toml"));
   }
-  JournalOptions options;
-  options.dir = config.cache_dir + "/journal";
-  options.volume_id = config.volume_id;
   return WritebackJournal::Open(volume.io().env, options, epoch << 40);
 }
 
@@ -47,8 +50,10 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume) {
 absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volume,
                                                                    Options options) {
   const VolumeConfig& config = volume.config();
+  const bool read_only = options.read_only || volume.read_only();
   std::unique_ptr<MountedVolume> mounted(new MountedVolume(volume));
-  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume);
+  mounted->read_only_ = read_only;
+  absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume, read_only);
   if (!journal.ok()) return journal.status();
   mounted->journal_ = std::move(*journal);
   FileDataCacheOptions cache_options;
@@ -57,7 +62,8 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
   cache_options.max_journal_bytes = config.max_journal_bytes;
   cache_options.journal = mounted->journal_.get();
-  cache_options.background_threads = options.background_flush;
+  cache_options.background_threads = options.background_flush && !read_only;
+  cache_options.read_only = read_only;
   cache_options.clock = volume.io().clock;
   mounted->cache_ = std::make_unique<FileDataCache>(volume.ns(), volume.blobs(), cache_options);
   absl::StatusOr<WritebackJournal::ReplayStats> replayed = mounted->cache_->ReplayJournal();
@@ -69,7 +75,8 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   mounted->replayed_ = *replayed;
   // With the replay committed, any blob file without a record is a leftover
   // of a crash between storing and committing it.
-  if (absl::StatusOr<uint64_t> swept = SweepOrphanBlobs(volume.ns(), volume.blobs());
+  if (absl::StatusOr<uint64_t> swept = read_only ? absl::StatusOr<uint64_t>(0)
+                                                 : SweepOrphanBlobs(volume.ns(), volume.blobs());
       !swept.ok()) {
     LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
   }
@@ -82,6 +89,13 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   FileSystem::Options fs_options;
   fs_options.read_only = options.read_only;
   fs_options.clock = volume.io().clock;
+  if (read_only) {
+    for (InodeId ino : replayed->damaged_files) {
+      fs_options.also_damaged.emplace_back(
+          ino, "a write made before a crash was lost: its record in the writeback journal was "
+               "damaged");
+    }
+  }
   mounted->fs_ = std::make_unique<FileSystem>(volume.ns(), volume.blobs(), *mounted->cache_,
                                               fs_options);
   return mounted;
@@ -102,7 +116,11 @@ std::string MountedVolume::ReplayWarning() const {
                     "MOUNTPOINT -inum N): inode ",
                     absl::StrJoin(replayed_.damaged_files, ", inode "), ". ");
   }
-  if (replayed_.unstored_bytes > 0) {
+  if (replayed_.unstored_bytes > 0 && read_only_) {
+    absl::StrAppend(&warning, replayed_.unstored_bytes, " bytes of writes in the writeback "
+                    "journal are not stored yet; this read-only mount reads them from memory, "
+                    "and the next read-write mount stores them. ");
+  } else if (replayed_.unstored_bytes > 0) {
     absl::StrAppend(&warning, replayed_.unstored_bytes, " bytes of writes replayed from the "
                     "writeback journal could not be stored yet (", replayed_.store_error,
                     "): they stay in the journal and are read from memory; fsync of their files "
@@ -123,6 +141,8 @@ MountedVolume::~MountedVolume() {
 }
 
 absl::Status MountedVolume::Close() {
+  // Read-only: nothing was written, and the journal keeps what it held.
+  if (read_only_) return absl::OkStatus();
   absl::Status flushed = cache_->FlushAll();
   if (flushed.ok() && journal_->Roll().ok()) {
     // Everything is stored: a second pass deletes the segment just sealed.

@@ -35,6 +35,7 @@ class MountedVolume {
   FileSystem& fs() { return *fs_; }
   FileDataCache& cache() { return *cache_; }
   const WritebackJournal::ReplayStats& replayed() const { return replayed_; }
+  bool read_only() const { return read_only_; }
   // What the user must hear of the replay (damage it skipped, a torn end);
   // empty when there was none.
   std::string ReplayWarning() const;
@@ -50,6 +51,7 @@ class MountedVolume {
   std::unique_ptr<WritebackJournal> journal_;
   std::unique_ptr<FileDataCache> cache_;
   std::unique_ptr<FileSystem> fs_;
+  bool read_only_ = false;
   WritebackJournal::ReplayStats replayed_;
 };
 

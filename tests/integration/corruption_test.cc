@@ -22,15 +22,6 @@ class CorruptionTest : public MountTest {
     MountTest::SetUp();
   }
 
-  // Kills the daemon as a crash would, after `prepare` ran on the mount.
-  void Crash() {
-    pid_t pid = DaemonPid();
-    ASSERT_GT(pid, 0);
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, 10));
-    Run("fusermount3 -u -z " + Quote(mount_dir_));
-  }
-
   // The largest file of `dir` with `extension`.
   static std::string Largest(const std::string& dir, const std::string& extension) {
     std::string largest;
@@ -53,7 +44,7 @@ TEST_F(CorruptionTest, ADamagedNamespaceLogRefusesTheMountAndFsckRepairSalvagesT
   CommandResult made = Run("cd " + QP("") + " && for i in $(seq 400); do echo data$i > f$i; "
                            "done && sync f400");
   ASSERT_EQ(made.exit_code, 0) << Brief(made);
-  ASSERT_NO_FATAL_FAILURE(Crash());
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
   const std::string log = Largest(volume_dir_ + "/namespace", ".log");
   ASSERT_FALSE(log.empty());
   ASSERT_GT(fsys::file_size(log), 40000u) << "the changes are not in the log";
@@ -89,7 +80,7 @@ TEST_F(CorruptionTest, ADamagedJournalRecordCostsOnlyItsOwnWriteAndTheMountSaysS
                            "status=none; sha256sum < f$i > " + Quote(work_dir_) + "/sum$i; "
                            "rm s$i; done");
   ASSERT_EQ(made.exit_code, 0) << Brief(made);
-  ASSERT_NO_FATAL_FAILURE(Crash());
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
   const std::string segment = Largest(volume_dir_ + "/cache/journal", ".jnl");
   ASSERT_FALSE(segment.empty());
   ASSERT_GT(fsys::file_size(segment), 3000000u) << "the writes are not in the journal";

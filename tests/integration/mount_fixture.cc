@@ -460,6 +460,14 @@ pid_t MountTest::DaemonPid() {
   return pid ? static_cast<pid_t>(atoi(pid->c_str())) : 0;
 }
 
+void MountTest::CrashDaemon() {
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, 10));
+  Run("fusermount3 -u -z " + Quote(mount_dir_));
+}
+
 void MountTest::RecordConnection() {
   struct stat st;
   if (stat(mount_dir_.c_str(), &st) != 0) return;

@@ -132,6 +132,8 @@ class MountTest : public ::testing::Test {
 
   // The daemon serving the volume, from `cairn status --json`; 0 if none.
   pid_t DaemonPid();
+  // Kills the daemon as a crash would (SIGKILL) and detaches its mount.
+  void CrashDaemon();
 
   // Notes the FUSE connection of the mount for the watchdog; call after a
   // test mounted the volume itself.

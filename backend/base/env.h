@@ -44,6 +44,10 @@ class File {
   virtual absl::Status Truncate(uint64_t size) = 0;
   virtual absl::StatusOr<uint64_t> Size() = 0;
   virtual absl::Status Close() = 0;
+  // Takes the space of [0, length) on its filesystem, so later writes there
+  // cannot run out of it (fallocate). Writes zeros where the filesystem
+  // cannot allocate.
+  virtual absl::Status Allocate(uint64_t length);
 };
 
 enum class OpenMode {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +41,15 @@ std::string DirName(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+absl::Status File::Allocate(uint64_t length) {
+  const std::string zeros(1 << 20, '\0');
+  for (uint64_t at = 0; at < length; at += zeros.size()) {
+    const uint64_t n = std::min<uint64_t>(zeros.size(), length - at);
+    if (absl::Status s = PWrite(at, std::string_view(zeros).substr(0, n)); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status WriteFileSynced(Env* env, const std::string& path, std::string_view bytes,

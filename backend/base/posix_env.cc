@@ -81,6 +81,13 @@ class PosixFile final : public File {
     return absl::OkStatus();
   }
 
+  absl::Status Allocate(uint64_t length) override {
+    int err = posix_fallocate(fd_, 0, static_cast<off_t>(length));
+    if (err == EOPNOTSUPP || err == EINVAL) return File::Allocate(length);
+    if (err != 0) return PathError(err, "allocate", path_);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<uint64_t> Size() override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return PathError(errno, "stat", path_);

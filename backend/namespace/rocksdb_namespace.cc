@@ -1440,6 +1440,11 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   std::vector<std::string> dropped;
   if (options.read_only) db_options.info_log = std::make_shared<ForwardingLogger>();
+  // A log replayed after a crash stays in memory (and in the log) until the
+  // next flush instead of being written into tables during the open: on a
+  // full disk the open would need tens of MiB it does not have. A salvage
+  // must write what it kept, or the damaged log would be replayed again.
+  db_options.avoid_flush_during_recovery = options.salvaged_log == nullptr;
   if (options.salvaged_log != nullptr) {
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
     db_options.info_log = std::make_shared<SalvageLogger>(&dropped);

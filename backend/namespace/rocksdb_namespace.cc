@@ -632,8 +632,7 @@ class RocksNamespace final : public NamespaceStore {
     std::string value;
     PutFixed64(&value, first + count);
     batch.Put(handles_[kMeta], kNextBlobKey, S(value));
-    absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
-                               "allocating blob ids");
+    absl::Status s = WriteToLog(&batch, "allocating blob ids");
     if (!s.ok()) return s;
     next_blob_ = first + count;
     return first;
@@ -744,8 +743,7 @@ class RocksNamespace final : public NamespaceStore {
       batch.Put(handles_[kMeta], S(kReplicationPrefix + std::string(key)),
                 S(ReplicationValue(now, blob->record.length)));
       if (++queued % 4096 == 0) {
-        if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
-                                       "queuing blobs for the replica");
+        if (absl::Status s = WriteToLog(&batch, "queuing blobs for the replica");
             !s.ok()) {
           return s;
         }
@@ -755,8 +753,7 @@ class RocksNamespace final : public NamespaceStore {
     if (absl::Status s = FromRocks(it->status(), "listing blobs"); !s.ok()) return s;
     // The target is recorded last: a crash before it queues them all again.
     batch.Put(handles_[kMeta], kReplicaTargetKey, S(target));
-    if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
-                                   "queuing blobs for the replica");
+    if (absl::Status s = WriteToLog(&batch, "queuing blobs for the replica");
         !s.ok()) {
       return s;
     }
@@ -830,7 +827,7 @@ class RocksNamespace final : public NamespaceStore {
       batch.Delete(handles_[kGc], S(GcKey(blob->gc_ready_sec, id)));
       batch.Delete(handles_[kBlobs], S(BlobKey(id)));
     }
-    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "forgetting blobs");
+    return WriteToLog(&batch, "forgetting blobs");
   }
 
   // --- Volume -----------------------------------------------------------
@@ -950,13 +947,41 @@ class RocksNamespace final : public NamespaceStore {
     uint64_t target = db_->GetLatestSequenceNumber();
     absl::MutexLock lock(&sync_mu_);
     if (synced_seq_ >= target) return absl::OkStatus();
+    // After a failed append RocksDB must not be asked to sync that log (it
+    // aborts the process); it must recover onto a new one first.
+    if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
     target = db_->GetLatestSequenceNumber();
     absl::Status s = FromRocks(db_->SyncWAL(), "syncing the log");
     if (s.ok()) synced_seq_ = target;
+    if (!s.ok()) log_failed_ = true;
     return s;
   }
 
  private:
+  // Every change goes through here. A failed append (a full disk, say)
+  // leaves RocksDB's log writer unusable; later writes and syncs recover
+  // first (Resume: a new log, once there is room) or fail.
+  absl::Status WriteToLog(rocksdb::WriteBatch* batch, const char* what) {
+    if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
+    rocksdb::Status written = db_->Write(rocksdb::WriteOptions(), batch);
+    if (written.IsIOError() || written.IsNoSpace()) log_failed_ = true;
+    return FromRocks(written, what);
+  }
+
+  absl::Status RecoverLog() {
+    if (!log_failed_.load()) return absl::OkStatus();
+    absl::MutexLock lock(&recover_mu_);
+    if (!log_failed_.load()) return absl::OkStatus();
+    rocksdb::Status resumed = db_->Resume();
+    if (!resumed.ok()) return FromRocks(resumed, "recovering from a failed write of the log");
+    log_failed_ = false;
+    LogInfo("namespace: writes go on after a failed write of the log");
+    return absl::OkStatus();
+  }
+
+  std::atomic<bool> log_failed_{false};
+  absl::Mutex recover_mu_;
+
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
   }
@@ -1236,8 +1261,7 @@ class RocksNamespace final : public NamespaceStore {
     if (txn.inode_count_delta != 0) put_counter(kInodeCountKey, inode_count);
     if (txn.data_bytes_delta != 0) put_counter(kDataBytesKey, data_bytes);
     if (txn.next_inode_changed) put_counter(kNextInodeKey, next_inode_);
-    absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &txn.batch),
-                               "committing a change");
+    absl::Status s = WriteToLog(&txn.batch, "committing a change");
     if (!s.ok()) {
       // The in-memory inode counter may have advanced; a skipped number is
       // harmless, a reused one would not be.

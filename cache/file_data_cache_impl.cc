@@ -605,8 +605,15 @@ class FileDataCache::Impl {
   }
 
   void BackgroundLoop() {
+    // A full disk fails every file's flush every round: one line a minute
+    // (or when the reason changes) says so, not one per file per second.
+    int64_t last_warning = INT64_MIN / 2;
+    std::string last_reason;
     while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       int64_t now = options_.clock->NowSeconds();
+      uint64_t failed = 0;
+      InodeId first_failed = 0;
+      absl::Status first_error;
       for (const auto& [ino, state] : Snapshot()) {
         absl::MutexLock lock(&state->mu);
         if (state->runs.empty()) {
@@ -615,10 +622,17 @@ class FileDataCache::Impl {
         }
         if (now - state->dirty_since < options_.dirty_flush_seconds) continue;
         absl::Status s = FlushLocked(ino, *state);
-        if (!s.ok()) {
-          // Kept dirty; the next round (or an fsync) tries again.
-          LogWarning("background flush of inode %d failed: %s", ino, s.ToString());
+        if (!s.ok() && failed++ == 0) {  // kept dirty; the next round tries again
+          first_failed = ino;
+          first_error = s;
         }
+      }
+      if (failed > 0 && (now - last_warning >= 60 || first_error.message() != last_reason)) {
+        LogWarning("background flush of %d files failed (inode %d: %s); their data stays in "
+                   "memory and the journal and is tried again",
+                   failed, first_failed, first_error.ToString());
+        last_warning = now;
+        last_reason = std::string(first_error.message());
       }
       if (absl::Status s = ReclaimJournal(); !s.ok()) {
         LogWarning("could not reclaim journal space: %s", s.ToString());

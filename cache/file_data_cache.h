@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -62,6 +63,10 @@ struct FileDataCacheOptions {
   // store nothing and succeed, and no file is marked damaged in the
   // namespace (ReplayStats::damaged_files still names them).
   bool read_only = false;
+  // When set and not OK, writes are refused and nothing is stored (the
+  // data stays dirty and journaled): the namespace's filesystem is down to
+  // the room kept for deletes (backend/volume/space_reserve.h).
+  std::function<absl::Status()> room_for_data;
 };
 
 class FileDataCache {

@@ -72,6 +72,9 @@ class FileDataCache::Impl {
       return FsError(FsErrorKind::kFileTooBig, "write past the file size limit");
     }
     if (data.empty()) return absl::OkStatus();
+    if (options_.room_for_data) {
+      if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
+    }
     // Over a limit and unable to make room (the data disk is full, say):
     // refuse the write rather than take more memory, or failing writes
     // would grow the cache without bound.
@@ -454,6 +457,9 @@ class FileDataCache::Impl {
         return absl::OkStatus();
       }
       return attr.status();
+    }
+    if (options_.room_for_data) {
+      if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
     }
     uint64_t final_size = std::max(attr->size, state.dirty_end.load());
     std::vector<Extent> extents;

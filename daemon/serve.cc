@@ -216,6 +216,9 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   absl::Notification stats_stop;
   std::thread stats_writer([&] {
     do {
+      // Frees the namespace's reserve when the disk fills, and takes it
+      // again once there is room.
+      if (SpaceReserve* reserve = volume.space_reserve()) reserve->Tend();
       WriteStatsFile(volume, services, cache);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });

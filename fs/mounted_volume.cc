@@ -64,6 +64,9 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   cache_options.journal = mounted->journal_.get();
   cache_options.background_threads = options.background_flush && !read_only;
   cache_options.read_only = read_only;
+  if (SpaceReserve* reserve = volume.space_reserve()) {
+    cache_options.room_for_data = [reserve] { return reserve->CheckRoomForData(); };
+  }
   cache_options.clock = volume.io().clock;
   mounted->cache_ = std::make_unique<FileDataCache>(volume.ns(), volume.blobs(), cache_options);
   absl::StatusOr<WritebackJournal::ReplayStats> replayed = mounted->cache_->ReplayJournal();

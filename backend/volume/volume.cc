@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -374,8 +375,24 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   ns_options.env = env;
   ns_options.clock = io.clock;
   ns_options.read_only = read_only;
+  if (!read_only) {
+    volume->reserve_ = std::make_unique<SpaceReserve>(env, volume->dir_, io.clock);
+    volume->reserve_->PrepareForOpen();
+  }
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
+  if (!ns.ok() && volume->reserve_ != nullptr && volume->reserve_->held() &&
+      absl::StrContains(ns.status().message(), "No space left")) {
+    // Replaying the log after a crash writes a table: give it the room.
+    volume->reserve_->Release("opening the namespace ran out of space");
+    ns = NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
+  }
+  if (!ns.ok() && absl::StrContains(ns.status().message(), "No space left")) {
+    return FsError(FsErrorKind::kNoSpace,
+                   absl::StrCat(ns.status().message(), ". The filesystem of ", volume->dir_,
+                                " is full: free space there, or mount the volume read-only "
+                                "(-o ro), which writes nothing"));
+  }
   if (absl::IsDataLoss(ns.status())) {
     return absl::DataLossError(absl::StrCat(
         ns.status().message(), ". cairn fsck --repair ", volume->dir_,
@@ -506,6 +523,7 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
 
 absl::StatusOr<std::unique_ptr<Volume>> Volume::FinishOpen(std::unique_ptr<Volume> volume) {
   if (volume->read_only_) return volume;  // the next read-write open releases them
+  volume->reserve_->Ensure();
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {

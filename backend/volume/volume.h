@@ -26,6 +26,7 @@
 #include "backend/config/config.h"
 #include "backend/s3/health_tracking_store.h"
 #include "backend/volume/io.h"
+#include "backend/volume/space_reserve.h"
 
 namespace cairn {
 
@@ -121,6 +122,8 @@ class Volume {
                                                       const Io& io = Io(),
                                                       VolumeOpenOptions options = VolumeOpenOptions());
   bool read_only() const { return read_only_; }
+  // The room kept for the namespace; null when read-only.
+  SpaceReserve* space_reserve() { return reserve_.get(); }
 
   ~Volume();  // closes the database, releases the lock
 
@@ -185,6 +188,7 @@ class Volume {
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<ReplicaOwner> replica_owner_;
   bool read_only_ = false;
+  std::unique_ptr<SpaceReserve> reserve_;
 };
 
 }  // namespace cairn

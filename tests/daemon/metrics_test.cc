@@ -140,6 +140,7 @@ std::string Exchange(int port, const std::string& request, bool close_write = fa
 
 TEST(VolumeMetricsTest, ReplicaMetricsShowTheQueueTheLagAndTheCopies) {
   MemEnv env;
+  env.SetCapacity(256 << 20);  // a reserve of 4 MiB, not 64
   FakeClock clock;
   FakeObjectStoreFactory buckets(&clock);
   Io io{&env, &clock, &buckets};

@@ -133,6 +133,9 @@ class FileSystemModelTest : public ::testing::TestWithParam<int> {
   void SetUp() override {
     rng_.seed(static_cast<uint32_t>(GetParam()) * 104729u + 17);
     io_ = Io{&env_, &clock_, &buckets_};
+    // Room for the test's data; the namespace's reserve (1/64 of it) then
+    // costs 4 MiB per open, not 64.
+    env_.SetCapacity(256 << 20);
     FormatOptions format;
     format.disks = {"/disk0", "/disk1", "/disk2"};
     absl::StatusOr<VolumeConfig> config = FormatVolume(kVolumeDir, format, io_);

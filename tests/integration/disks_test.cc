@@ -294,7 +294,7 @@ class DisksTest : public ::testing::Test {
     std::string image = rig_.work_dir + "/img" + std::to_string(index);
     std::string ext = rig_.work_dir + "/ext" + std::to_string(index);
     CommandResult make = Run("truncate -s " + std::to_string(image_mib_) + "M " + Quote(image) +
-                                 " && mkfs.ext4 -q -F " + Quote(image),
+                                 " && mkfs.ext4 -q -F " + mkfs_options_ + Quote(image),
                              60);
     ASSERT_EQ(make.exit_code, 0) << Brief(make);
     CommandResult loop = Run("losetup --find --show " + Quote(image), 30);
@@ -452,6 +452,7 @@ class DisksTest : public ::testing::Test {
   }
 
   const int image_mib_;
+  std::string mkfs_options_;  // ends in a space when set
   Rig rig_;
   std::vector<std::string> disks_;  // disk directories, in volume order
   bool cleaned_up_ = false;
@@ -729,6 +730,118 @@ TEST_F(DisksFullTest, FullDiskGivesENOSPCAndFreedSpaceIsReused) {
   cmp = Run("cmp " + Quote(source) + " " + Quote(M("new")), 60);
   EXPECT_EQ(cmp.exit_code, 0) << "after remount: " << Brief(cmp);
   ExpectSums("keep", "after remount", false);
+}
+
+// The default layout (namespace, journal and data on one filesystem) on a
+// small ext4 without root's reserved blocks, so that "full" is full.
+class OneFilesystemFullTest : public DisksTest {
+ protected:
+  OneFilesystemFullTest() : DisksTest(128) { mkfs_options_ = "-m 0 "; }
+
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (loop devices, mount)";
+    if (RunCommand("command -v losetup && command -v mkfs.ext4", 30).exit_code != 0) {
+      GTEST_SKIP() << "needs losetup and mkfs.ext4 (util-linux, e2fsprogs)";
+    }
+    InstallOnce();
+    char templ[] = "/tmp/cairn-full-XXXXXX";
+    ASSERT_NE(mkdtemp(templ), nullptr) << strerror(errno);
+    rig_.work_dir = templ;
+    rig_.mount_dir = rig_.work_dir + "/mnt";
+    {
+      std::lock_guard<std::mutex> lock(g_rigs_mutex);
+      g_rigs->push_back(&rig_);
+    }
+    ASSERT_EQ(mkdir(rig_.mount_dir.c_str(), 0755), 0) << strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(AddImage(0));
+    if (IsSkipped()) return;
+    rig_.volume_dir = rig_.ext_mounts[0] + "/vol";
+    CommandResult format = Cairn("format " + Quote(rig_.volume_dir), 60);
+    ASSERT_EQ(format.exit_code, 0) << Brief(format);
+    ASSERT_NO_FATAL_FAILURE(SetConfig("scrub_interval_seconds", "0"));
+    ASSERT_NO_FATAL_FAILURE(SetConfig("gc_grace_seconds", "0"));
+  }
+
+  uint64_t FreeBytes() {
+    struct statvfs vfs;
+    if (statvfs(rig_.ext_mounts[0].c_str(), &vfs) != 0) return 0;
+    return uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  }
+};
+
+// Filled through the volume, then a power cut, then the last byte taken by
+// another program: status, fsck, a read-only and a read-write mount all
+// work, files can be deleted, and the space is used again.
+TEST_F(OneFilesystemFullTest, AFullDiskAfterAPowerCutStillMountsAndDeletes) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult keep = Run("set -e; cd " + Quote(M()) +
+                               "; for i in 1 2 3; do head -c 1M /dev/urandom > keep$i; done; sync",
+                           60);
+  ASSERT_EQ(keep.exit_code, 0) << Brief(keep);
+  ASSERT_EQ(RecordSums("keep"), 3);
+  // Small files live in the namespace: a crash leaves tens of MiB in its
+  // log, which a plain open writes into tables before anything else.
+  CommandResult small = Run("set -e; cd " + Quote(M()) + "; mkdir small; for i in $(seq 900); "
+                            "do head -c 40000 /dev/urandom > small/s$i; done; sync",
+                            300);
+  ASSERT_EQ(small.exit_code, 0) << Brief(small);
+  CommandResult failed;
+  for (int i = 0; i < 40; ++i) {
+    CommandResult dd = Run("dd if=/dev/urandom of=" + Quote(M("fill" + std::to_string(i))) +
+                               " bs=1M count=8 conv=fsync status=none",
+                           120);
+    if (dd.exit_code != 0) {
+      failed = dd;
+      break;
+    }
+  }
+  ASSERT_NE(failed.exit_code, -1) << "320 MiB written to a 128 MiB filesystem";
+  EXPECT_NE(failed.output.find("No space left on device"), std::string::npos) << Brief(failed);
+  // The power goes; then another program takes every byte left.
+  pid_t pid = 0;
+  {
+    CommandResult status = Cairn("status --json " + Quote(rig_.volume_dir), 30);
+    std::optional<std::string> field = JsonField(status.output, "pid");
+    ASSERT_TRUE(field.has_value()) << Brief(status);
+    pid = static_cast<pid_t>(atoi(field->c_str()));
+  }
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, 10));
+  Run("fusermount3 -u -z " + Quote(M()));
+  Run("dd if=/dev/zero of=" + Quote(rig_.ext_mounts[0] + "/filler") + " bs=64k status=none");
+  ASSERT_LT(FreeBytes(), 64u << 10) << "the filesystem is not full";
+
+  CommandResult status = Cairn("status " + Quote(rig_.volume_dir), 60);
+  EXPECT_EQ(status.exit_code, 0) << "status on a full disk: " << Brief(status);
+  CommandResult fsck = Cairn("fsck " + Quote(rig_.volume_dir), 120);
+  EXPECT_TRUE(fsck.exit_code == 0 || fsck.exit_code == 1) << "fsck on a full disk: "
+                                                          << Brief(fsck);
+  CommandResult ro = Cairn("mount -o ro " + Quote(rig_.volume_dir) + " " + Quote(M()), 60);
+  ASSERT_EQ(ro.exit_code, 0) << "mount -o ro on a full disk: " << Brief(ro);
+  ExpectSums("keep", "mounted read-only on a full disk", false);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ExpectSums("keep", "mounted read-write on a full disk", false);
+  CommandResult rm = Run("rm -rf -- " + Quote(M()) + "/fill* " + Quote(M("small")), 120);
+  EXPECT_EQ(rm.exit_code, 0) << "deleting on a full disk: " << Brief(rm);
+  EXPECT_TRUE(WaitFor([&] { return FreeBytes() >= (24u << 20); }, 60))
+      << "deleted data not freed: " << FreeBytes() << " bytes free";
+  // Written data is stored again.
+  std::string source = rig_.work_dir + "/new.src";
+  ASSERT_EQ(Run("head -c 4M /dev/urandom > " + Quote(source)).exit_code, 0);
+  CommandResult dd = Run("dd if=" + Quote(source) + " of=" + Quote(M("new")) +
+                             " bs=1M conv=fsync status=none",
+                         60);
+  EXPECT_EQ(dd.exit_code, 0) << "write after freeing space: " << Brief(dd);
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(Run("cmp " + Quote(source) + " " + Quote(M("new"))).exit_code, 0);
+  ExpectSums("keep", "after the remount", false);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult clean = Cairn("fsck " + Quote(rig_.volume_dir), 120);
+  EXPECT_TRUE(clean.exit_code == 0 || clean.exit_code == 1) << Brief(clean);
 }
 
 }  // namespace

@@ -1,0 +1,72 @@
+// Room kept for the namespace on its filesystem, as ext4 keeps reserved
+// blocks and ZFS its slop space: a volume whose disk filled up must still
+// commit deletes (which free the space) and the journal's bookkeeping.
+//
+// Two parts. The floor: written data is not stored (the write fails with
+// ENOSPC) while the namespace's filesystem has less than bytes() free, so
+// the volume's own data never takes the namespace's last room. The reserve
+// file VOLUME_DIR/reserve, bytes() long and allocated: when the filesystem
+// fills anyway (another program, or the namespace itself), it is deleted
+// and its space goes to the namespace. It is made again once there is room.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/base/clock.h"
+#include "backend/base/env.h"
+
+namespace cairn {
+
+inline constexpr char kReserveName[] = "reserve";
+inline constexpr uint64_t kMinReserveBytes = 4ull << 20;
+inline constexpr uint64_t kMaxReserveBytes = 64ull << 20;
+
+class SpaceReserve {
+ public:
+  // `volume_dir` holds the namespace and the reserve file.
+  SpaceReserve(Env* env, std::string volume_dir, Clock* clock = Clock::Default());
+
+  // 1/64 of the filesystem, between 4 and 64 MiB.
+  uint64_t bytes() const { return bytes_; }
+  bool held() const { return held_.load(); }
+
+  // Makes the reserve file when it is missing and the filesystem has room
+  // for it and the floor, and keeps it otherwise absent. Best effort: a
+  // failure is logged and leaves the volume working without it.
+  void Ensure();
+  // Deletes the reserve file (logging `why`); its space is the namespace's.
+  void Release(const std::string& why);
+  // The daemon's periodic look: releases the reserve when less than an
+  // eighth of it is left free, makes it again once three times it is.
+  void Tend();
+  // Before the namespace is opened: releases the reserve when less than
+  // half of it is free (a log replay needs room to write).
+  void PrepareForOpen();
+
+  // OK when written data may be stored: the namespace's filesystem has
+  // bytes() free beyond the reserve (twice that once the reserve file is
+  // given up). Else kNoSpace saying so. Looks at the filesystem at most
+  // every 100 ms.
+  absl::Status CheckRoomForData();
+
+ private:
+  // Free bytes of the filesystem, looked at now; UINT64_MAX when unknown
+  // (nothing is refused or released on a guess).
+  uint64_t FreeBytes();
+
+  Env* const env_;
+  const std::string dir_;
+  const std::string path_;
+  Clock* const clock_;
+  uint64_t bytes_ = kMinReserveBytes;
+  std::atomic<bool> held_{false};
+  absl::Mutex mu_;  // one change of the file at a time
+  std::atomic<int64_t> checked_nanos_{-(int64_t{1} << 62)};  // never
+  std::atomic<uint64_t> last_free_{UINT64_MAX};
+};
+
+}  // namespace cairn

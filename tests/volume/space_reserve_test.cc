@@ -1,0 +1,122 @@
+// The room kept for the namespace (backend/volume/space_reserve.h): written
+// data stops at the floor, the reserve goes to the namespace when the disk
+// fills anyway, and a volume whose disk is full after a crash still opens
+// read-write and deletes.
+#include "backend/volume/space_reserve.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "backend/base/fs_error.h"
+#include "backend/volume/volume.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/mem_env.h"
+#include "tests/support/volume_files.h"
+
+namespace cairn {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+class SpaceReserveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_.SetCapacity(256 * kMiB);  // a reserve of 4 MiB
+    ASSERT_TRUE(env_.CreateDir("/vol").ok());
+  }
+  uint64_t Free() { return env_.StatFs("/vol")->available_bytes; }
+  // A file of another program taking all but `left` bytes.
+  void FillLeaving(uint64_t left) {
+    absl::StatusOr<std::unique_ptr<File>> file = env_.Open("/filler", OpenMode::kReadWrite);
+    ASSERT_TRUE(file.ok());
+    uint64_t size = *(*file)->Size();
+    ASSERT_GE(Free(), left);
+    ASSERT_TRUE((*file)->Truncate(size + Free() - left).ok());
+  }
+
+  MemEnv env_;
+  FakeClock clock_;
+};
+
+TEST_F(SpaceReserveTest, DataStopsAtTheFloorAndTheReserveGoesToTheNamespaceWhenFull) {
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  EXPECT_EQ(reserve.bytes(), 4 * kMiB);
+  reserve.Ensure();
+  ASSERT_TRUE(reserve.held());
+  EXPECT_EQ(env_.Stat("/vol/reserve")->size, 4 * kMiB);
+  EXPECT_TRUE(reserve.CheckRoomForData().ok());
+
+  // Down to the floor: data is refused, the reserve stays.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(3 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  absl::Status refused = reserve.CheckRoomForData();
+  EXPECT_EQ(GetFsErrorKind(refused), FsErrorKind::kNoSpace) << refused;
+  EXPECT_NE(refused.message().find("delete files"), std::string::npos) << refused;
+  reserve.Tend();
+  EXPECT_TRUE(reserve.held()) << "released while the floor still held";
+
+  // Filled by someone else: the reserve's space is freed for the namespace.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(100 << 10));
+  reserve.Tend();
+  EXPECT_FALSE(reserve.held());
+  EXPECT_FALSE(env_.Exists("/vol/reserve"));
+  EXPECT_GE(Free(), 4 * kMiB);
+
+  // Room again: taken back.
+  ASSERT_TRUE(env_.Remove("/filler").ok());
+  reserve.Tend();
+  EXPECT_TRUE(reserve.held());
+  EXPECT_EQ(env_.Stat("/vol/reserve")->size, 4 * kMiB);
+}
+
+TEST_F(SpaceReserveTest, NoReserveIsMadeWithoutRoomForItAndTheFloor) {
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(10 * kMiB));
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  reserve.Ensure();
+  EXPECT_FALSE(reserve.held());
+  EXPECT_FALSE(env_.Exists("/vol/reserve"));
+}
+
+// The default layout filled to the last byte, then a power cut: the next
+// read-write open needs room to replay the namespace's log, and the
+// reserve gives it; files can then be deleted.
+TEST(VolumeSpaceTest, AFullDiskAfterACrashStillOpensReadWriteAndDeletes) {
+  MemEnv env;
+  env.SetCapacity(256 * kMiB);
+  FakeClock clock;
+  Io io{&env, &clock, nullptr};
+  absl::StatusOr<VolumeConfig> config = FormatVolume("/vol", FormatOptions(), io);
+  ASSERT_TRUE(config.ok()) << config.status();
+  {
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    ASSERT_NE((*volume)->space_reserve(), nullptr);
+    EXPECT_TRUE((*volume)->space_reserve()->held());
+    for (int i = 0; i < 20; ++i) {
+      WriteFileAsOneBlob((*volume)->ns(), (*volume)->blobs(), "f" + std::to_string(i),
+                         std::string(100000, static_cast<char>('a' + i)));
+    }
+    ASSERT_TRUE((*volume)->ns().Sync().ok());
+    env.SetFilesystemActive(false);  // the power goes: no clean close
+  }
+  env.SetFilesystemActive(true);
+  // Everything else on the filesystem takes the rest.
+  absl::StatusOr<std::unique_ptr<File>> filler = env.Open("/filler", OpenMode::kReadWrite);
+  ASSERT_TRUE(filler.ok());
+  ASSERT_TRUE((*filler)->Truncate(env.StatFs("/vol")->available_bytes).ok());
+  ASSERT_EQ(env.StatFs("/vol")->available_bytes, 0u);
+
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  EXPECT_FALSE((*volume)->space_reserve()->held()) << "the reserve was not given up";
+  NamespaceStore& ns = (*volume)->ns();
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<InodeAttr> unlinked = ns.Unlink(kRootInode, "f" + std::to_string(i));
+    ASSERT_TRUE(unlinked.ok()) << "delete " << i << " on a full disk: " << unlinked.status();
+    ASSERT_TRUE(ns.ReleaseInode(unlinked->ino).ok());
+  }
+  EXPECT_TRUE(ns.Sync().ok());
+}
+
+}  // namespace
+}  // namespace cairn

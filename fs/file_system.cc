@@ -88,8 +88,14 @@ void FileSystem::Forget(InodeId ino, uint64_t count) {
   if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
 }
 
-void FileSystem::Release(InodeId ino) {
-  if (!inodes_.ReleaseOpen(ino)) return;
+namespace {
+
+bool MayWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+
+}  // namespace
+
+void FileSystem::Release(InodeId ino, int flags) {
+  if (!inodes_.ReleaseOpen(ino, MayWrite(flags))) return;
   absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
   if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
 }
@@ -166,19 +172,47 @@ absl::Status FileSystem::Open(InodeId ino, int flags) {
     // have set: only the open can tell the reader.
     return DamagedError(ino, *why);
   }
-  inodes_.AddOpen(ino);
+  inodes_.AddOpen(ino, MayWrite(flags));
   return absl::OkStatus();
 }
 
 absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& name,
-                                             uint32_t mode, const Caller& caller) {
+                                             uint32_t mode, const Caller& caller, int flags) {
   NewNode node;
   node.mode = S_IFREG | (mode & 07777);
   absl::StatusOr<InodeAttr> attr = ns_.MakeNode(parent, name, node, caller);
   if (!attr.ok()) return attr.status();
   inodes_.AddLookup(attr->ino);
-  inodes_.AddOpen(attr->ino);
+  inodes_.AddOpen(attr->ino, MayWrite(flags));
   return *attr;
+}
+
+absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole) {
+  absl::StatusOr<InodeAttr> attr = GetAttr(ino);
+  if (!attr.ok()) return attr.status();
+  const uint64_t size = attr->size;
+  if (offset >= size) {
+    return FsError(FsErrorKind::kNotFound, "SEEK_DATA or SEEK_HOLE at or past the end");
+  }
+  // Data the kernel may hold, or the write cache has not stored, is not in
+  // the extents: without a writer, storing it first makes them whole.
+  if (inodes_.HasWriter(ino) || !cache_.Flush(ino).ok()) return hole ? size : offset;
+  // A window at a time, so a file of many extents is not listed whole.
+  constexpr uint64_t kWindow = 1ull << 30;
+  uint64_t pos = offset;  // SEEK_HOLE: data runs up to here
+  for (uint64_t from = offset; from < size; from += std::min(kWindow, size - from)) {
+    absl::StatusOr<std::vector<Extent>> extents =
+        ns_.GetExtents(ino, from, std::min(kWindow, size - from));
+    if (!extents.ok()) return extents.status();
+    for (const Extent& e : *extents) {
+      if (!hole) return std::max(offset, e.file_offset);
+      if (e.file_offset > pos) return pos;
+      pos = std::max(pos, e.file_offset + e.length);
+    }
+    if (hole && pos < std::min(size, from + kWindow)) return pos;
+  }
+  if (!hole) return FsError(FsErrorKind::kNotFound, "no data at or after the offset");
+  return std::min(pos, size);
 }
 
 absl::StatusOr<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint64_t length) {

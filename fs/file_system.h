@@ -15,6 +15,8 @@
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -67,7 +69,8 @@ class FileSystem {
   // open, given back with Release.
   absl::StatusOr<InodeAttr> Lookup(InodeId parent, const std::string& name);
   void Forget(InodeId ino, uint64_t count);
-  void Release(InodeId ino);
+  // `flags`: those the handle was opened with.
+  void Release(InodeId ino, int flags);
 
   // Attributes as the user sees them: a regular file's size covers data
   // still in the write cache.
@@ -87,9 +90,15 @@ class FileSystem {
   // open(2) of an existing file with `flags` (O_TRUNC truncates, as the
   // kernel leaves that to us with atomic O_TRUNC).
   absl::Status Open(InodeId ino, int flags);
-  // A new regular file, opened.
+  // A new regular file, opened with `flags`.
   absl::StatusOr<InodeAttr> Create(InodeId parent, const std::string& name, uint32_t mode,
-                                   const Caller& caller);
+                                   const Caller& caller, int flags = O_RDWR);
+  // lseek(2) with SEEK_DATA (`hole` false) or SEEK_HOLE: the first offset
+  // at or after `offset` where data (or a hole) starts; kNotFound (ENXIO)
+  // at or past the end. Precise only while no handle that may write is
+  // open (the kernel may hold written pages not yet sent); then the whole
+  // file counts as data, as for a filesystem without holes.
+  absl::StatusOr<uint64_t> SeekDataOrHole(InodeId ino, uint64_t offset, bool hole);
   absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length);
   absl::Status Write(InodeId ino, uint64_t offset, std::string_view data);
   absl::Status Fsync(InodeId ino);

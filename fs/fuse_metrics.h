@@ -44,6 +44,7 @@ enum class FuseOp {
   kListxattr,
   kRemovexattr,
   kFallocate,
+  kLseek,
   kCount,  // not an operation: the number of them
 };
 inline constexpr size_t kFuseOpCount = static_cast<size_t>(FuseOp::kCount);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "fs/errno_map.h"
 
@@ -308,19 +309,19 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // Only this daemon writes the volume, so cached pages stay valid across
   // opens.
   fi->keep_cache = 1;
-  if (fuse_reply_open(req, fi) != 0) ctx.fs->Release(ino);
+  if (fuse_reply_open(req, fi) != 0) ctx.fs->Release(ino, fi->flags);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
               mode_t mode, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kCreate);
   FsContext& ctx = Ctx(req);
-  absl::StatusOr<InodeAttr> attr = ctx.fs->Create(parent, name, mode, CallerOf(req));
+  absl::StatusOr<InodeAttr> attr = ctx.fs->Create(parent, name, mode, CallerOf(req), fi->flags);
   if (!attr.ok()) return ReplyError(req, attr.status());
   fuse_entry_param e = EntryFor(ctx, *attr);
   fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) {
-    ctx.fs->Release(attr->ino);
+    ctx.fs->Release(attr->ino, fi->flags);
     ctx.fs->Forget(attr->ino, 1);
   }
 }
@@ -351,9 +352,22 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   ReplyErrno(req, 0);
 }
 
-void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence, fuse_file_info*) {
+  RequestScope scope(req, FuseOp::kLseek);
+  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || offset < 0) return ReplyErrno(req, EINVAL);
+  absl::StatusOr<uint64_t> at =
+      Ctx(req).fs->SeekDataOrHole(ino, static_cast<uint64_t>(offset), whence == SEEK_HOLE);
+  if (!at.ok()) {
+    // Past the end, or no data after the offset: lseek's ENXIO.
+    return GetFsErrorKind(at.status()) == FsErrorKind::kNotFound ? ReplyErrno(req, ENXIO)
+                                                                  : ReplyError(req, at.status());
+  }
+  fuse_reply_lseek(req, static_cast<off_t>(*at));
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kRelease);
-  Ctx(req).fs->Release(ino);
+  Ctx(req).fs->Release(ino, fi->flags);
   ReplyErrno(req, 0);
 }
 
@@ -572,9 +586,10 @@ fuse_lowlevel_ops MakeOperations() {
   ops.listxattr = OpListxattr;
   ops.removexattr = OpRemovexattr;
   ops.fallocate = OpFallocate;
-  // No lseek handler: with the writeback cache the kernel holds written
-  // pages the daemon has not seen, so only the kernel can answer SEEK_DATA
-  // and SEEK_HOLE correctly (it then reports the whole file as data).
+  // The kernel asks only for SEEK_DATA and SEEK_HOLE; while a writer has
+  // the file open it may hold pages the daemon has not seen, and the
+  // answer is then "all data" (FileSystem::SeekDataOrHole).
+  ops.lseek = OpLseek;
   return ops;
 }
 

@@ -25,16 +25,26 @@ class InodeTable {
     it->second.lookups -= count < it->second.lookups ? count : it->second.lookups;
     return EraseIfUnused(it);
   }
-  void AddOpen(InodeId ino) {
+  // `writer`: the handle may write (the kernel may then hold written pages
+  // the daemon has not seen yet).
+  void AddOpen(InodeId ino, bool writer = false) {
     absl::MutexLock lock(&mu_);
-    refs_[ino].opens++;
+    Refs& refs = refs_[ino];
+    refs.opens++;
+    refs.writers += writer;
   }
-  bool ReleaseOpen(InodeId ino) {
+  bool ReleaseOpen(InodeId ino, bool writer = false) {
     absl::MutexLock lock(&mu_);
     auto it = refs_.find(ino);
     if (it == refs_.end()) return true;
     if (it->second.opens > 0) it->second.opens--;
+    if (writer && it->second.writers > 0) it->second.writers--;
     return EraseIfUnused(it);
+  }
+  bool HasWriter(InodeId ino) {
+    absl::MutexLock lock(&mu_);
+    auto it = refs_.find(ino);
+    return it != refs_.end() && it->second.writers > 0;
   }
   bool InUse(InodeId ino) {
     absl::MutexLock lock(&mu_);
@@ -45,6 +55,7 @@ class InodeTable {
   struct Refs {
     uint64_t lookups = 0;
     uint64_t opens = 0;
+    uint64_t writers = 0;  // of the opens
   };
   using Map = absl::flat_hash_map<InodeId, Refs>;
   bool EraseIfUnused(Map::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

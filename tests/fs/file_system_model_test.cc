@@ -219,7 +219,7 @@ class FileSystemModelTest : public ::testing::TestWithParam<int> {
     absl::StatusOr<InodeAttr> attr = fs().Create(Ino(dir), name, 0644, Caller{});
     Expect("create", exists ? Outcome(FsErrorKind::kExists) : std::nullopt, attr.status());
     if (!attr.ok()) return;
-    fs().Release(attr->ino);
+    fs().Release(attr->ino, O_RDWR);
     fs().Forget(attr->ino, 1);
     inodes_[model_.Add(dir, name, ModelNode::Kind::kFile)] = attr->ino;
   }

@@ -197,7 +197,7 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
       if (names.contains(name)) return;
       absl::StatusOr<InodeAttr> attr = fs().Create(kRootInode, name, 0644, Caller{});
       ASSERT_TRUE(attr.ok()) << attr.status();
-      fs().Release(attr->ino);
+      fs().Release(attr->ino, O_RDWR);
       fs().Forget(attr->ino, 1);
       files_[attr->ino] = FileHistory();
       Note(absl::StrCat("create ", name, " = inode ", attr->ino));

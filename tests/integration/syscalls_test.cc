@@ -120,6 +120,60 @@ TEST_F(SyscallTest, FreshlyWrittenFilesCountTheirBlocks) {
   EXPECT_EQ(archived.exit_code, 0) << "tar -S lost the data: " << Brief(archived);
 }
 
+// SEEK_DATA and SEEK_HOLE find the holes of a sparse file once no writer
+// has it open, so cp --sparse, tar -S and image tools keep them; while a
+// writer has it open no data may be skipped (the kernel may hold pages the
+// daemon has not seen), so the answer may only be coarser.
+TEST_F(SyscallTest, SeekDataAndSeekHoleFindTheHolesOfAClosedFile) {
+  constexpr off_t kFar = 64 << 20;
+  std::string block(4096, 'd');
+  int fd = open(P("sparse").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  ASSERT_EQ(pwrite(fd, block.data(), block.size(), 0), 4096);
+  ASSERT_EQ(pwrite(fd, block.data(), block.size(), kFar), 4096);
+  ASSERT_EQ(fsync(fd), 0) << strerror(errno);
+  // Still open for writing: whatever the answer, no data is skipped.
+  off_t data = lseek(fd, 4096, SEEK_DATA);
+  EXPECT_TRUE(data >= 4096 && data <= kFar) << data;
+  ASSERT_EQ(close(fd), 0);
+
+  fd = open(P("sparse").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  EXPECT_EQ(lseek(fd, 0, SEEK_DATA), 0);
+  EXPECT_EQ(lseek(fd, 0, SEEK_HOLE), 4096);
+  EXPECT_EQ(lseek(fd, 4096, SEEK_DATA), kFar) << "the data written at 64 MiB was not found";
+  EXPECT_EQ(lseek(fd, 100, SEEK_DATA), 100);
+  EXPECT_EQ(lseek(fd, kFar, SEEK_HOLE), kFar + 4096) << "the end is a hole";
+  errno = 0;
+  EXPECT_EQ(lseek(fd, kFar + 4096, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  errno = 0;
+  EXPECT_EQ(lseek(fd, kFar + 4096, SEEK_HOLE), -1);
+  EXPECT_EQ(errno, ENXIO);
+  close(fd);
+
+  // A writer elsewhere may hold written pages the daemon has not seen: a
+  // reader's SEEK_DATA must not jump over them.
+  int writer = open(P("sparse").c_str(), O_WRONLY);
+  ASSERT_GE(writer, 0) << strerror(errno);
+  ASSERT_EQ(pwrite(writer, block.data(), block.size(), 32 << 20), 4096);
+  int reader = open(P("sparse").c_str(), O_RDONLY);
+  ASSERT_GE(reader, 0) << strerror(errno);
+  data = lseek(reader, 4096, SEEK_DATA);
+  EXPECT_TRUE(data >= 4096 && data <= (32 << 20)) << "data written at 32 MiB skipped: " << data;
+  close(reader);
+  close(writer);
+
+  // cp --sparse keeps the holes, and the copy reads back the same.
+  std::string copy = work_dir_ + "/copy";
+  CommandResult copied = Run("cp --sparse=always " + QP("sparse") + " " + Quote(copy) +
+                             " && cmp " + QP("sparse") + " " + Quote(copy) + " && du -k " +
+                             Quote(copy) + " | cut -f1");
+  ASSERT_EQ(copied.exit_code, 0) << Brief(copied);
+  EXPECT_LT(std::atoll(copied.output.c_str()), 8 * 1024) << "the holes were copied as data: "
+                                                         << Brief(copied);
+}
+
 // Every xattr a file holds can be listed and so copied: past the per-file
 // bound setxattr fails with ENOSPC (as on ext4) instead of accepting
 // attributes that listxattr then fails on (E2BIG) and cp -a drops.

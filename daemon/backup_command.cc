@@ -34,7 +34,7 @@ const char kBackupHelp[] =
     "usage: cairn backup VOLUME_DIR|MOUNTPOINT [--json]\n"
     "       cairn backup list VOLUME_DIR|MOUNTPOINT [--json]\n"
     "       cairn backup list --from s3://BUCKET/PREFIX [--endpoint URL] [--region R]\n"
-    "                         [--addressing path|virtual] [--json]\n"
+    "                         [--addressing auto|path|virtual] [--json]\n"
     "       cairn backup gc VOLUME_DIR|MOUNTPOINT [--json]\n"
     "       cairn backup claim VOLUME_DIR|MOUNTPOINT\n"
     "\n"
@@ -67,7 +67,7 @@ const char kBackupHelp[] =
 
 const char kRestoreHelp[] =
     "usage: cairn restore --from s3://BUCKET/PREFIX [--endpoint URL] [--region R]\n"
-    "                     [--addressing path|virtual] [--backup ID] [--take-over]\n"
+    "                     [--addressing auto|path|virtual] [--backup ID] [--take-over]\n"
     "                     NEW_VOLUME_DIR [--disk DIR]...\n"
     "       cairn restore --verify --from s3://BUCKET/PREFIX [--endpoint URL] [--backup ID]\n"
     "\n"
@@ -88,7 +88,8 @@ const char kRestoreHelp[] =
     "  --from s3://BUCKET/PREFIX  where the replica is\n"
     "  --endpoint URL  the S3 endpoint (default https://s3.REGION.amazonaws.com)\n"
     "  --region R      the bucket's region (default us-east-1)\n"
-    "  --addressing A  path or virtual-hosted requests (default: virtual for AWS)\n"
+    "  --addressing A  auto, path or virtual (virtual-hosted) requests; auto (the\n"
+    "                  default) is virtual for amazonaws.com, path elsewhere\n"
     "  --backup ID     this backup (cairn backup list) instead of the newest\n"
     "  --take-over     the new volume carries on replicating to this replica and\n"
     "                  taking backups there, in place of the lost one. Only when\n"
@@ -157,7 +158,7 @@ bool TakeSourceOption(const Args& args, size_t& i, Source* source, std::string* 
   }
   if (std::optional<std::string> addressing = value("--addressing")) {
     if (*addressing != "path" && *addressing != "virtual" && *addressing != "auto") {
-      *error = "--addressing wants path or virtual";
+      *error = "--addressing wants auto, path or virtual";
     }
     source->target.addressing = *addressing;
     return true;

@@ -115,23 +115,6 @@ struct Source {
   std::string given;  // s3://BUCKET/PREFIX as typed
 };
 
-// The value of option `name` at args[i] ("--name VALUE" or "--name=VALUE"),
-// moving `i` onto the value; nullopt if args[i] is not that option, or it
-// has no value (then `error` says so).
-std::optional<std::string> OptionValue(const Args& args, size_t& i, const std::string& name,
-                                       std::string* error) {
-  const std::string& arg = args[i];
-  if (arg == name) {
-    if (i + 1 >= args.size()) {
-      *error = name + " wants a value";
-      return std::nullopt;
-    }
-    return args[++i];
-  }
-  if (arg.rfind(name + "=", 0) == 0) return arg.substr(name.size() + 1);
-  return std::nullopt;
-}
-
 // Parses "--from s3://B/P" and friends out of `args` at `i`; true if it
 // took the option.
 bool TakeSourceOption(const Args& args, size_t& i, Source* source, std::string* error) {

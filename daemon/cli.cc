@@ -27,6 +27,20 @@ int Fail(const std::string& verb, const absl::Status& status) {
   return Fail(verb, std::string(status.message()));
 }
 
+std::optional<std::string> OptionValue(const Args& args, size_t& i, const std::string& name,
+                                       std::string* error) {
+  const std::string& arg = args[i];
+  if (arg == name) {
+    if (i + 1 >= args.size()) {
+      *error = name + " wants a value";
+      return std::nullopt;
+    }
+    return args[++i];
+  }
+  if (arg.rfind(name + "=", 0) == 0) return arg.substr(name.size() + 1);
+  return std::nullopt;
+}
+
 int UsageError(const std::string& verb, const std::string& message) {
   fprintf(stderr, "cairn: %s: %s; see cairn %s--help\n", verb.c_str(),
           message.c_str(), verb.empty() ? "" : (verb + " ").c_str());

@@ -28,6 +28,12 @@ int Fail(const std::string& verb, const absl::Status& status);
 // Prints the usage error and the pointer to --help; returns kExitUsage.
 int UsageError(const std::string& verb, const std::string& message);
 
+// The value of option `name` at args[i] ("--name VALUE" or "--name=VALUE"),
+// moving `i` onto the value; nullopt if args[i] is not that option, or it
+// has no value (then `error` says so).
+std::optional<std::string> OptionValue(const Args& args, size_t& i, const std::string& name,
+                                       std::string* error);
+
 bool WantsHelp(const Args& args);
 
 // A cairn mount as /proc/self/mountinfo lists it.

@@ -169,13 +169,14 @@ int FsckCommand(const Args& args) {
       repair = true;
       continue;
     }
-    if (arg == "--disk") {
-      if (i + 1 >= args.size()) {
-        UsageError("fsck", "--disk needs a directory");
-        return kFsckUsage;
-      }
-      disks.push_back(args[++i]);
+    std::string missing;
+    if (std::optional<std::string> disk = OptionValue(args, i, "--disk", &missing)) {
+      disks.push_back(*disk);
       continue;
+    }
+    if (!missing.empty()) {
+      UsageError("fsck", "--disk needs a directory");
+      return kFsckUsage;
     }
     if (!arg.empty() && arg[0] == '-') {
       UsageError("fsck", "unknown option '" + arg + "'");

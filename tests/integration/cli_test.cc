@@ -333,6 +333,22 @@ TEST_F(CliTest, FsckRepairRebuildsALostConfigAndUndoesAnEditedVersion) {
   EXPECT_EQ(Run("sha256sum < " + QP("f")).output, made.output);
 }
 
+// Options that take a value take it as the next word or after "=", as
+// GNU tools do: scripts write either.
+TEST_F(CliTest, FsckTakesDiskAsTheNextWordOrAfterAnEqualsSign) {
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  for (const std::string& form : {"--disk /d", "--disk=/d"}) {
+    CommandResult check = Cairn("fsck " + form + " " + Quote(volume_dir_), 60);
+    EXPECT_EQ(check.exit_code, 16) << form << ": " << Brief(check);
+    EXPECT_NE(check.output.find("it needs --repair"), std::string::npos)
+        << form << " was not taken as --disk: " << Brief(check);
+  }
+  CommandResult missing = Cairn("fsck " + Quote(volume_dir_) + " --disk", 60);
+  EXPECT_EQ(missing.exit_code, 16) << Brief(missing);
+  EXPECT_NE(missing.output.find("--disk needs a directory"), std::string::npos) << Brief(missing);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+}
+
 TEST_F(CliTest, SigtermUnmountsCleanlyAndKeepsData) {
   // Written without fsync: SIGTERM must still get the kernel's dirty pages
   // and the daemon's buffers onto the volume.

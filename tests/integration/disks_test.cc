@@ -233,22 +233,9 @@ class DisksTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (NativeMode()) GTEST_SKIP() << "needs cairn";
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (loop devices, mount)";
-    if (RunCommand("command -v losetup && command -v mkfs.ext4", 30).exit_code != 0) {
-      GTEST_SKIP() << "needs losetup and mkfs.ext4 (util-linux, e2fsprogs)";
-    }
-    InstallOnce();
-    char templ[] = "/tmp/cairn-disks-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr) << strerror(errno);
-    rig_.work_dir = templ;
+    ASSERT_NO_FATAL_FAILURE(StartRig("/tmp/cairn-disks-XXXXXX"));
+    if (IsSkipped()) return;
     rig_.volume_dir = rig_.work_dir + "/volume";
-    rig_.mount_dir = rig_.work_dir + "/mnt";
-    {
-      std::lock_guard<std::mutex> lock(g_rigs_mutex);
-      g_rigs->push_back(&rig_);
-    }
-    ASSERT_EQ(mkdir(rig_.mount_dir.c_str(), 0755), 0) << strerror(errno);
     for (int i = 0; i < kDisks; ++i) {
       ASSERT_NO_FATAL_FAILURE(AddImage(i));
       if (IsSkipped()) return;
@@ -266,6 +253,27 @@ class DisksTest : public ::testing::Test {
     // No background scrub: the scrubs in these tests must find what was
     // broken themselves.
     ASSERT_NO_FATAL_FAILURE(SetConfig("scrub_interval_seconds", "0"));
+  }
+
+  // Skips without root, losetup or mkfs.ext4; else makes the private work
+  // directory (from mkdtemp `pattern`) and its mount directory, and lets
+  // the exit and signal handlers take the rig down.
+  void StartRig(const char* pattern) {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (loop devices, mount)";
+    if (RunCommand("command -v losetup && command -v mkfs.ext4", 30).exit_code != 0) {
+      GTEST_SKIP() << "needs losetup and mkfs.ext4 (util-linux, e2fsprogs)";
+    }
+    InstallOnce();
+    std::string templ = pattern;
+    ASSERT_NE(mkdtemp(templ.data()), nullptr) << strerror(errno);
+    rig_.work_dir = templ;
+    rig_.mount_dir = rig_.work_dir + "/mnt";
+    {
+      std::lock_guard<std::mutex> lock(g_rigs_mutex);
+      g_rigs->push_back(&rig_);
+    }
+    ASSERT_EQ(mkdir(rig_.mount_dir.c_str(), 0755), 0) << strerror(errno);
   }
 
   void TearDown() override {
@@ -739,21 +747,8 @@ class OneFilesystemFullTest : public DisksTest {
   OneFilesystemFullTest() : DisksTest(128) { mkfs_options_ = "-m 0 "; }
 
   void SetUp() override {
-    if (NativeMode()) GTEST_SKIP() << "needs cairn";
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (loop devices, mount)";
-    if (RunCommand("command -v losetup && command -v mkfs.ext4", 30).exit_code != 0) {
-      GTEST_SKIP() << "needs losetup and mkfs.ext4 (util-linux, e2fsprogs)";
-    }
-    InstallOnce();
-    char templ[] = "/tmp/cairn-full-XXXXXX";
-    ASSERT_NE(mkdtemp(templ), nullptr) << strerror(errno);
-    rig_.work_dir = templ;
-    rig_.mount_dir = rig_.work_dir + "/mnt";
-    {
-      std::lock_guard<std::mutex> lock(g_rigs_mutex);
-      g_rigs->push_back(&rig_);
-    }
-    ASSERT_EQ(mkdir(rig_.mount_dir.c_str(), 0755), 0) << strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(StartRig("/tmp/cairn-full-XXXXXX"));
+    if (IsSkipped()) return;
     ASSERT_NO_FATAL_FAILURE(AddImage(0));
     if (IsSkipped()) return;
     rig_.volume_dir = rig_.ext_mounts[0] + "/vol";

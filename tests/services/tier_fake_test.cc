@@ -534,6 +534,30 @@ class RemoteScrubTest : public TierFakeTest {
     return services_->remote_scrubber()->RunPass(options);
   }
 
+  RemoteCopies Copies() {
+    RemoteCopies copies;
+    copies.replica = volume_->replica();
+    copies.tier = volume_->remote();
+    copies.local = &volume_->local_blobs();
+    return copies;
+  }
+  // A background pass every hour of the test's clock, looking every 5 ms.
+  RemoteScrubber::Options BackgroundOptions(uint64_t bytes_per_second) {
+    RemoteScrubber::Options options;
+    options.interval_seconds = 3600;
+    options.bytes_per_second = bytes_per_second;
+    options.tick_millis = 5;
+    options.clock = &clock_;
+    return options;
+  }
+  // Its status once a whole pass finished, or after 10 s of real time.
+  static RemoteScrubStatus WaitForAWholePass(RemoteScrubber& scrubber) {
+    for (int i = 0; i < 2000 && !scrubber.GetStatus().last_complete.finished; ++i) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return scrubber.GetStatus();
+  }
+
   std::vector<File> files_;
   BlobId checkpoint_ = 0;
 };
@@ -623,22 +647,10 @@ TEST_F(RemoteScrubTest, ARemoteThatDoesNotAnswerStopsThePassWhichResumesThere) {
 TEST_F(RemoteScrubTest, TheBackgroundPassIsPacedResumableAndShowsWhatItFound) {
   ASSERT_NO_FATAL_FAILURE(WriteReplicateAndTier());
   ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(2), 1000));
-  RemoteCopies copies;
-  copies.replica = volume_->replica();
-  copies.tier = volume_->remote();
-  copies.local = &volume_->local_blobs();
-  RemoteScrubber::Options options;
-  options.interval_seconds = 3600;
-  options.bytes_per_second = 64 << 10;
-  options.tick_millis = 5;
-  options.clock = &clock_;
   const double before = clock_.MonotonicSeconds();
   {
-    RemoteScrubber scrubber(volume_->ns(), copies, options);
-    for (int i = 0; i < 2000 && !scrubber.GetStatus().last_complete.finished; ++i) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    RemoteScrubStatus status = scrubber.GetStatus();
+    RemoteScrubber scrubber(volume_->ns(), Copies(), BackgroundOptions(64 << 10));
+    RemoteScrubStatus status = WaitForAWholePass(scrubber);
     ASSERT_TRUE(status.last_complete.finished) << "no pass finished in 10 s";
     EXPECT_EQ(status.last_complete.replica_bad, 1u);
     EXPECT_EQ(status.last_complete.replica_repaired, 1u);
@@ -654,7 +666,7 @@ TEST_F(RemoteScrubTest, TheBackgroundPassIsPacedResumableAndShowsWhatItFound) {
   // A new daemon shows the last pass's counts and starts no pass before
   // the interval is over.
   const uint64_t gets = Replica().Requests(Op::kGet);
-  RemoteScrubber restarted(volume_->ns(), copies, options);
+  RemoteScrubber restarted(volume_->ns(), Copies(), BackgroundOptions(64 << 10));
   absl::SleepFor(absl::Milliseconds(100));
   RemoteScrubStatus status = restarted.GetStatus();
   EXPECT_TRUE(status.last_complete.finished);
@@ -670,21 +682,9 @@ TEST_F(RemoteScrubTest, AnInterruptedBackgroundPassGoesOnFromItsCursor) {
       volume_->ns().SetVolumeMeta(kRemoteScrubCursorKey, absl::StrCat(files_[4].id)).ok());
   ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(0), 1000));  // behind the cursor
   ASSERT_NO_FATAL_FAILURE(Flip(Replica(), ReplicaKey(5), 1000));  // ahead of it
-  RemoteCopies copies;
-  copies.replica = volume_->replica();
-  copies.tier = volume_->remote();
-  copies.local = &volume_->local_blobs();
-  RemoteScrubber::Options options;
-  options.interval_seconds = 3600;
-  options.bytes_per_second = 1 << 30;
-  options.tick_millis = 5;
-  options.clock = &clock_;
-  RemoteScrubber scrubber(volume_->ns(), copies, options);
-  for (int i = 0; i < 2000 && !scrubber.GetStatus().last_complete.finished; ++i) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  RemoteScrubStatus status = scrubber.GetStatus();
-  ASSERT_TRUE(status.last_complete.finished);
+  RemoteScrubber scrubber(volume_->ns(), Copies(), BackgroundOptions(1 << 30));
+  RemoteScrubStatus status = WaitForAWholePass(scrubber);
+  ASSERT_TRUE(status.last_complete.finished) << "no pass finished in 10 s";
   EXPECT_EQ(status.last_complete.objects_checked, 4u) << "files 4 and 5, replica and tier";
   EXPECT_EQ(status.last_complete.replica_repaired, 1u);
   EXPECT_TRUE(InReplica(files_[5].id, files_[5].data));

@@ -692,7 +692,13 @@ ShardRead StripedStoreImpl::ReadShard(Disk& disk, BlobId id, int index, bool who
     if (absl::Status s = VerifyShardChunks(h, first, range, what); !s.ok()) {
       return fail(ShardFailure::kCorrupt, s);
     }
-    out.data = range.substr(lo - start, hi - lo);
+    // A whole blob for the read cache is a range the chunks cover exactly:
+    // moved, not copied, or every load held the blob twice.
+    if (lo == start && hi == stop) {
+      out.data = std::move(range);
+    } else {
+      out.data = range.substr(lo - start, hi - lo);
+    }
   }
   out.header = std::move(*header);
   return out;
@@ -767,7 +773,17 @@ absl::StatusOr<BlobInfo> StripedStoreImpl::Put(BlobId id, std::string_view data)
     }
   }
   const bool is_compressed = payload.data() != data.data();
-  std::vector<std::string> shards = codec_.Encode(payload);
+  // Whole copies (one disk, copies:N) store the payload itself in every
+  // shard: a copy of it per shard would only cost memory, 4 MiB a blob per
+  // concurrent writer. Erasure coding needs its padded shards and parity.
+  std::vector<std::string> encoded;
+  std::vector<std::string_view> shards;
+  if (r.copies || n == 1) {
+    shards.assign(n, payload);
+  } else {
+    encoded = codec_.Encode(payload);
+    shards.assign(encoded.begin(), encoded.end());
+  }
   DiskList disks = Snapshot();
   std::vector<std::shared_ptr<Disk>> targets(n);
   std::vector<absl::Status> results(n, absl::OkStatus());
@@ -1230,7 +1246,7 @@ BlobCheck StripedStoreImpl::CheckBlob(BlobId id, bool repair,
       if (read.header.SameBlobAs(*reference)) {
         have[i] = true;
         check.bytes_read += read.header.data_offset + read.data.size();
-        shards[i] = read.data;
+        shards[i] = std::move(read.data);
         continue;
       }
       read.failure = ShardFailure::kCorrupt;

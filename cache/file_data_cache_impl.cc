@@ -475,34 +475,47 @@ class FileDataCache::Impl {
     } else {
       // Runs are packed into blobs of up to kMaxBlobBytes, each extent
       // pointing at its place in its blob: scattered small writes cost one
-      // blob per 4 MiB, not one per run.
-      std::vector<std::string> packed(1);
+      // blob per 4 MiB, not one per run. A blob is planned as pieces of runs
+      // and gathered only when it is stored, one at a time, and not at all
+      // when it is one piece (a sequential writer's run): gathering the whole
+      // flush up front held a second copy of the file's dirty data per
+      // flushing thread (46 of 302 MiB at the peak under 8 writers).
+      std::vector<std::vector<std::string_view>> planned(1);
+      uint64_t planned_bytes = 0;  // in planned.back()
       for (const auto& [start, bytes] : state.runs) {
         for (uint64_t done = 0; done < bytes.size();) {
-          if (packed.back().size() == kMaxBlobBytes) packed.emplace_back();
-          std::string& blob = packed.back();
-          uint64_t n = std::min<uint64_t>(kMaxBlobBytes - blob.size(), bytes.size() - done);
+          if (planned_bytes == kMaxBlobBytes) {
+            planned.emplace_back();
+            planned_bytes = 0;
+          }
+          uint64_t n = std::min<uint64_t>(kMaxBlobBytes - planned_bytes, bytes.size() - done);
           Extent extent;
           extent.file_offset = start + done;
           extent.length = n;
-          extent.blob_id = packed.size() - 1;  // index until ids are allocated
-          extent.blob_offset = blob.size();
-          if (blob.empty()) blob.reserve(std::min<uint64_t>(kMaxBlobBytes, state.dirty_bytes));
-          blob.append(bytes, done, n);
+          extent.blob_id = planned.size() - 1;  // index until ids are allocated
+          extent.blob_offset = planned_bytes;
+          planned.back().push_back(std::string_view(bytes).substr(done, n));
           extents.push_back(std::move(extent));
+          planned_bytes += n;
           done += n;
         }
       }
-      absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(packed.size());
+      absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(planned.size());
       if (!first.ok()) return first.status();
       for (Extent& extent : extents) extent.blob_id += *first;
-      for (size_t i = 0; i < packed.size(); ++i) {
+      std::string gathered;
+      for (size_t i = 0; i < planned.size(); ++i) {
         BlobId id = *first + i;
-        absl::StatusOr<BlobInfo> info = blobs_.Put(id, packed[i]);
+        std::string_view data = planned[i].front();
+        if (planned[i].size() > 1) {
+          gathered.clear();
+          for (std::string_view piece : planned[i]) gathered.append(piece);
+          data = gathered;
+        }
+        absl::StatusOr<BlobInfo> info = blobs_.Put(id, data);
         if (!info.ok()) return info.status();
         new_blobs.push_back(NewBlob{id, info->length, info->crc32c});
         blobs_written_++;
-        std::string().swap(packed[i]);  // memory back as soon as it is stored
       }
     }
     absl::StatusOr<InodeAttr> committed =

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,7 @@
 #include "cache/file_data_cache.h"
 #include "daemon/control_channel.h"
 #include "daemon/control_handler.h"
+#include "daemon/memory_trimmer.h"
 #include "daemon/metrics_server.h"
 #include "daemon/stats_json.h"
 #include "daemon/volume_metrics.h"
@@ -223,6 +225,8 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 
+  auto trimmer = std::make_unique<MemoryTrimmer>(MemoryTrimmerOptions{});
+
   int loop_rc = (*session)->Run();
   loop_done = true;
 
@@ -238,6 +242,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   metrics.reset();  // before the parts it reads go away
   stats_stop.Notify();
   stats_writer.join();
+  trimmer.reset();
   control->reset();  // stops a manual scrub or rebuild in progress
   services.Stop();   // and every background service, in order
   LogInfo("unmounted %s; flushing", options.mountpoint);

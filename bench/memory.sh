@@ -63,7 +63,7 @@ start_kib="$(rss_kib)"
 stop_file="$bench_dir/stop"
 fio --name=randrw --directory="$mnt" --numjobs="$jobs" --size="${file_mb}M" \
   --rw=randrw --bsrange=4k-1m --ioengine=psync --verify=crc32c --verify_backlog=64 \
-  --verify_fatal=1 --time_based --runtime="$load_seconds" --group_reporting \
+  --verify_fatal=1 --verify_state_save=0 --time_based --runtime="$load_seconds" --group_reporting \
   --output="$bench_dir/fio.txt" &
 fio_pid=$!
 pids+=("$fio_pid")

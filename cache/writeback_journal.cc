@@ -159,7 +159,17 @@ class WritebackJournal::Impl {
     }
     next_segment_ = highest + 1;
     if (options_.read_only) return absl::OkStatus();
-    return OpenNewSegmentLocked();
+    absl::Status opened = OpenNewSegmentLocked();
+    if (GetFsErrorKind(opened) == FsErrorKind::kNoSpace) {
+      // A full cache disk must not refuse the mount: what is here is
+      // replayed, and writes go straight to blobs until an append finds
+      // room for a new segment.
+      LogWarning("no room for a new writeback journal segment in %s (%s); writes go "
+                 "straight to blobs until there is",
+                 options_.dir, opened.message());
+      return absl::OkStatus();
+    }
+    return opened;
   }
 
   absl::StatusOr<ReplayStats> Replay(
@@ -235,7 +245,7 @@ class WritebackJournal::Impl {
     }
     absl::MutexLock lock(&mu_);
     const uint64_t length = kRecordHeaderBytes + data.size();
-    if (active_->failed ||
+    if (!active_ || active_->failed ||
         (active_->size > kSegmentHeaderBytes &&
          active_->size + length > options_.segment_bytes)) {
       if (absl::Status s = OpenNewSegmentLocked(); !s.ok()) return s;
@@ -331,7 +341,9 @@ class WritebackJournal::Impl {
   absl::Status Roll() {
     if (options_.read_only) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
-    if (active_->size <= kSegmentHeaderBytes && !active_->failed) return absl::OkStatus();
+    if (active_ && active_->size <= kSegmentHeaderBytes && !active_->failed) {
+      return absl::OkStatus();
+    }
     return OpenNewSegmentLocked();
   }
 

@@ -289,6 +289,28 @@ TEST_F(WritebackJournalTest, AReadOnlyJournalReplaysAndChangesNothing) {
   EXPECT_FALSE(Env::Default()->Exists(options.dir));
 }
 
+// A cache disk filled up while the daemon was down: the journal opens,
+// replays, and takes appends again once there is room.
+TEST_F(WritebackJournalTest, AJournalOnAFullDiskOpensAndReplays) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, "kept").ok());
+    ASSERT_TRUE(journal->Sync().ok());
+  }
+  env_.space_left = 0;
+  auto journal = OpenJournal(100);
+  ASSERT_NE(journal, nullptr) << "a full disk refused the journal";
+  std::vector<JournalRecord> records = ReplayAll(*journal);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].data, "kept");
+  absl::StatusOr<WritebackJournal::Appended> full = journal->Append(5, 4, "more");
+  EXPECT_EQ(GetFsErrorKind(full.status()), FsErrorKind::kNoSpace) << full.status();
+  env_.space_left = -1;
+  absl::StatusOr<WritebackJournal::Appended> room = journal->Append(5, 4, "more");
+  ASSERT_TRUE(room.ok()) << room.status();
+  ASSERT_TRUE(journal->Sync().ok());
+}
+
 TEST_F(WritebackJournalTest, FullDiskFailsTheAppendAndKeepsEarlierRecords) {
   auto journal = OpenJournal(1);
   ASSERT_TRUE(journal->Append(5, 0, std::string(1000, 'a')).ok());

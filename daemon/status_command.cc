@@ -26,6 +26,10 @@ const char kStatusHelp[] =
     "and how much it holds. While it is mounted, also the cache: written data\n"
     "not yet stored as blobs, the writeback journal's size, and the read\n"
     "cache's size and hit rate (\"cache\" in --json; null when unmounted).\n"
+    "Files a journal replay found damaged are counted (cairn fsck names them),\n"
+    "and with a replica or tier, what the last scrub of the remote copies\n"
+    "found. On an unmounted volume it writes nothing, so it works on a full\n"
+    "disk.\n"
     "\n"
     "options:\n"
     "  --json   print one JSON object instead of text\n";

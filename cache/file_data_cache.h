@@ -91,6 +91,9 @@ class FileDataCache {
   // not yet committed and that data counted in allocated_bytes (st_blocks).
   // Cheap; for getattr.
   InodeAttr WithDirtySize(InodeAttr attr);
+  // Whether written data of the file is held and not yet stored (a
+  // read-only mount keeps what the journal replayed this way).
+  bool HoldsUnstoredData(InodeId ino);
 
   // Sets the size (truncate/extend): drops dirty data past it, flushes the
   // rest, then commits the size in the namespace with the other changes of

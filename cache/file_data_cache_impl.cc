@@ -187,6 +187,13 @@ class FileDataCache::Impl {
     return attr;
   }
 
+  bool HoldsUnstoredData(InodeId ino) {
+    std::shared_ptr<InodeState> state = Find(ino);
+    if (!state) return false;
+    absl::MutexLock lock(&state->mu);
+    return !state->runs.empty();
+  }
+
   absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
                                             const SetAttrRequest& request) {
     // Dirty data is committed first, even bytes the new size cuts off: the
@@ -707,6 +714,7 @@ absl::StatusOr<std::string> FileDataCache::Read(InodeId ino, uint64_t offset,
 InodeAttr FileDataCache::WithDirtySize(InodeAttr attr) {
   return impl_->WithDirtySize(attr);
 }
+bool FileDataCache::HoldsUnstoredData(InodeId ino) { return impl_->HoldsUnstoredData(ino); }
 absl::StatusOr<InodeAttr> FileDataCache::SetAttrWithSize(
     InodeId ino, const SetAttrRequest& request) {
   return impl_->SetAttrWithSize(ino, request);

@@ -196,7 +196,9 @@ absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset
   }
   // Data the kernel may hold, or the write cache has not stored, is not in
   // the extents: without a writer, storing it first makes them whole.
-  if (inodes_.HasWriter(ino) || !cache_.Flush(ino).ok()) return hole ? size : offset;
+  if (inodes_.HasWriter(ino) || !cache_.Flush(ino).ok() || cache_.HoldsUnstoredData(ino)) {
+    return hole ? size : offset;
+  }
   // A window at a time, so a file of many extents is not listed whole.
   constexpr uint64_t kWindow = 1ull << 30;
   uint64_t pos = offset;  // SEEK_HOLE: data runs up to here

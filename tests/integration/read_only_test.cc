@@ -51,6 +51,11 @@ TEST_F(ReadOnlyTest, AReadOnlyMountAfterACrashShowsEveryWriteAndChangesNoByte) {
                            "/src$i || exit 1; done");
   EXPECT_EQ(same.exit_code, 0) << "a write the crash left in the journal is missing: "
                                << Brief(same) << Brief(mount);
+  // Data only in the journal is data to SEEK_HOLE too: a copy with
+  // cp --sparse must not skip it.
+  CommandResult hole = Run("python3 -c \"import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                           "print(os.lseek(fd, 0, os.SEEK_HOLE))\" " + QP("d/f12"));
+  EXPECT_EQ(hole.output, "480000\n") << "journaled data reported as a hole: " << Brief(hole);
   CommandResult write = Run("touch " + QP("new") + " 2>&1");
   EXPECT_NE(write.exit_code, 0);
   EXPECT_NE(write.output.find("Read-only file system"), std::string::npos) << Brief(write);

@@ -187,7 +187,8 @@ absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& 
   return *attr;
 }
 
-absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole) {
+absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole,
+                                                     bool kernel_flushed) {
   absl::StatusOr<InodeAttr> attr = GetAttr(ino);
   if (!attr.ok()) return attr.status();
   const uint64_t size = attr->size;
@@ -196,7 +197,8 @@ absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset
   }
   // Data the kernel may hold, or the write cache has not stored, is not in
   // the extents: without a writer, storing it first makes them whole.
-  if (inodes_.HasWriter(ino) || !cache_.Flush(ino).ok() || cache_.HoldsUnstoredData(ino)) {
+  if ((!kernel_flushed && inodes_.HasWriter(ino)) || !cache_.Flush(ino).ok() ||
+      cache_.HoldsUnstoredData(ino)) {
     return hole ? size : offset;
   }
   // A window at a time, so a file of many extents is not listed whole.

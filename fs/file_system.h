@@ -96,9 +96,16 @@ class FileSystem {
   // lseek(2) with SEEK_DATA (`hole` false) or SEEK_HOLE: the first offset
   // at or after `offset` where data (or a hole) starts; kNotFound (ENXIO)
   // at or past the end. Precise only while no handle that may write is
-  // open (the kernel may hold written pages not yet sent); then the whole
-  // file counts as data, as for a filesystem without holes.
-  absl::StatusOr<uint64_t> SeekDataOrHole(InodeId ino, uint64_t offset, bool hole);
+  // open (the kernel may hold written pages not yet sent) or the kernel was
+  // made to send them; else the whole file counts as data, as for a
+  // filesystem without holes.
+  // `kernel_flushed`: the caller made the kernel write back every page it
+  // held for the file (and no write can start meanwhile), so writers do not
+  // make the answer coarse.
+  absl::StatusOr<uint64_t> SeekDataOrHole(InodeId ino, uint64_t offset, bool hole,
+                                          bool kernel_flushed = false);
+  // Whether a handle that may write has the file open.
+  bool HasWriter(InodeId ino) { return inodes_.HasWriter(ino); }
   absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length);
   absl::Status Write(InodeId ino, uint64_t offset, std::string_view data);
   absl::Status Fsync(InodeId ino);

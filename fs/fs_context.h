@@ -6,6 +6,8 @@
 #include "fs/file_system.h"
 #include "fs/fuse_metrics.h"
 
+struct fuse_session;
+
 namespace cairn {
 
 struct FsContext {
@@ -17,6 +19,9 @@ struct FsContext {
   // Requests, errors and latency per operation; always counted (a few
   // relaxed atomic adds), exported when [metrics] is configured.
   FuseMetrics metrics;
+  // The session serving it, for notifications to the kernel; set by the
+  // mount.
+  fuse_session* session = nullptr;
 };
 
 }  // namespace cairn

@@ -355,8 +355,23 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
 void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kLseek);
   if ((whence != SEEK_DATA && whence != SEEK_HOLE) || offset < 0) return ReplyErrno(req, EINVAL);
-  absl::StatusOr<uint64_t> at =
-      Ctx(req).fs->SeekDataOrHole(ino, static_cast<uint64_t>(offset), whence == SEEK_HOLE);
+  FsContext& ctx = Ctx(req);
+  // A writer's pages may still be only in the kernel, and with them the
+  // file's size. The kernel holds the file's lock for the seek, so no
+  // write(2) starts meanwhile: invalidating its pages makes it write back
+  // the dirty ones first. If it cannot, ENOSYS hands this and every later
+  // SEEK_DATA/SEEK_HOLE of the mount to the kernel's own answer (the whole
+  // file as data), never a wrong one.
+  bool kernel_flushed = false;
+  if (ctx.fs->HasWriter(ino)) {
+    if (ctx.session == nullptr ||
+        fuse_lowlevel_notify_inval_inode(ctx.session, ino, 0, 0) != 0) {
+      return ReplyErrno(req, ENOSYS);
+    }
+    kernel_flushed = true;
+  }
+  absl::StatusOr<uint64_t> at = ctx.fs->SeekDataOrHole(ino, static_cast<uint64_t>(offset),
+                                                      whence == SEEK_HOLE, kernel_flushed);
   if (!at.ok()) {
     // Past the end, or no data after the offset: lseek's ENXIO.
     return GetFsErrorKind(at.status()) == FsErrorKind::kNotFound ? ReplyErrno(req, ENXIO)

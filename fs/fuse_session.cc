@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* conte
   fuse_session* session =
       fuse_session_new(&args, &CairnFuseOperations(), sizeof(fuse_lowlevel_ops), context);
   fuse_opt_free_args(&args);
+  if (session != nullptr) context->session = session;
   if (session == nullptr) {
     return absl::InternalError(
         "could not create the FUSE session (see the message above); check "

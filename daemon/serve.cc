@@ -137,7 +137,6 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
                          const std::function<void(const std::string& replay_warning)>& on_ready) {
   const VolumeConfig& config = volume.config();
   MountedVolume::Options mount_options;
-  mount_options.read_only = options.read_only;
   absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
       MountedVolume::Open(volume, mount_options);
   if (!mounted.ok()) return mounted.status();

@@ -50,9 +50,8 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume, bo
 absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volume,
                                                                    Options options) {
   const VolumeConfig& config = volume.config();
-  const bool read_only = options.read_only || volume.read_only();
+  const bool read_only = volume.read_only();
   std::unique_ptr<MountedVolume> mounted(new MountedVolume(volume));
-  mounted->read_only_ = read_only;
   absl::StatusOr<std::unique_ptr<WritebackJournal>> journal = OpenJournal(volume, read_only);
   if (!journal.ok()) return journal.status();
   mounted->journal_ = std::move(*journal);
@@ -90,7 +89,7 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
             replayed->damaged_segments);
   }
   FileSystem::Options fs_options;
-  fs_options.read_only = options.read_only;
+  fs_options.read_only = read_only;
   fs_options.clock = volume.io().clock;
   if (read_only) {
     for (InodeId ino : replayed->damaged_files) {
@@ -119,7 +118,7 @@ std::string MountedVolume::ReplayWarning() const {
                     "MOUNTPOINT -inum N): inode ",
                     absl::StrJoin(replayed_.damaged_files, ", inode "), ". ");
   }
-  if (replayed_.unstored_bytes > 0 && read_only_) {
+  if (replayed_.unstored_bytes > 0 && volume_.read_only()) {
     absl::StrAppend(&warning, replayed_.unstored_bytes, " bytes of writes in the writeback "
                     "journal are not stored yet; this read-only mount reads them from memory, "
                     "and the next read-write mount stores them. ");
@@ -145,7 +144,7 @@ MountedVolume::~MountedVolume() {
 
 absl::Status MountedVolume::Close() {
   // Read-only: nothing was written, and the journal keeps what it held.
-  if (read_only_) return absl::OkStatus();
+  if (volume_.read_only()) return absl::OkStatus();
   absl::Status flushed = cache_->FlushAll();
   if (flushed.ok() && journal_->Roll().ok()) {
     // Everything is stored: a second pass deletes the segment just sealed.

@@ -21,8 +21,8 @@ namespace cairn {
 
 class MountedVolume {
  public:
+  // Read-only when the volume was opened read-only (mount -o ro).
   struct Options {
-    bool read_only = false;
     // The write cache's flusher thread; tests flush when they choose.
     bool background_flush = true;
   };
@@ -35,7 +35,6 @@ class MountedVolume {
   FileSystem& fs() { return *fs_; }
   FileDataCache& cache() { return *cache_; }
   const WritebackJournal::ReplayStats& replayed() const { return replayed_; }
-  bool read_only() const { return read_only_; }
   // What the user must hear of the replay (damage it skipped, a torn end);
   // empty when there was none.
   std::string ReplayWarning() const;
@@ -51,7 +50,6 @@ class MountedVolume {
   std::unique_ptr<WritebackJournal> journal_;
   std::unique_ptr<FileDataCache> cache_;
   std::unique_ptr<FileSystem> fs_;
-  bool read_only_ = false;
   WritebackJournal::ReplayStats replayed_;
 };
 

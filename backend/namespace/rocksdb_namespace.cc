@@ -1511,7 +1511,8 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
                                             " is damaged: ", s.ToString()));
   }
   if (!s.ok()) {
-    return FsError(FsErrorKind::kIo,
+    // A full disk is the volume's to handle (it keeps room for this).
+    return FsError(s.IsNoSpace() ? FsErrorKind::kNoSpace : FsErrorKind::kIo,
                    absl::StrCat("cannot open the namespace database ", db_dir,
                                 ": ", s.ToString()));
   }

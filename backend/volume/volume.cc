@@ -7,7 +7,6 @@
 #include <random>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -381,13 +380,15 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   }
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
-  if (!ns.ok() && volume->reserve_ != nullptr && volume->reserve_->held() &&
-      absl::StrContains(ns.status().message(), "No space left")) {
+  const auto out_of_space = [&ns] {
+    return GetFsErrorKind(ns.status()) == FsErrorKind::kNoSpace;
+  };
+  if (out_of_space() && volume->reserve_ != nullptr && volume->reserve_->held()) {
     // Replaying the log after a crash writes a table: give it the room.
     volume->reserve_->Release("opening the namespace ran out of space");
     ns = NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
   }
-  if (!ns.ok() && absl::StrContains(ns.status().message(), "No space left")) {
+  if (out_of_space()) {
     return FsError(FsErrorKind::kNoSpace,
                    absl::StrCat(ns.status().message(), ". The filesystem of ", volume->dir_,
                                 " is full: free space there, or mount the volume read-only "

@@ -259,10 +259,10 @@ int StatusCommand(const Args& args) {
       absl::StrAppend(&storage, ", \"scrub\": {\"running\": false, \"last_finished\": ",
                       last.ok() && last->has_value() ? **last : "0", "}");
       if (config->replica.has_value() || config->tier.has_value()) {
-        RemoteScrubber::Options no_thread;
-        no_thread.interval_seconds = 0;
-        RemoteScrubber remote((*volume)->ns(), RemoteCopies(), no_thread);
-        absl::StrAppend(&storage, ", \"remote_scrub\": ", RemoteScrubJson(remote.GetStatus()));
+        RemoteScrubStatus remote = RecordedRemoteScrub((*volume)->ns());
+        remote.interval_seconds = config->remote_scrub_interval_seconds;
+        remote.bytes_per_second = config->remote_scrub_bytes_per_second;
+        absl::StrAppend(&storage, ", \"remote_scrub\": ", RemoteScrubJson(remote));
       }
       storage += "}";
     }

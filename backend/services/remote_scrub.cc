@@ -257,21 +257,10 @@ void RemoteScrubber::Loop() {
   }
 }
 
-namespace {
-
-int64_t MetaNumber(NamespaceStore& ns, const char* key) {
-  absl::StatusOr<std::optional<std::string>> value = ns.GetVolumeMeta(key);
-  int64_t n = 0;
-  if (!value.ok() || !value->has_value() || !absl::SimpleAtoi(**value, &n)) return 0;
-  return n;
-}
-
-}  // namespace
-
 void RemoteScrubber::Step() {
-  int64_t cursor = MetaNumber(ns_, kRemoteScrubCursorKey);
-  int64_t started = MetaNumber(ns_, kRemoteScrubStartedKey);
-  int64_t finished = MetaNumber(ns_, kRemoteScrubFinishedKey);
+  int64_t cursor = VolumeMetaNumber(ns_, kRemoteScrubCursorKey);
+  int64_t started = VolumeMetaNumber(ns_, kRemoteScrubStartedKey);
+  int64_t finished = VolumeMetaNumber(ns_, kRemoteScrubFinishedKey);
   const int64_t now = options_.clock->NowSeconds();
   const bool in_pass = cursor != 0 || started > finished;
   if (!in_pass && now - started < options_.interval_seconds) return;
@@ -327,37 +316,41 @@ void RemoteScrubber::RecordCompletePass(const RemoteScrubReport& report) {
   last_complete_ = report;
 }
 
-RemoteScrubStatus RemoteScrubber::GetStatus() {
+RemoteScrubStatus RecordedRemoteScrub(NamespaceStore& ns) {
   RemoteScrubStatus status;
+  status.last_started = VolumeMetaNumber(ns, kRemoteScrubStartedKey);
+  status.last_finished = VolumeMetaNumber(ns, kRemoteScrubFinishedKey);
+  absl::StatusOr<std::optional<std::string>> saved = ns.GetVolumeMeta(kLastResultKey);
+  if (!saved.ok() || !saved->has_value()) return status;
+  std::vector<uint64_t> n;
+  for (absl::string_view word : absl::StrSplit(**saved, ' ')) {
+    uint64_t v = 0;
+    if (absl::SimpleAtoi(word, &v)) n.push_back(v);
+  }
+  if (n.size() == 6) {
+    RemoteScrubReport& r = status.last_complete;
+    r.objects_checked = n[0];
+    r.replica_bad = n[1];
+    r.replica_repaired = n[2];
+    r.tier_bad = n[3];
+    r.tier_repaired = n[4];
+    r.lost = n[5];
+    r.finished = true;
+  }
+  return status;
+}
+
+RemoteScrubStatus RemoteScrubber::GetStatus() {
+  RemoteScrubStatus status = RecordedRemoteScrub(ns_);
   status.interval_seconds = options_.interval_seconds;
   status.bytes_per_second = options_.bytes_per_second;
-  status.last_started = MetaNumber(ns_, kRemoteScrubStartedKey);
-  status.last_finished = MetaNumber(ns_, kRemoteScrubFinishedKey);
   status.overdue = status.last_started > status.last_finished && options_.interval_seconds > 0 &&
                    options_.clock->NowSeconds() - status.last_started > options_.interval_seconds;
-  absl::StatusOr<std::optional<std::string>> saved = ns_.GetVolumeMeta(kLastResultKey);
   absl::MutexLock lock(&mu_);
   status.running = running_;
   status.pass = pass_;
-  status.last_complete = last_complete_;
-  if (!status.last_complete.finished && saved.ok() && saved->has_value()) {
-    // The counts of a pass a previous run of the daemon finished.
-    std::vector<uint64_t> n;
-    for (absl::string_view word : absl::StrSplit(**saved, ' ')) {
-      uint64_t v = 0;
-      if (absl::SimpleAtoi(word, &v)) n.push_back(v);
-    }
-    if (n.size() == 6) {
-      RemoteScrubReport& r = status.last_complete;
-      r.objects_checked = n[0];
-      r.replica_bad = n[1];
-      r.replica_repaired = n[2];
-      r.tier_bad = n[3];
-      r.tier_repaired = n[4];
-      r.lost = n[5];
-      r.finished = true;
-    }
-  }
+  // This run's own record, else the one a previous run of the daemon kept.
+  if (last_complete_.finished) status.last_complete = last_complete_;
   return status;
 }
 

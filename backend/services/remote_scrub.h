@@ -88,6 +88,10 @@ struct RemoteScrubStatus {
   RemoteScrubReport last_complete;  // the last finished pass
 };
 
+// What the namespace records of the passes (start, end, the last whole
+// pass's counts), for an unmounted volume's status.
+RemoteScrubStatus RecordedRemoteScrub(NamespaceStore& ns);
+
 class RemoteScrubber {
  public:
   struct Options {

@@ -201,15 +201,16 @@ void StorageMaintenance::Loop() {
   }
 }
 
+int64_t VolumeMetaNumber(NamespaceStore& ns, const char* key) {
+  absl::StatusOr<std::optional<std::string>> value = ns.GetVolumeMeta(key);
+  int64_t n = 0;
+  if (!value.ok() || !value->has_value() || !absl::SimpleAtoi(**value, &n)) return 0;
+  return n;
+}
+
 void StorageMaintenance::BackgroundScrubStep() {
-  auto meta_number = [&](const char* key) -> int64_t {
-    absl::StatusOr<std::optional<std::string>> value = ns_.GetVolumeMeta(key);
-    int64_t n = 0;
-    if (value.ok() && value->has_value()) absl::SimpleAtoi(**value, &n);
-    return n;
-  };
-  int64_t cursor = meta_number(kScrubCursorKey);
-  int64_t last_finished = meta_number(kScrubFinishedKey);
+  int64_t cursor = VolumeMetaNumber(ns_, kScrubCursorKey);
+  int64_t last_finished = VolumeMetaNumber(ns_, kScrubFinishedKey);
   int64_t now = options_.clock->NowSeconds();
   if (cursor == 0 && now - last_finished < options_.scrub_interval_seconds) return;
   absl::MutexLock lock(&exclusive_);
@@ -267,11 +268,7 @@ ScrubStatus StorageMaintenance::GetScrubStatus() {
   ScrubStatus status;
   status.interval_seconds = options_.scrub_interval_seconds;
   status.bytes_per_second = options_.scrub_bytes_per_second;
-  absl::StatusOr<std::optional<std::string>> finished = ns_.GetVolumeMeta(kScrubFinishedKey);
-  if (finished.ok() && finished->has_value() &&
-      !absl::SimpleAtoi(**finished, &status.last_finished)) {
-    status.last_finished = 0;
-  }
+  status.last_finished = VolumeMetaNumber(ns_, kScrubFinishedKey);
   absl::MutexLock lock(&progress_mu_);
   status.running = running_;
   status.pass = last_;

@@ -150,6 +150,10 @@ class StorageMaintenance {
   std::thread thread_;
 };
 
+// A number kept in the volume's meta (a cursor, a time); 0 when absent or
+// unreadable.
+int64_t VolumeMetaNumber(NamespaceStore& ns, const char* key);
+
 // Volume meta keys the maintenance keeps.
 inline constexpr char kScrubCursorKey[] = "scrub_cursor";
 inline constexpr char kScrubFinishedKey[] = "scrub_last_finished";

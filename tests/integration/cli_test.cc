@@ -337,7 +337,7 @@ TEST_F(CliTest, FsckRepairRebuildsALostConfigAndUndoesAnEditedVersion) {
 // GNU tools do: scripts write either.
 TEST_F(CliTest, FsckTakesDiskAsTheNextWordOrAfterAnEqualsSign) {
   ASSERT_NO_FATAL_FAILURE(Unmount());
-  for (const std::string& form : {"--disk /d", "--disk=/d"}) {
+  for (const std::string form : {"--disk /d", "--disk=/d"}) {
     CommandResult check = Cairn("fsck " + form + " " + Quote(volume_dir_), 60);
     EXPECT_EQ(check.exit_code, 16) << form << ": " << Brief(check);
     EXPECT_NE(check.output.find("it needs --repair"), std::string::npos)

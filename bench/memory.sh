@@ -56,7 +56,11 @@ cache_mib() {
     sed -n "s/.*\"cache\": {[^}]*\"$1\": *\([0-9]*\).*/\1/p" |
     awk '{ printf "%d", $1 / 1048576 }'
 }
-config_mib() { awk -v k="$1" '$1 == k { printf "%d", $3 / 1048576 }' "$volume/cairn.toml"; }
+# A cache's limit in MiB: its key in cairn.toml, else its quarter of memory_bytes.
+config_mib() {
+  awk -v k="$1" '$1 == k { set = $3 } $1 == "memory_bytes" { budget = $3 }
+    END { printf "%d", (set != "" ? set : budget / 4) / 1048576 }' "$volume/cairn.toml"
+}
 
 echo "=== load: $jobs fio jobs x ${file_mb} MiB, scrub and metadata loops, ${load_seconds} s" >&2
 start_kib="$(rss_kib)"

@@ -56,8 +56,15 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   if (!journal.ok()) return journal.status();
   mounted->journal_ = std::move(*journal);
   FileDataCacheOptions cache_options;
-  cache_options.max_dirty_bytes = config.max_dirty_bytes;
-  cache_options.read_cache_bytes = config.read_cache_bytes;
+  const MemoryPlan memory = PlanMemory(config);
+  if (memory.overdrawn) {
+    LogWarning("max_dirty_bytes and read_cache_bytes in %s leave less than a quarter of "
+               "memory_bytes (%d MiB) for the daemon's working memory; its memory may grow "
+               "past memory_bytes: raise memory_bytes or lower them",
+               config.config_path, config.memory_bytes >> 20);
+  }
+  cache_options.max_dirty_bytes = memory.dirty_bytes;
+  cache_options.read_cache_bytes = memory.read_cache_bytes;
   cache_options.dirty_flush_seconds = config.dirty_flush_seconds;
   cache_options.max_journal_bytes = config.max_journal_bytes;
   cache_options.journal = mounted->journal_.get();

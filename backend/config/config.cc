@@ -44,6 +44,21 @@ void WriteS3Target(const S3Target& t, std::ostream& out) {
 
 }  // namespace
 
+MemoryPlan PlanMemory(const VolumeConfig& config) {
+  const uint64_t quarter = config.memory_bytes / 4;
+  MemoryPlan plan;
+  plan.dirty_bytes = config.max_dirty_bytes.value_or(quarter);
+  plan.read_cache_bytes = config.read_cache_bytes.value_or(quarter);
+  plan.namespace_cache_bytes = quarter / 2;
+  plan.namespace_write_bytes = quarter / 4;
+  const uint64_t cached = plan.dirty_bytes + plan.read_cache_bytes + plan.namespace_cache_bytes;
+  // Working memory is what is left, and never less than a quarter: below
+  // that the daemon's own buffers push it over the budget under load.
+  plan.overdrawn = cached > config.memory_bytes - quarter;
+  plan.working_bytes = plan.overdrawn ? 0 : config.memory_bytes - cached;
+  return plan;
+}
+
 std::string ConfigText(const VolumeConfig& c) {
   toml::array disks;
   for (const std::string& disk : c.disks) disks.push_back(disk);
@@ -60,12 +75,18 @@ std::string ConfigText(const VolumeConfig& c) {
       << "redundancy = " << toml::value<std::string>(c.redundancy.ToString()) << "\n"
       << "# Directory for the write cache (default: cache/ inside the volume).\n"
       << "cache_dir = " << toml::value<std::string>(c.cache_dir) << "\n"
-      << "# Most bytes of written data kept in memory before writers must wait.\n"
-      << "max_dirty_bytes = " << c.max_dirty_bytes << "\n"
-      << "# Most bytes the writeback journal in cache_dir may hold before writers wait.\n"
+      << "# The daemon's memory: a quarter each for written data not yet stored\n"
+      << "# and cached file data, an eighth for the namespace's cache, the rest\n"
+      << "# for working memory.\n"
+      << "memory_bytes = " << c.memory_bytes << "\n";
+  out << (c.max_dirty_bytes ? "" : "# ")
+      << "max_dirty_bytes = " << c.max_dirty_bytes.value_or(PlanMemory(c).dirty_bytes)
+      << (c.max_dirty_bytes ? "\n" : "   # overrides its share of memory_bytes\n");
+  out << (c.read_cache_bytes ? "" : "# ")
+      << "read_cache_bytes = " << c.read_cache_bytes.value_or(PlanMemory(c).read_cache_bytes)
+      << (c.read_cache_bytes ? "\n" : "  # overrides its share of memory_bytes\n");
+  out << "# Most bytes the writeback journal in cache_dir may hold before writers wait.\n"
       << "max_journal_bytes = " << c.max_journal_bytes << "\n"
-      << "# Memory for cached file data being read.\n"
-      << "read_cache_bytes = " << c.read_cache_bytes << "\n"
       << "# Written data is stored at the latest this many seconds after the write.\n"
       << "dirty_flush_seconds = " << c.dirty_flush_seconds << "\n"
       << "# Deleted data is freed this many seconds after its last reference.\n"
@@ -388,6 +409,9 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
       if (s.ok() && !c.cache_dir.empty() && c.cache_dir[0] != '/') {
         c.cache_dir = dir + "/" + c.cache_dir;
       }
+    } else if (key == "memory_bytes") {
+      s = integer(kMinMemoryBytes, &n);
+      c.memory_bytes = n;
     } else if (key == "max_dirty_bytes") {
       s = integer(1 << 20, &n);
       c.max_dirty_bytes = n;

@@ -85,15 +85,42 @@ struct ListenAddress {
 // allowed here (any free port, for tests). The error says what is wrong.
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text);
 
+inline constexpr uint64_t kDefaultMemoryBytes = 256ull << 20;
+inline constexpr uint64_t kMinMemoryBytes = 64ull << 20;
+
+struct VolumeConfig;
+
+// How memory_bytes is shared out: a quarter each for dirty data and the
+// read cache, an eighth for the namespace (RocksDB's block cache, which its
+// write buffers are charged to), and the rest for the working memory
+// nothing caches (FUSE request buffers, blobs being stored or verified, the
+// allocator's slack), so that the daemon's resident size stays near
+// memory_bytes under any load.
+struct MemoryPlan {
+  uint64_t dirty_bytes = 0;
+  uint64_t read_cache_bytes = 0;
+  uint64_t namespace_cache_bytes = 0;   // block cache capacity, write buffers included
+  uint64_t namespace_write_bytes = 0;   // write buffers, at most this (half the above)
+  uint64_t working_bytes = 0;           // the rest of memory_bytes; 0 when overdrawn
+  // The caches add up to more than memory_bytes allows (explicit
+  // max_dirty_bytes or read_cache_bytes); said at mount.
+  bool overdrawn = false;
+};
+MemoryPlan PlanMemory(const VolumeConfig& config);
+
 struct VolumeConfig {
   int format_version = kVolumeFormatVersion;
   std::string volume_id;            // 32 hex digits, random at format
   std::vector<std::string> disks;   // absolute data directories
   Redundancy redundancy;            // how blobs are spread over the disks
   std::string cache_dir;            // absolute; default VOLUME_DIR/cache
-  uint64_t max_dirty_bytes = 128ull << 20;   // writeback memory limit
+  // The daemon's memory budget; PlanMemory carves the caches from it.
+  uint64_t memory_bytes = kDefaultMemoryBytes;
+  // Set only when cairn.toml names them: each overrides its share of
+  // memory_bytes.
+  std::optional<uint64_t> max_dirty_bytes;   // writeback memory limit
+  std::optional<uint64_t> read_cache_bytes;  // memory block cache
   uint64_t max_journal_bytes = 1ull << 30;   // writeback journal on cache_dir
-  uint64_t read_cache_bytes = 128ull << 20;  // memory block cache
   int64_t dirty_flush_seconds = 5;           // partial blocks flushed after
   int64_t gc_grace_seconds = 60;
   std::string log_level = "info";            // error, warning, info, debug

@@ -148,6 +148,11 @@ struct NamespaceOptions {
   // Queue every blob registered for the replica, in the batch that registers
   // it (the volume has a [replica]).
   bool queue_replication = false;
+  // Memory for RocksDB's block cache; the write buffers (memtables) are
+  // charged to it and flushed once they hold write_buffer_bytes, so the
+  // namespace's memory stays near cache_bytes whatever the load.
+  uint64_t cache_bytes = 64ull << 20;
+  uint64_t write_buffer_bytes = 32ull << 20;
   // Open without changing anything (a backup's checkpoint is read this
   // way); every mutation fails.
   bool read_only = false;

@@ -22,10 +22,12 @@
 #include "backend/namespace/records.h"
 #include "backend/namespace/namespace_store.h"
 #include "backend/namespace/rocksdb_env.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_buffer_manager.h"
 
 namespace cairn {
 namespace {
@@ -1456,11 +1458,18 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 4;
-  // Each column family may hold write_buffer_size (32 MiB) in memtables
-  // before it flushes, 320 MiB over ten: under a metadata loop beside 8
-  // writers they held 47 MiB and kept growing. One budget over all of them
-  // keeps the namespace's share of the daemon's memory fixed.
-  db_options.db_write_buffer_size = 32 << 20;
+  // Lookups are point reads of keys that often do not exist (negative
+  // lookups, absent xattrs): bloom filters answer those without a disk read.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(options.cache_bytes);
+  // Each column family may hold write_buffer_size in memtables before it
+  // flushes, ten times that over ten: under a metadata loop beside 8
+  // writers they held 47 MiB and kept growing. One manager over all of
+  // them, charging what they hold to the block cache, keeps the namespace's
+  // memory at cache_bytes.
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      options.write_buffer_bytes, table.block_cache);
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   // A record torn at the end of the log by a crash was never acknowledged
   // (a commit counts once the log is synced past it) and is dropped; any
@@ -1488,14 +1497,9 @@ absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenRocksNamespace(
   std::unique_ptr<rocksdb::Env> env = NewRocksDbEnv(options.env, options.clock);
   db_options.env = env.get();
 
-  rocksdb::BlockBasedTableOptions table;
-  // Lookups are point reads of keys that often do not exist (negative
-  // lookups, absent xattrs): bloom filters answer those without a disk read.
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.block_cache = rocksdb::NewLRUCache(64 << 20);
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf_options.write_buffer_size = 32 << 20;
+  cf_options.write_buffer_size = options.write_buffer_bytes;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);

@@ -369,6 +369,9 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
         "); upgrade cairn"));
   }
   NamespaceOptions ns_options;
+  const MemoryPlan memory = PlanMemory(config);
+  ns_options.cache_bytes = memory.namespace_cache_bytes;
+  ns_options.write_buffer_bytes = memory.namespace_write_bytes;
   ns_options.gc_grace_seconds = config.gc_grace_seconds;
   ns_options.queue_replication = config.replica.has_value();
   ns_options.env = env;

@@ -100,6 +100,61 @@ TEST_F(VolumeTest, ConfigErrorsNameTheKeyAndTheFix) {
   EXPECT_NE(too_new.status().message().find("upgrade cairn"), std::string::npos);
 }
 
+TEST_F(VolumeTest, MemoryBytesIsSharedOutAndAnExplicitCacheKeepsItsSize) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  const std::string path = Vol() + "/cairn.toml";
+  std::string original;
+  {
+    std::ifstream in(path);
+    original.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->memory_bytes, 256u << 20);
+  EXPECT_FALSE(config->max_dirty_bytes.has_value());
+  MemoryPlan plan = PlanMemory(*config);
+  EXPECT_EQ(plan.dirty_bytes, 64u << 20);
+  EXPECT_EQ(plan.read_cache_bytes, 64u << 20);
+  EXPECT_EQ(plan.namespace_cache_bytes, 32u << 20);
+  EXPECT_EQ(plan.namespace_write_bytes, 16u << 20);
+  EXPECT_EQ(plan.working_bytes, 96u << 20);
+  EXPECT_FALSE(plan.overdrawn);
+
+  std::string edited = original;
+  size_t at = edited.find("memory_bytes = ");
+  ASSERT_NE(at, std::string::npos);
+  edited.replace(at, edited.find('\n', at) - at, "memory_bytes = 1073741824");
+  std::ofstream(path) << edited << "read_cache_bytes = 1048576\n";
+  config = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(config.ok()) << config.status();
+  plan = PlanMemory(*config);
+  EXPECT_EQ(plan.dirty_bytes, 256u << 20);
+  EXPECT_EQ(plan.read_cache_bytes, 1u << 20);
+  EXPECT_EQ(plan.namespace_cache_bytes, 128u << 20);
+  EXPECT_EQ(plan.working_bytes, (1024u - 256 - 1 - 128) << 20);
+  // The written file keeps the override and the budget.
+  absl::StatusOr<VolumeConfig> reread =
+      ParseVolumeConfig(ConfigText(*config), Vol(), path);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(reread->memory_bytes, 1u << 30);
+  EXPECT_EQ(reread->read_cache_bytes, std::optional<uint64_t>(1u << 20));
+  EXPECT_FALSE(reread->max_dirty_bytes.has_value());
+
+  // Caches that leave the working memory less than its quarter are said.
+  std::ofstream(path) << original << "max_dirty_bytes = 268435456\n";
+  config = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(PlanMemory(*config).overdrawn);
+
+  std::ofstream(path) << edited.replace(edited.find("memory_bytes = "), 25,
+                                        "memory_bytes = 1048576   ");
+  absl::StatusOr<VolumeConfig> too_small = LoadVolumeConfig(Vol());
+  ASSERT_FALSE(too_small.ok());
+  EXPECT_NE(too_small.status().message().find("'memory_bytes': must be at least 67108864"),
+            std::string::npos)
+      << too_small.status();
+}
+
 TEST_F(VolumeTest, SweepDeletesOnlyBlobFilesWithoutARecord) {
   ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
   VolumeConfig config = *LoadVolumeConfig(Vol());

@@ -90,9 +90,19 @@ int main(int argc, char** argv) {
   using namespace cairn::cli;
   // Up to 32 FUSE threads would each get a malloc arena, and 4 MiB blob
   // buffers freed in one arena are not reused by another: RSS grew far past
-  // the caches' limits. A fixed mmap threshold fixed that too but halved
-  // write throughput (a fresh mapping, page faults and zeroing per buffer).
+  // the caches' limits. Mapping every buffer of 128 KiB and more fixed that
+  // too but halved write throughput (a fresh mapping, page faults and
+  // zeroing per buffer).
   mallopt(M_ARENA_MAX, 4);
+  // Buffers of a whole blob (cached blobs, blobs being assembled, read or
+  // scrubbed) get mappings of their own, given back when freed. In the
+  // arenas, where glibc puts them once the first is freed, they left holes
+  // between long-lived small allocations that stayed resident: under
+  // bench/memory.sh peak RSS was 315-336 MiB against 262 with this, for
+  // about a tenth less throughput in that load (page faults of fresh
+  // mappings). Smaller buffers (1 MiB FUSE buffers, dirty runs) stay in
+  // the arenas: mapping those too halved that load's throughput.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   // Whatever cairn creates (volume, disks, journal, sockets) is its owner's
   // alone, whatever umask the caller had: the files hold other users' data.
   umask(077);

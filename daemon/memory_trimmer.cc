@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "backend/base/large_buffer.h"
+
 namespace cairn {
 
 MemoryTrimmer::MemoryTrimmer(MemoryTrimmerOptions options) : options_(std::move(options)) {
@@ -12,6 +14,7 @@ MemoryTrimmer::MemoryTrimmer(MemoryTrimmerOptions options) : options_(std::move(
       if (options_.trim) {
         options_.trim();
       } else {
+        TrimLargeBufferPool();
         malloc_trim(0);
       }
       rounds_.fetch_add(1, std::memory_order_relaxed);

@@ -25,7 +25,8 @@ namespace cairn {
 
 struct MemoryTrimmerOptions {
   absl::Duration interval = absl::Seconds(1);
-  // What a round does; malloc_trim(0) unless a test replaces it.
+  // What a round does; unless a test replaces it, the large buffers pooled
+  // for a whole interval are unmapped and then malloc_trim(0).
   std::function<void()> trim;
 };
 

@@ -175,8 +175,15 @@ absl::Status ShardCodec::Reconstruct(std::vector<std::string>& shards,
   return absl::OkStatus();
 }
 
-std::string ShardCodec::Join(const std::vector<std::string>& shards, int data_shards,
+std::string ShardCodec::Join(std::vector<std::string>&& shards, int data_shards,
                              size_t payload_bytes) {
+  // One data shard (one disk, copies:N) is the payload: moved, not copied,
+  // or every read of a blob held it twice.
+  if (data_shards == 1 && !shards.empty() && shards[0].size() >= payload_bytes) {
+    std::string payload = std::move(shards[0]);
+    payload.resize(payload_bytes);
+    return payload;
+  }
   std::string payload;
   payload.reserve(payload_bytes);
   for (int i = 0; i < data_shards && payload.size() < payload_bytes; ++i) {

@@ -61,7 +61,7 @@ class ShardCodec {
                            const std::vector<bool>& present) const;
 
   // Concatenates the data shards and cuts the padding: the payload back.
-  static std::string Join(const std::vector<std::string>& shards, int data_shards,
+  static std::string Join(std::vector<std::string>&& shards, int data_shards,
                           size_t payload_bytes);
 
  private:

@@ -29,6 +29,7 @@
 #include "backend/base/coding.h"
 #include "backend/base/crc32c.h"
 #include "backend/base/fs_error.h"
+#include "backend/base/large_buffer.h"
 #include "backend/blob/local_blob_store.h"
 #include "backend/base/log.h"
 
@@ -283,16 +284,15 @@ class BlobFileStore final : public LocalBlobStore {
     constexpr size_t kAlign = 4096;
     const size_t length = header.size() + data.size();
     const size_t padded = (length + kAlign - 1) / kAlign * kAlign;
-    std::unique_ptr<char, decltype(&free)> buffer(
-        static_cast<char*>(aligned_alloc(kAlign, padded)), &free);
+    LargeBuffer buffer = AcquireLargeBuffer(padded);
     if (!buffer) return FsError(FsErrorKind::kIo, "out of memory for a blob write");
-    memcpy(buffer.get(), header.data(), header.size());
-    memcpy(buffer.get() + header.size(), data.data(), data.size());
-    memset(buffer.get() + length, 0, padded - length);
+    memcpy(buffer.data(), header.data(), header.size());
+    memcpy(buffer.data() + header.size(), data.data(), data.size());
+    memset(buffer.data() + length, 0, padded - length);
     absl::StatusOr<std::unique_ptr<File>> file =
         env_->Open(path, OpenMode::kCreateExclusiveDirect);
     if (!file.ok()) return file.status();
-    if (absl::Status s = (*file)->PWrite(0, std::string_view(buffer.get(), padded)); !s.ok()) {
+    if (absl::Status s = (*file)->PWrite(0, std::string_view(buffer.data(), padded)); !s.ok()) {
       return s;
     }
     if (absl::Status s = (*file)->Truncate(length); !s.ok()) return s;

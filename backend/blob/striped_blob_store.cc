@@ -23,6 +23,7 @@
 #include "backend/base/crc32c.h"
 #include "backend/base/files.h"
 #include "backend/base/fs_error.h"
+#include "backend/base/large_buffer.h"
 #include "backend/base/log.h"
 #include "backend/blob/shard_format.h"
 
@@ -564,12 +565,11 @@ absl::Status StripedStoreImpl::WriteShardFile(Disk& disk, BlobId id, std::string
     constexpr size_t kAlign = 4096;
     const size_t length = header.size() + data.size();
     const size_t padded = (length + kAlign - 1) / kAlign * kAlign;
-    std::unique_ptr<char, decltype(&free)> buffer(
-        static_cast<char*>(aligned_alloc(kAlign, std::max(padded, kAlign))), &free);
+    LargeBuffer buffer = AcquireLargeBuffer(std::max(padded, kAlign));
     if (!buffer) return FsError(FsErrorKind::kIo, "out of memory for a shard write");
-    memcpy(buffer.get(), header.data(), header.size());
-    if (!data.empty()) memcpy(buffer.get() + header.size(), data.data(), data.size());
-    memset(buffer.get() + length, 0, padded - length);
+    memcpy(buffer.data(), header.data(), header.size());
+    if (!data.empty()) memcpy(buffer.data() + header.size(), data.data(), data.size());
+    memset(buffer.data() + length, 0, padded - length);
     absl::StatusOr<std::unique_ptr<File>> file =
         disk.env->Open(path, OpenMode::kCreateExclusiveDirect);
     if (!file.ok()) {
@@ -579,7 +579,7 @@ absl::Status StripedStoreImpl::WriteShardFile(Disk& disk, BlobId id, std::string
       }
       return file.status();
     }
-    absl::Status status = (*file)->PWrite(0, std::string_view(buffer.get(), padded));
+    absl::Status status = (*file)->PWrite(0, std::string_view(buffer.data(), padded));
     if (status.ok()) status = (*file)->Truncate(length);
     if (status.ok()) status = (*file)->Sync();
     absl::Status closed = (*file)->Close();
@@ -632,18 +632,9 @@ ShardRead StripedStoreImpl::ReadShard(Disk& disk, BlobId id, int index, bool who
     bool absent = GetFsErrorKind(file.status()) == FsErrorKind::kNotFound;
     return fail(absent ? ShardFailure::kMissing : ShardFailure::kIo, file.status());
   }
-  std::string bytes;
-  if (whole) {
-    absl::StatusOr<uint64_t> size = (*file)->Size();
-    if (!size.ok()) return fail(ShardFailure::kIo, size.status());
-    absl::StatusOr<std::string> all = (*file)->PRead(0, *size);
-    if (!all.ok()) return fail(ShardFailure::kIo, all.status());
-    bytes = std::move(*all);
-  } else {
-    absl::StatusOr<std::string> prefix = (*file)->PRead(0, kShardPrefixReadBytes);
-    if (!prefix.ok()) return fail(ShardFailure::kIo, prefix.status());
-    bytes = std::move(*prefix);
-  }
+  absl::StatusOr<std::string> prefix = (*file)->PRead(0, kShardPrefixReadBytes);
+  if (!prefix.ok()) return fail(ShardFailure::kIo, prefix.status());
+  std::string bytes = std::move(*prefix);
   absl::StatusOr<ShardHeader> header = DecodeShardHeader(bytes, what);
   if (!header.ok()) return fail(ShardFailure::kCorrupt, header.status());
   if (absl::Status s = CheckHeader(*header, id, index, what); !s.ok()) {
@@ -651,18 +642,29 @@ ShardRead StripedStoreImpl::ReadShard(Disk& disk, BlobId id, int index, bool who
   }
   const ShardHeader& h = *header;
   if (whole) {
-    if (bytes.size() != h.data_offset + h.shard_length) {
+    // The data is read straight into the result after the header: reading
+    // the file whole and copying the data out cost a second blob-sized
+    // buffer per shard.
+    absl::StatusOr<uint64_t> size = (*file)->Size();
+    if (!size.ok()) return fail(ShardFailure::kIo, size.status());
+    if (*size != h.data_offset + h.shard_length) {
       return fail(ShardFailure::kCorrupt,
                   FsError(FsErrorKind::kIo,
-                          absl::StrCat("shard ", what, " is corrupt: ", bytes.size(),
+                          absl::StrCat("shard ", what, " is corrupt: ", *size,
                                        " bytes long, its header says ",
                                        h.data_offset + h.shard_length)));
     }
-    std::string_view data = std::string_view(bytes).substr(h.data_offset);
-    if (absl::Status s = VerifyShardChunks(h, 0, data, what); !s.ok()) {
+    absl::StatusOr<std::string> data = (*file)->PRead(h.data_offset, h.shard_length);
+    if (!data.ok()) return fail(ShardFailure::kIo, data.status());
+    if (data->size() != h.shard_length) {
+      return fail(ShardFailure::kCorrupt,
+                  FsError(FsErrorKind::kIo,
+                          absl::StrCat("shard ", what, " is corrupt: data cut short")));
+    }
+    if (absl::Status s = VerifyShardChunks(h, 0, *data, what); !s.ok()) {
       return fail(ShardFailure::kCorrupt, s);
     }
-    out.data.assign(data);
+    out.data = std::move(*data);
     out.header = std::move(*header);
     return out;
   }
@@ -948,7 +950,7 @@ absl::StatusOr<std::string> StripedStoreImpl::ReadPayload(BlobId id, const DiskL
     counters_.reconstructions++;
     if (options_.queue_repair) options_.queue_repair(id);
   }
-  return ShardCodec::Join(shards, k, g->payload_length);
+  return ShardCodec::Join(std::move(shards), k, g->payload_length);
 }
 
 absl::StatusOr<std::string> StripedStoreImpl::Decode(const Geometry& g, std::string payload) {
@@ -1285,8 +1287,9 @@ BlobCheck StripedStoreImpl::CheckBlob(BlobId id, bool repair,
   }
   Geometry g{reference->compressed, reference->blob_length, reference->payload_length,
              reference->shard_length, reference->blob_crc32c};
-  absl::StatusOr<std::string> data =
-      Decode(g, ShardCodec::Join(rebuilt, k, g.payload_length));
+  std::string payload = ShardCodec::Join(
+      std::vector<std::string>(rebuilt.begin(), rebuilt.begin() + k), k, g.payload_length);
+  absl::StatusOr<std::string> data = Decode(g, payload);
   if (!data.ok() || (expected && *expected != g.blob_crc32c)) {
     check.lost = true;
     check.problems.push_back(absl::StrCat(
@@ -1294,7 +1297,7 @@ BlobCheck StripedStoreImpl::CheckBlob(BlobId id, bool repair,
         data.ok() ? "the checksum the namespace recorded" : "its checksum"));
     return check;
   }
-  std::vector<std::string> encoded = codec_.Encode(ShardCodec::Join(rebuilt, k, g.payload_length));
+  std::vector<std::string> encoded = codec_.Encode(payload);
   std::vector<int> to_write;
   for (int i = 0; i < n; ++i) {
     if (reads[i].failure == ShardFailure::kUnavailable) continue;

@@ -33,7 +33,7 @@ void ExpectEveryErasureDecodes(const Redundancy& r) {
       }
       ASSERT_TRUE(codec.Reconstruct(damaged, present).ok()) << r.ToString() << " mask " << mask;
       EXPECT_EQ(damaged, shards) << r.ToString() << " size " << size << " mask " << mask;
-      EXPECT_EQ(ShardCodec::Join(damaged, r.data_shards, size), payload);
+      EXPECT_EQ(ShardCodec::Join(std::move(damaged), r.data_shards, size), payload);
     }
   }
 }

@@ -149,6 +149,27 @@ TEST_F(StripedBlobStoreTest, LostAndCorruptShardsAreRebuiltQueuedAndRepaired) {
   EXPECT_EQ(*store_->Read(7, 0, data.size()), data);
 }
 
+TEST_F(StripedBlobStoreTest, AShardCutShortOrGrownIsBadAndRepairedNeverRead) {
+  Prepare(3, "copies:3");
+  Open();
+  std::string data = RandomBytes(4 << 20, 3);  // a full blob: the largest shard
+  ASSERT_TRUE(store_->Put(9, data).ok());
+  fsys::resize_file(ShardPath(0, 9), fsys::file_size(ShardPath(0, 9)) - 1);
+  fsys::resize_file(ShardPath(1, 9), fsys::file_size(ShardPath(1, 9)) + 4096);
+  Open();
+  BlobCheck check = store_->CheckBlob(9, /*repair=*/false, std::nullopt);
+  EXPECT_EQ(check.shards_bad, 2);
+  EXPECT_FALSE(check.lost);
+  check = store_->CheckBlob(9, /*repair=*/true, std::nullopt);
+  EXPECT_EQ(check.shards_repaired, 2);
+  // With the only good copy gone, the repaired ones alone read right.
+  fsys::remove(ShardPath(2, 9));
+  Open();
+  absl::StatusOr<std::string> got = store_->Read(9, 0, data.size());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, data);
+}
+
 TEST_F(StripedBlobStoreTest, MoreLostShardsThanParityIsAnErrorNeverWrongData) {
   Prepare(3, "ec:2+1");
   Open();

@@ -91,8 +91,13 @@ FuseSession::~FuseSession() {
 
 int FuseSession::Run() {
   fuse_loop_config* loop_config = fuse_loop_cfg_create();
+  // Threads that block (a writer waiting for room, a read of a remote
+  // blob) must not starve the metadata requests behind them: with 16, a
+  // metadata loop beside 8 fio writers ran half as fast. Idle threads are
+  // kept: libfuse let all but 8 exit and started them again under load,
+  // 473 thread starts per GiB written, each with a fresh 1 MiB buffer.
   fuse_loop_cfg_set_max_threads(loop_config, 32);
-  fuse_loop_cfg_set_idle_threads(loop_config, 8);
+  fuse_loop_cfg_set_idle_threads(loop_config, 32);
   int rc = fuse_session_loop_mt(session_, loop_config);
   fuse_loop_cfg_destroy(loop_config);
   return rc;

@@ -11,11 +11,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "fs/errno_map.h"
+#include "fs/fuse_wire.h"
 
 namespace cairn {
 namespace {
@@ -129,6 +131,38 @@ void ReplyStatus(fuse_req_t req, const absl::Status& status) {
   ReplyErrno(req, 0);
 }
 
+// With FUSE_HANDLE_KILLPRIV_V2 (fs/fuse_wire.h) the kernel leaves it to us
+// to clear setuid, and setgid on a group-executable file, when an
+// unprivileged write, truncate or O_TRUNC open changes the file, as
+// should_remove_suid() does for kernel filesystems. `mode` is the mode
+// about to be set (SETATTR), if any.
+std::optional<uint32_t> ModeWithoutSuidgid(FsContext& ctx, fuse_ino_t ino,
+                                           std::optional<uint32_t> mode) {
+  if (!CurrentRequestKillsSuidgid()) return std::nullopt;
+  if (!mode) {
+    absl::StatusOr<InodeAttr> attr = ctx.fs->GetAttr(ino);
+    if (!attr.ok()) return std::nullopt;  // the request itself reports it
+    mode = attr->mode & 07777;
+  }
+  uint32_t cleared = *mode & ~static_cast<uint32_t>(S_ISUID);
+  if (cleared & S_IXGRP) cleared &= ~static_cast<uint32_t>(S_ISGID);
+  if (cleared == *mode) return std::nullopt;
+  return cleared;
+}
+
+absl::Status KillSuidgidIfAsked(FsContext& ctx, fuse_ino_t ino) {
+  std::optional<uint32_t> mode = ModeWithoutSuidgid(ctx, ino, std::nullopt);
+  if (!mode) return absl::OkStatus();
+  SetAttrRequest request;
+  request.mode = *mode;
+  if (absl::Status s = ctx.fs->SetAttr(ino, request).status(); !s.ok()) return s;
+  // The reply to a WRITE or OPEN carries no attributes, and the kernel's
+  // own time update at close ignores the answer: without this it kept
+  // showing the setuid bit until its cached attributes expired.
+  if (ctx.session != nullptr) fuse_lowlevel_notify_inval_inode(ctx.session, ino, -1, 0);
+  return absl::OkStatus();
+}
+
 // --- Handlers --------------------------------------------------------------
 
 void OpInit(void* userdata, fuse_conn_info* conn) {
@@ -206,6 +240,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* st, int to_set,
   if (to_set & FUSE_SET_ATTR_UID) request.uid = st->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) request.gid = st->st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) request.size = st->st_size;
+  if (std::optional<uint32_t> mode = ModeWithoutSuidgid(ctx, ino, request.mode)) {
+    request.mode = mode;
+  }
   Timespec now = ctx.fs->Now();
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
     request.atime = now;
@@ -306,6 +343,10 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kOpen);
   FsContext& ctx = Ctx(req);
   if (absl::Status s = ctx.fs->Open(ino, fi->flags); !s.ok()) return ReplyError(req, s);
+  if (absl::Status s = KillSuidgidIfAsked(ctx, ino); !s.ok()) {
+    ctx.fs->Release(ino, fi->flags);
+    return ReplyError(req, s);
+  }
   // Only this daemon writes the volume, so cached pages stay valid across
   // opens.
   fi->keep_cache = 1;
@@ -318,6 +359,18 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
   FsContext& ctx = Ctx(req);
   absl::StatusOr<InodeAttr> attr = ctx.fs->Create(parent, name, mode, CallerOf(req), fi->flags);
   if (!attr.ok()) return ReplyError(req, attr.status());
+  // O_TRUNC of a file that appeared since the kernel looked it up.
+  if (std::optional<uint32_t> kept = ModeWithoutSuidgid(ctx, attr->ino, attr->mode & 07777)) {
+    SetAttrRequest request;
+    request.mode = kept;
+    absl::StatusOr<InodeAttr> changed = ctx.fs->SetAttr(attr->ino, request);
+    if (!changed.ok()) {
+      ctx.fs->Release(attr->ino, fi->flags);
+      ctx.fs->Forget(attr->ino, 1);
+      return ReplyError(req, changed.status());
+    }
+    attr = std::move(changed);
+  }
   fuse_entry_param e = EntryFor(ctx, *attr);
   fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) {
@@ -339,6 +392,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
              off_t offset, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kWrite);
   FsContext& ctx = Ctx(req);
+  if (absl::Status s = KillSuidgidIfAsked(ctx, ino); !s.ok()) return ReplyError(req, s);
   absl::Status status = ctx.fs->Write(ino, offset, std::string_view(buf, size));
   if (!status.ok()) return ReplyError(req, status);
   ctx.metrics.written_bytes.fetch_add(size, std::memory_order_relaxed);

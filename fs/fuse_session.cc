@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/files.h"
 #include "backend/base/log.h"
 #include "fs/fuse_ops.h"
+#include "fs/fuse_wire.h"
 
 namespace cairn {
 namespace {
@@ -79,6 +81,12 @@ absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* conte
         "could not mount on ", options.mountpoint,
         " (see the message above); check that it is an empty directory you "
         "may mount on"));
+  }
+  if (int rc = InstallWireHooks(session); rc != 0) {
+    // Only the round trip it saves is lost: writes ask for
+    // security.capability again.
+    LogWarning("could not install the FUSE request hooks (%s); writes will cost a "
+               "GETXATTR request each", strerror(-rc));
   }
   RaiseReadahead(options.env, options.mountpoint);
   return std::unique_ptr<FuseSession>(new FuseSession(session, options.mountpoint, options.env));

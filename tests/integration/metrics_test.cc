@@ -84,6 +84,19 @@ TEST_F(MetricsTest, ScrapeCountsFileIoThroughTheMount) {
   EXPECT_EQ(HttpGet(port_, "/").rfind("HTTP/1.1 404 ", 0), 0u);
 }
 
+// The kernel asks for security.capability before a write unless the
+// filesystem takes FUSE_HANDLE_KILLPRIV_V2 (fs/fuse_wire.h): then once per
+// file, not once per write(2).
+TEST_F(MetricsTest, WritesDoNotEachAskForSecurityCapability) {
+  CommandResult io = Run("set -e; dd if=/dev/zero of=" + QP("f") +
+                         " bs=4k count=2000 status=none; dd if=/dev/zero of=" + QP("f") +
+                         " bs=4k count=2000 conv=notrunc status=none");
+  ASSERT_EQ(io.exit_code, 0) << Brief(io);
+  std::string answer = Scrape();
+  double getxattr = Sample(answer, "cairn_fuse_requests_total{op=\"getxattr\"}");
+  EXPECT_LT(getxattr, 20) << "4000 write(2) calls";
+}
+
 TEST_F(MetricsTest, PortInUseStillMountsWithoutMetrics) {
   ASSERT_NO_FATAL_FAILURE(Unmount());
   // Something else holds the port now.

@@ -131,6 +131,22 @@ TEST_F(ToolsTest, ChownSetsNumericOwnerAndClearsSetuid) {
             "1234 5678\n42 5678\n42 43\n7 8\n42 43\n755 1 1\n");
 }
 
+// As ext4: a write, truncate or truncating open by a user without
+// CAP_FSETID clears setuid, and setgid when the group may execute; root's
+// writes keep them. cairn clears them itself (the kernel hands that over
+// with FUSE_HANDLE_KILLPRIV_V2), and stat must show it at once.
+TEST_F(ToolsTest, AnUnprivilegedWriteOrTruncateClearsSetuidAndSetgid) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  CommandResult result = Run(
+      "set -e; chmod 755 " + Quote(work_dir_) + "; cd " + QP("") + "; chmod 1777 ."
+      "; touch a b c d e r; chmod 4777 a b c; chmod 2777 d; chmod 2767 e; chmod 6777 r"
+      "; setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "
+      "'echo x >> a; truncate -s 0 b; : > c; echo y >> d; echo z >> e'"
+      "; echo root >> r; stat -c '%n %a' a b c d e r");
+  ASSERT_EQ(result.exit_code, 0) << Brief(result);
+  EXPECT_EQ(result.output, "a 777\nb 777\nc 777\nd 777\ne 2767\nr 6777\n");
+}
+
 TEST_F(ToolsTest, TouchSetsTimestampsToTheNanosecond) {
   CommandResult result = Run(
       "set -e; cd " + QP("") + "; echo x > f"

@@ -150,17 +150,21 @@ std::optional<uint32_t> ModeWithoutSuidgid(FsContext& ctx, fuse_ino_t ino,
   return cleared;
 }
 
-absl::Status KillSuidgidIfAsked(FsContext& ctx, fuse_ino_t ino) {
-  std::optional<uint32_t> mode = ModeWithoutSuidgid(ctx, ino, std::nullopt);
-  if (!mode) return absl::OkStatus();
+// The file's new attributes when the bits were cleared; `known_mode` saves
+// reading the mode when the caller has it.
+absl::StatusOr<std::optional<InodeAttr>> KillSuidgidIfAsked(
+    FsContext& ctx, fuse_ino_t ino, std::optional<uint32_t> known_mode = std::nullopt) {
+  std::optional<uint32_t> mode = ModeWithoutSuidgid(ctx, ino, known_mode);
+  if (!mode) return std::nullopt;
   SetAttrRequest request;
   request.mode = *mode;
-  if (absl::Status s = ctx.fs->SetAttr(ino, request).status(); !s.ok()) return s;
+  absl::StatusOr<InodeAttr> attr = ctx.fs->SetAttr(ino, request);
+  if (!attr.ok()) return attr.status();
   // The reply to a WRITE or OPEN carries no attributes, and the kernel's
   // own time update at close ignores the answer: without this it kept
   // showing the setuid bit until its cached attributes expired.
   if (ctx.session != nullptr) fuse_lowlevel_notify_inval_inode(ctx.session, ino, -1, 0);
-  return absl::OkStatus();
+  return *attr;
 }
 
 // --- Handlers --------------------------------------------------------------
@@ -343,7 +347,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kOpen);
   FsContext& ctx = Ctx(req);
   if (absl::Status s = ctx.fs->Open(ino, fi->flags); !s.ok()) return ReplyError(req, s);
-  if (absl::Status s = KillSuidgidIfAsked(ctx, ino); !s.ok()) {
+  if (absl::Status s = KillSuidgidIfAsked(ctx, ino).status(); !s.ok()) {
     ctx.fs->Release(ino, fi->flags);
     return ReplyError(req, s);
   }
@@ -360,17 +364,14 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
   absl::StatusOr<InodeAttr> attr = ctx.fs->Create(parent, name, mode, CallerOf(req), fi->flags);
   if (!attr.ok()) return ReplyError(req, attr.status());
   // O_TRUNC of a file that appeared since the kernel looked it up.
-  if (std::optional<uint32_t> kept = ModeWithoutSuidgid(ctx, attr->ino, attr->mode & 07777)) {
-    SetAttrRequest request;
-    request.mode = kept;
-    absl::StatusOr<InodeAttr> changed = ctx.fs->SetAttr(attr->ino, request);
-    if (!changed.ok()) {
-      ctx.fs->Release(attr->ino, fi->flags);
-      ctx.fs->Forget(attr->ino, 1);
-      return ReplyError(req, changed.status());
-    }
-    attr = std::move(changed);
+  absl::StatusOr<std::optional<InodeAttr>> killed =
+      KillSuidgidIfAsked(ctx, attr->ino, attr->mode & 07777);
+  if (!killed.ok()) {
+    ctx.fs->Release(attr->ino, fi->flags);
+    ctx.fs->Forget(attr->ino, 1);
+    return ReplyError(req, killed.status());
   }
+  if (*killed) attr = **killed;
   fuse_entry_param e = EntryFor(ctx, *attr);
   fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) {
@@ -392,7 +393,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
              off_t offset, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kWrite);
   FsContext& ctx = Ctx(req);
-  if (absl::Status s = KillSuidgidIfAsked(ctx, ino); !s.ok()) return ReplyError(req, s);
+  if (absl::Status s = KillSuidgidIfAsked(ctx, ino).status(); !s.ok()) return ReplyError(req, s);
   absl::Status status = ctx.fs->Write(ino, offset, std::string_view(buf, size));
   if (!status.ok()) return ReplyError(req, status);
   ctx.metrics.written_bytes.fetch_add(size, std::memory_order_relaxed);

@@ -1287,8 +1287,7 @@ BlobCheck StripedStoreImpl::CheckBlob(BlobId id, bool repair,
   }
   Geometry g{reference->compressed, reference->blob_length, reference->payload_length,
              reference->shard_length, reference->blob_crc32c};
-  std::string payload = ShardCodec::Join(
-      std::vector<std::string>(rebuilt.begin(), rebuilt.begin() + k), k, g.payload_length);
+  std::string payload = ShardCodec::Join(std::move(rebuilt), k, g.payload_length);
   absl::StatusOr<std::string> data = Decode(g, payload);
   if (!data.ok() || (expected && *expected != g.blob_crc32c)) {
     check.lost = true;

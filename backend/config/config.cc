@@ -79,12 +79,17 @@ std::string ConfigText(const VolumeConfig& c) {
       << "# and cached file data, an eighth for the namespace's cache, the rest\n"
       << "# for working memory.\n"
       << "memory_bytes = " << c.memory_bytes << "\n";
-  out << (c.max_dirty_bytes ? "" : "# ")
-      << "max_dirty_bytes = " << c.max_dirty_bytes.value_or(PlanMemory(c).dirty_bytes)
-      << (c.max_dirty_bytes ? "\n" : "   # overrides its share of memory_bytes\n");
-  out << (c.read_cache_bytes ? "" : "# ")
-      << "read_cache_bytes = " << c.read_cache_bytes.value_or(PlanMemory(c).read_cache_bytes)
-      << (c.read_cache_bytes ? "\n" : "  # overrides its share of memory_bytes\n");
+  // A share of memory_bytes is shown commented out until it is set.
+  const MemoryPlan plan = PlanMemory(c);
+  auto share = [&out](const char* key, const std::optional<uint64_t>& set, uint64_t planned) {
+    if (set) {
+      out << key << " = " << *set << "\n";
+    } else {
+      out << "# " << key << " = " << planned << "  # overrides its share of memory_bytes\n";
+    }
+  };
+  share("max_dirty_bytes", c.max_dirty_bytes, plan.dirty_bytes);
+  share("read_cache_bytes", c.read_cache_bytes, plan.read_cache_bytes);
   out << "# Most bytes the writeback journal in cache_dir may hold before writers wait.\n"
       << "max_journal_bytes = " << c.max_journal_bytes << "\n"
       << "# Written data is stored at the latest this many seconds after the write.\n"

@@ -98,9 +98,9 @@ int main(int argc, char** argv) {
   // scrubbed) get mappings of their own, given back when freed. In the
   // arenas, where glibc puts them once the first is freed, they left holes
   // between long-lived small allocations that stayed resident: under
-  // bench/memory.sh peak RSS was 315-336 MiB against 262 with this, for
-  // about a tenth less throughput in that load (page faults of fresh
-  // mappings). Smaller buffers (1 MiB FUSE buffers, dirty runs) stay in
+  // bench/memory.sh peak RSS was 315-336 MiB against 255-266 with this, for
+  // a tenth to a quarter less throughput in that load (page faults of
+  // fresh mappings; README). Smaller buffers (1 MiB FUSE buffers, dirty runs) stay in
   // the arenas: mapping those too halved that load's throughput.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   // Whatever cairn creates (volume, disks, journal, sockets) is its owner's

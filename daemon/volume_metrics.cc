@@ -89,6 +89,17 @@ void AppendCache(FileDataCache& cache, const BlobCollector* collector, MetricsTe
           "Writes the journal could not take, stored directly before returning.");
 }
 
+void AppendNamespace(NamespaceStore& ns, MetricsText* out) {
+  absl::StatusOr<NamespaceStats> stats = ns.Stats();
+  if (!stats.ok()) return;
+  Gauge(out, "cairn_namespace_inodes", stats->inode_count,
+        "Inodes in the namespace (files not yet released after unlink included).");
+  Counter(out, "cairn_namespace_commits_total", stats->log_writes,
+          "Batches written to the namespace's log: one per metadata change or data commit.");
+  Counter(out, "cairn_namespace_log_syncs_total", stats->log_syncs,
+          "Syncs of the namespace's log to disk (fsync, or a commit that must be durable).");
+}
+
 void AppendStorage(NamespaceStore& ns, StripedBlobStore& store, MetricsText* out) {
   std::vector<DiskInfo> disks = store.Disks();
   struct DiskFamily {
@@ -272,6 +283,7 @@ std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   MetricsText out;
   if (sources.fuse != nullptr) AppendFuseMetricsTo(*sources.fuse, &out);
   if (sources.cache != nullptr) AppendCache(*sources.cache, sources.collector, &out);
+  if (sources.ns != nullptr) AppendNamespace(*sources.ns, &out);
   if (sources.ns != nullptr && sources.striped != nullptr) {
     AppendStorage(*sources.ns, *sources.striped, &out);
   }

@@ -134,6 +134,10 @@ enum class RenameMode { kReplace, kNoReplace, kExchange };
 struct NamespaceStats {
   uint64_t inode_count = 0;     // live inodes (including orphans)
   uint64_t data_bytes = 0;      // sum of referenced blob lengths + inline bytes
+  // Since open: batches appended to the log (each mutation is one), and
+  // syncs of the log (fsync and friends).
+  uint64_t log_writes = 0;
+  uint64_t log_syncs = 0;
 };
 
 struct NamespaceOptions {

@@ -659,15 +659,12 @@ class RocksNamespace final : public NamespaceStore {
     absl::StatusOr<StoredBlob> blob = ReadStoredBlob(id);
     if (!blob.ok()) return blob.status();
     blob->record.location = location;
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kBlobs], S(BlobKey(id)),
-                              S(EncodeBlob(*blob))),
-                     "recording a blob's location");
+    return PutOne(kBlobs, S(BlobKey(id)), S(EncodeBlob(*blob)), "recording a blob's location");
   }
 
   absl::Status QueueRepair(BlobId id) override {
     std::string key = kRepairPrefix + BlobKey(id);
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], S(key), ""),
-                     "queuing a repair");
+    return PutOne(kMeta, S(key), "", "queuing a repair");
   }
 
   absl::StatusOr<std::vector<BlobId>> PendingRepairs(BlobId from, size_t max) override {
@@ -686,8 +683,7 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::Status ClearRepair(BlobId id) override {
     std::string key = kRepairPrefix + BlobKey(id);
-    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta], S(key)),
-                     "clearing a repair");
+    return DeleteOne(kMeta, S(key), "clearing a repair");
   }
 
   static std::string ReplicationValue(uint64_t queued_sec, uint64_t length) {
@@ -722,9 +718,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::Status ClearReplication(BlobId id) override {
-    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta],
-                                 S(kReplicationPrefix + BlobKey(id))),
-                     "clearing a replication entry");
+    return DeleteOne(kMeta, S(kReplicationPrefix + BlobKey(id)), "clearing a replication entry");
   }
 
   absl::StatusOr<uint64_t> QueueExistingBlobsForReplica(const std::string& target) override {
@@ -836,7 +830,12 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::StatusOr<NamespaceStats> Stats() override {
     absl::MutexLock lock(&mu_);
-    return NamespaceStats{inode_count_, data_bytes_};
+    NamespaceStats stats;
+    stats.inode_count = inode_count_;
+    stats.data_bytes = data_bytes_;
+    stats.log_writes = log_writes_.load(std::memory_order_relaxed);
+    stats.log_syncs = log_syncs_.load(std::memory_order_relaxed);
+    return stats;
   }
 
   absl::Status SetVolumeMeta(std::string_view key,
@@ -844,23 +843,17 @@ class RocksNamespace final : public NamespaceStore {
     absl::MutexLock lock(&mu_);
     std::string full = kVolumeMetaPrefix;
     full.append(key);
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], S(full),
-                              S(value)),
-                     "writing volume metadata");
+    return PutOne(kMeta, S(full), S(value), "writing volume metadata");
   }
 
   absl::Status MarkDamaged(InodeId ino, std::string_view why) override {
     absl::MutexLock lock(&mu_);
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta],
-                              S(kDamagePrefix + InodeKey(ino)), S(why)),
-                     "marking a file damaged");
+    return PutOne(kMeta, S(kDamagePrefix + InodeKey(ino)), S(why), "marking a file damaged");
   }
 
   absl::Status ClearDamage(InodeId ino) override {
     absl::MutexLock lock(&mu_);
-    return FromRocks(db_->Delete(rocksdb::WriteOptions(), handles_[kMeta],
-                                 S(kDamagePrefix + InodeKey(ino))),
-                     "clearing a file's damage");
+    return DeleteOne(kMeta, S(kDamagePrefix + InodeKey(ino)), "clearing a file's damage");
   }
 
   absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> DamagedFiles() override {
@@ -901,9 +894,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::Status RecordReplicaTarget(const std::string& target) override {
-    return FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kReplicaTargetKey,
-                              S(target)),
-                     "recording the replica target");
+    return PutOne(kMeta, kReplicaTargetKey, S(target), "recording the replica target");
   }
 
   absl::Status SkipBlobIdsBelow(BlobId first_free) override {
@@ -911,9 +902,7 @@ class RocksNamespace final : public NamespaceStore {
     if (first_free <= next_blob_) return absl::OkStatus();
     std::string value;
     PutFixed64(&value, first_free);
-    if (absl::Status s = FromRocks(db_->Put(rocksdb::WriteOptions(), handles_[kMeta],
-                                            kNextBlobKey, S(value)),
-                                   "skipping blob ids");
+    if (absl::Status s = PutOne(kMeta, kNextBlobKey, S(value), "skipping blob ids");
         !s.ok()) {
       return s;
     }
@@ -953,6 +942,7 @@ class RocksNamespace final : public NamespaceStore {
     // aborts the process); it must recover onto a new one first.
     if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
     target = db_->GetLatestSequenceNumber();
+    log_syncs_.fetch_add(1, std::memory_order_relaxed);
     absl::Status s = FromRocks(db_->SyncWAL(), "syncing the log");
     if (s.ok()) synced_seq_ = target;
     if (!s.ok()) log_failed_ = true;
@@ -960,11 +950,13 @@ class RocksNamespace final : public NamespaceStore {
   }
 
  private:
-  // Every change goes through here. A failed append (a full disk, say)
-  // leaves RocksDB's log writer unusable; later writes and syncs recover
-  // first (Resume: a new log, once there is room) or fail.
+  // Every change goes through here (PutOne and DeleteOne too). A failed
+  // append (a full disk, say) leaves RocksDB's log writer unusable; later
+  // writes and syncs recover first (Resume: a new log, once there is room)
+  // or fail.
   absl::Status WriteToLog(rocksdb::WriteBatch* batch, const char* what) {
     if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
+    log_writes_.fetch_add(1, std::memory_order_relaxed);
     rocksdb::Status written = db_->Write(rocksdb::WriteOptions(), batch);
     if (written.IsIOError() || written.IsNoSpace()) log_failed_ = true;
     return FromRocks(written, what);
@@ -981,7 +973,21 @@ class RocksNamespace final : public NamespaceStore {
     return absl::OkStatus();
   }
 
+  absl::Status PutOne(Cf cf, const rocksdb::Slice& key, const rocksdb::Slice& value,
+                      const char* what) {
+    rocksdb::WriteBatch batch;
+    batch.Put(handles_[cf], key, value);
+    return WriteToLog(&batch, what);
+  }
+  absl::Status DeleteOne(Cf cf, const rocksdb::Slice& key, const char* what) {
+    rocksdb::WriteBatch batch;
+    batch.Delete(handles_[cf], key);
+    return WriteToLog(&batch, what);
+  }
+
   std::atomic<bool> log_failed_{false};
+  std::atomic<uint64_t> log_writes_{0};
+  std::atomic<uint64_t> log_syncs_{0};
   absl::Mutex recover_mu_;
 
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {

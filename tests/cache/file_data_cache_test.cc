@@ -220,7 +220,9 @@ TEST_F(FileDataCacheTest, ConcurrentWritersToDifferentFiles) {
       for (int i = 0; i < 200; ++i) {
         uint64_t off = (rng() % 64) * 4096;
         EXPECT_TRUE(cache_->Write(files[t], off, std::string(4096, 'a' + t)).ok());
-        if (i % 50 == 0) EXPECT_TRUE(cache_->Flush(files[t]).ok());
+        if (i % 50 == 0) {
+          EXPECT_TRUE(cache_->Flush(files[t]).ok());
+        }
       }
     });
   }

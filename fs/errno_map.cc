@@ -28,6 +28,7 @@ int ErrnoFromStatus(const absl::Status& status) {
       case FsErrorKind::kNotSupported: return EOPNOTSUPP;
       case FsErrorKind::kBusy: return EBUSY;
       case FsErrorKind::kReadOnly: return EROFS;
+      case FsErrorKind::kStale: return ESTALE;
     }
   }
   switch (status.code()) {

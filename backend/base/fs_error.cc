@@ -18,6 +18,7 @@ absl::StatusCode CanonicalCode(FsErrorKind kind) {
   switch (kind) {
     case FsErrorKind::kNotFound:
     case FsErrorKind::kNoAttribute:
+    case FsErrorKind::kStale:
       return absl::StatusCode::kNotFound;
     case FsErrorKind::kExists:
       return absl::StatusCode::kAlreadyExists;
@@ -66,6 +67,7 @@ FsErrorKind KindOfErrno(int err) {
     case EFBIG: return FsErrorKind::kFileTooBig;
     case EOPNOTSUPP: return FsErrorKind::kNotSupported;
     case EROFS: return FsErrorKind::kReadOnly;
+    case ESTALE: return FsErrorKind::kStale;
     case EBUSY:
     case EWOULDBLOCK: return FsErrorKind::kBusy;
     default: return FsErrorKind::kIo;

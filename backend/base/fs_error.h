@@ -34,6 +34,7 @@ enum class FsErrorKind {
   kNotSupported,    // EOPNOTSUPP
   kBusy,            // EBUSY
   kReadOnly,        // EROFS
+  kStale,           // ESTALE: the inode is gone; the kernel looks the path up again
 };
 
 // Builds a status whose canonical code fits `kind` and which carries `kind`

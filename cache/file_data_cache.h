@@ -94,6 +94,10 @@ class FileDataCache {
   // Whether written data of the file is held and not yet stored (a
   // read-only mount keeps what the journal replayed this way).
   bool HoldsUnstoredData(InodeId ino);
+  // Whether the cache holds any state of the file: dirty data, or data
+  // being stored. Takes no per-file lock, so it may be asked with the
+  // namespace's lock held (the write path takes them the other way round).
+  bool Tracks(InodeId ino);
 
   // Sets the size (truncate/extend): drops dirty data past it, flushes the
   // rest, then commits the size in the namespace with the other changes of

@@ -187,6 +187,8 @@ class FileDataCache::Impl {
     return attr;
   }
 
+  bool Tracks(InodeId ino) { return Find(ino) != nullptr; }
+
   bool HoldsUnstoredData(InodeId ino) {
     std::shared_ptr<InodeState> state = Find(ino);
     if (!state) return false;
@@ -715,6 +717,7 @@ InodeAttr FileDataCache::WithDirtySize(InodeAttr attr) {
   return impl_->WithDirtySize(attr);
 }
 bool FileDataCache::HoldsUnstoredData(InodeId ino) { return impl_->HoldsUnstoredData(ino); }
+bool FileDataCache::Tracks(InodeId ino) { return impl_->Tracks(ino); }
 absl::StatusOr<InodeAttr> FileDataCache::SetAttrWithSize(
     InodeId ino, const SetAttrRequest& request) {
   return impl_->SetAttrWithSize(ino, request);

@@ -101,12 +101,25 @@ void FileSystem::Release(InodeId ino, int flags) {
 }
 
 absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
+  if (std::optional<InodeAttr> freed = inodes_.FreedAttr(ino)) return *freed;
   absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
   if (!attr.ok()) return attr.status();
   return Visible(*attr);
 }
 
 absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest& request) {
+  if (!request.size) {
+    // The kernel writes back the ctime of what it just unlinked.
+    std::optional<InodeAttr> freed = inodes_.FreedAttr(ino, [&](InodeAttr& attr) {
+      if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
+      if (request.uid) attr.uid = *request.uid;
+      if (request.gid) attr.gid = *request.gid;
+      if (request.atime) attr.atime = *request.atime;
+      if (request.mtime) attr.mtime = *request.mtime;
+      if (request.ctime) attr.ctime = *request.ctime;
+    });
+    if (freed) return *freed;
+  }
   absl::StatusOr<InodeAttr> attr =
       request.size ? cache_.SetAttrWithSize(ino, request) : ns_.SetAttr(ino, request);
   if (!attr.ok()) return attr.status();
@@ -116,7 +129,18 @@ absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest&
   return Visible(*attr);
 }
 
-absl::StatusOr<std::string> FileSystem::ReadLink(InodeId ino) { return ns_.ReadLink(ino); }
+absl::Status FileSystem::StaleIfFreed(InodeId ino, absl::Status status) {
+  if (GetFsErrorKind(status) == FsErrorKind::kNotFound && inodes_.FreedAttr(ino)) {
+    return FsError(FsErrorKind::kStale, "the file was removed; look its name up again");
+  }
+  return status;
+}
+
+absl::StatusOr<std::string> FileSystem::ReadLink(InodeId ino) {
+  absl::StatusOr<std::string> target = ns_.ReadLink(ino);
+  if (!target.ok()) return StaleIfFreed(ino, target.status());
+  return target;
+}
 
 absl::StatusOr<InodeAttr> FileSystem::MakeNode(InodeId parent, const std::string& name,
                                                const NewNode& node, const Caller& caller) {
@@ -134,30 +158,79 @@ absl::StatusOr<InodeAttr> FileSystem::Link(InodeId ino, InodeId new_parent,
   return Visible(*attr);
 }
 
+// Frees, in the commit that removes its last link, an inode that no handle
+// has open and the write cache holds nothing of: one commit per unlink
+// instead of three (removal, the kernel's ctime write-back, the release at
+// forget). One whose data the cache still holds is left an orphan by that
+// commit, then its data is dropped and it is released at once, in a second
+// commit (not in the first: dropping the data takes the file's cache lock,
+// which a store in progress holds while it waits for the namespace). One
+// that is open stays an orphan until its last close.
+class FileSystem::FreeOnRemoval {
+ public:
+  explicit FreeOnRemoval(FileSystem& fs) : fs_(fs) {}
+  NamespaceStore::ReleaseCheck Check() {
+    return [this](InodeId ino) {
+      // Called with the namespace's lock held: the cache's table lock only
+      // (a file whose data is being stored is in that table).
+      if (fs_.cache_.Tracks(ino) || !fs_.inodes_.FreeIfUnopened(ino)) return false;
+      freed_ = ino;
+      return true;
+    };
+  }
+  // How the removal went; `gone` is the inode that lost its last link.
+  void Finish(bool committed, const std::optional<InodeAttr>& gone) {
+    if (freed_ && !committed) fs_.inodes_.NotFreed(*freed_);
+    if (!committed) return;
+    if (freed_) {
+      fs_.inodes_.Freed(*freed_, *gone);
+      fs_.cache_.Discard(*freed_);  // its readahead state
+      return;
+    }
+    if (!gone || gone->nlink != 0) return;
+    if (!fs_.inodes_.FreeIfUnopened(gone->ino)) return;  // released at last close
+    fs_.cache_.Discard(gone->ino);
+    if (absl::Status s = fs_.ns_.ReleaseInode(gone->ino); !s.ok()) {
+      fs_.inodes_.NotFreed(gone->ino);  // retried at forget, or at the next mount
+      LogError("could not release inode %d: %s", gone->ino, s.ToString());
+      return;
+    }
+    fs_.inodes_.Freed(gone->ino, *gone);
+  }
+
+ private:
+  FileSystem& fs_;
+  std::optional<InodeId> freed_;
+};
+
 absl::Status FileSystem::Unlink(InodeId parent, const std::string& name) {
-  absl::StatusOr<InodeAttr> attr = ns_.Unlink(parent, name);
-  if (!attr.ok()) return attr.status();
-  if (attr->nlink == 0) ReleaseIfUnused(attr->ino);
-  return absl::OkStatus();
+  FreeOnRemoval removal(*this);
+  absl::StatusOr<InodeAttr> attr = ns_.Unlink(parent, name, removal.Check());
+  removal.Finish(attr.ok(), attr.ok() ? std::optional<InodeAttr>(*attr) : std::nullopt);
+  return attr.status();
 }
 
 absl::Status FileSystem::Rmdir(InodeId parent, const std::string& name) {
-  absl::StatusOr<InodeAttr> attr = ns_.Rmdir(parent, name);
-  if (!attr.ok()) return attr.status();
-  ReleaseIfUnused(attr->ino);
-  return absl::OkStatus();
+  FreeOnRemoval removal(*this);
+  absl::StatusOr<InodeAttr> attr = ns_.Rmdir(parent, name, removal.Check());
+  removal.Finish(attr.ok(), attr.ok() ? std::optional<InodeAttr>(*attr) : std::nullopt);
+  return attr.status();
 }
 
 absl::Status FileSystem::Rename(InodeId parent, const std::string& name, InodeId new_parent,
                                 const std::string& new_name, RenameMode mode) {
+  FreeOnRemoval removal(*this);
   absl::StatusOr<std::optional<InodeAttr>> replaced =
-      ns_.Rename(parent, name, new_parent, new_name, mode);
-  if (!replaced.ok()) return replaced.status();
-  if (replaced->has_value() && (*replaced)->nlink == 0) ReleaseIfUnused((*replaced)->ino);
-  return absl::OkStatus();
+      ns_.Rename(parent, name, new_parent, new_name, mode, removal.Check());
+  removal.Finish(replaced.ok(), replaced.ok() ? *replaced : std::nullopt);
+  return replaced.status();
 }
 
 absl::Status FileSystem::Open(InodeId ino, int flags) {
+  // A reader that found the file just before a rename replaced it (the
+  // atomic-replace pattern) must get the new file, not ENOENT: ESTALE has
+  // the kernel look the name up again.
+  if (inodes_.FreedAttr(ino)) return StaleIfFreed(ino, FsError(FsErrorKind::kNotFound, "freed"));
   // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
   // pages and leaves the truncation itself to us; like truncate(2) it sets
   // mtime and ctime even when the file was already empty.
@@ -172,7 +245,9 @@ absl::Status FileSystem::Open(InodeId ino, int flags) {
     // have set: only the open can tell the reader.
     return DamagedError(ino, *why);
   }
-  inodes_.AddOpen(ino, MayWrite(flags));
+  if (!inodes_.AddOpen(ino, MayWrite(flags))) {
+    return FsError(FsErrorKind::kStale, "the file was removed; look its name up again");
+  }
   return absl::OkStatus();
 }
 
@@ -258,7 +333,8 @@ absl::Status FileSystem::Fallocate(InodeId ino, int mode, uint64_t offset, uint6
 }
 
 absl::StatusOr<InodeId> FileSystem::OpenDir(InodeId ino) {
-  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  // A removed working directory still opens (and lists nothing).
+  absl::StatusOr<InodeAttr> attr = GetAttr(ino);
   if (!attr.ok()) return attr.status();
   if (!S_ISDIR(attr->mode)) return FsError(FsErrorKind::kNotDirectory, "not a directory");
   return attr->parent;
@@ -298,12 +374,16 @@ absl::Status FileSystem::SetXattr(InodeId ino, const std::string& name, std::str
   if (name == kLocationXattr) {
     return FsError(FsErrorKind::kNotPermitted, "computed from where the data is");
   }
-  return ns_.SetXattr(ino, name, value, mode);
+  return StaleIfFreed(ino, ns_.SetXattr(ino, name, value, mode));
 }
 
 absl::StatusOr<std::string> FileSystem::GetXattr(InodeId ino, const std::string& name) {
   if (IsPosixAclName(name)) return FsError(FsErrorKind::kNotSupported, "POSIX ACLs");
-  if (name != kLocationXattr) return ns_.GetXattr(ino, name);
+  if (name != kLocationXattr) {
+    absl::StatusOr<std::string> value = ns_.GetXattr(ino, name);
+    if (!value.ok()) return StaleIfFreed(ino, value.status());
+    return value;
+  }
   // Where the file's data is: local, remote, local+remote or mixed.
   absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
   if (!attr.ok()) return attr.status();
@@ -314,7 +394,9 @@ absl::StatusOr<std::string> FileSystem::GetXattr(InodeId ino, const std::string&
 }
 
 absl::StatusOr<std::vector<std::string>> FileSystem::ListXattr(InodeId ino) {
-  return ns_.ListXattr(ino);
+  absl::StatusOr<std::vector<std::string>> names = ns_.ListXattr(ino);
+  if (!names.ok()) return StaleIfFreed(ino, names.status());
+  return names;
 }
 
 absl::Status FileSystem::RemoveXattr(InodeId ino, const std::string& name) {
@@ -322,7 +404,7 @@ absl::Status FileSystem::RemoveXattr(InodeId ino, const std::string& name) {
   if (name == kLocationXattr) {
     return FsError(FsErrorKind::kNotPermitted, "computed from where the data is");
   }
-  return ns_.RemoveXattr(ino, name);
+  return StaleIfFreed(ino, ns_.RemoveXattr(ino, name));
 }
 
 }  // namespace cairn

@@ -135,6 +135,11 @@ class FileSystem {
 
  private:
   // Deletes an unlinked inode once the kernel holds no reference to it.
+  class FreeOnRemoval;
+  // ESTALE instead of ENOENT for an inode freed while the kernel held it
+  // (fs/inode_table.h): the kernel then looks the name up again, as for
+  // NFS, so a path that now names another file reaches that one.
+  absl::Status StaleIfFreed(InodeId ino, absl::Status status);
   void ReleaseIfUnused(InodeId ino);
   InodeAttr Visible(InodeAttr attr);
 

@@ -232,22 +232,34 @@ class NamespaceStore {
   // Adds a hard link to a non-directory.
   virtual absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent,
                                          std::string_view new_name) = 0;
+  // Asked, with the namespace's lock held, about an inode that is losing
+  // its last link: true frees it (extents, xattrs, record) in the same
+  // commit as the removal; false makes it an orphan, kept until
+  // ReleaseInode. It must not call back into the namespace. A commit that
+  // then fails frees nothing, so a caller that marked the inode undoes that.
+  using ReleaseCheck = std::function<bool(InodeId)>;
+
   // Removes a non-directory entry. If the inode's link count reaches zero it
-  // becomes an orphan: its data stays until ReleaseInode.
-  // Returns the inode as it is after the call (nlink possibly 0).
-  virtual absl::StatusOr<InodeAttr> Unlink(InodeId parent,
-                                           std::string_view name) = 0;
-  // Removes an empty directory entry; the directory becomes an orphan.
-  virtual absl::StatusOr<InodeAttr> Rmdir(InodeId parent,
-                                          std::string_view name) = 0;
+  // is freed when `release_now` says so, else it becomes an orphan: its
+  // data stays until ReleaseInode. Returns the inode as it is after the
+  // call (nlink possibly 0; then ReleaseInode if it was not freed).
+  virtual absl::StatusOr<InodeAttr> Unlink(InodeId parent, std::string_view name,
+                                           const ReleaseCheck& release_now = {}) = 0;
+  // Removes an empty directory entry; the directory is freed when
+  // `release_now` says so, else it becomes an orphan.
+  virtual absl::StatusOr<InodeAttr> Rmdir(InodeId parent, std::string_view name,
+                                          const ReleaseCheck& release_now = {}) = 0;
   // rename(2)/renameat2(2). Returns the inode that lost its last link by
-  // being replaced, if any (it is now an orphan).
+  // being replaced, if any: freed when `release_now` said so, else an orphan.
   virtual absl::StatusOr<std::optional<InodeAttr>> Rename(
       InodeId old_parent, std::string_view old_name, InodeId new_parent,
-      std::string_view new_name, RenameMode mode) = 0;
+      std::string_view new_name, RenameMode mode, const ReleaseCheck& release_now = {}) = 0;
 
   // chmod/chown/truncate/utimes. ctime is set to now unless given. Shrinking
   // drops the extents past the new size (blobs left unreferenced go to GC).
+  // A request that changes nothing but ctime, by less than a second (the
+  // kernel writing back the ctime it set after a rename or unlink), is
+  // answered with the stored attributes and no commit.
   virtual absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
                                             const SetAttrRequest& request) = 0;
 

@@ -293,22 +293,27 @@ class RocksNamespace final : public NamespaceStore {
     return txn.inodes[ino].attr;
   }
 
-  absl::StatusOr<InodeAttr> Unlink(InodeId parent,
-                                   std::string_view name) override {
-    return RemoveEntry(parent, name, /*want_dir=*/false);
+  absl::StatusOr<InodeAttr> Unlink(InodeId parent, std::string_view name,
+                                   const ReleaseCheck& release_now) override {
+    return RemoveEntry(parent, name, /*want_dir=*/false, release_now);
   }
 
-  absl::StatusOr<InodeAttr> Rmdir(InodeId parent,
-                                  std::string_view name) override {
-    return RemoveEntry(parent, name, /*want_dir=*/true);
+  absl::StatusOr<InodeAttr> Rmdir(InodeId parent, std::string_view name,
+                                  const ReleaseCheck& release_now) override {
+    return RemoveEntry(parent, name, /*want_dir=*/true, release_now);
   }
 
   absl::StatusOr<std::optional<InodeAttr>> Rename(
       InodeId old_parent, std::string_view old_name, InodeId new_parent,
-      std::string_view new_name, RenameMode mode) override;
+      std::string_view new_name, RenameMode mode, const ReleaseCheck& release_now) override;
 
   absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
                                     const SetAttrRequest& request) override {
+    if (!request.mode && !request.uid && !request.gid && !request.size && request.ctime) {
+      absl::StatusOr<InodeRecord> record = MustReadInode(ino);
+      if (!record.ok()) return record.status();
+      if (IsCtimeEcho(record->attr, request)) return record->attr;
+    }
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
       Timespec now = options_.clock->NowTimespec();
       if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
@@ -336,6 +341,22 @@ class RocksNamespace final : public NamespaceStore {
       attr.ctime = request.ctime ? *request.ctime : now;
       return absl::OkStatus();
     });
+  }
+
+  // With the writeback cache the kernel keeps ctime itself: after a rename
+  // or unlink it sets its own (coarse) clock's time and sends it back in a
+  // SETATTR of mtime and ctime, the mtime unchanged. The commit that made
+  // the change already set ctime to within a tick of that; storing the
+  // kernel's copy would cost a commit per rename and unlink for a
+  // difference of milliseconds. Lock-free: a concurrent change can only
+  // make the stored ctime newer, and then this reply is merely stale.
+  static bool IsCtimeEcho(const InodeAttr& stored, const SetAttrRequest& request) {
+    if (request.atime && !(*request.atime == stored.atime)) return false;
+    if (request.mtime && !(*request.mtime == stored.mtime)) return false;
+    const int64_t kWindowNs = 1'000'000'000;
+    int64_t delta = (request.ctime->sec - stored.ctime.sec) * 1'000'000'000 +
+                    (static_cast<int64_t>(request.ctime->nsec) - stored.ctime.nsec);
+    return delta > -kWindowNs && delta < kWindowNs;
   }
 
   absl::StatusOr<uint64_t> JournalMark(InodeId ino) override {
@@ -1121,7 +1142,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   absl::StatusOr<InodeAttr> RemoveEntry(InodeId parent, std::string_view name,
-                                        bool want_dir) {
+                                        bool want_dir, const ReleaseCheck& release_now) {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     Txn txn;
@@ -1149,6 +1170,7 @@ class RocksNamespace final : public NamespaceStore {
     DeleteEntry(txn, parent, name, found.cookie);
     DropLink(txn, **child, now);
     Touch(**dir, now, true);
+    if (absl::Status s = FreeIfReleasable(txn, **child, release_now); !s.ok()) return s;
     if (absl::Status s = Commit(txn); !s.ok()) return s;
     return txn.inodes[found.ino].attr;
   }
@@ -1161,6 +1183,14 @@ class RocksNamespace final : public NamespaceStore {
     }
     Txn txn;
     txn.inodes[ino] = std::move(**existing);
+    if (absl::Status s = StageFree(txn, ino); !s.ok()) return s;
+    return Commit(txn);
+  }
+
+  // Stages the deletion of `ino` (loaded in `txn`, no links left) and all
+  // it holds: extents (their blobs go to GC), xattrs, damage mark. Its
+  // record stays in txn.inodes, as it was, for the caller's answer.
+  absl::Status StageFree(Txn& txn, InodeId ino) {
     InodeAttr& attr = txn.inodes[ino].attr;
     if (S_ISREG(attr.mode)) {
       absl::Status s = EditExtents(txn, attr, 0, UINT64_MAX,
@@ -1173,10 +1203,19 @@ class RocksNamespace final : public NamespaceStore {
     txn.batch.Delete(handles_[kInodes], S(prefix));
     txn.batch.Delete(handles_[kOrphans], S(prefix));
     txn.batch.Delete(handles_[kMeta], S(kDamagePrefix + prefix));
-    txn.inodes.erase(ino);
     txn.dirty.erase(ino);
-    txn.inode_count_delta = -1;
-    return Commit(txn);
+    txn.inode_count_delta -= 1;
+    return absl::OkStatus();
+  }
+
+  // An inode that just lost its last link in `txn`: freed in the same
+  // commit if `release_now` agrees, else left an orphan (DropLink).
+  absl::Status FreeIfReleasable(Txn& txn, const InodeRecord& record,
+                                const ReleaseCheck& release_now) {
+    if (record.attr.nlink != 0 || !release_now || !release_now(record.attr.ino)) {
+      return absl::OkStatus();
+    }
+    return StageFree(txn, record.attr.ino);
   }
 
   // The shape of every single-inode mutation: load the inode, let `change`
@@ -1300,7 +1339,7 @@ class RocksNamespace final : public NamespaceStore {
 
 absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
     InodeId old_parent, std::string_view old_name, InodeId new_parent,
-    std::string_view new_name, RenameMode mode) {
+    std::string_view new_name, RenameMode mode, const ReleaseCheck& release_now) {
   if (absl::Status s = CheckName(old_name); !s.ok()) return s;
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
@@ -1401,6 +1440,7 @@ absl::StatusOr<std::optional<InodeAttr>> RocksNamespace::Rename(
     if (!victim.ok()) return victim.status();
     DeleteEntry(txn, new_parent, new_name, target.cookie);
     DropLink(txn, **victim, now);
+    if (absl::Status s = FreeIfReleasable(txn, **victim, release_now); !s.ok()) return s;
     replaced = target.ino;
   }
   DeleteEntry(txn, old_parent, old_name, source.cookie);

@@ -2,11 +2,15 @@
 // free 127.0.0.1 port, file I/O through the mount, then a scrape of
 // http://127.0.0.1:PORT/metrics over a plain socket.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
@@ -95,6 +99,73 @@ TEST_F(MetricsTest, WritesDoNotEachAskForSecurityCapability) {
   std::string answer = Scrape();
   double getxattr = Sample(answer, "cairn_fuse_requests_total{op=\"getxattr\"}");
   EXPECT_LT(getxattr, 20) << "4000 write(2) calls";
+}
+
+// The sum of every sample of the family `name` (all its label sets).
+double SumOf(const std::string& text, const std::string& name) {
+  double sum = 0;
+  for (size_t at = text.find("\n" + name + "{"); at != std::string::npos;
+       at = text.find("\n" + name + "{", at + 1)) {
+    size_t space = text.find(' ', at + 1);
+    if (space == std::string::npos) break;
+    sum += std::strtod(text.c_str() + space + 1, nullptr);
+  }
+  return sum;
+}
+
+// What each metadata operation costs, in FUSE requests the kernel sends and
+// namespace commits: one commit each (a rename or unlink used to cost two
+// and three: the kernel's write-back of ctime, then the release of the
+// unlinked inode, were commits of their own), and no more than the
+// requests the kernel needs (with default_permissions and the writeback
+// cache: a getattr of the changed directory, the ctime write-back, the
+// forget of an unlinked inode).
+TEST_F(MetricsTest, MetadataOperationsCostOneCommitEach) {
+  constexpr int kFiles = 200;
+  ASSERT_EQ(mkdir(P("m").c_str(), 0755), 0);
+  auto name = [&](const char* prefix, int i) { return P("m/" + std::string(prefix) + std::to_string(i)); };
+  struct Cost {
+    double requests, commits;
+  };
+  auto measure = [&](const std::function<bool(int)>& op) -> Cost {
+    std::string before = Scrape();
+    for (int i = 0; i < kFiles; ++i) {
+      if (!op(i)) {
+        ADD_FAILURE() << "operation " << i << ": " << strerror(errno);
+        break;
+      }
+    }
+    std::string after = Scrape();
+    return Cost{(SumOf(after, "cairn_fuse_requests_total") -
+                 SumOf(before, "cairn_fuse_requests_total")) / kFiles,
+                (Sample(after, "cairn_namespace_commits_total") -
+                 Sample(before, "cairn_namespace_commits_total")) / kFiles};
+  };
+  Cost create = measure([&](int i) {
+    int fd = open(name("f", i).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    return fd >= 0 && close(fd) == 0;
+  });
+  Cost rename_cost = measure([&](int i) {
+    return rename(name("f", i).c_str(), name("g", i).c_str()) == 0;
+  });
+  Cost chmod_cost = measure([&](int i) { return chmod(name("g", i).c_str(), 0600) == 0; });
+  Cost unlink_cost = measure([&](int i) { return unlink(name("g", i).c_str()) == 0; });
+  Cost mkdir_cost = measure([&](int i) { return mkdir(name("d", i).c_str(), 0755) == 0; });
+  Cost rmdir_cost = measure([&](int i) { return rmdir(name("d", i).c_str()) == 0; });
+  // A few commits of background work may fall inside a phase.
+  const double kCommitSlack = 1.05;
+  EXPECT_LE(create.commits, kCommitSlack);
+  EXPECT_LE(rename_cost.commits, kCommitSlack);
+  EXPECT_LE(chmod_cost.commits, kCommitSlack);
+  EXPECT_LE(unlink_cost.commits, kCommitSlack);
+  EXPECT_LE(mkdir_cost.commits, kCommitSlack);
+  EXPECT_LE(rmdir_cost.commits, kCommitSlack);
+  EXPECT_LE(create.requests, 5.1);       // lookup, getattr(dir), create, flush, release
+  EXPECT_LE(rename_cost.requests, 4.1);  // lookup, getattr(dir), rename, setattr
+  EXPECT_LE(chmod_cost.requests, 1.1);   // setattr
+  EXPECT_LE(unlink_cost.requests, 4.1);  // getattr(dir), unlink, setattr, forget
+  EXPECT_LE(mkdir_cost.requests, 3.1);   // lookup, getattr(dir), mkdir
+  EXPECT_LE(rmdir_cost.requests, 3.1);   // getattr(dir), rmdir, forget
 }
 
 TEST_F(MetricsTest, PortInUseStillMountsWithoutMetrics) {

@@ -1190,6 +1190,39 @@ TEST_F(FileIoTest, UnlinkedOpenFileStaysReadableUntilClose) {
           << ", with it " << used_with_file;
 }
 
+// A file or directory removed while the kernel still holds it without an
+// open handle (an O_PATH descriptor, a removed working directory): cairn
+// frees it at once (in the removal's own commit unless the write cache
+// still held its data), yet fstat and opening "." still work as on a local
+// filesystem.
+TEST_F(FileIoTest, ARemovedFileOrDirectoryHeldWithoutAnOpenHandleStillAnswers) {
+  int64_t inodes_before = UsedInodes();
+  WriteFile(P("held"), "hello");
+  ASSERT_EQ(mkdir(P("dir").c_str(), 0755), 0);
+  Fd file(open(P("held").c_str(), O_PATH));
+  Fd dir(open(P("dir").c_str(), O_PATH | O_DIRECTORY));
+  ASSERT_TRUE(file.ok() && dir.ok()) << strerror(errno);
+  ASSERT_EQ(unlink(P("held").c_str()), 0) << strerror(errno);
+  ASSERT_EQ(rmdir(P("dir").c_str()), 0) << strerror(errno);
+
+  struct stat st;
+  ASSERT_EQ(fstat(file.get(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_nlink, 0u);
+  EXPECT_EQ(st.st_size, 5);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  ASSERT_EQ(fstat(dir.get(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_nlink, 0u);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  Fd dot(openat(dir.get(), ".", O_RDONLY | O_DIRECTORY));
+  EXPECT_TRUE(dot.ok()) << "opening a removed directory: " << strerror(errno);
+  if (!NativeMode()) {
+    EXPECT_LE(UsedInodes(), inodes_before) << "both inodes are freed with their names";
+  }
+  EXPECT_ERRNO(access(P("held").c_str(), F_OK), ENOENT);
+  WriteFile(P("held"), "new");
+  EXPECT_EQ(ReadFile(P("held")), "new");
+}
+
 // ---- fsync ----
 
 TEST_F(FileIoTest, FsyncAndFdatasyncSucceedAndDataSurvives) {

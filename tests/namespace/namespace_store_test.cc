@@ -529,6 +529,87 @@ TEST_F(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
   EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"kept2", "victim", "kept"}));
 }
 
+TEST_F(NamespaceStoreTest, ARemovalFreesTheLastLinkInItsOwnCommitWhenAllowed) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  InodeAttr victim = Make(kRootInode, "victim", S_IFREG | 0644);
+  Make(kRootInode, "src", S_IFREG | 0644);
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  BlobId blob = *store_->AllocateBlobIds(1);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 10, 0}}, {BlobExtent(0, 10, blob)})
+                  .ok());
+  ASSERT_TRUE(store_->SetXattr(file.ino, "user.a", "v", XattrMode::kCreateOrReplace).ok());
+  const uint64_t inodes = store_->Stats()->inode_count;
+  std::vector<InodeId> asked;
+  auto yes = [&](InodeId ino) {
+    asked.push_back(ino);
+    return true;
+  };
+
+  const uint64_t commits = store_->Stats()->log_writes;
+  auto removed = store_->Unlink(kRootInode, "f", yes);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->nlink, 0u);
+  EXPECT_EQ(store_->Stats()->log_writes, commits + 1) << "the removal and the free in one batch";
+  EXPECT_EQ(KindOf(store_->GetAttr(file.ino).status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(KindOf(store_->GetXattr(file.ino, "user.a").status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(store_->GetBlob(blob)->refcount, 0u);
+  EXPECT_EQ(store_->Stats()->data_bytes, 0u);
+
+  auto replaced = store_->Rename(kRootInode, "src", kRootInode, "victim", RenameMode::kReplace, yes);
+  ASSERT_TRUE(replaced.ok() && replaced->has_value());
+  EXPECT_EQ(KindOf(store_->GetAttr(victim.ino).status()), FsErrorKind::kNotFound);
+  ASSERT_TRUE(store_->Rmdir(kRootInode, "d", yes).ok());
+  EXPECT_EQ(KindOf(store_->GetAttr(dir.ino).status()), FsErrorKind::kNotFound);
+  EXPECT_EQ(asked, (std::vector<InodeId>{file.ino, victim.ino, dir.ino}));
+  EXPECT_EQ(store_->Stats()->inode_count, inodes - 3);
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 0u) << "nothing was left an orphan";
+  ASSERT_TRUE(store_->Check().ok());
+  EXPECT_TRUE(store_->Check()->problems.empty());
+
+  // Refused (a handle is open): an orphan, as without the check.
+  InodeAttr open = Make(kRootInode, "open", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Unlink(kRootInode, "open", [](InodeId) { return false; }).ok());
+  EXPECT_EQ(store_->GetAttr(open.ino)->nlink, 0u);
+  // A name whose inode keeps another link is not asked about.
+  InodeAttr linked = Make(kRootInode, "l1", S_IFREG | 0644);
+  ASSERT_TRUE(store_->Link(linked.ino, kRootInode, "l2").ok());
+  asked.clear();
+  ASSERT_TRUE(store_->Unlink(kRootInode, "l1", yes).ok());
+  EXPECT_TRUE(asked.empty());
+  EXPECT_EQ(store_->GetAttr(linked.ino)->nlink, 1u);
+  EXPECT_EQ(*store_->ReleaseAllOrphans(), 1u);
+}
+
+// With the writeback cache the kernel sends back the ctime it set after a
+// rename or unlink; that costs no commit, any real change still does.
+TEST_F(NamespaceStoreTest, AKernelCtimeWriteBackCostsNoCommit) {
+  clock_.Set({1000, 0});
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  SetAttrRequest echo;
+  echo.mtime = file.mtime;
+  echo.ctime = Timespec{1000, 4'000'000};
+  uint64_t commits = store_->Stats()->log_writes;
+  auto answered = store_->SetAttr(file.ino, echo);
+  ASSERT_TRUE(answered.ok());
+  EXPECT_EQ(*answered, file);
+  EXPECT_EQ(store_->Stats()->log_writes, commits);
+
+  SetAttrRequest later = echo;
+  later.ctime = Timespec{1002, 0};  // seconds later: a real change of ctime
+  EXPECT_EQ(store_->SetAttr(file.ino, later)->ctime, (Timespec{1002, 0}));
+  EXPECT_EQ(store_->Stats()->log_writes, commits + 1);
+  SetAttrRequest touch = echo;
+  touch.mtime = Timespec{1002, 5};  // a new mtime is always stored
+  touch.ctime = Timespec{1002, 0};
+  EXPECT_EQ(store_->SetAttr(file.ino, touch)->mtime, (Timespec{1002, 5}));
+  SetAttrRequest chmod = echo;
+  chmod.mtime = Timespec{1002, 5};
+  chmod.mode = 0600;
+  EXPECT_EQ(store_->SetAttr(file.ino, chmod)->mode, static_cast<uint32_t>(S_IFREG | 0600));
+  EXPECT_EQ(store_->Stats()->log_writes, commits + 3);
+  EXPECT_EQ(KindOf(store_->SetAttr(777, echo).status()), FsErrorKind::kNotFound);
+}
+
 TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
   InodeAttr from = Make(kRootInode, "from", S_IFDIR | 0755);
   InodeAttr to = Make(kRootInode, "to", S_IFDIR | 0755);

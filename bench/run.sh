@@ -18,9 +18,8 @@
 # same disk as the volume). The binaries are copied into BENCH_DIR first, so
 # a rebuild during the run does not change what is measured.
 #
-#   bash bench/run.sh                  # builds if needed; 3 rounds (a full
-#                                      # round is not timed yet: estimated
-#                                      # 5-6 min on 2 CPUs)
+#   bash bench/run.sh                  # builds if needed; 3 rounds, 12 min
+#                                      # on 2 CPUs (about 4 min a round)
 #   BENCH_QUICK=1 bash bench/run.sh    # 256 MiB files, 5 s random runs,
 #                                      # 2,000 small files: ~2.5 min a round
 #   BENCH_QUICK=1 BENCH_ROUNDS=1 bash bench/run.sh   # smoke test

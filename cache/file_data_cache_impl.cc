@@ -24,11 +24,22 @@ namespace {
 
 // Dirty bytes of one file: non-overlapping runs keyed by file offset.
 struct InodeState {
-  // Held across the blob writes and the commit of a flush: the commits of
-  // one file must apply in the order its data was written.
+  // Not held while a flush writes blobs (writes and reads of the file go
+  // on meanwhile); one flush at a time per file (`storing`), and its
+  // commit under the lock, keep the file's commits in the order its data
+  // was written.
   absl::Mutex mu;
   std::map<uint64_t, std::string> runs ABSL_GUARDED_BY(mu);
-  uint64_t dirty_bytes ABSL_GUARDED_BY(mu) = 0;
+  uint64_t dirty_bytes ABSL_GUARDED_BY(mu) = 0;  // in `runs`
+  // The runs a flush is storing, taken out of `runs` (newer writes go
+  // there, and win where they overlap); their journal records stay
+  // referenced until the commit. Read by that flush without the lock:
+  // nothing else changes them while `storing` is set.
+  bool storing ABSL_GUARDED_BY(mu) = false;
+  std::map<uint64_t, std::string> storing_runs;
+  uint64_t storing_bytes ABSL_GUARDED_BY(mu) = 0;
+  absl::flat_hash_map<uint64_t, uint64_t> storing_journal_refs ABSL_GUARDED_BY(mu);
+  uint64_t storing_journal_seq ABSL_GUARDED_BY(mu) = 0;
   int64_t dirty_since ABSL_GUARDED_BY(mu) = 0;
   bool detached ABSL_GUARDED_BY(mu) = false;  // removed from the table
   // Journal records holding the dirty data: references per segment, and the
@@ -90,10 +101,16 @@ class FileDataCache::Impl {
       bool journaled = Journal(ino, *state, offset, data);
       AddDirty(*state, offset, data);
       // A whole blob's worth of data goes out at once rather than waiting
-      // for the timer.
-      eager_flush = state->dirty_bytes >= kMaxBlobBytes || !journaled;
+      // for the timer, unless a store of the file is under way: then this
+      // write returns (its data is journaled), and the next one after that
+      // store takes everything that came meanwhile. Waiting here would
+      // hold every request the kernel has in flight for the file, and the
+      // stores would alternate with the writes instead of overlapping them.
+      // Unjournaled data is always stored before the write returns.
+      eager_flush = (state->dirty_bytes >= kMaxBlobBytes && !state->storing) || !journaled;
       absl::Status flushed =
-          eager_flush ? FlushLocked(ino, *state) : absl::OkStatus();
+          eager_flush ? FlushLocked(ino, *state, /*while_a_blob_is_dirty=*/true)
+                      : absl::OkStatus();
       state->mu.Unlock();
       if (!flushed.ok()) return flushed;
     }
@@ -110,13 +127,17 @@ class FileDataCache::Impl {
       absl::MutexLock lock(&state->mu);
       dirty_end = state->dirty_end.load();
       uint64_t end = offset + length;
-      auto it = state->runs.upper_bound(offset);
-      if (it != state->runs.begin()) --it;
-      for (; it != state->runs.end() && it->first < end; ++it) {
-        if (RunEnd(*it) <= offset) continue;
-        uint64_t start = std::max(offset, it->first);
-        uint64_t stop = std::min(end, RunEnd(*it));
-        overlay.emplace_back(start, it->second.substr(start - it->first, stop - start));
+      // Runs being stored first: the newer runs are laid over them.
+      for (const auto* runs : {&state->storing_runs, &state->runs}) {
+        if (runs == &state->storing_runs && !state->storing) continue;
+        auto it = runs->upper_bound(offset);
+        if (it != runs->begin()) --it;
+        for (; it != runs->end() && it->first < end; ++it) {
+          if (RunEnd(*it) <= offset) continue;
+          uint64_t start = std::max(offset, it->first);
+          uint64_t stop = std::min(end, RunEnd(*it));
+          overlay.emplace_back(start, it->second.substr(start - it->first, stop - start));
+        }
       }
     }
     absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
@@ -193,7 +214,7 @@ class FileDataCache::Impl {
     std::shared_ptr<InodeState> state = Find(ino);
     if (!state) return false;
     absl::MutexLock lock(&state->mu);
-    return !state->runs.empty();
+    return !state->runs.empty() || state->storing;
   }
 
   absl::StatusOr<InodeAttr> SetAttrWithSize(InodeId ino,
@@ -232,11 +253,15 @@ class FileDataCache::Impl {
       }
       // Records in a segment whose sync once failed may be gone from the
       // disk whatever a later sync says: store that data as blobs instead.
-      for (const auto& [segment, refs] : state->journal_refs) {
-        if (journal_->SegmentFailed(segment)) {
-          if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
-          break;
+      bool failed_segment = false;
+      for (const auto* refs : {&state->journal_refs, &state->storing_journal_refs}) {
+        for (const auto& [segment, count] : *refs) {
+          failed_segment = failed_segment || journal_->SegmentFailed(segment);
         }
+      }
+      // (A flush first waits for one under way, then stores the rest.)
+      if (failed_segment) {
+        if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
       }
     }
     if (absl::Status s = journal_->Sync(); !s.ok()) return s;
@@ -420,7 +445,7 @@ class FileDataCache::Impl {
         (std::next(first) == state.runs.end() || std::next(first)->first > end)) {
       first->second.append(data.data(), data.size());
       state.dirty_bytes += data.size();
-      state.dirty_held = state.dirty_bytes;
+      state.dirty_held = state.dirty_bytes + state.storing_bytes;
       return data.size();
     }
     uint64_t start = offset, stop = end;
@@ -441,40 +466,79 @@ class FileDataCache::Impl {
     uint64_t added = merged.size() - old_bytes;
     state.runs.emplace(start, std::move(merged));
     state.dirty_bytes += added;
-    state.dirty_held = state.dirty_bytes;
+    state.dirty_held = state.dirty_bytes + state.storing_bytes;
     return added;
   }
 
   // Stores the file's dirty runs as blobs (or inline) and commits them in
-  // one namespace batch. On failure the runs stay dirty and the error is
-  // kept for fsync.
-  absl::Status FlushLocked(InodeId ino, InodeState& state)
+  // one namespace batch; returns once they are committed. The blobs are
+  // written without the file's lock, so its writes and reads go on (they
+  // used to queue behind every 4 MiB store); a flush already under way is
+  // waited for first. On failure the runs stay dirty and the error is kept
+  // for fsync.
+  //
+  // `while_a_blob_is_dirty` (a writer's flush): goes on storing while a
+  // whole blob's worth has come in meanwhile, so a writer's full blocks go
+  // out while it writes, as they did when each write stored its own, and
+  // are not left dirty (their journal segment unreclaimable) until the
+  // timer.
+  absl::Status FlushLocked(InodeId ino, InodeState& state, bool while_a_blob_is_dirty = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    absl::Status status = FlushOnce(ino, state);
+    while (status.ok() && while_a_blob_is_dirty && !state.detached &&
+           state.dirty_bytes >= kMaxBlobBytes) {
+      status = FlushOnce(ino, state);
+    }
+    return status;
+  }
+
+  absl::Status FlushOnce(InodeId ino, InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     if (options_.read_only) return absl::OkStatus();  // kept journaled
-    absl::Status status = StoreRunsLocked(ino, state);
+    state.mu.Await(absl::Condition(&NotStoring, &state));
+    if (state.runs.empty() || state.detached) {
+      state.store_error = absl::OkStatus();
+      return absl::OkStatus();
+    }
+    state.storing = true;
+    state.storing_runs = std::move(state.runs);
+    state.runs.clear();
+    state.storing_bytes = state.dirty_bytes;
+    state.dirty_bytes = 0;
+    state.storing_journal_refs = std::move(state.journal_refs);
+    state.journal_refs.clear();
+    state.storing_journal_seq = state.journal_seq;
+    state.dirty_since = 0;
+    const uint64_t dirty_end = state.dirty_end.load();
+    std::vector<NewBlob> new_blobs;
+    std::vector<Extent> extents;
+    state.mu.Unlock();
+    absl::Status stored = StoreRuns(ino, state.storing_runs, dirty_end, &new_blobs, &extents);
+    state.mu.Lock();
+    absl::Status status = CommitStored(ino, state, std::move(stored), new_blobs, extents);
+
     state.store_error = status;
     return status;
   }
 
-  absl::Status StoreRunsLocked(InodeId ino, InodeState& state)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-    if (state.runs.empty()) return absl::OkStatus();
+  static bool NotStoring(InodeState* state) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return !state->storing;
+  }
+
+  // Writes `runs` of file `ino` as blobs (or inline extents), filling in
+  // the extents and blobs to commit.
+  absl::Status StoreRuns(InodeId ino, const std::map<uint64_t, std::string>& runs,
+                         uint64_t dirty_end, std::vector<NewBlob>* new_blobs_out,
+                         std::vector<Extent>* extents_out) {
     absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
-    if (!attr.ok()) {
-      if (absl::IsNotFound(attr.status())) {  // file deleted meanwhile
-        DropRuns(state);
-        return absl::OkStatus();
-      }
-      return attr.status();
-    }
+    if (!attr.ok()) return attr.status();
     if (options_.room_for_data) {
       if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
     }
-    uint64_t final_size = std::max(attr->size, state.dirty_end.load());
-    std::vector<Extent> extents;
-    std::vector<NewBlob> new_blobs;
+    uint64_t final_size = std::max(attr->size, dirty_end);
+    std::vector<Extent>& extents = *extents_out;
+    std::vector<NewBlob>& new_blobs = *new_blobs_out;
     if (final_size <= options_.inline_threshold_bytes) {
-      for (const auto& [start, bytes] : state.runs) {
+      for (const auto& [start, bytes] : runs) {
         Extent extent;
         extent.file_offset = start;
         extent.length = bytes.size();
@@ -491,7 +555,7 @@ class FileDataCache::Impl {
       // flushing thread (46 of 302 MiB at the peak under 8 writers).
       std::vector<std::vector<std::string_view>> planned(1);
       uint64_t planned_bytes = 0;  // in planned.back()
-      for (const auto& [start, bytes] : state.runs) {
+      for (const auto& [start, bytes] : runs) {
         for (uint64_t done = 0; done < bytes.size();) {
           if (planned_bytes == kMaxBlobBytes) {
             planned.emplace_back();
@@ -527,21 +591,64 @@ class FileDataCache::Impl {
         blobs_written_++;
       }
     }
-    absl::StatusOr<InodeAttr> committed =
-        ns_.CommitWrite(ino, new_blobs, extents, state.journal_seq);
-    if (!committed.ok()) return committed.status();
-    DropRuns(state);
     return absl::OkStatus();
   }
 
-  void DropRuns(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-    ReleaseJournalRefs(state);
-    total_dirty_ -= state.dirty_bytes;
-    state.dirty_bytes = 0;
-    state.dirty_held = 0;
-    state.runs.clear();
-    state.dirty_since = 0;
-    state.dirty_end = 0;
+  // The second half of a flush, with the file's lock held again: commits
+  // what StoreRuns wrote, or puts the runs back under the newer ones.
+  absl::Status CommitStored(InodeId ino, InodeState& state, absl::Status stored,
+                            const std::vector<NewBlob>& new_blobs,
+                            const std::vector<Extent>& extents)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    absl::Status status = std::move(stored);
+    if (status.ok() && !state.detached) {
+      status = ns_.CommitWrite(ino, new_blobs, extents, state.storing_journal_seq).status();
+    }
+    // Discarded meanwhile, or deleted: the file's data goes with it. (Only
+    // the namespace says the file is gone: a kNotFound from a disk is an
+    // error like any other, and the data stays.)
+    if (state.detached || (!status.ok() && absl::IsNotFound(ns_.GetAttr(ino).status()))) {
+      // The file is gone: so is its data, and nothing references the blobs.
+      for (const NewBlob& blob : new_blobs) {
+        if (absl::Status s = blobs_.Delete(blob.id); !s.ok()) {
+          LogWarning("could not delete blob %d of a deleted file: %s (the next mount's sweep "
+                     "does)", blob.id, s.ToString());
+        }
+      }
+      status = absl::OkStatus();
+    } else if (!status.ok()) {
+      // Kept dirty, under what was written meanwhile; blobs written but not
+      // committed are swept at the next mount.
+      std::map<uint64_t, std::string> newer = std::move(state.runs);
+      const uint64_t counted = state.dirty_bytes + state.storing_bytes;
+      state.runs = std::move(state.storing_runs);
+      state.dirty_bytes = state.storing_bytes;
+      state.storing_bytes = 0;
+      for (const auto& [offset, bytes] : newer) Merge(state, offset, bytes);
+      total_dirty_ -= counted;
+      total_dirty_ += state.dirty_bytes;
+      for (const auto& [segment, refs] : state.storing_journal_refs) {
+        state.journal_refs[segment] += refs;
+      }
+      if (state.dirty_since == 0) state.dirty_since = options_.clock->NowSeconds();
+      EndStoring(state);
+      return status;
+    }
+    if (journal_ != nullptr) {
+      for (const auto& [segment, refs] : state.storing_journal_refs) journal_->Unref(segment, refs);
+    }
+    total_dirty_ -= state.storing_bytes;
+    state.storing_bytes = 0;
+    if (state.runs.empty()) state.dirty_end = 0;
+    EndStoring(state);
+    return status;
+  }
+
+  static void EndStoring(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    state.storing_runs.clear();
+    state.storing_journal_refs.clear();
+    state.dirty_held = state.dirty_bytes;
+    state.storing = false;
   }
 
   bool JournalOverLimit() {
@@ -673,6 +780,7 @@ class FileDataCache::Impl {
   void DropIfClean(InodeId ino, const std::shared_ptr<InodeState>& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
     absl::MutexLock lock(&table_mu_);
+    if (state->storing) return;
     auto it = states_.find(ino);
     if (it != states_.end() && it->second == state) {
       states_.erase(it);

@@ -5,6 +5,9 @@
 #include <random>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
 #include "backend/base/fs_error.h"
 #include "backend/blob/local_blob_store.h"
 #include "gtest/gtest.h"
@@ -232,6 +235,151 @@ TEST_F(FileDataCacheTest, ConcurrentWritersToDifferentFiles) {
     std::string data = ReadAll(files[t]);
     for (char c : data) ASSERT_TRUE(c == 0 || c == 'a' + t);
   }
+}
+
+// A blob store whose Puts can be held at the door (to catch a flush in
+// the middle of its store) and made to fail.
+class GatedBlobStore : public BlobStore {
+ public:
+  explicit GatedBlobStore(BlobStore& inner) : inner_(inner) {}
+  absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++waiting_;
+      mu_.Await(absl::Condition(+[](GatedBlobStore* s) { return s->open_; }, this));
+      --waiting_;
+      if (fail_) return FsError(FsErrorKind::kIo, "the test fails this store");
+    }
+    return inner_.Put(id, data);
+  }
+  absl::StatusOr<std::string> Read(BlobId id, uint64_t offset, uint64_t length) override {
+    return inner_.Read(id, offset, length);
+  }
+  absl::Status Delete(BlobId id) override {
+    absl::MutexLock lock(&mu_);
+    deleted_.push_back(id);
+    return inner_.Delete(id);
+  }
+  absl::StatusOr<std::vector<BlobId>> ListIds(BlobId from) override { return inner_.ListIds(from); }
+  absl::StatusOr<StoreUsage> Usage() override { return inner_.Usage(); }
+
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    open_ = false;
+  }
+  void Open(bool fail = false) {
+    absl::MutexLock lock(&mu_);
+    fail_ = fail;
+    open_ = true;
+  }
+  void AwaitWaiter() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](GatedBlobStore* s) { return s->waiting_ > 0; }, this));
+  }
+  std::vector<BlobId> deleted() {
+    absl::MutexLock lock(&mu_);
+    return deleted_;
+  }
+
+ private:
+  BlobStore& inner_;
+  absl::Mutex mu_;
+  bool open_ = true;
+  bool fail_ = false;
+  int waiting_ = 0;
+  std::vector<BlobId> deleted_;
+};
+
+class StoringFileDataCacheTest : public FileDataCacheTest {
+ protected:
+  void SetUp() override {
+    FileDataCacheTest::SetUp();
+    cache_.reset();
+    gated_ = std::make_unique<GatedBlobStore>(*blobs_);
+    FileDataCacheOptions options;
+    options.background_threads = false;
+    options.inline_threshold_bytes = 0;
+    cache_ = std::make_unique<FileDataCache>(*ns_, *gated_, options);
+  }
+  void TearDown() override { gated_->Open(); }
+  // Starts a flush of `ino` on another thread and returns once it is
+  // inside its store (held at the gate).
+  std::thread FlushHeldAtTheGate(InodeId ino, absl::Status* result) {
+    gated_->Close();
+    std::thread flusher([this, ino, result] { *result = cache_->Flush(ino); });
+    gated_->AwaitWaiter();
+    return flusher;
+  }
+
+  std::unique_ptr<GatedBlobStore> gated_;
+};
+
+// While a flush writes a file's blobs, the file's writes and reads go on
+// (they used to wait behind every store), newer bytes win, and everything
+// ends up committed in order.
+TEST_F(StoringFileDataCacheTest, WritesAndReadsGoOnWhileAStoreIsUnderWay) {
+  InodeId f = NewFile("f");
+  std::string data(300000, 'a');
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  absl::Status flushed;
+  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  // The store holds no lock of the file: these return at once.
+  ASSERT_TRUE(cache_->Write(f, 1000, std::string(2000, 'b')).ok());
+  ASSERT_TRUE(cache_->Write(f, 300000, "tail").ok());
+  data.replace(1000, 2000, std::string(2000, 'b'));
+  data += "tail";
+  EXPECT_EQ(ReadAll(f), data) << "the runs being stored, the newer ones over them";
+  EXPECT_TRUE(cache_->HoldsUnstoredData(f));
+  EXPECT_EQ(cache_->WithDirtySize(*ns_->GetAttr(f)).size, data.size());
+  gated_->Open();
+  flusher.join();
+  ASSERT_TRUE(flushed.ok()) << flushed;
+  EXPECT_EQ(ReadAll(f), data);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_FALSE(cache_->HoldsUnstoredData(f));
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  NewCache();
+  EXPECT_EQ(ReadAll(f), data) << "committed in the order written";
+}
+
+// A store that fails puts its runs back under what was written meanwhile:
+// nothing is lost and the newer bytes still win.
+TEST_F(StoringFileDataCacheTest, AFailedStoreKeepsItsRunsUnderTheNewerOnes) {
+  InodeId f = NewFile("f");
+  std::string data(300000, 'a');
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  absl::Status flushed;
+  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  ASSERT_TRUE(cache_->Write(f, 5000, std::string(100, 'n')).ok());
+  data.replace(5000, 100, std::string(100, 'n'));
+  gated_->Open(/*fail=*/true);
+  flusher.join();
+  EXPECT_FALSE(flushed.ok());
+  EXPECT_TRUE(ns_->GetExtents(f, 0, data.size())->empty()) << "nothing committed";
+  EXPECT_EQ(ReadAll(f), data);
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, data.size());
+  gated_->Open();
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  NewCache();
+  EXPECT_EQ(ReadAll(f), data);
+}
+
+// A file deleted while its data is being stored: nothing is committed and
+// the blobs just written are deleted, not left for the next mount's sweep.
+TEST_F(StoringFileDataCacheTest, AFileDiscardedDuringItsStoreLeavesNoBlob) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(300000, 'a')).ok());
+  absl::Status flushed;
+  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  cache_->Discard(f);
+  gated_->Open();
+  flusher.join();
+  EXPECT_TRUE(flushed.ok()) << flushed;
+  EXPECT_EQ(gated_->deleted().size(), 1u);
+  EXPECT_TRUE(ns_->GetExtents(f, 0, 300000)->empty());
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  EXPECT_TRUE(blobs_->ListIds(0)->empty());
 }
 
 }  // namespace

@@ -302,9 +302,10 @@ class StoringFileDataCacheTest : public FileDataCacheTest {
     cache_ = std::make_unique<FileDataCache>(*ns_, *gated_, options);
   }
   void TearDown() override { gated_->Open(); }
-  // Starts a flush of `ino` on another thread and returns once it is
-  // inside its store (held at the gate).
-  std::thread FlushHeldAtTheGate(InodeId ino, absl::Status* result) {
+  // Writes `data` at 0, then starts a flush of `ino` on another thread and
+  // returns once it is inside its store (held at the gate).
+  std::thread WriteThenHoldItsFlush(InodeId ino, const std::string& data, absl::Status* result) {
+    EXPECT_TRUE(cache_->Write(ino, 0, data).ok());
     gated_->Close();
     std::thread flusher([this, ino, result] { *result = cache_->Flush(ino); });
     gated_->AwaitWaiter();
@@ -320,9 +321,8 @@ class StoringFileDataCacheTest : public FileDataCacheTest {
 TEST_F(StoringFileDataCacheTest, WritesAndReadsGoOnWhileAStoreIsUnderWay) {
   InodeId f = NewFile("f");
   std::string data(300000, 'a');
-  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
   absl::Status flushed;
-  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  std::thread flusher = WriteThenHoldItsFlush(f, data, &flushed);
   // The store holds no lock of the file: these return at once.
   ASSERT_TRUE(cache_->Write(f, 1000, std::string(2000, 'b')).ok());
   ASSERT_TRUE(cache_->Write(f, 300000, "tail").ok());
@@ -347,9 +347,8 @@ TEST_F(StoringFileDataCacheTest, WritesAndReadsGoOnWhileAStoreIsUnderWay) {
 TEST_F(StoringFileDataCacheTest, AFailedStoreKeepsItsRunsUnderTheNewerOnes) {
   InodeId f = NewFile("f");
   std::string data(300000, 'a');
-  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
   absl::Status flushed;
-  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  std::thread flusher = WriteThenHoldItsFlush(f, data, &flushed);
   ASSERT_TRUE(cache_->Write(f, 5000, std::string(100, 'n')).ok());
   data.replace(5000, 100, std::string(100, 'n'));
   gated_->Open(/*fail=*/true);
@@ -369,9 +368,8 @@ TEST_F(StoringFileDataCacheTest, AFailedStoreKeepsItsRunsUnderTheNewerOnes) {
 // the blobs just written are deleted, not left for the next mount's sweep.
 TEST_F(StoringFileDataCacheTest, AFileDiscardedDuringItsStoreLeavesNoBlob) {
   InodeId f = NewFile("f");
-  ASSERT_TRUE(cache_->Write(f, 0, std::string(300000, 'a')).ok());
   absl::Status flushed;
-  std::thread flusher = FlushHeldAtTheGate(f, &flushed);
+  std::thread flusher = WriteThenHoldItsFlush(f, std::string(300000, 'a'), &flushed);
   cache_->Discard(f);
   gated_->Open();
   flusher.join();

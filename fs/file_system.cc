@@ -158,10 +158,10 @@ absl::StatusOr<InodeAttr> FileSystem::Link(InodeId ino, InodeId new_parent,
   return Visible(*attr);
 }
 
-// Frees, in the commit that removes its last link, an inode that no handle
-// has open and the write cache holds nothing of: one commit per unlink
-// instead of three (removal, the kernel's ctime write-back, the release at
-// forget). One whose data the cache still holds is left an orphan by that
+// Frees, in the commit that removes its last link (unlink, rmdir), an
+// inode that no handle has open and the write cache holds nothing of: one
+// commit per unlink instead of three (removal, the kernel's ctime
+// write-back, the release at forget). One whose data the cache still holds is left an orphan by that
 // commit, then its data is dropped and it is released at once, in a second
 // commit (not in the first: dropping the data takes the file's cache lock,
 // which a store in progress holds while it waits for the namespace). One
@@ -219,11 +219,16 @@ absl::Status FileSystem::Rmdir(InodeId parent, const std::string& name) {
 
 absl::Status FileSystem::Rename(InodeId parent, const std::string& name, InodeId new_parent,
                                 const std::string& new_name, RenameMode mode) {
-  FreeOnRemoval removal(*this);
+  // A file replaced by a rename is not freed while the kernel holds it: a
+  // reader that found it by the name just before must open it (the name
+  // always names a file, so ESTALE and a second lookup could race with
+  // the next replacement and fail the open; readers of an atomically
+  // replaced file must never fail). It goes when the kernel forgets it.
   absl::StatusOr<std::optional<InodeAttr>> replaced =
-      ns_.Rename(parent, name, new_parent, new_name, mode, removal.Check());
-  removal.Finish(replaced.ok(), replaced.ok() ? *replaced : std::nullopt);
-  return replaced.status();
+      ns_.Rename(parent, name, new_parent, new_name, mode);
+  if (!replaced.ok()) return replaced.status();
+  if (replaced->has_value() && (*replaced)->nlink == 0) ReleaseIfUnused((*replaced)->ino);
+  return absl::OkStatus();
 }
 
 absl::Status FileSystem::Open(InodeId ino, int flags) {

@@ -100,8 +100,9 @@ int main(int argc, char** argv) {
   // between long-lived small allocations that stayed resident: under
   // bench/memory.sh peak RSS was 315-336 MiB against 255-266 with this, for
   // a tenth to a quarter less throughput in that load (page faults of
-  // fresh mappings; README). Smaller buffers (1 MiB FUSE buffers, dirty runs) stay in
-  // the arenas: mapping those too halved that load's throughput.
+  // fresh mappings; README). Smaller buffers (1 MiB FUSE buffers, dirty
+  // runs) stay in the arenas: mapping those too halved that load's
+  // throughput.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   // Whatever cairn creates (volume, disks, journal, sockets) is its owner's
   // alone, whatever umask the caller had: the files hold other users' data.

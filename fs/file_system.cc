@@ -129,9 +129,17 @@ absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest&
   return Visible(*attr);
 }
 
+namespace {
+
+absl::Status RemovedWhileHeld() {
+  return FsError(FsErrorKind::kStale, "the file was removed; look its name up again");
+}
+
+}  // namespace
+
 absl::Status FileSystem::StaleIfFreed(InodeId ino, absl::Status status) {
   if (GetFsErrorKind(status) == FsErrorKind::kNotFound && inodes_.FreedAttr(ino)) {
-    return FsError(FsErrorKind::kStale, "the file was removed; look its name up again");
+    return RemovedWhileHeld();
   }
   return status;
 }
@@ -161,11 +169,12 @@ absl::StatusOr<InodeAttr> FileSystem::Link(InodeId ino, InodeId new_parent,
 // Frees, in the commit that removes its last link (unlink, rmdir), an
 // inode that no handle has open and the write cache holds nothing of: one
 // commit per unlink instead of three (removal, the kernel's ctime
-// write-back, the release at forget). One whose data the cache still holds is left an orphan by that
-// commit, then its data is dropped and it is released at once, in a second
-// commit (not in the first: dropping the data takes the file's cache lock,
-// which a store in progress holds while it waits for the namespace). One
-// that is open stays an orphan until its last close.
+// write-back, the release at forget). One whose data the cache still holds
+// is left an orphan by that commit, then its data is dropped and it is
+// released at once, in a second commit (not in the first: dropping the
+// data takes the file's cache lock, which a store in progress holds while
+// it waits for the namespace). One that is open stays an orphan until its
+// last close.
 class FileSystem::FreeOnRemoval {
  public:
   explicit FreeOnRemoval(FileSystem& fs) : fs_(fs) {}
@@ -232,10 +241,9 @@ absl::Status FileSystem::Rename(InodeId parent, const std::string& name, InodeId
 }
 
 absl::Status FileSystem::Open(InodeId ino, int flags) {
-  // A reader that found the file just before a rename replaced it (the
-  // atomic-replace pattern) must get the new file, not ENOENT: ESTALE has
-  // the kernel look the name up again.
-  if (inodes_.FreedAttr(ino)) return StaleIfFreed(ino, FsError(FsErrorKind::kNotFound, "freed"));
+  // Found by its name just before an unlink freed it: ESTALE has the
+  // kernel look the name up again (ENOENT, or a file created since).
+  if (inodes_.FreedAttr(ino)) return RemovedWhileHeld();
   // With atomic O_TRUNC (libfuse asks for it) the kernel only drops its
   // pages and leaves the truncation itself to us; like truncate(2) it sets
   // mtime and ctime even when the file was already empty.
@@ -250,9 +258,7 @@ absl::Status FileSystem::Open(InodeId ino, int flags) {
     // have set: only the open can tell the reader.
     return DamagedError(ino, *why);
   }
-  if (!inodes_.AddOpen(ino, MayWrite(flags))) {
-    return FsError(FsErrorKind::kStale, "the file was removed; look its name up again");
-  }
+  if (!inodes_.AddOpen(ino, MayWrite(flags))) return RemovedWhileHeld();
   return absl::OkStatus();
 }
 

@@ -309,12 +309,9 @@ class RocksNamespace final : public NamespaceStore {
 
   absl::StatusOr<InodeAttr> SetAttr(InodeId ino,
                                     const SetAttrRequest& request) override {
-    if (!request.mode && !request.uid && !request.gid && !request.size && request.ctime) {
-      absl::StatusOr<InodeRecord> record = MustReadInode(ino);
-      if (!record.ok()) return record.status();
-      if (IsCtimeEcho(record->attr, request)) return record->attr;
-    }
+    bool echo = false;
     return MutateInode(ino, [&](Txn& txn, InodeAttr& attr) -> absl::Status {
+      if ((echo = IsCtimeEcho(attr, request))) return absl::OkStatus();
       Timespec now = options_.clock->NowTimespec();
       if (request.mode) attr.mode = (attr.mode & S_IFMT) | (*request.mode & 07777);
       if (request.uid) attr.uid = *request.uid;
@@ -340,7 +337,7 @@ class RocksNamespace final : public NamespaceStore {
       if (request.mtime) attr.mtime = *request.mtime;
       attr.ctime = request.ctime ? *request.ctime : now;
       return absl::OkStatus();
-    });
+    }, &echo);
   }
 
   // With the writeback cache the kernel keeps ctime itself: after a rename
@@ -348,9 +345,11 @@ class RocksNamespace final : public NamespaceStore {
   // SETATTR of mtime and ctime, the mtime unchanged. The commit that made
   // the change already set ctime to within a tick of that; storing the
   // kernel's copy would cost a commit per rename and unlink for a
-  // difference of milliseconds. Lock-free: a concurrent change can only
-  // make the stored ctime newer, and then this reply is merely stale.
+  // difference of milliseconds.
   static bool IsCtimeEcho(const InodeAttr& stored, const SetAttrRequest& request) {
+    if (request.mode || request.uid || request.gid || request.size || !request.ctime) {
+      return false;
+    }
     if (request.atime && !(*request.atime == stored.atime)) return false;
     if (request.mtime && !(*request.mtime == stored.mtime)) return false;
     const int64_t kWindowNs = 1'000'000'000;
@@ -1218,8 +1217,6 @@ class RocksNamespace final : public NamespaceStore {
     return StageFree(txn, record.attr.ino);
   }
 
-  // The shape of every single-inode mutation: load the inode, let `change`
-  // edit it (and stage more in the transaction), commit, return the result.
   // Registers blobs a commit brings, owned by `owner`.
   static void StageNewBlobs(Txn& txn, InodeId owner, absl::Span<const NewBlob> blobs) {
     for (const NewBlob& blob : blobs) {
@@ -1250,13 +1247,18 @@ class RocksNamespace final : public NamespaceStore {
     return out;
   }
 
+  // The shape of every single-inode mutation: load the inode, let `change`
+  // edit it (and stage more in the transaction), commit, return the result.
+  // `unchanged`, when `change` sets it, skips the commit.
   template <typename ChangeFn>
-  absl::StatusOr<InodeAttr> MutateInode(InodeId ino, ChangeFn change) {
+  absl::StatusOr<InodeAttr> MutateInode(InodeId ino, ChangeFn change,
+                                        const bool* unchanged = nullptr) {
     absl::MutexLock lock(&mu_);
     Txn txn;
     absl::StatusOr<InodeRecord*> loaded = Load(txn, ino);
     if (!loaded.ok()) return loaded.status();
     if (absl::Status s = change(txn, (*loaded)->attr); !s.ok()) return s;
+    if (unchanged != nullptr && *unchanged) return txn.inodes[ino].attr;
     if (absl::Status s = Commit(txn); !s.ok()) return s;
     return txn.inodes[ino].attr;
   }

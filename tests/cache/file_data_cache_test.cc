@@ -141,6 +141,65 @@ TEST_F(FileDataCacheTest, ScatteredSmallWritesArePackedIntoFewBlobs) {
   EXPECT_TRUE(check->problems.empty()) << check->problems.front();
 }
 
+// A sequential writer's blocks become one blob each, stored whole: its
+// dirty data is kept per blob-sized slot, not as one run that grows.
+TEST_F(FileDataCacheTest, ASequentialWriteStoresOneBlobPerBlock) {
+  InodeId f = NewFile("seq");
+  std::string expected;
+  for (int i = 0; i < 12; ++i) {
+    std::string piece(1 << 20, static_cast<char>('a' + i));
+    expected += piece;
+    ASSERT_TRUE(cache_->Write(f, static_cast<uint64_t>(i) << 20, piece).ok());
+  }
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(cache_->GetStats().blobs_written, 3u);
+  absl::StatusOr<std::vector<Extent>> extents = ns_->GetExtents(f, 0, 12 << 20);
+  ASSERT_TRUE(extents.ok());
+  ASSERT_EQ(extents->size(), 3u);
+  for (const Extent& extent : *extents) {
+    EXPECT_EQ(extent.length, kMaxBlobBytes);
+    EXPECT_EQ(extent.blob_offset, 0u);
+  }
+  NewCache();
+  EXPECT_EQ(ReadAll(f), expected);
+}
+
+// Random writes of every shape (inside one run, extending one, bridging
+// several, crossing blob boundaries) against a plain string; the dirty
+// byte count must match the bytes written since the last flush (a write
+// that leaves a blob's worth dirty stores all of it at once).
+TEST_F(FileDataCacheTest, RandomWritesAndFlushesMatchAModel) {
+  InodeId f = NewFile("model");
+  std::mt19937 rng(11);
+  const uint64_t span = 3 * kMaxBlobBytes + 12345;
+  std::string model;
+  std::vector<bool> dirty(span, false);
+  for (int i = 0; i < 400; ++i) {
+    uint64_t length = 1 + rng() % (rng() % 4 == 0 ? 2 * kMaxBlobBytes : 9000);
+    uint64_t offset = rng() % (span - length);
+    if (rng() % 5 == 0 && !model.empty()) offset = std::min<uint64_t>(model.size(), span - length);
+    std::string data(length, static_cast<char>('A' + i % 50));
+    data[0] = static_cast<char>(i);
+    ASSERT_TRUE(cache_->Write(f, offset, data).ok());
+    if (model.size() < offset + length) model.resize(offset + length, '\0');
+    model.replace(offset, length, data);
+    std::fill(dirty.begin() + offset, dirty.begin() + offset + length, true);
+    if (rng() % 40 == 0) {
+      ASSERT_TRUE(cache_->Flush(f).ok());
+      std::fill(dirty.begin(), dirty.end(), false);
+    }
+    const uint64_t dirty_bytes = cache_->GetStats().dirty_bytes;
+    if (dirty_bytes == 0) std::fill(dirty.begin(), dirty.end(), false);
+    ASSERT_EQ(dirty_bytes, static_cast<uint64_t>(std::count(dirty.begin(), dirty.end(), true)))
+        << "after write " << i;
+    if (i % 25 == 0) ASSERT_EQ(ReadAll(f), model) << "after write " << i;
+  }
+  EXPECT_EQ(ReadAll(f), model);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  NewCache();
+  EXPECT_EQ(ReadAll(f), model);
+}
+
 TEST_F(FileDataCacheTest, SmallFilesAreInlineLargeOnesUseBlobs) {
   InodeId small = NewFile("small");
   InodeId large = NewFile("large");

@@ -724,6 +724,14 @@ class FileDataCache::Impl {
       }
       if (victim) {
         absl::MutexLock lock(&victim->mu);
+        // A store of the file under way frees memory when it commits: wait
+        // for it and look again, rather than start a store of what came in
+        // since (every writer over the limit did, so a file went out as
+        // many small blobs, each its own fdatasync).
+        if (victim->storing) {
+          victim->mu.Await(absl::Condition(&NotStoring, victim.get()));
+          continue;
+        }
         if (absl::Status s = FlushLocked(victim_ino, *victim); !s.ok()) return s;
       }
       if (journal_full) {

@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 #include "backend/base/fs_error.h"
 #include "backend/blob/local_blob_store.h"
@@ -425,6 +426,38 @@ TEST_F(StoringFileDataCacheTest, AFailedStoreKeepsItsRunsUnderTheNewerOnes) {
 
 // A file deleted while its data is being stored: nothing is committed and
 // the blobs just written are deleted, not left for the next mount's sweep.
+// A writer over the dirty limit while the file's store is under way waits
+// for that store to free memory; it does not store what came in meanwhile
+// as a blob of its own (every writer did, and a sequential file went out
+// as many small blobs, each costing an fdatasync).
+TEST_F(StoringFileDataCacheTest, AWriterOverTheLimitWaitsForTheStoreUnderWay) {
+  cache_.reset();
+  FileDataCacheOptions options;
+  options.background_threads = false;
+  options.inline_threshold_bytes = 0;
+  options.max_dirty_bytes = 6 << 20;
+  cache_ = std::make_unique<FileDataCache>(*ns_, *gated_, options);
+  InodeId f = NewFile("f");
+  gated_->Close();
+  absl::Status first_write;
+  std::thread first([&] { first_write = cache_->Write(f, 0, std::string(kMaxBlobBytes, 'a')); });
+  gated_->AwaitWaiter();  // the 4 MiB it filled is being stored
+  absl::Status second_write;
+  std::thread second([&] {
+    second_write = cache_->Write(f, kMaxBlobBytes, std::string(3 << 20, 'b'));
+  });
+  absl::SleepFor(absl::Milliseconds(200));  // lets it reach the limit
+  gated_->Open();
+  first.join();
+  second.join();
+  ASSERT_TRUE(first_write.ok()) << first_write;
+  ASSERT_TRUE(second_write.ok()) << second_write;
+  EXPECT_EQ(cache_->GetStats().blobs_written, 1u);
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 3u << 20) << "under the limit once the store ended";
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(ReadAll(f), std::string(kMaxBlobBytes, 'a') + std::string(3 << 20, 'b'));
+}
+
 TEST_F(StoringFileDataCacheTest, AFileDiscardedDuringItsStoreLeavesNoBlob) {
   InodeId f = NewFile("f");
   absl::Status flushed;

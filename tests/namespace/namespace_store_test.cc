@@ -253,6 +253,25 @@ TEST_F(NamespaceStoreTest, BlobLocationSurvivesReferenceChangesAndReopen) {
   EXPECT_TRUE(store_->Check()->problems.empty());
 }
 
+// fsck verifies the blobs Check() lists. A blob queued for GC is garbage:
+// the collector deletes its shards before forgetting its record, so after
+// a crash between the two its shards are gone, and that is no problem.
+TEST_F(NamespaceStoreTest, CheckListsNoBlobThatOnlyWaitsForTheCollector) {
+  InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
+  BlobId blob = *store_->AllocateBlobIds(2);
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 300, 1}},
+                                  {BlobExtent(0, 300, blob)})
+                  .ok());
+  ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob + 1, 300, 2}},
+                                  {BlobExtent(0, 300, blob + 1)})
+                  .ok());
+  absl::StatusOr<NamespaceCheckReport> check = store_->Check();
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+  ASSERT_EQ(check->blobs.size(), 1u) << "the overwritten blob waits for the collector";
+  EXPECT_EQ(check->blobs[0].first, blob + 1);
+}
+
 TEST_F(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);

@@ -14,9 +14,11 @@
 // - Dirty data older than dirty_flush_seconds is flushed in the background.
 //
 // - With a writeback journal (options.journal): every Write is appended to the
-//   journal before it returns, so a daemon crash loses nothing written; Fsync
-//   returns once the file's records are durable in the journal (plus a
-//   namespace sync), without waiting for blobs. ReplayJournal, called at
+//   journal before it returns, or (a large write past the file's first blob)
+//   stored and committed in a blob, so a daemon crash loses nothing written;
+//   Fsync returns once the file's records are durable in the journal (plus a
+//   namespace sync, which also makes the committed blobs' records durable),
+//   without waiting for journaled data to be stored. ReplayJournal, called at
 //   mount before serving, restores what the namespace had not committed.
 //   If the journal cannot take a write (cache disk full or failing), that
 //   write goes straight to blobs instead: slower, never lost or refused.
@@ -130,6 +132,11 @@ class FileDataCache {
     uint64_t journal_bytes = 0;
     uint64_t journal_segments = 0;
     uint64_t write_through = 0;  // writes the journal could not take
+    // Bytes of large WRITEs that waited for their blob instead of a
+    // journal record, and of those the bytes journaled after all (the
+    // file's writes paused before a store took them).
+    uint64_t large_write_bytes = 0;
+    uint64_t large_write_journaled_bytes = 0;
     uint64_t ranged_reads = 0;   // random reads served without a whole blob
     uint64_t readahead_sequential_reads = 0;
     uint64_t readahead_prefetched = 0;  // blobs loaded ahead of a reader

@@ -22,6 +22,44 @@
 namespace cairn {
 namespace {
 
+// Disjoint byte ranges of a file, start -> end.
+using Ranges = std::map<uint64_t, uint64_t>;
+
+void AddRange(Ranges& ranges, uint64_t start, uint64_t end) {
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin() && std::prev(it)->second >= start) --it;
+  while (it != ranges.end() && it->first <= end) {
+    start = std::min(start, it->first);
+    end = std::max(end, it->second);
+    it = ranges.erase(it);
+  }
+  ranges.emplace(start, end);
+}
+
+bool Intersects(const Ranges& ranges, uint64_t start, uint64_t end) {
+  auto it = ranges.upper_bound(start);
+  if (it != ranges.begin() && std::prev(it)->second > start) return true;
+  return it != ranges.end() && it->first < end;
+}
+
+// A large WRITE past a file's first blob is not journaled: it waits until
+// its bytes are committed in a blob, then returns, so a large file's bytes
+// are written once, not twice (journal, then blob). Its data is committed
+// with the next store of the file (a writer's WRITE that brings the file to
+// a blob's worth of dirty data starts one). If the file's writes pause
+// first (a file ends inside a blob, a writer writes alone), its bytes that
+// no record holds are journaled after all, and it returns:
+// - after kStreamGap with no other write of the file under way and no store
+//   about to take the data,
+// - after kStreamPause without a new write of the file otherwise.
+// A file smaller than a blob never waits.
+constexpr absl::Duration kStreamGap = absl::Milliseconds(1);
+constexpr absl::Duration kStreamPause = absl::Milliseconds(10);
+constexpr uint64_t kLargeWriteMin = 128 << 10;
+// Large WRITEs waiting at once, across files: the other FUSE threads stay
+// free for other requests and for the WRITEs that fill a blob.
+constexpr int kMaxWaitingLargeWrites = 24;
+
 // Dirty bytes of one file: non-overlapping runs keyed by file offset.
 struct InodeState {
   // Not held while a flush writes blobs (writes and reads of the file go
@@ -46,6 +84,19 @@ struct InodeState {
   // highest sequence number (the mark committed with the data).
   absl::flat_hash_map<uint64_t, uint64_t> journal_refs ABSL_GUARDED_BY(mu);
   uint64_t journal_seq ABSL_GUARDED_BY(mu) = 0;
+  // Bytes in `runs` that no journal record holds (large WRITEs waiting
+  // for their blob), and those in `storing_runs`.
+  Ranges unjournaled ABSL_GUARDED_BY(mu);
+  Ranges storing_unjournaled ABSL_GUARDED_BY(mu);
+  absl::Time last_write ABSL_GUARDED_BY(mu);
+  // A commit took unjournaled bytes, and the namespace may not have synced
+  // it yet: the file's next journal record waits for a namespace sync.
+  bool unsynced_large_write_commit ABSL_GUARDED_BY(mu) = false;
+  // Writes of the file under way or waiting for `mu`, not counting the
+  // large writes waiting for their blob: while there are some, a blob's
+  // worth may still come in. Raised before taking `mu`, lowered under it
+  // (so a waiter's condition sees the change).
+  std::atomic<int> active_writes{0};
   // Why the last attempt to store the dirty runs failed (too few disks, a
   // full disk); fsync reports it rather than succeed on the journal alone.
   absl::Status store_error ABSL_GUARDED_BY(mu);
@@ -95,11 +146,13 @@ class FileDataCache::Impl {
     }
     bool eager_flush = false;
     {
-      std::shared_ptr<InodeState> state = LockedState(ino);
+      std::shared_ptr<InodeState> state = LockedState(ino, /*writer=*/true);
       // LockedState returns with state->mu held. Journaling under the file's
       // lock keeps its records in the order its data is merged.
-      bool journaled = Journal(ino, *state, offset, data);
+      const bool held = WaitsForItsBlob(*state, offset, data.size());
+      bool journaled = held || Journal(ino, *state, offset, data);
       AddDirty(*state, offset, data);
+      if (held) AddRange(state->unjournaled, offset, offset + data.size());
       // A whole blob's worth of data goes out at once rather than waiting
       // for the timer, unless a store of the file is under way: then this
       // write returns (its data is journaled), and the next one after that
@@ -111,10 +164,102 @@ class FileDataCache::Impl {
       absl::Status flushed =
           eager_flush ? FlushLocked(ino, *state, /*while_a_blob_is_dirty=*/true)
                       : absl::OkStatus();
+      state->active_writes--;
+      if (held) {
+        absl::Status stored = AwaitStoredOrJournaled(ino, *state, offset, offset + data.size());
+        if (flushed.ok()) flushed = stored;
+        waiting_large_writes_--;
+      }
       state->mu.Unlock();
       if (!flushed.ok()) return flushed;
     }
     return RelievePressure(ino);
+  }
+
+  // Whether a write waits for its blob instead of a journal record (see
+  // kStreamGap).
+  bool WaitsForItsBlob(InodeState& state, uint64_t offset, uint64_t length)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    state.last_write = absl::Now();
+    if (journal_ == nullptr || length < kLargeWriteMin || offset < kMaxBlobBytes) return false;
+    if (waiting_large_writes_.fetch_add(1) >= kMaxWaitingLargeWrites) {
+      waiting_large_writes_--;
+      return false;
+    }
+    large_write_bytes_ += length;
+    return true;
+  }
+
+  // Returns once [start, end) of the file is committed in a blob or held in
+  // the journal: a WRITE is acknowledged only then, as a daemon crash must
+  // not lose it. The file's lock is released while waiting.
+  absl::Status AwaitStoredOrJournaled(InodeId ino, InodeState& state, uint64_t start,
+                                      uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    struct Settled {
+      InodeState* state;
+      uint64_t start, end;
+      bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return state->detached || (!Intersects(state->unjournaled, start, end) &&
+                                   !Intersects(state->storing_unjournaled, start, end));
+      }
+    };
+    // Not yet taken by a store, and no store will take it soon (see
+    // kStreamGap), or a store failed: the bytes no record holds are
+    // journaled.
+    struct Stranded {
+      InodeState* state;
+      uint64_t start, end;
+      bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        if (!Intersects(state->unjournaled, start, end)) return false;
+        if (!state->store_error.ok()) return true;
+        // A writer's store under way goes on with everything dirty while
+        // a blob's worth is.
+        if (state->storing && state->dirty_bytes >= kMaxBlobBytes) return false;
+        const absl::Duration idle = absl::Now() - state->last_write;
+        return idle >= kStreamPause || (idle >= kStreamGap && state->active_writes.load() == 0);
+      }
+    };
+    struct SettledOrStranded {
+      Settled settled;
+      Stranded stranded;
+      bool operator()() const { return settled() || stranded(); }
+    };
+    SettledOrStranded done{{&state, start, end}, {&state, start, end}};
+    while (!done.settled()) {
+      if (done.stranded()) {
+        if (!JournalUnjournaled(ino, state)) {
+          // The journal cannot take it either: store it now.
+          if (absl::Status s = FlushLocked(ino, state); !s.ok()) return s;
+        }
+        continue;
+      }
+      state.mu.AwaitWithTimeout(absl::Condition(&done), kStreamGap);
+    }
+    return absl::OkStatus();
+  }
+
+  // Journals the current bytes of every range of the file that no journal
+  // record holds (they are the newest, so they go after every record of
+  // the file), each range as one write would be. False if the journal
+  // could not take them.
+  bool JournalUnjournaled(InodeId ino, InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    std::string bytes;
+    for (auto range = state.unjournaled.begin(); range != state.unjournaled.end();) {
+      bytes.assign(range->second - range->first, '\0');
+      auto run = state.runs.upper_bound(range->first);
+      if (run != state.runs.begin()) --run;
+      for (; run != state.runs.end() && run->first < range->second; ++run) {
+        const uint64_t from = std::max(range->first, run->first);
+        const uint64_t to = std::min(range->second, RunEnd(*run));
+        if (from >= to) continue;
+        std::copy_n(run->second.data() + (from - run->first), to - from,
+                    bytes.data() + (from - range->first));
+      }
+      if (!Journal(ino, state, range->first, bytes)) return false;
+      large_write_journaled_bytes_ += bytes.size();
+      range = state.unjournaled.erase(range);
+    }
+    return true;
   }
 
   absl::StatusOr<std::string> Read(InodeId ino, uint64_t offset, uint64_t length) {
@@ -367,6 +512,7 @@ class FileDataCache::Impl {
     state->dirty_bytes = 0;
     state->dirty_held = 0;
     state->runs.clear();
+    state->unjournaled.clear();
     state->dirty_end = 0;
   }
 
@@ -386,6 +532,8 @@ class FileDataCache::Impl {
       stats.journal_segments = journal.segments;
     }
     stats.write_through = write_through_.load();
+    stats.large_write_bytes = large_write_bytes_.load();
+    stats.large_write_journaled_bytes = large_write_journaled_bytes_.load();
     stats.ranged_reads = ranged_reads_.load();
     Readahead::Counters ahead = readahead_.GetCounters();
     stats.readahead_sequential_reads = ahead.sequential_reads;
@@ -402,7 +550,8 @@ class FileDataCache::Impl {
 
   // The file's state with its mutex held; a state concurrently detached
   // (file discarded, or found clean and dropped) is replaced by a fresh one.
-  std::shared_ptr<InodeState> LockedState(InodeId ino)
+  // A `writer` is counted in the state's active_writes while it waits.
+  std::shared_ptr<InodeState> LockedState(InodeId ino, bool writer = false)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
     for (;;) {
       std::shared_ptr<InodeState> state;
@@ -412,8 +561,10 @@ class FileDataCache::Impl {
         if (!slot) slot = std::make_shared<InodeState>();
         state = slot;
       }
+      if (writer) state->active_writes++;
       state->mu.Lock();
       if (!state->detached) return state;
+      if (writer) state->active_writes--;
       state->mu.Unlock();
     }
   }
@@ -547,6 +698,8 @@ class FileDataCache::Impl {
     state.storing_journal_refs = std::move(state.journal_refs);
     state.journal_refs.clear();
     state.storing_journal_seq = state.journal_seq;
+    state.storing_unjournaled = std::move(state.unjournaled);
+    state.unjournaled.clear();
     state.dirty_since = 0;
     const uint64_t dirty_end = state.dirty_end.load();
     std::vector<NewBlob> new_blobs;
@@ -676,6 +829,9 @@ class FileDataCache::Impl {
       for (const auto& [segment, refs] : state.storing_journal_refs) {
         state.journal_refs[segment] += refs;
       }
+      for (const auto& [start, end] : state.storing_unjournaled) {
+        AddRange(state.unjournaled, start, end);
+      }
       if (state.dirty_since == 0) state.dirty_since = options_.clock->NowSeconds();
       EndStoring(state);
       return status;
@@ -683,6 +839,7 @@ class FileDataCache::Impl {
     if (journal_ != nullptr) {
       for (const auto& [segment, refs] : state.storing_journal_refs) journal_->Unref(segment, refs);
     }
+    if (!state.storing_unjournaled.empty()) state.unsynced_large_write_commit = true;
     total_dirty_ -= state.storing_bytes;
     state.storing_bytes = 0;
     if (state.runs.empty()) state.dirty_end = 0;
@@ -692,6 +849,7 @@ class FileDataCache::Impl {
 
   static void EndStoring(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     state.storing_runs.clear();
+    state.storing_unjournaled.clear();
     state.storing_journal_refs.clear();
     state.dirty_held = state.dirty_bytes;
     state.storing = false;
@@ -762,6 +920,17 @@ class FileDataCache::Impl {
   bool Journal(InodeId ino, InodeState& state, uint64_t offset,
                std::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     if (journal_ == nullptr) return true;
+    // A commit of large writes (never journaled) must be durable before a
+    // newer record of the file can be: a machine crash could otherwise keep
+    // this record (the journal and the namespace log reach the disk in no
+    // fixed order) and lose the older bytes, a state the file never had.
+    if (state.unsynced_large_write_commit) {
+      if (absl::Status s = ns_.Sync(); !s.ok()) {
+        LogWarning("could not sync the namespace before journaling a write: %s", s.ToString());
+        return false;
+      }
+      state.unsynced_large_write_commit = false;
+    }
     for (uint64_t done = 0; done < data.size();) {
       uint64_t n = std::min<uint64_t>(data.size() - done,
                                       WritebackJournal::kMaxRecordData);
@@ -806,6 +975,12 @@ class FileDataCache::Impl {
       for (const auto& [ino, state] : Snapshot()) {
         absl::MutexLock lock(&state->mu);
         if (state->runs.empty()) {
+          // The flag must not be dropped with the state: a sync first (one
+          // log sync at most; no-op once nothing changed since).
+          if (state->unsynced_large_write_commit && !state->storing) {
+            if (absl::Status s = ns_.Sync(); !s.ok()) continue;
+            state->unsynced_large_write_commit = false;
+          }
           DropIfClean(ino, state);
           continue;
         }
@@ -834,7 +1009,7 @@ class FileDataCache::Impl {
   void DropIfClean(InodeId ino, const std::shared_ptr<InodeState>& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) {
     absl::MutexLock lock(&table_mu_);
-    if (state->storing) return;
+    if (state->storing || state->unsynced_large_write_commit) return;
     auto it = states_.find(ino);
     if (it != states_.end() && it->second == state) {
       states_.erase(it);
@@ -847,6 +1022,9 @@ class FileDataCache::Impl {
   const FileDataCacheOptions options_;
   WritebackJournal* const journal_;
   std::atomic<uint64_t> write_through_{0};
+  std::atomic<int> waiting_large_writes_{0};
+  std::atomic<uint64_t> large_write_bytes_{0};
+  std::atomic<uint64_t> large_write_journaled_bytes_{0};
   std::atomic<uint64_t> ranged_reads_{0};
   std::atomic<bool> journal_warned_{false};
   BlobReadCache read_cache_;

@@ -167,7 +167,10 @@ std::string DaemonStatsJson(const DaemonStats& d) {
       ", \"blobs_written\": ", s.blobs_written,
       ", \"blobs_collected\": ", d.collector.blobs_collected,
       ", \"blobs_compacted\": ", d.collector.blobs_compacted,
-      ", \"write_through\": ", s.write_through, ", \"damaged_files\": ", d.damaged_files);
+      ", \"write_through\": ", s.write_through,
+      ", \"large_write_bytes\": ", s.large_write_bytes,
+      ", \"large_write_journaled_bytes\": ", s.large_write_journaled_bytes,
+      ", \"damaged_files\": ", d.damaged_files);
   // "storage" holds the striped store's figures and, with a tier or a
   // replica, theirs: status reads them from there.
   std::vector<std::string> storage;

@@ -87,6 +87,10 @@ void AppendCache(FileDataCache& cache, const BlobCollector* collector, MetricsTe
           "Blobs rewritten to drop data no file uses any more.");
   Counter(out, "cairn_cache_write_through_total", s.write_through,
           "Writes the journal could not take, stored directly before returning.");
+  Counter(out, "cairn_cache_large_write_bytes_total", s.large_write_bytes,
+          "Bytes of large WRITEs that waited for their blob instead of the journal.");
+  Counter(out, "cairn_cache_large_write_journaled_bytes_total", s.large_write_journaled_bytes,
+          "Of those, bytes journaled after all because the file's writes paused.");
 }
 
 void AppendNamespace(NamespaceStore& ns, MetricsText* out) {

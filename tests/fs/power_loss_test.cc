@@ -52,7 +52,9 @@ constexpr int kSeeds = 50;
 #else
 constexpr int kSeeds = 200;
 #endif
-constexpr uint64_t kMaxFileBytes = 3 << 20;
+// Past the first 4 MiB large writes skip the journal (they are committed in
+// blobs before they return).
+constexpr uint64_t kMaxFileBytes = 9 << 20;
 
 // What the test knows of one file: the content its last fsync acknowledged,
 // and each write and truncate since (kept as changes, not copies).
@@ -169,8 +171,13 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
     uint64_t size = files_[ino].current.size();
     uint64_t offset = rng_() % 4 == 0 ? size : rng_() % (size + 1);
     // Mostly small writes; now and then more than a journal record (which
-    // the cache splits) or a blob's worth.
+    // the cache splits) or a blob's worth, or a file growing by large
+    // appends.
     uint64_t length = rng_() % 5 == 0 ? 1 + rng_() % (2 << 20) : 1 + rng_() % (64 << 10);
+    if (large_appends_ && rng_() % 3 != 0) {
+      offset = size;
+      length = (512 << 10) + rng_() % (2 << 20);
+    }
     length = std::min<uint64_t>(length, kMaxFileBytes - std::min(offset, kMaxFileBytes));
     if (length == 0) return;
     std::string data = RandomBytes(length);
@@ -212,7 +219,7 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
       Note(absl::StrCat("fsync inode ", ino, " (", files_[ino].current.size(), " bytes)"));
       files_[ino].Synced();
       NoteSynced();
-    } else if (op < 70) {  // truncate, through the cache as FUSE does
+    } else if (op < 70 && !large_appends_) {  // truncate, through the cache as FUSE does
       const InodeId ino = names[Pick(present)];
       SetAttrRequest request;
       request.size = rng_() % (files_[ino].current.size() + 1);
@@ -285,6 +292,12 @@ class PowerLossTest : public ::testing::TestWithParam<int> {
   std::map<InodeId, FileHistory> files_;
   std::vector<std::map<std::string, InodeId>> namespaces_{{}};
   std::vector<std::string> log_;
+  // Files grow past 4 MiB by large appends, which skip the journal. No
+  // truncates: a truncate lost with the namespace log's tail while later
+  // journal records of the file survive is replayed without it (seeds 45
+  // and 72 of EveryAcknowledgedWriteSurvivesAPowerCut fail that way once
+  // its files may grow to 9 MiB; a known gap, not yet closed).
+  bool large_appends_ = false;
 };
 
 TEST_P(PowerLossTest, EveryAcknowledgedWriteSurvivesAPowerCut) {
@@ -294,6 +307,19 @@ TEST_P(PowerLossTest, EveryAcknowledgedWriteSurvivesAPowerCut) {
   ASSERT_NO_FATAL_FAILURE(Mount());
   ASSERT_NO_FATAL_FAILURE(CheckAfterCrash());
   // And the volume goes on: what was recovered is stored and stays.
+  absl::Status closed = mounted_->Close();
+  EXPECT_TRUE(closed.ok()) << closed;
+}
+
+// Large appends are committed in blobs without a journal record; a newer
+// record of the file must never survive a power cut that loses them.
+TEST_P(PowerLossTest, LargeAppendsSurviveAPowerCutInOrder) {
+  large_appends_ = true;
+  const int steps = 20 + static_cast<int>(rng_() % 60);
+  for (int i = 0; i < steps && !HasFatalFailure(); ++i) ASSERT_NO_FATAL_FAILURE(Step());
+  PowerCut();
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_NO_FATAL_FAILURE(CheckAfterCrash());
   absl::Status closed = mounted_->Close();
   EXPECT_TRUE(closed.ok()) << closed;
 }

@@ -371,9 +371,52 @@ class FileDataCache::Impl {
     if (std::shared_ptr<InodeState> state = Find(ino)) {
       absl::MutexLock lock(&state->mu);
       if (absl::Status s = FlushLocked(ino, *state); !s.ok()) return s;
-      return ns_.SetAttr(ino, request);
+      return JournalAndSetSize(ino, state.get(), request);
     }
-    return ns_.SetAttr(ino, request);
+    return JournalAndSetSize(ino, nullptr, request);
+  }
+
+  // Commits a size change, recorded in the journal first: the file's later
+  // writes are journal records, and a machine crash could keep them and
+  // lose the namespace's commit of the truncate, so the replay must meet
+  // the truncate in order. The record's number becomes the file's journal
+  // mark in the same commit, so it is not applied again.
+  absl::StatusOr<InodeAttr> JournalAndSetSize(InodeId ino, InodeState* state,
+                                              const SetAttrRequest& request) {
+    if (journal_ == nullptr || options_.read_only) return ns_.SetAttr(ino, request);
+    if (state != nullptr && !SyncLargeWriteCommit(*state)) {
+      return FsError(FsErrorKind::kIo, "could not sync the namespace before a truncate");
+    }
+    absl::StatusOr<WritebackJournal::Appended> record =
+        journal_->AppendTruncate(ino, *request.size);
+    if (!record.ok()) {
+      // The journal cannot take it: the commit is made durable before any
+      // later record of the file can be.
+      absl::StatusOr<InodeAttr> attr = ns_.SetAttr(ino, request);
+      if (!attr.ok()) return attr;
+      if (absl::Status s = ns_.Sync(); !s.ok()) return s;
+      return attr;
+    }
+    SetAttrRequest journaled = request;
+    journaled.journal_mark = record->seq;
+    absl::StatusOr<InodeAttr> attr = ns_.SetAttr(ino, journaled);
+    journal_->Unref(record->segment);
+    return attr;
+  }
+
+  // A commit of large writes (never journaled) must be durable before a
+  // newer record of the file can be: a machine crash could otherwise keep
+  // that record (the journal and the namespace log reach the disk in no
+  // fixed order) and lose the older bytes, a state the file never had.
+  // False if the namespace could not be synced.
+  bool SyncLargeWriteCommit(InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    if (!state.unsynced_large_write_commit) return true;
+    if (absl::Status s = ns_.Sync(); !s.ok()) {
+      LogWarning("could not sync the namespace before journaling: %s", s.ToString());
+      return false;
+    }
+    state.unsynced_large_write_commit = false;
+    return true;
   }
 
   absl::Status Flush(InodeId ino) {
@@ -427,6 +470,7 @@ class FileDataCache::Impl {
           if (!attr.ok()) return attr.status();
           if (!S_ISREG(attr->mode)) return absl::OkStatus();
           applied++;
+          if (record.truncate) return ReplayTruncate(record, &store_error);
           {
             std::shared_ptr<InodeState> state = LockedState(record.ino);
             journal_->Ref(record.segment);
@@ -482,6 +526,54 @@ class FileDataCache::Impl {
                  "take them", stats->unstored_bytes, stats->store_error);
     }
     return stats;
+  }
+
+  // A truncate the namespace had not committed (or had, without the journal
+  // mark of a later commit): the file's data replayed so far is stored,
+  // then the size set, as when it happened.
+  absl::Status ReplayTruncate(const JournalRecord& record, absl::Status* store_error) {
+    std::shared_ptr<InodeState> state = LockedState(record.ino);
+    absl::Status flushed = FlushLocked(record.ino, *state);
+    if (options_.read_only || !flushed.ok()) {
+      // The earlier writes stay unstored (and journaled): cut in memory as
+      // the truncate cut them; without the mark, the next replay meets them
+      // and this record again.
+      DropDirtyFrom(*state, record.offset);
+    }
+    absl::Status set = absl::OkStatus();
+    if (options_.read_only) {
+      LogWarning("the writeback journal holds a truncate of inode %d to %d bytes that the "
+                 "namespace may lack; a read-only mount cannot apply it: the file may show "
+                 "bytes past that size until a read-write mount", record.ino, record.offset);
+    } else {
+      SetAttrRequest request;
+      request.size = record.offset;
+      if (flushed.ok()) request.journal_mark = record.seq;
+      set = ns_.SetAttr(record.ino, request).status();
+    }
+    state->mu.Unlock();
+    if (!flushed.ok() && store_error->ok()) *store_error = flushed;
+    return set;
+  }
+
+  // Forgets the file's dirty bytes at and past `size`.
+  void DropDirtyFrom(InodeState& state, uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+    auto it = state.runs.lower_bound(size);
+    if (it != state.runs.begin() && RunEnd(*std::prev(it)) > size) --it;
+    while (it != state.runs.end()) {
+      uint64_t keep = it->first < size ? size - it->first : 0;
+      uint64_t dropped = it->second.size() - keep;
+      state.dirty_bytes -= dropped;
+      total_dirty_ -= dropped;
+      if (keep == 0) {
+        it = state.runs.erase(it);
+      } else {
+        it->second.resize(keep);
+        ++it;
+      }
+    }
+    if (state.dirty_end.load() > size) state.dirty_end = size;
+    state.dirty_held = state.dirty_bytes + state.storing_bytes;
   }
 
   absl::Status FlushAll() {
@@ -920,17 +1012,7 @@ class FileDataCache::Impl {
   bool Journal(InodeId ino, InodeState& state, uint64_t offset,
                std::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     if (journal_ == nullptr) return true;
-    // A commit of large writes (never journaled) must be durable before a
-    // newer record of the file can be: a machine crash could otherwise keep
-    // this record (the journal and the namespace log reach the disk in no
-    // fixed order) and lose the older bytes, a state the file never had.
-    if (state.unsynced_large_write_commit) {
-      if (absl::Status s = ns_.Sync(); !s.ok()) {
-        LogWarning("could not sync the namespace before journaling a write: %s", s.ToString());
-        return false;
-      }
-      state.unsynced_large_write_commit = false;
-    }
+    if (!SyncLargeWriteCommit(state)) return false;
     for (uint64_t done = 0; done < data.size();) {
       uint64_t n = std::min<uint64_t>(data.size() - done,
                                       WritebackJournal::kMaxRecordData);

@@ -22,6 +22,11 @@ constexpr size_t kVolumeIdBytes = 32;
 constexpr uint32_t kRecordMagic = 0x4352'4A43;  // "CJRC" little-endian
 constexpr size_t kRecordHeaderBytes = 40;
 constexpr uint32_t kRecordTypeWrite = 1;
+constexpr uint32_t kRecordTypeTruncate = 2;
+
+bool KnownRecord(uint32_t type, uint64_t length) {
+  return type == kRecordTypeWrite || (type == kRecordTypeTruncate && length == 0);
+}
 
 std::string SegmentName(uint64_t number) {
   return absl::StrFormat("seg-%016x.jnl", number);
@@ -52,7 +57,7 @@ std::string EncodeSegmentHeader(uint64_t number, const std::string& volume_id) {
 
 // The record's bytes: header and data, checksummed.
 std::string EncodeRecord(uint64_t seq, InodeId ino, uint64_t offset,
-                         std::string_view data) {
+                         std::string_view data, uint32_t type) {
   std::string out;
   out.reserve(kRecordHeaderBytes + data.size());
   PutFixed32(&out, kRecordMagic);
@@ -61,7 +66,7 @@ std::string EncodeRecord(uint64_t seq, InodeId ino, uint64_t offset,
   PutFixed64(&out, ino);
   PutFixed64(&out, offset);
   PutFixed32(&out, static_cast<uint32_t>(data.size()));
-  PutFixed32(&out, kRecordTypeWrite);
+  PutFixed32(&out, type);
   out.append(data);
   uint32_t crc = Crc32c(std::string_view(out).substr(8));
   std::string crc_bytes;
@@ -235,8 +240,8 @@ class WritebackJournal::Impl {
     return stats;
   }
 
-  absl::StatusOr<Appended> Append(InodeId ino, uint64_t offset,
-                                  std::string_view data) {
+  absl::StatusOr<Appended> Append(InodeId ino, uint64_t offset, std::string_view data,
+                                  uint32_t type = kRecordTypeWrite) {
     if (data.size() > kMaxRecordData) {
       return FsError(FsErrorKind::kInvalid, "journal record too large");
     }
@@ -251,7 +256,7 @@ class WritebackJournal::Impl {
       if (absl::Status s = OpenNewSegmentLocked(); !s.ok()) return s;
     }
     uint64_t seq = next_seq_;
-    std::string bytes = EncodeRecord(seq, ino, offset, data);
+    std::string bytes = EncodeRecord(seq, ino, offset, data, type);
     if (absl::Status s = active_->file->PWrite(active_->size, bytes); !s.ok()) {
       // Part of the record may be on disk; it fails its checksum at replay.
       // Later records must not follow a hole, so start a new segment.
@@ -442,6 +447,8 @@ class WritebackJournal::Impl {
   // missing between its neighbours. Then the damage is in the data, and the
   // header names the file that lost the write. Otherwise (or when the header
   // cannot even be read) nullopt: the stretch cannot be pinned on a file.
+  // (A damaged truncate never is: it has no data, so its damage is in its
+  // header.)
   std::optional<DamagedWrite> DamagedRecordAt(Segment& segment, uint64_t pos, uint64_t next,
                                               uint64_t last_seq, uint64_t next_seq) {
     if (next - pos < kRecordHeaderBytes || next_seq != last_seq + 2) return std::nullopt;
@@ -490,7 +497,7 @@ class WritebackJournal::Impl {
     if (header->size() < kRecordHeaderBytes) return none;
     const char* h = header->data();
     uint32_t length = DecodeFixed32(h + 32);
-    if (DecodeFixed32(h) != kRecordMagic || DecodeFixed32(h + 36) != kRecordTypeWrite ||
+    if (DecodeFixed32(h) != kRecordMagic || !KnownRecord(DecodeFixed32(h + 36), length) ||
         length > kMaxRecordData ||
         segment.size - pos - kRecordHeaderBytes < length) {
       return none;
@@ -506,6 +513,7 @@ class WritebackJournal::Impl {
     if (record.seq <= last_seq) return none;
     record.ino = DecodeFixed64(h + 16);
     record.offset = DecodeFixed64(h + 24);
+    record.truncate = DecodeFixed32(h + 36) == kRecordTypeTruncate;
     record.data = std::move(*data);
     record.segment = segment.number;
     return std::optional<JournalRecord>(std::move(record));
@@ -590,6 +598,10 @@ void WritebackJournal::Unref(uint64_t segment, uint64_t count) {
   impl_->Unref(segment, count);
 }
 absl::Status WritebackJournal::Sync() { return impl_->Sync(); }
+absl::StatusOr<WritebackJournal::Appended> WritebackJournal::AppendTruncate(InodeId ino,
+                                                                            uint64_t size) {
+  return impl_->Append(ino, size, "", kRecordTypeTruncate);
+}
 bool WritebackJournal::SegmentFailed(uint64_t segment) {
   return impl_->SegmentFailed(segment);
 }

@@ -15,7 +15,8 @@
 //     CRC32C of the preceding 60 bytes u32
 //   records, each: magic u32 "CJRC", CRC32C u32 (of everything after it,
 //     data included), seq u64, inode u64, file offset u64, data length u32,
-//     type u32 (1 = write), data
+//     type u32 (1 = write; 2 = truncate: the file's size became `file
+//     offset`, no data), data
 // A record that is short, has a bad magic or checksum, or does not continue
 // the sequence is damage (or the end a crash tore): replay goes on at the
 // next intact record in the segment, found by its magic and checked by its
@@ -50,7 +51,8 @@ struct JournalOptions {
 struct JournalRecord {
   uint64_t seq = 0;
   InodeId ino = 0;
-  uint64_t offset = 0;
+  uint64_t offset = 0;  // for a truncate, the new size
+  bool truncate = false;
   std::string data;
   uint64_t segment = 0;
 };
@@ -117,6 +119,10 @@ class WritebackJournal {
   // reference on its segment for the caller.
   absl::StatusOr<Appended> Append(InodeId ino, uint64_t offset,
                                   std::string_view data);
+  // Appends a truncate record: the file's size set to `size`, in order with
+  // its writes (a truncate is a namespace commit; replaying later writes
+  // without it would show a state the file never had). Same reference.
+  absl::StatusOr<Appended> AppendTruncate(InodeId ino, uint64_t size);
 
   // References keep a segment from being reclaimed: one per record whose
   // data is not yet committed in the namespace.

@@ -47,6 +47,10 @@ struct SetAttrRequest {
   std::optional<Timespec> atime;  // already resolved: UTIME_NOW -> now
   std::optional<Timespec> mtime;
   std::optional<Timespec> ctime;  // explicit ctime (FUSE may send one)
+  // With `size`: the writeback journal's record of this truncate; when
+  // larger, it becomes the file's journal mark in the same commit (as in
+  // CommitWrite), so a replay does not apply the truncate again.
+  std::optional<uint64_t> journal_mark;
 };
 
 // What to create in MakeNode.

@@ -332,6 +332,10 @@ class RocksNamespace final : public NamespaceStore {
         }
         if (*request.size != attr.size) attr.mtime = now;
         attr.size = *request.size;
+        if (request.journal_mark) {
+          InodeRecord& record = txn.inodes[ino];
+          record.journal_mark = std::max(record.journal_mark, *request.journal_mark);
+        }
       }
       if (request.atime) attr.atime = *request.atime;
       if (request.mtime) attr.mtime = *request.mtime;

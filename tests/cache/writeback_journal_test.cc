@@ -98,6 +98,29 @@ TEST_F(WritebackJournalTest, RecordsComeBackInOrderAfterReopen) {
   EXPECT_EQ(next->seq, 1000u);
 }
 
+// A truncate is a record too, so a replay meets it in order with the
+// file's writes (a namespace log that lost its commit cannot reorder them).
+TEST_F(WritebackJournalTest, ATruncateComesBackInOrderWithTheWrites) {
+  {
+    auto journal = OpenJournal(1);
+    ASSERT_TRUE(journal->Append(5, 0, std::string(3000, 'a')).ok());
+    absl::StatusOr<WritebackJournal::Appended> truncate = journal->AppendTruncate(5, 100);
+    ASSERT_TRUE(truncate.ok()) << truncate.status();
+    EXPECT_EQ(truncate->seq, 2u);
+    ASSERT_TRUE(journal->Append(5, 200, "b").ok());
+  }
+  auto journal = OpenJournal(100);
+  WritebackJournal::ReplayStats stats;
+  std::vector<JournalRecord> records = ReplayAll(*journal, &stats);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_FALSE(records[0].truncate);
+  EXPECT_TRUE(records[1].truncate);
+  EXPECT_EQ(records[1].offset, 100u);
+  EXPECT_EQ(records[1].data, "");
+  EXPECT_EQ(records[2].data, "b");
+  EXPECT_EQ(stats.damaged_segments, 0u);
+}
+
 TEST_F(WritebackJournalTest, TornTailRecordIsDroppedAndEarlierOnesKept) {
   {
     auto journal = OpenJournal(1);
@@ -513,6 +536,35 @@ TEST_F(JournaledCacheTest, CommittedRecordsAreNotReappliedOverLaterChanges) {
   ASSERT_TRUE(cache_->Write(f, 5, "BB").ok());
   Crash();
   EXPECT_EQ(ReadAll(f), "aaaaaBBaaa");
+}
+
+// The truncate's record is committed with it (as the file's journal mark),
+// so a replay does not apply it again over what was written after it: here
+// large writes, committed in blobs with no record of their own.
+TEST_F(JournaledCacheTest, ACommittedTruncateIsNotReplayedOverLargeWritesAfterIt) {
+  InodeId f = NewFile("f");
+  ASSERT_TRUE(cache_->Write(f, 0, "head").ok());
+  SetAttrRequest extend;
+  extend.size = kMaxBlobBytes;
+  ASSERT_TRUE(cache_->SetAttrWithSize(f, extend).ok());
+  std::string tail(8 << 20, 't');
+  std::atomic<uint64_t> next{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&] {
+      for (uint64_t off; (off = next.fetch_add(1 << 20)) < tail.size();) {
+        EXPECT_TRUE(cache_->Write(f, kMaxBlobBytes + off, std::string_view(tail).substr(off, 1 << 20))
+                        .ok());
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  Crash();
+  std::string expected = "head" + std::string(kMaxBlobBytes - 4, '\0') + tail;
+  std::string content = ReadAll(f);
+  ASSERT_EQ(content.size(), expected.size()) << "the truncate was applied again";
+  EXPECT_TRUE(content == expected);
 }
 
 TEST_F(JournaledCacheTest, TruncateOfDirtyDataSurvivesACrash) {

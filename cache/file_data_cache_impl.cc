@@ -195,21 +195,18 @@ class FileDataCache::Impl {
   // not lose it. The file's lock is released while waiting.
   absl::Status AwaitStoredOrJournaled(InodeId ino, InodeState& state, uint64_t start,
                                       uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-    struct Settled {
+    struct Wait {
       InodeState* state;
       uint64_t start, end;
-      bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      // Committed (or the file discarded).
+      bool Settled() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
         return state->detached || (!Intersects(state->unjournaled, start, end) &&
                                    !Intersects(state->storing_unjournaled, start, end));
       }
-    };
-    // Not yet taken by a store, and no store will take it soon (see
-    // kStreamGap), or a store failed: the bytes no record holds are
-    // journaled.
-    struct Stranded {
-      InodeState* state;
-      uint64_t start, end;
-      bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      // Not yet taken by a store, and no store will take it soon (see
+      // kStreamGap), or a store failed: the bytes no record holds are
+      // journaled.
+      bool Stranded() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
         if (!Intersects(state->unjournaled, start, end)) return false;
         if (!state->store_error.ok()) return true;
         // A writer's store under way goes on with everything dirty while
@@ -218,22 +215,18 @@ class FileDataCache::Impl {
         const absl::Duration idle = absl::Now() - state->last_write;
         return idle >= kStreamPause || (idle >= kStreamGap && state->active_writes.load() == 0);
       }
+      bool operator()() const { return Settled() || Stranded(); }
     };
-    struct SettledOrStranded {
-      Settled settled;
-      Stranded stranded;
-      bool operator()() const { return settled() || stranded(); }
-    };
-    SettledOrStranded done{{&state, start, end}, {&state, start, end}};
-    while (!done.settled()) {
-      if (done.stranded()) {
+    Wait wait{&state, start, end};
+    while (!wait.Settled()) {
+      if (wait.Stranded()) {
         if (!JournalUnjournaled(ino, state)) {
           // The journal cannot take it either: store it now.
           if (absl::Status s = FlushLocked(ino, state); !s.ok()) return s;
         }
         continue;
       }
-      state.mu.AwaitWithTimeout(absl::Condition(&done), kStreamGap);
+      state.mu.AwaitWithTimeout(absl::Condition(&wait), kStreamGap);
     }
     return absl::OkStatus();
   }
@@ -1059,10 +1052,7 @@ class FileDataCache::Impl {
         if (state->runs.empty()) {
           // The flag must not be dropped with the state: a sync first (one
           // log sync at most; no-op once nothing changed since).
-          if (state->unsynced_large_write_commit && !state->storing) {
-            if (absl::Status s = ns_.Sync(); !s.ok()) continue;
-            state->unsynced_large_write_commit = false;
-          }
+          if (!state->storing && !SyncLargeWriteCommit(*state)) continue;
           DropIfClean(ino, state);
           continue;
         }

@@ -13,6 +13,7 @@ build_packages=(
   libfuse3-dev libmount-dev librocksdb-dev liblz4-dev libabsl-dev
   libcurl4-openssl-dev libssl-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
+  libboost1.81-dev
 )
 runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # fio, strace and python3 also serve bench/.

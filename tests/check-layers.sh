@@ -16,7 +16,8 @@ declare -A allowed=(
   [backend/volume]="backend/base backend/s3 backend/namespace backend/blob backend/config backend/services"
   [cache]="backend/base backend/namespace backend/blob"
   [fs]="backend/base backend/namespace backend/blob backend/config backend/services backend/volume cache"
-  [daemon]="backend/base backend/s3 backend/namespace backend/blob backend/config backend/services backend/volume cache fs"
+  [frontend]="backend/base backend/s3 backend/namespace backend/blob backend/config backend/services backend/volume cache fs"
+  [daemon]="backend/base backend/s3 backend/namespace backend/blob backend/config backend/services backend/volume cache fs frontend"
 )
 
 # The folder (layer) a repository path belongs to, or "" outside them.
@@ -24,7 +25,7 @@ layer_of() {
   local path="$1"
   case "$path" in
     backend/*/*) echo "${path%/*}" | cut -d/ -f1-2 ;;
-    cache/*|fs/*|daemon/*) echo "${path%%/*}" ;;
+    cache/*|fs/*|frontend/*|daemon/*) echo "${path%%/*}" ;;
     *) echo "" ;;
   esac
 }
@@ -42,5 +43,5 @@ while IFS= read -r file; do
       status=1
     fi
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
-done < <(find backend cache fs daemon -name '*.h' -o -name '*.cc' | sort)
+done < <(find backend cache fs frontend daemon -name '*.h' -o -name '*.cc' | sort)
 exit "$status"

@@ -273,6 +273,34 @@ absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& 
   return *attr;
 }
 
+absl::StatusOr<InodeAttr> FileSystem::Find(InodeId parent, const std::string& name) {
+  absl::StatusOr<InodeAttr> attr = ns_.Lookup(parent, name);
+  if (!attr.ok()) return attr.status();
+  return Visible(*attr);
+}
+
+absl::StatusOr<InodeAttr> FileSystem::CreateUnnamed(InodeId parent, uint32_t mode,
+                                                    const Caller& caller) {
+  NewNode node;
+  node.mode = S_IFREG | (mode & 07777);
+  absl::StatusOr<InodeAttr> attr = ns_.MakeOrphan(parent, node, caller);
+  if (!attr.ok()) return attr.status();
+  inodes_.AddOpen(attr->ino, /*may_write=*/true);
+  return *attr;
+}
+
+absl::Status FileSystem::Publish(InodeId ino, InodeId parent, const std::string& name,
+                                 const PublishCondition& condition) {
+  // Stored rather than journaled: the name must not come back after a
+  // crash without the data it names, and blobs need no replay.
+  if (absl::Status s = cache_.Flush(ino); !s.ok()) return s;
+  absl::StatusOr<std::optional<InodeAttr>> replaced =
+      ns_.Publish(ino, parent, name, condition);
+  if (!replaced.ok()) return replaced.status();
+  if (replaced->has_value() && (*replaced)->nlink == 0) ReleaseIfUnused((*replaced)->ino);
+  return ns_.Sync();
+}
+
 absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole,
                                                      bool kernel_flushed) {
   absl::StatusOr<InodeAttr> attr = GetAttr(ino);

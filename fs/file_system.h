@@ -93,6 +93,21 @@ class FileSystem {
   // A new regular file, opened with `flags`.
   absl::StatusOr<InodeAttr> Create(InodeId parent, const std::string& name, uint32_t mode,
                                    const Caller& caller, int flags = O_RDWR);
+  // --- Files callers other than the kernel make and name (the S3
+  // frontend). A lookup the kernel does not hold: counts nothing.
+  absl::StatusOr<InodeAttr> Find(InodeId parent, const std::string& name);
+  // A regular file without a name (as O_TMPFILE makes), counted as one open
+  // that may write and no lookup. Write to it, then Publish it; Release
+  // frees it if it never got a name (and the next mount does if the daemon
+  // stops first).
+  absl::StatusOr<InodeAttr> CreateUnnamed(InodeId parent, uint32_t mode, const Caller& caller);
+  // Stores the nameless file's data in blobs and gives it the name
+  // `parent`/`name` in one commit (NamespaceStore::Publish), synced before
+  // it returns: what it published survives a crash, whole. A file it
+  // replaced goes as one replaced by rename(2) does.
+  absl::Status Publish(InodeId ino, InodeId parent, const std::string& name,
+                       const PublishCondition& condition);
+
   // lseek(2) with SEEK_DATA (`hole` false) or SEEK_HOLE: the first offset
   // at or after `offset` where data (or a hole) starts; kNotFound (ENXIO)
   // at or past the end. Precise only while no handle that may write is

@@ -135,6 +135,19 @@ enum class XattrMode { kCreateOrReplace, kCreateOnly, kReplaceOnly };
 
 enum class RenameMode { kReplace, kNoReplace, kExchange };
 
+// What Publish requires of the name it links to, checked in its commit (a
+// compare-and-swap: S3's conditional PUT).
+struct PublishCondition {
+  enum class Kind {
+    kAny,           // absent, or a regular file (replaced)
+    kMustBeAbsent,  // If-None-Match: *
+    kMustBe,        // If-Match: the inode `ino` with ctime `ctime` (unchanged since read)
+  };
+  Kind kind = Kind::kAny;
+  InodeId ino = 0;
+  Timespec ctime;
+};
+
 struct NamespaceStats {
   uint64_t inode_count = 0;     // live inodes (including orphans)
   uint64_t data_bytes = 0;      // sum of referenced blob lengths + inline bytes
@@ -258,6 +271,21 @@ class NamespaceStore {
   virtual absl::StatusOr<std::optional<InodeAttr>> Rename(
       InodeId old_parent, std::string_view old_name, InodeId new_parent,
       std::string_view new_name, RenameMode mode, const ReleaseCheck& release_now = {}) = 0;
+  // A regular file with no name (O_TMPFILE): an orphan from the start, so
+  // the next mount frees it if nothing published it. Its group follows
+  // `parent` as MakeNode's would.
+  virtual absl::StatusOr<InodeAttr> MakeOrphan(InodeId parent, const NewNode& node,
+                                               const Caller& caller) = 0;
+  // Gives the nameless regular file `ino` the name `parent`/`name` in one
+  // commit, replacing a regular file there when `condition` allows: kExists
+  // when it must be absent and is not, kNotFound when an expected file is
+  // absent, kStale when another file (or a changed one) is there; a
+  // directory there is kIsDirectory, whatever the condition.
+  // Returns the replaced inode if it lost its last link: freed when
+  // `release_now` said so, else an orphan.
+  virtual absl::StatusOr<std::optional<InodeAttr>> Publish(
+      InodeId ino, InodeId parent, std::string_view name, const PublishCondition& condition,
+      const ReleaseCheck& release_now = {}) = 0;
 
   // chmod/chown/truncate/utimes. ctime is set to now unless given. Shrinking
   // drops the extents past the new size (blobs left unreferenced go to GC).

@@ -265,6 +265,93 @@ class RocksNamespace final : public NamespaceStore {
     return txn.inodes[ino].attr;
   }
 
+  absl::StatusOr<InodeAttr> MakeOrphan(InodeId parent, const NewNode& node,
+                                       const Caller& caller) override {
+    if (!S_ISREG(node.mode)) {
+      return FsError(FsErrorKind::kInvalid, "only a regular file can be made without a name");
+    }
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> dir = LoadDir(txn, parent);
+    if (!dir.ok()) return dir.status();
+    Timespec now = options_.clock->NowTimespec();
+    InodeRecord record;
+    record.attr.ino = next_inode_++;
+    txn.next_inode_changed = true;
+    record.attr.mode = node.mode;
+    record.attr.uid = caller.uid;
+    record.attr.gid = ((*dir)->attr.mode & S_ISGID) ? (*dir)->attr.gid : caller.gid;
+    record.attr.atime = record.attr.mtime = record.attr.ctime = record.attr.btime = now;
+    record.attr.nlink = 0;
+    InodeId ino = record.attr.ino;
+    txn.batch.Put(handles_[kOrphans], S(InodeKey(ino)), "");
+    txn.inodes[ino] = std::move(record);
+    txn.dirty.insert(ino);
+    txn.inode_count_delta = 1;
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[ino].attr;
+  }
+
+  absl::StatusOr<std::optional<InodeAttr>> Publish(InodeId ino, InodeId parent,
+                                                   std::string_view name,
+                                                   const PublishCondition& condition,
+                                                   const ReleaseCheck& release_now) override {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> file = Load(txn, ino);
+    if (!file.ok()) return file.status();
+    if (!S_ISREG((*file)->attr.mode) || (*file)->attr.nlink != 0) {
+      return FsError(FsErrorKind::kInvalid, "only a nameless regular file can be published");
+    }
+    absl::StatusOr<InodeRecord*> dir = LoadDir(txn, parent);
+    if (!dir.ok()) return dir.status();
+    absl::StatusOr<std::optional<DentryValue>> existing = ReadDentry(parent, name);
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value() && IsDir((*existing)->mode)) {
+      return FsError(FsErrorKind::kIsDirectory, "a directory has that name");
+    }
+    if (existing->has_value() && !S_ISREG((*existing)->mode)) {
+      return FsError(FsErrorKind::kExists, "a name that is not a regular file is there");
+    }
+    Timespec now = options_.clock->NowTimespec();
+    std::optional<InodeId> replaced;
+    switch (condition.kind) {
+      case PublishCondition::Kind::kAny:
+        break;
+      case PublishCondition::Kind::kMustBeAbsent:
+        if (existing->has_value()) return FsError(FsErrorKind::kExists, "the name is taken");
+        break;
+      case PublishCondition::Kind::kMustBe:
+        if (!existing->has_value()) return NotFound("no file has that name");
+        if ((*existing)->ino != condition.ino) {
+          return FsError(FsErrorKind::kStale, "another file has that name");
+        }
+        break;
+    }
+    if (existing->has_value()) {
+      const DentryValue target = **existing;
+      absl::StatusOr<InodeRecord*> victim = Load(txn, target.ino);
+      if (!victim.ok()) return victim.status();
+      if (condition.kind == PublishCondition::Kind::kMustBe &&
+          !((*victim)->attr.ctime == condition.ctime)) {
+        return FsError(FsErrorKind::kStale, "the file changed since it was read");
+      }
+      DeleteEntry(txn, parent, name, target.cookie);
+      DropLink(txn, **victim, now);
+      if (absl::Status s = FreeIfReleasable(txn, **victim, release_now); !s.ok()) return s;
+      replaced = target.ino;
+    }
+    txn.batch.Delete(handles_[kOrphans], S(InodeKey(ino)));
+    (*file)->attr.nlink = 1;
+    (*file)->attr.ctime = now;
+    AddEntry(txn, **dir, name, ino, (*file)->attr.mode);
+    Touch(**dir, now, true);
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    if (replaced) return std::optional<InodeAttr>(txn.inodes[*replaced].attr);
+    return std::optional<InodeAttr>();
+  }
+
   absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent,
                                  std::string_view new_name) override {
     if (absl::Status s = CheckName(new_name); !s.ok()) return s;

@@ -452,6 +452,90 @@ TEST_F(NamespaceStoreTest, UnlinkAndRmdirCheckTheType) {
   EXPECT_TRUE(store_->ReleaseInode(dir.ino).ok());  // gone already: no-op
 }
 
+TEST_F(NamespaceStoreTest, APublishedOrphanReplacesTheFileAtItsNameInOneCommit) {
+  InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
+  InodeAttr old_file = Make(dir.ino, "key", S_IFREG | 0644);
+  ASSERT_TRUE(store_->CommitWrite(old_file.ino, {}, {InlineExtent(0, "old")}).ok());
+  NewNode node;
+  node.mode = S_IFREG | 0640;
+  absl::StatusOr<InodeAttr> orphan = store_->MakeOrphan(dir.ino, node, Caller{1000, 100});
+  ASSERT_TRUE(orphan.ok()) << orphan.status();
+  EXPECT_EQ(orphan->nlink, 0u);
+  EXPECT_EQ(Names(dir.ino), std::vector<std::string>{"key"});
+  ASSERT_TRUE(store_->CommitWrite(orphan->ino, {}, {InlineExtent(0, "new!")}).ok());
+
+  absl::StatusOr<std::optional<InodeAttr>> replaced =
+      store_->Publish(orphan->ino, dir.ino, "key", PublishCondition{});
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ((*replaced)->ino, old_file.ino);
+  EXPECT_EQ((*replaced)->nlink, 0u);  // an orphan until released
+  absl::StatusOr<InodeAttr> found = store_->Lookup(dir.ino, "key");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->ino, orphan->ino);
+  EXPECT_EQ(found->nlink, 1u);
+  EXPECT_EQ(found->size, 4u);
+
+  // The published file is no orphan any more; the replaced one is.
+  absl::StatusOr<uint64_t> released = store_->ReleaseAllOrphans();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1u);
+  EXPECT_TRUE(store_->GetAttr(orphan->ino).ok());
+  EXPECT_EQ(KindOf(store_->GetAttr(old_file.ino).status()), FsErrorKind::kNotFound);
+}
+
+TEST_F(NamespaceStoreTest, AnUnpublishedOrphanIsFreedAtTheNextOpen) {
+  InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  absl::StatusOr<InodeAttr> orphan = store_->MakeOrphan(dir.ino, node, Caller{1000, 100});
+  ASSERT_TRUE(orphan.ok()) << orphan.status();
+  Open();
+  absl::StatusOr<uint64_t> released = store_->ReleaseAllOrphans();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1u);
+  EXPECT_EQ(KindOf(store_->GetAttr(orphan->ino).status()), FsErrorKind::kNotFound);
+  node.mode = S_IFDIR | 0755;
+  EXPECT_EQ(KindOf(store_->MakeOrphan(dir.ino, node, Caller{1000, 100}).status()),
+            FsErrorKind::kInvalid);
+}
+
+TEST_F(NamespaceStoreTest, PublishChecksItsConditionInTheCommit) {
+  InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
+  InodeAttr sub = Make(dir.ino, "sub", S_IFDIR | 0755);
+  InodeAttr file = Make(dir.ino, "key", S_IFREG | 0644);
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  absl::StatusOr<InodeAttr> orphan = store_->MakeOrphan(dir.ino, node, Caller{1000, 100});
+  ASSERT_TRUE(orphan.ok()) << orphan.status();
+
+  PublishCondition absent{PublishCondition::Kind::kMustBeAbsent};
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "key", absent).status()),
+            FsErrorKind::kExists);
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "sub", PublishCondition{}).status()),
+            FsErrorKind::kIsDirectory);
+  PublishCondition other{PublishCondition::Kind::kMustBe, sub.ino, file.ctime};
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "key", other).status()),
+            FsErrorKind::kStale);
+  Timespec earlier = file.ctime;
+  earlier.sec -= 1;
+  PublishCondition changed{PublishCondition::Kind::kMustBe, file.ino, earlier};
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "key", changed).status()),
+            FsErrorKind::kStale);
+  PublishCondition missing{PublishCondition::Kind::kMustBe, file.ino, file.ctime};
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "nokey", missing).status()),
+            FsErrorKind::kNotFound);
+  // Nothing of the refused attempts stuck: the old file keeps its name.
+  EXPECT_EQ(store_->Lookup(dir.ino, "key")->ino, file.ino);
+
+  PublishCondition same{PublishCondition::Kind::kMustBe, file.ino, file.ctime};
+  ASSERT_TRUE(store_->Publish(orphan->ino, dir.ino, "key", same).ok());
+  EXPECT_EQ(store_->Lookup(dir.ino, "key")->ino, orphan->ino);
+  // A file that has a name cannot be published again.
+  EXPECT_EQ(KindOf(store_->Publish(orphan->ino, dir.ino, "again", PublishCondition{}).status()),
+            FsErrorKind::kInvalid);
+}
+
 TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
   Make(kRootInode, "a", S_IFREG | 0644);
   Make(kRootInode, "b", S_IFREG | 0644);

@@ -1,0 +1,1303 @@
+#include "frontend/s3_handler.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "backend/base/fs_error.h"
+#include "backend/base/log.h"
+#include "frontend/s3_error.h"
+#include "frontend/s3_names.h"
+
+namespace cairn::frontend {
+namespace {
+
+constexpr char kXmlHeader[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+constexpr char kXmlns[] = "http://s3.amazonaws.com/doc/2006-03-01/";
+// Where an object's S3-only facts live: xattrs of its file, so that they
+// travel with it (rename, cp -a, backups) and the mount shows them.
+constexpr char kEtagXattr[] = "user.s3.etag";
+constexpr char kContentTypeXattr[] = "user.s3.content-type";
+constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
+constexpr char kDirObjectXattr[] = "user.s3.dir";
+constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
+constexpr size_t kIoBytes = 1 << 20;
+constexpr int kMayRead = 4, kMayWrite = 2, kMaySearch = 1;
+
+// Debian's Abseil has its own string_view type.
+absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
+
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string XmlUnescape(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '&') {
+      out += text[i];
+      continue;
+    }
+    size_t end = text.find(';', i);
+    if (end == std::string_view::npos) {
+      out += text.substr(i);
+      break;
+    }
+    std::string_view entity = text.substr(i + 1, end - i - 1);
+    if (entity == "amp") out += '&';
+    else if (entity == "lt") out += '<';
+    else if (entity == "gt") out += '>';
+    else if (entity == "quot") out += '"';
+    else if (entity == "apos") out += '\'';
+    else if (!entity.empty() && entity[0] == '#') {
+      uint32_t code = 0;
+      bool ok = entity.size() > 1 && (entity[1] == 'x'
+                                          ? absl::SimpleHexAtoi(Absl(entity.substr(2)), &code)
+                                          : absl::SimpleAtoi(Absl(entity.substr(1)), &code));
+      if (ok && code < 0x80) out += static_cast<char>(code);
+      else out += absl::StrCat("&", Absl(entity), ";");
+    } else {
+      out += absl::StrCat("&", Absl(entity), ";");
+    }
+    i = end;
+  }
+  return out;
+}
+
+// encoding-type=url: keys as S3 encodes them (RFC 3986, '/' kept).
+std::string UrlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string PercentDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    int value = 0;
+    if (text[i] == '%' && i + 2 < text.size() &&
+        absl::SimpleHexAtoi(Absl(text.substr(i + 1, 2)), &value)) {
+      out += static_cast<char>(value);
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string HttpDate(const Timespec& t) {
+  time_t seconds = t.sec;
+  struct tm tm;
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return text;
+}
+
+std::string IsoDate(const Timespec& t) {
+  time_t seconds = t.sec;
+  struct tm tm;
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  return absl::StrCat(text, ".", absl::StrFormat("%03d", t.nsec / 1000000), "Z");
+}
+
+std::optional<int64_t> ParseHttpDate(const std::string& text) {
+  struct tm tm = {};
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                             "%a %b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%SZ"}) {
+    tm = {};
+    const char* end = strptime(text.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') return timegm(&tm);
+  }
+  return std::nullopt;
+}
+
+class Md5 {
+ public:
+  Md5() : context_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(context_, EVP_md5(), nullptr); }
+  ~Md5() { EVP_MD_CTX_free(context_); }
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void Update(std::string_view data) { EVP_DigestUpdate(context_, data.data(), data.size()); }
+  std::string Finish() {  // the raw 16 bytes
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(context_, digest, &size);
+    return std::string(reinterpret_cast<char*>(digest), size);
+  }
+
+ private:
+  EVP_MD_CTX* context_;
+};
+
+std::string Quoted(std::string_view etag) { return absl::StrCat("\"", Absl(etag), "\""); }
+
+std::string Unquoted(std::string_view etag) {
+  absl::string_view stripped = absl::StripAsciiWhitespace(Absl(etag));
+  etag = std::string_view(stripped.data(), stripped.size());
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  return std::string(etag);
+}
+
+// What an object's stored MD5 is valid for: the file's size and mtime when
+// it was written. A write through the mount changes them (the kernel sets
+// mtime), so a stale MD5 is never served for other bytes.
+std::string EtagStamp(const std::string& md5_hex, const InodeAttr& attr) {
+  return absl::StrCat(md5_hex, " ", attr.size, " ", attr.mtime.sec, ".", attr.mtime.nsec);
+}
+
+// The ETag of an object, unquoted: the MD5 of its bytes when an S3 write
+// recorded it and the file did not change since; else a value derived from
+// the inode, size and mtime, which changes with every change of content,
+// with "-1" so that no client takes it for an MD5.
+std::string EtagOf(FileSystem& fs, const InodeAttr& attr) {
+  absl::StatusOr<std::string> stamp = fs.GetXattr(attr.ino, kEtagXattr);
+  if (stamp.ok()) {
+    std::string_view md5_hex = std::string_view(*stamp).substr(0, stamp->find(' '));
+    if (*stamp == EtagStamp(std::string(md5_hex), attr)) return std::string(md5_hex);
+  }
+  Md5 md5;
+  md5.Update(absl::StrCat("cairn-etag ", attr.ino, " ", attr.size, " ", attr.mtime.sec, ".",
+                          attr.mtime.nsec));
+  return absl::StrCat(absl::BytesToHexString(md5.Finish()), "-1");
+}
+
+bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask) {
+  if (who.uid == 0) {
+    // root may read and write anything, and search anything searchable.
+    if (!(mask & kMaySearch)) return true;
+    return S_ISDIR(attr.mode) || (attr.mode & 0111) != 0;
+  }
+  int bits;
+  if (attr.uid == who.uid) bits = (attr.mode >> 6) & 7;
+  else if (attr.gid == who.gid) bits = (attr.mode >> 3) & 7;
+  else bits = attr.mode & 7;
+  return (bits & mask) == mask;
+}
+
+absl::Status Denied(std::string_view what) {
+  return S3Error(S3ErrorCode::kAccessDenied, absl::StrCat("access denied: ", Absl(what)));
+}
+
+bool IsKind(const absl::Status& status, FsErrorKind kind) {
+  return GetFsErrorKind(status) == kind;
+}
+
+// A volume failure as S3 sees it: the few POSIX conditions with an S3
+// name get it; the rest stay failures of the server (500).
+absl::Status AsS3(absl::Status status) {
+  if (status.ok() || S3ErrorCodeOf(status) != S3ErrorCode::kInternalError) return status;
+  std::optional<FsErrorKind> kind = GetFsErrorKind(status);
+  if (!kind) return status;
+  switch (*kind) {
+    case FsErrorKind::kAccessDenied:
+    case FsErrorKind::kNotPermitted:
+      return S3Error(S3ErrorCode::kAccessDenied, std::string(status.message()));
+    case FsErrorKind::kReadOnly:
+      return S3Error(S3ErrorCode::kAccessDenied,
+                     absl::StrCat("the volume is mounted read-only: ", status.message()));
+    case FsErrorKind::kNameTooLong:
+      return S3Error(S3ErrorCode::kKeyTooLongError, std::string(status.message()));
+    default:
+      return status;
+  }
+}
+
+struct Condition {
+  std::optional<std::string> if_match, if_none_match;
+  std::optional<int64_t> if_modified_since, if_unmodified_since;
+};
+
+Condition ConditionOf(const std::map<std::string, std::string>& headers,
+                      const std::string& prefix = "") {
+  Condition condition;
+  auto find = [&](const std::string& name) -> std::optional<std::string> {
+    auto it = headers.find(prefix + name);
+    if (it == headers.end()) return std::nullopt;
+    return it->second;
+  };
+  condition.if_match = find("if-match");
+  condition.if_none_match = find("if-none-match");
+  if (auto since = find("if-modified-since")) condition.if_modified_since = ParseHttpDate(*since);
+  if (auto since = find("if-unmodified-since")) {
+    condition.if_unmodified_since = ParseHttpDate(*since);
+  }
+  return condition;
+}
+
+bool EtagListMatches(const std::string& list, const std::string& etag) {
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    std::string candidate = Unquoted(std::string_view(item.data(), item.size()));
+    if (candidate == "*" || candidate == etag) return true;
+  }
+  return false;
+}
+
+// RFC 7232's order: If-Match, else If-Unmodified-Since (412); then
+// If-None-Match, else If-Modified-Since (304 for reads, 412 for writes).
+absl::Status CheckCondition(const Condition& c, const std::string& etag, const Timespec& mtime,
+                            bool read) {
+  if (c.if_match) {
+    if (!EtagListMatches(*c.if_match, etag)) {
+      return S3Error(S3ErrorCode::kPreconditionFailed, "If-Match: the ETag differs");
+    }
+  } else if (c.if_unmodified_since && mtime.sec > *c.if_unmodified_since) {
+    return S3Error(S3ErrorCode::kPreconditionFailed, "If-Unmodified-Since: modified since");
+  }
+  if (c.if_none_match) {
+    if (EtagListMatches(*c.if_none_match, etag)) {
+      return S3Error(read ? S3ErrorCode::kNotModified : S3ErrorCode::kPreconditionFailed,
+                     "If-None-Match: the ETag matches");
+    }
+  } else if (read && c.if_modified_since && mtime.sec <= *c.if_modified_since) {
+    return S3Error(S3ErrorCode::kNotModified, "If-Modified-Since: not modified since");
+  }
+  return absl::OkStatus();
+}
+
+std::string HeaderOr(const S3Request& request, const std::string& name,
+                     const std::string& fallback = "") {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? fallback : it->second;
+}
+
+// A body read from a file of the volume (CopyObject's source).
+class FileBodyReader final : public BodyReader {
+ public:
+  FileBodyReader(FileSystem& fs, InodeId ino, uint64_t length)
+      : fs_(fs), ino_(ino), length_(length) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
+    if (offset_ >= length_) return 0;
+    absl::StatusOr<std::string> data =
+        fs_.Read(ino_, offset_, std::min<uint64_t>(size, length_ - offset_));
+    if (!data.ok()) return data.status();
+    if (data->empty()) {
+      return S3Error(S3ErrorCode::kInternalError, "the copy's source shrank while read");
+    }
+    std::copy(data->begin(), data->end(), buffer);
+    offset_ += data->size();
+    return data->size();
+  }
+
+ private:
+  FileSystem& fs_;
+  const InodeId ino_;
+  const uint64_t length_;
+  uint64_t offset_ = 0;
+};
+
+// Keeps a file open for as long as a response streams it.
+class OpenFile {
+ public:
+  OpenFile(FileSystem& fs, InodeId ino) : fs_(fs), ino_(ino) {}
+  ~OpenFile() { fs_.Release(ino_, O_RDONLY); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+ private:
+  FileSystem& fs_;
+  const InodeId ino_;
+};
+
+}  // namespace
+
+struct S3Handler::Written {
+  InodeAttr attr;
+  std::string etag;  // unquoted
+};
+
+S3Handler::S3Handler(FileSystem& fs, Options options) : fs_(fs), options_(std::move(options)) {}
+
+absl::StatusOr<S3Response> S3Handler::Handle(const S3Request& request) {
+  absl::StatusOr<S3Response> response;
+  if (request.bucket.empty()) {
+    if (request.method != "GET") {
+      return S3Error(S3ErrorCode::kMethodNotAllowed, "only GET (ListBuckets) is served at /");
+    }
+    response = ListBuckets(request);
+  } else if (request.key.empty()) {
+    response = BucketOperation(request);
+  } else {
+    response = ObjectOperation(request);
+  }
+  if (!response.ok()) return AsS3(response.status());
+  return response;
+}
+
+absl::StatusOr<S3Response> S3Handler::ListBuckets(const S3Request& request) {
+  absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
+  if (!root.ok()) return root.status();
+  if (!MayAccess(*root, request.key_owner, kMayRead | kMaySearch)) {
+    return Denied("the volume's top directory is not readable for this key's uid");
+  }
+  std::vector<std::pair<std::string, InodeId>> buckets;
+  absl::Status listed = fs_.ReadDir(kRootInode, 0, false, [&](const DirEntry& e, const InodeAttr&) {
+    if (S_ISDIR(e.mode) && IsValidBucketName(e.name)) buckets.emplace_back(e.name, e.ino);
+    return true;
+  });
+  if (!listed.ok()) return listed;
+  std::sort(buckets.begin(), buckets.end());
+  const S3Key& who = request.key_owner;
+  std::string body = absl::StrCat(kXmlHeader, "<ListAllMyBucketsResult xmlns=\"", kXmlns,
+                                  "\"><Owner><ID>", who.uid, "</ID><DisplayName>", who.uid,
+                                  "</DisplayName></Owner><Buckets>");
+  for (const auto& [name, ino] : buckets) {
+    if (!who.buckets.empty() &&
+        std::find(who.buckets.begin(), who.buckets.end(), name) == who.buckets.end()) {
+      continue;
+    }
+    absl::StatusOr<InodeAttr> attr = fs_.GetAttr(ino);
+    if (!attr.ok()) continue;  // removed while listed
+    absl::StrAppend(&body, "<Bucket><Name>", XmlEscape(name), "</Name><CreationDate>",
+                    IsoDate(attr->btime), "</CreationDate></Bucket>");
+  }
+  absl::StrAppend(&body, "</Buckets></ListAllMyBucketsResult>");
+  S3Response response;
+  response.body = std::move(body);
+  response.headers.emplace_back("Content-Type", "application/xml");
+  return response;
+}
+
+absl::StatusOr<InodeAttr> S3Handler::OpenBucket(const S3Request& request) {
+  const S3Key& who = request.key_owner;
+  if (!who.buckets.empty() &&
+      std::find(who.buckets.begin(), who.buckets.end(), request.bucket) == who.buckets.end()) {
+    return Denied(absl::StrCat("this key may not use bucket ", request.bucket));
+  }
+  if (!IsValidBucketName(request.bucket)) {
+    return S3Error(S3ErrorCode::kNoSuchBucket,
+                   absl::StrCat("no bucket ", request.bucket,
+                                " (a top-level directory is a bucket only with a valid bucket "
+                                "name)"));
+  }
+  absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
+  if (!root.ok()) return root.status();
+  if (!MayAccess(*root, who, kMaySearch)) return Denied("the volume's top directory");
+  absl::StatusOr<InodeAttr> bucket = fs_.Find(kRootInode, request.bucket);
+  if (!bucket.ok() || !S_ISDIR(bucket->mode)) {
+    if (!bucket.ok() && !IsNotFound(bucket.status())) return bucket.status();
+    return S3Error(S3ErrorCode::kNoSuchBucket, absl::StrCat("no bucket ", request.bucket));
+  }
+  if (!MayAccess(*bucket, who, kMaySearch)) {
+    return Denied(absl::StrCat("bucket ", request.bucket, " is not searchable for this key"));
+  }
+  return bucket;
+}
+
+absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) {
+  const S3Key& who = request.key_owner;
+  if (request.method == "PUT" && request.query.empty()) {
+    if (who.read_only) return Denied("the key is read-only");
+    if (!IsValidBucketName(request.bucket)) {
+      return S3Error(S3ErrorCode::kInvalidBucketName,
+                     "a bucket name is 3-63 characters of a-z, 0-9, '.' and '-', starting and "
+                     "ending with a letter or digit");
+    }
+    if (!who.buckets.empty() &&
+        std::find(who.buckets.begin(), who.buckets.end(), request.bucket) == who.buckets.end()) {
+      return Denied(absl::StrCat("this key may not use bucket ", request.bucket));
+    }
+    // A configuration body (the location constraint) is read and ignored.
+    char drain[4096];
+    for (;;) {
+      absl::StatusOr<size_t> n = request.body->Read(drain, sizeof drain);
+      if (!n.ok()) return n.status();
+      if (*n == 0) break;
+    }
+    absl::StatusOr<InodeAttr> existing = fs_.Find(kRootInode, request.bucket);
+    if (existing.ok()) {
+      if (existing->uid == who.uid && S_ISDIR(existing->mode)) {
+        return S3Error(S3ErrorCode::kBucketAlreadyOwnedByYou,
+                       absl::StrCat("you own bucket ", request.bucket, " already"));
+      }
+      return S3Error(S3ErrorCode::kBucketAlreadyOwnedByYou,
+                     absl::StrCat("the name ", request.bucket, " is taken on this volume"));
+    }
+    absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
+    if (!root.ok()) return root.status();
+    if (!MayAccess(*root, who, kMayWrite | kMaySearch)) {
+      return Denied("making a bucket needs write access to the volume's top directory");
+    }
+    NewNode node;
+    node.mode = S_IFDIR | 0755;
+    absl::StatusOr<InodeAttr> made =
+        fs_.MakeNode(kRootInode, request.bucket, node, Caller{who.uid, who.gid});
+    if (!made.ok()) return made.status();
+    // MakeNode counts a lookup for the kernel; the kernel never got one.
+    fs_.Forget(made->ino, 1);
+    if (absl::Status s = fs_.FsyncDir(kRootInode); !s.ok()) return s;
+    if (options_.forget_name) options_.forget_name(kRootInode, request.bucket);
+    S3Response response;
+    response.headers.emplace_back("Location", absl::StrCat("/", request.bucket));
+    return response;
+  }
+  absl::StatusOr<InodeAttr> bucket = OpenBucket(request);
+  if (!bucket.ok()) return bucket.status();
+  if (request.method == "HEAD") {
+    S3Response response;
+    response.headers.emplace_back("x-amz-bucket-region", options_.region);
+    return response;
+  }
+  if (request.method == "DELETE" && request.query.empty()) {
+    if (who.read_only) return Denied("the key is read-only");
+    absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
+    if (!root.ok()) return root.status();
+    if (!MayAccess(*root, who, kMayWrite | kMaySearch)) {
+      return Denied("removing a bucket needs write access to the volume's top directory");
+    }
+    absl::Status removed = fs_.Rmdir(kRootInode, request.bucket);
+    if (IsKind(removed, FsErrorKind::kNotEmpty)) {
+      return S3Error(S3ErrorCode::kBucketNotEmpty,
+                     absl::StrCat("bucket ", request.bucket, " is not empty"));
+    }
+    if (!removed.ok()) return removed;
+    if (absl::Status s = fs_.FsyncDir(kRootInode); !s.ok()) return s;
+    if (options_.forget_name) options_.forget_name(kRootInode, request.bucket);
+    S3Response response;
+    response.status = 204;
+    return response;
+  }
+  if (request.method == "GET" && request.query.count("location")) {
+    S3Response response;
+    // us-east-1 answers an empty constraint, as AWS does.
+    std::string region = options_.region == "us-east-1" ? "" : XmlEscape(options_.region);
+    response.body = absl::StrCat(kXmlHeader, "<LocationConstraint xmlns=\"", kXmlns, "\">",
+                                 region, "</LocationConstraint>");
+    response.headers.emplace_back("Content-Type", "application/xml");
+    return response;
+  }
+  if (request.method == "GET" && request.query.count("versioning")) {
+    S3Response response;
+    response.body = absl::StrCat(kXmlHeader, "<VersioningConfiguration xmlns=\"", kXmlns,
+                                 "\"/>");
+    response.headers.emplace_back("Content-Type", "application/xml");
+    return response;
+  }
+  if (request.method == "GET" &&
+      (request.query.empty() || request.query.count("list-type") ||
+       request.query.count("versions") || request.query.count("prefix") ||
+       request.query.count("delimiter") || request.query.count("marker") ||
+       request.query.count("max-keys") || request.query.count("encoding-type"))) {
+    return ListObjects(request, *bucket);
+  }
+  if (request.method == "POST" && request.query.count("delete")) {
+    return DeleteObjects(request, *bucket);
+  }
+  if (request.query.count("uploads")) {
+    return S3Error(S3ErrorCode::kNotImplemented,
+                   "multipart uploads are not served yet; upload the object with one PUT "
+                   "(aws cli: set multipart_threshold above the file size)");
+  }
+  return S3Error(S3ErrorCode::kNotImplemented,
+                 absl::StrCat("this bucket operation is not served: ", request.method));
+}
+
+absl::StatusOr<S3Response> S3Handler::ObjectOperation(const S3Request& request) {
+  absl::StatusOr<InodeAttr> bucket = OpenBucket(request);
+  if (!bucket.ok()) return bucket.status();
+  if (request.query.count("uploads") || request.query.count("uploadId")) {
+    return S3Error(S3ErrorCode::kNotImplemented,
+                   "multipart uploads are not served yet; upload the object with one PUT "
+                   "(aws cli: set multipart_threshold above the file size)");
+  }
+  if (request.query.count("tagging") || request.query.count("acl") ||
+      request.query.count("retention") || request.query.count("legal-hold") ||
+      request.query.count("attributes")) {
+    return S3Error(S3ErrorCode::kNotImplemented, "this object sub-resource is not served");
+  }
+  if (request.method == "PUT") {
+    if (request.headers.count("x-amz-copy-source")) return CopyObject(request, *bucket);
+    return PutObject(request, *bucket);
+  }
+  if (request.method == "GET") return GetObject(request, *bucket, /*head=*/false);
+  if (request.method == "HEAD") return GetObject(request, *bucket, /*head=*/true);
+  if (request.method == "DELETE") return DeleteObject(request, *bucket);
+  return S3Error(S3ErrorCode::kMethodNotAllowed,
+                 absl::StrCat(request.method, " is not served on an object"));
+}
+
+namespace {
+
+// Where a key's path leads: its parent directory (if every directory on
+// the way exists) and what has its last name.
+struct Resolved {
+  std::optional<InodeAttr> parent;  // nullopt: a directory on the way is missing
+  std::optional<InodeAttr> target;  // nullopt: nothing has the last name
+  bool parent_is_file = false;      // a component on the way is not a directory
+};
+
+absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const KeyPath& path,
+                                 const S3Key& who) {
+  Resolved resolved;
+  InodeAttr dir = bucket;
+  for (size_t i = 0; i + 1 < path.components.size(); ++i) {
+    absl::StatusOr<InodeAttr> next = fs.Find(dir.ino, path.components[i]);
+    if (!next.ok()) {
+      if (IsNotFound(next.status())) return resolved;
+      return next.status();
+    }
+    if (!S_ISDIR(next->mode)) {
+      resolved.parent_is_file = true;
+      return resolved;
+    }
+    if (!MayAccess(*next, who, kMaySearch)) return Denied("a directory on the key's path");
+    dir = *next;
+  }
+  resolved.parent = dir;
+  absl::StatusOr<InodeAttr> target = fs.Find(dir.ino, path.components.back());
+  if (target.ok()) {
+    resolved.target = *target;
+  } else if (!IsNotFound(target.status())) {
+    return target.status();
+  }
+  return resolved;
+}
+
+}  // namespace
+
+absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& request,
+                                                          const InodeAttr& bucket,
+                                                          const std::string& key,
+                                                          BodyReader& body,
+                                                          uint64_t expected_length) {
+  const S3Key& who = request.key_owner;
+  if (who.read_only) return Denied("the key is read-only");
+  absl::StatusOr<KeyPath> path = ParseKey(key);
+  if (!path.ok()) return path.status();
+  const Caller caller{who.uid, who.gid};
+
+  // The directories on the way, made as mkdir -p would.
+  InodeAttr dir = bucket;
+  const size_t dirs = path->dir_key ? path->components.size() : path->components.size() - 1;
+  for (size_t i = 0; i < dirs; ++i) {
+    const std::string& name = path->components[i];
+    absl::StatusOr<InodeAttr> next = fs_.Find(dir.ino, name);
+    if (!next.ok() && IsNotFound(next.status())) {
+      if (!MayAccess(dir, who, kMayWrite | kMaySearch)) {
+        return Denied("making a directory on the key's path");
+      }
+      NewNode node;
+      node.mode = S_IFDIR | 0755;
+      next = fs_.MakeNode(dir.ino, name, node, caller);
+      if (next.ok()) {
+        fs_.Forget(next->ino, 1);  // MakeNode counted a lookup the kernel never got
+        if (options_.forget_name) options_.forget_name(dir.ino, name);
+      } else if (IsKind(next.status(), FsErrorKind::kExists)) {
+        next = fs_.Find(dir.ino, name);  // made meanwhile
+      }
+    }
+    if (!next.ok()) return next.status();
+    if (!S_ISDIR(next->mode)) {
+      return S3Error(S3ErrorCode::kObjectParentIsFile,
+                     absl::StrCat("'", name, "' on the key's path is a file, not a directory; "
+                                  "an object cannot be stored below it"));
+    }
+    if (!MayAccess(*next, who, kMaySearch)) return Denied("a directory on the key's path");
+    dir = *next;
+  }
+
+  if (path->dir_key) {
+    // "dir/": a directory object. It holds no bytes.
+    char probe[1];
+    absl::StatusOr<size_t> n = body.Read(probe, sizeof probe);
+    if (!n.ok()) return n.status();
+    if (*n != 0) {
+      return S3Error(S3ErrorCode::kInvalidRequest,
+                     "a key ending in '/' names a directory, which holds no data");
+    }
+    absl::Status marked = fs_.SetXattr(dir.ino, kDirObjectXattr, "", XattrMode::kCreateOrReplace);
+    if (!marked.ok()) return marked;
+    if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
+    return Written{dir, kEmptyMd5};
+  }
+
+  const std::string& name = path->components.back();
+  if (!MayAccess(dir, who, kMayWrite | kMaySearch)) {
+    return Denied("writing an object needs write access to its directory");
+  }
+  // Conditional write: checked here for the answer, and again in the
+  // commit (Publish) so that a race cannot slip past.
+  PublishCondition condition;
+  Condition wanted = ConditionOf(request.headers);
+  if (wanted.if_none_match && Unquoted(*wanted.if_none_match) == "*") {
+    condition.kind = PublishCondition::Kind::kMustBeAbsent;
+  }
+  absl::StatusOr<InodeAttr> existing = fs_.Find(dir.ino, name);
+  if (existing.ok() && S_ISDIR(existing->mode)) {
+    return S3Error(S3ErrorCode::kExistingObjectIsDirectory,
+                   absl::StrCat("the key names a directory; delete what is below it first, or "
+                                "use a key ending in '/'"));
+  }
+  if (!existing.ok() && !IsNotFound(existing.status())) return existing.status();
+  if (wanted.if_match || (wanted.if_none_match && condition.kind != PublishCondition::Kind::kMustBeAbsent)) {
+    if (!existing.ok()) {
+      if (wanted.if_match) return S3Error(S3ErrorCode::kNoSuchKey, "If-Match: no such object");
+    } else {
+      if (absl::Status s = CheckCondition(wanted, EtagOf(fs_, *existing), existing->mtime, false);
+          !s.ok()) {
+        return s;
+      }
+      if (wanted.if_match) {
+        condition.kind = PublishCondition::Kind::kMustBe;
+        condition.ino = existing->ino;
+        condition.ctime = existing->ctime;
+      }
+    }
+  }
+  if (condition.kind == PublishCondition::Kind::kMustBeAbsent && existing.ok()) {
+    return S3Error(S3ErrorCode::kPreconditionFailed, "If-None-Match: the object exists");
+  }
+
+  absl::StatusOr<InodeAttr> file = fs_.CreateUnnamed(dir.ino, 0644, caller);
+  if (!file.ok()) return file.status();
+  // Frees the file unless it got its name.
+  struct Unnamed {
+    FileSystem& fs;
+    InodeId ino;
+    ~Unnamed() { fs.Release(ino, O_WRONLY); }
+  } unnamed{fs_, file->ino};
+
+  Md5 md5;
+  std::string buffer(kIoBytes, '\0');
+  uint64_t written = 0;
+  for (;;) {
+    absl::StatusOr<size_t> n = body.Read(buffer.data(), buffer.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    if (written + *n > options_.max_object_bytes) {
+      return S3Error(S3ErrorCode::kEntityTooLarge,
+                     absl::StrCat("an object may hold at most ", options_.max_object_bytes,
+                                  " bytes in one PUT"));
+    }
+    std::string_view data(buffer.data(), *n);
+    md5.Update(data);
+    if (absl::Status s = fs_.Write(file->ino, written, data); !s.ok()) return s;
+    written += *n;
+  }
+  if (expected_length != UINT64_MAX && written != expected_length) {
+    return S3Error(S3ErrorCode::kIncompleteBody,
+                   absl::StrCat("the body held ", written, " bytes, not the ", expected_length,
+                                " announced"));
+  }
+  const std::string digest = md5.Finish();
+  if (auto it = request.headers.find("content-md5"); it != request.headers.end()) {
+    std::string sent;
+    if (!absl::Base64Unescape(it->second, &sent) || sent.size() != 16) {
+      return S3Error(S3ErrorCode::kInvalidDigest, "Content-MD5 is not a base64 MD5");
+    }
+    if (sent != digest) {
+      return S3Error(S3ErrorCode::kBadDigest, "the body's MD5 differs from Content-MD5");
+    }
+  }
+  const std::string md5_hex = absl::BytesToHexString(digest);
+
+  // The object's S3 facts, set while it has no name: a reader never sees
+  // the object without them.
+  absl::StatusOr<InodeAttr> attr = fs_.GetAttr(file->ino);
+  if (!attr.ok()) return attr.status();
+  auto set = [&](const std::string& xattr, const std::string& value) {
+    return fs_.SetXattr(file->ino, xattr, value, XattrMode::kCreateOrReplace);
+  };
+  if (absl::Status s = set(kEtagXattr, EtagStamp(md5_hex, *attr)); !s.ok()) return s;
+  for (const auto& [header, value] : request.headers) {
+    if (absl::StartsWith(header, "x-amz-meta-")) {
+      std::string xattr = absl::StrCat(kMetaXattrPrefix, header.substr(strlen("x-amz-meta-")));
+      if (absl::Status s = set(xattr, value); !s.ok()) return s;
+    }
+  }
+  if (auto it = request.headers.find("content-type"); it != request.headers.end()) {
+    if (absl::Status s = set(kContentTypeXattr, it->second); !s.ok()) return s;
+  }
+
+  absl::Status published = fs_.Publish(file->ino, dir.ino, name, condition);
+  if (IsKind(published, FsErrorKind::kExists) || IsKind(published, FsErrorKind::kStale)) {
+    return S3Error(S3ErrorCode::kPreconditionFailed,
+                   "the object changed while this conditional write ran");
+  }
+  if (IsKind(published, FsErrorKind::kNotFound) && wanted.if_match) {
+    return S3Error(S3ErrorCode::kNoSuchKey, "If-Match: the object went while written");
+  }
+  if (IsKind(published, FsErrorKind::kIsDirectory)) {
+    return S3Error(S3ErrorCode::kExistingObjectIsDirectory, "the key names a directory");
+  }
+  if (!published.ok()) return published;
+  if (options_.forget_name) options_.forget_name(dir.ino, name);
+  absl::StatusOr<InodeAttr> final_attr = fs_.GetAttr(file->ino);
+  if (!final_attr.ok()) return final_attr.status();
+  return Written{*final_attr, md5_hex};
+}
+
+absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeAttr bucket) {
+  uint64_t expected = UINT64_MAX;
+  std::string length = HeaderOr(request, "x-amz-decoded-content-length",
+                                HeaderOr(request, "content-length"));
+  if (!length.empty() && !absl::SimpleAtoi(length, &expected)) {
+    return S3Error(S3ErrorCode::kInvalidArgument, "Content-Length is not a number");
+  }
+  if (expected != UINT64_MAX && expected > options_.max_object_bytes) {
+    return S3Error(S3ErrorCode::kEntityTooLarge,
+                   absl::StrCat("an object may hold at most ", options_.max_object_bytes,
+                                " bytes in one PUT"));
+  }
+  absl::StatusOr<Written> written =
+      WriteObject(request, bucket, request.key, *request.body, expected);
+  if (!written.ok()) return written.status();
+  S3Response response;
+  response.headers.emplace_back("ETag", Quoted(written->etag));
+  return response;
+}
+
+absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, InodeAttr bucket) {
+  std::string source = HeaderOr(request, "x-amz-copy-source");
+  if (size_t q = source.find('?'); q != std::string::npos) {
+    if (source.substr(q + 1).rfind("versionId=", 0) == 0 &&
+        source.substr(q + 1) != "versionId=null") {
+      return S3Error(S3ErrorCode::kInvalidArgument, "only the null version can be copied");
+    }
+    source.resize(q);
+  }
+  std::string decoded = PercentDecode(source);
+  if (!decoded.empty() && decoded.front() == '/') decoded.erase(0, 1);
+  size_t slash = decoded.find('/');
+  if (slash == std::string::npos || slash + 1 == decoded.size()) {
+    return S3Error(S3ErrorCode::kInvalidArgument,
+                   "x-amz-copy-source must be BUCKET/KEY (URL-encoded)");
+  }
+  S3Request from = request;
+  from.bucket = decoded.substr(0, slash);
+  from.key = decoded.substr(slash + 1);
+  absl::StatusOr<InodeAttr> from_bucket = OpenBucket(from);
+  if (!from_bucket.ok()) return from_bucket.status();
+  absl::StatusOr<KeyPath> from_path = ParseKey(from.key);
+  if (!from_path.ok()) return from_path.status();
+  absl::StatusOr<Resolved> found =
+      Resolve(fs_, *from_bucket, *from_path, request.key_owner);
+  if (!found.ok()) return found.status();
+  if (!found->target || !S_ISREG(found->target->mode) || from_path->dir_key) {
+    return S3Error(S3ErrorCode::kNoSuchKey, absl::StrCat("no object ", from.key, " to copy"));
+  }
+  InodeAttr source_attr = *found->target;
+  absl::StatusOr<InodeAttr> current = fs_.GetAttr(source_attr.ino);
+  if (!current.ok()) return current.status();
+  source_attr = *current;
+  if (!MayAccess(source_attr, request.key_owner, kMayRead)) return Denied("the copy's source");
+  if (absl::Status s = CheckCondition(ConditionOf(request.headers, "x-amz-copy-source-"),
+                                      EtagOf(fs_, source_attr), source_attr.mtime, false);
+      !s.ok()) {
+    return s;
+  }
+  const bool replace_metadata = HeaderOr(request, "x-amz-metadata-directive") == "REPLACE";
+  S3Request target = request;
+  if (!replace_metadata) {
+    // The source's metadata goes with the bytes.
+    for (auto it = target.headers.begin(); it != target.headers.end();) {
+      if (absl::StartsWith(it->first, "x-amz-meta-") || it->first == "content-type") {
+        it = target.headers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(source_attr.ino);
+    if (!names.ok()) return names.status();
+    for (const std::string& xattr : *names) {
+      std::string header;
+      if (absl::StartsWith(xattr, kMetaXattrPrefix)) {
+        header = absl::StrCat("x-amz-meta-", xattr.substr(strlen(kMetaXattrPrefix)));
+      } else if (xattr == kContentTypeXattr) {
+        header = "content-type";
+      } else {
+        continue;
+      }
+      absl::StatusOr<std::string> value = fs_.GetXattr(source_attr.ino, xattr);
+      if (value.ok()) target.headers[header] = *value;
+    }
+  }
+  target.headers.erase("content-md5");
+  if (absl::Status s = fs_.Open(source_attr.ino, O_RDONLY); !s.ok()) return s;
+  OpenFile open(fs_, source_attr.ino);
+  FileBodyReader body(fs_, source_attr.ino, source_attr.size);
+  absl::StatusOr<Written> written =
+      WriteObject(target, bucket, request.key, body, source_attr.size);
+  if (!written.ok()) return written.status();
+  S3Response response;
+  response.body = absl::StrCat(kXmlHeader, "<CopyObjectResult xmlns=\"", kXmlns, "\"><ETag>",
+                               XmlEscape(Quoted(written->etag)), "</ETag><LastModified>",
+                               IsoDate(written->attr.mtime), "</LastModified></CopyObjectResult>");
+  response.headers.emplace_back("Content-Type", "application/xml");
+  return response;
+}
+
+absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeAttr bucket,
+                                                bool head) {
+  absl::StatusOr<KeyPath> path = ParseKey(request.key);
+  if (!path.ok()) return path.status();
+  absl::StatusOr<Resolved> found = Resolve(fs_, bucket, *path, request.key_owner);
+  if (!found.ok()) return found.status();
+  auto no_such_key = [&] {
+    return S3Error(S3ErrorCode::kNoSuchKey, absl::StrCat("no object ", request.key));
+  };
+  if (!found->target) return no_such_key();
+  InodeAttr attr = *found->target;
+  if (path->dir_key) {
+    if (!S_ISDIR(attr.mode)) return no_such_key();
+  } else if (!S_ISREG(attr.mode)) {
+    return no_such_key();  // directories, symlinks, devices and fifos are no objects
+  }
+  if (!MayAccess(attr, request.key_owner, path->dir_key ? kMaySearch : kMayRead)) {
+    return Denied(absl::StrCat("object ", request.key));
+  }
+  if (S_ISREG(attr.mode)) {
+    absl::StatusOr<InodeAttr> current = fs_.GetAttr(attr.ino);
+    if (!current.ok()) return current.status();
+    attr = *current;
+  }
+  const std::string etag = S_ISDIR(attr.mode) ? kEmptyMd5 : EtagOf(fs_, attr);
+  S3Response response;
+  response.headers.emplace_back("ETag", Quoted(etag));
+  response.headers.emplace_back("Last-Modified", HttpDate(attr.mtime));
+  if (absl::Status s = CheckCondition(ConditionOf(request.headers), etag, attr.mtime, true);
+      !s.ok()) {
+    if (S3ErrorCodeOf(s) == S3ErrorCode::kNotModified) {
+      response.status = 304;
+      return response;
+    }
+    return s;
+  }
+  const uint64_t size = S_ISDIR(attr.mode) ? 0 : attr.size;
+  uint64_t first = 0, length = size;
+  std::string range = HeaderOr(request, "range");
+  if (!range.empty() && absl::StartsWith(range, "bytes=") && range.find(',') == std::string::npos) {
+    std::string_view spec = std::string_view(range).substr(6);
+    size_t dash = spec.find('-');
+    uint64_t a = 0, b = 0;
+    bool valid = dash != std::string_view::npos;
+    if (valid && dash == 0) {  // the last N bytes
+      valid = absl::SimpleAtoi(Absl(spec.substr(1)), &b) && b > 0;
+      if (valid) {
+        first = size - std::min(b, size);
+        length = size - first;
+        if (size == 0) valid = false;
+      }
+    } else if (valid) {
+      valid = absl::SimpleAtoi(Absl(spec.substr(0, dash)), &a);
+      if (valid && a >= size) {
+        return S3Error(S3ErrorCode::kInvalidRange,
+                       absl::StrCat("the range starts at or past the object's end (", size,
+                                    " bytes)"));
+      }
+      if (valid && dash + 1 < spec.size()) {
+        valid = absl::SimpleAtoi(Absl(spec.substr(dash + 1)), &b) && b >= a;
+        b = std::min(b, size - 1);
+      } else {
+        b = size - 1;
+      }
+      if (valid) {
+        first = a;
+        length = b - a + 1;
+      }
+    }
+    if (!valid) {
+      if (size == 0) {
+        return S3Error(S3ErrorCode::kInvalidRange, "the object is empty: no range fits");
+      }
+      first = 0;
+      length = size;  // an unreadable Range is ignored, as HTTP says
+    } else {
+      response.status = 206;
+      response.headers.emplace_back(
+          "Content-Range", absl::StrCat("bytes ", first, "-", first + length - 1, "/", size));
+    }
+  }
+  response.headers.emplace_back("Accept-Ranges", "bytes");
+  absl::StatusOr<std::string> type = fs_.GetXattr(attr.ino, kContentTypeXattr);
+  response.headers.emplace_back("Content-Type", type.ok() ? *type : "binary/octet-stream");
+  absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(attr.ino);
+  if (names.ok()) {
+    for (const std::string& xattr : *names) {
+      if (!absl::StartsWith(xattr, kMetaXattrPrefix)) continue;
+      absl::StatusOr<std::string> value = fs_.GetXattr(attr.ino, xattr);
+      if (value.ok()) {
+        response.headers.emplace_back(
+            absl::StrCat("x-amz-meta-", xattr.substr(strlen(kMetaXattrPrefix))), *value);
+      }
+    }
+  }
+  response.stream_length = length;
+  if (head || length == 0) {
+    response.stream = [] { return std::string(); };
+    return response;
+  }
+  // Open for as long as the body streams: a DELETE meanwhile does not free it.
+  if (absl::Status s = fs_.Open(attr.ino, O_RDONLY); !s.ok()) return s;
+  auto open = std::make_shared<OpenFile>(fs_, attr.ino);
+  const InodeId ino = attr.ino;
+  uint64_t offset = first;
+  const uint64_t end = first + length;
+  response.stream = [this, open, ino, offset, end]() mutable -> absl::StatusOr<std::string> {
+    if (offset >= end) return std::string();
+    absl::StatusOr<std::string> data =
+        fs_.Read(ino, offset, std::min<uint64_t>(kIoBytes, end - offset));
+    if (!data.ok()) return data.status();
+    if (data->empty()) {
+      return absl::DataLossError("the object shrank while it was sent");
+    }
+    offset += data->size();
+    return data;
+  };
+  return response;
+}
+
+absl::StatusOr<S3Response> S3Handler::DeleteObject(const S3Request& request, InodeAttr bucket) {
+  const S3Key& who = request.key_owner;
+  if (who.read_only) return Denied("the key is read-only");
+  S3Response response;
+  response.status = 204;
+  absl::StatusOr<KeyPath> path = ParseKey(request.key);
+  if (!path.ok()) return path.status();
+  absl::StatusOr<Resolved> found = Resolve(fs_, bucket, *path, who);
+  if (!found.ok()) return found.status();
+  // Deleting what is not there succeeds, as in S3.
+  if (!found->parent || !found->target) return response;
+  const InodeAttr& dir = *found->parent;
+  const InodeAttr& target = *found->target;
+  if (path->dir_key != S_ISDIR(target.mode) || !(S_ISREG(target.mode) || S_ISDIR(target.mode))) {
+    return response;
+  }
+  if (!MayAccess(dir, who, kMayWrite | kMaySearch)) {
+    return Denied("deleting an object needs write access to its directory");
+  }
+  if ((dir.mode & S_ISVTX) && who.uid != 0 && who.uid != dir.uid && who.uid != target.uid) {
+    return Denied("the directory is sticky and the object is not this key's uid's");
+  }
+  const std::string& name = path->components.back();
+  absl::Status removed;
+  if (S_ISDIR(target.mode)) {
+    // A directory object goes with its directory only when nothing is
+    // below it; else only its mark goes, as the other keys stay.
+    removed = fs_.Rmdir(dir.ino, name);
+    if (IsKind(removed, FsErrorKind::kNotEmpty)) {
+      removed = fs_.RemoveXattr(target.ino, kDirObjectXattr);
+      if (IsKind(removed, FsErrorKind::kNoAttribute)) removed = absl::OkStatus();
+    }
+  } else {
+    removed = fs_.Unlink(dir.ino, name);
+  }
+  if (!removed.ok() && !IsNotFound(removed)) return removed;
+  if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
+  if (options_.forget_name) options_.forget_name(dir.ino, name);
+  return response;
+}
+
+absl::StatusOr<S3Response> S3Handler::DeleteObjects(const S3Request& request, InodeAttr bucket) {
+  constexpr size_t kMaxBody = 2 << 20;
+  std::string xml;
+  char buffer[16384];
+  for (;;) {
+    absl::StatusOr<size_t> n = request.body->Read(buffer, sizeof buffer);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    xml.append(buffer, *n);
+    if (xml.size() > kMaxBody) {
+      return S3Error(S3ErrorCode::kMalformedXML, "the Delete document is over 2 MiB");
+    }
+  }
+  const bool quiet = absl::StrContains(xml, "<Quiet>true</Quiet>");
+  std::vector<std::string> keys;
+  for (size_t at = 0;;) {
+    size_t open = xml.find("<Key>", at);
+    if (open == std::string::npos) break;
+    size_t close = xml.find("</Key>", open);
+    if (close == std::string::npos) {
+      return S3Error(S3ErrorCode::kMalformedXML, "a <Key> is not closed");
+    }
+    keys.push_back(XmlUnescape(xml.substr(open + 5, close - open - 5)));
+    at = close + 6;
+  }
+  if (keys.empty() || !absl::StrContains(xml, "<Delete")) {
+    return S3Error(S3ErrorCode::kMalformedXML, "expected <Delete> with at least one <Object>");
+  }
+  if (keys.size() > 1000) {
+    return S3Error(S3ErrorCode::kMalformedXML, "at most 1000 keys per DeleteObjects");
+  }
+  std::string body = absl::StrCat(kXmlHeader, "<DeleteResult xmlns=\"", kXmlns, "\">");
+  for (const std::string& key : keys) {
+    S3Request one = request;
+    one.key = key;
+    one.body = nullptr;
+    absl::StatusOr<S3Response> result = DeleteObject(one, bucket);
+    if (result.ok()) {
+      if (!quiet) absl::StrAppend(&body, "<Deleted><Key>", XmlEscape(key), "</Key></Deleted>");
+    } else {
+      absl::Status status = AsS3(result.status());
+      absl::StrAppend(&body, "<Error><Key>", XmlEscape(key), "</Key><Code>",
+                      Absl(S3ErrorName(S3ErrorCodeOf(status))), "</Code><Message>",
+                      XmlEscape(std::string(status.message())), "</Message></Error>");
+    }
+  }
+  absl::StrAppend(&body, "</DeleteResult>");
+  S3Response response;
+  response.body = std::move(body);
+  response.headers.emplace_back("Content-Type", "application/xml");
+  return response;
+}
+
+namespace {
+
+// One listing's walk over the tree in key order, with S3's prefix,
+// delimiter, marker (exclusive) and limit.
+class KeyWalk {
+ public:
+  struct Item {
+    std::string key;
+    bool common_prefix = false;
+    InodeId ino = 0;
+    bool dir_object = false;
+  };
+  KeyWalk(FileSystem& fs, const S3Key& who, std::string prefix, std::string delimiter,
+          std::string after, size_t max)
+      : fs_(fs), who_(who), prefix_(std::move(prefix)), delimiter_(std::move(delimiter)),
+        after_(std::move(after)), max_(max) {}
+
+  // Walks from `bucket`; fills items() and truncated().
+  absl::Status Run(const InodeAttr& bucket) {
+    if (max_ == 0) return absl::OkStatus();
+    // Start in the directory the prefix's complete components name.
+    InodeAttr dir = bucket;
+    std::string dir_key;
+    size_t slash = prefix_.rfind('/');
+    if (slash != std::string::npos) {
+      for (absl::string_view part : absl::StrSplit(prefix_.substr(0, slash), '/')) {
+        if (part.empty() || part == "." || part == "..") return absl::OkStatus();
+        absl::StatusOr<InodeAttr> next = fs_.Find(dir.ino, std::string(part));
+        if (!next.ok()) {
+          if (IsNotFound(next.status())) return absl::OkStatus();
+          return next.status();
+        }
+        if (!S_ISDIR(next->mode) || !MayAccess(*next, who_, kMaySearch)) {
+          return absl::OkStatus();
+        }
+        dir = *next;
+        absl::StrAppend(&dir_key, part, "/");
+      }
+    }
+    absl::StatusOr<bool> done = Walk(dir, dir_key);
+    return done.status();
+  }
+  const std::vector<Item>& items() const { return items_; }
+  bool truncated() const { return truncated_; }
+
+ private:
+  // False once the limit is reached.
+  bool Emit(Item item) {
+    if (items_.size() == max_) {
+      truncated_ = true;
+      return false;
+    }
+    items_.push_back(std::move(item));
+    return true;
+  }
+
+  absl::StatusOr<bool> Walk(const InodeAttr& dir, const std::string& dir_key) {
+    if (!MayAccess(dir, who_, kMayRead | kMaySearch)) return true;  // as find(1) skips it
+    std::vector<ListedName> names;
+    absl::Status listed = fs_.ReadDir(dir.ino, 0, false, [&](const DirEntry& e, const InodeAttr&) {
+      if (S_ISREG(e.mode) || S_ISDIR(e.mode)) {
+        names.push_back(ListedName{e.name, S_ISDIR(e.mode), e.ino});
+      }
+      return true;
+    });
+    if (!listed.ok()) return listed;
+    SortInKeyOrder(names);
+    for (const ListedName& entry : names) {
+      std::string key = dir_key + entry.SortKey();
+      // Below the walk's first directory every key starts with the prefix.
+      if (!absl::StartsWith(key, prefix_)) continue;
+      if (!delimiter_.empty()) {
+        size_t at = key.find(delimiter_, prefix_.size());
+        if (at != std::string::npos) {
+          // This entry's keys (a file's own, or all below a directory,
+          // which start with its key) roll up into one common prefix.
+          std::string common = key.substr(0, at + delimiter_.size());
+          if (common > after_ && !absl::StartsWith(after_, common) &&
+              (items_.empty() || items_.back().key != common)) {
+            if (!Emit(Item{common, true})) return false;
+          }
+          continue;
+        }
+      }
+      if (!entry.is_dir) {
+        if (key > after_) {
+          if (!Emit(Item{key, false, entry.ino})) return false;
+        }
+        continue;
+      }
+      // A directory: all its keys start with `key`; none is after the
+      // marker when the marker passed them all.
+      if (key < after_ && !absl::StartsWith(after_, key)) continue;
+      absl::StatusOr<InodeAttr> child = fs_.GetAttr(entry.ino);
+      if (!child.ok()) continue;  // removed while listed
+      if (key > after_ && fs_.GetXattr(entry.ino, kDirObjectXattr).ok()) {
+        if (!Emit(Item{key, false, entry.ino, true})) return false;
+      }
+      if (!MayAccess(*child, who_, kMaySearch)) continue;
+      absl::StatusOr<bool> more = Walk(*child, key);
+      if (!more.ok()) return more.status();
+      if (!*more) return false;
+    }
+    return true;
+  }
+
+  FileSystem& fs_;
+  const S3Key& who_;
+  const std::string prefix_, delimiter_, after_;
+  const size_t max_;
+  std::vector<Item> items_;
+  bool truncated_ = false;
+};
+
+std::string QueryOr(const S3Request& request, const std::string& name,
+                    const std::string& fallback = "") {
+  auto it = request.query.find(name);
+  return it == request.query.end() ? fallback : it->second;
+}
+
+}  // namespace
+
+absl::StatusOr<S3Response> S3Handler::ListObjects(const S3Request& request, InodeAttr bucket) {
+  const bool v2 = QueryOr(request, "list-type") == "2";
+  const bool versions = request.query.count("versions") > 0;
+  const std::string prefix = QueryOr(request, "prefix");
+  const std::string delimiter = QueryOr(request, "delimiter");
+  const std::string encoding = QueryOr(request, "encoding-type");
+  if (!encoding.empty() && encoding != "url") {
+    return S3Error(S3ErrorCode::kInvalidArgument, "encoding-type must be url");
+  }
+  auto encode = [&](const std::string& text) {
+    return XmlEscape(encoding == "url" ? UrlEncode(text) : text);
+  };
+  size_t max_keys = 1000;
+  if (std::string text = QueryOr(request, "max-keys"); !text.empty()) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(text, &value) || value < 0) {
+      return S3Error(S3ErrorCode::kInvalidArgument, "max-keys must be a whole number >= 0");
+    }
+    max_keys = static_cast<size_t>(std::min<int64_t>(value, 1000));
+  }
+  std::string after;
+  std::string token = QueryOr(request, "continuation-token");
+  if (v2) {
+    if (request.query.count("continuation-token")) {
+      if (!absl::WebSafeBase64Unescape(token, &after)) {
+        return S3Error(S3ErrorCode::kInvalidArgument, "the continuation token is not ours");
+      }
+    } else {
+      after = QueryOr(request, "start-after");
+    }
+  } else {
+    after = QueryOr(request, versions ? "key-marker" : "marker");
+  }
+  KeyWalk walk(fs_, request.key_owner, prefix, delimiter, after, max_keys);
+  if (absl::Status s = walk.Run(bucket); !s.ok()) return s;
+
+  const S3Key& who = request.key_owner;
+  const std::string owner = absl::StrCat("<Owner><ID>", who.uid, "</ID><DisplayName>", who.uid,
+                                         "</DisplayName></Owner>");
+  std::string entries, prefixes;
+  for (const KeyWalk::Item& item : walk.items()) {
+    if (item.common_prefix) {
+      absl::StrAppend(&prefixes, "<CommonPrefixes><Prefix>", encode(item.key),
+                      "</Prefix></CommonPrefixes>");
+      continue;
+    }
+    absl::StatusOr<InodeAttr> attr = fs_.GetAttr(item.ino);
+    if (!attr.ok()) continue;  // removed while listed
+    const std::string etag = item.dir_object ? kEmptyMd5 : EtagOf(fs_, *attr);
+    const uint64_t size = item.dir_object ? 0 : attr->size;
+    const char* element = versions ? "Version" : "Contents";
+    absl::StrAppend(&entries, "<", element, "><Key>", encode(item.key), "</Key>");
+    if (versions) absl::StrAppend(&entries, "<VersionId>null</VersionId><IsLatest>true</IsLatest>");
+    absl::StrAppend(&entries, "<LastModified>", IsoDate(attr->mtime), "</LastModified><ETag>",
+                    XmlEscape(Quoted(etag)), "</ETag><Size>", size,
+                    "</Size><StorageClass>STANDARD</StorageClass>");
+    if (!v2 || QueryOr(request, "fetch-owner") == "true") absl::StrAppend(&entries, owner);
+    absl::StrAppend(&entries, "</", element, ">");
+  }
+  const std::string last = walk.items().empty() ? "" : walk.items().back().key;
+  std::string body = absl::StrCat(
+      kXmlHeader, versions ? "<ListVersionsResult" : "<ListBucketResult", " xmlns=\"", kXmlns,
+      "\"><Name>", XmlEscape(request.bucket), "</Name><Prefix>", encode(prefix), "</Prefix>");
+  if (v2) {
+    absl::StrAppend(&body, "<KeyCount>", walk.items().size(), "</KeyCount>");
+    if (request.query.count("continuation-token")) {
+      absl::StrAppend(&body, "<ContinuationToken>", XmlEscape(token), "</ContinuationToken>");
+    }
+    if (request.query.count("start-after")) {
+      absl::StrAppend(&body, "<StartAfter>", encode(QueryOr(request, "start-after")),
+                      "</StartAfter>");
+    }
+    if (walk.truncated()) {
+      absl::StrAppend(&body, "<NextContinuationToken>", absl::WebSafeBase64Escape(last),
+                      "</NextContinuationToken>");
+    }
+  } else if (versions) {
+    absl::StrAppend(&body, "<KeyMarker>", encode(after), "</KeyMarker><VersionIdMarker/>");
+    if (walk.truncated()) {
+      absl::StrAppend(&body, "<NextKeyMarker>", encode(last),
+                      "</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker>");
+    }
+  } else {
+    absl::StrAppend(&body, "<Marker>", encode(after), "</Marker>");
+    if (walk.truncated()) absl::StrAppend(&body, "<NextMarker>", encode(last), "</NextMarker>");
+  }
+  absl::StrAppend(&body, "<MaxKeys>", max_keys, "</MaxKeys>");
+  if (!delimiter.empty()) absl::StrAppend(&body, "<Delimiter>", encode(delimiter), "</Delimiter>");
+  if (!encoding.empty()) absl::StrAppend(&body, "<EncodingType>url</EncodingType>");
+  absl::StrAppend(&body, "<IsTruncated>", walk.truncated() ? "true" : "false", "</IsTruncated>",
+                  entries, prefixes, versions ? "</ListVersionsResult>" : "</ListBucketResult>");
+  S3Response response;
+  response.body = std::move(body);
+  response.headers.emplace_back("Content-Type", "application/xml");
+  return response;
+}
+
+}  // namespace cairn::frontend

@@ -1,0 +1,105 @@
+// The S3 operations over the volume's FileSystem, apart from HTTP: the
+// server (s3_server.cc) parses a request, authenticates it and hands it
+// here; tests call Handle directly. Every operation acts as the key's uid
+// and gid and checks the mode bits itself, so S3 grants no more than the
+// mount does (the kernel checks only the mount's users).
+//
+// Promises:
+// - A PUT's object appears whole or not at all: the body goes into a file
+//   with no name, whose data is stored in blobs and which is then named in
+//   one namespace commit, synced before the answer (FileSystem::Publish).
+//   A failed or interrupted PUT leaves nothing; a crash before the commit
+//   leaves an orphan the next mount frees.
+// - What S3 changes, the mount sees at once: the kernel is told to forget
+//   the names it cached (Options::forget_name).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fs/file_system.h"
+#include "frontend/s3_auth.h"
+
+namespace cairn::frontend {
+
+// A request body, already decoded (aws-chunked framing removed) and, where
+// the request was signed or carried a trailing checksum, checked as it is
+// read: Read returns 0 at the end, or an error (BadDigest,
+// XAmzContentSHA256Mismatch, IncompleteBody) when what came does not match,
+// before it returns 0.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  virtual absl::StatusOr<size_t> Read(char* buffer, size_t size) = 0;
+};
+
+struct S3Request {
+  std::string method;  // GET, HEAD, PUT, POST, DELETE
+  std::string bucket;  // empty: the service (ListBuckets)
+  std::string key;     // empty: the bucket itself
+  std::map<std::string, std::string> query;    // decoded names and values
+  std::map<std::string, std::string> headers;  // names in lower case
+  S3Key key_owner;                             // who signed it
+  BodyReader* body = nullptr;                  // never null for PUT and POST
+};
+
+struct S3Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;  // small bodies (XML)
+  // A streamed body of `stream_length` bytes (GET of an object): called
+  // until it returns an empty string. `headers` then hold no Content-Length.
+  std::function<absl::StatusOr<std::string>()> stream;
+  uint64_t stream_length = 0;
+};
+
+class S3Handler {
+ public:
+  struct Options {
+    std::string region = "us-east-1";
+    // Tells the kernel to drop a cached name (fuse_lowlevel_notify_inval_entry);
+    // unset when nothing is mounted.
+    std::function<void(InodeId parent, const std::string& name)> forget_name;
+    // Largest PUT body.
+    uint64_t max_object_bytes = 5ull << 30;
+  };
+  S3Handler(FileSystem& fs, Options options);
+
+  // The answer to one request; errors are S3Error statuses (or others,
+  // which the server answers with 500).
+  absl::StatusOr<S3Response> Handle(const S3Request& request);
+
+ private:
+  absl::StatusOr<S3Response> ListBuckets(const S3Request& request);
+  absl::StatusOr<S3Response> BucketOperation(const S3Request& request);
+  absl::StatusOr<S3Response> ObjectOperation(const S3Request& request);
+  absl::StatusOr<S3Response> ListObjects(const S3Request& request, InodeAttr bucket);
+  absl::StatusOr<S3Response> PutObject(const S3Request& request, InodeAttr bucket);
+  absl::StatusOr<S3Response> GetObject(const S3Request& request, InodeAttr bucket,
+                                       bool head);
+  absl::StatusOr<S3Response> DeleteObject(const S3Request& request, InodeAttr bucket);
+  absl::StatusOr<S3Response> DeleteObjects(const S3Request& request, InodeAttr bucket);
+  absl::StatusOr<S3Response> CopyObject(const S3Request& request, InodeAttr bucket);
+
+  // The bucket's directory, if the key may reach it.
+  absl::StatusOr<InodeAttr> OpenBucket(const S3Request& request);
+  // Stores `body` as a new nameless file and names it at `key` in `bucket`.
+  struct Written;
+  absl::StatusOr<Written> WriteObject(const S3Request& request, const InodeAttr& bucket,
+                                      const std::string& key, BodyReader& body,
+                                      uint64_t expected_length);
+
+  FileSystem& fs_;
+  const Options options_;
+};
+
+}  // namespace cairn::frontend

@@ -1,0 +1,547 @@
+// S3Handler over a whole volume in memory (MemEnv): what S3 clients see,
+// what the tree then holds, and what survives a power cut.
+#include "frontend/s3_handler.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "backend/base/fs_error.h"
+#include "backend/volume/volume.h"
+#include "frontend/s3_error.h"
+#include "fs/mounted_volume.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_object_store.h"
+#include "tests/support/mem_env.h"
+
+namespace cairn::frontend {
+namespace {
+
+constexpr char kVolumeDir[] = "/vol";
+
+class StringBody final : public BodyReader {
+ public:
+  explicit StringBody(std::string data, size_t fail_after = SIZE_MAX)
+      : data_(std::move(data)), fail_after_(fail_after) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
+    if (at_ >= fail_after_) return S3Error(S3ErrorCode::kIncompleteBody, "connection lost");
+    size_t n = std::min({size, data_.size() - at_, fail_after_ - at_});
+    std::copy_n(data_.data() + at_, n, buffer);
+    at_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t at_ = 0;
+  size_t fail_after_;
+};
+
+std::string Md5Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest), size));
+}
+
+class S3HandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    io_ = Io{&env_, &clock_, &buckets_};
+    env_.SetCapacity(256 << 20);
+    absl::StatusOr<VolumeConfig> config = FormatVolume(kVolumeDir, FormatOptions{}, io_);
+    ASSERT_TRUE(config.ok()) << config.status();
+    ASSERT_NO_FATAL_FAILURE(Mount());
+    // The buckets: one for root's keys and one owned by uid 1000. Only
+    // root may make buckets: the volume's top directory is root's, 0755.
+    ASSERT_EQ(Call("PUT", "media", "").status, 200);
+    EXPECT_EQ(Call("PUT", "alice-files", "", "", {}, Alice()).code, "AccessDenied");
+    ASSERT_EQ(Call("PUT", "alice-files", "").status, 200);
+    SetAttrRequest chown;
+    chown.uid = 1000;
+    chown.gid = 1000;
+    ASSERT_TRUE(fs().SetAttr(Path("alice-files")->ino, chown).ok());
+  }
+
+  void TearDown() override {
+    if (mounted_) {
+      handler_.reset();
+      absl::Status closed = mounted_->Close();
+      EXPECT_TRUE(closed.ok()) << closed;
+    }
+    handler_.reset();
+    mounted_.reset();
+    volume_.reset();
+  }
+
+  void Mount() {
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(kVolumeDir, "", &env_);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(kVolumeDir, *config, io_);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    MountedVolume::Options options;
+    options.background_flush = false;
+    absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
+        MountedVolume::Open(*volume_, options);
+    ASSERT_TRUE(mounted.ok()) << mounted.status();
+    mounted_ = std::move(*mounted);
+    S3Handler::Options handler_options;
+    handler_options.forget_name = [this](InodeId parent, const std::string& name) {
+      forgotten_.emplace_back(parent, name);
+    };
+    handler_ = std::make_unique<S3Handler>(mounted_->fs(), handler_options);
+  }
+
+  // The power goes while nothing runs; then the volume is mounted again.
+  void CutThePowerAndMount() {
+    handler_.reset();
+    env_.SetFilesystemActive(false);
+    mounted_.reset();
+    volume_.reset();
+    env_.SetFilesystemActive(true);
+    env_.DropUnsyncedData();
+    ASSERT_NO_FATAL_FAILURE(Mount());
+  }
+
+  static S3Key Root() { return S3Key{"AKROOT", "secret", 0, 0, false, {}}; }
+  static S3Key Alice() { return S3Key{"AKALICE", "secret", 1000, 1000, false, {}}; }
+
+  struct Answer {
+    int status = 0;
+    std::string code;  // the S3 error's name, if an error
+    std::map<std::string, std::string> headers;
+    std::string body;
+  };
+
+  Answer Call(const std::string& method, const std::string& bucket, const std::string& key,
+              const std::string& data = "", std::map<std::string, std::string> headers = {},
+              const S3Key& who = Root(), std::map<std::string, std::string> query = {},
+              BodyReader* body = nullptr) {
+    StringBody string_body(data);
+    S3Request request;
+    request.method = method;
+    request.bucket = bucket;
+    request.key = key;
+    request.headers = std::move(headers);
+    request.query = std::move(query);
+    request.key_owner = who;
+    request.body = body != nullptr ? body : &string_body;
+    absl::StatusOr<S3Response> response = handler_->Handle(request);
+    Answer answer;
+    if (!response.ok()) {
+      S3ErrorCode code = S3ErrorCodeOf(response.status());
+      answer.status = S3ErrorHttpStatus(code);
+      answer.code = std::string(S3ErrorName(code));
+      answer.body = std::string(response.status().message());
+      return answer;
+    }
+    answer.status = response->status;
+    for (const auto& [name, value] : response->headers) answer.headers[name] = value;
+    answer.body = response->body;
+    if (response->stream && method != "HEAD") {
+      for (;;) {
+        absl::StatusOr<std::string> chunk = response->stream();
+        EXPECT_TRUE(chunk.ok()) << chunk.status();
+        if (!chunk.ok() || chunk->empty()) break;
+        answer.body += *chunk;
+      }
+      EXPECT_EQ(answer.body.size(), response->stream_length);
+    }
+    if (response->stream) answer.headers["content-length"] = std::to_string(response->stream_length);
+    return answer;
+  }
+
+  // Every key of a listing, following continuation tokens.
+  std::vector<std::string> ListAll(const std::string& bucket, std::map<std::string, std::string> query,
+                                   std::vector<std::string>* prefixes = nullptr, int* pages = nullptr) {
+    std::vector<std::string> keys;
+    query["list-type"] = "2";
+    for (int page = 0; page < 1000; ++page) {
+      Answer answer = Call("GET", bucket, "", "", {}, Root(), query);
+      EXPECT_EQ(answer.status, 200) << answer.body;
+      if (pages) ++*pages;
+      for (const std::string& key : Between(answer.body, "<Key>", "</Key>")) keys.push_back(key);
+      if (prefixes) {
+        for (const std::string& p : Between(answer.body, "<CommonPrefixes><Prefix>", "</Prefix>")) {
+          prefixes->push_back(p);
+        }
+      }
+      std::vector<std::string> next =
+          Between(answer.body, "<NextContinuationToken>", "</NextContinuationToken>");
+      if (next.empty()) {
+        EXPECT_NE(answer.body.find("<IsTruncated>false</IsTruncated>"), std::string::npos);
+        break;
+      }
+      query["continuation-token"] = next[0];
+    }
+    return keys;
+  }
+
+  static std::vector<std::string> Between(const std::string& text, const std::string& open,
+                                          const std::string& close) {
+    std::vector<std::string> found;
+    for (size_t at = text.find(open); at != std::string::npos; at = text.find(open, at)) {
+      size_t end = text.find(close, at + open.size());
+      if (end == std::string::npos) break;
+      found.push_back(text.substr(at + open.size(), end - at - open.size()));
+      at = end;
+    }
+    return found;
+  }
+
+  FileSystem& fs() { return mounted_->fs(); }
+
+  // The inode at "bucket/a/b", through the tree (as the mount sees it).
+  absl::StatusOr<InodeAttr> Path(const std::string& path) {
+    InodeId dir = kRootInode;
+    absl::StatusOr<InodeAttr> attr = fs().GetAttr(kRootInode);
+    for (absl::string_view part : absl::StrSplit(path, '/')) {
+      attr = fs().Find(dir, std::string(part));
+      if (!attr.ok()) return attr;
+      dir = attr->ino;
+    }
+    return attr;
+  }
+
+  std::string ReadFile(InodeId ino) {
+    absl::StatusOr<InodeAttr> attr = fs().GetAttr(ino);
+    EXPECT_TRUE(attr.ok());
+    absl::StatusOr<std::string> data = fs().Read(ino, 0, attr.ok() ? attr->size : 0);
+    EXPECT_TRUE(data.ok()) << data.status();
+    return data.value_or("");
+  }
+
+  uint64_t Inodes() {
+    absl::StatusOr<NamespaceStats> stats = volume_->ns().Stats();
+    EXPECT_TRUE(stats.ok());
+    return stats.ok() ? stats->inode_count : 0;
+  }
+
+  FakeClock clock_;
+  MemEnv env_{&clock_};
+  FakeObjectStoreFactory buckets_;
+  Io io_;
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<MountedVolume> mounted_;
+  std::unique_ptr<S3Handler> handler_;
+  std::vector<std::pair<InodeId, std::string>> forgotten_;
+};
+
+TEST_F(S3HandlerTest, APutObjectIsAFileOfTheTreeWithItsMd5AsETag) {
+  std::string data(3 << 20, 'x');
+  for (size_t i = 0; i < data.size(); i += 4093) data[i] = static_cast<char>(i);
+  Answer put = Call("PUT", "media", "photos/2026/beach.jpg", data,
+                    {{"content-type", "image/jpeg"}, {"x-amz-meta-camera", "x100"}});
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.headers["ETag"], absl::StrCat("\"", Md5Hex(data), "\""));
+
+  absl::StatusOr<InodeAttr> file = Path("media/photos/2026/beach.jpg");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_TRUE(S_ISREG(file->mode));
+  EXPECT_EQ(file->size, data.size());
+  EXPECT_EQ(ReadFile(file->ino), data);
+  EXPECT_TRUE(S_ISDIR(Path("media/photos")->mode));
+  // The kernel is told to forget the names S3 made or replaced.
+  EXPECT_THAT(forgotten_, ::testing::Contains(std::make_pair(Path("media/photos/2026")->ino,
+                                                             std::string("beach.jpg"))));
+
+  Answer get = Call("GET", "media", "photos/2026/beach.jpg");
+  ASSERT_EQ(get.status, 200) << get.body;
+  EXPECT_EQ(get.body, data);
+  EXPECT_EQ(get.headers["ETag"], put.headers["ETag"]);
+  EXPECT_EQ(get.headers["Content-Type"], "image/jpeg");
+  EXPECT_EQ(get.headers["x-amz-meta-camera"], "x100");
+  Answer head = Call("HEAD", "media", "photos/2026/beach.jpg");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["content-length"], std::to_string(data.size()));
+  EXPECT_TRUE(head.body.empty());
+
+  Answer range = Call("GET", "media", "photos/2026/beach.jpg", "", {{"range", "bytes=100-199"}});
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(range.body, data.substr(100, 100));
+  EXPECT_EQ(range.headers["Content-Range"], absl::StrCat("bytes 100-199/", data.size()));
+  Answer tail = Call("GET", "media", "photos/2026/beach.jpg", "", {{"range", "bytes=-10"}});
+  EXPECT_EQ(tail.body, data.substr(data.size() - 10));
+  EXPECT_EQ(Call("GET", "media", "photos/2026/beach.jpg", "",
+                 {{"range", absl::StrCat("bytes=", data.size(), "-")}}).code,
+            "InvalidRange");
+}
+
+TEST_F(S3HandlerTest, AnAcknowledgedPutSurvivesAPowerCut) {
+  std::string data(5 << 20, 'q');
+  data[12345] = 'z';
+  ASSERT_EQ(Call("PUT", "media", "big.bin", data).status, 200);
+  ASSERT_EQ(Call("PUT", "media", "small.txt", "hello").status, 200);
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  Answer big = Call("GET", "media", "big.bin");
+  ASSERT_EQ(big.status, 200) << big.body;
+  EXPECT_TRUE(big.body == data) << "the acknowledged object came back different";
+  EXPECT_EQ(big.headers["ETag"], absl::StrCat("\"", Md5Hex(data), "\""));
+  EXPECT_EQ(Call("GET", "media", "small.txt").body, "hello");
+}
+
+TEST_F(S3HandlerTest, AnInterruptedPutLeavesTheOldObjectAndNoFile) {
+  ASSERT_EQ(Call("PUT", "media", "doc.txt", "version one").status, 200);
+  const uint64_t inodes = Inodes();
+  StringBody cut(std::string(2 << 20, 'n'), 1 << 20);
+  Answer put = Call("PUT", "media", "doc.txt", "", {}, Root(), {}, &cut);
+  EXPECT_EQ(put.code, "IncompleteBody");
+  EXPECT_EQ(Call("GET", "media", "doc.txt").body, "version one");
+  EXPECT_EQ(Inodes(), inodes) << "the unfinished upload's file was not freed";
+
+  // A body shorter than announced is refused too.
+  Answer short_body = Call("PUT", "media", "doc.txt", "abc", {{"content-length", "10"}});
+  EXPECT_EQ(short_body.code, "IncompleteBody");
+  Answer bad_md5 = Call("PUT", "media", "doc.txt", "version two",
+                        {{"content-md5", absl::Base64Escape(std::string(16, 'x'))}});
+  EXPECT_EQ(bad_md5.code, "BadDigest");
+  EXPECT_EQ(Call("GET", "media", "doc.txt").body, "version one");
+  EXPECT_EQ(Inodes(), inodes);
+}
+
+TEST_F(S3HandlerTest, APutCutByAPowerLossBeforeItsCommitLeavesNothing) {
+  ASSERT_EQ(Call("PUT", "media", "doc.txt", "version one").status, 200);
+  const uint64_t inodes = Inodes();
+  // What a PUT does before its commit: a nameless file holding the body.
+  absl::StatusOr<InodeAttr> parent = Path("media");
+  ASSERT_TRUE(parent.ok());
+  absl::StatusOr<InodeAttr> file = fs().CreateUnnamed(parent->ino, 0644, Caller{0, 0});
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(fs().Write(file->ino, 0, std::string(1 << 20, 'v')).ok());
+  ASSERT_TRUE(fs().Fsync(file->ino).ok());
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_EQ(Call("GET", "media", "doc.txt").body, "version one");
+  EXPECT_EQ(Inodes(), inodes) << "the nameless file outlived the crash";
+}
+
+TEST_F(S3HandlerTest, ListingsGoInKeyOrderAcrossDirectoriesAndPages) {
+  // Names whose order differs between "directory first" and S3's bytewise
+  // order of whole keys: '-' and '.' sort before '/', '0' after.
+  std::vector<std::string> keys = {"a-b", "a.b", "a/b", "a/c/d", "a0", "b", "a/c.txt",
+                                   "z/y/x/w", "a/b-c", "m n", "caf\xc3\xa9"};
+  for (const std::string& key : keys) {
+    ASSERT_EQ(Call("PUT", "media", key, key).status, 200) << key;
+  }
+  std::vector<std::string> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  int pages = 0;
+  EXPECT_EQ(ListAll("media", {{"max-keys", "3"}}, nullptr, &pages), sorted);
+  EXPECT_EQ(pages, 4);
+
+  std::vector<std::string> prefixes;
+  std::vector<std::string> top = ListAll("media", {{"delimiter", "/"}}, &prefixes);
+  EXPECT_EQ(top, (std::vector<std::string>{"a-b", "a.b", "a0", "b", "caf\xc3\xa9", "m n"}));
+  EXPECT_EQ(prefixes, (std::vector<std::string>{"a/", "z/"}));
+
+  prefixes.clear();
+  std::vector<std::string> under_a = ListAll("media", {{"prefix", "a/"}, {"delimiter", "/"}},
+                                             &prefixes);
+  EXPECT_EQ(under_a, (std::vector<std::string>{"a/b", "a/b-c", "a/c.txt"}));
+  EXPECT_EQ(prefixes, std::vector<std::string>{"a/c/"});
+  // A prefix that ends inside a name.
+  EXPECT_EQ(ListAll("media", {{"prefix", "a/b"}}), (std::vector<std::string>{"a/b", "a/b-c"}));
+  EXPECT_EQ(ListAll("media", {{"start-after", "a/c.txt"}}),
+            (std::vector<std::string>{"a/c/d", "a0", "b", "caf\xc3\xa9", "m n", "z/y/x/w"}));
+  EXPECT_TRUE(ListAll("media", {{"prefix", "nothing/"}}).empty());
+
+  // A file made through the mount is an object too; symlinks are not.
+  absl::StatusOr<InodeAttr> bucket = Path("media");
+  ASSERT_TRUE(fs().Create(bucket->ino, "from-mount", 0644, Caller{0, 0}).ok());
+  NewNode link;
+  link.mode = S_IFLNK | 0777;
+  link.symlink_target = "a-b";
+  ASSERT_TRUE(fs().MakeNode(bucket->ino, "link", link, Caller{0, 0}).ok());
+  std::vector<std::string> all = ListAll("media", {});
+  EXPECT_THAT(all, ::testing::Contains("from-mount"));
+  EXPECT_THAT(all, ::testing::Not(::testing::Contains("link")));
+}
+
+TEST_F(S3HandlerTest, ARandomTreeListsLikeASortedModel) {
+  std::mt19937 rng(20261205);
+  std::set<std::string> model;
+  const char* parts[] = {"a", "a-", "a.", "b", "a0", "x", "x_", "y"};
+  for (int i = 0; i < 120; ++i) {
+    std::string key;
+    int depth = 1 + rng() % 3;
+    for (int d = 0; d < depth; ++d) {
+      if (d) key += '/';
+      key += parts[rng() % 8];
+    }
+    Answer put = Call("PUT", "media", key, "x");
+    if (put.status == 200) {
+      model.insert(key);
+    } else {
+      // Only clashes of a file and a directory may refuse a key.
+      EXPECT_TRUE(put.code == "ObjectParentIsFile" || put.code == "ExistingObjectIsDirectory")
+          << key << ": " << put.code;
+    }
+  }
+  std::vector<std::string> expected(model.begin(), model.end());
+  for (const char* max : {"1", "7", "1000"}) {
+    EXPECT_EQ(ListAll("media", {{"max-keys", max}}), expected) << "max-keys " << max;
+  }
+  // With a delimiter: each key's first component, files as keys and
+  // directories as prefixes, paged one at a time.
+  std::vector<std::string> prefixes;
+  std::vector<std::string> top = ListAll("media", {{"delimiter", "/"}, {"max-keys", "1"}},
+                                         &prefixes);
+  std::set<std::string> want_keys, want_prefixes;
+  for (const std::string& key : model) {
+    size_t slash = key.find('/');
+    if (slash == std::string::npos) want_keys.insert(key);
+    else want_prefixes.insert(key.substr(0, slash + 1));
+  }
+  EXPECT_EQ(top, std::vector<std::string>(want_keys.begin(), want_keys.end()));
+  EXPECT_EQ(prefixes, std::vector<std::string>(want_prefixes.begin(), want_prefixes.end()));
+}
+
+TEST_F(S3HandlerTest, ConditionalRequestsCompareTheCurrentETag) {
+  Answer put = Call("PUT", "media", "c.txt", "one");
+  const std::string etag = put.headers["ETag"];
+  EXPECT_EQ(Call("PUT", "media", "c.txt", "two", {{"if-none-match", "*"}}).code,
+            "PreconditionFailed");
+  EXPECT_EQ(Call("PUT", "media", "new.txt", "two", {{"if-none-match", "*"}}).status, 200);
+  EXPECT_EQ(Call("PUT", "media", "c.txt", "two", {{"if-match", "\"0123\""}}).code,
+            "PreconditionFailed");
+  EXPECT_EQ(Call("PUT", "media", "gone.txt", "two", {{"if-match", etag}}).code, "NoSuchKey");
+  EXPECT_EQ(Call("GET", "media", "c.txt").body, "one");
+  EXPECT_EQ(Call("PUT", "media", "c.txt", "two", {{"if-match", etag}}).status, 200);
+  EXPECT_EQ(Call("GET", "media", "c.txt").body, "two");
+
+  Answer current = Call("HEAD", "media", "c.txt");
+  EXPECT_EQ(Call("GET", "media", "c.txt", "", {{"if-none-match", current.headers["ETag"]}}).status,
+            304);
+  EXPECT_EQ(Call("GET", "media", "c.txt", "", {{"if-match", etag}}).code, "PreconditionFailed");
+  EXPECT_EQ(Call("GET", "media", "c.txt", "",
+                 {{"if-modified-since", "Sun, 01 Jan 2090 00:00:00 GMT"}}).status,
+            304);
+}
+
+TEST_F(S3HandlerTest, AWriteThroughTheMountGivesANewETagThatIsNoMd5) {
+  ASSERT_EQ(Call("PUT", "media", "m.txt", "from s3").status, 200);
+  const std::string etag = Call("HEAD", "media", "m.txt").headers["ETag"];
+  absl::StatusOr<InodeAttr> file = Path("media/m.txt");
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs().Open(file->ino, O_RDWR).ok());
+  ASSERT_TRUE(fs().Write(file->ino, 0, "FROM").ok());
+  // The kernel sets mtime for writes through the mount.
+  SetAttrRequest times;
+  times.mtime = Timespec{file->mtime.sec + 1, 0};
+  ASSERT_TRUE(fs().SetAttr(file->ino, times).ok());
+  ASSERT_TRUE(fs().Fsync(file->ino).ok());
+  fs().Release(file->ino, O_RDWR);
+  Answer after = Call("GET", "media", "m.txt");
+  EXPECT_EQ(after.body, "FROM s3");
+  EXPECT_NE(after.headers["ETag"], etag);
+  EXPECT_NE(after.headers["ETag"], absl::StrCat("\"", Md5Hex("FROM s3"), "\""));
+  EXPECT_TRUE(absl::EndsWith(after.headers["ETag"], "-1\"")) << after.headers["ETag"];
+}
+
+TEST_F(S3HandlerTest, KeysThatClashWithTheTreeAreRefusedWithTheirReason) {
+  ASSERT_EQ(Call("PUT", "media", "file", "x").status, 200);
+  ASSERT_EQ(Call("PUT", "media", "dir/inner", "x").status, 200);
+  EXPECT_EQ(Call("PUT", "media", "file/below", "x").status, 409);
+  EXPECT_EQ(Call("PUT", "media", "file/below", "x").code, "ObjectParentIsFile");
+  EXPECT_EQ(Call("PUT", "media", "dir", "x").code, "ExistingObjectIsDirectory");
+  EXPECT_EQ(Call("PUT", "media", "a//b", "x").status, 400);
+  EXPECT_EQ(Call("PUT", "media", "a/../b", "x").code, "InvalidArgument");
+  EXPECT_EQ(Call("PUT", "media", std::string(256, 'k'), "x").code, "KeyTooLongError");
+  EXPECT_EQ(Call("GET", "media", "dir").code, "NoSuchKey");
+  EXPECT_EQ(Call("GET", "media", "missing").code, "NoSuchKey");
+  EXPECT_EQ(Call("GET", "no-such-bucket", "x").code, "NoSuchBucket");
+  EXPECT_EQ(Call("PUT", "Bad_Name", "").code, "InvalidBucketName");
+
+  // "dir/" keys are directories that hold no bytes.
+  EXPECT_EQ(Call("PUT", "media", "empty/", "").status, 200);
+  EXPECT_TRUE(S_ISDIR(Path("media/empty")->mode));
+  EXPECT_EQ(Call("PUT", "media", "full/", "data").code, "InvalidRequest");
+  EXPECT_THAT(ListAll("media", {}), ::testing::Contains("empty/"));
+}
+
+TEST_F(S3HandlerTest, AKeyGetsNoMoreThanItsUidMay) {
+  ASSERT_EQ(Call("PUT", "media", "secret.txt", "root only").status, 200);
+  absl::StatusOr<InodeAttr> file = Path("media/secret.txt");
+  SetAttrRequest private_mode;
+  private_mode.mode = 0600;
+  ASSERT_TRUE(fs().SetAttr(file->ino, private_mode).ok());
+  EXPECT_EQ(Call("GET", "media", "secret.txt", "", {}, Alice()).code, "AccessDenied");
+  // media is root's, mode 0755: alice may not write in it.
+  EXPECT_EQ(Call("PUT", "media", "alice.txt", "x", {}, Alice()).code, "AccessDenied");
+  EXPECT_EQ(Call("DELETE", "media", "secret.txt", "", {}, Alice()).code, "AccessDenied");
+  EXPECT_EQ(Call("GET", "media", "secret.txt").body, "root only");
+  // In her own bucket she may, and what she writes is hers.
+  ASSERT_EQ(Call("PUT", "alice-files", "notes/a.txt", "mine", {}, Alice()).status, 200);
+  EXPECT_EQ(Path("alice-files/notes/a.txt")->uid, 1000u);
+  EXPECT_EQ(Path("alice-files/notes")->uid, 1000u);
+
+  S3Key read_only = Alice();
+  read_only.read_only = true;
+  EXPECT_EQ(Call("PUT", "alice-files", "b.txt", "x", {}, read_only).code, "AccessDenied");
+  EXPECT_EQ(Call("GET", "alice-files", "notes/a.txt", "", {}, read_only).body, "mine");
+  S3Key one_bucket = Alice();
+  one_bucket.buckets = {"elsewhere"};
+  EXPECT_EQ(Call("GET", "alice-files", "notes/a.txt", "", {}, one_bucket).code, "AccessDenied");
+}
+
+TEST_F(S3HandlerTest, DeleteRemovesTheFileAndMissingKeysAreNoError) {
+  ASSERT_EQ(Call("PUT", "media", "d/x.txt", "x").status, 200);
+  ASSERT_EQ(Call("PUT", "media", "d/y.txt", "y").status, 200);
+  EXPECT_EQ(Call("DELETE", "media", "d/x.txt").status, 204);
+  EXPECT_FALSE(Path("media/d/x.txt").ok());
+  EXPECT_EQ(Call("DELETE", "media", "d/x.txt").status, 204);
+  EXPECT_EQ(Call("DELETE", "media", "never/was").status, 204);
+  EXPECT_EQ(Call("DELETE", "media", "").code, "BucketNotEmpty");
+
+  std::string batch =
+      "<Delete><Object><Key>d/y.txt</Key></Object><Object><Key>nope</Key></Object></Delete>";
+  Answer many = Call("POST", "media", "", batch, {}, Root(), {{"delete", ""}});
+  ASSERT_EQ(many.status, 200) << many.body;
+  EXPECT_EQ(Between(many.body, "<Deleted><Key>", "</Key>"),
+            (std::vector<std::string>{"d/y.txt", "nope"}));
+  EXPECT_FALSE(Path("media/d/y.txt").ok());
+}
+
+TEST_F(S3HandlerTest, CopyObjectCopiesBytesAndMetadata) {
+  ASSERT_EQ(Call("PUT", "media", "src.txt", "copy me", {{"x-amz-meta-color", "blue"}}).status,
+            200);
+  Answer copy = Call("PUT", "alice-files", "dst.txt", "",
+                     {{"x-amz-copy-source", "/media/src.txt"}});
+  ASSERT_EQ(copy.status, 200) << copy.body;
+  EXPECT_NE(copy.body.find(Md5Hex("copy me")), std::string::npos);
+  Answer got = Call("GET", "alice-files", "dst.txt");
+  EXPECT_EQ(got.body, "copy me");
+  EXPECT_EQ(got.headers["x-amz-meta-color"], "blue");
+  EXPECT_EQ(Call("PUT", "media", "x", "", {{"x-amz-copy-source", "media/none"}}).code,
+            "NoSuchKey");
+}
+
+TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {
+  absl::StatusOr<InodeAttr> root = fs().GetAttr(kRootInode);
+  NewNode dir;
+  dir.mode = S_IFDIR | 0755;
+  ASSERT_TRUE(fs().MakeNode(kRootInode, "Not_A_Bucket", dir, Caller{0, 0}).ok());
+  Answer list = Call("GET", "", "");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(Between(list.body, "<Name>", "</Name>"),
+            (std::vector<std::string>{"alice-files", "media"}));
+  EXPECT_EQ(Call("HEAD", "media", "").status, 200);
+  EXPECT_EQ(Call("HEAD", "nothing-here", "").code, "NoSuchBucket");
+  EXPECT_EQ(Call("PUT", "media", "").code, "BucketAlreadyOwnedByYou");
+  ASSERT_EQ(Call("PUT", "scratch", "").status, 200);
+  EXPECT_EQ(Call("DELETE", "scratch", "").status, 204);
+  EXPECT_FALSE(Path("scratch").ok());
+}
+
+}  // namespace
+}  // namespace cairn::frontend

@@ -28,6 +28,8 @@
 #include "daemon/control_handler.h"
 #include "daemon/memory_trimmer.h"
 #include "daemon/metrics_server.h"
+#include "frontend/s3_handler.h"
+#include "frontend/s3_server.h"
 #include "daemon/stats_json.h"
 #include "daemon/volume_metrics.h"
 #include "fs/fs_context.h"
@@ -161,6 +163,31 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
       });
   if (!control.ok()) return control.status();
 
+  // The S3 frontend serves the same FileSystem as the mount. Asked for and
+  // not possible (the port is taken, the keys file is unsafe) refuses the
+  // mount: clients that expect it would otherwise fail later and elsewhere.
+  std::atomic<FuseSession*> fuse_for_s3{nullptr};
+  std::unique_ptr<frontend::S3Handler> s3_handler;
+  std::unique_ptr<frontend::S3Server> s3_server;
+  if (!config.s3.listen.empty()) {
+    frontend::S3Handler::Options handler_options;
+    handler_options.region = config.s3.region;
+    handler_options.forget_name = [&fuse_for_s3](InodeId parent, const std::string& name) {
+      if (FuseSession* fuse = fuse_for_s3.load()) fuse->ForgetName(parent, name);
+    };
+    s3_handler = std::make_unique<frontend::S3Handler>(*ctx.fs, handler_options);
+    frontend::S3Server::Options server_options;
+    server_options.listen = config.s3.listen;
+    server_options.region = config.s3.region;
+    server_options.keys_file = config.s3.KeysFile(volume.dir());
+    absl::StatusOr<std::unique_ptr<frontend::S3Server>> server =
+        frontend::S3Server::Start(*s3_handler, server_options);
+    if (!server.ok()) return server.status();
+    s3_server = std::move(*server);
+    LogInfo("serving S3 at http://%s (keys in %s)", s3_server->address(),
+            server_options.keys_file);
+  }
+
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
@@ -175,6 +202,8 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     close(g_stop_pipe[1]);
     return session.status();
   }
+
+  fuse_for_s3 = session->get();
 
   std::atomic<bool> loop_done{false};
   std::thread stopper([&] {
@@ -228,6 +257,9 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
 
   int loop_rc = (*session)->Run();
   loop_done = true;
+  // S3 requests under way finish (or are cut) before the parts they use go.
+  s3_server.reset();
+  fuse_for_s3 = nullptr;
 
   // Wake the stopper if no signal came (plain umount ended the loop).
   char byte = 'x';

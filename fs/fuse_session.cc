@@ -133,4 +133,13 @@ void FuseSession::Stop() {
   }
 }
 
+void FuseSession::ForgetName(InodeId parent, const std::string& name) {
+  int rc = fuse_lowlevel_notify_inval_entry(session_, parent, name.data(), name.size());
+  // ENOENT: the kernel held nothing of it; ENOTCONN: unmounted meanwhile.
+  if (rc != 0 && rc != -ENOENT && rc != -ENOTCONN) {
+    LogWarning("could not have the kernel forget %s in directory %d: %s", name, parent,
+               strerror(-rc));
+  }
+}
+
 }  // namespace cairn

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "backend/base/env.h"
+#include "backend/base/types.h"
 #include "fs/fs_context.h"
 
 struct fuse_session;
@@ -49,6 +50,12 @@ class FuseSession {
   // Run returns; files still open do not keep it alive. From any thread,
   // while Run serves.
   void Stop();
+
+  // Has the kernel drop what it cached of the name `name` in directory
+  // `parent`: for changes made other than through the mount (over S3), so
+  // the mount sees them at once. From any thread but a request handler's
+  // (the kernel may wait for a request on that directory).
+  void ForgetName(InodeId parent, const std::string& name);
 
  private:
   FuseSession(fuse_session* session, std::string mountpoint, Env* env)

@@ -24,7 +24,8 @@ runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # the unprivileged user of the security tests; lintian checks the .deb
 # (tests/deb_test.sh), and man-db the man pages (tests/check-man-pages.sh).
 test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd systemd-container procps
-               psmisc perl python3 strace passwd lintian man-db)
+               psmisc perl python3 strace passwd lintian man-db
+               awscli python3-boto3 s3cmd rclone curl)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/base/files.h"
@@ -144,6 +145,20 @@ std::string ConfigText(const VolumeConfig& c) {
         << "# [metrics]\n"
         << "# listen = \"127.0.0.1:9464\"\n";
   }
+  if (!c.s3.listen.empty()) {
+    out << "\n# The S3 REST frontend (docs/S3.md).\n"
+        << "[s3]\n"
+        << "listen = " << toml::value<std::string>(c.s3.listen) << "\n";
+    if (!c.s3.keys_file.empty()) {
+      out << "keys_file = " << toml::value<std::string>(c.s3.keys_file) << "\n";
+    }
+    out << "region = " << toml::value<std::string>(c.s3.region) << "\n";
+    if (c.s3.allow_insecure) out << "allow_insecure = true\n";
+  } else {
+    out << "\n# The S3 REST frontend, off unless an address is given; see docs/S3.md:\n"
+        << "# [s3]\n"
+        << "# listen = \"127.0.0.1:9000\"\n";
+  }
   return out.str();
 }
 
@@ -274,6 +289,48 @@ absl::StatusOr<MetricsConfig> ParseMetrics(const toml::table& table, const std::
     if (address->port == 0) return bad("listen", "port must be from 1 to 65535");
   }
   return m;
+}
+
+absl::StatusOr<S3Config> ParseS3(const toml::table& table, const std::string& path) {
+  S3Config config;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": [s3] key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    if (key == "listen" || key == "keys_file" || key == "region") {
+      if (!node.is_string()) return bad(key, "must be a string");
+      std::string value = *node.value<std::string>();
+      if (key == "listen") config.listen = value;
+      if (key == "keys_file") {
+        if (!value.empty() && value[0] != '/') return bad(key, "must be an absolute path");
+        config.keys_file = value;
+      }
+      if (key == "region") {
+        if (value.empty()) return bad(key, "must not be empty (us-east-1 if unsure)");
+        config.region = value;
+      }
+    } else if (key == "allow_insecure") {
+      if (!node.is_boolean()) return bad(key, "must be true or false");
+      config.allow_insecure = *node.value<bool>();
+    } else {
+      return bad(key, "unknown key (see docs/S3.md)");
+    }
+  }
+  if (!config.listen.empty()) {
+    absl::StatusOr<ListenAddress> address = ParseListenAddress(config.listen);
+    if (!address.ok()) return bad("listen", std::string(address.status().message()));
+    if (address->port == 0) return bad("listen", "port must be from 1 to 65535");
+    const bool loopback = address->ipv6 ? address->host == "::1"
+                                        : absl::StartsWith(address->host, "127.");
+    if (!loopback && !config.allow_insecure) {
+      return bad("listen",
+                 "is not a loopback address, and requests would travel without TLS "
+                 "(cairn does not serve TLS yet): listen on 127.0.0.1 behind a TLS proxy, "
+                 "or set allow_insecure = true to accept that");
+    }
+  }
+  return config;
 }
 
 }  // namespace
@@ -488,6 +545,15 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
         absl::StatusOr<MetricsConfig> parsed = ParseMetrics(*metrics, path);
         if (!parsed.ok()) return parsed.status();
         c.metrics = *parsed;
+      }
+    } else if (key == "s3") {
+      const toml::table* s3 = node.as_table();
+      if (s3 == nullptr) {
+        s = bad(key, "must be a table: a [s3] section");
+      } else {
+        absl::StatusOr<S3Config> parsed = ParseS3(*s3, path);
+        if (!parsed.ok()) return parsed.status();
+        c.s3 = *parsed;
       }
     } else {
       s = bad(key, "unknown key (see docs/CONFIG.md or cairn format --help)");

@@ -74,6 +74,23 @@ struct MetricsConfig {
   std::string listen;
 };
 
+// The S3 REST frontend (the [s3] section of cairn.toml; absent, or listen =
+// "": off). docs/S3.md says what it serves.
+struct S3Config {
+  // "HOST:PORT" to serve S3 on, as MetricsConfig::listen.
+  std::string listen;
+  // Who may use it: ACCESS_KEY SECRET_KEY UID GID [ro] [BUCKET,...] per
+  // line. Empty: VOLUME_DIR/s3-keys.
+  std::string keys_file;
+  std::string region = "us-east-1";
+  // Requests travel in clear text (no TLS yet), so listening beyond
+  // loopback must be asked for.
+  bool allow_insecure = false;
+  std::string KeysFile(const std::string& volume_dir) const {
+    return keys_file.empty() ? volume_dir + "/s3-keys" : keys_file;
+  }
+};
+
 // An address to listen on, as ParseListenAddress splits it.
 struct ListenAddress {
   std::string host;  // an IP literal without brackets; localhost as 127.0.0.1
@@ -141,6 +158,7 @@ struct VolumeConfig {
     return config_path.empty() ? volume_dir + "/cairn.toml" : config_path;
   }
   MetricsConfig metrics;
+  S3Config s3;
   // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };

@@ -1,0 +1,534 @@
+#include "frontend/s3_server.h"
+
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <list>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "backend/base/log.h"
+#include "backend/config/config.h"
+#include "frontend/s3_error.h"
+
+namespace cairn::frontend {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+constexpr size_t kBodyBuffer = 1 << 20;
+constexpr char kXmlHeader[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
+std::string_view Std(beast::string_view text) { return {text.data(), text.size()}; }
+
+std::string PercentDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    int value = 0;
+    if (text[i] == '%' && i + 2 < text.size() &&
+        absl::SimpleHexAtoi(Absl(text.substr(i + 1, 2)), &value)) {
+      out += static_cast<char>(value);
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// The request body as the handler reads it: raw bytes from the parser,
+// aws-chunked framing removed, and the signed SHA-256 checked at the end.
+class RequestBody final : public BodyReader {
+ public:
+  RequestBody(tcp::socket& socket, beast::flat_buffer& buffer,
+              http::request_parser<http::buffer_body>& parser, const Authenticated& auth,
+              std::string trailer, std::atomic<uint64_t>& bytes_received)
+      : socket_(socket), buffer_(buffer), parser_(parser), auth_(auth),
+        bytes_received_(bytes_received), raw_(kBodyBuffer, '\0') {
+    switch (auth.payload) {
+      case PayloadKind::kSha256:
+        sha256_ = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(sha256_, EVP_sha256(), nullptr);
+        break;
+      case PayloadKind::kUnsigned:
+        break;
+      default:
+        chunked_.emplace(auth, std::move(trailer));
+    }
+  }
+  ~RequestBody() override {
+    if (sha256_) EVP_MD_CTX_free(sha256_);
+  }
+
+  absl::StatusOr<size_t> Read(char* out, size_t size) override {
+    if (!chunked_) {
+      absl::StatusOr<size_t> n = ReadRaw(out, size);
+      if (!n.ok()) return n.status();
+      if (*n == 0) {
+        if (absl::Status s = CheckSha256(); !s.ok()) return s;
+      }
+      return n;
+    }
+    while (decoded_.size() == decoded_at_) {
+      decoded_.clear();
+      decoded_at_ = 0;
+      absl::StatusOr<size_t> n = ReadRaw(raw_.data(), raw_.size());
+      if (!n.ok()) return n.status();
+      if (*n == 0) {
+        if (absl::Status s = chunked_->Finish(); !s.ok()) return s;
+        return 0;
+      }
+      if (absl::Status s = chunked_->Feed(std::string_view(raw_.data(), *n), decoded_); !s.ok()) {
+        return s;
+      }
+    }
+    size_t n = std::min(size, decoded_.size() - decoded_at_);
+    std::copy_n(decoded_.data() + decoded_at_, n, out);
+    decoded_at_ += n;
+    return n;
+  }
+
+  bool done() const { return parser_.is_done(); }
+
+ private:
+  // Up to `size` bytes of the body as sent; 0 at its end.
+  absl::StatusOr<size_t> ReadRaw(char* out, size_t size) {
+    while (!parser_.is_done()) {
+      parser_.get().body().data = out;
+      parser_.get().body().size = size;
+      beast::error_code ec;
+      http::read(socket_, buffer_, parser_, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        return S3Error(S3ErrorCode::kIncompleteBody,
+                       absl::StrCat("the body ended early: ", ec.message()));
+      }
+      size_t got = size - parser_.get().body().size;
+      if (got > 0) {
+        bytes_received_ += got;
+        if (sha256_) EVP_DigestUpdate(sha256_, out, got);
+        return got;
+      }
+    }
+    return 0;
+  }
+
+  absl::Status CheckSha256() {
+    if (!sha256_ || checked_) return absl::OkStatus();
+    checked_ = true;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(sha256_, digest, &length);
+    std::string hex = absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(digest), length));
+    if (hex != auth_.payload_sha256) {
+      return S3Error(S3ErrorCode::kXAmzContentSHA256Mismatch,
+                     "the body's SHA-256 differs from x-amz-content-sha256");
+    }
+    return absl::OkStatus();
+  }
+
+  tcp::socket& socket_;
+  beast::flat_buffer& buffer_;
+  http::request_parser<http::buffer_body>& parser_;
+  const Authenticated& auth_;
+  std::atomic<uint64_t>& bytes_received_;
+  EVP_MD_CTX* sha256_ = nullptr;
+  bool checked_ = false;
+  std::optional<AwsChunkedDecoder> chunked_;
+  std::string raw_;
+  std::string decoded_;
+  size_t decoded_at_ = 0;
+};
+
+// A body for requests that carry none (GET, HEAD, DELETE).
+class NoBody final : public BodyReader {
+ public:
+  absl::StatusOr<size_t> Read(char*, size_t) override { return 0; }
+};
+
+}  // namespace
+
+class S3Server::Impl {
+ public:
+  Impl(S3Handler& handler, Options options)
+      : handler_(handler), options_(std::move(options)), keys_(options_.keys_file),
+        acceptor_(io_) {}
+
+  ~Impl() { Stop(); }
+
+  absl::Status Listen() {
+    absl::StatusOr<ListenAddress> address = ParseListenAddress(options_.listen);
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("[s3] listen: ", std::string(address.status().message())));
+    }
+    beast::error_code ec;
+    asio::ip::address ip = asio::ip::make_address(address->host, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("[s3] listen: '", address->host,
+                                                     "' is not an IP address"));
+    }
+    tcp::endpoint endpoint(ip, static_cast<uint16_t>(address->port));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) acceptor_.non_blocking(true, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("[s3] listen: cannot listen on ",
+                                                 options_.listen, ": ", ec.message()));
+    }
+    tcp::endpoint bound = acceptor_.local_endpoint(ec);
+    address_ = bound.address().is_v6()
+                   ? absl::StrCat("[", bound.address().to_string(), "]:", bound.port())
+                   : absl::StrCat(bound.address().to_string(), ":", bound.port());
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckKeys() {
+    absl::StatusOr<std::optional<S3Key>> probe = keys_.Find("");
+    if (!probe.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("[s3]: ", std::string(probe.status().message()),
+                       " (docs/S3.md says what the keys file holds)"));
+    }
+    return absl::OkStatus();
+  }
+
+  void Stop() {
+    if (stopping_.exchange(true)) return;
+    if (accept_thread_.joinable()) accept_thread_.join();
+    std::list<Connection> connections;
+    {
+      absl::MutexLock lock(&mu_);
+      for (Connection& c : connections_) ::shutdown(c.fd, SHUT_RDWR);
+      connections.splice(connections.end(), connections_);
+    }
+    for (Connection& c : connections) c.thread.join();
+  }
+
+  const std::string& address() const { return address_; }
+
+  S3ServerStats stats() const {
+    S3ServerStats stats;
+    stats.requests = requests_;
+    stats.client_errors = client_errors_;
+    stats.server_errors = server_errors_;
+    stats.bytes_received = bytes_received_;
+    stats.bytes_sent = bytes_sent_;
+    stats.connections = open_connections_;
+    return stats;
+  }
+
+ private:
+  struct Connection {
+    std::thread thread;
+    int fd = -1;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  void AcceptLoop() {
+    const int listen_fd = acceptor_.native_handle();
+    while (!stopping_) {
+      ReapFinished();
+      pollfd wait{listen_fd, POLLIN, 0};
+      if (::poll(&wait, 1, 200) <= 0) continue;
+      if (open_connections_ >= options_.max_connections) {
+        // The backlog holds the rest until a connection ends.
+        absl::SleepFor(absl::Milliseconds(10));
+        continue;
+      }
+      beast::error_code ec;
+      tcp::socket socket(io_);
+      acceptor_.accept(socket, ec);
+      if (ec) continue;  // would block, or a client that gave up
+      const int fd = socket.native_handle();
+      timeval timeout{options_.idle_timeout_seconds, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      open_connections_++;
+      absl::MutexLock lock(&mu_);
+      connections_.push_back(Connection{
+          std::thread([this, s = std::move(socket), done]() mutable {
+            Serve(s);
+            open_connections_--;
+            *done = true;
+          }),
+          fd, done});
+    }
+  }
+
+  void ReapFinished() {
+    std::list<Connection> finished;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto it = connections_.begin(); it != connections_.end();) {
+        if (*it->done) {
+          auto next = std::next(it);
+          finished.splice(finished.end(), connections_, it);
+          it = next;
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (Connection& c : finished) c.thread.join();
+  }
+
+  // One connection: requests one after another while the client keeps it.
+  void Serve(tcp::socket& socket) {
+    beast::flat_buffer buffer;
+    while (!stopping_) {
+      http::request_parser<http::buffer_body> parser;
+      parser.body_limit(boost::none);  // the handler bounds what it takes
+      parser.header_limit(64 * 1024);
+      beast::error_code ec;
+      http::read_header(socket, buffer, parser, ec);
+      if (ec) break;  // closed, timed out, or not HTTP
+      if (!ServeOne(socket, buffer, parser)) break;
+    }
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  // Answers one request; false when the connection must close.
+  bool ServeOne(tcp::socket& socket, beast::flat_buffer& buffer,
+                http::request_parser<http::buffer_body>& parser) {
+    requests_++;
+    const auto& head = parser.get();
+    const std::string request_id = absl::StrFormat("%016X", request_counter_++);
+    S3Request request;
+    request.method = std::string(Std(head.method_string()));
+    const std::string target(Std(head.target()));
+    SignedRequest signed_request{request.method, target, {}};
+    for (const auto& field : head) {
+      std::string name(Std(field.name_string()));
+      std::string value(Std(field.value()));
+      signed_request.headers.emplace_back(name, value);
+      std::string lower = absl::AsciiStrToLower(name);
+      auto [it, inserted] = request.headers.emplace(lower, value);
+      if (!inserted) it->second += "," + value;
+    }
+    const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
+    bool keep_alive = head.keep_alive();
+
+    auto answer_error = [&](const absl::Status& status, const std::string& resource) {
+      S3ErrorCode code = S3ErrorCodeOf(status);
+      int http_status = S3ErrorHttpStatus(code);
+      // A failure of the volume is the operator's to read, in the log; the
+      // client learns which request to look for.
+      std::string message(status.message());
+      if (code == S3ErrorCode::kInternalError) {
+        LogError("S3 request %s (%s %s) failed: %s", request_id, request.method, target,
+                 status.ToString());
+        message = absl::StrCat("the server failed; its log names request ", request_id);
+      }
+      // A body we did not read cannot be skipped cheaply: close instead.
+      if (has_body && !parser.is_done()) keep_alive = false;
+      std::string body;
+      if (request.method != "HEAD" && http_status != 304) {
+        body = absl::StrCat(kXmlHeader, "<Error><Code>", Absl(S3ErrorName(code)),
+                            "</Code><Message>", XmlEscape(message),
+                            "</Message><Resource>", XmlEscape(resource),
+                            "</Resource><RequestId>", request_id, "</RequestId></Error>");
+      }
+      return WriteSimple(socket, http_status, {{"Content-Type", "application/xml"}}, body,
+                         request_id, keep_alive, request.method == "HEAD");
+    };
+
+    // Path-style addressing: /BUCKET/KEY?QUERY.
+    std::string_view path = target;
+    std::string_view query;
+    if (size_t q = path.find('?'); q != std::string_view::npos) {
+      query = path.substr(q + 1);
+      path = path.substr(0, q);
+    }
+    if (path.empty() || path[0] != '/') {
+      return answer_error(S3Error(S3ErrorCode::kInvalidRequest, "the path must start with '/'"),
+                          std::string(path));
+    }
+    std::string decoded_path = PercentDecode(path.substr(1));
+    size_t slash = decoded_path.find('/');
+    request.bucket = decoded_path.substr(0, slash);
+    if (slash != std::string::npos) request.key = decoded_path.substr(slash + 1);
+    for (absl::string_view pair : absl::StrSplit(Absl(query), '&', absl::SkipEmpty())) {
+      size_t eq = pair.find('=');
+      std::string name = PercentDecode(std::string_view(pair.data(), pair.size()).substr(0, eq));
+      std::string value = eq == absl::string_view::npos
+                              ? ""
+                              : PercentDecode(std::string_view(pair.data(), pair.size()).substr(eq + 1));
+      request.query[name] = value;
+    }
+    const std::string resource = std::string(path);
+
+    absl::StatusOr<Authenticated> auth =
+        Authenticate(signed_request, keys_, options_.region, absl::Now());
+    if (!auth.ok()) return answer_error(auth.status(), resource);
+    request.key_owner = auth->key;
+
+    // The client waits for this before it sends the body; only a request
+    // that passed authentication gets it.
+    auto expect = request.headers.find("expect");
+    if (expect != request.headers.end() && absl::AsciiStrToLower(expect->second) == "100-continue" &&
+        has_body) {
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      beast::error_code ec;
+      asio::write(socket, asio::buffer(kContinue, sizeof kContinue - 1), ec);
+      if (ec) return false;
+    }
+    std::string trailer;
+    if (auto it = request.headers.find("x-amz-trailer"); it != request.headers.end()) {
+      trailer = absl::AsciiStrToLower(it->second);
+    }
+    RequestBody body(socket, buffer, parser, *auth, trailer, bytes_received_);
+    NoBody no_body;
+    request.body = has_body ? static_cast<BodyReader*>(&body) : &no_body;
+
+    absl::StatusOr<S3Response> response = handler_.Handle(request);
+    if (!response.ok()) return answer_error(response.status(), resource);
+    if (has_body && !parser.is_done()) keep_alive = false;
+    if (!response->stream) {
+      return WriteSimple(socket, response->status, response->headers, response->body,
+                         request_id, keep_alive, request.method == "HEAD");
+    }
+    return WriteStream(socket, *response, request_id, keep_alive, request.method == "HEAD");
+  }
+
+  template <class Message>
+  void SetCommonFields(Message& message, const std::vector<std::pair<std::string, std::string>>& headers,
+                       const std::string& request_id, bool keep_alive) {
+    message.set(http::field::server, "cairn");
+    message.set("x-amz-request-id", request_id);
+    message.set(http::field::date, Std(HttpNow()));
+    for (const auto& [name, value] : headers) message.insert(name, value);
+    message.keep_alive(keep_alive);
+  }
+
+  static std::string HttpNow() {
+    return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(), absl::UTCTimeZone());
+  }
+
+  void Count(int status) {
+    if (status >= 500) server_errors_++;
+    else if (status >= 400) client_errors_++;
+  }
+
+  bool WriteSimple(tcp::socket& socket, int status,
+                   const std::vector<std::pair<std::string, std::string>>& headers,
+                   const std::string& body, const std::string& request_id, bool keep_alive,
+                   bool head) {
+    Count(status);
+    http::response<http::string_body> response(static_cast<http::status>(status), 11);
+    SetCommonFields(response, headers, request_id, keep_alive);
+    if (head || status == 304 || status == 204) {
+      if (status != 304 && status != 204) response.content_length(body.size());
+      http::response_serializer<http::string_body> serializer(response);
+      beast::error_code ec;
+      http::write_header(socket, serializer, ec);
+      return !ec && keep_alive;
+    }
+    response.body() = body;
+    response.prepare_payload();
+    beast::error_code ec;
+    http::write(socket, response, ec);
+    bytes_sent_ += body.size();
+    return !ec && keep_alive;
+  }
+
+  bool WriteStream(tcp::socket& socket, S3Response& answer, const std::string& request_id,
+                   bool keep_alive, bool head) {
+    Count(answer.status);
+    http::response<http::empty_body> response(static_cast<http::status>(answer.status), 11);
+    SetCommonFields(response, answer.headers, request_id, keep_alive);
+    response.content_length(answer.stream_length);
+    http::response_serializer<http::empty_body> serializer(response);
+    beast::error_code ec;
+    http::write_header(socket, serializer, ec);
+    if (ec) return false;
+    if (head) return keep_alive;
+    uint64_t sent = 0;
+    while (sent < answer.stream_length) {
+      absl::StatusOr<std::string> chunk = answer.stream();
+      if (!chunk.ok()) {
+        // The head is gone: the client can only see a short body.
+        LogError("S3 GET (request %s) failed after %d bytes: %s", request_id, sent,
+                 chunk.status().ToString());
+        return false;
+      }
+      if (chunk->empty()) return false;
+      asio::write(socket, asio::buffer(*chunk), ec);
+      if (ec) return false;
+      sent += chunk->size();
+      bytes_sent_ += chunk->size();
+    }
+    return keep_alive;
+  }
+
+  S3Handler& handler_;
+  const Options options_;
+  KeysFile keys_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::string address_;
+  std::thread accept_thread_;
+  std::atomic<bool> stopping_{false};
+  absl::Mutex mu_;
+  std::list<Connection> connections_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> open_connections_{0};
+  std::atomic<uint64_t> request_counter_{1};
+  std::atomic<uint64_t> requests_{0}, client_errors_{0}, server_errors_{0};
+  std::atomic<uint64_t> bytes_received_{0}, bytes_sent_{0};
+};
+
+S3Server::S3Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+S3Server::~S3Server() = default;
+
+absl::StatusOr<std::unique_ptr<S3Server>> S3Server::Start(S3Handler& handler, Options options) {
+  auto impl = std::make_unique<Impl>(handler, std::move(options));
+  // A keys file that is missing or unsafe now would refuse every request:
+  // say so at the start.
+  if (absl::Status s = impl->CheckKeys(); !s.ok()) return s;
+  if (absl::Status s = impl->Listen(); !s.ok()) return s;
+  return std::unique_ptr<S3Server>(new S3Server(std::move(impl)));
+}
+
+std::string S3Server::address() const { return impl_->address(); }
+S3ServerStats S3Server::stats() const { return impl_->stats(); }
+
+}  // namespace cairn::frontend

@@ -1,0 +1,242 @@
+// The S3 frontend's HTTP side over a volume in memory, spoken to with raw
+// HTTP on 127.0.0.1 (signed with cairn's own SigV4 client code), and the
+// [s3] section of cairn.toml.
+#include "frontend/s3_server.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "backend/config/config.h"
+#include "backend/s3/sigv4.h"
+#include "backend/volume/volume.h"
+#include "fs/mounted_volume.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_object_store.h"
+#include "tests/support/loopback.h"
+#include "tests/support/mem_env.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn::frontend {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kVolumeDir[] = "/vol";
+
+class S3ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    io_ = Io{&env_, &clock_, &buckets_};
+    env_.SetCapacity(256 << 20);
+    ASSERT_TRUE(FormatVolume(kVolumeDir, FormatOptions{}, io_).ok());
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(kVolumeDir, "", &env_);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(kVolumeDir, *config, io_);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    MountedVolume::Options options;
+    options.background_flush = false;
+    absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
+        MountedVolume::Open(*volume_, options);
+    ASSERT_TRUE(mounted.ok()) << mounted.status();
+    mounted_ = std::move(*mounted);
+    handler_ = std::make_unique<S3Handler>(mounted_->fs(), S3Handler::Options{});
+    keys_ = dir_.path() + "/s3-keys";
+    WriteKeys("AKTEST secret-of-the-test 0 0\n", 0600);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    handler_.reset();
+    if (mounted_) EXPECT_TRUE(mounted_->Close().ok());
+  }
+
+  void WriteKeys(const std::string& text, mode_t mode) {
+    std::ofstream(keys_, std::ios::trunc) << text;
+    chmod(keys_.c_str(), mode);
+  }
+
+  absl::Status Start() {
+    S3Server::Options options;
+    options.listen = "127.0.0.1:0";
+    options.keys_file = keys_;
+    absl::StatusOr<std::unique_ptr<S3Server>> server = S3Server::Start(*handler_, options);
+    if (!server.ok()) return server.status();
+    server_ = std::move(*server);
+    port_ = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+    return absl::OkStatus();
+  }
+
+  // One signed request's text; `last` asks the server to close after it.
+  std::string Signed(const std::string& method, const std::string& path, const std::string& body,
+                     bool last, const std::string& secret = "secret-of-the-test",
+                     const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+    s3::SigningRequest request;
+    request.method = method;
+    request.host = absl::StrCat("127.0.0.1:", port_);
+    request.path = path.substr(0, path.find('?'));
+    if (size_t q = path.find('?'); q != std::string::npos) {
+      // Names and values here need no decoding.
+      for (const std::string& pair :
+           std::vector<std::string>(absl::StrSplit(path.substr(q + 1), '&'))) {
+        size_t eq = pair.find('=');
+        request.query.emplace_back(pair.substr(0, eq),
+                                   eq == std::string::npos ? "" : pair.substr(eq + 1));
+      }
+    }
+    request.payload_sha256 = s3::Sha256Hex(body);
+    request.amz_date = s3::AmzDate(absl::ToUnixSeconds(absl::Now()));
+    request.region = "us-east-1";
+    request.headers = extra;
+    std::string text = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", request.host, "\r\n");
+    for (const auto& [name, value] : s3::SignV4(request, {"AKTEST", secret, ""})) {
+      absl::StrAppend(&text, name, ": ", value, "\r\n");
+    }
+    for (const auto& [name, value] : extra) absl::StrAppend(&text, name, ": ", value, "\r\n");
+    absl::StrAppend(&text, "Content-Length: ", body.size(), "\r\n");
+    if (last) absl::StrAppend(&text, "Connection: close\r\n");
+    return absl::StrCat(text, "\r\n", body);
+  }
+
+  FakeClock clock_;
+  MemEnv env_{&clock_};
+  FakeObjectStoreFactory buckets_;
+  Io io_;
+  TempDir dir_;
+  std::string keys_;
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<MountedVolume> mounted_;
+  std::unique_ptr<S3Handler> handler_;
+  std::unique_ptr<S3Server> server_;
+  int port_ = 0;
+};
+
+TEST_F(S3ServerTest, OneConnectionServesRequestsOneAfterAnother) {
+  ASSERT_TRUE(Start().ok());
+  std::string requests = Signed("PUT", "/bucket", "", false) +
+                         Signed("PUT", "/bucket/dir/key.txt", "hello, s3", false) +
+                         Signed("GET", "/bucket/dir/key.txt", "", false) +
+                         Signed("GET", "/bucket?list-type=2", "", true);
+  std::optional<std::string> answer = LoopbackExchange(port_, requests);
+  ASSERT_TRUE(answer.has_value());
+  // Four answers on the one connection, in order.
+  size_t count = 0;
+  for (size_t at = 0; (at = answer->find("HTTP/1.1 200", at)) != std::string::npos; ++at) ++count;
+  EXPECT_EQ(count, 4u) << *answer;
+  EXPECT_THAT(*answer, HasSubstr("\r\n\r\nhello, s3"));
+  EXPECT_THAT(*answer, HasSubstr("<Key>dir/key.txt</Key>"));
+  EXPECT_EQ(server_->stats().requests, 4u);
+}
+
+TEST_F(S3ServerTest, ABadSignatureIsRefusedBeforeTheBodyIsRead) {
+  ASSERT_TRUE(Start().ok());
+  ASSERT_THAT(*LoopbackExchange(port_, Signed("PUT", "/bucket", "", true)),
+              HasSubstr("HTTP/1.1 200"));
+  // The client waits for 100 Continue, which a refused request never gets.
+  std::string put = Signed("PUT", "/bucket/k", "body that must not land", true, "wrong-secret",
+                           {{"Expect", "100-continue"}});
+  std::optional<std::string> answer = LoopbackExchange(port_, put);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_THAT(*answer, HasSubstr("HTTP/1.1 403"));
+  EXPECT_THAT(*answer, HasSubstr("<Code>SignatureDoesNotMatch</Code>"));
+  EXPECT_THAT(*answer, Not(HasSubstr("100 Continue")));
+  absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
+  ASSERT_TRUE(bucket.ok());
+  EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "k").ok());
+  EXPECT_EQ(server_->stats().client_errors, 1u);
+}
+
+TEST_F(S3ServerTest, AChangedBodyIsRefusedAndLeavesNoObject) {
+  ASSERT_TRUE(Start().ok());
+  ASSERT_THAT(*LoopbackExchange(port_, Signed("PUT", "/bucket", "", true)),
+              HasSubstr("HTTP/1.1 200"));
+  std::string put = Signed("PUT", "/bucket/k", "the signed body", true);
+  put.replace(put.size() - 4, 4, "BODY");  // same length, other bytes
+  std::optional<std::string> answer = LoopbackExchange(port_, put);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_THAT(*answer, HasSubstr("<Code>XAmzContentSHA256Mismatch</Code>"));
+  absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
+  EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "k").ok());
+}
+
+TEST_F(S3ServerTest, AnUnsafeOrMissingKeysFileRefusesTheStart) {
+  WriteKeys("AKTEST secret 0 0\n", 0644);
+  absl::Status started = Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr(keys_));
+  EXPECT_THAT(std::string(started.message()), HasSubstr("chmod"));
+  std::remove(keys_.c_str());
+  started = Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr(keys_));
+}
+
+// --- [s3] in cairn.toml -----------------------------------------------------
+
+class S3ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+    std::ifstream in(Vol() + "/cairn.toml");
+    formatted_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::string Vol() { return dir_.path() + "/vol"; }
+  absl::StatusOr<VolumeConfig> LoadWith(const std::string& text) {
+    std::ofstream(Vol() + "/cairn.toml", std::ios::trunc) << formatted_ << text;
+    return LoadVolumeConfig(Vol());
+  }
+  TempDir dir_;
+  std::string formatted_;
+};
+
+TEST_F(S3ConfigTest, OffByDefaultAndReadBackAsWritten) {
+  EXPECT_THAT(formatted_, HasSubstr("# [s3]\n# listen = \"127.0.0.1:9000\"\n"));
+  absl::StatusOr<VolumeConfig> plain = LoadWith("");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->s3.listen, "");
+  EXPECT_EQ(plain->s3.KeysFile("/v"), "/v/s3-keys");
+
+  absl::StatusOr<VolumeConfig> on = LoadWith(
+      "[s3]\nlisten = \"127.0.0.1:9000\"\nkeys_file = \"/etc/k\"\nregion = \"eu-west-1\"\n");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->s3.listen, "127.0.0.1:9000");
+  EXPECT_EQ(on->s3.KeysFile("/v"), "/etc/k");
+  EXPECT_EQ(on->s3.region, "eu-west-1");
+  ASSERT_TRUE(SaveVolumeConfig(Vol(), *on).ok());
+  absl::StatusOr<VolumeConfig> again = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->s3.listen, "127.0.0.1:9000");
+  EXPECT_EQ(again->s3.keys_file, "/etc/k");
+  EXPECT_EQ(again->s3.region, "eu-west-1");
+}
+
+TEST_F(S3ConfigTest, ListeningBeyondLoopbackMustBeAskedFor) {
+  absl::StatusOr<VolumeConfig> open = LoadWith("[s3]\nlisten = \"0.0.0.0:9000\"\n");
+  ASSERT_FALSE(open.ok());
+  EXPECT_THAT(std::string(open.status().message()), HasSubstr("[s3] key 'listen'"));
+  EXPECT_THAT(std::string(open.status().message()), HasSubstr("allow_insecure"));
+  EXPECT_TRUE(LoadWith("[s3]\nlisten = \"0.0.0.0:9000\"\nallow_insecure = true\n").ok());
+  EXPECT_TRUE(LoadWith("[s3]\nlisten = \"[::1]:9000\"\n").ok());
+  EXPECT_TRUE(LoadWith("[s3]\nlisten = \"localhost:9000\"\n").ok());
+}
+
+TEST_F(S3ConfigTest, BadValuesAreRefusedNamingTheKey) {
+  for (const char* bad : {"[s3]\nlisten = \"127.0.0.1\"\n", "[s3]\nlisten = \"127.0.0.1:0\"\n",
+                          "[s3]\nkeys_file = \"relative\"\n", "[s3]\nregion = \"\"\n",
+                          "[s3]\nallow_insecure = \"yes\"\n", "[s3]\ntls_cert = \"/x\"\n"}) {
+    absl::StatusOr<VolumeConfig> loaded = LoadWith(bad);
+    EXPECT_FALSE(loaded.ok()) << bad;
+    EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("[s3] key")) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace cairn::frontend

@@ -1,0 +1,291 @@
+// The S3 frontend of a real mount, driven by real S3 clients from Debian
+// (boto3, aws cli, s3cmd, rclone): what they write the mount shows at once,
+// what the mount writes they read after close, and a killed upload leaves
+// nothing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace cairn_it {
+namespace {
+
+constexpr char kAccessKey[] = "CAIRNTESTKEY";
+constexpr char kSecretKey[] = "cairn-test-secret-0123456789";
+constexpr char kReaderKey[] = "CAIRNREADER";
+constexpr char kReaderSecret[] = "reader-secret";
+
+// A port that was free a moment ago on 127.0.0.1.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class S3FrontendTest : public MountTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(MountTest::SetUp());
+    if (NativeMode()) GTEST_SKIP() << "the S3 frontend is cairn's";
+    ASSERT_NO_FATAL_FAILURE(Unmount());
+    port_ = FreePort();
+    endpoint_ = "http://127.0.0.1:" + std::to_string(port_);
+    std::string keys = volume_dir_ + "/s3-keys";
+    CommandResult setup = Run(
+        "printf '%s\\n' '# test keys' " +
+        Quote(std::string(kAccessKey) + " " + kSecretKey + " 0 0") + " " +
+        Quote(std::string(kReaderKey) + " " + kReaderSecret + " 1000 1000 ro") + " > " +
+        Quote(keys) + " && chmod 600 " + Quote(keys) + " && printf '%s\\n' '[s3]' " +
+        Quote("listen = \"127.0.0.1:" + std::to_string(port_) + "\"") + " >> " +
+        Quote(volume_dir_ + "/cairn.toml"));
+    ASSERT_EQ(setup.exit_code, 0) << Brief(setup);
+    ASSERT_NO_FATAL_FAILURE(Mount());
+    // The clients' settings: path-style addressing, and one PUT per object
+    // up to 1 GiB (multipart uploads are not served yet).
+    std::string aws_config = work_dir_ + "/aws-config";
+    std::ofstream(aws_config) << "[default]\nregion = us-east-1\ns3 =\n"
+                                 "  addressing_style = path\n  multipart_threshold = 1GB\n"
+                                 "  multipart_chunksize = 1GB\n";
+    env_ = "env AWS_CONFIG_FILE=" + Quote(aws_config) +
+           " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=" + kAccessKey +
+           " AWS_SECRET_ACCESS_KEY=" + kSecretKey + " AWS_DEFAULT_REGION=us-east-1 ";
+  }
+
+  // Python with Debian's boto3 (not whatever python3 is first on PATH).
+  CommandResult Boto3(const std::string& script, const std::string& python = "/usr/bin/python3",
+                      const std::string& key = kAccessKey, const std::string& secret = kSecretKey) {
+    std::string prelude =
+        "import boto3, botocore, sys\n"
+        "from botocore.config import Config\n"
+        "s3 = boto3.client('s3', endpoint_url='" + endpoint_ + "', aws_access_key_id='" + key +
+        "', aws_secret_access_key='" + secret + "', region_name='us-east-1', "
+        "config=Config(signature_version='s3v4', s3={'addressing_style': 'path'}, "
+        "retries={'max_attempts': 1}))\n";
+    std::string file = work_dir_ + "/script.py";
+    std::ofstream(file) << prelude << script;
+    return Run(python + " " + Quote(file), 120);
+  }
+
+  CommandResult Aws(const std::string& args) {
+    return Run(env_ + "/usr/bin/aws --endpoint-url " + endpoint_ + " " + args, 180);
+  }
+
+  int port_ = 0;
+  std::string endpoint_;
+  std::string env_;
+};
+
+TEST_F(S3FrontendTest, Boto3AndTheMountSeeEachOthersWrites) {
+  CommandResult put = Boto3(
+      "s3.create_bucket(Bucket='photos')\n"
+      "s3.put_object(Bucket='photos', Key='2026/beach.txt', Body=b'sand and sea\\n',\n"
+      "              Metadata={'camera': 'x100'}, ContentType='text/plain')\n"
+      "print(s3.head_object(Bucket='photos', Key='2026/beach.txt')['ETag'])\n");
+  ASSERT_EQ(put.exit_code, 0) << Brief(put);
+  // MD5 of the body is the ETag.
+  EXPECT_NE(put.output.find("\"a2e9af7012a659d65b0cec361957818c\""), std::string::npos)
+      << put.output;
+  EXPECT_EQ(ReadAll(P("photos/2026/beach.txt")), "sand and sea\n");
+  CommandResult xattr = Run("getfattr --absolute-names --only-values -n user.s3.meta.camera " +
+                            QP("photos/2026/beach.txt"));
+  EXPECT_EQ(xattr.output, "x100");
+
+  // Written and closed on the mount: S3 reads it, with a new ETag.
+  CommandResult write = Run("printf 'from the mount' > " + QP("photos/2026/mount.txt") +
+                            " && printf 'changed' > " + QP("photos/2026/beach.txt"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  CommandResult get = Boto3(
+      "print(s3.get_object(Bucket='photos', Key='2026/mount.txt')['Body'].read().decode())\n"
+      "r = s3.get_object(Bucket='photos', Key='2026/beach.txt')\n"
+      "print(r['Body'].read().decode(), r['ETag'])\n"
+      "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='photos')['Contents']]\n"
+      "print(keys)\n");
+  ASSERT_EQ(get.exit_code, 0) << Brief(get);
+  EXPECT_NE(get.output.find("from the mount"), std::string::npos) << get.output;
+  EXPECT_NE(get.output.find("changed"), std::string::npos) << get.output;
+  EXPECT_NE(get.output.find("-1\""), std::string::npos)
+      << "a file changed through the mount kept an MD5 ETag: " << get.output;
+  EXPECT_NE(get.output.find("['2026/beach.txt', '2026/mount.txt']"), std::string::npos)
+      << get.output;
+}
+
+TEST_F(S3FrontendTest, AnObjectReplacedOverS3IsSeenOnTheMountAtOnce) {
+  ASSERT_EQ(Run("mkdir " + QP("docs") + " && echo old > " + QP("docs/readme")).exit_code, 0);
+  // The kernel now caches the name and its attributes for an hour.
+  ASSERT_EQ(ReadAll(P("docs/readme")), "old\n");
+  CommandResult put = Boto3(
+      "s3.put_object(Bucket='docs', Key='readme', Body=b'new and longer\\n')\n"
+      "s3.put_object(Bucket='docs', Key='added', Body=b'added\\n')\n");
+  ASSERT_EQ(put.exit_code, 0) << Brief(put);
+  EXPECT_EQ(ReadAll(P("docs/readme")), "new and longer\n");
+  EXPECT_EQ(ReadAll(P("docs/added")), "added\n");
+  CommandResult removed = Boto3("s3.delete_object(Bucket='docs', Key='added')\n");
+  ASSERT_EQ(removed.exit_code, 0) << Brief(removed);
+  EXPECT_NE(access(P("docs/added").c_str(), F_OK), 0) << "a deleted object stayed on the mount";
+}
+
+TEST_F(S3FrontendTest, AwsCliCopiesAndSyncsATreeBothWays) {
+  CommandResult tree = Run(
+      "mkdir -p " + Quote(work_dir_ + "/src/sub/deeper") + " && cd " + Quote(work_dir_ + "/src") +
+      " && head -c 20000000 /dev/urandom > big.bin && echo hi > 'a b.txt' && "
+      "echo x > sub/x && echo y > sub/deeper/y && echo z > 'sub/caf\xc3\xa9'");
+  ASSERT_EQ(tree.exit_code, 0) << Brief(tree);
+  ASSERT_EQ(Aws("s3 mb s3://backup").exit_code, 0);
+  CommandResult up = Aws("s3 sync " + Quote(work_dir_ + "/src") + " s3://backup/tree");
+  ASSERT_EQ(up.exit_code, 0) << Brief(up);
+  CommandResult same = Run("diff -r " + Quote(work_dir_ + "/src") + " " + QP("backup/tree"));
+  EXPECT_EQ(same.exit_code, 0) << Brief(same);
+
+  CommandResult down = Aws("s3 sync s3://backup/tree " + Quote(work_dir_ + "/down"));
+  ASSERT_EQ(down.exit_code, 0) << Brief(down);
+  CommandResult back = Run("diff -r " + Quote(work_dir_ + "/src") + " " +
+                           Quote(work_dir_ + "/down"));
+  EXPECT_EQ(back.exit_code, 0) << Brief(back);
+  // A second sync finds nothing to do: sizes and times agree.
+  CommandResult again = Aws("s3 sync " + Quote(work_dir_ + "/src") + " s3://backup/tree");
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(again.output, "") << again.output;
+  CommandResult listing = Aws("s3 ls --recursive s3://backup/tree/sub/");
+  EXPECT_NE(listing.output.find("tree/sub/deeper/y"), std::string::npos) << listing.output;
+  CommandResult removed = Aws("s3 rm --recursive s3://backup/tree/sub");
+  EXPECT_EQ(removed.exit_code, 0) << Brief(removed);
+  EXPECT_NE(access(P("backup/tree/sub/x").c_str(), F_OK), 0);
+}
+
+TEST_F(S3FrontendTest, TheNewestBoto3UploadsWithTrailingChecksums) {
+  // Current SDKs checksum every upload by default and send the checksum as
+  // an aws-chunked trailer; use one if the machine has it.
+  CommandResult version = Run(
+      "python3 -c 'import boto3; v = tuple(map(int, boto3.__version__.split(\".\")[:2])); "
+      "print(\"new\" if v >= (1, 36) else \"old\")'");
+  if (version.output.find("new") == std::string::npos) {
+    GTEST_SKIP() << "no boto3 >= 1.36 on PATH's python3";
+  }
+  CommandResult put = Boto3(
+      "s3.create_bucket(Bucket='sums')\n"
+      "body = bytes(range(256)) * 40000\n"
+      "s3.put_object(Bucket='sums', Key='crc', Body=body)\n"
+      "s3.put_object(Bucket='sums', Key='sha256', Body=body, ChecksumAlgorithm='SHA256')\n"
+      "assert s3.get_object(Bucket='sums', Key='sha256')['Body'].read() == body\n"
+      "print('ok')\n",
+      "python3");
+  ASSERT_EQ(put.exit_code, 0) << Brief(put);
+  CommandResult same = Run("cmp " + QP("sums/crc") + " " + QP("sums/sha256"));
+  EXPECT_EQ(same.exit_code, 0) << Brief(same);
+}
+
+TEST_F(S3FrontendTest, KeysAreCheckedAndActAsTheirUid) {
+  ASSERT_EQ(Run("mkdir " + QP("shared") + " && echo public > " + QP("shared/open") +
+                " && echo secret > " + QP("shared/closed") + " && chmod 600 " +
+                QP("shared/closed")).exit_code, 0);
+  CommandResult wrong = Boto3("s3.list_objects_v2(Bucket='shared')\n", "/usr/bin/python3",
+                              kAccessKey, "not-the-secret");
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.output.find("SignatureDoesNotMatch"), std::string::npos) << Brief(wrong);
+  CommandResult unknown = Boto3("s3.list_objects_v2(Bucket='shared')\n", "/usr/bin/python3",
+                                "NOSUCHKEY", "x");
+  EXPECT_NE(unknown.output.find("InvalidAccessKeyId"), std::string::npos) << Brief(unknown);
+
+  // The reader key is uid 1000 and read-only.
+  CommandResult reader = Boto3(
+      "print(s3.get_object(Bucket='shared', Key='open')['Body'].read().decode().strip())\n"
+      "for call in (lambda: s3.get_object(Bucket='shared', Key='closed'),\n"
+      "             lambda: s3.put_object(Bucket='shared', Key='new', Body=b'x')):\n"
+      "    try:\n"
+      "        call()\n"
+      "        print('ALLOWED')\n"
+      "    except botocore.exceptions.ClientError as e:\n"
+      "        print(e.response['Error']['Code'])\n",
+      "/usr/bin/python3", kReaderKey, kReaderSecret);
+  ASSERT_EQ(reader.exit_code, 0) << Brief(reader);
+  EXPECT_EQ(reader.output, "public\nAccessDenied\nAccessDenied\n");
+
+  // A key removed from the file is refused at once, without a remount.
+  ASSERT_EQ(Run("sed -i '/" + std::string(kReaderKey) + "/d' " +
+                Quote(volume_dir_ + "/s3-keys")).exit_code, 0);
+  CommandResult gone = Boto3("s3.get_object(Bucket='shared', Key='open')\n", "/usr/bin/python3",
+                             kReaderKey, kReaderSecret);
+  EXPECT_NE(gone.output.find("InvalidAccessKeyId"), std::string::npos) << Brief(gone);
+}
+
+TEST_F(S3FrontendTest, AnUploadKilledWithTheDaemonLeavesNoObject) {
+  ASSERT_EQ(Run("mkdir " + QP("uploads") + " && echo before > " + QP("uploads/target")).exit_code,
+            0);
+  // A slow upload of 64 MiB (a presigned PUT through curl at 8 MB/s); the
+  // daemon is killed in the middle.
+  std::string big = work_dir_ + "/big";
+  ASSERT_EQ(Run("head -c 67108864 /dev/urandom > " + Quote(big)).exit_code, 0);
+  CommandResult url = Boto3(
+      "print(s3.generate_presigned_url('put_object', Params={'Bucket': 'uploads', "
+      "'Key': 'target'}, ExpiresIn=600))\n");
+  ASSERT_EQ(url.exit_code, 0) << Brief(url);
+  std::string presigned = url.output.substr(0, url.output.find('\n'));
+  CommandResult start = Run("(curl -s -o /dev/null --limit-rate 8M -T " + Quote(big) + " " +
+                            Quote(presigned) + " &) ; sleep 3");
+  ASSERT_EQ(start.exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(ReadAll(P("uploads/target")), "before\n") << presigned;
+  CommandResult listing = Run("ls -A " + QP("uploads"));
+  EXPECT_EQ(listing.output, "target\n") << "the killed upload left a file behind";
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult fsck = Cairn("fsck " + Quote(volume_dir_), 120);
+  EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  // The same upload, left alone, lands whole.
+  CommandResult whole = Run("curl -sS --fail-with-body -T " + Quote(big) + " " + Quote(presigned));
+  EXPECT_EQ(whole.exit_code, 0) << Brief(whole);
+  EXPECT_EQ(Run("cmp " + Quote(big) + " " + QP("uploads/target")).exit_code, 0);
+}
+
+TEST_F(S3FrontendTest, S3cmdAndRcloneWorkAgainstTheEndpoint) {
+  ASSERT_EQ(Run("mkdir -p " + Quote(work_dir_ + "/tree/a") + " && echo one > " +
+                Quote(work_dir_ + "/tree/a/one") + " && head -c 3000000 /dev/urandom > " +
+                Quote(work_dir_ + "/tree/blob")).exit_code, 0);
+  std::string s3cmd = "s3cmd --no-ssl --host=127.0.0.1:" + std::to_string(port_) +
+                      " --host-bucket=127.0.0.1:" + std::to_string(port_) +
+                      " --access_key=" + kAccessKey + " --secret_key=" + kSecretKey +
+                      " --region=us-east-1 --config=/dev/null --no-check-md5 ";
+  CommandResult made = Run(s3cmd + "mb s3://tools");
+  ASSERT_EQ(made.exit_code, 0) << Brief(made);
+  CommandResult put = Run(s3cmd + "put " + Quote(work_dir_ + "/tree/blob") + " s3://tools/blob");
+  ASSERT_EQ(put.exit_code, 0) << Brief(put);
+  EXPECT_EQ(Run("cmp " + Quote(work_dir_ + "/tree/blob") + " " + QP("tools/blob")).exit_code, 0);
+  CommandResult ls = Run(s3cmd + "ls s3://tools/");
+  EXPECT_NE(ls.output.find("s3://tools/blob"), std::string::npos) << Brief(ls);
+
+  // rclone 1.60 cannot take AWS_CA_BUNDLE with a plain-HTTP endpoint.
+  std::string rclone = "env -u AWS_CA_BUNDLE RCLONE_CONFIG=/dev/null RCLONE_CONFIG_C_TYPE=s3 "
+                       "RCLONE_CONFIG_C_PROVIDER=Other RCLONE_CONFIG_C_ENDPOINT=" + endpoint_ +
+                       " RCLONE_CONFIG_C_ACCESS_KEY_ID=" + kAccessKey +
+                       " RCLONE_CONFIG_C_SECRET_ACCESS_KEY=" + kSecretKey +
+                       " RCLONE_CONFIG_C_FORCE_PATH_STYLE=true rclone ";
+  CommandResult copy = Run(rclone + "copy " + Quote(work_dir_ + "/tree") + " c:tools/tree");
+  ASSERT_EQ(copy.exit_code, 0) << Brief(copy);
+  CommandResult check = Run(rclone + "check " + Quote(work_dir_ + "/tree") + " c:tools/tree");
+  EXPECT_EQ(check.exit_code, 0) << Brief(check);
+  EXPECT_EQ(Run("diff -r " + Quote(work_dir_ + "/tree") + " " + QP("tools/tree")).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace cairn_it

@@ -301,6 +301,21 @@ absl::Status FileSystem::Publish(InodeId ino, InodeId parent, const std::string&
   return ns_.Sync();
 }
 
+absl::Status FileSystem::StoreData(InodeId ino) { return cache_.Flush(ino); }
+
+absl::StatusOr<InodeAttr> FileSystem::Concatenate(InodeId target,
+                                                  absl::Span<const InodeId> sources) {
+  // The extents must hold every byte: nothing of either may wait in the
+  // write cache.
+  for (InodeId source : sources) {
+    if (absl::Status s = cache_.Flush(source); !s.ok()) return s;
+  }
+  if (absl::Status s = cache_.Flush(target); !s.ok()) return s;
+  absl::StatusOr<InodeAttr> attr = ns_.Concatenate(target, sources);
+  if (!attr.ok()) return attr.status();
+  return Visible(*attr);
+}
+
 absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole,
                                                      bool kernel_flushed) {
   absl::StatusOr<InodeAttr> attr = GetAttr(ino);

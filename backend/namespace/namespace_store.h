@@ -286,6 +286,12 @@ class NamespaceStore {
   virtual absl::StatusOr<std::optional<InodeAttr>> Publish(
       InodeId ino, InodeId parent, std::string_view name, const PublishCondition& condition,
       const ReleaseCheck& release_now = {}) = 0;
+  // Fills the empty regular file `target` with the data of each of
+  // `sources` in turn (S3's CompleteMultipartUpload), in one commit: its
+  // extents point into the sources' blobs, shifted, so no byte is copied,
+  // and its size becomes the sum of theirs. The sources are unchanged.
+  virtual absl::StatusOr<InodeAttr> Concatenate(InodeId target,
+                                                absl::Span<const InodeId> sources) = 0;
 
   // chmod/chown/truncate/utimes. ctime is set to now unless given. Shrinking
   // drops the extents past the new size (blobs left unreferenced go to GC).

@@ -352,6 +352,46 @@ class RocksNamespace final : public NamespaceStore {
     return std::optional<InodeAttr>();
   }
 
+  absl::StatusOr<InodeAttr> Concatenate(InodeId target,
+                                        absl::Span<const InodeId> sources) override {
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    absl::StatusOr<InodeRecord*> file = Load(txn, target);
+    if (!file.ok()) return file.status();
+    InodeAttr& attr = (*file)->attr;
+    if (!S_ISREG(attr.mode) || attr.size != 0) {
+      return FsError(FsErrorKind::kInvalid, "only an empty regular file can be filled");
+    }
+    uint64_t size = 0;
+    std::vector<Extent> shifted;
+    for (InodeId source : sources) {
+      if (source == target) return FsError(FsErrorKind::kInvalid, "a file into itself");
+      absl::StatusOr<InodeRecord> part = MustReadInode(source);  // read, not changed
+      if (!part.ok()) return part.status();
+      const InodeAttr& from = part->attr;
+      if (!S_ISREG(from.mode)) return FsError(FsErrorKind::kInvalid, "a part is not a file");
+      if (SaturatingAdd(size, from.size) > kMaxFileBytes) {
+        return FsError(FsErrorKind::kFileTooBig, "file size limit");
+      }
+      absl::StatusOr<std::vector<Extent>> extents =
+          ReadExtents(db_.get(), handles_[kExtents], source, 0, from.size, /*clip=*/true);
+      if (!extents.ok()) return extents.status();
+      for (Extent& extent : *extents) {
+        extent.file_offset += size;
+        shifted.push_back(std::move(extent));
+      }
+      size += from.size;
+    }
+    absl::Status edited = EditExtents(txn, attr, 0, size, [&](ExtentEditor& editor) {
+      for (const Extent& extent : shifted) editor.Insert(extent);
+    });
+    if (!edited.ok()) return edited;
+    attr.size = size;
+    attr.mtime = attr.ctime = options_.clock->NowTimespec();
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return txn.inodes[target].attr;
+  }
+
   absl::StatusOr<InodeAttr> Link(InodeId ino, InodeId new_parent,
                                  std::string_view new_name) override {
     if (absl::Status s = CheckName(new_name); !s.ok()) return s;

@@ -536,6 +536,49 @@ TEST_F(NamespaceStoreTest, PublishChecksItsConditionInTheCommit) {
             FsErrorKind::kInvalid);
 }
 
+TEST_F(NamespaceStoreTest, ConcatenateSharesThePartsBlobsWithoutCopying) {
+  InodeAttr a = Make(kRootInode, "a", S_IFREG | 0644);
+  InodeAttr b = Make(kRootInode, "b", S_IFREG | 0644);
+  InodeAttr whole = Make(kRootInode, "whole", S_IFREG | 0644);
+  absl::StatusOr<BlobId> first = store_->AllocateBlobIds(2);
+  ASSERT_TRUE(first.ok());
+  Extent in_blob;
+  in_blob.file_offset = 0;
+  in_blob.length = 100;
+  in_blob.blob_id = *first;
+  ASSERT_TRUE(store_->CommitWrite(a.ino, {NewBlob{*first, 100, 1}}, {in_blob}).ok());
+  // b: a hole, then 50 bytes of a blob, then inline bytes.
+  Extent later = in_blob;
+  later.file_offset = 10;
+  later.length = 50;
+  later.blob_id = *first + 1;
+  ASSERT_TRUE(store_->CommitWrite(b.ino, {NewBlob{*first + 1, 50, 2}},
+                                  {later, InlineExtent(60, "tail")}).ok());
+
+  const InodeId parts[] = {a.ino, b.ino};
+  absl::StatusOr<InodeAttr> done = store_->Concatenate(whole.ino, parts);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->size, 164u);
+  absl::StatusOr<std::vector<Extent>> extents = store_->GetExtents(whole.ino, 0, 1000);
+  ASSERT_TRUE(extents.ok());
+  ASSERT_EQ(extents->size(), 3u);
+  EXPECT_EQ((*extents)[0].blob_id, *first);
+  EXPECT_EQ((*extents)[1].file_offset, 110u);
+  EXPECT_EQ((*extents)[1].blob_id, *first + 1);
+  EXPECT_EQ((*extents)[2].file_offset, 160u);
+  EXPECT_EQ((*extents)[2].inline_data, "tail");
+  EXPECT_EQ(store_->GetBlob(*first)->refcount, 2u);
+
+  // The parts go; their blobs stay for the whole file.
+  ASSERT_TRUE(store_->Unlink(kRootInode, "a").ok());
+  ASSERT_TRUE(store_->Unlink(kRootInode, "b").ok());
+  ASSERT_TRUE(store_->ReleaseAllOrphans().ok());
+  EXPECT_EQ(store_->GetBlob(*first)->refcount, 1u);
+  EXPECT_EQ(store_->GetBlob(*first + 1)->refcount, 1u);
+  // Only an empty file can be filled.
+  EXPECT_EQ(KindOf(store_->Concatenate(whole.ino, {}).status()), FsErrorKind::kInvalid);
+}
+
 TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
   Make(kRootInode, "a", S_IFREG | 0644);
   Make(kRootInode, "b", S_IFREG | 0644);

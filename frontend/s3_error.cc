@@ -23,6 +23,7 @@ Entry EntryOf(S3ErrorCode code) {
     case S3ErrorCode::kBucketAlreadyOwnedByYou: return {"BucketAlreadyOwnedByYou", 409};
     case S3ErrorCode::kBucketNotEmpty: return {"BucketNotEmpty", 409};
     case S3ErrorCode::kEntityTooLarge: return {"EntityTooLarge", 400};
+    case S3ErrorCode::kEntityTooSmall: return {"EntityTooSmall", 400};
     case S3ErrorCode::kExistingObjectIsDirectory: return {"ExistingObjectIsDirectory", 409};
     case S3ErrorCode::kIncompleteBody: return {"IncompleteBody", 400};
     case S3ErrorCode::kInternalError: return {"InternalError", 500};
@@ -30,6 +31,8 @@ Entry EntryOf(S3ErrorCode code) {
     case S3ErrorCode::kInvalidArgument: return {"InvalidArgument", 400};
     case S3ErrorCode::kInvalidBucketName: return {"InvalidBucketName", 400};
     case S3ErrorCode::kInvalidDigest: return {"InvalidDigest", 400};
+    case S3ErrorCode::kInvalidPart: return {"InvalidPart", 400};
+    case S3ErrorCode::kInvalidPartOrder: return {"InvalidPartOrder", 400};
     case S3ErrorCode::kInvalidRange: return {"InvalidRange", 416};
     case S3ErrorCode::kInvalidRequest: return {"InvalidRequest", 400};
     case S3ErrorCode::kKeyTooLongError: return {"KeyTooLongError", 400};
@@ -39,6 +42,7 @@ Entry EntryOf(S3ErrorCode code) {
     case S3ErrorCode::kMissingSecurityHeader: return {"MissingSecurityHeader", 400};
     case S3ErrorCode::kNoSuchBucket: return {"NoSuchBucket", 404};
     case S3ErrorCode::kNoSuchKey: return {"NoSuchKey", 404};
+    case S3ErrorCode::kNoSuchUpload: return {"NoSuchUpload", 404};
     case S3ErrorCode::kNotImplemented: return {"NotImplemented", 501};
     case S3ErrorCode::kObjectParentIsFile: return {"ObjectParentIsFile", 409};
     case S3ErrorCode::kPreconditionFailed: return {"PreconditionFailed", 412};

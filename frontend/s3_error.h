@@ -18,6 +18,7 @@ enum class S3ErrorCode {
   kBucketAlreadyOwnedByYou,       // 409
   kBucketNotEmpty,                // 409
   kEntityTooLarge,                // 400
+  kEntityTooSmall,                // 400: a part but the last under 5 MiB
   kExistingObjectIsDirectory,     // 409 (not AWS: a key where a directory is)
   kIncompleteBody,                // 400
   kInternalError,                 // 500
@@ -25,6 +26,8 @@ enum class S3ErrorCode {
   kInvalidArgument,               // 400
   kInvalidBucketName,             // 400
   kInvalidDigest,                 // 400
+  kInvalidPart,                   // 400: a part missing or with another ETag
+  kInvalidPartOrder,              // 400
   kInvalidRange,                  // 416
   kInvalidRequest,                // 400
   kKeyTooLongError,               // 400
@@ -34,6 +37,7 @@ enum class S3ErrorCode {
   kMissingSecurityHeader,         // 400
   kNoSuchBucket,                  // 404
   kNoSuchKey,                     // 404
+  kNoSuchUpload,                  // 404
   kNotImplemented,                // 501
   kObjectParentIsFile,            // 409 (not AWS: a key below a file)
   kPreconditionFailed,            // 412

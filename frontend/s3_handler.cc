@@ -21,331 +21,9 @@
 #include "backend/base/log.h"
 #include "frontend/s3_error.h"
 #include "frontend/s3_names.h"
+#include "frontend/s3_util.h"
 
 namespace cairn::frontend {
-namespace {
-
-constexpr char kXmlHeader[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-constexpr char kXmlns[] = "http://s3.amazonaws.com/doc/2006-03-01/";
-// Where an object's S3-only facts live: xattrs of its file, so that they
-// travel with it (rename, cp -a, backups) and the mount shows them.
-constexpr char kEtagXattr[] = "user.s3.etag";
-constexpr char kContentTypeXattr[] = "user.s3.content-type";
-constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
-constexpr char kDirObjectXattr[] = "user.s3.dir";
-constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
-constexpr size_t kIoBytes = 1 << 20;
-constexpr int kMayRead = 4, kMayWrite = 2, kMaySearch = 1;
-
-// Debian's Abseil has its own string_view type.
-absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
-
-std::string XmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string XmlUnescape(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '&') {
-      out += text[i];
-      continue;
-    }
-    size_t end = text.find(';', i);
-    if (end == std::string_view::npos) {
-      out += text.substr(i);
-      break;
-    }
-    std::string_view entity = text.substr(i + 1, end - i - 1);
-    if (entity == "amp") out += '&';
-    else if (entity == "lt") out += '<';
-    else if (entity == "gt") out += '>';
-    else if (entity == "quot") out += '"';
-    else if (entity == "apos") out += '\'';
-    else if (!entity.empty() && entity[0] == '#') {
-      uint32_t code = 0;
-      bool ok = entity.size() > 1 && (entity[1] == 'x'
-                                          ? absl::SimpleHexAtoi(Absl(entity.substr(2)), &code)
-                                          : absl::SimpleAtoi(Absl(entity.substr(1)), &code));
-      if (ok && code < 0x80) out += static_cast<char>(code);
-      else out += absl::StrCat("&", Absl(entity), ";");
-    } else {
-      out += absl::StrCat("&", Absl(entity), ";");
-    }
-    i = end;
-  }
-  return out;
-}
-
-// encoding-type=url: keys as S3 encodes them (RFC 3986, '/' kept).
-std::string UrlEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    int value = 0;
-    if (text[i] == '%' && i + 2 < text.size() &&
-        absl::SimpleHexAtoi(Absl(text.substr(i + 1, 2)), &value)) {
-      out += static_cast<char>(value);
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-std::string HttpDate(const Timespec& t) {
-  time_t seconds = t.sec;
-  struct tm tm;
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return text;
-}
-
-std::string IsoDate(const Timespec& t) {
-  time_t seconds = t.sec;
-  struct tm tm;
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  return absl::StrCat(text, ".", absl::StrFormat("%03d", t.nsec / 1000000), "Z");
-}
-
-std::optional<int64_t> ParseHttpDate(const std::string& text) {
-  struct tm tm = {};
-  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                             "%a %b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%SZ"}) {
-    tm = {};
-    const char* end = strptime(text.c_str(), format, &tm);
-    if (end != nullptr && *end == '\0') return timegm(&tm);
-  }
-  return std::nullopt;
-}
-
-class Md5 {
- public:
-  Md5() : context_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(context_, EVP_md5(), nullptr); }
-  ~Md5() { EVP_MD_CTX_free(context_); }
-  Md5(const Md5&) = delete;
-  Md5& operator=(const Md5&) = delete;
-  void Update(std::string_view data) { EVP_DigestUpdate(context_, data.data(), data.size()); }
-  std::string Finish() {  // the raw 16 bytes
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_DigestFinal_ex(context_, digest, &size);
-    return std::string(reinterpret_cast<char*>(digest), size);
-  }
-
- private:
-  EVP_MD_CTX* context_;
-};
-
-std::string Quoted(std::string_view etag) { return absl::StrCat("\"", Absl(etag), "\""); }
-
-std::string Unquoted(std::string_view etag) {
-  absl::string_view stripped = absl::StripAsciiWhitespace(Absl(etag));
-  etag = std::string_view(stripped.data(), stripped.size());
-  if (etag.starts_with("W/")) etag.remove_prefix(2);
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
-    etag = etag.substr(1, etag.size() - 2);
-  }
-  return std::string(etag);
-}
-
-// What an object's stored MD5 is valid for: the file's size and mtime when
-// it was written. A write through the mount changes them (the kernel sets
-// mtime), so a stale MD5 is never served for other bytes.
-std::string EtagStamp(const std::string& md5_hex, const InodeAttr& attr) {
-  return absl::StrCat(md5_hex, " ", attr.size, " ", attr.mtime.sec, ".", attr.mtime.nsec);
-}
-
-// The ETag of an object, unquoted: the MD5 of its bytes when an S3 write
-// recorded it and the file did not change since; else a value derived from
-// the inode, size and mtime, which changes with every change of content,
-// with "-1" so that no client takes it for an MD5.
-std::string EtagOf(FileSystem& fs, const InodeAttr& attr) {
-  absl::StatusOr<std::string> stamp = fs.GetXattr(attr.ino, kEtagXattr);
-  if (stamp.ok()) {
-    std::string_view md5_hex = std::string_view(*stamp).substr(0, stamp->find(' '));
-    if (*stamp == EtagStamp(std::string(md5_hex), attr)) return std::string(md5_hex);
-  }
-  Md5 md5;
-  md5.Update(absl::StrCat("cairn-etag ", attr.ino, " ", attr.size, " ", attr.mtime.sec, ".",
-                          attr.mtime.nsec));
-  return absl::StrCat(absl::BytesToHexString(md5.Finish()), "-1");
-}
-
-bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask) {
-  if (who.uid == 0) {
-    // root may read and write anything, and search anything searchable.
-    if (!(mask & kMaySearch)) return true;
-    return S_ISDIR(attr.mode) || (attr.mode & 0111) != 0;
-  }
-  int bits;
-  if (attr.uid == who.uid) bits = (attr.mode >> 6) & 7;
-  else if (attr.gid == who.gid) bits = (attr.mode >> 3) & 7;
-  else bits = attr.mode & 7;
-  return (bits & mask) == mask;
-}
-
-absl::Status Denied(std::string_view what) {
-  return S3Error(S3ErrorCode::kAccessDenied, absl::StrCat("access denied: ", Absl(what)));
-}
-
-bool IsKind(const absl::Status& status, FsErrorKind kind) {
-  return GetFsErrorKind(status) == kind;
-}
-
-// A volume failure as S3 sees it: the few POSIX conditions with an S3
-// name get it; the rest stay failures of the server (500).
-absl::Status AsS3(absl::Status status) {
-  if (status.ok() || S3ErrorCodeOf(status) != S3ErrorCode::kInternalError) return status;
-  std::optional<FsErrorKind> kind = GetFsErrorKind(status);
-  if (!kind) return status;
-  switch (*kind) {
-    case FsErrorKind::kAccessDenied:
-    case FsErrorKind::kNotPermitted:
-      return S3Error(S3ErrorCode::kAccessDenied, std::string(status.message()));
-    case FsErrorKind::kReadOnly:
-      return S3Error(S3ErrorCode::kAccessDenied,
-                     absl::StrCat("the volume is mounted read-only: ", status.message()));
-    case FsErrorKind::kNameTooLong:
-      return S3Error(S3ErrorCode::kKeyTooLongError, std::string(status.message()));
-    default:
-      return status;
-  }
-}
-
-struct Condition {
-  std::optional<std::string> if_match, if_none_match;
-  std::optional<int64_t> if_modified_since, if_unmodified_since;
-};
-
-Condition ConditionOf(const std::map<std::string, std::string>& headers,
-                      const std::string& prefix = "") {
-  Condition condition;
-  auto find = [&](const std::string& name) -> std::optional<std::string> {
-    auto it = headers.find(prefix + name);
-    if (it == headers.end()) return std::nullopt;
-    return it->second;
-  };
-  condition.if_match = find("if-match");
-  condition.if_none_match = find("if-none-match");
-  if (auto since = find("if-modified-since")) condition.if_modified_since = ParseHttpDate(*since);
-  if (auto since = find("if-unmodified-since")) {
-    condition.if_unmodified_since = ParseHttpDate(*since);
-  }
-  return condition;
-}
-
-bool EtagListMatches(const std::string& list, const std::string& etag) {
-  for (absl::string_view item : absl::StrSplit(list, ',')) {
-    std::string candidate = Unquoted(std::string_view(item.data(), item.size()));
-    if (candidate == "*" || candidate == etag) return true;
-  }
-  return false;
-}
-
-// RFC 7232's order: If-Match, else If-Unmodified-Since (412); then
-// If-None-Match, else If-Modified-Since (304 for reads, 412 for writes).
-absl::Status CheckCondition(const Condition& c, const std::string& etag, const Timespec& mtime,
-                            bool read) {
-  if (c.if_match) {
-    if (!EtagListMatches(*c.if_match, etag)) {
-      return S3Error(S3ErrorCode::kPreconditionFailed, "If-Match: the ETag differs");
-    }
-  } else if (c.if_unmodified_since && mtime.sec > *c.if_unmodified_since) {
-    return S3Error(S3ErrorCode::kPreconditionFailed, "If-Unmodified-Since: modified since");
-  }
-  if (c.if_none_match) {
-    if (EtagListMatches(*c.if_none_match, etag)) {
-      return S3Error(read ? S3ErrorCode::kNotModified : S3ErrorCode::kPreconditionFailed,
-                     "If-None-Match: the ETag matches");
-    }
-  } else if (read && c.if_modified_since && mtime.sec <= *c.if_modified_since) {
-    return S3Error(S3ErrorCode::kNotModified, "If-Modified-Since: not modified since");
-  }
-  return absl::OkStatus();
-}
-
-std::string HeaderOr(const S3Request& request, const std::string& name,
-                     const std::string& fallback = "") {
-  auto it = request.headers.find(name);
-  return it == request.headers.end() ? fallback : it->second;
-}
-
-// A body read from a file of the volume (CopyObject's source).
-class FileBodyReader final : public BodyReader {
- public:
-  FileBodyReader(FileSystem& fs, InodeId ino, uint64_t length)
-      : fs_(fs), ino_(ino), length_(length) {}
-  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
-    if (offset_ >= length_) return 0;
-    absl::StatusOr<std::string> data =
-        fs_.Read(ino_, offset_, std::min<uint64_t>(size, length_ - offset_));
-    if (!data.ok()) return data.status();
-    if (data->empty()) {
-      return S3Error(S3ErrorCode::kInternalError, "the copy's source shrank while read");
-    }
-    std::copy(data->begin(), data->end(), buffer);
-    offset_ += data->size();
-    return data->size();
-  }
-
- private:
-  FileSystem& fs_;
-  const InodeId ino_;
-  const uint64_t length_;
-  uint64_t offset_ = 0;
-};
-
-// Keeps a file open for as long as a response streams it.
-class OpenFile {
- public:
-  OpenFile(FileSystem& fs, InodeId ino) : fs_(fs), ino_(ino) {}
-  ~OpenFile() { fs_.Release(ino_, O_RDONLY); }
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-
- private:
-  FileSystem& fs_;
-  const InodeId ino_;
-};
-
-}  // namespace
-
-struct S3Handler::Written {
-  InodeAttr attr;
-  std::string etag;  // unquoted
-};
-
 S3Handler::S3Handler(FileSystem& fs, Options options) : fs_(fs), options_(std::move(options)) {}
 
 absl::StatusOr<S3Response> S3Handler::Handle(const S3Request& request) {
@@ -523,10 +201,8 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
   if (request.method == "POST" && request.query.count("delete")) {
     return DeleteObjects(request, *bucket);
   }
-  if (request.query.count("uploads")) {
-    return S3Error(S3ErrorCode::kNotImplemented,
-                   "multipart uploads are not served yet; upload the object with one PUT "
-                   "(aws cli: set multipart_threshold above the file size)");
+  if (request.method == "GET" && request.query.count("uploads")) {
+    return ListMultipartUploads(request);
   }
   return S3Error(S3ErrorCode::kNotImplemented,
                  absl::StrCat("this bucket operation is not served: ", request.method));
@@ -535,11 +211,14 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
 absl::StatusOr<S3Response> S3Handler::ObjectOperation(const S3Request& request) {
   absl::StatusOr<InodeAttr> bucket = OpenBucket(request);
   if (!bucket.ok()) return bucket.status();
-  if (request.query.count("uploads") || request.query.count("uploadId")) {
-    return S3Error(S3ErrorCode::kNotImplemented,
-                   "multipart uploads are not served yet; upload the object with one PUT "
-                   "(aws cli: set multipart_threshold above the file size)");
+  const bool has_upload = request.query.count("uploadId") > 0;
+  if (request.method == "POST" && request.query.count("uploads")) {
+    return CreateMultipartUpload(request, *bucket);
   }
+  if (request.method == "PUT" && has_upload) return UploadPart(request, *bucket);
+  if (request.method == "POST" && has_upload) return CompleteMultipartUpload(request, *bucket);
+  if (request.method == "DELETE" && has_upload) return AbortMultipartUpload(request);
+  if (request.method == "GET" && has_upload) return ListParts(request);
   if (request.query.count("tagging") || request.query.count("acl") ||
       request.query.count("retention") || request.query.count("legal-hold") ||
       request.query.count("attributes")) {
@@ -595,11 +274,47 @@ absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const 
 
 }  // namespace
 
+absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& request,
+                                                  BodyReader& body, uint64_t expected_length) {
+  Md5 md5;
+  std::string buffer(kIoBytes, '\0');
+  uint64_t written = 0;
+  for (;;) {
+    absl::StatusOr<size_t> n = body.Read(buffer.data(), buffer.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    if (written + *n > options_.max_object_bytes) {
+      return S3Error(S3ErrorCode::kEntityTooLarge,
+                     absl::StrCat("an object or part may hold at most ",
+                                  options_.max_object_bytes, " bytes in one PUT"));
+    }
+    std::string_view data(buffer.data(), *n);
+    md5.Update(data);
+    if (absl::Status s = fs_.Write(ino, written, data); !s.ok()) return s;
+    written += *n;
+  }
+  if (expected_length != UINT64_MAX && written != expected_length) {
+    return S3Error(S3ErrorCode::kIncompleteBody,
+                   absl::StrCat("the body held ", written, " bytes, not the ", expected_length,
+                                " announced"));
+  }
+  const std::string digest = md5.Finish();
+  if (auto it = request.headers.find("content-md5"); it != request.headers.end()) {
+    std::string sent;
+    if (!absl::Base64Unescape(it->second, &sent) || sent.size() != 16) {
+      return S3Error(S3ErrorCode::kInvalidDigest, "Content-MD5 is not a base64 MD5");
+    }
+    if (sent != digest) {
+      return S3Error(S3ErrorCode::kBadDigest, "the body's MD5 differs from Content-MD5");
+    }
+  }
+  return absl::BytesToHexString(digest);
+}
+
 absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& request,
                                                           const InodeAttr& bucket,
                                                           const std::string& key,
-                                                          BodyReader& body,
-                                                          uint64_t expected_length) {
+                                                          BodyReader* body, const Fill& fill) {
   const S3Key& who = request.key_owner;
   if (who.read_only) return Denied("the key is read-only");
   absl::StatusOr<KeyPath> path = ParseKey(key);
@@ -639,7 +354,7 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
   if (path->dir_key) {
     // "dir/": a directory object. It holds no bytes.
     char probe[1];
-    absl::StatusOr<size_t> n = body.Read(probe, sizeof probe);
+    absl::StatusOr<size_t> n = body != nullptr ? body->Read(probe, sizeof probe) : 0;
     if (!n.ok()) return n.status();
     if (*n != 0) {
       return S3Error(S3ErrorCode::kInvalidRequest,
@@ -697,39 +412,8 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
     ~Unnamed() { fs.Release(ino, O_WRONLY); }
   } unnamed{fs_, file->ino};
 
-  Md5 md5;
-  std::string buffer(kIoBytes, '\0');
-  uint64_t written = 0;
-  for (;;) {
-    absl::StatusOr<size_t> n = body.Read(buffer.data(), buffer.size());
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    if (written + *n > options_.max_object_bytes) {
-      return S3Error(S3ErrorCode::kEntityTooLarge,
-                     absl::StrCat("an object may hold at most ", options_.max_object_bytes,
-                                  " bytes in one PUT"));
-    }
-    std::string_view data(buffer.data(), *n);
-    md5.Update(data);
-    if (absl::Status s = fs_.Write(file->ino, written, data); !s.ok()) return s;
-    written += *n;
-  }
-  if (expected_length != UINT64_MAX && written != expected_length) {
-    return S3Error(S3ErrorCode::kIncompleteBody,
-                   absl::StrCat("the body held ", written, " bytes, not the ", expected_length,
-                                " announced"));
-  }
-  const std::string digest = md5.Finish();
-  if (auto it = request.headers.find("content-md5"); it != request.headers.end()) {
-    std::string sent;
-    if (!absl::Base64Unescape(it->second, &sent) || sent.size() != 16) {
-      return S3Error(S3ErrorCode::kInvalidDigest, "Content-MD5 is not a base64 MD5");
-    }
-    if (sent != digest) {
-      return S3Error(S3ErrorCode::kBadDigest, "the body's MD5 differs from Content-MD5");
-    }
-  }
-  const std::string md5_hex = absl::BytesToHexString(digest);
+  absl::StatusOr<std::string> etag = fill(file->ino);
+  if (!etag.ok()) return etag.status();
 
   // The object's S3 facts, set while it has no name: a reader never sees
   // the object without them.
@@ -738,7 +422,7 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
   auto set = [&](const std::string& xattr, const std::string& value) {
     return fs_.SetXattr(file->ino, xattr, value, XattrMode::kCreateOrReplace);
   };
-  if (absl::Status s = set(kEtagXattr, EtagStamp(md5_hex, *attr)); !s.ok()) return s;
+  if (absl::Status s = set(kEtagXattr, EtagStamp(*etag, *attr)); !s.ok()) return s;
   for (const auto& [header, value] : request.headers) {
     if (absl::StartsWith(header, "x-amz-meta-")) {
       std::string xattr = absl::StrCat(kMetaXattrPrefix, header.substr(strlen("x-amz-meta-")));
@@ -764,7 +448,7 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
   if (options_.forget_name) options_.forget_name(dir.ino, name);
   absl::StatusOr<InodeAttr> final_attr = fs_.GetAttr(file->ino);
   if (!final_attr.ok()) return final_attr.status();
-  return Written{*final_attr, md5_hex};
+  return Written{*final_attr, *etag};
 }
 
 absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeAttr bucket) {
@@ -780,14 +464,16 @@ absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeA
                                 " bytes in one PUT"));
   }
   absl::StatusOr<Written> written =
-      WriteObject(request, bucket, request.key, *request.body, expected);
+      WriteObject(request, bucket, request.key, request.body, [&](InodeId ino) {
+        return StreamBody(ino, request, *request.body, expected);
+      });
   if (!written.ok()) return written.status();
   S3Response response;
   response.headers.emplace_back("ETag", Quoted(written->etag));
   return response;
 }
 
-absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, InodeAttr bucket) {
+absl::StatusOr<InodeAttr> S3Handler::CopySource(const S3Request& request) {
   std::string source = HeaderOr(request, "x-amz-copy-source");
   if (size_t q = source.find('?'); q != std::string::npos) {
     if (source.substr(q + 1).rfind("versionId=", 0) == 0 &&
@@ -816,16 +502,21 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
   if (!found->target || !S_ISREG(found->target->mode) || from_path->dir_key) {
     return S3Error(S3ErrorCode::kNoSuchKey, absl::StrCat("no object ", from.key, " to copy"));
   }
-  InodeAttr source_attr = *found->target;
-  absl::StatusOr<InodeAttr> current = fs_.GetAttr(source_attr.ino);
+  absl::StatusOr<InodeAttr> current = fs_.GetAttr(found->target->ino);
   if (!current.ok()) return current.status();
-  source_attr = *current;
-  if (!MayAccess(source_attr, request.key_owner, kMayRead)) return Denied("the copy's source");
+  if (!MayAccess(*current, request.key_owner, kMayRead)) return Denied("the copy's source");
   if (absl::Status s = CheckCondition(ConditionOf(request.headers, "x-amz-copy-source-"),
-                                      EtagOf(fs_, source_attr), source_attr.mtime, false);
+                                      EtagOf(fs_, *current), current->mtime, false);
       !s.ok()) {
     return s;
   }
+  return current;
+}
+
+absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, InodeAttr bucket) {
+  absl::StatusOr<InodeAttr> copied = CopySource(request);
+  if (!copied.ok()) return copied.status();
+  const InodeAttr source_attr = *copied;
   const bool replace_metadata = HeaderOr(request, "x-amz-metadata-directive") == "REPLACE";
   S3Request target = request;
   if (!replace_metadata) {
@@ -855,9 +546,11 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
   target.headers.erase("content-md5");
   if (absl::Status s = fs_.Open(source_attr.ino, O_RDONLY); !s.ok()) return s;
   OpenFile open(fs_, source_attr.ino);
-  FileBodyReader body(fs_, source_attr.ino, source_attr.size);
+  FileBodyReader body(fs_, source_attr.ino, 0, source_attr.size);
   absl::StatusOr<Written> written =
-      WriteObject(target, bucket, request.key, body, source_attr.size);
+      WriteObject(target, bucket, request.key, nullptr, [&](InodeId ino) {
+        return StreamBody(ino, target, body, source_attr.size);
+      });
   if (!written.ok()) return written.status();
   S3Response response;
   response.body = absl::StrCat(kXmlHeader, "<CopyObjectResult xmlns=\"", kXmlns, "\"><ETag>",

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fs/file_system.h"
 #include "frontend/s3_auth.h"
@@ -69,10 +70,17 @@ class S3Handler {
     // Tells the kernel to drop a cached name (fuse_lowlevel_notify_inval_entry);
     // unset when nothing is mounted.
     std::function<void(InodeId parent, const std::string& name)> forget_name;
-    // Largest PUT body.
+    // Largest PUT body, and largest part of a multipart upload.
     uint64_t max_object_bytes = 5ull << 30;
+    // A multipart upload not completed or aborted within this long is
+    // aborted (its parts freed) when the next one starts.
+    absl::Duration multipart_expiry = absl::Hours(24 * 7);
+    // The smallest part but the last (S3's rule; tests lower it).
+    uint64_t min_part_bytes = 5ull << 20;
   };
   S3Handler(FileSystem& fs, Options options);
+  // Frees the parts of uploads never completed.
+  ~S3Handler();
 
   // The answer to one request; errors are S3Error statuses (or others,
   // which the server answers with 500).
@@ -89,17 +97,68 @@ class S3Handler {
   absl::StatusOr<S3Response> DeleteObject(const S3Request& request, InodeAttr bucket);
   absl::StatusOr<S3Response> DeleteObjects(const S3Request& request, InodeAttr bucket);
   absl::StatusOr<S3Response> CopyObject(const S3Request& request, InodeAttr bucket);
+  // Multipart uploads (s3_multipart.cc).
+  absl::StatusOr<S3Response> CreateMultipartUpload(const S3Request& request,
+                                                   const InodeAttr& bucket);
+  absl::StatusOr<S3Response> UploadPart(const S3Request& request, const InodeAttr& bucket);
+  absl::StatusOr<S3Response> CompleteMultipartUpload(const S3Request& request,
+                                                     const InodeAttr& bucket);
+  absl::StatusOr<S3Response> AbortMultipartUpload(const S3Request& request);
+  absl::StatusOr<S3Response> ListParts(const S3Request& request);
+  absl::StatusOr<S3Response> ListMultipartUploads(const S3Request& request);
+
+  // x-amz-copy-source's file, readable by the key and passing the
+  // x-amz-copy-source-if-* conditions.
+  absl::StatusOr<InodeAttr> CopySource(const S3Request& request);
 
   // The bucket's directory, if the key may reach it.
   absl::StatusOr<InodeAttr> OpenBucket(const S3Request& request);
-  // Stores `body` as a new nameless file and names it at `key` in `bucket`.
-  struct Written;
+  // Makes a nameless file, has `fill` write its data (returning the
+  // object's ETag, unquoted), and names it `key` in `bucket`, making the
+  // directories on the way. `body`: the request's, read only to refuse
+  // data for a "dir/" key.
+  struct Written {
+    InodeAttr attr;
+    std::string etag;  // unquoted
+  };
+  using Fill = std::function<absl::StatusOr<std::string>(InodeId)>;
   absl::StatusOr<Written> WriteObject(const S3Request& request, const InodeAttr& bucket,
-                                      const std::string& key, BodyReader& body,
-                                      uint64_t expected_length);
+                                      const std::string& key, BodyReader* body,
+                                      const Fill& fill);
+  // Streams `body` into the file from offset 0 and checks it (length,
+  // Content-MD5); returns its MD5 in hex.
+  absl::StatusOr<std::string> StreamBody(InodeId ino, const S3Request& request,
+                                         BodyReader& body, uint64_t expected_length);
 
   FileSystem& fs_;
   const Options options_;
+
+  // Uploads under way, in memory; each part is a nameless file held open
+  // until the upload completes or is aborted. A restart of the daemon
+  // drops them (the next mount frees the parts as orphans): clients then
+  // get NoSuchUpload and start again.
+  struct Part {
+    InodeId ino = 0;
+    uint64_t size = 0;
+    std::string md5_hex;
+    absl::Time modified;
+  };
+  struct Upload {
+    std::string bucket, key;
+    S3Key owner;
+    absl::Time initiated;
+    // The object's Content-Type and x-amz-meta-*, from the initiation.
+    std::map<std::string, std::string> headers;
+    std::map<int, Part> parts;
+    bool completing = false;
+  };
+  absl::Mutex uploads_mu_;
+  std::map<std::string, Upload> uploads_ ABSL_GUARDED_BY(uploads_mu_);
+  // The upload `request` names (uploadId), if it is the requester's and
+  // for the request's key.
+  absl::StatusOr<Upload*> FindUpload(const S3Request& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(uploads_mu_);
+  void ReleaseParts(const Upload& upload);
 };
 
 }  // namespace cairn::frontend

@@ -13,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "backend/base/fs_error.h"
 #include "backend/volume/volume.h"
@@ -524,6 +525,147 @@ TEST_F(S3HandlerTest, CopyObjectCopiesBytesAndMetadata) {
   EXPECT_EQ(got.headers["x-amz-meta-color"], "blue");
   EXPECT_EQ(Call("PUT", "media", "x", "", {{"x-amz-copy-source", "media/none"}}).code,
             "NoSuchKey");
+}
+
+std::string CompletionXml(const std::vector<std::pair<int, std::string>>& parts) {
+  std::string xml = "<CompleteMultipartUpload>";
+  for (const auto& [number, etag] : parts) {
+    absl::StrAppend(&xml, "<Part><PartNumber>", number, "</PartNumber><ETag>", etag,
+                    "</ETag></Part>");
+  }
+  return xml + "</CompleteMultipartUpload>";
+}
+
+TEST_F(S3HandlerTest, AMultipartUploadBecomesOneObjectWithoutCopyingItsParts) {
+  const uint64_t inodes = Inodes();
+  Answer begun = Call("POST", "media", "video/long.mp4", "", {{"content-type", "video/mp4"}},
+                      Root(), {{"uploads", ""}});
+  ASSERT_EQ(begun.status, 200) << begun.body;
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  std::string one(6 << 20, '1'), two(6 << 20, '2'), three = "the short last part";
+  one[777] = 'x';
+  auto put_part = [&](int number, const std::string& data) {
+    Answer put = Call("PUT", "media", "video/long.mp4", data, {}, Root(),
+                      {{"partNumber", std::to_string(number)}, {"uploadId", id}});
+    EXPECT_EQ(put.status, 200) << put.body;
+    return put.headers["ETag"];
+  };
+  // Out of order, and part 2 sent twice: the second one counts.
+  std::string e3 = put_part(3, three);
+  put_part(2, std::string(6 << 20, 'z'));
+  std::string e2 = put_part(2, two);
+  std::string e1 = put_part(1, one);
+  EXPECT_EQ(e1, absl::StrCat("\"", Md5Hex(one), "\""));
+
+  Answer parts = Call("GET", "media", "video/long.mp4", "", {}, Root(), {{"uploadId", id}});
+  EXPECT_EQ(Between(parts.body, "<PartNumber>", "</PartNumber>"),
+            (std::vector<std::string>{"1", "2", "3"}));
+  Answer uploads = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}});
+  EXPECT_EQ(Between(uploads.body, "<UploadId>", "</UploadId>"), std::vector<std::string>{id});
+  // Not yet an object.
+  EXPECT_EQ(Call("GET", "media", "video/long.mp4").code, "NoSuchKey");
+
+  const uint64_t written_before = env_.bytes_written();
+  Answer done = Call("POST", "media", "video/long.mp4", CompletionXml({{1, e1}, {2, e2}, {3, e3}}),
+                     {}, Root(), {{"uploadId", id}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  const std::string etag = Between(done.body, "<ETag>", "</ETag>").at(0);
+  std::string md5s = absl::HexStringToBytes(Md5Hex(one)) + absl::HexStringToBytes(Md5Hex(two)) +
+                     absl::HexStringToBytes(Md5Hex(three));
+  EXPECT_EQ(etag, absl::StrCat("&quot;", Md5Hex(md5s), "-3&quot;"));
+
+  Answer got = Call("GET", "media", "video/long.mp4");
+  ASSERT_EQ(got.status, 200);
+  EXPECT_TRUE(got.body == one + two + three) << "the object is not its parts in order";
+  EXPECT_EQ(got.headers["Content-Type"], "video/mp4");
+  EXPECT_EQ(got.headers["ETag"], absl::StrCat("\"", Md5Hex(md5s), "-3\""));
+  // The parts' blobs are the object's now: completing stored no data
+  // again (only namespace records), and the parts' files are gone (the
+  // replaced part 2 with them).
+  EXPECT_LT(env_.bytes_written() - written_before, 1u << 20);
+  EXPECT_EQ(Inodes(), inodes + 2);  // the object and its directory
+  EXPECT_EQ(Call("GET", "media", "video/long.mp4", "", {}, Root(), {{"uploadId", id}}).code,
+            "NoSuchUpload");
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_TRUE(Call("GET", "media", "video/long.mp4").body == one + two + three);
+}
+
+TEST_F(S3HandlerTest, AMultipartUploadChecksItsPartsAndCanBeAborted) {
+  const uint64_t inodes = Inodes();
+  Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  auto put_part = [&](int number, const std::string& data) {
+    return Call("PUT", "media", "k", data, {}, Root(),
+                {{"partNumber", std::to_string(number)}, {"uploadId", id}})
+        .headers["ETag"];
+  };
+  std::string small = put_part(1, "tiny");
+  std::string big = put_part(2, std::string(5 << 20, 'b'));
+  EXPECT_EQ(Call("POST", "media", "k", CompletionXml({{2, big}, {1, small}}), {}, Root(),
+                 {{"uploadId", id}}).code,
+            "InvalidPartOrder");
+  EXPECT_EQ(Call("POST", "media", "k", CompletionXml({{1, "\"0000\""}, {2, big}}), {}, Root(),
+                 {{"uploadId", id}}).code,
+            "InvalidPart");
+  Answer too_small = Call("POST", "media", "k", CompletionXml({{1, small}, {2, big}}), {}, Root(),
+                          {{"uploadId", id}});
+  EXPECT_EQ(too_small.code, "EntityTooSmall") << too_small.body;
+  EXPECT_EQ(Call("PUT", "media", "k", "x", {}, Root(), {{"partNumber", "0"}, {"uploadId", id}}).code,
+            "InvalidArgument");
+  EXPECT_EQ(Call("PUT", "media", "k", "x", {}, Alice(), {{"partNumber", "3"}, {"uploadId", id}}).code,
+            "AccessDenied");
+  EXPECT_EQ(Call("PUT", "media", "other", "x", {}, Root(), {{"partNumber", "3"}, {"uploadId", id}}).code,
+            "NoSuchUpload");
+  EXPECT_EQ(Call("DELETE", "media", "k", "", {}, Root(), {{"uploadId", id}}).status, 204);
+  EXPECT_EQ(Call("POST", "media", "k", CompletionXml({{2, big}}), {}, Root(), {{"uploadId", id}}).code,
+            "NoSuchUpload");
+  EXPECT_EQ(Inodes(), inodes) << "an aborted upload's parts were not freed";
+  EXPECT_EQ(Call("GET", "media", "k").code, "NoSuchKey");
+}
+
+TEST_F(S3HandlerTest, PartsOfAnUploadCutByAPowerLossAreFreedAtTheNextMount) {
+  const uint64_t inodes = Inodes();
+  Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  ASSERT_EQ(Call("PUT", "media", "k", std::string(3 << 20, 'p'), {}, Root(),
+                 {{"partNumber", "1"}, {"uploadId", id}}).status,
+            200);
+  EXPECT_GT(Inodes(), inodes);
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_EQ(Inodes(), inodes);
+  EXPECT_EQ(Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}}).code, "NoSuchUpload");
+}
+
+TEST_F(S3HandlerTest, UploadPartCopyTakesARangeOfAnObject) {
+  std::string source(7 << 20, 's');
+  source[6 << 20] = 'S';
+  ASSERT_EQ(Call("PUT", "media", "source", source).status, 200);
+  Answer begun = Call("POST", "media", "copy", "", {}, Root(), {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  Answer first = Call("PUT", "media", "copy", "",
+                      {{"x-amz-copy-source", "media/source"},
+                       {"x-amz-copy-source-range", "bytes=0-5242879"}},
+                      Root(), {{"partNumber", "1"}, {"uploadId", id}});
+  ASSERT_EQ(first.status, 200) << first.body;
+  Answer second = Call("PUT", "media", "copy", "",
+                       {{"x-amz-copy-source", "/media/source"},
+                        {"x-amz-copy-source-range", "bytes=5242880-7340031"}},
+                       Root(), {{"partNumber", "2"}, {"uploadId", id}});
+  ASSERT_EQ(second.status, 200) << second.body;
+  auto etag_of = [&](const Answer& a) {
+    std::string etag = Between(a.body, "<ETag>", "</ETag>").at(0);
+    return absl::StrReplaceAll(etag, {{"&quot;", "\""}});
+  };
+  Answer done = Call("POST", "media", "copy",
+                     CompletionXml({{1, etag_of(first)}, {2, etag_of(second)}}), {}, Root(),
+                     {{"uploadId", id}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_TRUE(Call("GET", "media", "copy").body == source);
+  EXPECT_EQ(Call("PUT", "media", "copy", "",
+                 {{"x-amz-copy-source", "media/source"},
+                  {"x-amz-copy-source-range", "bytes=0-99999999"}},
+                 Root(), {{"partNumber", "1"}, {"uploadId", "nope"}}).code,
+            "NoSuchUpload");
 }
 
 TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {

@@ -60,12 +60,11 @@ class S3FrontendTest : public MountTest {
         Quote(volume_dir_ + "/cairn.toml"));
     ASSERT_EQ(setup.exit_code, 0) << Brief(setup);
     ASSERT_NO_FATAL_FAILURE(Mount());
-    // The clients' settings: path-style addressing, and one PUT per object
-    // up to 1 GiB (multipart uploads are not served yet).
+    // The clients' settings: path-style addressing; multipart uploads from
+    // 8 MiB up, as aws cli's default.
     std::string aws_config = work_dir_ + "/aws-config";
     std::ofstream(aws_config) << "[default]\nregion = us-east-1\ns3 =\n"
-                                 "  addressing_style = path\n  multipart_threshold = 1GB\n"
-                                 "  multipart_chunksize = 1GB\n";
+                                 "  addressing_style = path\n";
     env_ = "env AWS_CONFIG_FILE=" + Quote(aws_config) +
            " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=" + kAccessKey +
            " AWS_SECRET_ACCESS_KEY=" + kSecretKey + " AWS_DEFAULT_REGION=us-east-1 ";
@@ -170,6 +169,25 @@ TEST_F(S3FrontendTest, AwsCliCopiesAndSyncsATreeBothWays) {
   CommandResult removed = Aws("s3 rm --recursive s3://backup/tree/sub");
   EXPECT_EQ(removed.exit_code, 0) << Brief(removed);
   EXPECT_NE(access(P("backup/tree/sub/x").c_str(), F_OK), 0);
+}
+
+TEST_F(S3FrontendTest, LargeFilesGoUpInPartsAndComeBackWhole) {
+  std::string big = work_dir_ + "/big.bin";
+  ASSERT_EQ(Run("head -c 50000000 /dev/urandom > " + Quote(big)).exit_code, 0);
+  ASSERT_EQ(Aws("s3 mb s3://large").exit_code, 0);
+  // 50 MB at aws cli's 8 MiB chunks: six parts, sent in parallel.
+  CommandResult up = Aws("s3 cp " + Quote(big) + " s3://large/dir/big.bin");
+  ASSERT_EQ(up.exit_code, 0) << Brief(up);
+  EXPECT_EQ(Run("cmp " + Quote(big) + " " + QP("large/dir/big.bin")).exit_code, 0);
+  CommandResult head = Aws("s3api head-object --bucket large --key dir/big.bin");
+  EXPECT_NE(head.output.find("-6\\\""), std::string::npos) << head.output;
+  CommandResult down = Aws("s3 cp s3://large/dir/big.bin " + Quote(work_dir_ + "/back.bin"));
+  ASSERT_EQ(down.exit_code, 0) << Brief(down);
+  EXPECT_EQ(Run("cmp " + Quote(big) + " " + Quote(work_dir_ + "/back.bin")).exit_code, 0);
+  // Nothing left of the parts: no upload under way, no stray file.
+  CommandResult uploads = Aws("s3api list-multipart-uploads --bucket large");
+  EXPECT_EQ(uploads.output.find("UploadId"), std::string::npos) << uploads.output;
+  EXPECT_EQ(Run("ls -A " + QP("large/dir")).output, "big.bin\n");
 }
 
 TEST_F(S3FrontendTest, TheNewestBoto3UploadsWithTrailingChecksums) {

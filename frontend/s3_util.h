@@ -1,0 +1,132 @@
+// What the S3 frontend's parts share: the XML and HTTP text forms, ETags,
+// the permission check a key's uid and gid get, and conditional requests.
+// Internal to frontend/.
+#pragma once
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "backend/base/fs_error.h"
+#include "fs/file_system.h"
+#include "frontend/s3_auth.h"
+#include "frontend/s3_handler.h"
+
+namespace cairn::frontend {
+
+inline constexpr char kXmlHeader[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+inline constexpr char kXmlns[] = "http://s3.amazonaws.com/doc/2006-03-01/";
+// Where an object's S3-only facts live: xattrs of its file, so that they
+// travel with it (rename, cp -a, backups) and the mount shows them.
+inline constexpr char kEtagXattr[] = "user.s3.etag";
+inline constexpr char kContentTypeXattr[] = "user.s3.content-type";
+inline constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
+inline constexpr char kDirObjectXattr[] = "user.s3.dir";
+inline constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
+// Bytes moved per read or write of a body.
+inline constexpr size_t kIoBytes = 1 << 20;
+inline constexpr int kMayRead = 4, kMayWrite = 2, kMaySearch = 1;
+
+// Debian's Abseil has its own string_view type.
+inline absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
+
+std::string XmlEscape(std::string_view text);
+std::string XmlUnescape(std::string_view text);
+// encoding-type=url: keys as S3 encodes them (RFC 3986, '/' kept).
+std::string UrlEncode(std::string_view text);
+// %XX decoded; anything else kept as it is.
+std::string PercentDecode(std::string_view text);
+std::string HttpDate(const Timespec& t);  // "Sun, 06 Nov 1994 08:49:37 GMT"
+std::string IsoDate(const Timespec& t);   // "2026-12-05T14:00:00.000Z"
+std::optional<int64_t> ParseHttpDate(const std::string& text);
+
+class Md5 {
+ public:
+  Md5() : context_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(context_, EVP_md5(), nullptr); }
+  ~Md5() { EVP_MD_CTX_free(context_); }
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void Update(std::string_view data) { EVP_DigestUpdate(context_, data.data(), data.size()); }
+  std::string Finish() {  // the raw 16 bytes
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(context_, digest, &size);
+    return std::string(reinterpret_cast<char*>(digest), size);
+  }
+
+ private:
+  EVP_MD_CTX* context_;
+};
+
+std::string Quoted(std::string_view etag);
+std::string Unquoted(std::string_view etag);  // also drops a weak "W/"
+// What an object's stored ETag is valid for: the file's size and mtime when
+// it was written. A write through the mount changes them (the kernel sets
+// mtime), so a stale MD5 is never served for other bytes.
+std::string EtagStamp(const std::string& etag, const InodeAttr& attr);
+// The ETag of an object, unquoted: the one an S3 write recorded, if the
+// file did not change since; else a value derived from the inode, size
+// and mtime, which changes with every change of content, with "-1" so
+// that no client takes it for an MD5.
+std::string EtagOf(FileSystem& fs, const InodeAttr& attr);
+
+// Whether the key's uid and gid may do `mask` (kMayRead, kMayWrite,
+// kMaySearch) to the inode, by its mode bits as the kernel would decide.
+bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask);
+absl::Status Denied(std::string_view what);
+bool IsKind(const absl::Status& status, FsErrorKind kind);
+// A volume failure as S3 sees it: the few POSIX conditions with an S3
+// name get it; the rest stay failures of the server (500).
+absl::Status AsS3(absl::Status status);
+
+struct Condition {
+  std::optional<std::string> if_match, if_none_match;
+  std::optional<int64_t> if_modified_since, if_unmodified_since;
+};
+// The If-* headers (`prefix` "x-amz-copy-source-" for a copy's source).
+Condition ConditionOf(const std::map<std::string, std::string>& headers,
+                      const std::string& prefix = "");
+// RFC 7232's order: If-Match, else If-Unmodified-Since (412); then
+// If-None-Match, else If-Modified-Since (304 for reads, 412 for writes).
+absl::Status CheckCondition(const Condition& c, const std::string& etag, const Timespec& mtime,
+                            bool read);
+
+std::string HeaderOr(const S3Request& request, const std::string& name,
+                     const std::string& fallback = "");
+
+// A body read from a file of the volume: [offset, end) of it.
+class FileBodyReader final : public BodyReader {
+ public:
+  FileBodyReader(FileSystem& fs, InodeId ino, uint64_t offset, uint64_t end)
+      : fs_(fs), ino_(ino), offset_(offset), end_(end) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override;
+
+ private:
+  FileSystem& fs_;
+  const InodeId ino_;
+  uint64_t offset_;
+  const uint64_t end_;
+};
+
+// Keeps a file open (opened by the caller, read-only) until destroyed.
+class OpenFile {
+ public:
+  OpenFile(FileSystem& fs, InodeId ino) : fs_(fs), ino_(ino) {}
+  ~OpenFile() { fs_.Release(ino_, O_RDONLY); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+ private:
+  FileSystem& fs_;
+  const InodeId ino_;
+};
+
+}  // namespace cairn::frontend

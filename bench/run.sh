@@ -100,6 +100,13 @@ mkdir -p "$bench_dir"/{bin,native,pt-src,pt,cairn}
 cp "$build_dir/daemon/cairn" "$cairn"
 cp "$build_dir/bench/cairn-meta-bench" "$meta_bench"
 
+# The tree the tree workloads copy: /usr/include without Boost's headers,
+# which the build needs. With them it is 26,000 entries, and passthrough_ll,
+# which holds a file descriptor for every inode the kernel knows, runs out
+# of them on a machine that allows a process 20,000; without, it is the
+# tree earlier tables were measured with.
+cp -a /usr/include "$bench_dir/tree-src"
+rm -rf "$bench_dir/tree-src/boost"
 # shellcheck disable=SC2046  # pkg-config's flags are meant to split
 gcc -O2 -Wall -o "$passthrough" /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
   $(pkg-config --cflags --libs fuse3)
@@ -209,7 +216,7 @@ group_meta() {
 }
 group_tree() {
   local t="$1" d="$bench_dir/$1" start
-  start=$(now); cp -a /usr/include "$d/inc"; record "$t" cp "$(elapsed "$start")"
+  start=$(now); cp -a "$bench_dir/tree-src" "$d/inc"; record "$t" cp "$(elapsed "$start")"
   make_cold "$t"
   start=$(now); ls -lR "$d/inc" >/dev/null; record "$t" lsR "$(elapsed "$start")"
   start=$(now); du -s "$d/inc" >/dev/null; record "$t" du "$(elapsed "$start")"
@@ -280,7 +287,7 @@ rows=(
   "stat|stat (ops/s)|rate|pt:1.5"
   "rename|rename (ops/s)|rate|pt:1.5"
   "unlink|unlink (ops/s)|rate|pt:1.5"
-  "cp|cp -a /usr/include (s)|time|pt:1"
+  "cp|cp -a /usr/include, without boost/ (s)|time|pt:1"
   "lsR|ls -lR, cold (s)|time|"
   "du|du -s (s)|time|"
   "tar|tar c piped to tar x of the copy (s)|time|"

@@ -66,8 +66,15 @@ void RestoreDefaultHandlers() {
 // The daemon's figures in CACHE_DIR/stats.json, replaced atomically, for
 // `cairn status` (which runs in another process). Best effort: status then
 // reads an older file, or none.
-void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cache) {
+void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cache,
+                    const frontend::S3Server* s3) {
   DaemonStats stats;
+  std::optional<frontend::S3ServerStats> s3_stats;
+  if (s3 != nullptr) {
+    s3_stats = s3->stats();
+    stats.s3 = &*s3_stats;
+    stats.s3_address = s3->address();
+  }
   stats.updated = volume.io().clock->NowSeconds();
   stats.cache = cache.GetStats();
   if (BlobCollector* collector = services.collector()) stats.collector = collector->GetStats();
@@ -232,6 +239,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     sources.replicator = services.replicator();
     sources.backups = services.backups();
     sources.remote_scrubber = services.remote_scrubber();
+    if (s3_server) sources.s3 = &s3_server->metrics();
     absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
         config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
     if (server.ok()) {
@@ -249,7 +257,7 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
       // Frees the namespace's reserve when the disk fills, and takes it
       // again once there is room.
       if (SpaceReserve* reserve = volume.space_reserve()) reserve->Tend();
-      WriteStatsFile(volume, services, cache);
+      WriteStatsFile(volume, services, cache, s3_server.get());
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 
@@ -257,7 +265,11 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
 
   int loop_rc = (*session)->Run();
   loop_done = true;
-  // S3 requests under way finish (or are cut) before the parts they use go.
+  // The readers of the S3 server's figures stop first; then S3 requests
+  // under way finish (or are cut) before the parts they use go.
+  metrics.reset();
+  stats_stop.Notify();
+  stats_writer.join();
   s3_server.reset();
   fuse_for_s3 = nullptr;
 
@@ -270,9 +282,6 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   close(g_stop_pipe[0]);
   close(g_stop_pipe[1]);
 
-  metrics.reset();  // before the parts it reads go away
-  stats_stop.Notify();
-  stats_writer.join();
   trimmer.reset();
   control->reset();  // stops a manual scrub or rebuild in progress
   services.Stop();   // and every background service, in order

@@ -186,6 +186,15 @@ std::string DaemonStatsJson(const DaemonStats& d) {
     storage.push_back("\"remote_scrub\": " + RemoteScrubJson(*d.remote_scrub));
   }
   if (!storage.empty()) absl::StrAppend(&json, ", \"storage\": {", absl::StrJoin(storage, ", "), "}");
+  if (d.s3 != nullptr) {
+    absl::StrAppend(&json, ", \"s3\": {\"listen\": ", JsonString(d.s3_address),
+                    ", \"requests\": ", d.s3->requests,
+                    ", \"client_errors\": ", d.s3->client_errors,
+                    ", \"server_errors\": ", d.s3->server_errors,
+                    ", \"connections\": ", d.s3->connections,
+                    ", \"bytes_received\": ", d.s3->bytes_received,
+                    ", \"bytes_sent\": ", d.s3->bytes_sent, "}");
+  }
   return json + "}\n";
 }
 

@@ -15,6 +15,7 @@
 #include "backend/services/tiered_blob_store.h"
 #include "backend/services/tiering.h"
 #include "cache/file_data_cache.h"
+#include "frontend/s3_server.h"
 
 namespace cairn {
 
@@ -44,6 +45,8 @@ struct DaemonStats {
   const Replicator::Status* replica = nullptr;
   const BackupService::Status* backups = nullptr;
   const RemoteScrubStatus* remote_scrub = nullptr;
+  const frontend::S3ServerStats* s3 = nullptr;  // with [s3]
+  std::string s3_address;
 };
 // One line of JSON.
 std::string DaemonStatsJson(const DaemonStats& stats);

@@ -280,7 +280,8 @@ int StatusCommand(const Args& args) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
            "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
-           "\"free_bytes\": %llu, \"damaged_files\": %llu, \"storage\": %s, \"cache\": %s}\n",
+           "\"free_bytes\": %llu, \"damaged_files\": %llu, \"storage\": %s, \"s3\": %s, "
+           "\"cache\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
            config->format_version, record->mounted ? "true" : "false",
            record->mounted ? JsonString(record->mountpoint).c_str() : "null",
@@ -292,6 +293,7 @@ int StatusCommand(const Args& args) {
            static_cast<unsigned long long>(free_bytes),
            static_cast<unsigned long long>(damaged_files),
            storage.empty() ? "null" : storage.c_str(),
+           JsonObject(cache_stats, "s3").empty() ? "null" : JsonObject(cache_stats, "s3").c_str(),
            cache_stats.empty() ? "null" : cache_stats.c_str());
     return kExitOk;
   }
@@ -329,6 +331,18 @@ int StatusCommand(const Args& args) {
            "with EIO until rewritten or deleted); cairn fsck %s names them\n",
            static_cast<unsigned long long>(damaged_files), damaged_files == 1 ? "" : "s",
            volume_dir.c_str());
+  }
+  if (std::string s3 = JsonObject(cache_stats, "s3"); !s3.empty()) {
+    std::string listen = JsonText(s3, "listen");
+    auto number = [&](const char* key) {
+      return static_cast<unsigned long long>(StatNumber(s3, key).value_or(0));
+    };
+    printf("s3:         serving http://%s: %llu requests (%llu client errors, %llu server "
+           "errors), %llu connections open; %s in, %s out\n",
+           listen.c_str(), number("requests"), number("client_errors"),
+           number("server_errors"), number("connections"),
+           Human(StatNumber(s3, "bytes_received").value_or(0)).c_str(),
+           Human(StatNumber(s3, "bytes_sent").value_or(0)).c_str());
   }
   if (!storage.empty()) PrintStorage(storage, record->mounted);
   return kExitOk;

@@ -283,9 +283,52 @@ void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out) {
   AppendFuseMetricsTo(metrics, out);
 }
 
+void AppendS3Metrics(const frontend::S3Metrics& metrics, MetricsText* out) {
+  using frontend::S3OpCounters;
+  auto each_used_op = [&](auto fn) {
+    for (size_t i = 0; i < frontend::kS3OpCount; ++i) {
+      const S3OpCounters& c = metrics.ops[i];
+      if (c.requests.load(std::memory_order_relaxed) == 0) continue;
+      fn(frontend::S3OpName(static_cast<frontend::S3Op>(i)), c);
+    }
+  };
+  out->Family("cairn_s3_requests_total", MetricType::kCounter,
+              "S3 requests answered, by operation.");
+  each_used_op([&](const char* op, const S3OpCounters& c) {
+    out->Value("cairn_s3_requests_total", c.requests.load(std::memory_order_relaxed),
+               {{"op", op}});
+  });
+  out->Family("cairn_s3_errors_total", MetricType::kCounter,
+              "S3 requests answered with an error, by operation and class (4xx: the "
+              "client's, 5xx: the server's).");
+  each_used_op([&](const char* op, const S3OpCounters& c) {
+    out->Value("cairn_s3_errors_total", c.client_errors.load(std::memory_order_relaxed),
+               {{"op", op}, {"class", "4xx"}});
+    out->Value("cairn_s3_errors_total", c.server_errors.load(std::memory_order_relaxed),
+               {{"op", op}, {"class", "5xx"}});
+  });
+  out->Family("cairn_s3_request_duration_seconds", MetricType::kHistogram,
+              "Time from an S3 request's head read to its answer sent, by operation.");
+  each_used_op([&](const char* op, const S3OpCounters& c) {
+    LatencyHistogram::Snapshot s = c.latency.Read();
+    out->Histogram("cairn_s3_request_duration_seconds", kLatencyBucketSeconds, s.counts,
+                   s.sum_seconds, {{"op", op}});
+  });
+  out->Family("cairn_s3_received_bytes_total", MetricType::kCounter,
+              "Bytes of S3 request bodies received, as sent (framing included).");
+  out->Value("cairn_s3_received_bytes_total",
+             metrics.bytes_received.load(std::memory_order_relaxed));
+  out->Family("cairn_s3_sent_bytes_total", MetricType::kCounter,
+              "Bytes of S3 response bodies sent.");
+  out->Value("cairn_s3_sent_bytes_total", metrics.bytes_sent.load(std::memory_order_relaxed));
+  out->Family("cairn_s3_connections", MetricType::kGauge, "S3 connections open.");
+  out->Value("cairn_s3_connections", metrics.connections.load(std::memory_order_relaxed));
+}
+
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   MetricsText out;
   if (sources.fuse != nullptr) AppendFuseMetricsTo(*sources.fuse, &out);
+  if (sources.s3 != nullptr) AppendS3Metrics(*sources.s3, &out);
   if (sources.cache != nullptr) AppendCache(*sources.cache, sources.collector, &out);
   if (sources.ns != nullptr) AppendNamespace(*sources.ns, &out);
   if (sources.ns != nullptr && sources.striped != nullptr) {

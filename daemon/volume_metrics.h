@@ -17,6 +17,7 @@
 #include "cache/file_data_cache.h"
 #include "daemon/metrics_text.h"
 #include "fs/fuse_metrics.h"
+#include "frontend/s3_metrics.h"
 
 namespace cairn {
 
@@ -36,11 +37,15 @@ struct VolumeMetricsSources {
   Replicator* replicator = nullptr;
   RemoteScrubber* remote_scrubber = nullptr;
   BackupService* backups = nullptr;
+  const frontend::S3Metrics* s3 = nullptr;  // with [s3]
 };
 
 // The cairn_fuse_* and cairn_{read,written}_bytes_total families. Operations
 // never requested are left out, so a scrape lists what the mount served.
 void AppendFuseMetrics(const FuseMetrics& metrics, MetricsText* out);
+
+// The cairn_s3_* families; operations never requested are left out.
+void AppendS3Metrics(const frontend::S3Metrics& metrics, MetricsText* out);
 
 // The metrics text (docs/METRICS.md lists every name).
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources);

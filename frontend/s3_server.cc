@@ -25,6 +25,7 @@
 #include "backend/base/log.h"
 #include "backend/config/config.h"
 #include "frontend/s3_error.h"
+#include "frontend/s3_metrics.h"
 
 namespace cairn::frontend {
 namespace {
@@ -246,14 +247,18 @@ class S3Server::Impl {
 
   S3ServerStats stats() const {
     S3ServerStats stats;
-    stats.requests = requests_;
-    stats.client_errors = client_errors_;
-    stats.server_errors = server_errors_;
-    stats.bytes_received = bytes_received_;
-    stats.bytes_sent = bytes_sent_;
-    stats.connections = open_connections_;
+    for (const S3OpCounters& c : metrics_.ops) {
+      stats.requests += c.requests.load(std::memory_order_relaxed);
+      stats.client_errors += c.client_errors.load(std::memory_order_relaxed);
+      stats.server_errors += c.server_errors.load(std::memory_order_relaxed);
+    }
+    stats.bytes_received = metrics_.bytes_received;
+    stats.bytes_sent = metrics_.bytes_sent;
+    stats.connections = metrics_.connections;
     return stats;
   }
+
+  const S3Metrics& metrics() const { return metrics_; }
 
  private:
   struct Connection {
@@ -268,7 +273,7 @@ class S3Server::Impl {
       ReapFinished();
       pollfd wait{listen_fd, POLLIN, 0};
       if (::poll(&wait, 1, 200) <= 0) continue;
-      if (open_connections_ >= options_.max_connections) {
+      if (metrics_.connections >= options_.max_connections) {
         // The backlog holds the rest until a connection ends.
         absl::SleepFor(absl::Milliseconds(10));
         continue;
@@ -282,12 +287,12 @@ class S3Server::Impl {
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
       ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
       auto done = std::make_shared<std::atomic<bool>>(false);
-      open_connections_++;
+      metrics_.connections++;
       absl::MutexLock lock(&mu_);
       connections_.push_back(Connection{
           std::thread([this, s = std::move(socket), done]() mutable {
             Serve(s);
-            open_connections_--;
+            metrics_.connections--;
             *done = true;
           }),
           fd, done});
@@ -330,7 +335,17 @@ class S3Server::Impl {
   // Answers one request; false when the connection must close.
   bool ServeOne(tcp::socket& socket, beast::flat_buffer& buffer,
                 http::request_parser<http::buffer_body>& parser) {
-    requests_++;
+    // Counted when the answer is out (or the connection gave up on it).
+    struct Recorder {
+      S3Metrics& metrics;
+      absl::Time start = absl::Now();
+      S3Op op = S3Op::kOther;
+      int status = 0;
+      ~Recorder() {
+        metrics.Record(op, status,
+                       static_cast<uint64_t>(absl::ToInt64Nanoseconds(absl::Now() - start)));
+      }
+    } recorder{metrics_};
     const auto& head = parser.get();
     const std::string request_id = absl::StrFormat("%016X", request_counter_++);
     S3Request request;
@@ -368,6 +383,7 @@ class S3Server::Impl {
                             "</Message><Resource>", XmlEscape(resource),
                             "</Resource><RequestId>", request_id, "</RequestId></Error>");
       }
+      recorder.status = http_status;
       return WriteSimple(socket, http_status, {{"Content-Type", "application/xml"}}, body,
                          request_id, keep_alive, request.method == "HEAD");
     };
@@ -396,6 +412,7 @@ class S3Server::Impl {
       request.query[name] = value;
     }
     const std::string resource = std::string(path);
+    recorder.op = ClassifyS3Request(request);
 
     absl::StatusOr<Authenticated> auth =
         Authenticate(signed_request, keys_, options_.region, absl::Now());
@@ -416,12 +433,13 @@ class S3Server::Impl {
     if (auto it = request.headers.find("x-amz-trailer"); it != request.headers.end()) {
       trailer = absl::AsciiStrToLower(it->second);
     }
-    RequestBody body(socket, buffer, parser, *auth, trailer, bytes_received_);
+    RequestBody body(socket, buffer, parser, *auth, trailer, metrics_.bytes_received);
     NoBody no_body;
     request.body = has_body ? static_cast<BodyReader*>(&body) : &no_body;
 
     absl::StatusOr<S3Response> response = handler_.Handle(request);
     if (!response.ok()) return answer_error(response.status(), resource);
+    recorder.status = response->status;
     if (has_body && !parser.is_done()) keep_alive = false;
     if (!response->stream) {
       return WriteSimple(socket, response->status, response->headers, response->body,
@@ -444,16 +462,10 @@ class S3Server::Impl {
     return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(), absl::UTCTimeZone());
   }
 
-  void Count(int status) {
-    if (status >= 500) server_errors_++;
-    else if (status >= 400) client_errors_++;
-  }
-
   bool WriteSimple(tcp::socket& socket, int status,
                    const std::vector<std::pair<std::string, std::string>>& headers,
                    const std::string& body, const std::string& request_id, bool keep_alive,
                    bool head) {
-    Count(status);
     http::response<http::string_body> response(static_cast<http::status>(status), 11);
     SetCommonFields(response, headers, request_id, keep_alive);
     if (head || status == 304 || status == 204) {
@@ -467,13 +479,12 @@ class S3Server::Impl {
     response.prepare_payload();
     beast::error_code ec;
     http::write(socket, response, ec);
-    bytes_sent_ += body.size();
+    metrics_.bytes_sent += body.size();
     return !ec && keep_alive;
   }
 
   bool WriteStream(tcp::socket& socket, S3Response& answer, const std::string& request_id,
                    bool keep_alive, bool head) {
-    Count(answer.status);
     http::response<http::empty_body> response(static_cast<http::status>(answer.status), 11);
     SetCommonFields(response, answer.headers, request_id, keep_alive);
     response.content_length(answer.stream_length);
@@ -495,7 +506,7 @@ class S3Server::Impl {
       asio::write(socket, asio::buffer(*chunk), ec);
       if (ec) return false;
       sent += chunk->size();
-      bytes_sent_ += chunk->size();
+      metrics_.bytes_sent += chunk->size();
     }
     return keep_alive;
   }
@@ -510,10 +521,8 @@ class S3Server::Impl {
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   std::list<Connection> connections_ ABSL_GUARDED_BY(mu_);
-  std::atomic<uint64_t> open_connections_{0};
   std::atomic<uint64_t> request_counter_{1};
-  std::atomic<uint64_t> requests_{0}, client_errors_{0}, server_errors_{0};
-  std::atomic<uint64_t> bytes_received_{0}, bytes_sent_{0};
+  S3Metrics metrics_;
 };
 
 S3Server::S3Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -530,5 +539,6 @@ absl::StatusOr<std::unique_ptr<S3Server>> S3Server::Start(S3Handler& handler, Op
 
 std::string S3Server::address() const { return impl_->address(); }
 S3ServerStats S3Server::stats() const { return impl_->stats(); }
+const S3Metrics& S3Server::metrics() const { return impl_->metrics(); }
 
 }  // namespace cairn::frontend

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "frontend/s3_auth.h"
 #include "frontend/s3_handler.h"
+#include "frontend/s3_metrics.h"
 
 namespace cairn::frontend {
 
@@ -45,6 +46,8 @@ class S3Server {
   // "HOST:PORT" it listens on (the port it took when asked for 0).
   std::string address() const;
   S3ServerStats stats() const;
+  // Per operation, for the Prometheus metrics.
+  const S3Metrics& metrics() const;
 
   class Impl;
 

@@ -128,6 +128,55 @@ TEST(MetricsTextTest, FuseMetricsListEveryUsedOperationWithTypes) {
   EXPECT_EQ(type, 5u);
 }
 
+TEST(S3MetricsTest, RequestsAreCountedByOperationAndErrorClass) {
+  frontend::S3Metrics metrics;
+  metrics.Record(frontend::S3Op::kPutObject, 200, 2'000'000);
+  metrics.Record(frontend::S3Op::kPutObject, 403, 50'000);
+  metrics.Record(frontend::S3Op::kGetObject, 500, 50'000);
+  metrics.bytes_received += 1000;
+  metrics.connections = 2;
+  MetricsText out;
+  AppendS3Metrics(metrics, &out);
+  const std::string& text = out.text();
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"PutObject\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{op=\"PutObject\",class=\"4xx\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{op=\"PutObject\",class=\"5xx\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{op=\"GetObject\",class=\"5xx\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("cairn_s3_request_duration_seconds_bucket{op=\"PutObject\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_received_bytes_total 1000\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_connections 2\n"));
+  EXPECT_EQ(text.find("op=\"ListBuckets\""), std::string::npos) << "unused operations are left out";
+}
+
+TEST(S3MetricsTest, RequestsAreClassifiedAsTheHandlerRoutesThem) {
+  using frontend::ClassifyS3Request;
+  using frontend::S3Op;
+  frontend::S3Request r;
+  r.method = "GET";
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kListBuckets);
+  r.bucket = "b";
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kListObjects);
+  r.query = {{"list-type", "2"}};
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kListObjectsV2);
+  r.query = {{"uploads", ""}};
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kListMultipartUploads);
+  r.key = "k";
+  r.method = "POST";
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kCreateMultipartUpload);
+  r.method = "PUT";
+  r.query = {{"uploadId", "x"}, {"partNumber", "1"}};
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kUploadPart);
+  r.headers = {{"x-amz-copy-source", "b/a"}};
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kUploadPartCopy);
+  r.query.clear();
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kCopyObject);
+  r.headers.clear();
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kPutObject);
+  r.method = "PATCH";
+  EXPECT_EQ(ClassifyS3Request(r), S3Op::kOther);
+}
+
 // --- HTTP server -------------------------------------------------------------
 
 // Sends `request` to 127.0.0.1:port and returns everything the server

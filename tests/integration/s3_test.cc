@@ -126,6 +126,17 @@ TEST_F(S3FrontendTest, Boto3AndTheMountSeeEachOthersWrites) {
       << "a file changed through the mount kept an MD5 ETag: " << get.output;
   EXPECT_NE(get.output.find("['2026/beach.txt', '2026/mount.txt']"), std::string::npos)
       << get.output;
+
+  // cairn status names the listener and counts what it served (the daemon
+  // rewrites its figures every 2 s).
+  ASSERT_TRUE(WaitFor([&] {
+    CommandResult status = Cairn("status " + Quote(volume_dir_));
+    return status.output.find("s3:         serving " + endpoint_) != std::string::npos &&
+           status.output.find(": 0 requests") == std::string::npos;
+  }, 10)) << Brief(Cairn("status " + Quote(volume_dir_)));
+  CommandResult json = Cairn("status --json " + Quote(volume_dir_));
+  EXPECT_NE(json.output.find("\"s3\": {\"listen\": \"127.0.0.1:"), std::string::npos)
+      << json.output;
 }
 
 TEST_F(S3FrontendTest, AnObjectReplacedOverS3IsSeenOnTheMountAtOnce) {

@@ -1258,6 +1258,29 @@ struct AwsChunkedDecoder::State {
   }
 };
 
+namespace {
+
+class RunningPayloadChecksum final : public PayloadChecksum {
+ public:
+  explicit RunningPayloadChecksum(ChecksumAlgorithm algorithm) : checksum_(algorithm) {}
+  void Update(std::string_view data) override { checksum_.Update(data); }
+  std::string Finish() override { return checksum_.Finish(); }
+  bool ok() const { return checksum_.ok(); }
+
+ private:
+  RunningChecksum checksum_;
+};
+
+}  // namespace
+
+std::unique_ptr<PayloadChecksum> PayloadChecksum::For(std::string_view header) {
+  std::optional<ChecksumAlgorithm> algorithm = ChecksumAlgorithmOf(header);
+  if (!algorithm) return nullptr;
+  auto checksum = std::make_unique<RunningPayloadChecksum>(*algorithm);
+  if (!checksum->ok()) return nullptr;
+  return checksum;
+}
+
 AwsChunkedDecoder::AwsChunkedDecoder(const Authenticated& auth, std::string trailer_name)
     : state_(std::make_shared<State>()) {
   State& state = *state_;

@@ -463,13 +463,28 @@ absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeA
                    absl::StrCat("an object may hold at most ", options_.max_object_bytes,
                                 " bytes in one PUT"));
   }
-  absl::StatusOr<Written> written =
-      WriteObject(request, bucket, request.key, request.body, [&](InodeId ino) {
-        return StreamBody(ino, request, *request.body, expected);
+  std::optional<std::pair<std::string, std::string>> checksum;
+  absl::StatusOr<Written> written = WriteObject(
+      request, bucket, request.key, request.body,
+      [&](InodeId ino) -> absl::StatusOr<std::string> {
+        absl::StatusOr<std::string> md5_hex = StreamBody(ino, request, *request.body, expected);
+        if (!md5_hex.ok()) return md5_hex;
+        // The checksum the client sent (and the body matched) is kept, to
+        // be returned on reads that ask for it.
+        checksum = request.body->Checksum();
+        if (checksum) {
+          absl::StatusOr<InodeAttr> attr = fs_.GetAttr(ino);
+          if (!attr.ok()) return attr.status();
+          absl::Status kept = fs_.SetXattr(ino, kChecksumXattr, ChecksumStamp(*checksum, *attr),
+                                           XattrMode::kCreateOrReplace);
+          if (!kept.ok()) return kept;
+        }
+        return md5_hex;
       });
   if (!written.ok()) return written.status();
   S3Response response;
   response.headers.emplace_back("ETag", Quoted(written->etag));
+  if (checksum) response.headers.emplace_back(checksum->first, checksum->second);
   return response;
 }
 
@@ -642,6 +657,12 @@ absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeA
     }
   }
   response.headers.emplace_back("Accept-Ranges", "bytes");
+  if (response.status == 200 &&
+      absl::AsciiStrToUpper(HeaderOr(request, "x-amz-checksum-mode")) == "ENABLED") {
+    if (std::optional<std::pair<std::string, std::string>> checksum = ChecksumOf(fs_, attr)) {
+      response.headers.emplace_back(checksum->first, checksum->second);
+    }
+  }
   absl::StatusOr<std::string> type = fs_.GetXattr(attr.ino, kContentTypeXattr);
   response.headers.emplace_back("Content-Type", type.ok() ? *type : "binary/octet-stream");
   absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(attr.ino);

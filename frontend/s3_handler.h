@@ -41,6 +41,11 @@ class BodyReader {
  public:
   virtual ~BodyReader() = default;
   virtual absl::StatusOr<size_t> Read(char* buffer, size_t size) = 0;
+  // The x-amz-checksum-* header and value the whole body was checked
+  // against (sent as a header or a trailer), once Read returned 0.
+  virtual std::optional<std::pair<std::string, std::string>> Checksum() const {
+    return std::nullopt;
+  }
 };
 
 struct S3Request {

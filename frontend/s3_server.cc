@@ -76,9 +76,18 @@ class RequestBody final : public BodyReader {
  public:
   RequestBody(tcp::socket& socket, beast::flat_buffer& buffer,
               http::request_parser<http::buffer_body>& parser, const Authenticated& auth,
-              std::string trailer, std::atomic<uint64_t>& bytes_received)
+              std::string trailer, const std::map<std::string, std::string>& headers,
+              std::atomic<uint64_t>& bytes_received)
       : socket_(socket), buffer_(buffer), parser_(parser), auth_(auth),
         bytes_received_(bytes_received), raw_(kBodyBuffer, '\0') {
+    // A checksum sent as a header covers the body as decoded.
+    for (const auto& [name, value] : headers) {
+      if (std::unique_ptr<PayloadChecksum> checksum = PayloadChecksum::For(name)) {
+        header_checksum_ = std::move(checksum);
+        expected_checksum_ = {name, value};
+        break;
+      }
+    }
     switch (auth.payload) {
       case PayloadKind::kSha256:
         sha256_ = EVP_MD_CTX_new();
@@ -95,6 +104,32 @@ class RequestBody final : public BodyReader {
   }
 
   absl::StatusOr<size_t> Read(char* out, size_t size) override {
+    absl::StatusOr<size_t> n = ReadDecoded(out, size);
+    if (!n.ok() || !header_checksum_) return n;
+    if (*n > 0) {
+      header_checksum_->Update(std::string_view(out, *n));
+    } else if (!checksum_checked_) {
+      checksum_checked_ = true;
+      std::string computed = header_checksum_->Finish();
+      if (computed != expected_checksum_.second) {
+        return S3Error(S3ErrorCode::kBadDigest,
+                       absl::StrCat("the body's ", expected_checksum_.first, " is ", computed,
+                                    ", not the ", expected_checksum_.second, " sent"));
+      }
+    }
+    return n;
+  }
+
+  std::optional<std::pair<std::string, std::string>> Checksum() const override {
+    if (checksum_checked_) return expected_checksum_;
+    if (chunked_ && chunked_->done()) return chunked_->trailer_checksum();
+    return std::nullopt;
+  }
+
+  bool done() const { return parser_.is_done(); }
+
+ private:
+  absl::StatusOr<size_t> ReadDecoded(char* out, size_t size) {
     if (!chunked_) {
       absl::StatusOr<size_t> n = ReadRaw(out, size);
       if (!n.ok()) return n.status();
@@ -122,9 +157,6 @@ class RequestBody final : public BodyReader {
     return n;
   }
 
-  bool done() const { return parser_.is_done(); }
-
- private:
   // Up to `size` bytes of the body as sent; 0 at its end.
   absl::StatusOr<size_t> ReadRaw(char* out, size_t size) {
     while (!parser_.is_done()) {
@@ -173,6 +205,9 @@ class RequestBody final : public BodyReader {
   std::string raw_;
   std::string decoded_;
   size_t decoded_at_ = 0;
+  std::unique_ptr<PayloadChecksum> header_checksum_;
+  std::pair<std::string, std::string> expected_checksum_;
+  bool checksum_checked_ = false;
 };
 
 // A body for requests that carry none (GET, HEAD, DELETE).
@@ -433,7 +468,8 @@ class S3Server::Impl {
     if (auto it = request.headers.find("x-amz-trailer"); it != request.headers.end()) {
       trailer = absl::AsciiStrToLower(it->second);
     }
-    RequestBody body(socket, buffer, parser, *auth, trailer, metrics_.bytes_received);
+    RequestBody body(socket, buffer, parser, *auth, trailer, request.headers,
+                     metrics_.bytes_received);
     NoBody no_body;
     request.body = has_body ? static_cast<BodyReader*>(&body) : &no_body;
 

@@ -156,6 +156,23 @@ std::string EtagOf(FileSystem& fs, const InodeAttr& attr) {
   return absl::StrCat(absl::BytesToHexString(md5.Finish()), "-1");
 }
 
+std::string ChecksumStamp(const std::pair<std::string, std::string>& checksum,
+                          const InodeAttr& attr) {
+  return absl::StrCat(checksum.first, " ", checksum.second, " ", attr.size, " ", attr.mtime.sec,
+                      ".", attr.mtime.nsec);
+}
+
+std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
+                                                              const InodeAttr& attr) {
+  absl::StatusOr<std::string> stamp = fs.GetXattr(attr.ino, kChecksumXattr);
+  if (!stamp.ok()) return std::nullopt;
+  std::vector<std::string> parts = absl::StrSplit(*stamp, ' ');
+  if (parts.size() != 4) return std::nullopt;
+  std::pair<std::string, std::string> checksum{parts[0], parts[1]};
+  if (*stamp != ChecksumStamp(checksum, attr)) return std::nullopt;
+  return checksum;
+}
+
 bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask) {
   if (who.uid == 0) {
     // root may read and write anything, and search anything searchable.

@@ -30,6 +30,7 @@ inline constexpr char kEtagXattr[] = "user.s3.etag";
 inline constexpr char kContentTypeXattr[] = "user.s3.content-type";
 inline constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
 inline constexpr char kDirObjectXattr[] = "user.s3.dir";
+inline constexpr char kChecksumXattr[] = "user.s3.checksum";
 inline constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
 // Bytes moved per read or write of a body.
 inline constexpr size_t kIoBytes = 1 << 20;
@@ -77,6 +78,13 @@ std::string EtagStamp(const std::string& etag, const InodeAttr& attr);
 // and mtime, which changes with every change of content, with "-1" so
 // that no client takes it for an MD5.
 std::string EtagOf(FileSystem& fs, const InodeAttr& attr);
+// The x-amz-checksum-* header and value a PUT was checked against, kept
+// for the size and mtime the object had: ChecksumOf returns it only while
+// the file still has them.
+std::string ChecksumStamp(const std::pair<std::string, std::string>& checksum,
+                          const InodeAttr& attr);
+std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
+                                                              const InodeAttr& attr);
 
 // Whether the key's uid and gid may do `mask` (kMayRead, kMayWrite,
 // kMaySearch) to the inode, by its mode bits as the kernel would decide.

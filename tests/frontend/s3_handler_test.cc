@@ -668,6 +668,49 @@ TEST_F(S3HandlerTest, UploadPartCopyTakesARangeOfAnObject) {
             "NoSuchUpload");
 }
 
+// A body the server checked against a checksum the client sent.
+class ChecksummedBody final : public BodyReader {
+ public:
+  ChecksummedBody(std::string data, std::pair<std::string, std::string> checksum)
+      : body_(std::move(data)), checksum_(std::move(checksum)) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
+    absl::StatusOr<size_t> n = body_.Read(buffer, size);
+    if (n.ok() && *n == 0) done_ = true;
+    return n;
+  }
+  std::optional<std::pair<std::string, std::string>> Checksum() const override {
+    if (!done_) return std::nullopt;
+    return checksum_;
+  }
+
+ private:
+  StringBody body_;
+  std::pair<std::string, std::string> checksum_;
+  bool done_ = false;
+};
+
+TEST_F(S3HandlerTest, AChecksumSentWithAPutIsReturnedWhileTheObjectIsUnchanged) {
+  ChecksummedBody body("hello world", {"x-amz-checksum-crc32", "DUoRhQ=="});
+  Answer put = Call("PUT", "media", "sum.txt", "", {}, Root(), {}, &body);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.headers["x-amz-checksum-crc32"], "DUoRhQ==");
+  Answer asked = Call("HEAD", "media", "sum.txt", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(asked.headers["x-amz-checksum-crc32"], "DUoRhQ==");
+  EXPECT_EQ(Call("HEAD", "media", "sum.txt").headers.count("x-amz-checksum-crc32"), 0u);
+
+  // Changed through the mount: the checksum no longer describes it.
+  absl::StatusOr<InodeAttr> file = Path("media/sum.txt");
+  ASSERT_TRUE(fs().Open(file->ino, O_RDWR).ok());
+  ASSERT_TRUE(fs().Write(file->ino, 0, "J").ok());
+  SetAttrRequest times;
+  times.mtime = Timespec{file->mtime.sec + 1, 0};
+  ASSERT_TRUE(fs().SetAttr(file->ino, times).ok());
+  fs().Release(file->ino, O_RDWR);
+  Answer after = Call("GET", "media", "sum.txt", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(after.body, "Jello world");
+  EXPECT_EQ(after.headers.count("x-amz-checksum-crc32"), 0u);
+}
+
 TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {
   absl::StatusOr<InodeAttr> root = fs().GetAttr(kRootInode);
   NewNode dir;

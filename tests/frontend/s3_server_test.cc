@@ -167,6 +167,25 @@ TEST_F(S3ServerTest, AChangedBodyIsRefusedAndLeavesNoObject) {
   EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "k").ok());
 }
 
+TEST_F(S3ServerTest, AChecksumHeaderIsCheckedAgainstTheBody) {
+  ASSERT_TRUE(Start().ok());
+  ASSERT_THAT(*LoopbackExchange(port_, Signed("PUT", "/bucket", "", true)),
+              HasSubstr("HTTP/1.1 200"));
+  // CRC32 of "hello world" is 0x0d4a1185; CRC32C 0xc99465aa.
+  std::optional<std::string> good = LoopbackExchange(
+      port_, Signed("PUT", "/bucket/ok", "hello world", true, "secret-of-the-test",
+                    {{"x-amz-checksum-crc32", "DUoRhQ=="}}));
+  EXPECT_THAT(*good, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(*good, HasSubstr("x-amz-checksum-crc32: DUoRhQ=="));
+  std::optional<std::string> bad = LoopbackExchange(
+      port_, Signed("PUT", "/bucket/bad", "hello world", true, "secret-of-the-test",
+                    {{"x-amz-checksum-crc32c", "DUoRhQ=="}}));
+  EXPECT_THAT(*bad, HasSubstr("<Code>BadDigest</Code>"));
+  absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
+  EXPECT_TRUE(mounted_->fs().Find(bucket->ino, "ok").ok());
+  EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "bad").ok());
+}
+
 TEST_F(S3ServerTest, AnUnsafeOrMissingKeysFileRefusesTheStart) {
   WriteKeys("AKTEST secret 0 0\n", 0644);
   absl::Status started = Start();

@@ -20,6 +20,7 @@ Entry EntryOf(S3ErrorCode code) {
     case S3ErrorCode::kAccessDenied: return {"AccessDenied", 403};
     case S3ErrorCode::kAuthorizationHeaderMalformed: return {"AuthorizationHeaderMalformed", 400};
     case S3ErrorCode::kBadDigest: return {"BadDigest", 400};
+    case S3ErrorCode::kBucketAlreadyExists: return {"BucketAlreadyExists", 409};
     case S3ErrorCode::kBucketAlreadyOwnedByYou: return {"BucketAlreadyOwnedByYou", 409};
     case S3ErrorCode::kBucketNotEmpty: return {"BucketNotEmpty", 409};
     case S3ErrorCode::kEntityTooLarge: return {"EntityTooLarge", 400};

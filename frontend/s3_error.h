@@ -15,6 +15,7 @@ enum class S3ErrorCode {
   kAccessDenied,                  // 403
   kAuthorizationHeaderMalformed,  // 400
   kBadDigest,                     // 400: Content-MD5 or a checksum did not match
+  kBucketAlreadyExists,           // 409: another user's
   kBucketAlreadyOwnedByYou,       // 409
   kBucketNotEmpty,                // 409
   kEntityTooLarge,                // 400

@@ -128,8 +128,9 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
         return S3Error(S3ErrorCode::kBucketAlreadyOwnedByYou,
                        absl::StrCat("you own bucket ", request.bucket, " already"));
       }
-      return S3Error(S3ErrorCode::kBucketAlreadyOwnedByYou,
-                     absl::StrCat("the name ", request.bucket, " is taken on this volume"));
+      return S3Error(S3ErrorCode::kBucketAlreadyExists,
+                     absl::StrCat("the name ", request.bucket,
+                                  " is taken on this volume; choose another"));
     }
     absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
     if (!root.ok()) return root.status();
@@ -164,6 +165,12 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
       return Denied("removing a bucket needs write access to the volume's top directory");
     }
     absl::Status removed = fs_.Rmdir(kRootInode, request.bucket);
+    // Directories that hold no object are no keys: a bucket of them is
+    // empty to S3, and they go with it.
+    if (IsKind(removed, FsErrorKind::kNotEmpty) && !HasObjectBelow(fs_, *bucket, who) &&
+        RemoveEmptyTree(fs_, *bucket, who, options_.forget_name)) {
+      removed = fs_.Rmdir(kRootInode, request.bucket);
+    }
     if (IsKind(removed, FsErrorKind::kNotEmpty)) {
       return S3Error(S3ErrorCode::kBucketNotEmpty,
                      absl::StrCat("bucket ", request.bucket, " is not empty"));
@@ -533,6 +540,17 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
   if (!copied.ok()) return copied.status();
   const InodeAttr source_attr = *copied;
   const bool replace_metadata = HeaderOr(request, "x-amz-metadata-directive") == "REPLACE";
+  if (!replace_metadata) {
+    absl::StatusOr<KeyPath> path = ParseKey(request.key);
+    if (path.ok()) {
+      absl::StatusOr<Resolved> target = Resolve(fs_, bucket, *path, request.key_owner);
+      if (target.ok() && target->target && target->target->ino == source_attr.ino) {
+        return S3Error(S3ErrorCode::kInvalidRequest,
+                       "copying an object onto itself changes nothing: say "
+                       "x-amz-metadata-directive: REPLACE to change its metadata");
+      }
+    }
+  }
   S3Request target = request;
   if (!replace_metadata) {
     // The source's metadata goes with the bytes.
@@ -737,9 +755,32 @@ absl::StatusOr<S3Response> S3Handler::DeleteObject(const S3Request& request, Ino
     removed = fs_.Unlink(dir.ino, name);
   }
   if (!removed.ok() && !IsNotFound(removed)) return removed;
-  if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
   if (options_.forget_name) options_.forget_name(dir.ino, name);
+  PruneEmptyParents(bucket, *path, who);
+  if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
   return response;
+}
+
+void S3Handler::PruneEmptyParents(const InodeAttr& bucket, const KeyPath& path,
+                                  const S3Key& who) {
+  // The directories on the key's path, from the bucket down.
+  std::vector<InodeAttr> dirs{bucket};
+  const size_t depth = path.components.size() - 1;
+  for (size_t i = 0; i < depth; ++i) {
+    absl::StatusOr<InodeAttr> next = fs_.Find(dirs.back().ino, path.components[i]);
+    if (!next.ok() || !S_ISDIR(next->mode)) break;
+    dirs.push_back(*next);
+  }
+  // Deepest first; a directory that is an object, or holds anything, stays
+  // with everything above it.
+  for (size_t i = dirs.size() - 1; i >= 1; --i) {
+    const InodeAttr& parent = dirs[i - 1];
+    const std::string& name = path.components[i - 1];
+    if (fs_.GetXattr(dirs[i].ino, kDirObjectXattr).ok()) return;
+    if (!MayAccess(parent, who, kMayWrite | kMaySearch)) return;
+    if (!fs_.Rmdir(parent.ino, name).ok()) return;
+    if (options_.forget_name) options_.forget_name(parent.ino, name);
+  }
 }
 
 absl::StatusOr<S3Response> S3Handler::DeleteObjects(const S3Request& request, InodeAttr bucket) {
@@ -873,7 +914,7 @@ class KeyWalk {
           // which start with its key) roll up into one common prefix.
           std::string common = key.substr(0, at + delimiter_.size());
           if (common > after_ && !absl::StartsWith(after_, common) &&
-              (items_.empty() || items_.back().key != common)) {
+              (items_.empty() || items_.back().key != common) && HoldsAKey(entry)) {
             if (!Emit(Item{common, true})) return false;
           }
           continue;
@@ -899,6 +940,15 @@ class KeyWalk {
       if (!*more) return false;
     }
     return true;
+  }
+
+  // A file is a key; a directory holds one if it is an object or has one
+  // below it (a tree of empty directories makes no common prefix).
+  bool HoldsAKey(const ListedName& entry) {
+    if (!entry.is_dir) return true;
+    if (fs_.GetXattr(entry.ino, kDirObjectXattr).ok()) return true;
+    absl::StatusOr<InodeAttr> attr = fs_.GetAttr(entry.ino);
+    return attr.ok() && HasObjectBelow(fs_, *attr, who_);
   }
 
   FileSystem& fs_;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@
 #include "absl/time/time.h"
 #include "fs/file_system.h"
 #include "frontend/s3_auth.h"
+#include "frontend/s3_names.h"
 
 namespace cairn::frontend {
 
@@ -112,6 +114,11 @@ class S3Handler {
   absl::StatusOr<S3Response> ListParts(const S3Request& request);
   absl::StatusOr<S3Response> ListMultipartUploads(const S3Request& request);
 
+  // After a delete: removes the directories on `path` left empty, deepest
+  // first, up to the bucket, stopping at one that is a directory object or
+  // holds anything (or that the key may not remove).
+  void PruneEmptyParents(const InodeAttr& bucket, const KeyPath& path, const S3Key& who);
+
   // x-amz-copy-source's file, readable by the key and passing the
   // x-amz-copy-source-if-* conditions.
   absl::StatusOr<InodeAttr> CopySource(const S3Request& request);
@@ -164,6 +171,14 @@ class S3Handler {
   absl::StatusOr<Upload*> FindUpload(const S3Request& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(uploads_mu_);
   void ReleaseParts(const Upload& upload);
+  // The last completions, so that a repeated Complete answers as the first.
+  struct Completed {
+    std::string bucket, key, etag;
+  };
+  static constexpr size_t kRememberedCompletions = 1000;
+  std::map<std::string, Completed> completed_ ABSL_GUARDED_BY(uploads_mu_);
+  std::deque<std::string> completed_order_ ABSL_GUARDED_BY(uploads_mu_);
+  static S3Response CompletionAnswer(const S3Request& request, const std::string& etag);
 };
 
 }  // namespace cairn::frontend

@@ -194,7 +194,7 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
       if (!absl::StartsWith(range, "bytes=") || dash == std::string::npos ||
           !absl::SimpleAtoi(range.substr(6, dash - 6), &a) ||
           !absl::SimpleAtoi(range.substr(dash + 1), &b) || a > b || b >= source->size) {
-        return S3Error(S3ErrorCode::kInvalidRange,
+        return S3Error(S3ErrorCode::kInvalidArgument,
                        absl::StrCat("x-amz-copy-source-range must be bytes=FIRST-LAST within "
                                     "the source's ",
                                     source->size, " bytes"));
@@ -284,7 +284,16 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
-    if (!upload.ok()) return upload.status();
+    if (!upload.ok()) {
+      // Completing again what was completed answers as the first time, as
+      // S3 does: a client that lost the first answer retries.
+      auto done = completed_.find(QueryValue(request, "uploadId"));
+      if (done != completed_.end() && done->second.bucket == request.bucket &&
+          done->second.key == request.key) {
+        return CompletionAnswer(request, done->second.etag);
+      }
+      return upload.status();
+    }
     if ((*upload)->completing) {
       return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed already");
     }
@@ -345,6 +354,18 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
     ReleaseParts(it->second);  // the object holds their blobs now
     uploads_.erase(it);
   }
+  const std::string id = QueryValue(request, "uploadId");
+  if (completed_.emplace(id, Completed{request.bucket, request.key, etag}).second) {
+    completed_order_.push_back(id);
+  }
+  while (completed_order_.size() > kRememberedCompletions) {
+    completed_.erase(completed_order_.front());
+    completed_order_.pop_front();
+  }
+  return CompletionAnswer(request, etag);
+}
+
+S3Response S3Handler::CompletionAnswer(const S3Request& request, const std::string& etag) {
   S3Response response;
   response.body = absl::StrCat(
       kXmlHeader, "<CompleteMultipartUploadResult xmlns=\"", kXmlns, "\"><Location>/",

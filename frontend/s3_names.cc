@@ -31,7 +31,9 @@ bool IsValidBucketName(std::string_view name) {
   for (char c : name) {
     if (!IsLowerAlnum(c) && c != '.' && c != '-') return false;
   }
-  if (name.find("..") != std::string_view::npos) return false;
+  for (std::string_view bad : {"..", ".-", "-."}) {
+    if (name.find(bad) != std::string_view::npos) return false;
+  }
   return !LooksLikeIpv4(name);
 }
 

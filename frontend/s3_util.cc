@@ -173,6 +173,45 @@ std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
   return checksum;
 }
 
+bool HasObjectBelow(FileSystem& fs, const InodeAttr& dir, const S3Key& who) {
+  if (!MayAccess(dir, who, kMayRead | kMaySearch)) return false;
+  bool found = false;
+  std::vector<InodeId> subdirs;
+  absl::Status listed = fs.ReadDir(dir.ino, 0, false, [&](const DirEntry& e, const InodeAttr&) {
+    if (S_ISDIR(e.mode)) {
+      subdirs.push_back(e.ino);
+      return true;
+    }
+    found = S_ISREG(e.mode);
+    return !found;
+  });
+  if (!listed.ok() || found) return found;
+  for (InodeId sub : subdirs) {
+    if (fs.GetXattr(sub, kDirObjectXattr).ok()) return true;
+    absl::StatusOr<InodeAttr> attr = fs.GetAttr(sub);
+    if (attr.ok() && HasObjectBelow(fs, *attr, who)) return true;
+  }
+  return false;
+}
+
+bool RemoveEmptyTree(FileSystem& fs, const InodeAttr& dir, const S3Key& who,
+                     const std::function<void(InodeId, const std::string&)>& forget) {
+  std::vector<std::pair<std::string, InodeId>> subdirs;
+  absl::Status listed = fs.ReadDir(dir.ino, 0, false, [&](const DirEntry& e, const InodeAttr&) {
+    if (S_ISDIR(e.mode)) subdirs.emplace_back(e.name, e.ino);
+    return true;
+  });
+  if (!listed.ok()) return false;
+  if (!subdirs.empty() && !MayAccess(dir, who, kMayWrite | kMaySearch)) return false;
+  for (const auto& [name, ino] : subdirs) {
+    absl::StatusOr<InodeAttr> attr = fs.GetAttr(ino);
+    if (!attr.ok() || !RemoveEmptyTree(fs, *attr, who, forget)) return false;
+    if (!fs.Rmdir(dir.ino, name).ok()) return false;
+    if (forget) forget(dir.ino, name);
+  }
+  return true;
+}
+
 bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask) {
   if (who.uid == 0) {
     // root may read and write anything, and search anything searchable.

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -90,6 +91,15 @@ std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
 // kMaySearch) to the inode, by its mode bits as the kernel would decide.
 bool MayAccess(const InodeAttr& attr, const S3Key& who, int mask);
 absl::Status Denied(std::string_view what);
+// Whether anything below `dir` is an object (a regular file, or a
+// directory marked as one): a tree of empty directories holds no key.
+// Directories the key may not read count as holding none.
+bool HasObjectBelow(FileSystem& fs, const InodeAttr& dir, const S3Key& who);
+// Removes the empty directories below `dir` (none of which holds an
+// object), deepest first, as far as the key may; `forget` hears of each.
+// False if one stays.
+bool RemoveEmptyTree(FileSystem& fs, const InodeAttr& dir, const S3Key& who,
+                     const std::function<void(InodeId, const std::string&)>& forget);
 bool IsKind(const absl::Status& status, FsErrorKind kind);
 // A volume failure as S3 sees it: the few POSIX conditions with an S3
 // name get it; the rest stay failures of the server (500).

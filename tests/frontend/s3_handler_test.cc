@@ -462,6 +462,8 @@ TEST_F(S3HandlerTest, KeysThatClashWithTheTreeAreRefusedWithTheirReason) {
   EXPECT_EQ(Call("GET", "media", "missing").code, "NoSuchKey");
   EXPECT_EQ(Call("GET", "no-such-bucket", "x").code, "NoSuchBucket");
   EXPECT_EQ(Call("PUT", "Bad_Name", "").code, "InvalidBucketName");
+  EXPECT_EQ(Call("PUT", "dash-.dot", "").code, "InvalidBucketName");
+  EXPECT_EQ(Call("PUT", "192.168.5.4", "").code, "InvalidBucketName");
 
   // "dir/" keys are directories that hold no bytes.
   EXPECT_EQ(Call("PUT", "media", "empty/", "").status, 200);
@@ -513,6 +515,32 @@ TEST_F(S3HandlerTest, DeleteRemovesTheFileAndMissingKeysAreNoError) {
   EXPECT_FALSE(Path("media/d/y.txt").ok());
 }
 
+TEST_F(S3HandlerTest, DirectoriesLeftEmptyByDeletesGoAndHoldNoKeys) {
+  ASSERT_EQ(Call("PUT", "media", "a/b/c/file", "x").status, 200);
+  ASSERT_EQ(Call("PUT", "media", "a/kept/", "").status, 200);  // a directory object
+  ASSERT_EQ(Call("DELETE", "media", "a/b/c/file").status, 204);
+  // a/b/c and a/b held nothing else: they went; a holds the object kept/.
+  EXPECT_FALSE(Path("media/a/b").ok());
+  EXPECT_TRUE(Path("media/a/kept").ok());
+  ASSERT_EQ(Call("DELETE", "media", "a/kept/").status, 204);
+  EXPECT_FALSE(Path("media/a").ok());
+
+  // A directory made through the mount and left empty is no key and no
+  // common prefix.
+  absl::StatusOr<InodeAttr> bucket = Path("media");
+  NewNode dir;
+  dir.mode = S_IFDIR | 0755;
+  ASSERT_TRUE(fs().MakeNode(bucket->ino, "empty-dir", dir, Caller{0, 0}).ok());
+  ASSERT_EQ(Call("PUT", "media", "full-dir/f", "x").status, 200);
+  std::vector<std::string> prefixes;
+  EXPECT_TRUE(ListAll("media", {{"delimiter", "/"}}, &prefixes).empty());
+  EXPECT_EQ(prefixes, std::vector<std::string>{"full-dir/"});
+  // A bucket of empty directories is empty to S3, and goes with them.
+  ASSERT_EQ(Call("DELETE", "media", "full-dir/f").status, 204);
+  EXPECT_EQ(Call("DELETE", "media", "").status, 204);
+  EXPECT_FALSE(Path("media").ok());
+}
+
 TEST_F(S3HandlerTest, CopyObjectCopiesBytesAndMetadata) {
   ASSERT_EQ(Call("PUT", "media", "src.txt", "copy me", {{"x-amz-meta-color", "blue"}}).status,
             200);
@@ -525,6 +553,16 @@ TEST_F(S3HandlerTest, CopyObjectCopiesBytesAndMetadata) {
   EXPECT_EQ(got.headers["x-amz-meta-color"], "blue");
   EXPECT_EQ(Call("PUT", "media", "x", "", {{"x-amz-copy-source", "media/none"}}).code,
             "NoSuchKey");
+  // Onto itself only to change its metadata.
+  EXPECT_EQ(Call("PUT", "media", "src.txt", "", {{"x-amz-copy-source", "media/src.txt"}}).code,
+            "InvalidRequest");
+  EXPECT_EQ(Call("PUT", "media", "src.txt", "",
+                 {{"x-amz-copy-source", "media/src.txt"},
+                  {"x-amz-metadata-directive", "REPLACE"},
+                  {"x-amz-meta-color", "red"}}).status,
+            200);
+  EXPECT_EQ(Call("HEAD", "media", "src.txt").headers["x-amz-meta-color"], "red");
+  EXPECT_EQ(Call("GET", "media", "src.txt").body, "copy me");
 }
 
 std::string CompletionXml(const std::vector<std::pair<int, std::string>>& parts) {
@@ -586,6 +624,11 @@ TEST_F(S3HandlerTest, AMultipartUploadBecomesOneObjectWithoutCopyingItsParts) {
   EXPECT_EQ(Inodes(), inodes + 2);  // the object and its directory
   EXPECT_EQ(Call("GET", "media", "video/long.mp4", "", {}, Root(), {{"uploadId", id}}).code,
             "NoSuchUpload");
+  // Completing again (a client that lost the answer) answers the same.
+  Answer again = Call("POST", "media", "video/long.mp4", CompletionXml({{1, e1}, {2, e2}, {3, e3}}),
+                      {}, Root(), {{"uploadId", id}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Between(again.body, "<ETag>", "</ETag>").at(0), etag);
   ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
   EXPECT_TRUE(Call("GET", "media", "video/long.mp4").body == one + two + three);
 }

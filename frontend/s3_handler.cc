@@ -125,6 +125,13 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
     absl::StatusOr<InodeAttr> existing = fs_.Find(kRootInode, request.bucket);
     if (existing.ok()) {
       if (existing->uid == who.uid && S_ISDIR(existing->mode)) {
+        // us-east-1 answers its owner's second CreateBucket with success
+        // (and changes nothing); other regions with an error.
+        if (options_.region == "us-east-1") {
+          S3Response response;
+          response.headers.emplace_back("Location", absl::StrCat("/", request.bucket));
+          return response;
+        }
         return S3Error(S3ErrorCode::kBucketAlreadyOwnedByYou,
                        absl::StrCat("you own bucket ", request.bucket, " already"));
       }
@@ -431,13 +438,8 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
   };
   if (absl::Status s = set(kEtagXattr, EtagStamp(*etag, *attr)); !s.ok()) return s;
   for (const auto& [header, value] : request.headers) {
-    if (absl::StartsWith(header, "x-amz-meta-")) {
-      std::string xattr = absl::StrCat(kMetaXattrPrefix, header.substr(strlen("x-amz-meta-")));
-      if (absl::Status s = set(xattr, value); !s.ok()) return s;
-    }
-  }
-  if (auto it = request.headers.find("content-type"); it != request.headers.end()) {
-    if (absl::Status s = set(kContentTypeXattr, it->second); !s.ok()) return s;
+    if (!IsStoredHeader(header)) continue;
+    if (absl::Status s = set(XattrOfHeader(header), value); !s.ok()) return s;
   }
 
   absl::Status published = fs_.Publish(file->ino, dir.ino, name, condition);
@@ -555,7 +557,7 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
   if (!replace_metadata) {
     // The source's metadata goes with the bytes.
     for (auto it = target.headers.begin(); it != target.headers.end();) {
-      if (absl::StartsWith(it->first, "x-amz-meta-") || it->first == "content-type") {
+      if (IsStoredHeader(it->first)) {
         it = target.headers.erase(it);
       } else {
         ++it;
@@ -564,16 +566,10 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
     absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(source_attr.ino);
     if (!names.ok()) return names.status();
     for (const std::string& xattr : *names) {
-      std::string header;
-      if (absl::StartsWith(xattr, kMetaXattrPrefix)) {
-        header = absl::StrCat("x-amz-meta-", xattr.substr(strlen(kMetaXattrPrefix)));
-      } else if (xattr == kContentTypeXattr) {
-        header = "content-type";
-      } else {
-        continue;
-      }
+      std::optional<std::string> header = HeaderOfXattr(xattr);
+      if (!header) continue;
       absl::StatusOr<std::string> value = fs_.GetXattr(source_attr.ino, xattr);
-      if (value.ok()) target.headers[header] = *value;
+      if (value.ok()) target.headers[*header] = *value;
     }
   }
   target.headers.erase("content-md5");
@@ -686,12 +682,10 @@ absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeA
   absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(attr.ino);
   if (names.ok()) {
     for (const std::string& xattr : *names) {
-      if (!absl::StartsWith(xattr, kMetaXattrPrefix)) continue;
+      std::optional<std::string> header = HeaderOfXattr(xattr);
+      if (!header || *header == "content-type") continue;
       absl::StatusOr<std::string> value = fs_.GetXattr(attr.ino, xattr);
-      if (value.ok()) {
-        response.headers.emplace_back(
-            absl::StrCat("x-amz-meta-", xattr.substr(strlen(kMetaXattrPrefix))), *value);
-      }
+      if (value.ok()) response.headers.emplace_back(*header, *value);
     }
   }
   response.stream_length = length;

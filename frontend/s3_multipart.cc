@@ -134,7 +134,7 @@ absl::StatusOr<S3Response> S3Handler::CreateMultipartUpload(const S3Request& req
   upload.owner = request.key_owner;
   upload.initiated = absl::Now();
   for (const auto& [name, value] : request.headers) {
-    if (absl::StartsWith(name, "x-amz-meta-") || name == "content-type") {
+    if (IsStoredHeader(name)) {
       upload.headers[name] = value;
     }
   }
@@ -193,10 +193,13 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
       size_t dash = range.find('-');
       if (!absl::StartsWith(range, "bytes=") || dash == std::string::npos ||
           !absl::SimpleAtoi(range.substr(6, dash - 6), &a) ||
-          !absl::SimpleAtoi(range.substr(dash + 1), &b) || a > b || b >= source->size) {
+          !absl::SimpleAtoi(range.substr(dash + 1), &b) || a > b) {
         return S3Error(S3ErrorCode::kInvalidArgument,
-                       absl::StrCat("x-amz-copy-source-range must be bytes=FIRST-LAST within "
-                                    "the source's ",
+                       "x-amz-copy-source-range must be bytes=FIRST-LAST");
+      }
+      if (b >= source->size) {
+        return S3Error(S3ErrorCode::kInvalidRange,
+                       absl::StrCat("x-amz-copy-source-range goes past the source's ",
                                     source->size, " bytes"));
       }
       first = a;
@@ -324,7 +327,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
     (*upload)->completing = true;
     // The object's metadata is what the initiation carried.
     for (auto it = object.headers.begin(); it != object.headers.end();) {
-      if (absl::StartsWith(it->first, "x-amz-meta-") || it->first == "content-type") {
+      if (IsStoredHeader(it->first)) {
         it = object.headers.erase(it);
       } else {
         ++it;

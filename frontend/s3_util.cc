@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -299,6 +301,41 @@ absl::Status CheckCondition(const Condition& c, const std::string& etag, const T
     return S3Error(S3ErrorCode::kNotModified, "If-Modified-Since: not modified since");
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+constexpr std::string_view kKeptHeaders[] = {"cache-control", "content-disposition",
+                                             "content-encoding", "content-language", "expires"};
+
+}  // namespace
+
+bool IsStoredHeader(const std::string& lower_name) {
+  if (absl::StartsWith(lower_name, "x-amz-meta-") || lower_name == "content-type") return true;
+  for (std::string_view kept : kKeptHeaders) {
+    if (lower_name == kept) return true;
+  }
+  return false;
+}
+
+std::string XattrOfHeader(const std::string& lower_name) {
+  if (absl::StartsWith(lower_name, "x-amz-meta-")) {
+    return absl::StrCat(kMetaXattrPrefix, lower_name.substr(strlen("x-amz-meta-")));
+  }
+  if (lower_name == "content-type") return kContentTypeXattr;
+  return absl::StrCat(kHeaderXattrPrefix, lower_name);
+}
+
+std::optional<std::string> HeaderOfXattr(const std::string& xattr) {
+  if (absl::StartsWith(xattr, kMetaXattrPrefix)) {
+    return absl::StrCat("x-amz-meta-", xattr.substr(strlen(kMetaXattrPrefix)));
+  }
+  if (xattr == kContentTypeXattr) return std::string("content-type");
+  if (absl::StartsWith(xattr, kHeaderXattrPrefix)) {
+    std::string header = xattr.substr(strlen(kHeaderXattrPrefix));
+    if (IsStoredHeader(header)) return header;
+  }
+  return std::nullopt;
 }
 
 std::string HeaderOr(const S3Request& request, const std::string& name,

@@ -32,6 +32,7 @@ inline constexpr char kContentTypeXattr[] = "user.s3.content-type";
 inline constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
 inline constexpr char kDirObjectXattr[] = "user.s3.dir";
 inline constexpr char kChecksumXattr[] = "user.s3.checksum";
+inline constexpr char kHeaderXattrPrefix[] = "user.s3.header.";
 inline constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
 // Bytes moved per read or write of a body.
 inline constexpr size_t kIoBytes = 1 << 20;
@@ -116,6 +117,14 @@ Condition ConditionOf(const std::map<std::string, std::string>& headers,
 // If-None-Match, else If-Modified-Since (304 for reads, 412 for writes).
 absl::Status CheckCondition(const Condition& c, const std::string& etag, const Timespec& mtime,
                             bool read);
+
+// The headers a PUT sets and GET returns (x-amz-meta-*, Content-Type,
+// Cache-Control, Content-Disposition, Content-Encoding, Content-Language,
+// Expires), each kept in an xattr of the object's file.
+bool IsStoredHeader(const std::string& lower_name);
+std::string XattrOfHeader(const std::string& lower_name);
+// The header an xattr keeps (lower case), if it keeps one.
+std::optional<std::string> HeaderOfXattr(const std::string& xattr);
 
 std::string HeaderOr(const S3Request& request, const std::string& name,
                      const std::string& fallback = "");

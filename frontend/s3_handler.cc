@@ -628,6 +628,29 @@ absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeA
   const uint64_t size = S_ISDIR(attr.mode) ? 0 : attr.size;
   uint64_t first = 0, length = size;
   std::string range = HeaderOr(request, "range");
+  if (auto part = request.query.find("partNumber"); part != request.query.end()) {
+    // One part of a multipart upload's object; an object of one PUT is
+    // its own part 1.
+    int number = 0;
+    if (!absl::SimpleAtoi(part->second, &number) || number < 1) {
+      return S3Error(S3ErrorCode::kInvalidArgument, "partNumber must be a whole number >= 1");
+    }
+    std::optional<std::vector<uint64_t>> parts = PartSizesOf(fs_, attr);
+    const size_t count = parts ? parts->size() : 1;
+    if (static_cast<size_t>(number) > count) {
+      return S3Error(S3ErrorCode::kInvalidPart,
+                     absl::StrCat("the object has ", count, " part", count == 1 ? "" : "s"));
+    }
+    if (parts) {
+      for (int i = 0; i + 1 < number; ++i) first += (*parts)[i];
+      length = (*parts)[number - 1];
+      response.status = 206;
+      response.headers.emplace_back(
+          "Content-Range", absl::StrCat("bytes ", first, "-", first + length - 1, "/", size));
+      response.headers.emplace_back("x-amz-mp-parts-count", std::to_string(count));
+    }
+    range.clear();
+  }
   if (!range.empty() && absl::StartsWith(range, "bytes=") && range.find(',') == std::string::npos) {
     std::string_view spec = std::string_view(range).substr(6);
     size_t dash = spec.find('-');

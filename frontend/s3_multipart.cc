@@ -282,6 +282,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
   if (!wanted.ok()) return wanted.status();
 
   std::vector<InodeId> inos;
+  std::vector<uint64_t> part_sizes;
   Md5 etag_md5;
   S3Request object = request;
   {
@@ -323,6 +324,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
       }
       etag_md5.Update(absl::HexStringToBytes(part->second.md5_hex));
       inos.push_back(part->second.ino);
+      part_sizes.push_back(part->second.size);
     }
     (*upload)->completing = true;
     // The object's metadata is what the initiation carried.
@@ -343,6 +345,9 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
       WriteObject(object, bucket, request.key, nullptr, [&](InodeId ino) -> absl::StatusOr<std::string> {
         absl::StatusOr<InodeAttr> filled = fs_.Concatenate(ino, inos);
         if (!filled.ok()) return filled.status();
+        absl::Status kept = fs_.SetXattr(ino, kPartsXattr, PartSizesStamp(part_sizes, *filled),
+                                         XattrMode::kCreateOrReplace);
+        if (!kept.ok()) return kept;
         return etag;
       });
 

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "backend/base/fs_error.h"
 #include "frontend/s3_error.h"
@@ -156,6 +157,24 @@ std::string EtagOf(FileSystem& fs, const InodeAttr& attr) {
   md5.Update(absl::StrCat("cairn-etag ", attr.ino, " ", attr.size, " ", attr.mtime.sec, ".",
                           attr.mtime.nsec));
   return absl::StrCat(absl::BytesToHexString(md5.Finish()), "-1");
+}
+
+std::string PartSizesStamp(const std::vector<uint64_t>& sizes, const InodeAttr& attr) {
+  return EtagStamp(absl::StrJoin(sizes, ","), attr);
+}
+
+std::optional<std::vector<uint64_t>> PartSizesOf(FileSystem& fs, const InodeAttr& attr) {
+  absl::StatusOr<std::string> stamp = fs.GetXattr(attr.ino, kPartsXattr);
+  if (!stamp.ok()) return std::nullopt;
+  std::string list = stamp->substr(0, stamp->find(' '));
+  if (*stamp != EtagStamp(list, attr)) return std::nullopt;
+  std::vector<uint64_t> sizes;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    uint64_t size = 0;
+    if (!absl::SimpleAtoi(item, &size)) return std::nullopt;
+    sizes.push_back(size);
+  }
+  return sizes;
 }
 
 std::string ChecksumStamp(const std::pair<std::string, std::string>& checksum,

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -33,6 +34,7 @@ inline constexpr char kMetaXattrPrefix[] = "user.s3.meta.";
 inline constexpr char kDirObjectXattr[] = "user.s3.dir";
 inline constexpr char kChecksumXattr[] = "user.s3.checksum";
 inline constexpr char kHeaderXattrPrefix[] = "user.s3.header.";
+inline constexpr char kPartsXattr[] = "user.s3.parts";
 inline constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
 // Bytes moved per read or write of a body.
 inline constexpr size_t kIoBytes = 1 << 20;
@@ -87,6 +89,11 @@ std::string ChecksumStamp(const std::pair<std::string, std::string>& checksum,
                           const InodeAttr& attr);
 std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
                                                               const InodeAttr& attr);
+
+// The sizes of a multipart upload's parts, kept with its object (for GET
+// ?partNumber=): "SIZE,SIZE,..." stamped as the ETag is.
+std::string PartSizesStamp(const std::vector<uint64_t>& sizes, const InodeAttr& attr);
+std::optional<std::vector<uint64_t>> PartSizesOf(FileSystem& fs, const InodeAttr& attr);
 
 // Whether the key's uid and gid may do `mask` (kMayRead, kMayWrite,
 // kMaySearch) to the inode, by its mode bits as the kernel would decide.

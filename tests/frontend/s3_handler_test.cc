@@ -275,6 +275,13 @@ TEST_F(S3HandlerTest, APutObjectIsAFileOfTheTreeWithItsMd5AsETag) {
   EXPECT_EQ(range.status, 206);
   EXPECT_EQ(range.body, data.substr(100, 100));
   EXPECT_EQ(range.headers["Content-Range"], absl::StrCat("bytes 100-199/", data.size()));
+  // An object of one PUT is its own part 1.
+  EXPECT_EQ(Call("GET", "media", "photos/2026/beach.jpg", "", {}, Root(), {{"partNumber", "1"}})
+                .body.size(),
+            data.size());
+  EXPECT_EQ(Call("GET", "media", "photos/2026/beach.jpg", "", {}, Root(), {{"partNumber", "2"}})
+                .code,
+            "InvalidPart");
   Answer tail = Call("GET", "media", "photos/2026/beach.jpg", "", {{"range", "bytes=-10"}});
   EXPECT_EQ(tail.body, data.substr(data.size() - 10));
   EXPECT_EQ(Call("GET", "media", "photos/2026/beach.jpg", "",
@@ -620,6 +627,13 @@ TEST_F(S3HandlerTest, AMultipartUploadBecomesOneObjectWithoutCopyingItsParts) {
   EXPECT_TRUE(got.body == one + two + three) << "the object is not its parts in order";
   EXPECT_EQ(got.headers["Content-Type"], "video/mp4");
   EXPECT_EQ(got.headers["ETag"], absl::StrCat("\"", Md5Hex(md5s), "-3\""));
+  // Each part can be read on its own.
+  Answer second = Call("GET", "media", "video/long.mp4", "", {}, Root(), {{"partNumber", "2"}});
+  EXPECT_EQ(second.status, 206);
+  EXPECT_TRUE(second.body == two);
+  EXPECT_EQ(second.headers["x-amz-mp-parts-count"], "3");
+  EXPECT_EQ(Call("GET", "media", "video/long.mp4", "", {}, Root(), {{"partNumber", "4"}}).code,
+            "InvalidPart");
   // The parts' blobs are the object's now: completing stored no data
   // again (only namespace records), and the parts' files are gone (the
   // replaced part 2 with them).

@@ -758,6 +758,9 @@ absl::StatusOr<S3Response> S3Handler::DeleteObject(const S3Request& request, Ino
   if ((dir.mode & S_ISVTX) && who.uid != 0 && who.uid != dir.uid && who.uid != target.uid) {
     return Denied("the directory is sticky and the object is not this key's uid's");
   }
+  if (S_ISREG(target.mode)) {
+    if (absl::Status s = CheckDeleteConditions(request, target); !s.ok()) return s;
+  }
   const std::string& name = path->components.back();
   absl::Status removed;
   if (S_ISDIR(target.mode)) {
@@ -776,6 +779,40 @@ absl::StatusOr<S3Response> S3Handler::DeleteObject(const S3Request& request, Ino
   PruneEmptyParents(bucket, *path, who);
   if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
   return response;
+}
+
+absl::Status S3Handler::CheckDeleteConditions(const S3Request& request, const InodeAttr& found) {
+  // A conditional delete (If-Match, x-amz-if-match-size,
+  // x-amz-if-match-last-modified-time) compares what the object is now.
+  const bool any = request.headers.count("if-match") ||
+                   request.headers.count("x-amz-if-match-size") ||
+                   request.headers.count("x-amz-if-match-last-modified-time");
+  if (!any) return absl::OkStatus();
+  absl::StatusOr<InodeAttr> attr = fs_.GetAttr(found.ino);
+  if (!attr.ok()) return attr.status();
+  Condition condition;
+  if (auto it = request.headers.find("if-match"); it != request.headers.end()) {
+    condition.if_match = it->second;
+  }
+  if (absl::Status s = CheckCondition(condition, EtagOf(fs_, *attr), attr->mtime, false);
+      !s.ok()) {
+    return s;
+  }
+  if (auto it = request.headers.find("x-amz-if-match-size"); it != request.headers.end()) {
+    uint64_t size = 0;
+    if (!absl::SimpleAtoi(it->second, &size) || size != attr->size) {
+      return S3Error(S3ErrorCode::kPreconditionFailed, "x-amz-if-match-size: the size differs");
+    }
+  }
+  if (auto it = request.headers.find("x-amz-if-match-last-modified-time");
+      it != request.headers.end()) {
+    std::optional<int64_t> when = ParseHttpDate(it->second);
+    if (!when || *when != attr->mtime.sec) {
+      return S3Error(S3ErrorCode::kPreconditionFailed,
+                     "x-amz-if-match-last-modified-time: modified at another time");
+    }
+  }
+  return absl::OkStatus();
 }
 
 void S3Handler::PruneEmptyParents(const InodeAttr& bucket, const KeyPath& path,
@@ -814,28 +851,54 @@ absl::StatusOr<S3Response> S3Handler::DeleteObjects(const S3Request& request, In
     }
   }
   const bool quiet = absl::StrContains(xml, "<Quiet>true</Quiet>");
-  std::vector<std::string> keys;
-  for (size_t at = 0;;) {
-    size_t open = xml.find("<Key>", at);
-    if (open == std::string::npos) break;
-    size_t close = xml.find("</Key>", open);
-    if (close == std::string::npos) {
-      return S3Error(S3ErrorCode::kMalformedXML, "a <Key> is not closed");
+  // Each <Object>: its <Key>, and the conditions a delete of it may carry.
+  struct Doomed {
+    std::string key;
+    std::map<std::string, std::string> conditions;  // as the headers of DeleteObject
+  };
+  std::vector<Doomed> doomed;
+  for (size_t at = xml.find("<Object>"); at != std::string::npos; at = xml.find("<Object>", at)) {
+    size_t end = xml.find("</Object>", at);
+    if (end == std::string::npos) {
+      return S3Error(S3ErrorCode::kMalformedXML, "an <Object> is not closed");
     }
-    keys.push_back(XmlUnescape(xml.substr(open + 5, close - open - 5)));
-    at = close + 6;
+    const std::string object = xml.substr(at, end - at);
+    auto field = [&](const std::string& name) -> std::optional<std::string> {
+      size_t open = object.find("<" + name + ">");
+      size_t close = object.find("</" + name + ">");
+      if (open == std::string::npos || close == std::string::npos || close < open) {
+        return std::nullopt;
+      }
+      open += name.size() + 2;
+      return XmlUnescape(object.substr(open, close - open));
+    };
+    std::optional<std::string> key = field("Key");
+    if (!key) return S3Error(S3ErrorCode::kMalformedXML, "an <Object> has no <Key>");
+    Doomed one{*key, {}};
+    if (auto etag = field("ETag")) one.conditions["if-match"] = *etag;
+    if (auto size = field("Size")) one.conditions["x-amz-if-match-size"] = *size;
+    if (auto time = field("LastModifiedTime")) {
+      one.conditions["x-amz-if-match-last-modified-time"] = *time;
+    }
+    doomed.push_back(std::move(one));
+    at = end;
   }
-  if (keys.empty() || !absl::StrContains(xml, "<Delete")) {
+  if (doomed.empty() || !absl::StrContains(xml, "<Delete")) {
     return S3Error(S3ErrorCode::kMalformedXML, "expected <Delete> with at least one <Object>");
   }
-  if (keys.size() > 1000) {
+  if (doomed.size() > 1000) {
     return S3Error(S3ErrorCode::kMalformedXML, "at most 1000 keys per DeleteObjects");
   }
   std::string body = absl::StrCat(kXmlHeader, "<DeleteResult xmlns=\"", kXmlns, "\">");
-  for (const std::string& key : keys) {
+  for (const Doomed& item : doomed) {
+    const std::string& key = item.key;
     S3Request one = request;
     one.key = key;
     one.body = nullptr;
+    for (const char* name : {"if-match", "x-amz-if-match-size", "x-amz-if-match-last-modified-time"}) {
+      one.headers.erase(name);
+    }
+    for (const auto& [name, value] : item.conditions) one.headers[name] = value;
     absl::StatusOr<S3Response> result = DeleteObject(one, bucket);
     if (result.ok()) {
       if (!quiet) absl::StrAppend(&body, "<Deleted><Key>", XmlEscape(key), "</Key></Deleted>");

@@ -114,6 +114,8 @@ class S3Handler {
   absl::StatusOr<S3Response> ListParts(const S3Request& request);
   absl::StatusOr<S3Response> ListMultipartUploads(const S3Request& request);
 
+  // The conditions of a conditional delete, against the object now.
+  absl::Status CheckDeleteConditions(const S3Request& request, const InodeAttr& found);
   // After a delete: removes the directories on `path` left empty, deepest
   // first, up to the bucket, stopping at one that is a directory object or
   // holds anything (or that the key may not remove).

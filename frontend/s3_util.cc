@@ -119,7 +119,14 @@ std::string IsoDate(const Timespec& t) {
   return absl::StrCat(text, ".", absl::StrFormat("%03d", t.nsec / 1000000), "Z");
 }
 
-std::optional<int64_t> ParseHttpDate(const std::string& text) {
+std::optional<int64_t> ParseHttpDate(const std::string& text_in) {
+  // ISO 8601 with fractions of a second ("2026-12-05T15:32:06.275Z"):
+  // the whole seconds are what counts.
+  std::string text = text_in;
+  if (size_t dot = text.find('.'); dot != std::string::npos && text.find('T') < dot &&
+                                   !text.empty() && text.back() == 'Z') {
+    text = text.substr(0, dot) + "Z";
+  }
   struct tm tm = {};
   for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
                              "%a %b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%SZ"}) {

@@ -507,6 +507,34 @@ TEST_F(S3HandlerTest, AKeyGetsNoMoreThanItsUidMay) {
   EXPECT_EQ(Call("GET", "alice-files", "notes/a.txt", "", {}, one_bucket).code, "AccessDenied");
 }
 
+TEST_F(S3HandlerTest, AConditionalDeleteComparesTheObjectNow) {
+  Answer put = Call("PUT", "media", "c.txt", "12345");
+  const std::string etag = put.headers["ETag"];
+  EXPECT_EQ(Call("DELETE", "media", "c.txt", "", {{"if-match", "\"bad\""}}).code,
+            "PreconditionFailed");
+  EXPECT_EQ(Call("DELETE", "media", "c.txt", "", {{"x-amz-if-match-size", "4"}}).code,
+            "PreconditionFailed");
+  EXPECT_EQ(Call("DELETE", "media", "c.txt", "",
+                 {{"x-amz-if-match-last-modified-time", "Sun, 01 Jan 2090 00:00:00 GMT"}})
+                .code,
+            "PreconditionFailed");
+  EXPECT_TRUE(Path("media/c.txt").ok());
+  EXPECT_EQ(Call("DELETE", "media", "c.txt", "", {{"if-match", etag}, {"x-amz-if-match-size", "5"}})
+                .status,
+            204);
+  EXPECT_FALSE(Path("media/c.txt").ok());
+  // Nothing there: nothing to compare, and nothing to refuse.
+  EXPECT_EQ(Call("DELETE", "media", "c.txt", "", {{"if-match", "\"bad\""}}).status, 204);
+
+  ASSERT_EQ(Call("PUT", "media", "d.txt", "x").status, 200);
+  std::string batch =
+      "<Delete><Object><Key>d.txt</Key><ETag>\"bad\"</ETag></Object></Delete>";
+  Answer refused = Call("POST", "media", "", batch, {}, Root(), {{"delete", ""}});
+  EXPECT_EQ(Between(refused.body, "<Code>", "</Code>"),
+            std::vector<std::string>{"PreconditionFailed"});
+  EXPECT_TRUE(Path("media/d.txt").ok());
+}
+
 TEST_F(S3HandlerTest, DeleteRemovesTheFileAndMissingKeysAreNoError) {
   ASSERT_EQ(Call("PUT", "media", "d/x.txt", "x").status, 200);
   ASSERT_EQ(Call("PUT", "media", "d/y.txt", "y").status, 200);

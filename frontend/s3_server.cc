@@ -26,6 +26,7 @@
 #include "backend/config/config.h"
 #include "frontend/s3_error.h"
 #include "frontend/s3_metrics.h"
+#include "frontend/s3_util.h"
 
 namespace cairn::frontend {
 namespace {
@@ -36,39 +37,8 @@ namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
 constexpr size_t kBodyBuffer = 1 << 20;
-constexpr char kXmlHeader[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
-absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
 std::string_view Std(beast::string_view text) { return {text.data(), text.size()}; }
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    int value = 0;
-    if (text[i] == '%' && i + 2 < text.size() &&
-        absl::SimpleHexAtoi(Absl(text.substr(i + 1, 2)), &value)) {
-      out += static_cast<char>(value);
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-std::string XmlEscape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // The request body as the handler reads it: raw bytes from the parser,
 // aws-chunked framing removed, and the signed SHA-256 checked at the end.

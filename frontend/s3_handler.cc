@@ -453,6 +453,11 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
   if (IsKind(published, FsErrorKind::kIsDirectory)) {
     return S3Error(S3ErrorCode::kExistingObjectIsDirectory, "the key names a directory");
   }
+  if (IsNotFound(published)) {
+    // The key's directory (or the bucket) was removed during the upload.
+    return S3Error(S3ErrorCode::kNoSuchBucket,
+                   "the bucket, or a directory of the key, was removed during the upload");
+  }
   if (!published.ok()) return published;
   if (options_.forget_name) options_.forget_name(dir.ino, name);
   absl::StatusOr<InodeAttr> final_attr = fs_.GetAttr(file->ino);

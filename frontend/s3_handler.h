@@ -156,6 +156,7 @@ class S3Handler {
     uint64_t size = 0;
     std::string md5_hex;
     absl::Time modified;
+    uint64_t begun = 0;  // when its upload began, in part_uploads_begun_
   };
   struct Upload {
     std::string bucket, key;
@@ -167,6 +168,7 @@ class S3Handler {
     bool completing = false;
   };
   absl::Mutex uploads_mu_;
+  uint64_t part_uploads_begun_ ABSL_GUARDED_BY(uploads_mu_) = 0;
   std::map<std::string, Upload> uploads_ ABSL_GUARDED_BY(uploads_mu_);
   // The upload `request` names (uploadId), if it is the requester's and
   // for the request's key.

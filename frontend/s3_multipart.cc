@@ -174,10 +174,15 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
     return S3Error(S3ErrorCode::kInvalidArgument,
                    absl::StrCat("partNumber must be a whole number from 1 to ", kMaxParts));
   }
+  // Of two uploads of one part number, the one begun last is the part,
+  // whichever ends last (a client's retry must win over its stalled
+  // first try).
+  uint64_t begun = 0;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
     if (!upload.ok()) return upload.status();
+    begun = ++part_uploads_begun_;
   }
   const bool copy = request.headers.count("x-amz-copy-source") > 0;
   std::optional<InodeAttr> source;
@@ -252,13 +257,17 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
     if ((*upload)->completing) {
       return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed");
     }
-    Part part{file->ino, attr->size, *md5_hex, absl::Now()};
+    Part part{file->ino, attr->size, *md5_hex, absl::Now(), begun};
     auto [it, inserted] = (*upload)->parts.emplace(number, part);
-    if (!inserted) {
+    if (inserted) {
+      kept = true;
+    } else if (it->second.begun < begun) {
       replaced = it->second;
       it->second = part;
+      kept = true;
     }
-    kept = true;
+    // else a later upload of this part number ended first: it stays, and
+    // this one's file goes (`kept` false).
   }
   if (replaced) fs_.Release(replaced->ino, O_WRONLY);
 

@@ -724,6 +724,55 @@ TEST_F(S3HandlerTest, PartsOfAnUploadCutByAPowerLossAreFreedAtTheNextMount) {
   EXPECT_EQ(Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}}).code, "NoSuchUpload");
 }
 
+// A body that runs `midway` once, after its first half is read.
+class MidwayBody final : public BodyReader {
+ public:
+  MidwayBody(std::string data, std::function<void()> midway)
+      : data_(std::move(data)), midway_(std::move(midway)) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
+    if (at_ >= data_.size() / 2 && midway_) {
+      std::function<void()> once = std::move(midway_);
+      midway_ = nullptr;
+      once();
+    }
+    size_t n = std::min({size, data_.size() - at_, std::max<size_t>(1, data_.size() / 2)});
+    std::copy_n(data_.data() + at_, n, buffer);
+    at_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t at_ = 0;
+  std::function<void()> midway_;
+};
+
+TEST_F(S3HandlerTest, OfTwoUploadsOfAPartTheOneBegunLastWins) {
+  Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  const std::map<std::string, std::string> part1 = {{"partNumber", "1"}, {"uploadId", id}};
+  std::string retry_etag;
+  // The first try stalls; the client's retry of part 1 begins and ends
+  // meanwhile; then the first try ends too.
+  MidwayBody first_try(std::string(64, 'A'), [&] {
+    retry_etag = Call("PUT", "media", "k", std::string(64, 'B'), {}, Root(), part1).headers["ETag"];
+  });
+  Answer late = Call("PUT", "media", "k", "", {}, Root(), part1, &first_try);
+  ASSERT_EQ(late.status, 200);
+  Answer done = Call("POST", "media", "k", CompletionXml({{1, retry_etag}}), {}, Root(),
+                     {{"uploadId", id}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Call("GET", "media", "k").body, std::string(64, 'B'));
+}
+
+TEST_F(S3HandlerTest, APutWhoseBucketGoesMidwayLeavesNothing) {
+  const uint64_t inodes = Inodes();
+  MidwayBody body(std::string(1 << 20, 'x'), [&] { EXPECT_EQ(Call("DELETE", "media", "").status, 204); });
+  Answer put = Call("PUT", "media", "k", "", {}, Root(), {}, &body);
+  EXPECT_EQ(put.code, "NoSuchBucket") << put.body;
+  EXPECT_EQ(Inodes(), inodes - 1);  // the bucket's directory went; nothing came
+}
+
 TEST_F(S3HandlerTest, UploadPartCopyTakesARangeOfAnObject) {
   std::string source(7 << 20, 's');
   source[6 << 20] = 'S';

@@ -318,24 +318,6 @@ std::vector<const std::string*> ValuesOf(const HeaderList& headers, std::string_
   return values;
 }
 
-// SigV4's "trimall": proxies may re-space a header value in transit, so the
-// signature covers it with outer whitespace dropped and inner runs as one
-// space.
-std::string TrimAll(std::string_view value) {
-  std::string out;
-  bool pending_space = false;
-  for (char c : value) {
-    if (IsHttpWhitespace(c)) {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -724,7 +706,7 @@ absl::StatusOr<std::string> CanonicalHeaders(const HeaderList& headers,
     Append(canonical, lower, ":");
     for (size_t i = 0; i < values.size(); ++i) {
       if (i > 0) canonical += ',';
-      canonical += TrimAll(*values[i]);
+      canonical += s3::TrimAll(*values[i]);
     }
     canonical += '\n';
   }

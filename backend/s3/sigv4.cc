@@ -49,24 +49,6 @@ std::string ToLower(std::string_view text) {
 
 bool IsHttpWhitespace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-// SigV4 "trimall": drops leading and trailing whitespace and turns every inner
-// run (including the line breaks of folded headers) into one space, because
-// proxies may re-space header values in transit.
-std::string TrimAll(std::string_view value) {
-  std::string out;
-  bool pending_space = false;
-  for (char c : value) {
-    if (IsHttpWhitespace(c)) {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
 std::string_view DateOf(const SigningRequest& request) {
   return std::string_view(request.amz_date).substr(0, 8);
 }
@@ -158,6 +140,22 @@ std::string Signature(const SigningRequest& request, const std::string& secret_a
 }
 
 }  // namespace
+
+std::string TrimAll(std::string_view value) {
+  std::string out;
+  bool pending_space = false;
+  for (char c : value) {
+    if (IsHttpWhitespace(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out.push_back(' ');
+    pending_space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
 
 std::string UriEncode(std::string_view text, bool encode_slash) {
   static constexpr char kDigits[] = "0123456789ABCDEF";

@@ -57,6 +57,11 @@ std::string UriEncode(std::string_view text, bool encode_slash);
 
 std::string Sha256Hex(std::string_view data);
 
+// SigV4 "trimall" of a header value: leading and trailing whitespace
+// dropped, every inner run (the line breaks of folded headers included)
+// one space, because proxies may re-space header values in transit.
+std::string TrimAll(std::string_view value);
+
 // "YYYYMMDDTHHMMSSZ" in UTC, the x-amz-date format.
 std::string AmzDate(int64_t unix_seconds);
 

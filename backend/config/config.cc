@@ -317,23 +317,32 @@ absl::StatusOr<S3Config> ParseS3(const toml::table& table, const std::string& pa
       return bad(key, "unknown key (see docs/S3.md)");
     }
   }
-  if (!config.listen.empty()) {
-    absl::StatusOr<ListenAddress> address = ParseListenAddress(config.listen);
-    if (!address.ok()) return bad("listen", std::string(address.status().message()));
-    if (address->port == 0) return bad("listen", "port must be from 1 to 65535");
-    const bool loopback = address->ipv6 ? address->host == "::1"
-                                        : absl::StartsWith(address->host, "127.");
-    if (!loopback && !config.allow_insecure) {
-      return bad("listen",
-                 "is not a loopback address, and requests would travel without TLS "
-                 "(cairn does not serve TLS yet): listen on 127.0.0.1 behind a TLS proxy, "
-                 "or set allow_insecure = true to accept that");
-    }
+  if (absl::Status s = CheckS3Listen(config); !s.ok()) {
+    return bad("listen", std::string(s.message()));
   }
   return config;
 }
 
 }  // namespace
+
+absl::Status CheckS3Listen(const S3Config& config) {
+  if (config.listen.empty()) return absl::OkStatus();
+  absl::StatusOr<ListenAddress> address = ParseListenAddress(config.listen);
+  if (!address.ok()) return address.status();
+  if (address->port == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", config.listen, "': port must be from 1 to 65535"));
+  }
+  const bool loopback = address->ipv6 ? address->host == "::1"
+                                      : absl::StartsWith(address->host, "127.");
+  if (!loopback && !config.allow_insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", config.listen, "' is not a loopback address, and requests would travel without "
+        "TLS (cairn does not serve TLS yet): listen on 127.0.0.1 behind a TLS proxy, "
+        "or set allow_insecure = true in [s3] to accept that"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
   auto bad = [&](const std::string& why) {

@@ -91,6 +91,10 @@ struct S3Config {
   }
 };
 
+// OK when [s3] listen may be served: empty (off), or HOST:PORT on loopback,
+// or beyond it where the config accepts that; else what is wrong.
+absl::Status CheckS3Listen(const S3Config& config);
+
 // An address to listen on, as ParseListenAddress splits it.
 struct ListenAddress {
   std::string host;  // an IP literal without brackets; localhost as 127.0.0.1

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -147,9 +148,30 @@ MountRecord ParseLockContent(const std::string& text) {
   size_t space = text.find(' ');
   if (!absl::SimpleAtoi(text.substr(0, space), &record.pid)) record.pid = 0;
   if (space != std::string::npos) {
-    record.mountpoint = std::string(absl::StripTrailingAsciiWhitespace(text.substr(space + 1)));
+    std::string rest(absl::StripTrailingAsciiWhitespace(text.substr(space + 1)));
+    // A mountpoint is an absolute path; "s3 URL" is the only other record.
+    if (absl::StartsWith(rest, "s3 ")) {
+      record.s3_only_url = rest.substr(3);
+    } else {
+      record.mountpoint = rest;
+    }
   }
   return record;
+}
+
+// What holds a volume and how to free it, for the refusals of a second
+// daemon, format and restore.
+std::string HolderAndRemedy(const MountRecord& holder, const std::string& volume_dir) {
+  if (!holder.s3_only_url.empty()) {
+    return absl::StrCat(" (serving it over S3 at ", holder.s3_only_url,
+                        " without a mount: cairn serve s3); stop it first: cairn umount ",
+                        volume_dir);
+  }
+  return absl::StrCat(
+      holder.mountpoint.empty() ? std::string()
+                                : absl::StrCat(" (mounted at ", holder.mountpoint, ")"),
+      "; unmount it first: cairn umount ",
+      holder.mountpoint.empty() ? "MOUNTPOINT" : holder.mountpoint);
 }
 
 // The namespace records the format the volume was made in; cairn.toml only
@@ -243,8 +265,7 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   absl::StatusOr<MountRecord> mounted = ReadMountRecord(dir, env);
   if (mounted.ok() && mounted->mounted) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "volume ", dir, " is mounted at ", mounted->mountpoint, " by process ",
-        mounted->pid, "; unmount it first: cairn umount ", mounted->mountpoint));
+        "volume ", dir, " is in use by process ", mounted->pid, HolderAndRemedy(*mounted, dir)));
   }
   // Everything is checked before anything is written: a refused format
   // leaves nothing half made.
@@ -354,12 +375,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     if (GetFsErrorKind(lock.status()) != FsErrorKind::kBusy) return lock.status();
     absl::StatusOr<std::string> text = ReadFileToString(env, lock_path);
     MountRecord holder = text.ok() ? ParseLockContent(*text) : MountRecord();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "volume ", volume->dir_, " is already in use by process ", holder.pid,
-        holder.mountpoint.empty() ? std::string()
-                                  : absl::StrCat(" (mounted at ", holder.mountpoint, ")"),
-        "; unmount it first: cairn umount ",
-        holder.mountpoint.empty() ? "MOUNTPOINT" : holder.mountpoint));
+    return absl::FailedPreconditionError(absl::StrCat("volume ", volume->dir_,
+                                                      " is already in use by process ",
+                                                      holder.pid,
+                                                      HolderAndRemedy(holder, volume->dir_)));
   }
   volume->lock_ = std::move(*lock);
   if (config.format_version > kVolumeFormatVersion) {
@@ -656,8 +675,15 @@ std::optional<std::string> ReadStopError(const std::string& volume_dir, Env* env
 }
 
 absl::Status Volume::RecordMount(pid_t pid, const std::string& mountpoint) {
+  return WriteLockRecord(absl::StrCat(pid, " ", mountpoint, "\n"));
+}
+
+absl::Status Volume::RecordServingS3Only(pid_t pid, const std::string& url) {
+  return WriteLockRecord(absl::StrCat(pid, " s3 ", url, "\n"));
+}
+
+absl::Status Volume::WriteLockRecord(const std::string& text) {
   if (absl::Status s = io_.env->Remove(Join(dir_, kLastStopName)); !s.ok()) return s;
-  const std::string text = absl::StrCat(pid, " ", mountpoint, "\n");
   File& file = lock_->file();
   // Over the old record first, then cut: the block the record already has
   // is reused, so a full disk does not refuse it.

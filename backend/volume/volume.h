@@ -67,7 +67,10 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
 struct MountRecord {
   bool mounted = false;   // a live process holds the lock
   pid_t pid = 0;
-  std::string mountpoint;
+  std::string mountpoint;  // empty while starting, and for a daemon serving S3 only
+  // `cairn serve s3` of an unmounted volume: the daemon runs without FUSE
+  // and serves the volume over S3 at this URL (http://HOST:PORT).
+  std::string s3_only_url;
 };
 // The volume's lock, for a tool that works on an unmounted volume (fsck
 // --repair's salvage and config rebuild): refused, saying so, while a
@@ -166,8 +169,12 @@ class Volume {
 
   // Writes "pid mountpoint" into the lock file for status and umount.
   absl::Status RecordMount(pid_t pid, const std::string& mountpoint);
+  // Writes "pid s3 URL": the daemon serves the volume over S3 without a
+  // mount (`cairn serve s3`), so mount refuses naming it.
+  absl::Status RecordServingS3Only(pid_t pid, const std::string& url);
 
  private:
+  absl::Status WriteLockRecord(const std::string& text);
   // The last step of Open: releases orphans (unless read-only).
   static absl::StatusOr<std::unique_ptr<Volume>> FinishOpen(std::unique_ptr<Volume> volume);
   Volume() = default;

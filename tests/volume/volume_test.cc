@@ -257,6 +257,30 @@ TEST_F(VolumeTest, SecondOpenIsRefusedAndMountRecordNamesTheHolder) {
   EXPECT_FALSE(ReadMountRecord(Vol())->mounted);
 }
 
+TEST_F(VolumeTest, AVolumeServedOverS3OnlyIsHeldAndNamedSo) {
+  ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
+  VolumeConfig config = *LoadVolumeConfig(Vol());
+  auto first = Volume::Open(Vol(), config);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->RecordServingS3Only(4343, "http://127.0.0.1:9000").ok());
+  MountRecord record = *ReadMountRecord(Vol());
+  EXPECT_TRUE(record.mounted);
+  EXPECT_EQ(record.pid, 4343);
+  EXPECT_EQ(record.mountpoint, "");
+  EXPECT_EQ(record.s3_only_url, "http://127.0.0.1:9000");
+  auto second = Volume::Open(Vol(), config);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("cairn serve s3"), std::string::npos)
+      << second.status();
+  EXPECT_NE(second.status().message().find("cairn umount " + Vol()), std::string::npos)
+      << second.status();
+  // A mount recorded later replaces the record whole.
+  ASSERT_TRUE((*first)->RecordMount(4343, "/mnt/y").ok());
+  record = *ReadMountRecord(Vol());
+  EXPECT_EQ(record.mountpoint, "/mnt/y");
+  EXPECT_EQ(record.s3_only_url, "");
+}
+
 TEST_F(VolumeTest, NamespaceOfAnotherVolumeIsRefused) {
   ASSERT_TRUE(FormatVolume(Vol(), {}).ok());
   std::string other = dir_.path() + "/other";

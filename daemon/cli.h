@@ -92,6 +92,7 @@ std::optional<double> StatDouble(const std::string& json, const std::string& key
 
 int FormatCommand(const Args& args);
 int MountCommand(const Args& args);
+int ServeCommand(const Args& args);
 int UmountCommand(const Args& args);
 int StatusCommand(const Args& args);
 int FsckCommand(const Args& args);
@@ -108,6 +109,7 @@ int UmountHelperCommand(const Args& args);
 
 extern const char kFormatHelp[];
 extern const char kMountHelp[];
+extern const char kServeHelp[];
 extern const char kMountHelperHelp[];
 extern const char kUmountHelp[];
 extern const char kUmountHelperHelp[];

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "backend/base/json.h"
 #include "backend/services/replica_gc.h"
 #include "backend/services/storage_maintenance.h"
 #include "daemon/stats_json.h"
@@ -14,10 +15,20 @@
 namespace cairn {
 
 void HandleControlRequest(Volume& volume, VolumeServices& services, FileDataCache& cache,
-                          const std::string& request,
+                          const DaemonControls& controls, const std::string& request,
                           const std::function<void(const std::string&)>& reply,
                           const std::function<bool()>& stopping) {
   std::vector<std::string> words = absl::StrSplit(request, '\t');
+  // s3 serve [LISTEN]: a read-only volume is served too (writes answer
+  // with an error, as on its mount).
+  if (words[0] == "s3") {
+    if (words.size() < 2 || words.size() > 3 || words[1] != "serve" || !controls.serve_s3) {
+      return reply("error bad s3 request");
+    }
+    absl::StatusOr<std::string> url = controls.serve_s3(words.size() == 3 ? words[2] : "");
+    if (!url.ok()) return reply("error " + std::string(url.status().message()));
+    return reply("done {\"url\": " + JsonString(*url) + "}");
+  }
   if (volume.read_only()) {
     return reply(absl::StrCat("error ", volume.dir(), " is mounted read-only (-o ro), which "
                               "writes nothing: unmount it and mount it read-write for scrubs, "

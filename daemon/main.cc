@@ -26,6 +26,8 @@ constexpr char kMainHelp[] =
     "                         mount a volume (returns once the mount is ready)\n"
     "  umount MOUNTPOINT      unmount (also: cairn unmount) and wait until the\n"
     "                         daemon has flushed everything and exited\n"
+    "  serve s3 VOLUME_DIR|MOUNTPOINT [--listen HOST:PORT]\n"
+    "                         serve a volume over S3, mounted or not\n"
     "  status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "                         whether and where a volume is mounted, and usage\n"
     "  fsck VOLUME_DIR [--repair [--disk DIR]...]\n"
@@ -62,6 +64,8 @@ int Help(const std::string& verb) {
     fputs(cairn::cli::kMountHelp, stdout);
   } else if (verb == "umount" || verb == "unmount") {
     fputs(cairn::cli::kUmountHelp, stdout);
+  } else if (verb == "serve") {
+    fputs(cairn::cli::kServeHelp, stdout);
   } else if (verb == "status") {
     fputs(cairn::cli::kStatusHelp, stdout);
   } else if (verb == "fsck") {
@@ -130,7 +134,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
-  if (verb == "format" || verb == "mount" || verb == "umount" ||
+  if (verb == "format" || verb == "mount" || verb == "umount" || verb == "serve" ||
       verb == "unmount" || verb == "status" || verb == "fsck" || verb == "scrub" ||
       verb == "disk" || verb == "tier" || verb == "pin" || verb == "unpin" ||
       verb == "backup" || verb == "restore") {
@@ -138,6 +142,7 @@ int main(int argc, char** argv) {
   }
   if (verb == "format") return FormatCommand(args);
   if (verb == "mount") return MountCommand(args);
+  if (verb == "serve") return ServeCommand(args);
   if (verb == "umount" || verb == "unmount") return UmountCommand(args);
   if (verb == "status") return StatusCommand(args);
   if (verb == "fsck") return FsckCommand(args);

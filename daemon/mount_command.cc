@@ -89,6 +89,37 @@ const char kMountHelperHelp[] =
     "\n"
     "Exit status (mount(8)'s): 0 mounted, 1 bad command line, 32 not mounted.\n";
 
+const char kServeHelp[] =
+    "usage: cairn serve s3 VOLUME_DIR|MOUNTPOINT [--listen HOST:PORT] [-f]\n"
+    "                      [-o OPT[,OPT...]]\n"
+    "\n"
+    "Serves a volume over S3 (docs/S3.md), at --listen or at [s3] listen of\n"
+    "cairn.toml. Clients sign requests with a key of VOLUME_DIR/s3-keys (or\n"
+    "[s3] keys_file), and see the same files as the mount.\n"
+    "\n"
+    "A mounted volume (named by its directory or mountpoint): its daemon\n"
+    "starts serving S3 and serves until it is unmounted.\n"
+    "\n"
+    "An unmounted volume: a daemon starts without a mount and serves the\n"
+    "volume over S3 only, with everything a mount runs (the writeback\n"
+    "journal, replication, tiering, scrubs, backups, metrics). cairn mount of\n"
+    "the volume is refused while it runs. Without -f the command returns once\n"
+    "S3 is served and the daemon runs in the background, logging to syslog.\n"
+    "Stop it with cairn umount VOLUME_DIR (or SIGTERM): it stores everything\n"
+    "written before it exits.\n"
+    "\n"
+    "options:\n"
+    "  --listen HOST:PORT  where to serve (like 127.0.0.1:9000); beyond\n"
+    "                      loopback only with allow_insecure = true in [s3]\n"
+    "  -f, --foreground    a daemon it starts stays in the foreground, logging\n"
+    "                      to stderr\n"
+    "  -o OPTIONS          for a daemon it starts, as for cairn mount: ro,\n"
+    "                      cache_dir=DIR, cache_size=SIZE, log_level=LEVEL,\n"
+    "                      config=FILE\n"
+    "\n"
+    "Prints where S3 is served. Exit status: 0 serving, 1 not (it says why),\n"
+    "2 bad command line.\n";
+
 namespace {
 
 struct MountRequest {
@@ -102,7 +133,14 @@ struct MountRequest {
   std::string config_path;  // -o config=FILE: instead of VOLUME_DIR/cairn.toml
   // KEY=VALUE options that override cairn.toml, in the order given.
   std::vector<std::pair<std::string, std::string>> overrides;
+  // `cairn serve s3` of an unmounted volume: no mount, S3 only.
+  bool s3_only = false;
+  std::string s3_listen;  // --listen: instead of [s3] listen
 };
+
+const char* CommandName(const MountRequest& request) {
+  return request.s3_only ? "serve" : "mount";
+}
 
 // "2G", "512M", "64k", "1073741824" (binary units; an optional trailing B
 // or iB): the number of bytes, or nullopt.
@@ -222,7 +260,12 @@ bool IsStaleMount(const std::string& mountpoint) {
 
 // The mount is in place: the volume's lock and util-linux's mount table
 // say where, the table so that plain umount(8) waits for the flush.
-void RecordMounted(Volume& volume, const MountRequest& request) {
+void RecordMounted(Volume& volume, const MountRequest& request, const ServeReady& ready) {
+  if (request.s3_only) {
+    absl::Status recorded = volume.RecordServingS3Only(getpid(), ready.s3_url);
+    if (!recorded.ok()) LogWarning("%s", recorded.ToString());
+    return;
+  }
   absl::Status recorded = volume.RecordMount(getpid(), request.mountpoint);
   if (!recorded.ok()) LogWarning("%s", recorded.ToString());
   absl::Status listed = RecordInMountTable(request.volume_dir, request.mountpoint);
@@ -250,18 +293,20 @@ bool CleanStaleMount(const std::string& mountpoint) {
 // Runs the volume until unmounted. `ready` is called once the mount is in
 // place; before that, errors are returned.
 absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
-                   const std::function<void(Volume&, const std::string&)>& ready) {
+                   const std::function<void(Volume&, const ServeReady&)>& ready) {
   VolumeOpenOptions open;
   open.read_only = request.fuse.read_only;
   absl::StatusOr<std::unique_ptr<Volume>> volume =
       Volume::Open(request.volume_dir, config, Io(), open);
   if (!volume.ok()) return volume.status();
+  ServeOptions serve;
+  if (!request.s3_only) serve.fuse = request.fuse;
+  serve.s3_listen = request.s3_listen;
   absl::Status served = ServeVolume(
-      **volume, request.fuse,
-      [&](const std::string& replay_warning) { ready(**volume, replay_warning); });
+      **volume, serve, [&](const ServeReady& served_ready) { ready(**volume, served_ready); });
   // Unmounted by whatever means: umount(8) with our helper has removed the
   // entry already, fusermount3 -u has not.
-  ForgetInMountTable(request.mountpoint);
+  if (!request.s3_only) ForgetInMountTable(request.mountpoint);
   (*volume)->RecordStop(served);
   return served;
 }
@@ -367,24 +412,23 @@ void RedirectStdioToNull() {
 int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return Fail("mount", std::string("pipe: ") + strerror(errno));
+    return Fail(CommandName(request), std::string("pipe: ") + strerror(errno));
   }
   fflush(stdout);
   fflush(stderr);
   pid_t child = fork();
-  if (child < 0) return Fail("mount", std::string("fork: ") + strerror(errno));
+  if (child < 0) return Fail(CommandName(request), std::string("fork: ") + strerror(errno));
   if (child == 0) {
     close(pipe_fds[0]);
     setsid();
     UseSyslog();
     int report_fd = pipe_fds[1];
-    absl::Status status = Serve(request, config, [&](Volume& volume,
-                                                      const std::string& replay_warning) {
-      RecordMounted(volume, request);
+    absl::Status status = Serve(request, config, [&](Volume& volume, const ServeReady& ready) {
+      RecordMounted(volume, request, ready);
       // The user at the terminal must hear of a degraded start, not only
       // syslog.
       std::string reply = "ok";
-      if (!replay_warning.empty()) reply += "\n" + replay_warning;
+      if (!ready.replay_warning.empty()) reply += "\n" + ready.replay_warning;
       std::string degraded = DegradedWarning(volume);
       if (!degraded.empty()) reply += "\n" + degraded;
       std::string remote = RemoteWarning(volume, request.volume_dir);
@@ -395,7 +439,7 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
       RedirectStdioToNull();
     });
     if (report_fd >= 0) {
-      std::string message(status.ok() ? "exited before the mount was ready"
+      std::string message(status.ok() ? "exited before it was ready"
                                       : status.message());
       [[maybe_unused]] ssize_t n = write(report_fd, message.data(), message.size());
       _exit(kExitFailed);
@@ -404,7 +448,8 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
       LogError("%s", std::string(status.message()));
       _exit(kExitFailed);
     }
-    LogInfo("volume %s unmounted cleanly", request.volume_dir);
+    LogInfo("volume %s %s cleanly", request.volume_dir,
+            request.s3_only ? "stopped serving" : "unmounted");
     _exit(kExitOk);
   }
   close(pipe_fds[1]);
@@ -420,20 +465,22 @@ int RunInBackground(const MountRequest& request, const VolumeConfig& config) {
   }
   close(pipe_fds[0]);
   if (reply.rfind("ok", 0) == 0 && (reply.size() == 2 || reply[2] == '\n')) {
-    if (reply.size() > 3) fprintf(stderr, "cairn: mount: warning: %s\n", reply.substr(3).c_str());
+    if (reply.size() > 3) {
+      fprintf(stderr, "cairn: %s: warning: %s\n", CommandName(request), reply.substr(3).c_str());
+    }
     return kExitOk;
   }
   if (reply.empty()) {
     waitpid(child, nullptr, WNOHANG);
-    return Fail("mount",
-                "the daemon exited before the mount was ready (see journalctl "
-                "-t cairn or syslog)");
+    return Fail(CommandName(request),
+                "the daemon exited before it was ready (see journalctl -t cairn or syslog)");
   }
   waitpid(child, nullptr, 0);
-  return Fail("mount", reply);
+  return Fail(CommandName(request), reply);
 }
 
 int MountVolume(MountRequest request);
+int StartDaemon(const MountRequest& request, const VolumeConfig& config);
 
 constexpr auto kFinishingDaemonWait = std::chrono::seconds(120);
 
@@ -538,6 +585,87 @@ int MountCommand(const Args& args) {
   return MountVolume(request);
 }
 
+int ServeCommand(const Args& args) {
+  if (args.empty() || args[0] != "s3") {
+    return UsageError("serve", "expected what to serve: s3 (cairn serve s3 "
+                               "VOLUME_DIR|MOUNTPOINT [--listen HOST:PORT])");
+  }
+  MountRequest request;
+  request.s3_only = true;
+  std::vector<std::string> positional;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--listen") {
+      if (i + 1 >= args.size()) return UsageError("serve", "--listen needs HOST:PORT");
+      request.s3_listen = args[++i];
+      if (request.s3_listen.empty()) return UsageError("serve", "--listen needs HOST:PORT");
+    } else if (arg.rfind("--listen=", 0) == 0) {
+      request.s3_listen = arg.substr(9);
+      if (request.s3_listen.empty()) return UsageError("serve", "--listen needs HOST:PORT");
+    } else if (arg == "-f" || arg == "--foreground") {
+      request.foreground = true;
+    } else if (arg == "-o") {
+      if (i + 1 >= args.size()) return UsageError("serve", "-o needs options");
+      if (int rc = ParseOptions(args[++i], &request); rc != kExitOk) return rc;
+    } else if (arg.rfind("-o", 0) == 0 && arg.size() > 2) {
+      if (int rc = ParseOptions(arg.substr(2), &request); rc != kExitOk) return rc;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return UsageError("serve", "unknown option '" + arg + "'");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 1) return UsageError("serve", "expected VOLUME_DIR or MOUNTPOINT");
+  const std::string target = AbsolutePath(positional[0]);
+  std::optional<MountEntry> mount = FindCairnMount(target);
+  request.volume_dir = mount ? mount->volume_dir : target;
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(
+      request.volume_dir, request.config_path.empty() ? "" : AbsolutePath(request.config_path));
+  if (!config.ok()) return Fail("serve", config.status());
+  if (std::string bad = ApplyOverrides(request, &*config); !bad.empty()) {
+    return UsageError("serve", bad);
+  }
+  S3Config s3 = config->s3;
+  if (!request.s3_listen.empty()) s3.listen = request.s3_listen;
+  if (absl::Status s = CheckS3Listen(s3); !s.ok()) {
+    return UsageError("serve", "--listen " + std::string(s.message()));
+  }
+
+  // A daemon serves the volume already (mounted, or S3 only): it is asked.
+  absl::StatusOr<MountRecord> holder = WaitForFinishingDaemon(request.volume_dir);
+  if (absl::IsDeadlineExceeded(holder.status())) return Fail("serve", holder.status());
+  if (holder.ok() && holder->mounted) {
+    if (!request.overrides.empty() || !request.config_path.empty() || request.foreground ||
+        request.fuse.read_only) {
+      return UsageError("serve", absl::StrCat("-f and -o apply to a daemon cairn serve s3 "
+                                              "starts, and process ", holder->pid,
+                                              " serves ", request.volume_dir, " already"));
+    }
+    absl::StatusOr<std::string> answer = AskDaemon(
+        request.volume_dir, config->volume_id, "s3\tserve\t" + request.s3_listen, nullptr);
+    if (!answer.ok()) return Fail("serve", answer.status());
+    const std::string url = JsonText(*answer, "url");
+    if (holder->mountpoint.empty()) {
+      printf("cairn: serving %s over S3 at %s (process %d)\n", request.volume_dir.c_str(),
+             url.c_str(), static_cast<int>(holder->pid));
+    } else {
+      printf("cairn: serving %s, mounted at %s, over S3 at %s until it is unmounted\n",
+             request.volume_dir.c_str(), holder->mountpoint.c_str(), url.c_str());
+    }
+    return kExitOk;
+  }
+  if (mount) {
+    return Fail("serve", target + " is a cairn mount whose daemon is gone; unmount it "
+                                  "(cairn umount " + target + ") and try again");
+  }
+  if (s3.listen.empty()) {
+    return UsageError("serve", "no address to serve S3 on: give --listen HOST:PORT (like "
+                               "127.0.0.1:9000) or set listen in the [s3] section of " +
+                                   config->ConfigFile(request.volume_dir));
+  }
+  return StartDaemon(request, *config);
+}
+
 int MountHelperCommand(const Args& args) {
   MountRequest request;
   std::vector<std::string> positional;
@@ -586,6 +714,69 @@ int MountHelperCommand(const Args& args) {
 
 namespace {
 
+// Both kinds of daemon: refused while another process serves the volume;
+// then started in the background, or run here with -f.
+int StartDaemon(const MountRequest& request, const VolumeConfig& config) {
+  const char* command = CommandName(request);
+  absl::StatusOr<MountRecord> holder = WaitForFinishingDaemon(request.volume_dir);
+  if (absl::IsDeadlineExceeded(holder.status())) return Fail(command, holder.status());
+  if (holder.ok() && holder->mounted) {
+    if (!holder->s3_only_url.empty()) {
+      return Fail(command, absl::StrCat("volume ", request.volume_dir,
+                                        " is served over S3 without a mount by process ",
+                                        holder->pid, " (cairn serve s3, at ",
+                                        holder->s3_only_url, "); stop it first: cairn umount ",
+                                        request.volume_dir));
+    }
+    return Fail(command, "volume " + request.volume_dir + " is already mounted by process " +
+                             std::to_string(holder->pid) +
+                             (holder->mountpoint.empty() ? "" : " at " + holder->mountpoint) +
+                             "; unmount it first: cairn umount " +
+                             (holder->mountpoint.empty() ? "MOUNTPOINT" : holder->mountpoint));
+  }
+  if (!request.fake) {
+    if (std::string why = CheckJournalDir(request.volume_dir, config.cache_dir); !why.empty()) {
+      return Fail(command, why);
+    }
+  }
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(config.log_level, &level);
+  if (request.fuse.debug) level = LogLevel::kDebug;
+  SetLogLevel(level);
+  if (request.verbose || request.fake) {
+    printf("cairn: %s volume %s at %s\n", request.fake ? "would mount" : "mounting",
+           request.volume_dir.c_str(), request.mountpoint.c_str());
+  }
+  if (request.fake) return kExitOk;
+
+  if (!request.foreground) {
+    int rc = RunInBackground(request, config);
+    if (rc == kExitOk && request.s3_only) {
+      absl::StatusOr<MountRecord> serving = ReadMountRecord(request.volume_dir);
+      printf("cairn: serving %s over S3 at %s; stop with: cairn umount %s\n",
+             request.volume_dir.c_str(),
+             serving.ok() && !serving->s3_only_url.empty() ? serving->s3_only_url.c_str()
+                                                           : "(see cairn status)",
+             request.volume_dir.c_str());
+    }
+    return rc;
+  }
+  absl::Status status = Serve(request, config, [&](Volume& volume, const ServeReady& ready) {
+    RecordMounted(volume, request, ready);
+    if (!ready.replay_warning.empty()) LogWarning("%s", ready.replay_warning);
+    std::string degraded = DegradedWarning(volume);
+    if (!degraded.empty()) LogWarning("%s", degraded);
+    std::string remote = RemoteWarning(volume, request.volume_dir);
+    if (!remote.empty()) LogWarning("%s", remote);
+    const std::string where = request.s3_only ? " served over S3 at " + ready.s3_url
+                                              : " mounted at " + request.mountpoint;
+    NotifySystemd(absl::StrCat("READY=1\nSTATUS=", request.volume_dir, where,
+                               degraded.empty() ? "" : " (DEGRADED)"));
+  });
+  if (!status.ok()) return Fail(command, status);
+  return kExitOk;
+}
+
 int MountVolume(MountRequest request) {
   request.fuse.mountpoint = request.mountpoint;
   if (!request.fake) CleanStaleMount(request.mountpoint);
@@ -615,45 +806,7 @@ int MountVolume(MountRequest request) {
       !overlap.empty()) {
     return Fail("mount", overlap);
   }
-  absl::StatusOr<MountRecord> holder = WaitForFinishingDaemon(request.volume_dir);
-  if (absl::IsDeadlineExceeded(holder.status())) return Fail("mount", holder.status());
-  if (holder.ok() && holder->mounted) {
-    return Fail("mount", "volume " + request.volume_dir +
-                             " is already mounted by process " +
-                             std::to_string(holder->pid) +
-                             (holder->mountpoint.empty() ? "" : " at " + holder->mountpoint) +
-                             "; unmount it first: cairn umount " +
-                             (holder->mountpoint.empty() ? "MOUNTPOINT" : holder->mountpoint));
-  }
-  if (!request.fake) {
-    if (std::string why = CheckJournalDir(request.volume_dir, config->cache_dir); !why.empty()) {
-      return Fail("mount", why);
-    }
-  }
-  LogLevel level = LogLevel::kInfo;
-  ParseLogLevel(config->log_level, &level);
-  if (request.fuse.debug) level = LogLevel::kDebug;
-  SetLogLevel(level);
-  if (request.verbose || request.fake) {
-    printf("cairn: %s volume %s at %s\n", request.fake ? "would mount" : "mounting",
-           request.volume_dir.c_str(), request.mountpoint.c_str());
-  }
-  if (request.fake) return kExitOk;
-
-  if (!request.foreground) return RunInBackground(request, *config);
-  absl::Status status = Serve(request, *config, [&](Volume& volume,
-                                                   const std::string& replay_warning) {
-    RecordMounted(volume, request);
-    if (!replay_warning.empty()) LogWarning("%s", replay_warning);
-    std::string degraded = DegradedWarning(volume);
-    if (!degraded.empty()) LogWarning("%s", degraded);
-    std::string remote = RemoteWarning(volume, request.volume_dir);
-    if (!remote.empty()) LogWarning("%s", remote);
-    NotifySystemd(absl::StrCat("READY=1\nSTATUS=", request.volume_dir, " mounted at ",
-                               request.mountpoint, degraded.empty() ? "" : " (DEGRADED)"));
-  });
-  if (!status.ok()) return Fail("mount", status);
-  return kExitOk;
+  return StartDaemon(request, *config);
 }
 
 }  // namespace

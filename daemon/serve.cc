@@ -140,10 +140,93 @@ void WriteStatsFile(Volume& volume, VolumeServices& services, FileDataCache& cac
       .IgnoreError();
 }
 
+// The daemon's S3 frontend: off, serving [s3] listen from the start, or
+// started later by `cairn serve s3` through the control channel. Once it
+// serves it serves until the daemon stops; readers (the stats writer, the
+// metrics endpoint) see it appear at any time.
+class S3Frontend {
+ public:
+  S3Frontend(FileSystem& fs, const VolumeConfig& config, const std::string& volume_dir,
+             std::function<void(InodeId, const std::string&)> forget_name)
+      : fs_(fs), config_(config.s3), volume_dir_(volume_dir),
+        forget_name_(std::move(forget_name)) {}
+
+  // Serves at `listen` ("": [s3] listen); returns the URL. Asked again, it
+  // answers the URL it serves at, unless another address is asked for.
+  absl::StatusOr<std::string> Start(const std::string& listen) {
+    absl::MutexLock lock(&mu_);
+    S3Config s3 = config_;
+    if (!listen.empty()) s3.listen = listen;
+    if (owned_server_) {
+      if (listen.empty() || listen == serving_listen_) return Url(*owned_server_);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the daemon already serves S3 at ", Url(*owned_server_), "; it serves one address "
+          "until it stops (cairn umount, then mount or serve again to change it)"));
+    }
+    if (s3.listen.empty()) {
+      return absl::InvalidArgumentError(
+          "no address to serve S3 on: give --listen HOST:PORT (like 127.0.0.1:9000) or set "
+          "listen in the [s3] section of cairn.toml");
+    }
+    if (absl::Status s = CheckS3Listen(s3); !s.ok()) return s;
+    frontend::S3Handler::Options handler_options;
+    handler_options.region = s3.region;
+    handler_options.forget_name = forget_name_;
+    auto handler = std::make_unique<frontend::S3Handler>(fs_, handler_options);
+    frontend::S3Server::Options server_options;
+    server_options.listen = s3.listen;
+    server_options.region = s3.region;
+    server_options.keys_file = s3.KeysFile(volume_dir_);
+    absl::StatusOr<std::unique_ptr<frontend::S3Server>> server =
+        frontend::S3Server::Start(*handler, server_options);
+    if (!server.ok()) return server.status();
+    handler_ = std::move(handler);
+    owned_server_ = std::move(*server);
+    serving_listen_ = s3.listen;
+    server_ = owned_server_.get();
+    LogInfo("serving S3 at %s (keys in %s)", Url(*owned_server_), server_options.keys_file);
+    return Url(*owned_server_);
+  }
+
+  // The server, or null while S3 is not served.
+  const frontend::S3Server* server() const { return server_.load(); }
+
+  // Requests under way finish (or are cut). Every reader of server() has
+  // stopped.
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    server_ = nullptr;
+    owned_server_.reset();
+    handler_.reset();
+  }
+
+  static std::string Url(const frontend::S3Server& server) {
+    return absl::StrCat("http://", server.address());
+  }
+
+ private:
+  FileSystem& fs_;
+  const S3Config config_;
+  const std::string volume_dir_;
+  const std::function<void(InodeId, const std::string&)> forget_name_;
+  absl::Mutex mu_;
+  std::unique_ptr<frontend::S3Handler> handler_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<frontend::S3Server> owned_server_ ABSL_GUARDED_BY(mu_);
+  std::string serving_listen_ ABSL_GUARDED_BY(mu_);
+  std::atomic<const frontend::S3Server*> server_{nullptr};
+};
+
+// Blocks until a stop signal's byte arrives.
+void WaitForStopSignal() {
+  char byte;
+  while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
-absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
-                         const std::function<void(const std::string& replay_warning)>& on_ready) {
+absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
+                         const std::function<void(const ServeReady&)>& on_ready) {
   const VolumeConfig& config = volume.config();
   MountedVolume::Options mount_options;
   absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
@@ -158,70 +241,74 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
   services_options.background = !volume.read_only();
   services_options.on_blob_deleted = [&cache](BlobId id) { cache.ForgetBlob(id); };
   VolumeServices services(volume, services_options);
-  // Commands reach this daemon (cairn scrub, tier, backup) through the
-  // control channel in the volume directory. A daemon that cannot be
-  // reached refuses to mount: its scrubs and backups would answer no one.
+
+  // The S3 frontend serves the same FileSystem as the mount; names it
+  // changes are dropped from the kernel's caches.
+  std::atomic<FuseSession*> fuse_for_s3{nullptr};
+  S3Frontend s3(*ctx.fs, config, volume.dir(),
+                [&fuse_for_s3](InodeId parent, const std::string& name) {
+                  if (FuseSession* fuse = fuse_for_s3.load()) fuse->ForgetName(parent, name);
+                });
+
+  // Commands reach this daemon (cairn scrub, tier, backup, serve s3)
+  // through the control channel in the volume directory. A daemon that
+  // cannot be reached refuses to start: its scrubs and backups would
+  // answer no one.
   absl::StatusOr<std::unique_ptr<ControlServer>> control = ControlServer::Start(
       volume.dir(), config.volume_id,
-      [&volume, &services, &cache](const std::string& request,
-                                   const std::function<void(const std::string&)>& reply,
-                                   const std::function<bool()>& stopping) {
-        HandleControlRequest(volume, services, cache, request, reply, stopping);
+      [&volume, &services, &cache, &s3](const std::string& request,
+                                        const std::function<void(const std::string&)>& reply,
+                                        const std::function<bool()>& stopping) {
+        DaemonControls controls;
+        controls.serve_s3 = [&s3](const std::string& listen) { return s3.Start(listen); };
+        HandleControlRequest(volume, services, cache, controls, request, reply, stopping);
       });
   if (!control.ok()) return control.status();
 
-  // The S3 frontend serves the same FileSystem as the mount. Asked for and
-  // not possible (the port is taken, the keys file is unsafe) refuses the
-  // mount: clients that expect it would otherwise fail later and elsewhere.
-  std::atomic<FuseSession*> fuse_for_s3{nullptr};
-  std::unique_ptr<frontend::S3Handler> s3_handler;
-  std::unique_ptr<frontend::S3Server> s3_server;
-  if (!config.s3.listen.empty()) {
-    frontend::S3Handler::Options handler_options;
-    handler_options.region = config.s3.region;
-    handler_options.forget_name = [&fuse_for_s3](InodeId parent, const std::string& name) {
-      if (FuseSession* fuse = fuse_for_s3.load()) fuse->ForgetName(parent, name);
-    };
-    s3_handler = std::make_unique<frontend::S3Handler>(*ctx.fs, handler_options);
-    frontend::S3Server::Options server_options;
-    server_options.listen = config.s3.listen;
-    server_options.region = config.s3.region;
-    server_options.keys_file = config.s3.KeysFile(volume.dir());
-    absl::StatusOr<std::unique_ptr<frontend::S3Server>> server =
-        frontend::S3Server::Start(*s3_handler, server_options);
-    if (!server.ok()) return server.status();
-    s3_server = std::move(*server);
-    LogInfo("serving S3 at http://%s (keys in %s)", s3_server->address(),
-            server_options.keys_file);
+  // S3 asked for and not possible (the port is taken, the keys file is
+  // unsafe) refuses to start: clients that expect it would otherwise fail
+  // later and elsewhere.
+  if (!config.s3.listen.empty() || !options.s3_listen.empty() || !options.fuse) {
+    absl::StatusOr<std::string> url = s3.Start(options.s3_listen);
+    if (!url.ok()) return url.status();
   }
 
   if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
   InstallStopHandlers();
-  FuseMountOptions mount = options;
-  mount.source = volume.dir();
-  mount.env = volume.io().env;
-  absl::StatusOr<std::unique_ptr<FuseSession>> session = FuseSession::Mount(&ctx, mount);
-  if (!session.ok()) {
-    RestoreDefaultHandlers();
-    close(g_stop_pipe[0]);
-    close(g_stop_pipe[1]);
-    return session.status();
+  std::unique_ptr<FuseSession> session;
+  if (options.fuse) {
+    FuseMountOptions mount = *options.fuse;
+    mount.source = volume.dir();
+    mount.env = volume.io().env;
+    absl::StatusOr<std::unique_ptr<FuseSession>> mounted_session =
+        FuseSession::Mount(&ctx, mount);
+    if (!mounted_session.ok()) {
+      RestoreDefaultHandlers();
+      close(g_stop_pipe[0]);
+      close(g_stop_pipe[1]);
+      return mounted_session.status();
+    }
+    session = std::move(*mounted_session);
+    fuse_for_s3 = session.get();
   }
 
-  fuse_for_s3 = session->get();
-
   std::atomic<bool> loop_done{false};
-  std::thread stopper([&] {
-    char byte;
-    while (read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
-    }
-    if (!loop_done.load()) (*session)->Stop();
-  });
-
-  LogInfo("serving volume %s at %s", volume.dir(), options.mountpoint);
-  if (on_ready) on_ready((*mounted)->ReplayWarning());
+  std::thread stopper;
+  if (session) {
+    stopper = std::thread([&] {
+      WaitForStopSignal();
+      if (!loop_done.load()) session->Stop();
+    });
+    LogInfo("serving volume %s at %s", volume.dir(), options.fuse->mountpoint);
+  } else {
+    LogInfo("serving volume %s over S3 only, without a mount", volume.dir());
+  }
+  ServeReady ready;
+  ready.replay_warning = (*mounted)->ReplayWarning();
+  if (const frontend::S3Server* server = s3.server()) ready.s3_url = S3Frontend::Url(*server);
+  if (on_ready) on_ready(ready);
   // Prometheus metrics, once every part they read exists. A port in use
   // costs the metrics, never the mount.
   std::unique_ptr<MetricsServer> metrics;
@@ -239,15 +326,18 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
     sources.replicator = services.replicator();
     sources.backups = services.backups();
     sources.remote_scrubber = services.remote_scrubber();
-    if (s3_server) sources.s3 = &s3_server->metrics();
-    absl::StatusOr<std::unique_ptr<MetricsServer>> server = MetricsServer::Start(
-        config.metrics.listen, [sources] { return RenderVolumeMetrics(sources); });
+    absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+        MetricsServer::Start(config.metrics.listen, [sources, &s3] {
+          VolumeMetricsSources now = sources;
+          if (const frontend::S3Server* server = s3.server()) now.s3 = &server->metrics();
+          return RenderVolumeMetrics(now);
+        });
     if (server.ok()) {
       metrics = std::move(*server);
       LogInfo("serving metrics at http://%s/metrics", config.metrics.listen);
     } else {
-      LogWarning("metrics are not served: %s; the volume is mounted without them. Free the "
-                 "port or change [metrics] listen in cairn.toml and mount again",
+      LogWarning("metrics are not served: %s; the volume is served without them. Free the "
+                 "port or change [metrics] listen in cairn.toml and start again",
                  server.status().message());
     }
   }
@@ -257,35 +347,45 @@ absl::Status ServeVolume(Volume& volume, const FuseMountOptions& options,
       // Frees the namespace's reserve when the disk fills, and takes it
       // again once there is room.
       if (SpaceReserve* reserve = volume.space_reserve()) reserve->Tend();
-      WriteStatsFile(volume, services, cache, s3_server.get());
+      WriteStatsFile(volume, services, cache, s3.server());
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 
   auto trimmer = std::make_unique<MemoryTrimmer>(MemoryTrimmerOptions{});
 
-  int loop_rc = (*session)->Run();
+  int loop_rc = 0;
+  if (session) {
+    loop_rc = session->Run();
+  } else {
+    WaitForStopSignal();
+  }
   loop_done = true;
   // The readers of the S3 server's figures stop first; then S3 requests
   // under way finish (or are cut) before the parts they use go.
   metrics.reset();
   stats_stop.Notify();
   stats_writer.join();
-  s3_server.reset();
+  // A `cairn serve s3` arriving now must not start a server: the control
+  // channel goes before the S3 frontend.
+  control->reset();  // also stops a manual scrub or rebuild in progress
+  s3.Stop();
   fuse_for_s3 = nullptr;
 
-  // Wake the stopper if no signal came (plain umount ended the loop).
-  char byte = 'x';
-  [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
-  stopper.join();
-  session->reset();
+  if (session) {
+    // Wake the stopper if no signal came (plain umount ended the loop).
+    char byte = 'x';
+    [[maybe_unused]] ssize_t n = write(g_stop_pipe[1], &byte, 1);
+    stopper.join();
+    session.reset();
+  }
   RestoreDefaultHandlers();
   close(g_stop_pipe[0]);
   close(g_stop_pipe[1]);
 
   trimmer.reset();
-  control->reset();  // stops a manual scrub or rebuild in progress
   services.Stop();   // and every background service, in order
-  LogInfo("unmounted %s; flushing", options.mountpoint);
+  LogInfo("%s %s; flushing", options.fuse ? "unmounted" : "stopped serving",
+          options.fuse ? options.fuse->mountpoint : volume.dir());
   if (absl::Status closed = (*mounted)->Close(); !closed.ok()) return closed;
   if (loop_rc != 0 && loop_rc != -ENODEV) {
     LogWarning("request loop ended with %d", loop_rc);

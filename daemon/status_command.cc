@@ -22,8 +22,10 @@ namespace cairn::cli {
 const char kStatusHelp[] =
     "usage: cairn status VOLUME_DIR|MOUNTPOINT [--json]\n"
     "\n"
-    "Says whether the volume is mounted, where and by which daemon process,\n"
-    "and how much it holds. While it is mounted, also the cache: written data\n"
+    "Says whether the volume is mounted, where and by which daemon process\n"
+    "(or served over S3 without a mount: cairn serve s3, \"s3_only\" in --json),\n"
+    "where S3 is served, and how much the volume holds. While a daemon\n"
+    "serves it, also the cache: written data\n"
     "not yet stored as blobs, the writeback journal's size, and the read\n"
     "cache's size and hit rate (\"cache\" in --json; null when unmounted).\n"
     "Files a journal replay found damaged are counted (cairn fsck names them),\n"
@@ -276,15 +278,20 @@ int StatusCommand(const Args& args) {
     storage = JsonObject(cache_stats, "storage");
     damaged_files = StatNumber(cache_stats, "damaged_files").value_or(0);
   }
+  // A daemon serving S3 without a mount (cairn serve s3) holds the volume
+  // as a mount's daemon does.
+  const bool s3_only = record->mounted && !record->s3_only_url.empty();
+  const bool mounted = record->mounted && !s3_only;
   if (json) {
     printf("{\"volume\": %s, \"volume_id\": %s, \"format_version\": %d, "
-           "\"mounted\": %s, \"mountpoint\": %s, \"pid\": %d, \"files\": %llu, "
+           "\"mounted\": %s, \"s3_only\": %s, \"mountpoint\": %s, \"pid\": %d, "
+           "\"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
            "\"free_bytes\": %llu, \"damaged_files\": %llu, \"storage\": %s, \"s3\": %s, "
            "\"cache\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
-           config->format_version, record->mounted ? "true" : "false",
-           record->mounted ? JsonString(record->mountpoint).c_str() : "null",
+           config->format_version, mounted ? "true" : "false", s3_only ? "true" : "false",
+           mounted ? JsonString(record->mountpoint).c_str() : "null",
            record->mounted ? record->pid : 0,
            static_cast<unsigned long long>(files),
            static_cast<unsigned long long>(data_bytes),
@@ -300,10 +307,16 @@ int StatusCommand(const Args& args) {
   printf("volume:     %s\n", volume_dir.c_str());
   printf("volume id:  %s (format %d)\n", config->volume_id.c_str(), config->format_version);
   if (record->mounted) {
-    printf("mounted:    yes, at %s by process %d\n", record->mountpoint.c_str(), record->pid);
-    printf("usage:      %s used of %s, %s free; %llu files\n", Human(used).c_str(),
-           Human(capacity).c_str(), Human(free_bytes).c_str(),
-           static_cast<unsigned long long>(files));
+    if (s3_only) {
+      printf("mounted:    no; served over S3 only by process %d (cairn serve s3; stop it with "
+             "cairn umount %s)\n",
+             record->pid, volume_dir.c_str());
+    } else {
+      printf("mounted:    yes, at %s by process %d\n", record->mountpoint.c_str(), record->pid);
+      printf("usage:      %s used of %s, %s free; %llu files\n", Human(used).c_str(),
+             Human(capacity).c_str(), Human(free_bytes).c_str(),
+             static_cast<unsigned long long>(files));
+    }
     if (!cache_stats.empty()) {
       uint64_t hits = StatNumber(cache_stats, "read_cache_hits").value_or(0);
       uint64_t misses = StatNumber(cache_stats, "read_cache_misses").value_or(0);

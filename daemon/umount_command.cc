@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -18,10 +19,13 @@ namespace cairn::cli {
 
 const char kUmountHelp[] =
     "usage: cairn umount MOUNTPOINT\n"
+    "       cairn umount VOLUME_DIR     (a volume served by cairn serve s3)\n"
     "\n"
     "Unmounts the cairn volume at MOUNTPOINT and waits until its daemon has\n"
     "stored everything written and exited, so the volume can be copied,\n"
-    "mounted elsewhere or the machine shut down right after.\n"
+    "mounted elsewhere or the machine shut down right after. Given the\n"
+    "directory of a volume served over S3 without a mount (cairn serve s3),\n"
+    "stops that daemon the same way.\n"
     "\n"
     "Exit status: 0 unmounted and everything stored; 1 not unmounted, or the\n"
     "daemon could not store everything (it says why: a full or failed disk;\n"
@@ -66,10 +70,56 @@ struct UnmountRequest {
   bool verbose = false;
 };
 
+// Waits until the daemon of `volume_dir` has stored everything and exited;
+// kExitOk, or the failure (`done` says what happened before, for the
+// message).
+int WaitForDaemon(const std::string& volume_dir, const std::string& done) {
+  auto start = std::chrono::steady_clock::now();
+  auto next_note = start + std::chrono::seconds(10);
+  while (!VolumeReleased(volume_dir)) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - start > kGiveUpAfter) {
+      return Fail("umount", done + "the daemon of " + volume_dir +
+                                " is still running after 10 minutes; see its log "
+                                "(journalctl -t cairn)");
+    }
+    if (now >= next_note) {
+      fprintf(stderr, "cairn: umount: still storing written data of %s...\n",
+              volume_dir.c_str());
+      next_note = now + std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (std::optional<std::string> error = ReadStopError(volume_dir)) {
+    return Fail("umount", done + "the daemon stopped with an error: " + *error);
+  }
+  return kExitOk;
+}
+
+// `cairn serve s3` of an unmounted volume runs a daemon without a mount;
+// SIGTERM stops it as an unmount would.
+int StopS3OnlyDaemon(const std::string& volume_dir, const MountRecord& record, bool verbose) {
+  if (kill(record.pid, SIGTERM) != 0 && errno != ESRCH) {
+    return Fail("umount", "cannot stop process " + std::to_string(record.pid) +
+                              ", which serves " + volume_dir + " over S3: " + strerror(errno) +
+                              " (run this as its user or root)");
+  }
+  if (int rc = WaitForDaemon(volume_dir, "stopped serving S3, but "); rc != kExitOk) return rc;
+  if (verbose) {
+    printf("cairn: stopped serving %s over S3; everything written to it is stored\n",
+           volume_dir.c_str());
+  }
+  return kExitOk;
+}
+
 int UnmountAndWait(const UnmountRequest& request) {
   const std::string& mountpoint = request.mountpoint;
   std::optional<MountEntry> mount = FindCairnMount(mountpoint);
   if (!mount) {
+    absl::StatusOr<MountRecord> record = ReadMountRecord(mountpoint);
+    if (record.ok() && record->mounted && !record->s3_only_url.empty()) {
+      return StopS3OnlyDaemon(mountpoint, *record, request.verbose);
+    }
     return Fail("umount", mountpoint + " is not a cairn mount (see: findmnt -t fuse.cairn)");
   }
   const int flags = (request.lazy ? MNT_DETACH : 0) | (request.force ? MNT_FORCE : 0);
@@ -96,25 +146,7 @@ int UnmountAndWait(const UnmountRequest& request) {
     }
     return kExitOk;
   }
-  auto start = std::chrono::steady_clock::now();
-  auto next_note = start + std::chrono::seconds(10);
-  while (!VolumeReleased(mount->volume_dir)) {
-    auto now = std::chrono::steady_clock::now();
-    if (now - start > kGiveUpAfter) {
-      return Fail("umount", "unmounted, but the daemon of " + mount->volume_dir +
-                                " is still running after 10 minutes; see its log "
-                                "(journalctl -t cairn)");
-    }
-    if (now >= next_note) {
-      fprintf(stderr, "cairn: umount: still storing written data of %s...\n",
-              mount->volume_dir.c_str());
-      next_note = now + std::chrono::seconds(10);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (std::optional<std::string> error = ReadStopError(mount->volume_dir)) {
-    return Fail("umount", "unmounted, but the daemon stopped with an error: " + *error);
-  }
+  if (int rc = WaitForDaemon(mount->volume_dir, "unmounted, but "); rc != kExitOk) return rc;
   if (request.verbose) {
     printf("cairn: unmounted %s; everything written to %s is stored\n", mountpoint.c_str(),
            mount->volume_dir.c_str());
@@ -126,7 +158,7 @@ int UnmountAndWait(const UnmountRequest& request) {
 
 int UmountCommand(const Args& args) {
   if (args.size() != 1 || (!args[0].empty() && args[0][0] == '-')) {
-    return UsageError("umount", "expected exactly one MOUNTPOINT");
+    return UsageError("umount", "expected exactly one MOUNTPOINT (or VOLUME_DIR)");
   }
   return UnmountAndWait({.mountpoint = AbsolutePath(args[0])});
 }

@@ -101,12 +101,12 @@ for command in $commands; do
   fi
   # Subcommands: from the main help ("tier out|in") and the command's usage.
   subcommands="$(awk -v cmd="$command" '{ n = split($1, c, "|")
-                   for (i = 1; i <= n; i++) if (c[i] == cmd && $2 ~ /^[a-z|]+$/) print $2 }' \
+                   for (i = 1; i <= n; i++) if (c[i] == cmd && $2 ~ /^[a-z0-9|]+$/) print $2 }' \
                    <<<"$command_lines" | tr '|' '\n')"
   if [[ "$command" != help ]]; then
     help="$("$cairn" "$command" --help)" || { problem "cairn $command --help failed"; continue; }
     usage="$(awk 'NR == 1 || (started && /^ +cairn /) { started = 1; print; next } { exit }' <<<"$help")"
-    subcommands+=$'\n'"$(grep -oE -- "cairn $command( [a-z]+)+" <<<"$usage" |
+    subcommands+=$'\n'"$(grep -oE -- "cairn $command( [a-z][a-z0-9]*)+" <<<"$usage" |
                           sed -E "s/^cairn $command //" | tr ' ' '\n' || true)"
     for option in $(options_in <<<"$help"); do
       has "$text" "$option" ||

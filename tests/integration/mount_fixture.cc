@@ -1,11 +1,14 @@
 #include "tests/integration/mount_fixture.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -140,7 +143,10 @@ std::optional<pid_t> VolumeHolder(const std::string& volume_dir) {
   CommandResult status =
       RunCommand(Quote(CairnBinary()) + " status --json " + Quote(volume_dir), 30);
   if (status.exit_code == 0) {
-    if (JsonField(status.output, "mounted") != "true") return std::nullopt;
+    if (JsonField(status.output, "mounted") != "true" &&
+        JsonField(status.output, "s3_only") != "true") {
+      return std::nullopt;
+    }
     std::optional<std::string> pid = JsonField(status.output, "pid");
     return pid ? static_cast<pid_t>(atoi(pid->c_str())) : 0;
   }
@@ -320,6 +326,18 @@ bool WaitFor(const std::function<bool()>& done, double timeout_seconds) {
   }
 }
 
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
 std::string CleanUpWorkDir(const std::string& work_dir) {
   std::string problems;
   for (int round = 0; round < 3; ++round) {
@@ -345,6 +363,10 @@ std::string CleanUpWorkDir(const std::string& work_dir) {
     }
     closedir(dir);
     for (const std::string& volume : volumes) {
+      // A daemon serving S3 without a mount has no mount to take away.
+      if (VolumeHolder(volume)) {
+        RunCommand(Quote(CairnBinary()) + " umount " + Quote(volume), 60);
+      }
       std::optional<pid_t> holder;
       bool released = WaitFor([&] { return !(holder = VolumeHolder(volume)); }, 30);
       if (released || !holder || *holder <= 0) continue;

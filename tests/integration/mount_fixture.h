@@ -86,11 +86,15 @@ bool ProcessAlive(pid_t pid);
 std::optional<std::string> JsonField(const std::string& json,
                                      const std::string& key);
 
+// A TCP port that was free a moment ago on 127.0.0.1.
+int FreeLoopbackPort();
+
 // Polls `done` every 50 ms until it returns true or `timeout_seconds` pass.
 bool WaitFor(const std::function<bool()>& done, double timeout_seconds);
 
-// Unmounts everything under `work_dir`, waits for (and as a last resort
-// kills) the daemons of volumes under it, then removes it if nothing is
+// Unmounts everything under `work_dir`, stops daemons serving its volumes
+// without a mount (cairn serve s3), waits for (and as a last resort kills)
+// the daemons of volumes under it, then removes it if nothing is
 // mounted there any more. Returns a description of what could not be done,
 // empty on success.
 std::string CleanUpWorkDir(const std::string& work_dir);

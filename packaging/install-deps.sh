@@ -23,9 +23,11 @@ runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # a container to test them under a running systemd; passwd (useradd) makes
 # the unprivileged user of the security tests; lintian checks the .deb
 # (tests/deb_test.sh), and man-db the man pages (tests/check-man-pages.sh).
+# awscli, boto3, s3cmd, rclone and s3fs (which mounts a bucket; its fuse
+# dependency is met by fuse3) are the clients of the S3 frontend's tests.
 test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd systemd-container procps
                psmisc perl python3 strace passwd lintian man-db
-               awscli python3-boto3 s3cmd rclone curl)
+               awscli python3-boto3 s3cmd rclone s3fs curl)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

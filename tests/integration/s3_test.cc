@@ -2,10 +2,7 @@
 // (boto3, aws cli, s3cmd, rclone, and s3fs mounting a bucket as a second
 // view of the volume): what they write the mount shows at once, what the
 // mount writes they read after close, and a killed upload leaves nothing.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,19 +20,6 @@ constexpr char kSecretKey[] = "cairn-test-secret-0123456789";
 constexpr char kReaderKey[] = "CAIRNREADER";
 constexpr char kReaderSecret[] = "reader-secret";
 
-// A port that was free a moment ago on 127.0.0.1.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t size = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -49,7 +33,7 @@ class S3FrontendTest : public MountTest {
     ASSERT_NO_FATAL_FAILURE(MountTest::SetUp());
     if (NativeMode()) GTEST_SKIP() << "the S3 frontend is cairn's";
     ASSERT_NO_FATAL_FAILURE(Unmount());
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     endpoint_ = "http://127.0.0.1:" + std::to_string(port_);
     std::string keys = volume_dir_ + "/s3-keys";
     CommandResult setup = Run(

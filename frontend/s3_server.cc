@@ -3,9 +3,9 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <atomic>
+#include <cerrno>
 #include <list>
 #include <thread>
 
@@ -40,15 +40,93 @@ constexpr size_t kBodyBuffer = 1 << 20;
 
 std::string_view Std(beast::string_view text) { return {text.data(), text.size()}; }
 
+// A connection's socket with a bound on every wait for the client. Asio's
+// blocking calls wait in poll() without end once SO_RCVTIMEO ends a recv,
+// so the socket is made non-blocking and the waiting is done here. It is a
+// Beast SyncStream, and the next layer of a TLS stream.
+class TimedSocket {
+ public:
+  using executor_type = tcp::socket::executor_type;
+  using lowest_layer_type = tcp::socket::lowest_layer_type;
+
+  TimedSocket(tcp::socket& socket, absl::Duration wait_limit)
+      : socket_(socket), wait_limit_(wait_limit) {
+    beast::error_code ignored;
+    socket_.non_blocking(true, ignored);
+  }
+
+  // Until cleared, waits also end at `deadline` (a handshake trickled byte
+  // by byte must still end).
+  void set_deadline(absl::Time deadline) { deadline_ = deadline; }
+  void clear_deadline() { deadline_ = absl::InfiniteFuture(); }
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  lowest_layer_type& lowest_layer() { return socket_.lowest_layer(); }
+  const lowest_layer_type& lowest_layer() const { return socket_.lowest_layer(); }
+
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers, beast::error_code& ec) {
+    return Retry(POLLIN, ec, [&] { return socket_.read_some(buffers, ec); });
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers, beast::error_code& ec) {
+    return Retry(POLLOUT, ec, [&] { return socket_.write_some(buffers, ec); });
+  }
+  // The throwing forms, which Beast's stream concepts ask for.
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers) {
+    beast::error_code ec;
+    size_t n = read_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers) {
+    beast::error_code ec;
+    size_t n = write_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+ private:
+  template <class Attempt>
+  size_t Retry(short events, beast::error_code& ec, Attempt attempt) {
+    for (;;) {
+      size_t n = attempt();
+      if (ec != asio::error::would_block && ec != asio::error::try_again) return n;
+      absl::Duration wait = std::min(wait_limit_, deadline_ - absl::Now());
+      if (wait <= absl::ZeroDuration()) {
+        ec = asio::error::timed_out;
+        return 0;
+      }
+      pollfd ready{socket_.native_handle(), events, 0};
+      int polled = ::poll(&ready, 1, static_cast<int>(absl::ToInt64Milliseconds(wait)) + 1);
+      if (polled == 0) {  // the wait limit or the deadline passed
+        ec = asio::error::timed_out;
+        return 0;
+      }
+      if (polled < 0 && errno != EINTR) {
+        ec = beast::error_code(errno, beast::system_category());
+        return 0;
+      }
+    }
+  }
+
+  tcp::socket& socket_;
+  const absl::Duration wait_limit_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+};
+
 // The request body as the handler reads it: raw bytes from the parser,
 // aws-chunked framing removed, and the signed SHA-256 checked at the end.
+template <class Stream>
 class RequestBody final : public BodyReader {
  public:
-  RequestBody(tcp::socket& socket, beast::flat_buffer& buffer,
+  RequestBody(Stream& stream, beast::flat_buffer& buffer,
               http::request_parser<http::buffer_body>& parser, const Authenticated& auth,
               std::string trailer, const std::map<std::string, std::string>& headers,
               std::atomic<uint64_t>& bytes_received)
-      : socket_(socket), buffer_(buffer), parser_(parser), auth_(auth),
+      : stream_(stream), buffer_(buffer), parser_(parser), auth_(auth),
         bytes_received_(bytes_received), raw_(kBodyBuffer, '\0') {
     // A checksum sent as a header covers the body as decoded.
     for (const auto& [name, value] : headers) {
@@ -133,7 +211,7 @@ class RequestBody final : public BodyReader {
       parser_.get().body().data = out;
       parser_.get().body().size = size;
       beast::error_code ec;
-      http::read(socket_, buffer_, parser_, ec);
+      http::read(stream_, buffer_, parser_, ec);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         return S3Error(S3ErrorCode::kIncompleteBody,
@@ -164,7 +242,7 @@ class RequestBody final : public BodyReader {
     return absl::OkStatus();
   }
 
-  tcp::socket& socket_;
+  Stream& stream_;
   beast::flat_buffer& buffer_;
   http::request_parser<http::buffer_body>& parser_;
   const Authenticated& auth_;
@@ -288,9 +366,6 @@ class S3Server::Impl {
       acceptor_.accept(socket, ec);
       if (ec) continue;  // would block, or a client that gave up
       const int fd = socket.native_handle();
-      timeval timeout{options_.idle_timeout_seconds, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
       auto done = std::make_shared<std::atomic<bool>>(false);
       metrics_.connections++;
       absl::MutexLock lock(&mu_);
@@ -321,24 +396,32 @@ class S3Server::Impl {
     for (Connection& c : finished) c.thread.join();
   }
 
-  // One connection: requests one after another while the client keeps it.
+  // One connection, from accept to close.
   void Serve(tcp::socket& socket) {
+    TimedSocket timed(socket, absl::Seconds(options_.idle_timeout_seconds));
+    ServeRequests(timed);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  // Requests one after another while the client keeps the connection.
+  template <class Stream>
+  void ServeRequests(Stream& stream) {
     beast::flat_buffer buffer;
     while (!stopping_) {
       http::request_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);  // the handler bounds what it takes
       parser.header_limit(64 * 1024);
       beast::error_code ec;
-      http::read_header(socket, buffer, parser, ec);
+      http::read_header(stream, buffer, parser, ec);
       if (ec) break;  // closed, timed out, or not HTTP
-      if (!ServeOne(socket, buffer, parser)) break;
+      if (!ServeOne(stream, buffer, parser)) break;
     }
-    beast::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   // Answers one request; false when the connection must close.
-  bool ServeOne(tcp::socket& socket, beast::flat_buffer& buffer,
+  template <class Stream>
+  bool ServeOne(Stream& stream, beast::flat_buffer& buffer,
                 http::request_parser<http::buffer_body>& parser) {
     // Counted when the answer is out (or the connection gave up on it).
     struct Recorder {
@@ -389,7 +472,7 @@ class S3Server::Impl {
                             "</Resource><RequestId>", request_id, "</RequestId></Error>");
       }
       recorder.status = http_status;
-      return WriteSimple(socket, http_status, {{"Content-Type", "application/xml"}}, body,
+      return WriteSimple(stream, http_status, {{"Content-Type", "application/xml"}}, body,
                          request_id, keep_alive, request.method == "HEAD");
     };
 
@@ -431,14 +514,14 @@ class S3Server::Impl {
         has_body) {
       static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       beast::error_code ec;
-      asio::write(socket, asio::buffer(kContinue, sizeof kContinue - 1), ec);
+      asio::write(stream, asio::buffer(kContinue, sizeof kContinue - 1), ec);
       if (ec) return false;
     }
     std::string trailer;
     if (auto it = request.headers.find("x-amz-trailer"); it != request.headers.end()) {
       trailer = absl::AsciiStrToLower(it->second);
     }
-    RequestBody body(socket, buffer, parser, *auth, trailer, request.headers,
+    RequestBody<Stream> body(stream, buffer, parser, *auth, trailer, request.headers,
                      metrics_.bytes_received);
     NoBody no_body;
     request.body = has_body ? static_cast<BodyReader*>(&body) : &no_body;
@@ -448,10 +531,10 @@ class S3Server::Impl {
     recorder.status = response->status;
     if (has_body && !parser.is_done()) keep_alive = false;
     if (!response->stream) {
-      return WriteSimple(socket, response->status, response->headers, response->body,
+      return WriteSimple(stream, response->status, response->headers, response->body,
                          request_id, keep_alive, request.method == "HEAD");
     }
-    return WriteStream(socket, *response, request_id, keep_alive, request.method == "HEAD");
+    return WriteStream(stream, *response, request_id, keep_alive, request.method == "HEAD");
   }
 
   template <class Message>
@@ -468,7 +551,8 @@ class S3Server::Impl {
     return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now(), absl::UTCTimeZone());
   }
 
-  bool WriteSimple(tcp::socket& socket, int status,
+  template <class Stream>
+  bool WriteSimple(Stream& stream, int status,
                    const std::vector<std::pair<std::string, std::string>>& headers,
                    const std::string& body, const std::string& request_id, bool keep_alive,
                    bool head) {
@@ -478,25 +562,26 @@ class S3Server::Impl {
       if (status != 304 && status != 204) response.content_length(body.size());
       http::response_serializer<http::string_body> serializer(response);
       beast::error_code ec;
-      http::write_header(socket, serializer, ec);
+      http::write_header(stream, serializer, ec);
       return !ec && keep_alive;
     }
     response.body() = body;
     response.prepare_payload();
     beast::error_code ec;
-    http::write(socket, response, ec);
+    http::write(stream, response, ec);
     metrics_.bytes_sent += body.size();
     return !ec && keep_alive;
   }
 
-  bool WriteStream(tcp::socket& socket, S3Response& answer, const std::string& request_id,
+  template <class Stream>
+  bool WriteStream(Stream& stream, S3Response& answer, const std::string& request_id,
                    bool keep_alive, bool head) {
     http::response<http::empty_body> response(static_cast<http::status>(answer.status), 11);
     SetCommonFields(response, answer.headers, request_id, keep_alive);
     response.content_length(answer.stream_length);
     http::response_serializer<http::empty_body> serializer(response);
     beast::error_code ec;
-    http::write_header(socket, serializer, ec);
+    http::write_header(stream, serializer, ec);
     if (ec) return false;
     if (head) return keep_alive;
     uint64_t sent = 0;
@@ -509,7 +594,7 @@ class S3Server::Impl {
         return false;
       }
       if (chunk->empty()) return false;
-      asio::write(socket, asio::buffer(*chunk), ec);
+      asio::write(stream, asio::buffer(*chunk), ec);
       if (ec) return false;
       sent += chunk->size();
       metrics_.bytes_sent += chunk->size();

@@ -64,8 +64,7 @@ class S3ServerTest : public ::testing::Test {
     chmod(keys_.c_str(), mode);
   }
 
-  absl::Status Start() {
-    S3Server::Options options;
+  absl::Status Start(S3Server::Options options = {}) {
     options.listen = "127.0.0.1:0";
     options.keys_file = keys_;
     absl::StatusOr<std::unique_ptr<S3Server>> server = S3Server::Start(*handler_, options);
@@ -184,6 +183,22 @@ TEST_F(S3ServerTest, AChecksumHeaderIsCheckedAgainstTheBody) {
   absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
   EXPECT_TRUE(mounted_->fs().Find(bucket->ino, "ok").ok());
   EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "bad").ok());
+}
+
+TEST_F(S3ServerTest, ASilentConnectionIsClosedAfterTheIdleTimeout) {
+  S3Server::Options options;
+  options.idle_timeout_seconds = 1;
+  ASSERT_TRUE(Start(options).ok());
+  // Nothing at all, and a request head left unfinished: both hold a thread
+  // until the timeout.
+  for (const std::string& sent : {std::string(), std::string("GET /bucket HTTP/1.1\r\n")}) {
+    absl::Time start = absl::Now();
+    std::optional<std::string> answer = LoopbackExchange(port_, sent);
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "still open after the idle timeout";
+  }
+  EXPECT_THAT(*LoopbackExchange(port_, Signed("PUT", "/bucket", "", true)),
+              HasSubstr("HTTP/1.1 200"));
 }
 
 TEST_F(S3ServerTest, AnUnsafeOrMissingKeysFileRefusesTheStart) {

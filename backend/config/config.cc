@@ -153,6 +153,10 @@ std::string ConfigText(const VolumeConfig& c) {
       out << "keys_file = " << toml::value<std::string>(c.s3.keys_file) << "\n";
     }
     out << "region = " << toml::value<std::string>(c.s3.region) << "\n";
+    if (c.s3.tls()) {
+      out << "tls_cert = " << toml::value<std::string>(c.s3.tls_cert) << "\n"
+          << "tls_key = " << toml::value<std::string>(c.s3.tls_key) << "\n";
+    }
     if (c.s3.allow_insecure) out << "allow_insecure = true\n";
   } else {
     out << "\n# The S3 REST frontend, off unless an address is given; see docs/S3.md:\n"
@@ -298,7 +302,8 @@ absl::StatusOr<S3Config> ParseS3(const toml::table& table, const std::string& pa
   };
   for (const auto& [key_node, node] : table) {
     std::string key(key_node.str());
-    if (key == "listen" || key == "keys_file" || key == "region") {
+    if (key == "listen" || key == "keys_file" || key == "region" || key == "tls_cert" ||
+        key == "tls_key") {
       if (!node.is_string()) return bad(key, "must be a string");
       std::string value = *node.value<std::string>();
       if (key == "listen") config.listen = value;
@@ -310,12 +315,23 @@ absl::StatusOr<S3Config> ParseS3(const toml::table& table, const std::string& pa
         if (value.empty()) return bad(key, "must not be empty (us-east-1 if unsure)");
         config.region = value;
       }
+      if (key == "tls_cert") config.tls_cert = value;
+      if (key == "tls_key") config.tls_key = value;
     } else if (key == "allow_insecure") {
       if (!node.is_boolean()) return bad(key, "must be true or false");
       config.allow_insecure = *node.value<bool>();
     } else {
       return bad(key, "unknown key (see docs/S3.md)");
     }
+  }
+  // One without the other would serve plain HTTP to clients that were
+  // told to expect TLS, or fail only at mount.
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return config.tls_cert.empty()
+               ? bad("tls_key", "is set but tls_cert is not: give tls_cert the PEM certificate "
+                                "chain that goes with this key, or remove tls_key")
+               : bad("tls_cert", "is set but tls_key is not: give tls_key the PEM private key "
+                                 "of this certificate, or remove tls_cert");
   }
   if (absl::Status s = CheckS3Listen(config); !s.ok()) {
     return bad("listen", std::string(s.message()));
@@ -335,11 +351,11 @@ absl::Status CheckS3Listen(const S3Config& config) {
   }
   const bool loopback = address->ipv6 ? address->host == "::1"
                                       : absl::StartsWith(address->host, "127.");
-  if (!loopback && !config.allow_insecure) {
+  if (!loopback && !config.tls() && !config.allow_insecure) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", config.listen, "' is not a loopback address, and requests would travel without "
-        "TLS (cairn does not serve TLS yet): listen on 127.0.0.1 behind a TLS proxy, "
-        "or set allow_insecure = true in [s3] to accept that"));
+        "TLS: set tls_cert and tls_key in [s3], listen on 127.0.0.1 behind a TLS proxy, "
+        "or set allow_insecure = true in [s3] to accept clear text"));
   }
   return absl::OkStatus();
 }

@@ -83,16 +83,33 @@ struct S3Config {
   // line. Empty: VOLUME_DIR/s3-keys.
   std::string keys_file;
   std::string region = "us-east-1";
-  // Requests travel in clear text (no TLS yet), so listening beyond
+  // TLS: the PEM certificate chain and its PEM private key, both or
+  // neither; a relative path is in the volume directory. Empty: plain HTTP.
+  std::string tls_cert;
+  std::string tls_key;
+  // Without TLS requests travel in clear text, so listening beyond
   // loopback must be asked for.
   bool allow_insecure = false;
   std::string KeysFile(const std::string& volume_dir) const {
     return keys_file.empty() ? volume_dir + "/s3-keys" : keys_file;
   }
+  bool tls() const { return !tls_cert.empty(); }
+  // The files as paths the daemon can open ("" without TLS).
+  std::string TlsCertFile(const std::string& volume_dir) const {
+    return InVolumeDir(volume_dir, tls_cert);
+  }
+  std::string TlsKeyFile(const std::string& volume_dir) const {
+    return InVolumeDir(volume_dir, tls_key);
+  }
+
+ private:
+  static std::string InVolumeDir(const std::string& volume_dir, const std::string& path) {
+    return path.empty() || path[0] == '/' ? path : volume_dir + "/" + path;
+  }
 };
 
 // OK when [s3] listen may be served: empty (off), or HOST:PORT on loopback,
-// or beyond it where the config accepts that; else what is wrong.
+// or beyond it with TLS or allow_insecure; else what is wrong.
 absl::Status CheckS3Listen(const S3Config& config);
 
 // An address to listen on, as ParseListenAddress splits it.

@@ -257,9 +257,43 @@ TEST_F(S3ConfigTest, ListeningBeyondLoopbackMustBeAskedFor) {
   ASSERT_FALSE(open.ok());
   EXPECT_THAT(std::string(open.status().message()), HasSubstr("[s3] key 'listen'"));
   EXPECT_THAT(std::string(open.status().message()), HasSubstr("allow_insecure"));
+  EXPECT_THAT(std::string(open.status().message()), HasSubstr("tls_cert"));
   EXPECT_TRUE(LoadWith("[s3]\nlisten = \"0.0.0.0:9000\"\nallow_insecure = true\n").ok());
   EXPECT_TRUE(LoadWith("[s3]\nlisten = \"[::1]:9000\"\n").ok());
   EXPECT_TRUE(LoadWith("[s3]\nlisten = \"localhost:9000\"\n").ok());
+}
+
+TEST_F(S3ConfigTest, TlsCertAndKeyGoTogether) {
+  absl::StatusOr<VolumeConfig> cert_only =
+      LoadWith("[s3]\nlisten = \"127.0.0.1:9000\"\ntls_cert = \"cert.pem\"\n");
+  ASSERT_FALSE(cert_only.ok());
+  EXPECT_THAT(std::string(cert_only.status().message()), HasSubstr("[s3] key 'tls_cert'"));
+  EXPECT_THAT(std::string(cert_only.status().message()), HasSubstr("tls_key is not"));
+  absl::StatusOr<VolumeConfig> key_only =
+      LoadWith("[s3]\nlisten = \"127.0.0.1:9000\"\ntls_key = \"/etc/k.pem\"\n");
+  ASSERT_FALSE(key_only.ok());
+  EXPECT_THAT(std::string(key_only.status().message()), HasSubstr("[s3] key 'tls_key'"));
+  EXPECT_THAT(std::string(key_only.status().message()), HasSubstr("tls_cert is not"));
+}
+
+TEST_F(S3ConfigTest, TlsFilesResolveInTheVolumeDirAndAllowAnyAddress) {
+  absl::StatusOr<VolumeConfig> tls = LoadWith(
+      "[s3]\nlisten = \"0.0.0.0:9443\"\ntls_cert = \"cert.pem\"\ntls_key = \"/etc/k.pem\"\n");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_TRUE(tls->s3.tls());
+  EXPECT_EQ(tls->s3.TlsCertFile("/v"), "/v/cert.pem");
+  EXPECT_EQ(tls->s3.TlsKeyFile("/v"), "/etc/k.pem");
+  ASSERT_TRUE(SaveVolumeConfig(Vol(), *tls).ok());
+  absl::StatusOr<VolumeConfig> again = LoadVolumeConfig(Vol());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->s3.tls_cert, "cert.pem");
+  EXPECT_EQ(again->s3.tls_key, "/etc/k.pem");
+  EXPECT_FALSE(again->s3.allow_insecure);
+
+  absl::StatusOr<VolumeConfig> plain = LoadWith("[s3]\nlisten = \"127.0.0.1:9000\"\n");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->s3.tls());
+  EXPECT_EQ(plain->s3.TlsCertFile("/v"), "");
 }
 
 TEST_F(S3ConfigTest, BadValuesAreRefusedNamingTheKey) {

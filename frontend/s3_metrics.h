@@ -66,6 +66,9 @@ struct S3Metrics {
   std::atomic<uint64_t> bytes_received{0};  // request bodies, as sent
   std::atomic<uint64_t> bytes_sent{0};      // response bodies
   std::atomic<uint64_t> connections{0};     // open now
+  // Connections closed before a TLS session was set up: plain HTTP sent to
+  // the HTTPS port, a client that refused the certificate, or one too slow.
+  std::atomic<uint64_t> tls_handshake_failures{0};
 };
 
 }  // namespace cairn::frontend

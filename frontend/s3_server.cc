@@ -1,15 +1,21 @@
 #include "frontend/s3_server.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <list>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -304,6 +310,67 @@ class S3Server::Impl {
     return absl::OkStatus();
   }
 
+  // Reads the certificate and key now: a pair that cannot serve refuses
+  // the start, instead of failing every client's handshake later.
+  absl::Status LoadTls() {
+    const std::string& cert = options_.tls_cert_file;
+    const std::string& key = options_.tls_key_file;
+    if (cert.empty() && key.empty()) return absl::OkStatus();
+    if (cert.empty() || key.empty()) {
+      return absl::InvalidArgumentError(
+          "[s3]: TLS needs both tls_cert and tls_key; set both, or neither for plain HTTP");
+    }
+    for (const auto& [name, path] : {std::pair{"tls_cert", cert}, std::pair{"tls_key", key}}) {
+      FILE* file = std::fopen(path.c_str(), "r");
+      if (file == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("[s3] ", name, ": cannot read ", path, ": ", std::strerror(errno)));
+      }
+      std::fclose(file);
+    }
+    // The key is the server's identity: as the keys file, owner-only.
+    struct stat st;
+    if (::stat(key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("[s3] tls_key: %s is readable by others (mode %04o): chmod 600 %s", key,
+                          st.st_mode & 07777, key));
+    }
+    auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    SSL_CTX* ctx = context->native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    // A renegotiation the client starts costs the server a handshake each.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    // An encrypted key would have OpenSSL ask for its passphrase on the
+    // terminal of a daemon; it fails to load instead.
+    context->set_password_callback(
+        [](size_t, asio::ssl::context::password_purpose) { return std::string(); });
+    // The key first: loaded after the certificate, a key that is not its
+    // own would fail as if it were no key at all.
+    beast::error_code ec;
+    context->use_private_key_file(key, asio::ssl::context::pem, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "[s3] tls_key: ", key, " is not an unencrypted PEM private key (", ec.message(),
+          "); openssl pkey -in ", key, " -out NEW_FILE writes one"));
+    }
+    context->use_certificate_chain_file(cert, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "[s3] tls_cert: ", cert, " is not a PEM certificate chain (", ec.message(),
+          "): it must hold the server's certificate and then any intermediate ones, each "
+          "from -----BEGIN CERTIFICATE-----"));
+    }
+    // OpenSSL drops a key that does not match the certificate loaded after it.
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      ERR_clear_error();
+      return absl::FailedPreconditionError(
+          absl::StrCat("[s3]: the private key in ", key, " does not go with the certificate in ",
+                       cert, ": give tls_key the key the certificate was issued for"));
+    }
+    tls_ = std::move(context);
+    return absl::OkStatus();
+  }
+
   absl::Status CheckKeys() {
     absl::StatusOr<std::optional<S3Key>> probe = keys_.Find("");
     if (!probe.ok()) {
@@ -327,6 +394,7 @@ class S3Server::Impl {
   }
 
   const std::string& address() const { return address_; }
+  std::string url() const { return absl::StrCat(tls_ ? "https://" : "http://", address_); }
 
   S3ServerStats stats() const {
     S3ServerStats stats;
@@ -338,6 +406,8 @@ class S3Server::Impl {
     stats.bytes_received = metrics_.bytes_received;
     stats.bytes_sent = metrics_.bytes_sent;
     stats.connections = metrics_.connections;
+    stats.tls = tls_ != nullptr;
+    stats.tls_handshake_failures = metrics_.tls_handshake_failures;
     return stats;
   }
 
@@ -399,9 +469,54 @@ class S3Server::Impl {
   // One connection, from accept to close.
   void Serve(tcp::socket& socket) {
     TimedSocket timed(socket, absl::Seconds(options_.idle_timeout_seconds));
-    ServeRequests(timed);
+    if (tls_) {
+      ServeTls(timed);
+    } else {
+      ServeRequests(timed);
+    }
     beast::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  void ServeTls(TimedSocket& timed) {
+    asio::ssl::stream<TimedSocket&> stream(timed, *tls_);
+    timed.set_deadline(absl::Now() + absl::Seconds(options_.handshake_timeout_seconds));
+    beast::error_code ec;
+    stream.handshake(asio::ssl::stream_base::server, ec);
+    if (ec) {
+      metrics_.tls_handshake_failures++;
+      LogDebug("S3: a TLS handshake failed: %s", ec.message());
+      // OpenSSL knows an HTTP request when it sees one; the client, set up
+      // with http://, is told what to use instead of seeing a reset.
+      if (ec.category() == asio::error::get_ssl_category() &&
+          ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+        AnswerPlainHttp(timed);
+      }
+      return;
+    }
+    timed.clear_deadline();
+    ServeRequests(stream);
+    // close_notify tells the client the last answer was whole; its own is
+    // not waited for long.
+    timed.set_deadline(absl::Now() + absl::Seconds(1));
+    stream.shutdown(ec);
+  }
+
+  void AnswerPlainHttp(TimedSocket& timed) {
+    const std::string text = absl::StrCat("This port serves S3 over TLS: use https://",
+                                          address_, "\n");
+    const std::string answer = absl::StrCat(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ",
+        text.size(), "\r\nConnection: close\r\n\r\n", text);
+    timed.set_deadline(absl::Now() + absl::Seconds(1));
+    beast::error_code ec;
+    asio::write(timed, asio::buffer(answer), ec);
+    if (ec) return;
+    // Closed with the rest of the request unread, the socket would send a
+    // reset that can overtake the answer: read to the client's end first.
+    timed.lowest_layer().shutdown(tcp::socket::shutdown_send, ec);
+    char discard[4096];
+    while (!ec) timed.read_some(asio::buffer(discard), ec);
   }
 
   // Requests one after another while the client keeps the connection.
@@ -605,6 +720,7 @@ class S3Server::Impl {
   S3Handler& handler_;
   const Options options_;
   KeysFile keys_;
+  std::unique_ptr<asio::ssl::context> tls_;  // null: plain HTTP
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::string address_;
@@ -624,11 +740,13 @@ absl::StatusOr<std::unique_ptr<S3Server>> S3Server::Start(S3Handler& handler, Op
   // A keys file that is missing or unsafe now would refuse every request:
   // say so at the start.
   if (absl::Status s = impl->CheckKeys(); !s.ok()) return s;
+  if (absl::Status s = impl->LoadTls(); !s.ok()) return s;
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   return std::unique_ptr<S3Server>(new S3Server(std::move(impl)));
 }
 
 std::string S3Server::address() const { return impl_->address(); }
+std::string S3Server::url() const { return impl_->url(); }
 S3ServerStats S3Server::stats() const { return impl_->stats(); }
 const S3Metrics& S3Server::metrics() const { return impl_->metrics(); }
 

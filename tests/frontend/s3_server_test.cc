@@ -1,9 +1,19 @@
 // The S3 frontend's HTTP side over a volume in memory, spoken to with raw
-// HTTP on 127.0.0.1 (signed with cairn's own SigV4 client code), and the
-// [s3] section of cairn.toml.
+// HTTP on 127.0.0.1 (signed with cairn's own SigV4 client code) and over
+// TLS with certificates made by the test, and the [s3] section of
+// cairn.toml.
 #include "frontend/s3_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -211,6 +221,209 @@ TEST_F(S3ServerTest, AnUnsafeOrMissingKeysFileRefusesTheStart) {
   started = Start();
   EXPECT_FALSE(started.ok());
   EXPECT_THAT(std::string(started.message()), HasSubstr(keys_));
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+// A self-signed certificate for 127.0.0.1 and its private key, as PEM.
+struct TestCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+TestCertificate MakeCertificate() {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509V3_CTX context;
+  X509V3_set_ctx_nodb(&context);
+  X509V3_set_ctx(&context, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* san =
+      X509V3_EXT_conf_nid(nullptr, &context, NID_subject_alt_name, "IP:127.0.0.1");
+  X509_add_ext(cert, san, -1);
+  X509_EXTENSION_free(san);
+  X509_sign(cert, key, EVP_sha256());
+  auto pem = [](auto write) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    write(bio);
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    std::string text(data, static_cast<size_t>(size));
+    BIO_free(bio);
+    return text;
+  };
+  TestCertificate made;
+  made.cert_pem = pem([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+  made.key_pem = pem([&](BIO* bio) {
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return made;
+}
+
+// Sends `request` over TLS to 127.0.0.1:port, trusting only the
+// certificate in `ca_file`, and returns what the server answers until it
+// closes (at most 10 s); nullopt if there was no TLS session.
+// `max_version` caps the version the client offers.
+std::optional<std::string> TlsExchange(int port, const std::string& request,
+                                       const std::string& ca_file, int max_version = 0) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (max_version != 0) {
+    // Old versions need the weak algorithms OpenSSL no longer allows.
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, max_version);
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::optional<std::string> answer;
+  SSL* ssl = SSL_new(ctx);
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1) {
+    size_t written = 0;
+    if (request.empty() || SSL_write_ex(ssl, request.data(), request.size(), &written) == 1) {
+      answer.emplace();
+      char buffer[8192];
+      size_t got = 0;
+      while (SSL_read_ex(ssl, buffer, sizeof buffer, &got) == 1) answer->append(buffer, got);
+    }
+  }
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+  return answer;
+}
+
+class S3TlsServerTest : public S3ServerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(S3ServerTest::SetUp());
+    cert_ = dir_.path() + "/cert.pem";
+    key_ = dir_.path() + "/key.pem";
+    TestCertificate made = MakeCertificate();
+    WriteFile(cert_, made.cert_pem, 0644);
+    WriteFile(key_, made.key_pem, 0600);
+  }
+  static void WriteFile(const std::string& path, const std::string& text, mode_t mode) {
+    std::ofstream(path, std::ios::trunc) << text;
+    chmod(path.c_str(), mode);
+  }
+  absl::Status StartTls(S3Server::Options options = {}) {
+    options.tls_cert_file = cert_;
+    options.tls_key_file = key_;
+    return Start(options);
+  }
+  std::string cert_;
+  std::string key_;
+};
+
+TEST_F(S3TlsServerTest, SignedRequestsOverTlsAreServed) {
+  ASSERT_TRUE(StartTls().ok());
+  EXPECT_EQ(server_->url(), "https://" + server_->address());
+  std::string requests = Signed("PUT", "/bucket", "", false) +
+                         Signed("PUT", "/bucket/key.txt", "over tls", false) +
+                         Signed("GET", "/bucket/key.txt", "", true);
+  std::optional<std::string> answer = TlsExchange(port_, requests, cert_);
+  ASSERT_TRUE(answer.has_value()) << "no TLS session";
+  size_t count = 0;
+  for (size_t at = 0; (at = answer->find("HTTP/1.1 200", at)) != std::string::npos; ++at) ++count;
+  EXPECT_EQ(count, 3u) << *answer;
+  EXPECT_THAT(*answer, HasSubstr("\r\n\r\nover tls"));
+  S3ServerStats stats = server_->stats();
+  EXPECT_TRUE(stats.tls);
+  EXPECT_EQ(stats.requests, 3u);
+  EXPECT_EQ(stats.tls_handshake_failures, 0u);
+}
+
+TEST_F(S3TlsServerTest, PlainHttpIsToldToUseHttpsAndServingGoesOn) {
+  ASSERT_TRUE(StartTls().ok());
+  std::optional<std::string> plain = LoopbackExchange(port_, Signed("PUT", "/bucket", "", true));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_THAT(*plain, HasSubstr("HTTP/1.1 400"));
+  EXPECT_THAT(*plain, HasSubstr("use https://" + server_->address()));
+  // Neither HTTP nor TLS: the connection is closed, nothing answered.
+  std::optional<std::string> junk = LoopbackExchange(port_, std::string(300, '\x07'));
+  ASSERT_TRUE(junk.has_value());
+  EXPECT_EQ(*junk, "");
+  absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
+  EXPECT_FALSE(bucket.ok()) << "a plain request was served";
+  EXPECT_THAT(*TlsExchange(port_, Signed("PUT", "/bucket", "", true), cert_),
+              HasSubstr("HTTP/1.1 200"));
+  EXPECT_EQ(server_->stats().tls_handshake_failures, 2u);
+}
+
+TEST_F(S3TlsServerTest, AHandshakeNotFinishedInTimeIsGivenUp) {
+  S3Server::Options options;
+  options.handshake_timeout_seconds = 1;
+  ASSERT_TRUE(StartTls(options).ok());
+  // A TLS record header, then silence.
+  absl::Time start = absl::Now();
+  std::optional<std::string> answer = LoopbackExchange(port_, std::string("\x16\x03\x01", 3));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "the handshake had no deadline";
+  EXPECT_EQ(server_->stats().tls_handshake_failures, 1u);
+}
+
+TEST_F(S3TlsServerTest, VersionsBeforeTls12AreRefused) {
+  ASSERT_TRUE(StartTls().ok());
+  EXPECT_FALSE(TlsExchange(port_, Signed("PUT", "/bucket", "", true), cert_, TLS1_1_VERSION)
+                   .has_value());
+  EXPECT_TRUE(TlsExchange(port_, Signed("PUT", "/bucket", "", true), cert_, TLS1_2_VERSION)
+                  .has_value());
+  EXPECT_EQ(server_->stats().tls_handshake_failures, 1u);
+}
+
+TEST_F(S3TlsServerTest, AKeyOfAnotherCertificateRefusesTheStart) {
+  WriteFile(key_, MakeCertificate().key_pem, 0600);
+  absl::Status started = StartTls();
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("does not go with the certificate"));
+  EXPECT_THAT(std::string(started.message()), HasSubstr(key_));
+  EXPECT_THAT(std::string(started.message()), HasSubstr(cert_));
+}
+
+TEST_F(S3TlsServerTest, AKeyFileReadableByOthersRefusesTheStart) {
+  chmod(key_.c_str(), 0640);
+  absl::Status started = StartTls();
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("chmod 600 " + key_));
+}
+
+TEST_F(S3TlsServerTest, MissingOrNonPemFilesRefuseTheStart) {
+  WriteFile(cert_, "not a certificate\n", 0644);
+  absl::Status started = StartTls();
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("[s3] tls_cert: " + cert_));
+  EXPECT_THAT(std::string(started.message()), HasSubstr("not a PEM certificate chain"));
+
+  TestCertificate made = MakeCertificate();
+  WriteFile(cert_, made.cert_pem, 0644);
+  WriteFile(key_, made.cert_pem, 0600);  // a certificate where the key should be
+  started = StartTls();
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("[s3] tls_key: " + key_));
+
+  std::remove(key_.c_str());
+  started = StartTls();
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(std::string(started.message()), HasSubstr("cannot read " + key_));
 }
 
 // --- [s3] in cairn.toml -----------------------------------------------------

@@ -177,6 +177,8 @@ class S3Frontend {
     server_options.listen = s3.listen;
     server_options.region = s3.region;
     server_options.keys_file = s3.KeysFile(volume_dir_);
+    server_options.tls_cert_file = s3.TlsCertFile(volume_dir_);
+    server_options.tls_key_file = s3.TlsKeyFile(volume_dir_);
     absl::StatusOr<std::unique_ptr<frontend::S3Server>> server =
         frontend::S3Server::Start(*handler, server_options);
     if (!server.ok()) return server.status();
@@ -200,9 +202,7 @@ class S3Frontend {
     handler_.reset();
   }
 
-  static std::string Url(const frontend::S3Server& server) {
-    return absl::StrCat("http://", server.address());
-  }
+  static std::string Url(const frontend::S3Server& server) { return server.url(); }
 
  private:
   FileSystem& fs_;

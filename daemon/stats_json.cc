@@ -188,12 +188,14 @@ std::string DaemonStatsJson(const DaemonStats& d) {
   if (!storage.empty()) absl::StrAppend(&json, ", \"storage\": {", absl::StrJoin(storage, ", "), "}");
   if (d.s3 != nullptr) {
     absl::StrAppend(&json, ", \"s3\": {\"listen\": ", JsonString(d.s3_address),
+                    ", \"tls\": ", d.s3->tls ? "true" : "false",
                     ", \"requests\": ", d.s3->requests,
                     ", \"client_errors\": ", d.s3->client_errors,
                     ", \"server_errors\": ", d.s3->server_errors,
                     ", \"connections\": ", d.s3->connections,
                     ", \"bytes_received\": ", d.s3->bytes_received,
-                    ", \"bytes_sent\": ", d.s3->bytes_sent, "}");
+                    ", \"bytes_sent\": ", d.s3->bytes_sent,
+                    ", \"tls_handshake_failures\": ", d.s3->tls_handshake_failures, "}");
   }
   return json + "}\n";
 }

@@ -350,12 +350,20 @@ int StatusCommand(const Args& args) {
     auto number = [&](const char* key) {
       return static_cast<unsigned long long>(StatNumber(s3, key).value_or(0));
     };
-    printf("s3:         serving http://%s: %llu requests (%llu client errors, %llu server "
-           "errors), %llu connections open; %s in, %s out\n",
-           listen.c_str(), number("requests"), number("client_errors"),
+    const bool tls = s3.find("\"tls\": true") != std::string::npos;
+    // Failed handshakes are clients that cannot be served at all (plain
+    // HTTP, a certificate they do not trust): worth a look when there are any.
+    std::string failed_handshakes;
+    if (number("tls_handshake_failures") > 0) {
+      failed_handshakes = absl::StrFormat("; %llu failed TLS handshakes",
+                                          number("tls_handshake_failures"));
+    }
+    printf("s3:         serving %s://%s: %llu requests (%llu client errors, %llu server "
+           "errors), %llu connections open; %s in, %s out%s\n",
+           tls ? "https" : "http", listen.c_str(), number("requests"), number("client_errors"),
            number("server_errors"), number("connections"),
            Human(StatNumber(s3, "bytes_received").value_or(0)).c_str(),
-           Human(StatNumber(s3, "bytes_sent").value_or(0)).c_str());
+           Human(StatNumber(s3, "bytes_sent").value_or(0)).c_str(), failed_handshakes.c_str());
   }
   if (!storage.empty()) PrintStorage(storage, record->mounted);
   return kExitOk;

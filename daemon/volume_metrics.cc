@@ -323,6 +323,11 @@ void AppendS3Metrics(const frontend::S3Metrics& metrics, MetricsText* out) {
   out->Value("cairn_s3_sent_bytes_total", metrics.bytes_sent.load(std::memory_order_relaxed));
   out->Family("cairn_s3_connections", MetricType::kGauge, "S3 connections open.");
   out->Value("cairn_s3_connections", metrics.connections.load(std::memory_order_relaxed));
+  out->Family("cairn_s3_tls_handshake_failures_total", MetricType::kCounter,
+              "S3 connections closed before a TLS session was set up (plain HTTP, an "
+              "untrusted certificate, a timeout).");
+  out->Value("cairn_s3_tls_handshake_failures_total",
+             metrics.tls_handshake_failures.load(std::memory_order_relaxed));
 }
 
 std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {

@@ -40,6 +40,7 @@
 #include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
 #include "backend/namespace/namespace_store.h"
+#include "cache/blob_stream_writer.h"
 #include "cache/writeback_journal.h"
 
 namespace cairn {
@@ -112,6 +113,14 @@ class FileDataCache {
   // before serving.
   absl::StatusOr<WritebackJournal::ReplayStats> ReplayJournal();
 
+  // A writer of the whole data of the empty file `ino`, front to back,
+  // straight into blobs (BlobStreamWriter): no journal record, no dirty
+  // memory. For a file nobody else reads or writes until the writer is
+  // finished. `touch`: Finish sets mtime and ctime (see
+  // BlobStreamWriter::Options::touch_clock). kReadOnly on a read-only
+  // mount; kBusy if the cache holds data of the file.
+  absl::StatusOr<std::unique_ptr<BlobStreamWriter>> StreamNewFile(InodeId ino, bool touch);
+
   absl::Status Flush(InodeId ino);
   absl::Status Fsync(InodeId ino);
   absl::Status FlushAll();  // every inode; for unmount and syncfs
@@ -128,7 +137,8 @@ class FileDataCache {
     uint64_t read_cache_bytes = 0;
     uint64_t read_cache_hits = 0;
     uint64_t read_cache_misses = 0;
-    uint64_t blobs_written = 0;
+    uint64_t blobs_written = 0;  // by flushes and streams
+    uint64_t streamed_bytes = 0;  // stored in blobs by streams (StreamNewFile)
     uint64_t journal_bytes = 0;
     uint64_t journal_segments = 0;
     uint64_t write_through = 0;  // writes the journal could not take

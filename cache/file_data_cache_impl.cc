@@ -412,6 +412,22 @@ class FileDataCache::Impl {
     return true;
   }
 
+  absl::StatusOr<std::unique_ptr<BlobStreamWriter>> StreamNewFile(InodeId ino, bool touch) {
+    if (options_.read_only) return FsError(FsErrorKind::kReadOnly, "the volume is read-only");
+    if (Tracks(ino)) {
+      return FsError(FsErrorKind::kBusy, "the write cache holds data of the file");
+    }
+    BlobStreamWriter::Options stream;
+    stream.inline_threshold_bytes = options_.inline_threshold_bytes;
+    stream.room_for_data = options_.room_for_data;
+    stream.on_blob_stored = [this](uint64_t bytes) {
+      blobs_written_++;
+      streamed_bytes_ += bytes;
+    };
+    if (touch) stream.touch_clock = options_.clock;
+    return std::make_unique<BlobStreamWriter>(ns_, blobs_, ino, std::move(stream));
+  }
+
   absl::Status Flush(InodeId ino) {
     std::shared_ptr<InodeState> state = Find(ino);
     if (!state) return absl::OkStatus();
@@ -611,6 +627,7 @@ class FileDataCache::Impl {
     stats.read_cache_hits = counters.hits;
     stats.read_cache_misses = counters.misses;
     stats.blobs_written = blobs_written_.load();
+    stats.streamed_bytes = streamed_bytes_.load();
     if (journal_ != nullptr) {
       WritebackJournal::Stats journal = journal_->GetStats();
       stats.journal_bytes = journal.bytes;
@@ -1107,6 +1124,7 @@ class FileDataCache::Impl {
       ABSL_GUARDED_BY(table_mu_);
   std::atomic<uint64_t> total_dirty_{0};
   std::atomic<uint64_t> blobs_written_{0};
+  std::atomic<uint64_t> streamed_bytes_{0};
 
   absl::Notification stop_;
   std::thread background_;
@@ -1136,6 +1154,10 @@ absl::StatusOr<InodeAttr> FileDataCache::SetAttrWithSize(
 }
 absl::StatusOr<WritebackJournal::ReplayStats> FileDataCache::ReplayJournal() {
   return impl_->ReplayJournal();
+}
+absl::StatusOr<std::unique_ptr<BlobStreamWriter>> FileDataCache::StreamNewFile(InodeId ino,
+                                                                              bool touch) {
+  return impl_->StreamNewFile(ino, touch);
 }
 absl::Status FileDataCache::Flush(InodeId ino) { return impl_->Flush(ino); }
 absl::Status FileDataCache::Fsync(InodeId ino) { return impl_->Fsync(ino); }

@@ -289,6 +289,20 @@ absl::StatusOr<InodeAttr> FileSystem::CreateUnnamed(InodeId parent, uint32_t mod
   return *attr;
 }
 
+absl::StatusOr<std::unique_ptr<BlobStreamWriter>> FileSystem::StreamInto(InodeId ino) {
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
+  if (!attr.ok()) return attr.status();
+  // Only a file nobody can reach by a name, and still empty: the writer
+  // commits its blobs one by one, and a reader or another writer would
+  // see the file grow (or be overwritten) under it.
+  if (!S_ISREG(attr->mode) || attr->nlink != 0 || attr->size != 0) {
+    return FsError(FsErrorKind::kInvalid, "only an empty nameless file is streamed into");
+  }
+  // Without the kernel's writeback cache a write sets the file's times
+  // itself (as Write does); the writer does so once, when it finishes.
+  return cache_.StreamNewFile(ino, /*touch=*/!kernel_tracks_mtime_);
+}
+
 absl::Status FileSystem::Publish(InodeId ino, InodeId parent, const std::string& name,
                                  const PublishCondition& condition) {
   // Stored rather than journaled: the name must not come back after a

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,6 +102,13 @@ class FileSystem {
   // frees it if it never got a name (and the next mount does if the daemon
   // stops first).
   absl::StatusOr<InodeAttr> CreateUnnamed(InodeId parent, uint32_t mode, const Caller& caller);
+  // A writer of the nameless file `ino` (CreateUnnamed, nothing written to
+  // it yet) that cuts its data into blobs as it comes, front to back,
+  // instead of going through the write cache and its journal: each byte
+  // is written to disk once (BlobStreamWriter). Finish it before Publish;
+  // a writer destroyed unfinished leaves only what it committed, which
+  // goes with the file.
+  absl::StatusOr<std::unique_ptr<BlobStreamWriter>> StreamInto(InodeId ino);
   // Stores the nameless file's data in blobs and gives it the name
   // `parent`/`name` in one commit (NamespaceStore::Publish), synced before
   // it returns: what it published survives a crash, whole. A file it

@@ -290,6 +290,12 @@ absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const 
 
 absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& request,
                                                   BodyReader& body, uint64_t expected_length) {
+  // Straight into blobs as the body comes (not through the write cache
+  // and its journal): each byte is written to disk once. Whatever fails
+  // below drops the writer unfinished, and the nameless file's release
+  // frees what it stored.
+  absl::StatusOr<std::unique_ptr<BlobStreamWriter>> writer = fs_.StreamInto(ino);
+  if (!writer.ok()) return writer.status();
   Md5 md5;
   std::string buffer(kIoBytes, '\0');
   uint64_t written = 0;
@@ -304,7 +310,7 @@ absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& 
     }
     std::string_view data(buffer.data(), *n);
     md5.Update(data);
-    if (absl::Status s = fs_.Write(ino, written, data); !s.ok()) return s;
+    if (absl::Status s = (*writer)->Append(data); !s.ok()) return s;
     written += *n;
   }
   if (expected_length != UINT64_MAX && written != expected_length) {
@@ -322,6 +328,7 @@ absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& 
       return S3Error(S3ErrorCode::kBadDigest, "the body's MD5 differs from Content-MD5");
     }
   }
+  if (absl::Status s = (*writer)->Finish(); !s.ok()) return s;
   return absl::BytesToHexString(digest);
 }
 

@@ -5,8 +5,9 @@
 // mount does (the kernel checks only the mount's users).
 //
 // Promises:
-// - A PUT's object appears whole or not at all: the body goes into a file
-//   with no name, whose data is stored in blobs and which is then named in
+// - A PUT's object appears whole or not at all: the body is cut into blobs
+//   as it comes, committed to a file with no name (FileSystem::StreamInto:
+//   no journal, each byte written to disk once), which is then named in
 //   one namespace commit, synced before the answer (FileSystem::Publish).
 //   A failed or interrupted PUT leaves nothing; a crash before the commit
 //   leaves an orphan the next mount frees.
@@ -139,8 +140,9 @@ class S3Handler {
   absl::StatusOr<Written> WriteObject(const S3Request& request, const InodeAttr& bucket,
                                       const std::string& key, BodyReader* body,
                                       const Fill& fill);
-  // Streams `body` into the file from offset 0 and checks it (length,
-  // Content-MD5); returns its MD5 in hex.
+  // Streams `body` into the empty nameless file, straight into blobs, and
+  // checks it (length, Content-MD5); returns its MD5 in hex once every
+  // byte is in durable blobs committed as the file's extents.
   absl::StatusOr<std::string> StreamBody(InodeId ino, const S3Request& request,
                                          BodyReader& body, uint64_t expected_length);
 

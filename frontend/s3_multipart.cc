@@ -242,10 +242,9 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
     }
     md5_hex = StreamBody(file->ino, request, *request.body, expected);
   }
+  // StreamBody stored the part in blobs and committed them: Complete
+  // shares only blobs that exist.
   if (!md5_hex.ok()) return md5_hex.status();
-  // A part is stored when it is acknowledged, so that Complete only shares
-  // blobs that exist.
-  if (absl::Status s = fs_.StoreData(file->ino); !s.ok()) return s;
   absl::StatusOr<InodeAttr> attr = fs_.GetAttr(file->ino);
   if (!attr.ok()) return attr.status();
 

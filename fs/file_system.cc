@@ -315,8 +315,6 @@ absl::Status FileSystem::Publish(InodeId ino, InodeId parent, const std::string&
   return ns_.Sync();
 }
 
-absl::Status FileSystem::StoreData(InodeId ino) { return cache_.Flush(ino); }
-
 absl::StatusOr<InodeAttr> FileSystem::Concatenate(InodeId target,
                                                   absl::Span<const InodeId> sources) {
   // The extents must hold every byte: nothing of either may wait in the

@@ -115,8 +115,6 @@ class FileSystem {
   // replaced goes as one replaced by rename(2) does.
   absl::Status Publish(InodeId ino, InodeId parent, const std::string& name,
                        const PublishCondition& condition);
-  // Stores a file's data in blobs now (what fsync would journal).
-  absl::Status StoreData(InodeId ino);
   // Fills the empty file `target` with the data of `sources`, in order,
   // sharing their blobs (NamespaceStore::Concatenate): S3's multipart
   // upload completes without copying its parts.

@@ -170,6 +170,7 @@ std::string DaemonStatsJson(const DaemonStats& d) {
       ", \"write_through\": ", s.write_through,
       ", \"large_write_bytes\": ", s.large_write_bytes,
       ", \"large_write_journaled_bytes\": ", s.large_write_journaled_bytes,
+      ", \"streamed_bytes\": ", s.streamed_bytes,
       ", \"damaged_files\": ", d.damaged_files);
   // "storage" holds the striped store's figures and, with a tier or a
   // replica, theirs: status reads them from there.

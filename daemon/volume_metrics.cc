@@ -91,6 +91,8 @@ void AppendCache(FileDataCache& cache, const BlobCollector* collector, MetricsTe
           "Bytes of large WRITEs that waited for their blob instead of the journal.");
   Counter(out, "cairn_cache_large_write_journaled_bytes_total", s.large_write_journaled_bytes,
           "Of those, bytes journaled after all because the file's writes paused.");
+  Counter(out, "cairn_cache_streamed_bytes_total", s.streamed_bytes,
+          "Bytes of S3 bodies stored straight into blobs, without the journal.");
 }
 
 void AppendNamespace(NamespaceStore& ns, MetricsText* out) {

@@ -383,6 +383,10 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
     }
     absl::Status marked = fs_.SetXattr(dir.ino, kDirObjectXattr, "", XattrMode::kCreateOrReplace);
     if (!marked.ok()) return marked;
+    // Its x-amz-meta-* too (s3fs keeps a directory's mode and owner there).
+    if (MayAccess(dir, who, kMayWrite)) {
+      if (absl::Status s = ReplaceStoredHeaders(dir.ino, request); !s.ok()) return s;
+    }
     if (absl::Status s = fs_.FsyncDir(dir.ino); !s.ok()) return s;
     return Written{dir, kEmptyMd5};
   }
@@ -509,7 +513,8 @@ absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeA
   return response;
 }
 
-absl::StatusOr<InodeAttr> S3Handler::CopySource(const S3Request& request) {
+absl::StatusOr<InodeAttr> S3Handler::CopySource(const S3Request& request,
+                                                bool allow_directory) {
   std::string source = HeaderOr(request, "x-amz-copy-source");
   if (size_t q = source.find('?'); q != std::string::npos) {
     if (source.substr(q + 1).rfind("versionId=", 0) == 0 &&
@@ -535,12 +540,17 @@ absl::StatusOr<InodeAttr> S3Handler::CopySource(const S3Request& request) {
   absl::StatusOr<Resolved> found =
       Resolve(fs_, *from_bucket, *from_path, request.key_owner);
   if (!found.ok()) return found.status();
-  if (!found->target || !S_ISREG(found->target->mode) || from_path->dir_key) {
+  const bool is_object = found->target && (from_path->dir_key
+                                                ? allow_directory && S_ISDIR(found->target->mode)
+                                                : S_ISREG(found->target->mode));
+  if (!is_object) {
     return S3Error(S3ErrorCode::kNoSuchKey, absl::StrCat("no object ", from.key, " to copy"));
   }
   absl::StatusOr<InodeAttr> current = fs_.GetAttr(found->target->ino);
   if (!current.ok()) return current.status();
-  if (!MayAccess(*current, request.key_owner, kMayRead)) return Denied("the copy's source");
+  if (!MayAccess(*current, request.key_owner, S_ISDIR(current->mode) ? kMaySearch : kMayRead)) {
+    return Denied("the copy's source");
+  }
   if (absl::Status s = CheckCondition(ConditionOf(request.headers, "x-amz-copy-source-"),
                                       EtagOf(fs_, *current), current->mtime, false);
       !s.ok()) {
@@ -550,20 +560,28 @@ absl::StatusOr<InodeAttr> S3Handler::CopySource(const S3Request& request) {
 }
 
 absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, InodeAttr bucket) {
-  absl::StatusOr<InodeAttr> copied = CopySource(request);
+  absl::StatusOr<InodeAttr> copied = CopySource(request, /*allow_directory=*/true);
   if (!copied.ok()) return copied.status();
   const InodeAttr source_attr = *copied;
   const bool replace_metadata = HeaderOr(request, "x-amz-metadata-directive") == "REPLACE";
-  if (!replace_metadata) {
-    absl::StatusOr<KeyPath> path = ParseKey(request.key);
-    if (path.ok()) {
-      absl::StatusOr<Resolved> target = Resolve(fs_, bucket, *path, request.key_owner);
-      if (target.ok() && target->target && target->target->ino == source_attr.ino) {
-        return S3Error(S3ErrorCode::kInvalidRequest,
-                       "copying an object onto itself changes nothing: say "
-                       "x-amz-metadata-directive: REPLACE to change its metadata");
-      }
+  absl::StatusOr<KeyPath> path = ParseKey(request.key);
+  if (!path.ok()) return path.status();
+  absl::StatusOr<Resolved> target_found = Resolve(fs_, bucket, *path, request.key_owner);
+  const bool onto_itself = target_found.ok() && target_found->target &&
+                           target_found->target->ino == source_attr.ino &&
+                           path->dir_key == S_ISDIR(source_attr.mode);
+  if (onto_itself) {
+    if (!replace_metadata) {
+      return S3Error(S3ErrorCode::kInvalidRequest,
+                     "copying an object onto itself changes nothing: say "
+                     "x-amz-metadata-directive: REPLACE to change its metadata");
     }
+    return ReplaceMetadataInPlace(request, source_attr);
+  }
+  if (S_ISDIR(source_attr.mode)) {
+    return S3Error(S3ErrorCode::kInvalidRequest,
+                   "a directory object (a key ending in '/') can be copied only onto itself, "
+                   "with x-amz-metadata-directive: REPLACE, to change its metadata");
   }
   S3Request target = request;
   if (!replace_metadata) {
@@ -597,6 +615,50 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
   response.body = absl::StrCat(kXmlHeader, "<CopyObjectResult xmlns=\"", kXmlns, "\"><ETag>",
                                XmlEscape(Quoted(written->etag)), "</ETag><LastModified>",
                                IsoDate(written->attr.mtime), "</LastModified></CopyObjectResult>");
+  response.headers.emplace_back("Content-Type", "application/xml");
+  return response;
+}
+
+absl::Status S3Handler::ReplaceStoredHeaders(InodeId ino, const S3Request& request) {
+  absl::StatusOr<std::vector<std::string>> names = fs_.ListXattr(ino);
+  if (!names.ok()) return names.status();
+  for (const std::string& xattr : *names) {
+    if (!HeaderOfXattr(xattr)) continue;
+    if (request.headers.count(*HeaderOfXattr(xattr))) continue;  // replaced below
+    absl::Status removed = fs_.RemoveXattr(ino, xattr);
+    if (!removed.ok() && !IsNotFound(removed)) return removed;
+  }
+  for (const auto& [header, value] : request.headers) {
+    if (!IsStoredHeader(header)) continue;
+    absl::Status set = fs_.SetXattr(ino, XattrOfHeader(header), value,
+                                    XattrMode::kCreateOrReplace);
+    if (!set.ok()) return set;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<S3Response> S3Handler::ReplaceMetadataInPlace(const S3Request& request,
+                                                             const InodeAttr& object) {
+  const S3Key& who = request.key_owner;
+  if (who.read_only) return Denied("the key is read-only");
+  // As setxattr(2) on the mount: the object's writers may retag it.
+  if (!MayAccess(object, who, kMayWrite)) return Denied("changing the object's metadata");
+  if (absl::Status s = ReplaceStoredHeaders(object.ino, request); !s.ok()) return s;
+  if (S_ISDIR(object.mode)) {
+    absl::Status marked =
+        fs_.SetXattr(object.ino, kDirObjectXattr, "", XattrMode::kCreateOrReplace);
+    if (!marked.ok()) return marked;
+  }
+  // The metadata is as durable as a PUT's before the answer.
+  absl::Status synced = S_ISDIR(object.mode) ? fs_.FsyncDir(object.ino) : fs_.Fsync(object.ino);
+  if (!synced.ok()) return synced;
+  absl::StatusOr<InodeAttr> attr = fs_.GetAttr(object.ino);
+  if (!attr.ok()) return attr.status();
+  const std::string etag = S_ISDIR(attr->mode) ? kEmptyMd5 : EtagOf(fs_, *attr);
+  S3Response response;
+  response.body = absl::StrCat(kXmlHeader, "<CopyObjectResult xmlns=\"", kXmlns, "\"><ETag>",
+                               XmlEscape(Quoted(etag)), "</ETag><LastModified>",
+                               IsoDate(attr->mtime), "</LastModified></CopyObjectResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }

@@ -123,8 +123,17 @@ class S3Handler {
   void PruneEmptyParents(const InodeAttr& bucket, const KeyPath& path, const S3Key& who);
 
   // x-amz-copy-source's file, readable by the key and passing the
-  // x-amz-copy-source-if-* conditions.
-  absl::StatusOr<InodeAttr> CopySource(const S3Request& request);
+  // x-amz-copy-source-if-* conditions; with `allow_directory`, also a
+  // "dir/" key's directory.
+  absl::StatusOr<InodeAttr> CopySource(const S3Request& request, bool allow_directory = false);
+  // A copy of an object onto itself with x-amz-metadata-directive:
+  // REPLACE (how s3fs and others chmod, touch or retag): only the stored
+  // headers change, the bytes and the inode stay.
+  absl::StatusOr<S3Response> ReplaceMetadataInPlace(const S3Request& request,
+                                                    const InodeAttr& object);
+  // Sets `ino`'s stored headers (content type, x-amz-meta-*, kept
+  // headers) to the request's, dropping the ones it does not send.
+  absl::Status ReplaceStoredHeaders(InodeId ino, const S3Request& request);
 
   // The bucket's directory, if the key may reach it.
   absl::StatusOr<InodeAttr> OpenBucket(const S3Request& request);

@@ -737,6 +737,63 @@ TEST_F(S3HandlerTest, CopyObjectCopiesBytesAndMetadata) {
   EXPECT_EQ(Call("GET", "media", "src.txt").body, "copy me");
 }
 
+// s3fs changes a file's or a directory's mode, owner or times by copying
+// the object onto itself with new x-amz-meta-*: the bytes, the inode, its
+// mode bits and its ETag stay; only the stored headers change.
+TEST_F(S3HandlerTest, ACopyOntoItselfChangesOnlyTheMetadata) {
+  ASSERT_EQ(Call("PUT", "alice-files", "notes.txt", "my notes", {{"x-amz-meta-mode", "33188"}},
+                 Alice()).status,
+            200);
+  const InodeId ino = Path("alice-files/notes.txt")->ino;
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  ASSERT_TRUE(fs().SetAttr(ino, chmod).ok());
+  Answer copied = Call("PUT", "alice-files", "notes.txt", "",
+                       {{"x-amz-copy-source", "alice-files/notes.txt"},
+                        {"x-amz-metadata-directive", "REPLACE"},
+                        {"x-amz-meta-mtime", "1700000000"}},
+                       Alice());
+  ASSERT_EQ(copied.status, 200) << copied.body;
+  EXPECT_NE(copied.body.find(Md5Hex("my notes")), std::string::npos) << copied.body;
+  EXPECT_EQ(Path("alice-files/notes.txt")->ino, ino) << "the bytes were copied to a new file";
+  EXPECT_EQ(Path("alice-files/notes.txt")->mode & 07777, 0600u);
+  Answer head = Call("HEAD", "alice-files", "notes.txt", "", {}, Alice());
+  EXPECT_EQ(head.headers["x-amz-meta-mtime"], "1700000000");
+  EXPECT_EQ(head.headers.count("x-amz-meta-mode"), 0u) << "REPLACE keeps only what it sends";
+  EXPECT_EQ(head.headers["ETag"], "\"" + Md5Hex("my notes") + "\"");
+  // Only its writers may: another key that can read it may not.
+  ASSERT_EQ(Call("PUT", "media", "shared.txt", "root's").status, 200);
+  EXPECT_EQ(Call("PUT", "media", "shared.txt", "",
+                 {{"x-amz-copy-source", "media/shared.txt"},
+                  {"x-amz-metadata-directive", "REPLACE"}},
+                 Alice()).code,
+            "AccessDenied");
+
+  // A directory object the same way; it holds its metadata.
+  ASSERT_EQ(Call("PUT", "alice-files", "photos/", "", {{"x-amz-meta-mode", "16877"}}, Alice())
+                .status,
+            200);
+  EXPECT_EQ(Call("HEAD", "alice-files", "photos/", "", {}, Alice()).headers["x-amz-meta-mode"],
+            "16877");
+  Answer dir = Call("PUT", "alice-files", "photos/", "",
+                    {{"x-amz-copy-source", "alice-files/photos/"},
+                     {"x-amz-metadata-directive", "REPLACE"},
+                     {"x-amz-meta-mode", "16832"}},
+                    Alice());
+  ASSERT_EQ(dir.status, 200) << dir.body;
+  EXPECT_EQ(Call("HEAD", "alice-files", "photos/", "", {}, Alice()).headers["x-amz-meta-mode"],
+            "16832");
+  // A directory is copied nowhere else, and is no source for a file.
+  EXPECT_EQ(Call("PUT", "alice-files", "other/", "",
+                 {{"x-amz-copy-source", "alice-files/photos/"},
+                  {"x-amz-metadata-directive", "REPLACE"}},
+                 Alice()).code,
+            "InvalidRequest");
+  EXPECT_EQ(Call("PUT", "alice-files", "photos", "",
+                 {{"x-amz-copy-source", "alice-files/photos/"}}, Alice()).code,
+            "InvalidRequest");
+}
+
 std::string CompletionXml(const std::vector<std::pair<int, std::string>>& parts) {
   std::string xml = "<CompleteMultipartUpload>";
   for (const auto& [number, etag] : parts) {

@@ -450,6 +450,25 @@ TEST_F(S3fsTest, TheMountSeesWhatS3fsWrote) {
   EXPECT_EQ(Run("getfattr --absolute-names --only-values -n user.s3.meta.mode " +
                 QP("inbox/echo.txt")).exit_code, 0);
 
+  // chmod and touch through s3fs copy the object onto itself with new
+  // metadata: the file keeps its inode and bytes on the mount, and a
+  // directory keeps its metadata too.
+  struct stat before {};
+  ASSERT_EQ(stat(P("inbox/blob").c_str(), &before), 0);
+  CommandResult retagged = Run("chmod 600 " + s3fs.Q("blob") + " && touch " + s3fs.Q("blob") +
+                               " && chmod 700 " + s3fs.Q("made") + " && mkdir -m 750 " +
+                               s3fs.Q("made-with-mode"));
+  ASSERT_EQ(retagged.exit_code, 0) << Brief(retagged) << s3fs.Log();
+  struct stat after {};
+  ASSERT_EQ(stat(P("inbox/blob").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "chmod through s3fs rewrote the file";
+  EXPECT_EQ(Run("cmp " + Quote(blob) + " " + QP("inbox/blob")).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] {
+    struct stat seen {};
+    return stat(s3fs.Path("made").c_str(), &seen) == 0 && (seen.st_mode & 07777) == 0700;
+  }, 5)) << "s3fs does not show the directory's new mode";
+  ASSERT_EQ(Run("rmdir " + s3fs.Q("made-with-mode")).exit_code, 0) << s3fs.Log();
+
   // mv is CopyObject and DeleteObject to s3fs; a directory's, one per key.
   CommandResult moved = Run("mv " + s3fs.Q("blob") + " " + s3fs.Q("made/blob") + " && mv " +
                             s3fs.Q("made") + " " + s3fs.Q("moved"));

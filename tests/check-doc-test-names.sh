@@ -21,5 +21,5 @@ while read -r name; do
     echo "docs name a test that does not exist: $name" >&2
     missing=1
   fi
-done < <(grep -ho '`[A-Za-z]*Test\.[A-Za-z]*`' "$repo"/docs/*.md "$repo"/README.md | tr -d '`' | sort -u)
+done < <(grep -ho '`[A-Za-z0-9]*Test\.[A-Za-z0-9]*`' "$repo"/docs/*.md "$repo"/README.md | tr -d '`' | sort -u)
 exit "$missing"

@@ -5,8 +5,8 @@
 // Promises:
 // - Every mutating call is one atomic RocksDB write batch: after a crash the
 //   namespace shows the state before or after the call, never a mix.
-// - Lookup and GetAttr are point reads; ReadDir is a prefix scan. Costs grow
-//   with log(n) of the namespace, never with n.
+// - Lookup and GetAttr are point reads; ReadDir and ScanDir are range scans.
+//   Costs grow with log(n) of the namespace, never with n.
 // - Mutations are written to the RocksDB WAL without fsync (they survive a
 //   daemon crash, as the OS has them); Sync() makes everything committed so
 //   far survive a machine crash. fsync/fsyncdir call it.
@@ -236,6 +236,14 @@ class NamespaceStore {
   // `fn` for each until it returns false. "." and ".." are not included.
   virtual absl::Status ReadDir(
       InodeId dir, uint64_t after_cookie,
+      const std::function<bool(const DirEntry&)>& fn) = 0;
+  // Lists entries of `dir` whose names are `start` or after it, in bytewise
+  // order of name (not ReadDir's cookie order), calling `fn` for each until
+  // it returns false: a range scan of the directory's entries from `start`,
+  // so a caller that resumes at a name pays log(n) plus what it reads.
+  // "." and ".." are not included.
+  virtual absl::Status ScanDir(
+      InodeId dir, std::string_view start,
       const std::function<bool(const DirEntry&)>& fn) = 0;
 
   // --- Namespace mutations -------------------------------------------------

@@ -215,6 +215,26 @@ class RocksNamespace final : public NamespaceStore {
     return FromRocks(it->status(), "listing a directory");
   }
 
+  absl::Status ScanDir(InodeId dir, std::string_view start,
+                       const std::function<bool(const DirEntry&)>& fn) override {
+    // Entries are keyed by parent and name: in name order already.
+    InodeScope scope(dir);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(scope.options(), handles_[kDentries]));
+    for (it->Seek(S(DentryKey(dir, start))); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      absl::StatusOr<DentryValue> value = DecodeDentry(V(it->value()));
+      if (!value.ok()) return value.status();
+      DirEntry entry;
+      entry.name = std::string(key.substr(DentryPrefix(dir).size()));
+      entry.ino = value->ino;
+      entry.mode = value->mode;
+      entry.cookie = value->cookie;
+      if (!fn(entry)) return absl::OkStatus();
+    }
+    return FromRocks(it->status(), "scanning a directory");
+  }
+
   // --- Namespace mutations --------------------------------------------
 
   absl::StatusOr<InodeAttr> MakeNode(InodeId parent, std::string_view name,

@@ -361,6 +361,15 @@ void NamespaceModelTest::CompareAll(const std::string& when) {
                     return true;
                   }).ok());
       EXPECT_EQ(listed, node.children) << "entries of " << ino;
+      // By name (the S3 listing's scan): the same entries, in byte order.
+      std::vector<std::pair<std::string, InodeId>> by_name;
+      ASSERT_TRUE(store_->ScanDir(ino, "", [&](const DirEntry& e) {
+                    by_name.emplace_back(e.name, e.ino);
+                    return true;
+                  }).ok());
+      EXPECT_EQ(by_name, (std::vector<std::pair<std::string, InodeId>>(node.children.begin(),
+                                                                       node.children.end())))
+          << "entries of " << ino << " by name";
     }
     if (S_ISLNK(node.attr.mode)) {
       EXPECT_EQ(*store_->ReadLink(ino), node.symlink_target);

@@ -182,6 +182,48 @@ TEST_F(NamespaceStoreTest, ReadDirResumesAfterCookieWhileDirectoryChanges) {
   EXPECT_EQ(rest, (std::vector<std::string>{"c", "d", "e"}));
 }
 
+TEST_F(NamespaceStoreTest, ScanDirListsNamesInByteOrderFromAName) {
+  // Made out of order; a neighbour directory's entries (its inode number
+  // follows) must not leak into the scan.
+  InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
+  InodeAttr next = Make(kRootInode, "e", S_IFDIR | 0755);
+  for (const char* name : {"b", "a0", "a", "a-b", "\xff", "a.b", "B"}) {
+    Make(dir.ino, name, S_IFREG | 0644);
+  }
+  InodeAttr sub = Make(dir.ino, "a-", S_IFDIR | 0755);
+  Make(next.ino, "0", S_IFREG | 0644);
+  auto scan = [&](std::string_view start, size_t limit) {
+    std::vector<std::string> names;
+    EXPECT_TRUE(store_->ScanDir(dir.ino, start, [&](const DirEntry& e) {
+                  names.push_back(e.name);
+                  return names.size() < limit;
+                }).ok());
+    return names;
+  };
+  EXPECT_EQ(scan("", 100),
+            (std::vector<std::string>{"B", "a", "a-", "a-b", "a.b", "a0", "b", "\xff"}));
+  EXPECT_EQ(scan("a-", 2), (std::vector<std::string>{"a-", "a-b"}));
+  EXPECT_EQ(scan(std::string("a-\0", 3), 100),
+            (std::vector<std::string>{"a-b", "a.b", "a0", "b", "\xff"}));
+  EXPECT_EQ(scan("a1", 100), (std::vector<std::string>{"b", "\xff"}));
+  EXPECT_TRUE(scan("\xff\xff", 100).empty());
+  // Entries carry what ReadDir's do.
+  std::vector<DirEntry> entries;
+  ASSERT_TRUE(store_->ScanDir(dir.ino, "a-", [&](const DirEntry& e) {
+                entries.push_back(e);
+                return false;
+              }).ok());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].ino, sub.ino);
+  EXPECT_EQ(entries[0].mode, static_cast<uint32_t>(S_IFDIR));
+  bool found = false;
+  ASSERT_TRUE(store_->ReadDir(dir.ino, 0, [&](const DirEntry& e) {
+                if (e.name == "a-") found = e.cookie == entries[0].cookie;
+                return true;
+              }).ok());
+  EXPECT_TRUE(found) << "the cookie ReadDir resumes from";
+}
+
 TEST_F(NamespaceStoreTest, UnlinkedOpenFileIsOrphanUntilReleased) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   Extent data;

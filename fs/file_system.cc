@@ -426,6 +426,11 @@ absl::Status FileSystem::ReadDir(
   });
 }
 
+absl::Status FileSystem::ScanDir(InodeId dir, std::string_view start,
+                                 const std::function<bool(const DirEntry&)>& add) {
+  return ns_.ScanDir(dir, start, add);
+}
+
 absl::StatusOr<FsUsage> FileSystem::StatFs() {
   absl::StatusOr<StoreUsage> usage = blobs_.Usage();
   if (!usage.ok()) return usage.status();

@@ -148,6 +148,11 @@ class FileSystem {
   // removed while listing is skipped.
   absl::Status ReadDir(InodeId dir, uint64_t cookie, bool plus,
                        const std::function<bool(const DirEntry&, const InodeAttr&)>& add);
+  // Entries of `dir` whose names are `start` or after it, in bytewise order
+  // of name (NamespaceStore::ScanDir), until `add` returns false. Counts no
+  // lookup: for callers other than the kernel (the S3 listing).
+  absl::Status ScanDir(InodeId dir, std::string_view start,
+                       const std::function<bool(const DirEntry&)>& add);
 
   absl::StatusOr<FsUsage> StatFs();
 

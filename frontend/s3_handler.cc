@@ -20,6 +20,7 @@
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "frontend/s3_error.h"
+#include "frontend/s3_key_walk.h"
 #include "frontend/s3_names.h"
 #include "frontend/s3_util.h"
 
@@ -991,127 +992,6 @@ absl::StatusOr<S3Response> S3Handler::DeleteObjects(const S3Request& request, In
 }
 
 namespace {
-
-// One listing's walk over the tree in key order, with S3's prefix,
-// delimiter, marker (exclusive) and limit.
-class KeyWalk {
- public:
-  struct Item {
-    std::string key;
-    bool common_prefix = false;
-    InodeId ino = 0;
-    bool dir_object = false;
-  };
-  KeyWalk(FileSystem& fs, const S3Key& who, std::string prefix, std::string delimiter,
-          std::string after, size_t max)
-      : fs_(fs), who_(who), prefix_(std::move(prefix)), delimiter_(std::move(delimiter)),
-        after_(std::move(after)), max_(max) {}
-
-  // Walks from `bucket`; fills items() and truncated().
-  absl::Status Run(const InodeAttr& bucket) {
-    if (max_ == 0) return absl::OkStatus();
-    // Start in the directory the prefix's complete components name.
-    InodeAttr dir = bucket;
-    std::string dir_key;
-    size_t slash = prefix_.rfind('/');
-    if (slash != std::string::npos) {
-      for (absl::string_view part : absl::StrSplit(prefix_.substr(0, slash), '/')) {
-        if (part.empty() || part == "." || part == "..") return absl::OkStatus();
-        absl::StatusOr<InodeAttr> next = fs_.Find(dir.ino, std::string(part));
-        if (!next.ok()) {
-          if (IsNotFound(next.status())) return absl::OkStatus();
-          return next.status();
-        }
-        if (!S_ISDIR(next->mode) || !MayAccess(*next, who_, kMaySearch)) {
-          return absl::OkStatus();
-        }
-        dir = *next;
-        absl::StrAppend(&dir_key, part, "/");
-      }
-    }
-    absl::StatusOr<bool> done = Walk(dir, dir_key);
-    return done.status();
-  }
-  const std::vector<Item>& items() const { return items_; }
-  bool truncated() const { return truncated_; }
-
- private:
-  // False once the limit is reached.
-  bool Emit(Item item) {
-    if (items_.size() == max_) {
-      truncated_ = true;
-      return false;
-    }
-    items_.push_back(std::move(item));
-    return true;
-  }
-
-  absl::StatusOr<bool> Walk(const InodeAttr& dir, const std::string& dir_key) {
-    if (!MayAccess(dir, who_, kMayRead | kMaySearch)) return true;  // as find(1) skips it
-    std::vector<ListedName> names;
-    absl::Status listed = fs_.ReadDir(dir.ino, 0, false, [&](const DirEntry& e, const InodeAttr&) {
-      if (S_ISREG(e.mode) || S_ISDIR(e.mode)) {
-        names.push_back(ListedName{e.name, S_ISDIR(e.mode), e.ino});
-      }
-      return true;
-    });
-    if (!listed.ok()) return listed;
-    SortInKeyOrder(names);
-    for (const ListedName& entry : names) {
-      std::string key = dir_key + entry.SortKey();
-      // Below the walk's first directory every key starts with the prefix.
-      if (!absl::StartsWith(key, prefix_)) continue;
-      if (!delimiter_.empty()) {
-        size_t at = key.find(delimiter_, prefix_.size());
-        if (at != std::string::npos) {
-          // This entry's keys (a file's own, or all below a directory,
-          // which start with its key) roll up into one common prefix.
-          std::string common = key.substr(0, at + delimiter_.size());
-          if (common > after_ && !absl::StartsWith(after_, common) &&
-              (items_.empty() || items_.back().key != common) && HoldsAKey(entry)) {
-            if (!Emit(Item{common, true})) return false;
-          }
-          continue;
-        }
-      }
-      if (!entry.is_dir) {
-        if (key > after_) {
-          if (!Emit(Item{key, false, entry.ino})) return false;
-        }
-        continue;
-      }
-      // A directory: all its keys start with `key`; none is after the
-      // marker when the marker passed them all.
-      if (key < after_ && !absl::StartsWith(after_, key)) continue;
-      absl::StatusOr<InodeAttr> child = fs_.GetAttr(entry.ino);
-      if (!child.ok()) continue;  // removed while listed
-      if (key > after_ && fs_.GetXattr(entry.ino, kDirObjectXattr).ok()) {
-        if (!Emit(Item{key, false, entry.ino, true})) return false;
-      }
-      if (!MayAccess(*child, who_, kMaySearch)) continue;
-      absl::StatusOr<bool> more = Walk(*child, key);
-      if (!more.ok()) return more.status();
-      if (!*more) return false;
-    }
-    return true;
-  }
-
-  // A file is a key; a directory holds one if it is an object or has one
-  // below it (a tree of empty directories makes no common prefix).
-  bool HoldsAKey(const ListedName& entry) {
-    if (!entry.is_dir) return true;
-    if (fs_.GetXattr(entry.ino, kDirObjectXattr).ok()) return true;
-    absl::StatusOr<InodeAttr> attr = fs_.GetAttr(entry.ino);
-    return attr.ok() && HasObjectBelow(fs_, *attr, who_);
-  }
-
-  FileSystem& fs_;
-  const S3Key& who_;
-  const std::string prefix_, delimiter_, after_;
-  const size_t max_;
-  std::vector<Item> items_;
-  bool truncated_ = false;
-};
 
 std::string QueryOr(const S3Request& request, const std::string& name,
                     const std::string& fallback = "") {

@@ -1,7 +1,5 @@
 #include "frontend/s3_names.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_split.h"
 #include "frontend/s3_error.h"
 
@@ -61,12 +59,6 @@ absl::StatusOr<KeyPath> ParseKey(std::string_view key) {
     path.components.emplace_back(part);
   }
   return path;
-}
-
-void SortInKeyOrder(std::vector<ListedName>& names) {
-  std::sort(names.begin(), names.end(), [](const ListedName& a, const ListedName& b) {
-    return a.SortKey() < b.SortKey();
-  });
 }
 
 }  // namespace cairn::frontend

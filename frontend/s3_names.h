@@ -1,7 +1,6 @@
 // How S3 names map onto the tree: buckets are top-level directories with
-// valid bucket names, a key is the path below its bucket, and listings go
-// in S3's order (bytewise over whole keys, where a directory's keys all
-// start with "name/").
+// valid bucket names, and a key is the path below its bucket (listings:
+// s3_key_walk.h).
 #pragma once
 
 #include <string>
@@ -27,16 +26,5 @@ struct KeyPath {
   bool dir_key = false;
 };
 absl::StatusOr<KeyPath> ParseKey(std::string_view key);
-
-// One directory's names in S3 order: a subdirectory sorts as "name/", so
-// "a-b" and "a.b" come before the keys of directory "a", and "a0" after.
-struct ListedName {
-  std::string name;
-  bool is_dir = false;
-  uint64_t ino = 0;
-  // The name as it sorts among keys: name, or name + "/" for a directory.
-  std::string SortKey() const { return is_dir ? name + "/" : name; }
-};
-void SortInKeyOrder(std::vector<ListedName>& names);
 
 }  // namespace cairn::frontend

@@ -61,6 +61,12 @@ absl::Status KeyWalk::Run(const InodeAttr& bucket) {
       absl::StrAppend(&dir_key, part, "/");
     }
   }
+  // A prefix that names a directory ("a/"): the directory's own key, if it
+  // is an object, starts with the prefix too and comes before its keys.
+  if (!dir_key.empty() && dir_key == prefix_ && dir_key > after_ &&
+      fs_.GetXattr(dir.ino, kDirObjectXattr).ok()) {
+    if (!Emit(Item{dir_key, false, dir.ino, true})) return absl::OkStatus();
+  }
   return Walk(dir, dir_key).status();
 }
 

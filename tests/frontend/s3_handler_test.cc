@@ -662,6 +662,75 @@ TEST_F(S3HandlerTest, PagesResumeAcrossDirectoriesThatSortAmongTheirSiblings) {
             Model(keys, "", "-", "a-"));
 }
 
+TEST_F(S3HandlerTest, RandomListingsPageLikeAModel) {
+  // Names built from characters on both sides of '/', paged with every
+  // kind of marker, prefix and delimiter against what S3 would list; a
+  // tree per seed, each in its own bucket.
+  for (uint32_t seed : {20261206u, 7u, 1999u}) {
+    SCOPED_TRACE(absl::StrCat("seed ", seed));
+    const std::string bucket_name = absl::StrCat("random-", seed);
+    ASSERT_EQ(Call("PUT", bucket_name, "").status, 200);
+    std::mt19937 rng(seed);
+    std::set<std::string> model;
+    const char* parts[] = {"a", "a-", "a.", "a-b", "a!", "a0", "ab", "b", "b.c", "-"};
+    for (int i = 0; i < 150; ++i) {
+      std::string key;
+      int depth = 1 + rng() % 3;
+      for (int d = 0; d < depth; ++d) {
+        if (d) key += '/';
+        key += parts[rng() % 10];
+      }
+      if (rng() % 8 == 0) key += '/';  // a directory object
+      Answer put = Call("PUT", bucket_name, key, key.back() == '/' ? "" : "x");
+      if (put.status == 200) {
+        model.insert(key);
+      } else {
+        EXPECT_TRUE(put.code == "ObjectParentIsFile" || put.code == "ExistingObjectIsDirectory")
+            << key << ": " << put.code;
+      }
+    }
+    // Empty directories made through the mount hold no key and make no
+    // common prefix.
+    absl::StatusOr<InodeAttr> bucket = Path(bucket_name);
+    ASSERT_TRUE(bucket.ok());
+    NewNode dir;
+    dir.mode = S_IFDIR | 0755;
+    for (const char* name : {"a-c", "a.0", "b-"}) {
+      absl::StatusOr<InodeAttr> made = fs().MakeNode(bucket->ino, name, dir, Caller{0, 0});
+      ASSERT_TRUE(made.ok()) << made.status();
+      ASSERT_TRUE(fs().MakeNode(made->ino, "empty", dir, Caller{0, 0}).ok());
+    }
+    std::vector<std::string> pool(model.begin(), model.end());
+    auto pick = [&](std::vector<std::string> fixed) {
+      // A fixed choice, a key, or the start of a key.
+      size_t n = rng() % (fixed.size() + 2);
+      if (n < fixed.size()) return fixed[n];
+      const std::string& key = pool[rng() % pool.size()];
+      return n == fixed.size() ? key : key.substr(0, rng() % (key.size() + 1));
+    };
+    for (int i = 0; i < 200; ++i) {
+      std::string prefix = pick({"", "", "a", "a-", "a/", "a-/", "b."});
+      std::string delimiter = pick({"", "", "/", "/", "-", ".", "a/", "/a"});
+      std::string after = pick({"", "", "a-", "a/", "a-/", "b"});
+      std::string max = std::to_string(1 + rng() % 4);
+      static const char* const kApis[] = {"v2", "v1", "versions"};
+      std::string api = kApis[rng() % 3];
+      std::map<std::string, std::string> query = {{"max-keys", max}};
+      if (!prefix.empty()) query["prefix"] = prefix;
+      if (!delimiter.empty()) query["delimiter"] = delimiter;
+      const char* marker = api == "v2" ? "start-after" : api == "v1" ? "marker" : "key-marker";
+      if (!after.empty()) query[marker] = after;
+      std::vector<std::string> want = Model(model, prefix, delimiter, after);
+      int pages = 0;
+      EXPECT_EQ(ListItems(bucket_name, query, api, &pages), want)
+          << api << " prefix '" << prefix << "' delimiter '" << delimiter << "' after '" << after
+          << "' max-keys " << max;
+      const int per_page = std::stoi(max);
+      EXPECT_EQ(pages, std::max(1, (static_cast<int>(want.size()) + per_page - 1) / per_page));
+    }
+  }
+}
+
 TEST_F(S3HandlerTest, ConditionalRequestsCompareTheCurrentETag) {
   Answer put = Call("PUT", "media", "c.txt", "one");
   const std::string etag = put.headers["ETag"];

@@ -14,8 +14,9 @@
 //   reads a directory whole and never sorts one. A common prefix that ends
 //   inside a name (a delimiter other than "/") skips the names it covers
 //   with one seek.
-// - Memory is the page, plus one pending directory for each character of
-//   the name being scanned that sorts before '/'.
+// - Memory is the page, plus, for each directory level on the walk's path,
+//   an open scan and one held-back subdirectory for each byte of the name
+//   being scanned that sorts before '/'.
 //
 // Not promised: a snapshot. Names added or removed during the walk may or
 // may not appear, as for readdir(3); a listing resumed from a marker goes

@@ -435,6 +435,10 @@ class S3Server::Impl {
       tcp::socket socket(io_);
       acceptor_.accept(socket, ec);
       if (ec) continue;  // would block, or a client that gave up
+      // A response goes out as its header and then its body: with Nagle's
+      // algorithm the body waits for the header's ACK, which the client
+      // delays up to 40 ms (a 4 KiB GET took 46 ms, a HEAD 3).
+      socket.set_option(tcp::no_delay(true), ec);
       const int fd = socket.native_handle();
       auto done = std::make_shared<std::atomic<bool>>(false);
       metrics_.connections++;

@@ -721,18 +721,9 @@ int StartDaemon(const MountRequest& request, const VolumeConfig& config) {
   absl::StatusOr<MountRecord> holder = WaitForFinishingDaemon(request.volume_dir);
   if (absl::IsDeadlineExceeded(holder.status())) return Fail(command, holder.status());
   if (holder.ok() && holder->mounted) {
-    if (!holder->s3_only_url.empty()) {
-      return Fail(command, absl::StrCat("volume ", request.volume_dir,
-                                        " is served over S3 without a mount by process ",
-                                        holder->pid, " (cairn serve s3, at ",
-                                        holder->s3_only_url, "); stop it first: cairn umount ",
-                                        request.volume_dir));
-    }
-    return Fail(command, "volume " + request.volume_dir + " is already mounted by process " +
-                             std::to_string(holder->pid) +
-                             (holder->mountpoint.empty() ? "" : " at " + holder->mountpoint) +
-                             "; unmount it first: cairn umount " +
-                             (holder->mountpoint.empty() ? "MOUNTPOINT" : holder->mountpoint));
+    return Fail(command, absl::StrCat("volume ", request.volume_dir,
+                                      " is already in use by process ", holder->pid,
+                                      HolderAndRemedy(*holder, request.volume_dir)));
   }
   if (!request.fake) {
     if (std::string why = CheckJournalDir(request.volume_dir, config.cache_dir); !why.empty()) {

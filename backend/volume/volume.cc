@@ -159,8 +159,8 @@ MountRecord ParseLockContent(const std::string& text) {
   return record;
 }
 
-// What holds a volume and how to free it, for the refusals of a second
-// daemon, format and restore.
+}  // namespace
+
 std::string HolderAndRemedy(const MountRecord& holder, const std::string& volume_dir) {
   if (!holder.s3_only_url.empty()) {
     return absl::StrCat(" (serving it over S3 at ", holder.s3_only_url,
@@ -173,6 +173,8 @@ std::string HolderAndRemedy(const MountRecord& holder, const std::string& volume
       "; unmount it first: cairn umount ",
       holder.mountpoint.empty() ? "MOUNTPOINT" : holder.mountpoint);
 }
+
+namespace {
 
 // The namespace records the format the volume was made in; cairn.toml only
 // repeats it, and an edited copy would make the store read the wrong layout.

@@ -72,6 +72,11 @@ struct MountRecord {
   // and serves the volume over S3 at this URL (http://HOST:PORT).
   std::string s3_only_url;
 };
+// What holds a volume and how to free it (" (mounted at M); unmount it
+// first: cairn umount M", or the same for a daemon serving S3 only), to
+// follow "... in use by process PID" in a refusal.
+std::string HolderAndRemedy(const MountRecord& holder, const std::string& volume_dir);
+
 // The volume's lock, for a tool that works on an unmounted volume (fsck
 // --repair's salvage and config rebuild): refused, saying so, while a
 // cairn process holds it.

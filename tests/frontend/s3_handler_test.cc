@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -34,10 +35,17 @@ constexpr char kVolumeDir[] = "/vol";
 
 class StringBody final : public BodyReader {
  public:
-  explicit StringBody(std::string data, size_t fail_after = SIZE_MAX)
-      : data_(std::move(data)), fail_after_(fail_after) {}
+  // After `fail_after` bytes the connection is lost, once `before_failing`
+  // has run.
+  explicit StringBody(std::string data, size_t fail_after = SIZE_MAX,
+                      std::function<void()> before_failing = nullptr)
+      : data_(std::move(data)), fail_after_(fail_after),
+        before_failing_(std::move(before_failing)) {}
   absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
-    if (at_ >= fail_after_) return S3Error(S3ErrorCode::kIncompleteBody, "connection lost");
+    if (at_ >= fail_after_) {
+      if (before_failing_) before_failing_();
+      return S3Error(S3ErrorCode::kIncompleteBody, "connection lost");
+    }
     size_t n = std::min({size, data_.size() - at_, fail_after_ - at_});
     std::copy_n(data_.data() + at_, n, buffer);
     at_ += n;
@@ -48,6 +56,7 @@ class StringBody final : public BodyReader {
   std::string data_;
   size_t at_ = 0;
   size_t fail_after_;
+  std::function<void()> before_failing_;
 };
 
 std::string Md5Hex(const std::string& data) {
@@ -451,30 +460,6 @@ TEST_F(S3HandlerTest, APutWritesItsBodyToTheDisksOnceAndNothingToTheJournal) {
   EXPECT_TRUE(Call("GET", "media", "big.bin").body == data);
 }
 
-// A body that fails (the connection lost) once `cut` bytes were read, after
-// `before_failing` ran.
-class CutBody final : public BodyReader {
- public:
-  CutBody(std::string data, size_t cut, std::function<void()> before_failing)
-      : data_(std::move(data)), cut_(cut), before_failing_(std::move(before_failing)) {}
-  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
-    if (at_ >= cut_) {
-      if (before_failing_) before_failing_();
-      return S3Error(S3ErrorCode::kIncompleteBody, "connection lost");
-    }
-    size_t n = std::min(size, cut_ - at_);
-    std::copy_n(data_.data() + at_, n, buffer);
-    at_ += n;
-    return n;
-  }
-
- private:
-  std::string data_;
-  size_t at_ = 0;
-  size_t cut_;
-  std::function<void()> before_failing_;
-};
-
 TEST_F(S3HandlerTest, AnInterruptedPutFreesTheBlobsItStoredOnTheWay) {
   ASSERT_EQ(Call("PUT", "media", "doc.txt", "version one").status, 200);
   const uint64_t inodes = Inodes();
@@ -483,7 +468,7 @@ TEST_F(S3HandlerTest, AnInterruptedPutFreesTheBlobsItStoredOnTheWay) {
   // The connection drops after 9 MiB: by then the first two blobs are
   // stored and committed to the nameless file (waited for here, as a slow
   // client gives them time to be).
-  CutBody body(std::string(12 << 20, 'n'), 9 << 20, [&] {
+  StringBody body(std::string(12 << 20, 'n'), 9 << 20, [&] {
     for (int i = 0; i < 5000 && BlobRecords() < records + 2; ++i) {
       absl::SleepFor(absl::Milliseconds(1));
     }

@@ -183,6 +183,11 @@ struct NamespaceOptions {
   // stretch, keeps every intact record after it, adds one line per stretch
   // here, and writes everything to tables so the damaged log is retired.
   std::vector<std::string>* salvaged_log = nullptr;
+  // Called when a write of the log found the disk full, to free space kept
+  // for that moment (the volume's reserve file); true when it freed some,
+  // and the write is then tried once more. Called with the namespace's
+  // write lock held: it must not call back into the namespace.
+  std::function<bool()> make_room;
 };
 
 // A blob waiting to be copied to the replica.

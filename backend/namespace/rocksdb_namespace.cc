@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "backend/base/coding.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
@@ -1129,20 +1130,55 @@ class RocksNamespace final : public NamespaceStore {
     if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
     log_writes_.fetch_add(1, std::memory_order_relaxed);
     rocksdb::Status written = db_->Write(rocksdb::WriteOptions(), batch);
-    if (written.IsIOError() || written.IsNoSpace()) log_failed_ = true;
+    if (written.IsNoSpace() && options_.make_room && options_.make_room()) {
+      // Writing the same batch again is safe even if the failed write left
+      // it whole in the old log: every batch holds absolute values, and
+      // nothing is written between the two.
+      log_failed_ = true;
+      log_failed_no_space_ = true;
+      if (RecoverLog(/*wait=*/true).ok()) written = db_->Write(rocksdb::WriteOptions(), batch);
+    }
+    if (written.IsIOError() || written.IsNoSpace()) {
+      log_failed_no_space_ = written.IsNoSpace();
+      log_failed_ = true;
+    }
     return FromRocks(written, what);
   }
 
-  absl::Status RecoverLog() {
+  // `wait`: room was just made, so RocksDB's own recovery is about to run;
+  // else a change fails at once while the disk stays full (waiting at
+  // every change would make each of them take seconds to fail).
+  absl::Status RecoverLog(bool wait = false) {
     if (!log_failed_.load()) return absl::OkStatus();
     absl::MutexLock lock(&recover_mu_);
     if (!log_failed_.load()) return absl::OkStatus();
     rocksdb::Status resumed = db_->Resume();
-    if (!resumed.ok()) return FromRocks(resumed, "recovering from a failed write of the log");
+    // After a full disk RocksDB recovers by itself, in a thread of its own
+    // that starts once the disk has room (its SstFileManager looks), and
+    // Resume answers Busy until it is done: wait a little for that thread
+    // (in real time, as it does) before failing the change.
+    for (int waited_ms = 0; wait && resumed.IsBusy() && waited_ms < kRecoveryWaitMs;
+         waited_ms += 50) {
+      absl::SleepFor(absl::Milliseconds(50));
+      resumed = db_->Resume();
+    }
+    if (!resumed.ok()) {
+      if (log_failed_no_space_.load()) {
+        // The disk is still full: say so (ENOSPC), not EIO. Writes go on
+        // once room is made, without a remount.
+        return FsError(FsErrorKind::kNoSpace,
+                       absl::StrCat("namespace database: the disk is full (",
+                                    resumed.ToString(), "); free space on it and changes "
+                                    "go on"));
+      }
+      return FromRocks(resumed, "recovering from a failed write of the log");
+    }
     log_failed_ = false;
+    log_failed_no_space_ = false;
     LogInfo("namespace: writes go on after a failed write of the log");
     return absl::OkStatus();
   }
+  static constexpr int kRecoveryWaitMs = 2000;
 
   absl::Status PutOne(Cf cf, const rocksdb::Slice& key, const rocksdb::Slice& value,
                       const char* what) {
@@ -1157,6 +1193,7 @@ class RocksNamespace final : public NamespaceStore {
   }
 
   std::atomic<bool> log_failed_{false};
+  std::atomic<bool> log_failed_no_space_{false};  // the failure was a full disk
   std::atomic<uint64_t> log_writes_{0};
   std::atomic<uint64_t> log_syncs_{0};
   absl::Mutex recover_mu_;

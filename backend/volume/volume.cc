@@ -401,6 +401,13 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   if (!read_only) {
     volume->reserve_ = std::make_unique<SpaceReserve>(env, volume->dir_, io.clock);
     volume->reserve_->PrepareForOpen();
+    // The reserve's purpose: a change (a delete above all) that finds the
+    // disk full gets the room at once, not at the next look of Tend.
+    ns_options.make_room = [reserve = volume->reserve_.get()] {
+      if (!reserve->held()) return false;
+      reserve->Release("a change of the namespace found the disk full");
+      return !reserve->held();
+    };
   }
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
       NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "backend/base/env_wrapper.h"
 #include "backend/base/fs_error.h"
 #include "backend/namespace/namespace_store.h"
@@ -101,8 +103,10 @@ class RocksDbEnvTest : public ::testing::Test {
  protected:
   absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenStore(Env* env, Clock* clock,
                                                             bool read_only = false,
-                                                            const std::string& path = "") {
+                                                            const std::string& path = "",
+                                                            std::function<bool()> make_room = {}) {
     NamespaceOptions options;
+    options.make_room = std::move(make_room);
     options.env = env;
     options.clock = clock;
     options.create_if_missing = !read_only;
@@ -226,6 +230,63 @@ TEST_F(RocksDbEnvTest, FullDiskFailsAChangeAndTheStoreReopensWithWhatWasSynced) 
   }
   EXPECT_TRUE(MakeFile(**store, "after").ok());
   EXPECT_TRUE((*store)->Sync().ok());
+}
+
+// A full disk must read as ENOSPC to every change while it lasts (not
+// EIO), and changes go on by themselves once there is room: a volume that
+// filled up once must not need a remount.
+TEST_F(RocksDbEnvTest, ChangesOnAFullDiskFailWithNoSpaceAndGoOnOnceThereIsRoom) {
+  FaultEnv env(Env::Default());
+  auto store = OpenStore(&env, Clock::Default());  // RocksDB recovers in real time
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(MakeFile(**store, "before").ok());
+  env.space_left = 1000;
+  absl::Status failed;
+  for (int i = 0; i < 1000 && failed.ok(); ++i) failed = MakeFile(**store, "f" + std::to_string(i));
+  ASSERT_FALSE(failed.ok()) << "a full disk went unnoticed";
+  EXPECT_EQ(GetFsErrorKind(failed), FsErrorKind::kNoSpace) << failed;
+  for (int i = 0; i < 3; ++i) {
+    absl::Status again = MakeFile(**store, "while-full" + std::to_string(i));
+    EXPECT_EQ(GetFsErrorKind(again), FsErrorKind::kNoSpace) << again;
+    EXPECT_EQ(GetFsErrorKind((*store)->Sync()), FsErrorKind::kNoSpace);
+  }
+
+  env.space_left = -1;
+  absl::Status after;
+  for (int i = 0; i < 200; ++i) {
+    after = MakeFile(**store, "after" + std::to_string(i));
+    if (after.ok()) break;
+    EXPECT_EQ(GetFsErrorKind(after), FsErrorKind::kNoSpace) << after;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(after.ok()) << "changes did not go on within 10 s of room coming back: " << after;
+  EXPECT_TRUE((*store)->Sync().ok());
+  EXPECT_TRUE((*store)->Lookup(kRootInode, "before").ok());
+}
+
+// The volume's reserve: the change that finds the disk full gets the room
+// freed for it, and succeeds.
+TEST_F(RocksDbEnvTest, TheChangeThatFindsTheDiskFullSucceedsWhenRoomIsMadeForIt) {
+  FaultEnv env(Env::Default());
+  int asked = 0;
+  auto store = OpenStore(&env, Clock::Default(), false, "", [&] {
+    ++asked;
+    env.space_left = -1;
+    return true;
+  });
+  ASSERT_TRUE(store.ok()) << store.status();
+  env.space_left = 1000;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(MakeFile(**store, "f" + std::to_string(i)).ok()) << i;
+  }
+  EXPECT_EQ(asked, 1);
+  ASSERT_TRUE((*store)->Sync().ok());
+  store->reset();
+  store = OpenStore(&env, Clock::Default());
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_TRUE((*store)->Lookup(kRootInode, "f" + std::to_string(i)).ok()) << i;
+  }
 }
 
 TEST_F(RocksDbEnvTest, CheckpointLinksThroughTheEnvAndOpensReadOnly) {

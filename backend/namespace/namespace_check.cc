@@ -30,6 +30,22 @@ absl::Status ForEach(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
   return absl::OkStatus();
 }
 
+// The same over the records whose keys start with `prefix`.
+template <typename Visit>
+absl::Status ForEachWithPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                               std::string_view prefix, Visit visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
+       it->Valid() && V(it->key()).starts_with(prefix); it->Next()) {
+    visit(V(it->key()), V(it->value()));
+  }
+  if (!it->status().ok()) {
+    return FsError(FsErrorKind::kIo, absl::StrCat("reading the namespace database: ",
+                                                  it->status().ToString()));
+  }
+  return absl::OkStatus();
+}
+
 struct InodeFacts {
   InodeAttr attr;
   uint64_t links = 0;           // directory entries naming it
@@ -127,6 +143,56 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   });
   if (!s.ok()) return s;
   report.orphans = orphans.size();
+
+  // S3 multipart uploads (rocksdb_namespace.cc keeps them in the meta
+  // family): their parts are orphans on purpose, held until the upload
+  // completes or is aborted; a part whose inode is gone is lost data.
+  absl::flat_hash_set<std::string> uploads;
+  s = ForEachWithPrefix(db, cf.meta, "mu:", [&](std::string_view key, std::string_view value) {
+    std::string id(key.substr(3));
+    uploads.insert(id);
+    if (absl::StatusOr<MultipartUploadRecord> upload = DecodeMultipartUpload(value); !upload.ok()) {
+      problem("multipart upload ", id, ": ", upload.status().message());
+    }
+  });
+  if (!s.ok()) return s;
+  report.multipart_uploads = uploads.size();
+  absl::flat_hash_map<InodeId, std::string> part_holders;
+  s = ForEachWithPrefix(db, cf.meta, "mp:", [&](std::string_view key, std::string_view value) {
+    size_t slash = key.rfind('/');
+    if (slash == std::string_view::npos || key.size() != slash + 9) {
+      return problem("multipart part key of ", key.size(), " bytes");
+    }
+    std::string id(key.substr(3, slash - 3));
+    uint64_t number = KeyNumberAt(key, slash + 1);
+    absl::StatusOr<MultipartPartRecord> part =
+        DecodeMultipartPart(static_cast<uint32_t>(number), value);
+    if (!part.ok()) return problem("multipart upload ", id, ": ", part.status().message());
+    report.multipart_parts++;
+    if (!uploads.count(id)) problem("part ", number, " of multipart upload ", id, " has no upload");
+    part_holders[part->ino] = id;
+    auto it = inodes.find(part->ino);
+    if (it == inodes.end()) {
+      return problem("part ", number, " of multipart upload ", id, " names inode ", part->ino,
+                     ", which does not exist (the upload cannot complete; abort it)");
+    }
+    if (!orphans.count(part->ino)) {
+      problem("part ", number, " of multipart upload ", id, " is inode ", part->ino,
+              ", which is not a nameless file");
+    }
+  });
+  if (!s.ok()) return s;
+  s = ForEachWithPrefix(db, cf.meta, "mh:", [&](std::string_view key, std::string_view value) {
+    if (key.size() != 11) return problem("held part key of ", key.size(), " bytes");
+    InodeId ino = KeyNumberAt(key, 3);
+    auto it = part_holders.find(ino);
+    if (it == part_holders.end() || it->second != value) {
+      problem("inode ", ino, " is held for multipart upload ",
+              absl::string_view(value.data(), value.size()),
+              ", which has no part naming it (its space leaks)");
+    }
+  });
+  if (!s.ok()) return s;
 
   // File data: extents, and the blobs they reference.
   absl::flat_hash_map<BlobId, uint64_t> references;

@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -211,12 +212,40 @@ struct NamespaceCheckReport {
   uint64_t directories = 0;
   uint64_t files = 0;
   uint64_t orphans = 0;      // unlinked but still open at the last stop
+  uint64_t multipart_uploads = 0;  // S3 uploads under way
+  uint64_t multipart_parts = 0;    // their parts (orphans they hold)
   uint64_t extents = 0;
   uint64_t data_bytes = 0;   // bytes of file data the extents hold
   // Blobs the namespace records, so the caller can verify each one in the
   // blob store.
   std::vector<std::pair<BlobId, BlobRecord>> blobs;
   std::vector<std::string> problems;  // one line each; empty when clean
+};
+
+// An S3 multipart upload under way (frontend/s3_multipart.cc), kept so
+// that it survives a restart. The namespace reads none of it but the part
+// inodes, which it keeps while the upload holds them.
+struct MultipartUploadRecord {
+  std::string bucket, key;
+  uint32_t uid = 0, gid = 0;
+  std::string access_key;
+  Timespec initiated;
+  // The object's stored headers (Content-Type, x-amz-meta-*), lower case.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // "x-amz-checksum-crc32c" and the like, or empty: every part carries it.
+  std::string checksum_header;
+  friend bool operator==(const MultipartUploadRecord&, const MultipartUploadRecord&) = default;
+};
+
+// One uploaded part: a nameless file (an orphan) the upload holds.
+struct MultipartPartRecord {
+  uint32_t number = 0;  // 1..10000
+  InodeId ino = 0;
+  uint64_t size = 0;
+  std::string etag;      // unquoted MD5 hex
+  std::string checksum;  // the upload's checksum of the part (base64), or empty
+  Timespec modified;
+  friend bool operator==(const MultipartPartRecord&, const MultipartPartRecord&) = default;
 };
 
 class NamespaceStore {
@@ -433,6 +462,45 @@ class NamespaceStore {
   virtual absl::Status MarkDamaged(InodeId ino, std::string_view why) = 0;
   virtual absl::Status ClearDamage(InodeId ino) = 0;
   virtual absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> DamagedFiles() = 0;
+
+  // --- S3 multipart uploads ------------------------------------------------
+  // Upload ids are 1..128 bytes of [0-9A-Za-z._-]. A part inode an upload
+  // record holds is not freed by ReleaseInode or ReleaseAllOrphans; the
+  // calls that drop the record free it (when `release_now` agrees, else it
+  // is left an ordinary orphan). None of these syncs: call Sync.
+  //
+  // Records a new upload; kExists if the id is taken.
+  virtual absl::Status PutMultipartUpload(std::string_view id,
+                                          const MultipartUploadRecord& upload) = 0;
+  // The upload, or nullopt.
+  virtual absl::StatusOr<std::optional<MultipartUploadRecord>> GetMultipartUpload(
+      std::string_view id) = 0;
+  // Uploads with ids after `after_id`, in id order, until `fn` returns false.
+  virtual absl::Status ListMultipartUploads(
+      std::string_view after_id,
+      const std::function<bool(const std::string& id, const MultipartUploadRecord&)>& fn) = 0;
+  // The upload's parts numbered after `after_number`, in order, until `fn`
+  // returns false.
+  virtual absl::Status ListMultipartParts(
+      std::string_view id, uint32_t after_number,
+      const std::function<bool(const MultipartPartRecord&)>& fn) = 0;
+  // Records a part of the upload in one commit; the part's inode must be
+  // a regular file with no name. A part of the same number it replaces
+  // loses its hold (and is freed when `release_now` says so) in that
+  // commit, and is returned. kNotFound if the upload is gone.
+  virtual absl::StatusOr<std::optional<MultipartPartRecord>> PutMultipartPart(
+      std::string_view id, const MultipartPartRecord& part,
+      const ReleaseCheck& release_now = {}) = 0;
+  // Drops the upload and its parts in one commit (abort, expiry).
+  // kNotFound if it is gone.
+  virtual absl::Status DeleteMultipartUpload(std::string_view id,
+                                             const ReleaseCheck& release_now = {}) = 0;
+  // Publish (see there) of the upload's object, in the same commit as
+  // DeleteMultipartUpload: a crash leaves either the upload or the object,
+  // never both, never neither. kNotFound if the upload is gone.
+  virtual absl::StatusOr<std::optional<InodeAttr>> PublishMultipartUpload(
+      std::string_view id, InodeId ino, InodeId parent, std::string_view name,
+      const PublishCondition& condition, const ReleaseCheck& release_now = {}) = 0;
 
   // Makes every committed mutation durable (RocksDB WAL fsync).
   virtual absl::Status Sync() = 0;

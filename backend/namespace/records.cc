@@ -10,6 +10,9 @@ namespace {
 // Version 2 appended the journal mark; version 1 records read as mark 0.
 constexpr uint32_t kInodeVersion = 2;
 constexpr uint32_t kExtentVersion = 1;
+constexpr uint32_t kMultipartVersion = 1;
+// Bounds a hostile record's header count before anything is reserved.
+constexpr uint32_t kMaxUploadHeaders = 4096;
 
 absl::Status Corrupt(std::string_view what) {
   return FsError(FsErrorKind::kIo,
@@ -205,6 +208,72 @@ absl::StatusOr<StoredBlob> DecodeBlob(std::string_view value) {
     return Corrupt("blob record");
   }
   return b;
+}
+
+std::string EncodeMultipartUpload(const MultipartUploadRecord& u) {
+  std::string out;
+  PutFixed32(&out, kMultipartVersion);
+  PutBytes(&out, u.bucket);
+  PutBytes(&out, u.key);
+  PutFixed32(&out, u.uid);
+  PutFixed32(&out, u.gid);
+  PutBytes(&out, u.access_key);
+  PutTime(&out, u.initiated);
+  PutBytes(&out, u.checksum_header);
+  PutFixed32(&out, static_cast<uint32_t>(u.headers.size()));
+  for (const auto& [name, value] : u.headers) {
+    PutBytes(&out, name);
+    PutBytes(&out, value);
+  }
+  return out;
+}
+
+absl::StatusOr<MultipartUploadRecord> DecodeMultipartUpload(std::string_view value) {
+  Decoder d(value);
+  MultipartUploadRecord u;
+  uint32_t version = 0, headers = 0;
+  if (!d.Fixed32(&version) || version != kMultipartVersion) {
+    return Corrupt("multipart upload of an unknown version");
+  }
+  if (!d.Bytes(&u.bucket) || !d.Bytes(&u.key) || !d.Fixed32(&u.uid) || !d.Fixed32(&u.gid) ||
+      !d.Bytes(&u.access_key) || !GetTime(&d, &u.initiated) || !d.Bytes(&u.checksum_header) ||
+      !d.Fixed32(&headers) || headers > kMaxUploadHeaders) {
+    return Corrupt("multipart upload record");
+  }
+  for (uint32_t i = 0; i < headers; ++i) {
+    std::string name, text;
+    if (!d.Bytes(&name) || !d.Bytes(&text)) return Corrupt("multipart upload header");
+    u.headers.emplace_back(std::move(name), std::move(text));
+  }
+  if (!d.empty()) return Corrupt("multipart upload record has trailing bytes");
+  return u;
+}
+
+std::string EncodeMultipartPart(const MultipartPartRecord& p) {
+  std::string out;
+  PutFixed32(&out, kMultipartVersion);
+  PutFixed64(&out, p.ino);
+  PutFixed64(&out, p.size);
+  PutBytes(&out, p.etag);
+  PutBytes(&out, p.checksum);
+  PutTime(&out, p.modified);
+  return out;
+}
+
+absl::StatusOr<MultipartPartRecord> DecodeMultipartPart(uint32_t number,
+                                                        std::string_view value) {
+  Decoder d(value);
+  MultipartPartRecord p;
+  p.number = number;
+  uint32_t version = 0;
+  if (!d.Fixed32(&version) || version != kMultipartVersion) {
+    return Corrupt("multipart part of an unknown version");
+  }
+  if (!d.Fixed64(&p.ino) || !d.Fixed64(&p.size) || !d.Bytes(&p.etag) || !d.Bytes(&p.checksum) ||
+      !GetTime(&d, &p.modified) || !d.empty()) {
+    return Corrupt("multipart part record");
+  }
+  return p;
 }
 
 }  // namespace cairn

@@ -64,4 +64,12 @@ absl::StatusOr<Extent> DecodeExtent(uint64_t file_offset,
 std::string EncodeBlob(const StoredBlob& blob);
 absl::StatusOr<StoredBlob> DecodeBlob(std::string_view value);
 
+// S3 multipart uploads (namespace_store.h), in the meta family.
+std::string EncodeMultipartUpload(const MultipartUploadRecord& upload);
+absl::StatusOr<MultipartUploadRecord> DecodeMultipartUpload(std::string_view value);
+// The part's number is in its key; the value holds the rest.
+std::string EncodeMultipartPart(const MultipartPartRecord& part);
+absl::StatusOr<MultipartPartRecord> DecodeMultipartPart(uint32_t number,
+                                                        std::string_view value);
+
 }  // namespace cairn

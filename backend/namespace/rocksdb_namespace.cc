@@ -12,6 +12,7 @@
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -60,6 +61,13 @@ constexpr char kRepairPrefix[] = "r:";
 constexpr char kDamagePrefix[] = "d:";
 // Replication queue: "p:" + blob key -> queued time (fixed64) + length (fixed64).
 constexpr char kReplicationPrefix[] = "p:";
+// S3 multipart uploads (MultipartUploadRecord): "mu:" + id -> the upload;
+// "mp:" + id + "/" + big-endian number -> a part; "mh:" + inode key -> the
+// id of the upload holding that part inode, which keeps the orphan from
+// being freed.
+constexpr char kUploadPrefix[] = "mu:";
+constexpr char kUploadPartPrefix[] = "mp:";
+constexpr char kHeldPartPrefix[] = "mh:";
 // The replica target whose existing blobs have all been queued.
 constexpr char kReplicaTargetKey[] = "c:replica_target";
 constexpr size_t kMaxXattrValueBytes = 64 << 10;
@@ -317,6 +325,13 @@ class RocksNamespace final : public NamespaceStore {
                                                    std::string_view name,
                                                    const PublishCondition& condition,
                                                    const ReleaseCheck& release_now) override {
+    return PublishWith(ino, parent, name, condition, release_now, {});
+  }
+
+  // Publish, with `also` staging more into its commit.
+  absl::StatusOr<std::optional<InodeAttr>> PublishWith(
+      InodeId ino, InodeId parent, std::string_view name, const PublishCondition& condition,
+      const ReleaseCheck& release_now, const std::function<absl::Status(Txn&)>& also) {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     Txn txn;
@@ -368,6 +383,9 @@ class RocksNamespace final : public NamespaceStore {
     (*file)->attr.ctime = now;
     AddEntry(txn, **dir, name, ino, (*file)->attr.mode);
     Touch(**dir, now, true);
+    if (also) {
+      if (absl::Status s = also(txn); !s.ok()) return s;
+    }
     if (absl::Status s = Commit(txn); !s.ok()) return s;
     if (replaced) return std::optional<InodeAttr>(txn.inodes[*replaced].attr);
     return std::optional<InodeAttr>();
@@ -535,10 +553,16 @@ class RocksNamespace final : public NamespaceStore {
       }
     }
     absl::MutexLock lock(&mu_);
+    uint64_t released = 0;
     for (InodeId ino : orphans) {
+      // Parts of S3 uploads under way stay for the upload to finish.
+      absl::StatusOr<bool> held = HeldByUpload(ino);
+      if (!held.ok()) return held.status();
+      if (*held) continue;
       if (absl::Status s = ReleaseLocked(ino); !s.ok()) return s;
+      ++released;
     }
-    return orphans.size();
+    return released;
   }
 
   // --- Extended attributes --------------------------------------------
@@ -1104,6 +1128,114 @@ class RocksNamespace final : public NamespaceStore {
     return CheckNamespace(db_.get(), families, counters);
   }
 
+  // --- S3 multipart uploads -------------------------------------------
+
+  absl::Status PutMultipartUpload(std::string_view id,
+                                  const MultipartUploadRecord& upload) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<std::optional<MultipartUploadRecord>> existing = ReadUpload(id);
+    if (!existing.ok()) return existing.status();
+    if (existing->has_value()) return FsError(FsErrorKind::kExists, "the upload id is taken");
+    return PutOne(kMeta, S(UploadKey(id)), S(EncodeMultipartUpload(upload)),
+                  "recording a multipart upload");
+  }
+
+  absl::StatusOr<std::optional<MultipartUploadRecord>> GetMultipartUpload(
+      std::string_view id) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    return ReadUpload(id);
+  }
+
+  absl::Status ListMultipartUploads(
+      std::string_view after_id,
+      const std::function<bool(const std::string&, const MultipartUploadRecord&)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    const std::string prefix = kUploadPrefix;
+    std::string start = prefix + std::string(after_id);
+    for (it->Seek(S(start)); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (!key.starts_with(prefix)) break;
+      std::string id(key.substr(prefix.size()));
+      if (id == after_id) continue;
+      absl::StatusOr<MultipartUploadRecord> upload = DecodeMultipartUpload(V(it->value()));
+      if (!upload.ok()) return upload.status();
+      if (!fn(id, *upload)) return absl::OkStatus();
+    }
+    return FromRocks(it->status(), "listing multipart uploads");
+  }
+
+  absl::Status ListMultipartParts(
+      std::string_view id, uint32_t after_number,
+      const std::function<bool(const MultipartPartRecord&)>& fn) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    const std::string prefix = PartPrefix(id);
+    for (it->Seek(S(PartKey(id, uint64_t{after_number} + 1))); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+      absl::StatusOr<MultipartPartRecord> part = DecodeMultipartPart(
+          static_cast<uint32_t>(KeyNumberAt(key, prefix.size())), V(it->value()));
+      if (!part.ok()) return part.status();
+      if (!fn(*part)) return absl::OkStatus();
+    }
+    return FromRocks(it->status(), "listing the parts of a multipart upload");
+  }
+
+  absl::StatusOr<std::optional<MultipartPartRecord>> PutMultipartPart(
+      std::string_view id, const MultipartPartRecord& part,
+      const ReleaseCheck& release_now) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<std::optional<MultipartUploadRecord>> upload = ReadUpload(id);
+    if (!upload.ok()) return upload.status();
+    if (!upload->has_value()) return NotFound("no such multipart upload");
+    absl::StatusOr<InodeRecord> file = MustReadInode(part.ino);
+    if (!file.ok()) return file.status();
+    if (!S_ISREG(file->attr.mode) || file->attr.nlink != 0) {
+      return FsError(FsErrorKind::kInvalid, "only a nameless regular file can be a part");
+    }
+    Txn txn;
+    const std::string key = PartKey(id, part.number);
+    std::optional<MultipartPartRecord> replaced;
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], S(key), &value);
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "reading a multipart part");
+    if (got.ok()) {
+      absl::StatusOr<MultipartPartRecord> old = DecodeMultipartPart(part.number, value);
+      if (!old.ok()) return old.status();
+      replaced = *old;
+      if (old->ino != part.ino) {
+        if (absl::Status s = StageUnholdPart(txn, old->ino, release_now); !s.ok()) return s;
+      }
+    }
+    txn.batch.Put(handles_[kMeta], S(key), S(EncodeMultipartPart(part)));
+    txn.batch.Put(handles_[kMeta], S(kHeldPartPrefix + InodeKey(part.ino)), S(id));
+    if (absl::Status s = Commit(txn); !s.ok()) return s;
+    return replaced;
+  }
+
+  absl::Status DeleteMultipartUpload(std::string_view id,
+                                     const ReleaseCheck& release_now) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    absl::MutexLock lock(&mu_);
+    Txn txn;
+    if (absl::Status s = StageDropUpload(txn, id, release_now); !s.ok()) return s;
+    return Commit(txn);
+  }
+
+  absl::StatusOr<std::optional<InodeAttr>> PublishMultipartUpload(
+      std::string_view id, InodeId ino, InodeId parent, std::string_view name,
+      const PublishCondition& condition, const ReleaseCheck& release_now) override {
+    if (absl::Status s = CheckUploadId(id); !s.ok()) return s;
+    return PublishWith(ino, parent, name, condition, release_now,
+                       [&](Txn& txn) {
+                         return StageDropUpload(txn, id, release_now);
+                       });
+  }
+
   absl::Status Sync() override {
     // fsync calls this for every file; most find nothing new since the last
     // sync (or one that ran while they waited) and return at once.
@@ -1122,6 +1254,89 @@ class RocksNamespace final : public NamespaceStore {
   }
 
  private:
+  static absl::Status CheckUploadId(std::string_view id) {
+    bool ok = !id.empty() && id.size() <= 128;
+    for (char c : id) {
+      ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                  c == '-');
+    }
+    if (!ok) return FsError(FsErrorKind::kInvalid, "not a multipart upload id");
+    return absl::OkStatus();
+  }
+  static std::string UploadKey(std::string_view id) {
+    return absl::StrCat(kUploadPrefix, Absl(id));
+  }
+  static std::string PartPrefix(std::string_view id) {
+    return absl::StrCat(kUploadPartPrefix, Absl(id), "/");
+  }
+  static std::string PartKey(std::string_view id, uint64_t number) {
+    std::string key = PartPrefix(id);
+    PutBigEndian64(&key, number);
+    return key;
+  }
+  static absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
+
+  absl::StatusOr<std::optional<MultipartUploadRecord>> ReadUpload(std::string_view id) {
+    std::string value;
+    rocksdb::Status got =
+        db_->Get(rocksdb::ReadOptions(), handles_[kMeta], S(UploadKey(id)), &value);
+    if (got.IsNotFound()) return std::optional<MultipartUploadRecord>();
+    if (absl::Status s = FromRocks(got, "reading a multipart upload"); !s.ok()) return s;
+    absl::StatusOr<MultipartUploadRecord> upload = DecodeMultipartUpload(value);
+    if (!upload.ok()) return upload.status();
+    return std::optional<MultipartUploadRecord>(std::move(*upload));
+  }
+
+  // Whether an upload's record holds the (orphan) inode as a part.
+  absl::StatusOr<bool> HeldByUpload(InodeId ino) {
+    std::string value;
+    rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), handles_[kMeta],
+                                   S(kHeldPartPrefix + InodeKey(ino)), &value);
+    if (got.IsNotFound()) return false;
+    if (absl::Status s = FromRocks(got, "reading a part's upload"); !s.ok()) return s;
+    return true;
+  }
+
+  // Stages the end of the upload's hold on a part inode: freed in the
+  // commit when `release_now` agrees, else left an orphan for its last
+  // user, or the next mount, to free.
+  absl::Status StageUnholdPart(Txn& txn, InodeId ino, const ReleaseCheck& release_now) {
+    txn.batch.Delete(handles_[kMeta], S(kHeldPartPrefix + InodeKey(ino)));
+    absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(ino);
+    if (!existing.ok()) return existing.status();
+    if (!existing->has_value() || (*existing)->attr.nlink != 0) return absl::OkStatus();
+    if (txn.inodes.count(ino)) return absl::OkStatus();  // staged already
+    txn.inodes[ino] = std::move(**existing);
+    if (!release_now || !release_now(ino)) {
+      txn.inodes.erase(ino);
+      return absl::OkStatus();
+    }
+    return StageFree(txn, ino);
+  }
+
+  // Stages the deletion of the upload and its parts.
+  absl::Status StageDropUpload(Txn& txn, std::string_view id, const ReleaseCheck& release_now) {
+    absl::StatusOr<std::optional<MultipartUploadRecord>> upload = ReadUpload(id);
+    if (!upload.ok()) return upload.status();
+    if (!upload->has_value()) return NotFound("no such multipart upload");
+    const std::string prefix = PartPrefix(id);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(S(prefix)); it->Valid(); it->Next()) {
+      std::string_view key = V(it->key());
+      if (!key.starts_with(prefix)) break;
+      txn.batch.Delete(handles_[kMeta], it->key());
+      absl::StatusOr<MultipartPartRecord> part = DecodeMultipartPart(0, V(it->value()));
+      if (!part.ok()) return part.status();
+      if (absl::Status s = StageUnholdPart(txn, part->ino, release_now); !s.ok()) return s;
+    }
+    if (absl::Status s = FromRocks(it->status(), "listing a multipart upload's parts"); !s.ok()) {
+      return s;
+    }
+    txn.batch.Delete(handles_[kMeta], S(UploadKey(id)));
+    return absl::OkStatus();
+  }
+
   // Every change goes through here (PutOne and DeleteOne too). A failed
   // append (a full disk, say) leaves RocksDB's log writer unusable; later
   // writes and syncs recover first (Resume: a new log, once there is room)
@@ -1368,6 +1583,9 @@ class RocksNamespace final : public NamespaceStore {
     if (!existing->has_value() || (*existing)->attr.nlink != 0) {
       return absl::OkStatus();
     }
+    absl::StatusOr<bool> held = HeldByUpload(ino);
+    if (!held.ok()) return held.status();
+    if (*held) return absl::OkStatus();  // the upload's commits free it
     Txn txn;
     txn.inodes[ino] = std::move(**existing);
     if (absl::Status s = StageFree(txn, ino); !s.ok()) return s;

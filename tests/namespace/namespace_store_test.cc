@@ -621,6 +621,205 @@ TEST_F(NamespaceStoreTest, ConcatenateSharesThePartsBlobsWithoutCopying) {
   EXPECT_EQ(KindOf(store_->Concatenate(whole.ino, {}).status()), FsErrorKind::kInvalid);
 }
 
+// S3 multipart uploads: a part is an orphan file the upload's record holds.
+class MultipartRecordTest : public NamespaceStoreTest {
+ protected:
+  MultipartUploadRecord Upload() {
+    MultipartUploadRecord upload;
+    upload.bucket = "bucket";
+    upload.key = "dir/key";
+    upload.uid = 1000;
+    upload.gid = 100;
+    upload.access_key = "AKIDEXAMPLE";
+    upload.initiated = Timespec{1700000000, 123456789};
+    upload.headers = {{"content-type", "text/plain"}, {"x-amz-meta-color", "blue"}};
+    upload.checksum_header = "x-amz-checksum-crc32c";
+    return upload;
+  }
+  // A nameless file holding `data` (inline).
+  InodeId Part(const std::string& data) {
+    NewNode node;
+    node.mode = S_IFREG | 0644;
+    absl::StatusOr<InodeAttr> orphan = store_->MakeOrphan(kRootInode, node, Caller{1000, 100});
+    EXPECT_TRUE(orphan.ok()) << orphan.status();
+    EXPECT_TRUE(store_->CommitWrite(orphan->ino, {}, {InlineExtent(0, data)}).ok());
+    return orphan->ino;
+  }
+  MultipartPartRecord PartRecord(uint32_t number, InodeId ino, uint64_t size) {
+    MultipartPartRecord part;
+    part.number = number;
+    part.ino = ino;
+    part.size = size;
+    part.etag = absl::StrCat("etag", number);
+    part.checksum = absl::StrCat("sum", number);
+    part.modified = Timespec{1700000100, number};
+    return part;
+  }
+  std::vector<MultipartPartRecord> Parts(const std::string& id) {
+    std::vector<MultipartPartRecord> parts;
+    EXPECT_TRUE(store_->ListMultipartParts(id, 0, [&](const MultipartPartRecord& part) {
+                  parts.push_back(part);
+                  return true;
+                }).ok());
+    return parts;
+  }
+  bool Exists(InodeId ino) { return store_->GetAttr(ino).ok(); }
+  // The bytes of a file whose data is all inline.
+  absl::StatusOr<std::string> FileBytes(NamespaceStore& store, InodeId ino) {
+    absl::StatusOr<std::vector<Extent>> extents = store.GetExtents(ino, 0, 1 << 20);
+    if (!extents.ok()) return extents.status();
+    std::string data;
+    for (const Extent& e : *extents) data += e.inline_data;
+    return data;
+  }
+};
+
+TEST_F(MultipartRecordTest, UploadAndPartRecordsRoundTripAcrossAReopen) {
+  const MultipartUploadRecord upload = Upload();
+  ASSERT_TRUE(store_->PutMultipartUpload("abc123", upload).ok());
+  EXPECT_EQ(KindOf(store_->PutMultipartUpload("abc123", upload)), FsErrorKind::kExists);
+  EXPECT_EQ(KindOf(store_->PutMultipartUpload("no/slash", upload)), FsErrorKind::kInvalid);
+  MultipartPartRecord two = PartRecord(2, Part("world"), 5);
+  MultipartPartRecord one = PartRecord(1, Part("hello"), 5);
+  ASSERT_TRUE(store_->PutMultipartPart("abc123", two).ok());
+  ASSERT_TRUE(store_->PutMultipartPart("abc123", one).ok());
+  Open();
+  absl::StatusOr<std::optional<MultipartUploadRecord>> read = store_->GetMultipartUpload("abc123");
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, upload);
+  EXPECT_EQ(Parts("abc123"), (std::vector<MultipartPartRecord>{one, two}));
+  std::vector<MultipartPartRecord> after_one;
+  ASSERT_TRUE(store_->ListMultipartParts("abc123", 1, [&](const MultipartPartRecord& part) {
+                after_one.push_back(part);
+                return true;
+              }).ok());
+  EXPECT_EQ(after_one, std::vector<MultipartPartRecord>{two});
+  ASSERT_TRUE(store_->PutMultipartUpload("abd", upload).ok());
+  std::vector<std::string> ids;
+  ASSERT_TRUE(store_->ListMultipartUploads("", [&](const std::string& id,
+                                                   const MultipartUploadRecord&) {
+                ids.push_back(id);
+                return true;
+              }).ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"abc123", "abd"}));
+  EXPECT_FALSE(store_->GetMultipartUpload("nope")->has_value());
+  EXPECT_EQ(KindOf(store_->PutMultipartPart("nope", one).status()), FsErrorKind::kNotFound);
+  absl::StatusOr<NamespaceCheckReport> check = store_->Check();
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+  EXPECT_EQ(check->multipart_uploads, 2u);
+  EXPECT_EQ(check->multipart_parts, 2u);
+}
+
+TEST_F(MultipartRecordTest, ReleaseAllOrphansKeepsHeldPartsAndFreesTheRest) {
+  ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
+  InodeId held = Part("kept");
+  InodeId loose = Part("a part whose upload died mid-body");
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, held, 4)).ok());
+  // A release at its handle's close leaves a held part alone.
+  ASSERT_TRUE(store_->ReleaseInode(held).ok());
+  EXPECT_TRUE(Exists(held));
+  Open();
+  absl::StatusOr<uint64_t> released = store_->ReleaseAllOrphans();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1u);
+  EXPECT_TRUE(Exists(held));
+  EXPECT_FALSE(Exists(loose));
+  absl::StatusOr<std::string> data = FileBytes(*store_, held);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(*data, "kept");
+}
+
+TEST_F(MultipartRecordTest, AReplacedPartAndAnAbortedUploadsPartsAreFreedInTheirCommit) {
+  ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
+  InodeId first = Part("one"), second = Part("two"), again = Part("uno");
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, first, 3)).ok());
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(2, second, 3)).ok());
+  auto always = [](InodeId) { return true; };
+  absl::StatusOr<std::optional<MultipartPartRecord>> replaced =
+      store_->PutMultipartPart("up", PartRecord(1, again, 3), always);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ((*replaced)->ino, first);
+  EXPECT_FALSE(Exists(first));
+  ASSERT_TRUE(store_->DeleteMultipartUpload("up", always).ok());
+  EXPECT_FALSE(Exists(second));
+  EXPECT_FALSE(Exists(again));
+  EXPECT_FALSE(store_->GetMultipartUpload("up")->has_value());
+  EXPECT_TRUE(Parts("up").empty());
+  EXPECT_EQ(KindOf(store_->DeleteMultipartUpload("up")), FsErrorKind::kNotFound);
+  EXPECT_TRUE(store_->Check()->problems.empty());
+}
+
+TEST_F(MultipartRecordTest, AnAbortThatMayNotFreeAPartLeavesItAnOrdinaryOrphan) {
+  ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
+  InodeId part = Part("open");
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, part, 4)).ok());
+  ASSERT_TRUE(store_->DeleteMultipartUpload("up", [](InodeId) { return false; }).ok());
+  EXPECT_TRUE(Exists(part));  // its last user frees it
+  ASSERT_TRUE(store_->ReleaseInode(part).ok());
+  EXPECT_FALSE(Exists(part));
+}
+
+TEST_F(MultipartRecordTest, PublishingTheUploadEndsItAndFreesItsPartsInOneCommit) {
+  InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
+  ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
+  InodeId a = Part("hello "), b = Part("world");
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, a, 6)).ok());
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(2, b, 5)).ok());
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  absl::StatusOr<InodeAttr> object = store_->MakeOrphan(dir.ino, node, Caller{1000, 100});
+  ASSERT_TRUE(object.ok());
+  const InodeId parts[] = {a, b};
+  ASSERT_TRUE(store_->Concatenate(object->ino, parts).ok());
+  // A publish that fails its condition ends nothing.
+  PublishCondition absent{PublishCondition::Kind::kMustBeAbsent};
+  Make(dir.ino, "taken", S_IFREG | 0644);
+  EXPECT_EQ(KindOf(store_->PublishMultipartUpload("up", object->ino, dir.ino, "taken", absent)
+                       .status()),
+            FsErrorKind::kExists);
+  EXPECT_TRUE(store_->GetMultipartUpload("up")->has_value());
+  EXPECT_TRUE(Exists(a));
+
+  auto always = [](InodeId) { return true; };
+  ASSERT_TRUE(store_->PublishMultipartUpload("up", object->ino, dir.ino, "key", absent, always)
+                  .ok());
+  EXPECT_FALSE(store_->GetMultipartUpload("up")->has_value());
+  EXPECT_FALSE(Exists(a));
+  EXPECT_FALSE(Exists(b));
+  absl::StatusOr<InodeAttr> found = store_->Lookup(dir.ino, "key");
+  ASSERT_TRUE(found.ok()) << found.status();
+  absl::StatusOr<std::string> data = FileBytes(*store_, found->ino);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(*data, "hello world");
+  // Gone: a second publish of it (another nameless file) is refused.
+  absl::StatusOr<InodeAttr> another = store_->MakeOrphan(dir.ino, node, Caller{1000, 100});
+  ASSERT_TRUE(another.ok());
+  EXPECT_EQ(KindOf(store_->PublishMultipartUpload("up", another->ino, dir.ino, "k2", {}).status()),
+            FsErrorKind::kNotFound);
+  EXPECT_FALSE(store_->Lookup(dir.ino, "k2").ok());
+  EXPECT_TRUE(store_->Check()->problems.empty());
+}
+
+TEST_F(MultipartRecordTest, CheckReportsAPartWhoseInodeIsGone) {
+  ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
+  ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, Part("x"), 1)).ok());
+  MultipartPartRecord ghost = PartRecord(2, 999999, 1);
+  EditRawDb([&](rocksdb::DB* db, std::map<std::string, rocksdb::ColumnFamilyHandle*>& cf) {
+    std::string key = "mp:up/";
+    key.append(std::string("\0\0\0\0\0\0\0\2", 8));
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), cf["meta"], key, EncodeMultipartPart(ghost)).ok());
+  });
+  absl::StatusOr<NamespaceCheckReport> check = store_->Check();
+  ASSERT_TRUE(check.ok()) << check.status();
+  ASSERT_EQ(check->problems.size(), 1u);
+  EXPECT_NE(check->problems[0].find("999999, which does not exist"), std::string::npos)
+      << check->problems[0];
+  EXPECT_EQ(check->multipart_parts, 2u);
+}
+
 TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
   Make(kRootInode, "a", S_IFREG | 0644);
   Make(kRootInode, "b", S_IFREG | 0644);

@@ -364,6 +364,13 @@ int FsckCommand(const Args& args) {
          static_cast<unsigned long long>(report->extents), report->blobs.size(),
          static_cast<unsigned long long>(blob_bytes),
          static_cast<unsigned long long>(remote_blobs), problems.size(), fixed.size());
+  if (report->multipart_uploads > 0) {
+    // Their parts are files deleted while open, kept on purpose.
+    printf("note: %llu S3 multipart uploads under way hold %llu parts; they are completed or "
+           "aborted over S3, or expire\n",
+           static_cast<unsigned long long>(report->multipart_uploads),
+           static_cast<unsigned long long>(report->multipart_parts));
+  }
   if (journal_segments > 1) {
     printf("note: the writeback journal holds %llu segments; the next mount replays "
            "the writes they hold that the namespace has not committed\n",

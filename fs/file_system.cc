@@ -328,6 +328,60 @@ absl::StatusOr<InodeAttr> FileSystem::Concatenate(InodeId target,
   return Visible(*attr);
 }
 
+NamespaceStore::ReleaseCheck FileSystem::PartReleaseCheck() {
+  // Nothing but the S3 frontend opens a nameless part, and it releases its
+  // handle only after the part's commit: no open can start after this.
+  return [this](InodeId ino) { return !cache_.Tracks(ino) && !inodes_.InUse(ino); };
+}
+
+absl::Status FileSystem::BeginUpload(std::string_view id, const MultipartUploadRecord& upload) {
+  if (absl::Status s = ns_.PutMultipartUpload(id, upload); !s.ok()) return s;
+  return ns_.Sync();
+}
+
+absl::StatusOr<std::optional<MultipartUploadRecord>> FileSystem::GetUpload(std::string_view id) {
+  return ns_.GetMultipartUpload(id);
+}
+
+absl::Status FileSystem::ListUploads(
+    std::string_view after_id,
+    const std::function<bool(const std::string&, const MultipartUploadRecord&)>& fn) {
+  return ns_.ListMultipartUploads(after_id, fn);
+}
+
+absl::Status FileSystem::ListUploadParts(
+    std::string_view id, uint32_t after_number,
+    const std::function<bool(const MultipartPartRecord&)>& fn) {
+  return ns_.ListMultipartParts(id, after_number, fn);
+}
+
+absl::StatusOr<std::optional<MultipartPartRecord>> FileSystem::AddUploadPart(
+    std::string_view id, const MultipartPartRecord& part) {
+  // The part's extents must hold every byte before the upload counts it.
+  if (absl::Status s = cache_.Flush(part.ino); !s.ok()) return s;
+  absl::StatusOr<std::optional<MultipartPartRecord>> replaced =
+      ns_.PutMultipartPart(id, part, PartReleaseCheck());
+  return replaced;
+}
+
+absl::Status FileSystem::SyncUploads() { return ns_.Sync(); }
+
+absl::Status FileSystem::AbortUpload(std::string_view id) {
+  if (absl::Status s = ns_.DeleteMultipartUpload(id, PartReleaseCheck()); !s.ok()) return s;
+  return ns_.Sync();
+}
+
+absl::Status FileSystem::PublishUpload(std::string_view id, InodeId ino, InodeId parent,
+                                       const std::string& name,
+                                       const PublishCondition& condition) {
+  if (absl::Status s = cache_.Flush(ino); !s.ok()) return s;
+  absl::StatusOr<std::optional<InodeAttr>> replaced =
+      ns_.PublishMultipartUpload(id, ino, parent, name, condition, PartReleaseCheck());
+  if (!replaced.ok()) return replaced.status();
+  if (replaced->has_value() && (*replaced)->nlink == 0) ReleaseIfUnused((*replaced)->ino);
+  return ns_.Sync();
+}
+
 absl::StatusOr<uint64_t> FileSystem::SeekDataOrHole(InodeId ino, uint64_t offset, bool hole,
                                                      bool kernel_flushed) {
   absl::StatusOr<InodeAttr> attr = GetAttr(ino);

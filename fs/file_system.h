@@ -120,6 +120,28 @@ class FileSystem {
   // upload completes without copying its parts.
   absl::StatusOr<InodeAttr> Concatenate(InodeId target, absl::Span<const InodeId> sources);
 
+  // S3 multipart uploads kept in the namespace (NamespaceStore's calls of
+  // the same names), each change synced before it returns but one. A part is a
+  // file CreateUnnamed made and the upload holds: its handle may be
+  // released at once, the file stays until the upload drops it.
+  absl::Status BeginUpload(std::string_view id, const MultipartUploadRecord& upload);
+  absl::StatusOr<std::optional<MultipartUploadRecord>> GetUpload(std::string_view id);
+  absl::Status ListUploads(
+      std::string_view after_id,
+      const std::function<bool(const std::string& id, const MultipartUploadRecord&)>& fn);
+  absl::Status ListUploadParts(std::string_view id, uint32_t after_number,
+                               const std::function<bool(const MultipartPartRecord&)>& fn);
+  // Returns the part it replaced (freed with this commit, unless open).
+  // Not synced, so that a caller may order its commits under a lock of its
+  // own and sync after (SyncUploads).
+  absl::StatusOr<std::optional<MultipartPartRecord>> AddUploadPart(
+      std::string_view id, const MultipartPartRecord& part);
+  absl::Status SyncUploads();
+  absl::Status AbortUpload(std::string_view id);
+  // Publish of the upload's object, in one commit with the upload's end.
+  absl::Status PublishUpload(std::string_view id, InodeId ino, InodeId parent,
+                             const std::string& name, const PublishCondition& condition);
+
   // lseek(2) with SEEK_DATA (`hole` false) or SEEK_HOLE: the first offset
   // at or after `offset` where data (or a hole) starts; kNotFound (ENXIO)
   // at or past the end. Precise only while no handle that may write is
@@ -174,6 +196,10 @@ class FileSystem {
   absl::Status StaleIfFreed(InodeId ino, absl::Status status);
   void ReleaseIfUnused(InodeId ino);
   InodeAttr Visible(InodeAttr attr);
+  // May an upload's part be freed in the commit that drops it? Not while
+  // a handle is open (its UploadPart is still finishing): that one frees
+  // it at its close.
+  NamespaceStore::ReleaseCheck PartReleaseCheck();
 
   // Why `ino` must not be read (it lost a write to damage), if it must not.
   std::optional<std::string> DamageOf(InodeId ino);

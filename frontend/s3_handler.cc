@@ -25,7 +25,17 @@
 #include "frontend/s3_util.h"
 
 namespace cairn::frontend {
-S3Handler::S3Handler(FileSystem& fs, Options options) : fs_(fs), options_(std::move(options)) {}
+S3Handler::S3Handler(FileSystem& fs, Options options) : fs_(fs), options_(std::move(options)) {
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    // A failure is logged and met again by the first multipart request.
+    if (absl::Status s = LoadUploads(); !s.ok()) {
+      LogError("S3: could not load the multipart uploads under way: %s", s.ToString());
+      return;
+    }
+  }
+  AbortExpiredUploads();
+}
 
 absl::StatusOr<S3Response> S3Handler::Handle(const S3Request& request) {
   absl::StatusOr<S3Response> response;
@@ -336,7 +346,8 @@ absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& 
 absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& request,
                                                           const InodeAttr& bucket,
                                                           const std::string& key,
-                                                          BodyReader* body, const Fill& fill) {
+                                                          BodyReader* body, const Fill& fill,
+                                                          const std::string& upload_id) {
   const S3Key& who = request.key_owner;
   if (who.read_only) return Denied("the key is read-only");
   absl::StatusOr<KeyPath> path = ParseKey(key);
@@ -454,7 +465,9 @@ absl::StatusOr<S3Handler::Written> S3Handler::WriteObject(const S3Request& reque
     if (absl::Status s = set(XattrOfHeader(header), value); !s.ok()) return s;
   }
 
-  absl::Status published = fs_.Publish(file->ino, dir.ino, name, condition);
+  absl::Status published = upload_id.empty()
+                               ? fs_.Publish(file->ino, dir.ino, name, condition)
+                               : fs_.PublishUpload(upload_id, file->ino, dir.ino, name, condition);
   if (IsKind(published, FsErrorKind::kExists) || IsKind(published, FsErrorKind::kStale)) {
     return S3Error(S3ErrorCode::kPreconditionFailed,
                    "the object changed while this conditional write ran");

@@ -81,14 +81,14 @@ class S3Handler {
     // Largest PUT body, and largest part of a multipart upload.
     uint64_t max_object_bytes = 5ull << 30;
     // A multipart upload not completed or aborted within this long is
-    // aborted (its parts freed) when the next one starts.
+    // aborted (its parts freed) when the handler starts or the next
+    // upload starts.
     absl::Duration multipart_expiry = absl::Hours(24 * 7);
     // The smallest part but the last (S3's rule; tests lower it).
     uint64_t min_part_bytes = 5ull << 20;
   };
+  // Loads the multipart uploads the namespace keeps, aborting the expired.
   S3Handler(FileSystem& fs, Options options);
-  // Frees the parts of uploads never completed.
-  ~S3Handler();
 
   // The answer to one request; errors are S3Error statuses (or others,
   // which the server answers with 500).
@@ -146,9 +146,11 @@ class S3Handler {
     std::string etag;  // unquoted
   };
   using Fill = std::function<absl::StatusOr<std::string>(InodeId)>;
+  // With `upload_id`, the name is given in the commit that ends that
+  // multipart upload (FileSystem::PublishUpload).
   absl::StatusOr<Written> WriteObject(const S3Request& request, const InodeAttr& bucket,
                                       const std::string& key, BodyReader* body,
-                                      const Fill& fill);
+                                      const Fill& fill, const std::string& upload_id = "");
   // Streams `body` into the empty nameless file, straight into blobs, and
   // checks it (length, Content-MD5); returns its MD5 in hex once every
   // byte is in durable blobs committed as the file's extents.
@@ -158,42 +160,46 @@ class S3Handler {
   FileSystem& fs_;
   const Options options_;
 
-  // Uploads under way, in memory; each part is a nameless file held open
-  // until the upload completes or is aborted. A restart of the daemon
-  // drops them (the next mount frees the parts as orphans): clients then
-  // get NoSuchUpload and start again.
-  struct Part {
-    InodeId ino = 0;
-    uint64_t size = 0;
-    std::string md5_hex;
-    absl::Time modified;
-    uint64_t begun = 0;  // when its upload began, in part_uploads_begun_
-  };
+  // Uploads under way. Each is a record in the namespace (synced before
+  // an answer names it: FileSystem::BeginUpload, AddUploadPart), whose
+  // parts are nameless files it holds, so an upload survives a restart or
+  // a crash. Here is only a small index of them (no parts, no headers),
+  // loaded from the namespace at start, for the checks every request
+  // makes; kMaxUploads bounds it.
   struct Upload {
     std::string bucket, key;
-    S3Key owner;
+    S3Key owner;  // access key, uid and gid only
     absl::Time initiated;
-    // The object's Content-Type and x-amz-meta-*, from the initiation.
-    std::map<std::string, std::string> headers;
-    std::map<int, Part> parts;
-    bool completing = false;
+    bool ending = false;          // being completed or aborted
   };
   absl::Mutex uploads_mu_;
+  bool uploads_loaded_ ABSL_GUARDED_BY(uploads_mu_) = false;
   uint64_t part_uploads_begun_ ABSL_GUARDED_BY(uploads_mu_) = 0;
   std::map<std::string, Upload> uploads_ ABSL_GUARDED_BY(uploads_mu_);
+  // Part uploads in flight, per upload and part number: of two uploads of
+  // one part, the one begun last is the part, whichever ends last.
+  struct PartSlot {
+    int in_flight = 0;
+    uint64_t recorded_begun = 0;  // of the part recorded last
+  };
+  std::map<std::pair<std::string, int>, PartSlot> part_slots_ ABSL_GUARDED_BY(uploads_mu_);
+  // Reads the index from the namespace, once, and aborts the expired.
+  absl::Status LoadUploads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(uploads_mu_);
+  // Aborts the uploads begun more than options_.multipart_expiry ago.
+  void AbortExpiredUploads() ABSL_LOCKS_EXCLUDED(uploads_mu_);
   // The upload `request` names (uploadId), if it is the requester's and
   // for the request's key.
   absl::StatusOr<Upload*> FindUpload(const S3Request& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(uploads_mu_);
-  void ReleaseParts(const Upload& upload);
-  // The last completions, so that a repeated Complete answers as the first.
+  // The last completions, so that a repeated Complete answers as the first
+  // (in memory: a restart forgets them, and a repeat then gets NoSuchUpload).
   struct Completed {
     std::string bucket, key, etag;
   };
   static constexpr size_t kRememberedCompletions = 1000;
   std::map<std::string, Completed> completed_ ABSL_GUARDED_BY(uploads_mu_);
   std::deque<std::string> completed_order_ ABSL_GUARDED_BY(uploads_mu_);
-  static S3Response CompletionAnswer(const S3Request& request, const std::string& etag);
+  static S3Response CompletionAnswer(const S3Request& request, const Completed& done);
 };
 
 }  // namespace cairn::frontend

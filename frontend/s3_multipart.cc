@@ -1,18 +1,22 @@
-// Multipart uploads: each part is a nameless file of its own, stored in
-// blobs when it is uploaded; Complete fills the object's nameless file with
-// the parts' extents (FileSystem::Concatenate: their blobs are shared, no
-// byte is copied) and publishes it as a PUT would.
+// Multipart uploads: each upload is a record in the namespace, and each
+// part a nameless file of its own that the record holds, stored in blobs
+// when it is uploaded; Complete fills the object's nameless file with the
+// parts' extents (FileSystem::Concatenate: their blobs are shared, no byte
+// is copied) and publishes it in the commit that ends the upload and frees
+// the parts (FileSystem::PublishUpload). An upload survives a restart.
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "backend/base/log.h"
 #include "frontend/s3_error.h"
 #include "frontend/s3_handler.h"
 #include "frontend/s3_names.h"
@@ -42,9 +46,14 @@ std::string IsoTime(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
 }
 
-// The (PartNumber, ETag) pairs of a CompleteMultipartUpload document.
-absl::StatusOr<std::vector<std::pair<int, std::string>>> ParseCompletion(const std::string& xml) {
-  std::vector<std::pair<int, std::string>> parts;
+// One <Part> of a CompleteMultipartUpload document.
+struct WantedPart {
+  int number = 0;
+  std::string etag;
+};
+
+absl::StatusOr<std::vector<WantedPart>> ParseCompletion(const std::string& xml) {
+  std::vector<WantedPart> parts;
   for (size_t at = xml.find("<Part>"); at != std::string::npos; at = xml.find("<Part>", at)) {
     size_t end = xml.find("</Part>", at);
     if (end == std::string::npos) return S3Error(S3ErrorCode::kMalformedXML, "a <Part> is not closed");
@@ -60,11 +69,12 @@ absl::StatusOr<std::vector<std::pair<int, std::string>>> ParseCompletion(const s
     };
     std::optional<std::string> number = field("PartNumber");
     std::optional<std::string> etag = field("ETag");
-    int value = 0;
-    if (!number || !etag || !absl::SimpleAtoi(*number, &value)) {
+    WantedPart wanted;
+    if (!number || !etag || !absl::SimpleAtoi(*number, &wanted.number)) {
       return S3Error(S3ErrorCode::kMalformedXML, "each <Part> needs a <PartNumber> and an <ETag>");
     }
-    parts.emplace_back(value, Unquoted(*etag));
+    wanted.etag = Unquoted(*etag);
+    parts.push_back(std::move(wanted));
     at = end;
   }
   if (parts.empty()) {
@@ -72,6 +82,14 @@ absl::StatusOr<std::vector<std::pair<int, std::string>>> ParseCompletion(const s
                    "CompleteMultipartUpload needs at least one <Part>");
   }
   return parts;
+}
+
+absl::Time TimeOf(const Timespec& t) {
+  return absl::FromUnixSeconds(t.sec) + absl::Nanoseconds(t.nsec);
+}
+Timespec TimespecOf(absl::Time t) {
+  int64_t ns = absl::ToUnixNanos(t);
+  return Timespec{ns / 1000000000, static_cast<uint32_t>(ns % 1000000000)};
 }
 
 absl::StatusOr<std::string> ReadSmallBody(BodyReader& body, size_t limit) {
@@ -95,23 +113,63 @@ std::string QueryValue(const S3Request& request, const std::string& name) {
 
 }  // namespace
 
-S3Handler::~S3Handler() {
-  absl::MutexLock lock(&uploads_mu_);
-  for (const auto& [id, upload] : uploads_) ReleaseParts(upload);
+absl::Status S3Handler::LoadUploads() {
+  if (uploads_loaded_) return absl::OkStatus();
+  std::map<std::string, Upload> loaded;
+  absl::Status listed = fs_.ListUploads("", [&](const std::string& id,
+                                                const MultipartUploadRecord& record) {
+    Upload upload;
+    upload.bucket = record.bucket;
+    upload.key = record.key;
+    upload.owner.access_key = record.access_key;
+    upload.owner.uid = record.uid;
+    upload.owner.gid = record.gid;
+    upload.initiated = TimeOf(record.initiated);
+    loaded.emplace(id, std::move(upload));
+    // Never more than kMaxUploads are begun; a namespace holding more
+    // (written by another build) is indexed no further.
+    return loaded.size() < 2 * kMaxUploads;
+  });
+  if (!listed.ok()) return listed;
+  for (auto& [id, upload] : loaded) uploads_.try_emplace(id, std::move(upload));
+  uploads_loaded_ = true;
+  return absl::OkStatus();
 }
 
-void S3Handler::ReleaseParts(const Upload& upload) {
-  // Each part is a nameless file: releasing frees it and its blobs.
-  for (const auto& [number, part] : upload.parts) fs_.Release(part.ino, O_WRONLY);
+void S3Handler::AbortExpiredUploads() {
+  const absl::Time now = absl::Now();
+  std::vector<std::string> expired;
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    for (auto& [id, upload] : uploads_) {
+      if (!upload.ending && now - upload.initiated > options_.multipart_expiry) {
+        upload.ending = true;
+        expired.push_back(id);
+      }
+    }
+  }
+  for (const std::string& id : expired) {
+    absl::Status aborted = fs_.AbortUpload(id);
+    if (!aborted.ok() && !IsNotFound(aborted)) {
+      LogError("S3: could not abort expired multipart upload %s: %s", id, aborted.ToString());
+    }
+    absl::MutexLock lock(&uploads_mu_);
+    if (aborted.ok() || IsNotFound(aborted)) {
+      uploads_.erase(id);
+    } else if (auto it = uploads_.find(id); it != uploads_.end()) {
+      it->second.ending = false;  // tried again at the next sweep
+    }
+  }
 }
 
 absl::StatusOr<S3Handler::Upload*> S3Handler::FindUpload(const S3Request& request) {
+  if (absl::Status s = LoadUploads(); !s.ok()) return s;
   auto it = uploads_.find(QueryValue(request, "uploadId"));
   if (it == uploads_.end() || it->second.bucket != request.bucket ||
       it->second.key != request.key) {
     return S3Error(S3ErrorCode::kNoSuchUpload,
-                   "no such upload for this key: it was completed, aborted, expired, or the "
-                   "daemon restarted since it began; start the upload again");
+                   "no such upload for this key: it was completed, aborted or expired; start "
+                   "the upload again");
   }
   if (request.key_owner.uid != 0 && request.key_owner.uid != it->second.owner.uid) {
     return Denied("the upload was begun by another uid");
@@ -128,34 +186,45 @@ absl::StatusOr<S3Response> S3Handler::CreateMultipartUpload(const S3Request& req
     return S3Error(S3ErrorCode::kInvalidRequest,
                    "a key ending in '/' names a directory, which holds no data");
   }
-  Upload upload;
-  upload.bucket = request.bucket;
-  upload.key = request.key;
-  upload.owner = request.key_owner;
-  upload.initiated = absl::Now();
+  MultipartUploadRecord record;
+  record.bucket = request.bucket;
+  record.key = request.key;
+  record.uid = request.key_owner.uid;
+  record.gid = request.key_owner.gid;
+  record.access_key = request.key_owner.access_key;
+  const absl::Time initiated = absl::Now();
+  record.initiated = TimespecOf(initiated);
   for (const auto& [name, value] : request.headers) {
-    if (IsStoredHeader(name)) {
-      upload.headers[name] = value;
-    }
+    if (IsStoredHeader(name)) record.headers.emplace_back(name, value);
   }
+  AbortExpiredUploads();
   std::string id = NewUploadId();
   {
     absl::MutexLock lock(&uploads_mu_);
-    // Uploads left behind go when a new one begins.
-    for (auto it = uploads_.begin(); it != uploads_.end();) {
-      if (!it->second.completing &&
-          upload.initiated - it->second.initiated > options_.multipart_expiry) {
-        ReleaseParts(it->second);
-        it = uploads_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    if (absl::Status s = LoadUploads(); !s.ok()) return s;
     if (uploads_.size() >= kMaxUploads) {
       return S3Error(S3ErrorCode::kSlowDown,
                      "too many multipart uploads are under way; complete or abort some");
     }
+    Upload upload;
+    upload.bucket = record.bucket;
+    upload.key = record.key;
+    upload.owner = request.key_owner;
+    upload.owner.secret_key.clear();
+    upload.owner.buckets.clear();
+    upload.initiated = initiated;
+    upload.ending = true;  // unusable until its record is durable
     uploads_.emplace(id, std::move(upload));
+  }
+  // Synced before the answer: an id a client holds survives a crash.
+  absl::Status begun = fs_.BeginUpload(id, record);
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    if (!begun.ok()) {
+      uploads_.erase(id);
+      return begun;
+    }
+    uploads_.at(id).ending = false;
   }
   S3Response response;
   response.body = absl::StrCat(kXmlHeader, "<InitiateMultipartUploadResult xmlns=\"", kXmlns,
@@ -174,17 +243,28 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
     return S3Error(S3ErrorCode::kInvalidArgument,
                    absl::StrCat("partNumber must be a whole number from 1 to ", kMaxParts));
   }
-  // Of two uploads of one part number, the one begun last is the part,
-  // whichever ends last (a client's retry must win over its stalled
-  // first try).
+  const std::string id = QueryValue(request, "uploadId");
+  const bool copy = request.headers.count("x-amz-copy-source") > 0;
   uint64_t begun = 0;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
     if (!upload.ok()) return upload.status();
     begun = ++part_uploads_begun_;
+    part_slots_[{id, number}].in_flight++;
   }
-  const bool copy = request.headers.count("x-amz-copy-source") > 0;
+  struct InFlight {
+    S3Handler& handler;
+    std::pair<std::string, int> slot;
+    ~InFlight() {
+      absl::MutexLock lock(&handler.uploads_mu_);
+      auto it = handler.part_slots_.find(slot);
+      if (it != handler.part_slots_.end() && --it->second.in_flight == 0) {
+        handler.part_slots_.erase(it);
+      }
+    }
+  } in_flight{*this, {id, number}};
+
   std::optional<InodeAttr> source;
   uint64_t first = 0, end = 0;
   if (copy) {
@@ -215,15 +295,13 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
   absl::StatusOr<InodeAttr> file =
       fs_.CreateUnnamed(bucket.ino, 0644, Caller{request.key_owner.uid, request.key_owner.gid});
   if (!file.ok()) return file.status();
-  bool kept = false;
+  // The handle goes whatever happens: a part the upload recorded is held
+  // by its record; one it did not is freed.
   struct Unkept {
     FileSystem& fs;
     InodeId ino;
-    const bool& kept;
-    ~Unkept() {
-      if (!kept) fs.Release(ino, O_WRONLY);
-    }
-  } unkept{fs_, file->ino, kept};
+    ~Unkept() { fs.Release(ino, O_WRONLY); }
+  } unkept{fs_, file->ino};
 
   absl::StatusOr<std::string> md5_hex;
   if (copy) {
@@ -248,27 +326,31 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
   absl::StatusOr<InodeAttr> attr = fs_.GetAttr(file->ino);
   if (!attr.ok()) return attr.status();
 
-  std::optional<Part> replaced;
+  MultipartPartRecord part;
+  part.number = static_cast<uint32_t>(number);
+  part.ino = file->ino;
+  part.size = attr->size;
+  part.etag = *md5_hex;
+  part.modified = TimespecOf(absl::Now());
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);  // aborted meanwhile?
     if (!upload.ok()) return upload.status();
-    if ((*upload)->completing) {
-      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed");
+    if ((*upload)->ending) {
+      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed or aborted");
     }
-    Part part{file->ino, attr->size, *md5_hex, absl::Now(), begun};
-    auto [it, inserted] = (*upload)->parts.emplace(number, part);
-    if (inserted) {
-      kept = true;
-    } else if (it->second.begun < begun) {
-      replaced = it->second;
-      it->second = part;
-      kept = true;
+    PartSlot& slot = part_slots_[{id, number}];
+    // A later upload of this part number ended first: it stays, and this
+    // one's file goes.
+    if (slot.recorded_begun < begun) {
+      // Under the lock, so that the records land in the order of this
+      // check; the commit is a log append, the sync comes after.
+      absl::StatusOr<std::optional<MultipartPartRecord>> replaced = fs_.AddUploadPart(id, part);
+      if (!replaced.ok()) return replaced.status();
+      slot.recorded_begun = begun;
     }
-    // else a later upload of this part number ended first: it stays, and
-    // this one's file goes (`kept` false).
   }
-  if (replaced) fs_.Release(replaced->ino, O_WRONLY);
+  if (absl::Status s = fs_.SyncUploads(); !s.ok()) return s;
 
   S3Response response;
   if (copy) {
@@ -286,125 +368,158 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
                                                               const InodeAttr& bucket) {
   absl::StatusOr<std::string> xml = ReadSmallBody(*request.body, 4 << 20);
   if (!xml.ok()) return xml.status();
-  absl::StatusOr<std::vector<std::pair<int, std::string>>> wanted = ParseCompletion(*xml);
+  absl::StatusOr<std::vector<WantedPart>> wanted = ParseCompletion(*xml);
   if (!wanted.ok()) return wanted.status();
+  const std::string id = QueryValue(request, "uploadId");
 
-  std::vector<InodeId> inos;
-  std::vector<uint64_t> part_sizes;
-  Md5 etag_md5;
-  S3Request object = request;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
     if (!upload.ok()) {
       // Completing again what was completed answers as the first time, as
       // S3 does: a client that lost the first answer retries.
-      auto done = completed_.find(QueryValue(request, "uploadId"));
+      auto done = completed_.find(id);
       if (done != completed_.end() && done->second.bucket == request.bucket &&
           done->second.key == request.key) {
-        return CompletionAnswer(request, done->second.etag);
+        return CompletionAnswer(request, done->second);
       }
       return upload.status();
     }
-    if ((*upload)->completing) {
-      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed already");
+    if ((*upload)->ending) {
+      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed or aborted");
     }
-    int previous = 0;
-    for (size_t i = 0; i < wanted->size(); ++i) {
-      const auto& [number, etag] = (*wanted)[i];
-      if (number <= previous) {
-        return S3Error(S3ErrorCode::kInvalidPartOrder,
-                       "the parts must be listed in ascending order of PartNumber");
-      }
-      previous = number;
-      auto part = (*upload)->parts.find(number);
-      if (part == (*upload)->parts.end() || part->second.md5_hex != etag) {
-        return S3Error(S3ErrorCode::kInvalidPart,
-                       absl::StrCat("part ", number,
-                                    " was not uploaded, or was uploaded again with another "
-                                    "ETag"));
-      }
-      if (i + 1 < wanted->size() && part->second.size < options_.min_part_bytes) {
-        return S3Error(S3ErrorCode::kEntityTooSmall,
-                       absl::StrCat("part ", number, " holds ", part->second.size,
-                                    " bytes; every part but the last must hold at least ",
-                                    options_.min_part_bytes));
-      }
-      etag_md5.Update(absl::HexStringToBytes(part->second.md5_hex));
-      inos.push_back(part->second.ino);
-      part_sizes.push_back(part->second.size);
-    }
-    (*upload)->completing = true;
-    // The object's metadata is what the initiation carried.
-    for (auto it = object.headers.begin(); it != object.headers.end();) {
-      if (IsStoredHeader(it->first)) {
-        it = object.headers.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& [name, value] : (*upload)->headers) object.headers[name] = value;
+    (*upload)->ending = true;
   }
-  object.headers.erase("content-md5");
-  const std::string etag =
-      absl::StrCat(absl::BytesToHexString(etag_md5.Finish()), "-", wanted->size());
+  // Until the commit, a failure leaves the upload as it was: completable.
+  bool ended = false;
+  struct Unending {
+    S3Handler& handler;
+    const std::string& id;
+    const bool& ended;
+    ~Unending() {
+      if (ended) return;
+      absl::MutexLock lock(&handler.uploads_mu_);
+      if (auto it = handler.uploads_.find(id); it != handler.uploads_.end()) {
+        it->second.ending = false;
+      }
+    }
+  } unending{*this, id, ended};
 
-  absl::StatusOr<Written> written =
-      WriteObject(object, bucket, request.key, nullptr, [&](InodeId ino) -> absl::StatusOr<std::string> {
+  absl::StatusOr<std::optional<MultipartUploadRecord>> record = fs_.GetUpload(id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) {
+    return S3Error(S3ErrorCode::kNoSuchUpload, "the upload's record is gone");
+  }
+  // Every part's record (at most kMaxParts, small each).
+  std::map<int, MultipartPartRecord> parts;
+  absl::Status listed = fs_.ListUploadParts(id, 0, [&](const MultipartPartRecord& part) {
+    parts.emplace(static_cast<int>(part.number), part);
+    return true;
+  });
+  if (!listed.ok()) return listed;
+
+  std::vector<InodeId> inos;
+  std::vector<uint64_t> part_sizes;
+  Md5 etag_md5;
+  int previous = 0;
+  for (size_t i = 0; i < wanted->size(); ++i) {
+    const WantedPart& want = (*wanted)[i];
+    if (want.number <= previous) {
+      return S3Error(S3ErrorCode::kInvalidPartOrder,
+                     "the parts must be listed in ascending order of PartNumber");
+    }
+    previous = want.number;
+    auto part = parts.find(want.number);
+    if (part == parts.end() || part->second.etag != want.etag) {
+      return S3Error(S3ErrorCode::kInvalidPart,
+                     absl::StrCat("part ", want.number,
+                                  " was not uploaded, or was uploaded again with another ETag"));
+    }
+    if (i + 1 < wanted->size() && part->second.size < options_.min_part_bytes) {
+      return S3Error(S3ErrorCode::kEntityTooSmall,
+                     absl::StrCat("part ", want.number, " holds ", part->second.size,
+                                  " bytes; every part but the last must hold at least ",
+                                  options_.min_part_bytes));
+    }
+    etag_md5.Update(absl::HexStringToBytes(part->second.etag));
+    inos.push_back(part->second.ino);
+    part_sizes.push_back(part->second.size);
+  }
+  Completed done{request.bucket, request.key, ""};
+  done.etag = absl::StrCat(absl::BytesToHexString(etag_md5.Finish()), "-", wanted->size());
+
+  // The object's metadata is what the initiation carried.
+  S3Request object = request;
+  for (auto it = object.headers.begin(); it != object.headers.end();) {
+    if (IsStoredHeader(it->first)) {
+      it = object.headers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [name, value] : (*record)->headers) object.headers[name] = value;
+  object.headers.erase("content-md5");
+
+  // Each step but the last changes only the object's nameless file (a
+  // crash frees it at the next mount, the upload still there); the last
+  // names it and ends the upload in one commit (PublishUpload).
+  absl::StatusOr<Written> written = WriteObject(
+      object, bucket, request.key, nullptr,
+      [&](InodeId ino) -> absl::StatusOr<std::string> {
         absl::StatusOr<InodeAttr> filled = fs_.Concatenate(ino, inos);
         if (!filled.ok()) return filled.status();
         absl::Status kept = fs_.SetXattr(ino, kPartsXattr, PartSizesStamp(part_sizes, *filled),
                                          XattrMode::kCreateOrReplace);
         if (!kept.ok()) return kept;
-        return etag;
-      });
+        return done.etag;
+      },
+      id);
+  if (!written.ok()) return written.status();
 
   absl::MutexLock lock(&uploads_mu_);
-  auto it = uploads_.find(QueryValue(request, "uploadId"));
-  if (!written.ok()) {
-    // The client may complete again (or abort).
-    if (it != uploads_.end()) it->second.completing = false;
-    return written.status();
-  }
-  if (it != uploads_.end()) {
-    ReleaseParts(it->second);  // the object holds their blobs now
-    uploads_.erase(it);
-  }
-  const std::string id = QueryValue(request, "uploadId");
-  if (completed_.emplace(id, Completed{request.bucket, request.key, etag}).second) {
-    completed_order_.push_back(id);
-  }
+  ended = true;
+  uploads_.erase(id);
+  if (completed_.emplace(id, done).second) completed_order_.push_back(id);
   while (completed_order_.size() > kRememberedCompletions) {
     completed_.erase(completed_order_.front());
     completed_order_.pop_front();
   }
-  return CompletionAnswer(request, etag);
+  return CompletionAnswer(request, done);
 }
 
-S3Response S3Handler::CompletionAnswer(const S3Request& request, const std::string& etag) {
+S3Response S3Handler::CompletionAnswer(const S3Request& request, const Completed& done) {
   S3Response response;
   response.body = absl::StrCat(
       kXmlHeader, "<CompleteMultipartUploadResult xmlns=\"", kXmlns, "\"><Location>/",
       XmlEscape(request.bucket), "/", XmlEscape(request.key), "</Location><Bucket>",
       XmlEscape(request.bucket), "</Bucket><Key>", XmlEscape(request.key), "</Key><ETag>",
-      XmlEscape(Quoted(etag)), "</ETag></CompleteMultipartUploadResult>");
+      XmlEscape(Quoted(done.etag)), "</ETag></CompleteMultipartUploadResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }
 
 absl::StatusOr<S3Response> S3Handler::AbortMultipartUpload(const S3Request& request) {
-  Upload upload;
+  const std::string id = QueryValue(request, "uploadId");
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> found = FindUpload(request);
     if (!found.ok()) return found.status();
-    if ((*found)->completing) {
-      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed");
+    if ((*found)->ending) {
+      return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed or aborted");
     }
-    upload = std::move(**found);
-    uploads_.erase(QueryValue(request, "uploadId"));
+    (*found)->ending = true;
   }
-  ReleaseParts(upload);
+  // One commit drops the record and frees the parts.
+  absl::Status aborted = fs_.AbortUpload(id);
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    if (aborted.ok() || IsNotFound(aborted)) {
+      uploads_.erase(id);
+    } else if (auto it = uploads_.find(id); it != uploads_.end()) {
+      it->second.ending = false;
+    }
+  }
+  if (!aborted.ok() && !IsNotFound(aborted)) return aborted;
   S3Response response;
   response.status = 204;
   return response;
@@ -414,7 +529,7 @@ absl::StatusOr<S3Response> S3Handler::ListParts(const S3Request& request) {
   int marker = 0;
   int max_parts = 1000;
   if (std::string text = QueryValue(request, "part-number-marker"); !text.empty()) {
-    if (!absl::SimpleAtoi(text, &marker)) {
+    if (!absl::SimpleAtoi(text, &marker) || marker < 0) {
       return S3Error(S3ErrorCode::kInvalidArgument, "part-number-marker must be a number");
     }
   }
@@ -424,34 +539,39 @@ absl::StatusOr<S3Response> S3Handler::ListParts(const S3Request& request) {
     }
     max_parts = std::min(max_parts, 1000);
   }
-  absl::MutexLock lock(&uploads_mu_);
-  absl::StatusOr<Upload*> upload = FindUpload(request);
-  if (!upload.ok()) return upload.status();
+  Upload upload;
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    absl::StatusOr<Upload*> found = FindUpload(request);
+    if (!found.ok()) return found.status();
+    upload = **found;
+  }
+  const std::string id = QueryValue(request, "uploadId");
   std::string parts;
   int listed = 0, last = marker;
   bool truncated = false;
-  for (auto it = (*upload)->parts.upper_bound(marker); it != (*upload)->parts.end(); ++it) {
-    if (listed == max_parts) {
-      truncated = true;
-      break;
-    }
-    absl::StrAppend(&parts, "<Part><PartNumber>", it->first, "</PartNumber><LastModified>",
-                    IsoTime(it->second.modified), "</LastModified><ETag>",
-                    XmlEscape(Quoted(it->second.md5_hex)), "</ETag><Size>", it->second.size,
-                    "</Size></Part>");
-    last = it->first;
-    ++listed;
-  }
+  absl::Status scanned = fs_.ListUploadParts(
+      id, static_cast<uint32_t>(marker), [&](const MultipartPartRecord& part) {
+        if (listed == max_parts) {
+          truncated = true;
+          return false;
+        }
+        absl::StrAppend(&parts, "<Part><PartNumber>", part.number, "</PartNumber><LastModified>",
+                        IsoTime(TimeOf(part.modified)), "</LastModified><ETag>",
+                        XmlEscape(Quoted(part.etag)), "</ETag><Size>", part.size, "</Size></Part>");
+        last = static_cast<int>(part.number);
+        ++listed;
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   S3Response response;
   response.body = absl::StrCat(
       kXmlHeader, "<ListPartsResult xmlns=\"", kXmlns, "\"><Bucket>", XmlEscape(request.bucket),
-      "</Bucket><Key>", XmlEscape(request.key), "</Key><UploadId>",
-      XmlEscape(QueryValue(request, "uploadId")), "</UploadId><Initiator>",
-      OwnerXml((*upload)->owner), "</Initiator><Owner>", OwnerXml((*upload)->owner),
-      "</Owner><StorageClass>STANDARD</StorageClass><PartNumberMarker>", marker,
-      "</PartNumberMarker><NextPartNumberMarker>", last, "</NextPartNumberMarker><MaxParts>",
-      max_parts, "</MaxParts><IsTruncated>", truncated ? "true" : "false", "</IsTruncated>", parts,
-      "</ListPartsResult>");
+      "</Bucket><Key>", XmlEscape(request.key), "</Key><UploadId>", XmlEscape(id),
+      "</UploadId><Initiator>", OwnerXml(upload.owner), "</Initiator><Owner>",
+      OwnerXml(upload.owner), "</Owner><StorageClass>STANDARD</StorageClass><PartNumberMarker>", marker, "</PartNumberMarker><NextPartNumberMarker>", last,
+      "</NextPartNumberMarker><MaxParts>", max_parts, "</MaxParts><IsTruncated>",
+      truncated ? "true" : "false", "</IsTruncated>", parts, "</ListPartsResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }
@@ -461,6 +581,7 @@ absl::StatusOr<S3Response> S3Handler::ListMultipartUploads(const S3Request& requ
   std::string entries;
   {
     absl::MutexLock lock(&uploads_mu_);
+    if (absl::Status s = LoadUploads(); !s.ok()) return s;
     // In key order, then upload id, as S3 lists them.
     std::vector<std::pair<std::string, std::string>> found;
     for (const auto& [id, upload] : uploads_) {

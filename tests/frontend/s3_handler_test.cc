@@ -1067,17 +1067,78 @@ TEST_F(S3HandlerTest, AMultipartUploadChecksItsPartsAndCanBeAborted) {
   EXPECT_EQ(Call("GET", "media", "k").code, "NoSuchKey");
 }
 
-TEST_F(S3HandlerTest, PartsOfAnUploadCutByAPowerLossAreFreedAtTheNextMount) {
+TEST_F(S3HandlerTest, AMultipartUploadSurvivesAPowerCutAndCompletesAfterIt) {
+  const uint64_t inodes = Inodes();
+  Answer begun = Call("POST", "media", "k", "", {{"content-type", "text/plain"}}, Root(),
+                      {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  std::string one(5 << 20, 'p'), two = "the last part";
+  one[12345] = 'q';
+  auto put_part = [&](int number, const std::string& data) {
+    Answer put = Call("PUT", "media", "k", data, {}, Root(),
+                      {{"partNumber", std::to_string(number)}, {"uploadId", id}});
+    EXPECT_EQ(put.status, 200) << put.body;
+    return put.headers["ETag"];
+  };
+  std::string e1 = put_part(1, one), e2 = put_part(2, two);
+  // A part whose body broke off is no part, and its file goes.
+  StringBody broken(std::string(1 << 20, 'x'), 4096);
+  EXPECT_EQ(Call("PUT", "media", "k", "", {}, Root(), {{"partNumber", "3"}, {"uploadId", id}},
+                 &broken).code,
+            "IncompleteBody");
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_EQ(Inodes(), inodes + 2) << "the parts' files should have stayed, nothing else";
+  Answer uploads = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}});
+  EXPECT_EQ(Between(uploads.body, "<UploadId>", "</UploadId>"), std::vector<std::string>{id});
+  Answer parts = Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}});
+  EXPECT_EQ(Between(parts.body, "<PartNumber>", "</PartNumber>"),
+            (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(Between(parts.body, "<Size>", "</Size>"),
+            (std::vector<std::string>{std::to_string(one.size()), std::to_string(two.size())}));
+  Answer done = Call("POST", "media", "k", CompletionXml({{1, e1}, {2, e2}}), {}, Root(),
+                     {{"uploadId", id}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  Answer got = Call("GET", "media", "k");
+  EXPECT_TRUE(got.body == one + two);
+  EXPECT_EQ(got.headers["Content-Type"], "text/plain");
+  EXPECT_EQ(Inodes(), inodes + 1);  // the object; the parts went in its commit
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_TRUE(Call("GET", "media", "k").body == one + two);
+  EXPECT_EQ(Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}}).code, "NoSuchUpload");
+  EXPECT_EQ(Inodes(), inodes + 1);
+}
+
+TEST_F(S3HandlerTest, AnUploadAbortedAfterAPowerCutFreesItsParts) {
   const uint64_t inodes = Inodes();
   Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
   const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
   ASSERT_EQ(Call("PUT", "media", "k", std::string(3 << 20, 'p'), {}, Root(),
                  {{"partNumber", "1"}, {"uploadId", id}}).status,
             200);
-  EXPECT_GT(Inodes(), inodes);
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  EXPECT_EQ(Inodes(), inodes + 1);
+  EXPECT_EQ(Call("DELETE", "media", "k", "", {}, Alice(), {{"uploadId", id}}).code,
+            "AccessDenied");
+  EXPECT_EQ(Call("DELETE", "media", "k", "", {}, Root(), {{"uploadId", id}}).status, 204);
+  EXPECT_EQ(Inodes(), inodes);
   ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
   EXPECT_EQ(Inodes(), inodes);
   EXPECT_EQ(Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}}).code, "NoSuchUpload");
+}
+
+TEST_F(S3HandlerTest, AnUploadPastItsExpiryIsAbortedWhenTheHandlerStarts) {
+  const uint64_t inodes = Inodes();
+  Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  ASSERT_EQ(Call("PUT", "media", "k", "data", {}, Root(), {{"partNumber", "1"}, {"uploadId", id}})
+                .status,
+            200);
+  S3Handler::Options options;
+  options.multipart_expiry = absl::ZeroDuration();
+  handler_.reset();
+  handler_ = std::make_unique<S3Handler>(fs(), options);
+  EXPECT_EQ(Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}}).code, "NoSuchUpload");
+  EXPECT_EQ(Inodes(), inodes);
 }
 
 // A body that runs `midway` once, after its first half is read.

@@ -272,6 +272,76 @@ TEST_F(S3FrontendTest, AnUploadKilledWithTheDaemonLeavesNoObject) {
   EXPECT_EQ(Run("cmp " + Quote(big) + " " + QP("uploads/target")).exit_code, 0);
 }
 
+// An upload's id and parts survive an unmount and a kill -9 of the
+// daemon: the client carries on where it was and the object is whole.
+TEST_F(S3FrontendTest, AMultipartUploadSurvivesARemountAndADaemonKill) {
+  ASSERT_EQ(Run("mkdir " + QP("parts")).exit_code, 0);
+  std::string data = work_dir_ + "/mp-data";
+  ASSERT_EQ(Run("head -c 12582912 /dev/urandom > " + Quote(data)).exit_code, 0);
+  const std::string read_parts =
+      "data = open('" + data + "', 'rb').read()\n"
+      "parts = [data[:5 << 20], data[5 << 20:10 << 20], data[10 << 20:]]\n";
+  CommandResult begun = Boto3(
+      read_parts +
+      "id = s3.create_multipart_upload(Bucket='parts', Key='big.bin', ContentType='x/y')['UploadId']\n"
+      "for n in (1, 2):\n"
+      "    s3.upload_part(Bucket='parts', Key='big.bin', UploadId=id, PartNumber=n, Body=parts[n - 1])\n"
+      "print(id)\n");
+  ASSERT_EQ(begun.exit_code, 0) << Brief(begun);
+  const std::string id = begun.output.substr(0, begun.output.find('\n'));
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult more = Boto3(
+      read_parts +
+      "ups = s3.list_multipart_uploads(Bucket='parts').get('Uploads', [])\n"
+      "assert [u['UploadId'] for u in ups] == ['" + id + "'], ups\n"
+      "s3.upload_part(Bucket='parts', Key='big.bin', UploadId='" + id + "', PartNumber=3, "
+      "Body=parts[2])\n");
+  ASSERT_EQ(more.exit_code, 0) << Brief(more);
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult done = Boto3(
+      "listed = s3.list_parts(Bucket='parts', Key='big.bin', UploadId='" + id + "')['Parts']\n"
+      "assert [p['PartNumber'] for p in listed] == [1, 2, 3], listed\n"
+      "s3.complete_multipart_upload(Bucket='parts', Key='big.bin', UploadId='" + id + "', "
+      "MultipartUpload={'Parts': [{'PartNumber': p['PartNumber'], 'ETag': p['ETag']} "
+      "for p in listed]})\n"
+      "print(s3.head_object(Bucket='parts', Key='big.bin')['ContentType'])\n");
+  ASSERT_EQ(done.exit_code, 0) << Brief(done);
+  EXPECT_EQ(done.output, "x/y\n");
+  EXPECT_EQ(Run("cmp " + Quote(data) + " " + QP("parts/big.bin")).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult fsck = Cairn("fsck " + Quote(volume_dir_), 120);
+  EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+  EXPECT_EQ(fsck.output.find("multipart"), std::string::npos) << fsck.output;
+}
+
+TEST_F(S3FrontendTest, AnUploadAbortedAfterARestartFreesItsSpace) {
+  ASSERT_EQ(Run("mkdir " + QP("parts")).exit_code, 0);
+  CommandResult begun = Boto3(
+      "id = s3.create_multipart_upload(Bucket='parts', Key='k')['UploadId']\n"
+      "s3.upload_part(Bucket='parts', Key='k', UploadId=id, PartNumber=1, Body=b'p' * (6 << 20))\n"
+      "print(id)\n");
+  ASSERT_EQ(begun.exit_code, 0) << Brief(begun);
+  const std::string id = begun.output.substr(0, begun.output.find('\n'));
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult held = Cairn("fsck " + Quote(volume_dir_), 120);
+  EXPECT_EQ(held.exit_code, 0) << Brief(held);
+  EXPECT_NE(held.output.find("1 S3 multipart uploads under way hold 1 parts"), std::string::npos)
+      << held.output;
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult aborted = Boto3(
+      "s3.abort_multipart_upload(Bucket='parts', Key='k', UploadId='" + id + "')\n"
+      "assert not s3.list_multipart_uploads(Bucket='parts').get('Uploads')\n");
+  ASSERT_EQ(aborted.exit_code, 0) << Brief(aborted);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult fsck = Cairn("fsck " + Quote(volume_dir_), 120);
+  EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+  EXPECT_EQ(fsck.output.find("multipart"), std::string::npos) << fsck.output;
+  EXPECT_NE(fsck.output.find("0 deleted while open"), std::string::npos) << fsck.output;
+  ASSERT_NO_FATAL_FAILURE(Mount());
+}
+
 TEST_F(S3FrontendTest, S3cmdAndRcloneWorkAgainstTheEndpoint) {
   ASSERT_EQ(Run("mkdir -p " + Quote(work_dir_ + "/tree/a") + " && echo one > " +
                 Quote(work_dir_ + "/tree/a/one") + " && head -c 3000000 /dev/urandom > " +

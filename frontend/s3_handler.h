@@ -170,6 +170,7 @@ class S3Handler {
     std::string bucket, key;
     S3Key owner;  // access key, uid and gid only
     absl::Time initiated;
+    std::string checksum_header;  // "x-amz-checksum-crc32c" and the like, or empty
     bool ending = false;          // being completed or aborted
   };
   absl::Mutex uploads_mu_;
@@ -195,6 +196,7 @@ class S3Handler {
   // (in memory: a restart forgets them, and a repeat then gets NoSuchUpload).
   struct Completed {
     std::string bucket, key, etag;
+    std::optional<std::pair<std::string, std::string>> checksum;
   };
   static constexpr size_t kRememberedCompletions = 1000;
   std::map<std::string, Completed> completed_ ABSL_GUARDED_BY(uploads_mu_);

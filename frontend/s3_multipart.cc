@@ -50,6 +50,8 @@ std::string IsoTime(absl::Time time) {
 struct WantedPart {
   int number = 0;
   std::string etag;
+  // <ChecksumCRC32C> and the like, by element name.
+  std::map<std::string, std::string> checksums;
 };
 
 absl::StatusOr<std::vector<WantedPart>> ParseCompletion(const std::string& xml) {
@@ -74,6 +76,13 @@ absl::StatusOr<std::vector<WantedPart>> ParseCompletion(const std::string& xml) 
       return S3Error(S3ErrorCode::kMalformedXML, "each <Part> needs a <PartNumber> and an <ETag>");
     }
     wanted.etag = Unquoted(*etag);
+    for (size_t tag = part.find("<Checksum"); tag != std::string::npos;
+         tag = part.find("<Checksum", tag + 1)) {
+      size_t close = part.find('>', tag);
+      if (close == std::string::npos) break;
+      std::string name = part.substr(tag + 1, close - tag - 1);
+      if (std::optional<std::string> value = field(name)) wanted.checksums[name] = *value;
+    }
     parts.push_back(std::move(wanted));
     at = end;
   }
@@ -83,6 +92,69 @@ absl::StatusOr<std::vector<WantedPart>> ParseCompletion(const std::string& xml) 
   }
   return parts;
 }
+
+// The checksums an upload may ask for are those PayloadChecksum computes.
+constexpr char kChecksumPrefix[] = "x-amz-checksum-";
+
+// "x-amz-checksum-crc32c" for "CRC32C", if PayloadChecksum has it.
+std::optional<std::string> ChecksumHeaderOf(std::string_view algorithm) {
+  std::string header = absl::StrCat(kChecksumPrefix, absl::AsciiStrToLower(Absl(algorithm)));
+  if (algorithm.empty() || !PayloadChecksum::For(header)) return std::nullopt;
+  return header;
+}
+// "CRC32C" for "x-amz-checksum-crc32c".
+std::string AlgorithmOf(const std::string& header) {
+  return absl::AsciiStrToUpper(header.substr(sizeof kChecksumPrefix - 1));
+}
+// "ChecksumCRC32C", the XML element S3 names the value in.
+std::string ChecksumElement(const std::string& header) {
+  return absl::StrCat("Checksum", AlgorithmOf(header));
+}
+
+// The checksum of a multipart object, as S3 composes it: the checksum of
+// the parts' raw checksums one after another, in base64, and "-" and the
+// number of parts.
+absl::StatusOr<std::string> CompositeChecksum(const std::string& header,
+                                              const std::vector<std::string>& part_checksums) {
+  std::unique_ptr<PayloadChecksum> sum = PayloadChecksum::For(header);
+  if (!sum) return absl::InternalError(absl::StrCat("no checksum for ", header));
+  for (const std::string& part : part_checksums) {
+    std::string raw;
+    if (!absl::Base64Unescape(part, &raw)) {
+      return absl::InternalError("a part's stored checksum is not base64");
+    }
+    sum->Update(raw);
+  }
+  return absl::StrCat(sum->Finish(), "-", part_checksums.size());
+}
+
+// A body passed on as it is read, checksummed on the way (the copy of a
+// part, whose checksum no client sent).
+class ChecksummingReader final : public BodyReader {
+ public:
+  ChecksummingReader(BodyReader& inner, std::string header)
+      : inner_(inner), header_(std::move(header)), sum_(PayloadChecksum::For(header_)) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override {
+    absl::StatusOr<size_t> n = inner_.Read(buffer, size);
+    if (!n.ok() || sum_ == nullptr) return n;
+    if (*n > 0) {
+      sum_->Update(std::string_view(buffer, *n));
+    } else if (!value_) {
+      value_ = sum_->Finish();
+    }
+    return n;
+  }
+  std::optional<std::pair<std::string, std::string>> Checksum() const override {
+    if (!value_) return std::nullopt;
+    return std::make_pair(header_, *value_);
+  }
+
+ private:
+  BodyReader& inner_;
+  const std::string header_;
+  std::unique_ptr<PayloadChecksum> sum_;
+  std::optional<std::string> value_;
+};
 
 absl::Time TimeOf(const Timespec& t) {
   return absl::FromUnixSeconds(t.sec) + absl::Nanoseconds(t.nsec);
@@ -125,6 +197,7 @@ absl::Status S3Handler::LoadUploads() {
     upload.owner.uid = record.uid;
     upload.owner.gid = record.gid;
     upload.initiated = TimeOf(record.initiated);
+    upload.checksum_header = record.checksum_header;
     loaded.emplace(id, std::move(upload));
     // Never more than kMaxUploads are begun; a namespace holding more
     // (written by another build) is indexed no further.
@@ -197,6 +270,20 @@ absl::StatusOr<S3Response> S3Handler::CreateMultipartUpload(const S3Request& req
   for (const auto& [name, value] : request.headers) {
     if (IsStoredHeader(name)) record.headers.emplace_back(name, value);
   }
+  if (std::string algorithm = HeaderOr(request, "x-amz-checksum-algorithm"); !algorithm.empty()) {
+    std::optional<std::string> header = ChecksumHeaderOf(algorithm);
+    if (!header) {
+      return S3Error(S3ErrorCode::kInvalidRequest,
+                     absl::StrCat("x-amz-checksum-algorithm ", algorithm,
+                                  " is not one this server computes"));
+    }
+    record.checksum_header = *header;
+  }
+  if (std::string type = absl::AsciiStrToUpper(HeaderOr(request, "x-amz-checksum-type"));
+      !type.empty() && type != "COMPOSITE") {
+    return S3Error(S3ErrorCode::kInvalidRequest,
+                   "only COMPOSITE checksums of multipart uploads are served");
+  }
   AbortExpiredUploads();
   std::string id = NewUploadId();
   {
@@ -213,6 +300,7 @@ absl::StatusOr<S3Response> S3Handler::CreateMultipartUpload(const S3Request& req
     upload.owner.secret_key.clear();
     upload.owner.buckets.clear();
     upload.initiated = initiated;
+    upload.checksum_header = record.checksum_header;
     upload.ending = true;  // unusable until its record is durable
     uploads_.emplace(id, std::move(upload));
   }
@@ -232,6 +320,10 @@ absl::StatusOr<S3Response> S3Handler::CreateMultipartUpload(const S3Request& req
                                XmlEscape(request.key), "</Key><UploadId>", id,
                                "</UploadId></InitiateMultipartUploadResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
+  if (!record.checksum_header.empty()) {
+    response.headers.emplace_back("x-amz-checksum-algorithm", AlgorithmOf(record.checksum_header));
+    response.headers.emplace_back("x-amz-checksum-type", "COMPOSITE");
+  }
   return response;
 }
 
@@ -246,10 +338,12 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
   const std::string id = QueryValue(request, "uploadId");
   const bool copy = request.headers.count("x-amz-copy-source") > 0;
   uint64_t begun = 0;
+  std::string checksum_header;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
     if (!upload.ok()) return upload.status();
+    checksum_header = (*upload)->checksum_header;
     begun = ++part_uploads_begun_;
     part_slots_[{id, number}].in_flight++;
   }
@@ -265,6 +359,17 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
     }
   } in_flight{*this, {id, number}};
 
+  if (!checksum_header.empty() && !copy) {
+    // Checked before the body is read, and again once it was.
+    const bool sent = request.headers.count(checksum_header) > 0 ||
+                      absl::AsciiStrToLower(HeaderOr(request, "x-amz-trailer")) == checksum_header;
+    if (!sent) {
+      return S3Error(S3ErrorCode::kInvalidRequest,
+                     absl::StrCat("the upload was begun with x-amz-checksum-algorithm ",
+                                  AlgorithmOf(checksum_header), ": each part must carry ",
+                                  checksum_header, " (as a header or a trailer)"));
+    }
+  }
   std::optional<InodeAttr> source;
   uint64_t first = 0, end = 0;
   if (copy) {
@@ -304,13 +409,20 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
   } unkept{fs_, file->ino};
 
   absl::StatusOr<std::string> md5_hex;
+  std::optional<std::pair<std::string, std::string>> checksum;
   if (copy) {
     if (absl::Status s = fs_.Open(source->ino, O_RDONLY); !s.ok()) return s;
     OpenFile open(fs_, source->ino);
     FileBodyReader body(fs_, source->ino, first, end);
     S3Request plain = request;
     plain.headers.erase("content-md5");
-    md5_hex = StreamBody(file->ino, plain, body, end - first);
+    if (checksum_header.empty()) {
+      md5_hex = StreamBody(file->ino, plain, body, end - first);
+    } else {
+      ChecksummingReader summed(body, checksum_header);
+      md5_hex = StreamBody(file->ino, plain, summed, end - first);
+      checksum = summed.Checksum();
+    }
   } else {
     uint64_t expected = UINT64_MAX;
     std::string length = HeaderOr(request, "x-amz-decoded-content-length",
@@ -319,10 +431,16 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
       return S3Error(S3ErrorCode::kInvalidArgument, "Content-Length is not a number");
     }
     md5_hex = StreamBody(file->ino, request, *request.body, expected);
+    if (md5_hex.ok()) checksum = request.body->Checksum();
   }
   // StreamBody stored the part in blobs and committed them: Complete
   // shares only blobs that exist.
   if (!md5_hex.ok()) return md5_hex.status();
+  if (!checksum_header.empty() && (!checksum || checksum->first != checksum_header)) {
+    return S3Error(S3ErrorCode::kInvalidRequest,
+                   absl::StrCat("the part carried no ", checksum_header,
+                                ", which its upload was begun with"));
+  }
   absl::StatusOr<InodeAttr> attr = fs_.GetAttr(file->ino);
   if (!attr.ok()) return attr.status();
 
@@ -331,6 +449,7 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
   part.ino = file->ino;
   part.size = attr->size;
   part.etag = *md5_hex;
+  if (!checksum_header.empty()) part.checksum = checksum->second;
   part.modified = TimespecOf(absl::Now());
   {
     absl::MutexLock lock(&uploads_mu_);
@@ -354,12 +473,19 @@ absl::StatusOr<S3Response> S3Handler::UploadPart(const S3Request& request,
 
   S3Response response;
   if (copy) {
+    std::string sum;
+    if (checksum) {
+      const std::string element = ChecksumElement(checksum->first);
+      sum = absl::StrCat("<", element, ">", checksum->second, "</", element, ">");
+    }
     response.body = absl::StrCat(kXmlHeader, "<CopyPartResult xmlns=\"", kXmlns, "\"><ETag>",
                                  XmlEscape(Quoted(*md5_hex)), "</ETag><LastModified>",
-                                 IsoTime(absl::Now()), "</LastModified></CopyPartResult>");
+                                 IsoTime(absl::Now()), "</LastModified>", sum,
+                                 "</CopyPartResult>");
     response.headers.emplace_back("Content-Type", "application/xml");
   } else {
     response.headers.emplace_back("ETag", Quoted(*md5_hex));
+    if (checksum) response.headers.emplace_back(checksum->first, checksum->second);
   }
   return response;
 }
@@ -372,6 +498,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
   if (!wanted.ok()) return wanted.status();
   const std::string id = QueryValue(request, "uploadId");
 
+  std::string checksum_header;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
@@ -389,6 +516,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
       return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed or aborted");
     }
     (*upload)->ending = true;
+    checksum_header = (*upload)->checksum_header;
   }
   // Until the commit, a failure leaves the upload as it was: completable.
   bool ended = false;
@@ -420,7 +548,9 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
 
   std::vector<InodeId> inos;
   std::vector<uint64_t> part_sizes;
+  std::vector<std::string> part_checksums;
   Md5 etag_md5;
+  const std::string element = checksum_header.empty() ? "" : ChecksumElement(checksum_header);
   int previous = 0;
   for (size_t i = 0; i < wanted->size(); ++i) {
     const WantedPart& want = (*wanted)[i];
@@ -435,6 +565,19 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
                      absl::StrCat("part ", want.number,
                                   " was not uploaded, or was uploaded again with another ETag"));
     }
+    for (const auto& [name, value] : want.checksums) {
+      if (name != element) {
+        return S3Error(S3ErrorCode::kInvalidRequest,
+                       absl::StrCat("<", name, "> of part ", want.number, ": the upload was ",
+                                    element.empty() ? "begun without a checksum algorithm"
+                                                    : absl::StrCat("begun with ", element)));
+      }
+      if (value != part->second.checksum) {
+        return S3Error(S3ErrorCode::kInvalidPart,
+                       absl::StrCat("part ", want.number, "'s ", name, " is ",
+                                    part->second.checksum, ", not ", value));
+      }
+    }
     if (i + 1 < wanted->size() && part->second.size < options_.min_part_bytes) {
       return S3Error(S3ErrorCode::kEntityTooSmall,
                      absl::StrCat("part ", want.number, " holds ", part->second.size,
@@ -444,9 +587,15 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
     etag_md5.Update(absl::HexStringToBytes(part->second.etag));
     inos.push_back(part->second.ino);
     part_sizes.push_back(part->second.size);
+    part_checksums.push_back(part->second.checksum);
   }
-  Completed done{request.bucket, request.key, ""};
+  Completed done{request.bucket, request.key, "", std::nullopt};
   done.etag = absl::StrCat(absl::BytesToHexString(etag_md5.Finish()), "-", wanted->size());
+  if (!checksum_header.empty()) {
+    absl::StatusOr<std::string> composite = CompositeChecksum(checksum_header, part_checksums);
+    if (!composite.ok()) return composite.status();
+    done.checksum = std::make_pair(checksum_header, *composite);
+  }
 
   // The object's metadata is what the initiation carried.
   S3Request object = request;
@@ -471,6 +620,11 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
         absl::Status kept = fs_.SetXattr(ino, kPartsXattr, PartSizesStamp(part_sizes, *filled),
                                          XattrMode::kCreateOrReplace);
         if (!kept.ok()) return kept;
+        if (done.checksum) {
+          kept = fs_.SetXattr(ino, kChecksumXattr, ChecksumStamp(*done.checksum, *filled),
+                              XattrMode::kCreateOrReplace);
+          if (!kept.ok()) return kept;
+        }
         return done.etag;
       },
       id);
@@ -488,12 +642,18 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
 }
 
 S3Response S3Handler::CompletionAnswer(const S3Request& request, const Completed& done) {
+  std::string sum;
+  if (done.checksum) {
+    const std::string element = ChecksumElement(done.checksum->first);
+    sum = absl::StrCat("<", element, ">", done.checksum->second, "</", element,
+                       "><ChecksumType>COMPOSITE</ChecksumType>");
+  }
   S3Response response;
   response.body = absl::StrCat(
       kXmlHeader, "<CompleteMultipartUploadResult xmlns=\"", kXmlns, "\"><Location>/",
       XmlEscape(request.bucket), "/", XmlEscape(request.key), "</Location><Bucket>",
       XmlEscape(request.bucket), "</Bucket><Key>", XmlEscape(request.key), "</Key><ETag>",
-      XmlEscape(Quoted(done.etag)), "</ETag></CompleteMultipartUploadResult>");
+      XmlEscape(Quoted(done.etag)), "</ETag>", sum, "</CompleteMultipartUploadResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }
@@ -556,20 +716,32 @@ absl::StatusOr<S3Response> S3Handler::ListParts(const S3Request& request) {
           truncated = true;
           return false;
         }
+        std::string sum;
+        if (!upload.checksum_header.empty() && !part.checksum.empty()) {
+          const std::string element = ChecksumElement(upload.checksum_header);
+          sum = absl::StrCat("<", element, ">", part.checksum, "</", element, ">");
+        }
         absl::StrAppend(&parts, "<Part><PartNumber>", part.number, "</PartNumber><LastModified>",
                         IsoTime(TimeOf(part.modified)), "</LastModified><ETag>",
-                        XmlEscape(Quoted(part.etag)), "</ETag><Size>", part.size, "</Size></Part>");
+                        XmlEscape(Quoted(part.etag)), "</ETag><Size>", part.size, "</Size>", sum,
+                        "</Part>");
         last = static_cast<int>(part.number);
         ++listed;
         return true;
       });
   if (!scanned.ok()) return scanned;
+  std::string algorithm;
+  if (!upload.checksum_header.empty()) {
+    algorithm = absl::StrCat("<ChecksumAlgorithm>", AlgorithmOf(upload.checksum_header),
+                             "</ChecksumAlgorithm><ChecksumType>COMPOSITE</ChecksumType>");
+  }
   S3Response response;
   response.body = absl::StrCat(
       kXmlHeader, "<ListPartsResult xmlns=\"", kXmlns, "\"><Bucket>", XmlEscape(request.bucket),
       "</Bucket><Key>", XmlEscape(request.key), "</Key><UploadId>", XmlEscape(id),
       "</UploadId><Initiator>", OwnerXml(upload.owner), "</Initiator><Owner>",
-      OwnerXml(upload.owner), "</Owner><StorageClass>STANDARD</StorageClass><PartNumberMarker>", marker, "</PartNumberMarker><NextPartNumberMarker>", last,
+      OwnerXml(upload.owner), "</Owner><StorageClass>STANDARD</StorageClass>", algorithm,
+      "<PartNumberMarker>", marker, "</PartNumberMarker><NextPartNumberMarker>", last,
       "</NextPartNumberMarker><MaxParts>", max_parts, "</MaxParts><IsTruncated>",
       truncated ? "true" : "false", "</IsTruncated>", parts, "</ListPartsResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
@@ -593,11 +765,16 @@ absl::StatusOr<S3Response> S3Handler::ListMultipartUploads(const S3Request& requ
     if (found.size() > 1000) found.resize(1000);
     for (const auto& [key, id] : found) {
       const Upload& upload = uploads_.at(id);
+      std::string algorithm;
+      if (!upload.checksum_header.empty()) {
+        algorithm = absl::StrCat("<ChecksumAlgorithm>", AlgorithmOf(upload.checksum_header),
+                                 "</ChecksumAlgorithm>");
+      }
       absl::StrAppend(&entries, "<Upload><Key>", XmlEscape(key), "</Key><UploadId>", id,
                       "</UploadId><Initiator>", OwnerXml(upload.owner), "</Initiator><Owner>",
                       OwnerXml(upload.owner),
                       "</Owner><StorageClass>STANDARD</StorageClass><Initiated>",
-                      IsoTime(upload.initiated), "</Initiated></Upload>");
+                      IsoTime(upload.initiated), "</Initiated>", algorithm, "</Upload>");
     }
   }
   S3Response response;

@@ -1265,6 +1265,68 @@ TEST_F(S3HandlerTest, AChecksumSentWithAPutIsReturnedWhileTheObjectIsUnchanged) 
   EXPECT_EQ(after.headers.count("x-amz-checksum-crc32"), 0u);
 }
 
+// CRC32 of 5 MiB of 'a' is r/zBbw==, of "hello world" DUoRhQ==; the
+// upload's is CRC32 of the two raw CRCs one after the other (AWS's
+// composite checksum), NSvTHQ==, and "-2" for its two parts.
+TEST_F(S3HandlerTest, AMultipartUploadWithAChecksumAlgorithmGetsTheCompositeChecksum) {
+  EXPECT_EQ(Call("POST", "media", "k", "", {{"x-amz-checksum-algorithm", "MD4"}}, Root(),
+                 {{"uploads", ""}}).code,
+            "InvalidRequest");
+  Answer begun = Call("POST", "media", "k", "", {{"x-amz-checksum-algorithm", "CRC32"}}, Root(),
+                      {{"uploads", ""}});
+  ASSERT_EQ(begun.status, 200) << begun.body;
+  EXPECT_EQ(begun.headers["x-amz-checksum-algorithm"], "CRC32");
+  const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+  const std::map<std::string, std::string> part1 = {{"partNumber", "1"}, {"uploadId", id}};
+  const std::map<std::string, std::string> part2 = {{"partNumber", "2"}, {"uploadId", id}};
+  // Each part must carry the upload's checksum.
+  EXPECT_EQ(Call("PUT", "media", "k", "hello world", {}, Root(), part2).code, "InvalidRequest");
+  ChecksummedBody other("hello world", {"x-amz-checksum-sha1", "Kq5sNclPz7QV2+lfQIuc6R7oRu0="});
+  EXPECT_EQ(Call("PUT", "media", "k", "", {{"x-amz-checksum-sha1", "x"}}, Root(), part2, &other)
+                .code,
+            "InvalidRequest");
+  ChecksummedBody first(std::string(5 << 20, 'a'), {"x-amz-checksum-crc32", "r/zBbw=="});
+  Answer put1 = Call("PUT", "media", "k", "", {{"x-amz-checksum-crc32", "r/zBbw=="}}, Root(),
+                     part1, &first);
+  ASSERT_EQ(put1.status, 200) << put1.body;
+  EXPECT_EQ(put1.headers["x-amz-checksum-crc32"], "r/zBbw==");
+  // Part 2 copied from an object: the server computes its checksum.
+  ASSERT_EQ(Call("PUT", "media", "hello", "hello world").status, 200);
+  Answer put2 = Call("PUT", "media", "k", "", {{"x-amz-copy-source", "media/hello"}}, Root(),
+                     part2);
+  ASSERT_EQ(put2.status, 200) << put2.body;
+  EXPECT_EQ(Between(put2.body, "<ChecksumCRC32>", "</ChecksumCRC32>"),
+            std::vector<std::string>{"DUoRhQ=="});
+
+  Answer parts = Call("GET", "media", "k", "", {}, Root(), {{"uploadId", id}});
+  EXPECT_EQ(Between(parts.body, "<ChecksumCRC32>", "</ChecksumCRC32>"),
+            (std::vector<std::string>{"r/zBbw==", "DUoRhQ=="}));
+  EXPECT_EQ(Between(parts.body, "<ChecksumAlgorithm>", "</ChecksumAlgorithm>"),
+            std::vector<std::string>{"CRC32"});
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());  // the checksums are kept
+
+  const std::string e1 = put1.headers["ETag"];
+  const std::string e2 = absl::StrReplaceAll(Between(put2.body, "<ETag>", "</ETag>").at(0),
+                                             {{"&quot;", "\""}});
+  auto completion = [&](const std::string& sum2) {
+    return absl::StrCat("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>", e1,
+                        "</ETag><ChecksumCRC32>r/zBbw==</ChecksumCRC32></Part><Part><PartNumber>2"
+                        "</PartNumber><ETag>", e2, "</ETag><ChecksumCRC32>", sum2,
+                        "</ChecksumCRC32></Part></CompleteMultipartUpload>");
+  };
+  EXPECT_EQ(Call("POST", "media", "k", completion("AAAAAA=="), {}, Root(), {{"uploadId", id}})
+                .code,
+            "InvalidPart");
+  Answer done = Call("POST", "media", "k", completion("DUoRhQ=="), {}, Root(), {{"uploadId", id}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  EXPECT_EQ(Between(done.body, "<ChecksumCRC32>", "</ChecksumCRC32>"),
+            std::vector<std::string>{"NSvTHQ==-2"});
+  Answer head = Call("HEAD", "media", "k", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers["x-amz-checksum-crc32"], "NSvTHQ==-2");
+  EXPECT_EQ(Call("HEAD", "media", "k").headers.count("x-amz-checksum-crc32"), 0u);
+  EXPECT_TRUE(Call("GET", "media", "k").body == std::string(5 << 20, 'a') + "hello world");
+}
+
 TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {
   absl::StatusOr<InodeAttr> root = fs().GetAttr(kRootInode);
   NewNode dir;

@@ -342,6 +342,37 @@ TEST_F(S3FrontendTest, AnUploadAbortedAfterARestartFreesItsSpace) {
   ASSERT_NO_FATAL_FAILURE(Mount());
 }
 
+// boto3 asks for SHA-256 part checksums; the object's is AWS's composite:
+// SHA-256 of the parts' raw SHA-256s, and "-" and the part count.
+TEST_F(S3FrontendTest, Boto3MultipartChecksumsComposeAsAwsDoes) {
+  ASSERT_EQ(Run("mkdir " + QP("parts")).exit_code, 0);
+  CommandResult run = Boto3(
+      "import base64, hashlib\n"
+      "parts = [b'a' * (5 << 20), b'b' * 1000]\n"
+      "id = s3.create_multipart_upload(Bucket='parts', Key='sum', ChecksumAlgorithm='SHA256')"
+      "['UploadId']\n"
+      "done = []\n"
+      "for n, body in enumerate(parts, 1):\n"
+      "    r = s3.upload_part(Bucket='parts', Key='sum', UploadId=id, PartNumber=n, Body=body, "
+      "ChecksumAlgorithm='SHA256')\n"
+      "    want = base64.b64encode(hashlib.sha256(body).digest()).decode()\n"
+      "    assert r['ChecksumSHA256'] == want, (r, want)\n"
+      "    done.append({'PartNumber': n, 'ETag': r['ETag'], 'ChecksumSHA256': want})\n"
+      "listed = s3.list_parts(Bucket='parts', Key='sum', UploadId=id)['Parts']\n"
+      "assert [p['ChecksumSHA256'] for p in listed] == [d['ChecksumSHA256'] for d in done]\n"
+      "raw = b''.join(base64.b64decode(d['ChecksumSHA256']) for d in done)\n"
+      "composite = base64.b64encode(hashlib.sha256(raw).digest()).decode() + '-2'\n"
+      "r = s3.complete_multipart_upload(Bucket='parts', Key='sum', UploadId=id, "
+      "MultipartUpload={'Parts': done})\n"
+      "assert r['ChecksumSHA256'] == composite, (r, composite)\n"
+      "h = s3.head_object(Bucket='parts', Key='sum', ChecksumMode='ENABLED')\n"
+      "assert h['ChecksumSHA256'] == composite, (h, composite)\n"
+      "assert open('" + P("parts/sum") + "', 'rb').read() == b''.join(parts)\n"
+      "print(composite)\n");
+  ASSERT_EQ(run.exit_code, 0) << Brief(run);
+  EXPECT_NE(run.output.find("-2\n"), std::string::npos) << run.output;
+}
+
 TEST_F(S3FrontendTest, S3cmdAndRcloneWorkAgainstTheEndpoint) {
   ASSERT_EQ(Run("mkdir -p " + Quote(work_dir_ + "/tree/a") + " && echo one > " +
                 Quote(work_dir_ + "/tree/a/one") + " && head -c 3000000 /dev/urandom > " +

@@ -210,6 +210,8 @@ absl::Status S3Handler::LoadUploads() {
 }
 
 void S3Handler::AbortExpiredUploads() {
+  // A read-only volume changes nothing; its next read-write start sweeps.
+  if (fs_.read_only()) return;
   const absl::Time now = absl::Now();
   std::vector<std::string> expired;
   {

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/base/crc32c.h"
+#include "backend/base/crc64nvme.h"
 #include "backend/s3/sigv4.h"
 #include "frontend/s3_error.h"
 
@@ -255,6 +256,12 @@ std::string BigEndianBase64(uint32_t value) {
   const unsigned char bytes[4] = {
       static_cast<unsigned char>(value >> 24), static_cast<unsigned char>(value >> 16),
       static_cast<unsigned char>(value >> 8), static_cast<unsigned char>(value)};
+  return Base64(bytes, sizeof(bytes));
+}
+
+std::string BigEndianBase64(uint64_t value) {
+  unsigned char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(value >> (56 - 8 * i));
   return Base64(bytes, sizeof(bytes));
 }
 
@@ -921,7 +928,7 @@ absl::StatusOr<Authenticated> Authenticate(const SignedRequest& request, KeysFil
 
 namespace {
 
-enum class ChecksumAlgorithm { kNone, kCrc32, kCrc32c, kSha1, kSha256 };
+enum class ChecksumAlgorithm { kNone, kCrc32, kCrc32c, kCrc64Nvme, kSha1, kSha256 };
 
 // The running checksum of the decoded data that the trailer will claim.
 class RunningChecksum {
@@ -947,6 +954,9 @@ class RunningChecksum {
       case ChecksumAlgorithm::kCrc32c:
         crc_ = Crc32cExtend(crc_, data);
         break;
+      case ChecksumAlgorithm::kCrc64Nvme:
+        crc64_ = Crc64NvmeExtend(crc64_, data);
+        break;
       case ChecksumAlgorithm::kSha1:
       case ChecksumAlgorithm::kSha256:
         EVP_DigestUpdate(digest_.get(), data.data(), data.size());
@@ -961,6 +971,8 @@ class RunningChecksum {
       case ChecksumAlgorithm::kCrc32:
       case ChecksumAlgorithm::kCrc32c:
         return BigEndianBase64(crc_);
+      case ChecksumAlgorithm::kCrc64Nvme:
+        return BigEndianBase64(crc64_);
       case ChecksumAlgorithm::kSha1:
       case ChecksumAlgorithm::kSha256: {
         std::string digest = FinishDigest(digest_.get());
@@ -973,12 +985,14 @@ class RunningChecksum {
  private:
   ChecksumAlgorithm algorithm_ = ChecksumAlgorithm::kNone;
   uint32_t crc_ = 0;
+  uint64_t crc64_ = 0;
   DigestContext digest_;
 };
 
 std::optional<ChecksumAlgorithm> ChecksumAlgorithmOf(std::string_view trailer) {
   if (trailer == "x-amz-checksum-crc32") return ChecksumAlgorithm::kCrc32;
   if (trailer == "x-amz-checksum-crc32c") return ChecksumAlgorithm::kCrc32c;
+  if (trailer == "x-amz-checksum-crc64nvme") return ChecksumAlgorithm::kCrc64Nvme;
   if (trailer == "x-amz-checksum-sha1") return ChecksumAlgorithm::kSha1;
   if (trailer == "x-amz-checksum-sha256") return ChecksumAlgorithm::kSha256;
   return std::nullopt;
@@ -1301,7 +1315,7 @@ AwsChunkedDecoder::AwsChunkedDecoder(const Authenticated& auth, std::string trai
       state.error = S3Error(S3ErrorCode::kInvalidRequest,
                             Cat("x-amz-trailer names ", lower,
                                 ", which this server does not verify: use "
-                                "x-amz-checksum-crc32, -crc32c, -sha1 or -sha256"));
+                                "x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1 or -sha256"));
       return;
     }
     state.announced_trailers.push_back(std::move(lower));

@@ -102,13 +102,13 @@ struct Authenticated {
 absl::StatusOr<Authenticated> Authenticate(const SignedRequest& request, KeysFile& keys,
                                            std::string_view region, absl::Time now);
 
-// A running x-amz-checksum-* value of a body (CRC32, CRC32C, SHA-1 or
-// SHA-256), finished as S3 writes it: base64 of the big-endian CRC or of
-// the digest.
+// A running x-amz-checksum-* value of a body (CRC32, CRC32C, CRC64NVME,
+// SHA-1 or SHA-256), finished as S3 writes it: base64 of the big-endian
+// CRC or of the digest.
 class PayloadChecksum {
  public:
   // For a header name in lower case ("x-amz-checksum-crc32c"); null if it
-  // names none of the four.
+  // names none of the five.
   static std::unique_ptr<PayloadChecksum> For(std::string_view header);
   virtual ~PayloadChecksum() = default;
   virtual void Update(std::string_view data) = 0;
@@ -118,9 +118,9 @@ class PayloadChecksum {
 // Decodes an aws-chunked body ("SIZE[;chunk-signature=SIG]\r\nDATA\r\n" ...
 // "0[;chunk-signature=SIG]\r\n" [trailers "\r\n"] "\r\n"), checking each
 // chunk's signature when the kind signs chunks, and at the end the trailing
-// checksum header (x-amz-checksum-crc32, -crc32c, -sha1, -sha256 named by
-// x-amz-trailer) against the decoded data, and the trailer's signature for
-// kStreamingSignedTrailer. Memory is bounded: at most one chunk header and
+// checksum header (x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1 or
+// -sha256, named by x-amz-trailer) against the decoded data, and the
+// trailer's signature for kStreamingSignedTrailer. Memory is bounded: at most one chunk header and
 // the trailer are buffered, never a whole chunk.
 class AwsChunkedDecoder {
  public:

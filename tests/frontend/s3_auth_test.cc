@@ -535,6 +535,7 @@ TEST_F(S3AuthTest, AnUnsignedTrailerChecksumIsVerified) {
   const TrailerCase cases[] = {
       {"x-amz-checksum-crc32", "DUoRhQ=="},
       {"x-amz-checksum-crc32c", "yZRlqg=="},
+      {"x-amz-checksum-crc64nvme", "jSnVw/bqjr4="},
       {"x-amz-checksum-sha1", "Kq5sNclPz7QV2+lfQIuc6R7oRu0="},
       {"x-amz-checksum-sha256", "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="},
   };
@@ -558,6 +559,29 @@ TEST_F(S3AuthTest, AnUnsignedTrailerChecksumIsVerified) {
     EXPECT_EQ(CodeOf(status), "BadDigest") << c.name;
     EXPECT_EQ(CodeOf(bad_decoder.Finish()), "BadDigest") << c.name;
   }
+}
+
+// A header checksum is computed over the body as it streams, in pieces.
+TEST(PayloadChecksumTest, ComputesEachAlgorithmInPieces) {
+  const TrailerCase cases[] = {
+      {"x-amz-checksum-crc32", "DUoRhQ=="},
+      {"x-amz-checksum-crc32c", "yZRlqg=="},
+      {"x-amz-checksum-crc64nvme", "jSnVw/bqjr4="},
+      {"x-amz-checksum-sha1", "Kq5sNclPz7QV2+lfQIuc6R7oRu0="},
+      {"x-amz-checksum-sha256", "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="},
+  };
+  for (const TrailerCase& c : cases) {
+    std::unique_ptr<PayloadChecksum> checksum = PayloadChecksum::For(c.name);
+    ASSERT_NE(checksum, nullptr) << c.name;
+    checksum->Update("hello");
+    checksum->Update(" world");
+    EXPECT_EQ(checksum->Finish(), c.good) << c.name;
+  }
+  // CRC-64/NVME's check value, as S3 writes it (big-endian, base64).
+  std::unique_ptr<PayloadChecksum> crc64 = PayloadChecksum::For("x-amz-checksum-crc64nvme");
+  crc64->Update("123456789");
+  EXPECT_EQ(crc64->Finish(), "rosUhgp5mIg=");
+  EXPECT_EQ(PayloadChecksum::For("x-amz-checksum-md5"), nullptr);
 }
 
 TEST_F(S3AuthTest, AnAnnouncedTrailerThatDoesNotComeIsInvalid) {

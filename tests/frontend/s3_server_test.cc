@@ -190,9 +190,21 @@ TEST_F(S3ServerTest, AChecksumHeaderIsCheckedAgainstTheBody) {
       port_, Signed("PUT", "/bucket/bad", "hello world", true, "secret-of-the-test",
                     {{"x-amz-checksum-crc32c", "DUoRhQ=="}}));
   EXPECT_THAT(*bad, HasSubstr("<Code>BadDigest</Code>"));
+  // CRC64NVME of "hello world" is 0x8d29d5c3f6ea8ebe.
+  std::optional<std::string> good64 = LoopbackExchange(
+      port_, Signed("PUT", "/bucket/ok64", "hello world", true, "secret-of-the-test",
+                    {{"x-amz-checksum-crc64nvme", "jSnVw/bqjr4="}}));
+  EXPECT_THAT(*good64, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(*good64, HasSubstr("x-amz-checksum-crc64nvme: jSnVw/bqjr4="));
+  std::optional<std::string> bad64 = LoopbackExchange(
+      port_, Signed("PUT", "/bucket/bad64", "hello world!", true, "secret-of-the-test",
+                    {{"x-amz-checksum-crc64nvme", "jSnVw/bqjr4="}}));
+  EXPECT_THAT(*bad64, HasSubstr("<Code>BadDigest</Code>"));
   absl::StatusOr<InodeAttr> bucket = mounted_->fs().Find(kRootInode, "bucket");
   EXPECT_TRUE(mounted_->fs().Find(bucket->ino, "ok").ok());
   EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "bad").ok());
+  EXPECT_TRUE(mounted_->fs().Find(bucket->ino, "ok64").ok());
+  EXPECT_FALSE(mounted_->fs().Find(bucket->ino, "bad64").ok());
 }
 
 TEST_F(S3ServerTest, ASilentConnectionIsClosedAfterTheIdleTimeout) {

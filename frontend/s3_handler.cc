@@ -503,14 +503,22 @@ absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeA
                                 " bytes in one PUT"));
   }
   std::optional<std::pair<std::string, std::string>> checksum;
+  // As AWS does since 2025, an object uploaded without a checksum gets a
+  // CRC64NVME of its bytes, computed as they stream (at memory speed,
+  // beside the MD5 the ETag needs), so that clients can check what they
+  // download.
+  std::optional<ChecksummingBody> with_default;
+  if (!SendsChecksum(request)) with_default.emplace(*request.body, kDefaultChecksumHeader);
+  BodyReader& body = with_default ? *with_default : *request.body;
   absl::StatusOr<Written> written = WriteObject(
       request, bucket, request.key, request.body,
       [&](InodeId ino) -> absl::StatusOr<std::string> {
-        absl::StatusOr<std::string> md5_hex = StreamBody(ino, request, *request.body, expected);
+        absl::StatusOr<std::string> md5_hex = StreamBody(ino, request, body, expected);
         if (!md5_hex.ok()) return md5_hex;
         // The checksum the client sent (and the body matched) is kept, to
         // be returned on reads that ask for it.
-        checksum = request.body->Checksum();
+        checksum = body.Checksum();
+        if (!checksum && with_default) checksum = with_default->Computed();
         if (checksum) {
           absl::StatusOr<InodeAttr> attr = fs_.GetAttr(ino);
           if (!attr.ok()) return attr.status();
@@ -523,7 +531,10 @@ absl::StatusOr<S3Response> S3Handler::PutObject(const S3Request& request, InodeA
   if (!written.ok()) return written.status();
   S3Response response;
   response.headers.emplace_back("ETag", Quoted(written->etag));
-  if (checksum) response.headers.emplace_back(checksum->first, checksum->second);
+  if (checksum) {
+    response.headers.emplace_back(checksum->first, checksum->second);
+    response.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
+  }
   return response;
 }
 
@@ -786,6 +797,7 @@ absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeA
       absl::AsciiStrToUpper(HeaderOr(request, "x-amz-checksum-mode")) == "ENABLED") {
     if (std::optional<std::pair<std::string, std::string>> checksum = ChecksumOf(fs_, attr)) {
       response.headers.emplace_back(checksum->first, checksum->second);
+      response.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
     }
   }
   absl::StatusOr<std::string> type = fs_.GetXattr(attr.ino, kContentTypeXattr);

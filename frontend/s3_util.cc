@@ -364,6 +364,21 @@ std::optional<std::string> HeaderOfXattr(const std::string& xattr) {
   return std::nullopt;
 }
 
+bool SendsChecksum(const S3Request& request) {
+  for (const auto& [name, value] : request.headers) {
+    if (absl::StartsWith(name, "x-amz-checksum-") && PayloadChecksum::For(name)) return true;
+  }
+  auto trailer = request.headers.find("x-amz-trailer");
+  return trailer != request.headers.end() &&
+         absl::StrContains(absl::AsciiStrToLower(trailer->second), "x-amz-checksum-");
+}
+
+absl::StatusOr<size_t> ChecksummingBody::Read(char* buffer, size_t size) {
+  absl::StatusOr<size_t> n = inner_.Read(buffer, size);
+  if (n.ok() && *n > 0) checksum_->Update(std::string_view(buffer, *n));
+  return n;
+}
+
 std::string HeaderOr(const S3Request& request, const std::string& name,
                      const std::string& fallback) {
   auto it = request.headers.find(name);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,11 @@ std::string ChecksumStamp(const std::pair<std::string, std::string>& checksum,
                           const InodeAttr& attr);
 std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
                                                               const InodeAttr& attr);
+// What S3 computes for an object uploaded without a checksum.
+inline constexpr char kDefaultChecksumHeader[] = "x-amz-checksum-crc64nvme";
+// Whether the request sends a checksum of its body (a header, or a trailer
+// x-amz-trailer announces).
+bool SendsChecksum(const S3Request& request);
 
 // The sizes of a multipart upload's parts, kept with its object (for GET
 // ?partNumber=): "SIZE,SIZE,..." stamped as the ETag is.
@@ -148,6 +154,28 @@ class FileBodyReader final : public BodyReader {
   const InodeId ino_;
   uint64_t offset_;
   const uint64_t end_;
+};
+
+// Passes a body through, computing a checksum of what it reads: the one
+// S3 keeps for objects uploaded without a checksum, or the one a copy
+// asks for.
+class ChecksummingBody final : public BodyReader {
+ public:
+  // `header`: a name PayloadChecksum::For knows.
+  ChecksummingBody(BodyReader& inner, std::string header)
+      : inner_(inner), header_(std::move(header)), checksum_(PayloadChecksum::For(header_)) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t size) override;
+  // The inner body's: what the client sent.
+  std::optional<std::pair<std::string, std::string>> Checksum() const override {
+    return inner_.Checksum();
+  }
+  // The header and the value computed over what was read; once.
+  std::pair<std::string, std::string> Computed() { return {header_, checksum_->Finish()}; }
+
+ private:
+  BodyReader& inner_;
+  const std::string header_;
+  std::unique_ptr<PayloadChecksum> checksum_;
 };
 
 // Keeps a file open (opened by the caller, read-only) until destroyed.

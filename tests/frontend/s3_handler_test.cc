@@ -1349,5 +1349,32 @@ TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {
   EXPECT_FALSE(Path("scratch").ok());
 }
 
+// From a bit-at-a-time CRC-64/NVME.
+constexpr char kHelloCrc64[] = "jSnVw/bqjr4=";  // "hello world"
+
+TEST_F(S3HandlerTest, APutWithoutAChecksumGetsACrc64nvme) {
+  Answer put = Call("PUT", "media", "plain.txt", "hello world");
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.headers["x-amz-checksum-crc64nvme"], kHelloCrc64);
+  EXPECT_EQ(put.headers["x-amz-checksum-type"], "FULL_OBJECT");
+  Answer asked = Call("GET", "media", "plain.txt", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(asked.headers["x-amz-checksum-crc64nvme"], kHelloCrc64);
+  EXPECT_EQ(asked.headers["x-amz-checksum-type"], "FULL_OBJECT");
+  EXPECT_EQ(Call("HEAD", "media", "plain.txt").headers.count("x-amz-checksum-crc64nvme"), 0u);
+  // An empty object's CRC is 0.
+  Answer empty = Call("PUT", "media", "empty.txt", "");
+  EXPECT_EQ(empty.headers["x-amz-checksum-crc64nvme"], "AAAAAAAAAAA=");
+
+  // A client's own checksum is kept instead.
+  ChecksummedBody body("hello world", {"x-amz-checksum-crc32", "DUoRhQ=="});
+  Answer sent = Call("PUT", "media", "sent.txt", "", {{"x-amz-checksum-crc32", "DUoRhQ=="}},
+                     Root(), {}, &body);
+  EXPECT_EQ(sent.headers["x-amz-checksum-crc32"], "DUoRhQ==");
+  EXPECT_EQ(sent.headers.count("x-amz-checksum-crc64nvme"), 0u);
+  Answer head = Call("HEAD", "media", "sent.txt", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers["x-amz-checksum-crc32"], "DUoRhQ==");
+  EXPECT_EQ(head.headers.count("x-amz-checksum-crc64nvme"), 0u);
+}
+
 }  // namespace
 }  // namespace cairn::frontend

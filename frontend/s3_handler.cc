@@ -628,18 +628,61 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
     }
   }
   target.headers.erase("content-md5");
+  // The copy's checksum: the one the request names, computed over the
+  // bytes as they are copied; else the source's, which still holds for
+  // them if the source did not change meanwhile; else (the source has
+  // none, or changed) a CRC64NVME, as for a PUT without one.
+  std::string computed_header = kDefaultChecksumHeader;
+  const bool named = request.headers.count("x-amz-checksum-algorithm") > 0;
+  if (named) {
+    std::optional<std::string> header =
+        ChecksumHeaderOfAlgorithm(HeaderOr(request, "x-amz-checksum-algorithm"));
+    if (!header) {
+      return S3Error(S3ErrorCode::kInvalidRequest,
+                     "x-amz-checksum-algorithm must be CRC32, CRC32C, CRC64NVME, SHA1 or SHA256");
+    }
+    computed_header = *header;
+  }
+  const std::optional<std::pair<std::string, std::string>> source_checksum =
+      named ? std::nullopt : ChecksumOf(fs_, source_attr);
   if (absl::Status s = fs_.Open(source_attr.ino, O_RDONLY); !s.ok()) return s;
   OpenFile open(fs_, source_attr.ino);
-  FileBodyReader body(fs_, source_attr.ino, 0, source_attr.size);
+  FileBodyReader source_body(fs_, source_attr.ino, 0, source_attr.size);
+  ChecksummingBody body(source_body, computed_header);
+  std::optional<std::pair<std::string, std::string>> checksum;
   absl::StatusOr<Written> written =
-      WriteObject(target, bucket, request.key, nullptr, [&](InodeId ino) {
-        return StreamBody(ino, target, body, source_attr.size);
-      });
+      WriteObject(target, bucket, request.key, nullptr,
+                  [&](InodeId ino) -> absl::StatusOr<std::string> {
+                    absl::StatusOr<std::string> md5_hex =
+                        StreamBody(ino, target, body, source_attr.size);
+                    if (!md5_hex.ok()) return md5_hex;
+                    checksum = body.Computed();
+                    if (source_checksum) {
+                      absl::StatusOr<InodeAttr> now = fs_.GetAttr(source_attr.ino);
+                      if (now.ok() && ChecksumOf(fs_, *now) == source_checksum) {
+                        checksum = source_checksum;
+                      }
+                    }
+                    // Stamped with the copy's own size and mtime.
+                    absl::StatusOr<InodeAttr> attr = fs_.GetAttr(ino);
+                    if (!attr.ok()) return attr.status();
+                    absl::Status kept =
+                        fs_.SetXattr(ino, kChecksumXattr, ChecksumStamp(*checksum, *attr),
+                                     XattrMode::kCreateOrReplace);
+                    if (!kept.ok()) return kept;
+                    return md5_hex;
+                  });
   if (!written.ok()) return written.status();
   S3Response response;
   response.body = absl::StrCat(kXmlHeader, "<CopyObjectResult xmlns=\"", kXmlns, "\"><ETag>",
                                XmlEscape(Quoted(written->etag)), "</ETag><LastModified>",
-                               IsoDate(written->attr.mtime), "</LastModified></CopyObjectResult>");
+                               IsoDate(written->attr.mtime), "</LastModified>");
+  if (checksum) {
+    const std::string element = ChecksumElement(checksum->first);
+    absl::StrAppend(&response.body, "<", element, ">", XmlEscape(checksum->second), "</",
+                    element, "><ChecksumType>FULL_OBJECT</ChecksumType>");
+  }
+  absl::StrAppend(&response.body, "</CopyObjectResult>");
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }

@@ -364,6 +364,17 @@ std::optional<std::string> HeaderOfXattr(const std::string& xattr) {
   return std::nullopt;
 }
 
+std::optional<std::string> ChecksumHeaderOfAlgorithm(std::string_view algorithm) {
+  std::string header = absl::StrCat("x-amz-checksum-", absl::AsciiStrToLower(Absl(algorithm)));
+  if (!PayloadChecksum::For(header)) return std::nullopt;
+  return header;
+}
+
+std::string ChecksumElement(std::string_view header) {
+  std::string_view name = header.substr(std::min(header.size(), strlen("x-amz-checksum-")));
+  return absl::StrCat("Checksum", absl::AsciiStrToUpper(Absl(name)));
+}
+
 bool SendsChecksum(const S3Request& request) {
   for (const auto& [name, value] : request.headers) {
     if (absl::StartsWith(name, "x-amz-checksum-") && PayloadChecksum::For(name)) return true;

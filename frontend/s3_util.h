@@ -92,6 +92,12 @@ std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
                                                               const InodeAttr& attr);
 // What S3 computes for an object uploaded without a checksum.
 inline constexpr char kDefaultChecksumHeader[] = "x-amz-checksum-crc64nvme";
+// The x-amz-checksum-* header of an algorithm as requests name it
+// (x-amz-checksum-algorithm: "CRC64NVME", any case); nullopt for others.
+std::optional<std::string> ChecksumHeaderOfAlgorithm(std::string_view algorithm);
+// The element of a checksum in XML answers: "x-amz-checksum-crc32c" is
+// "ChecksumCRC32C".
+std::string ChecksumElement(std::string_view header);
 // Whether the request sends a checksum of its body (a header, or a trailer
 // x-amz-trailer announces).
 bool SendsChecksum(const S3Request& request);

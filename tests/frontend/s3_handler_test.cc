@@ -1349,8 +1349,9 @@ TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {
   EXPECT_FALSE(Path("scratch").ok());
 }
 
-// From a bit-at-a-time CRC-64/NVME.
+// Values from a bit-at-a-time CRC-64/NVME and from sha256sum.
 constexpr char kHelloCrc64[] = "jSnVw/bqjr4=";  // "hello world"
+constexpr char kHelloSha256[] = "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=";
 
 TEST_F(S3HandlerTest, APutWithoutAChecksumGetsACrc64nvme) {
   Answer put = Call("PUT", "media", "plain.txt", "hello world");
@@ -1374,6 +1375,61 @@ TEST_F(S3HandlerTest, APutWithoutAChecksumGetsACrc64nvme) {
   Answer head = Call("HEAD", "media", "sent.txt", "", {{"x-amz-checksum-mode", "ENABLED"}});
   EXPECT_EQ(head.headers["x-amz-checksum-crc32"], "DUoRhQ==");
   EXPECT_EQ(head.headers.count("x-amz-checksum-crc64nvme"), 0u);
+}
+
+TEST_F(S3HandlerTest, ACopyCarriesTheSourcesChecksumStampedForTheCopy) {
+  ChecksummedBody body("hello world", {"x-amz-checksum-sha256", kHelloSha256});
+  ASSERT_EQ(Call("PUT", "media", "source", "", {{"x-amz-checksum-sha256", kHelloSha256}}, Root(),
+                 {}, &body).status,
+            200);
+  Answer copy = Call("PUT", "media", "copy", "", {{"x-amz-copy-source", "media/source"}});
+  ASSERT_EQ(copy.status, 200) << copy.body;
+  EXPECT_THAT(copy.body, ::testing::HasSubstr(absl::StrCat(
+                             "<ChecksumSHA256>", kHelloSha256,
+                             "</ChecksumSHA256><ChecksumType>FULL_OBJECT</ChecksumType>")));
+  Answer head = Call("HEAD", "media", "copy", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers["x-amz-checksum-sha256"], kHelloSha256);
+  // The stamp is the copy's own: it holds after the source changes.
+  absl::StatusOr<InodeAttr> source = Path("media/source");
+  ASSERT_TRUE(fs().Open(source->ino, O_RDWR).ok());
+  ASSERT_TRUE(fs().Write(source->ino, 0, "J").ok());
+  SetAttrRequest times;
+  times.mtime = Timespec{source->mtime.sec + 1, 0};
+  ASSERT_TRUE(fs().SetAttr(source->ino, times).ok());
+  fs().Release(source->ino, O_RDWR);
+  head = Call("HEAD", "media", "copy", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers["x-amz-checksum-sha256"], kHelloSha256);
+
+  // The changed source has no checksum any more: its copy gets a CRC64NVME
+  // of the bytes it holds.
+  ASSERT_EQ(Call("PUT", "media", "copy2", "", {{"x-amz-copy-source", "media/source"}}).status,
+            200);
+  head = Call("HEAD", "media", "copy2", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers.count("x-amz-checksum-sha256"), 0u);
+  Answer jello = Call("PUT", "media", "jello", "Jello world");
+  EXPECT_EQ(head.headers["x-amz-checksum-crc64nvme"], jello.headers["x-amz-checksum-crc64nvme"]);
+  EXPECT_FALSE(head.headers["x-amz-checksum-crc64nvme"].empty());
+}
+
+TEST_F(S3HandlerTest, ACopyComputesTheChecksumTheRequestNames) {
+  ASSERT_EQ(Call("PUT", "media", "source", "hello world").status, 200);
+  Answer copy = Call(
+      "PUT", "media", "copy", "",
+      {{"x-amz-copy-source", "media/source"}, {"x-amz-checksum-algorithm", "SHA256"}});
+  ASSERT_EQ(copy.status, 200) << copy.body;
+  EXPECT_THAT(copy.body, ::testing::HasSubstr(absl::StrCat("<ChecksumSHA256>", kHelloSha256,
+                                                           "</ChecksumSHA256>")));
+  Answer head = Call("HEAD", "media", "copy", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(head.headers["x-amz-checksum-sha256"], kHelloSha256);
+  EXPECT_EQ(head.headers.count("x-amz-checksum-crc64nvme"), 0u);
+  copy = Call("PUT", "media", "copy64", "",
+              {{"x-amz-copy-source", "media/source"}, {"x-amz-checksum-algorithm", "crc64nvme"}});
+  EXPECT_THAT(copy.body, ::testing::HasSubstr(absl::StrCat("<ChecksumCRC64NVME>", kHelloCrc64,
+                                                           "</ChecksumCRC64NVME>")));
+  EXPECT_EQ(Call("PUT", "media", "bad", "",
+                 {{"x-amz-copy-source", "media/source"}, {"x-amz-checksum-algorithm", "MD5"}})
+                .code,
+            "InvalidRequest");
 }
 
 }  // namespace

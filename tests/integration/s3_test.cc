@@ -208,6 +208,48 @@ TEST_F(S3FrontendTest, TheNewestBoto3UploadsWithTrailingChecksums) {
   EXPECT_EQ(same.exit_code, 0) << Brief(same);
 }
 
+// The CRC64NVME a PUT without a checksum gets, as boto3 reads it, and
+// the checksums of copies.
+TEST_F(S3FrontendTest, Boto3ReadsTheCrc64nvmeOfAPutAndTheChecksumsOfCopies) {
+  CommandResult run = Boto3(
+      "import base64, hashlib\n"
+      "def crc64nvme(data):\n"
+      "    crc = (1 << 64) - 1\n"
+      "    for byte in data:\n"
+      "        crc ^= byte\n"
+      "        for _ in range(8):\n"
+      "            crc = (crc >> 1) ^ 0x9A6C9329AC4BC9B5 if crc & 1 else crc >> 1\n"
+      "    crc ^= (1 << 64) - 1\n"
+      "    return base64.b64encode(crc.to_bytes(8, 'big')).decode()\n"
+      "def headers(answer):\n"
+      "    return answer['ResponseMetadata']['HTTPHeaders']\n"
+      "body = bytes(range(256)) * 64\n"
+      "want = crc64nvme(body)\n"
+      "s3.create_bucket(Bucket='sums')\n"
+      "put = s3.put_object(Bucket='sums', Key='a', Body=body)\n"
+      "assert headers(put)['x-amz-checksum-crc64nvme'] == want, headers(put)\n"
+      "got = s3.get_object(Bucket='sums', Key='a', ChecksumMode='ENABLED')\n"
+      "assert got['Body'].read() == body\n"
+      "assert headers(got)['x-amz-checksum-crc64nvme'] == want, headers(got)\n"
+      "assert headers(got)['x-amz-checksum-type'] == 'FULL_OBJECT', headers(got)\n"
+      "s3.copy_object(Bucket='sums', Key='b', CopySource='sums/a')\n"
+      "head = s3.head_object(Bucket='sums', Key='b', ChecksumMode='ENABLED')\n"
+      "assert headers(head)['x-amz-checksum-crc64nvme'] == want, headers(head)\n"
+      "s3.copy_object(Bucket='sums', Key='c', CopySource='sums/a', ChecksumAlgorithm='SHA256')\n"
+      "head = s3.head_object(Bucket='sums', Key='c', ChecksumMode='ENABLED')\n"
+      "assert head['ChecksumSHA256'] == base64.b64encode(hashlib.sha256(body).digest()).decode()\n"
+      "print('checked')\n");
+  ASSERT_EQ(run.exit_code, 0) << Brief(run);
+  EXPECT_NE(run.output.find("checked"), std::string::npos) << run.output;
+  // A file written through the mount carries none.
+  ASSERT_EQ(Run("printf 'from the mount' > " + QP("sums/mount.txt")).exit_code, 0);
+  CommandResult mount = Boto3(
+      "head = s3.head_object(Bucket='sums', Key='mount.txt', ChecksumMode='ENABLED')\n"
+      "print(sorted(h for h in head['ResponseMetadata']['HTTPHeaders'] if 'checksum' in h))\n");
+  ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+  EXPECT_NE(mount.output.find("[]"), std::string::npos) << mount.output;
+}
+
 TEST_F(S3FrontendTest, KeysAreCheckedAndActAsTheirUid) {
   ASSERT_EQ(Run("mkdir " + QP("shared") + " && echo public > " + QP("shared/open") +
                 " && echo secret > " + QP("shared/closed") + " && chmod 600 " +

@@ -54,33 +54,72 @@ absl::StatusOr<S3Response> S3Handler::Handle(const S3Request& request) {
 }
 
 absl::StatusOr<S3Response> S3Handler::ListBuckets(const S3Request& request) {
+  // Paging as the 2024 API has it: max-buckets, continuation-token (the
+  // last name of the previous page), prefix, bucket-region.
+  auto query = [&](const char* name) {
+    auto it = request.query.find(name);
+    return it == request.query.end() ? std::optional<std::string>() : it->second;
+  };
+  size_t max_buckets = 10000;
+  if (std::optional<std::string> text = query("max-buckets")) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(*text, &value) || value < 1 || value > 10000) {
+      return S3Error(S3ErrorCode::kInvalidArgument,
+                     "max-buckets must be a whole number from 1 to 10000");
+    }
+    max_buckets = static_cast<size_t>(value);
+  }
+  const std::optional<std::string> token = query("continuation-token");
+  const std::optional<std::string> prefix = query("prefix");
+  const std::optional<std::string> region = query("bucket-region");
   absl::StatusOr<InodeAttr> root = fs_.GetAttr(kRootInode);
   if (!root.ok()) return root.status();
   if (!MayAccess(*root, request.key_owner, kMayRead | kMaySearch)) {
     return Denied("the volume's top directory is not readable for this key's uid");
   }
+  const S3Key& who = request.key_owner;
   std::vector<std::pair<std::string, InodeId>> buckets;
   absl::Status listed = fs_.ReadDir(kRootInode, 0, false, [&](const DirEntry& e, const InodeAttr&) {
-    if (S_ISDIR(e.mode) && IsValidBucketName(e.name)) buckets.emplace_back(e.name, e.ino);
+    if (!S_ISDIR(e.mode) || !IsValidBucketName(e.name)) return true;
+    if (prefix && !absl::StartsWith(e.name, *prefix)) return true;
+    if (token && e.name <= *token) return true;
+    if (!who.buckets.empty() &&
+        std::find(who.buckets.begin(), who.buckets.end(), e.name) == who.buckets.end()) {
+      return true;
+    }
+    buckets.emplace_back(e.name, e.ino);
     return true;
   });
   if (!listed.ok()) return listed;
+  // Every bucket is in the one region the frontend serves.
+  if (region && *region != options_.region) buckets.clear();
   std::sort(buckets.begin(), buckets.end());
-  const S3Key& who = request.key_owner;
   std::string body = absl::StrCat(kXmlHeader, "<ListAllMyBucketsResult xmlns=\"", kXmlns,
                                   "\"><Owner><ID>", who.uid, "</ID><DisplayName>", who.uid,
                                   "</DisplayName></Owner><Buckets>");
+  size_t listed_count = 0;
+  std::string last;
+  bool truncated = false;
   for (const auto& [name, ino] : buckets) {
-    if (!who.buckets.empty() &&
-        std::find(who.buckets.begin(), who.buckets.end(), name) == who.buckets.end()) {
-      continue;
-    }
     absl::StatusOr<InodeAttr> attr = fs_.GetAttr(ino);
     if (!attr.ok()) continue;  // removed while listed
+    if (listed_count == max_buckets) {
+      truncated = true;
+      break;
+    }
     absl::StrAppend(&body, "<Bucket><Name>", XmlEscape(name), "</Name><CreationDate>",
-                    IsoDate(attr->btime), "</CreationDate></Bucket>");
+                    IsoDate(attr->btime), "</CreationDate><BucketRegion>",
+                    XmlEscape(options_.region), "</BucketRegion></Bucket>");
+    ++listed_count;
+    last = name;
   }
-  absl::StrAppend(&body, "</Buckets></ListAllMyBucketsResult>");
+  absl::StrAppend(&body, "</Buckets>");
+  // A token only when more buckets follow, as AWS answers.
+  if (truncated) {
+    absl::StrAppend(&body, "<ContinuationToken>", XmlEscape(last), "</ContinuationToken>");
+  }
+  if (prefix) absl::StrAppend(&body, "<Prefix>", XmlEscape(*prefix), "</Prefix>");
+  absl::StrAppend(&body, "</ListAllMyBucketsResult>");
   S3Response response;
   response.body = std::move(body);
   response.headers.emplace_back("Content-Type", "application/xml");

@@ -1432,5 +1432,51 @@ TEST_F(S3HandlerTest, ACopyComputesTheChecksumTheRequestNames) {
             "InvalidRequest");
 }
 
+TEST_F(S3HandlerTest, ListBucketsPagesWithMaxBucketsAndAContinuationToken) {
+  for (const char* name : {"b-one", "b-three", "b-two"}) {
+    ASSERT_EQ(Call("PUT", name, "").status, 200);
+  }
+  // alice-files, b-one, b-three, b-two, media
+  std::vector<std::string> names;
+  std::map<std::string, std::string> query = {{"max-buckets", "2"}};
+  int pages = 0;
+  for (;; ++pages) {
+    ASSERT_LT(pages, 10);
+    Answer page = Call("GET", "", "", "", {}, Root(), query);
+    ASSERT_EQ(page.status, 200) << page.body;
+    std::vector<std::string> got = Between(page.body, "<Name>", "</Name>");
+    EXPECT_LE(got.size(), 2u);
+    names.insert(names.end(), got.begin(), got.end());
+    std::vector<std::string> token =
+        Between(page.body, "<ContinuationToken>", "</ContinuationToken>");
+    if (token.empty()) break;
+    query["continuation-token"] = token[0];
+  }
+  EXPECT_EQ(pages, 2);  // the third page is the last: no token on it
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"alice-files", "b-one", "b-three", "b-two", "media"}));
+  // A page that ends exactly at the last bucket has no token either.
+  Answer all = Call("GET", "", "", "", {}, Root(), {{"max-buckets", "5"}});
+  EXPECT_EQ(all.body.find("<ContinuationToken>"), std::string::npos) << all.body;
+
+  Answer prefixed = Call("GET", "", "", "", {}, Root(), {{"prefix", "b-t"}, {"max-buckets", "1"}});
+  EXPECT_EQ(Between(prefixed.body, "<Name>", "</Name>"), (std::vector<std::string>{"b-three"}));
+  EXPECT_EQ(Between(prefixed.body, "<Prefix>", "</Prefix>"), (std::vector<std::string>{"b-t"}));
+  EXPECT_EQ(Between(prefixed.body, "<ContinuationToken>", "</ContinuationToken>"),
+            (std::vector<std::string>{"b-three"}));
+  EXPECT_THAT(prefixed.body, ::testing::HasSubstr("<BucketRegion>us-east-1</BucketRegion>"));
+
+  Answer here = Call("GET", "", "", "", {}, Root(), {{"bucket-region", "us-east-1"}});
+  EXPECT_EQ(Between(here.body, "<Name>", "</Name>").size(), 5u);
+  Answer elsewhere = Call("GET", "", "", "", {}, Root(), {{"bucket-region", "eu-west-1"}});
+  ASSERT_EQ(elsewhere.status, 200);
+  EXPECT_TRUE(Between(elsewhere.body, "<Name>", "</Name>").empty());
+
+  for (const char* bad : {"0", "10001", "-1", "many"}) {
+    EXPECT_EQ(Call("GET", "", "", "", {}, Root(), {{"max-buckets", bad}}).code, "InvalidArgument")
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace cairn::frontend

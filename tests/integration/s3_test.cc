@@ -250,6 +250,36 @@ TEST_F(S3FrontendTest, Boto3ReadsTheCrc64nvmeOfAPutAndTheChecksumsOfCopies) {
   EXPECT_NE(mount.output.find("[]"), std::string::npos) << mount.output;
 }
 
+// ceph/s3-tests' test_list_buckets_paginated, with the newest boto3 (the
+// 2024 API: Debian's does not know MaxBuckets).
+TEST_F(S3FrontendTest, Boto3PagesThroughBuckets) {
+  const std::string python = "/root/.pyenv/versions/3.11.7/bin/python";
+  if (access(python.c_str(), X_OK) != 0) GTEST_SKIP() << "no " << python << " (boto3 >= 1.35)";
+  CommandResult run = Boto3(
+      "for name in ['pages-a', 'pages-b', 'pages-c', 'other']:\n"
+      "    s3.create_bucket(Bucket=name)\n"
+      "names, token, pages = [], None, 0\n"
+      "while True:\n"
+      "    args = {'MaxBuckets': 2, 'Prefix': 'pages-'}\n"
+      "    if token: args['ContinuationToken'] = token\n"
+      "    r = s3.list_buckets(**args)\n"
+      "    pages += 1\n"
+      "    assert r['Prefix'] == 'pages-', r\n"
+      "    names += [b['Name'] for b in r['Buckets']]\n"
+      "    token = r.get('ContinuationToken')\n"
+      "    if not token: break\n"
+      "assert names == ['pages-a', 'pages-b', 'pages-c'] and pages == 2, (names, pages)\n"
+      "try:\n"
+      "    s3.list_buckets(MaxBuckets=10001)\n"
+      "    raise SystemExit('max-buckets 10001 was accepted')\n"
+      "except botocore.exceptions.ClientError as e:\n"
+      "    assert e.response['Error']['Code'] == 'InvalidArgument', e.response\n"
+      "print('paged')\n",
+      python);
+  ASSERT_EQ(run.exit_code, 0) << Brief(run);
+  EXPECT_NE(run.output.find("paged"), std::string::npos) << run.output;
+}
+
 TEST_F(S3FrontendTest, KeysAreCheckedAndActAsTheirUid) {
   ASSERT_EQ(Run("mkdir " + QP("shared") + " && echo public > " + QP("shared/open") +
                 " && echo secret > " + QP("shared/closed") + " && chmod 600 " +

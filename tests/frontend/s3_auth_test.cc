@@ -375,6 +375,37 @@ TEST_F(S3AuthTest, TheCredentialDateMustBeTheRequestDate) {
   EXPECT_EQ(CodeOf(Check(request).status()), "AuthorizationHeaderMalformed");
 }
 
+// Header values past ASCII (x-amz-meta-* in another script) are signed
+// as the bytes that came, whatever their encoding: botocore sends and
+// signs UTF-8.
+TEST_F(S3AuthTest, NonAsciiHeaderValuesAreSignedAsTheBytesSent) {
+  const std::string utf8 = "Hello World\xc3\xa9";
+  const std::string latin1 = "Hello World\xe9";
+  auto signed_over = [&](const std::string& value) {
+    s3::SigningRequest signing;
+    signing.method = "PUT";
+    signing.host = "localhost:9000";
+    signing.path = "/bucket/foo";
+    signing.headers = {{"x-amz-meta-meta1", value}};
+    signing.payload_sha256 = s3::Sha256Hex("bar");
+    signing.amz_date = "20240301T120000Z";
+    signing.region = "us-east-1";
+    return s3::SignV4(signing, {kAccessKey, kSecretKey, ""});
+  };
+  auto request_with = [&](const std::string& sent, const std::string& signed_value) {
+    SignedRequest request{"PUT", "/bucket/foo",
+                          {{"Host", "localhost:9000"}, {"x-amz-meta-meta1", sent}}};
+    for (const auto& header : signed_over(signed_value)) request.headers.push_back(header);
+    return request;
+  };
+  absl::Time now = absl::FromCivil(absl::CivilSecond(2024, 3, 1, 12, 3, 0), absl::UTCTimeZone());
+  EXPECT_EQ(CodeOf(Check(request_with(utf8, utf8), now).status()), "OK");
+  EXPECT_EQ(CodeOf(Check(request_with(latin1, latin1), now).status()), "OK");
+  EXPECT_EQ(CodeOf(Check(request_with(latin1, utf8), now).status()), "SignatureDoesNotMatch");
+  EXPECT_EQ(CodeOf(Check(request_with(utf8, "Hello World\xc3\xa8"), now).status()),
+            "SignatureDoesNotMatch");
+}
+
 TEST_F(S3AuthTest, ClientSignedRequestsVerifyAndMutationsDoNot) {
   s3::SigningRequest signing;
   signing.method = "PUT";

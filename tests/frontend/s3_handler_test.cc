@@ -1478,5 +1478,18 @@ TEST_F(S3HandlerTest, ListBucketsPagesWithMaxBucketsAndAContinuationToken) {
   }
 }
 
+// Metadata values are bytes: what a PUT sends, UTF-8 (as boto3 sends
+// text) or not, comes back as it came.
+TEST_F(S3HandlerTest, MetadataValuesRoundTripByteForByte) {
+  const std::string latin1 = "Hello World\xe9";
+  const std::string utf8 = "h\xc3\xa9llo \xe2\x82\xac";
+  ASSERT_EQ(Call("PUT", "media", "meta", "x",
+                 {{"x-amz-meta-meta1", latin1}, {"x-amz-meta-meta2", utf8}}).status,
+            200);
+  Answer head = Call("HEAD", "media", "meta");
+  EXPECT_EQ(head.headers["x-amz-meta-meta1"], latin1);
+  EXPECT_EQ(head.headers["x-amz-meta-meta2"], utf8);
+}
+
 }  // namespace
 }  // namespace cairn::frontend

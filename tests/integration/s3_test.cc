@@ -250,6 +250,37 @@ TEST_F(S3FrontendTest, Boto3ReadsTheCrc64nvmeOfAPutAndTheChecksumsOfCopies) {
   EXPECT_NE(mount.output.find("[]"), std::string::npos) << mount.output;
 }
 
+// ceph/s3-tests' test_object_set_get_unicode_metadata: boto3 sends a
+// metadata value past ASCII as UTF-8 and signs those bytes; the value is
+// kept and returned byte for byte. (Python reads response headers as
+// ISO-8859-1, so the test sees "Hello World\xc3\xa9" and fails: the value
+// is undone here as the test would need.) With Debian's boto3 and, where
+// there is one, the newest.
+TEST_F(S3FrontendTest, Boto3PutsNonAsciiMetadataAndGetsTheSameBytesBack) {
+  const std::string script =
+      "def set_unicode_metadata(**kwargs):\n"
+      "    kwargs['params']['headers']['x-amz-meta-meta1'] = u'Hello World\\xe9'\n"
+      "s3.meta.events.register('before-call.s3.PutObject', set_unicode_metadata)\n"
+      "try:\n"
+      "    s3.create_bucket(Bucket='meta')\n"
+      "except s3.exceptions.BucketAlreadyOwnedByYou:\n"
+      "    pass\n"
+      "s3.put_object(Bucket='meta', Key='foo', Body='bar')\n"
+      "got = s3.get_object(Bucket='meta', Key='foo')['Metadata']['meta1']\n"
+      "assert got.encode('iso-8859-1') == u'Hello World\\xe9'.encode(), repr(got)\n"
+      "print('same')\n";
+  for (const std::string& python :
+       {std::string("/usr/bin/python3"), std::string("/root/.pyenv/versions/3.11.7/bin/python")}) {
+    if (access(python.c_str(), X_OK) != 0) continue;
+    CommandResult run = Boto3(script, python);
+    ASSERT_EQ(run.exit_code, 0) << python << ": " << Brief(run);
+    EXPECT_NE(run.output.find("same"), std::string::npos) << run.output;
+  }
+  CommandResult xattr =
+      Run("getfattr --absolute-names --only-values -n user.s3.meta.meta1 " + QP("meta/foo"));
+  EXPECT_EQ(xattr.output, "Hello World\xc3\xa9");
+}
+
 // ceph/s3-tests' test_list_buckets_paginated, with the newest boto3 (the
 // 2024 API: Debian's does not know MaxBuckets).
 TEST_F(S3FrontendTest, Boto3PagesThroughBuckets) {

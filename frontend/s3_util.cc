@@ -32,7 +32,18 @@ std::string XmlEscape(std::string_view text) {
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '\t':
+      case '\n': out += c; break;
+      default:
+        // A parser would turn a raw CR into LF, and XML 1.0 has no other
+        // control characters at all: they go as character references,
+        // as AWS sends them (clients that list such keys ask for
+        // encoding-type=url).
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(&out, "&#", static_cast<int>(c), ";");
+        } else {
+          out += c;
+        }
     }
   }
   return out;

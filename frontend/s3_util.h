@@ -44,6 +44,7 @@ inline constexpr int kMayRead = 4, kMayWrite = 2, kMaySearch = 1;
 // Debian's Abseil has its own string_view type.
 inline absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
 
+// Control characters as character references ("\r" is "&#13;").
 std::string XmlEscape(std::string_view text);
 std::string XmlUnescape(std::string_view text);
 // encoding-type=url: keys as S3 encodes them (RFC 3986, '/' kept).

@@ -1478,6 +1478,19 @@ TEST_F(S3HandlerTest, ListBucketsPagesWithMaxBucketsAndAContinuationToken) {
   }
 }
 
+// XML 1.0 has no raw control characters, and a parser turns a raw CR
+// into LF: they go as character references.
+TEST_F(S3HandlerTest, AListingWritesControlCharactersAsReferences) {
+  ASSERT_EQ(Call("PUT", "media", "a\rb\x01" "c\td", "x").status, 200);
+  Answer plain = Call("GET", "media", "", "", {}, Root(), {{"list-type", "2"}});
+  EXPECT_EQ(Between(plain.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"a&#13;b&#1;c\td"}));
+  Answer encoded =
+      Call("GET", "media", "", "", {}, Root(), {{"list-type", "2"}, {"encoding-type", "url"}});
+  EXPECT_EQ(Between(encoded.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"a%0Db%01c%09d"}));
+}
+
 // Metadata values are bytes: what a PUT sends, UTF-8 (as boto3 sends
 // text) or not, comes back as it came.
 TEST_F(S3HandlerTest, MetadataValuesRoundTripByteForByte) {

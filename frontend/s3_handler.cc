@@ -682,8 +682,11 @@ absl::StatusOr<S3Response> S3Handler::CopyObject(const S3Request& request, Inode
     }
     computed_header = *header;
   }
-  const std::optional<std::pair<std::string, std::string>> source_checksum =
+  // A multipart object's composite checksum covers its parts, which the
+  // copy (one part) does not have: the copy gets a full-object one.
+  std::optional<std::pair<std::string, std::string>> source_checksum =
       named ? std::nullopt : ChecksumOf(fs_, source_attr);
+  if (source_checksum && IsCompositeChecksum(source_checksum->second)) source_checksum.reset();
   if (absl::Status s = fs_.Open(source_attr.ino, O_RDONLY); !s.ok()) return s;
   OpenFile open(fs_, source_attr.ino);
   FileBodyReader source_body(fs_, source_attr.ino, 0, source_attr.size);
@@ -879,7 +882,9 @@ absl::StatusOr<S3Response> S3Handler::GetObject(const S3Request& request, InodeA
       absl::AsciiStrToUpper(HeaderOr(request, "x-amz-checksum-mode")) == "ENABLED") {
     if (std::optional<std::pair<std::string, std::string>> checksum = ChecksumOf(fs_, attr)) {
       response.headers.emplace_back(checksum->first, checksum->second);
-      response.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
+      response.headers.emplace_back(
+          "x-amz-checksum-type",
+          IsCompositeChecksum(checksum->second) ? "COMPOSITE" : "FULL_OBJECT");
     }
   }
   absl::StatusOr<std::string> type = fs_.GetXattr(attr.ino, kContentTypeXattr);

@@ -99,6 +99,11 @@ std::optional<std::string> ChecksumHeaderOfAlgorithm(std::string_view algorithm)
 // The element of a checksum in XML answers: "x-amz-checksum-crc32c" is
 // "ChecksumCRC32C".
 std::string ChecksumElement(std::string_view header);
+// Whether a checksum value is a multipart upload's composite one
+// ("BASE64-N": base64 has no '-').
+inline bool IsCompositeChecksum(std::string_view value) {
+  return value.find('-') != std::string_view::npos;
+}
 // Whether the request sends a checksum of its body (a header, or a trailer
 // x-amz-trailer announces).
 bool SendsChecksum(const S3Request& request);

@@ -1323,8 +1323,18 @@ TEST_F(S3HandlerTest, AMultipartUploadWithAChecksumAlgorithmGetsTheCompositeChec
             std::vector<std::string>{"NSvTHQ==-2"});
   Answer head = Call("HEAD", "media", "k", "", {{"x-amz-checksum-mode", "ENABLED"}});
   EXPECT_EQ(head.headers["x-amz-checksum-crc32"], "NSvTHQ==-2");
+  EXPECT_EQ(head.headers["x-amz-checksum-type"], "COMPOSITE");
   EXPECT_EQ(Call("HEAD", "media", "k").headers.count("x-amz-checksum-crc32"), 0u);
   EXPECT_TRUE(Call("GET", "media", "k").body == std::string(5 << 20, 'a') + "hello world");
+
+  // A copy is one part: it gets a full-object checksum, not the composite.
+  Answer copied = Call("PUT", "media", "copy", "", {{"x-amz-copy-source", "media/k"}});
+  ASSERT_EQ(copied.status, 200) << copied.body;
+  EXPECT_EQ(Between(copied.body, "<ChecksumCRC32>", "</ChecksumCRC32>").size(), 0u);
+  Answer copy_head = Call("HEAD", "media", "copy", "", {{"x-amz-checksum-mode", "ENABLED"}});
+  EXPECT_EQ(copy_head.headers.count("x-amz-checksum-crc32"), 0u);
+  EXPECT_EQ(copy_head.headers.count("x-amz-checksum-crc64nvme"), 1u);
+  EXPECT_EQ(copy_head.headers["x-amz-checksum-type"], "FULL_OBJECT");
 }
 
 TEST_F(S3HandlerTest, ListBucketsNamesTopDirectoriesWithBucketNames) {

@@ -1,0 +1,106 @@
+// The namespace's storage seam: ordered byte keys in a few key spaces,
+// read alone or inside a transaction, written only by transactions. The
+// namespace logic (records.h encodings, the operations of NamespaceStore)
+// sits above it; engines sit below: RocksDB for a single-host volume (the
+// default), PostgreSQL for a volume several hosts mount (issue 18), and
+// later others (TiKV, FoundationDB) with the same promises:
+//
+//   - keys within a space are ordered bytewise; Scan walks that order;
+//   - a transaction is serializable: the values it read are still the
+//     committed ones when it commits, or it is run again;
+//   - a committed transaction survives a crash once Sync has returned
+//     (an engine may make every commit durable at once).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace cairn {
+
+// One per kind of record (records.h). RocksDB keeps each in a column
+// family; a SQL engine in one table, the space a column or a key prefix.
+enum class KvSpace : uint8_t {
+  kInodes,
+  kDentries,
+  kCookies,
+  kXattrs,
+  kExtents,
+  kBlobs,
+  kGc,
+  kOrphans,
+  kMeta,
+};
+inline constexpr int kKvSpaceCount = 9;
+// The name RocksDB gives the space's column family ("inodes", ...).
+const char* KvSpaceName(KvSpace space);
+
+// Called for each pair of a scan in key order; false stops the scan.
+using KvScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+
+class KvReader {
+ public:
+  virtual ~KvReader() = default;
+  // The value of `key`; nullopt when there is none.
+  virtual absl::StatusOr<std::optional<std::string>> Get(KvSpace space,
+                                                         std::string_view key) = 0;
+  // The values of `keys`, in their order: one round trip where the engine
+  // allows it.
+  virtual absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
+      KvSpace space, absl::Span<const std::string> keys) = 0;
+  // The pairs with start <= key < end in key order (an empty `end`: to the
+  // end of the space), until `fn` returns false. An engine may fetch ahead
+  // in pages; it must not hold the whole range in memory.
+  virtual absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
+                            const KvScanFn& fn) = 0;
+};
+
+// A transaction: its reads see the committed state plus its own writes.
+class KvTxn : public KvReader {
+ public:
+  virtual void Put(KvSpace space, std::string_view key, std::string_view value) = 0;
+  virtual void Delete(KvSpace space, std::string_view key) = 0;
+  // Adds `delta` to a named counter (inode count, data bytes): counters are
+  // kept apart from keys so that engines with many writers need not
+  // serialize every transaction on one hot row.
+  virtual void AddToCounter(std::string_view counter, int64_t delta) = 0;
+};
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  // Reads outside any transaction; each call sees committed data and
+  // never waits for a writer. Two calls may see different states.
+  virtual KvReader& Reader() = 0;
+
+  // Runs `body` in a transaction and commits what it wrote, atomically.
+  // The body may run more than once (a conflict with another writer; the
+  // engine retries a bounded number of times, then returns kAborted), so
+  // it must have no effect outside the transaction until Run returns OK.
+  // A body returning an error aborts: nothing it wrote is kept, and Run
+  // returns that error.
+  virtual absl::Status Run(const std::function<absl::Status(KvTxn&)>& body) = 0;
+
+  // Makes every transaction committed so far durable.
+  virtual absl::Status Sync() = 0;
+
+  // The current value of a counter (AddToCounter).
+  virtual absl::StatusOr<int64_t> ReadCounter(std::string_view counter) = 0;
+
+  // Hands out `count` consecutive numbers of the named sequence (inode
+  // numbers, blob ids), starting at `first_ever` for a new sequence: never
+  // the same number twice, across crashes and hosts; numbers may be
+  // skipped. Returns the first of the range.
+  virtual absl::StatusOr<uint64_t> Allocate(std::string_view sequence, uint64_t first_ever,
+                                            uint64_t count) = 0;
+};
+
+}  // namespace cairn

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,9 +58,16 @@ class KvReader {
       KvSpace space, absl::Span<const std::string> keys) = 0;
   // The pairs with start <= key < end in key order (an empty `end`: to the
   // end of the space), until `fn` returns false. An engine may fetch ahead
-  // in pages; it must not hold the whole range in memory.
+  // in pages; it must not hold the whole range in memory. `fn` may make
+  // other reads through the same reader (readdir looks up what it lists).
   virtual absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                             const KvScanFn& fn) = 0;
+  // The last pair with start <= key < end (an empty `end`: to the end of
+  // the space); nullopt when there is none. The extent covering an offset
+  // is the last one starting at or before it.
+  using KeyValue = std::pair<std::string, std::string>;
+  virtual absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
+                                                      std::string_view end) = 0;
 };
 
 // A transaction: its reads see the committed state plus its own writes.
@@ -69,7 +77,8 @@ class KvTxn : public KvReader {
   virtual void Delete(KvSpace space, std::string_view key) = 0;
   // Adds `delta` to a named counter (inode count, data bytes): counters are
   // kept apart from keys so that engines with many writers need not
-  // serialize every transaction on one hot row.
+  // serialize every transaction on one hot row. A counter never goes below
+  // zero: a sum that would is kept at zero.
   virtual void AddToCounter(std::string_view counter, int64_t delta) = 0;
 };
 
@@ -98,9 +107,32 @@ class KvStore {
   // Hands out `count` consecutive numbers of the named sequence (inode
   // numbers, blob ids), starting at `first_ever` for a new sequence: never
   // the same number twice, across crashes and hosts; numbers may be
-  // skipped. Returns the first of the range.
+  // skipped. Returns the first of the range. It is not part of any
+  // transaction: a body may call it (a create takes its inode number
+  // there), and a range it took stays taken whatever the body does. With
+  // `count` 0 it takes nothing and returns where the next range would
+  // start: every number handed out so far is below it (fsck checks the
+  // records against it).
   virtual absl::StatusOr<uint64_t> Allocate(std::string_view sequence, uint64_t first_ever,
                                             uint64_t count) = 0;
+
+  // --- Optional engine operations: Unimplemented where the engine has
+  // none (its own tools take their place).
+
+  // A consistent copy of everything, as of one instant, in the new
+  // directory `dir`, that the same engine opens read-only (backups).
+  virtual absl::Status CreateCheckpoint(const std::string& dir) {
+    return absl::UnimplementedError("this namespace engine makes no checkpoints");
+  }
+  // Since open: commits (and other writes) appended to the engine's log,
+  // and syncs of it (cairn status, the metrics).
+  struct EngineStats {
+    uint64_t log_writes = 0;
+    uint64_t log_syncs = 0;
+  };
+  virtual absl::StatusOr<EngineStats> GetEngineStats() {
+    return absl::UnimplementedError("this namespace engine keeps no statistics");
+  }
 };
 
 }  // namespace cairn

@@ -7,9 +7,6 @@
 namespace cairn {
 namespace {
 
-rocksdb::Slice S(const std::string& s) { return rocksdb::Slice(s); }
-std::string_view V(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-
 uint64_t End(const Extent& e) { return e.file_offset + e.length; }
 
 // The part of `e` in [lo, hi) (which must overlap it).
@@ -28,45 +25,47 @@ Extent Slice(const Extent& e, uint64_t lo, uint64_t hi) {
   return out;
 }
 
-absl::Status DbError(const rocksdb::Status& s, const char* what) {
-  FsErrorKind kind = s.IsNoSpace() ? FsErrorKind::kNoSpace : FsErrorKind::kIo;
-  return FsError(kind, absl::StrCat("namespace database: ", what, ": ",
-                                    s.ToString()));
-}
-
 }  // namespace
 
-absl::StatusOr<std::vector<Extent>> ReadExtents(
-    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, InodeId ino, uint64_t lo,
-    uint64_t hi, bool clip) {
+absl::StatusOr<std::vector<Extent>> ReadExtents(KvReader& reader, InodeId ino, uint64_t lo,
+                                                uint64_t hi, bool clip) {
   std::vector<Extent> out;
   if (lo >= hi) return out;
-  std::string prefix = InodeKey(ino);
-  InodeScope scope(ino);
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scope.options(), cf));
-  // The extent covering `lo` starts at or before it.
-  it->SeekForPrev(S(ExtentKey(ino, lo)));
-  // A damaged block must end the read here: the Seek below would start over
-  // past it and answer "no extent here" for data that exists (read as zeros).
-  if (!it->Valid() && !it->status().ok()) return DbError(it->status(), "reading extents");
-  bool start_found = false;
-  if (it->Valid() && V(it->key()).substr(0, 8) == prefix) {
-    absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt(V(it->key()), 8), V(it->value()));
-    if (!e.ok()) return e.status();
-    if (End(*e) > lo) start_found = true;
+  const std::string prefix = InodeKey(ino);
+  std::string from = ExtentKey(ino, lo);
+  // The extent covering `lo` starts at or before it (from offset 0 the
+  // scan below finds it anyway). A damaged block ends the read with an
+  // error here: read as "no extent here", data that exists would read as
+  // zeros.
+  if (lo > 0) {
+    std::string after_lo = from;
+    after_lo.push_back('\0');
+    absl::StatusOr<std::optional<KvReader::KeyValue>> before =
+        reader.Last(KvSpace::kExtents, prefix, after_lo);
+    if (!before.ok()) return before.status();
+    if (before->has_value()) {
+      absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt((*before)->first, 8), (*before)->second);
+      if (!e.ok()) return e.status();
+      if (End(*e) > lo) from = (*before)->first;
+    }
   }
-  if (!start_found) it->Seek(S(ExtentKey(ino, lo)));
-  for (; it->Valid(); it->Next()) {
-    std::string_view key = V(it->key());
-    if (key.substr(0, 8) != prefix) break;
-    uint64_t offset = KeyNumberAt(key, 8);
-    if (offset >= hi) break;
-    absl::StatusOr<Extent> e = DecodeExtent(offset, V(it->value()));
-    if (!e.ok()) return e.status();
-    if (End(*e) <= lo) continue;
-    out.push_back(clip ? Slice(*e, lo, hi) : std::move(*e));
-  }
-  if (!it->status().ok()) return DbError(it->status(), "reading extents");
+  // Bounded at `hi` (or the file's last key): the scan never walks deleted
+  // keys past the range.
+  const std::string end = hi == UINT64_MAX ? InodeKey(ino + 1) : ExtentKey(ino, hi);
+  absl::Status decoded = absl::OkStatus();
+  absl::Status scanned = reader.Scan(
+      KvSpace::kExtents, from, end, [&](std::string_view key, std::string_view value) {
+        absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt(key, 8), value);
+        if (!e.ok()) {
+          decoded = e.status();
+          return false;
+        }
+        if (End(*e) <= lo) return true;
+        out.push_back(clip ? Slice(*e, lo, hi) : std::move(*e));
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  if (!decoded.ok()) return decoded;
   return out;
 }
 
@@ -103,9 +102,7 @@ void ExtentEditor::Insert(const Extent& extent) {
   current_[extent.file_offset] = extent;
 }
 
-int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
-                            rocksdb::ColumnFamilyHandle* cf,
-                            ExtentChanges* changes) {
+int64_t ExtentEditor::Stage(InodeId ino, KvTxn& txn, ExtentChanges* changes) {
   // Only what changed is written: a commit touching a few ranges of a file
   // with many extents costs a few keys, not a rewrite of them all.
   int64_t delta = 0;
@@ -114,7 +111,7 @@ int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
   for (const Extent& e : original_) {
     auto now = current_.find(e.file_offset);
     if (now != current_.end() && now->second == e) continue;  // unchanged
-    if (now == current_.end()) batch->Delete(cf, S(ExtentKey(ino, e.file_offset)));
+    if (now == current_.end()) txn.Delete(KvSpace::kExtents, ExtentKey(ino, e.file_offset));
     if (e.blob_id != kNoBlob) {
       changes->ref_deltas[e.blob_id]--;
       changes->byte_deltas[e.blob_id] -= static_cast<int64_t>(e.length);
@@ -124,7 +121,7 @@ int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
   for (const auto& [offset, e] : current_) {
     auto was = before.find(offset);
     if (was != before.end() && *was->second == e) continue;
-    batch->Put(cf, S(ExtentKey(ino, offset)), S(EncodeExtent(e)));
+    txn.Put(KvSpace::kExtents, ExtentKey(ino, offset), EncodeExtent(e));
     if (e.blob_id != kNoBlob) {
       changes->ref_deltas[e.blob_id]++;
       changes->byte_deltas[e.blob_id] += static_cast<int64_t>(e.length);
@@ -134,10 +131,8 @@ int64_t ExtentEditor::Stage(InodeId ino, rocksdb::WriteBatch* batch,
   return delta;
 }
 
-absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blobs,
-                              rocksdb::ColumnFamilyHandle* gc,
-                              const ExtentChanges& changes,
-                              uint64_t gc_ready_sec, rocksdb::WriteBatch* batch) {
+absl::Status ApplyBlobChanges(KvTxn& txn, const ExtentChanges& changes,
+                              uint64_t gc_ready_sec) {
   std::map<BlobId, std::pair<int64_t, int64_t>> touched;  // refs, bytes
   for (const auto& [id, blob] : changes.new_blobs) touched[id].first += 0;
   for (const auto& [id, delta] : changes.ref_deltas) touched[id].first += delta;
@@ -149,26 +144,21 @@ absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blob
     if (auto it = changes.new_blobs.find(id); it != changes.new_blobs.end()) {
       // Registering an id twice would reset its reference count and let GC
       // delete a blob that files still use (a retried commit, say).
-      std::string existing;
-      rocksdb::Status got =
-          db->Get(rocksdb::ReadOptions(), blobs, S(BlobKey(id)), &existing);
-      if (got.ok()) {
+      absl::StatusOr<std::optional<std::string>> existing = txn.Get(KvSpace::kBlobs, BlobKey(id));
+      if (!existing.ok()) return existing.status();
+      if (existing->has_value()) {
         return FsError(FsErrorKind::kInvalid,
                        absl::StrCat("blob ", id, " is already registered"));
       }
-      if (!got.IsNotFound()) return DbError(got, "reading a blob record");
       blob = it->second;
     } else {
-      std::string value;
-      rocksdb::Status got = db->Get(rocksdb::ReadOptions(), blobs, S(BlobKey(id)), &value);
-      if (!got.ok()) {
-        return got.IsNotFound()
-                   ? FsError(FsErrorKind::kIo,
-                             absl::StrCat("extent names blob ", id,
-                                          " which has no record; run cairn fsck"))
-                   : DbError(got, "reading a blob record");
+      absl::StatusOr<std::optional<std::string>> value = txn.Get(KvSpace::kBlobs, BlobKey(id));
+      if (!value.ok()) return value.status();
+      if (!value->has_value()) {
+        return FsError(FsErrorKind::kIo, absl::StrCat("extent names blob ", id,
+                                                      " which has no record; run cairn fsck"));
       }
-      absl::StatusOr<StoredBlob> decoded = DecodeBlob(value);
+      absl::StatusOr<StoredBlob> decoded = DecodeBlob(**value);
       if (!decoded.ok()) return decoded.status();
       blob = *decoded;
     }
@@ -181,13 +171,13 @@ absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blob
     int64_t live = static_cast<int64_t>(blob.record.live_bytes) + byte_delta;
     blob.record.live_bytes = static_cast<uint64_t>(std::max<int64_t>(0, live));
     if (count > 0 && blob.gc_ready_sec != 0) {
-      batch->Delete(gc, S(GcKey(blob.gc_ready_sec, id)));
+      txn.Delete(KvSpace::kGc, GcKey(blob.gc_ready_sec, id));
       blob.gc_ready_sec = 0;
     } else if (count == 0 && blob.gc_ready_sec == 0) {
       blob.gc_ready_sec = std::max<uint64_t>(gc_ready_sec, 1);
-      batch->Put(gc, S(GcKey(blob.gc_ready_sec, id)), "");
+      txn.Put(KvSpace::kGc, GcKey(blob.gc_ready_sec, id), "");
     }
-    batch->Put(blobs, S(BlobKey(id)), S(EncodeBlob(blob)));
+    txn.Put(KvSpace::kBlobs, BlobKey(id), EncodeBlob(blob));
   }
   return absl::OkStatus();
 }

@@ -7,32 +7,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "backend/namespace/kv_store.h"
 #include "backend/namespace/records.h"
-#include "rocksdb/db.h"
 
 namespace cairn {
-
-// Read options confined to the keys of one inode (an 8-byte key prefix).
-// Without bounds a seek walks over every deleted key (tombstone) next to the
-// range until it finds a live one: after a big file or directory is deleted,
-// each seek near it would cost time proportional to what was deleted.
-class InodeScope {
- public:
-  explicit InodeScope(InodeId ino)
-      : lower_(InodeKey(ino)), upper_(InodeKey(ino + 1)), lower_slice_(lower_),
-        upper_slice_(upper_) {
-    options_.iterate_lower_bound = &lower_slice_;
-    options_.iterate_upper_bound = &upper_slice_;
-  }
-  InodeScope(const InodeScope&) = delete;
-  InodeScope& operator=(const InodeScope&) = delete;
-  const rocksdb::ReadOptions& options() const { return options_; }
-
- private:
-  std::string lower_, upper_;
-  rocksdb::Slice lower_slice_, upper_slice_;
-  rocksdb::ReadOptions options_;
-};
 
 // Blob bookkeeping accumulated by one transaction.
 struct ExtentChanges {
@@ -43,12 +21,11 @@ struct ExtentChanges {
 
 // Extents of `ino` overlapping [lo, hi) in file order; with `clip` they are
 // cut to that range.
-absl::StatusOr<std::vector<Extent>> ReadExtents(
-    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* extents, InodeId ino,
-    uint64_t lo, uint64_t hi, bool clip);
+absl::StatusOr<std::vector<Extent>> ReadExtents(KvReader& reader, InodeId ino, uint64_t lo,
+                                                uint64_t hi, bool clip);
 
 // Holds the extents overlapping a range, unclipped, and changes them in
-// memory; Stage writes the result into a batch.
+// memory; Stage writes the result into a transaction.
 class ExtentEditor {
  public:
   explicit ExtentEditor(std::vector<Extent> original);
@@ -59,10 +36,9 @@ class ExtentEditor {
   // Cut(range of extent) then adds it.
   void Insert(const Extent& extent);
 
-  // Replaces the original extents with the edited ones in `batch` and adds
+  // Replaces the original extents with the edited ones in `txn` and adds
   // the reference changes to `changes`. Returns the change in stored bytes.
-  int64_t Stage(InodeId ino, rocksdb::WriteBatch* batch,
-                rocksdb::ColumnFamilyHandle* extents, ExtentChanges* changes);
+  int64_t Stage(InodeId ino, KvTxn& txn, ExtentChanges* changes);
 
  private:
   std::vector<Extent> original_;
@@ -71,9 +47,7 @@ class ExtentEditor {
 
 // Folds reference changes into the blob records: a blob whose count drops
 // to zero is queued for collection at `gc_ready_sec`.
-absl::Status ApplyBlobChanges(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* blobs,
-                              rocksdb::ColumnFamilyHandle* gc,
-                              const ExtentChanges& changes,
-                              uint64_t gc_ready_sec, rocksdb::WriteBatch* batch);
+absl::Status ApplyBlobChanges(KvTxn& txn, const ExtentChanges& changes,
+                              uint64_t gc_ready_sec);
 
 }  // namespace cairn

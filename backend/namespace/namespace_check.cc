@@ -10,40 +10,29 @@
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/namespace/records.h"
-#include "rocksdb/db.h"
 
 namespace cairn {
 namespace {
 
-std::string_view V(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
-
-// Calls `visit(key, value)` for every record of a column family.
+// Calls `visit(key, value)` for every record of a key space.
 template <typename Visit>
-absl::Status ForEach(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                     Visit visit) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) visit(V(it->key()), V(it->value()));
-  if (!it->status().ok()) {
-    return FsError(FsErrorKind::kIo, absl::StrCat("reading the namespace database: ",
-                                                  it->status().ToString()));
-  }
-  return absl::OkStatus();
+absl::Status ForEach(KvReader& reader, KvSpace space, Visit visit) {
+  return reader.Scan(space, "", "", [&](std::string_view key, std::string_view value) {
+    visit(key, value);
+    return true;
+  });
 }
 
-// The same over the records whose keys start with `prefix`.
+// The same over the records of `space` whose keys start with `prefix`.
 template <typename Visit>
-absl::Status ForEachWithPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                               std::string_view prefix, Visit visit) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
-  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size()));
-       it->Valid() && V(it->key()).starts_with(prefix); it->Next()) {
-    visit(V(it->key()), V(it->value()));
-  }
-  if (!it->status().ok()) {
-    return FsError(FsErrorKind::kIo, absl::StrCat("reading the namespace database: ",
-                                                  it->status().ToString()));
-  }
-  return absl::OkStatus();
+absl::Status ForEachWithPrefix(KvReader& reader, KvSpace space, std::string_view prefix,
+                               Visit visit) {
+  std::string end(prefix);
+  end.back() = static_cast<char>(end.back() + 1);  // the prefixes here end below 0xff
+  return reader.Scan(space, prefix, end, [&](std::string_view key, std::string_view value) {
+    visit(key, value);
+    return true;
+  });
 }
 
 struct InodeFacts {
@@ -57,8 +46,7 @@ struct InodeFacts {
 }  // namespace
 
 absl::StatusOr<NamespaceCheckReport> CheckNamespace(
-    rocksdb::DB* db, const NamespaceFamilies& cf,
-    const NamespaceCounters& counters) {
+    KvReader& reader, const NamespaceCounters& counters) {
   NamespaceCheckReport report;
   auto problem = [&](auto&&... parts) {
     // Enough to act on; a badly damaged database is not listed line by line.
@@ -67,7 +55,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
 
   std::map<InodeId, InodeFacts> inodes;
   uint64_t highest_inode = 0;
-  absl::Status s = ForEach(db, cf.inodes, [&](std::string_view key, std::string_view value) {
+  absl::Status s = ForEach(reader, KvSpace::kInodes, [&](std::string_view key, std::string_view value) {
     if (key.size() != 8) return problem("inode key of ", key.size(), " bytes");
     InodeId ino = KeyNumberAt(key, 0);
     absl::StatusOr<InodeRecord> record = DecodeInode(ino, value);
@@ -81,7 +69,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
 
   // Directory entries and the listing index.
   absl::flat_hash_map<std::string, InodeId> entries;  // parent key + name -> child
-  s = ForEach(db, cf.dentries, [&](std::string_view key, std::string_view value) {
+  s = ForEach(reader, KvSpace::kDentries, [&](std::string_view key, std::string_view value) {
     if (key.size() <= 8) return problem("directory entry key of ", key.size(), " bytes");
     InodeId parent = KeyNumberAt(key, 0);
     std::string name(key.substr(8));
@@ -113,7 +101,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   });
   if (!s.ok()) return s;
   uint64_t listed = 0;
-  s = ForEach(db, cf.cookies, [&](std::string_view key, std::string_view value) {
+  s = ForEach(reader, KvSpace::kCookies, [&](std::string_view key, std::string_view value) {
     if (key.size() != 16) return problem("listing key of ", key.size(), " bytes");
     InodeId parent = KeyNumberAt(key, 0);
     absl::StatusOr<DirEntry> entry = DecodeCookieEntry(KeyNumberAt(key, 8), value);
@@ -131,7 +119,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   }
 
   absl::flat_hash_set<InodeId> orphans;
-  s = ForEach(db, cf.orphans, [&](std::string_view key, std::string_view) {
+  s = ForEach(reader, KvSpace::kOrphans, [&](std::string_view key, std::string_view) {
     if (key.size() != 8) return problem("orphan key of ", key.size(), " bytes");
     InodeId ino = KeyNumberAt(key, 0);
     orphans.insert(ino);
@@ -144,11 +132,11 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   if (!s.ok()) return s;
   report.orphans = orphans.size();
 
-  // S3 multipart uploads (rocksdb_namespace.cc keeps them in the meta
-  // family): their parts are orphans on purpose, held until the upload
+  // S3 multipart uploads (kv_namespace.cc keeps them in the meta
+  // space): their parts are orphans on purpose, held until the upload
   // completes or is aborted; a part whose inode is gone is lost data.
   absl::flat_hash_set<std::string> uploads;
-  s = ForEachWithPrefix(db, cf.meta, "mu:", [&](std::string_view key, std::string_view value) {
+  s = ForEachWithPrefix(reader, KvSpace::kMeta, "mu:", [&](std::string_view key, std::string_view value) {
     std::string id(key.substr(3));
     uploads.insert(id);
     if (absl::StatusOr<MultipartUploadRecord> upload = DecodeMultipartUpload(value); !upload.ok()) {
@@ -158,7 +146,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   if (!s.ok()) return s;
   report.multipart_uploads = uploads.size();
   absl::flat_hash_map<InodeId, std::string> part_holders;
-  s = ForEachWithPrefix(db, cf.meta, "mp:", [&](std::string_view key, std::string_view value) {
+  s = ForEachWithPrefix(reader, KvSpace::kMeta, "mp:", [&](std::string_view key, std::string_view value) {
     size_t slash = key.rfind('/');
     if (slash == std::string_view::npos || key.size() != slash + 9) {
       return problem("multipart part key of ", key.size(), " bytes");
@@ -182,7 +170,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
     }
   });
   if (!s.ok()) return s;
-  s = ForEachWithPrefix(db, cf.meta, "mh:", [&](std::string_view key, std::string_view value) {
+  s = ForEachWithPrefix(reader, KvSpace::kMeta, "mh:", [&](std::string_view key, std::string_view value) {
     if (key.size() != 11) return problem("held part key of ", key.size(), " bytes");
     InodeId ino = KeyNumberAt(key, 3);
     auto it = part_holders.find(ino);
@@ -198,7 +186,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   absl::flat_hash_map<BlobId, uint64_t> references;
   absl::flat_hash_map<BlobId, uint64_t> live_bytes;
   std::map<BlobId, BlobRecord> blobs;
-  s = ForEach(db, cf.blobs, [&](std::string_view key, std::string_view value) {
+  s = ForEach(reader, KvSpace::kBlobs, [&](std::string_view key, std::string_view value) {
     if (key.size() != 8) return problem("blob key of ", key.size(), " bytes");
     absl::StatusOr<StoredBlob> blob = DecodeBlob(value);
     if (!blob.ok()) return problem(blob.status().message());
@@ -207,7 +195,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   if (!s.ok()) return s;
   InodeId last_ino = 0;
   uint64_t last_end = 0;
-  s = ForEach(db, cf.extents, [&](std::string_view key, std::string_view value) {
+  s = ForEach(reader, KvSpace::kExtents, [&](std::string_view key, std::string_view value) {
     if (key.size() != 16) return problem("extent key of ", key.size(), " bytes");
     InodeId ino = KeyNumberAt(key, 0);
     absl::StatusOr<Extent> extent = DecodeExtent(KeyNumberAt(key, 8), value);
@@ -239,7 +227,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   });
   if (!s.ok()) return s;
   absl::flat_hash_set<BlobId> queued_for_gc;
-  s = ForEach(db, cf.gc, [&](std::string_view key, std::string_view) {
+  s = ForEach(reader, KvSpace::kGc, [&](std::string_view key, std::string_view) {
     if (key.size() != 16) return problem("GC key of ", key.size(), " bytes");
     BlobId id = KeyNumberAt(key, 8);
     queued_for_gc.insert(id);
@@ -303,7 +291,7 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
               facts.extent_bytes);
     }
   }
-  s = ForEach(db, cf.xattrs, [&](std::string_view key, std::string_view) {
+  s = ForEach(reader, KvSpace::kXattrs, [&](std::string_view key, std::string_view) {
     if (key.size() <= 8) return problem("xattr key of ", key.size(), " bytes");
     if (!inodes.count(KeyNumberAt(key, 0))) {
       problem("extended attribute of inode ", KeyNumberAt(key, 0), ", which does not exist");

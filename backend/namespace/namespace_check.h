@@ -12,26 +12,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "backend/namespace/kv_store.h"
 #include "backend/namespace/namespace_store.h"
 
-namespace rocksdb {
-class DB;
-class ColumnFamilyHandle;
-}  // namespace rocksdb
-
 namespace cairn {
-
-struct NamespaceFamilies {
-  rocksdb::ColumnFamilyHandle* inodes = nullptr;
-  rocksdb::ColumnFamilyHandle* dentries = nullptr;
-  rocksdb::ColumnFamilyHandle* cookies = nullptr;
-  rocksdb::ColumnFamilyHandle* xattrs = nullptr;
-  rocksdb::ColumnFamilyHandle* extents = nullptr;
-  rocksdb::ColumnFamilyHandle* blobs = nullptr;
-  rocksdb::ColumnFamilyHandle* gc = nullptr;
-  rocksdb::ColumnFamilyHandle* orphans = nullptr;
-  rocksdb::ColumnFamilyHandle* meta = nullptr;
-};
 
 struct NamespaceCounters {
   uint64_t next_inode = 0;
@@ -41,8 +25,7 @@ struct NamespaceCounters {
 };
 
 // Keeps one entry per inode and blob in memory.
-absl::StatusOr<NamespaceCheckReport> CheckNamespace(
-    rocksdb::DB* db, const NamespaceFamilies& families,
-    const NamespaceCounters& counters);
+absl::StatusOr<NamespaceCheckReport> CheckNamespace(KvReader& reader,
+                                                    const NamespaceCounters& counters);
 
 }  // namespace cairn

@@ -1,10 +1,12 @@
 // The namespace of a cairn volume: inodes, directory entries, xattrs, the
 // layout of file data (extents) and the records of the blobs holding it, all
-// in one RocksDB database.
+// in one transactional key-value store (kv_store.h): an embedded RocksDB
+// database by default.
 //
 // Promises:
-// - Every mutating call is one atomic RocksDB write batch: after a crash the
-//   namespace shows the state before or after the call, never a mix.
+// - Every mutating call is one transaction of the store (one atomic RocksDB
+//   write batch): after a crash the namespace shows the state before or
+//   after the call, never a mix.
 // - Lookup and GetAttr are point reads; ReadDir and ScanDir are range scans.
 //   Costs grow with log(n) of the namespace, never with n.
 // - Mutations are written to the RocksDB WAL without fsync (they survive a
@@ -502,7 +504,8 @@ class NamespaceStore {
       std::string_view id, InodeId ino, InodeId parent, std::string_view name,
       const PublishCondition& condition, const ReleaseCheck& release_now = {}) = 0;
 
-  // Makes every committed mutation durable (RocksDB WAL fsync).
+  // Makes every committed mutation durable (KvStore::Sync: RocksDB's WAL
+  // fsync).
   virtual absl::Status Sync() = 0;
 
   // --- Backups ------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "backend/base/coding.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
@@ -262,11 +263,13 @@ class RocksTxn final : public KvTxn {
 class RocksKvStore final : public KvStore {
  public:
   RocksKvStore(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
-               std::vector<rocksdb::ColumnFamilyHandle*> handles, bool read_only)
+               std::vector<rocksdb::ColumnFamilyHandle*> handles, bool read_only,
+               std::function<bool()> make_room)
       : env_(std::move(env)),
         db_(std::move(db)),
         handles_(std::move(handles)),
         read_only_(read_only),
+        make_room_(std::move(make_room)),
         reader_(db_.get(), handles_) {}
 
   ~RocksKvStore() override {
@@ -405,20 +408,56 @@ class RocksKvStore final : public KvStore {
     if (absl::Status recovered = RecoverLog(); !recovered.ok()) return recovered;
     log_writes_.fetch_add(1, std::memory_order_relaxed);
     rocksdb::Status written = db_->Write(rocksdb::WriteOptions(), batch);
-    if (written.IsIOError() || written.IsNoSpace()) log_failed_ = true;
+    if (written.IsNoSpace() && make_room_ && make_room_()) {
+      // Writing the same batch again is safe even if the failed write left
+      // it whole in the old log: every batch holds absolute values, and the
+      // records another change could write in between are written under
+      // the same lock this one holds (the writer's, or the sequences').
+      log_failed_ = true;
+      log_failed_no_space_ = true;
+      if (RecoverLog(/*wait=*/true).ok()) written = db_->Write(rocksdb::WriteOptions(), batch);
+    }
+    if (written.IsIOError() || written.IsNoSpace()) {
+      log_failed_no_space_ = written.IsNoSpace();
+      log_failed_ = true;
+    }
     return FromRocks(written, what);
   }
 
-  absl::Status RecoverLog() {
+  // `wait`: room was just made, so RocksDB's own recovery is about to run;
+  // else a change fails at once while the disk stays full (waiting at
+  // every change would make each of them take seconds to fail).
+  absl::Status RecoverLog(bool wait = false) {
     if (!log_failed_.load()) return absl::OkStatus();
     absl::MutexLock lock(&recover_mu_);
     if (!log_failed_.load()) return absl::OkStatus();
     rocksdb::Status resumed = db_->Resume();
-    if (!resumed.ok()) return FromRocks(resumed, "recovering from a failed write of the log");
+    // After a full disk RocksDB recovers by itself, in a thread of its own
+    // that starts once the disk has room (its SstFileManager looks), and
+    // Resume answers Busy until it is done: wait a little for that thread
+    // (in real time, as it does) before failing the change.
+    for (int waited_ms = 0; wait && resumed.IsBusy() && waited_ms < kRecoveryWaitMs;
+         waited_ms += 50) {
+      absl::SleepFor(absl::Milliseconds(50));
+      resumed = db_->Resume();
+    }
+    if (!resumed.ok()) {
+      if (log_failed_no_space_.load()) {
+        // The disk is still full: say so (ENOSPC), not EIO. Writes go on
+        // once room is made, without a remount.
+        return FsError(FsErrorKind::kNoSpace,
+                       absl::StrCat("namespace database: the disk is full (",
+                                    resumed.ToString(), "); free space on it and changes "
+                                    "go on"));
+      }
+      return FromRocks(resumed, "recovering from a failed write of the log");
+    }
     log_failed_ = false;
+    log_failed_no_space_ = false;
     LogInfo("namespace: writes go on after a failed write of the log");
     return absl::OkStatus();
   }
+  static constexpr int kRecoveryWaitMs = 2000;
 
   // Declared before db_ so that it is destroyed after it: the database
   // calls it until it is closed.
@@ -426,6 +465,7 @@ class RocksKvStore final : public KvStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by KvSpace
   const bool read_only_;
+  const std::function<bool()> make_room_;
   RocksReader reader_;
 
   absl::Mutex mu_;  // the one writer
@@ -437,6 +477,7 @@ class RocksKvStore final : public KvStore {
   absl::Mutex sync_mu_;
   uint64_t synced_seq_ ABSL_GUARDED_BY(sync_mu_) = 0;
   std::atomic<bool> log_failed_{false};
+  std::atomic<bool> log_failed_no_space_{false};  // the failure was a full disk
   std::atomic<uint64_t> log_writes_{0};
   std::atomic<uint64_t> log_syncs_{0};
   absl::Mutex recover_mu_;
@@ -531,7 +572,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKvStore(const std::string& db_
   db->DestroyColumnFamilyHandle(handles[0]);  // the unused default family
   handles.erase(handles.begin());
   return std::unique_ptr<KvStore>(std::make_unique<RocksKvStore>(
-      std::move(env), std::move(db), std::move(handles), options.read_only));
+      std::move(env), std::move(db), std::move(handles), options.read_only, options.make_room));
 }
 
 }  // namespace cairn

@@ -15,6 +15,7 @@
 //   changes them (counters) or before any number is handed out (sequences).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct RocksKvOptions {
   // See NamespaceOptions::salvaged_log: skip damaged stretches of the log,
   // one line each here, and write what was kept into tables.
   std::vector<std::string>* salvaged_log = nullptr;
+  // See NamespaceOptions::make_room: called when a write of the log found
+  // the disk full; true when it freed space (the write is tried again).
+  std::function<bool()> make_room;
 };
 
 absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKvStore(const std::string& db_dir,

@@ -1,7 +1,7 @@
-// The namespace kept in an embedded RocksDB database, reached through
-// cairn's Env (rocksdb_env.h): one column family per kind of record
-// (records.h), every mutation one write batch, reads that never wait for
-// a writer. The implementation NamespaceStore::Open opens.
+// The namespace kept in an embedded RocksDB database: the namespace logic
+// of kv_namespace.h over the RocksDB engine of rocks_kv_store.h (one column
+// family per kind of record, every mutation one write batch, reads that
+// never wait for a writer). What NamespaceStore::Open opens.
 #pragma once
 
 #include <memory>

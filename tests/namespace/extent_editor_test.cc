@@ -7,9 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
-#include "rocksdb/db.h"
-#include "rocksdb/options.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/temp_dir.h"
 
@@ -46,25 +45,27 @@ std::vector<Extent> Expected(uint64_t lo, uint64_t hi) {
 // A database holding one file's extents in a table file (and neighbours'
 // keys around it), closed.
 void MakeTable(const std::string& dir) {
-  rocksdb::Options options;
+  RocksKvOptions options;
   options.create_if_missing = true;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(options, dir, &raw).ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  for (InodeId ino : {kFile - 1, kFile + 1}) {
-    for (int i = 0; i < 100; ++i) {
-      Extent e;
-      e.file_offset = i * kExtentBytes;
-      e.length = kExtentBytes;
-      e.blob_id = 5;
-      ASSERT_TRUE(db->Put({}, ExtentKey(ino, e.file_offset), EncodeExtent(e)).ok());
+  absl::StatusOr<std::unique_ptr<KvStore>> store = OpenRocksKvStore(dir, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::Status written = (*store)->Run([](KvTxn& txn) {
+    for (InodeId ino : {kFile - 1, kFile + 1}) {
+      for (int i = 0; i < 100; ++i) {
+        Extent e;
+        e.file_offset = i * kExtentBytes;
+        e.length = kExtentBytes;
+        e.blob_id = 5;
+        txn.Put(KvSpace::kExtents, ExtentKey(ino, e.file_offset), EncodeExtent(e));
+      }
     }
-  }
-  for (const Extent& e : AllExtents()) {
-    ASSERT_TRUE(db->Put({}, ExtentKey(kFile, e.file_offset), EncodeExtent(e)).ok());
-  }
-  ASSERT_TRUE(db->Flush({}).ok());
-  ASSERT_TRUE(db->Close().ok());
+    for (const Extent& e : AllExtents()) {
+      txn.Put(KvSpace::kExtents, ExtentKey(kFile, e.file_offset), EncodeExtent(e));
+    }
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(written.ok()) << written;
+  // Closing writes the extents into one table file.
 }
 
 std::string TableFile(const std::string& dir) {
@@ -93,19 +94,17 @@ TEST(ReadExtentsTest, ADamagedTableGivesTheRightExtentsOrAnErrorNeverFewer) {
     const std::string table = TableFile(copy);
     const uint64_t position = random() % table_size;
     FlipByte(table, position, 0x5a);
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Status opened = rocksdb::DB::Open(rocksdb::Options(), copy, &raw);
-    if (!opened.ok()) {
+    absl::StatusOr<std::unique_ptr<KvStore>> store = OpenRocksKvStore(copy, RocksKvOptions());
+    if (!store.ok()) {
       ++errors;  // refused: that is an answer too
       continue;
     }
-    std::unique_ptr<rocksdb::DB> db(raw);
     // Reads inside extents of every block, as the file's reads are.
     for (uint64_t i = 0; i < kExtents; i += 7) {
       const uint64_t lo = i * kExtentBytes + kExtentBytes / 2;
       for (uint64_t length : {uint64_t{1}, 3 * kExtentBytes}) {
         absl::StatusOr<std::vector<Extent>> read = ReadExtents(
-            db.get(), db->DefaultColumnFamily(), kFile, lo, lo + length, /*clip=*/false);
+            (*store)->Reader(), kFile, lo, lo + length, /*clip=*/false);
         if (!read.ok()) {
           ++errors;
           continue;

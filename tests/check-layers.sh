@@ -44,4 +44,16 @@ while IFS= read -r file; do
     fi
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
 done < <(find backend cache fs frontend daemon -name '*.h' -o -name '*.cc' | sort)
+# Inside backend/namespace/, only the RocksDB engine includes RocksDB: the
+# namespace logic sits on the key-value seam (kv_store.h), so that another
+# engine needs nothing but a KvStore.
+while IFS= read -r file; do
+  case "${file##*/}" in
+    rocks_kv_store.*|rocksdb_env.*) continue ;;
+  esac
+  if grep -q '^#include "rocksdb/' "$file"; then
+    echo "$file includes RocksDB: only the engine (rocks_kv_store.cc, rocksdb_env.cc) may (tests/check-layers.sh)" >&2
+    status=1
+  fi
+done < <(find backend/namespace -name '*.h' -o -name '*.cc' | sort)
 exit "$status"

@@ -1251,26 +1251,27 @@ class KvNamespace final : public NamespaceStore {
       // A page of due blobs, then which of them the replicator still needs
       // (it copies them first): one read of the queue for the page.
       std::vector<BlobId> page;
+      const size_t wanted = max - ids.size();
       absl::Status s = kv_->Reader().Scan(KvSpace::kGc, from, due,
                                           [&](std::string_view key, std::string_view) {
                                             from = std::string(key) + '\0';
                                             page.push_back(KeyNumberAt(key, 8));
-                                            return page.size() < max - ids.size();
+                                            return page.size() < wanted;
                                           });
       if (!s.ok()) return s;
-      if (page.empty()) break;
       if (!options_.queue_replication) {
         ids.insert(ids.end(), page.begin(), page.end());
-        continue;
+      } else if (!page.empty()) {
+        std::vector<std::string> keys;
+        for (BlobId id : page) keys.push_back(kReplicationPrefix + BlobKey(id));
+        absl::StatusOr<std::vector<std::optional<std::string>>> queued =
+            kv_->Reader().MultiGet(KvSpace::kMeta, keys);
+        if (!queued.ok()) return queued.status();
+        for (size_t i = 0; i < page.size(); ++i) {
+          if (!(*queued)[i].has_value()) ids.push_back(page[i]);
+        }
       }
-      std::vector<std::string> keys;
-      for (BlobId id : page) keys.push_back(kReplicationPrefix + BlobKey(id));
-      absl::StatusOr<std::vector<std::optional<std::string>>> queued =
-          kv_->Reader().MultiGet(KvSpace::kMeta, keys);
-      if (!queued.ok()) return queued.status();
-      for (size_t i = 0; i < page.size(); ++i) {
-        if (!(*queued)[i].has_value()) ids.push_back(page[i]);
-      }
+      if (page.size() < wanted) break;  // no more are due
     }
     return ids;
   }

@@ -185,19 +185,22 @@ class RocksReader final : public KvReader {
   const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
 };
 
-// One transaction: writes in an indexed batch that its reads look through
-// (a read of a space it has not written goes straight to the database).
+// One transaction: its writes go into a plain WriteBatch, and its reads
+// straight to the database, except reads of a space it has written: those
+// look through an index of the batch, built the first time one is needed.
+// The namespace rarely reads what it wrote (it caches the inodes it
+// changes), and indexing every write as it is made cost rename and unlink
+// about a tenth of their time.
 class RocksTxn final : public KvTxn {
  public:
   RocksTxn(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
-      : db_(db), handles_(handles), reader_(db, handles),
-        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+      : db_(db), handles_(handles), reader_(db, handles) {}
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
     if (!wrote(space)) return reader_.Get(space, key);
     std::string value;
     rocksdb::Status got =
-        batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cf(space), S(key), &value);
+        Index().GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cf(space), S(key), &value);
     return Found(got, std::move(value));
   }
 
@@ -218,7 +221,7 @@ class RocksTxn final : public KvTxn {
                     const KvScanFn& fn) override {
     if (!wrote(space)) return reader_.Scan(space, start, end, fn);
     Bounds bounds(start, end);
-    std::unique_ptr<rocksdb::Iterator> it(batch_.NewIteratorWithBase(
+    std::unique_ptr<rocksdb::Iterator> it(Index().NewIteratorWithBase(
         cf(space), db_->NewIterator(bounds.options(), cf(space)), bounds.pointer()));
     return Walk(it.get(), start, end, fn, "listing records");
   }
@@ -227,7 +230,7 @@ class RocksTxn final : public KvTxn {
                                               std::string_view end) override {
     if (!wrote(space)) return reader_.Last(space, start, end);
     Bounds bounds(start, end);
-    std::unique_ptr<rocksdb::Iterator> it(batch_.NewIteratorWithBase(
+    std::unique_ptr<rocksdb::Iterator> it(Index().NewIteratorWithBase(
         cf(space), db_->NewIterator(bounds.options(), cf(space)), bounds.pointer()));
     return SeekLast(it.get(), start, end);
   }
@@ -235,19 +238,52 @@ class RocksTxn final : public KvTxn {
   void Put(KvSpace space, std::string_view key, std::string_view value) override {
     written_ |= 1u << static_cast<int>(space);
     batch_.Put(cf(space), S(key), S(value)).PermitUncheckedError();
+    if (index_ != nullptr) index_->Put(cf(space), S(key), S(value)).PermitUncheckedError();
   }
   void Delete(KvSpace space, std::string_view key) override {
     written_ |= 1u << static_cast<int>(space);
     batch_.Delete(cf(space), S(key)).PermitUncheckedError();
+    if (index_ != nullptr) index_->Delete(cf(space), S(key)).PermitUncheckedError();
   }
   void AddToCounter(std::string_view counter, int64_t delta) override {
     counter_deltas_[std::string(counter)] += delta;
   }
 
-  rocksdb::WriteBatchWithIndex& batch() { return batch_; }
+  rocksdb::WriteBatch& batch() { return batch_; }
   const std::map<std::string, int64_t>& counter_deltas() const { return counter_deltas_; }
 
  private:
+  // Replays the batch so far into an index; later writes go to both.
+  rocksdb::WriteBatchWithIndex& Index() {
+    if (index_ != nullptr) return *index_;
+    index_ = std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(), 0,
+                                                            /*overwrite_key=*/true);
+    class Replay final : public rocksdb::WriteBatch::Handler {
+     public:
+      Replay(rocksdb::WriteBatchWithIndex& index,
+             const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
+          : index_(index), handles_(handles) {}
+      rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                            const rocksdb::Slice& value) override {
+        return index_.Put(Handle(id), key, value);
+      }
+      rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+        return index_.Delete(Handle(id), key);
+      }
+
+     private:
+      rocksdb::ColumnFamilyHandle* Handle(uint32_t id) const {
+        for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+          if (handle->GetID() == id) return handle;
+        }
+        return nullptr;  // not ours: RocksTxn writes only these
+      }
+      rocksdb::WriteBatchWithIndex& index_;
+      const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
+    } replay(*index_, handles_);
+    batch_.Iterate(&replay).PermitUncheckedError();
+    return *index_;
+  }
   bool wrote(KvSpace space) const { return (written_ >> static_cast<int>(space)) & 1; }
   rocksdb::ColumnFamilyHandle* cf(KvSpace space) const {
     return handles_[static_cast<int>(space)];
@@ -255,7 +291,8 @@ class RocksTxn final : public KvTxn {
   rocksdb::DB* db_;
   const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
   RocksReader reader_;
-  rocksdb::WriteBatchWithIndex batch_;
+  rocksdb::WriteBatch batch_;
+  std::unique_ptr<rocksdb::WriteBatchWithIndex> index_;
   uint32_t written_ = 0;  // a bit per space this transaction wrote
   std::map<std::string, int64_t> counter_deltas_;
 };
@@ -296,7 +333,7 @@ class RocksKvStore final : public KvStore {
     absl::MutexLock lock(&mu_);
     RocksTxn txn(db_.get(), handles_);
     if (absl::Status s = body(txn); !s.ok()) return s;
-    rocksdb::WriteBatch* batch = txn.batch().GetWriteBatch();
+    rocksdb::WriteBatch* batch = &txn.batch();
     std::vector<std::pair<const std::string*, int64_t>> counted;
     for (const auto& [name, delta] : txn.counter_deltas()) {
       if (delta == 0) continue;

@@ -5,8 +5,9 @@
 // How it keeps the KvStore promises:
 // - Run takes one writer at a time (a mutex), so a body is never re-run:
 //   nothing can change what it read before it commits. Its writes go into
-//   an indexed batch its own reads look through, and commit as one
-//   WriteBatch appended to the log.
+//   one WriteBatch appended to the log at commit; its reads of a space it
+//   wrote look through an index of that batch (WriteBatchWithIndex), built
+//   only when such a read comes.
 // - Reader() reads the database directly and never waits for the writer.
 // - Commits are in the log, not synced: they survive a daemon crash (the
 //   OS has them); Sync() makes them survive a machine crash.

@@ -161,10 +161,15 @@ TEST_P(KvStoreTest, ATransactionReadsItsOwnWrites) {
     // Outside the transaction nothing has happened yet.
     EXPECT_EQ(Get(store_->Reader(), KvSpace::kDentries, "b"), std::nullopt);
     EXPECT_EQ(Get(store_->Reader(), KvSpace::kDentries, "e"), "old");
+    // Writes after those reads are seen too.
+    txn.Put(KvSpace::kDentries, "d", "later");
+    txn.Delete(KvSpace::kDentries, "a");
+    EXPECT_EQ(Get(txn, KvSpace::kDentries, "d"), "later");
+    EXPECT_EQ(Keys(txn, KvSpace::kDentries, "", ""), (Strings{"b", "c", "d"}));
     return absl::OkStatus();
   });
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(Keys(store_->Reader(), KvSpace::kDentries, "", ""), (Strings{"a", "b", "c"}));
+  EXPECT_EQ(Keys(store_->Reader(), KvSpace::kDentries, "", ""), (Strings{"b", "c", "d"}));
   EXPECT_EQ(Get(store_->Reader(), KvSpace::kDentries, "c"), "changed");
 }
 

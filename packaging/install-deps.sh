@@ -13,9 +13,10 @@ build_packages=(
   libfuse3-dev libmount-dev librocksdb-dev liblz4-dev libabsl-dev
   libcurl4-openssl-dev libssl-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
-  libboost1.81-dev
+  libboost1.81-dev libpq-dev
 )
-runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
+# libpq5: the client of the PostgreSQL namespace of shared volumes (issue 18).
+runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2 libpq5)
 # fio, strace and python3 also serve bench/.
 # nodejs and npm run s3rver, the S3 server of the remote-tier tests.
 # mount (util-linux) and systemd (systemd-analyze, the fstab generator) serve
@@ -25,9 +26,11 @@ runtime_packages=(fuse3 librocksdb7.8 liblz4-1 libisal2)
 # (tests/deb_test.sh), and man-db the man pages (tests/check-man-pages.sh).
 # awscli, boto3, s3cmd, rclone and s3fs (which mounts a bucket; its fuse
 # dependency is met by fuse3) are the clients of the S3 frontend's tests.
+# postgresql-15 is the server tests/pg-server.sh starts for the tests of the
+# PostgreSQL namespace (only its binaries; no cluster of the package is used).
 test_packages=(rsync attr acl fio e2fsprogs util-linux mount systemd systemd-container procps
                psmisc perl python3 strace passwd lintian man-db
-               awscli python3-boto3 s3cmd rclone s3fs curl)
+               awscli python3-boto3 s3cmd rclone s3fs curl postgresql-15)
 command -v npm >/dev/null || test_packages+=(nodejs npm)
 
 missing=()

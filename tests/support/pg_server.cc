@@ -1,0 +1,90 @@
+#include "tests/support/pg_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace cairn {
+
+namespace {
+
+const char* Script() {
+  const char* script = getenv("CAIRN_PG_SERVER_SCRIPT");
+#ifdef CAIRN_DEFAULT_PG_SERVER_SCRIPT
+  if (script == nullptr) script = CAIRN_DEFAULT_PG_SERVER_SCRIPT;
+#endif
+  return script;
+}
+
+std::string LastLine(const std::string& out) {
+  std::string s = out;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  size_t nl = s.rfind('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+}  // namespace
+
+int PgServer::RunScript(const std::string& args, std::string* out) {
+  std::string cmd = std::string("bash '") + Script() + "' " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out->append(buf, n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::unique_ptr<PgServer> PgServer::Start(std::string* why_not, bool* missing) {
+  *missing = false;
+  if (Script() == nullptr) {
+    *why_not = "no tests/pg-server.sh (CAIRN_PG_SERVER_SCRIPT)";
+    return nullptr;
+  }
+  char templ[] = "/tmp/cairn-pg-XXXXXX";
+  if (mkdtemp(templ) == nullptr) {
+    *why_not = "mkdtemp failed";
+    return nullptr;
+  }
+  std::unique_ptr<PgServer> server(new PgServer());
+  server->dir_ = templ;
+  std::string out;
+  int rc = RunScript("start '" + server->dir_ + "' " + std::to_string(getpid()), &out);
+  if (rc != 0) {
+    *missing = rc == 77;
+    *why_not = "tests/pg-server.sh start failed (exit " + std::to_string(rc) + "): " + out;
+    return nullptr;  // the destructor removes the directory
+  }
+  server->url_ = LastLine(out);
+  return server;
+}
+
+bool PgServer::Stop(bool crash, std::string* why_not) {
+  std::string out;
+  int rc = RunScript("stop '" + dir_ + "' " + (crash ? "immediate" : "fast"), &out);
+  if (rc != 0) *why_not = "tests/pg-server.sh stop failed: " + out;
+  return rc == 0;
+}
+
+bool PgServer::Restart(std::string* why_not) {
+  std::string out;
+  int rc = RunScript("start '" + dir_ + "' " + std::to_string(getpid()), &out);
+  if (rc != 0) {
+    *why_not = "tests/pg-server.sh start (again) failed: " + out;
+    return false;
+  }
+  return true;
+}
+
+PgServer::~PgServer() {
+  std::string why_not;
+  Stop(/*crash=*/true, &why_not);  // also after a start that failed half-way
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+}  // namespace cairn

@@ -1,0 +1,41 @@
+// A private PostgreSQL 15 for tests, started by tests/pg-server.sh: its own
+// temp directory, 127.0.0.1 on a free port, trust authentication, database
+// "cairn"; stopped by its PID and removed with the object (and by the
+// script's watcher if the test binary dies first).
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace cairn {
+
+class PgServer {
+ public:
+  // nullptr with `why_not` set when it cannot start; `*missing` tells
+  // whether that is because the server binaries are not installed (the one
+  // case a test may skip: CI installs them).
+  static std::unique_ptr<PgServer> Start(std::string* why_not, bool* missing);
+  ~PgServer();
+  PgServer(const PgServer&) = delete;
+  PgServer& operator=(const PgServer&) = delete;
+
+  // "postgresql://cairn@127.0.0.1:PORT/cairn"
+  const std::string& url() const { return url_; }
+
+  // Stops the server: a fast shutdown (sessions aborted, checkpoint), or
+  // with `crash`, an immediate one that leaves recovery to the next start.
+  bool Stop(bool crash, std::string* why_not);
+  // Starts it again on the same data and port.
+  bool Restart(std::string* why_not);
+
+ private:
+  PgServer() = default;
+  // Runs the script with `args`; its output in `*out`, its exit status
+  // returned (-1 if it could not run).
+  static int RunScript(const std::string& args, std::string* out);
+
+  std::string dir_;
+  std::string url_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,948 @@
+#include "backend/namespace/pg_kv_store.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+namespace cairn {
+
+namespace {
+
+constexpr uint32_t kInt2Oid = 21;
+constexpr uint32_t kInt8Oid = 20;
+constexpr uint32_t kTextOid = 25;
+constexpr uint32_t kByteaOid = 17;
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultDeleter>;
+
+// ---- Binary encodings of parameters and results (network byte order). ----
+
+void AppendBe(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string Int2(int v) {
+  std::string s;
+  AppendBe(&s, static_cast<uint16_t>(v), 2);
+  return s;
+}
+
+std::string Int8(int64_t v) {
+  std::string s;
+  AppendBe(&s, static_cast<uint64_t>(v), 8);
+  return s;
+}
+
+int64_t DecodeInt8(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return static_cast<int64_t>(v);
+}
+
+// A one-dimensional array in PostgreSQL's binary array format (array_recv):
+// ndim, has-nulls, element type, then length and lower bound, then each
+// element as a length and its bytes. Never empty: callers send no
+// statement for an empty set.
+class ArrayBuilder {
+ public:
+  explicit ArrayBuilder(uint32_t elem_oid) : elem_oid_(elem_oid) {}
+  void Add(std::string_view elem) {
+    AppendBe(&body_, elem.size(), 4);
+    body_.append(elem);
+    ++count_;
+  }
+  size_t count() const { return count_; }
+  std::string Finish() const {
+    std::string out;
+    AppendBe(&out, 1, 4);
+    AppendBe(&out, 0, 4);
+    AppendBe(&out, elem_oid_, 4);
+    AppendBe(&out, count_, 4);
+    AppendBe(&out, 1, 4);
+    out += body_;
+    return out;
+  }
+
+ private:
+  uint32_t elem_oid_;
+  size_t count_ = 0;
+  std::string body_;
+};
+
+// ---- The statements, prepared on every connection. ----
+
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+// Parameters are cast in the text so the server knows their types; all
+// are sent and read in binary.
+constexpr Statement kStatements[] = {
+    {"get", "SELECT value FROM cairn_kv WHERE space = $1::int2 AND key = $2::bytea"},
+    {"mget",
+     "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key = ANY($2::bytea[])"},
+    {"scan_open",
+     "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
+     "ORDER BY key LIMIT $3::int8"},
+    {"scan_range",
+     "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
+     "AND key < $3::bytea ORDER BY key LIMIT $4::int8"},
+    {"put",
+     "INSERT INTO cairn_kv (space, key, value) "
+     "SELECT * FROM unnest($1::int2[], $2::bytea[], $3::bytea[]) "
+     "ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value"},
+    {"del",
+     "DELETE FROM cairn_kv WHERE (space, key) IN "
+     "(SELECT * FROM unnest($1::int2[], $2::bytea[]))"},
+    {"add",
+     "INSERT INTO cairn_counters (name, slot, value) "
+     "SELECT * FROM unnest($1::text[], $2::int2[], $3::int8[]) "
+     "ON CONFLICT (name, slot) DO UPDATE SET value = cairn_counters.value + EXCLUDED.value"},
+    {"last_open",
+     "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
+     "ORDER BY key DESC LIMIT 1"},
+    {"last_range",
+     "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
+     "AND key < $3::bytea ORDER BY key DESC LIMIT 1"},
+    // Slots may sum below zero (each add is blind, see ReadCounter).
+    {"counter",
+     "SELECT greatest(coalesce(sum(value), 0), 0)::int8 FROM cairn_counters "
+     "WHERE name = $1::text"},
+    {"peek", "SELECT next FROM cairn_sequences WHERE name = $1::text"},
+    // Its own autocommit statement (never inside Run's transactions): the
+    // row lock is held for one statement, and no rollback gives a range
+    // back.
+    {"allocate",
+     "INSERT INTO cairn_sequences AS s (name, next) VALUES ($1::text, $2::int8 + $3::int8) "
+     "ON CONFLICT (name) DO UPDATE SET next = s.next + $3::int8 RETURNING s.next - $3::int8"},
+};
+
+constexpr const char* kSchemaSql =
+    "CREATE TABLE IF NOT EXISTS cairn_kv ("
+    "  space smallint NOT NULL, key bytea NOT NULL, value bytea NOT NULL,"
+    "  PRIMARY KEY (space, key));"
+    "CREATE TABLE IF NOT EXISTS cairn_counters ("
+    "  name text NOT NULL, slot smallint NOT NULL, value bigint NOT NULL,"
+    "  PRIMARY KEY (name, slot));"
+    "CREATE TABLE IF NOT EXISTS cairn_sequences ("
+    "  name text PRIMARY KEY, next bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cairn_schema ("
+    "  one int PRIMARY KEY CHECK (one = 1), version int NOT NULL);";
+
+// ---- Errors. ----
+
+// Debian's Abseil has its own string_view, which StrCat takes.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+enum class FailKind { kConflict, kLost, kTimeout, kMissingTable, kFull, kOther };
+
+bool IsLost(PGconn* pg, const char* sqlstate) {
+  if (PQstatus(pg) == CONNECTION_BAD || sqlstate == nullptr) return true;
+  std::string_view s(sqlstate);
+  // 08: connection exceptions; 57P01-57P03: the server is shutting down
+  // or starting, so the session ends.
+  return s.substr(0, 2) == "08" || s == "57P01" || s == "57P02" || s == "57P03";
+}
+
+FailKind Classify(PGconn* pg, const PGresult* res) {
+  const char* sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  if (IsLost(pg, sqlstate)) return FailKind::kLost;
+  std::string_view s(sqlstate);
+  if (s == "40001" || s == "40P01") return FailKind::kConflict;
+  if (s == "57014") return FailKind::kTimeout;
+  if (s == "42P01") return FailKind::kMissingTable;
+  if (s.substr(0, 2) == "53") return FailKind::kFull;
+  return FailKind::kOther;
+}
+
+std::string Where(PGconn* pg) {
+  const char* host = pg ? PQhost(pg) : nullptr;
+  const char* port = pg ? PQport(pg) : nullptr;
+  return absl::StrCat(host && *host ? host : "(default host)", ":",
+                      port && *port ? port : "(default port)");
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A status a person can act on, for statement `what` that failed.
+absl::Status ErrorStatus(PGconn* pg, const PGresult* res, std::string_view what) {
+  std::string detail = Trim(res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                               : PQerrorMessage(pg));
+  std::string where = Where(pg);
+  switch (Classify(pg, res)) {
+    case FailKind::kLost:
+      return absl::UnavailableError(absl::StrCat(
+          "lost the connection to PostgreSQL at ", where, " during ", Sv(what), ": ", detail,
+          "; check the server is running and reachable"));
+    case FailKind::kConflict:
+      return absl::AbortedError(absl::StrCat("PostgreSQL at ", where,
+                                             ": conflict with another transaction during ", Sv(what),
+                                             ": ", detail));
+    case FailKind::kTimeout:
+      return absl::DeadlineExceededError(absl::StrCat(
+          "PostgreSQL at ", where, ": ", Sv(what),
+          " ran past the statement timeout and was cancelled; check the server's load: ",
+          detail));
+    case FailKind::kMissingTable:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "PostgreSQL at ", where, ": the namespace tables are missing (", detail,
+          "); was the database dropped or emptied, or does the volume's URL name another "
+          "database? cairn never recreates them: restore the database from a backup"));
+    case FailKind::kFull:
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "PostgreSQL at ", where, " is out of resources during ", Sv(what), ": ", detail,
+          "; free disk space or memory on the database server"));
+    case FailKind::kOther:
+      break;
+  }
+  return absl::InternalError(absl::StrCat("PostgreSQL at ", where, ": ", Sv(what), " failed: ", detail));
+}
+
+// ---- Connections. ----
+
+struct Conn {
+  explicit Conn(PGconn* p) : pg(p) {}
+  ~Conn() { PQfinish(pg); }
+  PGconn* pg;
+  // Set when the connection is gone or in an unknown state: it is closed
+  // instead of going back to the pool.
+  bool broken = false;
+};
+
+// Runs a prepared statement with binary parameters and results.
+Result Exec(Conn& c, const char* name, const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats(params.size(), 1);
+  for (const std::string& p : params) {
+    values.push_back(p.data());
+    lengths.push_back(static_cast<int>(p.size()));
+  }
+  return Result(PQexecPrepared(c.pg, name, static_cast<int>(params.size()), values.data(),
+                               lengths.data(), formats.data(), /*resultFormat=*/1));
+}
+
+bool ResultOk(const Result& r) {
+  if (!r) return false;
+  ExecStatusType s = PQresultStatus(r.get());
+  return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+// Marks the connection broken when `r` tells it is lost.
+absl::Status Check(Conn& c, const Result& r, std::string_view what) {
+  if (ResultOk(r)) return absl::OkStatus();
+  absl::Status st = ErrorStatus(c.pg, r.get(), what);
+  if (absl::IsUnavailable(st)) c.broken = true;
+  return st;
+}
+
+absl::Status ExecSimple(Conn& c, const char* sql, std::string_view what) {
+  Result r(PQexec(c.pg, sql));
+  return Check(c, r, what);
+}
+
+std::string_view Value(const Result& r, int row, int col) {
+  return std::string_view(PQgetvalue(r.get(), row, col), PQgetlength(r.get(), row, col));
+}
+
+thread_local std::mt19937_64 tls_rng{std::random_device{}()};
+
+// Before attempt `attempt` (2, 3, ...): a random wait of up to 1 ms, 2 ms,
+// ... 128 ms, so that writers that collided do not collide again in step.
+void Backoff(int attempt) {
+  int64_t cap_us = int64_t{1000} << std::min(attempt - 2, 7);
+  std::uniform_int_distribution<int64_t> d(cap_us / 4, cap_us);
+  std::this_thread::sleep_for(std::chrono::microseconds(d(tls_rng)));
+}
+
+}  // namespace
+
+// Begins a serializable transaction and learns its id, in one round trip.
+// The id is assigned now rather than at the first write (costing one for
+// read-only runs too) so that a commit whose answer is lost can be looked
+// up (pg_xact_status) even if no result of the commit's round trip came.
+absl::Status Begin(Conn& c, std::string* xid) {
+  Result r(PQexec(c.pg, "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id()"));
+  if (absl::Status st = Check(c, r, "BEGIN"); !st.ok()) return st;
+  *xid = PQgetvalue(r.get(), 0, 0);
+  return absl::OkStatus();
+}
+
+enum class CommitFate { kCommitted, kNotCommitted, kUnknown };
+
+// ---- The store. ----
+
+struct PgKvStore::Impl {
+  explicit Impl(PgKvOptions o) : options(std::move(o)) {}
+
+  PgKvOptions options;
+  // Stateless: every call takes a connection of its own.
+  std::unique_ptr<KvReader> reader;
+
+  absl::Mutex mu;
+  std::vector<std::unique_ptr<Conn>> idle ABSL_GUARDED_BY(mu);
+
+  // A connection made ready for statements: settings and prepared
+  // statements (unless `prepare` is false: before the tables exist).
+  absl::StatusOr<std::unique_ptr<Conn>> Connect(bool prepare) {
+    // The URL comes last so that what it says overrides these defaults.
+    std::string timeout = std::to_string(options.connect_timeout_s);
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), "cairn", options.url.c_str(), nullptr};
+    auto c = std::make_unique<Conn>(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+    if (c->pg == nullptr) return absl::ResourceExhaustedError("libpq: out of memory");
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach PostgreSQL at ", Where(c->pg), ": ", Trim(PQerrorMessage(c->pg)),
+          "; check the server is running and the volume's namespace URL (--namespace)"));
+    }
+    // The server's notices (a shutdown's warning, ...) would go to stderr;
+    // what matters reaches the caller as a failed statement.
+    PQsetNoticeProcessor(c->pg, [](void*, const char*) {}, nullptr);
+    // synchronous_commit on: COMMIT answers only once the commit is
+    // durable, which is what lets Sync() be a no-op. Set per session so a
+    // server default of off cannot weaken it.
+    std::string settings = absl::StrCat("SET synchronous_commit = on; SET statement_timeout = ",
+                                        options.statement_timeout_ms, ";");
+    if (absl::Status st = ExecSimple(*c, settings.c_str(), "session setup"); !st.ok()) return st;
+    if (prepare) {
+      for (const Statement& s : kStatements) {
+        Result r(PQprepare(c->pg, s.name, s.sql, 0, nullptr));
+        if (absl::Status st = Check(*c, r, absl::StrCat("preparing ", s.name)); !st.ok()) {
+          return st;
+        }
+      }
+    }
+    return c;
+  }
+
+  // A pooled connection, or a new one. Never waits for another thread's
+  // connection (a scan callback may read again on the same thread).
+  absl::StatusOr<std::unique_ptr<Conn>> Acquire(bool* fresh) {
+    {
+      absl::MutexLock lock(&mu);
+      if (!idle.empty()) {
+        std::unique_ptr<Conn> c = std::move(idle.back());
+        idle.pop_back();
+        *fresh = false;
+        return c;
+      }
+    }
+    *fresh = true;
+    return Connect(/*prepare=*/true);
+  }
+
+  void Release(std::unique_ptr<Conn> c) {
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+      // A lost connection usually means the server went away: the idle
+      // ones are likely dead too, and each would cost a failed call.
+      if (c->broken) DropIdle();
+      return;
+    }
+    absl::MutexLock lock(&mu);
+    if (static_cast<int>(idle.size()) < options.pool_size) idle.push_back(std::move(c));
+  }
+
+  void DropIdle() {
+    std::vector<std::unique_ptr<Conn>> dropped;
+    absl::MutexLock lock(&mu);
+    dropped.swap(idle);
+  }
+
+  // Runs `fn` on a connection; when a pooled connection turns out to be
+  // lost (the server restarted since it was last used), once more on a
+  // fresh one. Only for calls that are safe to repeat: reads, and
+  // Allocate, whose lost answer at worst skips numbers.
+  template <typename T>
+  absl::StatusOr<T> WithConn(const std::function<absl::StatusOr<T>(Conn&)>& fn) {
+    for (int tries = 0;; ++tries) {
+      bool fresh;
+      absl::StatusOr<std::unique_ptr<Conn>> c = Acquire(&fresh);
+      if (!c.ok()) return c.status();
+      absl::StatusOr<T> result = fn(**c);
+      bool lost = (*c)->broken;
+      Release(*std::move(c));
+      if (lost && !fresh && tries == 0) continue;
+      return result;
+    }
+  }
+
+  // What became of transaction `xid`, whose COMMIT was sent on the
+  // session of backend `pid` before the connection was lost.
+  CommitFate ResolveCommit(const std::string& xid, int pid) {
+    absl::StatusOr<std::unique_ptr<Conn>> c = Connect(/*prepare=*/false);
+    if (!c.ok()) return CommitFate::kUnknown;
+    PGconn* pg = (*c)->pg;
+    const std::string pid_text = std::to_string(pid);
+    for (int poll = 0; poll < 40; ++poll) {
+      const char* xid_param[] = {xid.c_str()};
+      Result r(PQexecParams(pg, "SELECT pg_xact_status($1::xid8)", 1, nullptr, xid_param,
+                            nullptr, nullptr, 0));
+      // Null: too old to know (past the commit log's horizon); cannot
+      // happen seconds after the commit.
+      if (!ResultOk(r) || PQntuples(r.get()) != 1 || PQgetisnull(r.get(), 0, 0)) {
+        return CommitFate::kUnknown;
+      }
+      std::string_view fate = PQgetvalue(r.get(), 0, 0);
+      if (fate == "committed") return CommitFate::kCommitted;
+      if (fate == "aborted") return CommitFate::kNotCommitted;
+      // "in progress": the old session has not finished, perhaps unaware
+      // its client is gone. After a while, end it (it is ours: same role)
+      // and look again: it then either committed or never will.
+      if (poll == 20) {
+        const char* pid_param[] = {pid_text.c_str()};
+        Result t(PQexecParams(pg, "SELECT pg_terminate_backend($1::int, 2000)", 1, nullptr,
+                              pid_param, nullptr, nullptr, 0));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return CommitFate::kUnknown;
+  }
+
+  absl::Status ReadSchema(Conn& c) {
+    Result r(PQexec(c.pg, "SELECT version FROM cairn_schema"));
+    if (!ResultOk(r)) {
+      if (Classify(c.pg, r.get()) == FailKind::kMissingTable) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "PostgreSQL at ", Where(c.pg), ", database ", PQdb(c.pg),
+            ": no cairn namespace (no table cairn_schema); format the volume with this URL, or "
+            "check the URL names the right database"));
+      }
+      return Check(c, r, "reading the schema version");
+    }
+    if (PQntuples(r.get()) != 1) {
+      return absl::DataLossError(absl::StrCat("PostgreSQL at ", Where(c.pg), ", database ",
+                                              PQdb(c.pg), ": cairn_schema has ", PQntuples(r.get()),
+                                              " rows, not one; restore the database"));
+    }
+    int version = atoi(PQgetvalue(r.get(), 0, 0));
+    if (version != kPgSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "PostgreSQL at ", Where(c.pg), ", database ", PQdb(c.pg), ": namespace schema version ",
+          version, ", this cairn knows version ", kPgSchemaVersion, "; use a matching cairn"));
+    }
+    return absl::OkStatus();
+  }
+};
+
+namespace {
+
+struct SpaceKey {
+  KvSpace space;
+  std::string key;
+  bool operator<(const SpaceKey& o) const {
+    if (space != o.space) return space < o.space;
+    return key < o.key;  // std::string orders bytes as unsigned char, as bytea does
+  }
+};
+
+// Reads shared by the transaction and the plain reader: on one connection,
+// with the `overlay` of buffered writes (nullptr for none).
+using Overlay = std::map<SpaceKey, std::optional<std::string>>;
+
+absl::StatusOr<std::optional<std::string>> DoGet(Conn& c, KvSpace space, std::string_view key) {
+  Result r = Exec(c, "get", {Int2(static_cast<int>(space)), std::string(key)});
+  if (absl::Status st = Check(c, r, "a read (Get)"); !st.ok()) return st;
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  return std::string(Value(r, 0, 0));
+}
+
+absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
+    Conn& c, KvSpace space, absl::Span<const std::string> keys, const Overlay* overlay) {
+  std::vector<std::optional<std::string>> out(keys.size());
+  ArrayBuilder wanted(kByteaOid);
+  for (const std::string& k : keys) {
+    if (overlay == nullptr || !overlay->count({space, k})) wanted.Add(k);
+  }
+  std::map<std::string, std::string> found;
+  if (wanted.count() > 0) {
+    Result r = Exec(c, "mget", {Int2(static_cast<int>(space)), wanted.Finish()});
+    if (absl::Status st = Check(c, r, "a read (MultiGet)"); !st.ok()) return st;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      found.emplace(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (overlay != nullptr) {
+      auto it = overlay->find({space, keys[i]});
+      if (it != overlay->end()) {
+        out[i] = it->second;
+        continue;
+      }
+    }
+    auto it = found.find(keys[i]);
+    if (it != found.end()) out[i] = it->second;
+  }
+  return out;
+}
+
+// Pages through the range, merging the overlay's writes in key order.
+absl::Status DoScan(Conn& c, int page, KvSpace space, std::string_view start,
+                    std::string_view end, const KvScanFn& fn, const Overlay* overlay) {
+  std::string next(start);  // the smallest key not yet passed over
+  std::vector<std::pair<std::string, std::string>> rows;
+  size_t row = 0;
+  bool db_done = false;
+  auto in_range = [&](std::string_view k) { return end.empty() || k < end; };
+  while (true) {
+    if (row == rows.size() && !db_done) {
+      rows.clear();
+      row = 0;
+      Result r =
+          end.empty()
+              ? Exec(c, "scan_open", {Int2(static_cast<int>(space)), next, Int8(page)})
+              : Exec(c, "scan_range",
+                     {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)});
+      if (absl::Status st = Check(c, r, "a read (Scan)"); !st.ok()) return st;
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        rows.emplace_back(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
+      }
+      db_done = static_cast<int>(rows.size()) < page;
+    }
+    const std::pair<std::string, std::string>* db = row < rows.size() ? &rows[row] : nullptr;
+    // Looked up afresh each step: the callback may write to the overlay.
+    const std::pair<const SpaceKey, std::optional<std::string>>* mine = nullptr;
+    if (overlay != nullptr) {
+      auto it = overlay->lower_bound({space, next});
+      if (it != overlay->end() && it->first.space == space && in_range(it->first.key)) {
+        mine = &*it;
+      }
+    }
+    if (db == nullptr && mine == nullptr) return absl::OkStatus();
+    std::string key;
+    const std::string* value;
+    if (mine != nullptr && (db == nullptr || mine->first.key <= db->first)) {
+      if (db != nullptr && mine->first.key == db->first) ++row;  // the buffered write wins
+      key = mine->first.key;
+      if (!mine->second.has_value()) {  // deleted in this transaction
+        next = key + '\0';
+        continue;
+      }
+      value = &*mine->second;
+    } else {
+      key = db->first;
+      value = &db->second;
+      ++row;
+    }
+    // The smallest key after `key`: the next page starts there.
+    next = key + '\0';
+    std::string v = *value;  // the callback may overwrite the overlay's copy
+    if (!fn(key, v)) return absl::OkStatus();
+  }
+}
+
+// The greatest key in [start, end) of the committed state seen through
+// `overlay`: the server's last key that the overlay does not shadow,
+// against the overlay's last put in the range.
+absl::StatusOr<std::optional<KvReader::KeyValue>> DoLast(Conn& c, KvSpace space,
+                                                         std::string_view start,
+                                                         std::string_view end,
+                                                         const Overlay* overlay) {
+  std::optional<KvReader::KeyValue> db;
+  std::string below(end);  // empty: no upper bound
+  while (true) {
+    Result r = below.empty()
+                   ? Exec(c, "last_open", {Int2(static_cast<int>(space)), std::string(start)})
+                   : Exec(c, "last_range",
+                          {Int2(static_cast<int>(space)), std::string(start), below});
+    if (absl::Status st = Check(c, r, "a read (Last)"); !st.ok()) return st;
+    if (PQntuples(r.get()) == 0) break;
+    std::string key(Value(r, 0, 0));
+    if (overlay != nullptr && overlay->count({space, key})) {
+      below = key;  // written in this transaction: the overlay decides
+      continue;
+    }
+    db.emplace(std::move(key), std::string(Value(r, 0, 1)));
+    break;
+  }
+  std::optional<KvReader::KeyValue> mine;
+  if (overlay != nullptr) {
+    auto it = end.empty() ? overlay->lower_bound(
+                                {static_cast<KvSpace>(static_cast<int>(space) + 1), ""})
+                          : overlay->lower_bound({space, std::string(end)});
+    while (it != overlay->begin()) {
+      --it;
+      if (it->first.space != space || it->first.key < start) break;
+      if (it->second.has_value()) {
+        mine.emplace(it->first.key, *it->second);
+        break;
+      }
+    }
+  }
+  if (mine && (!db || mine->first > db->first)) return mine;
+  return db;
+}
+
+class PgReader : public KvReader {
+ public:
+  explicit PgReader(PgKvStore::Impl* impl) : impl_(impl) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
+    return impl_->WithConn<std::optional<std::string>>(
+        [&](Conn& c) { return DoGet(c, space, key); });
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
+      KvSpace space, absl::Span<const std::string> keys) override {
+    return impl_->WithConn<std::vector<std::optional<std::string>>>(
+        [&](Conn& c) { return DoMultiGet(c, space, keys, nullptr); });
+  }
+  absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
+                                               std::string_view end) override {
+    return impl_->WithConn<std::optional<KeyValue>>(
+        [&](Conn& c) { return DoLast(c, space, start, end, nullptr); });
+  }
+  absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
+                    const KvScanFn& fn) override {
+    // One snapshot for every page, as a RocksDB iterator gives. Retried on
+    // a fresh connection only while nothing reached the callback.
+    bool called = false;
+    KvScanFn wrapped = [&](std::string_view k, std::string_view v) {
+      called = true;
+      return fn(k, v);
+    };
+    absl::StatusOr<bool> done = impl_->WithConn<bool>([&](Conn& c) -> absl::StatusOr<bool> {
+      if (called) {
+        return absl::UnavailableError("the connection to PostgreSQL was lost during a scan");
+      }
+      if (absl::Status st =
+              ExecSimple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "a scan's BEGIN");
+          !st.ok()) {
+        return st;
+      }
+      absl::Status st = DoScan(c, impl_->options.scan_page, space, start, end, wrapped, nullptr);
+      absl::Status end_st = ExecSimple(c, st.ok() ? "COMMIT" : "ROLLBACK", "a scan's end");
+      if (!st.ok()) return st;
+      if (!end_st.ok()) return end_st;
+      return true;
+    });
+    return done.status();
+  }
+
+ private:
+  PgKvStore::Impl* impl_;
+};
+
+// One run of a transaction body on one connection.
+class PgTxn : public KvTxn {
+ public:
+  PgTxn(Conn& c, int page) : c_(c), page_(page) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
+    if (absl::Status st = Usable(); !st.ok()) return st;
+    auto it = writes_.find({space, std::string(key)});
+    if (it != writes_.end()) return it->second;
+    return Note(DoGet(c_, space, key));
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
+      KvSpace space, absl::Span<const std::string> keys) override {
+    if (absl::Status st = Usable(); !st.ok()) return st;
+    return Note(DoMultiGet(c_, space, keys, &writes_));
+  }
+  absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
+                                               std::string_view end) override {
+    if (absl::Status st = Usable(); !st.ok()) return st;
+    return Note(DoLast(c_, space, start, end, &writes_));
+  }
+  absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
+                    const KvScanFn& fn) override {
+    if (absl::Status st = Usable(); !st.ok()) return st;
+    absl::Status st = DoScan(c_, page_, space, start, end, fn, &writes_);
+    if (!st.ok()) failure_ = st;
+    return st;
+  }
+  void Put(KvSpace space, std::string_view key, std::string_view value) override {
+    writes_[{space, std::string(key)}] = std::string(value);
+  }
+  void Delete(KvSpace space, std::string_view key) override {
+    writes_[{space, std::string(key)}] = std::nullopt;
+  }
+  void AddToCounter(std::string_view counter, int64_t delta) override {
+    counters_[std::string(counter)] += delta;
+  }
+
+  // The first read error of this run: a conflict or a lost connection
+  // decides what Run does, whatever the body made of it.
+  const absl::Status& failure() const { return failure_; }
+  // Whether Commit lost the connection after it may have sent the COMMIT.
+  bool outcome_unknown() const { return outcome_unknown_; }
+
+  // Sends every buffered write and the COMMIT in one pipelined round trip.
+  absl::Status Commit() {
+    std::vector<std::pair<const char*, std::vector<std::string>>> stmts;
+    ArrayBuilder put_space(kInt2Oid), put_key(kByteaOid), put_value(kByteaOid);
+    ArrayBuilder del_space(kInt2Oid), del_key(kByteaOid);
+    for (const auto& [sk, value] : writes_) {
+      if (value.has_value()) {
+        put_space.Add(Int2(static_cast<int>(sk.space)));
+        put_key.Add(sk.key);
+        put_value.Add(*value);
+      } else {
+        del_space.Add(Int2(static_cast<int>(sk.space)));
+        del_key.Add(sk.key);
+      }
+    }
+    if (put_key.count() > 0) {
+      stmts.push_back({"put", {put_space.Finish(), put_key.Finish(), put_value.Finish()}});
+    }
+    if (del_key.count() > 0) stmts.push_back({"del", {del_space.Finish(), del_key.Finish()}});
+    ArrayBuilder names(kTextOid), slots(kInt2Oid), deltas(kInt8Oid);
+    std::uniform_int_distribution<int> slot(0, kPgCounterSlots - 1);
+    for (const auto& [name, delta] : counters_) {
+      if (delta == 0) continue;
+      names.Add(name);
+      slots.Add(Int2(slot(tls_rng)));
+      deltas.Add(Int8(delta));
+    }
+    if (names.count() > 0) {
+      stmts.push_back({"add", {names.Finish(), slots.Finish(), deltas.Finish()}});
+    }
+
+    PGconn* pg = c_.pg;
+    auto lost_mid_commit = [&](std::string_view detail) {
+      c_.broken = true;
+      outcome_unknown_ = true;
+      return absl::UnavailableError(absl::StrCat(
+          "lost the connection to PostgreSQL at ", Where(pg), " while committing: ", Sv(detail)));
+    };
+    if (PQenterPipelineMode(pg) != 1) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+    bool sent = true;
+    for (const auto& [name, params] : stmts) {
+      std::vector<const char*> values;
+      std::vector<int> lengths, formats(params.size(), 1);
+      for (const std::string& p : params) {
+        values.push_back(p.data());
+        lengths.push_back(static_cast<int>(p.size()));
+      }
+      sent = sent && PQsendQueryPrepared(pg, name, static_cast<int>(params.size()), values.data(),
+                                         lengths.data(), formats.data(), 1) == 1;
+    }
+    sent = sent && PQsendQueryParams(pg, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    sent = sent && PQpipelineSync(pg) == 1;
+    if (!sent) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+
+    // One result (then a null) per statement, then the sync's. The first
+    // error decides; the statements after it come back "aborted".
+    absl::Status first_error;
+    Result first_error_result;
+    size_t expected = stmts.size() + 1;
+    for (size_t i = 0; i < expected; ++i) {
+      Result r(PQgetResult(pg));
+      if (!r) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+      ExecStatusType s = PQresultStatus(r.get());
+      if (s == PGRES_FATAL_ERROR && first_error.ok()) {
+        first_error = ErrorStatus(pg, r.get(), i < stmts.size() ? "a write" : "COMMIT");
+        first_error_result = std::move(r);
+      } else if (s != PGRES_COMMAND_OK && s != PGRES_PIPELINE_ABORTED && s != PGRES_FATAL_ERROR) {
+        return lost_mid_commit(absl::StrCat("unexpected result ", PQresStatus(s)));
+      }
+      Result end(PQgetResult(pg));  // the null after each statement's result
+      if (end) return lost_mid_commit("unexpected extra result");
+    }
+    Result sync(PQgetResult(pg));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+      return lost_mid_commit(Trim(PQerrorMessage(pg)));
+    }
+    if (PQexitPipelineMode(pg) != 1) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+    if (first_error.ok()) return absl::OkStatus();
+    if (absl::IsUnavailable(first_error)) return lost_mid_commit(std::string(first_error.message()));
+    return first_error;
+  }
+
+ private:
+  absl::Status Usable() const {
+    // After a failed statement PostgreSQL refuses everything until
+    // rollback: report the first failure again rather than a vaguer one.
+    return failure_;
+  }
+  template <typename T>
+  T Note(T result) {
+    if (!result.ok() && failure_.ok()) failure_ = result.status();
+    return result;
+  }
+
+  Conn& c_;
+  int page_;
+  Overlay writes_;
+  std::map<std::string, int64_t> counters_;
+  absl::Status failure_;
+  bool outcome_unknown_ = false;
+};
+
+}  // namespace
+
+PgKvStore::PgKvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->reader = std::make_unique<PgReader>(impl_.get());
+}
+PgKvStore::~PgKvStore() = default;
+
+absl::StatusOr<std::unique_ptr<PgKvStore>> PgKvStore::Format(const PgKvOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  absl::StatusOr<std::unique_ptr<Conn>> c = impl->Connect(/*prepare=*/false);
+  if (!c.ok()) return c.status();
+  Conn& conn = **c;
+  // One transaction, serialized with any concurrent format of the same
+  // database by an advisory lock (CREATE TABLE IF NOT EXISTS alone races).
+  absl::Status st = ExecSimple(conn, "BEGIN; SELECT pg_advisory_xact_lock(4242001801)",
+                               "formatting (BEGIN)");
+  if (!st.ok()) return st;
+  Result exists(PQexec(conn.pg, "SELECT to_regclass('cairn_schema') IS NOT NULL"));
+  if (absl::Status est = Check(conn, exists, "formatting (looking for a namespace)"); !est.ok()) {
+    return est;
+  }
+  if (PQgetvalue(exists.get(), 0, 0)[0] == 't') {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "PostgreSQL at ", Where(conn.pg), ", database ", PQdb(conn.pg),
+        " already holds a cairn namespace; give each volume its own database"));
+  }
+  std::string sql = absl::StrCat(kSchemaSql, "INSERT INTO cairn_schema VALUES (1, ",
+                                 kPgSchemaVersion, "); COMMIT");
+  if (st = ExecSimple(conn, sql.c_str(), "formatting (creating the tables)"); !st.ok()) return st;
+  impl->Release(*std::move(c));
+  return Open(options);
+}
+
+absl::StatusOr<std::unique_ptr<PgKvStore>> PgKvStore::Open(const PgKvOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  absl::StatusOr<std::unique_ptr<Conn>> c = impl->Connect(/*prepare=*/false);
+  if (!c.ok()) return c.status();
+  if (absl::Status st = impl->ReadSchema(**c); !st.ok()) return st;
+  c = nullptr;
+  // The first pooled connection, with its statements prepared: this
+  // checks every table is there.
+  c = impl->Connect(/*prepare=*/true);
+  if (!c.ok()) return c.status();
+  impl->Release(*std::move(c));
+  return std::unique_ptr<PgKvStore>(new PgKvStore(std::move(impl)));
+}
+
+KvReader& PgKvStore::Reader() { return *impl_->reader; }
+
+absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
+  const int attempts = std::max(1, impl_->options.max_attempts);
+  bool retried_lost = false;
+  absl::Status last_conflict;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    if (attempt > 1 && !last_conflict.ok()) Backoff(attempt);
+    bool fresh;
+    absl::StatusOr<std::unique_ptr<Conn>> c = impl_->Acquire(&fresh);
+    if (!c.ok()) return c.status();
+    Conn& conn = **c;
+    std::string xid;
+    absl::Status st = Begin(conn, &xid);
+    const int backend_pid = PQbackendPID(conn.pg);
+    absl::Status outcome;
+    bool committing = false;
+    bool unknown = false;
+    if (st.ok()) {
+      PgTxn txn(conn, impl_->options.scan_page);
+      absl::Status body_st = body(txn);
+      if (!txn.failure().ok()) {
+        st = txn.failure();  // a conflict or a lost connection, whatever the body returned
+      } else if (!body_st.ok()) {
+        outcome = body_st;
+      } else {
+        committing = true;
+        st = txn.Commit();
+        unknown = txn.outcome_unknown();
+      }
+    }
+    if (st.ok() && committing) {
+      impl_->Release(*std::move(c));
+      return absl::OkStatus();
+    }
+    if (!conn.broken && PQtransactionStatus(conn.pg) != PQTRANS_IDLE) {
+      // Nothing of this run is kept. (A lost connection needs no rollback:
+      // the server rolls back a session that ends before COMMIT.)
+      ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
+    }
+    impl_->Release(*std::move(c));
+    if (unknown) {
+      // The COMMIT may have been applied with its answer lost. Re-running
+      // blindly could apply the transaction twice, so ask the server what
+      // became of it (by its transaction id) on a new connection.
+      switch (impl_->ResolveCommit(xid, backend_pid)) {
+        case CommitFate::kCommitted:
+          return absl::OkStatus();
+        case CommitFate::kNotCommitted:
+          last_conflict = absl::OkStatus();
+          continue;  // nothing of it is kept: safe to run again
+        case CommitFate::kUnknown:
+          return absl::UnavailableError(absl::StrCat(
+              st.message(),
+              "; the transaction may or may not have committed, and the server could not be "
+              "asked (cairn does not run it again, which could apply it twice); check the "
+              "server, then retry the operation if its effect is absent"));
+      }
+    }
+    if (st.ok()) return outcome;  // the body's own error
+    if (absl::IsAborted(st)) {
+      last_conflict = st;
+      continue;
+    }
+    if (absl::IsUnavailable(st) && !fresh && !retried_lost) {
+      // A pooled connection that died while idle (the server restarted):
+      // nothing was committed, so run once more on a new one.
+      retried_lost = true;
+      last_conflict = absl::OkStatus();
+      continue;
+    }
+    return st;
+  }
+  return absl::AbortedError(absl::StrCat(
+      "a namespace transaction still conflicted with other writers after ", attempts,
+      " attempts (PostgreSQL serialization failures); it made no change; retry the operation (",
+      last_conflict.message(), ")"));
+}
+
+absl::Status PgKvStore::Sync() { return absl::OkStatus(); }
+
+absl::StatusOr<int64_t> PgKvStore::ReadCounter(std::string_view counter) {
+  return impl_->WithConn<int64_t>([&](Conn& c) -> absl::StatusOr<int64_t> {
+    Result r = Exec(c, "counter", {std::string(counter)});
+    if (absl::Status st = Check(c, r, "reading a counter"); !st.ok()) return st;
+    return DecodeInt8(PQgetvalue(r.get(), 0, 0));
+  });
+}
+
+absl::StatusOr<uint64_t> PgKvStore::Allocate(std::string_view sequence, uint64_t first_ever,
+                                             uint64_t count) {
+  constexpr uint64_t kMax = uint64_t{1} << 62;  // bigint's room, with margin for the sum
+  if (count > kMax || first_ever > kMax) {
+    return absl::InvalidArgumentError(absl::StrCat("Allocate(", Sv(sequence), ", ", first_ever, ", ",
+                                                   count, "): out of range"));
+  }
+  return impl_->WithConn<uint64_t>([&](Conn& c) -> absl::StatusOr<uint64_t> {
+    if (count == 0) {  // where the next range would start; nothing taken
+      Result r = Exec(c, "peek", {std::string(sequence)});
+      if (absl::Status st = Check(c, r, "reading a sequence"); !st.ok()) return st;
+      if (PQntuples(r.get()) == 0) return first_ever;
+      return static_cast<uint64_t>(DecodeInt8(PQgetvalue(r.get(), 0, 0)));
+    }
+    Result r = Exec(c, "allocate",
+                    {std::string(sequence), Int8(static_cast<int64_t>(first_ever)),
+                     Int8(static_cast<int64_t>(count))});
+    if (absl::Status st = Check(c, r, "allocating numbers"); !st.ok()) return st;
+    return static_cast<uint64_t>(DecodeInt8(PQgetvalue(r.get(), 0, 0)));
+  });
+}
+
+}  // namespace cairn

@@ -1,15 +1,19 @@
 // What every KvStore engine promises (kv_store.h), run against each engine:
 // key order and bounds, a transaction seeing its own writes, an error
 // leaving nothing behind, counters, and sequences that never repeat. A new
-// engine joins by adding itself to Engines().
+// engine joins by adding itself to Engines(): RocksDB, and PostgreSQL on a
+// private server of the test binary.
 #include "backend/namespace/kv_store.h"
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backend/namespace/pg_kv_store.h"
 #include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
+#include "tests/support/pg_server.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -19,7 +23,33 @@ struct KvEngine {
   std::string name;
   // Opens the store kept in `dir`, creating it the first time.
   std::function<absl::StatusOr<std::unique_ptr<KvStore>>(const std::string& dir)> open;
+  // Why the engine cannot run here ("" when it can): only for an engine
+  // whose server is not installed (CI installs them all).
+  std::function<std::string()> why_skip;
 };
+
+// PostgreSQL: a database per test directory on the binary's private server
+// (tests/pg-server.sh), formatted at the first open and opened after.
+absl::StatusOr<std::unique_ptr<KvStore>> OpenPgKvStore(const std::string& dir) {
+  std::string why_not;
+  bool missing;
+  PgServer* server = SharedPgServer(&why_not, &missing);
+  if (server == nullptr) return absl::UnavailableError(why_not);
+  PgKvOptions options;
+  const std::string url_file = dir + "/postgresql-url";
+  if (std::ifstream in(url_file); std::getline(in, options.url)) {
+    absl::StatusOr<std::unique_ptr<PgKvStore>> opened = PgKvStore::Open(options);
+    if (!opened.ok()) return opened.status();
+    return std::unique_ptr<KvStore>(std::move(*opened));
+  }
+  std::string error;
+  options.url = server->CreateDatabase("kv" + dir.substr(dir.rfind('/') + 1), &error);
+  if (options.url.empty()) return absl::InternalError(error);
+  absl::StatusOr<std::unique_ptr<PgKvStore>> formatted = PgKvStore::Format(options);
+  if (!formatted.ok()) return formatted.status();
+  std::ofstream(url_file) << options.url << "\n";
+  return std::unique_ptr<KvStore>(std::move(*formatted));
+}
 
 std::vector<KvEngine> Engines() {
   return {
@@ -31,12 +61,24 @@ std::vector<KvEngine> Engines() {
          options.write_buffer_bytes = 4 << 20;
          return OpenRocksKvStore(dir + "/rocks", options);
        }},
+      {"postgresql", OpenPgKvStore,
+       [] {
+         std::string why_not;
+         bool missing;
+         return SharedPgServer(&why_not, &missing) == nullptr && missing ? why_not
+                                                                          : std::string();
+       }},
   };
 }
 
 class KvStoreTest : public ::testing::TestWithParam<KvEngine> {
  protected:
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    if (GetParam().why_skip) {
+      if (std::string why = GetParam().why_skip(); !why.empty()) GTEST_SKIP() << why;
+    }
+    Reopen();
+  }
   void Reopen() {
     store_.reset();
     absl::StatusOr<std::unique_ptr<KvStore>> opened = GetParam().open(dir_.path());

@@ -24,32 +24,6 @@ namespace {
 
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-// One server per test binary process (ctest runs each test in its own).
-PgServer* SharedServer(std::string* why_not, bool* missing) {
-  static std::string start_error;
-  static bool start_missing = false;
-  static std::unique_ptr<PgServer> server = PgServer::Start(&start_error, &start_missing);
-  *why_not = start_error;
-  *missing = start_missing;
-  return server.get();
-}
-
-// Runs `sql` on the server's "cairn" database.
-std::string AdminExec(const std::string& url, const std::string& sql) {
-  PGconn* pg = PQconnectdb(url.c_str());
-  PGresult* r = PQexec(pg, sql.c_str());
-  std::string error;
-  ExecStatusType s = PQresultStatus(r);
-  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) error = PQresultErrorMessage(r);
-  PQclear(r);
-  PQfinish(pg);
-  return error;
-}
-
-std::string WithDatabase(const std::string& url, const std::string& db) {
-  return url.substr(0, url.rfind('/') + 1) + db;
-}
-
 // A TCP relay in front of the server that can lose a commit's answer: when
 // armed, it forwards the client's bytes that hold a COMMIT and then closes
 // both sides without relaying the reply (as a network cut right after the
@@ -147,16 +121,16 @@ class PgKvStoreTest : public ::testing::Test {
   void SetUp() override {
     std::string why_not;
     bool missing = false;
-    server_ = SharedServer(&why_not, &missing);
+    server_ = SharedPgServer(&why_not, &missing);
     if (server_ == nullptr) {
       if (missing) GTEST_SKIP() << why_not;  // CI installs it: there this fails
       FAIL() << why_not;
     }
     // A database of its own per test.
     static int n = 0;
-    std::string db = "t" + std::to_string(getpid()) + "_" + std::to_string(n++);
-    ASSERT_EQ(AdminExec(server_->url(), "CREATE DATABASE " + db), "");
-    options_.url = WithDatabase(server_->url(), db);
+    std::string error;
+    options_.url = server_->CreateDatabase("t" + std::to_string(n++), &error);
+    ASSERT_NE(options_.url, "") << error;
     auto store = PgKvStore::Format(options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -197,10 +171,11 @@ TEST_F(PgKvStoreTest, FormatRefusesAFormattedDatabaseAndOpenRefusesAnEmptyOne) {
   auto again = PgKvStore::Format(options_);
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
 
-  std::string empty = options_.url.substr(options_.url.rfind('/') + 1) + "_empty";
-  ASSERT_EQ(AdminExec(server_->url(), "CREATE DATABASE " + empty), "");
+  std::string error;
   PgKvOptions o;
-  o.url = WithDatabase(server_->url(), empty);
+  o.url = server_->CreateDatabase(options_.url.substr(options_.url.rfind('/') + 1) + "_empty",
+                                  &error);
+  ASSERT_NE(o.url, "") << error;
   auto opened = PgKvStore::Open(o);
   EXPECT_EQ(opened.status().code(), absl::StatusCode::kFailedPrecondition) << opened.status();
   EXPECT_NE(opened.status().message().find("format the volume"), std::string::npos);

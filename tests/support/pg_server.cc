@@ -1,5 +1,6 @@
 #include "tests/support/pg_server.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -78,6 +79,37 @@ bool PgServer::Restart(std::string* why_not) {
     return false;
   }
   return true;
+}
+
+std::string PgServer::CreateDatabase(const std::string& name, std::string* error) {
+  PGconn* pg = PQconnectdb(url_.c_str());
+  std::string url;
+  char* quoted = PQstatus(pg) == CONNECTION_OK
+                     ? PQescapeIdentifier(pg, name.c_str(), name.size())
+                     : nullptr;
+  if (quoted == nullptr) {
+    *error = std::string("cannot connect to the test server: ") + PQerrorMessage(pg);
+  } else {
+    PGresult* r = PQexec(pg, (std::string("CREATE DATABASE ") + quoted).c_str());
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      url = url_.substr(0, url_.rfind('/') + 1) + name;
+    } else {
+      *error = std::string("CREATE DATABASE failed: ") + PQresultErrorMessage(r);
+    }
+    PQclear(r);
+    PQfreemem(quoted);
+  }
+  PQfinish(pg);
+  return url;
+}
+
+PgServer* SharedPgServer(std::string* why_not, bool* missing) {
+  static std::string start_error;
+  static bool start_missing = false;
+  static std::unique_ptr<PgServer> server = PgServer::Start(&start_error, &start_missing);
+  *why_not = start_error;
+  *missing = start_missing;
+  return server.get();
 }
 
 PgServer::~PgServer() {

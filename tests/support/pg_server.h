@@ -28,6 +28,10 @@ class PgServer {
   // Starts it again on the same data and port.
   bool Restart(std::string* why_not);
 
+  // Creates database `name` (any characters); its URL, or "" with `error`
+  // set.
+  std::string CreateDatabase(const std::string& name, std::string* error);
+
  private:
   PgServer() = default;
   // Runs the script with `args`; its output in `*out`, its exit status
@@ -37,5 +41,10 @@ class PgServer {
   std::string dir_;
   std::string url_;
 };
+
+// One server for the whole test binary (each test making its own
+// database), started at the first call and stopped at exit; nullptr as for
+// Start.
+PgServer* SharedPgServer(std::string* why_not, bool* missing);
 
 }  // namespace cairn

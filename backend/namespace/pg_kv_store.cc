@@ -273,8 +273,6 @@ void Backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::microseconds(d(tls_rng)));
 }
 
-}  // namespace
-
 // Begins a serializable transaction and learns its id, in one round trip.
 // The id is assigned now rather than at the first write (costing one for
 // read-only runs too) so that a commit whose answer is lost can be looked
@@ -287,6 +285,8 @@ absl::Status Begin(Conn& c, std::string* xid) {
 }
 
 enum class CommitFate { kCommitted, kNotCommitted, kUnknown };
+
+}  // namespace
 
 // ---- The store. ----
 

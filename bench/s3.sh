@@ -302,7 +302,8 @@ group_small() {
   case "$t" in
     s3) start=$(now); aws_cairn s3 cp --quiet --recursive "$bench_dir/src/small" s3://bench/s3/small ;;
     s3rver) start=$(now); aws_s3rver s3 cp --quiet --recursive "$bench_dir/src/small" s3://bench/s3rver/small ;;
-    mount) start=$(now); cp -r "$bench_dir/src/small" "$mnt/bench/mount/small"
+    mount) mkdir -p "$mnt/bench/mount"; start=$(now)
+           cp -r "$bench_dir/src/small" "$mnt/bench/mount/small"
            sync "$mnt/bench/mount/small"/* ;;
   esac
   sec=$(elapsed "$start"); record "$t" smallput "$(per_s "$sec")"

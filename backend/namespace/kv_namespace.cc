@@ -85,14 +85,6 @@ absl::Status CheckName(std::string_view name) {
   return absl::OkStatus();
 }
 
-// The first key past every key starting with `prefix` (which must not be
-// all 0xff bytes).
-std::string PrefixEnd(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (!prefix.empty()) prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
-}
-
 uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 // One run of a mutation's body: what it read and changes, staged into its
@@ -400,7 +392,7 @@ absl::Status StageDropUpload(Op& op, std::string_view id, ReleaseOnce& release_n
   std::vector<std::pair<std::string, InodeId>> parts;
   absl::Status damaged;
   absl::Status listed = op.kv.Scan(
-      KvSpace::kMeta, prefix, PrefixEnd(prefix), [&](std::string_view key, std::string_view value) {
+      KvSpace::kMeta, prefix, KvPrefixEnd(prefix), [&](std::string_view key, std::string_view value) {
         absl::StatusOr<MultipartPartRecord> part = DecodeMultipartPart(0, value);
         if (!part.ok()) {
           damaged = part.status();
@@ -816,8 +808,13 @@ class KvNamespace final : public NamespaceStore {
     return (*record)->journal_mark;
   }
 
-  absl::Status ReleaseInode(InodeId ino) override {
-    return Mutate([&](Op& op) -> absl::Status {
+  absl::Status ReleaseInode(InodeId ino) override { return Release(ino).status(); }
+
+  // ReleaseInode, saying whether an S3 upload holds the inode (and kept it).
+  absl::StatusOr<bool> Release(InodeId ino) {
+    bool held_by_upload = false;
+    absl::Status s = Mutate([&](Op& op) -> absl::Status {
+      held_by_upload = false;
       absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
       if (!existing.ok()) return existing.status();
       if (!existing->has_value() || (*existing)->attr.nlink != 0) {
@@ -827,12 +824,15 @@ class KvNamespace final : public NamespaceStore {
       absl::StatusOr<bool> held = HeldByUpload(op.kv, ino);
       if (!held.ok()) return held.status();
       if (*held) {  // the upload's commits free it
+        held_by_upload = true;
         op.unchanged = true;
         return absl::OkStatus();
       }
       op.inodes[ino] = std::move(**existing);
       return StageFree(op, ino);
     });
+    if (!s.ok()) return s;
+    return held_by_upload;
   }
 
   absl::StatusOr<uint64_t> ReleaseAllOrphans() override {
@@ -846,11 +846,9 @@ class KvNamespace final : public NamespaceStore {
     uint64_t released = 0;
     for (InodeId ino : orphans) {
       // Parts of S3 uploads under way stay for the upload to finish.
-      absl::StatusOr<bool> held = HeldByUpload(kv_->Reader(), ino);
+      absl::StatusOr<bool> held = Release(ino);
       if (!held.ok()) return held.status();
-      if (*held) continue;
-      if (absl::Status s = ReleaseInode(ino); !s.ok()) return s;
-      ++released;
+      if (!*held) ++released;
     }
     return released;
   }
@@ -1134,7 +1132,7 @@ class KvNamespace final : public NamespaceStore {
     std::vector<BlobId> ids;
     if (max == 0) return ids;
     absl::Status s = kv_->Reader().Scan(
-        KvSpace::kMeta, kRepairPrefix + BlobKey(from), PrefixEnd(kRepairPrefix),
+        KvSpace::kMeta, kRepairPrefix + BlobKey(from), KvPrefixEnd(kRepairPrefix),
         [&](std::string_view key, std::string_view) {
           if (key.size() != 10) return false;
           ids.push_back(KeyNumberAt(key.substr(2), 0));
@@ -1153,7 +1151,7 @@ class KvNamespace final : public NamespaceStore {
     std::vector<QueuedReplication> queued;
     if (max == 0) return queued;
     absl::Status s = kv_->Reader().Scan(
-        KvSpace::kMeta, kReplicationPrefix + BlobKey(from), PrefixEnd(kReplicationPrefix),
+        KvSpace::kMeta, kReplicationPrefix + BlobKey(from), KvPrefixEnd(kReplicationPrefix),
         [&](std::string_view key, std::string_view value) {
           if (key.size() != 10) return false;
           QueuedReplication entry;
@@ -1220,7 +1218,7 @@ class KvNamespace final : public NamespaceStore {
   absl::StatusOr<ReplicationBacklog> GetReplicationBacklog(size_t max_count) override {
     ReplicationBacklog backlog;
     absl::Status s = kv_->Reader().Scan(
-        KvSpace::kMeta, kReplicationPrefix, PrefixEnd(kReplicationPrefix),
+        KvSpace::kMeta, kReplicationPrefix, KvPrefixEnd(kReplicationPrefix),
         [&](std::string_view, std::string_view value) {
           if (backlog.blobs == max_count) {
             backlog.counted_all = false;
@@ -1328,7 +1326,7 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> DamagedFiles() override {
     std::vector<std::pair<InodeId, std::string>> out;
-    absl::Status s = kv_->Reader().Scan(KvSpace::kMeta, kDamagePrefix, PrefixEnd(kDamagePrefix),
+    absl::Status s = kv_->Reader().Scan(KvSpace::kMeta, kDamagePrefix, KvPrefixEnd(kDamagePrefix),
                                         [&](std::string_view key, std::string_view value) {
                                           if (key.size() != 10) return false;
                                           out.emplace_back(KeyNumberAt(key.substr(2), 0),
@@ -1397,7 +1395,7 @@ class KvNamespace final : public NamespaceStore {
     const std::string prefix = kUploadPrefix;
     absl::Status failed;
     absl::Status s = kv_->Reader().Scan(
-        KvSpace::kMeta, prefix + std::string(after_id), PrefixEnd(prefix),
+        KvSpace::kMeta, prefix + std::string(after_id), KvPrefixEnd(prefix),
         [&](std::string_view key, std::string_view value) {
           std::string id(key.substr(prefix.size()));
           if (id == after_id) return true;
@@ -1418,7 +1416,7 @@ class KvNamespace final : public NamespaceStore {
     const std::string prefix = PartPrefix(id);
     absl::Status failed;
     absl::Status s = kv_->Reader().Scan(
-        KvSpace::kMeta, PartKey(id, uint64_t{after_number} + 1), PrefixEnd(prefix),
+        KvSpace::kMeta, PartKey(id, uint64_t{after_number} + 1), KvPrefixEnd(prefix),
         [&](std::string_view key, std::string_view value) {
           if (key.size() != prefix.size() + 8) return false;
           absl::StatusOr<MultipartPartRecord> part = DecodeMultipartPart(

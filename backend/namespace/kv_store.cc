@@ -10,4 +10,11 @@ const char* KvSpaceName(KvSpace space) {
   return kNames[static_cast<int>(space)];
 }
 
+std::string KvPrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(end.back() + 1);
+  return end;
+}
+
 }  // namespace cairn

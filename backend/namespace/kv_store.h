@@ -42,6 +42,9 @@ enum class KvSpace : uint8_t {
 inline constexpr int kKvSpaceCount = 9;
 // The name RocksDB gives the space's column family ("inodes", ...).
 const char* KvSpaceName(KvSpace space);
+// The first key past every key that starts with `prefix` (which must not
+// be all 0xff bytes): the `end` of a Scan over that prefix.
+std::string KvPrefixEnd(std::string_view prefix);
 
 // Called for each pair of a scan in key order; false stops the scan.
 using KvScanFn = std::function<bool(std::string_view key, std::string_view value)>;

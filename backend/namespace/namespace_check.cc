@@ -27,9 +27,7 @@ absl::Status ForEach(KvReader& reader, KvSpace space, Visit visit) {
 template <typename Visit>
 absl::Status ForEachWithPrefix(KvReader& reader, KvSpace space, std::string_view prefix,
                                Visit visit) {
-  std::string end(prefix);
-  end.back() = static_cast<char>(end.back() + 1);  // the prefixes here end below 0xff
-  return reader.Scan(space, prefix, end, [&](std::string_view key, std::string_view value) {
+  return reader.Scan(space, prefix, KvPrefixEnd(prefix), [&](std::string_view key, std::string_view value) {
     visit(key, value);
     return true;
   });

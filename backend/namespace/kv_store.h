@@ -136,6 +136,19 @@ class KvStore {
   virtual absl::StatusOr<EngineStats> GetEngineStats() {
     return absl::UnimplementedError("this namespace engine keeps no statistics");
   }
+
+  // --- Engines several hosts share (PostgreSQL). Each daemon that opens
+  // the store for writing holds a session (a row with a heartbeat and an
+  // expiry kept by the server's clock); a transaction commits only while
+  // its session is alive, so a host paused past its expiry cannot commit.
+  // This host's session; 0 for an engine only one host opens (RocksDB),
+  // and for a store opened without a session (format, fsck, status).
+  virtual uint64_t session_id() const { return 0; }
+  // The sessions whose expiry has not passed (a session is dead, and what
+  // it held may be released, once it is not listed).
+  virtual absl::StatusOr<std::vector<uint64_t>> LiveSessions() {
+    return std::vector<uint64_t>{};
+  }
 };
 
 }  // namespace cairn

@@ -135,6 +135,21 @@ std::string ConfigText(const VolumeConfig& c) {
         << "keep_backups = " << c.replica->keep_backups << "\n"
         << "backup_wait_seconds = " << c.replica->backup_wait_seconds << "\n";
   }
+  if (c.shared_namespace) {
+    out << "\n# This volume's namespace is on a PostgreSQL server several hosts share\n"
+        << "# (docs/MULTIHOST.md). A password belongs in ~/.pgpass, not in the URL.\n"
+        << "[namespace]\n"
+        << "url = " << toml::value<std::string>(c.shared_namespace->url) << "\n"
+        << "# A host silent this long loses its session: it must mount again.\n"
+        << "session_expiry_seconds = " << c.shared_namespace->session_expiry_seconds << "\n";
+  }
+  if (c.shared_blobs) {
+    out << "\n# This volume's data is in this S3 bucket, which every host reads.\n"
+        << "[blobs]\n";
+    WriteS3Target(*c.shared_blobs, out);
+    out << "# Blocks read are kept in cache_dir/blob-blocks, up to this many bytes.\n"
+        << "cache_bytes = " << c.shared_blobs->cache_bytes << "\n";
+  }
   if (!c.metrics.listen.empty()) {
     out << "\n# Prometheus metrics on http://LISTEN/metrics (docs/METRICS.md).\n"
         << "[metrics]\n"
@@ -274,6 +289,47 @@ absl::StatusOr<TierConfig> ParseTier(const toml::table& table, const std::string
   return t;
 }
 
+absl::StatusOr<SharedBlobsConfig> ParseSharedBlobs(const toml::table& table,
+                                                    const std::string& path) {
+  SharedBlobsConfig b;
+  absl::Status s = ParseS3Section(
+      table, path, "blobs", &b,
+      [&](const std::string& key, const IntegerKey& integer) -> std::optional<absl::Status> {
+        if (key == "cache_bytes") return integer(0, INT64_MAX, &b.cache_bytes);
+        return std::nullopt;
+      });
+  if (!s.ok()) return s;
+  return b;
+}
+
+absl::StatusOr<SharedNamespaceConfig> ParseSharedNamespace(const toml::table& table,
+                                                           const std::string& path) {
+  SharedNamespaceConfig n;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": [namespace] key '", key, "': ", why));
+  };
+  for (const auto& [key_node, node] : table) {
+    std::string key(key_node.str());
+    if (key == "url") {
+      if (!node.is_string()) return bad(key, "must be a string like \"postgresql://cairn@db/cairn\"");
+      n.url = *node.value<std::string>();
+    } else if (key == "session_expiry_seconds") {
+      if (!node.is_integer()) return bad(key, "must be an integer");
+      n.session_expiry_seconds = *node.value<int64_t>();
+      if (n.session_expiry_seconds < 2 || n.session_expiry_seconds > 3600) {
+        return bad(key, "must be from 2 to 3600");
+      }
+    } else {
+      return bad(key, "unknown key (see docs/CONFIG.md)");
+    }
+  }
+  if (!absl::StartsWith(n.url, "postgresql://") && !absl::StartsWith(n.url, "postgres://")) {
+    return bad("url", "must be a PostgreSQL URL: postgresql://USER@HOST[:PORT]/DATABASE");
+  }
+  return n;
+}
+
 absl::StatusOr<MetricsConfig> ParseMetrics(const toml::table& table, const std::string& path) {
   MetricsConfig m;
   auto bad = [&](const std::string& key, const std::string& why) {
@@ -399,6 +455,7 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
 
 std::vector<std::string> VolumeConfig::DataDisks(const std::string& volume_dir) const {
   if (!disks.empty()) return disks;
+  if (shared()) return {};  // its data is in the [blobs] bucket
   return {Join(AbsolutePath(volume_dir), kDataDir)};
 }
 
@@ -562,6 +619,24 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
         if (!parsed.ok()) return parsed.status();
         c.replica = *parsed;
       }
+    } else if (key == "namespace") {
+      const toml::table* table = node.as_table();
+      if (table == nullptr) {
+        s = bad(key, "must be a table: a [namespace] section");
+      } else {
+        absl::StatusOr<SharedNamespaceConfig> parsed = ParseSharedNamespace(*table, path);
+        if (!parsed.ok()) return parsed.status();
+        c.shared_namespace = *parsed;
+      }
+    } else if (key == "blobs") {
+      const toml::table* table = node.as_table();
+      if (table == nullptr) {
+        s = bad(key, "must be a table: a [blobs] section");
+      } else {
+        absl::StatusOr<SharedBlobsConfig> parsed = ParseSharedBlobs(*table, path);
+        if (!parsed.ok()) return parsed.status();
+        c.shared_blobs = *parsed;
+      }
     } else if (key == "metrics") {
       const toml::table* metrics = node.as_table();
       if (metrics == nullptr) {
@@ -592,8 +667,27 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
         "); upgrade cairn"));
   }
   if (c.volume_id.empty()) return bad("volume_id", "missing");
+  if (c.shared_namespace.has_value() != c.shared_blobs.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": a volume several hosts mount needs both a [namespace] and a [blobs] "
+              "section, and a single-host volume neither; ",
+        c.shared_namespace ? "[blobs] is missing" : "[namespace] is missing",
+        " (cairn attach writes them)"));
+  }
+  if (c.shared()) {
+    if (!c.disks.empty()) {
+      return bad("disks", "a shared volume keeps its data in [blobs], not on local disks; "
+                          "remove the key");
+    }
+    if (c.tier || c.replica) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": [", c.tier ? "tier" : "replica",
+          "] is not supported on a shared volume yet (its data is already in the [blobs] "
+          "bucket); remove the section"));
+    }
+  }
   size_t disk_count = c.DataDisks(dir).size();
-  if (static_cast<size_t>(c.redundancy.total_shards()) > disk_count) {
+  if (!c.shared() && static_cast<size_t>(c.redundancy.total_shards()) > disk_count) {
     return bad("redundancy", absl::StrCat(c.redundancy.ToString(), " needs ",
                                           c.redundancy.total_shards(), " disks; ",
                                           disk_count, " are configured"));
@@ -609,10 +703,27 @@ absl::Status SaveVolumeConfig(const std::string& volume_dir, const VolumeConfig&
                              ConfigText(config), 0600);
 }
 
+std::string UrlWithoutPassword(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t authority = scheme + 3;
+  const size_t at = url.find('@', authority);
+  const size_t end = url.find_first_of("/?", authority);
+  if (at == std::string::npos || (end != std::string::npos && at > end)) return url;
+  const size_t colon = url.find(':', authority);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon) + url.substr(at);
+}
+
 VolumeConfig WithoutSecrets(VolumeConfig config) {
-  for (S3Target* target : {config.tier ? static_cast<S3Target*>(&*config.tier) : nullptr,
-                           config.replica ? static_cast<S3Target*>(&*config.replica) : nullptr}) {
+  for (S3Target* target :
+       {config.tier ? static_cast<S3Target*>(&*config.tier) : nullptr,
+        config.replica ? static_cast<S3Target*>(&*config.replica) : nullptr,
+        config.shared_blobs ? static_cast<S3Target*>(&*config.shared_blobs) : nullptr}) {
     if (target != nullptr) target->secret_access_key.clear();
+  }
+  if (config.shared_namespace) {
+    config.shared_namespace->url = UrlWithoutPassword(config.shared_namespace->url);
   }
   return config;
 }

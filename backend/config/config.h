@@ -65,6 +65,26 @@ struct ReplicaConfig : S3Target {
   int64_t backup_wait_seconds = 600;
 };
 
+// The namespace of a volume several hosts mount (the [namespace] section of
+// cairn.toml; absent: the embedded namespace in VOLUME_DIR/namespace).
+struct SharedNamespaceConfig {
+  // A libpq URL, postgresql://USER@HOST[:PORT]/DB[?PARAMS]. A password
+  // belongs in ~/.pgpass (or PGPASSFILE), not here.
+  std::string url;
+  // A host that has not renewed its session for this long (paused, cut
+  // off, dead) loses it: its changes are refused from then on, and what
+  // it held (locks, open unlinked files) is released.
+  int64_t session_expiry_seconds = 30;
+};
+
+// The blobs of a shared volume: a bucket every host reads and writes (the
+// [blobs] section; a shared volume has no local disks).
+struct SharedBlobsConfig : S3Target {
+  // Blocks read from the bucket are kept on local disk
+  // (CACHE_DIR/blob-blocks), up to this many bytes; 0: not kept.
+  int64_t cache_bytes = 1ll << 30;
+};
+
 // Prometheus metrics over HTTP (the [metrics] section of cairn.toml; absent,
 // or listen = "": no metrics). Off by default: the endpoint needs no
 // password, so it is opened only when asked for.
@@ -173,6 +193,10 @@ struct VolumeConfig {
   uint64_t remote_scrub_bytes_per_second = 4ull << 20;
   std::optional<TierConfig> tier;
   std::optional<ReplicaConfig> replica;
+  // Both set on a volume several hosts mount, neither on a single-host one.
+  std::optional<SharedNamespaceConfig> shared_namespace;
+  std::optional<SharedBlobsConfig> shared_blobs;
+  bool shared() const { return shared_namespace.has_value(); }
   std::string config_path;          // the file this was read from
   // config_path, or VOLUME_DIR/cairn.toml for a config made in memory.
   std::string ConfigFile(const std::string& volume_dir) const {
@@ -180,7 +204,8 @@ struct VolumeConfig {
   }
   MetricsConfig metrics;
   S3Config s3;
-  // The disks as the store opens them: `disks`, or VOLUME_DIR/data.
+  // The disks as the store opens them: `disks`, or VOLUME_DIR/data; none on
+  // a shared volume.
   std::vector<std::string> DataDisks(const std::string& volume_dir) const;
 };
 
@@ -210,6 +235,10 @@ absl::StatusOr<VolumeConfig> ParseVolumeConfig(const std::string& text,
 
 // The text SaveVolumeConfig writes.
 std::string ConfigText(const VolumeConfig& config);
+
+// `url` without a password it may carry (postgresql://USER:PASSWORD@...),
+// for messages and copies.
+std::string UrlWithoutPassword(const std::string& url);
 
 // `config` without the secrets it may hold (the remote targets' keys), for
 // copies kept where the file's owner-only mode does not follow them.

@@ -9,6 +9,59 @@
 
 namespace cairn {
 
+absl::StatusOr<std::string> ReadThroughBlockCache(
+    DiskBlockCache& cache, BlobId id, uint64_t blob_length, uint32_t blob_crc32c,
+    uint64_t offset, uint64_t length,
+    const std::function<absl::StatusOr<std::string>(uint64_t, uint64_t)>& fetch) {
+  if (offset > blob_length || length > blob_length - offset) {
+    return FsError(FsErrorKind::kInvalid, absl::StrCat("read past the end of blob ", id));
+  }
+  if (length == 0) return std::string();
+  // The blocks under the range: cached ones from the disk, each run of
+  // missing ones with one GET, then cached for the next reader.
+  const uint64_t first = offset / kRemoteBlockBytes;
+  const uint64_t last = (offset + length - 1) / kRemoteBlockBytes;
+  std::vector<std::optional<std::string>> blocks(last - first + 1);
+  for (uint64_t b = first; b <= last; ++b) {
+    blocks[b - first] = cache.Get(id, b, blob_crc32c);
+  }
+  for (uint64_t b = first; b <= last;) {
+    if (blocks[b - first]) {
+      ++b;
+      continue;
+    }
+    uint64_t run_end = b;
+    while (run_end + 1 <= last && !blocks[run_end + 1 - first]) ++run_end;
+    const uint64_t start = b * kRemoteBlockBytes;
+    const uint64_t stop = std::min((run_end + 1) * kRemoteBlockBytes, blob_length);
+    absl::StatusOr<std::string> bytes = fetch(start, stop - start);
+    if (!bytes.ok()) return bytes.status();
+    for (uint64_t k = b; k <= run_end; ++k) {
+      std::string block = bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes);
+      if (absl::Status s = cache.Put(id, k, block, blob_crc32c); !s.ok()) {
+        // A full cache disk slows reads down; it never fails them.
+        LogDebug("caching block %d of remote blob %d: %s", k, id, s.message());
+      }
+      blocks[k - first] = std::move(block);
+    }
+    b = run_end + 1;
+  }
+  std::string out;
+  out.reserve(length);
+  for (uint64_t b = first; b <= last; ++b) {
+    const uint64_t block_start = b * kRemoteBlockBytes;
+    const uint64_t from = std::max(offset, block_start) - block_start;
+    const uint64_t to = std::min(offset + length, block_start + blocks[b - first]->size()) -
+                        block_start;
+    if (from > to) {
+      return FsError(FsErrorKind::kIo, absl::StrCat("cached block ", b, " of blob ", id,
+                                                    " is shorter than the blob"));
+    }
+    out.append(*blocks[b - first], from, to - from);
+  }
+  return out;
+}
+
 TieredBlobStore::TieredBlobStore(NamespaceStore& ns, BlobStore& local, RemoteBlobStore& remote,
                                  DiskBlockCache* block_cache)
     : ns_(ns), local_(local), remote_(remote), block_cache_(block_cache) {}
@@ -36,53 +89,8 @@ absl::StatusOr<std::string> TieredBlobStore::ReadRemote(BlobId id,
     return data;
   };
   if (block_cache_ == nullptr || !record) return fetch(offset, length);
-  if (offset > record->length || length > record->length - offset) {
-    return FsError(FsErrorKind::kInvalid, absl::StrCat("read past the end of blob ", id));
-  }
-  if (length == 0) return std::string();
-  // The blocks under the range: cached ones from the disk, each run of
-  // missing ones with one GET, then cached for the next reader.
-  const uint64_t first = offset / kRemoteBlockBytes;
-  const uint64_t last = (offset + length - 1) / kRemoteBlockBytes;
-  std::vector<std::optional<std::string>> blocks(last - first + 1);
-  for (uint64_t b = first; b <= last; ++b) {
-    blocks[b - first] = block_cache_->Get(id, b, record->crc32c);
-  }
-  for (uint64_t b = first; b <= last;) {
-    if (blocks[b - first]) {
-      ++b;
-      continue;
-    }
-    uint64_t run_end = b;
-    while (run_end + 1 <= last && !blocks[run_end + 1 - first]) ++run_end;
-    const uint64_t start = b * kRemoteBlockBytes;
-    const uint64_t stop = std::min((run_end + 1) * kRemoteBlockBytes, record->length);
-    absl::StatusOr<std::string> bytes = fetch(start, stop - start);
-    if (!bytes.ok()) return bytes.status();
-    for (uint64_t k = b; k <= run_end; ++k) {
-      std::string block = bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes);
-      if (absl::Status s = block_cache_->Put(id, k, block, record->crc32c); !s.ok()) {
-        // A full cache disk slows reads down; it never fails them.
-        LogDebug("caching block %d of remote blob %d: %s", k, id, s.message());
-      }
-      blocks[k - first] = std::move(block);
-    }
-    b = run_end + 1;
-  }
-  std::string out;
-  out.reserve(length);
-  for (uint64_t b = first; b <= last; ++b) {
-    const uint64_t block_start = b * kRemoteBlockBytes;
-    const uint64_t from = std::max(offset, block_start) - block_start;
-    const uint64_t to = std::min(offset + length, block_start + blocks[b - first]->size()) -
-                        block_start;
-    if (from > to) {
-      return FsError(FsErrorKind::kIo, absl::StrCat("cached block ", b, " of blob ", id,
-                                                    " is shorter than the blob"));
-    }
-    out.append(*blocks[b - first], from, to - from);
-  }
-  return out;
+  return ReadThroughBlockCache(*block_cache_, id, record->length, record->crc32c, offset, length,
+                               fetch);
 }
 
 absl::StatusOr<std::string> TieredBlobStore::Read(BlobId id, uint64_t offset, uint64_t length) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,15 @@ namespace cairn {
 // a few bytes costs one GET of at most this much, a sequential one GETs a
 // whole blob's missing blocks at once.
 inline constexpr uint64_t kRemoteBlockBytes = 1 << 20;
+
+// Reads `length` bytes at `offset` of blob `id` (`blob_length` bytes with
+// CRC32C `blob_crc32c`, as the namespace recorded) in kRemoteBlockBytes
+// blocks: those in `cache` from there, each run of missing ones with one
+// call of `fetch(offset, length)`, which are then cached.
+absl::StatusOr<std::string> ReadThroughBlockCache(
+    DiskBlockCache& cache, BlobId id, uint64_t blob_length, uint32_t blob_crc32c,
+    uint64_t offset, uint64_t length,
+    const std::function<absl::StatusOr<std::string>(uint64_t, uint64_t)>& fetch);
 
 class TieredBlobStore : public BlobStore {
  public:

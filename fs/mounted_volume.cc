@@ -26,23 +26,16 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume, bo
   options.volume_id = config.volume_id;
   options.read_only = read_only;
   if (read_only) return WritebackJournal::Open(volume.io().env, options, 0);
-  absl::StatusOr<std::optional<std::string>> stored = ns.GetVolumeMeta(kJournalEpochKey);
-  if (!stored.ok()) return stored.status();
-  uint64_t epoch = 0;
-  if (stored->has_value() && !absl::SimpleAtoi(**stored, &epoch)) {
-    return absl::DataLossError("the namespace's journal epoch is corrupt; run cairn fsck");
-  }
-  epoch++;
-  if (absl::Status s = ns.SetVolumeMeta(kJournalEpochKey, absl::StrCat(epoch)); !s.ok()) {
-    return s;
-  }
+  // Atomic: hosts mounting a shared volume at once get different epochs.
+  absl::StatusOr<uint64_t> epoch = ns.BumpVolumeMeta(kJournalEpochKey);
+  if (!epoch.ok()) return epoch.status();
   if (absl::Status s = ns.Sync(); !s.ok()) return s;
   if (absl::Status s = CreateDirs(volume.io().env, config.cache_dir); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot use cache_dir ", config.cache_dir, ": ", s.message(),
         "; check the path in cairn.toml"));
   }
-  return WritebackJournal::Open(volume.io().env, options, epoch << 40);
+  return WritebackJournal::Open(volume.io().env, options, *epoch << 40);
 }
 
 }  // namespace
@@ -83,9 +76,13 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   }
   mounted->replayed_ = *replayed;
   // With the replay committed, any blob file without a record is a leftover
-  // of a crash between storing and committing it.
-  if (absl::StatusOr<uint64_t> swept = read_only ? absl::StatusOr<uint64_t>(0)
-                                                 : SweepOrphanBlobs(volume.ns(), volume.blobs());
+  // of a crash between storing and committing it. Not on a shared volume:
+  // there another host may be storing a blob it has not committed yet, and
+  // the sweep would delete it (such leftovers stay in the bucket; see
+  // docs/MULTIHOST.md).
+  const bool sweep = !read_only && !config.shared();
+  if (absl::StatusOr<uint64_t> swept = !sweep ? absl::StatusOr<uint64_t>(0)
+                                              : SweepOrphanBlobs(volume.ns(), volume.blobs());
       !swept.ok()) {
     LogWarning("could not sweep uncommitted blob files: %s", swept.status().ToString());
   }

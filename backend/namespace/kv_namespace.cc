@@ -17,6 +17,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/base/coding.h"
@@ -1314,6 +1315,25 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<std::optional<std::string>> GetVolumeMeta(std::string_view key) override {
     return kv_->Reader().Get(KvSpace::kMeta, absl::StrCat(kVolumeMetaPrefix, Absl(key)));
+  }
+
+  absl::StatusOr<uint64_t> BumpVolumeMeta(std::string_view key) override {
+    const std::string full_key = absl::StrCat(kVolumeMetaPrefix, Absl(key));
+    uint64_t bumped = 0;
+    absl::Status status = kv_->Run([&](KvTxn& txn) -> absl::Status {
+      absl::StatusOr<std::optional<std::string>> stored = txn.Get(KvSpace::kMeta, full_key);
+      if (!stored.ok()) return stored.status();
+      uint64_t value = 0;
+      if (stored->has_value() && !absl::SimpleAtoi(**stored, &value)) {
+        return absl::DataLossError(absl::StrCat("the namespace's ", Absl(key),
+                                                " is not a number; run cairn fsck"));
+      }
+      bumped = value + 1;
+      txn.Put(KvSpace::kMeta, full_key, absl::StrCat(bumped));
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    return bumped;
   }
 
   absl::Status MarkDamaged(InodeId ino, std::string_view why) override {

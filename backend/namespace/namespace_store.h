@@ -455,6 +455,10 @@ class NamespaceStore {
                                      std::string_view value) = 0;
   virtual absl::StatusOr<std::optional<std::string>> GetVolumeMeta(
       std::string_view key) = 0;
+  // Adds one to the decimal number kept as volume meta `key` (absent: 0)
+  // and returns the new value, atomically: two hosts bumping it at once get
+  // different numbers. kDataLoss if the value is not a number.
+  virtual absl::StatusOr<uint64_t> BumpVolumeMeta(std::string_view key) = 0;
 
   // Files that lost a write to damage (a journal record that could not be
   // read back after a crash): their reads fail with EIO, rather than show

@@ -91,6 +91,7 @@ std::optional<uint64_t> StatNumber(const std::string& json, const std::string& k
 std::optional<double> StatDouble(const std::string& json, const std::string& key);
 
 int FormatCommand(const Args& args);
+int AttachCommand(const Args& args);
 int MountCommand(const Args& args);
 int ServeCommand(const Args& args);
 int UmountCommand(const Args& args);
@@ -108,6 +109,7 @@ int MountHelperCommand(const Args& args);
 int UmountHelperCommand(const Args& args);
 
 extern const char kFormatHelp[];
+extern const char kAttachHelp[];
 extern const char kMountHelp[];
 extern const char kServeHelp[];
 extern const char kMountHelperHelp[];

@@ -22,6 +22,10 @@ constexpr char kMainHelp[] =
     "commands:\n"
     "  format VOLUME_DIR [--disk DIR]... [--ec K+M | --copies N] [--force]\n"
     "                         create a new volume\n"
+    "  format VOLUME_DIR --namespace URL --blobs s3://BUCKET/PREFIX [--endpoint URL]\n"
+    "                         create a volume several hosts mount\n"
+    "  attach VOLUME_DIR --namespace URL\n"
+    "                         this host's directory of a shared volume\n"
     "  mount VOLUME_DIR MOUNTPOINT [-f] [-o OPT,...]\n"
     "                         mount a volume (returns once the mount is ready)\n"
     "  umount MOUNTPOINT      unmount (also: cairn unmount) and wait until the\n"
@@ -60,6 +64,8 @@ int Help(const std::string& verb) {
     fputs(kMainHelp, stdout);
   } else if (verb == "format") {
     fputs(cairn::cli::kFormatHelp, stdout);
+  } else if (verb == "attach") {
+    fputs(cairn::cli::kAttachHelp, stdout);
   } else if (verb == "mount") {
     fputs(cairn::cli::kMountHelp, stdout);
   } else if (verb == "umount" || verb == "unmount") {
@@ -134,13 +140,14 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (verb == "help") return Help(args.empty() ? "" : args[0]);
-  if (verb == "format" || verb == "mount" || verb == "umount" || verb == "serve" ||
+  if (verb == "format" || verb == "attach" || verb == "mount" || verb == "umount" || verb == "serve" ||
       verb == "unmount" || verb == "status" || verb == "fsck" || verb == "scrub" ||
       verb == "disk" || verb == "tier" || verb == "pin" || verb == "unpin" ||
       verb == "backup" || verb == "restore") {
     if (WantsHelp(args)) return Help(verb);
   }
   if (verb == "format") return FormatCommand(args);
+  if (verb == "attach") return AttachCommand(args);
   if (verb == "mount") return MountCommand(args);
   if (verb == "serve") return ServeCommand(args);
   if (verb == "umount" || verb == "unmount") return UmountCommand(args);

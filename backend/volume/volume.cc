@@ -18,11 +18,13 @@
 #include "backend/blob/disk_block_cache.h"
 #include "backend/blob/local_blob_store.h"
 #include "backend/services/replica_owner.h"
+#include "backend/services/shared_blob_store.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
 #include "backend/volume/ownership.h"
 #include "backend/volume/s3_targets.h"
+#include "backend/volume/shared_volume.h"
 
 namespace cairn {
 namespace {
@@ -271,6 +273,16 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   }
   // Everything is checked before anything is written: a refused format
   // leaves nothing half made.
+  const bool shared = options.shared_namespace.has_value();
+  if (shared != options.shared_blobs.has_value()) {
+    return absl::InvalidArgumentError(
+        "a volume several hosts mount needs both --namespace and --blobs");
+  }
+  if (shared && (!options.disks.empty() || options.redundancy)) {
+    return absl::InvalidArgumentError(
+        "a shared volume keeps its data in the --blobs bucket: --disk, --ec and --copies do "
+        "not apply to it");
+  }
   std::vector<std::string> disks;
   for (const std::string& disk : options.disks) disks.push_back(AbsolutePath(disk));
   if (absl::Status s = CheckDiskDirs(env, dir, disks, options.force); !s.ok()) return s;
@@ -320,6 +332,13 @@ absl::StatusOr<VolumeConfig> FormatVolume(const std::string& volume_dir,
   ns_options.create_if_missing = true;
   ns_options.env = env;
   ns_options.clock = io.clock;
+  if (shared) {
+    config.shared_namespace = options.shared_namespace;
+    config.shared_blobs = options.shared_blobs;
+    if (absl::Status s = FormatSharedNamespace(config, io, ns_options); !s.ok()) return s;
+    if (absl::Status s = SaveVolumeConfig(dir, config, env); !s.ok()) return s;
+    return config;
+  }
   {
     absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
         NamespaceStore::Open(Join(dir, kNamespaceDir), ns_options);
@@ -398,7 +417,8 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   ns_options.env = env;
   ns_options.clock = io.clock;
   ns_options.read_only = read_only;
-  if (!read_only) {
+  // A shared volume's namespace is on the database server's disks.
+  if (!read_only && !config.shared()) {
     volume->reserve_ = std::make_unique<SpaceReserve>(env, volume->dir_, io.clock);
     volume->reserve_->PrepareForOpen();
     // The reserve's purpose: a change (a delete above all) that finds the
@@ -409,8 +429,11 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
       return !reserve->held();
     };
   }
+  SharedSessionInfo session{open_options.mountpoint};
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns =
-      NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
+      config.shared()
+          ? OpenSharedNamespace(config, ns_options, open_options.session ? &session : nullptr)
+          : NamespaceStore::Open(Join(volume->dir_, kNamespaceDir), ns_options);
   const auto out_of_space = [&ns] {
     return GetFsErrorKind(ns.status()) == FsErrorKind::kNoSpace;
   };
@@ -450,6 +473,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
                s.ToString());
   }
   volume->namespace_ = std::move(*ns);
+  if (config.shared()) {
+    if (absl::Status s = OpenSharedBlobs(*volume); !s.ok()) return s;
+    return FinishOpen(std::move(volume));
+  }
   if (config.format_version == 1) {
     std::string data_dir =
         config.disks.empty() ? Join(volume->dir_, kDataDir) : config.disks[0];
@@ -553,9 +580,41 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   return FinishOpen(std::move(volume));
 }
 
+absl::Status Volume::OpenSharedBlobs(Volume& volume) {
+  const VolumeConfig& config = volume.config_;
+  const SharedBlobsConfig& target = *config.shared_blobs;
+  // Nothing is sent to the bucket here: a mount works while it is down
+  // (reads of what the cache holds go on).
+  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
+      OpenS3Target(volume.io_, target, config.ConfigFile(volume.dir_));
+  if (!client.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the bucket of shared volume ", volume.dir_, ": ", client.status().message()));
+  }
+  volume.shared_client_ = std::move(*client);
+  volume.shared_remote_ = std::make_unique<RemoteBlobStore>(*volume.shared_client_, target.prefix,
+                                                            config.volume_id);
+  if (target.cache_bytes > 0 && !volume.read_only_) {
+    absl::StatusOr<std::unique_ptr<DiskBlockCache>> cache =
+        DiskBlockCache::Open(Join(config.cache_dir, "blob-blocks"),
+                             static_cast<uint64_t>(target.cache_bytes), volume.io_.env,
+                             volume.io_.clock);
+    if (cache.ok()) {
+      volume.shared_block_cache_ = std::move(*cache);
+    } else {
+      // Reads still work, each one from the bucket.
+      LogWarning("the block cache in %s cannot be used: %s", config.cache_dir,
+                 cache.status().message());
+    }
+  }
+  volume.blobs_ = std::make_unique<SharedBlobStore>(*volume.namespace_, *volume.shared_remote_,
+                                                    volume.shared_block_cache_.get());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Volume>> Volume::FinishOpen(std::unique_ptr<Volume> volume) {
   if (volume->read_only_) return volume;  // the next read-write open releases them
-  volume->reserve_->Ensure();
+  if (volume->reserve_ != nullptr) volume->reserve_->Ensure();
   absl::StatusOr<uint64_t> released = volume->namespace_->ReleaseAllOrphans();
   if (!released.ok()) return released.status();
   if (*released > 0) {
@@ -579,6 +638,9 @@ Volume::~Volume() {
   remote_.reset();
   tier_client_.reset();
   blobs_.reset();
+  shared_block_cache_.reset();
+  shared_remote_.reset();
+  shared_client_.reset();
   namespace_.reset();
   lock_.reset();  // last: the next daemon may take the volume from here on
 }

@@ -55,6 +55,10 @@ struct FormatOptions {
   std::string volume_id;  // "" for a new random one; a restore keeps its volume's
   // A restore formats: the directory may hold its marker, which is kept.
   bool restoring = false;
+  // A volume several hosts mount (both set, and no disks): its namespace
+  // in this PostgreSQL database, its data in this bucket.
+  std::optional<SharedNamespaceConfig> shared_namespace;
+  std::optional<SharedBlobsConfig> shared_blobs;
 };
 
 // Creates a new volume. Refuses, changing nothing, if VOLUME_DIR holds a
@@ -115,6 +119,10 @@ struct VolumeOpenOptions {
   // cairn.toml kept, no replica queued, and remote reads skip the disk
   // cache. Every store then fails with EROFS. A full disk mounts this way.
   bool read_only = false;
+  // A daemon serving a shared volume holds a session with its namespace
+  // (docs/MULTIHOST.md); commands that only look open none.
+  bool session = false;
+  std::string mountpoint;  // the session's, for cairn status
 };
 
 class Volume {
@@ -139,8 +147,10 @@ class Volume {
   // The store file data goes through: the tiered store on a volume with a
   // remote tier, else the local one.
   BlobStore& blobs();
-  // The local disks' store.
+  // The local disks' store (on a shared volume: the bucket's).
   BlobStore& local_blobs() { return *blobs_; }
+  // The bucket's store of a shared volume, else nullptr.
+  RemoteBlobStore* shared_remote() { return shared_remote_.get(); }
   // The striped store, or nullptr on a format-1 volume.
   StripedBlobStore* striped() { return striped_; }
   // The remote tier's parts, or nullptr without a [tier].
@@ -182,6 +192,8 @@ class Volume {
   absl::Status WriteLockRecord(const std::string& text);
   // The last step of Open: releases orphans (unless read-only).
   static absl::StatusOr<std::unique_ptr<Volume>> FinishOpen(std::unique_ptr<Volume> volume);
+  // A shared volume's blob store: the bucket with the block cache in front.
+  static absl::Status OpenSharedBlobs(Volume& volume);
   Volume() = default;
   std::string dir_;
   VolumeConfig config_;
@@ -190,6 +202,9 @@ class Volume {
   std::unique_ptr<NamespaceStore> namespace_;
   std::unique_ptr<BlobStore> blobs_;
   StripedBlobStore* striped_ = nullptr;
+  std::unique_ptr<s3::ObjectStore> shared_client_;
+  std::unique_ptr<RemoteBlobStore> shared_remote_;
+  std::unique_ptr<DiskBlockCache> shared_block_cache_;
   std::unique_ptr<s3::ObjectStore> tier_client_;
   s3::HealthTrackingStore* tier_health_ = nullptr;  // tier_client_ itself
   std::unique_ptr<RemoteBlobStore> remote_;

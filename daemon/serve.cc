@@ -235,6 +235,10 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
   FileDataCache& cache = (*mounted)->cache();
   FsContext ctx;
   ctx.fs = &(*mounted)->fs();
+  // Other hosts change a shared volume behind the kernel's back: what it
+  // caches is trusted for a second (their changes also invalidate it as
+  // they arrive: docs/MULTIHOST.md).
+  if (config.shared()) ctx.cache_timeout_seconds = 1.0;
   VolumeServices::Options services_options;
   // Read-only: no service may write, so none runs (the control channel
   // refuses their requests).

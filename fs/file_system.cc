@@ -429,8 +429,17 @@ absl::Status FileSystem::Write(InodeId ino, uint64_t offset, std::string_view da
   return ns_.SetAttr(ino, touch).status();
 }
 
+absl::Status FileSystem::FlushOnClose(InodeId ino) {
+  if (!options_.shared || options_.read_only) return absl::OkStatus();
+  absl::Status status = cache_.Flush(ino);
+  if (!status.ok()) LogError("storing inode %d at close failed: %s", ino, status.ToString());
+  return status;
+}
+
 absl::Status FileSystem::Fsync(InodeId ino) {
-  absl::Status status = cache_.Fsync(ino);
+  // On a shared volume the data must be where other hosts read it, not
+  // only in this host's journal.
+  absl::Status status = options_.shared ? cache_.Flush(ino) : cache_.Fsync(ino);
   // A failed fsync is reported, never papered over: the data stays dirty in
   // the cache and a later fsync tries again for real.
   if (!status.ok()) LogError("fsync of inode %d failed: %s", ino, status.ToString());

@@ -52,6 +52,12 @@ class FileSystem {
     // Files damaged beyond those the namespace marks: a read-only mount's
     // replay cannot mark them there, yet they must fail their reads.
     std::vector<std::pair<InodeId, std::string>> also_damaged;
+    // Other hosts mount the volume too (a shared volume): close and fsync
+    // store a file's data in the volume before they return, so that an
+    // open on another host that starts after the close sees it all
+    // (close-to-open), and no acknowledged write waits in this host's
+    // journal for this host to come back.
+    bool shared = false;
   };
   // The parts must outlive the filesystem.
   FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache, Options options);
@@ -61,6 +67,7 @@ class FileSystem {
   // itself. Set once, before the first request.
   void set_kernel_tracks_mtime(bool tracks) { kernel_tracks_mtime_ = tracks; }
   bool read_only() const { return options_.read_only; }
+  bool shared() const { return options_.shared; }
   // The time a request that says "now" (UTIME_NOW) means.
   Timespec Now() { return options_.clock->NowTimespec(); }
 
@@ -72,6 +79,10 @@ class FileSystem {
   void Forget(InodeId ino, uint64_t count);
   // `flags`: those the handle was opened with.
   void Release(InodeId ino, int flags);
+  // close(2) of a handle: on a shared volume stores the file's data (see
+  // Options::shared) and reports a failure; elsewhere nothing to do, as
+  // close promises nothing about durability.
+  absl::Status FlushOnClose(InodeId ino);
 
   // Attributes as the user sees them: a regular file's size covers data
   // still in the write cache.

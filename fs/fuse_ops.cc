@@ -172,8 +172,11 @@ absl::StatusOr<std::optional<InodeAttr>> KillSuidgidIfAsked(
 void OpInit(void* userdata, fuse_conn_info* conn) {
   auto& ctx = *static_cast<FsContext*>(userdata);
   // The kernel page cache absorbs small writes and sends large ones; the
-  // kernel is the authority for size and mtime while it caches a file.
-  if (!ctx.fs->read_only() && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+  // kernel is the authority for size and mtime while it caches a file. Not
+  // on a shared volume: the kernel would then never take a size another
+  // host gave the file from us.
+  if (!ctx.fs->read_only() && !ctx.fs->shared() &&
+      (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     ctx.fs->set_kernel_tracks_mtime(true);
   }
@@ -351,9 +354,15 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     ctx.fs->Release(ino, fi->flags);
     return ReplyError(req, s);
   }
-  // Only this daemon writes the volume, so cached pages stay valid across
-  // opens.
-  fi->keep_cache = 1;
+  // Only this daemon writes a single-host volume, so cached pages stay
+  // valid across opens; on a shared volume another host may have changed
+  // the file since (close-to-open), so an open starts from what is stored.
+  fi->keep_cache = ctx.fs->shared() ? 0 : 1;
+  // Its cached attributes too: a read that reaches the size the kernel
+  // knew then asks for the stored one, which another host may have grown.
+  if (ctx.fs->shared() && ctx.session != nullptr) {
+    fuse_lowlevel_notify_inval_inode(ctx.session, ino, -1, 0);
+  }
   if (fuse_reply_open(req, fi) != 0) ctx.fs->Release(ino, fi->flags);
 }
 
@@ -373,7 +382,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name,
   }
   if (*killed) attr = **killed;
   fuse_entry_param e = EntryFor(ctx, *attr);
-  fi->keep_cache = 1;
+  fi->keep_cache = ctx.fs->shared() ? 0 : 1;
   if (fuse_reply_create(req, &e, fi) != 0) {
     ctx.fs->Release(attr->ino, fi->flags);
     ctx.fs->Forget(attr->ino, 1);
@@ -400,10 +409,15 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
   fuse_reply_write(req, size);
 }
 
-void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kFlush);
   // close(2) promises nothing about durability; data reaches the volume in
-  // the background or at fsync, which is where errors are reported.
+  // the background or at fsync, which is where errors are reported. On a
+  // shared volume close stores it (close-to-open for the other hosts).
+  FsContext& ctx = Ctx(req);
+  if (!ctx.fs->shared()) return ReplyErrno(req, 0);
+  absl::Status stored = ctx.fs->FlushOnClose(ino);
+  if (!stored.ok()) return ReplyError(req, stored);
   ReplyErrno(req, 0);
 }
 

@@ -95,6 +95,7 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   FileSystem::Options fs_options;
   fs_options.read_only = read_only;
   fs_options.clock = volume.io().clock;
+  fs_options.shared = volume.config().shared();
   if (read_only) {
     for (InodeId ino : replayed->damaged_files) {
       fs_options.also_damaged.emplace_back(

@@ -1,0 +1,234 @@
+// A volume several hosts mount (docs/MULTIHOST.md), with both "hosts" on
+// this machine: a private PostgreSQL 15 holds the namespace and a private
+// s3rver the blobs, both on 127.0.0.1 and stopped by their PIDs. Host A is
+// the fixture's volume directory and mountpoint (formatted again as a
+// shared volume), host B a second directory made with `cairn attach` and
+// mounted beside it; each has its own cache and journal.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "tests/integration/mount_fixture.h"
+#include "tests/support/pg_server.h"
+#include "tests/support/s3rver.h"
+
+namespace cairn_it {
+namespace {
+
+class SharedVolumeTest : public MountTest {
+ protected:
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "needs cairn";
+    std::string why;
+    bool missing = false;
+    pg_ = cairn::SharedPgServer(&why, &missing);
+    if (pg_ == nullptr) {
+      if (missing) GTEST_SKIP() << why;
+      FAIL() << "PostgreSQL did not start: " << why;
+    }
+    s3_ = cairn::S3rver::Start("shared", &why);
+    if (!s3_) GTEST_SKIP() << why;
+    // Every cairn command and daemon the test starts finds the bucket's
+    // credentials in its environment, as the docs tell users.
+    setenv("AWS_ACCESS_KEY_ID", cairn::S3rver::kAccessKey, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", cairn::S3rver::kSecretKey, 1);
+    MountTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(Unmount());
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string error;
+    url_ = pg_->CreateDatabase(std::string("shared_") + test->name(), &error);
+    ASSERT_FALSE(url_.empty()) << error;
+    CommandResult format = Cairn("format --force " + Quote(volume_dir_) + " --namespace " +
+                                 Quote(url_) + " --blobs s3://shared/vol --endpoint " +
+                                 Quote(s3_->endpoint()));
+    ASSERT_EQ(format.exit_code, 0) << Brief(format);
+    ASSERT_NO_FATAL_FAILURE(ShortenSessionExpiry(volume_dir_));
+    ASSERT_NO_FATAL_FAILURE(Mount());
+    volume_b_ = work_dir_ + "/volume-b";
+    mount_b_ = work_dir_ + "/mnt-b";
+    ASSERT_EQ(mkdir(mount_b_.c_str(), 0755), 0);
+    CommandResult attach = Cairn("attach " + Quote(volume_b_) + " --namespace " + Quote(url_));
+    ASSERT_EQ(attach.exit_code, 0) << Brief(attach);
+    ASSERT_NO_FATAL_FAILURE(ShortenSessionExpiry(volume_b_));
+    ASSERT_NO_FATAL_FAILURE(MountB());
+  }
+
+  void TearDown() override {
+    MountTest::TearDown();
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+  }
+
+  // Tests of expiry must not wait the default 30 s.
+  void ShortenSessionExpiry(const std::string& volume) {
+    CommandResult edit = Run("sed -i 's/^session_expiry_seconds = .*/session_expiry_seconds = " +
+                             std::to_string(kExpirySeconds) + "/' " +
+                             Quote(volume + "/cairn.toml"));
+    ASSERT_EQ(edit.exit_code, 0) << Brief(edit);
+  }
+
+  void MountB() {
+    CommandResult mount = Cairn("mount " + Quote(volume_b_) + " " + Quote(mount_b_), 60);
+    ASSERT_EQ(mount.exit_code, 0) << Brief(mount);
+    ASSERT_TRUE(IsCairnMount(mount_b_));
+  }
+
+  std::string A(const std::string& relative) const { return QP(relative); }
+  std::string B(const std::string& relative) const {
+    return Quote(relative.empty() ? mount_b_ : mount_b_ + "/" + relative);
+  }
+
+  // Seconds until `shell_test` (a command) succeeds, polling; -1 after 10 s.
+  double SecondsUntil(const std::string& shell_test) {
+    auto start = std::chrono::steady_clock::now();
+    bool done = WaitFor([&] { return RunCommand(shell_test, 10).exit_code == 0; }, 10);
+    if (!done) return -1;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  static constexpr int kExpirySeconds = 4;
+  cairn::PgServer* pg_ = nullptr;
+  std::unique_ptr<cairn::S3rver> s3_;
+  std::string url_;
+  std::string volume_b_;
+  std::string mount_b_;
+};
+
+TEST_F(SharedVolumeTest, DataClosedOnOneHostIsReadWholeOnTheOther) {
+  CommandResult write = Run("head -c 9000000 /dev/urandom > " + A("big") + " && echo small > " +
+                            A("small") + " && sha256sum < " + A("big"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  CommandResult read = Run("sha256sum < " + B("big") + " && cat " + B("small"));
+  ASSERT_EQ(read.exit_code, 0) << Brief(read);
+  EXPECT_EQ(read.output, write.output + "small\n");
+  // And back: B appends, A's next open sees the longer file, although A
+  // had it cached.
+  CommandResult append = Run("echo more >> " + B("small"));
+  ASSERT_EQ(append.exit_code, 0) << Brief(append);
+  EXPECT_EQ(Run("cat " + A("small")).output, "small\nmore\n");
+  // A rewrite in place from A, read on B.
+  CommandResult rewrite =
+      Run("printf XY | dd of=" + A("small") + " bs=1 seek=1 conv=notrunc status=none");
+  ASSERT_EQ(rewrite.exit_code, 0) << Brief(rewrite);
+  EXPECT_EQ(Run("cat " + B("small")).output, "sXYll\nmore\n");
+}
+
+TEST_F(SharedVolumeTest, NameChangesOnOneHostAreSeenOnTheOtherWithinTheBound) {
+  ASSERT_EQ(Run("mkdir " + A("dir") + " && echo x > " + A("dir/f")).exit_code, 0);
+  // B looks first, so that its kernel caches what is about to change.
+  ASSERT_EQ(Run("ls -l " + B("dir") + " && cat " + B("dir/f")).exit_code, 0);
+  struct Change {
+    std::string on_a;
+    std::string seen_on_b;
+  };
+  const Change changes[] = {
+      {"touch " + A("dir/new"), "test -e " + B("dir/new")},
+      {"mv " + A("dir/f") + " " + A("dir/g"), "test -e " + B("dir/g") + " && ! test -e " + B("dir/f")},
+      {"chmod 600 " + A("dir/g"), "test \"$(stat -c %a " + B("dir/g") + ")\" = 600"},
+      {"rm " + A("dir/new"), "! test -e " + B("dir/new")},
+      {"mkdir " + A("dir/sub"), "test -d " + B("dir/sub")},
+  };
+  for (const Change& change : changes) {
+    CommandResult made = Run(change.on_a);
+    ASSERT_EQ(made.exit_code, 0) << change.on_a << ": " << Brief(made);
+    double seconds = SecondsUntil(change.seen_on_b);
+    ASSERT_GE(seconds, 0) << change.seen_on_b << " never held";
+    // The promise is about a second (docs/MULTIHOST.md); a loaded CI
+    // machine gets slack, a change never seen fails above.
+    EXPECT_LT(seconds, 3.0) << change.seen_on_b;
+  }
+}
+
+TEST_F(SharedVolumeTest, ExclusiveCreatesRacingFromTwoHostsHaveOneWinnerEach) {
+  // Each host tries to create the same 60 names with O_EXCL (noclobber).
+  const std::string race =
+      "set -C; ok=0; for i in $(seq 1 60); do (echo $HOST > DIR/f$i) 2>/dev/null && "
+      "ok=$((ok+1)); done; echo $ok";
+  auto on = [&](const std::string& host, const std::string& dir) {
+    std::string script = race;
+    script.replace(script.find("$HOST"), 5, host);
+    script.replace(script.find("DIR"), 3, dir);
+    return "bash -c " + Quote(script);
+  };
+  ASSERT_EQ(Run("mkdir " + A("race")).exit_code, 0);
+  CommandResult both = Run("(" + on("a", A("race")) + " > " + Quote(work_dir_ + "/won-a") +
+                           ") & (" + on("b", B("race")) + " > " +
+                           Quote(work_dir_ + "/won-b") + "); wait; cat " +
+                           Quote(work_dir_ + "/won-a") + " " + Quote(work_dir_ + "/won-b"));
+  ASSERT_EQ(both.exit_code, 0) << Brief(both);
+  int won_a = 0, won_b = 0;
+  ASSERT_EQ(sscanf(both.output.c_str(), "%d %d", &won_a, &won_b), 2) << both.output;
+  EXPECT_EQ(won_a + won_b, 60);
+  // Every file holds the name of the one host that created it.
+  CommandResult contents = Run("cat " + A("race") + "/* | sort | uniq -c | awk '{print $2, $1}'");
+  EXPECT_EQ(contents.output, (won_a ? "a " + std::to_string(won_a) + "\n" : "") +
+                                 (won_b ? "b " + std::to_string(won_b) + "\n" : ""));
+}
+
+TEST_F(SharedVolumeTest, RenamesOfOneFileRacingFromTwoHostsLeaveItOnce) {
+  for (int round = 0; round < 10; ++round) {
+    const std::string n = std::to_string(round);
+    ASSERT_EQ(Run("echo " + n + " > " + A("src" + n)).exit_code, 0);
+    ASSERT_TRUE(WaitFor([&] { return Run("test -e " + B("src" + n)).exit_code == 0; }, 5));
+    Run("(mv -T " + A("src" + n) + " " + A("to-a" + n) + " 2>/dev/null &); mv -T " +
+        B("src" + n) + " " + B("to-b" + n) + " 2>/dev/null; wait");
+    // Once both are done, exactly one name holds the file, on both hosts.
+    for (const std::string& host : {std::string("A"), std::string("B")}) {
+      auto path = [&](const std::string& name) { return host == "A" ? A(name) : B(name); };
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            CommandResult names = Run("ls " + path("") + " | grep -c '^\\(src\\|to-a\\|to-b\\)" +
+                                      n + "$'");
+            return names.output == "1\n";
+          },
+          5))
+          << "round " << n << " on " << host << ": " << Run("ls " + path("")).output;
+    }
+    EXPECT_EQ(Run("cat " + A("to-a" + n) + " " + A("to-b" + n) + " 2>/dev/null").output,
+              n + "\n");
+  }
+}
+
+TEST_F(SharedVolumeTest, HostKilledAfterClosingSeesItsDataAgainAfterRemount) {
+  CommandResult write = Run("head -c 3000000 /dev/urandom > " + A("kept") + " && sha256sum < " +
+                            A("kept"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  // fsync'd but still open when the daemon dies: acknowledged all the same.
+  const std::string marker = work_dir_ + "/synced-marker";
+  Run("python3 -c " +
+      Quote("import os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+            "os.write(fd, b'acknowledged\\n')\n"
+            "os.fsync(fd)\n"
+            "open(sys.argv[2], 'w').close()\n"
+            "time.sleep(60)\n") +
+      " " + A("synced") + " " + Quote(marker) + " >/dev/null 2>&1 &");
+  ASSERT_TRUE(WaitFor([&] { return access(marker.c_str(), F_OK) == 0; }, 30));
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
+  // B sees what A acknowledged, A's daemon being gone.
+  EXPECT_EQ(Run("sha256sum < " + B("kept")).output, write.output);
+  EXPECT_EQ(Run("cat " + B("synced")).output, "acknowledged\n");
+  Run("pkill -f " + Quote(A("synced")));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Run("sha256sum < " + A("kept")).output, write.output);
+  EXPECT_EQ(Run("cat " + A("synced")).output, "acknowledged\n");
+}
+
+TEST_F(SharedVolumeTest, StatusAndFsckWorkAgainstTheSharedNamespace) {
+  ASSERT_EQ(Run("mkdir " + A("d") + " && echo x > " + A("d/f")).exit_code, 0);
+  CommandResult status = Cairn("status --json " + Quote(volume_b_));
+  ASSERT_EQ(status.exit_code, 0) << Brief(status);
+  EXPECT_EQ(JsonField(status.output, "mounted"), "true") << Brief(status);
+  ASSERT_EQ(Cairn("umount " + Quote(mount_b_)).exit_code, 0);
+  CommandResult fsck = Cairn("fsck " + Quote(volume_b_));
+  EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+}
+
+}  // namespace
+}  // namespace cairn_it

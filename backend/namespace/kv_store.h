@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -144,10 +145,59 @@ class KvStore {
   // This host's session; 0 for an engine only one host opens (RocksDB),
   // and for a store opened without a session (format, fsck, status).
   virtual uint64_t session_id() const { return 0; }
-  // The sessions whose expiry has not passed (a session is dead, and what
-  // it held may be released, once it is not listed).
+  // The sessions whose rows are still there. A session past its expiry
+  // stays listed until a live daemon deletes its row, which happens only
+  // once no transaction of it is in flight (so nothing it may still commit
+  // races a release): what a session held may be released once it is not
+  // listed.
   virtual absl::StatusOr<std::vector<uint64_t>> LiveSessions() {
     return std::vector<uint64_t>{};
+  }
+  // Every session row, for `cairn status`. Times are the server's clock.
+  struct SessionInfo {
+    uint64_t id = 0;
+    std::string host;
+    int pid = 0;
+    std::string mountpoint;
+    int64_t started_unix_ms = 0;
+    int64_t heartbeat_unix_ms = 0;
+    int64_t expires_unix_ms = 0;
+    uint64_t journal_backlog = 0;  // bytes, as the daemon last reported
+    bool alive = false;            // expiry not passed
+  };
+  virtual absl::StatusOr<std::vector<SessionInfo>> ListSessions() {
+    return std::vector<SessionInfo>{};
+  }
+  // The journal bytes this host has not yet stored, reported with its next
+  // heartbeat (cairn status shows them). A no-op without a session.
+  virtual void SetSessionBacklog(uint64_t bytes) {}
+
+  // Whether this daemon runs the volume's background services (GC,
+  // compaction, tiering, replication, backups): exactly one daemon of a
+  // shared volume at a time. An engine only one host opens always leads.
+  // It may turn false at any time (leadership lost): a service checks it
+  // before each round of work.
+  virtual bool IsLeader() { return true; }
+
+  // The keys other hosts' transactions changed (put or deleted), so this
+  // host can drop what it cached of them. `session` is the writer's.
+  struct Change {
+    KvSpace space;
+    std::string key;
+  };
+  using ChangeFn = std::function<void(uint64_t session, const std::vector<Change>& changes)>;
+  // Ends a subscription when destroyed (waiting for a call of its callback
+  // in progress); it must go before the store.
+  class Watch {
+   public:
+    virtual ~Watch() = default;
+  };
+  // Calls `fn` from a thread of the engine, in commit order as far as the
+  // engine can tell, for every committed transaction of another session,
+  // typically within a second. Unimplemented for engines only one host
+  // opens, and for a store without a session.
+  virtual absl::StatusOr<std::unique_ptr<Watch>> WatchChanges(ChangeFn fn) {
+    return absl::UnimplementedError("this namespace engine has no change feed");
   }
 };
 

@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/namespace/pg_session.h"
 
 namespace cairn {
 
@@ -130,6 +131,12 @@ constexpr Statement kStatements[] = {
     {"allocate",
      "INSERT INTO cairn_sequences AS s (name, next) VALUES ($1::text, $2::int8 + $3::int8) "
      "ON CONFLICT (name) DO UPDATE SET next = s.next + $3::int8 RETURNING s.next - $3::int8"},
+    // The change feed's row of a writing transaction, last before its
+    // COMMIT (so the number it takes commits within the same round trip),
+    // and the doorbell, which PostgreSQL sends at commit.
+    {"feed",
+     "WITH f AS (INSERT INTO cairn_feed (session, changes) VALUES ($1::int8, $2::bytea)) "
+     "SELECT pg_notify('cairn_feed', '')"},
 };
 
 constexpr const char* kSchemaSql =
@@ -142,7 +149,18 @@ constexpr const char* kSchemaSql =
     "CREATE TABLE IF NOT EXISTS cairn_sequences ("
     "  name text PRIMARY KEY, next bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS cairn_schema ("
-    "  one int PRIMARY KEY CHECK (one = 1), version int NOT NULL);";
+    "  one int PRIMARY KEY CHECK (one = 1), version int NOT NULL);"
+    // Sessions (pg_session.h); as agreed for issue 18.
+    "CREATE SEQUENCE IF NOT EXISTS cairn_session_ids;"
+    "CREATE TABLE IF NOT EXISTS cairn_sessions ("
+    "  id bigint PRIMARY KEY, host text NOT NULL, pid int NOT NULL, mountpoint text NOT NULL,"
+    "  started timestamptz NOT NULL, heartbeat timestamptz NOT NULL,"
+    "  expires timestamptz NOT NULL, journal_backlog bigint NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS cairn_feed ("
+    "  seq bigserial PRIMARY KEY, session bigint NOT NULL,"
+    "  at timestamptz NOT NULL DEFAULT now(), changes bytea NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cairn_feed_readers ("
+    "  session bigint PRIMARY KEY, seen bigint NOT NULL);";
 
 // ---- Errors. ----
 
@@ -277,10 +295,21 @@ void Backoff(int attempt) {
 // The id is assigned now rather than at the first write (costing one for
 // read-only runs too) so that a commit whose answer is lost can be looked
 // up (pg_xact_status) even if no result of the commit's round trip came.
-absl::Status Begin(Conn& c, std::string* xid) {
-  Result r(PQexec(c.pg, "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id()"));
+// With a session (`session` not 0), the same round trip checks it is alive
+// and locks its row FOR KEY SHARE until the end (fencing: pg_session.h);
+// `*alive` tells.
+absl::Status Begin(Conn& c, uint64_t session, std::string* xid, bool* alive) {
+  std::string sql =
+      session == 0
+          ? std::string("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id(), true")
+          : absl::StrCat(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id(), (SELECT id "
+                "FROM cairn_sessions WHERE id = ",
+                session, " AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL");
+  Result r(PQexec(c.pg, sql.c_str()));
   if (absl::Status st = Check(c, r, "BEGIN"); !st.ok()) return st;
   *xid = PQgetvalue(r.get(), 0, 0);
+  *alive = PQgetvalue(r.get(), 0, 1)[0] == 't';
   return absl::OkStatus();
 }
 
@@ -294,6 +323,8 @@ struct PgKvStore::Impl {
   explicit Impl(PgKvOptions o) : options(std::move(o)) {}
 
   PgKvOptions options;
+  // With options.session: this daemon's session (heartbeat, leader, feed).
+  std::unique_ptr<PgSession> session;
   // Stateless: every call takes a connection of its own.
   std::unique_ptr<KvReader> reader;
 
@@ -322,6 +353,13 @@ struct PgKvStore::Impl {
     // server default of off cannot weaken it.
     std::string settings = absl::StrCat("SET synchronous_commit = on; SET statement_timeout = ",
                                         options.statement_timeout_ms, ";");
+    if (options.session.has_value()) {
+      // A host paused inside a transaction holds its session's row (FOR
+      // KEY SHARE, pg_session.h), and so everything hanging on it, until
+      // the transaction ends: the server ends it after twice the expiry.
+      absl::StrAppend(&settings, "SET idle_in_transaction_session_timeout = ",
+                      int64_t{options.session->expiry_s} * 2000, ";");
+    }
     if (absl::Status st = ExecSimple(*c, settings.c_str(), "session setup"); !st.ok()) return st;
     if (prepare) {
       for (const Statement& s : kStatements) {
@@ -644,7 +682,8 @@ class PgReader : public KvReader {
 // One run of a transaction body on one connection.
 class PgTxn : public KvTxn {
  public:
-  PgTxn(Conn& c, int page) : c_(c), page_(page) {}
+  // `session`: 0, or the session whose changes go to the feed.
+  PgTxn(Conn& c, int page, uint64_t session) : c_(c), page_(page), session_(session) {}
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
@@ -715,6 +754,12 @@ class PgTxn : public KvTxn {
     if (names.count() > 0) {
       stmts.push_back({"add", {names.Finish(), slots.Finish(), deltas.Finish()}});
     }
+    if (session_ != 0 && !writes_.empty()) {
+      std::vector<KvStore::Change> changes;
+      changes.reserve(writes_.size());
+      for (const auto& [sk, value] : writes_) changes.push_back({sk.space, sk.key});
+      stmts.push_back({"feed", {Int8(static_cast<int64_t>(session_)), EncodeFeedChanges(changes)}});
+    }
 
     PGconn* pg = c_.pg;
     auto lost_mid_commit = [&](std::string_view detail) {
@@ -751,7 +796,8 @@ class PgTxn : public KvTxn {
       if (s == PGRES_FATAL_ERROR && first_error.ok()) {
         first_error = ErrorStatus(pg, r.get(), i < stmts.size() ? "a write" : "COMMIT");
         first_error_result = std::move(r);
-      } else if (s != PGRES_COMMAND_OK && s != PGRES_PIPELINE_ABORTED && s != PGRES_FATAL_ERROR) {
+      } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_PIPELINE_ABORTED &&
+                 s != PGRES_FATAL_ERROR) {
         return lost_mid_commit(absl::StrCat("unexpected result ", PQresStatus(s)));
       }
       Result end(PQgetResult(pg));  // the null after each statement's result
@@ -781,6 +827,7 @@ class PgTxn : public KvTxn {
 
   Conn& c_;
   int page_;
+  uint64_t session_;
   Overlay writes_;
   std::map<std::string, int64_t> counters_;
   absl::Status failure_;
@@ -831,12 +878,21 @@ absl::StatusOr<std::unique_ptr<PgKvStore>> PgKvStore::Open(const PgKvOptions& op
   c = impl->Connect(/*prepare=*/true);
   if (!c.ok()) return c.status();
   impl->Release(*std::move(c));
+  if (options.session.has_value()) {
+    absl::StatusOr<std::unique_ptr<PgSession>> session = PgSession::Start(options);
+    if (!session.ok()) return session.status();
+    impl->session = *std::move(session);
+  }
   return std::unique_ptr<PgKvStore>(new PgKvStore(std::move(impl)));
 }
 
 KvReader& PgKvStore::Reader() { return *impl_->reader; }
 
 absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
+  PgSession* session = impl_->session.get();
+  // Fenced: fail fast, without a round trip.
+  if (session != nullptr && session->fenced()) return session->FencedError();
+  const uint64_t session_id = session != nullptr ? session->id() : 0;
   const int attempts = std::max(1, impl_->options.max_attempts);
   bool retried_lost = false;
   absl::Status last_conflict;
@@ -847,13 +903,20 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
     if (!c.ok()) return c.status();
     Conn& conn = **c;
     std::string xid;
-    absl::Status st = Begin(conn, &xid);
+    bool alive = true;
+    absl::Status st = Begin(conn, session_id, &xid, &alive);
+    if (st.ok() && !alive) {
+      ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
+      impl_->Release(*std::move(c));
+      session->Fence();
+      return session->FencedError();
+    }
     const int backend_pid = PQbackendPID(conn.pg);
     absl::Status outcome;
     bool committing = false;
     bool unknown = false;
     if (st.ok()) {
-      PgTxn txn(conn, impl_->options.scan_page);
+      PgTxn txn(conn, impl_->options.scan_page, session_id);
       absl::Status body_st = body(txn);
       if (!txn.failure().ok()) {
         st = txn.failure();  // a conflict or a lost connection, whatever the body returned
@@ -943,6 +1006,71 @@ absl::StatusOr<uint64_t> PgKvStore::Allocate(std::string_view sequence, uint64_t
     if (absl::Status st = Check(c, r, "allocating numbers"); !st.ok()) return st;
     return static_cast<uint64_t>(DecodeInt8(PQgetvalue(r.get(), 0, 0)));
   });
+}
+
+uint64_t PgKvStore::session_id() const {
+  return impl_->session != nullptr ? impl_->session->id() : 0;
+}
+
+absl::StatusOr<std::vector<uint64_t>> PgKvStore::LiveSessions() {
+  return impl_->WithConn<std::vector<uint64_t>>(
+      [&](Conn& c) -> absl::StatusOr<std::vector<uint64_t>> {
+        // Rows, not unexpired ones: see kv_store.h.
+        Result r(PQexec(c.pg, "SELECT id FROM cairn_sessions ORDER BY id"));
+        if (absl::Status st = Check(c, r, "listing sessions"); !st.ok()) return st;
+        std::vector<uint64_t> ids;
+        for (int i = 0; i < PQntuples(r.get()); ++i) {
+          ids.push_back(strtoull(PQgetvalue(r.get(), i, 0), nullptr, 10));
+        }
+        return ids;
+      });
+}
+
+absl::StatusOr<std::vector<KvStore::SessionInfo>> PgKvStore::ListSessions() {
+  return impl_->WithConn<std::vector<SessionInfo>>(
+      [&](Conn& c) -> absl::StatusOr<std::vector<SessionInfo>> {
+        Result r(PQexec(c.pg,
+                        "SELECT id, host, pid, mountpoint, "
+                        "(extract(epoch FROM started) * 1000)::int8, "
+                        "(extract(epoch FROM heartbeat) * 1000)::int8, "
+                        "(extract(epoch FROM expires) * 1000)::int8, journal_backlog, "
+                        "expires > now() FROM cairn_sessions ORDER BY id"));
+        if (absl::Status st = Check(c, r, "listing sessions"); !st.ok()) return st;
+        std::vector<SessionInfo> out;
+        for (int i = 0; i < PQntuples(r.get()); ++i) {
+          SessionInfo s;
+          s.id = strtoull(PQgetvalue(r.get(), i, 0), nullptr, 10);
+          s.host = PQgetvalue(r.get(), i, 1);
+          s.pid = atoi(PQgetvalue(r.get(), i, 2));
+          s.mountpoint = PQgetvalue(r.get(), i, 3);
+          s.started_unix_ms = atoll(PQgetvalue(r.get(), i, 4));
+          s.heartbeat_unix_ms = atoll(PQgetvalue(r.get(), i, 5));
+          s.expires_unix_ms = atoll(PQgetvalue(r.get(), i, 6));
+          s.journal_backlog = strtoull(PQgetvalue(r.get(), i, 7), nullptr, 10);
+          s.alive = PQgetvalue(r.get(), i, 8)[0] == 't';
+          out.push_back(std::move(s));
+        }
+        return out;
+      });
+}
+
+void PgKvStore::SetSessionBacklog(uint64_t bytes) {
+  if (impl_->session != nullptr) impl_->session->SetBacklog(bytes);
+}
+
+bool PgKvStore::IsLeader() { return impl_->session != nullptr && impl_->session->IsLeader(); }
+
+absl::StatusOr<std::unique_ptr<KvStore::Watch>> PgKvStore::WatchChanges(ChangeFn fn) {
+  if (impl_->session == nullptr) {
+    return absl::FailedPreconditionError(
+        "the change feed needs a session (PgKvOptions::session): a store opened without one "
+        "cannot tell its own changes from others'");
+  }
+  return impl_->session->Watch(std::move(fn));
+}
+
+void PgKvStore::PauseHeartbeatForTest(bool paused) {
+  if (impl_->session != nullptr) impl_->session->PauseHeartbeat(paused);
 }
 
 }  // namespace cairn

@@ -1,7 +1,7 @@
 // The KvStore of a volume several hosts mount (issue 18): the namespace's
 // keys in PostgreSQL, reached with libpq.
 //
-// Layout (schema version 1):
+// Layout (schema version 2):
 //   cairn_kv(space smallint, key bytea, value bytea, PRIMARY KEY (space, key))
 //     every record; bytea compares bytewise (memcmp, then length), which
 //     is the order KvStore promises.
@@ -17,6 +17,17 @@
 //     Allocate's ranges, each taken in its own short autocommit statement,
 //     which no rollback undoes.
 //   cairn_schema(version int)
+//   cairn_sessions(id, host, pid, mountpoint, started, heartbeat, expires,
+//                  journal_backlog)
+//     one row per daemon that opened the store with a session; ids come
+//     from the sequence cairn_session_ids and are never reused. Alive while
+//     expires > now() by the server's clock (pg_session.h).
+//   cairn_feed(seq bigserial, session bigint, at timestamptz, changes bytea)
+//     one row per committed writing transaction of a session: the keys it
+//     changed (EncodeFeedChanges), written in the transaction itself, with
+//     NOTIFY cairn_feed as a doorbell. Trimmed after feed_keep_s.
+//   cairn_feed_readers(session bigint, seen bigint)
+//     how far each watcher has read: the trim never passes the lowest.
 //
 // Transactions run SERIALIZABLE. Reads go to the server (prepared
 // statements) and see the transaction's own buffered writes; the writes are
@@ -28,12 +39,37 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "backend/namespace/kv_store.h"
 
 namespace cairn {
+
+// The session of a daemon that mounts the volume (see pg_session.h).
+struct PgSessionOptions {
+  std::string host;  // shown by cairn status
+  int pid = 0;
+  std::string mountpoint;
+  // The session dies when no heartbeat extended it for this long; then its
+  // transactions are refused (fencing) until the daemon mounts again.
+  int expiry_s = 30;
+  // Between heartbeats; 0: expiry_s / 6, so five may fail in a row.
+  int heartbeat_ms = 0;
+  // A dead session's row is deleted this long after its expiry.
+  int reap_grace_s = 5;
+  // The change feed: rows older than this are trimmed (once every watcher
+  // has read them); a watcher polls this often besides its NOTIFY doorbell.
+  int feed_keep_s = 300;
+  int feed_poll_ms = 1000;
+  // How long a watcher waits for a feed number it has not seen to commit
+  // (a transaction that took a number commits just after, in the same
+  // round trip; a rolled-back one never does) before passing over it.
+  int feed_gap_grace_ms = 30000;
+  // Tests turn the doorbell off to show polling alone loses nothing.
+  bool listen = true;
+};
 
 struct PgKvOptions {
   // A libpq connection URI or key=value string
@@ -52,6 +88,11 @@ struct PgKvOptions {
   int max_attempts = 10;
   // Rows a Scan fetches per round trip.
   int scan_page = 256;
+  // With a session, Open registers this daemon (cairn_sessions), keeps it
+  // alive, fences its transactions, takes part in the leader election and
+  // records its changes in the feed. Without (format, fsck, status): none
+  // of that, and IsLeader is false.
+  std::optional<PgSessionOptions> session;
 };
 
 class PgKvStore : public KvStore {
@@ -77,6 +118,19 @@ class PgKvStore : public KvStore {
   absl::StatusOr<uint64_t> Allocate(std::string_view sequence, uint64_t first_ever,
                                     uint64_t count) override;
 
+  uint64_t session_id() const override;
+  absl::StatusOr<std::vector<uint64_t>> LiveSessions() override;
+  absl::StatusOr<std::vector<SessionInfo>> ListSessions() override;
+  void SetSessionBacklog(uint64_t bytes) override;
+  // Whether this daemon holds the volume's leader lock (an advisory lock
+  // on a connection of its own, pg_session.h) and its session is alive.
+  bool IsLeader() override;
+  absl::StatusOr<std::unique_ptr<Watch>> WatchChanges(ChangeFn fn) override;
+
+  // Tests: stops (or resumes) the heartbeat thread's work, as a host
+  // paused or cut off would.
+  void PauseHeartbeatForTest(bool paused);
+
   struct Impl;
 
  private:
@@ -86,6 +140,6 @@ class PgKvStore : public KvStore {
 
 // Counter slots per counter (see cairn_counters above).
 inline constexpr int kPgCounterSlots = 16;
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 }  // namespace cairn

@@ -1503,6 +1503,23 @@ class KvNamespace final : public NamespaceStore {
 
   absl::Status Sync() override { return kv_->Sync(); }
 
+  bool IsLeader() override { return kv_->IsLeader(); }
+
+  absl::StatusOr<std::unique_ptr<NamespaceWatch>> WatchChanges(NamespaceChangeFn fn) override {
+    struct Watch : NamespaceWatch {
+      std::unique_ptr<KvStore::Watch> kv;
+    };
+    absl::StatusOr<std::unique_ptr<KvStore::Watch>> kv =
+        kv_->WatchChanges([fn = std::move(fn)](uint64_t, const std::vector<KvStore::Change>& keys) {
+          std::vector<NamespaceChange> changes = NamespaceChangesOf(keys);
+          if (!changes.empty()) fn(changes);
+        });
+    if (!kv.ok()) return kv.status();
+    auto watch = std::make_unique<Watch>();
+    watch->kv = *std::move(kv);
+    return std::unique_ptr<NamespaceWatch>(std::move(watch));
+  }
+
  private:
   static absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -1751,6 +1768,37 @@ absl::Status KvNamespace::RenameBody(Op& op, InodeId old_parent, std::string_vie
 }
 
 }  // namespace
+
+std::vector<NamespaceChange> NamespaceChangesOf(const std::vector<KvStore::Change>& keys) {
+  std::vector<NamespaceChange> out;
+  std::set<InodeId> inodes;
+  std::set<std::pair<InodeId, std::string>> entries;
+  for (const KvStore::Change& c : keys) {
+    if (c.key.size() < 8) continue;  // not a key of a per-inode record
+    const InodeId ino = KeyNumberAt(c.key, 0);
+    switch (c.space) {
+      case KvSpace::kInodes:
+      case KvSpace::kXattrs:
+      case KvSpace::kExtents:
+      case KvSpace::kCookies:  // the directory's listing
+        if (inodes.insert(ino).second) out.push_back({NamespaceChange::Kind::kInode, ino, ""});
+        break;
+      case KvSpace::kDentries: {
+        std::string name = c.key.substr(8);
+        if (entries.emplace(ino, name).second) {
+          out.push_back({NamespaceChange::Kind::kEntry, ino, std::move(name)});
+        }
+        break;
+      }
+      case KvSpace::kBlobs:
+      case KvSpace::kGc:
+      case KvSpace::kOrphans:
+      case KvSpace::kMeta:
+        break;
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenKvNamespace(std::unique_ptr<KvStore> kv,
                                                                 const NamespaceOptions& options) {

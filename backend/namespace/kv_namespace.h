@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "backend/namespace/kv_store.h"
@@ -19,5 +20,11 @@ namespace cairn {
 // queue_replication (the rest are the engine's).
 absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenKvNamespace(std::unique_ptr<KvStore> kv,
                                                                 const NamespaceOptions& options);
+
+// The namespace changes a transaction's changed keys stand for (records.h
+// key formats): inodes, xattrs, extents and cookies change an inode (the
+// cookie's directory), dentries an entry; blob, GC, orphan and meta keys
+// touch nothing a host caches by inode. Each change listed once.
+std::vector<NamespaceChange> NamespaceChangesOf(const std::vector<KvStore::Change>& keys);
 
 }  // namespace cairn

@@ -250,6 +250,26 @@ struct MultipartPartRecord {
   friend bool operator==(const MultipartPartRecord&, const MultipartPartRecord&) = default;
 };
 
+// What another host changed, as far as this host's caches care.
+struct NamespaceChange {
+  enum class Kind {
+    kInode,  // `ino`'s attributes, data (extents), xattrs or listing
+    kEntry,  // the name `name` in directory `ino` (added, removed, replaced)
+  };
+  Kind kind = Kind::kInode;
+  InodeId ino = 0;
+  std::string name;
+  bool operator==(const NamespaceChange&) const = default;
+};
+// Called from a thread of the namespace with one committed transaction's
+// changes, each listed once.
+using NamespaceChangeFn = std::function<void(const std::vector<NamespaceChange>&)>;
+// Ends a subscription when destroyed; it must go before the namespace.
+class NamespaceWatch {
+ public:
+  virtual ~NamespaceWatch() = default;
+};
+
 class NamespaceStore {
  public:
   // Opens (or with create_if_missing, creates) the database in `db_dir`:
@@ -527,6 +547,16 @@ class NamespaceStore {
   // Cross-checks every record (for cairn fsck); changes nothing. Run it on a
   // namespace no one is changing.
   virtual absl::StatusOr<NamespaceCheckReport> Check() = 0;
+
+  // --- A namespace several hosts share (kv_store.h's sessions) -------------
+  // Whether this daemon runs the background services (KvStore::IsLeader):
+  // always for a namespace only one host opens.
+  virtual bool IsLeader() { return true; }
+  // Changes other hosts made, with the kernel caches they make stale.
+  // Unimplemented where no other host can change the namespace.
+  virtual absl::StatusOr<std::unique_ptr<NamespaceWatch>> WatchChanges(NamespaceChangeFn fn) {
+    return absl::UnimplementedError("no other host changes this namespace");
+  }
 };
 
 // Calls `visit` for every blob record in id order, in batches; stops at the

@@ -3,6 +3,7 @@
 // installed). Each PgKvStore opened with a session stands for one host's
 // daemon; timings are shortened (expiry of a few seconds).
 #include <libpq-fe.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,8 +12,10 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "backend/namespace/kv_namespace.h"
 #include "backend/namespace/pg_kv_store.h"
 #include "backend/namespace/pg_session.h"
+#include "backend/namespace/records.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_server.h"
 
@@ -381,6 +384,59 @@ TEST_F(PgSessionTest, FeedKeepsWhatAWatcherHasNotReadAndTrimsTheRest) {
   PQclear(r);
   EXPECT_TRUE(Eventually([&] { return feed_rows() == 0; }));
   PQfinish(c);
+}
+
+TEST_F(PgSessionTest, NamespaceReportsOtherHostsChangesAsInodesAndEntries) {
+  NamespaceOptions options;
+  options.create_if_missing = true;
+  auto ns_a = OpenKvNamespace(Host(Fast("alpha")), options);
+  ASSERT_TRUE(ns_a.ok()) << ns_a.status();
+  auto ns_b = OpenKvNamespace(Host(Fast("beta")), options);
+  ASSERT_TRUE(ns_b.ok()) << ns_b.status();
+  // Leadership passes through the namespace: one of the two leads.
+  EXPECT_TRUE(Eventually([&] { return (*ns_a)->IsLeader() != (*ns_b)->IsLeader(); }));
+
+  absl::Mutex mu;
+  std::vector<NamespaceChange> seen;
+  auto watch = (*ns_b)->WatchChanges([&](const std::vector<NamespaceChange>& changes) {
+    absl::MutexLock lock(&mu);
+    seen.insert(seen.end(), changes.begin(), changes.end());
+  });
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  auto made = (*ns_a)->MakeNode(kRootInode, "f", node, Caller{0, 0});
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto has = [&](const NamespaceChange& want) {
+    absl::MutexLock lock(&mu);
+    return std::count(seen.begin(), seen.end(), want) > 0;
+  };
+  EXPECT_TRUE(Eventually([&] {
+    return has({NamespaceChange::Kind::kEntry, kRootInode, "f"}) &&
+           has({NamespaceChange::Kind::kInode, kRootInode, ""}) &&
+           has({NamespaceChange::Kind::kInode, made->ino, ""});
+  }));
+}
+
+TEST(NamespaceChangesOf, KeysMapToInodesAndEntriesEachOnce) {
+  std::vector<KvStore::Change> keys = {
+      {KvSpace::kInodes, InodeKey(7)},
+      {KvSpace::kXattrs, XattrKey(7, "user.a")},
+      {KvSpace::kExtents, ExtentKey(8, 4096)},
+      {KvSpace::kDentries, DentryKey(1, "name")},
+      {KvSpace::kDentries, DentryKey(1, "name")},
+      {KvSpace::kCookies, CookieKey(1, 5)},
+      {KvSpace::kBlobs, BlobKey(99)},
+      {KvSpace::kGc, GcKey(10, 99)},
+      {KvSpace::kMeta, "volume-id"},
+  };
+  std::vector<NamespaceChange> want = {
+      {NamespaceChange::Kind::kInode, 7, ""},
+      {NamespaceChange::Kind::kInode, 8, ""},
+      {NamespaceChange::Kind::kEntry, 1, "name"},
+      {NamespaceChange::Kind::kInode, 1, ""},
+  };
+  EXPECT_EQ(NamespaceChangesOf(keys), want);
 }
 
 TEST(FeedChanges, RoundTripAndHostileBytesAreRefused) {

@@ -68,6 +68,8 @@ class FileSystem {
   void set_kernel_tracks_mtime(bool tracks) { kernel_tracks_mtime_ = tracks; }
   bool read_only() const { return options_.read_only; }
   bool shared() const { return options_.shared; }
+  // The namespace it serves (a mount subscribes to other hosts' changes).
+  NamespaceStore& namespace_store() { return ns_; }
   // The time a request that says "now" (UTIME_NOW) means.
   Timespec Now() { return options_.clock->NowTimespec(); }
 

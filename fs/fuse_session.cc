@@ -89,10 +89,21 @@ absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* conte
                "GETXATTR request each", strerror(-rc));
   }
   RaiseReadahead(options.env, options.mountpoint);
-  return std::unique_ptr<FuseSession>(new FuseSession(session, options.mountpoint, options.env));
+  std::unique_ptr<FuseSession> mounted(new FuseSession(session, options.mountpoint, options.env));
+  absl::StatusOr<std::unique_ptr<NamespaceWatch>> watch =
+      ForgetRemoteChanges(context->fs->namespace_store(), mounted.get());
+  if (watch.ok()) {
+    mounted->watch_ = *std::move(watch);
+  } else {
+    // The kernel then keeps what it cached until its timeouts expire.
+    LogWarning("not watching other hosts' changes (%s): this mount sees them only as the "
+               "kernel's cache times out", watch.status().message());
+  }
+  return mounted;
 }
 
 FuseSession::~FuseSession() {
+  watch_.reset();
   fuse_session_unmount(session_);
   fuse_session_destroy(session_);
 }
@@ -139,6 +150,13 @@ void FuseSession::ForgetName(InodeId parent, const std::string& name) {
   if (rc != 0 && rc != -ENOENT && rc != -ENOTCONN) {
     LogWarning("could not have the kernel forget %s in directory %d: %s", name, parent,
                strerror(-rc));
+  }
+}
+
+void FuseSession::ForgetInode(InodeId ino) {
+  int rc = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+  if (rc != 0 && rc != -ENOENT && rc != -ENOTCONN) {
+    LogWarning("could not have the kernel forget inode %d: %s", ino, strerror(-rc));
   }
 }
 

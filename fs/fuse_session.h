@@ -16,6 +16,7 @@
 #include "backend/base/env.h"
 #include "backend/base/types.h"
 #include "fs/fs_context.h"
+#include "fs/kernel_invalidation.h"
 
 struct fuse_session;
 
@@ -32,14 +33,16 @@ struct FuseMountOptions {
   Env* env = Env::Default();
 };
 
-class FuseSession {
+class FuseSession : public KernelCache {
  public:
   // Creates the session over `context` (which must outlive it) and mounts
-  // it. Errors say what to check (the mountpoint, /dev/fuse).
+  // it. Errors say what to check (the mountpoint, /dev/fuse). On a
+  // namespace other hosts change, it subscribes to their changes and has
+  // the kernel forget what they make stale (kernel_invalidation.h).
   static absl::StatusOr<std::unique_ptr<FuseSession>> Mount(FsContext* context,
                                                             const FuseMountOptions& options);
   // Unmounts if still mounted and frees the session.
-  ~FuseSession();
+  ~FuseSession() override;
 
   // Serves requests until the filesystem is unmounted (umount, fusermount3
   // -u) or Stop is called; returns libfuse's result (0, or -ENODEV after an
@@ -55,12 +58,17 @@ class FuseSession {
   // `parent`: for changes made other than through the mount (over S3), so
   // the mount sees them at once. From any thread but a request handler's
   // (the kernel may wait for a request on that directory).
-  void ForgetName(InodeId parent, const std::string& name);
+  void ForgetName(InodeId parent, const std::string& name) override;
+  // Has the kernel drop the attributes and cached pages of `ino`. The same
+  // rules as ForgetName.
+  void ForgetInode(InodeId ino) override;
 
  private:
   FuseSession(fuse_session* session, std::string mountpoint, Env* env)
       : session_(session), mountpoint_(std::move(mountpoint)), env_(env) {}
   fuse_session* const session_;
+  // Other hosts' changes; reset before the session goes.
+  std::unique_ptr<NamespaceWatch> watch_;
   const std::string mountpoint_;
   Env* const env_;
 };

@@ -418,6 +418,60 @@ TEST_F(PgSessionTest, NamespaceReportsOtherHostsChangesAsInodesAndEntries) {
   }));
 }
 
+// A server of its own: it is restarted.
+TEST(PgSessionRestartTest, SessionsWatcherAndLeaderResumeAfterTheServerRestarts) {
+  std::string why_not;
+  bool missing = false;
+  std::unique_ptr<PgServer> server = PgServer::Start(&why_not, &missing);
+  if (server == nullptr) {
+    if (missing) GTEST_SKIP() << why_not;
+    FAIL() << why_not;
+  }
+  PgKvOptions plain;
+  plain.url = server->url();
+  plain.connect_timeout_s = 2;
+  ASSERT_TRUE(PgKvStore::Format(plain).ok());
+  auto open = [&](const std::string& host) {
+    PgKvOptions o = plain;
+    o.session = PgSessionOptions{};
+    o.session->host = host;
+    o.session->expiry_s = 10;  // longer than the restart
+    o.session->heartbeat_ms = 200;
+    o.session->feed_poll_ms = 200;
+    auto store = PgKvStore::Open(o);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  };
+  auto a = open("alpha");
+  auto b = open("beta");
+  ASSERT_TRUE(a && b);
+  Collected at_b;
+  auto wb = b->WatchChanges(at_b.Fn());
+  ASSERT_TRUE(wb.ok()) << wb.status();
+  ASSERT_TRUE(Eventually([&] { return a->IsLeader() || b->IsLeader(); }));
+
+  ASSERT_TRUE(server->Stop(/*crash=*/true, &why_not)) << why_not;
+  std::this_thread::sleep_for(milliseconds(1000));
+  ASSERT_TRUE(server->Restart(&why_not)) << why_not;
+
+  // The same sessions go on (the restart was shorter than the expiry);
+  // the first Run may meet a dead pooled connection and runs again.
+  EXPECT_TRUE(Eventually([&] {
+    return a->Run([](KvTxn& t) {
+                t.Put(KvSpace::kMeta, "after-restart", "v");
+                return absl::OkStatus();
+              }).ok();
+  }));
+  EXPECT_TRUE(Eventually([&] { return at_b.Has(a->session_id(), KvSpace::kMeta, "after-restart"); }));
+  EXPECT_TRUE(Eventually([&] { return a->IsLeader() != b->IsLeader(); }));
+  auto live = b->LiveSessions();
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(live->size(), 2u);
+  wb->reset();
+  a.reset();
+  b.reset();
+}
+
 TEST(NamespaceChangesOf, KeysMapToInodesAndEntriesEachOnce) {
   std::vector<KvStore::Change> keys = {
       {KvSpace::kInodes, InodeKey(7)},

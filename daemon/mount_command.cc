@@ -296,6 +296,9 @@ absl::Status Serve(const MountRequest& request, const VolumeConfig& config,
                    const std::function<void(Volume&, const ServeReady&)>& ready) {
   VolumeOpenOptions open;
   open.read_only = request.fuse.read_only;
+  // On a shared volume this daemon joins the other hosts' sessions.
+  open.session = true;
+  open.mountpoint = request.s3_only ? "" : request.mountpoint;
   absl::StatusOr<std::unique_ptr<Volume>> volume =
       Volume::Open(request.volume_dir, config, Io(), open);
   if (!volume.ok()) return volume.status();

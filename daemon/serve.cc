@@ -352,6 +352,8 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
       // again once there is room.
       if (SpaceReserve* reserve = volume.space_reserve()) reserve->Tend();
       WriteStatsFile(volume, services, cache, s3.server());
+      // Other hosts see this host's unstored bytes in cairn status.
+      volume.ns().SetSessionBacklog(cache.GetStats().dirty_bytes);
     } while (!stats_stop.WaitForNotificationWithTimeout(absl::Seconds(2)));
   });
 

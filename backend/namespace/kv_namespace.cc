@@ -1504,6 +1504,10 @@ class KvNamespace final : public NamespaceStore {
   absl::Status Sync() override { return kv_->Sync(); }
 
   bool IsLeader() override { return kv_->IsLeader(); }
+  absl::StatusOr<std::vector<KvStore::SessionInfo>> ListSessions() override {
+    return kv_->ListSessions();
+  }
+  void SetSessionBacklog(uint64_t bytes) override { kv_->SetSessionBacklog(bytes); }
 
   absl::StatusOr<std::unique_ptr<NamespaceWatch>> WatchChanges(NamespaceChangeFn fn) override {
     struct Watch : NamespaceWatch {

@@ -38,6 +38,7 @@
 #include "backend/base/clock.h"
 #include "backend/base/env.h"
 #include "backend/base/types.h"
+#include "backend/namespace/kv_store.h"
 
 namespace cairn {
 
@@ -552,6 +553,14 @@ class NamespaceStore {
   // Whether this daemon runs the background services (KvStore::IsLeader):
   // always for a namespace only one host opens.
   virtual bool IsLeader() { return true; }
+  // The daemons that have it open (KvStore::ListSessions); none listed for
+  // a namespace only one host opens.
+  virtual absl::StatusOr<std::vector<KvStore::SessionInfo>> ListSessions() {
+    return std::vector<KvStore::SessionInfo>{};
+  }
+  // This host's journal bytes not yet stored, for the other hosts' view
+  // (KvStore::SetSessionBacklog).
+  virtual void SetSessionBacklog(uint64_t bytes) {}
   // Changes other hosts made, with the kernel caches they make stale.
   // Unimplemented where no other host can change the namespace.
   virtual absl::StatusOr<std::unique_ptr<NamespaceWatch>> WatchChanges(NamespaceChangeFn fn) {

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "backend/base/files.h"
 #include "backend/base/fs_error.h"
@@ -45,9 +47,18 @@ absl::Status BucketError(const SharedBlobsConfig& blobs, const absl::Status& why
 absl::StatusOr<std::unique_ptr<NamespaceStore>> OpenSharedNamespace(
     const VolumeConfig& config, const NamespaceOptions& options,
     const SharedSessionInfo* session) {
-  (void)session;  // sessions: see docs/MULTIHOST.md
-  absl::StatusOr<std::unique_ptr<PgKvStore>> kv =
-      PgKvStore::Open(PgOptionsFor(config.shared_namespace->url));
+  PgKvOptions pg = PgOptionsFor(config.shared_namespace->url);
+  if (session != nullptr) {
+    PgSessionOptions s;
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "unknown");
+    s.host = host;
+    s.pid = getpid();
+    s.mountpoint = session->mountpoint;
+    s.expiry_s = static_cast<int>(config.shared_namespace->session_expiry_seconds);
+    pg.session = s;
+  }
+  absl::StatusOr<std::unique_ptr<PgKvStore>> kv = PgKvStore::Open(pg);
   if (!kv.ok()) {
     return absl::Status(kv.status().code(),
                         absl::StrCat("the volume's namespace at ",

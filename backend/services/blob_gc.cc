@@ -102,6 +102,9 @@ void BlobCollector::Loop() {
   int64_t last_collect = 0;
   int64_t last_compaction = options_.clock->NowSeconds();
   while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    // On a shared volume one daemon, the leader, collects for every host;
+    // asked each round, since leadership can move.
+    if (!ns_.IsLeader()) continue;
     const int64_t now = options_.clock->NowSeconds();
     if (now - last_compaction >= options_.compact_interval_seconds) {
       last_compaction = now;

@@ -15,6 +15,7 @@
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/volume.h"
 #include "daemon/cli.h"
+#include "backend/volume/shared_volume.h"
 #include "daemon/stats_json.h"
 
 namespace cairn::cli {
@@ -273,6 +274,37 @@ int StatusCommand(const Args& args) {
     if (damaged.ok()) damaged_files = damaged->size();
   }
 
+  // A shared volume: the daemons of every host that has it open, from the
+  // database (which changes nothing by being asked).
+  std::vector<KvStore::SessionInfo> sessions;
+  std::string sessions_error;
+  if (config->shared()) {
+    NamespaceOptions ns_options;
+    ns_options.read_only = true;
+    absl::StatusOr<std::unique_ptr<NamespaceStore>> shared =
+        OpenSharedNamespace(*config, ns_options, nullptr);
+    absl::StatusOr<std::vector<KvStore::SessionInfo>> listed =
+        shared.ok() ? (*shared)->ListSessions()
+                    : absl::StatusOr<std::vector<KvStore::SessionInfo>>(shared.status());
+    if (listed.ok()) {
+      sessions = std::move(*listed);
+    } else {
+      sessions_error = std::string(listed.status().message());
+    }
+  }
+  std::string sessions_json = "[";
+  for (const KvStore::SessionInfo& session : sessions) {
+    if (sessions_json.size() > 1) sessions_json += ", ";
+    absl::StrAppend(&sessions_json, "{\"id\": ", session.id, ", \"host\": ",
+                    JsonString(session.host), ", \"pid\": ", session.pid,
+                    ", \"mountpoint\": ", JsonString(session.mountpoint),
+                    ", \"heartbeat_unix_ms\": ", session.heartbeat_unix_ms,
+                    ", \"expires_unix_ms\": ", session.expires_unix_ms,
+                    ", \"journal_backlog\": ", session.journal_backlog,
+                    ", \"alive\": ", session.alive ? "true" : "false", "}");
+  }
+  sessions_json += "]";
+
   std::string cache_stats = record->mounted ? ReadDaemonStats(*config) : "";
   if (record->mounted) {
     storage = JsonObject(cache_stats, "storage");
@@ -288,7 +320,7 @@ int StatusCommand(const Args& args) {
            "\"files\": %llu, "
            "\"data_bytes\": %llu, \"used_bytes\": %llu, \"capacity_bytes\": %llu, "
            "\"free_bytes\": %llu, \"damaged_files\": %llu, \"storage\": %s, \"s3\": %s, "
-           "\"cache\": %s}\n",
+           "\"cache\": %s, \"sessions\": %s}\n",
            JsonString(volume_dir).c_str(), JsonString(config->volume_id).c_str(),
            config->format_version, mounted ? "true" : "false", s3_only ? "true" : "false",
            mounted ? JsonString(record->mountpoint).c_str() : "null",
@@ -301,11 +333,31 @@ int StatusCommand(const Args& args) {
            static_cast<unsigned long long>(damaged_files),
            storage.empty() ? "null" : storage.c_str(),
            JsonObject(cache_stats, "s3").empty() ? "null" : JsonObject(cache_stats, "s3").c_str(),
-           cache_stats.empty() ? "null" : cache_stats.c_str());
+           cache_stats.empty() ? "null" : cache_stats.c_str(),
+           config->shared() && sessions_error.empty() ? sessions_json.c_str() : "null");
     return kExitOk;
   }
   printf("volume:     %s\n", volume_dir.c_str());
   printf("volume id:  %s (format %d)\n", config->volume_id.c_str(), config->format_version);
+  if (config->shared()) {
+    printf("shared:     namespace %s, data in s3://%s/%s%s/\n",
+           UrlWithoutPassword(config->shared_namespace->url).c_str(),
+           config->shared_blobs->bucket.c_str(), config->shared_blobs->prefix.c_str(),
+           config->volume_id.c_str());
+    if (!sessions_error.empty()) {
+      printf("sessions:   cannot be listed: %s\n", sessions_error.c_str());
+    } else if (sessions.empty()) {
+      printf("sessions:   none (no host has it mounted)\n");
+    }
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    for (const KvStore::SessionInfo& session : sessions) {
+      printf("session %llu: %s pid %d at %s; heartbeat %s ago%s; %s not yet stored\n",
+             static_cast<unsigned long long>(session.id), session.host.c_str(), session.pid,
+             session.mountpoint.empty() ? "(S3 only)" : session.mountpoint.c_str(),
+             Ago(std::max<int64_t>(0, (now_ms - session.heartbeat_unix_ms) / 1000)).c_str(),
+             session.alive ? "" : ", EXPIRED", Human(session.journal_backlog).c_str());
+    }
+  }
   if (record->mounted) {
     if (s3_only) {
       printf("mounted:    no; served over S3 only by process %d (cairn serve s3; stop it with "

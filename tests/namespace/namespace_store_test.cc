@@ -10,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
+#include "backend/namespace/kv_namespace.h"
 #include "backend/namespace/records.h"
+#include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/fake_clock.h"
@@ -19,6 +21,7 @@
 #include "rocksdb/perf_level.h"
 #include "tests/support/namespace_model.h"  // PrintTo for the value types
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_kv_store.h"
 
 namespace cairn {
 namespace {
@@ -29,7 +32,11 @@ FsErrorKind KindOf(const absl::Status& s) {
   return kind.value_or(FsErrorKind::kIo);
 }
 
-class NamespaceStoreTest : public ::testing::Test {
+// Each test runs over the RocksDB namespace, and again over the same
+// engine with every transaction body run twice (the first run thrown
+// away, as a retried conflict is on a shared engine): a body with an
+// effect outside its transaction gives a wrong answer there.
+class NamespaceStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { Open(); }
   void Open() {
@@ -38,7 +45,22 @@ class NamespaceStoreTest : public ::testing::Test {
     options.create_if_missing = true;
     options.clock = &clock_;
     options.gc_grace_seconds = 60;
-    auto store = NamespaceStore::Open(dir_.path() + "/ns", options);
+    if (GetParam() == "rocksdb") {
+      auto store = NamespaceStore::Open(dir_.path() + "/ns", options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = std::move(*store);
+      return;
+    }
+    ASSERT_EQ(GetParam(), "rocksdb_run_twice");
+    RocksKvOptions engine;
+    engine.clock = &clock_;
+    engine.create_if_missing = true;
+    auto kv = OpenRocksKvStore(dir_.path() + "/ns", engine);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    TestKvStore::Options twice;
+    twice.run_twice = true;
+    auto store = OpenKvNamespace(
+        std::make_unique<TestKvStore>(std::shared_ptr<KvStore>(std::move(*kv)), twice), options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -100,7 +122,7 @@ class NamespaceStoreTest : public ::testing::Test {
   std::unique_ptr<NamespaceStore> store_;
 };
 
-TEST_F(NamespaceStoreTest, NewVolumeHasRootDirectory) {
+TEST_P(NamespaceStoreTest, NewVolumeHasRootDirectory) {
   auto root = store_->GetAttr(kRootInode);
   ASSERT_TRUE(root.ok());
   EXPECT_TRUE(S_ISDIR(root->mode));
@@ -108,7 +130,7 @@ TEST_F(NamespaceStoreTest, NewVolumeHasRootDirectory) {
   EXPECT_EQ(root->parent, kRootInode);
 }
 
-TEST_F(NamespaceStoreTest, NamesAreValidated) {
+TEST_P(NamespaceStoreTest, NamesAreValidated) {
   NewNode node;
   node.mode = S_IFREG | 0644;
   EXPECT_EQ(KindOf(store_->MakeNode(kRootInode, "", node, {}).status()),
@@ -123,7 +145,7 @@ TEST_F(NamespaceStoreTest, NamesAreValidated) {
   EXPECT_TRUE(store_->Lookup(kRootInode, binary).ok());
 }
 
-TEST_F(NamespaceStoreTest, CreateSetsOwnerTimesAndParentCounts) {
+TEST_P(NamespaceStoreTest, CreateSetsOwnerTimesAndParentCounts) {
   clock_.Set({5000, 7});
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
   EXPECT_EQ(dir.uid, 1000u);
@@ -137,7 +159,7 @@ TEST_F(NamespaceStoreTest, CreateSetsOwnerTimesAndParentCounts) {
             FsErrorKind::kExists);
 }
 
-TEST_F(NamespaceStoreTest, SetgidDirectoryGivesGroupAndBit) {
+TEST_P(NamespaceStoreTest, SetgidDirectoryGivesGroupAndBit) {
   InodeAttr dir = Make(kRootInode, "g", S_IFDIR | 0755);
   SetAttrRequest request;
   request.gid = 777;
@@ -151,7 +173,7 @@ TEST_F(NamespaceStoreTest, SetgidDirectoryGivesGroupAndBit) {
   EXPECT_FALSE(file.mode & S_ISGID);
 }
 
-TEST_F(NamespaceStoreTest, SymlinkKeepsTargetAndSize) {
+TEST_P(NamespaceStoreTest, SymlinkKeepsTargetAndSize) {
   NewNode node;
   node.mode = S_IFLNK | 0777;
   node.symlink_target = "../some/where";
@@ -163,7 +185,7 @@ TEST_F(NamespaceStoreTest, SymlinkKeepsTargetAndSize) {
   EXPECT_EQ(KindOf(store_->ReadLink(file.ino).status()), FsErrorKind::kInvalid);
 }
 
-TEST_F(NamespaceStoreTest, ReadDirResumesAfterCookieWhileDirectoryChanges) {
+TEST_P(NamespaceStoreTest, ReadDirResumesAfterCookieWhileDirectoryChanges) {
   for (const char* name : {"a", "b", "c", "d"}) Make(kRootInode, name, S_IFREG | 0644);
   std::vector<DirEntry> first;
   ASSERT_TRUE(store_->ReadDir(kRootInode, 0, [&](const DirEntry& e) {
@@ -182,7 +204,7 @@ TEST_F(NamespaceStoreTest, ReadDirResumesAfterCookieWhileDirectoryChanges) {
   EXPECT_EQ(rest, (std::vector<std::string>{"c", "d", "e"}));
 }
 
-TEST_F(NamespaceStoreTest, ScanDirListsNamesInByteOrderFromAName) {
+TEST_P(NamespaceStoreTest, ScanDirListsNamesInByteOrderFromAName) {
   // Made out of order; a neighbour directory's entries (its inode number
   // follows) must not leak into the scan.
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
@@ -224,7 +246,7 @@ TEST_F(NamespaceStoreTest, ScanDirListsNamesInByteOrderFromAName) {
   EXPECT_TRUE(found) << "the cookie ReadDir resumes from";
 }
 
-TEST_F(NamespaceStoreTest, UnlinkedOpenFileIsOrphanUntilReleased) {
+TEST_P(NamespaceStoreTest, UnlinkedOpenFileIsOrphanUntilReleased) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   Extent data;
   data.file_offset = 0;
@@ -245,7 +267,7 @@ TEST_F(NamespaceStoreTest, UnlinkedOpenFileIsOrphanUntilReleased) {
   EXPECT_EQ(store_->Stats()->data_bytes, 0u);
 }
 
-TEST_F(NamespaceStoreTest, OverwriteSplitsExtentAndCountsReferences) {
+TEST_P(NamespaceStoreTest, OverwriteSplitsExtentAndCountsReferences) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId first = *store_->AllocateBlobIds(2);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{first, 300, 1}},
@@ -271,7 +293,7 @@ TEST_F(NamespaceStoreTest, OverwriteSplitsExtentAndCountsReferences) {
   EXPECT_EQ((*middle)[1], BlobExtent(200, 50, first, 200));
 }
 
-TEST_F(NamespaceStoreTest, BlobLocationSurvivesReferenceChangesAndReopen) {
+TEST_P(NamespaceStoreTest, BlobLocationSurvivesReferenceChangesAndReopen) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(2);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 300, 1}},
@@ -298,7 +320,7 @@ TEST_F(NamespaceStoreTest, BlobLocationSurvivesReferenceChangesAndReopen) {
 // fsck verifies the blobs Check() lists. A blob queued for GC is garbage:
 // the collector deletes its shards before forgetting its record, so after
 // a crash between the two its shards are gone, and that is no problem.
-TEST_F(NamespaceStoreTest, CheckListsNoBlobThatOnlyWaitsForTheCollector) {
+TEST_P(NamespaceStoreTest, CheckListsNoBlobThatOnlyWaitsForTheCollector) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(2);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 300, 1}},
@@ -314,7 +336,7 @@ TEST_F(NamespaceStoreTest, CheckListsNoBlobThatOnlyWaitsForTheCollector) {
   EXPECT_EQ(check->blobs[0].first, blob + 1);
 }
 
-TEST_F(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
+TEST_P(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 1}},
@@ -332,7 +354,7 @@ TEST_F(NamespaceStoreTest, UnreferencedBlobIsCollectableOnlyAfterGrace) {
   EXPECT_EQ(KindOf(store_->GetBlob(blob).status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, PunchHoleKeepsSizeAndDropsData) {
+TEST_P(NamespaceStoreTest, PunchHoleKeepsSizeAndDropsData) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 4096, 1}},
@@ -349,14 +371,14 @@ TEST_F(NamespaceStoreTest, PunchHoleKeepsSizeAndDropsData) {
   EXPECT_EQ(extended->size, 10000u);
 }
 
-TEST_F(NamespaceStoreTest, BlobIdsAreNeverReusedAcrossReopen) {
+TEST_P(NamespaceStoreTest, BlobIdsAreNeverReusedAcrossReopen) {
   BlobId a = *store_->AllocateBlobIds(5);
   Open();
   BlobId b = *store_->AllocateBlobIds(1);
   EXPECT_GE(b, a + 5);
 }
 
-TEST_F(NamespaceStoreTest, EverythingSurvivesReopen) {
+TEST_P(NamespaceStoreTest, EverythingSurvivesReopen) {
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0700);
   InodeAttr file = Make(dir.ino, "f", S_IFREG | 0640);
   ASSERT_TRUE(store_->SetXattr(file.ino, "user.k", "v", XattrMode::kCreateOrReplace).ok());
@@ -379,7 +401,7 @@ TEST_F(NamespaceStoreTest, EverythingSurvivesReopen) {
   EXPECT_GT(Make(kRootInode, "n", S_IFREG | 0644).ino, file.ino);
 }
 
-TEST_F(NamespaceStoreTest, XattrModesAndLimits) {
+TEST_P(NamespaceStoreTest, XattrModesAndLimits) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   EXPECT_EQ(KindOf(store_->SetXattr(file.ino, "user.a", "1", XattrMode::kReplaceOnly)),
             FsErrorKind::kNoAttribute);
@@ -394,7 +416,7 @@ TEST_F(NamespaceStoreTest, XattrModesAndLimits) {
   EXPECT_EQ(KindOf(store_->RemoveXattr(file.ino, "user.none")), FsErrorKind::kNoAttribute);
 }
 
-TEST_F(NamespaceStoreTest, RenameRulesForDirectories) {
+TEST_P(NamespaceStoreTest, RenameRulesForDirectories) {
   InodeAttr a = Make(kRootInode, "a", S_IFDIR | 0755);
   InodeAttr b = Make(a.ino, "b", S_IFDIR | 0755);
   Make(kRootInode, "file", S_IFREG | 0644);
@@ -417,7 +439,7 @@ TEST_F(NamespaceStoreTest, RenameRulesForDirectories) {
             FsErrorKind::kNotEmpty);
 }
 
-TEST_F(NamespaceStoreTest, ParentMustBeALiveDirectory) {
+TEST_P(NamespaceStoreTest, ParentMustBeALiveDirectory) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   NewNode node;
   node.mode = S_IFREG | 0644;
@@ -434,7 +456,7 @@ TEST_F(NamespaceStoreTest, ParentMustBeALiveDirectory) {
   EXPECT_EQ(KindOf(store_->MakeNode(dir.ino, "x", node, {}).status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, LinkAddsNameCountsAndTimes) {
+TEST_P(NamespaceStoreTest, LinkAddsNameCountsAndTimes) {
   clock_.Set({2000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
@@ -461,7 +483,7 @@ TEST_F(NamespaceStoreTest, LinkAddsNameCountsAndTimes) {
   EXPECT_EQ(*store_->ReleaseAllOrphans(), 0u);
 }
 
-TEST_F(NamespaceStoreTest, LinkRefusesBeyondMaxLinks) {
+TEST_P(NamespaceStoreTest, LinkRefusesBeyondMaxLinks) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   EditRawDb([&](rocksdb::DB* db, auto& cfs) {
     std::string value;
@@ -475,7 +497,7 @@ TEST_F(NamespaceStoreTest, LinkRefusesBeyondMaxLinks) {
             FsErrorKind::kTooManyLinks);
 }
 
-TEST_F(NamespaceStoreTest, UnlinkAndRmdirCheckTheType) {
+TEST_P(NamespaceStoreTest, UnlinkAndRmdirCheckTheType) {
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
   Make(kRootInode, "f", S_IFREG | 0644);
   EXPECT_EQ(KindOf(store_->Unlink(kRootInode, "d").status()), FsErrorKind::kIsDirectory);
@@ -494,7 +516,7 @@ TEST_F(NamespaceStoreTest, UnlinkAndRmdirCheckTheType) {
   EXPECT_TRUE(store_->ReleaseInode(dir.ino).ok());  // gone already: no-op
 }
 
-TEST_F(NamespaceStoreTest, APublishedOrphanReplacesTheFileAtItsNameInOneCommit) {
+TEST_P(NamespaceStoreTest, APublishedOrphanReplacesTheFileAtItsNameInOneCommit) {
   InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
   InodeAttr old_file = Make(dir.ino, "key", S_IFREG | 0644);
   ASSERT_TRUE(store_->CommitWrite(old_file.ino, {}, {InlineExtent(0, "old")}).ok());
@@ -526,7 +548,7 @@ TEST_F(NamespaceStoreTest, APublishedOrphanReplacesTheFileAtItsNameInOneCommit) 
   EXPECT_EQ(KindOf(store_->GetAttr(old_file.ino).status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, AnUnpublishedOrphanIsFreedAtTheNextOpen) {
+TEST_P(NamespaceStoreTest, AnUnpublishedOrphanIsFreedAtTheNextOpen) {
   InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
   NewNode node;
   node.mode = S_IFREG | 0644;
@@ -542,7 +564,7 @@ TEST_F(NamespaceStoreTest, AnUnpublishedOrphanIsFreedAtTheNextOpen) {
             FsErrorKind::kInvalid);
 }
 
-TEST_F(NamespaceStoreTest, PublishChecksItsConditionInTheCommit) {
+TEST_P(NamespaceStoreTest, PublishChecksItsConditionInTheCommit) {
   InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
   InodeAttr sub = Make(dir.ino, "sub", S_IFDIR | 0755);
   InodeAttr file = Make(dir.ino, "key", S_IFREG | 0644);
@@ -578,7 +600,7 @@ TEST_F(NamespaceStoreTest, PublishChecksItsConditionInTheCommit) {
             FsErrorKind::kInvalid);
 }
 
-TEST_F(NamespaceStoreTest, ConcatenateSharesThePartsBlobsWithoutCopying) {
+TEST_P(NamespaceStoreTest, ConcatenateSharesThePartsBlobsWithoutCopying) {
   InodeAttr a = Make(kRootInode, "a", S_IFREG | 0644);
   InodeAttr b = Make(kRootInode, "b", S_IFREG | 0644);
   InodeAttr whole = Make(kRootInode, "whole", S_IFREG | 0644);
@@ -674,7 +696,7 @@ class MultipartRecordTest : public NamespaceStoreTest {
   }
 };
 
-TEST_F(MultipartRecordTest, UploadAndPartRecordsRoundTripAcrossAReopen) {
+TEST_P(MultipartRecordTest, UploadAndPartRecordsRoundTripAcrossAReopen) {
   const MultipartUploadRecord upload = Upload();
   ASSERT_TRUE(store_->PutMultipartUpload("abc123", upload).ok());
   EXPECT_EQ(KindOf(store_->PutMultipartUpload("abc123", upload)), FsErrorKind::kExists);
@@ -712,7 +734,7 @@ TEST_F(MultipartRecordTest, UploadAndPartRecordsRoundTripAcrossAReopen) {
   EXPECT_EQ(check->multipart_parts, 2u);
 }
 
-TEST_F(MultipartRecordTest, ReleaseAllOrphansKeepsHeldPartsAndFreesTheRest) {
+TEST_P(MultipartRecordTest, ReleaseAllOrphansKeepsHeldPartsAndFreesTheRest) {
   ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
   InodeId held = Part("kept");
   InodeId loose = Part("a part whose upload died mid-body");
@@ -731,7 +753,7 @@ TEST_F(MultipartRecordTest, ReleaseAllOrphansKeepsHeldPartsAndFreesTheRest) {
   EXPECT_EQ(*data, "kept");
 }
 
-TEST_F(MultipartRecordTest, AReplacedPartAndAnAbortedUploadsPartsAreFreedInTheirCommit) {
+TEST_P(MultipartRecordTest, AReplacedPartAndAnAbortedUploadsPartsAreFreedInTheirCommit) {
   ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
   InodeId first = Part("one"), second = Part("two"), again = Part("uno");
   ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, first, 3)).ok());
@@ -752,7 +774,7 @@ TEST_F(MultipartRecordTest, AReplacedPartAndAnAbortedUploadsPartsAreFreedInTheir
   EXPECT_TRUE(store_->Check()->problems.empty());
 }
 
-TEST_F(MultipartRecordTest, AnAbortThatMayNotFreeAPartLeavesItAnOrdinaryOrphan) {
+TEST_P(MultipartRecordTest, AnAbortThatMayNotFreeAPartLeavesItAnOrdinaryOrphan) {
   ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
   InodeId part = Part("open");
   ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, part, 4)).ok());
@@ -762,7 +784,7 @@ TEST_F(MultipartRecordTest, AnAbortThatMayNotFreeAPartLeavesItAnOrdinaryOrphan) 
   EXPECT_FALSE(Exists(part));
 }
 
-TEST_F(MultipartRecordTest, PublishingTheUploadEndsItAndFreesItsPartsInOneCommit) {
+TEST_P(MultipartRecordTest, PublishingTheUploadEndsItAndFreesItsPartsInOneCommit) {
   InodeAttr dir = Make(kRootInode, "bucket", S_IFDIR | 0755);
   ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
   InodeId a = Part("hello "), b = Part("world");
@@ -803,7 +825,7 @@ TEST_F(MultipartRecordTest, PublishingTheUploadEndsItAndFreesItsPartsInOneCommit
   EXPECT_TRUE(store_->Check()->problems.empty());
 }
 
-TEST_F(MultipartRecordTest, CheckReportsAPartWhoseInodeIsGone) {
+TEST_P(MultipartRecordTest, CheckReportsAPartWhoseInodeIsGone) {
   ASSERT_TRUE(store_->PutMultipartUpload("up", Upload()).ok());
   ASSERT_TRUE(store_->PutMultipartPart("up", PartRecord(1, Part("x"), 1)).ok());
   MultipartPartRecord ghost = PartRecord(2, 999999, 1);
@@ -820,7 +842,7 @@ TEST_F(MultipartRecordTest, CheckReportsAPartWhoseInodeIsGone) {
   EXPECT_EQ(check->multipart_parts, 2u);
 }
 
-TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
+TEST_P(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
   Make(kRootInode, "a", S_IFREG | 0644);
   Make(kRootInode, "b", S_IFREG | 0644);
   EXPECT_EQ(KindOf(store_->Rename(kRootInode, "a", kRootInode, "b", RenameMode::kNoReplace)
@@ -839,7 +861,7 @@ TEST_F(NamespaceStoreTest, RenameNoReplaceAndExchangeNeedTheRightTarget) {
   EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"b", "c"}));
 }
 
-TEST_F(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
+TEST_P(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
   InodeAttr dir = Make(kRootInode, "dir", S_IFDIR | 0755);
   InodeAttr other = Make(kRootInode, "other", S_IFDIR | 0755);
   InodeAttr file = Make(other.ino, "file", S_IFREG | 0644);
@@ -878,7 +900,7 @@ TEST_F(NamespaceStoreTest, RenameExchangeSwapsDirAndFile) {
             FsErrorKind::kInvalid);
 }
 
-TEST_F(NamespaceStoreTest, RenameBetweenNamesOfOneInodeChangesNothing) {
+TEST_P(NamespaceStoreTest, RenameBetweenNamesOfOneInodeChangesNothing) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   ASSERT_TRUE(store_->Link(file.ino, kRootInode, "g").ok());
   clock_.Set({9000, 0});
@@ -892,7 +914,7 @@ TEST_F(NamespaceStoreTest, RenameBetweenNamesOfOneInodeChangesNothing) {
   EXPECT_NE(store_->GetAttr(kRootInode)->mtime, (Timespec{9000, 0}));
 }
 
-TEST_F(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
+TEST_P(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
   InodeAttr victim = Make(kRootInode, "victim", S_IFREG | 0644);
   InodeAttr kept = Make(kRootInode, "kept", S_IFREG | 0644);
   ASSERT_TRUE(store_->Link(kept.ino, kRootInode, "kept2").ok());
@@ -916,7 +938,7 @@ TEST_F(NamespaceStoreTest, RenameOverLastLinkReturnsOrphanAndFreesItsBlobs) {
   EXPECT_EQ(Names(kRootInode), (std::vector<std::string>{"kept2", "victim", "kept"}));
 }
 
-TEST_F(NamespaceStoreTest, ARemovalFreesTheLastLinkInItsOwnCommitWhenAllowed) {
+TEST_P(NamespaceStoreTest, ARemovalFreesTheLastLinkInItsOwnCommitWhenAllowed) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr victim = Make(kRootInode, "victim", S_IFREG | 0644);
   Make(kRootInode, "src", S_IFREG | 0644);
@@ -969,7 +991,7 @@ TEST_F(NamespaceStoreTest, ARemovalFreesTheLastLinkInItsOwnCommitWhenAllowed) {
 
 // With the writeback cache the kernel sends back the ctime it set after a
 // rename or unlink; that costs no commit, any real change still does.
-TEST_F(NamespaceStoreTest, AKernelCtimeWriteBackCostsNoCommit) {
+TEST_P(NamespaceStoreTest, AKernelCtimeWriteBackCostsNoCommit) {
   clock_.Set({1000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   SetAttrRequest echo;
@@ -997,7 +1019,7 @@ TEST_F(NamespaceStoreTest, AKernelCtimeWriteBackCostsNoCommit) {
   EXPECT_EQ(KindOf(store_->SetAttr(777, echo).status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
+TEST_P(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
   InodeAttr from = Make(kRootInode, "from", S_IFDIR | 0755);
   InodeAttr to = Make(kRootInode, "to", S_IFDIR | 0755);
   InodeAttr moving = Make(from.ino, "m", S_IFDIR | 0755);
@@ -1020,7 +1042,7 @@ TEST_F(NamespaceStoreTest, RenameMovesDirectoryOverEmptyDirectory) {
   EXPECT_TRUE(store_->Lookup(moving.ino, "child").ok());
 }
 
-TEST_F(NamespaceStoreTest, SetAttrChangesOnlyWhatIsAsked) {
+TEST_P(NamespaceStoreTest, SetAttrChangesOnlyWhatIsAsked) {
   clock_.Set({1000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   clock_.Set({7000, 0});
@@ -1046,7 +1068,7 @@ TEST_F(NamespaceStoreTest, SetAttrChangesOnlyWhatIsAsked) {
   EXPECT_EQ(KindOf(store_->SetAttr(777, chmod).status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, TruncateRulesAndTimes) {
+TEST_P(NamespaceStoreTest, TruncateRulesAndTimes) {
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   SetAttrRequest request;
@@ -1068,7 +1090,7 @@ TEST_F(NamespaceStoreTest, TruncateRulesAndTimes) {
   EXPECT_EQ(store_->SetAttr(file.ino, request)->mtime, (Timespec{42, 0}));
 }
 
-TEST_F(NamespaceStoreTest, TruncateSlicesInlineDataAndTrimsBlobExtents) {
+TEST_P(NamespaceStoreTest, TruncateSlicesInlineDataAndTrimsBlobExtents) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 0}},
@@ -1091,7 +1113,7 @@ TEST_F(NamespaceStoreTest, TruncateSlicesInlineDataAndTrimsBlobExtents) {
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{blob});
 }
 
-TEST_F(NamespaceStoreTest, WritesInOneCommitApplyInOrderAndSplitInlineData) {
+TEST_P(NamespaceStoreTest, WritesInOneCommitApplyInOrderAndSplitInlineData) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   auto attr = store_->CommitWrite(file.ino, {},
                                   {InlineExtent(0, "abcdefgh"), InlineExtent(3, "XY")});
@@ -1111,7 +1133,7 @@ TEST_F(NamespaceStoreTest, WritesInOneCommitApplyInOrderAndSplitInlineData) {
   EXPECT_TRUE(store_->GetExtents(file.ino, 0, 0)->empty());
 }
 
-TEST_F(NamespaceStoreTest, BlobShadowedInItsOwnCommitGoesToGc) {
+TEST_P(NamespaceStoreTest, BlobShadowedInItsOwnCommitGoesToGc) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId first = *store_->AllocateBlobIds(2);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{first, 100, 1}, NewBlob{first + 1, 100, 2}},
@@ -1125,7 +1147,7 @@ TEST_F(NamespaceStoreTest, BlobShadowedInItsOwnCommitGoesToGc) {
   EXPECT_EQ(*store_->CollectableBlobs(10), std::vector<BlobId>{first});
 }
 
-TEST_F(NamespaceStoreTest, CommitWriteKeepsTimesAndRejectsBadWrites) {
+TEST_P(NamespaceStoreTest, CommitWriteKeepsTimesAndRejectsBadWrites) {
   clock_.Set({1000, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr dir = Make(kRootInode, "d", S_IFDIR | 0755);
@@ -1143,7 +1165,7 @@ TEST_F(NamespaceStoreTest, CommitWriteKeepsTimesAndRejectsBadWrites) {
   EXPECT_EQ(store_->GetExtents(file.ino, 0, 100)->size(), 1u);
 }
 
-TEST_F(NamespaceStoreTest, GetExtentsFindsExtentStartingBeforeTheRange) {
+TEST_P(NamespaceStoreTest, GetExtentsFindsExtentStartingBeforeTheRange) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 3000, 0}},
@@ -1156,7 +1178,7 @@ TEST_F(NamespaceStoreTest, GetExtentsFindsExtentStartingBeforeTheRange) {
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 2u);
 }
 
-TEST_F(NamespaceStoreTest, ReleaseInodeDropsDataXattrsAndCounts) {
+TEST_P(NamespaceStoreTest, ReleaseInodeDropsDataXattrsAndCounts) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 50, 0}},
@@ -1177,7 +1199,7 @@ TEST_F(NamespaceStoreTest, ReleaseInodeDropsDataXattrsAndCounts) {
   EXPECT_EQ(*store_->ReleaseAllOrphans(), 0u);
 }
 
-TEST_F(NamespaceStoreTest, CollectableBlobsHonoursMaxAndReadyTime) {
+TEST_P(NamespaceStoreTest, CollectableBlobsHonoursMaxAndReadyTime) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId first = *store_->AllocateBlobIds(3);
   for (BlobId id = first; id < first + 3; ++id) {
@@ -1192,7 +1214,7 @@ TEST_F(NamespaceStoreTest, CollectableBlobsHonoursMaxAndReadyTime) {
   EXPECT_EQ(store_->CollectableBlobs(10)->size(), 3u);
 }
 
-TEST_F(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
+TEST_P(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
   clock_.Set({100, 0});
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   clock_.Set({200, 0});
@@ -1218,7 +1240,7 @@ TEST_F(NamespaceStoreTest, XattrsListRemoveAndTouchCtime) {
   EXPECT_EQ(KindOf(store_->GetXattr(999, "user.a").status()), FsErrorKind::kNotFound);
 }
 
-TEST_F(NamespaceStoreTest, VolumeMetaIsSeparateFromCountersAndSurvivesReopen) {
+TEST_P(NamespaceStoreTest, VolumeMetaIsSeparateFromCountersAndSurvivesReopen) {
   EXPECT_FALSE(store_->GetVolumeMeta("volume_id")->has_value());
   ASSERT_TRUE(store_->SetVolumeMeta("volume_id", "v1").ok());
   ASSERT_TRUE(store_->SetVolumeMeta("volume_id", "v2").ok());
@@ -1233,12 +1255,12 @@ TEST_F(NamespaceStoreTest, VolumeMetaIsSeparateFromCountersAndSurvivesReopen) {
   EXPECT_EQ(store_->Stats()->inode_count, 3u);
 }
 
-TEST_F(NamespaceStoreTest, OpenWithoutCreateRefusesAMissingDatabase) {
+TEST_P(NamespaceStoreTest, OpenWithoutCreateRefusesAMissingDatabase) {
   NamespaceOptions options;
   EXPECT_FALSE(NamespaceStore::Open(dir_.path() + "/absent", options).ok());
 }
 
-TEST_F(NamespaceStoreTest, CorruptRecordsAreIoErrorsNotCrashes) {
+TEST_P(NamespaceStoreTest, CorruptRecordsAreIoErrorsNotCrashes) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr sub = Make(kRootInode, "sub", S_IFDIR | 0755);
   Make(sub.ino, "x", S_IFREG | 0644);
@@ -1319,7 +1341,7 @@ TEST(NamespaceRecordsTest, DecodersTreatBytesAsHostile) {
   EXPECT_FALSE(DecodeExtent(0, EncodeExtent(lying)).ok());
 }
 
-TEST_F(NamespaceStoreTest, ConcurrentCreatesGetDistinctInodesAndCookies) {
+TEST_P(NamespaceStoreTest, ConcurrentCreatesGetDistinctInodesAndCookies) {
   constexpr int kThreads = 4, kPerThread = 50;
   std::vector<std::thread> threads;
   std::vector<std::vector<InodeId>> made(kThreads);
@@ -1349,7 +1371,7 @@ TEST_F(NamespaceStoreTest, ConcurrentCreatesGetDistinctInodesAndCookies) {
   EXPECT_EQ(store_->Stats()->inode_count, static_cast<uint64_t>(kThreads * kPerThread + 1));
 }
 
-TEST_F(NamespaceStoreTest, RegisteringABlobTwiceIsRefusedAndKeepsItsReferences) {
+TEST_P(NamespaceStoreTest, RegisteringABlobTwiceIsRefusedAndKeepsItsReferences) {
   InodeAttr file = Make(kRootInode, "twice", S_IFREG | 0644);
   BlobId blob = *store_->AllocateBlobIds(1);
   ASSERT_TRUE(store_->CommitWrite(file.ino, {NewBlob{blob, 100, 1}},
@@ -1362,7 +1384,7 @@ TEST_F(NamespaceStoreTest, RegisteringABlobTwiceIsRefusedAndKeepsItsReferences) 
   EXPECT_EQ(store_->GetBlob(blob)->refcount, 1u);
 }
 
-TEST_F(NamespaceStoreTest, CheckIsCleanOnAHealthyNamespaceAndNamesEachKindOfDamage) {
+TEST_P(NamespaceStoreTest, CheckIsCleanOnAHealthyNamespaceAndNamesEachKindOfDamage) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   InodeAttr sub = Make(kRootInode, "sub", S_IFDIR | 0755);
   InodeAttr inner = Make(sub.ino, "x", S_IFREG | 0644);
@@ -1393,7 +1415,7 @@ TEST_F(NamespaceStoreTest, CheckIsCleanOnAHealthyNamespaceAndNamesEachKindOfDama
   EXPECT_NE(all.find("references blob " + std::to_string(blob)), std::string::npos) << all;
 }
 
-TEST_F(NamespaceStoreTest, ScansNeverWalkTheTombstonesOfDeletedFiles) {
+TEST_P(NamespaceStoreTest, ScansNeverWalkTheTombstonesOfDeletedFiles) {
   InodeAttr before = Make(kRootInode, "before", S_IFREG | 0644);
   InodeAttr big = Make(kRootInode, "big", S_IFREG | 0644);
   InodeAttr after = Make(kRootInode, "after", S_IFREG | 0644);
@@ -1419,7 +1441,7 @@ TEST_F(NamespaceStoreTest, ScansNeverWalkTheTombstonesOfDeletedFiles) {
   EXPECT_LT(skipped, 10u) << "seeks next to a deleted file walked its deleted extents";
 }
 
-TEST_F(NamespaceStoreTest, RelocationMovesOnlyRangesStillReadFromTheOldBlob) {
+TEST_P(NamespaceStoreTest, RelocationMovesOnlyRangesStillReadFromTheOldBlob) {
   InodeAttr file = Make(kRootInode, "f", S_IFREG | 0644);
   BlobId old_blob = *store_->AllocateBlobIds(1);
   // Two ranges of the file in one packed blob: [0,100) at 0, [1000,1100) at 100.
@@ -1466,7 +1488,7 @@ namespace {
 
 // A file that lost a write stays marked until it is deleted (or the file
 // system clears it on a truncate to 0).
-TEST_F(NamespaceStoreTest, DamagedFilesAreKeptUntilClearedOrDeleted) {
+TEST_P(NamespaceStoreTest, DamagedFilesAreKeptUntilClearedOrDeleted) {
   InodeId a = Make(kRootInode, "a", S_IFREG | 0644).ino;
   InodeId b = Make(kRootInode, "b", S_IFREG | 0644).ino;
   ASSERT_TRUE(store_->MarkDamaged(a, "lost a write").ok());
@@ -1485,7 +1507,7 @@ TEST_F(NamespaceStoreTest, DamagedFilesAreKeptUntilClearedOrDeleted) {
 // 20,000 xattrs on one file were all accepted, after which listxattr failed
 // with E2BIG and cp -a dropped them silently: a file's xattrs are bounded
 // (ENOSPC) so that every one can be listed.
-TEST_F(NamespaceStoreTest, XattrsPerFileAreBoundedSoAllCanBeListed) {
+TEST_P(NamespaceStoreTest, XattrsPerFileAreBoundedSoAllCanBeListed) {
   InodeId f = Make(kRootInode, "f", S_IFREG | 0644).ino;
   int stored = 0;
   absl::Status refused;
@@ -1605,6 +1627,17 @@ TEST_F(NamespaceLogDamageTest, ACleanCloseLeavesAnEmptyLog) {
   }
   EXPECT_EQ(LogFile(dir_.path() + "/ns"), "");
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, NamespaceStoreTest,
+                         ::testing::Values("rocksdb", "rocksdb_run_twice"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+INSTANTIATE_TEST_SUITE_P(Engines, MultipartRecordTest,
+                         ::testing::Values("rocksdb", "rocksdb_run_twice"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace cairn

@@ -1,0 +1,93 @@
+// A KvStore over another one, for tests of what the namespace does above
+// the seam:
+//   - run_twice: every body runs twice, the first run's writes discarded
+//     as an abort would discard them, so a body with an effect outside its
+//     transaction (kv_store.h forbids them) shows up as a wrong answer;
+//   - session: the session_id() it reports, and LiveSessions() as the
+//     test sets them, so that two namespaces over one store act as two
+//     hosts of a shared volume (a RocksDB store serializes their
+//     transactions: Run takes one writer at a time).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/namespace/kv_store.h"
+
+namespace cairn {
+
+// What LiveSessions() answers; shared by the hosts of one test.
+class FakeSessions {
+ public:
+  void Set(std::vector<uint64_t> live) {
+    absl::MutexLock lock(&mu_);
+    live_ = std::move(live);
+  }
+  std::vector<uint64_t> Get() {
+    absl::MutexLock lock(&mu_);
+    return live_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<uint64_t> live_;
+};
+
+class TestKvStore : public KvStore {
+ public:
+  struct Options {
+    bool run_twice = false;
+    uint64_t session = 0;
+    FakeSessions* sessions = nullptr;  // LiveSessions() lists none without it
+  };
+  TestKvStore(std::shared_ptr<KvStore> inner, Options options)
+      : inner_(std::move(inner)), options_(options) {}
+
+  KvReader& Reader() override { return inner_->Reader(); }
+
+  absl::Status Run(const std::function<absl::Status(KvTxn&)>& body) override {
+    if (options_.run_twice) {
+      bool ran = false;
+      absl::Status first = inner_->Run([&](KvTxn& txn) -> absl::Status {
+        if (absl::Status s = body(txn); !s.ok()) return s;
+        ran = true;
+        return absl::AbortedError("TestKvStore: the first run is thrown away");
+      });
+      // A body that failed fails the same way the second time: one run
+      // is enough to say so.
+      if (!ran) return first;
+    }
+    return inner_->Run(body);
+  }
+
+  absl::Status Sync() override { return inner_->Sync(); }
+  absl::StatusOr<int64_t> ReadCounter(std::string_view counter) override {
+    return inner_->ReadCounter(counter);
+  }
+  absl::StatusOr<uint64_t> Allocate(std::string_view sequence, uint64_t first_ever,
+                                    uint64_t count) override {
+    return inner_->Allocate(sequence, first_ever, count);
+  }
+  absl::Status CreateCheckpoint(const std::string& dir) override {
+    return inner_->CreateCheckpoint(dir);
+  }
+  absl::StatusOr<EngineStats> GetEngineStats() override { return inner_->GetEngineStats(); }
+
+  uint64_t session_id() const override { return options_.session; }
+  absl::StatusOr<std::vector<uint64_t>> LiveSessions() override {
+    if (options_.sessions == nullptr) return std::vector<uint64_t>{};
+    return options_.sessions->Get();
+  }
+
+ private:
+  std::shared_ptr<KvStore> inner_;
+  const Options options_;
+};
+
+}  // namespace cairn

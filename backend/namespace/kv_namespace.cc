@@ -58,6 +58,11 @@ constexpr char kReplicationPrefix[] = "p:";
 constexpr char kUploadPrefix[] = "mu:";
 constexpr char kUploadPartPrefix[] = "mp:";
 constexpr char kHeldPartPrefix[] = "mh:";
+// Open files of a namespace several hosts share: "oh:" + inode key +
+// big-endian session id -> "", one per host (session) that has the inode
+// open. An orphan is kept while any session holds it. Keyed by inode
+// first, so a removal reads the holds of its inode with one short scan.
+constexpr char kOpenHoldPrefix[] = "oh:";
 // The replica target whose existing blobs have all been queued.
 constexpr char kReplicaTargetKey[] = "c:replica_target";
 constexpr size_t kMaxXattrValueBytes = 64 << 10;
@@ -93,8 +98,11 @@ uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UIN
 // touches an inode twice (a rename within one directory) sees its own
 // changes.
 struct Op {
-  explicit Op(KvTxn& kv) : kv(kv) {}
+  Op(KvTxn& kv, uint64_t session) : kv(kv), session(session) {}
   KvTxn& kv;
+  // This host's session (KvStore::session_id); 0 on a single-host
+  // namespace, which keeps no holds and reads none.
+  uint64_t session = 0;
   std::map<InodeId, InodeRecord> inodes;
   std::set<InodeId> dirty;
   ExtentChanges extent_changes;
@@ -296,6 +304,41 @@ absl::StatusOr<std::vector<Extent>> ExtentsUnder(
   return out;
 }
 
+std::string OpenHoldPrefix(InodeId ino) { return kOpenHoldPrefix + InodeKey(ino); }
+std::string OpenHoldKey(InodeId ino, uint64_t session) {
+  std::string key = OpenHoldPrefix(ino);
+  PutBigEndian64(&key, session);
+  return key;
+}
+
+// The sessions holding `ino` open, in id order.
+absl::StatusOr<std::vector<uint64_t>> OpenHoldsOf(KvReader& reader, InodeId ino) {
+  const std::string prefix = OpenHoldPrefix(ino);
+  std::vector<uint64_t> sessions;
+  absl::Status s = reader.Scan(KvSpace::kMeta, prefix, KvPrefixEnd(prefix),
+                               [&](std::string_view key, std::string_view) {
+                                 if (key.size() == prefix.size() + 8) {
+                                   sessions.push_back(KeyNumberAt(key, prefix.size()));
+                                 }
+                                 return true;
+                               });
+  if (!s.ok()) return s;
+  return sessions;
+}
+
+// Whether a session other than this host's holds `ino` open: then an
+// orphan stays, whatever this host's release check says. Always false
+// on a single-host namespace, without a read.
+absl::StatusOr<bool> HeldElsewhere(Op& op, InodeId ino) {
+  if (op.session == 0) return false;
+  absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+  if (!holds.ok()) return holds.status();
+  for (uint64_t session : *holds) {
+    if (session != op.session) return true;
+  }
+  return false;
+}
+
 // Stages the deletion of `ino` (loaded in `op`, no links left) and all it
 // holds: extents (their blobs go to GC), xattrs, damage mark. Its record
 // stays in op.inodes, as it was, for the caller's answer.
@@ -319,15 +362,26 @@ absl::Status StageFree(Op& op, InodeId ino) {
   op.kv.Delete(KvSpace::kInodes, key);
   op.kv.Delete(KvSpace::kOrphans, key);
   op.kv.Delete(KvSpace::kMeta, kDamagePrefix + key);
+  if (op.session != 0) {
+    // This host's own hold, and any a dead session left.
+    absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+    if (!holds.ok()) return holds.status();
+    for (uint64_t session : *holds) op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
+  }
   op.dirty.erase(ino);
   op.inode_count_delta -= 1;
   return absl::OkStatus();
 }
 
 // An inode that just lost its last link in `op`: freed in the same commit
-// if `release_now` agrees, else left an orphan (DropLink).
+// if no other host holds it open and `release_now` agrees, else left an
+// orphan (DropLink). Another host's hold is read first, so the caller is
+// not asked (and marks nothing freed) about an inode that stays.
 absl::Status FreeIfReleasable(Op& op, const InodeRecord& record, ReleaseOnce& release_now) {
-  if (record.attr.nlink != 0 || !release_now(record.attr.ino)) return absl::OkStatus();
+  if (record.attr.nlink != 0) return absl::OkStatus();
+  absl::StatusOr<bool> elsewhere = HeldElsewhere(op, record.attr.ino);
+  if (!elsewhere.ok()) return elsewhere.status();
+  if (*elsewhere || !release_now(record.attr.ino)) return absl::OkStatus();
   return StageFree(op, record.attr.ino);
 }
 
@@ -379,7 +433,9 @@ absl::Status StageUnholdPart(Op& op, InodeId ino, ReleaseOnce& release_now) {
   if (!existing.ok()) return existing.status();
   if (!existing->has_value() || (*existing)->attr.nlink != 0) return absl::OkStatus();
   if (op.inodes.count(ino)) return absl::OkStatus();  // staged already
-  if (!release_now(ino)) return absl::OkStatus();
+  absl::StatusOr<bool> elsewhere = HeldElsewhere(op, ino);
+  if (!elsewhere.ok()) return elsewhere.status();
+  if (*elsewhere || !release_now(ino)) return absl::OkStatus();
   op.inodes[ino] = std::move(**existing);
   return StageFree(op, ino);
 }
@@ -557,6 +613,9 @@ class KvNamespace final : public NamespaceStore {
       }
       AddEntry(op, **dir, name, ino, record.attr.mode);
       Touch(**dir, now, /*modified=*/true);
+      if (node.hold_open && op.session != 0) {
+        op.kv.Put(KvSpace::kMeta, OpenHoldKey(ino, op.session), "");
+      }
       result = record.attr;
       op.inodes[ino] = std::move(record);
       op.dirty.insert(ino);
@@ -587,6 +646,9 @@ class KvNamespace final : public NamespaceStore {
       record.attr.atime = record.attr.mtime = record.attr.ctime = record.attr.btime = now;
       record.attr.nlink = 0;
       op.kv.Put(KvSpace::kOrphans, InodeKey(ino), "");
+      if (node.hold_open && op.session != 0) {
+        op.kv.Put(KvSpace::kMeta, OpenHoldKey(ino, op.session), "");
+      }
       result = record.attr;
       op.inodes[ino] = std::move(record);
       op.dirty.insert(ino);
@@ -809,47 +871,143 @@ class KvNamespace final : public NamespaceStore {
     return (*record)->journal_mark;
   }
 
-  absl::Status ReleaseInode(InodeId ino) override { return Release(ino).status(); }
+  absl::Status ReleaseInode(InodeId ino) override { return Release(ino, nullptr).status(); }
 
-  // ReleaseInode, saying whether an S3 upload holds the inode (and kept it).
-  absl::StatusOr<bool> Release(InodeId ino) {
-    bool held_by_upload = false;
+  // ReleaseInode, saying whether it freed the inode: not when it still
+  // has links, when an S3 upload holds it (the upload's commits free it),
+  // when a session holds it open (the last hold's removal frees it), or
+  // when `release_now` (if given) says no.
+  absl::StatusOr<bool> Release(InodeId ino, ReleaseOnce* release_now) {
+    bool freed = false;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
-      held_by_upload = false;
+      freed = false;
+      op.unchanged = true;
       absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
       if (!existing.ok()) return existing.status();
-      if (!existing->has_value() || (*existing)->attr.nlink != 0) {
-        op.unchanged = true;
-        return absl::OkStatus();
-      }
+      if (!existing->has_value() || (*existing)->attr.nlink != 0) return absl::OkStatus();
       absl::StatusOr<bool> held = HeldByUpload(op.kv, ino);
       if (!held.ok()) return held.status();
-      if (*held) {  // the upload's commits free it
-        held_by_upload = true;
-        op.unchanged = true;
-        return absl::OkStatus();
+      if (*held) return absl::OkStatus();
+      if (op.session != 0) {
+        // Any session's hold, this host's too: its own last close drops it.
+        absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+        if (!holds.ok()) return holds.status();
+        if (!holds->empty()) return absl::OkStatus();
       }
+      if (release_now != nullptr && !(*release_now)(ino)) return absl::OkStatus();
+      op.unchanged = false;
+      freed = true;
       op.inodes[ino] = std::move(**existing);
       return StageFree(op, ino);
     });
     if (!s.ok()) return s;
-    return held_by_upload;
+    return freed;
   }
 
   absl::StatusOr<uint64_t> ReleaseAllOrphans() override {
+    // Other hosts may be up and holding orphans open: only theirs stay.
+    if (kv_->session_id() != 0) return ReleaseUnheldOrphans({});
     std::vector<InodeId> orphans;
-    absl::Status listed = kv_->Reader().Scan(KvSpace::kOrphans, "", "",
-                                             [&](std::string_view key, std::string_view) {
-                                               orphans.push_back(KeyNumberAt(key, 0));
-                                               return true;
-                                             });
-    if (!listed.ok()) return listed;
+    if (absl::Status s = ListOrphans(&orphans); !s.ok()) return s;
     uint64_t released = 0;
     for (InodeId ino : orphans) {
       // Parts of S3 uploads under way stay for the upload to finish.
-      absl::StatusOr<bool> held = Release(ino);
-      if (!held.ok()) return held.status();
-      if (!*held) ++released;
+      absl::StatusOr<bool> freed = Release(ino, nullptr);
+      if (!freed.ok()) return freed.status();
+      if (*freed) ++released;
+    }
+    return released;
+  }
+
+  // --- Open files across hosts ------------------------------------------
+
+  bool RecordsOpenHolds() const override { return kv_->session_id() != 0; }
+
+  absl::Status HoldOpen(InodeId ino) override {
+    const uint64_t session = kv_->session_id();
+    if (session == 0) return absl::OkStatus();
+    return kv_->Run([&](KvTxn& txn) -> absl::Status {
+      absl::StatusOr<std::optional<InodeRecord>> record = ReadInode(txn, ino);
+      if (!record.ok()) return record.status();
+      if (!record->has_value()) return NotFound(absl::StrCat("no inode ", ino));
+      txn.Put(KvSpace::kMeta, OpenHoldKey(ino, session), "");
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<bool> DropOpenHold(InodeId ino, const ReleaseCheck& release_check) override {
+    const uint64_t session = kv_->session_id();
+    if (session == 0) return false;
+    ReleaseOnce release_now(release_check);
+    bool freed = false;
+    absl::Status s = Mutate([&](Op& op) -> absl::Status {
+      freed = false;
+      op.unchanged = true;  // unless it frees: the hold's delete is all
+      op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
+      absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
+      if (!existing.ok()) return existing.status();
+      if (!existing->has_value() || (*existing)->attr.nlink != 0) return absl::OkStatus();
+      absl::StatusOr<bool> by_upload = HeldByUpload(op.kv, ino);
+      if (!by_upload.ok()) return by_upload.status();
+      if (*by_upload) return absl::OkStatus();
+      absl::StatusOr<bool> elsewhere = HeldElsewhere(op, ino);
+      if (!elsewhere.ok()) return elsewhere.status();
+      if (*elsewhere || !release_now(ino)) return absl::OkStatus();
+      op.unchanged = false;
+      freed = true;
+      op.inodes[ino] = std::move(**existing);
+      return StageFree(op, ino);
+    });
+    if (!s.ok()) return s;
+    return freed;
+  }
+
+  absl::StatusOr<uint64_t> ReleaseUnheldOrphans(const ReleaseCheck& release_check) override {
+    const uint64_t own = kv_->session_id();
+    if (own == 0) return 0;
+    // The holds first, then the live sessions: a session that held
+    // something before the list was taken and is not on it is dead (its
+    // row outlived its expiry), not merely newer than the list, and a
+    // dead session never commits again, so its holds may go.
+    std::vector<std::pair<InodeId, uint64_t>> holds;
+    const std::string prefix = kOpenHoldPrefix;
+    absl::Status listed = kv_->Reader().Scan(
+        KvSpace::kMeta, prefix, KvPrefixEnd(prefix), [&](std::string_view key, std::string_view) {
+          if (key.size() == prefix.size() + 16) {
+            holds.emplace_back(KeyNumberAt(key, prefix.size()),
+                               KeyNumberAt(key, prefix.size() + 8));
+          }
+          return true;
+        });
+    if (!listed.ok()) return listed;
+    absl::StatusOr<std::vector<uint64_t>> live = kv_->LiveSessions();
+    if (!live.ok()) return live.status();
+    std::set<uint64_t> alive(live->begin(), live->end());
+    alive.insert(own);
+    std::vector<std::string> dead;
+    for (const auto& [ino, session] : holds) {
+      if (!alive.count(session)) dead.push_back(OpenHoldKey(ino, session));
+    }
+    constexpr size_t kBatch = 1024;
+    for (size_t i = 0; i < dead.size(); i += kBatch) {
+      absl::Status s = kv_->Run([&](KvTxn& txn) {
+        for (size_t j = i; j < std::min(dead.size(), i + kBatch); ++j) {
+          txn.Delete(KvSpace::kMeta, dead[j]);
+        }
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
+    }
+    std::vector<InodeId> orphans;
+    if (absl::Status s = ListOrphans(&orphans); !s.ok()) return s;
+    const ReleaseCheck free_all = [](InodeId) { return true; };
+    const ReleaseCheck& check = release_check ? release_check : free_all;
+    uint64_t released = 0;
+    for (InodeId ino : orphans) {
+      ReleaseOnce release_now(check);
+      absl::StatusOr<bool> freed = Release(ino, &release_now);
+      if (!freed.ok()) return freed.status();
+      if (*freed) ++released;
     }
     return released;
   }
@@ -1531,7 +1689,7 @@ class KvNamespace final : public NamespaceStore {
   template <typename Body>
   absl::Status Mutate(Body body) {
     return kv_->Run([&](KvTxn& kv) -> absl::Status {
-      Op op(kv);
+      Op op(kv, kv_->session_id());
       if (absl::Status s = body(op); !s.ok()) return s;
       if (op.unchanged) return absl::OkStatus();
       return Stage(op);
@@ -1604,6 +1762,14 @@ class KvNamespace final : public NamespaceStore {
     }
     *ino = next_inode_++;
     return absl::OkStatus();
+  }
+
+  absl::Status ListOrphans(std::vector<InodeId>* orphans) {
+    return kv_->Reader().Scan(KvSpace::kOrphans, "", "",
+                              [&](std::string_view key, std::string_view) {
+                                orphans->push_back(KeyNumberAt(key, 0));
+                                return true;
+                              });
   }
 
   absl::StatusOr<InodeAttr> RemoveEntry(InodeId parent, std::string_view name, bool want_dir,

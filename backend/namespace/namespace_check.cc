@@ -180,6 +180,19 @@ absl::StatusOr<NamespaceCheckReport> CheckNamespace(
   });
   if (!s.ok()) return s;
 
+  // Open holds of hosts sharing the namespace ("oh:" + inode + session):
+  // the holder's close or its session's death removes them, and the
+  // inode's free deletes them, so one naming no inode is a leak.
+  s = ForEachWithPrefix(reader, KvSpace::kMeta, "oh:", [&](std::string_view key, std::string_view) {
+    if (key.size() != 19) return problem("open hold key of ", key.size(), " bytes");
+    InodeId ino = KeyNumberAt(key, 3);
+    if (!inodes.count(ino)) {
+      problem("session ", KeyNumberAt(key, 11), " holds inode ", ino,
+              " open, which does not exist");
+    }
+  });
+  if (!s.ok()) return s;
+
   // File data: extents, and the blobs they reference.
   absl::flat_hash_map<BlobId, uint64_t> references;
   absl::flat_hash_map<BlobId, uint64_t> live_bytes;

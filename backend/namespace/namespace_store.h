@@ -62,6 +62,9 @@ struct NewNode {
   uint32_t mode = 0;  // type and permission bits (S_IFREG|0644, S_IFDIR|...)
   uint64_t rdev = 0;  // device number for S_IFCHR/S_IFBLK
   std::string symlink_target;  // for S_IFLNK only; 1..4095 bytes
+  // The create is an open (O_CREAT): on a namespace that records open
+  // holds, this host's hold is written in the create's commit.
+  bool hold_open = false;
 };
 
 // One entry of a directory listing.
@@ -370,8 +373,40 @@ class NamespaceStore {
   // blobs go to GC), xattrs. No-op returning OK if the inode still has links
   // or no longer exists. Call when the last user (lookup or open) is gone.
   virtual absl::Status ReleaseInode(InodeId ino) = 0;
-  // Releases every orphan; called at mount, when no inode is in use.
+  // Releases every orphan; called at mount, when no inode is in use. On
+  // a namespace several hosts share, only those no live session holds
+  // (ReleaseUnheldOrphans): the other hosts may have theirs open.
   virtual absl::StatusOr<uint64_t> ReleaseAllOrphans() = 0;
+
+  // --- Open files across hosts ---------------------------------------------
+  // On a namespace several hosts share (its KvStore has a session), an
+  // unlinked file must stay while any host has it open, and only the
+  // host itself knows its opens. So each host records a hold (its session
+  // on the inode) while it has the inode open: a removal that takes the
+  // link count to zero keeps the inode as an orphan while any session
+  // holds it (the ReleaseCheck is then not asked), and the last hold's
+  // removal frees it. A dead session's holds are deleted by
+  // ReleaseUnheldOrphans. On a single-host namespace none of this writes
+  // or reads anything: the ReleaseCheck alone decides, as always.
+  //
+  // Whether this namespace records holds (it is shared by hosts).
+  virtual bool RecordsOpenHolds() const = 0;
+  // Records this host's hold on `ino` (the first open of it here); kNotFound
+  // when the inode is gone (another host's removal freed it). Holding twice
+  // is harmless.
+  virtual absl::Status HoldOpen(InodeId ino) = 0;
+  // Removes this host's hold (its last open of `ino` here went). An
+  // orphan nothing else holds (no other session, no S3 upload) is freed in
+  // the same commit when `release_now` agrees; returns whether it was.
+  virtual absl::StatusOr<bool> DropOpenHold(InodeId ino,
+                                            const ReleaseCheck& release_now = {}) = 0;
+  // Deletes the holds of sessions that are dead (KvStore::LiveSessions),
+  // then frees every orphan no session holds, when `release_now` (if
+  // given) agrees; returns how many it freed. The leader runs it from
+  // time to time, for the orphans of hosts that died while others stayed
+  // up; ReleaseAllOrphans runs it at mount. Does nothing on a single-host
+  // namespace, whose orphans are its own (ReleaseInode, the next mount).
+  virtual absl::StatusOr<uint64_t> ReleaseUnheldOrphans(const ReleaseCheck& release_now = {}) = 0;
 
   // --- Extended attributes -------------------------------------------------
   virtual absl::Status SetXattr(InodeId ino, std::string_view name,

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
@@ -183,17 +184,32 @@ class FileSystem::FreeOnRemoval {
       // Called with the namespace's lock held: the cache's table lock only
       // (a file whose data is being stored is in that table).
       if (fs_.cache_.Tracks(ino) || !fs_.inodes_.FreeIfUnopened(ino)) return false;
-      freed_ = ino;
+      marked_.insert(ino);
       return true;
     };
   }
   // How the removal went; `gone` is the inode that lost its last link.
+  // A body may run more than once (KvStore::Run), each run asking about
+  // the inode it then found under the name (another host may have changed
+  // it between runs): only the committed run's inode counts as freed, any
+  // other one marked is unmarked. The committed run asked about `gone`
+  // only if it lost its last link; and a yes (kept, as ReleaseOnce keeps
+  // answers) freed it, or left it to the other hosts that hold it open:
+  // for this host it is gone either way.
   void Finish(bool committed, const std::optional<InodeAttr>& gone) {
-    if (freed_ && !committed) fs_.inodes_.NotFreed(*freed_);
+    const bool gone_unlinked = committed && gone && gone->nlink == 0;
+    bool freed = false;
+    for (InodeId ino : marked_) {
+      if (gone_unlinked && ino == gone->ino) {
+        freed = true;
+      } else {
+        fs_.inodes_.NotFreed(ino);
+      }
+    }
     if (!committed) return;
-    if (freed_) {
-      fs_.inodes_.Freed(*freed_, *gone);
-      fs_.cache_.Discard(*freed_);  // its readahead state
+    if (freed) {
+      fs_.inodes_.Freed(gone->ino, *gone);
+      fs_.cache_.Discard(gone->ino);  // its readahead state
       return;
     }
     if (!gone || gone->nlink != 0) return;
@@ -209,7 +225,7 @@ class FileSystem::FreeOnRemoval {
 
  private:
   FileSystem& fs_;
-  std::optional<InodeId> freed_;
+  absl::flat_hash_set<InodeId> marked_;  // answered yes: marked freed
 };
 
 absl::Status FileSystem::Unlink(InodeId parent, const std::string& name) {

@@ -62,8 +62,23 @@ class TestKvStore : public KvStore {
       // A body that failed fails the same way the second time: one run
       // is enough to say so.
       if (!ran) return first;
+      std::function<void()> between;
+      {
+        absl::MutexLock lock(&mu_);
+        between = std::move(between_runs_);
+        between_runs_ = nullptr;
+      }
+      if (between) between();
     }
     return inner_->Run(body);
+  }
+
+  // With run_twice: `fn` runs once, between the two runs of the next body,
+  // outside any transaction: another host's commit that the second run
+  // then sees, as a conflict's retry would.
+  void BetweenRunsOfNextBody(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    between_runs_ = std::move(fn);
   }
 
   absl::Status Sync() override { return inner_->Sync(); }
@@ -88,6 +103,8 @@ class TestKvStore : public KvStore {
  private:
   std::shared_ptr<KvStore> inner_;
   const Options options_;
+  absl::Mutex mu_;
+  std::function<void()> between_runs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace cairn

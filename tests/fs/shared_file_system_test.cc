@@ -1,0 +1,130 @@
+// FileSystem over a namespace several hosts share: each host is a
+// FileSystem with its own namespace object, write cache and inode table
+// over one RocksDB store (tests/support/test_kv_store.h gives each its
+// session and runs every transaction body twice) and one blob store, as
+// the hosts of a shared volume share the database and the bucket.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+
+#include "backend/base/fs_error.h"
+#include "backend/blob/local_blob_store.h"
+#include "backend/namespace/kv_namespace.h"
+#include "backend/namespace/rocks_kv_store.h"
+#include "cache/file_data_cache.h"
+#include "fs/file_system.h"
+#include "gtest/gtest.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_kv_store.h"
+
+namespace cairn {
+namespace {
+
+struct Host {
+  TestKvStore* kv = nullptr;  // owned by ns
+  std::unique_ptr<NamespaceStore> ns;
+  std::unique_ptr<FileDataCache> cache;
+  std::unique_ptr<FileSystem> fs;
+};
+
+class SharedFileSystemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RocksKvOptions engine;
+    engine.clock = &clock_;
+    engine.create_if_missing = true;
+    auto kv = OpenRocksKvStore(dir_.path() + "/ns", engine);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    store_ = std::shared_ptr<KvStore>(std::move(*kv));
+    auto blobs = LocalBlobStore::Open(dir_.path() + "/data");
+    ASSERT_TRUE(blobs.ok()) << blobs.status();
+    blobs_ = std::move(*blobs);
+  }
+  void TearDown() override {
+    for (Host* host : {&a_, &b_}) {
+      host->fs.reset();
+      host->cache.reset();
+      host->ns.reset();
+    }
+  }
+  // `session` 0: a single-host volume.
+  void Start(Host& host, uint64_t session) {
+    TestKvStore::Options options;
+    options.session = session;
+    options.sessions = &sessions_;
+    options.run_twice = true;
+    auto kv = std::make_unique<TestKvStore>(store_, options);
+    host.kv = kv.get();
+    NamespaceOptions ns_options;
+    ns_options.create_if_missing = true;
+    ns_options.clock = &clock_;
+    auto ns = OpenKvNamespace(std::move(kv), ns_options);
+    ASSERT_TRUE(ns.ok()) << ns.status();
+    host.ns = std::move(*ns);
+    FileDataCacheOptions cache_options;
+    cache_options.background_threads = false;
+    host.cache = std::make_unique<FileDataCache>(*host.ns, *blobs_, cache_options);
+    FileSystem::Options fs_options;
+    fs_options.clock = &clock_;
+    host.fs = std::make_unique<FileSystem>(*host.ns, *blobs_, *host.cache, fs_options);
+  }
+  // Creates `name` holding `data`, stored, and closes it (the kernel keeps
+  // its lookup).
+  InodeId WriteFile(Host& host, const std::string& name, const std::string& data) {
+    auto attr = host.fs->Create(kRootInode, name, 0644, Caller{1000, 100}, O_RDWR);
+    EXPECT_TRUE(attr.ok()) << attr.status();
+    if (!attr.ok()) return 0;
+    EXPECT_TRUE(host.fs->Write(attr->ino, 0, data).ok());
+    EXPECT_TRUE(host.fs->Fsync(attr->ino).ok());
+    host.fs->Release(attr->ino, O_RDWR);
+    return attr->ino;
+  }
+  bool InNamespace(Host& host, InodeId ino) {
+    auto attr = host.ns->GetAttr(ino);
+    EXPECT_TRUE(attr.ok() || GetFsErrorKind(attr.status()) == FsErrorKind::kNotFound)
+        << attr.status();
+    return attr.ok();
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  FakeSessions sessions_;
+  std::shared_ptr<KvStore> store_;
+  std::unique_ptr<LocalBlobStore> blobs_;
+  Host a_, b_;
+};
+
+// The unlink's body runs twice; between the runs another host renames a
+// file over the name, so the second run removes another inode than the
+// first asked about. The first one, marked freed by its question, must be
+// unmarked: it is now an orphan this host's forget releases.
+TEST_F(SharedFileSystemTest, AnUnlinkRunTwiceFreesOnlyWhatItsCommitRemoved) {
+  Start(a_, 0);
+  Start(b_, 0);
+  // Empty files, which the write cache does not track: the unlink's
+  // commit itself frees what it removes.
+  NewNode node;
+  node.mode = S_IFREG | 0644;
+  auto made = a_.fs->MakeNode(kRootInode, "f", node, Caller{});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const InodeId first = made->ino;
+  made = a_.fs->MakeNode(kRootInode, "g", node, Caller{});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const InodeId second = made->ino;
+  a_.kv->BetweenRunsOfNextBody([&] {
+    auto replaced = b_.ns->Rename(kRootInode, "g", kRootInode, "f", RenameMode::kReplace);
+    ASSERT_TRUE(replaced.ok()) << replaced.status();
+  });
+  ASSERT_TRUE(a_.fs->Unlink(kRootInode, "f").ok());
+  EXPECT_FALSE(InNamespace(a_, second));
+  ASSERT_TRUE(InNamespace(a_, first));  // the rename's orphan
+  // The kernel forgets what it looked up: the orphan goes.
+  a_.fs->Forget(first, 1);
+  EXPECT_FALSE(InNamespace(a_, first));
+}
+
+}  // namespace
+}  // namespace cairn

@@ -24,6 +24,30 @@ bool IsPosixAclName(const std::string& name) {
 FileSystem::FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache,
                        Options options)
     : ns_(ns), blobs_(blobs), cache_(cache), options_(options) {
+  if (ns_.RecordsOpenHolds()) {
+    holds_ = std::make_unique<OpenHolds>(
+        [this](InodeId ino) { return ns_.HoldOpen(ino); },
+        [this](InodeId ino) {
+          // An orphan no other host holds goes in the commit that drops
+          // this host's last hold, as an unlink frees (FreeOnRemoval):
+          // unless the cache still holds its data or a handle is open
+          // again; the kernel's lookups are answered from the table.
+          bool marked = false;
+          absl::StatusOr<std::optional<InodeAttr>> freed =
+              ns_.DropOpenHold(ino, [this, &marked](InodeId i) {
+                if (cache_.Tracks(i) || !inodes_.FreeIfUnopened(i)) return false;
+                marked = true;
+                return true;
+              });
+          if (freed.ok() && freed->has_value()) {
+            inodes_.Freed(ino, **freed);
+            cache_.Discard(ino);  // its readahead state
+          } else if (marked) {
+            inodes_.NotFreed(ino);
+          }
+          return freed.status();
+        });
+  }
   absl::StatusOr<std::vector<std::pair<InodeId, std::string>>> damaged = ns_.DamagedFiles();
   if (!damaged.ok()) {
     LogError("could not list the files marked damaged: %s", damaged.status().ToString());
@@ -96,9 +120,16 @@ bool MayWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 }  // namespace
 
 void FileSystem::Release(InodeId ino, int flags) {
-  if (!inodes_.ReleaseOpen(ino, MayWrite(flags))) return;
+  const bool unused = inodes_.ReleaseOpen(ino, MayWrite(flags));
+  if (holds_) holds_->Release(ino);
+  if (!unused) return;
   absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
   if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
+}
+
+absl::StatusOr<uint64_t> FileSystem::ReleaseUnheldOrphans() {
+  return ns_.ReleaseUnheldOrphans(
+      [this](InodeId ino) { return !cache_.Tracks(ino) && !inodes_.InUseUnfreed(ino); });
 }
 
 absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
@@ -275,6 +306,15 @@ absl::Status FileSystem::Open(InodeId ino, int flags) {
     return DamagedError(ino, *why);
   }
   if (!inodes_.AddOpen(ino, MayWrite(flags))) return RemovedWhileHeld();
+  if (holds_) {
+    // Counted open first: a removal here meanwhile keeps the inode.
+    if (absl::Status s = holds_->Acquire(ino); !s.ok()) {
+      inodes_.ReleaseOpen(ino, MayWrite(flags));
+      // Another host's removal freed it since the kernel looked it up.
+      if (GetFsErrorKind(s) == FsErrorKind::kNotFound) return RemovedWhileHeld();
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -282,10 +322,12 @@ absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& 
                                              uint32_t mode, const Caller& caller, int flags) {
   NewNode node;
   node.mode = S_IFREG | (mode & 07777);
+  node.hold_open = holds_ != nullptr;
   absl::StatusOr<InodeAttr> attr = ns_.MakeNode(parent, name, node, caller);
   if (!attr.ok()) return attr.status();
   inodes_.AddLookup(attr->ino);
   inodes_.AddOpen(attr->ino, MayWrite(flags));
+  if (holds_) holds_->Adopt(attr->ino);
   return *attr;
 }
 
@@ -299,9 +341,11 @@ absl::StatusOr<InodeAttr> FileSystem::CreateUnnamed(InodeId parent, uint32_t mod
                                                     const Caller& caller) {
   NewNode node;
   node.mode = S_IFREG | (mode & 07777);
+  node.hold_open = holds_ != nullptr;
   absl::StatusOr<InodeAttr> attr = ns_.MakeOrphan(parent, node, caller);
   if (!attr.ok()) return attr.status();
   inodes_.AddOpen(attr->ino, /*may_write=*/true);
+  if (holds_) holds_->Adopt(attr->ino);
   return *attr;
 }
 

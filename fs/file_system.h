@@ -9,6 +9,10 @@
 // - An inode that loses its last link keeps its data while the kernel holds
 //   a lookup or an open of it; it is deleted when the last one goes (Forget,
 //   Release), or at the next mount if the daemon stops first.
+//   On a namespace several hosts share, "the kernel" is every host's: each
+//   host's opens are recorded as holds in the namespace (open_holds.h), and
+//   the data stays while any host holds it open (lookups alone, without an
+//   open, keep nothing on other hosts: NFS's ESTALE).
 // - Errors carry the FsErrorKind of the exact POSIX condition; nothing here
 //   knows errno values.
 //
@@ -34,6 +38,7 @@
 #include "backend/namespace/namespace_store.h"
 #include "cache/file_data_cache.h"
 #include "fs/inode_table.h"
+#include "fs/open_holds.h"
 
 namespace cairn {
 
@@ -85,6 +90,12 @@ class FileSystem {
   // Options::shared) and reports a failure; elsewhere nothing to do, as
   // close promises nothing about durability.
   absl::Status FlushOnClose(InodeId ino);
+
+  // On a namespace several hosts share: deletes the holds of dead
+  // sessions and frees the orphans no live session holds and this host
+  // does not use (NamespaceStore::ReleaseUnheldOrphans). The volume's
+  // leader runs it from time to time; returns how many it freed.
+  absl::StatusOr<uint64_t> ReleaseUnheldOrphans();
 
   // Attributes as the user sees them: a regular file's size covers data
   // still in the write cache.
@@ -225,6 +236,9 @@ class FileSystem {
   const Options options_;
   bool kernel_tracks_mtime_ = false;
   InodeTable inodes_;
+  // This host's holds on the inodes it has open; null on a single-host
+  // namespace, which records none.
+  std::unique_ptr<OpenHolds> holds_;
   // Files the namespace marks damaged (NamespaceStore::MarkDamaged); read
   // on every read, so kept here; almost always empty.
   absl::Mutex damaged_mu_;

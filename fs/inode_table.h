@@ -104,6 +104,14 @@ class InodeTable {
     absl::MutexLock lock(&mu_);
     return refs_.contains(ino);
   }
+  // In use and not freed: an inode freed while the kernel still holds a
+  // lookup (FreeIfUnopened) is gone for this host, whatever the namespace
+  // still keeps for other hosts.
+  bool InUseUnfreed(InodeId ino) {
+    absl::MutexLock lock(&mu_);
+    auto it = refs_.find(ino);
+    return it != refs_.end() && !it->second.freed;
+  }
 
  private:
   struct Refs {

@@ -935,13 +935,14 @@ class KvNamespace final : public NamespaceStore {
     });
   }
 
-  absl::StatusOr<bool> DropOpenHold(InodeId ino, const ReleaseCheck& release_check) override {
+  absl::StatusOr<std::optional<InodeAttr>> DropOpenHold(
+      InodeId ino, const ReleaseCheck& release_check) override {
     const uint64_t session = kv_->session_id();
-    if (session == 0) return false;
+    if (session == 0) return std::optional<InodeAttr>();
     ReleaseOnce release_now(release_check);
-    bool freed = false;
+    std::optional<InodeAttr> freed;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
-      freed = false;
+      freed.reset();
       op.unchanged = true;  // unless it frees: the hold's delete is all
       op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
       absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
@@ -954,7 +955,7 @@ class KvNamespace final : public NamespaceStore {
       if (!elsewhere.ok()) return elsewhere.status();
       if (*elsewhere || !release_now(ino)) return absl::OkStatus();
       op.unchanged = false;
-      freed = true;
+      freed = (*existing)->attr;
       op.inodes[ino] = std::move(**existing);
       return StageFree(op, ino);
     });

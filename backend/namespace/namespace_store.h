@@ -397,9 +397,10 @@ class NamespaceStore {
   virtual absl::Status HoldOpen(InodeId ino) = 0;
   // Removes this host's hold (its last open of `ino` here went). An
   // orphan nothing else holds (no other session, no S3 upload) is freed in
-  // the same commit when `release_now` agrees; returns whether it was.
-  virtual absl::StatusOr<bool> DropOpenHold(InodeId ino,
-                                            const ReleaseCheck& release_now = {}) = 0;
+  // the same commit when `release_now` agrees; returns its last
+  // attributes if it was, nullopt if it stays.
+  virtual absl::StatusOr<std::optional<InodeAttr>> DropOpenHold(
+      InodeId ino, const ReleaseCheck& release_now = {}) = 0;
   // Deletes the holds of sessions that are dead (KvStore::LiveSessions),
   // then frees every orphan no session holds, when `release_now` (if
   // given) agrees; returns how many it freed. The leader runs it from

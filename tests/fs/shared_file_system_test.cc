@@ -82,6 +82,21 @@ class SharedFileSystemTest : public ::testing::Test {
     host.fs->Release(attr->ino, O_RDWR);
     return attr->ino;
   }
+  // Sessions holding inodes open, as (inode, session) keys read raw.
+  size_t HoldCount() {
+    size_t count = 0;
+    EXPECT_TRUE(store_->Reader()
+                    .Scan(KvSpace::kMeta, "oh:", KvPrefixEnd("oh:"),
+                          [&](std::string_view, std::string_view) {
+                            ++count;
+                            return true;
+                          })
+                    .ok());
+    return count;
+  }
+  static FsErrorKind KindOf(const absl::Status& s) {
+    return GetFsErrorKind(s).value_or(FsErrorKind::kIo);
+  }
   bool InNamespace(Host& host, InodeId ino) {
     auto attr = host.ns->GetAttr(ino);
     EXPECT_TRUE(attr.ok() || GetFsErrorKind(attr.status()) == FsErrorKind::kNotFound)
@@ -124,6 +139,97 @@ TEST_F(SharedFileSystemTest, AnUnlinkRunTwiceFreesOnlyWhatItsCommitRemoved) {
   // The kernel forgets what it looked up: the orphan goes.
   a_.fs->Forget(first, 1);
   EXPECT_FALSE(InNamespace(a_, first));
+}
+
+TEST_F(SharedFileSystemTest, AFileAnotherHostHasOpenStaysUntilItsLastClose) {
+  sessions_.Set({11, 22});
+  Start(a_, 11);
+  Start(b_, 22);
+  auto created = a_.fs->Create(kRootInode, "f", 0644, Caller{}, O_RDWR);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const InodeId f = created->ino;
+  EXPECT_EQ(HoldCount(), 1u);  // in the create's own commit
+  ASSERT_TRUE(a_.fs->Write(f, 0, "hello").ok());
+  ASSERT_TRUE(a_.fs->Fsync(f).ok());
+  a_.fs->Release(f, O_RDWR);
+  EXPECT_EQ(HoldCount(), 0u);
+
+  auto found = b_.fs->Lookup(kRootInode, "f");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(b_.fs->Open(f, O_RDONLY).ok());
+  EXPECT_EQ(HoldCount(), 1u);
+  ASSERT_TRUE(a_.fs->Unlink(kRootInode, "f").ok());
+  // Gone for A (its kernel looks the name up again), kept for B.
+  EXPECT_EQ(KindOf(a_.fs->Open(f, O_RDONLY)), FsErrorKind::kStale);
+  ASSERT_TRUE(InNamespace(a_, f));
+  auto data = b_.fs->Read(f, 0, 100);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(*data, "hello");
+  // B's last close frees it, though B's kernel still holds its lookup.
+  b_.fs->Release(f, O_RDONLY);
+  EXPECT_FALSE(InNamespace(a_, f));
+  EXPECT_EQ(HoldCount(), 0u);
+  auto attr = b_.fs->GetAttr(f);
+  ASSERT_TRUE(attr.ok()) << attr.status();
+  EXPECT_EQ(attr->nlink, 0u);
+  b_.fs->Forget(f, 1);
+  a_.fs->Forget(f, 1);
+}
+
+TEST_F(SharedFileSystemTest, AFileOnlyLookedUpOnAnotherHostIsGoneThere) {
+  sessions_.Set({11, 22});
+  Start(a_, 11);
+  Start(b_, 22);
+  const InodeId f = WriteFile(a_, "f", "hello");
+  ASSERT_TRUE(b_.fs->Lookup(kRootInode, "f").ok());
+  ASSERT_TRUE(a_.fs->Unlink(kRootInode, "f").ok());
+  EXPECT_FALSE(InNamespace(a_, f));
+  // B's kernel, holding the stale lookup, is told to look the name up
+  // again (ESTALE), as an NFS client is.
+  EXPECT_EQ(KindOf(b_.fs->Open(f, O_RDONLY)), FsErrorKind::kStale);
+  EXPECT_EQ(HoldCount(), 0u);
+  EXPECT_EQ(KindOf(b_.fs->GetAttr(f).status()), FsErrorKind::kNotFound);
+}
+
+TEST_F(SharedFileSystemTest, TheLeaderFreesWhatADeadHostHadOpen) {
+  sessions_.Set({11, 22});
+  Start(a_, 11);
+  Start(b_, 22);
+  const InodeId f = WriteFile(a_, "f", "hello");
+  ASSERT_TRUE(b_.fs->Lookup(kRootInode, "f").ok());
+  ASSERT_TRUE(b_.fs->Open(f, O_RDONLY).ok());
+  ASSERT_TRUE(a_.fs->Unlink(kRootInode, "f").ok());
+  auto released = a_.fs->ReleaseUnheldOrphans();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 0u);
+  // B dies with the file open: nothing it runs closes it.
+  b_.fs.reset();
+  b_.cache.reset();
+  b_.ns.reset();
+  sessions_.Set({11});
+  released = a_.fs->ReleaseUnheldOrphans();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1u);
+  EXPECT_FALSE(InNamespace(a_, f));
+  EXPECT_EQ(HoldCount(), 0u);
+}
+
+TEST_F(SharedFileSystemTest, ASingleHostVolumeRecordsNoHolds) {
+  Start(a_, 0);
+  auto created = a_.fs->Create(kRootInode, "f", 0644, Caller{}, O_RDWR);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const InodeId f = created->ino;
+  ASSERT_TRUE(a_.fs->Open(f, O_RDONLY).ok());
+  EXPECT_EQ(HoldCount(), 0u);
+  ASSERT_TRUE(a_.fs->Unlink(kRootInode, "f").ok());
+  a_.fs->Release(f, O_RDWR);
+  a_.fs->Release(f, O_RDONLY);
+  EXPECT_TRUE(InNamespace(a_, f));  // the kernel's lookup keeps it
+  a_.fs->Forget(f, 1);
+  EXPECT_FALSE(InNamespace(a_, f));
+  auto released = a_.fs->ReleaseUnheldOrphans();
+  ASSERT_TRUE(released.ok());
+  EXPECT_EQ(*released, 0u);
 }
 
 }  // namespace

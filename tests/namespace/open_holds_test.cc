@@ -157,7 +157,7 @@ TEST_F(OpenHoldsTest, AnUnlinkKeepsAFileAnotherHostHoldsUntilItsLastClose) {
   // B's last close frees it, in the hold's removal.
   auto freed = b_->DropOpenHold(f, Yes(&asked));
   ASSERT_TRUE(freed.ok()) << freed.status();
-  EXPECT_TRUE(*freed);
+  EXPECT_TRUE(freed->has_value());
   EXPECT_FALSE(Exists(*a_, f));
   EXPECT_TRUE(Holds().empty());
   ExpectClean(*a_);
@@ -184,7 +184,7 @@ TEST_F(OpenHoldsTest, ThisHostsOwnHoldLeavesTheChoiceToItsReleaseCheck) {
   int asked = 0;
   auto freed = a_->DropOpenHold(f, Yes(&asked));
   ASSERT_TRUE(freed.ok());
-  EXPECT_TRUE(*freed);
+  EXPECT_TRUE(freed->has_value());
   EXPECT_EQ(asked, 1);
   EXPECT_FALSE(Exists(*b_, f));
 }
@@ -196,12 +196,12 @@ TEST_F(OpenHoldsTest, AnOrphanStaysUntilTheLastOfSeveralHostsCloses) {
   int asked = 0;
   auto freed = a_->DropOpenHold(f, Yes(&asked));
   ASSERT_TRUE(freed.ok());
-  EXPECT_FALSE(*freed);
+  EXPECT_FALSE(freed->has_value());
   EXPECT_EQ(asked, 0);
   EXPECT_EQ(Data(*b_, f), "x");
   freed = b_->DropOpenHold(f, Yes(&asked));
   ASSERT_TRUE(freed.ok());
-  EXPECT_TRUE(*freed);
+  EXPECT_TRUE(freed->has_value());
   EXPECT_FALSE(Exists(*a_, f));
 }
 
@@ -307,7 +307,7 @@ TEST_F(OpenHoldsTest, ASingleHostNamespaceRecordsNoHolds) {
   EXPECT_TRUE(Exists(ns, f));
   auto dropped = ns.DropOpenHold(f, [](InodeId) { return true; });
   ASSERT_TRUE(dropped.ok());
-  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(dropped->has_value());
   auto periodic = ns.ReleaseUnheldOrphans();
   ASSERT_TRUE(periodic.ok());
   EXPECT_EQ(*periodic, 0u);

@@ -14,11 +14,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
+#include "backend/namespace/kv_namespace.h"
 #include "backend/namespace/namespace_store.h"
+#include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/namespace_model.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_kv_store.h"
 
 namespace cairn {
 namespace {
@@ -37,9 +40,17 @@ char BlobByte(BlobId id, uint64_t offset) {
   return static_cast<char>('A' + (id * 7 + offset) % 26);
 }
 
-class NamespaceModelTest : public ::testing::TestWithParam<uint32_t> {
+// A seed, and the engine: RocksDB as a single host opens it, or as one
+// host of a shared volume (a session, so every removal reads the open
+// holds) with every transaction body run twice. The model is the same.
+struct ModelParam {
+  uint32_t seed = 0;
+  bool shared_run_twice = false;
+};
+
+class NamespaceModelTest : public ::testing::TestWithParam<ModelParam> {
  protected:
-  NamespaceModelTest() : rng_(GetParam()), model_(clock_.NowTimespec()) {}
+  NamespaceModelTest() : rng_(GetParam().seed), model_(clock_.NowTimespec()) {}
 
   void Open() {
     store_.reset();
@@ -47,7 +58,24 @@ class NamespaceModelTest : public ::testing::TestWithParam<uint32_t> {
     options.create_if_missing = true;
     options.clock = &clock_;
     options.gc_grace_seconds = kGraceSeconds;
-    auto store = NamespaceStore::Open(dir_.path() + "/ns", options);
+    if (!GetParam().shared_run_twice) {
+      auto store = NamespaceStore::Open(dir_.path() + "/ns", options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = std::move(*store);
+      return;
+    }
+    RocksKvOptions engine;
+    engine.clock = &clock_;
+    engine.create_if_missing = true;
+    auto kv = OpenRocksKvStore(dir_.path() + "/ns", engine);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    TestKvStore::Options shared;
+    shared.run_twice = true;
+    shared.session = 7;
+    shared.sessions = &sessions_;
+    sessions_.Set({7});
+    auto store = OpenKvNamespace(
+        std::make_unique<TestKvStore>(std::shared_ptr<KvStore>(std::move(*kv)), shared), options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -145,6 +173,7 @@ class NamespaceModelTest : public ::testing::TestWithParam<uint32_t> {
   FakeClock clock_;
   std::mt19937 rng_;
   TempDir dir_;
+  FakeSessions sessions_;
   std::unique_ptr<NamespaceStore> store_;
   NamespaceModel model_;
   std::set<BlobId> blobs_;      // registered and not yet forgotten
@@ -436,7 +465,7 @@ void NamespaceModelTest::CheckBlobsAndCollect(const std::map<BlobId, uint64_t>& 
 }
 
 TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
-  SCOPED_TRACE(absl::StrCat("seed ", GetParam()));
+  SCOPED_TRACE(absl::StrCat("seed ", GetParam().seed));
   Open();
   if (HasFatalFailure()) return;
   for (int step = 0; step < kSteps; ++step) {
@@ -478,9 +507,13 @@ TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Namespace, NamespaceModelTest,
-                         ::testing::Values(1u, 2u, 3u, 20261125u),
-                         [](const ::testing::TestParamInfo<uint32_t>& info) {
-                           return absl::StrCat("seed", info.param);
+                         ::testing::Values(ModelParam{1}, ModelParam{2}, ModelParam{3},
+                                           ModelParam{20261125}, ModelParam{1, true},
+                                           ModelParam{20261125, true}),
+                         [](const ::testing::TestParamInfo<ModelParam>& info) {
+                           return absl::StrCat("seed", info.param.seed,
+                                               info.param.shared_run_twice ? "_shared_run_twice"
+                                                                           : "");
                          });
 
 }  // namespace

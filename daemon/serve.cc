@@ -347,7 +347,19 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
   }
   absl::Notification stats_stop;
   std::thread stats_writer([&] {
+    int rounds = 0;
     do {
+      // The leader of a shared volume frees what hosts that died had open
+      // and others removed (their sessions gone), every 30 s.
+      if (config.shared() && !volume.read_only() && ++rounds % 15 == 0 &&
+          volume.ns().IsLeader()) {
+        absl::StatusOr<uint64_t> freed = ctx.fs->ReleaseUnheldOrphans();
+        if (!freed.ok()) {
+          LogWarning("releasing files no host holds open failed: %s", freed.status().ToString());
+        } else if (*freed > 0) {
+          LogInfo("released %d removed files that only hosts now gone had open", *freed);
+        }
+      }
       // Frees the namespace's reserve when the disk fills, and takes it
       // again once there is room.
       if (SpaceReserve* reserve = volume.space_reserve()) reserve->Tend();

@@ -29,6 +29,9 @@ int ErrnoFromStatus(const absl::Status& status) {
       case FsErrorKind::kBusy: return EBUSY;
       case FsErrorKind::kReadOnly: return EROFS;
       case FsErrorKind::kStale: return ESTALE;
+      case FsErrorKind::kWouldBlock: return EAGAIN;
+      case FsErrorKind::kInterrupted: return EINTR;
+      case FsErrorKind::kNoLocks: return ENOLCK;
     }
   }
   switch (status.code()) {

@@ -44,6 +44,12 @@ absl::StatusCode CanonicalCode(FsErrorKind kind) {
       return absl::StatusCode::kPermissionDenied;
     case FsErrorKind::kNotSupported:
       return absl::StatusCode::kUnimplemented;
+    case FsErrorKind::kWouldBlock:
+      return absl::StatusCode::kUnavailable;
+    case FsErrorKind::kInterrupted:
+      return absl::StatusCode::kCancelled;
+    case FsErrorKind::kNoLocks:
+      return absl::StatusCode::kUnavailable;
   }
   return absl::StatusCode::kUnknown;
 }

@@ -35,6 +35,9 @@ enum class FsErrorKind {
   kBusy,            // EBUSY
   kReadOnly,        // EROFS
   kStale,           // ESTALE: the inode is gone; the kernel looks the path up again
+  kWouldBlock,      // EAGAIN: a lock another owner holds, asked for without waiting
+  kInterrupted,     // EINTR: a wait the caller interrupted (a signal)
+  kNoLocks,         // ENOLCK: the shared lock table cannot be reached or refused us
 };
 
 // Builds a status whose canonical code fits `kind` and which carries `kind`

@@ -35,6 +35,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/base/clock.h"
 #include "backend/blob/blob_store.h"
+#include "backend/namespace/file_locks.h"
 #include "backend/namespace/namespace_store.h"
 #include "cache/file_data_cache.h"
 #include "fs/inode_table.h"
@@ -63,6 +64,11 @@ class FileSystem {
     // (close-to-open), and no acknowledged write waits in this host's
     // journal for this host to come back.
     bool shared = false;
+    // A shared volume's flock and fcntl locks, which every host sees
+    // (PgFileLocks); it must outlive the filesystem. Null (a volume one
+    // host mounts): the FUSE layer registers no lock handlers and the
+    // kernel keeps locks itself, local to this host.
+    FileLocks* file_locks = nullptr;
   };
   // The parts must outlive the filesystem.
   FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cache, Options options);
@@ -75,6 +81,8 @@ class FileSystem {
   bool shared() const { return options_.shared; }
   // The namespace it serves (a mount subscribes to other hosts' changes).
   NamespaceStore& namespace_store() { return ns_; }
+  // The shared lock table, or null when the kernel keeps locks.
+  FileLocks* file_locks() const { return options_.file_locks; }
   // The time a request that says "now" (UTIME_NOW) means.
   Timespec Now() { return options_.clock->NowTimespec(); }
 

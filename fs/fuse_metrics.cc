@@ -9,7 +9,7 @@ constexpr const char* kFuseOpNames[kFuseOpCount] = {
     "link",       "open",      "create",       "read",       "write",    "flush",
     "release",    "fsync",     "opendir",      "readdir",    "readdirplus",
     "releasedir", "fsyncdir",  "statfs",       "setxattr",   "getxattr", "listxattr",
-    "removexattr", "fallocate", "lseek",
+    "removexattr", "fallocate", "lseek",    "getlk",      "setlk",    "flock",
 };
 
 // Bucket bounds in nanoseconds, for comparing without floating point on the

@@ -45,6 +45,9 @@ enum class FuseOp {
   kRemovexattr,
   kFallocate,
   kLseek,
+  kGetlk,
+  kSetlk,
+  kFlock,
   kCount,  // not an operation: the number of them
 };
 inline constexpr size_t kFuseOpCount = static_cast<size_t>(FuseOp::kCount);

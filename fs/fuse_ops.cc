@@ -4,16 +4,20 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 #include "fs/errno_map.h"
@@ -409,14 +413,26 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
   fuse_reply_write(req, size);
 }
 
-void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kFlush);
+  FsContext& ctx = Ctx(req);
   // close(2) promises nothing about durability; data reaches the volume in
   // the background or at fsync, which is where errors are reported. On a
   // shared volume close stores it (close-to-open for the other hosts).
-  FsContext& ctx = Ctx(req);
-  if (!ctx.fs->shared()) return ReplyErrno(req, 0);
-  absl::Status stored = ctx.fs->FlushOnClose(ino);
+  absl::Status stored = ctx.fs->shared() ? ctx.fs->FlushOnClose(ino) : absl::OkStatus();
+  // POSIX: any close(2) by a process drops its record locks on the file.
+  // The kernel does not track them while we do (shared locks), so the
+  // FLUSH of every close carries the process's lock owner for that. After
+  // the store: a host that takes the lock next reads what was written
+  // under it. Released even if the store failed, as close(2) does.
+  if (FileLocks* locks = ctx.fs->file_locks(); locks != nullptr) {
+    if (absl::Status s = locks->ReleaseOwner(ino, fi->lock_owner); !s.ok()) {
+      // Failing close(2) would not free them either; they go when this
+      // host's session ends.
+      LogWarning("could not release the locks of a closed file (inode %d): %s", ino,
+                 s.ToString());
+    }
+  }
   if (!stored.ok()) return ReplyError(req, stored);
   ReplyErrno(req, 0);
 }
@@ -451,8 +467,107 @@ void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence, fuse_file
 
 void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kRelease);
-  Ctx(req).fs->Release(ino, fi->flags);
+  FsContext& ctx = Ctx(req);
+  // The last close of an open file description that took a flock: its
+  // owner is that description.
+  if (FileLocks* locks = ctx.fs->file_locks(); locks != nullptr && fi->flock_release) {
+    if (absl::Status s = locks->ReleaseOwner(ino, fi->lock_owner); !s.ok()) {
+      LogWarning("could not release the flock of a closed file (inode %d): %s", ino,
+                 s.ToString());
+    }
+  }
+  ctx.fs->Release(ino, fi->flags);
   ReplyErrno(req, 0);
+}
+
+// ---- Shared locks (registered only when the filesystem has FileLocks). ----
+
+LockType LockTypeOf(short l_type) {
+  switch (l_type) {
+    case F_RDLCK: return LockType::kRead;
+    case F_WRLCK: return LockType::kWrite;
+    default: return LockType::kUnlock;
+  }
+}
+
+// libfuse hands a range as l_start and l_len, l_len 0 meaning "to the end
+// of the file" (the kernel's OFFSET_MAX), already relative to offset 0.
+ByteRangeLock RangeOf(const struct flock& lock) {
+  ByteRangeLock range;
+  range.type = LockTypeOf(lock.l_type);
+  range.start = lock.l_start;
+  range.last = lock.l_len == 0 ? kLockToEnd : lock.l_start + lock.l_len - 1;
+  range.pid = lock.l_pid;
+  return range;
+}
+
+// A blocked wait holds one of the session's worker threads; were all of
+// them blocked, nobody would read the kernel's next request, not even the
+// INTERRUPT that ends a wait. Waits past this many fail with ENOLCK.
+constexpr int kMaxBlockedLockWaits = 16;
+std::atomic<int> blocked_lock_waits{0};
+
+absl::Status SetWaiting(fuse_req_t req, const std::function<absl::Status(
+                                            bool wait, const LockWaitInterrupted&)>& set,
+                        bool wait) {
+  if (!wait) return set(false, nullptr);
+  if (blocked_lock_waits.fetch_add(1) >= kMaxBlockedLockWaits) {
+    blocked_lock_waits.fetch_sub(1);
+    return FsError(FsErrorKind::kNoLocks,
+                   absl::StrCat("more than ", kMaxBlockedLockWaits,
+                                " lock waits at once on this mount"));
+  }
+  absl::Status status = set(true, [req] { return fuse_req_interrupted(req) != 0; });
+  blocked_lock_waits.fetch_sub(1);
+  return status;
+}
+
+void OpGetlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
+  RequestScope scope(req, FuseOp::kGetlk);
+  absl::StatusOr<std::optional<HeldLock>> in_the_way =
+      Ctx(req).fs->file_locks()->TestRecordLock(ino, fi->lock_owner, RangeOf(*lock));
+  if (!in_the_way.ok()) return ReplyError(req, in_the_way.status());
+  struct flock answer = *lock;
+  if (!in_the_way->has_value()) {
+    answer.l_type = F_UNLCK;
+  } else {
+    const HeldLock& held = **in_the_way;
+    answer.l_type = held.type == LockType::kWrite ? F_WRLCK : F_RDLCK;
+    answer.l_whence = SEEK_SET;
+    answer.l_start = held.start;
+    answer.l_len = held.last == kLockToEnd ? 0 : held.last - held.start + 1;
+    answer.l_pid = held.pid;  // 0 for a holder on another host
+  }
+  fuse_reply_lock(req, &answer);
+}
+
+void OpSetlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock,
+             int sleep) {
+  RequestScope scope(req, FuseOp::kSetlk);
+  FileLocks* locks = Ctx(req).fs->file_locks();
+  ByteRangeLock range = RangeOf(*lock);
+  uint64_t owner = fi->lock_owner;
+  ReplyStatus(req, SetWaiting(
+                       req,
+                       [&](bool wait, const LockWaitInterrupted& interrupted) {
+                         return locks->SetRecordLock(ino, owner, range, wait, interrupted);
+                       },
+                       sleep != 0 && range.type != LockType::kUnlock));
+}
+
+void OpFlock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+  RequestScope scope(req, FuseOp::kFlock);
+  FileLocks* locks = Ctx(req).fs->file_locks();
+  LockType type = LockType::kUnlock;
+  if (op & LOCK_SH) type = LockType::kRead;
+  if (op & LOCK_EX) type = LockType::kWrite;
+  uint64_t owner = fi->lock_owner;
+  ReplyStatus(req, SetWaiting(
+                       req,
+                       [&](bool wait, const LockWaitInterrupted& interrupted) {
+                         return locks->Flock(ino, owner, type, wait, interrupted);
+                       },
+                       (op & LOCK_NB) == 0 && type != LockType::kUnlock));
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
@@ -635,7 +750,7 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
   ReplyStatus(req, Ctx(req).fs->Fallocate(ino, mode, offset, length));
 }
 
-fuse_lowlevel_ops MakeOperations() {
+fuse_lowlevel_ops MakeOperations(bool shared_locks) {
   fuse_lowlevel_ops ops;
   memset(&ops, 0, sizeof(ops));
   ops.init = OpInit;
@@ -674,14 +789,23 @@ fuse_lowlevel_ops MakeOperations() {
   // the file open it may hold pages the daemon has not seen, and the
   // answer is then "all data" (FileSystem::SeekDataOrHole).
   ops.lseek = OpLseek;
+  // Registering these makes libfuse ask the kernel for FUSE_POSIX_LOCKS
+  // and FUSE_FLOCK_LOCKS; without them the kernel keeps locks itself,
+  // which is right for a volume one host mounts.
+  if (shared_locks) {
+    ops.getlk = OpGetlk;
+    ops.setlk = OpSetlk;
+    ops.flock = OpFlock;
+  }
   return ops;
 }
 
 }  // namespace
 
-const fuse_lowlevel_ops& CairnFuseOperations() {
-  static const fuse_lowlevel_ops ops = MakeOperations();
-  return ops;
+const fuse_lowlevel_ops& CairnFuseOperations(bool shared_locks) {
+  static const fuse_lowlevel_ops local = MakeOperations(false);
+  static const fuse_lowlevel_ops shared = MakeOperations(true);
+  return shared_locks ? shared : local;
 }
 
 }  // namespace cairn

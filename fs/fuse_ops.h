@@ -8,7 +8,9 @@
 
 namespace cairn {
 
-// The handler table; userdata must be an FsContext.
-const fuse_lowlevel_ops& CairnFuseOperations();
+// The handler table; userdata must be an FsContext. With `shared_locks`
+// (the filesystem has FileLocks) it has getlk, setlk and flock, so the
+// kernel sends locks to us; without, the kernel keeps them local.
+const fuse_lowlevel_ops& CairnFuseOperations(bool shared_locks);
 
 }  // namespace cairn

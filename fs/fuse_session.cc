@@ -67,7 +67,8 @@ absl::StatusOr<std::unique_ptr<FuseSession>> FuseSession::Mount(FsContext* conte
   fuse_opt_add_arg(&args, fuse_options.c_str());
   if (options.debug) fuse_opt_add_arg(&args, "-d");
   fuse_session* session =
-      fuse_session_new(&args, &CairnFuseOperations(), sizeof(fuse_lowlevel_ops), context);
+      fuse_session_new(&args, &CairnFuseOperations(context->fs->file_locks() != nullptr),
+                       sizeof(fuse_lowlevel_ops), context);
   fuse_opt_free_args(&args);
   if (session != nullptr) context->session = session;
   if (session == nullptr) {

@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   fs_options.read_only = read_only;
   fs_options.clock = volume.io().clock;
   fs_options.shared = volume.config().shared();
+  fs_options.file_locks = options.file_locks;
   if (read_only) {
     for (InodeId ino : replayed->damaged_files) {
       fs_options.also_damaged.emplace_back(

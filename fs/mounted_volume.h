@@ -25,6 +25,9 @@ class MountedVolume {
   struct Options {
     // The write cache's flusher thread; tests flush when they choose.
     bool background_flush = true;
+    // A shared volume's locks (FileSystem::Options::file_locks); must
+    // outlive the result. Null: the kernel keeps locks local.
+    FileLocks* file_locks = nullptr;
   };
   // `volume` must outlive the result.
   static absl::StatusOr<std::unique_ptr<MountedVolume>> Open(Volume& volume, Options options);

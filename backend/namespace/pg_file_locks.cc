@@ -21,8 +21,10 @@ namespace {
 // this file (never a caller's string), so statements go as plain text
 // with PQexec: several statements of one transaction in one round trip.
 
+// Serialized with PgKvStore::Format (the same advisory key), never with
+// the leader election's (kPgLeaderLock), which a live daemon holds for good.
 constexpr const char* kSchemaSql =
-    "BEGIN; SELECT pg_advisory_xact_lock(4242001802);"
+    "BEGIN; SELECT pg_advisory_xact_lock(4242001801);"
     "CREATE TABLE IF NOT EXISTS cairn_locks ("
     "  inode bigint NOT NULL, session bigint NOT NULL, owner bigint NOT NULL,"
     "  kind smallint NOT NULL, type smallint NOT NULL,"

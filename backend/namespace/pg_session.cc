@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 
 namespace cairn {
@@ -394,10 +395,13 @@ PgSession::~PgSession() {
 }
 
 absl::Status PgSession::FencedError() const {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "this host's session with the namespace expired (paused or cut off for more than ",
-      options_.expiry_s,
-      " s); its changes are refused: unmount and mount again"));
+  // EROFS to programs: reads go on, every change is refused, as on a
+  // filesystem the kernel remounted read-only after an error.
+  return FsError(FsErrorKind::kReadOnly,
+                 absl::StrCat("this host's session with the namespace expired (paused or cut "
+                              "off for more than ",
+                              options_.expiry_s,
+                              " s); its changes are refused: unmount and mount again"));
 }
 
 absl::StatusOr<std::unique_ptr<KvStore::Watch>> PgSession::Watch(KvStore::ChangeFn fn) {

@@ -229,6 +229,7 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
                          const std::function<void(const ServeReady&)>& on_ready) {
   const VolumeConfig& config = volume.config();
   MountedVolume::Options mount_options;
+  mount_options.file_locks = volume.file_locks();
   absl::StatusOr<std::unique_ptr<MountedVolume>> mounted =
       MountedVolume::Open(volume, mount_options);
   if (!mounted.ok()) return mounted.status();

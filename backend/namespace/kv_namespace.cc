@@ -1663,6 +1663,7 @@ class KvNamespace final : public NamespaceStore {
   absl::Status Sync() override { return kv_->Sync(); }
 
   bool IsLeader() override { return kv_->IsLeader(); }
+  uint64_t session_id() const override { return kv_->session_id(); }
   absl::StatusOr<std::vector<KvStore::SessionInfo>> ListSessions() override {
     return kv_->ListSessions();
   }

@@ -589,6 +589,8 @@ class NamespaceStore {
   // Whether this daemon runs the background services (KvStore::IsLeader):
   // always for a namespace only one host opens.
   virtual bool IsLeader() { return true; }
+  // This daemon's session (KvStore::session_id); 0 without one.
+  virtual uint64_t session_id() const { return 0; }
   // The daemons that have it open (KvStore::ListSessions); none listed for
   // a namespace only one host opens.
   virtual absl::StatusOr<std::vector<KvStore::SessionInfo>> ListSessions() {

@@ -8,6 +8,7 @@
 #include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 #include "backend/namespace/kv_namespace.h"
+#include "backend/namespace/pg_file_locks.h"
 #include "backend/namespace/pg_kv_store.h"
 #include "backend/volume/s3_targets.h"
 #include "backend/volume/volume.h"
@@ -85,6 +86,7 @@ absl::Status FormatSharedNamespace(const VolumeConfig& config, const Io& io,
     return absl::Status(kv.status().code(),
                         absl::StrCat("the database at ", url, ": ", kv.status().message()));
   }
+  if (absl::Status s = PgFileLocks::Prepare(config.shared_namespace->url); !s.ok()) return s;
   NamespaceOptions create = options;
   create.create_if_missing = true;
   absl::StatusOr<std::unique_ptr<NamespaceStore>> ns = OpenKvNamespace(std::move(*kv), create);

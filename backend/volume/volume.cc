@@ -475,6 +475,14 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
   volume->namespace_ = std::move(*ns);
   if (config.shared()) {
     if (absl::Status s = OpenSharedBlobs(*volume); !s.ok()) return s;
+    if (uint64_t session = volume->namespace_->session_id(); session != 0) {
+      PgFileLocksOptions locks;
+      locks.url = config.shared_namespace->url;
+      locks.session_id = session;
+      absl::StatusOr<std::unique_ptr<PgFileLocks>> opened = PgFileLocks::Open(locks);
+      if (!opened.ok()) return opened.status();
+      volume->file_locks_ = std::move(*opened);
+    }
     return FinishOpen(std::move(volume));
   }
   if (config.format_version == 1) {
@@ -638,6 +646,14 @@ Volume::~Volume() {
   remote_.reset();
   tier_client_.reset();
   blobs_.reset();
+  if (file_locks_ != nullptr) {
+    // At once for the other hosts, rather than when the session expires.
+    if (absl::Status s = file_locks_->ReleaseSession(); !s.ok()) {
+      LogWarning("could not release this host's locks (they go when its session ends): %s",
+                 s.ToString());
+    }
+    file_locks_.reset();
+  }
   shared_block_cache_.reset();
   shared_remote_.reset();
   shared_client_.reset();

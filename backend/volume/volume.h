@@ -22,6 +22,7 @@
 #include "backend/blob/blob_store.h"
 #include "backend/blob/erasure_code.h"
 #include "backend/namespace/namespace_store.h"
+#include "backend/namespace/pg_file_locks.h"
 #include "backend/blob/striped_blob_store.h"
 #include "backend/config/config.h"
 #include "backend/s3/health_tracking_store.h"
@@ -151,6 +152,9 @@ class Volume {
   BlobStore& local_blobs() { return *blobs_; }
   // The bucket's store of a shared volume, else nullptr.
   RemoteBlobStore* shared_remote() { return shared_remote_.get(); }
+  // The flock and fcntl locks every host of a shared volume sees; null on
+  // a single-host volume and without a session (the kernel's own locks).
+  FileLocks* file_locks() { return file_locks_.get(); }
   // The striped store, or nullptr on a format-1 volume.
   StripedBlobStore* striped() { return striped_; }
   // The remote tier's parts, or nullptr without a [tier].
@@ -202,6 +206,7 @@ class Volume {
   std::unique_ptr<NamespaceStore> namespace_;
   std::unique_ptr<BlobStore> blobs_;
   StripedBlobStore* striped_ = nullptr;
+  std::unique_ptr<PgFileLocks> file_locks_;
   std::unique_ptr<s3::ObjectStore> shared_client_;
   std::unique_ptr<RemoteBlobStore> shared_remote_;
   std::unique_ptr<DiskBlockCache> shared_block_cache_;

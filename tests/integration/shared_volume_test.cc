@@ -4,6 +4,7 @@
 // the fixture's volume directory and mountpoint (formatted again as a
 // shared volume), host B a second directory made with `cairn attach` and
 // mounted beside it; each has its own cache and journal.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,7 +93,9 @@ class SharedVolumeTest : public MountTest {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  static constexpr int kExpirySeconds = 4;
+  // Short enough for the fencing test, long enough that a loaded CI
+  // machine never lets a live session lapse.
+  static constexpr int kExpirySeconds = 8;
   cairn::PgServer* pg_ = nullptr;
   std::unique_ptr<cairn::S3rver> s3_;
   std::string url_;
@@ -260,11 +263,104 @@ TEST_F(SharedVolumeTest, DatabaseRestartMidWorkloadLosesNoAcknowledgedWrite) {
             "after\nafter\n");
 }
 
+TEST_F(SharedVolumeTest, FlockAndFcntlLocksExcludeAcrossHosts) {
+  ASSERT_EQ(Run("echo x > " + A("lockfile")).exit_code, 0);
+  const std::string held = work_dir_ + "/held";
+  // A holds an exclusive flock for a few seconds.
+  Run("flock -x " + A("lockfile") + " -c " + Quote("touch " + Quote(held) + "; sleep 4") +
+      " >/dev/null 2>&1 &");
+  ASSERT_TRUE(WaitFor([&] { return access(held.c_str(), F_OK) == 0; }, 20));
+  EXPECT_NE(Run("flock -n -x " + B("lockfile") + " true").exit_code, 0)
+      << "B took a flock A holds";
+  // A waiting lock on B is granted once A's goes.
+  CommandResult waited = Run("flock -w 20 -x " + B("lockfile") + " echo got", 30);
+  EXPECT_EQ(waited.output, "got\n") << Brief(waited);
+
+  // fcntl record locks: A locks bytes 0-9; B may lock 10-19, not 5-14.
+  const std::string fcntl_held = work_dir_ + "/fcntl-held";
+  Run("python3 -c " +
+          Quote("import fcntl, sys, time\n"
+                "f = open(sys.argv[1], 'r+')\n"
+                "fcntl.lockf(f, fcntl.LOCK_EX, 10, 0)\n"
+                "open(sys.argv[2], 'w').close()\n"
+                "time.sleep(4)\n") +
+      " " + A("lockfile") + " " + Quote(fcntl_held) + " >/dev/null 2>&1 &");
+  ASSERT_TRUE(WaitFor([&] { return access(fcntl_held.c_str(), F_OK) == 0; }, 20));
+  const std::string try_lock =
+      "import fcntl, sys\n"
+      "f = open(sys.argv[1], 'r+')\n"
+      "try:\n"
+      "    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, int(sys.argv[3]), int(sys.argv[2]))\n"
+      "    print('locked')\n"
+      "except OSError as e:\n"
+      "    print('refused')\n";
+  EXPECT_EQ(Run("python3 -c " + Quote(try_lock) + " " + B("lockfile") + " 10 10").output,
+            "locked\n");
+  EXPECT_EQ(Run("python3 -c " + Quote(try_lock) + " " + B("lockfile") + " 5 10").output,
+            "refused\n");
+}
+
+TEST_F(SharedVolumeTest, FileRemovedOnOneHostStaysReadableWhereItIsOpen) {
+  CommandResult write = Run("head -c 2000000 /dev/urandom > " + A("doomed") + " && sha256sum < " +
+                            A("doomed"));
+  ASSERT_EQ(write.exit_code, 0) << Brief(write);
+  const std::string opened = work_dir_ + "/opened", removed = work_dir_ + "/removed",
+                    digest = work_dir_ + "/digest";
+  // B opens the file, waits until A has removed it, then reads it all.
+  Run("python3 -c " +
+      Quote("import hashlib, os, sys, time\n"
+            "f = open(sys.argv[1], 'rb')\n"
+            "open(sys.argv[2], 'w').close()\n"
+            "while not os.path.exists(sys.argv[3]): time.sleep(0.05)\n"
+            "time.sleep(1.5)\n"
+            "data = f.read()\n"
+            "open(sys.argv[4], 'w').write(hashlib.sha256(data).hexdigest() + '  -\\n')\n") +
+      " " + B("doomed") + " " + Quote(opened) + " " + Quote(removed) + " " + Quote(digest) +
+      " >/dev/null 2>&1 &");
+  ASSERT_TRUE(WaitFor([&] { return access(opened.c_str(), F_OK) == 0; }, 20));
+  ASSERT_EQ(Run("rm " + A("doomed") + " && touch " + Quote(removed)).exit_code, 0);
+  EXPECT_NE(Run("test -e " + A("doomed")).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return access(digest.c_str(), F_OK) == 0; }, 30));
+  EXPECT_EQ(Run("cat " + Quote(digest)).output, write.output);
+}
+
+TEST_F(SharedVolumeTest, HostPausedPastItsExpiryIsRefusedAndRemountsCleanly) {
+  ASSERT_EQ(Run("echo before > " + A("before")).exit_code, 0);
+  pid_t pid = DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  // Past the expiry and the grace after which a live host deletes the row.
+  std::this_thread::sleep_for(std::chrono::seconds(kExpirySeconds + 8));
+  // B goes on meanwhile, and can take the name A is about to try.
+  EXPECT_EQ(Run("echo from-b > " + B("contested")).exit_code, 0);
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  // A's changes are refused (read-only to programs); nothing it tries
+  // reaches the namespace.
+  CommandResult refused = Run("mkdir " + A("after-pause") + " 2>&1; echo x > " + A("contested"),
+                              60);
+  EXPECT_NE(refused.exit_code, 0) << Brief(refused);
+  EXPECT_NE(refused.output.find("Read-only"), std::string::npos) << Brief(refused);
+  EXPECT_NE(Run("test -e " + B("after-pause")).exit_code, 0);
+  EXPECT_EQ(Run("cat " + B("contested")).output, "from-b\n");
+  // Looking still works on A (opening a file does not: an open records a
+  // hold in the namespace, docs/MULTIHOST.md).
+  EXPECT_EQ(Run("ls " + A("")).exit_code, 0);
+  // A mounts again with a new session and works.
+  ASSERT_NO_FATAL_FAILURE(Remount());
+  EXPECT_EQ(Run("mkdir " + A("after-remount")).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return Run("test -d " + B("after-remount")).exit_code == 0; }, 5));
+  EXPECT_EQ(Run("cat " + A("contested")).output, "from-b\n");
+}
+
 TEST_F(SharedVolumeTest, StatusAndFsckWorkAgainstTheSharedNamespace) {
   ASSERT_EQ(Run("mkdir " + A("d") + " && echo x > " + A("d/f")).exit_code, 0);
   CommandResult status = Cairn("status --json " + Quote(volume_b_));
   ASSERT_EQ(status.exit_code, 0) << Brief(status);
   EXPECT_EQ(JsonField(status.output, "mounted"), "true") << Brief(status);
+  // Both hosts' sessions are listed, each with its mountpoint.
+  CommandResult text = Cairn("status " + Quote(volume_dir_));
+  EXPECT_NE(text.output.find(" at " + mount_dir_ + ";"), std::string::npos) << Brief(text);
+  EXPECT_NE(text.output.find(" at " + mount_b_ + ";"), std::string::npos) << Brief(text);
   ASSERT_EQ(Cairn("umount " + Quote(mount_b_)).exit_code, 0);
   CommandResult fsck = Cairn("fsck " + Quote(volume_b_));
   EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);

@@ -22,7 +22,11 @@
 # then, once, the time for a change on A to be seen on B: B polls stat(2)
 # every 2 ms for a name (or a mode) while A creates the file (or chmods
 # it) at a random moment; the delay from A's call returning to B's first
-# stat that sees it, over BENCH_VIS_SAMPLES samples: p50, p99, max.
+# stat that sees it, over BENCH_VIS_SAMPLES samples: p50, p99, max; and
+# A and B at once in ONE directory, each creating, renaming and unlinking
+# BENCH_FILES names of its own: operations per second on each host and the
+# operations that failed, by errno (every transaction in a directory
+# writes its inode, so the two hosts' transactions conflict).
 #
 # Prints a markdown table: for every figure the median (min-max) over the
 # rounds, and the ratios taken within each round (shared/embedded;
@@ -258,6 +262,31 @@ EOF
 )"
 echo "$vis" >&2
 
+log "one directory, two hosts: $files names each"
+mkdir "$mnt_a/same"
+sleep 1.2  # B's kernel may hold a negative entry for it
+cat >"$bench_dir/same.py" <<'EOF'
+import collections, errno, os, sys, time
+d, p, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+errs = collections.Counter()
+start = time.monotonic()
+for i in range(n):
+    a, b = "%s/%s%d" % (d, p, i), "%s/%sr%d" % (d, p, i)
+    for op, call in (("create", lambda: os.close(os.open(a, os.O_CREAT | os.O_EXCL | os.O_WRONLY))),
+                     ("rename", lambda: os.rename(a, b)), ("unlink", lambda: os.unlink(b))):
+        try:
+            call()
+        except OSError as e:
+            errs[op + " " + errno.errorcode[e.errno]] += 1
+took = time.monotonic() - start
+print("%s %.0f %s" % (p, 3 * n / took, ", ".join("%s: %d" % kv for kv in sorted(errs.items())) or "none"))
+EOF
+python3 "$bench_dir/same.py" "$mnt_a/same" A "$files" >"$bench_dir/same-a" &
+same_pid=$!
+python3 "$bench_dir/same.py" "$mnt_b/same" B "$files" >"$bench_dir/same-b"
+wait "$same_pid"
+cat "$bench_dir/same-a" "$bench_dir/same-b" >&2
+
 # The table: median (min-max) of each figure; ratios within each round.
 echo
 echo "$rounds round(s) of $files files and $size_mb MiB; PostgreSQL fsync=$PG_FSYNC;" \
@@ -286,21 +315,21 @@ awk '
         v[r, "ratio/" o] = v[r, "shared/" o] / v[r, "embedded/" o]
         v[r, "ratio2/" o] = v[r, "two/" o "_sum"] / v[r, "shared/" o]
       }
-      printf "| %s (ops/s) | %s | %s | %s + %s = %s | %sx | %sx |\n", o, cell("embedded/" o, "%.0f"),
+      printf "| %s (ops/s) | %s | %s | %s + %s = %s | %s | %s |\n", o, cell("embedded/" o, "%.0f"),
         cell("shared/" o, "%.0f"), cell("two/" o "_a", "%.0f"), cell("two/" o "_b", "%.0f"),
-        cell("two/" o "_sum", "%.0f"), cell("ratio/" o, "%.2f"), cell("ratio2/" o, "%.2f")
+        cell("two/" o "_sum", "%.0f"), cell("ratio/" o, "%.2fx"), cell("ratio2/" o, "%.2fx")
     }
     for (r = 1; r <= R; r++) {
       v[r, "ratio/seqwrite"] = v[r, "shared/seqwrite"] / v[r, "embedded/seqwrite"]
       v[r, "ratio/seqread"] = v[r, "shared/seqread"] / v[r, "embedded/seqread"]
       v[r, "ratio/seqreadB"] = v[r, "shared/seqreadB"] / v[r, "embedded/seqread"]
     }
-    printf "| %d MiB write, conv=fsync (MiB/s) | %s | %s | | %sx | |\n", MB, cell("embedded/seqwrite", "%.0f"),
-      cell("shared/seqwrite", "%.0f"), cell("ratio/seqwrite", "%.2f")
-    printf "| read on the writer after drop_caches + remount (MiB/s) | %s | %s | | %sx | |\n",
-      cell("embedded/seqread", "%.0f"), cell("shared/seqread", "%.0f"), cell("ratio/seqread", "%.2f")
-    printf "| read on host B, from the bucket (MiB/s) | | %s | | %sx | |\n",
-      cell("shared/seqreadB", "%.0f"), cell("ratio/seqreadB", "%.2f")
+    printf "| %d MiB write, conv=fsync (MiB/s) | %s | %s | | %s | |\n", MB, cell("embedded/seqwrite", "%.0f"),
+      cell("shared/seqwrite", "%.0f"), cell("ratio/seqwrite", "%.2fx")
+    printf "| read on the writer after drop_caches + remount (MiB/s) | %s | %s | | %s | |\n",
+      cell("embedded/seqread", "%.0f"), cell("shared/seqread", "%.0f"), cell("ratio/seqread", "%.2fx")
+    printf "| read on host B, from the bucket (MiB/s) | | %s | | %s | |\n",
+      cell("shared/seqreadB", "%.0f"), cell("ratio/seqreadB", "%.2fx")
     printf "| PostgreSQL transactions per file (create + stat + rename + unlink, host A alone) | | %s | | | |\n",
       cell("shared/xacts_per_file", "%.1f")
   }' MB="$size_mb" "$raw"
@@ -310,6 +339,14 @@ echo
 echo "| change | p50 | p99 | max |"
 echo "|---|---:|---:|---:|"
 awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' <<<"$vis"
+echo
+echo "A and B at once in one directory, $files names each (create, rename, unlink):"
+echo
+echo "| host | ops/s | failed operations |"
+echo "|---|---:|---|"
+cat "$bench_dir/same-a" "$bench_dir/same-b" | while read -r host ops failed; do
+  echo "| $host | $ops | $failed |"
+done
 echo
 echo "load average (1, 5, 15 min) at the start and the end of each round:"
 printf '%s' "$load_log"

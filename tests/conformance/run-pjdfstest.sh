@@ -14,6 +14,8 @@
 set -euo pipefail
 pjd="${1:?usage: $0 PJDFSTEST_DIR [CAIRN_BINARY]}"
 cairn="${2:-cairn}"
+# Absolute: the cleanup unmounts from /, where a relative path means nothing.
+case "$cairn" in */*) cairn="$(cd "$(dirname "$cairn")" && pwd)/$(basename "$cairn")" ;; esac
 [ -x "$pjd/pjdfstest" ] || { echo "$pjd/pjdfstest not built" >&2; exit 2; }
 
 work="$(mktemp -d /tmp/cairn-pjd-XXXXXX)"

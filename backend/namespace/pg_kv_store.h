@@ -85,7 +85,7 @@ struct PgKvOptions {
   int statement_timeout_ms = 30000;
   int connect_timeout_s = 10;
   // Runs of a transaction body before Run gives up with kAborted.
-  int max_attempts = 10;
+  int max_attempts = 30;
   // Rows a Scan fetches per round trip.
   int scan_page = 256;
   // With a session, Open registers this daemon (cairn_sessions), keeps it

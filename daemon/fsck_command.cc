@@ -17,6 +17,7 @@
 #include "backend/services/storage_maintenance.h"
 #include "backend/volume/config_recovery.h"
 #include "backend/volume/ownership.h"
+#include "backend/volume/shared_volume.h"
 #include "backend/volume/volume.h"
 #include "cache/writeback_journal.h"
 #include "daemon/cli.h"
@@ -121,7 +122,11 @@ absl::StatusOr<int> PrepareVolumeForCheck(const std::string& volume_dir, bool re
         "--disk is only for rebuilding a lost cairn.toml, and ", volume_dir,
         " has one; to move a disk, edit disks in cairn.toml (or cairn disk replace)"));
   }
-  if (repair) {
+  // A shared volume's namespace is not in VOLUME_DIR: the format version
+  // is checked against the database when the volume opens.
+  absl::StatusOr<VolumeConfig> loaded = LoadVolumeConfig(volume_dir);
+  const bool shared = loaded.ok() && loaded->shared();
+  if (repair && !shared) {
     absl::StatusOr<std::optional<std::string>> version = RepairConfigFormatVersion(volume_dir);
     if (!version.ok()) return version.status();
     if (version->has_value()) fixed->push_back(**version);
@@ -213,6 +218,25 @@ int FsckCommand(const Args& args) {
   }
   absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(volume_dir);
   if (!config.ok()) return CannotRun(std::string(config.status().message()));
+  // A repair of a shared volume would change the namespace under the
+  // hosts that have it mounted: none may.
+  if (repair && config->shared()) {
+    NamespaceOptions look;
+    look.read_only = true;
+    absl::StatusOr<std::unique_ptr<NamespaceStore>> shared =
+        OpenSharedNamespace(*config, look, nullptr);
+    absl::StatusOr<std::vector<KvStore::SessionInfo>> sessions =
+        shared.ok() ? (*shared)->ListSessions()
+                    : absl::StatusOr<std::vector<KvStore::SessionInfo>>(shared.status());
+    if (!sessions.ok()) return CannotRun(std::string(sessions.status().message()));
+    for (const KvStore::SessionInfo& session : *sessions) {
+      if (!session.alive) continue;
+      return CannotRun(absl::StrCat(
+          "the shared volume is mounted on ", session.host, " (pid ", session.pid, ", at ",
+          session.mountpoint.empty() ? "no mountpoint: S3 only" : session.mountpoint,
+          "); unmount it on every host (cairn status lists them) before cairn fsck --repair"));
+    }
+  }
   // A check alone changes nothing (and so works on a full disk).
   VolumeOpenOptions open;
   open.read_only = !repair;

@@ -364,6 +364,13 @@ TEST_F(SharedVolumeTest, StatusAndFsckWorkAgainstTheSharedNamespace) {
   ASSERT_EQ(Cairn("umount " + Quote(mount_b_)).exit_code, 0);
   CommandResult fsck = Cairn("fsck " + Quote(volume_b_));
   EXPECT_EQ(fsck.exit_code, 0) << Brief(fsck);
+  // A repair would change the namespace under host A, which has it mounted.
+  CommandResult repair = Cairn("fsck --repair " + Quote(volume_b_));
+  EXPECT_NE(repair.exit_code, 0) << Brief(repair);
+  EXPECT_NE(repair.output.find("unmount it on every host"), std::string::npos) << Brief(repair);
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult repaired = Cairn("fsck --repair " + Quote(volume_b_));
+  EXPECT_EQ(repaired.exit_code, 0) << Brief(repaired);
 }
 
 }  // namespace

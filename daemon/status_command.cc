@@ -32,7 +32,9 @@ const char kStatusHelp[] =
     "Files a journal replay found damaged are counted (cairn fsck names them),\n"
     "and with a replica or tier, what the last scrub of the remote copies\n"
     "found. On an unmounted volume it writes nothing, so it works on a full\n"
-    "disk.\n"
+    "disk. On a shared volume, every host's session with the database: host,\n"
+    "pid, mountpoint, last heartbeat, expired or not, bytes not yet stored\n"
+    "(\"sessions\" in --json; null on a single-host volume).\n"
     "\n"
     "options:\n"
     "  --json   print one JSON object instead of text\n";

@@ -153,4 +153,17 @@ std::vector<HeldLock> ApplyRecordLock(const std::vector<HeldLock>& mine, uint64_
   return merged;
 }
 
+std::vector<HeldLock> ApplyLock(const std::vector<HeldLock>& mine, uint64_t session,
+                                uint64_t owner, LockKind kind, const ByteRangeLock& lock) {
+  if (kind == LockKind::kRecord) return ApplyRecordLock(mine, session, owner, lock);
+  if (lock.type == LockType::kUnlock) return {};
+  HeldLock whole;
+  whole.session = session;
+  whole.owner = owner;
+  whole.kind = LockKind::kFlock;
+  whole.type = lock.type;
+  whole.pid = lock.pid;
+  return {whole};
+}
+
 }  // namespace cairn

@@ -128,4 +128,10 @@ std::optional<HeldLock> FirstConflict(const std::vector<HeldLock>& held, uint64_
 std::vector<HeldLock> ApplyRecordLock(const std::vector<HeldLock>& mine, uint64_t session,
                                       uint64_t owner, const ByteRangeLock& lock);
 
+// One owner's locks of `kind` after `lock`: ApplyRecordLock for record
+// locks; for flock, the one whole-file lock `lock` asks for (none for
+// kUnlock), which replaces any the owner held.
+std::vector<HeldLock> ApplyLock(const std::vector<HeldLock>& mine, uint64_t session,
+                                uint64_t owner, LockKind kind, const ByteRangeLock& lock);
+
 }  // namespace cairn

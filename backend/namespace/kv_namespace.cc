@@ -613,13 +613,7 @@ class KvNamespace final : public NamespaceStore {
       }
       AddEntry(op, **dir, name, ino, record.attr.mode);
       Touch(**dir, now, /*modified=*/true);
-      if (node.hold_open && op.session != 0) {
-        op.kv.Put(KvSpace::kMeta, OpenHoldKey(ino, op.session), "");
-      }
-      result = record.attr;
-      op.inodes[ino] = std::move(record);
-      op.dirty.insert(ino);
-      op.inode_count_delta = 1;
+      result = AddNewInode(op, std::move(record), node.hold_open);
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
@@ -646,13 +640,7 @@ class KvNamespace final : public NamespaceStore {
       record.attr.atime = record.attr.mtime = record.attr.ctime = record.attr.btime = now;
       record.attr.nlink = 0;
       op.kv.Put(KvSpace::kOrphans, InodeKey(ino), "");
-      if (node.hold_open && op.session != 0) {
-        op.kv.Put(KvSpace::kMeta, OpenHoldKey(ino, op.session), "");
-      }
-      result = record.attr;
-      op.inodes[ino] = std::move(record);
-      op.dirty.insert(ino);
-      op.inode_count_delta = 1;
+      result = AddNewInode(op, std::move(record), node.hold_open);
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
@@ -1712,6 +1700,19 @@ class KvNamespace final : public NamespaceStore {
     });
     if (!s.ok()) return s;
     return result;
+  }
+
+  // The operation creates `record`'s inode (held open by this host when
+  // the caller opens it at once); returns its attributes.
+  InodeAttr AddNewInode(Op& op, InodeRecord record, bool hold_open) {
+    const InodeAttr attr = record.attr;
+    if (hold_open && op.session != 0) {
+      op.kv.Put(KvSpace::kMeta, OpenHoldKey(attr.ino, op.session), "");
+    }
+    op.inodes[attr.ino] = std::move(record);
+    op.dirty.insert(attr.ino);
+    op.inode_count_delta = 1;
+    return attr;
   }
 
   absl::Status PutOne(KvSpace space, const std::string& key, std::string_view value) {

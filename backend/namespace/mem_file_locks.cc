@@ -40,17 +40,7 @@ absl::StatusOr<std::optional<HeldLock>> MemFileLocks::TrySet(InodeId ino, uint64
   std::vector<HeldLock> mine;
   std::copy_if(held.begin(), held.end(), std::back_inserter(mine), is_mine);
   std::erase_if(held, is_mine);
-  if (kind == LockKind::kRecord) {
-    for (const HeldLock& h : ApplyRecordLock(mine, session_, owner, lock)) held.push_back(h);
-  } else if (lock.type != LockType::kUnlock) {
-    HeldLock whole;
-    whole.session = session_;
-    whole.owner = owner;
-    whole.kind = LockKind::kFlock;
-    whole.type = lock.type;
-    whole.pid = lock.pid;
-    held.push_back(whole);
-  }
+  for (const HeldLock& h : ApplyLock(mine, session_, owner, kind, lock)) held.push_back(h);
   return std::optional<HeldLock>();
 }
 

@@ -262,17 +262,7 @@ absl::StatusOr<std::optional<HeldLock>> PgFileLocks::TrySet(InodeId ino, uint64_
         }
         std::sort(before.begin(), before.end(),
                   [](const HeldLock& a, const HeldLock& b) { return a.start < b.start; });
-        if (kind == LockKind::kRecord) {
-          after = ApplyRecordLock(before, me, owner, lock);
-        } else if (lock.type != LockType::kUnlock) {
-          HeldLock whole;
-          whole.session = me;
-          whole.owner = owner;
-          whole.kind = LockKind::kFlock;
-          whole.type = lock.type;
-          whole.pid = lock.pid;
-          after.push_back(whole);
-        }
+        after = ApplyLock(before, me, owner, kind, lock);
         std::string change;
         if (after != before) {
           change = absl::StrCat("DELETE FROM cairn_locks WHERE ", mine_where, ";");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/base/fs_error.h"
@@ -124,6 +125,22 @@ struct PgFileLocks::Impl {
   PgFileLocksOptions options;
   absl::Mutex mu;
   std::vector<std::unique_ptr<Conn>> idle ABSL_GUARDED_BY(mu);
+  // The (inode, owner) pairs that may have rows: every close of a shared
+  // volume's file releases its owner's locks (POSIX), and most closes are
+  // of files nobody locked, which then cost no round trip. A pair goes in
+  // before its set reaches the server and out before its release does, so
+  // a set racing a release is never forgotten.
+  absl::flat_hash_set<std::pair<InodeId, uint64_t>> may_hold ABSL_GUARDED_BY(mu);
+
+  void NoteMayHold(InodeId ino, uint64_t owner) {
+    absl::MutexLock lock(&mu);
+    may_hold.insert({ino, owner});
+  }
+  // Whether the pair may have rows; forgets it.
+  bool TakeMayHold(InodeId ino, uint64_t owner) {
+    absl::MutexLock lock(&mu);
+    return may_hold.erase({ino, owner}) != 0;
+  }
 
   absl::StatusOr<std::unique_ptr<Conn>> Connect() {
     std::string timeout = std::to_string(options.connect_timeout_s);
@@ -223,6 +240,7 @@ absl::StatusOr<std::optional<HeldLock>> PgFileLocks::TrySet(InodeId ino, uint64_
                                                            const ByteRangeLock& lock) {
   const uint64_t me = impl_->options.session_id;
   const int kind_number = static_cast<int>(kind);
+  if (lock.type != LockType::kUnlock) impl_->NoteMayHold(ino, owner);
   std::string mine_where = absl::StrCat("inode = ", S(ino), " AND session = ", S(me),
                                         " AND owner = ", S(owner), " AND kind = ", kind_number);
   return impl_->WithConn<std::optional<HeldLock>>(
@@ -287,6 +305,7 @@ absl::StatusOr<std::optional<HeldLock>> PgFileLocks::TrySet(InodeId ino, uint64_
 }
 
 absl::Status PgFileLocks::ReleaseOwner(InodeId ino, uint64_t owner) {
+  if (!impl_->TakeMayHold(ino, owner)) return absl::OkStatus();
   // Under the inode's advisory lock, so it cannot interleave with a set of
   // the same owner (another thread of the closing process) and leave that
   // set's rows behind the close.
@@ -299,7 +318,11 @@ absl::Status PgFileLocks::ReleaseOwner(InodeId ino, uint64_t owner) {
     if (!r.ok()) return r.status();
     return true;
   });
-  if (done.ok()) NoteUnlocked();
+  if (done.ok()) {
+    NoteUnlocked();
+  } else {
+    impl_->NoteMayHold(ino, owner);  // the next close tries again
+  }
   return done.status();
 }
 
@@ -311,7 +334,13 @@ absl::Status PgFileLocks::ReleaseSession() {
     if (!r.ok()) return r.status();
     return true;
   });
-  if (done.ok()) NoteUnlocked();
+  if (done.ok()) {
+    {
+      absl::MutexLock lock(&impl_->mu);
+      impl_->may_hold.clear();
+    }
+    NoteUnlocked();
+  }
   return done.status();
 }
 

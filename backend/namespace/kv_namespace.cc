@@ -510,15 +510,21 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<InodeAttr> Lookup(InodeId parent, std::string_view name) override {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
-    absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(kv_->Reader(), parent, name);
-    if (!entry.ok()) return entry.status();
-    if (!entry->has_value()) {
-      absl::StatusOr<InodeRecord> dir = MustReadInode(kv_->Reader(), parent);
+    // The parent with the entry, in one round trip where the engine's reads
+    // are round trips: a missing entry is told from a missing directory.
+    absl::StatusOr<std::vector<std::optional<std::string>>> values = kv_->Reader().GetEach(
+        {{KvSpace::kDentries, DentryKey(parent, name)}, {KvSpace::kInodes, InodeKey(parent)}});
+    if (!values.ok()) return values.status();
+    if (!(*values)[0].has_value()) {
+      if (!(*values)[1].has_value()) return NotFound(absl::StrCat("no inode ", parent));
+      absl::StatusOr<InodeRecord> dir = DecodeInode(parent, *(*values)[1]);
       if (!dir.ok()) return dir.status();
       if (!IsDir(dir->attr.mode)) return FsError(FsErrorKind::kNotDirectory, "not a directory");
       return NotFound("no such entry");
     }
-    return GetAttr((*entry)->ino);
+    absl::StatusOr<DentryValue> entry = DecodeDentry(*(*values)[0]);
+    if (!entry.ok()) return entry.status();
+    return GetAttr(entry->ino);
   }
 
   absl::StatusOr<InodeAttr> GetAttr(InodeId ino) override {
@@ -584,6 +590,8 @@ class KvNamespace final : public NamespaceStore {
     InodeId ino = 0;  // taken once, kept by a re-run
     InodeAttr result;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
+      op.kv.Prefetch({{KvSpace::kInodes, InodeKey(parent)},
+                      {KvSpace::kDentries, DentryKey(parent, name)}});
       absl::StatusOr<InodeRecord*> dir = LoadDir(op, parent);
       if (!dir.ok()) return dir.status();
       if (absl::Status s = MustBeAbsent(op.kv, parent, name); !s.ok()) return s;
@@ -765,6 +773,9 @@ class KvNamespace final : public NamespaceStore {
     if (absl::Status s = CheckName(new_name); !s.ok()) return s;
     InodeAttr result;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
+      op.kv.Prefetch({{KvSpace::kInodes, InodeKey(ino)},
+                      {KvSpace::kInodes, InodeKey(new_parent)},
+                      {KvSpace::kDentries, DentryKey(new_parent, new_name)}});
       absl::StatusOr<InodeRecord*> target = Load(op, ino);
       if (!target.ok()) return target.status();
       if (IsDir((*target)->attr.mode)) {
@@ -1781,6 +1792,8 @@ class KvNamespace final : public NamespaceStore {
     ReleaseOnce release_now(release_check);
     InodeAttr result;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
+      op.kv.Prefetch({{KvSpace::kInodes, InodeKey(parent)},
+                      {KvSpace::kDentries, DentryKey(parent, name)}});
       absl::StatusOr<InodeRecord*> dir = LoadDir(op, parent);
       if (!dir.ok()) return dir.status();
       absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(op.kv, parent, name);
@@ -1828,6 +1841,10 @@ absl::Status KvNamespace::RenameBody(Op& op, InodeId old_parent, std::string_vie
                                      InodeId new_parent, std::string_view new_name,
                                      RenameMode mode, ReleaseOnce& release_now,
                                      std::optional<InodeAttr>* result) {
+  op.kv.Prefetch({{KvSpace::kInodes, InodeKey(old_parent)},
+                  {KvSpace::kInodes, InodeKey(new_parent)},
+                  {KvSpace::kDentries, DentryKey(old_parent, old_name)},
+                  {KvSpace::kDentries, DentryKey(new_parent, new_name)}});
   absl::StatusOr<InodeRecord*> from_dir = LoadDir(op, old_parent);
   if (!from_dir.ok()) return from_dir.status();
   absl::StatusOr<std::optional<DentryValue>> src = ReadDentry(op.kv, old_parent, old_name);

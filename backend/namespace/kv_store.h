@@ -60,6 +60,24 @@ class KvReader {
   // allows it.
   virtual absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
       KvSpace space, absl::Span<const std::string> keys) = 0;
+  // A key and the space it is in.
+  struct SpaceKey {
+    KvSpace space;
+    std::string key;
+  };
+  // The values of `keys`, which may be in different spaces, in their
+  // order: one round trip where the engine allows it.
+  virtual absl::StatusOr<std::vector<std::optional<std::string>>> GetEach(
+      absl::Span<const SpaceKey> keys) {
+    std::vector<std::optional<std::string>> out;
+    out.reserve(keys.size());
+    for (const SpaceKey& k : keys) {
+      absl::StatusOr<std::optional<std::string>> value = Get(k.space, k.key);
+      if (!value.ok()) return value.status();
+      out.push_back(*std::move(value));
+    }
+    return out;
+  }
   // The pairs with start <= key < end in key order (an empty `end`: to the
   // end of the space), until `fn` returns false. An engine may fetch ahead
   // in pages; it must not hold the whole range in memory. `fn` may make
@@ -84,6 +102,12 @@ class KvTxn : public KvReader {
   // serialize every transaction on one hot row. A counter never goes below
   // zero: a sum that would is kept at zero.
   virtual void AddToCounter(std::string_view counter, int64_t delta) = 0;
+  // A hint: the body is about to read these keys, in any spaces. An engine
+  // whose reads are round trips fetches them together now and answers the
+  // later Gets from what it fetched (a transaction's reads are repeatable,
+  // so they cannot have changed); others ignore it. A failure here shows
+  // again at the Get.
+  virtual void Prefetch(absl::Span<const SpaceKey> keys) {}
 };
 
 class KvStore {

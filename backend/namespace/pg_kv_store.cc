@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -97,6 +98,10 @@ constexpr Statement kStatements[] = {
     {"get", "SELECT value FROM cairn_kv WHERE space = $1::int2 AND key = $2::bytea"},
     {"mget",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key = ANY($2::bytea[])"},
+    // Pairs of spaces and keys (Prefetch).
+    {"pget",
+     "SELECT space, key, value FROM cairn_kv WHERE (space, key) IN "
+     "(SELECT * FROM unnest($1::int2[], $2::bytea[]))"},
     {"scan_open",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
      "ORDER BY key LIMIT $3::int8"},
@@ -291,27 +296,15 @@ void Backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::microseconds(d(tls_rng)));
 }
 
-// Begins a serializable transaction and learns its id, in one round trip.
-// The id is assigned now rather than at the first write (costing one for
-// read-only runs too) so that a commit whose answer is lost can be looked
-// up (pg_xact_status) even if no result of the commit's round trip came.
-// With a session (`session` not 0), the same round trip checks it is alive
-// and locks its row FOR KEY SHARE until the end (fencing: pg_session.h);
-// `*alive` tells.
-absl::Status Begin(Conn& c, uint64_t session, std::string* xid, bool* alive) {
-  std::string sql =
-      session == 0
-          ? std::string("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id(), true")
-          : absl::StrCat(
-                "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT pg_current_xact_id(), (SELECT id "
-                "FROM cairn_sessions WHERE id = ",
-                session, " AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL");
-  Result r(PQexec(c.pg, sql.c_str()));
-  if (absl::Status st = Check(c, r, "BEGIN"); !st.ok()) return st;
-  *xid = PQgetvalue(r.get(), 0, 0);
-  *alive = PQgetvalue(r.get(), 0, 1)[0] == 't';
-  return absl::OkStatus();
-}
+// What a transaction runs right after its BEGIN: its id, assigned now
+// rather than at the first write (costing one for read-only runs too) so
+// that a commit whose answer is lost can be looked up (pg_xact_status) even
+// if no result of the commit's round trip came; and, with a session ($1
+// not 0), whether it is alive, locking its row FOR KEY SHARE until the end
+// (fencing: pg_session.h).
+constexpr const char* kBeginCheckSql =
+    "SELECT pg_current_xact_id()::text, $1::int8 = 0 OR (SELECT id FROM cairn_sessions "
+    "WHERE id = $1::int8 AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL";
 
 enum class CommitFate { kCommitted, kNotCommitted, kUnknown };
 
@@ -484,28 +477,45 @@ struct PgKvStore::Impl {
 
 namespace {
 
-struct SpaceKey {
+struct KeyInSpace {
   KvSpace space;
   std::string key;
-  bool operator<(const SpaceKey& o) const {
+  bool operator<(const KeyInSpace& o) const {
     if (space != o.space) return space < o.space;
     return key < o.key;  // std::string orders bytes as unsigned char, as bytea does
   }
 };
 
-// Reads shared by the transaction and the plain reader: on one connection,
-// with the `overlay` of buffered writes (nullptr for none).
-using Overlay = std::map<SpaceKey, std::optional<std::string>>;
+// Reads shared by the transaction and the plain reader, each statement
+// run by a Query (a transaction sends its BEGIN with its first), with the
+// `overlay` of buffered writes (nullptr for none).
+using Overlay = std::map<KeyInSpace, std::optional<std::string>>;
+// Runs prepared statement `name`; a failed one is an error (`what` names
+// it), never a result.
+using Query = std::function<absl::StatusOr<Result>(
+    const char* name, std::vector<std::string> params, std::string_view what)>;
 
-absl::StatusOr<std::optional<std::string>> DoGet(Conn& c, KvSpace space, std::string_view key) {
-  Result r = Exec(c, "get", {Int2(static_cast<int>(space)), std::string(key)});
-  if (absl::Status st = Check(c, r, "a read (Get)"); !st.ok()) return st;
+Query QueryOn(Conn& c) {
+  return [&c](const char* name, std::vector<std::string> params,
+              std::string_view what) -> absl::StatusOr<Result> {
+    Result r = Exec(c, name, params);
+    if (absl::Status st = Check(c, r, what); !st.ok()) return st;
+    return r;
+  };
+}
+
+absl::StatusOr<std::optional<std::string>> DoGet(const Query& q, KvSpace space,
+                                                 std::string_view key) {
+  absl::StatusOr<Result> got = q("get", {Int2(static_cast<int>(space)), std::string(key)},
+                                 "a read (Get)");
+  if (!got.ok()) return got.status();
+  const Result& r = *got;
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return std::string(Value(r, 0, 0));
 }
 
 absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
-    Conn& c, KvSpace space, absl::Span<const std::string> keys, const Overlay* overlay) {
+    const Query& q, KvSpace space, absl::Span<const std::string> keys, const Overlay* overlay) {
   std::vector<std::optional<std::string>> out(keys.size());
   ArrayBuilder wanted(kByteaOid);
   for (const std::string& k : keys) {
@@ -513,8 +523,10 @@ absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
   }
   std::map<std::string, std::string> found;
   if (wanted.count() > 0) {
-    Result r = Exec(c, "mget", {Int2(static_cast<int>(space)), wanted.Finish()});
-    if (absl::Status st = Check(c, r, "a read (MultiGet)"); !st.ok()) return st;
+    absl::StatusOr<Result> got =
+        q("mget", {Int2(static_cast<int>(space)), wanted.Finish()}, "a read (MultiGet)");
+    if (!got.ok()) return got.status();
+    const Result& r = *got;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       found.emplace(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
     }
@@ -533,8 +545,29 @@ absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
   return out;
 }
 
+// Pairs of spaces and keys, in one statement; absent keys are left out.
+absl::StatusOr<std::map<KeyInSpace, std::string>> DoGetEach(
+    const Query& q, absl::Span<const KvReader::SpaceKey> keys) {
+  ArrayBuilder spaces(kInt2Oid), wanted(kByteaOid);
+  for (const KvReader::SpaceKey& k : keys) {
+    spaces.Add(Int2(static_cast<int>(k.space)));
+    wanted.Add(k.key);
+  }
+  std::map<KeyInSpace, std::string> found;
+  if (keys.empty()) return found;
+  absl::StatusOr<Result> got = q("pget", {spaces.Finish(), wanted.Finish()}, "a read (GetEach)");
+  if (!got.ok()) return got.status();
+  for (int i = 0; i < PQntuples(got->get()); ++i) {
+    std::string_view space = Value(*got, i, 0);
+    int number = (static_cast<uint8_t>(space[0]) << 8) | static_cast<uint8_t>(space[1]);
+    found.emplace(KeyInSpace{static_cast<KvSpace>(number), std::string(Value(*got, i, 1))},
+                  std::string(Value(*got, i, 2)));
+  }
+  return found;
+}
+
 // Pages through the range, merging the overlay's writes in key order.
-absl::Status DoScan(Conn& c, int page, KvSpace space, std::string_view start,
+absl::Status DoScan(const Query& q, int page, KvSpace space, std::string_view start,
                     std::string_view end, const KvScanFn& fn, const Overlay* overlay) {
   std::string next(start);  // the smallest key not yet passed over
   std::vector<std::pair<std::string, std::string>> rows;
@@ -545,12 +578,13 @@ absl::Status DoScan(Conn& c, int page, KvSpace space, std::string_view start,
     if (row == rows.size() && !db_done) {
       rows.clear();
       row = 0;
-      Result r =
+      absl::StatusOr<Result> got =
           end.empty()
-              ? Exec(c, "scan_open", {Int2(static_cast<int>(space)), next, Int8(page)})
-              : Exec(c, "scan_range",
-                     {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)});
-      if (absl::Status st = Check(c, r, "a read (Scan)"); !st.ok()) return st;
+              ? q("scan_open", {Int2(static_cast<int>(space)), next, Int8(page)}, "a read (Scan)")
+              : q("scan_range", {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)},
+                  "a read (Scan)");
+      if (!got.ok()) return got.status();
+      const Result& r = *got;
       for (int i = 0; i < PQntuples(r.get()); ++i) {
         rows.emplace_back(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
       }
@@ -558,7 +592,7 @@ absl::Status DoScan(Conn& c, int page, KvSpace space, std::string_view start,
     }
     const std::pair<std::string, std::string>* db = row < rows.size() ? &rows[row] : nullptr;
     // Looked up afresh each step: the callback may write to the overlay.
-    const std::pair<const SpaceKey, std::optional<std::string>>* mine = nullptr;
+    const std::pair<const KeyInSpace, std::optional<std::string>>* mine = nullptr;
     if (overlay != nullptr) {
       auto it = overlay->lower_bound({space, next});
       if (it != overlay->end() && it->first.space == space && in_range(it->first.key)) {
@@ -591,18 +625,20 @@ absl::Status DoScan(Conn& c, int page, KvSpace space, std::string_view start,
 // The greatest key in [start, end) of the committed state seen through
 // `overlay`: the server's last key that the overlay does not shadow,
 // against the overlay's last put in the range.
-absl::StatusOr<std::optional<KvReader::KeyValue>> DoLast(Conn& c, KvSpace space,
+absl::StatusOr<std::optional<KvReader::KeyValue>> DoLast(const Query& q, KvSpace space,
                                                          std::string_view start,
                                                          std::string_view end,
                                                          const Overlay* overlay) {
   std::optional<KvReader::KeyValue> db;
   std::string below(end);  // empty: no upper bound
   while (true) {
-    Result r = below.empty()
-                   ? Exec(c, "last_open", {Int2(static_cast<int>(space)), std::string(start)})
-                   : Exec(c, "last_range",
-                          {Int2(static_cast<int>(space)), std::string(start), below});
-    if (absl::Status st = Check(c, r, "a read (Last)"); !st.ok()) return st;
+    absl::StatusOr<Result> got =
+        below.empty()
+            ? q("last_open", {Int2(static_cast<int>(space)), std::string(start)}, "a read (Last)")
+            : q("last_range", {Int2(static_cast<int>(space)), std::string(start), below},
+                "a read (Last)");
+    if (!got.ok()) return got.status();
+    const Result& r = *got;
     if (PQntuples(r.get()) == 0) break;
     std::string key(Value(r, 0, 0));
     if (overlay != nullptr && overlay->count({space, key})) {
@@ -636,17 +672,30 @@ class PgReader : public KvReader {
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
     return impl_->WithConn<std::optional<std::string>>(
-        [&](Conn& c) { return DoGet(c, space, key); });
+        [&](Conn& c) { return DoGet(QueryOn(c), space, key); });
   }
   absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
       KvSpace space, absl::Span<const std::string> keys) override {
     return impl_->WithConn<std::vector<std::optional<std::string>>>(
-        [&](Conn& c) { return DoMultiGet(c, space, keys, nullptr); });
+        [&](Conn& c) { return DoMultiGet(QueryOn(c), space, keys, nullptr); });
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetEach(
+      absl::Span<const KvReader::SpaceKey> keys) override {
+    absl::StatusOr<std::map<KeyInSpace, std::string>> found =
+        impl_->WithConn<std::map<KeyInSpace, std::string>>(
+            [&](Conn& c) { return DoGetEach(QueryOn(c), keys); });
+    if (!found.ok()) return found.status();
+    std::vector<std::optional<std::string>> out;
+    for (const KvReader::SpaceKey& k : keys) {
+      auto it = found->find({k.space, k.key});
+      out.push_back(it != found->end() ? std::optional<std::string>(it->second) : std::nullopt);
+    }
+    return out;
   }
   absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
                                                std::string_view end) override {
     return impl_->WithConn<std::optional<KeyValue>>(
-        [&](Conn& c) { return DoLast(c, space, start, end, nullptr); });
+        [&](Conn& c) { return DoLast(QueryOn(c), space, start, end, nullptr); });
   }
   absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                     const KvScanFn& fn) override {
@@ -666,7 +715,8 @@ class PgReader : public KvReader {
           !st.ok()) {
         return st;
       }
-      absl::Status st = DoScan(c, impl_->options.scan_page, space, start, end, wrapped, nullptr);
+      absl::Status st =
+          DoScan(QueryOn(c), impl_->options.scan_page, space, start, end, wrapped, nullptr);
       absl::Status end_st = ExecSimple(c, st.ok() ? "COMMIT" : "ROLLBACK", "a scan's end");
       if (!st.ok()) return st;
       if (!end_st.ok()) return end_st;
@@ -679,33 +729,89 @@ class PgReader : public KvReader {
   PgKvStore::Impl* impl_;
 };
 
-// One run of a transaction body on one connection.
+// One run of a transaction body on one connection. The BEGIN goes to the
+// server with the first read, in one pipelined round trip (or alone before
+// the commit of a body that read nothing; a body that neither read nor
+// wrote costs none).
 class PgTxn : public KvTxn {
  public:
   // `session`: 0, or the session whose changes go to the feed.
-  PgTxn(Conn& c, int page, uint64_t session) : c_(c), page_(page), session_(session) {}
+  PgTxn(Conn& c, int page, uint64_t session)
+      : c_(c),
+        page_(page),
+        session_(session),
+        query_([this](const char* name, std::vector<std::string> params, std::string_view what) {
+          return Run(name, std::move(params), what);
+        }) {}
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    auto it = writes_.find({space, std::string(key)});
-    if (it != writes_.end()) return it->second;
-    return Note(DoGet(c_, space, key));
+    KeyInSpace sk{space, std::string(key)};
+    if (auto it = writes_.find(sk); it != writes_.end()) return it->second;
+    if (auto it = reads_.find(sk); it != reads_.end()) return it->second;
+    absl::StatusOr<std::optional<std::string>> got = Note(DoGet(query_, space, key));
+    if (got.ok()) reads_[std::move(sk)] = *got;
+    return got;
   }
   absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
       KvSpace space, absl::Span<const std::string> keys) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    return Note(DoMultiGet(c_, space, keys, &writes_));
+    std::vector<std::string> missing;
+    for (const std::string& k : keys) {
+      KeyInSpace sk{space, k};
+      if (!writes_.count(sk) && !reads_.count(sk)) missing.push_back(k);
+    }
+    if (!missing.empty()) {
+      absl::StatusOr<std::vector<std::optional<std::string>>> got =
+          Note(DoMultiGet(query_, space, missing, nullptr));
+      if (!got.ok()) return got.status();
+      for (size_t i = 0; i < missing.size(); ++i) reads_[{space, missing[i]}] = (*got)[i];
+    }
+    std::vector<std::optional<std::string>> out;
+    out.reserve(keys.size());
+    for (const std::string& k : keys) {
+      KeyInSpace sk{space, k};
+      auto it = writes_.find(sk);
+      out.push_back(it != writes_.end() ? it->second : reads_[sk]);
+    }
+    return out;
+  }
+  void Prefetch(absl::Span<const KvReader::SpaceKey> keys) override {
+    if (!failure_.ok()) return;
+    std::vector<KvReader::SpaceKey> asked;
+    for (const KvReader::SpaceKey& k : keys) {
+      KeyInSpace sk{k.space, k.key};
+      if (!writes_.count(sk) && !reads_.count(sk)) asked.push_back(k);
+    }
+    absl::StatusOr<std::map<KeyInSpace, std::string>> found = Note(DoGetEach(query_, asked));
+    if (!found.ok()) return;
+    for (const KvReader::SpaceKey& k : asked) {
+      KeyInSpace sk{k.space, k.key};
+      auto it = found->find(sk);
+      reads_[sk] = it != found->end() ? std::optional<std::string>(it->second) : std::nullopt;
+    }
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetEach(
+      absl::Span<const KvReader::SpaceKey> keys) override {
+    Prefetch(keys);
+    std::vector<std::optional<std::string>> out;
+    for (const KvReader::SpaceKey& k : keys) {
+      absl::StatusOr<std::optional<std::string>> value = Get(k.space, k.key);
+      if (!value.ok()) return value.status();
+      out.push_back(*std::move(value));
+    }
+    return out;
   }
   absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
                                                std::string_view end) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    return Note(DoLast(c_, space, start, end, &writes_));
+    return Note(DoLast(query_, space, start, end, &writes_));
   }
   absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                     const KvScanFn& fn) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    absl::Status st = DoScan(c_, page_, space, start, end, fn, &writes_);
-    if (!st.ok()) failure_ = st;
+    absl::Status st = DoScan(query_, page_, space, start, end, fn, &writes_);
+    if (!st.ok() && failure_.ok()) failure_ = st;
     return st;
   }
   void Put(KvSpace space, std::string_view key, std::string_view value) override {
@@ -723,9 +829,22 @@ class PgTxn : public KvTxn {
   const absl::Status& failure() const { return failure_; }
   // Whether Commit lost the connection after it may have sent the COMMIT.
   bool outcome_unknown() const { return outcome_unknown_; }
+  // Whether the BEGIN found this host's session dead: nothing may commit.
+  bool fenced() const { return fenced_; }
+  // The transaction's id (kBeginCheckSql); empty before the BEGIN.
+  const std::string& xid() const { return xid_; }
 
   // Sends every buffered write and the COMMIT in one pipelined round trip.
   absl::Status Commit() {
+    if (!begun_) {
+      if (writes_.empty() && std::all_of(counters_.begin(), counters_.end(),
+                                         [](const auto& c) { return c.second == 0; })) {
+        return absl::OkStatus();  // nothing read, nothing to write
+      }
+      if (absl::StatusOr<Result> begun = Run(nullptr, {}, "BEGIN"); !begun.ok()) {
+        return begun.status();
+      }
+    }
     std::vector<std::pair<const char*, std::vector<std::string>>> stmts;
     ArrayBuilder put_space(kInt2Oid), put_key(kByteaOid), put_value(kByteaOid);
     ArrayBuilder del_space(kInt2Oid), del_key(kByteaOid);
@@ -819,6 +938,69 @@ class PgTxn : public KvTxn {
     // rollback: report the first failure again rather than a vaguer one.
     return failure_;
   }
+
+  // Runs prepared statement `name` (none: nullptr) in the transaction;
+  // the first one also sends the BEGIN, in the same round trip.
+  absl::StatusOr<Result> Run(const char* name, std::vector<std::string> params,
+                             std::string_view what) {
+    if (begun_) {
+      Result r = Exec(c_, name, params);
+      if (absl::Status st = Check(c_, r, what); !st.ok()) return st;
+      return r;
+    }
+    PGconn* pg = c_.pg;
+    auto lost = [&]() {
+      c_.broken = true;
+      return absl::UnavailableError(absl::StrCat("lost the connection to PostgreSQL at ",
+                                                 Where(pg), " during BEGIN: ",
+                                                 Trim(PQerrorMessage(pg))));
+    };
+    if (PQenterPipelineMode(pg) != 1) return lost();
+    const std::string session = Int8(static_cast<int64_t>(session_));
+    const char* check_values[] = {session.data()};
+    const int check_lengths[] = {static_cast<int>(session.size())};
+    const int check_formats[] = {1};
+    bool sent =
+        PQsendQueryParams(pg, "BEGIN ISOLATION LEVEL SERIALIZABLE", 0, nullptr, nullptr,
+                          nullptr, nullptr, 0) == 1 &&
+        PQsendQueryParams(pg, kBeginCheckSql, 1, nullptr, check_values, check_lengths,
+                          check_formats, 0) == 1;
+    if (sent && name != nullptr) {
+      std::vector<const char*> values;
+      std::vector<int> lengths, formats(params.size(), 1);
+      for (const std::string& p : params) {
+        values.push_back(p.data());
+        lengths.push_back(static_cast<int>(p.size()));
+      }
+      sent = PQsendQueryPrepared(pg, name, static_cast<int>(params.size()), values.data(),
+                                 lengths.data(), formats.data(), 1) == 1;
+    }
+    sent = sent && PQpipelineSync(pg) == 1;
+    if (!sent) return lost();
+    // One result (then a null) per statement, then the sync's.
+    std::vector<Result> results;
+    const size_t count = name != nullptr ? 3 : 2;
+    for (size_t i = 0; i < count; ++i) {
+      Result r(PQgetResult(pg));
+      if (!r) return lost();
+      if (Result end(PQgetResult(pg)); end) return lost();
+      results.push_back(std::move(r));
+    }
+    Result sync(PQgetResult(pg));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost();
+    if (PQexitPipelineMode(pg) != 1) return lost();
+    if (absl::Status st = Check(c_, results[0], "BEGIN"); !st.ok()) return st;
+    if (absl::Status st = Check(c_, results[1], "BEGIN"); !st.ok()) return st;
+    begun_ = true;
+    xid_ = PQgetvalue(results[1].get(), 0, 0);
+    if (PQgetvalue(results[1].get(), 0, 1)[0] != 't') {
+      fenced_ = true;
+      return absl::FailedPreconditionError("this host's database session has expired");
+    }
+    if (name == nullptr) return Result();
+    if (absl::Status st = Check(c_, results[2], what); !st.ok()) return st;
+    return std::move(results[2]);
+  }
   template <typename T>
   T Note(T result) {
     if (!result.ok() && failure_.ok()) failure_ = result.status();
@@ -828,6 +1010,13 @@ class PgTxn : public KvTxn {
   Conn& c_;
   int page_;
   uint64_t session_;
+  const Query query_;
+  // What this run read from the server: its snapshot, so read again it
+  // would be the same (writes_ shadows it).
+  std::map<KeyInSpace, std::optional<std::string>> reads_;
+  bool begun_ = false;
+  bool fenced_ = false;
+  std::string xid_;
   Overlay writes_;
   std::map<std::string, int64_t> counters_;
   absl::Status failure_;
@@ -903,29 +1092,34 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
     if (!c.ok()) return c.status();
     Conn& conn = **c;
     std::string xid;
-    bool alive = true;
-    absl::Status st = Begin(conn, session_id, &xid, &alive);
-    if (st.ok() && !alive) {
-      ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
-      impl_->Release(*std::move(c));
-      session->Fence();
-      return session->FencedError();
-    }
     const int backend_pid = PQbackendPID(conn.pg);
+    absl::Status st;
     absl::Status outcome;
     bool committing = false;
     bool unknown = false;
-    if (st.ok()) {
+    {
       PgTxn txn(conn, impl_->options.scan_page, session_id);
       absl::Status body_st = body(txn);
-      if (!txn.failure().ok()) {
-        st = txn.failure();  // a conflict or a lost connection, whatever the body returned
-      } else if (!body_st.ok()) {
-        outcome = body_st;
-      } else {
+      if (!txn.fenced() && txn.failure().ok() && body_st.ok()) {
         committing = true;
         st = txn.Commit();
         unknown = txn.outcome_unknown();
+      }
+      xid = txn.xid();
+      if (txn.fenced()) {
+        if (!conn.broken && PQtransactionStatus(conn.pg) != PQTRANS_IDLE) {
+          ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
+        }
+        impl_->Release(*std::move(c));
+        session->Fence();
+        return session->FencedError();
+      }
+      if (!committing) {
+        if (!txn.failure().ok()) {
+          st = txn.failure();  // a conflict or a lost connection, whatever the body returned
+        } else {
+          outcome = body_st;
+        }
       }
     }
     if (st.ok() && committing) {

@@ -135,6 +135,47 @@ TEST_P(KvStoreTest, MultiGetAnswersInTheOrderAsked) {
   EXPECT_EQ(*got, (std::vector<std::optional<std::string>>{"2", std::nullopt, "1", "2"}));
 }
 
+TEST_P(KvStoreTest, GetEachReadsKeysOfSeveralSpacesInTheOrderAsked) {
+  Put(KvSpace::kInodes, "k", "inode");
+  Put(KvSpace::kDentries, "k", "entry");
+  const std::vector<KvReader::SpaceKey> keys = {{KvSpace::kDentries, "k"},
+                                                {KvSpace::kXattrs, "k"},
+                                                {KvSpace::kInodes, "k"},
+                                                {KvSpace::kDentries, "k"}};
+  auto got = store_->Reader().GetEach(keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, (std::vector<std::optional<std::string>>{"entry", std::nullopt, "inode",
+                                                           "entry"}));
+}
+
+// Keys a transaction prefetched read as they were, and its own writes,
+// before or after the prefetch, shadow what it fetched.
+TEST_P(KvStoreTest, PrefetchedKeysReadAsFetchedUnderTheTransactionsOwnWrites) {
+  Put(KvSpace::kInodes, "a", "1");
+  Put(KvSpace::kDentries, "b", "2");
+  int runs = 0;
+  absl::Status s = store_->Run([&](KvTxn& txn) {
+    ++runs;
+    txn.Put(KvSpace::kInodes, "a", "mine");
+    txn.Prefetch({{KvSpace::kInodes, "a"}, {KvSpace::kDentries, "b"}, {KvSpace::kMeta, "none"}});
+    EXPECT_EQ(Get(txn, KvSpace::kInodes, "a"), "mine");
+    EXPECT_EQ(Get(txn, KvSpace::kDentries, "b"), "2");
+    EXPECT_EQ(Get(txn, KvSpace::kMeta, "none"), std::nullopt);
+    txn.Delete(KvSpace::kDentries, "b");
+    EXPECT_EQ(Get(txn, KvSpace::kDentries, "b"), std::nullopt);
+    auto each = txn.GetEach({{KvSpace::kDentries, "b"}, {KvSpace::kInodes, "a"}});
+    EXPECT_TRUE(each.ok());
+    if (each.ok()) {
+      EXPECT_EQ(*each, (std::vector<std::optional<std::string>>{std::nullopt, "mine"}));
+    }
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_GE(runs, 1);
+  EXPECT_EQ(Get(store_->Reader(), KvSpace::kInodes, "a"), "mine");
+  EXPECT_EQ(Get(store_->Reader(), KvSpace::kDentries, "b"), std::nullopt);
+}
+
 TEST_P(KvStoreTest, ScanWalksBytewiseOrderWithinBounds) {
   // Bytewise, unsigned: "\xff" after "z", "\0" inside keys kept.
   const Strings all = {std::string("a\0b", 3), "a", "ab", "b", "z", "\x80", "\xff\xff"};

@@ -222,11 +222,13 @@ TEST_F(PgSessionTest, DeadSessionRowStaysWhileItsTransactionIsInFlight) {
   ASSERT_TRUE(a && b);
   const uint64_t a_id = a->session_id();
   a->PauseHeartbeatForTest(true);
-  // Begun while alive, the transaction holds the row (FOR KEY SHARE) past
-  // the expiry and the reaper's grace: the row, and so whatever the
-  // session held, stays until it ends.
+  // Begun while alive (at the server: with its first read), the
+  // transaction holds the row (FOR KEY SHARE) past the expiry and the
+  // reaper's grace: the row, and so whatever the session held, stays
+  // until it ends.
   bool listed_during = false;
   absl::Status st = a->Run([&](KvTxn& txn) {
+    EXPECT_TRUE(txn.Get(KvSpace::kMeta, "slow").ok());
     txn.Put(KvSpace::kMeta, "slow", "v");
     std::this_thread::sleep_for(milliseconds(5500));
     auto live = b->LiveSessions();

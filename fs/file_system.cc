@@ -27,24 +27,29 @@ FileSystem::FileSystem(NamespaceStore& ns, BlobStore& blobs, FileDataCache& cach
   if (ns_.RecordsOpenHolds()) {
     holds_ = std::make_unique<OpenHolds>(
         [this](InodeId ino) { return ns_.HoldOpen(ino); },
-        [this](InodeId ino) {
+        [this](const std::vector<InodeId>& inos) {
           // An orphan no other host holds goes in the commit that drops
           // this host's last hold, as an unlink frees (FreeOnRemoval):
           // unless the cache still holds its data or a handle is open
           // again; the kernel's lookups are answered from the table.
-          bool marked = false;
-          absl::StatusOr<std::optional<InodeAttr>> freed =
-              ns_.DropOpenHold(ino, [this, &marked](InodeId i) {
+          absl::flat_hash_set<InodeId> marked;
+          absl::StatusOr<std::vector<InodeAttr>> freed =
+              ns_.DropOpenHolds(inos, [this, &marked](InodeId i) {
                 if (cache_.Tracks(i) || !inodes_.FreeIfUnopened(i)) return false;
-                marked = true;
+                marked.insert(i);
                 return true;
               });
-          if (freed.ok() && freed->has_value()) {
-            inodes_.Freed(ino, **freed);
-            cache_.Discard(ino);  // its readahead state
-          } else if (marked) {
-            inodes_.NotFreed(ino);
+          if (freed.ok()) {
+            for (const InodeAttr& attr : *freed) {
+              marked.erase(attr.ino);
+              inodes_.Freed(attr.ino, attr);
+              cache_.Discard(attr.ino);  // its readahead state
+            }
+          } else {
+            LogWarning("could not remove this host's holds on %d closed files (kept, tried "
+                       "again): %s", inos.size(), freed.status().ToString());
           }
+          for (InodeId i : marked) inodes_.NotFreed(i);
           return freed.status();
         });
   }
@@ -125,6 +130,10 @@ void FileSystem::Release(InodeId ino, int flags) {
   if (!unused) return;
   absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
   if (attr.ok() && attr->nlink == 0) ReleaseIfUnused(ino);
+}
+
+absl::Status FileSystem::DropClosedHolds() {
+  return holds_ ? holds_->Flush() : absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> FileSystem::ReleaseUnheldOrphans() {

@@ -104,6 +104,11 @@ class FileSystem {
   // does not use (NamespaceStore::ReleaseUnheldOrphans). The volume's
   // leader runs it from time to time; returns how many it freed.
   absl::StatusOr<uint64_t> ReleaseUnheldOrphans();
+  // On a namespace several hosts share: removes now this host's holds on
+  // the files it closed, which otherwise go in the background within
+  // tens of milliseconds (fs/open_holds.h), freeing the orphans among them
+  // no other host holds. A no-op elsewhere.
+  absl::Status DropClosedHolds();
 
   // Attributes as the user sees them: a regular file's size covers data
   // still in the write cache.

@@ -156,6 +156,12 @@ absl::Status MountedVolume::Close() {
     // Everything is stored: a second pass deletes the segment just sealed.
     flushed = cache_->FlushAll();
   }
+  // Files closed just now: their holds go before the session does, so no
+  // other host waits for the session's expiry to free what they unlinked.
+  if (absl::Status s = fs_->DropClosedHolds(); !s.ok()) {
+    LogWarning("could not remove this host's holds on closed files (they go when its session "
+               "ends): %s", s.ToString());
+  }
   absl::Status synced = volume_.ns().Sync();
   if (!flushed.ok()) {
     // The data is still in the writeback journal: made durable there, it

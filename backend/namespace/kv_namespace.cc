@@ -936,27 +936,41 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<std::optional<InodeAttr>> DropOpenHold(
       InodeId ino, const ReleaseCheck& release_check) override {
+    absl::StatusOr<std::vector<InodeAttr>> freed = DropOpenHolds({ino}, release_check);
+    if (!freed.ok()) return freed.status();
+    if (freed->empty()) return std::optional<InodeAttr>();
+    return std::optional<InodeAttr>(freed->front());
+  }
+
+  absl::StatusOr<std::vector<InodeAttr>> DropOpenHolds(
+      absl::Span<const InodeId> inos, const ReleaseCheck& release_check) override {
     const uint64_t session = kv_->session_id();
-    if (session == 0) return std::optional<InodeAttr>();
+    if (session == 0 || inos.empty()) return std::vector<InodeAttr>();
     ReleaseOnce release_now(release_check);
-    std::optional<InodeAttr> freed;
+    std::vector<InodeAttr> freed;
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
-      freed.reset();
-      op.unchanged = true;  // unless it frees: the hold's delete is all
-      op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
-      absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
-      if (!existing.ok()) return existing.status();
-      if (!existing->has_value() || (*existing)->attr.nlink != 0) return absl::OkStatus();
-      absl::StatusOr<bool> by_upload = HeldByUpload(op.kv, ino);
-      if (!by_upload.ok()) return by_upload.status();
-      if (*by_upload) return absl::OkStatus();
-      absl::StatusOr<bool> elsewhere = HeldElsewhere(op, ino);
-      if (!elsewhere.ok()) return elsewhere.status();
-      if (*elsewhere || !release_now(ino)) return absl::OkStatus();
-      op.unchanged = false;
-      freed = (*existing)->attr;
-      op.inodes[ino] = std::move(**existing);
-      return StageFree(op, ino);
+      freed.clear();
+      op.unchanged = true;  // unless it frees: the holds' deletes are all
+      std::vector<KvReader::SpaceKey> records;
+      for (InodeId ino : inos) records.push_back({KvSpace::kInodes, InodeKey(ino)});
+      op.kv.Prefetch(records);
+      for (InodeId ino : inos) {
+        op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
+        absl::StatusOr<std::optional<InodeRecord>> existing = ReadInode(op.kv, ino);
+        if (!existing.ok()) return existing.status();
+        if (!existing->has_value() || (*existing)->attr.nlink != 0) continue;
+        absl::StatusOr<bool> by_upload = HeldByUpload(op.kv, ino);
+        if (!by_upload.ok()) return by_upload.status();
+        if (*by_upload) continue;
+        absl::StatusOr<bool> elsewhere = HeldElsewhere(op, ino);
+        if (!elsewhere.ok()) return elsewhere.status();
+        if (*elsewhere || !release_now(ino)) continue;
+        op.unchanged = false;
+        freed.push_back((*existing)->attr);
+        op.inodes[ino] = std::move(**existing);
+        if (absl::Status st = StageFree(op, ino); !st.ok()) return st;
+      }
+      return absl::OkStatus();
     });
     if (!s.ok()) return s;
     return freed;

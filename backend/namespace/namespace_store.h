@@ -401,6 +401,11 @@ class NamespaceStore {
   // attributes if it was, nullopt if it stays.
   virtual absl::StatusOr<std::optional<InodeAttr>> DropOpenHold(
       InodeId ino, const ReleaseCheck& release_now = {}) = 0;
+  // DropOpenHold of several inodes in one commit (a host closing many files
+  // pays one transaction); returns the orphans it freed. On an error none
+  // of the holds is removed.
+  virtual absl::StatusOr<std::vector<InodeAttr>> DropOpenHolds(
+      absl::Span<const InodeId> inos, const ReleaseCheck& release_now = {}) = 0;
   // Deletes the holds of sessions that are dead (KvStore::LiveSessions),
   // then frees every orphan no session holds, when `release_now` (if
   // given) agrees; returns how many it freed. The leader runs it from

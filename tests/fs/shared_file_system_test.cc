@@ -80,6 +80,7 @@ class SharedFileSystemTest : public ::testing::Test {
     EXPECT_TRUE(host.fs->Write(attr->ino, 0, data).ok());
     EXPECT_TRUE(host.fs->Fsync(attr->ino).ok());
     host.fs->Release(attr->ino, O_RDWR);
+    EXPECT_TRUE(host.fs->DropClosedHolds().ok());
     return attr->ino;
   }
   // Sessions holding inodes open, as (inode, session) keys read raw.
@@ -152,6 +153,7 @@ TEST_F(SharedFileSystemTest, AFileAnotherHostHasOpenStaysUntilItsLastClose) {
   ASSERT_TRUE(a_.fs->Write(f, 0, "hello").ok());
   ASSERT_TRUE(a_.fs->Fsync(f).ok());
   a_.fs->Release(f, O_RDWR);
+  ASSERT_TRUE(a_.fs->DropClosedHolds().ok());
   EXPECT_EQ(HoldCount(), 0u);
 
   auto found = b_.fs->Lookup(kRootInode, "f");
@@ -167,6 +169,7 @@ TEST_F(SharedFileSystemTest, AFileAnotherHostHasOpenStaysUntilItsLastClose) {
   EXPECT_EQ(*data, "hello");
   // B's last close frees it, though B's kernel still holds its lookup.
   b_.fs->Release(f, O_RDONLY);
+  ASSERT_TRUE(b_.fs->DropClosedHolds().ok());
   EXPECT_FALSE(InNamespace(a_, f));
   EXPECT_EQ(HoldCount(), 0u);
   auto attr = b_.fs->GetAttr(f);

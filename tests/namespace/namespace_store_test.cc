@@ -58,17 +58,8 @@ class NamespaceStoreTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "postgresql") {
       PgKvOptions pg;
       if (pg_url_.empty()) {
-        std::string why_not;
-        bool missing = false;
-        PgServer* server = SharedPgServer(&why_not, &missing);
-        if (server == nullptr) {
-          if (missing) GTEST_SKIP() << why_not;
-          FAIL() << why_not;
-        }
-        static int n = 0;
-        std::string error;
-        pg_url_ = server->CreateDatabase(absl::StrCat("suite", n++), &error);
-        ASSERT_FALSE(pg_url_.empty()) << error;
+        pg_url_ = FreshPgDatabase("suite");
+        if (pg_url_.empty()) return;
         pg.url = pg_url_;
         auto formatted = PgKvStore::Format(pg);
         ASSERT_TRUE(formatted.ok()) << formatted.status();

@@ -36,17 +36,8 @@ ByteRangeLock Range(LockType type, int64_t start, int64_t last, int32_t pid = 12
 class PgFileLocksTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why_not;
-    bool missing = false;
-    PgServer* server = SharedPgServer(&why_not, &missing);
-    if (server == nullptr) {
-      if (missing) GTEST_SKIP() << why_not;  // CI installs it: there this fails
-      FAIL() << why_not;
-    }
-    static int n = 0;
-    std::string error;
-    url_ = server->CreateDatabase("locks" + std::to_string(n++), &error);
-    ASSERT_NE(url_, "") << error;
+    url_ = FreshPgDatabase("locks");
+    if (url_.empty()) return;
     Sql("CREATE TABLE IF NOT EXISTS cairn_sessions (id bigint PRIMARY KEY, host text NOT NULL, "
         "pid int NOT NULL, mountpoint text NOT NULL, started timestamptz NOT NULL, "
         "heartbeat timestamptz NOT NULL, expires timestamptz NOT NULL, "

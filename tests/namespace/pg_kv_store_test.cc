@@ -119,18 +119,9 @@ class CutProxy {
 class PgKvStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why_not;
-    bool missing = false;
-    server_ = SharedPgServer(&why_not, &missing);
-    if (server_ == nullptr) {
-      if (missing) GTEST_SKIP() << why_not;  // CI installs it: there this fails
-      FAIL() << why_not;
-    }
     // A database of its own per test.
-    static int n = 0;
-    std::string error;
-    options_.url = server_->CreateDatabase("t" + std::to_string(n++), &error);
-    ASSERT_NE(options_.url, "") << error;
+    options_.url = FreshPgDatabase("t", &server_);
+    if (options_.url.empty()) return;
     auto store = PgKvStore::Format(options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);

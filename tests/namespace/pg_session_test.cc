@@ -76,17 +76,8 @@ class Collected {
 class PgSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why_not;
-    bool missing = false;
-    server_ = SharedPgServer(&why_not, &missing);
-    if (server_ == nullptr) {
-      if (missing) GTEST_SKIP() << why_not;  // CI installs it: there this fails
-      FAIL() << why_not;
-    }
-    static int n = 0;
-    std::string error;
-    url_ = server_->CreateDatabase("session" + std::to_string(n++), &error);
-    ASSERT_NE(url_, "") << error;
+    url_ = FreshPgDatabase("session");
+    if (url_.empty()) return;
     PgKvOptions o;
     o.url = url_;
     auto store = PgKvStore::Format(o);
@@ -121,7 +112,6 @@ class PgSessionTest : public ::testing::Test {
     });
   }
 
-  PgServer* server_ = nullptr;
   std::string url_;
 };
 

@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+
+#include "gtest/gtest.h"
 
 namespace cairn {
 
@@ -110,6 +113,27 @@ PgServer* SharedPgServer(std::string* why_not, bool* missing) {
   *why_not = start_error;
   *missing = start_missing;
   return server.get();
+}
+
+std::string FreshPgDatabase(const std::string& prefix, PgServer** server_out) {
+  std::string why_not;
+  bool missing = false;
+  PgServer* server = SharedPgServer(&why_not, &missing);
+  if (server_out != nullptr) *server_out = server;
+  static std::atomic<int> next{0};
+  std::string url;
+  // GTEST_SKIP and the fatal assertions return from the function they are
+  // in, which must return void: a lambda, so that this one returns "".
+  [&] {
+    if (server == nullptr) {
+      if (missing) GTEST_SKIP() << why_not;
+      FAIL() << why_not;
+    }
+    std::string error;
+    url = server->CreateDatabase(prefix + std::to_string(next++), &error);
+    ASSERT_NE(url, "") << error;
+  }();
+  return url;
 }
 
 PgServer::~PgServer() {

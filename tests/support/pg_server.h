@@ -47,4 +47,12 @@ class PgServer {
 // Start.
 PgServer* SharedPgServer(std::string* why_not, bool* missing);
 
+// For a test's SetUp: a new, empty database on the shared server, named
+// `prefix` and a number no other call in this binary gets. Its URL; or ""
+// once the test is skipped (the server binaries are not installed, the one
+// case a test may skip: CI installs them) or has failed fatally (the
+// server did not start, the database could not be made), and the caller
+// returns. `server`, if given, is set to the shared server (or nullptr).
+std::string FreshPgDatabase(const std::string& prefix, PgServer** server = nullptr);
+
 }  // namespace cairn

@@ -8,7 +8,6 @@
 #include <fstream>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "backend/base/fs_error.h"
 #include "backend/services/shared_blob_store.h"
 #include "backend/volume/shared_volume.h"
@@ -27,17 +26,8 @@ constexpr char kEndpoint[] = "http://fake";
 class SharedVolumeOpenTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why_not;
-    bool missing = false;
-    PgServer* server = SharedPgServer(&why_not, &missing);
-    if (server == nullptr) {
-      if (missing) GTEST_SKIP() << why_not;
-      FAIL() << why_not;
-    }
-    static int n = 0;
-    std::string error;
-    url_ = server->CreateDatabase(absl::StrCat("shared_open_", getpid(), "_", n++), &error);
-    ASSERT_FALSE(url_.empty()) << error;
+    url_ = FreshPgDatabase("shared_open_");
+    if (url_.empty()) return;
     // The fake bucket needs credentials to be given, like a real one.
     setenv("AWS_ACCESS_KEY_ID", "key", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);

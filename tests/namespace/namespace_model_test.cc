@@ -4,9 +4,13 @@
 // whole state (attributes with times, listings, xattrs, file bytes, blob
 // reference counts and GC), also after reopening the database.
 //
+// It runs over each engine of the namespace: RocksDB, and PostgreSQL (the
+// engine of shared volumes) on the test binary's private server.
+//
 // A failure names the seed, the step and the last operations; the sequence
 // depends only on the seed, so rerunning the same test replays it.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <deque>
 #include <random>
@@ -16,10 +20,12 @@
 #include "backend/base/fs_error.h"
 #include "backend/namespace/kv_namespace.h"
 #include "backend/namespace/namespace_store.h"
+#include "backend/namespace/pg_kv_store.h"
 #include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/namespace_model.h"
+#include "tests/support/pg_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_kv_store.h"
 
@@ -40,12 +46,23 @@ char BlobByte(BlobId id, uint64_t offset) {
   return static_cast<char>('A' + (id * 7 + offset) % 26);
 }
 
-// A seed, and the engine: RocksDB as a single host opens it, or as one
-// host of a shared volume (a session, so every removal reads the open
-// holds) with every transaction body run twice. The model is the same.
+// The engine under the namespace. The model is the same for each.
+enum class Engine {
+  // RocksDB as a single host opens it.
+  kRocksDb,
+  // RocksDB as one host of a shared volume (a session, so every removal
+  // reads the open holds) with every transaction body run twice.
+  kRocksDbSharedRunTwice,
+  // PostgreSQL as a mounted host of a shared volume opens it: with a
+  // session of its own (a new one at each reopen), SERIALIZABLE
+  // transactions, the change feed written in each commit. A database of
+  // its own per test.
+  kPostgreSql,
+};
+
 struct ModelParam {
   uint32_t seed = 0;
-  bool shared_run_twice = false;
+  Engine engine = Engine::kRocksDb;
 };
 
 class NamespaceModelTest : public ::testing::TestWithParam<ModelParam> {
@@ -58,7 +75,11 @@ class NamespaceModelTest : public ::testing::TestWithParam<ModelParam> {
     options.create_if_missing = true;
     options.clock = &clock_;
     options.gc_grace_seconds = kGraceSeconds;
-    if (!GetParam().shared_run_twice) {
+    if (GetParam().engine == Engine::kPostgreSql) {
+      OpenPostgreSql(options);
+      return;
+    }
+    if (GetParam().engine == Engine::kRocksDb) {
       auto store = NamespaceStore::Open(dir_.path() + "/ns", options);
       ASSERT_TRUE(store.ok()) << store.status();
       store_ = std::move(*store);
@@ -76,6 +97,33 @@ class NamespaceModelTest : public ::testing::TestWithParam<ModelParam> {
     sessions_.Set({7});
     auto store = OpenKvNamespace(
         std::make_unique<TestKvStore>(std::shared_ptr<KvStore>(std::move(*kv)), shared), options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  // Formats the test's database at the first open, opens it after.
+  void OpenPostgreSql(const NamespaceOptions& options) {
+    PgKvOptions pg;
+    PgSessionOptions session;
+    session.host = "model";
+    session.pid = getpid();
+    session.mountpoint = "/mnt/model";
+    // Long enough that a loaded machine never fences the session
+    // mid-test: fencing has tests of its own (pg_session_test.cc).
+    session.expiry_s = 600;
+    pg.session = session;
+    absl::StatusOr<std::unique_ptr<PgKvStore>> kv;
+    if (pg_url_.empty()) {
+      pg_url_ = FreshPgDatabase("model");
+      if (pg_url_.empty()) return;
+      pg.url = pg_url_;
+      kv = PgKvStore::Format(pg);
+    } else {
+      pg.url = pg_url_;
+      kv = PgKvStore::Open(pg);
+    }
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    auto store = OpenKvNamespace(std::move(*kv), options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -174,6 +222,7 @@ class NamespaceModelTest : public ::testing::TestWithParam<ModelParam> {
   std::mt19937 rng_;
   TempDir dir_;
   FakeSessions sessions_;
+  std::string pg_url_;  // kPostgreSql: the test's database
   std::unique_ptr<NamespaceStore> store_;
   NamespaceModel model_;
   std::set<BlobId> blobs_;      // registered and not yet forgotten
@@ -467,7 +516,7 @@ void NamespaceModelTest::CheckBlobsAndCollect(const std::map<BlobId, uint64_t>& 
 TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
   SCOPED_TRACE(absl::StrCat("seed ", GetParam().seed));
   Open();
-  if (HasFatalFailure()) return;
+  if (HasFatalFailure() || IsSkipped()) return;
   for (int step = 0; step < kSteps; ++step) {
     Step();
     history_.push_back(absl::StrCat(step, ": ", what_, " -> ", Describe(expected_)));
@@ -487,7 +536,7 @@ TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
       for (const std::string& p : check->problems) absl::StrAppend(&problems, "\n  ", p);
       ASSERT_TRUE(check->problems.empty())
           << "step " << step << ": fsck problems:" << problems << "\nrecent operations:" << recent;
-      Open();
+      ASSERT_NO_FATAL_FAILURE(Open());
       CompareAll(absl::StrCat("after reopen at step ", step));
       ASSERT_FALSE(HasFailure()) << "recent operations:" << recent;
       if (step % (2 * kCheckEvery) == kCheckEvery - 1) {
@@ -506,15 +555,19 @@ TEST_P(NamespaceModelTest, RandomOperationsMatchModel) {
   CompareAll("end");
 }
 
-INSTANTIATE_TEST_SUITE_P(Namespace, NamespaceModelTest,
-                         ::testing::Values(ModelParam{1}, ModelParam{2}, ModelParam{3},
-                                           ModelParam{20261125}, ModelParam{1, true},
-                                           ModelParam{20261125, true}),
-                         [](const ::testing::TestParamInfo<ModelParam>& info) {
-                           return absl::StrCat("seed", info.param.seed,
-                                               info.param.shared_run_twice ? "_shared_run_twice"
-                                                                           : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Namespace, NamespaceModelTest,
+    ::testing::Values(ModelParam{1}, ModelParam{2}, ModelParam{3}, ModelParam{20261125},
+                      ModelParam{1, Engine::kRocksDbSharedRunTwice},
+                      ModelParam{20261125, Engine::kRocksDbSharedRunTwice},
+                      ModelParam{1, Engine::kPostgreSql}, ModelParam{2, Engine::kPostgreSql},
+                      ModelParam{20261125, Engine::kPostgreSql}),
+    [](const ::testing::TestParamInfo<ModelParam>& info) {
+      const char* engine = info.param.engine == Engine::kRocksDbSharedRunTwice ? "_shared_run_twice"
+                           : info.param.engine == Engine::kPostgreSql          ? "_postgresql"
+                                                                               : "";
+      return absl::StrCat("seed", info.param.seed, engine);
+    });
 
 }  // namespace
 }  // namespace cairn

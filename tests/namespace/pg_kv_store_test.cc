@@ -502,14 +502,9 @@ TEST_F(PgKvStoreTest, DroppedTableIsReportedNotRecreated) {
 // while it is down, work again once it is back, and every commit that
 // returned OK is there.
 TEST(PgKvStoreRestartTest, ServerRestartFailsUnavailableThenResumesWithNothingLost) {
-  std::unique_ptr<PgServer> server;
+  std::unique_ptr<PgServer> server = StartPgServerForTest();
+  if (server == nullptr) return;
   std::string why_not;
-  bool missing = false;
-  server = PgServer::Start(&why_not, &missing);
-  if (server == nullptr) {
-    if (missing) GTEST_SKIP() << why_not;
-    FAIL() << why_not;
-  }
   PgKvOptions options;
   options.url = server->url();
   options.connect_timeout_s = 2;

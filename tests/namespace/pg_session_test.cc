@@ -412,13 +412,9 @@ TEST_F(PgSessionTest, NamespaceReportsOtherHostsChangesAsInodesAndEntries) {
 
 // A server of its own: it is restarted.
 TEST(PgSessionRestartTest, SessionsWatcherAndLeaderResumeAfterTheServerRestarts) {
+  std::unique_ptr<PgServer> server = StartPgServerForTest();
+  if (server == nullptr) return;
   std::string why_not;
-  bool missing = false;
-  std::unique_ptr<PgServer> server = PgServer::Start(&why_not, &missing);
-  if (server == nullptr) {
-    if (missing) GTEST_SKIP() << why_not;
-    FAIL() << why_not;
-  }
   PgKvOptions plain;
   plain.url = server->url();
   plain.connect_timeout_s = 2;

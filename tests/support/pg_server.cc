@@ -30,6 +30,14 @@ std::string LastLine(const std::string& out) {
   return nl == std::string::npos ? s : s.substr(nl + 1);
 }
 
+// A server that did not start skips the test only when its binaries are
+// missing (CI installs them: there it fails). GTEST_SKIP and FAIL return
+// from the function they are in, which must return void.
+void SkipOrFail(bool missing, const std::string& why_not) {
+  if (missing) GTEST_SKIP() << why_not;
+  FAIL() << why_not;
+}
+
 }  // namespace
 
 int PgServer::RunScript(const std::string& args, std::string* out) {
@@ -120,20 +128,23 @@ std::string FreshPgDatabase(const std::string& prefix, PgServer** server_out) {
   bool missing = false;
   PgServer* server = SharedPgServer(&why_not, &missing);
   if (server_out != nullptr) *server_out = server;
+  if (server == nullptr) {
+    SkipOrFail(missing, why_not);
+    return "";
+  }
   static std::atomic<int> next{0};
-  std::string url;
-  // GTEST_SKIP and the fatal assertions return from the function they are
-  // in, which must return void: a lambda, so that this one returns "".
-  [&] {
-    if (server == nullptr) {
-      if (missing) GTEST_SKIP() << why_not;
-      FAIL() << why_not;
-    }
-    std::string error;
-    url = server->CreateDatabase(prefix + std::to_string(next++), &error);
-    ASSERT_NE(url, "") << error;
-  }();
+  std::string error;
+  std::string url = server->CreateDatabase(prefix + std::to_string(next++), &error);
+  if (url.empty()) SkipOrFail(/*missing=*/false, error);
   return url;
+}
+
+std::unique_ptr<PgServer> StartPgServerForTest() {
+  std::string why_not;
+  bool missing = false;
+  std::unique_ptr<PgServer> server = PgServer::Start(&why_not, &missing);
+  if (server == nullptr) SkipOrFail(missing, why_not);
+  return server;
 }
 
 PgServer::~PgServer() {

@@ -55,4 +55,9 @@ PgServer* SharedPgServer(std::string* why_not, bool* missing);
 // returns. `server`, if given, is set to the shared server (or nullptr).
 std::string FreshPgDatabase(const std::string& prefix, PgServer** server = nullptr);
 
+// For a test that needs a server of its own (one it stops or restarts):
+// PgServer::Start, or nullptr once the test is skipped or has failed
+// fatally, as FreshPgDatabase says.
+std::unique_ptr<PgServer> StartPgServerForTest();
+
 }  // namespace cairn

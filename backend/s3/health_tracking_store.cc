@@ -67,6 +67,14 @@ absl::StatusOr<std::vector<ObjectEntry>> HealthTrackingStore::ListObjects(
   return entries;
 }
 
+absl::StatusOr<ObjectPage> HealthTrackingStore::ListObjectsPage(const std::string& prefix,
+                                                                const std::string& start_after,
+                                                                int max_keys) {
+  absl::StatusOr<ObjectPage> page = remote_->ListObjectsPage(prefix, start_after, max_keys);
+  Record(page.status());
+  return page;
+}
+
 absl::StatusOr<std::vector<std::string>> HealthTrackingStore::ListPrefixes(
     const std::string& prefix) {
   absl::StatusOr<std::vector<std::string>> prefixes = remote_->ListPrefixes(prefix);

@@ -39,6 +39,9 @@ class HealthTrackingStore final : public ObjectStore {
   absl::Status DeleteObject(const std::string& key) override;
   absl::Status DeleteObjects(const std::vector<std::string>& keys) override;
   absl::StatusOr<std::vector<ObjectEntry>> ListObjects(const std::string& prefix) override;
+  absl::StatusOr<ObjectPage> ListObjectsPage(const std::string& prefix,
+                                             const std::string& start_after,
+                                             int max_keys) override;
   absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix) override;
   absl::StatusOr<std::vector<MultipartUpload>> ListMultipartUploads(
       const std::string& prefix) override;

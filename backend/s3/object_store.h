@@ -28,6 +28,16 @@ struct ObjectInfo {
   std::string etag;
 };
 
+// One page of a listing (ObjectStore::ListObjectsPage).
+struct ObjectPage {
+  std::vector<ObjectEntry> objects;
+  bool truncated = false;  // more keys follow the last one
+  // The server's clock when it answered (its Date header), Unix seconds;
+  // 0 when unknown. With ObjectEntry::last_modified it tells an object's
+  // age by one clock, whatever the host's says.
+  int64_t server_time = 0;
+};
+
 // What a store has done, for cairn status and the metrics.
 struct ObjectStoreStats {
   uint64_t requests = 0;
@@ -58,6 +68,27 @@ class ObjectStore {
   virtual absl::Status DeleteObjects(const std::vector<std::string>& keys) = 0;
   // Every object under `prefix`, all pages.
   virtual absl::StatusOr<std::vector<ObjectEntry>> ListObjects(const std::string& prefix) = 0;
+  // One page: at most `max_keys` objects under `prefix` whose keys sort
+  // after `start_after` ("": from the first), in key order, so a caller
+  // walks a large bucket holding one page at a time. This fallback lists
+  // everything for each page and knows no server time; stores that can
+  // page override it.
+  virtual absl::StatusOr<ObjectPage> ListObjectsPage(const std::string& prefix,
+                                                     const std::string& start_after,
+                                                     int max_keys) {
+    absl::StatusOr<std::vector<ObjectEntry>> all = ListObjects(prefix);
+    if (!all.ok()) return all.status();
+    ObjectPage page;
+    for (ObjectEntry& entry : *all) {
+      if (entry.key <= start_after) continue;
+      if (static_cast<int>(page.objects.size()) >= max_keys) {
+        page.truncated = true;
+        break;
+      }
+      page.objects.push_back(std::move(entry));
+    }
+    return page;
+  }
   // The "directories" right under `prefix`: the distinct key prefixes up
   // to the next '/' (ListObjectsV2 with delimiter "/"), all pages.
   virtual absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix) = 0;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
 
@@ -526,6 +527,32 @@ absl::StatusOr<std::vector<ObjectEntry>> S3Client::ListObjects(const std::string
     token = page->next_continuation_token;
   }
   return all;
+}
+
+absl::StatusOr<ObjectPage> S3Client::ListObjectsPage(const std::string& prefix,
+                                                     const std::string& start_after,
+                                                     int max_keys) {
+  HttpRequest list{"GET",
+                   "",
+                   {{"list-type", "2"}, {"prefix", prefix}, {"max-keys", absl::StrCat(max_keys)}},
+                   {},
+                   {},
+                   false};
+  if (!start_after.empty()) list.query.emplace_back("start-after", start_after);
+  absl::StatusOr<HttpResponse> got = impl_->Send(list);
+  if (!got.ok()) return got.status();
+  absl::StatusOr<ListResult> parsed = ParseListObjectsV2(got->body);
+  if (!parsed.ok()) return parsed.status();
+  ObjectPage page;
+  page.objects = std::move(parsed->objects);
+  page.truncated = parsed->truncated;
+  // RFC 9110's date, "Sun, 06 Dec 2026 04:01:30 GMT".
+  absl::Time date;
+  std::string error;
+  if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", got->headers["date"], &date, &error)) {
+    page.server_time = std::max<int64_t>(0, absl::ToUnixSeconds(date));
+  }
+  return page;
 }
 
 absl::StatusOr<std::vector<std::string>> S3Client::ListPrefixes(const std::string& prefix) {

@@ -53,6 +53,9 @@ class S3Client final : public ObjectStore {
   absl::Status DeleteObjects(const std::vector<std::string>& keys) override;
   // Every object under `prefix`, all pages.
   absl::StatusOr<std::vector<ObjectEntry>> ListObjects(const std::string& prefix) override;
+  absl::StatusOr<ObjectPage> ListObjectsPage(const std::string& prefix,
+                                             const std::string& start_after,
+                                             int max_keys) override;
   // The "directories" right under `prefix`: the distinct key prefixes up
   // to the next '/' (ListObjectsV2 with delimiter "/"), all pages.
   absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix) override;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "absl/time/time.h"
 #include "backend/base/fs_error.h"
 
 namespace cairn::s3 {
@@ -288,6 +289,20 @@ absl::StatusOr<bool> ParseBool(const XmlElement& element) {
   return Malformed("<" + element.name + "> is not a boolean");
 }
 
+// "2026-12-06T04:01:30.000Z" (ISO 8601, as S3 writes times in listings)
+// to Unix seconds; 0 for anything else. Not an error: a listing is still
+// good for what does not look at times.
+int64_t ParseIsoSeconds(std::string_view text) {
+  text = TrimSpace(text);
+  absl::Time time;
+  std::string error;
+  if (text.empty() || !absl::ParseTime(absl::RFC3339_full, std::string(text), &time, &error)) {
+    return 0;
+  }
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  return seconds > 0 ? seconds : 0;
+}
+
 absl::StatusOr<uint64_t> ParseUint64(const XmlElement& element) {
   std::string_view text = TrimSpace(element.text);
   uint64_t value = 0;
@@ -395,6 +410,7 @@ absl::StatusOr<ListResult> ParseListObjectsV2(std::string_view xml) {
       if (!size_value.ok()) return size_value.status();
       entry.size = *size_value;
       entry.etag = child.ChildText("ETag");
+      entry.last_modified = ParseIsoSeconds(child.ChildText("LastModified"));
       result.objects.push_back(std::move(entry));
     } else if (child.name == "CommonPrefixes") {
       for (const XmlElement& prefix : child.children) {

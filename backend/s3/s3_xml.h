@@ -25,6 +25,9 @@ struct ObjectEntry {
   std::string key;
   uint64_t size = 0;
   std::string etag;
+  // <LastModified>, in Unix seconds by the server's clock; 0 when the
+  // listing gave none that parses (a caller must then not judge its age).
+  int64_t last_modified = 0;
 };
 
 struct ListResult {

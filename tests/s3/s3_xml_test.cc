@@ -237,6 +237,25 @@ TEST(S3XmlTest, ParsesCompleteListObjectsV2) {
   EXPECT_TRUE(empty->objects.empty());
 }
 
+// An object's age is told by it; a time that does not parse, or none, is
+// 0 (unknown) and the listing is still good.
+TEST(S3XmlTest, ListObjectsV2ReadsLastModifiedAndZeroForABadOne) {
+  absl::StatusOr<ListResult> list = ParseListObjectsV2(kListObjectsTruncated);
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->objects[0].last_modified, 1416598805);
+  absl::StatusOr<ListResult> odd = ParseListObjectsV2(
+      "<ListBucketResult><IsTruncated>false</IsTruncated>"
+      "<Contents><Key>a</Key><Size>1</Size><LastModified>2026-12-06T04:01:30+01:00"
+      "</LastModified></Contents>"
+      "<Contents><Key>b</Key><Size>1</Size><LastModified>yesterday</LastModified></Contents>"
+      "<Contents><Key>c</Key><Size>1</Size></Contents></ListBucketResult>");
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  ASSERT_EQ(odd->objects.size(), 3u);
+  EXPECT_EQ(odd->objects[0].last_modified, 1796526090);  // 03:01:30 UTC
+  EXPECT_EQ(odd->objects[1].last_modified, 0);
+  EXPECT_EQ(odd->objects[2].last_modified, 0);
+}
+
 TEST(S3XmlTest, ListObjectsV2KeepsLeafWhitespaceExactly) {
   absl::StatusOr<ListResult> list = ParseListObjectsV2(
       "<ListBucketResult><IsTruncated>false</IsTruncated>"

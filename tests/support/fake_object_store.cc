@@ -133,7 +133,9 @@ absl::Status FakeObjectStore::PutObject(const std::string& key, std::string_view
   {
     absl::MutexLock lock(&mu_);
     stats_.bytes_sent += body.size();
-    if (matches) objects_[key] = StoredObject{std::move(body), std::move(etag)};
+    if (matches) {
+      objects_[key] = StoredObject{std::move(body), std::move(etag), options_.clock->NowSeconds()};
+    }
   }
   if (!matches) {
     return Failed("PUT", key, 400, "BadDigest",
@@ -238,12 +240,32 @@ absl::StatusOr<std::vector<s3::ObjectEntry>> FakeObjectStore::ListObjects(
     for (int n = 0; n < options_.page_entries && it != objects_.end() &&
                     absl::StartsWith(it->first, prefix);
          ++n, ++it) {
-      all.push_back(s3::ObjectEntry{it->first, it->second.data.size(), it->second.etag});
+      all.push_back(s3::ObjectEntry{it->first, it->second.data.size(), it->second.etag,
+                                    it->second.last_modified});
       from = After(it->first);
     }
     more = it != objects_.end() && absl::StartsWith(it->first, prefix);
   }
   return all;
+}
+
+absl::StatusOr<s3::ObjectPage> FakeObjectStore::ListObjectsPage(const std::string& prefix,
+                                                                const std::string& start_after,
+                                                                int max_keys) {
+  if (absl::Status s = Admit(Op::kList, "GET", ""); !s.ok()) return s;
+  s3::ObjectPage page;
+  page.server_time = options_.clock->NowSeconds();
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.lower_bound(std::max(prefix, start_after.empty() ? "" : After(start_after)));
+  for (; it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (static_cast<int>(page.objects.size()) >= max_keys) {
+      page.truncated = true;
+      break;
+    }
+    page.objects.push_back(s3::ObjectEntry{it->first, it->second.data.size(), it->second.etag,
+                                           it->second.last_modified});
+  }
+  return page;
 }
 
 absl::StatusOr<std::vector<std::string>> FakeObjectStore::ListPrefixes(const std::string& prefix) {
@@ -386,7 +408,7 @@ std::optional<std::string> FakeObjectStore::Object(const std::string& key) {
 void FakeObjectStore::SetObject(const std::string& key, std::string data) {
   std::string etag = absl::StrFormat("\"%08x%016x\"", Crc32c(data), data.size());
   absl::MutexLock lock(&mu_);
-  objects_[key] = StoredObject{std::move(data), std::move(etag)};
+  objects_[key] = StoredObject{std::move(data), std::move(etag), options_.clock->NowSeconds()};
 }
 
 std::string FakeObjectStore::StartMultipartUpload(const std::string& key) {
@@ -435,6 +457,11 @@ class BucketHandle final : public s3::ObjectStore {
   }
   absl::StatusOr<std::vector<s3::ObjectEntry>> ListObjects(const std::string& prefix) override {
     return bucket_->ListObjects(prefix);
+  }
+  absl::StatusOr<s3::ObjectPage> ListObjectsPage(const std::string& prefix,
+                                                 const std::string& start_after,
+                                                 int max_keys) override {
+    return bucket_->ListObjectsPage(prefix, start_after, max_keys);
   }
   absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix) override {
     return bucket_->ListPrefixes(prefix);

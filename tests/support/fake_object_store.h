@@ -86,6 +86,10 @@ class FakeObjectStore final : public s3::ObjectStore {
   absl::Status DeleteObject(const std::string& key) override;
   absl::Status DeleteObjects(const std::vector<std::string>& keys) override;
   absl::StatusOr<std::vector<s3::ObjectEntry>> ListObjects(const std::string& prefix) override;
+  // One request; its server_time is the clock's.
+  absl::StatusOr<s3::ObjectPage> ListObjectsPage(const std::string& prefix,
+                                                 const std::string& start_after,
+                                                 int max_keys) override;
   absl::StatusOr<std::vector<std::string>> ListPrefixes(const std::string& prefix) override;
   absl::StatusOr<std::vector<s3::MultipartUpload>> ListMultipartUploads(
       const std::string& prefix) override;
@@ -169,6 +173,7 @@ class FakeObjectStore final : public s3::ObjectStore {
   struct StoredObject {
     std::string data;
     std::string etag;
+    int64_t last_modified = 0;  // the clock's Unix seconds at the PUT
   };
   std::map<std::string, StoredObject> objects_ ABSL_GUARDED_BY(mu_);
   // (key, upload id) of unfinished multipart uploads, in S3's listing order.

@@ -207,15 +207,41 @@ absl::StatusOr<std::vector<BlobId>> RemoteBlobStore::ListIds(BlobId from) {
   if (!objects.ok()) return objects.status();
   std::vector<BlobId> ids;
   for (const s3::ObjectEntry& object : *objects) {
-    // <xx>/<16 hex>
-    std::string_view name = std::string_view(object.key).substr(prefix_.size());
-    BlobId id = 0;
-    if (name.size() == 19 && name[2] == '/' && ParseHex(name.substr(3), &id) && id >= from) {
-      ids.push_back(id);
-    }
+    std::optional<BlobId> id = IdOfKey(object.key);
+    if (id.has_value() && *id >= from) ids.push_back(*id);
   }
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+std::optional<BlobId> RemoteBlobStore::IdOfKey(std::string_view key) const {
+  if (key.substr(0, prefix_.size()) != prefix_) return std::nullopt;
+  // <xx>/<16 hex>, and the key the id gives back (so "34" before the id
+  // must be its low byte, as KeyOf writes it).
+  std::string_view name = key.substr(prefix_.size());
+  BlobId id = 0;
+  if (name.size() != 19 || name[2] != '/' || !ParseHex(name.substr(3), &id)) {
+    return std::nullopt;
+  }
+  if (KeyOf(id) != key) return std::nullopt;
+  return id;
+}
+
+absl::StatusOr<RemoteBlobStore::BlobPage> RemoteBlobStore::ListPage(const std::string& after_key,
+                                                                    int max_keys) {
+  absl::StatusOr<s3::ObjectPage> listed = client_.ListObjectsPage(prefix_, after_key, max_keys);
+  if (!listed.ok()) return listed.status();
+  BlobPage page;
+  page.server_time = listed->server_time;
+  for (const s3::ObjectEntry& object : listed->objects) {
+    if (std::optional<BlobId> id = IdOfKey(object.key)) {
+      page.blobs.push_back(ListedBlob{*id, object.last_modified});
+    }
+  }
+  // A truncated page with no keys could not be continued: S3 never sends one.
+  page.more = listed->truncated && !listed->objects.empty();
+  if (page.more) page.next_after = listed->objects.back().key;
+  return page;
 }
 
 absl::StatusOr<StoreUsage> RemoteBlobStore::Usage() {

@@ -62,6 +62,26 @@ class RemoteBlobStore : public BlobStore {
   ObjectCheck CheckObject(BlobId id, uint64_t length, uint32_t crc32c);
 
   std::string KeyOf(BlobId id) const;
+  // The blob whose object `key` is; nullopt for a key of no blob of this
+  // store (another object under the prefix, or not under it at all).
+  std::optional<BlobId> IdOfKey(std::string_view key) const;
+
+  // One page of the bucket's blobs, for a walk that holds one page at a
+  // time: at most `max_keys` objects after `after_key` ("" first). Each
+  // blob with its object's LastModified, and the page with the server's
+  // time (both 0 when unknown), so an object's age is told by the server's
+  // clock alone.
+  struct ListedBlob {
+    BlobId id = 0;
+    int64_t last_modified = 0;
+  };
+  struct BlobPage {
+    std::vector<ListedBlob> blobs;
+    bool more = false;          // pages follow: start the next at next_after
+    std::string next_after;
+    int64_t server_time = 0;
+  };
+  absl::StatusOr<BlobPage> ListPage(const std::string& after_key, int max_keys);
 
   // The tier's store when the tier and the replica share their objects:
   // Delete then deletes nothing, since a kept backup may still need the

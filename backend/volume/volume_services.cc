@@ -47,6 +47,13 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
     gc.on_deleted = options.on_blob_deleted;
     collector_ = std::make_unique<BlobCollector>(volume.ns(), volume.blobs(), gc);
   }
+  // Leftovers of crashes in a shared bucket: the leader's, like GC. A
+  // command (no background threads) never sweeps: it is no leader.
+  if (RemoteBlobStore* shared = volume.shared_remote(); shared != nullptr && options.background) {
+    SharedBlobSweeper::Options sweep = options.shared_sweep;
+    sweep.clock = io.clock;
+    shared_sweeper_ = std::make_unique<SharedBlobSweeper>(volume.ns(), *shared, sweep);
+  }
   if (StripedBlobStore* striped = volume.striped(); striped != nullptr && options.background) {
     StorageMaintenance::Options maintenance;
     maintenance.scrub_interval_seconds = config.scrub_interval_seconds;
@@ -73,6 +80,7 @@ VolumeServices::VolumeServices(Volume& volume, Options options) {
 VolumeServices::~VolumeServices() { Stop(); }
 
 void VolumeServices::Stop() {
+  shared_sweeper_.reset();
   collector_.reset();
   maintenance_.reset();
   remote_scrubber_.reset();

@@ -15,6 +15,7 @@
 #include "backend/services/backup_service.h"
 #include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
+#include "backend/services/shared_blob_sweep.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tiering.h"
 #include "backend/volume/volume.h"
@@ -33,6 +34,8 @@ class VolumeServices {
     // Called with each blob garbage collection deletes (the daemon's read
     // cache drops it).
     std::function<void(BlobId)> on_blob_deleted;
+    // The shared volume's bucket sweep (tests make it quick).
+    SharedBlobSweeper::Options shared_sweep;
   };
   VolumeServices(Volume& volume, Options options);
   // Stops them in a safe order (Stop).
@@ -48,15 +51,18 @@ class VolumeServices {
   RemoteScrubber* remote_scrubber() { return remote_scrubber_.get(); }
   // Only with background threads: commands leave garbage to the daemon.
   BlobCollector* collector() { return collector_.get(); }
+  // A shared volume's sweep of its bucket; only with background threads.
+  SharedBlobSweeper* shared_sweeper() { return shared_sweeper_.get(); }
 
-  // Stops the threads: garbage collection and scrubs first (a manual scrub
-  // in progress too), then tiering, then backups before the replicator a
-  // backup may wait for.
+  // Stops the threads: the bucket sweep, garbage collection and scrubs
+  // first (a manual scrub in progress too), then tiering, then backups
+  // before the replicator a backup may wait for.
   // Idempotent.
   void Stop();
 
  private:
   std::unique_ptr<BlobCollector> collector_;
+  std::unique_ptr<SharedBlobSweeper> shared_sweeper_;
   std::unique_ptr<StorageMaintenance> maintenance_;
   std::unique_ptr<RemoteScrubber> remote_scrubber_;
   std::unique_ptr<TieringService> tiering_;

@@ -9,6 +9,7 @@
 //     transactions: Run takes one writer at a time).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -95,6 +96,9 @@ class TestKvStore : public KvStore {
   absl::StatusOr<EngineStats> GetEngineStats() override { return inner_->GetEngineStats(); }
 
   uint64_t session_id() const override { return options_.session; }
+  // Leads until told otherwise, as a store only one host opens does.
+  bool IsLeader() override { return leader_.load(); }
+  void SetLeader(bool leader) { leader_ = leader; }
   absl::StatusOr<std::vector<uint64_t>> LiveSessions() override {
     if (options_.sessions == nullptr) return std::vector<uint64_t>{};
     return options_.sessions->Get();
@@ -105,6 +109,7 @@ class TestKvStore : public KvStore {
   const Options options_;
   absl::Mutex mu_;
   std::function<void()> between_runs_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> leader_{true};
 };
 
 }  // namespace cairn

@@ -325,6 +325,7 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
     sources.striped = volume.striped();
     sources.maintenance = services.maintenance();
     sources.collector = services.collector();
+    sources.shared_sweeper = services.shared_sweeper();
     sources.tiered = volume.tiered();
     sources.mover = volume.tier_mover();
     sources.tiering = services.tiering();

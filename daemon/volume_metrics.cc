@@ -95,6 +95,14 @@ void AppendCache(FileDataCache& cache, const BlobCollector* collector, MetricsTe
           "Bytes of S3 bodies stored straight into blobs, without the journal.");
 }
 
+void AppendSharedSweep(const SharedBlobSweeper& sweeper, MetricsText* out) {
+  SharedBlobSweeper::Stats stats = sweeper.GetStats();
+  Counter(out, "cairn_shared_sweeps_total", stats.sweeps,
+          "Complete sweeps of the shared volume's bucket by this daemon as leader.");
+  Counter(out, "cairn_shared_sweep_deleted_objects_total", stats.objects_deleted,
+          "Objects no blob record claimed, an hour old, deleted from the bucket.");
+}
+
 void AppendNamespace(NamespaceStore& ns, MetricsText* out) {
   absl::StatusOr<NamespaceStats> stats = ns.Stats();
   if (!stats.ok()) return;
@@ -337,6 +345,7 @@ std::string RenderVolumeMetrics(const VolumeMetricsSources& sources) {
   if (sources.fuse != nullptr) AppendFuseMetricsTo(*sources.fuse, &out);
   if (sources.s3 != nullptr) AppendS3Metrics(*sources.s3, &out);
   if (sources.cache != nullptr) AppendCache(*sources.cache, sources.collector, &out);
+  if (sources.shared_sweeper != nullptr) AppendSharedSweep(*sources.shared_sweeper, &out);
   if (sources.ns != nullptr) AppendNamespace(*sources.ns, &out);
   if (sources.ns != nullptr && sources.striped != nullptr) {
     AppendStorage(*sources.ns, *sources.striped, &out);

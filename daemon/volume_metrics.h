@@ -10,6 +10,7 @@
 #include "backend/services/blob_gc.h"
 #include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
+#include "backend/services/shared_blob_sweep.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
 #include "backend/services/tiered_blob_store.h"
@@ -28,6 +29,7 @@ struct VolumeMetricsSources {
   const FuseMetrics* fuse = nullptr;
   FileDataCache* cache = nullptr;
   const BlobCollector* collector = nullptr;
+  const SharedBlobSweeper* shared_sweeper = nullptr;  // a shared volume's
   NamespaceStore* ns = nullptr;
   StripedBlobStore* striped = nullptr;
   StorageMaintenance* maintenance = nullptr;

@@ -221,6 +221,38 @@ TEST(VolumeMetricsTest, ReplicaMetricsShowTheQueueTheLagAndTheCopies) {
   EXPECT_THAT(after, HasSubstr("cairn_replica_copied_bytes_total 100000\n"));
 }
 
+TEST(VolumeMetricsTest, SharedSweepMetricsCountTheObjectsItDeleted) {
+  MemEnv env;
+  env.SetCapacity(256 << 20);
+  FakeClock clock;
+  FakeObjectStoreFactory buckets(&clock);
+  Io io{&env, &clock, &buckets};
+  ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io).ok());
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  // The sweep over a bucket of its own, as a shared volume's leader runs it.
+  FakeObjectStore::Options bucket_options;
+  bucket_options.clock = &clock;
+  FakeObjectStore bucket(bucket_options);
+  RemoteBlobStore remote(bucket, "vol/", config->volume_id);
+  absl::StatusOr<BlobId> id = (*volume)->ns().AllocateBlobIds(1);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(remote.Put(*id, "left by a crash").ok());
+  SharedBlobSweeper::Options options;
+  options.background = false;
+  options.clock = &clock;
+  SharedBlobSweeper sweeper((*volume)->ns(), remote, options);
+  clock.Advance(absl::Hours(2));
+  ASSERT_TRUE(sweeper.SweepNow().ok());
+  VolumeMetricsSources sources;
+  sources.shared_sweeper = &sweeper;
+  std::string text = RenderVolumeMetrics(sources);
+  EXPECT_THAT(text, HasSubstr("cairn_shared_sweeps_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_shared_sweep_deleted_objects_total 1\n"));
+}
+
 class MetricsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "backend/base/fs_error.h"
 #include "backend/services/shared_blob_store.h"
 #include "backend/volume/shared_volume.h"
 #include "backend/volume/volume.h"
+#include "backend/volume/volume_services.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_object_store.h"
 #include "tests/support/pg_server.h"
@@ -139,6 +142,61 @@ TEST_F(SharedVolumeOpenTest, ADamagedObjectIsAnErrorAndIsNotCached) {
   absl::StatusOr<std::string> good = (*b)->blobs().Read(id, 0, data.size());
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_EQ(*good, data);
+}
+
+// Two daemons' services over one volume: the leader's sweep deletes a
+// crash's leftover from the bucket, keeps a committed blob, and the
+// follower's sweeper never runs.
+TEST_F(SharedVolumeOpenTest, OnlyTheLeadersServicesSweepTheBucket) {
+  absl::StatusOr<VolumeConfig> a_config = FormatVolume(Dir("a"), SharedFormat(), TestIo());
+  ASSERT_TRUE(a_config.ok()) << a_config.status();
+  AttachOptions attach;
+  attach.namespace_url = url_;
+  absl::StatusOr<VolumeConfig> b_config = AttachVolume(Dir("b"), attach, TestIo());
+  ASSERT_TRUE(b_config.ok()) << b_config.status();
+  VolumeOpenOptions daemon;
+  daemon.session = true;
+  absl::StatusOr<std::unique_ptr<Volume>> a = Volume::Open(Dir("a"), *a_config, TestIo(), daemon);
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<std::unique_ptr<Volume>> b = Volume::Open(Dir("b"), *b_config, TestIo(), daemon);
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto put = [&](Volume& host) {
+    BlobId id = *host.ns().AllocateBlobIds(1);
+    absl::StatusOr<BlobInfo> info = host.blobs().Put(id, RandomBytes(5000, id));
+    EXPECT_TRUE(info.ok()) << info.status();
+    return std::make_pair(id, *info);
+  };
+  const BlobId leftover = put(**b).first;
+  auto [kept, info] = put(**a);
+  absl::StatusOr<InodeAttr> file =
+      (*a)->ns().MakeNode(kRootInode, "f", NewNode{S_IFREG | 0644}, Caller{0, 0});
+  ASSERT_TRUE(file.ok()) << file.status();
+  NewBlob blob{kept, info.length, info.crc32c};
+  Extent extent{0, 5000, kept, 0, ""};
+  ASSERT_TRUE((*a)->ns().CommitWrite(file->ino, {&blob, 1}, {&extent, 1}).ok());
+  VolumeServices::Options options;
+  options.shared_sweep.min_age_seconds = 0;  // no other host is storing
+  options.shared_sweep.retry_seconds = 1;    // a loaded test machine's hiccup
+  VolumeServices a_services(**a, options);
+  VolumeServices b_services(**b, options);
+  ASSERT_NE(a_services.shared_sweeper(), nullptr);
+  const std::string leftover_key = (*a)->shared_remote()->KeyOf(leftover);
+  for (int i = 0; i < 600 && Bucket().Object(leftover_key).has_value(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const SharedBlobSweeper::Stats a_stats = a_services.shared_sweeper()->GetStats();
+  const SharedBlobSweeper::Stats b_stats = b_services.shared_sweeper()->GetStats();
+  const std::string why = absl::StrCat(
+      "a: leader ", (*a)->ns().IsLeader(), ", ", a_stats.sweeps, " sweeps, error '",
+      a_stats.last_error, "'; b: leader ", (*b)->ns().IsLeader(), ", ", b_stats.sweeps,
+      " sweeps, error '", b_stats.last_error, "'");
+  EXPECT_FALSE(Bucket().Object(leftover_key).has_value()) << why;
+  EXPECT_TRUE(Bucket().Object((*a)->shared_remote()->KeyOf(kept)).has_value()) << why;
+  // One leader for the whole test: only its sweeper ran.
+  EXPECT_EQ((a_stats.sweeps > 0) + (b_stats.sweeps > 0), 1) << why;
+  if ((*a)->ns().IsLeader() != (*b)->ns().IsLeader()) {
+    EXPECT_EQ((*a)->ns().IsLeader() ? b_stats.sweeps : a_stats.sweeps, 0u) << why;
+  }
 }
 
 TEST_F(SharedVolumeOpenTest, FormatRefusesAnUnreachableBucketAndAUsedDatabase) {

@@ -78,8 +78,8 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   // With the replay committed, any blob file without a record is a leftover
   // of a crash between storing and committing it. Not on a shared volume:
   // there another host may be storing a blob it has not committed yet, and
-  // the sweep would delete it (such leftovers stay in the bucket; see
-  // docs/MULTIHOST.md).
+  // the sweep would delete it (the leader's sweep of the bucket, by the
+  // objects' age, takes such leftovers: backend/services/shared_blob_sweep.h).
   const bool sweep = !read_only && !config.shared();
   if (absl::StatusOr<uint64_t> swept = !sweep ? absl::StatusOr<uint64_t>(0)
                                               : SweepOrphanBlobs(volume.ns(), volume.blobs());

@@ -98,10 +98,14 @@ constexpr Statement kStatements[] = {
     {"get", "SELECT value FROM cairn_kv WHERE space = $1::int2 AND key = $2::bytea"},
     {"mget",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key = ANY($2::bytea[])"},
-    // Pairs of spaces and keys (Prefetch).
+    // Pairs of spaces and keys (GetEach, Prefetch). A lookup of the
+    // primary key per pair, whatever the table's size: written as a join,
+    // a plan made while the table was small (a seq scan) stays cached on
+    // the connection as it grows.
     {"pget",
-     "SELECT space, key, value FROM cairn_kv WHERE (space, key) IN "
-     "(SELECT * FROM unnest($1::int2[], $2::bytea[]))"},
+     "SELECT k.space, k.key, v.value FROM unnest($1::int2[], $2::bytea[]) AS k(space, key) "
+     "CROSS JOIN LATERAL (SELECT value FROM cairn_kv "
+     "WHERE space = k.space AND key = k.key LIMIT 1) v"},
     {"scan_open",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
      "ORDER BY key LIMIT $3::int8"},

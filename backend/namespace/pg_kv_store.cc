@@ -145,7 +145,7 @@ constexpr Statement kStatements[] = {
     // and the doorbell, which PostgreSQL sends at commit.
     {"feed",
      "WITH f AS (INSERT INTO cairn_feed (session, changes) VALUES ($1::int8, $2::bytea)) "
-     "SELECT pg_notify('cairn_feed', '')"},
+     "SELECT pg_notify('cairn_feed', $1::int8::text)"},
 };
 
 constexpr const char* kSchemaSql =

@@ -188,25 +188,38 @@ class FeedWatcher : public KvStore::Watch {
     }
   }
 
-  // Until a NOTIFY, the stop, or `ms`.
+  // Whether another session's NOTIFY came (this host's own commits ring
+  // too, with its session as the payload: their rows it skips anyway, and
+  // reading the feed after each would double its commits' cost).
+  bool OthersRang() {
+    bool rang = false;
+    const std::string self = std::to_string(session_);
+    while (PGnotify* note = PQnotifies(conn_.get())) {
+      rang = rang || self != note->extra;
+      PQfreemem(note);
+    }
+    return rang;
+  }
+
+  // Until another session's NOTIFY, the stop, or `ms`.
   void Wait(int ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {-1, POLLIN, 0}};
     int n = 1;
     if (!Broken(conn_.get())) {
       // One that came in during the last poll's query is already read off
       // the socket: look again at once.
-      bool rang = false;
-      while (PGnotify* note = PQnotifies(conn_.get())) {
-        PQfreemem(note);
-        rang = true;
-      }
-      if (rang) return;
+      if (OthersRang()) return;
       fds[1].fd = PQsocket(conn_.get());
       n = 2;
     }
-    poll(fds, n, ms);
-    if (n == 2 && PQconsumeInput(conn_.get()) == 1) {
-      while (PGnotify* note = PQnotifies(conn_.get())) PQfreemem(note);
+    while (!stop_.load()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      if (left.count() <= 0) return;
+      fds[0].revents = fds[1].revents = 0;
+      if (poll(fds, n, static_cast<int>(left.count())) <= 0 || fds[0].revents != 0) return;
+      if (PQconsumeInput(conn_.get()) != 1 || OthersRang()) return;
     }
   }
 
@@ -251,7 +264,6 @@ class FeedWatcher : public KvStore::Watch {
       if (rows < kPage) break;
     }
     // Settle what can be: read numbers, and gaps past their grace.
-    const int64_t old_floor = floor_;
     const auto given_up = Clock::now() - std::chrono::milliseconds(options_.feed_gap_grace_ms);
     while (floor_ < max_seen_) {
       int64_t next = floor_ + 1;
@@ -264,7 +276,12 @@ class FeedWatcher : public KvStore::Watch {
       if (gap != gaps_.end()) gaps_.erase(gap);
       ++floor_;
     }
-    if (floor_ != old_floor || !published_) {
+    // Published now and then, not at each read: the trim (after
+    // feed_keep_s) needs it roughly, and each publication is a commit.
+    const auto publish_every = std::min<Clock::duration>(
+        std::chrono::seconds(5), std::chrono::milliseconds(int64_t{options_.feed_keep_s} * 250));
+    if (!published_ ||
+        (floor_ != published_floor_ && Clock::now() - published_at_ >= publish_every)) {
       absl::StatusOr<Result> r = Query(
           conn_.get(),
           "INSERT INTO cairn_feed_readers (session, seen) VALUES ($1::int8, $2::int8) "
@@ -272,6 +289,8 @@ class FeedWatcher : public KvStore::Watch {
           {self, std::to_string(floor_)}, "recording how far the feed was read");
       if (!r.ok()) return r.status();
       published_ = true;
+      published_at_ = Clock::now();
+      published_floor_ = floor_;
     }
     return absl::OkStatus();
   }
@@ -292,6 +311,8 @@ class FeedWatcher : public KvStore::Watch {
   bool started_ = false;
   bool deliver_ = true;
   bool published_ = false;
+  Clock::time_point published_at_;
+  int64_t published_floor_ = 0;
   int64_t floor_ = 0;
   int64_t max_seen_ = 0;
   std::set<int64_t> seen_;                    // read, above the floor

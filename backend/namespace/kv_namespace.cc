@@ -109,6 +109,9 @@ struct Op {
   int64_t inode_count_delta = 0;
   int64_t data_bytes_delta = 0;
   bool unchanged = false;  // set by a body that found nothing to do
+  // The holds this operation read, by inode (HoldsOf): a removal reads
+  // them to decide and again to delete them, one scan.
+  std::map<InodeId, std::vector<uint64_t>> holds;
 };
 
 // The caller's ReleaseCheck marks the inode freed in its own tables (and
@@ -326,14 +329,26 @@ absl::StatusOr<std::vector<uint64_t>> OpenHoldsOf(KvReader& reader, InodeId ino)
   return sessions;
 }
 
+// OpenHoldsOf, read once per operation. Only for an operation that writes
+// no hold of `ino` after the read (none does: a free deletes them).
+absl::StatusOr<const std::vector<uint64_t>*> HoldsOf(Op& op, InodeId ino) {
+  auto it = op.holds.find(ino);
+  if (it == op.holds.end()) {
+    absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+    if (!holds.ok()) return holds.status();
+    it = op.holds.emplace(ino, *std::move(holds)).first;
+  }
+  return &it->second;
+}
+
 // Whether a session other than this host's holds `ino` open: then an
 // orphan stays, whatever this host's release check says. Always false
 // on a single-host namespace, without a read.
 absl::StatusOr<bool> HeldElsewhere(Op& op, InodeId ino) {
   if (op.session == 0) return false;
-  absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+  absl::StatusOr<const std::vector<uint64_t>*> holds = HoldsOf(op, ino);
   if (!holds.ok()) return holds.status();
-  for (uint64_t session : *holds) {
+  for (uint64_t session : **holds) {
     if (session != op.session) return true;
   }
   return false;
@@ -364,9 +379,9 @@ absl::Status StageFree(Op& op, InodeId ino) {
   op.kv.Delete(KvSpace::kMeta, kDamagePrefix + key);
   if (op.session != 0) {
     // This host's own hold, and any a dead session left.
-    absl::StatusOr<std::vector<uint64_t>> holds = OpenHoldsOf(op.kv, ino);
+    absl::StatusOr<const std::vector<uint64_t>*> holds = HoldsOf(op, ino);
     if (!holds.ok()) return holds.status();
-    for (uint64_t session : *holds) op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
+    for (uint64_t session : **holds) op.kv.Delete(KvSpace::kMeta, OpenHoldKey(ino, session));
   }
   op.dirty.erase(ino);
   op.inode_count_delta -= 1;

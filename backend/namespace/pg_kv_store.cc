@@ -143,6 +143,19 @@ constexpr Statement kStatements[] = {
     // The change feed's row of a writing transaction, last before its
     // COMMIT (so the number it takes commits within the same round trip),
     // and the doorbell, which PostgreSQL sends at commit.
+    // A transaction's first statements, prepared too (parsing and planning
+    // them at each transaction cost the server as much as the reads).
+    {"begin", "BEGIN ISOLATION LEVEL SERIALIZABLE"},
+    // What a transaction runs right after its BEGIN: its id, assigned now
+    // rather than at the first write (costing one for read-only runs too)
+    // so that a commit whose answer is lost can be looked up
+    // (pg_xact_status) even if no result of the commit's round trip came;
+    // and, with a session ($1 not 0), whether it is alive, locking its row
+    // FOR KEY SHARE until the end (fencing: pg_session.h).
+    {"begin_check",
+     "SELECT pg_current_xact_id()::text, $1::int8 = 0 OR (SELECT id FROM cairn_sessions "
+     "WHERE id = $1::int8 AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL"},
+    {"commit", "COMMIT"},
     {"feed",
      "WITH f AS (INSERT INTO cairn_feed (session, changes) VALUES ($1::int8, $2::bytea)) "
      "SELECT pg_notify('cairn_feed', $1::int8::text)"},
@@ -299,16 +312,6 @@ void Backoff(int attempt) {
   std::uniform_int_distribution<int64_t> d(cap_us / 4, cap_us);
   std::this_thread::sleep_for(std::chrono::microseconds(d(tls_rng)));
 }
-
-// What a transaction runs right after its BEGIN: its id, assigned now
-// rather than at the first write (costing one for read-only runs too) so
-// that a commit whose answer is lost can be looked up (pg_xact_status) even
-// if no result of the commit's round trip came; and, with a session ($1
-// not 0), whether it is alive, locking its row FOR KEY SHARE until the end
-// (fencing: pg_session.h).
-constexpr const char* kBeginCheckSql =
-    "SELECT pg_current_xact_id()::text, $1::int8 = 0 OR (SELECT id FROM cairn_sessions "
-    "WHERE id = $1::int8 AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL";
 
 enum class CommitFate { kCommitted, kNotCommitted, kUnknown };
 
@@ -835,7 +838,7 @@ class PgTxn : public KvTxn {
   bool outcome_unknown() const { return outcome_unknown_; }
   // Whether the BEGIN found this host's session dead: nothing may commit.
   bool fenced() const { return fenced_; }
-  // The transaction's id (kBeginCheckSql); empty before the BEGIN.
+  // The transaction's id ("begin_check"); empty before the BEGIN.
   const std::string& xid() const { return xid_; }
 
   // Sends every buffered write and the COMMIT in one pipelined round trip.
@@ -903,7 +906,7 @@ class PgTxn : public KvTxn {
       sent = sent && PQsendQueryPrepared(pg, name, static_cast<int>(params.size()), values.data(),
                                          lengths.data(), formats.data(), 1) == 1;
     }
-    sent = sent && PQsendQueryParams(pg, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    sent = sent && PQsendQueryPrepared(pg, "commit", 0, nullptr, nullptr, nullptr, 0) == 1;
     sent = sent && PQpipelineSync(pg) == 1;
     if (!sent) return lost_mid_commit(Trim(PQerrorMessage(pg)));
 
@@ -965,10 +968,9 @@ class PgTxn : public KvTxn {
     const int check_lengths[] = {static_cast<int>(session.size())};
     const int check_formats[] = {1};
     bool sent =
-        PQsendQueryParams(pg, "BEGIN ISOLATION LEVEL SERIALIZABLE", 0, nullptr, nullptr,
-                          nullptr, nullptr, 0) == 1 &&
-        PQsendQueryParams(pg, kBeginCheckSql, 1, nullptr, check_values, check_lengths,
-                          check_formats, 0) == 1;
+        PQsendQueryPrepared(pg, "begin", 0, nullptr, nullptr, nullptr, 0) == 1 &&
+        PQsendQueryPrepared(pg, "begin_check", 1, check_values, check_lengths, check_formats,
+                            0) == 1;
     if (sent && name != nullptr) {
       std::vector<const char*> values;
       std::vector<int> lengths, formats(params.size(), 1);

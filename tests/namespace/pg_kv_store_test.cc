@@ -51,6 +51,17 @@ class CutProxy {
   }
   int port() const { return port_; }
 
+  // Whether the client's bytes run the prepared statement "commit": a
+  // Bind message ('B', its length, an unnamed portal) naming it. Its
+  // Parse, when a connection prepares its statements, does not count.
+  static bool SendsCommit(std::string_view sent) {
+    const std::string_view bind_commit("\0commit\0", 8);
+    for (size_t at = sent.find('B'); at != std::string_view::npos; at = sent.find('B', at + 1)) {
+      if (sent.substr(at + 5, bind_commit.size()) == bind_commit) return true;
+    }
+    return false;
+  }
+
   std::atomic<bool> cut_after_commit{false};
   std::atomic<bool> refuse_after_cut{false};
   std::atomic<bool> refusing{false};
@@ -90,7 +101,7 @@ class CutProxy {
         ssize_t n = read(client, buf, sizeof(buf));
         if (n <= 0) break;
         if (write(server, buf, n) != n) break;
-        if (cut_after_commit && std::string_view(buf, n).find("COMMIT") != std::string::npos) {
+        if (cut_after_commit && SendsCommit(std::string_view(buf, n))) {
           cut_after_commit = false;
           if (refuse_after_cut) refusing = true;
           ++cuts;

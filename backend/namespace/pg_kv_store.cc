@@ -98,14 +98,6 @@ constexpr Statement kStatements[] = {
     {"get", "SELECT value FROM cairn_kv WHERE space = $1::int2 AND key = $2::bytea"},
     {"mget",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key = ANY($2::bytea[])"},
-    // Pairs of spaces and keys (GetEach, Prefetch). A lookup of the
-    // primary key per pair, whatever the table's size: written as a join,
-    // a plan made while the table was small (a seq scan) stays cached on
-    // the connection as it grows.
-    {"pget",
-     "SELECT k.space, k.key, v.value FROM unnest($1::int2[], $2::bytea[]) AS k(space, key) "
-     "CROSS JOIN LATERAL (SELECT value FROM cairn_kv "
-     "WHERE space = k.space AND key = k.key LIMIT 1) v"},
     {"scan_open",
      "SELECT key, value FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea "
      "ORDER BY key LIMIT $3::int8"},
@@ -493,28 +485,92 @@ struct KeyInSpace {
   }
 };
 
-// Reads shared by the transaction and the plain reader, each statement
+// A prepared statement and its binary parameters.
+struct Stmt {
+  const char* name;
+  std::vector<std::string> params;
+  int result_format = 1;  // binary
+};
+
+// Sends `stmts` in one pipelined round trip and returns one result per
+// statement (a failed statement's error result, those after it aborted).
+// Not OK when the connection failed (then marked broken).
+absl::StatusOr<std::vector<Result>> Pipeline(Conn& c, const std::vector<Stmt>& stmts,
+                                             std::string_view what) {
+  PGconn* pg = c.pg;
+  auto lost = [&]() {
+    c.broken = true;
+    return absl::UnavailableError(absl::StrCat("lost the connection to PostgreSQL at ", Where(pg),
+                                               " during ", Sv(what), ": ",
+                                               Trim(PQerrorMessage(pg))));
+  };
+  if (PQenterPipelineMode(pg) != 1) return lost();
+  bool sent = true;
+  for (const Stmt& s : stmts) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats(s.params.size(), 1);
+    for (const std::string& p : s.params) {
+      values.push_back(p.data());
+      lengths.push_back(static_cast<int>(p.size()));
+    }
+    sent = sent && PQsendQueryPrepared(pg, s.name, static_cast<int>(s.params.size()),
+                                       values.data(), lengths.data(), formats.data(),
+                                       s.result_format) == 1;
+  }
+  sent = sent && PQpipelineSync(pg) == 1;
+  if (!sent) return lost();
+  std::vector<Result> results;
+  for (size_t i = 0; i < stmts.size(); ++i) {
+    Result r(PQgetResult(pg));
+    if (!r) return lost();
+    if (Result end(PQgetResult(pg)); end) return lost();  // the null after each result
+    results.push_back(std::move(r));
+  }
+  Result sync(PQgetResult(pg));
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost();
+  if (PQexitPipelineMode(pg) != 1) return lost();
+  return results;
+}
+
+// Reads shared by the transaction and the plain reader, the statements
 // run by a Query (a transaction sends its BEGIN with its first), with the
 // `overlay` of buffered writes (nullptr for none).
 using Overlay = std::map<KeyInSpace, std::optional<std::string>>;
-// Runs prepared statement `name`; a failed one is an error (`what` names
-// it), never a result.
-using Query = std::function<absl::StatusOr<Result>(
-    const char* name, std::vector<std::string> params, std::string_view what)>;
+// Runs `stmts` (one round trip for several); a failed one is an error
+// (`what` names it), never a result.
+using Query = std::function<absl::StatusOr<std::vector<Result>>(std::vector<Stmt> stmts,
+                                                                std::string_view what)>;
+
+// The single statement's result of a Query.
+absl::StatusOr<Result> One(const Query& q, const char* name, std::vector<std::string> params,
+                           std::string_view what) {
+  absl::StatusOr<std::vector<Result>> r = q({Stmt{name, std::move(params)}}, what);
+  if (!r.ok()) return r.status();
+  return std::move(r->front());
+}
 
 Query QueryOn(Conn& c) {
-  return [&c](const char* name, std::vector<std::string> params,
-              std::string_view what) -> absl::StatusOr<Result> {
-    Result r = Exec(c, name, params);
-    if (absl::Status st = Check(c, r, what); !st.ok()) return st;
-    return r;
+  return [&c](std::vector<Stmt> stmts,
+              std::string_view what) -> absl::StatusOr<std::vector<Result>> {
+    std::vector<Result> results;
+    if (stmts.size() == 1) {
+      results.push_back(Exec(c, stmts[0].name, stmts[0].params));
+    } else {
+      absl::StatusOr<std::vector<Result>> piped = Pipeline(c, stmts, what);
+      if (!piped.ok()) return piped.status();
+      results = *std::move(piped);
+    }
+    for (const Result& r : results) {
+      if (absl::Status st = Check(c, r, what); !st.ok()) return st;
+    }
+    return results;
   };
 }
 
 absl::StatusOr<std::optional<std::string>> DoGet(const Query& q, KvSpace space,
                                                  std::string_view key) {
-  absl::StatusOr<Result> got = q("get", {Int2(static_cast<int>(space)), std::string(key)},
-                                 "a read (Get)");
+  absl::StatusOr<Result> got =
+      One(q, "get", {Int2(static_cast<int>(space)), std::string(key)}, "a read (Get)");
   if (!got.ok()) return got.status();
   const Result& r = *got;
   if (PQntuples(r.get()) == 0) return std::nullopt;
@@ -531,7 +587,7 @@ absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
   std::map<std::string, std::string> found;
   if (wanted.count() > 0) {
     absl::StatusOr<Result> got =
-        q("mget", {Int2(static_cast<int>(space)), wanted.Finish()}, "a read (MultiGet)");
+        One(q, "mget", {Int2(static_cast<int>(space)), wanted.Finish()}, "a read (MultiGet)");
     if (!got.ok()) return got.status();
     const Result& r = *got;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -555,20 +611,22 @@ absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
 // Pairs of spaces and keys, in one statement; absent keys are left out.
 absl::StatusOr<std::map<KeyInSpace, std::string>> DoGetEach(
     const Query& q, absl::Span<const KvReader::SpaceKey> keys) {
-  ArrayBuilder spaces(kInt2Oid), wanted(kByteaOid);
+  // A prepared Get per key, pipelined: one round trip, and each planned
+  // once per connection (one statement over arrays of keys was planned
+  // again at every call, costing the server more than the lookups).
+  std::vector<Stmt> gets;
   for (const KvReader::SpaceKey& k : keys) {
-    spaces.Add(Int2(static_cast<int>(k.space)));
-    wanted.Add(k.key);
+    gets.push_back(Stmt{"get", {Int2(static_cast<int>(k.space)), k.key}});
   }
   std::map<KeyInSpace, std::string> found;
   if (keys.empty()) return found;
-  absl::StatusOr<Result> got = q("pget", {spaces.Finish(), wanted.Finish()}, "a read (GetEach)");
+  absl::StatusOr<std::vector<Result>> got = q(std::move(gets), "a read (GetEach)");
   if (!got.ok()) return got.status();
-  for (int i = 0; i < PQntuples(got->get()); ++i) {
-    std::string_view space = Value(*got, i, 0);
-    int number = (static_cast<uint8_t>(space[0]) << 8) | static_cast<uint8_t>(space[1]);
-    found.emplace(KeyInSpace{static_cast<KvSpace>(number), std::string(Value(*got, i, 1))},
-                  std::string(Value(*got, i, 2)));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Result& r = (*got)[i];
+    if (PQntuples(r.get()) > 0) {
+      found.emplace(KeyInSpace{keys[i].space, keys[i].key}, std::string(Value(r, 0, 0)));
+    }
   }
   return found;
 }
@@ -587,9 +645,11 @@ absl::Status DoScan(const Query& q, int page, KvSpace space, std::string_view st
       row = 0;
       absl::StatusOr<Result> got =
           end.empty()
-              ? q("scan_open", {Int2(static_cast<int>(space)), next, Int8(page)}, "a read (Scan)")
-              : q("scan_range", {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)},
-                  "a read (Scan)");
+              ? One(q, "scan_open", {Int2(static_cast<int>(space)), next, Int8(page)},
+                    "a read (Scan)")
+              : One(q, "scan_range",
+                    {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)},
+                    "a read (Scan)");
       if (!got.ok()) return got.status();
       const Result& r = *got;
       for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -641,9 +701,10 @@ absl::StatusOr<std::optional<KvReader::KeyValue>> DoLast(const Query& q, KvSpace
   while (true) {
     absl::StatusOr<Result> got =
         below.empty()
-            ? q("last_open", {Int2(static_cast<int>(space)), std::string(start)}, "a read (Last)")
-            : q("last_range", {Int2(static_cast<int>(space)), std::string(start), below},
-                "a read (Last)");
+            ? One(q, "last_open", {Int2(static_cast<int>(space)), std::string(start)},
+                  "a read (Last)")
+            : One(q, "last_range", {Int2(static_cast<int>(space)), std::string(start), below},
+                  "a read (Last)");
     if (!got.ok()) return got.status();
     const Result& r = *got;
     if (PQntuples(r.get()) == 0) break;
@@ -747,8 +808,8 @@ class PgTxn : public KvTxn {
       : c_(c),
         page_(page),
         session_(session),
-        query_([this](const char* name, std::vector<std::string> params, std::string_view what) {
-          return Run(name, std::move(params), what);
+        query_([this](std::vector<Stmt> stmts, std::string_view what) {
+          return Run(std::move(stmts), what);
         }) {}
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
@@ -848,7 +909,7 @@ class PgTxn : public KvTxn {
                                          [](const auto& c) { return c.second == 0; })) {
         return absl::OkStatus();  // nothing read, nothing to write
       }
-      if (absl::StatusOr<Result> begun = Run(nullptr, {}, "BEGIN"); !begun.ok()) {
+      if (absl::StatusOr<std::vector<Result>> begun = Run({}, "BEGIN"); !begun.ok()) {
         return begun.status();
       }
     }
@@ -946,67 +1007,31 @@ class PgTxn : public KvTxn {
     return failure_;
   }
 
-  // Runs prepared statement `name` (none: nullptr) in the transaction;
-  // the first one also sends the BEGIN, in the same round trip.
-  absl::StatusOr<Result> Run(const char* name, std::vector<std::string> params,
-                             std::string_view what) {
-    if (begun_) {
-      Result r = Exec(c_, name, params);
-      if (absl::Status st = Check(c_, r, what); !st.ok()) return st;
-      return r;
-    }
-    PGconn* pg = c_.pg;
-    auto lost = [&]() {
-      c_.broken = true;
-      return absl::UnavailableError(absl::StrCat("lost the connection to PostgreSQL at ",
-                                                 Where(pg), " during BEGIN: ",
-                                                 Trim(PQerrorMessage(pg))));
-    };
-    if (PQenterPipelineMode(pg) != 1) return lost();
-    const std::string session = Int8(static_cast<int64_t>(session_));
-    const char* check_values[] = {session.data()};
-    const int check_lengths[] = {static_cast<int>(session.size())};
-    const int check_formats[] = {1};
-    bool sent =
-        PQsendQueryPrepared(pg, "begin", 0, nullptr, nullptr, nullptr, 0) == 1 &&
-        PQsendQueryPrepared(pg, "begin_check", 1, check_values, check_lengths, check_formats,
-                            0) == 1;
-    if (sent && name != nullptr) {
-      std::vector<const char*> values;
-      std::vector<int> lengths, formats(params.size(), 1);
-      for (const std::string& p : params) {
-        values.push_back(p.data());
-        lengths.push_back(static_cast<int>(p.size()));
-      }
-      sent = PQsendQueryPrepared(pg, name, static_cast<int>(params.size()), values.data(),
-                                 lengths.data(), formats.data(), 1) == 1;
-    }
-    sent = sent && PQpipelineSync(pg) == 1;
-    if (!sent) return lost();
-    // One result (then a null) per statement, then the sync's.
-    std::vector<Result> results;
-    const size_t count = name != nullptr ? 3 : 2;
-    for (size_t i = 0; i < count; ++i) {
-      Result r(PQgetResult(pg));
-      if (!r) return lost();
-      if (Result end(PQgetResult(pg)); end) return lost();
-      results.push_back(std::move(r));
-    }
-    Result sync(PQgetResult(pg));
-    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost();
-    if (PQexitPipelineMode(pg) != 1) return lost();
-    if (absl::Status st = Check(c_, results[0], "BEGIN"); !st.ok()) return st;
-    if (absl::Status st = Check(c_, results[1], "BEGIN"); !st.ok()) return st;
+  // Runs `stmts` in the transaction, in one round trip; the first ones
+  // also send the BEGIN, in the same round trip (with none, only that).
+  absl::StatusOr<std::vector<Result>> Run(std::vector<Stmt> stmts, std::string_view what) {
+    if (begun_) return QueryOn(c_)(std::move(stmts), what);
+    const size_t first = 2;
+    stmts.insert(stmts.begin(),
+                 {Stmt{"begin", {}}, Stmt{"begin_check", {Int8(static_cast<int64_t>(session_))},
+                                          /*result_format=*/0}});
+    absl::StatusOr<std::vector<Result>> results = Pipeline(c_, stmts, "BEGIN");
+    if (!results.ok()) return results.status();
+    if (absl::Status st = Check(c_, (*results)[0], "BEGIN"); !st.ok()) return st;
+    if (absl::Status st = Check(c_, (*results)[1], "BEGIN"); !st.ok()) return st;
     begun_ = true;
-    xid_ = PQgetvalue(results[1].get(), 0, 0);
-    if (PQgetvalue(results[1].get(), 0, 1)[0] != 't') {
+    xid_ = PQgetvalue((*results)[1].get(), 0, 0);
+    if (PQgetvalue((*results)[1].get(), 0, 1)[0] != 't') {
       fenced_ = true;
       return absl::FailedPreconditionError("this host's database session has expired");
     }
-    if (name == nullptr) return Result();
-    if (absl::Status st = Check(c_, results[2], what); !st.ok()) return st;
-    return std::move(results[2]);
+    for (size_t i = first; i < results->size(); ++i) {
+      if (absl::Status st = Check(c_, (*results)[i], what); !st.ok()) return st;
+    }
+    results->erase(results->begin(), results->begin() + first);
+    return results;
   }
+
   template <typename T>
   T Note(T result) {
     if (!result.ok() && failure_.ok()) failure_ = result.status();

@@ -608,7 +608,8 @@ absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
   return out;
 }
 
-// Pairs of spaces and keys, in one statement; absent keys are left out.
+// The values of keys of several spaces, in one round trip; absent keys
+// are left out.
 absl::StatusOr<std::map<KeyInSpace, std::string>> DoGetEach(
     const Query& q, absl::Span<const KvReader::SpaceKey> keys) {
   // A prepared Get per key, pipelined: one round trip, and each planned

@@ -14,7 +14,9 @@
 # unlink of N empty files in one directory), operations per second, and the
 # PostgreSQL transactions committed per file. Prints one line per run, then
 # a markdown table: medians (min-max) over the rounds, and each build's
-# ratio to the first one and to the embedded one, taken within each round.
+# ratio to the first one (of its kind) and to the embedded one, taken
+# within each round. With only embedded builds (emb-before=... emb-after=...)
+# the ratios are to the first of them.
 #
 # Environment: BENCH_ROUNDS (3), BENCH_FILES (1000), BENCH_DIR (scratch,
 # deleted on exit; default /var/tmp/cairn-metaab), CAIRN_S3RVER, PG_FSYNC
@@ -106,13 +108,18 @@ for line in open(raw):
     f = line.split()
     runs[(int(f[1]), f[2])] = {f[i]: float(f[i + 1]) for i in range(3, len(f), 2)}
 rounds = sorted({r for r, _ in runs})
-first = next(n for n in names if not n.startswith("emb"))
+first = next((n for n in names if not n.startswith("emb")), names[0])
 emb = next((n for n in names if n.startswith("emb")), None)
 def span(values, fmt):
     return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})"
 count = lambda v: f"{v:,.0f}"
 ratio = lambda v: f"{v:.2f}x"
-heads = [n for n in names] + [f"{n} / {first}" for n in names if n != first and not n.startswith("emb")]
+# Ratios to the first build, among builds of its kind (shared, or embedded
+# when every build runs embedded).
+kin = lambda n: n != first and n.startswith("emb") == first.startswith("emb")
+heads = [n for n in names] + [f"{n} / {first}" for n in names if kin(n)]
+if emb == first:
+    emb = None  # only embedded runs: the ratios to the first say it all
 if emb:
     heads += [f"{n} / {emb}" for n in names if not n.startswith("emb")]
 print("| figure | " + " | ".join(heads) + " |")
@@ -122,7 +129,7 @@ for op in ["create", "stat", "rename", "unlink", "xacts_per_file"]:
              for n in names]
     if op != "xacts_per_file":
         for n in names:
-            if n != first and not n.startswith("emb"):
+            if kin(n):
                 cells.append(span([runs[(r, n)][op] / runs[(r, first)][op] for r in rounds], ratio))
         if emb:
             for n in names:

@@ -30,6 +30,18 @@ bool Overlaps(int64_t a_start, int64_t a_last, int64_t b_start, int64_t b_last) 
   return a_start <= b_last && b_start <= a_last;
 }
 
+// The lock `lock` grants `owner`, over the whole file (a record lock's
+// caller sets its range).
+HeldLock Granted(uint64_t session, uint64_t owner, LockKind kind, const ByteRangeLock& lock) {
+  HeldLock held;
+  held.session = session;
+  held.owner = owner;
+  held.kind = kind;
+  held.type = lock.type;
+  held.pid = lock.pid;
+  return held;
+}
+
 }  // namespace
 
 absl::Status FileLocks::SetRecordLock(InodeId ino, uint64_t owner, const ByteRangeLock& lock,
@@ -124,14 +136,9 @@ std::vector<HeldLock> ApplyRecordLock(const std::vector<HeldLock>& mine, uint64_
     }
   }
   if (lock.type != LockType::kUnlock) {
-    HeldLock added;
-    added.session = session;
-    added.owner = owner;
-    added.kind = LockKind::kRecord;
-    added.type = lock.type;
+    HeldLock added = Granted(session, owner, LockKind::kRecord, lock);
     added.start = lock.start;
     added.last = lock.last;
-    added.pid = lock.pid;
     pieces.push_back(added);
   }
   std::sort(pieces.begin(), pieces.end(),
@@ -157,13 +164,7 @@ std::vector<HeldLock> ApplyLock(const std::vector<HeldLock>& mine, uint64_t sess
                                 uint64_t owner, LockKind kind, const ByteRangeLock& lock) {
   if (kind == LockKind::kRecord) return ApplyRecordLock(mine, session, owner, lock);
   if (lock.type == LockType::kUnlock) return {};
-  HeldLock whole;
-  whole.session = session;
-  whole.owner = owner;
-  whole.kind = LockKind::kFlock;
-  whole.type = lock.type;
-  whole.pid = lock.pid;
-  return {whole};
+  return {Granted(session, owner, LockKind::kFlock, lock)};  // the whole file
 }
 
 }  // namespace cairn

@@ -914,7 +914,7 @@ class PgTxn : public KvTxn {
         return begun.status();
       }
     }
-    std::vector<std::pair<const char*, std::vector<std::string>>> stmts;
+    std::vector<Stmt> stmts;
     ArrayBuilder put_space(kInt2Oid), put_key(kByteaOid), put_value(kByteaOid);
     ArrayBuilder del_space(kInt2Oid), del_key(kByteaOid);
     for (const auto& [sk, value] : writes_) {
@@ -928,9 +928,9 @@ class PgTxn : public KvTxn {
       }
     }
     if (put_key.count() > 0) {
-      stmts.push_back({"put", {put_space.Finish(), put_key.Finish(), put_value.Finish()}});
+      stmts.push_back(Stmt{"put", {put_space.Finish(), put_key.Finish(), put_value.Finish()}});
     }
-    if (del_key.count() > 0) stmts.push_back({"del", {del_space.Finish(), del_key.Finish()}});
+    if (del_key.count() > 0) stmts.push_back(Stmt{"del", {del_space.Finish(), del_key.Finish()}});
     ArrayBuilder names(kTextOid), slots(kInt2Oid), deltas(kInt8Oid);
     std::uniform_int_distribution<int> slot(0, kPgCounterSlots - 1);
     for (const auto& [name, delta] : counters_) {
@@ -940,14 +940,16 @@ class PgTxn : public KvTxn {
       deltas.Add(Int8(delta));
     }
     if (names.count() > 0) {
-      stmts.push_back({"add", {names.Finish(), slots.Finish(), deltas.Finish()}});
+      stmts.push_back(Stmt{"add", {names.Finish(), slots.Finish(), deltas.Finish()}});
     }
     if (session_ != 0 && !writes_.empty()) {
       std::vector<KvStore::Change> changes;
       changes.reserve(writes_.size());
       for (const auto& [sk, value] : writes_) changes.push_back({sk.space, sk.key});
-      stmts.push_back({"feed", {Int8(static_cast<int64_t>(session_)), EncodeFeedChanges(changes)}});
+      stmts.push_back(
+          Stmt{"feed", {Int8(static_cast<int64_t>(session_)), EncodeFeedChanges(changes)}});
     }
+    stmts.push_back(Stmt{"commit", {}});
 
     PGconn* pg = c_.pg;
     auto lost_mid_commit = [&](std::string_view detail) {
@@ -956,46 +958,20 @@ class PgTxn : public KvTxn {
       return absl::UnavailableError(absl::StrCat(
           "lost the connection to PostgreSQL at ", Where(pg), " while committing: ", Sv(detail)));
     };
-    if (PQenterPipelineMode(pg) != 1) return lost_mid_commit(Trim(PQerrorMessage(pg)));
-    bool sent = true;
-    for (const auto& [name, params] : stmts) {
-      std::vector<const char*> values;
-      std::vector<int> lengths, formats(params.size(), 1);
-      for (const std::string& p : params) {
-        values.push_back(p.data());
-        lengths.push_back(static_cast<int>(p.size()));
-      }
-      sent = sent && PQsendQueryPrepared(pg, name, static_cast<int>(params.size()), values.data(),
-                                         lengths.data(), formats.data(), 1) == 1;
-    }
-    sent = sent && PQsendQueryPrepared(pg, "commit", 0, nullptr, nullptr, nullptr, 0) == 1;
-    sent = sent && PQpipelineSync(pg) == 1;
-    if (!sent) return lost_mid_commit(Trim(PQerrorMessage(pg)));
-
-    // One result (then a null) per statement, then the sync's. The first
-    // error decides; the statements after it come back "aborted".
+    absl::StatusOr<std::vector<Result>> results = Pipeline(c_, stmts, "COMMIT");
+    if (!results.ok()) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+    // The first error decides; the statements after it come back "aborted".
     absl::Status first_error;
-    Result first_error_result;
-    size_t expected = stmts.size() + 1;
-    for (size_t i = 0; i < expected; ++i) {
-      Result r(PQgetResult(pg));
-      if (!r) return lost_mid_commit(Trim(PQerrorMessage(pg)));
-      ExecStatusType s = PQresultStatus(r.get());
-      if (s == PGRES_FATAL_ERROR && first_error.ok()) {
-        first_error = ErrorStatus(pg, r.get(), i < stmts.size() ? "a write" : "COMMIT");
-        first_error_result = std::move(r);
-      } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_PIPELINE_ABORTED &&
-                 s != PGRES_FATAL_ERROR) {
-        return lost_mid_commit(absl::StrCat("unexpected result ", PQresStatus(s)));
+    for (size_t i = 0; i < results->size(); ++i) {
+      const Result& r = (*results)[i];
+      ExecStatusType st = PQresultStatus(r.get());
+      if (st == PGRES_FATAL_ERROR && first_error.ok()) {
+        first_error = ErrorStatus(pg, r.get(), i + 1 < stmts.size() ? "a write" : "COMMIT");
+      } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                 st != PGRES_PIPELINE_ABORTED && st != PGRES_FATAL_ERROR) {
+        return lost_mid_commit(absl::StrCat("unexpected result ", PQresStatus(st)));
       }
-      Result end(PQgetResult(pg));  // the null after each statement's result
-      if (end) return lost_mid_commit("unexpected extra result");
     }
-    Result sync(PQgetResult(pg));
-    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
-      return lost_mid_commit(Trim(PQerrorMessage(pg)));
-    }
-    if (PQexitPipelineMode(pg) != 1) return lost_mid_commit(Trim(PQerrorMessage(pg)));
     if (first_error.ok()) return absl::OkStatus();
     if (absl::IsUnavailable(first_error)) return lost_mid_commit(std::string(first_error.message()));
     return first_error;

@@ -102,12 +102,21 @@ class KvTxn : public KvReader {
   // serialize every transaction on one hot row. A counter never goes below
   // zero: a sum that would is kept at zero.
   virtual void AddToCounter(std::string_view counter, int64_t delta) = 0;
-  // A hint: the body is about to read these keys, in any spaces. An engine
-  // whose reads are round trips fetches them together now and answers the
-  // later Gets from what it fetched (a transaction's reads are repeatable,
+  // A range of one space: the pairs with start <= key < end (an empty
+  // `end`: to the end of the space).
+  struct SpaceRange {
+    KvSpace space;
+    std::string start;
+    std::string end;
+  };
+  // A hint: the body is about to read these keys and scan these ranges,
+  // in any spaces. An engine whose reads are round trips fetches them
+  // together now and answers the later Gets, and Scans of exactly these
+  // ranges, from what it fetched (a transaction's reads are repeatable,
   // so they cannot have changed); others ignore it. A failure here shows
-  // again at the Get.
-  virtual void Prefetch(absl::Span<const SpaceKey> keys) {}
+  // again at the read.
+  virtual void Prefetch(absl::Span<const SpaceKey> keys, absl::Span<const SpaceRange> scans) {}
+  void Prefetch(absl::Span<const SpaceKey> keys) { Prefetch(keys, {}); }
 };
 
 class KvStore {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -633,30 +634,47 @@ absl::StatusOr<std::map<KeyInSpace, std::string>> DoGetEach(
   return found;
 }
 
+using Rows = std::vector<std::pair<std::string, std::string>>;
+
+// The statement reading the first `page` pairs of [start, end) in `space`.
+Stmt ScanPage(KvSpace space, std::string_view start, std::string_view end, int page) {
+  if (end.empty()) {
+    return Stmt{"scan_open", {Int2(static_cast<int>(space)), std::string(start), Int8(page)}};
+  }
+  return Stmt{"scan_range",
+              {Int2(static_cast<int>(space)), std::string(start), std::string(end), Int8(page)}};
+}
+
+Rows RowsOf(const Result& r) {
+  Rows rows;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    rows.emplace_back(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
+  }
+  return rows;
+}
+
 // Pages through the range, merging the overlay's writes in key order.
+// `first_page`, when given, is the range's first page as already read
+// (Prefetch): it is not asked again.
 absl::Status DoScan(const Query& q, int page, KvSpace space, std::string_view start,
-                    std::string_view end, const KvScanFn& fn, const Overlay* overlay) {
+                    std::string_view end, const KvScanFn& fn, const Overlay* overlay,
+                    const Rows* first_page = nullptr) {
   std::string next(start);  // the smallest key not yet passed over
-  std::vector<std::pair<std::string, std::string>> rows;
+  Rows rows;
   size_t row = 0;
   bool db_done = false;
+  if (first_page != nullptr) {
+    rows = *first_page;
+    db_done = static_cast<int>(rows.size()) < page;
+  }
   auto in_range = [&](std::string_view k) { return end.empty() || k < end; };
   while (true) {
     if (row == rows.size() && !db_done) {
-      rows.clear();
-      row = 0;
-      absl::StatusOr<Result> got =
-          end.empty()
-              ? One(q, "scan_open", {Int2(static_cast<int>(space)), next, Int8(page)},
-                    "a read (Scan)")
-              : One(q, "scan_range",
-                    {Int2(static_cast<int>(space)), next, std::string(end), Int8(page)},
-                    "a read (Scan)");
+      Stmt stmt = ScanPage(space, next, end, page);
+      absl::StatusOr<Result> got = One(q, stmt.name, std::move(stmt.params), "a read (Scan)");
       if (!got.ok()) return got.status();
-      const Result& r = *got;
-      for (int i = 0; i < PQntuples(r.get()); ++i) {
-        rows.emplace_back(std::string(Value(r, i, 0)), std::string(Value(r, i, 1)));
-      }
+      rows = RowsOf(*got);
+      row = 0;
       db_done = static_cast<int>(rows.size()) < page;
     }
     const std::pair<std::string, std::string>* db = row < rows.size() ? &rows[row] : nullptr;
@@ -846,19 +864,36 @@ class PgTxn : public KvTxn {
     }
     return out;
   }
-  void Prefetch(absl::Span<const KvReader::SpaceKey> keys) override {
+  using KvTxn::Prefetch;
+  void Prefetch(absl::Span<const KvReader::SpaceKey> keys,
+                absl::Span<const KvTxn::SpaceRange> scans) override {
     if (!failure_.ok()) return;
     std::vector<KvReader::SpaceKey> asked;
+    std::vector<Stmt> stmts;
     for (const KvReader::SpaceKey& k : keys) {
       KeyInSpace sk{k.space, k.key};
-      if (!writes_.count(sk) && !reads_.count(sk)) asked.push_back(k);
+      if (!writes_.count(sk) && !reads_.count(sk)) {
+        asked.push_back(k);
+        stmts.push_back(Stmt{"get", {Int2(static_cast<int>(k.space)), k.key}});
+      }
     }
-    absl::StatusOr<std::map<KeyInSpace, std::string>> found = Note(DoGetEach(query_, asked));
-    if (!found.ok()) return;
-    for (const KvReader::SpaceKey& k : asked) {
-      KeyInSpace sk{k.space, k.key};
-      auto it = found->find(sk);
-      reads_[sk] = it != found->end() ? std::optional<std::string>(it->second) : std::nullopt;
+    std::vector<ScanKey> ranges;
+    for (const KvTxn::SpaceRange& r : scans) {
+      ScanKey range{r.space, r.start, r.end};
+      if (scans_.count(range)) continue;
+      stmts.push_back(ScanPage(r.space, r.start, r.end, page_));
+      ranges.push_back(std::move(range));
+    }
+    if (stmts.empty()) return;
+    absl::StatusOr<std::vector<Result>> got = Note(query_(std::move(stmts), "a read (Prefetch)"));
+    if (!got.ok()) return;
+    for (size_t i = 0; i < asked.size(); ++i) {
+      const Result& r = (*got)[i];
+      reads_[{asked[i].space, asked[i].key}] =
+          PQntuples(r.get()) > 0 ? std::optional<std::string>(Value(r, 0, 0)) : std::nullopt;
+    }
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      scans_[std::move(ranges[i])] = RowsOf((*got)[asked.size() + i]);
     }
   }
   absl::StatusOr<std::vector<std::optional<std::string>>> GetEach(
@@ -880,7 +915,9 @@ class PgTxn : public KvTxn {
   absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                     const KvScanFn& fn) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    absl::Status st = DoScan(query_, page_, space, start, end, fn, &writes_);
+    auto fetched = scans_.find(ScanKey{space, std::string(start), std::string(end)});
+    absl::Status st = DoScan(query_, page_, space, start, end, fn, &writes_,
+                             fetched != scans_.end() ? &fetched->second : nullptr);
     if (!st.ok() && failure_.ok()) failure_ = st;
     return st;
   }
@@ -1022,6 +1059,9 @@ class PgTxn : public KvTxn {
   // What this run read from the server: its snapshot, so read again it
   // would be the same (writes_ shadows it).
   std::map<KeyInSpace, std::optional<std::string>> reads_;
+  // The first page of each range a Prefetch scanned, as the server had it.
+  using ScanKey = std::tuple<KvSpace, std::string, std::string>;
+  std::map<ScanKey, Rows> scans_;
   bool begun_ = false;
   bool fenced_ = false;
   std::string xid_;

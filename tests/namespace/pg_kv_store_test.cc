@@ -316,6 +316,55 @@ TEST_F(PgKvStoreTest, ScansCrossPageBoundariesAndStopWhenAsked) {
                   }).ok());
 }
 
+// A scan a transaction prefetched (with other reads, in one round trip)
+// reads as the server had it, past its first page too, merged with the
+// transaction's writes made before or after the prefetch; a scan of other
+// bounds is read afresh.
+TEST_F(PgKvStoreTest, PrefetchedScansReadAsFetchedUnderTheTransactionsOwnWrites) {
+  PgKvOptions small = options_;
+  small.scan_page = 3;
+  std::unique_ptr<PgKvStore> host = OpenHost(small);
+  ASSERT_NE(host, nullptr);
+  std::vector<std::pair<std::string, std::string>> all;
+  ASSERT_TRUE(store_->Run([&](KvTxn& t) {
+                      for (int i = 0; i < 8; ++i) {
+                        std::string k = "k" + std::to_string(100 + i);
+                        t.Put(KvSpace::kExtents, k, k);
+                        all.emplace_back(k, k);
+                      }
+                      t.Put(KvSpace::kXattrs, "x", "1");
+                      return absl::OkStatus();
+                    }).ok());
+  ASSERT_TRUE(host->Run([&](KvTxn& t) {
+                    t.Put(KvSpace::kExtents, "k100a", "before");
+                    t.Prefetch({{KvSpace::kInodes, "none"}},
+                               {{KvSpace::kExtents, "k101", "k106"},
+                                {KvSpace::kExtents, "", ""},
+                                {KvSpace::kXattrs, "x", "y"},
+                                {KvSpace::kMeta, "a", "b"}});
+                    t.Delete(KvSpace::kExtents, "k102");
+                    t.Put(KvSpace::kExtents, "k105", "after");
+                    EXPECT_EQ(ScanAll(t, KvSpace::kExtents, "k101", "k106"),
+                              (std::vector<std::pair<std::string, std::string>>{
+                                  {"k101", "k101"}, {"k103", "k103"}, {"k104", "k104"},
+                                  {"k105", "after"}}));
+                    std::vector<std::pair<std::string, std::string>> want = {all[0]};
+                    want.emplace_back("k100a", "before");
+                    want.push_back(all[1]);
+                    want.insert(want.end(), all.begin() + 3, all.end());
+                    want[5].second = "after";  // k105
+                    EXPECT_EQ(ScanAll(t, KvSpace::kExtents), want);
+                    EXPECT_EQ(ScanAll(t, KvSpace::kExtents, "k106", ""),
+                              Pairs(all.begin() + 6, all.end()));
+                    EXPECT_EQ(ScanAll(t, KvSpace::kXattrs, "x", "y"),
+                              (std::vector<std::pair<std::string, std::string>>{{"x", "1"}}));
+                    EXPECT_TRUE(ScanAll(t, KvSpace::kMeta, "a", "b").empty());
+                    auto none = t.Get(KvSpace::kInodes, "none");
+                    EXPECT_TRUE(none.ok() && !none->has_value());
+                    return absl::OkStatus();
+                  }).ok());
+}
+
 TEST_F(PgKvStoreTest, FailedBodyLeavesNothing) {
   ASSERT_TRUE(store_->Run([](KvTxn& t) {
                       t.Put(KvSpace::kMeta, "keep", "1");

@@ -16,6 +16,7 @@
 #include <memory>
 #include <set>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -483,6 +484,57 @@ absl::Status StageDropUpload(Op& op, std::string_view id, ReleaseOnce& release_n
   return absl::OkStatus();
 }
 
+// The inode a name held when this host last saw it, so that an operation
+// can read that inode, and what removing it would read, in the round trip
+// that reads the entry (KvTxn::Prefetch), where reads are round trips.
+// Only a guess: every answer comes from the entry the operation itself
+// reads, so a stale guess costs a wasted read, never a wrong answer.
+// Bounded: emptied when full.
+class EntryGuesses {
+ public:
+  struct Guess {
+    InodeId ino;
+    uint32_t mode;
+  };
+  std::optional<Guess> Find(InodeId parent, std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    auto it = guesses_.find(DentryKey(parent, name));
+    if (it == guesses_.end()) return std::nullopt;
+    return it->second;
+  }
+  void Note(InodeId parent, std::string_view name, InodeId ino, uint32_t mode) {
+    absl::MutexLock lock(&mu_);
+    if (guesses_.size() >= kMaxGuesses) guesses_.clear();
+    guesses_[DentryKey(parent, name)] = Guess{ino, mode};
+  }
+  void Forget(InodeId parent, std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    guesses_.erase(DentryKey(parent, name));
+  }
+
+ private:
+  static constexpr size_t kMaxGuesses = 16384;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Guess> guesses_ ABSL_GUARDED_BY(mu_);
+};
+
+// Adds what taking the last link of `ino` (of `mode`) reads: its record,
+// the emptiness of a directory, and what StageFree and HeldElsewhere scan.
+void AddRemovalReads(const Op& op, InodeId ino, uint32_t mode,
+                     std::vector<KvReader::SpaceKey>* keys,
+                     std::vector<KvTxn::SpaceRange>* scans) {
+  const std::string key = InodeKey(ino);
+  const std::string next = InodeKey(ino + 1);
+  keys->push_back({KvSpace::kInodes, key});
+  if (IsDir(mode)) scans->push_back({KvSpace::kCookies, DentryPrefix(ino), next});
+  if (S_ISREG(mode)) scans->push_back({KvSpace::kExtents, ExtentKey(ino, 0), next});
+  scans->push_back({KvSpace::kXattrs, key, next});
+  if (op.session != 0) {
+    const std::string holds = OpenHoldPrefix(ino);
+    scans->push_back({KvSpace::kMeta, holds, KvPrefixEnd(holds)});
+  }
+}
+
 class KvNamespace final : public NamespaceStore {
  public:
   KvNamespace(std::unique_ptr<KvStore> kv, const NamespaceOptions& options)
@@ -525,12 +577,18 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<InodeAttr> Lookup(InodeId parent, std::string_view name) override {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
-    // The parent with the entry, in one round trip where the engine's reads
-    // are round trips: a missing entry is told from a missing directory.
-    absl::StatusOr<std::vector<std::optional<std::string>>> values = kv_->Reader().GetEach(
-        {{KvSpace::kDentries, DentryKey(parent, name)}, {KvSpace::kInodes, InodeKey(parent)}});
+    // The parent with the entry, and the inode the entry is guessed to
+    // name, in one round trip where the engine's reads are round trips: a
+    // missing entry is told from a missing directory.
+    std::vector<KvReader::SpaceKey> keys = {{KvSpace::kDentries, DentryKey(parent, name)},
+                                            {KvSpace::kInodes, InodeKey(parent)}};
+    std::optional<EntryGuesses::Guess> guess;
+    if (Guessing()) guess = guesses_.Find(parent, name);
+    if (guess) keys.push_back({KvSpace::kInodes, InodeKey(guess->ino)});
+    absl::StatusOr<std::vector<std::optional<std::string>>> values = kv_->Reader().GetEach(keys);
     if (!values.ok()) return values.status();
     if (!(*values)[0].has_value()) {
+      if (guess) guesses_.Forget(parent, name);
       if (!(*values)[1].has_value()) return NotFound(absl::StrCat("no inode ", parent));
       absl::StatusOr<InodeRecord> dir = DecodeInode(parent, *(*values)[1]);
       if (!dir.ok()) return dir.status();
@@ -539,7 +597,17 @@ class KvNamespace final : public NamespaceStore {
     }
     absl::StatusOr<DentryValue> entry = DecodeDentry(*(*values)[0]);
     if (!entry.ok()) return entry.status();
-    return GetAttr(entry->ino);
+    absl::StatusOr<InodeAttr> attr;
+    if (guess && guess->ino == entry->ino) {
+      if (!(*values)[2].has_value()) return NotFound(absl::StrCat("no inode ", entry->ino));
+      absl::StatusOr<InodeRecord> record = DecodeInode(entry->ino, *(*values)[2]);
+      if (!record.ok()) return record.status();
+      attr = record->attr;
+    } else {
+      attr = GetAttr(entry->ino);
+    }
+    if (attr.ok() && Guessing()) guesses_.Note(parent, name, attr->ino, attr->mode);
+    return attr;
   }
 
   absl::StatusOr<InodeAttr> GetAttr(InodeId ino) override {
@@ -640,6 +708,7 @@ class KvNamespace final : public NamespaceStore {
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
+    if (Guessing()) guesses_.Note(parent, name, result.ino, result.mode);
     return result;
   }
 
@@ -812,6 +881,7 @@ class KvNamespace final : public NamespaceStore {
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
+    if (Guessing()) guesses_.Note(new_parent, new_name, result.ino, result.mode);
     return result;
   }
 
@@ -838,6 +908,11 @@ class KvNamespace final : public NamespaceStore {
       return RenameBody(op, old_parent, old_name, new_parent, new_name, mode, release_now,
                         &result);
     });
+    if (Guessing()) {
+      // The names' inodes are guessed afresh at their next lookup.
+      guesses_.Forget(old_parent, old_name);
+      guesses_.Forget(new_parent, new_name);
+    }
     if (!s.ok()) return s;
     return result;
   }
@@ -1820,15 +1895,26 @@ class KvNamespace final : public NamespaceStore {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
     ReleaseOnce release_now(release_check);
     InodeAttr result;
+    std::optional<EntryGuesses::Guess> guess;
+    if (Guessing()) guess = guesses_.Find(parent, name);
     absl::Status s = Mutate([&](Op& op) -> absl::Status {
-      op.kv.Prefetch({{KvSpace::kInodes, InodeKey(parent)},
-                      {KvSpace::kDentries, DentryKey(parent, name)}});
+      std::vector<KvReader::SpaceKey> keys = {{KvSpace::kInodes, InodeKey(parent)},
+                                              {KvSpace::kDentries, DentryKey(parent, name)}};
+      std::vector<KvTxn::SpaceRange> scans;
+      if (guess) AddRemovalReads(op, guess->ino, guess->mode, &keys, &scans);
+      op.kv.Prefetch(keys, scans);
       absl::StatusOr<InodeRecord*> dir = LoadDir(op, parent);
       if (!dir.ok()) return dir.status();
       absl::StatusOr<std::optional<DentryValue>> entry = ReadDentry(op.kv, parent, name);
       if (!entry.ok()) return entry.status();
       if (!entry->has_value()) return NotFound("no such entry");
       const DentryValue found = **entry;
+      if (!guess || guess->ino != found.ino || guess->mode != found.mode) {
+        keys.clear();
+        scans.clear();
+        AddRemovalReads(op, found.ino, found.mode, &keys, &scans);
+        op.kv.Prefetch(keys, scans);
+      }
       if (want_dir && !IsDir(found.mode)) {
         return FsError(FsErrorKind::kNotDirectory, "not a directory");
       }
@@ -1849,6 +1935,7 @@ class KvNamespace final : public NamespaceStore {
       result = op.inodes[found.ino].attr;
       return absl::OkStatus();
     });
+    if (guess) guesses_.Forget(parent, name);
     if (!s.ok()) return s;
     return result;
   }
@@ -1860,6 +1947,11 @@ class KvNamespace final : public NamespaceStore {
   std::unique_ptr<KvStore> kv_;
   const NamespaceOptions options_;
 
+  // Whether to keep EntryGuesses: where reads are round trips (a shared
+  // namespace), not where they are a local lookup.
+  bool Guessing() const { return kv_->session_id() != 0; }
+  EntryGuesses guesses_;
+
   // Inode numbers taken from the store and not yet used: [next, end).
   absl::Mutex inode_pool_mu_;
   uint64_t next_inode_ ABSL_GUARDED_BY(inode_pool_mu_) = 0;
@@ -1870,10 +1962,22 @@ absl::Status KvNamespace::RenameBody(Op& op, InodeId old_parent, std::string_vie
                                      InodeId new_parent, std::string_view new_name,
                                      RenameMode mode, ReleaseOnce& release_now,
                                      std::optional<InodeAttr>* result) {
-  op.kv.Prefetch({{KvSpace::kInodes, InodeKey(old_parent)},
-                  {KvSpace::kInodes, InodeKey(new_parent)},
-                  {KvSpace::kDentries, DentryKey(old_parent, old_name)},
-                  {KvSpace::kDentries, DentryKey(new_parent, new_name)}});
+  // The moved inode and a replaced one's removal reads, where this host
+  // knows what the names hold, go with the entries' reads; otherwise in
+  // one more round trip once the entries are read.
+  std::vector<KvReader::SpaceKey> keys = {{KvSpace::kInodes, InodeKey(old_parent)},
+                                          {KvSpace::kInodes, InodeKey(new_parent)},
+                                          {KvSpace::kDentries, DentryKey(old_parent, old_name)},
+                                          {KvSpace::kDentries, DentryKey(new_parent, new_name)}};
+  std::vector<KvTxn::SpaceRange> scans;
+  std::optional<EntryGuesses::Guess> src_guess, dst_guess;
+  if (Guessing()) {
+    src_guess = guesses_.Find(old_parent, old_name);
+    dst_guess = guesses_.Find(new_parent, new_name);
+  }
+  if (src_guess) keys.push_back({KvSpace::kInodes, InodeKey(src_guess->ino)});
+  if (dst_guess) AddRemovalReads(op, dst_guess->ino, dst_guess->mode, &keys, &scans);
+  op.kv.Prefetch(keys, scans);
   absl::StatusOr<InodeRecord*> from_dir = LoadDir(op, old_parent);
   if (!from_dir.ok()) return from_dir.status();
   absl::StatusOr<std::optional<DentryValue>> src = ReadDentry(op.kv, old_parent, old_name);
@@ -1887,6 +1991,16 @@ absl::Status KvNamespace::RenameBody(Op& op, InodeId old_parent, std::string_vie
   }
   absl::StatusOr<std::optional<DentryValue>> dst = ReadDentry(op.kv, new_parent, new_name);
   if (!dst.ok()) return dst.status();
+  keys.clear();
+  scans.clear();
+  if (!src_guess || src_guess->ino != (*src)->ino) {
+    keys.push_back({KvSpace::kInodes, InodeKey((*src)->ino)});
+  }
+  if (dst->has_value() && (!dst_guess || dst_guess->ino != (*dst)->ino ||
+                           dst_guess->mode != (*dst)->mode)) {
+    AddRemovalReads(op, (*dst)->ino, (*dst)->mode, &keys, &scans);
+  }
+  op.kv.Prefetch(keys, scans);
   if (mode == RenameMode::kNoReplace && dst->has_value()) {
     return FsError(FsErrorKind::kExists, "target exists");
   }

@@ -1,0 +1,130 @@
+// Two hosts of one shared namespace over PostgreSQL, each with a session
+// of its own, as two mounted daemons have: what one host remembers of the
+// other's names (the inode a name held, to read it in the same round trip
+// as the entry) must never change what an operation does once the other
+// host has changed the name.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "backend/base/fs_error.h"
+#include "backend/namespace/kv_namespace.h"
+#include "backend/namespace/namespace_store.h"
+#include "backend/namespace/pg_kv_store.h"
+#include "gtest/gtest.h"
+#include "tests/support/pg_server.h"
+
+namespace cairn {
+namespace {
+
+FsErrorKind KindOf(const absl::Status& s) {
+  return GetFsErrorKind(s).value_or(FsErrorKind::kIo);
+}
+
+class SharedNamespaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url_ = FreshPgDatabase("hosts");
+    if (url_.empty()) return;
+    a_ = Host("a", /*format=*/true);
+    b_ = Host("b", /*format=*/false);
+  }
+
+  std::unique_ptr<NamespaceStore> Host(const std::string& name, bool format) {
+    PgKvOptions pg;
+    pg.url = url_;
+    PgSessionOptions session;
+    session.host = name;
+    session.pid = getpid();
+    session.mountpoint = "/mnt/" + name;
+    session.expiry_s = 600;  // never fenced mid-test on a loaded machine
+    pg.session = session;
+    absl::StatusOr<std::unique_ptr<PgKvStore>> kv =
+        format ? PgKvStore::Format(pg) : PgKvStore::Open(pg);
+    EXPECT_TRUE(kv.ok()) << kv.status();
+    if (!kv.ok()) return nullptr;
+    NamespaceOptions options;
+    options.create_if_missing = true;
+    auto ns = OpenKvNamespace(*std::move(kv), options);
+    EXPECT_TRUE(ns.ok()) << ns.status();
+    return ns.ok() ? *std::move(ns) : nullptr;
+  }
+
+  InodeAttr Make(NamespaceStore& ns, const std::string& name, uint32_t mode) {
+    NewNode node;
+    node.mode = mode;
+    auto attr = ns.MakeNode(kRootInode, name, node, Caller{1000, 100});
+    EXPECT_TRUE(attr.ok()) << attr.status();
+    return attr.value_or(InodeAttr{});
+  }
+  InodeAttr WithData(NamespaceStore& ns, const std::string& name) {
+    InodeAttr attr = Make(ns, name, S_IFREG | 0644);
+    Extent e;
+    e.length = 4;
+    e.inline_data = "data";
+    EXPECT_TRUE(ns.CommitWrite(attr.ino, {}, {e}).ok());
+    EXPECT_TRUE(ns.SetXattr(attr.ino, "user.k", "v", XattrMode::kCreateOrReplace).ok());
+    return attr;
+  }
+  bool Exists(NamespaceStore& ns, InodeId ino) {
+    auto attr = ns.GetAttr(ino);
+    EXPECT_TRUE(attr.ok() || GetFsErrorKind(attr.status()) == FsErrorKind::kNotFound)
+        << attr.status();
+    return attr.ok();
+  }
+
+  std::string url_;
+  std::unique_ptr<NamespaceStore> a_, b_;
+};
+
+TEST_F(SharedNamespaceTest, ANameTheOtherHostChangedIsReadAsItNowIs) {
+  if (url_.empty()) return;
+  ASSERT_NE(a_, nullptr);
+  ASSERT_NE(b_, nullptr);
+  // A knows "f" as its file; B replaces it with a directory.
+  InodeAttr file = WithData(*a_, "f");
+  ASSERT_TRUE(a_->Lookup(kRootInode, "f").ok());
+  ASSERT_TRUE(b_->Unlink(kRootInode, "f", [](InodeId) { return true; }).ok());
+  InodeAttr dir = Make(*b_, "f", S_IFDIR | 0755);
+  auto found = a_->Lookup(kRootInode, "f");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->ino, dir.ino);
+  EXPECT_TRUE(S_ISDIR(found->mode));
+  EXPECT_FALSE(Exists(*a_, file.ino));
+
+  // A knows "f" as that directory; B replaces it with a file with data:
+  // A's unlink frees B's file, all of it, and nothing else.
+  ASSERT_TRUE(b_->Rmdir(kRootInode, "f", [](InodeId) { return true; }).ok());
+  InodeAttr other = WithData(*b_, "f");
+  auto gone = a_->Unlink(kRootInode, "f", [](InodeId) { return true; });
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->ino, other.ino);
+  EXPECT_FALSE(Exists(*b_, other.ino));
+  EXPECT_FALSE(b_->GetXattr(other.ino, "user.k").ok());
+  auto extents = b_->GetExtents(other.ino, 0, 100);
+  EXPECT_TRUE(!extents.ok() || extents->empty());
+
+  // A knows "src" and "dst"; B swaps what they name. A's rename moves
+  // what "src" names now and replaces what "dst" names now.
+  InodeAttr first = WithData(*a_, "src");
+  InodeAttr second = WithData(*a_, "dst");
+  ASSERT_TRUE(b_->Rename(kRootInode, "src", kRootInode, "dst", RenameMode::kExchange, {}).ok());
+  auto replaced = a_->Rename(kRootInode, "src", kRootInode, "dst", RenameMode::kReplace,
+                             [](InodeId) { return true; });
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_TRUE(replaced->has_value());
+  EXPECT_EQ((*replaced)->ino, first.ino);
+  EXPECT_FALSE(Exists(*a_, first.ino));
+  auto now = b_->Lookup(kRootInode, "dst");
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(now->ino, second.ino);
+  EXPECT_EQ(KindOf(a_->Lookup(kRootInode, "src").status()), FsErrorKind::kNotFound);
+  auto check = a_->Check();
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+}
+
+}  // namespace
+}  // namespace cairn

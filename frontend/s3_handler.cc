@@ -1118,21 +1118,12 @@ absl::StatusOr<S3Response> S3Handler::ListObjects(const S3Request& request, Inod
   const bool versions = request.query.count("versions") > 0;
   const std::string prefix = QueryOr(request, "prefix");
   const std::string delimiter = QueryOr(request, "delimiter");
-  const std::string encoding = QueryOr(request, "encoding-type");
-  if (!encoding.empty() && encoding != "url") {
-    return S3Error(S3ErrorCode::kInvalidArgument, "encoding-type must be url");
-  }
-  auto encode = [&](const std::string& text) {
-    return XmlEscape(encoding == "url" ? UrlEncode(text) : text);
-  };
-  size_t max_keys = 1000;
-  if (std::string text = QueryOr(request, "max-keys"); !text.empty()) {
-    int64_t value = 0;
-    if (!absl::SimpleAtoi(text, &value) || value < 0) {
-      return S3Error(S3ErrorCode::kInvalidArgument, "max-keys must be a whole number >= 0");
-    }
-    max_keys = static_cast<size_t>(std::min<int64_t>(value, 1000));
-  }
+  absl::StatusOr<bool> url_encoded = ListingUrlEncoded(request);
+  if (!url_encoded.ok()) return url_encoded.status();
+  auto encode = [&](const std::string& text) { return ListingText(text, *url_encoded); };
+  absl::StatusOr<size_t> limit = ListingLimit(request, "max-keys");
+  if (!limit.ok()) return limit.status();
+  const size_t max_keys = *limit;
   std::string after;
   std::string token = QueryOr(request, "continuation-token");
   if (v2) {
@@ -1201,7 +1192,7 @@ absl::StatusOr<S3Response> S3Handler::ListObjects(const S3Request& request, Inod
   }
   absl::StrAppend(&body, "<MaxKeys>", max_keys, "</MaxKeys>");
   if (!delimiter.empty()) absl::StrAppend(&body, "<Delimiter>", encode(delimiter), "</Delimiter>");
-  if (!encoding.empty()) absl::StrAppend(&body, "<EncodingType>url</EncodingType>");
+  if (*url_encoded) absl::StrAppend(&body, "<EncodingType>url</EncodingType>");
   absl::StrAppend(&body, "<IsTruncated>", walk.truncated() ? "true" : "false", "</IsTruncated>",
                   entries, prefixes, versions ? "</ListVersionsResult>" : "</ListBucketResult>");
   S3Response response;

@@ -97,6 +97,32 @@ std::string UrlEncode(std::string_view text) {
   return out;
 }
 
+absl::StatusOr<bool> ListingUrlEncoded(const S3Request& request) {
+  auto it = request.query.find("encoding-type");
+  if (it == request.query.end() || it->second.empty()) return false;
+  if (it->second != "url") {
+    return S3Error(S3ErrorCode::kInvalidArgument,
+                   absl::StrCat("encoding-type must be url, not '", it->second, "'"));
+  }
+  return true;
+}
+
+std::string ListingText(std::string_view text, bool url_encoded) {
+  return XmlEscape(url_encoded ? UrlEncode(text) : text);
+}
+
+absl::StatusOr<size_t> ListingLimit(const S3Request& request, const std::string& name) {
+  auto it = request.query.find(name);
+  if (it == request.query.end() || it->second.empty()) return 1000;
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(it->second, &value) || value < 0) {
+    return S3Error(S3ErrorCode::kInvalidArgument,
+                   absl::StrCat(name, " must be a whole number >= 0 (at most 1000 are listed), not '",
+                                it->second, "'"));
+  }
+  return static_cast<size_t>(std::min<int64_t>(value, 1000));
+}
+
 std::string PercentDecode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {

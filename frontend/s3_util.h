@@ -49,6 +49,14 @@ std::string XmlEscape(std::string_view text);
 std::string XmlUnescape(std::string_view text);
 // encoding-type=url: keys as S3 encodes them (RFC 3986, '/' kept).
 std::string UrlEncode(std::string_view text);
+// What the listings (ListObjects, ListMultipartUploads) share:
+// encoding-type, which is url or absent (InvalidArgument else); a key,
+// prefix, delimiter or marker as a listing writes it, url-encoded when
+// asked; and a max-keys-like limit `name`, a whole number >= 0 that S3
+// caps at 1000 (InvalidArgument for anything else; 1000 when absent).
+absl::StatusOr<bool> ListingUrlEncoded(const S3Request& request);
+std::string ListingText(std::string_view text, bool url_encoded);
+absl::StatusOr<size_t> ListingLimit(const S3Request& request, const std::string& name);
 // %XX decoded; anything else kept as it is.
 std::string PercentDecode(std::string_view text);
 std::string HttpDate(const Timespec& t);  // "Sun, 06 Nov 1994 08:49:37 GMT"

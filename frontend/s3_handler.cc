@@ -255,6 +255,11 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
     response.headers.emplace_back("Content-Type", "application/xml");
     return response;
   }
+  // Before ListObjects: ?uploads takes the same prefix, delimiter and
+  // encoding-type.
+  if (request.method == "GET" && request.query.count("uploads")) {
+    return ListMultipartUploads(request);
+  }
   if (request.method == "GET" &&
       (request.query.empty() || request.query.count("list-type") ||
        request.query.count("versions") || request.query.count("prefix") ||
@@ -264,9 +269,6 @@ absl::StatusOr<S3Response> S3Handler::BucketOperation(const S3Request& request) 
   }
   if (request.method == "POST" && request.query.count("delete")) {
     return DeleteObjects(request, *bucket);
-  }
-  if (request.method == "GET" && request.query.count("uploads")) {
-    return ListMultipartUploads(request);
   }
   return S3Error(S3ErrorCode::kNotImplemented,
                  absl::StrCat("this bucket operation is not served: ", request.method));

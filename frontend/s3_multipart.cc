@@ -752,11 +752,25 @@ absl::StatusOr<S3Response> S3Handler::ListParts(const S3Request& request) {
 
 absl::StatusOr<S3Response> S3Handler::ListMultipartUploads(const S3Request& request) {
   const std::string prefix = QueryValue(request, "prefix");
-  std::string entries;
+  const std::string delimiter = QueryValue(request, "delimiter");
+  const std::string key_marker = QueryValue(request, "key-marker");
+  // As S3: an upload id marker means nothing without a key marker.
+  const std::string id_marker = key_marker.empty() ? "" : QueryValue(request, "upload-id-marker");
+  absl::StatusOr<bool> url_encoded = ListingUrlEncoded(request);
+  if (!url_encoded.ok()) return url_encoded.status();
+  auto encode = [&](const std::string& text) { return ListingText(text, *url_encoded); };
+  absl::StatusOr<size_t> limit = ListingLimit(request, "max-uploads");
+  if (!limit.ok()) return limit.status();
+  const size_t max_uploads = *limit;
+
+  std::string entries, prefixes;
+  size_t listed = 0;
+  bool truncated = false;
+  std::string next_key, next_id;
   {
     absl::MutexLock lock(&uploads_mu_);
     if (absl::Status s = LoadUploads(); !s.ok()) return s;
-    // In key order, then upload id, as S3 lists them.
+    // In key order, then upload id: the order the markers page in.
     std::vector<std::pair<std::string, std::string>> found;
     for (const auto& [id, upload] : uploads_) {
       if (upload.bucket != request.bucket || !absl::StartsWith(upload.key, prefix)) continue;
@@ -764,28 +778,70 @@ absl::StatusOr<S3Response> S3Handler::ListMultipartUploads(const S3Request& requ
       found.emplace_back(upload.key, id);
     }
     std::sort(found.begin(), found.end());
-    if (found.size() > 1000) found.resize(1000);
+    std::string last_common;
     for (const auto& [key, id] : found) {
+      // The uploads of keys holding the delimiter past the prefix roll up
+      // into one common prefix, counted once, and listed only if it sorts
+      // after the key marker (else an earlier page listed it).
+      size_t at = delimiter.empty() ? std::string::npos : key.find(delimiter, prefix.size());
+      if (at != std::string::npos) {
+        std::string common = key.substr(0, at + delimiter.size());
+        if (common <= key_marker || common == last_common) continue;
+        if (listed == max_uploads) {
+          truncated = true;
+          break;
+        }
+        absl::StrAppend(&prefixes, "<CommonPrefixes><Prefix>", encode(common),
+                        "</Prefix></CommonPrefixes>");
+        ++listed;
+        next_key = common;
+        next_id.clear();
+        last_common = std::move(common);
+        continue;
+      }
+      const bool after = key > key_marker || (key == key_marker && !id_marker.empty() &&
+                                              id > id_marker);
+      if (!after) continue;
+      if (listed == max_uploads) {
+        truncated = true;
+        break;
+      }
       const Upload& upload = uploads_.at(id);
       std::string algorithm;
       if (!upload.checksum_header.empty()) {
         algorithm = absl::StrCat("<ChecksumAlgorithm>", AlgorithmOf(upload.checksum_header),
                                  "</ChecksumAlgorithm>");
       }
-      absl::StrAppend(&entries, "<Upload><Key>", XmlEscape(key), "</Key><UploadId>", id,
+      absl::StrAppend(&entries, "<Upload><Key>", encode(key), "</Key><UploadId>", id,
                       "</UploadId><Initiator>", OwnerXml(upload.owner), "</Initiator><Owner>",
                       OwnerXml(upload.owner),
                       "</Owner><StorageClass>STANDARD</StorageClass><Initiated>",
                       IsoTime(upload.initiated), "</Initiated>", algorithm, "</Upload>");
+      ++listed;
+      next_key = key;
+      next_id = id;
     }
   }
-  S3Response response;
-  response.body = absl::StrCat(
+  if (listed == 0) {
+    // Nothing listed (max-uploads=0, or past the end): the next page
+    // starts where this one did.
+    next_key = key_marker;
+    next_id = id_marker;
+  }
+  // The elements in the order of S3's ListMultipartUploadsResult.
+  std::string body = absl::StrCat(
       kXmlHeader, "<ListMultipartUploadsResult xmlns=\"", kXmlns, "\"><Bucket>",
-      XmlEscape(request.bucket), "</Bucket><KeyMarker></KeyMarker><UploadIdMarker>"
-      "</UploadIdMarker><Prefix>", XmlEscape(prefix),
-      "</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>", entries,
-      "</ListMultipartUploadsResult>");
+      XmlEscape(request.bucket), "</Bucket><KeyMarker>", encode(key_marker),
+      "</KeyMarker><UploadIdMarker>", XmlEscape(id_marker), "</UploadIdMarker><NextKeyMarker>",
+      encode(next_key), "</NextKeyMarker><Prefix>", encode(prefix), "</Prefix>");
+  if (!delimiter.empty()) absl::StrAppend(&body, "<Delimiter>", encode(delimiter), "</Delimiter>");
+  absl::StrAppend(&body, "<NextUploadIdMarker>", XmlEscape(next_id),
+                  "</NextUploadIdMarker><MaxUploads>", max_uploads, "</MaxUploads><IsTruncated>",
+                  truncated ? "true" : "false", "</IsTruncated>", entries, prefixes);
+  if (*url_encoded) absl::StrAppend(&body, "<EncodingType>url</EncodingType>");
+  absl::StrAppend(&body, "</ListMultipartUploadsResult>");
+  S3Response response;
+  response.body = std::move(body);
   response.headers.emplace_back("Content-Type", "application/xml");
   return response;
 }

@@ -1141,6 +1141,159 @@ TEST_F(S3HandlerTest, AnUploadPastItsExpiryIsAbortedWhenTheHandlerStarts) {
   EXPECT_EQ(Inodes(), inodes);
 }
 
+TEST_F(S3HandlerTest, ListMultipartUploadsPagesThroughEveryUploadOnce) {
+  // Two uploads of one key, so that a page can end between them.
+  std::set<std::pair<std::string, std::string>> begun;
+  for (const std::string key : {"a", "b", "b", "c", "d/e", "f", "f"}) {
+    Answer answer = Call("POST", "media", key, "", {}, Root(), {{"uploads", ""}});
+    ASSERT_EQ(answer.status, 200) << answer.body;
+    begun.emplace(key, Between(answer.body, "<UploadId>", "</UploadId>").at(0));
+  }
+  std::vector<std::pair<std::string, std::string>> listed;
+  std::map<std::string, std::string> query = {{"uploads", ""}, {"max-uploads", "2"}};
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    Answer page = Call("GET", "media", "", "", {}, Root(), query);
+    ASSERT_EQ(page.status, 200) << page.body;
+    EXPECT_EQ(Between(page.body, "<MaxUploads>", "</MaxUploads>").at(0), "2");
+    std::vector<std::string> keys = Between(page.body, "<Key>", "</Key>");
+    std::vector<std::string> ids = Between(page.body, "<UploadId>", "</UploadId>");
+    ASSERT_EQ(keys.size(), ids.size());
+    EXPECT_LE(keys.size(), 2u);
+    for (size_t i = 0; i < keys.size(); ++i) listed.emplace_back(keys[i], ids[i]);
+    if (Between(page.body, "<IsTruncated>", "</IsTruncated>").at(0) == "false") break;
+    query["key-marker"] = Between(page.body, "<NextKeyMarker>", "</NextKeyMarker>").at(0);
+    query["upload-id-marker"] =
+        Between(page.body, "<NextUploadIdMarker>", "</NextUploadIdMarker>").at(0);
+    EXPECT_EQ(query["key-marker"], keys.back());
+    EXPECT_EQ(query["upload-id-marker"], ids.back());
+  }
+  EXPECT_EQ(pages + 1, 4);  // 2 + 2 + 2 + 1
+  const std::vector<std::pair<std::string, std::string>> all_begun(begun.begin(), begun.end());
+  EXPECT_EQ(listed, all_begun) << "each upload once, in key then upload id order";
+
+  // The markers: after (b, its first id) comes its second; after b alone,
+  // c; an upload id marker without a key marker means nothing.
+  auto b = begun.lower_bound({"b", ""});
+  const std::string b_first = b->second, b_second = std::next(b)->second;
+  Answer after_pair = Call("GET", "media", "", "", {}, Root(),
+                           {{"uploads", ""}, {"key-marker", "b"}, {"upload-id-marker", b_first}});
+  EXPECT_EQ(Between(after_pair.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"b", "c", "d/e", "f", "f"}));
+  EXPECT_EQ(Between(after_pair.body, "<UploadId>", "</UploadId>").at(0), b_second);
+  EXPECT_EQ(Between(after_pair.body, "<UploadIdMarker>", "</UploadIdMarker>").at(0), b_first);
+  Answer after_key =
+      Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"key-marker", "b"}});
+  EXPECT_EQ(Between(after_key.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"c", "d/e", "f", "f"}));
+  Answer id_alone =
+      Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"upload-id-marker", b_second}});
+  EXPECT_EQ(Between(id_alone.body, "<Key>", "</Key>").size(), 7u);
+  EXPECT_EQ(Between(id_alone.body, "<UploadIdMarker>", "</UploadIdMarker>").at(0), "");
+  // The whole listing fits the default page: not truncated.
+  Answer all = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}});
+  EXPECT_EQ(Between(all.body, "<IsTruncated>", "</IsTruncated>").at(0), "false");
+  EXPECT_EQ(Between(all.body, "<MaxUploads>", "</MaxUploads>").at(0), "1000");
+  // An upload completed or aborted is no longer listed.
+  ASSERT_EQ(Call("DELETE", "media", "c", "", {}, Root(),
+                 {{"uploadId", begun.lower_bound({"c", ""})->second}}).status,
+            204);
+  Answer after_abort =
+      Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"key-marker", "b"}});
+  EXPECT_EQ(Between(after_abort.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"d/e", "f", "f"}));
+}
+
+TEST_F(S3HandlerTest, ListMultipartUploadsRollsKeysUpIntoCommonPrefixes) {
+  for (const std::string key : {"logs/1", "logs/2", "pics/a/1", "readme", "tmp/x"}) {
+    ASSERT_EQ(Call("POST", "media", key, "", {}, Root(), {{"uploads", ""}}).status, 200);
+  }
+  // Each common prefix counts once toward max-uploads, and a page that
+  // ends on one resumes after it.
+  std::vector<std::string> items;
+  std::map<std::string, std::string> query = {
+      {"uploads", ""}, {"delimiter", "/"}, {"max-uploads", "2"}};
+  int pages = 0;
+  for (; pages < 10; ++pages) {
+    Answer page = Call("GET", "media", "", "", {}, Root(), query);
+    ASSERT_EQ(page.status, 200) << page.body;
+    EXPECT_EQ(Between(page.body, "<Delimiter>", "</Delimiter>").at(0), "/");
+    std::vector<std::string> found = Between(page.body, "<Key>", "</Key>");
+    for (const std::string& p : Between(page.body, "<CommonPrefixes><Prefix>", "</Prefix>")) {
+      found.push_back(p);
+    }
+    EXPECT_LE(found.size(), 2u);
+    std::sort(found.begin(), found.end());
+    items.insert(items.end(), found.begin(), found.end());
+    if (Between(page.body, "<IsTruncated>", "</IsTruncated>").at(0) == "false") break;
+    query["key-marker"] = Between(page.body, "<NextKeyMarker>", "</NextKeyMarker>").at(0);
+    query["upload-id-marker"] =
+        Between(page.body, "<NextUploadIdMarker>", "</NextUploadIdMarker>").at(0);
+  }
+  EXPECT_EQ(pages + 1, 2);  // logs/ pics/ | readme tmp/
+  EXPECT_EQ(items, (std::vector<std::string>{"logs/", "pics/", "readme", "tmp/"}));
+  // Below a prefix.
+  Answer pics = Call("GET", "media", "", "", {}, Root(),
+                     {{"uploads", ""}, {"delimiter", "/"}, {"prefix", "pics/"}});
+  EXPECT_EQ(Between(pics.body, "<CommonPrefixes><Prefix>", "</Prefix>"),
+            std::vector<std::string>{"pics/a/"});
+  EXPECT_TRUE(Between(pics.body, "<Key>", "</Key>").empty());
+  Answer logs = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"prefix", "logs/"}});
+  EXPECT_EQ(Between(logs.body, "<Key>", "</Key>"),
+            (std::vector<std::string>{"logs/1", "logs/2"}));
+  EXPECT_EQ(Between(logs.body, "<Prefix>", "</Prefix>").at(0), "logs/");
+  EXPECT_EQ(logs.body.find("<Delimiter>"), std::string::npos);
+}
+
+TEST_F(S3HandlerTest, ListMultipartUploadsUrlEncodesKeysWhenAsked) {
+  ASSERT_EQ(Call("POST", "media", "my docs/r\xc3\xa9sum\xc3\xa9 & co", "", {}, Root(),
+                 {{"uploads", ""}}).status,
+            200);
+  ASSERT_EQ(Call("POST", "media", "my docs/z", "", {}, Root(), {{"uploads", ""}}).status, 200);
+  Answer encoded = Call("GET", "media", "", "", {}, Root(),
+                        {{"uploads", ""}, {"encoding-type", "url"}, {"prefix", "my "},
+                         {"key-marker", "my a"}, {"max-uploads", "1"}});
+  ASSERT_EQ(encoded.status, 200) << encoded.body;
+  EXPECT_EQ(Between(encoded.body, "<Key>", "</Key>"),
+            std::vector<std::string>{"my%20docs/r%C3%A9sum%C3%A9%20%26%20co"});
+  EXPECT_EQ(Between(encoded.body, "<Prefix>", "</Prefix>").at(0), "my%20");
+  EXPECT_EQ(Between(encoded.body, "<KeyMarker>", "</KeyMarker>").at(0), "my%20a");
+  EXPECT_EQ(Between(encoded.body, "<NextKeyMarker>", "</NextKeyMarker>").at(0),
+            "my%20docs/r%C3%A9sum%C3%A9%20%26%20co");
+  EXPECT_EQ(Between(encoded.body, "<EncodingType>", "</EncodingType>").at(0), "url");
+  Answer rolled = Call("GET", "media", "", "", {}, Root(),
+                       {{"uploads", ""}, {"encoding-type", "url"}, {"delimiter", " "}});
+  EXPECT_EQ(Between(rolled.body, "<CommonPrefixes><Prefix>", "</Prefix>"),
+            std::vector<std::string>{"my%20"});
+  EXPECT_EQ(Between(rolled.body, "<Delimiter>", "</Delimiter>").at(0), "%20");
+  // Without encoding-type, XML escapes only.
+  Answer plain = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}});
+  EXPECT_EQ(Between(plain.body, "<Key>", "</Key>").at(0), "my docs/r\xc3\xa9sum\xc3\xa9 &amp; co");
+  EXPECT_EQ(plain.body.find("<EncodingType>"), std::string::npos);
+  EXPECT_EQ(Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"encoding-type", "xml"}})
+                .code,
+            "InvalidArgument");
+}
+
+TEST_F(S3HandlerTest, ListMultipartUploadsRefusesABadMaxUploads) {
+  ASSERT_EQ(Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}}).status, 200);
+  for (const std::string bad : {"-1", "ten", "1.5", "99999999999999999999"}) {
+    Answer answer =
+        Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"max-uploads", bad}});
+    EXPECT_EQ(answer.code, "InvalidArgument") << bad;
+    EXPECT_NE(answer.body.find("max-uploads must be a whole number"), std::string::npos)
+        << answer.body;
+  }
+  Answer many =
+      Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"max-uploads", "5000"}});
+  EXPECT_EQ(Between(many.body, "<MaxUploads>", "</MaxUploads>").at(0), "1000");
+  EXPECT_EQ(Between(many.body, "<Key>", "</Key>").size(), 1u);
+  Answer none = Call("GET", "media", "", "", {}, Root(), {{"uploads", ""}, {"max-uploads", "0"}});
+  EXPECT_EQ(none.status, 200);
+  EXPECT_TRUE(Between(none.body, "<Key>", "</Key>").empty());
+  EXPECT_EQ(Between(none.body, "<IsTruncated>", "</IsTruncated>").at(0), "true");
+}
+
 // A body that runs `midway` once, after its first half is read.
 class MidwayBody final : public BodyReader {
  public:

@@ -311,6 +311,27 @@ TEST_F(S3FrontendTest, Boto3PagesThroughBuckets) {
   EXPECT_NE(run.output.find("paged"), std::string::npos) << run.output;
 }
 
+TEST_F(S3FrontendTest, Boto3PagesThroughMultipartUploads) {
+  ASSERT_EQ(Run("mkdir " + QP("many")).exit_code, 0);
+  CommandResult run = Boto3(
+      "begun = sorted((k, s3.create_multipart_upload(Bucket='many', Key=k)['UploadId'])\n"
+      "               for k in ['a', 'b', 'b', 'c d', 'e/f'])\n"
+      "pages = s3.get_paginator('list_multipart_uploads').paginate(\n"
+      "    Bucket='many', PaginationConfig={'PageSize': 2})\n"
+      "listed, count = [], 0\n"
+      "for page in pages:\n"
+      "    count += 1\n"
+      "    listed += [(u['Key'], u['UploadId']) for u in page.get('Uploads', [])]\n"
+      "assert listed == begun and count == 3, (listed, begun, count)\n"
+      "r = s3.list_multipart_uploads(Bucket='many', Delimiter='/', EncodingType='url')\n"
+      "assert [p['Prefix'] for p in r['CommonPrefixes']] == ['e/'], r\n"
+      "for k, i in begun:\n"
+      "    s3.abort_multipart_upload(Bucket='many', Key=k, UploadId=i)\n"
+      "print('paged')\n");
+  ASSERT_EQ(run.exit_code, 0) << Brief(run);
+  EXPECT_NE(run.output.find("paged"), std::string::npos) << run.output;
+}
+
 TEST_F(S3FrontendTest, KeysAreCheckedAndActAsTheirUid) {
   ASSERT_EQ(Run("mkdir " + QP("shared") + " && echo public > " + QP("shared/open") +
                 " && echo secret > " + QP("shared/closed") + " && chmod 600 " +

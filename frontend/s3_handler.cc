@@ -301,44 +301,6 @@ absl::StatusOr<S3Response> S3Handler::ObjectOperation(const S3Request& request) 
                  absl::StrCat(request.method, " is not served on an object"));
 }
 
-namespace {
-
-// Where a key's path leads: its parent directory (if every directory on
-// the way exists) and what has its last name.
-struct Resolved {
-  std::optional<InodeAttr> parent;  // nullopt: a directory on the way is missing
-  std::optional<InodeAttr> target;  // nullopt: nothing has the last name
-  bool parent_is_file = false;      // a component on the way is not a directory
-};
-
-absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const KeyPath& path,
-                                 const S3Key& who) {
-  Resolved resolved;
-  InodeAttr dir = bucket;
-  for (size_t i = 0; i + 1 < path.components.size(); ++i) {
-    absl::StatusOr<InodeAttr> next = fs.Find(dir.ino, path.components[i]);
-    if (!next.ok()) {
-      if (IsNotFound(next.status())) return resolved;
-      return next.status();
-    }
-    if (!S_ISDIR(next->mode)) {
-      resolved.parent_is_file = true;
-      return resolved;
-    }
-    if (!MayAccess(*next, who, kMaySearch)) return Denied("a directory on the key's path");
-    dir = *next;
-  }
-  resolved.parent = dir;
-  absl::StatusOr<InodeAttr> target = fs.Find(dir.ino, path.components.back());
-  if (target.ok()) {
-    resolved.target = *target;
-  } else if (!IsNotFound(target.status())) {
-    return target.status();
-  }
-  return resolved;
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> S3Handler::StreamBody(InodeId ino, const S3Request& request,
                                                   BodyReader& body, uint64_t expected_length) {

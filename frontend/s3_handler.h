@@ -192,12 +192,18 @@ class S3Handler {
   // for the request's key.
   absl::StatusOr<Upload*> FindUpload(const S3Request& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(uploads_mu_);
-  // The last completions, so that a repeated Complete answers as the first
-  // (in memory: a restart forgets them, and a repeat then gets NoSuchUpload).
+  // The last completions, so that a repeated Complete answers as the first.
+  // A restart forgets them; a repeat then finds the upload's id kept with
+  // the object it made (CompletionKeptWith), while the object is that one.
   struct Completed {
     std::string bucket, key, etag;
     std::optional<std::pair<std::string, std::string>> checksum;
   };
+  // The completion of upload `id`, if the object at the request's key is
+  // still the one that upload made (unchanged since); nullopt else.
+  absl::StatusOr<std::optional<Completed>> CompletionKeptWith(const S3Request& request,
+                                                               const InodeAttr& bucket,
+                                                               const std::string& id);
   static constexpr size_t kRememberedCompletions = 1000;
   std::map<std::string, Completed> completed_ ABSL_GUARDED_BY(uploads_mu_);
   std::deque<std::string> completed_order_ ABSL_GUARDED_BY(uploads_mu_);

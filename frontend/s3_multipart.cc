@@ -501,6 +501,7 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
   const std::string id = QueryValue(request, "uploadId");
 
   std::string checksum_header;
+  absl::Status gone;
   {
     absl::MutexLock lock(&uploads_mu_);
     absl::StatusOr<Upload*> upload = FindUpload(request);
@@ -512,13 +513,21 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
           done->second.key == request.key) {
         return CompletionAnswer(request, done->second);
       }
-      return upload.status();
-    }
-    if ((*upload)->ending) {
+      gone = upload.status();
+    } else if ((*upload)->ending) {
       return S3Error(S3ErrorCode::kNoSuchUpload, "the upload is being completed or aborted");
+    } else {
+      (*upload)->ending = true;
+      checksum_header = (*upload)->checksum_header;
     }
-    (*upload)->ending = true;
-    checksum_header = (*upload)->checksum_header;
+  }
+  if (!gone.ok()) {
+    // Forgotten by a restart: the object may still be the one it made.
+    if (S3ErrorCodeOf(gone) != S3ErrorCode::kNoSuchUpload) return gone;
+    absl::StatusOr<std::optional<Completed>> kept = CompletionKeptWith(request, bucket, id);
+    if (!kept.ok()) return kept.status();
+    if (!kept->has_value()) return gone;
+    return CompletionAnswer(request, **kept);
   }
   // Until the commit, a failure leaves the upload as it was: completable.
   bool ended = false;
@@ -622,6 +631,11 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
         absl::Status kept = fs_.SetXattr(ino, kPartsXattr, PartSizesStamp(part_sizes, *filled),
                                          XattrMode::kCreateOrReplace);
         if (!kept.ok()) return kept;
+        // Named with the object by the commit that ends the upload: a
+        // Complete repeated after a restart finds the upload's id there.
+        kept = fs_.SetXattr(ino, kUploadXattr, UploadStamp(id, *filled),
+                            XattrMode::kCreateOrReplace);
+        if (!kept.ok()) return kept;
         if (done.checksum) {
           kept = fs_.SetXattr(ino, kChecksumXattr, ChecksumStamp(*done.checksum, *filled),
                               XattrMode::kCreateOrReplace);
@@ -641,6 +655,27 @@ absl::StatusOr<S3Response> S3Handler::CompleteMultipartUpload(const S3Request& r
     completed_order_.pop_front();
   }
   return CompletionAnswer(request, done);
+}
+
+absl::StatusOr<std::optional<S3Handler::Completed>> S3Handler::CompletionKeptWith(
+    const S3Request& request, const InodeAttr& bucket, const std::string& id) {
+  absl::StatusOr<KeyPath> path = ParseKey(request.key);
+  if (!path.ok() || path->dir_key) return std::nullopt;
+  absl::StatusOr<Resolved> found = Resolve(fs_, bucket, *path, request.key_owner);
+  if (!found.ok()) return found.status();
+  if (!found->target || !S_ISREG(found->target->mode)) return std::nullopt;
+  absl::StatusOr<InodeAttr> attr = fs_.GetAttr(found->target->ino);
+  if (!attr.ok()) {
+    if (IsNotFound(attr.status())) return std::nullopt;  // deleted meanwhile
+    return attr.status();
+  }
+  // A PUT or copy since made another file, which has no such stamp (or
+  // its own upload's); a write through the mount voids the stamp.
+  if (UploadOf(fs_, *attr) != id) return std::nullopt;
+  if (request.key_owner.uid != 0 && request.key_owner.uid != attr->uid) {
+    return Denied("the upload was completed by another uid");
+  }
+  return Completed{request.bucket, request.key, EtagOf(fs_, *attr), ChecksumOf(fs_, *attr)};
 }
 
 S3Response S3Handler::CompletionAnswer(const S3Request& request, const Completed& done) {

@@ -203,6 +203,18 @@ std::string EtagOf(FileSystem& fs, const InodeAttr& attr) {
   return absl::StrCat(absl::BytesToHexString(md5.Finish()), "-1");
 }
 
+std::string UploadStamp(const std::string& upload_id, const InodeAttr& attr) {
+  return EtagStamp(upload_id, attr);
+}
+
+std::optional<std::string> UploadOf(FileSystem& fs, const InodeAttr& attr) {
+  absl::StatusOr<std::string> stamp = fs.GetXattr(attr.ino, kUploadXattr);
+  if (!stamp.ok()) return std::nullopt;
+  std::string id = stamp->substr(0, stamp->find(' '));
+  if (id.empty() || *stamp != UploadStamp(id, attr)) return std::nullopt;
+  return id;
+}
+
 std::string PartSizesStamp(const std::vector<uint64_t>& sizes, const InodeAttr& attr) {
   return EtagStamp(absl::StrJoin(sizes, ","), attr);
 }
@@ -236,6 +248,33 @@ std::optional<std::pair<std::string, std::string>> ChecksumOf(FileSystem& fs,
   std::pair<std::string, std::string> checksum{parts[0], parts[1]};
   if (*stamp != ChecksumStamp(checksum, attr)) return std::nullopt;
   return checksum;
+}
+
+absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const KeyPath& path,
+                                 const S3Key& who) {
+  Resolved resolved;
+  InodeAttr dir = bucket;
+  for (size_t i = 0; i + 1 < path.components.size(); ++i) {
+    absl::StatusOr<InodeAttr> next = fs.Find(dir.ino, path.components[i]);
+    if (!next.ok()) {
+      if (IsNotFound(next.status())) return resolved;
+      return next.status();
+    }
+    if (!S_ISDIR(next->mode)) {
+      resolved.parent_is_file = true;
+      return resolved;
+    }
+    if (!MayAccess(*next, who, kMaySearch)) return Denied("a directory on the key's path");
+    dir = *next;
+  }
+  resolved.parent = dir;
+  absl::StatusOr<InodeAttr> target = fs.Find(dir.ino, path.components.back());
+  if (target.ok()) {
+    resolved.target = *target;
+  } else if (!IsNotFound(target.status())) {
+    return target.status();
+  }
+  return resolved;
 }
 
 bool HasObjectBelow(FileSystem& fs, const InodeAttr& dir, const S3Key& who) {

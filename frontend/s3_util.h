@@ -36,6 +36,7 @@ inline constexpr char kDirObjectXattr[] = "user.s3.dir";
 inline constexpr char kChecksumXattr[] = "user.s3.checksum";
 inline constexpr char kHeaderXattrPrefix[] = "user.s3.header.";
 inline constexpr char kPartsXattr[] = "user.s3.parts";
+inline constexpr char kUploadXattr[] = "user.s3.upload";
 inline constexpr char kEmptyMd5[] = "d41d8cd98f00b204e9800998ecf8427e";
 // Bytes moved per read or write of a body.
 inline constexpr size_t kIoBytes = 1 << 20;
@@ -116,10 +117,27 @@ inline bool IsCompositeChecksum(std::string_view value) {
 // x-amz-trailer announces).
 bool SendsChecksum(const S3Request& request);
 
+// The multipart upload that made an object, kept with it (so that a
+// Complete repeated after a restart answers as the first did): its id,
+// stamped as the ETag is, so that UploadOf names it only while the file
+// is as that Complete left it.
+std::string UploadStamp(const std::string& upload_id, const InodeAttr& attr);
+std::optional<std::string> UploadOf(FileSystem& fs, const InodeAttr& attr);
+
 // The sizes of a multipart upload's parts, kept with its object (for GET
 // ?partNumber=): "SIZE,SIZE,..." stamped as the ETag is.
 std::string PartSizesStamp(const std::vector<uint64_t>& sizes, const InodeAttr& attr);
 std::optional<std::vector<uint64_t>> PartSizesOf(FileSystem& fs, const InodeAttr& attr);
+
+// Where a key's path leads: its parent directory (if every directory on
+// the way exists) and what has its last name.
+struct Resolved {
+  std::optional<InodeAttr> parent;  // nullopt: a directory on the way is missing
+  std::optional<InodeAttr> target;  // nullopt: nothing has the last name
+  bool parent_is_file = false;      // a component on the way is not a directory
+};
+absl::StatusOr<Resolved> Resolve(FileSystem& fs, const InodeAttr& bucket, const KeyPath& path,
+                                 const S3Key& who);
 
 // Whether the key's uid and gid may do `mask` (kMayRead, kMayWrite,
 // kMaySearch) to the inode, by its mode bits as the kernel would decide.

@@ -1108,6 +1108,65 @@ TEST_F(S3HandlerTest, AMultipartUploadSurvivesAPowerCutAndCompletesAfterIt) {
   EXPECT_EQ(Inodes(), inodes + 1);
 }
 
+TEST_F(S3HandlerTest, ACompleteRepeatedAfterARestartAnswersAsTheFirst) {
+  // Uploads of three keys, completed; then the power goes, and the
+  // daemon forgets the answers it gave.
+  std::map<std::string, std::pair<std::string, std::string>> xml_and_id;
+  std::map<std::string, std::string> etags;
+  for (const std::string key : {"docs/kept", "docs/overwritten", "docs/deleted", "docs/written"}) {
+    Answer begun = Call("POST", "media", key, "", {}, Root(), {{"uploads", ""}});
+    ASSERT_EQ(begun.status, 200) << begun.body;
+    const std::string id = Between(begun.body, "<UploadId>", "</UploadId>").at(0);
+    std::string e1 = Call("PUT", "media", key, std::string(5 << 20, 'a'), {}, Root(),
+                          {{"partNumber", "1"}, {"uploadId", id}}).headers["ETag"];
+    std::string e2 = Call("PUT", "media", key, "the end", {}, Root(),
+                          {{"partNumber", "2"}, {"uploadId", id}}).headers["ETag"];
+    xml_and_id[key] = {CompletionXml({{1, e1}, {2, e2}}), id};
+    Answer done = Call("POST", "media", key, xml_and_id[key].first, {}, Root(), {{"uploadId", id}});
+    ASSERT_EQ(done.status, 200) << done.body;
+    etags[key] = Between(done.body, "<ETag>", "</ETag>").at(0);
+  }
+  auto complete_again = [&](const std::string& key, const S3Key& who = Root()) {
+    return Call("POST", "media", key, xml_and_id[key].first, {}, who,
+                {{"uploadId", xml_and_id[key].second}});
+  };
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+
+  Answer again = complete_again("docs/kept");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Between(again.body, "<ETag>", "</ETag>").at(0), etags["docs/kept"]);
+  EXPECT_EQ(Between(again.body, "<Key>", "</Key>").at(0), "docs/kept");
+  // Another key's upload id is no upload of this key.
+  EXPECT_EQ(Call("POST", "media", "docs/kept", xml_and_id["docs/kept"].first, {}, Root(),
+                 {{"uploadId", xml_and_id["docs/deleted"].second}}).code,
+            "NoSuchUpload");
+  EXPECT_EQ(complete_again("docs/kept", Alice()).code, "AccessDenied");
+
+  // Overwritten, deleted or written through the mount since: the object
+  // is no longer what the upload made.
+  ASSERT_EQ(Call("PUT", "media", "docs/overwritten", "new bytes").status, 200);
+  EXPECT_EQ(complete_again("docs/overwritten").code, "NoSuchUpload");
+  ASSERT_EQ(Call("DELETE", "media", "docs/deleted").status, 204);
+  EXPECT_EQ(complete_again("docs/deleted").code, "NoSuchUpload");
+  absl::StatusOr<InodeAttr> file = Path("media/docs/written");
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE(fs().Open(file->ino, O_RDWR).ok());
+  ASSERT_TRUE(fs().Write(file->ino, 0, "B").ok());
+  SetAttrRequest times;
+  times.mtime = Timespec{file->mtime.sec + 1, 0};
+  ASSERT_TRUE(fs().SetAttr(file->ino, times).ok());
+  fs().Release(file->ino, O_RDWR);
+  EXPECT_EQ(complete_again("docs/written").code, "NoSuchUpload");
+
+  // A restart of the handler alone (the daemon's S3 service) as well.
+  handler_.reset();
+  handler_ = std::make_unique<S3Handler>(fs(), S3Handler::Options{});
+  again = complete_again("docs/kept");
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Between(again.body, "<ETag>", "</ETag>").at(0), etags["docs/kept"]);
+  EXPECT_TRUE(Call("GET", "media", "docs/kept").body == std::string(5 << 20, 'a') + "the end");
+}
+
 TEST_F(S3HandlerTest, AnUploadAbortedAfterAPowerCutFreesItsParts) {
   const uint64_t inodes = Inodes();
   Answer begun = Call("POST", "media", "k", "", {}, Root(), {{"uploads", ""}});
@@ -1479,6 +1538,13 @@ TEST_F(S3HandlerTest, AMultipartUploadWithAChecksumAlgorithmGetsTheCompositeChec
   EXPECT_EQ(head.headers["x-amz-checksum-type"], "COMPOSITE");
   EXPECT_EQ(Call("HEAD", "media", "k").headers.count("x-amz-checksum-crc32"), 0u);
   EXPECT_TRUE(Call("GET", "media", "k").body == std::string(5 << 20, 'a') + "hello world");
+  // Repeated after a restart, the Complete answers as the first, checksum
+  // and all.
+  ASSERT_NO_FATAL_FAILURE(CutThePowerAndMount());
+  Answer again =
+      Call("POST", "media", "k", completion("DUoRhQ=="), {}, Root(), {{"uploadId", id}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, done.body);
 
   // A copy is one part: it gets a full-object checksum, not the composite.
   Answer copied = Call("PUT", "media", "copy", "", {{"x-amz-copy-source", "media/k"}});

@@ -440,6 +440,36 @@ TEST_F(S3FrontendTest, AMultipartUploadSurvivesARemountAndADaemonKill) {
   EXPECT_EQ(fsck.output.find("multipart"), std::string::npos) << fsck.output;
 }
 
+TEST_F(S3FrontendTest, ACompleteRepeatedAfterADaemonKillAnswersAsTheFirst) {
+  ASSERT_EQ(Run("mkdir " + QP("again")).exit_code, 0);
+  const std::string complete =
+      "def complete(id, parts):\n"
+      "    return s3.complete_multipart_upload(Bucket='again', Key='k', UploadId=id,\n"
+      "        MultipartUpload={'Parts': parts})['ETag']\n";
+  CommandResult first = Boto3(
+      complete +
+      "id = s3.create_multipart_upload(Bucket='again', Key='k')['UploadId']\n"
+      "e = s3.upload_part(Bucket='again', Key='k', UploadId=id, PartNumber=1, Body=b'x')['ETag']\n"
+      "print(id, e, complete(id, [{'PartNumber': 1, 'ETag': e}]))\n");
+  ASSERT_EQ(first.exit_code, 0) << Brief(first);
+  std::istringstream words(first.output);
+  std::string id, part_etag, etag;
+  words >> id >> part_etag >> etag;
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  CommandResult again = Boto3(
+      complete + "print(complete('" + id + "', [{'PartNumber': 1, 'ETag': '" + part_etag +
+      "'}]))\n"
+      "s3.put_object(Bucket='again', Key='k', Body=b'other')\n"
+      "try:\n"
+      "    complete('" + id + "', [{'PartNumber': 1, 'ETag': '" + part_etag + "'}])\n"
+      "    raise SystemExit('a repeat after an overwrite was answered')\n"
+      "except botocore.exceptions.ClientError as e:\n"
+      "    assert e.response['Error']['Code'] == 'NoSuchUpload', e.response\n");
+  ASSERT_EQ(again.exit_code, 0) << Brief(again);
+  EXPECT_EQ(again.output, etag + "\n");
+}
+
 TEST_F(S3FrontendTest, AnUploadAbortedAfterARestartFreesItsSpace) {
   ASSERT_EQ(Run("mkdir " + QP("parts")).exit_code, 0);
   CommandResult begun = Boto3(

@@ -148,6 +148,13 @@ absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
   return Visible(*attr);
 }
 
+absl::StatusOr<InodeAttr> FileSystem::GetAttrRecent(InodeId ino, double max_age_s) {
+  if (std::optional<InodeAttr> freed = inodes_.FreedAttr(ino)) return *freed;
+  absl::StatusOr<InodeAttr> attr = ns_.GetAttrRecent(ino, max_age_s);
+  if (!attr.ok()) return attr.status();
+  return Visible(*attr);
+}
+
 absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest& request) {
   if (!request.size) {
     // The kernel writes back the ctime of what it just unlinked.

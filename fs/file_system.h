@@ -113,6 +113,9 @@ class FileSystem {
   // Attributes as the user sees them: a regular file's size covers data
   // still in the write cache.
   absl::StatusOr<InodeAttr> GetAttr(InodeId ino);
+  // GetAttr for the kernel's GETATTR, which trusts the answer for
+  // `max_age_s`: see NamespaceStore::GetAttrRecent.
+  absl::StatusOr<InodeAttr> GetAttrRecent(InodeId ino, double max_age_s);
   // chmod, chown, utimes, truncate (a size goes through the write cache).
   absl::StatusOr<InodeAttr> SetAttr(InodeId ino, const SetAttrRequest& request);
   absl::StatusOr<std::string> ReadLink(InodeId ino);

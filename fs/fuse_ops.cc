@@ -237,7 +237,8 @@ void OpForgetMulti(fuse_req_t req, size_t count,
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   RequestScope scope(req, FuseOp::kGetattr);
-  absl::StatusOr<InodeAttr> attr = Ctx(req).fs->GetAttr(ino);
+  FsContext& ctx = Ctx(req);
+  absl::StatusOr<InodeAttr> attr = ctx.fs->GetAttrRecent(ino, ctx.cache_timeout_seconds);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyAttr(req, *attr);
 }

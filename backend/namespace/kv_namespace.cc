@@ -12,6 +12,8 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -614,6 +616,19 @@ class KvNamespace final : public NamespaceStore {
     absl::StatusOr<InodeRecord> record = MustReadInode(kv_->Reader(), ino);
     if (!record.ok()) return record.status();
     return record->attr;
+  }
+
+  absl::StatusOr<InodeAttr> GetAttrRecent(InodeId ino, double max_age_s) override {
+    if (watches_.load() > 0) {
+      absl::MutexLock lock(&recent_mu_);
+      auto it = recent_dirs_.find(ino);
+      if (it != recent_dirs_.end() &&
+          std::chrono::steady_clock::now() - it->second.at <=
+              std::chrono::duration<double>(max_age_s)) {
+        return it->second.attr;
+      }
+    }
+    return GetAttr(ino);
   }
 
   absl::StatusOr<std::string> ReadLink(InodeId ino) override {
@@ -1774,15 +1789,29 @@ class KvNamespace final : public NamespaceStore {
 
   absl::StatusOr<std::unique_ptr<NamespaceWatch>> WatchChanges(NamespaceChangeFn fn) override {
     struct Watch : NamespaceWatch {
+      explicit Watch(std::atomic<int>& watches) : watches(watches) { ++watches; }
+      ~Watch() override {
+        kv.reset();  // no callback after this
+        --watches;
+      }
+      std::atomic<int>& watches;
       std::unique_ptr<KvStore::Watch> kv;
     };
-    absl::StatusOr<std::unique_ptr<KvStore::Watch>> kv =
-        kv_->WatchChanges([fn = std::move(fn)](uint64_t, const std::vector<KvStore::Change>& keys) {
+    auto watch = std::make_unique<Watch>(watches_);
+    absl::StatusOr<std::unique_ptr<KvStore::Watch>> kv = kv_->WatchChanges(
+        [this, fn = std::move(fn)](uint64_t, const std::vector<KvStore::Change>& keys) {
           std::vector<NamespaceChange> changes = NamespaceChangesOf(keys);
-          if (!changes.empty()) fn(changes);
+          if (changes.empty()) return;
+          {
+            // Another host changed these: what this host committed of
+            // them is no answer any more.
+            absl::MutexLock lock(&recent_mu_);
+            ++recent_generation_;
+            for (const NamespaceChange& c : changes) recent_dirs_.erase(c.ino);
+          }
+          fn(changes);
         });
     if (!kv.ok()) return kv.status();
-    auto watch = std::make_unique<Watch>();
     watch->kv = *std::move(kv);
     return std::unique_ptr<NamespaceWatch>(std::move(watch));
   }
@@ -1791,14 +1820,52 @@ class KvNamespace final : public NamespaceStore {
   static absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
   // Runs `body` on a fresh Op in a transaction and stages what it changed.
+  // On a shared namespace, notes the directories it committed for
+  // GetAttrRecent: only when no other mutation of this host overlapped it
+  // and no change of another host arrived meanwhile, so that a newer
+  // commit is never shadowed by an older one; whatever else it loaded is
+  // forgotten there.
   template <typename Body>
   absl::Status Mutate(Body body) {
-    return kv_->Run([&](KvTxn& kv) -> absl::Status {
+    if (!Guessing()) {
+      return kv_->Run([&](KvTxn& kv) -> absl::Status {
+        Op op(kv, kv_->session_id());
+        if (absl::Status s = body(op); !s.ok()) return s;
+        if (op.unchanged) return absl::OkStatus();
+        return Stage(op);
+      });
+    }
+    uint64_t generation;
+    bool alone;
+    {
+      absl::MutexLock lock(&recent_mu_);
+      generation = ++recent_generation_;
+      alone = mutations_in_flight_++ == 0;
+    }
+    std::set<InodeId> loaded;
+    std::vector<InodeAttr> dirs;
+    absl::Status s = kv_->Run([&](KvTxn& kv) -> absl::Status {
       Op op(kv, kv_->session_id());
-      if (absl::Status s = body(op); !s.ok()) return s;
+      dirs.clear();
+      absl::Status st = body(op);
+      for (const auto& [ino, record] : op.inodes) loaded.insert(ino);
+      if (!st.ok()) return st;
       if (op.unchanged) return absl::OkStatus();
-      return Stage(op);
+      if (st = Stage(op); !st.ok()) return st;
+      for (InodeId ino : op.dirty) {
+        if (IsDir(op.inodes[ino].attr.mode)) dirs.push_back(op.inodes[ino].attr);
+      }
+      return absl::OkStatus();
     });
+    absl::MutexLock lock(&recent_mu_);
+    --mutations_in_flight_;
+    for (InodeId ino : loaded) recent_dirs_.erase(ino);
+    if (s.ok() && alone && recent_generation_ == generation) {
+      if (recent_dirs_.size() + dirs.size() > kMaxRecentDirs) recent_dirs_.clear();
+      const auto now = std::chrono::steady_clock::now();
+      for (const InodeAttr& attr : dirs) recent_dirs_[attr.ino] = RecentDir{attr, now};
+    }
+    return s;
   }
 
   // The shape of every single-inode mutation: load the inode, let `change`
@@ -1951,6 +2018,19 @@ class KvNamespace final : public NamespaceStore {
   // namespace), not where they are a local lookup.
   bool Guessing() const { return kv_->session_id() != 0; }
   EntryGuesses guesses_;
+
+  // Directories this host committed, for GetAttrRecent. The generation
+  // counts mutations begun and changes of other hosts received.
+  struct RecentDir {
+    InodeAttr attr;
+    std::chrono::steady_clock::time_point at;
+  };
+  static constexpr size_t kMaxRecentDirs = 4096;
+  std::atomic<int> watches_{0};
+  absl::Mutex recent_mu_;
+  absl::flat_hash_map<InodeId, RecentDir> recent_dirs_ ABSL_GUARDED_BY(recent_mu_);
+  uint64_t recent_generation_ ABSL_GUARDED_BY(recent_mu_) = 0;
+  int mutations_in_flight_ ABSL_GUARDED_BY(recent_mu_) = 0;
 
   // Inode numbers taken from the store and not yet used: [next, end).
   absl::Mutex inode_pool_mu_;

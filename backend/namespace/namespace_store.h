@@ -290,6 +290,16 @@ class NamespaceStore {
   virtual absl::StatusOr<InodeAttr> Lookup(InodeId parent,
                                            std::string_view name) = 0;
   virtual absl::StatusOr<InodeAttr> GetAttr(InodeId ino) = 0;
+  // GetAttr for the kernel, which trusts what it gets for `max_age_s`
+  // anyway: a shared namespace whose change feed is watched may answer
+  // for a directory from its own last commit of it, made at most
+  // `max_age_s` ago, unless the feed has since told of another host's
+  // change to it (or another commit of this host may have overtaken it).
+  // Saves the round trip of the GETATTR the kernel sends for the
+  // directory after each create, rename or unlink in it.
+  virtual absl::StatusOr<InodeAttr> GetAttrRecent(InodeId ino, double max_age_s) {
+    return GetAttr(ino);
+  }
   virtual absl::StatusOr<std::string> ReadLink(InodeId ino) = 0;
 
   // Lists entries of `dir` with cookie > after_cookie in cookie order, calling

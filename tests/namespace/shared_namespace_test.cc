@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "backend/base/fs_error.h"
 #include "backend/namespace/kv_namespace.h"
@@ -124,6 +127,74 @@ TEST_F(SharedNamespaceTest, ANameTheOtherHostChangedIsReadAsItNowIs) {
   auto check = a_->Check();
   ASSERT_TRUE(check.ok()) << check.status();
   EXPECT_TRUE(check->problems.empty()) << check->problems.front();
+}
+
+// GetAttrRecent answers for a directory from this host's own last commit
+// of it only while nothing newer may exist: its own later commits show at
+// once, another host's once the change feed tells of them (well before
+// the age limit here), and without a watch every answer is read afresh.
+TEST_F(SharedNamespaceTest, RecentDirectoryAttributesNeverHideANewerCommit) {
+  if (url_.empty()) return;
+  ASSERT_NE(a_, nullptr);
+  ASSERT_NE(b_, nullptr);
+  constexpr double kLongAge = 60;  // only the feed or a commit may refresh
+  auto fresh = [&](NamespaceStore& ns, InodeId ino) {
+    auto attr = ns.GetAttr(ino);
+    EXPECT_TRUE(attr.ok()) << attr.status();
+    return attr.value_or(InodeAttr{});
+  };
+  auto same = [](const InodeAttr& x, const InodeAttr& y) {
+    return x.ino == y.ino && x.nlink == y.nlink && x.size == y.size && x.mtime == y.mtime &&
+           x.ctime == y.ctime && x.mode == y.mode;
+  };
+  InodeAttr dir = Make(*a_, "d", S_IFDIR | 0755);
+  NewNode node;
+  node.mode = S_IFDIR | 0755;
+
+  // Without a watch: always read.
+  ASSERT_TRUE(a_->MakeNode(dir.ino, "x", node, Caller{}).ok());
+  ASSERT_TRUE(b_->MakeNode(dir.ino, "y", node, Caller{}).ok());
+  auto seen = a_->GetAttrRecent(dir.ino, kLongAge);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_TRUE(same(*seen, fresh(*b_, dir.ino)));
+
+  auto watch = a_->WatchChanges([](const std::vector<NamespaceChange>&) {});
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  // This host's own commit shows at once.
+  ASSERT_TRUE(a_->MakeNode(dir.ino, "z", node, Caller{}).ok());
+  seen = a_->GetAttrRecent(dir.ino, kLongAge);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_TRUE(same(*seen, fresh(*b_, dir.ino)));
+  EXPECT_EQ(seen->nlink, 5u);
+  // Another host's, once the feed brings it.
+  ASSERT_TRUE(b_->Rmdir(dir.ino, "z", {}).ok());
+  const InodeAttr after_b = fresh(*b_, dir.ino);
+  bool caught_up = false;
+  for (int i = 0; i < 100 && !caught_up; ++i) {
+    seen = a_->GetAttrRecent(dir.ino, kLongAge);
+    ASSERT_TRUE(seen.ok()) << seen.status();
+    caught_up = same(*seen, after_b);
+    if (!caught_up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(caught_up) << "another host's rmdir not seen within 5 s";
+
+  // Many threads of this host committing in one directory: the last
+  // answer is the last commit, never an earlier one that finished later.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        const std::string name = "t" + std::to_string(t) + "_" + std::to_string(i);
+        EXPECT_TRUE(a_->MakeNode(dir.ino, name, node, Caller{}).ok());
+        EXPECT_TRUE(a_->GetAttrRecent(dir.ino, kLongAge).ok());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  seen = a_->GetAttrRecent(dir.ino, kLongAge);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_TRUE(same(*seen, fresh(*b_, dir.ino)));
+  EXPECT_EQ(seen->nlink, 2u + 2u + 100u);  // ".", "..", x and y, the threads'
 }
 
 }  // namespace

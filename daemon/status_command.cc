@@ -389,9 +389,14 @@ int StatusCommand(const Args& args) {
     }
   } else {
     printf("mounted:    no\n");
-    printf("usage:      %llu files, %s of file data, %s in blobs; room for %s more of %s\n",
-           static_cast<unsigned long long>(files), Human(data_bytes).c_str(),
-           Human(used).c_str(), Human(free_bytes).c_str(), Human(capacity).c_str());
+    if (config->shared()) {
+      printf("usage:      %llu files, %s of file data, in the bucket (no fixed size)\n",
+             static_cast<unsigned long long>(files), Human(data_bytes).c_str());
+    } else {
+      printf("usage:      %llu files, %s of file data, %s in blobs; room for %s more of %s\n",
+             static_cast<unsigned long long>(files), Human(data_bytes).c_str(),
+             Human(used).c_str(), Human(free_bytes).c_str(), Human(capacity).c_str());
+    }
   }
   if (damaged_files > 0) {
     printf("DAMAGED:    %llu file%s lost data that was written before a crash (reads fail "

@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/container/flat_hash_set.h"
@@ -575,6 +576,15 @@ absl::StatusOr<FsUsage> FileSystem::StatFs() {
   if (!usage.ok()) return usage.status();
   absl::StatusOr<NamespaceStats> stats = ns_.Stats();
   if (!stats.ok()) return stats.status();
+  if (usage->unbounded) {
+    // A bucket has no size. A filesystem of 0 bytes with none free would
+    // make df print nothing useful and tools that check for room before
+    // writing refuse to, so report, as s3fs and mountpoint-s3 do, a size
+    // far above what is stored, its file data counted as used.
+    constexpr uint64_t kBucketCapacity = uint64_t{1} << 50;  // 1 PiB
+    const uint64_t capacity = std::max(kBucketCapacity, 2 * stats->data_bytes);
+    return FsUsage{capacity, capacity - stats->data_bytes, stats->inode_count};
+  }
   return FsUsage{usage->capacity_bytes, usage->free_bytes, stats->inode_count};
 }
 

@@ -33,6 +33,8 @@ struct StoreUsage {
   uint64_t capacity_bytes = 0;  // size of the underlying filesystem(s)
   uint64_t free_bytes = 0;      // bytes still available to us there
   uint64_t blob_count = 0;
+  // A bucket: no size to report, capacity and free bytes are 0.
+  bool unbounded = false;
 };
 
 class BlobStore {

@@ -62,7 +62,11 @@ absl::StatusOr<std::vector<BlobId>> SharedBlobStore::ListIds(BlobId from) {
   return remote_.ListIds(from);
 }
 
-absl::StatusOr<StoreUsage> SharedBlobStore::Usage() { return remote_.Usage(); }
+absl::StatusOr<StoreUsage> SharedBlobStore::Usage() {
+  absl::StatusOr<StoreUsage> usage = remote_.Usage();
+  if (usage.ok()) usage->unbounded = true;
+  return usage;
+}
 
 SharedBlobStore::Stats SharedBlobStore::GetStats() {
   Stats stats{remote_reads_, remote_read_bytes_, remote_read_errors_};

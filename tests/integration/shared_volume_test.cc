@@ -6,6 +6,7 @@
 // mounted beside it; each has its own cache and journal.
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -368,7 +369,17 @@ TEST_F(SharedVolumeTest, StatusAndFsckWorkAgainstTheSharedNamespace) {
   CommandResult repair = Cairn("fsck --repair " + Quote(volume_b_));
   EXPECT_NE(repair.exit_code, 0) << Brief(repair);
   EXPECT_NE(repair.output.find("unmount it on every host"), std::string::npos) << Brief(repair);
+  // A bucket has no size: df shows room to spare (tools that check for
+  // room before writing would refuse a volume of 0 bytes with none free).
+  struct statvfs vfs;
+  ASSERT_EQ(statvfs(mount_dir_.c_str(), &vfs), 0) << strerror(errno);
+  EXPECT_GE(uint64_t{vfs.f_blocks} * vfs.f_frsize, uint64_t{1} << 50);
+  EXPECT_GT(vfs.f_bavail, 0u);
+  EXPECT_GT(vfs.f_ffree, 0u);
   ASSERT_NO_FATAL_FAILURE(Unmount());
+  CommandResult unmounted = Cairn("status " + Quote(volume_dir_));
+  EXPECT_NE(unmounted.output.find("of file data, in the bucket"), std::string::npos)
+      << Brief(unmounted);
   CommandResult repaired = Cairn("fsck --repair " + Quote(volume_b_));
   EXPECT_EQ(repaired.exit_code, 0) << Brief(repaired);
 }

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -146,6 +147,30 @@ class PgKvStoreTest : public ::testing::Test {
     return store.ok() ? *std::move(store) : nullptr;
   }
 
+  // Another host, whose scans read 3 pairs a page.
+  std::unique_ptr<PgKvStore> SmallPageHost() {
+    PgKvOptions small = options_;
+    small.scan_page = 3;
+    return OpenHost(small);
+  }
+
+  // Commits `count` keys k100, k101, ... of kExtents, each valued
+  // value(i, key); returns them in key order.
+  std::vector<std::pair<std::string, std::string>> CommitNumberedKeys(
+      int count, const std::function<std::string(int, const std::string&)>& value) {
+    std::vector<std::pair<std::string, std::string>> all;
+    EXPECT_TRUE(store_->Run([&](KvTxn& t) {
+                        all.clear();
+                        for (int i = 0; i < count; ++i) {
+                          std::string k = "k" + std::to_string(100 + i);
+                          t.Put(KvSpace::kExtents, k, value(i, k));
+                          all.emplace_back(k, value(i, k));
+                        }
+                        return absl::OkStatus();
+                      }).ok());
+    return all;
+  }
+
   std::optional<std::string> Committed(KvSpace space, std::string_view key) {
     auto v = store_->Reader().Get(space, key);
     EXPECT_TRUE(v.ok()) << v.status();
@@ -274,19 +299,11 @@ TEST_F(PgKvStoreTest, KeysOrderBytewiseWithZeroAndFfBytes) {
 }
 
 TEST_F(PgKvStoreTest, ScansCrossPageBoundariesAndStopWhenAsked) {
-  PgKvOptions small = options_;
-  small.scan_page = 3;
-  std::unique_ptr<PgKvStore> host = OpenHost(small);
+  std::unique_ptr<PgKvStore> host = SmallPageHost();
   ASSERT_NE(host, nullptr);
-  std::vector<std::pair<std::string, std::string>> all;
-  ASSERT_TRUE(store_->Run([&](KvTxn& t) {
-                      for (int i = 0; i < 20; ++i) {
-                        std::string k = "k" + std::to_string(100 + i);
-                        t.Put(KvSpace::kExtents, k, std::string(i, 'x'));
-                        all.emplace_back(k, std::string(i, 'x'));
-                      }
-                      return absl::OkStatus();
-                    }).ok());
+  const Pairs all = CommitNumberedKeys(20, [](int i, const std::string&) {
+    return std::string(i, 'x');
+  });
   EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents), all);
   EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents, "k103", "k112"),
             Pairs(all.begin() + 3, all.begin() + 12));
@@ -321,17 +338,10 @@ TEST_F(PgKvStoreTest, ScansCrossPageBoundariesAndStopWhenAsked) {
 // transaction's writes made before or after the prefetch; a scan of other
 // bounds is read afresh.
 TEST_F(PgKvStoreTest, PrefetchedScansReadAsFetchedUnderTheTransactionsOwnWrites) {
-  PgKvOptions small = options_;
-  small.scan_page = 3;
-  std::unique_ptr<PgKvStore> host = OpenHost(small);
+  std::unique_ptr<PgKvStore> host = SmallPageHost();
   ASSERT_NE(host, nullptr);
-  std::vector<std::pair<std::string, std::string>> all;
+  const Pairs all = CommitNumberedKeys(8, [](int, const std::string& key) { return key; });
   ASSERT_TRUE(store_->Run([&](KvTxn& t) {
-                      for (int i = 0; i < 8; ++i) {
-                        std::string k = "k" + std::to_string(100 + i);
-                        t.Put(KvSpace::kExtents, k, k);
-                        all.emplace_back(k, k);
-                      }
                       t.Put(KvSpace::kXattrs, "x", "1");
                       return absl::OkStatus();
                     }).ok());

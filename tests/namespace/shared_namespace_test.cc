@@ -1,8 +1,10 @@
-// Two hosts of one shared namespace over PostgreSQL, each with a session
-// of its own, as two mounted daemons have: what one host remembers of the
-// other's names (the inode a name held, to read it in the same round trip
-// as the entry) must never change what an operation does once the other
-// host has changed the name.
+// Two hosts of one shared namespace, each with a session of its own, as
+// two mounted daemons have: what one host remembers (the inode a name
+// held, to read it in the same round trip as the entry; a directory's
+// attributes from its own commit) must never change what an operation
+// does, or hide a newer commit, once the other host or another thread
+// has changed it. Over PostgreSQL, and over RocksDB where the test
+// drives the change feed and the order commits return in.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,8 +18,12 @@
 #include "backend/namespace/kv_namespace.h"
 #include "backend/namespace/namespace_store.h"
 #include "backend/namespace/pg_kv_store.h"
+#include "backend/namespace/records.h"
+#include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
 #include "tests/support/pg_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_kv_store.h"
 
 namespace cairn {
 namespace {
@@ -195,6 +201,91 @@ TEST_F(SharedNamespaceTest, RecentDirectoryAttributesNeverHideANewerCommit) {
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_TRUE(same(*seen, fresh(*b_, dir.ino)));
   EXPECT_EQ(seen->nlink, 2u + 2u + 100u);  // ".", "..", x and y, the threads'
+}
+
+// Two hosts over one RocksDB store (tests/support/test_kv_store.h), where
+// a test delivers the change feed itself and can hold a finished commit
+// before it returns, as a slow thread would be held.
+class RecentDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RocksKvOptions engine;
+    engine.create_if_missing = true;
+    auto kv = OpenRocksKvStore(dir_.path() + "/ns", engine);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    std::shared_ptr<KvStore> shared(std::move(*kv));
+    sessions_.Set({7, 8});
+    a_ = Host(shared, 7, &a_kv_);
+    b_ = Host(shared, 8, nullptr);
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+    auto watch = a_->WatchChanges([](const std::vector<NamespaceChange>&) {});
+    ASSERT_TRUE(watch.ok()) << watch.status();
+    watch_ = std::move(*watch);
+    NewNode node;
+    node.mode = S_IFDIR | 0755;
+    auto dir = a_->MakeNode(kRootInode, "d", node, Caller{});
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_ino_ = dir->ino;
+  }
+
+  std::unique_ptr<NamespaceStore> Host(std::shared_ptr<KvStore> store, uint64_t session,
+                                       TestKvStore** kv) {
+    TestKvStore::Options options;
+    options.session = session;
+    options.sessions = &sessions_;
+    auto test_kv = std::make_unique<TestKvStore>(std::move(store), options);
+    if (kv != nullptr) *kv = test_kv.get();
+    NamespaceOptions ns_options;
+    ns_options.create_if_missing = true;
+    auto ns = OpenKvNamespace(std::move(test_kv), ns_options);
+    EXPECT_TRUE(ns.ok()) << ns.status();
+    return ns.ok() ? *std::move(ns) : nullptr;
+  }
+  void MakeDir(NamespaceStore& ns, const std::string& name) {
+    NewNode node;
+    node.mode = S_IFDIR | 0755;
+    EXPECT_TRUE(ns.MakeNode(dir_ino_, name, node, Caller{}).ok());
+  }
+  uint32_t RecentLinks() {
+    auto attr = a_->GetAttrRecent(dir_ino_, 60);
+    EXPECT_TRUE(attr.ok()) << attr.status();
+    return attr.ok() ? attr->nlink : 0;
+  }
+  uint32_t StoredLinks() {
+    auto attr = b_->GetAttr(dir_ino_);
+    EXPECT_TRUE(attr.ok()) << attr.status();
+    return attr.ok() ? attr->nlink : 0;
+  }
+
+  TempDir dir_;
+  FakeSessions sessions_;
+  TestKvStore* a_kv_ = nullptr;
+  std::unique_ptr<NamespaceStore> a_, b_;
+  std::unique_ptr<NamespaceWatch> watch_;  // before a_
+  InodeId dir_ino_ = 0;
+};
+
+// A commit held after it finished, while a later one of the same host
+// commits and returns: the held one must not leave its older attributes
+// as the answer.
+TEST_F(RecentDirectoryTest, ACommitHeldPastALaterOneIsNotTheAnswer) {
+  a_kv_->AfterNextRun([&] { MakeDir(*a_, "later"); });
+  MakeDir(*a_, "held");
+  EXPECT_EQ(StoredLinks(), 4u);
+  EXPECT_EQ(RecentLinks(), 4u);
+}
+
+// Another host's commit is not seen in what this host noted until the
+// feed tells of it; then it is.
+TEST_F(RecentDirectoryTest, TheFeedForgetsWhatAnotherHostChanged) {
+  MakeDir(*a_, "mine");
+  EXPECT_EQ(RecentLinks(), 3u);
+  MakeDir(*b_, "theirs");
+  EXPECT_EQ(StoredLinks(), 4u);
+  EXPECT_EQ(RecentLinks(), 3u) << "noted from this host's own commit";
+  a_kv_->Deliver(8, {{KvSpace::kInodes, InodeKey(dir_ino_)}});
+  EXPECT_EQ(RecentLinks(), 4u);
 }
 
 }  // namespace

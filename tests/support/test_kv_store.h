@@ -6,7 +6,9 @@
 //   - session: the session_id() it reports, and LiveSessions() as the
 //     test sets them, so that two namespaces over one store act as two
 //     hosts of a shared volume (a RocksDB store serializes their
-//     transactions: Run takes one writer at a time).
+//     transactions: Run takes one writer at a time);
+//   - a change feed the test delivers (Deliver), and a hook run after the
+//     next transaction ends and before its Run returns (AfterNextRun).
 #pragma once
 
 #include <atomic>
@@ -71,7 +73,47 @@ class TestKvStore : public KvStore {
       }
       if (between) between();
     }
-    return inner_->Run(body);
+    absl::Status committed = inner_->Run(body);
+    std::function<void()> after;
+    {
+      absl::MutexLock lock(&mu_);
+      after = std::move(after_commit_);
+      after_commit_ = nullptr;
+    }
+    if (after) after();
+    return committed;
+  }
+
+  // `fn` runs once, when the next Run's transaction has ended (committed
+  // or not) and before Run returns: a test holds a finished operation
+  // there while others run, as a slow thread would be held.
+  void AfterNextRun(std::function<void()> fn) {
+    absl::MutexLock lock(&mu_);
+    after_commit_ = std::move(fn);
+  }
+
+  // A change feed the test writes (Deliver), as a shared engine's watcher
+  // calls with another host's changes.
+  absl::StatusOr<std::unique_ptr<Watch>> WatchChanges(ChangeFn fn) override {
+    struct TestWatch : Watch {
+      explicit TestWatch(TestKvStore& store) : store(store) {}
+      ~TestWatch() override {
+        absl::MutexLock lock(&store.mu_);
+        store.watch_fn_ = nullptr;
+      }
+      TestKvStore& store;
+    };
+    absl::MutexLock lock(&mu_);
+    watch_fn_ = std::move(fn);
+    return std::unique_ptr<Watch>(std::make_unique<TestWatch>(*this));
+  }
+  void Deliver(uint64_t session, const std::vector<Change>& changes) {
+    ChangeFn fn;
+    {
+      absl::MutexLock lock(&mu_);
+      fn = watch_fn_;
+    }
+    if (fn) fn(session, changes);
   }
 
   // With run_twice: `fn` runs once, between the two runs of the next body,
@@ -109,6 +151,8 @@ class TestKvStore : public KvStore {
   const Options options_;
   absl::Mutex mu_;
   std::function<void()> between_runs_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> after_commit_ ABSL_GUARDED_BY(mu_);
+  ChangeFn watch_fn_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> leader_{true};
 };
 

@@ -569,14 +569,21 @@ Query QueryOn(Conn& c) {
   };
 }
 
-absl::StatusOr<std::optional<std::string>> DoGet(const Query& q, KvSpace space,
-                                                 std::string_view key) {
-  absl::StatusOr<Result> got =
-      One(q, "get", {Int2(static_cast<int>(space)), std::string(key)}, "a read (Get)");
-  if (!got.ok()) return got.status();
-  const Result& r = *got;
+// The prepared Get of one key, and what its result says of the key.
+Stmt GetStmt(KvSpace space, std::string_view key) {
+  return Stmt{"get", {Int2(static_cast<int>(space)), std::string(key)}};
+}
+std::optional<std::string> GotValue(const Result& r) {
   if (PQntuples(r.get()) == 0) return std::nullopt;
   return std::string(Value(r, 0, 0));
+}
+
+absl::StatusOr<std::optional<std::string>> DoGet(const Query& q, KvSpace space,
+                                                 std::string_view key) {
+  Stmt get = GetStmt(space, key);
+  absl::StatusOr<Result> got = One(q, get.name, std::move(get.params), "a read (Get)");
+  if (!got.ok()) return got.status();
+  return GotValue(*got);
 }
 
 absl::StatusOr<std::vector<std::optional<std::string>>> DoMultiGet(
@@ -618,17 +625,14 @@ absl::StatusOr<std::map<KeyInSpace, std::string>> DoGetEach(
   // once per connection (one statement over arrays of keys was planned
   // again at every call, costing the server more than the lookups).
   std::vector<Stmt> gets;
-  for (const KvReader::SpaceKey& k : keys) {
-    gets.push_back(Stmt{"get", {Int2(static_cast<int>(k.space)), k.key}});
-  }
+  for (const KvReader::SpaceKey& k : keys) gets.push_back(GetStmt(k.space, k.key));
   std::map<KeyInSpace, std::string> found;
   if (keys.empty()) return found;
   absl::StatusOr<std::vector<Result>> got = q(std::move(gets), "a read (GetEach)");
   if (!got.ok()) return got.status();
   for (size_t i = 0; i < keys.size(); ++i) {
-    const Result& r = (*got)[i];
-    if (PQntuples(r.get()) > 0) {
-      found.emplace(KeyInSpace{keys[i].space, keys[i].key}, std::string(Value(r, 0, 0)));
+    if (std::optional<std::string> value = GotValue((*got)[i])) {
+      found.emplace(KeyInSpace{keys[i].space, keys[i].key}, *std::move(value));
     }
   }
   return found;
@@ -874,7 +878,7 @@ class PgTxn : public KvTxn {
       KeyInSpace sk{k.space, k.key};
       if (!writes_.count(sk) && !reads_.count(sk)) {
         asked.push_back(k);
-        stmts.push_back(Stmt{"get", {Int2(static_cast<int>(k.space)), k.key}});
+        stmts.push_back(GetStmt(k.space, k.key));
       }
     }
     std::vector<ScanKey> ranges;
@@ -888,9 +892,7 @@ class PgTxn : public KvTxn {
     absl::StatusOr<std::vector<Result>> got = Note(query_(std::move(stmts), "a read (Prefetch)"));
     if (!got.ok()) return;
     for (size_t i = 0; i < asked.size(); ++i) {
-      const Result& r = (*got)[i];
-      reads_[{asked[i].space, asked[i].key}] =
-          PQntuples(r.get()) > 0 ? std::optional<std::string>(Value(r, 0, 0)) : std::nullopt;
+      reads_[{asked[i].space, asked[i].key}] = GotValue((*got)[i]);
     }
     for (size_t i = 0; i < ranges.size(); ++i) {
       scans_[std::move(ranges[i])] = RowsOf((*got)[asked.size() + i]);
@@ -954,20 +956,19 @@ class PgTxn : public KvTxn {
     }
     std::vector<Stmt> stmts;
     ArrayBuilder put_space(kInt2Oid), put_key(kByteaOid), put_value(kByteaOid);
-    std::vector<Stmt> dels;
     for (const auto& [sk, value] : writes_) {
       if (value.has_value()) {
         put_space.Add(Int2(static_cast<int>(sk.space)));
         put_key.Add(sk.key);
         put_value.Add(*value);
       } else {
-        dels.push_back(Stmt{"del", {Int2(static_cast<int>(sk.space)), sk.key}});
+        // No key is both put and deleted: the DELETEs may go before the upsert.
+        stmts.push_back(Stmt{"del", {Int2(static_cast<int>(sk.space)), sk.key}});
       }
     }
     if (put_key.count() > 0) {
       stmts.push_back(Stmt{"put", {put_space.Finish(), put_key.Finish(), put_value.Finish()}});
     }
-    for (Stmt& d : dels) stmts.push_back(std::move(d));
     ArrayBuilder names(kTextOid), slots(kInt2Oid), deltas(kInt8Oid);
     std::uniform_int_distribution<int> slot(0, kPgCounterSlots - 1);
     for (const auto& [name, delta] : counters_) {

@@ -142,12 +142,7 @@ absl::StatusOr<uint64_t> FileSystem::ReleaseUnheldOrphans() {
       [this](InodeId ino) { return !cache_.Tracks(ino) && !inodes_.InUseUnfreed(ino); });
 }
 
-absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) {
-  if (std::optional<InodeAttr> freed = inodes_.FreedAttr(ino)) return *freed;
-  absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
-  if (!attr.ok()) return attr.status();
-  return Visible(*attr);
-}
+absl::StatusOr<InodeAttr> FileSystem::GetAttr(InodeId ino) { return GetAttrRecent(ino, 0); }
 
 absl::StatusOr<InodeAttr> FileSystem::GetAttrRecent(InodeId ino, double max_age_s) {
   if (std::optional<InodeAttr> freed = inodes_.FreedAttr(ino)) return *freed;

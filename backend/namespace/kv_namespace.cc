@@ -619,7 +619,7 @@ class KvNamespace final : public NamespaceStore {
   }
 
   absl::StatusOr<InodeAttr> GetAttrRecent(InodeId ino, double max_age_s) override {
-    if (watches_.load() > 0) {
+    if (max_age_s > 0 && watches_.load() > 0) {
       absl::MutexLock lock(&recent_mu_);
       auto it = recent_dirs_.find(ino);
       if (it != recent_dirs_.end() &&
@@ -1827,17 +1827,10 @@ class KvNamespace final : public NamespaceStore {
   // forgotten there.
   template <typename Body>
   absl::Status Mutate(Body body) {
-    if (!Guessing()) {
-      return kv_->Run([&](KvTxn& kv) -> absl::Status {
-        Op op(kv, kv_->session_id());
-        if (absl::Status s = body(op); !s.ok()) return s;
-        if (op.unchanged) return absl::OkStatus();
-        return Stage(op);
-      });
-    }
-    uint64_t generation;
-    bool alone;
-    {
+    const bool noting = Guessing();
+    uint64_t generation = 0;
+    bool alone = false;
+    if (noting) {
       absl::MutexLock lock(&recent_mu_);
       generation = ++recent_generation_;
       alone = mutations_in_flight_++ == 0;
@@ -1848,15 +1841,18 @@ class KvNamespace final : public NamespaceStore {
       Op op(kv, kv_->session_id());
       dirs.clear();
       absl::Status st = body(op);
-      for (const auto& [ino, record] : op.inodes) loaded.insert(ino);
+      if (noting) {
+        for (const auto& [ino, record] : op.inodes) loaded.insert(ino);
+      }
       if (!st.ok()) return st;
       if (op.unchanged) return absl::OkStatus();
-      if (st = Stage(op); !st.ok()) return st;
+      if (st = Stage(op); !st.ok() || !noting) return st;
       for (InodeId ino : op.dirty) {
         if (IsDir(op.inodes[ino].attr.mode)) dirs.push_back(op.inodes[ino].attr);
       }
       return absl::OkStatus();
     });
+    if (!noting) return s;
     absl::MutexLock lock(&recent_mu_);
     --mutations_in_flight_;
     for (InodeId ino : loaded) recent_dirs_.erase(ino);

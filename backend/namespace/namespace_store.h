@@ -291,10 +291,11 @@ class NamespaceStore {
                                            std::string_view name) = 0;
   virtual absl::StatusOr<InodeAttr> GetAttr(InodeId ino) = 0;
   // GetAttr for the kernel, which trusts what it gets for `max_age_s`
-  // anyway: a shared namespace whose change feed is watched may answer
-  // for a directory from its own last commit of it, made at most
-  // `max_age_s` ago, unless the feed has since told of another host's
-  // change to it (or another commit of this host may have overtaken it).
+  // anyway (0: exactly GetAttr): a shared namespace whose change feed is
+  // watched may answer for a directory from its own last commit of it,
+  // made at most `max_age_s` ago, unless the feed has since told of
+  // another host's change to it (or another commit of this host may have
+  // overtaken it).
   // Saves the round trip of the GETATTR the kernel sends for the
   // directory after each create, rename or unlink in it.
   virtual absl::StatusOr<InodeAttr> GetAttrRecent(InodeId ino, double max_age_s) {

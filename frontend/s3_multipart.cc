@@ -664,18 +664,15 @@ absl::StatusOr<std::optional<S3Handler::Completed>> S3Handler::CompletionKeptWit
   absl::StatusOr<Resolved> found = Resolve(fs_, bucket, *path, request.key_owner);
   if (!found.ok()) return found.status();
   if (!found->target || !S_ISREG(found->target->mode)) return std::nullopt;
-  absl::StatusOr<InodeAttr> attr = fs_.GetAttr(found->target->ino);
-  if (!attr.ok()) {
-    if (IsNotFound(attr.status())) return std::nullopt;  // deleted meanwhile
-    return attr.status();
-  }
-  // A PUT or copy since made another file, which has no such stamp (or
-  // its own upload's); a write through the mount voids the stamp.
-  if (UploadOf(fs_, *attr) != id) return std::nullopt;
-  if (request.key_owner.uid != 0 && request.key_owner.uid != attr->uid) {
+  // The file as the lookup found it (deleted since, its stamp reads as
+  // none). A PUT or copy since made another file, which has no such stamp
+  // (or its own upload's); a write through the mount voids the stamp.
+  const InodeAttr& attr = *found->target;
+  if (UploadOf(fs_, attr) != id) return std::nullopt;
+  if (request.key_owner.uid != 0 && request.key_owner.uid != attr.uid) {
     return Denied("the upload was completed by another uid");
   }
-  return Completed{request.bucket, request.key, EtagOf(fs_, *attr), ChecksumOf(fs_, *attr)};
+  return Completed{request.bucket, request.key, EtagOf(fs_, attr), ChecksumOf(fs_, attr)};
 }
 
 S3Response S3Handler::CompletionAnswer(const S3Request& request, const Completed& done) {

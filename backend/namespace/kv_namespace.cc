@@ -520,21 +520,31 @@ class EntryGuesses {
   absl::flat_hash_map<std::string, Guess> guesses_ ABSL_GUARDED_BY(mu_);
 };
 
+// The ranges that hold the records of `ino` (of `mode`) besides its own:
+// a directory's entries, a file's extents, xattrs, and (shared) open
+// holds. What removing its last link scans; what a new inode starts with
+// empty.
+std::vector<KvTxn::SpaceRange> InodeRanges(const Op& op, InodeId ino, uint32_t mode) {
+  const std::string key = InodeKey(ino);
+  const std::string next = InodeKey(ino + 1);
+  std::vector<KvTxn::SpaceRange> ranges;
+  if (IsDir(mode)) ranges.push_back({KvSpace::kCookies, DentryPrefix(ino), next});
+  if (S_ISREG(mode)) ranges.push_back({KvSpace::kExtents, ExtentKey(ino, 0), next});
+  ranges.push_back({KvSpace::kXattrs, key, next});
+  if (op.session != 0) {
+    const std::string holds = OpenHoldPrefix(ino);
+    ranges.push_back({KvSpace::kMeta, holds, KvPrefixEnd(holds)});
+  }
+  return ranges;
+}
+
 // Adds what taking the last link of `ino` (of `mode`) reads: its record,
 // the emptiness of a directory, and what StageFree and HeldElsewhere scan.
 void AddRemovalReads(const Op& op, InodeId ino, uint32_t mode,
                      std::vector<KvReader::SpaceKey>* keys,
                      std::vector<KvTxn::SpaceRange>* scans) {
-  const std::string key = InodeKey(ino);
-  const std::string next = InodeKey(ino + 1);
-  keys->push_back({KvSpace::kInodes, key});
-  if (IsDir(mode)) scans->push_back({KvSpace::kCookies, DentryPrefix(ino), next});
-  if (S_ISREG(mode)) scans->push_back({KvSpace::kExtents, ExtentKey(ino, 0), next});
-  scans->push_back({KvSpace::kXattrs, key, next});
-  if (op.session != 0) {
-    const std::string holds = OpenHoldPrefix(ino);
-    scans->push_back({KvSpace::kMeta, holds, KvPrefixEnd(holds)});
-  }
+  keys->push_back({KvSpace::kInodes, InodeKey(ino)});
+  for (KvTxn::SpaceRange& range : InodeRanges(op, ino, mode)) scans->push_back(std::move(range));
 }
 
 class KvNamespace final : public NamespaceStore {
@@ -694,6 +704,8 @@ class KvNamespace final : public NamespaceStore {
       if (!dir.ok()) return dir.status();
       if (absl::Status s = MustBeAbsent(op.kv, parent, name); !s.ok()) return s;
       if (absl::Status s = TakeInodeNumber(&ino); !s.ok()) return s;
+      // A number never handed out before: nothing is filed under it yet.
+      op.kv.NoteNewRanges(InodeRanges(op, ino, node.mode));
       Timespec now = options_.clock->NowTimespec();
       InodeRecord record;
       record.attr.ino = ino;
@@ -738,6 +750,8 @@ class KvNamespace final : public NamespaceStore {
       absl::StatusOr<InodeRecord*> dir = LoadDir(op, parent);
       if (!dir.ok()) return dir.status();
       if (absl::Status s = TakeInodeNumber(&ino); !s.ok()) return s;
+      // A number never handed out before: nothing is filed under it yet.
+      op.kv.NoteNewRanges(InodeRanges(op, ino, node.mode));
       Timespec now = options_.clock->NowTimespec();
       InodeRecord record;
       record.attr.ino = ino;

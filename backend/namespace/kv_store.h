@@ -117,6 +117,13 @@ class KvTxn : public KvReader {
   // again at the read.
   virtual void Prefetch(absl::Span<const SpaceKey> keys, absl::Span<const SpaceRange> scans) {}
   void Prefetch(absl::Span<const SpaceKey> keys) { Prefetch(keys, {}); }
+  // A hint: these ranges held no key before this transaction (the records
+  // of an inode number never handed out before). An engine that keeps
+  // what it knew of recent state may remember them, once the transaction
+  // commits, as empty (less what the transaction put there), to answer a
+  // later scan of them without a round trip and check that answer at its
+  // commit; others ignore it. Never trusted for an answer.
+  virtual void NoteNewRanges(absl::Span<const SpaceRange> ranges) {}
 };
 
 class KvStore {

@@ -1,8 +1,10 @@
 #include "backend/namespace/pg_kv_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -18,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/namespace/pg_session.h"
+#include "backend/namespace/recent_values.h"
 
 namespace cairn {
 
@@ -150,6 +153,37 @@ constexpr Statement kStatements[] = {
      "SELECT pg_current_xact_id()::text, $1::int8 = 0 OR (SELECT id FROM cairn_sessions "
      "WHERE id = $1::int8 AND expires > clock_timestamp() FOR KEY SHARE) IS NOT NULL"},
     {"commit", "COMMIT"},
+    // A speculative run (RecentValues) sends everything in one round trip,
+    // the COMMIT too, so what the client would have looked at fails the
+    // transaction instead (division by zero, SQLSTATE 22012): begin_check
+    // with a dead session failing, and one check per value or empty range
+    // the run took from memory. Their reads are the transaction's, so
+    // serializable isolation covers them as any read.
+    {"begin_assert",
+     "SELECT pg_current_xact_id()::text, 1 / (CASE WHEN $1::int8 = 0 OR (SELECT id FROM "
+     "cairn_sessions WHERE id = $1::int8 AND expires > clock_timestamp() FOR KEY SHARE) IS NOT "
+     "NULL THEN 1 ELSE 0 END)"},
+    {"assert_value",
+     "SELECT 1 / (CASE WHEN (SELECT value FROM cairn_kv WHERE space = $1::int2 AND key = "
+     "$2::bytea) = $3::bytea THEN 1 ELSE 0 END)"},
+    {"assert_absent",
+     "SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM cairn_kv WHERE space = $1::int2 AND key = "
+     "$2::bytea) THEN 0 ELSE 1 END)"},
+    {"assert_empty",
+     "SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM cairn_kv WHERE space = $1::int2 AND key >= "
+     "$2::bytea AND key < $3::bytea) THEN 0 ELSE 1 END)"},
+    {"assert_empty_open",
+     "SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM cairn_kv WHERE space = $1::int2 AND key >= "
+     "$2::bytea) THEN 0 ELSE 1 END)"},
+    {"assert_range",
+     "SELECT 1 / (CASE WHEN ROW($4::bytea[], $5::bytea[]) = (SELECT "
+     "coalesce(array_agg(key ORDER BY key), '{}'), coalesce(array_agg(value ORDER BY key), '{}') "
+     "FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea AND key < $3::bytea) "
+     "THEN 1 ELSE 0 END)"},
+    {"assert_range_open",
+     "SELECT 1 / (CASE WHEN ROW($3::bytea[], $4::bytea[]) = (SELECT "
+     "coalesce(array_agg(key ORDER BY key), '{}'), coalesce(array_agg(value ORDER BY key), '{}') "
+     "FROM cairn_kv WHERE space = $1::int2 AND key >= $2::bytea) THEN 1 ELSE 0 END)"},
     {"feed",
      "WITH f AS (INSERT INTO cairn_feed (session, changes) VALUES ($1::int8, $2::bytea)) "
      "SELECT pg_notify('cairn_feed', $1::int8::text)"},
@@ -321,6 +355,13 @@ struct PgKvStore::Impl {
   std::unique_ptr<PgSession> session;
   // Stateless: every call takes a connection of its own.
   std::unique_ptr<KvReader> reader;
+  // What this host last knew, for speculative runs; used (and kept) only
+  // while the change feed is watched, which drops what other hosts change.
+  RecentValues recent;
+  std::atomic<int> watches{0};
+  std::atomic<uint64_t> speculative_runs{0};
+  std::atomic<uint64_t> stale_runs{0};
+  bool Speculating() const { return session != nullptr && watches.load() > 0; }
 
   absl::Mutex mu;
   std::vector<std::unique_ptr<Conn>> idle ABSL_GUARDED_BY(mu);
@@ -369,17 +410,30 @@ struct PgKvStore::Impl {
   // A pooled connection, or a new one. Never waits for another thread's
   // connection (a scan callback may read again on the same thread).
   absl::StatusOr<std::unique_ptr<Conn>> Acquire(bool* fresh) {
-    {
-      absl::MutexLock lock(&mu);
-      if (!idle.empty()) {
-        std::unique_ptr<Conn> c = std::move(idle.back());
+    for (;;) {
+      std::unique_ptr<Conn> c;
+      {
+        absl::MutexLock lock(&mu);
+        if (idle.empty()) break;
+        c = std::move(idle.back());
         idle.pop_back();
-        *fresh = false;
-        return c;
       }
+      if (!QuietWhileIdle(*c)) continue;
+      *fresh = false;
+      return c;
     }
     *fresh = true;
     return Connect(/*prepare=*/true);
+  }
+
+  // Whether nothing came from the server while `c` sat idle. A server
+  // that restarted or ended the session says so (then closes): such a
+  // connection is dropped here rather than found dead mid-commit, where a
+  // speculative run's one round trip could not tell whether its COMMIT
+  // ran.
+  static bool QuietWhileIdle(const Conn& c) {
+    pollfd p{PQsocket(c.pg), POLLIN, 0};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
   }
 
   void Release(std::unique_ptr<Conn> c) {
@@ -494,11 +548,14 @@ struct Stmt {
   int result_format = 1;  // binary
 };
 
-// Sends `stmts` in one pipelined round trip and returns one result per
-// statement (a failed statement's error result, those after it aborted).
-// Not OK when the connection failed (then marked broken).
-absl::StatusOr<std::vector<Result>> Pipeline(Conn& c, const std::vector<Stmt>& stmts,
-                                             std::string_view what) {
+// Sends `stmts` in one pipelined round trip and puts one result per
+// statement in `results` (a failed statement's error result, those after
+// it aborted). Not OK when the connection failed (then marked broken);
+// `results` holds what came before. With `flush_after`, the server sends
+// the results of the first that many statements as soon as it has them,
+// not with the rest.
+absl::Status PipelineInto(Conn& c, const std::vector<Stmt>& stmts, std::string_view what,
+                          std::vector<Result>* results, size_t flush_after = 0) {
   PGconn* pg = c.pg;
   auto lost = [&]() {
     c.broken = true;
@@ -508,7 +565,8 @@ absl::StatusOr<std::vector<Result>> Pipeline(Conn& c, const std::vector<Stmt>& s
   };
   if (PQenterPipelineMode(pg) != 1) return lost();
   bool sent = true;
-  for (const Stmt& s : stmts) {
+  for (size_t i = 0; i < stmts.size(); ++i) {
+    const Stmt& s = stmts[i];
     std::vector<const char*> values;
     std::vector<int> lengths, formats(s.params.size(), 1);
     for (const std::string& p : s.params) {
@@ -518,19 +576,26 @@ absl::StatusOr<std::vector<Result>> Pipeline(Conn& c, const std::vector<Stmt>& s
     sent = sent && PQsendQueryPrepared(pg, s.name, static_cast<int>(s.params.size()),
                                        values.data(), lengths.data(), formats.data(),
                                        s.result_format) == 1;
+    if (i + 1 == flush_after) sent = sent && PQsendFlushRequest(pg) == 1;
   }
   sent = sent && PQpipelineSync(pg) == 1;
   if (!sent) return lost();
-  std::vector<Result> results;
   for (size_t i = 0; i < stmts.size(); ++i) {
     Result r(PQgetResult(pg));
     if (!r) return lost();
     if (Result end(PQgetResult(pg)); end) return lost();  // the null after each result
-    results.push_back(std::move(r));
+    results->push_back(std::move(r));
   }
   Result sync(PQgetResult(pg));
   if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) return lost();
   if (PQexitPipelineMode(pg) != 1) return lost();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Result>> Pipeline(Conn& c, const std::vector<Stmt>& stmts,
+                                             std::string_view what) {
+  std::vector<Result> results;
+  if (absl::Status st = PipelineInto(c, stmts, what, &results); !st.ok()) return st;
   return results;
 }
 
@@ -763,24 +828,38 @@ class PgReader : public KvReader {
   explicit PgReader(PgKvStore::Impl* impl) : impl_(impl) {}
 
   absl::StatusOr<std::optional<std::string>> Get(KvSpace space, std::string_view key) override {
-    return impl_->WithConn<std::optional<std::string>>(
+    const uint64_t epoch = impl_->recent.Epoch();
+    absl::StatusOr<std::optional<std::string>> got = impl_->WithConn<std::optional<std::string>>(
         [&](Conn& c) { return DoGet(QueryOn(c), space, key); });
+    if (got.ok() && impl_->Speculating()) impl_->recent.NoteRead(epoch, space, key, *got);
+    return got;
   }
   absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
       KvSpace space, absl::Span<const std::string> keys) override {
-    return impl_->WithConn<std::vector<std::optional<std::string>>>(
-        [&](Conn& c) { return DoMultiGet(QueryOn(c), space, keys, nullptr); });
+    const uint64_t epoch = impl_->recent.Epoch();
+    absl::StatusOr<std::vector<std::optional<std::string>>> got =
+        impl_->WithConn<std::vector<std::optional<std::string>>>(
+            [&](Conn& c) { return DoMultiGet(QueryOn(c), space, keys, nullptr); });
+    if (got.ok() && impl_->Speculating()) {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        impl_->recent.NoteRead(epoch, space, keys[i], (*got)[i]);
+      }
+    }
+    return got;
   }
   absl::StatusOr<std::vector<std::optional<std::string>>> GetEach(
       absl::Span<const KvReader::SpaceKey> keys) override {
+    const uint64_t epoch = impl_->recent.Epoch();
     absl::StatusOr<std::map<KeyInSpace, std::string>> found =
         impl_->WithConn<std::map<KeyInSpace, std::string>>(
             [&](Conn& c) { return DoGetEach(QueryOn(c), keys); });
     if (!found.ok()) return found.status();
+    const bool noting = impl_->Speculating();
     std::vector<std::optional<std::string>> out;
     for (const KvReader::SpaceKey& k : keys) {
       auto it = found->find({k.space, k.key});
       out.push_back(it != found->end() ? std::optional<std::string>(it->second) : std::nullopt);
+      if (noting) impl_->recent.NoteRead(epoch, k.space, k.key, out.back());
     }
     return out;
   }
@@ -822,16 +901,27 @@ class PgReader : public KvReader {
 };
 
 // One run of a transaction body on one connection. The BEGIN goes to the
-// server with the first read, in one pipelined round trip (or alone before
-// the commit of a body that read nothing; a body that neither read nor
-// wrote costs none).
+// server with the first read, in one pipelined round trip, or with the
+// commit's statements for a body that read nothing from the server (a
+// body that neither read nor wrote costs none).
+//
+// A speculative run takes the values and empty ranges RecentValues knows
+// instead of reading them, and its commit checks each on the server
+// first (the assert_* statements): a body that read only such values
+// costs one round trip. When a check fails the run is thrown away
+// (stale()) and the body runs again on what the server has.
 class PgTxn : public KvTxn {
  public:
-  // `session`: 0, or the session whose changes go to the feed.
-  PgTxn(Conn& c, int page, uint64_t session)
+  // `session`: 0, or the session whose changes go to the feed. `recent`:
+  // nullptr, or what this host knows, kept up to date with this run's
+  // outcome and, if `speculate`, used for its reads.
+  PgTxn(Conn& c, int page, uint64_t session, RecentValues* recent, bool speculate)
       : c_(c),
         page_(page),
         session_(session),
+        recent_(recent),
+        speculate_(speculate && recent != nullptr),
+        epoch_(recent != nullptr ? recent->Epoch() : 0),
         query_([this](std::vector<Stmt> stmts, std::string_view what) {
           return Run(std::move(stmts), what);
         }) {}
@@ -841,6 +931,7 @@ class PgTxn : public KvTxn {
     KeyInSpace sk{space, std::string(key)};
     if (auto it = writes_.find(sk); it != writes_.end()) return it->second;
     if (auto it = reads_.find(sk); it != reads_.end()) return it->second;
+    if (std::optional<std::optional<std::string>> known = Assume(sk)) return *known;
     absl::StatusOr<std::optional<std::string>> got = Note(DoGet(query_, space, key));
     if (got.ok()) reads_[std::move(sk)] = *got;
     return got;
@@ -851,7 +942,7 @@ class PgTxn : public KvTxn {
     std::vector<std::string> missing;
     for (const std::string& k : keys) {
       KeyInSpace sk{space, k};
-      if (!writes_.count(sk) && !reads_.count(sk)) missing.push_back(k);
+      if (!writes_.count(sk) && !reads_.count(sk) && !Assume(sk)) missing.push_back(k);
     }
     if (!missing.empty()) {
       absl::StatusOr<std::vector<std::optional<std::string>>> got =
@@ -876,7 +967,7 @@ class PgTxn : public KvTxn {
     std::vector<Stmt> stmts;
     for (const KvReader::SpaceKey& k : keys) {
       KeyInSpace sk{k.space, k.key};
-      if (!writes_.count(sk) && !reads_.count(sk)) {
+      if (!writes_.count(sk) && !reads_.count(sk) && !Assume(sk)) {
         asked.push_back(k);
         stmts.push_back(GetStmt(k.space, k.key));
       }
@@ -884,7 +975,7 @@ class PgTxn : public KvTxn {
     std::vector<ScanKey> ranges;
     for (const KvTxn::SpaceRange& r : scans) {
       ScanKey range{r.space, r.start, r.end};
-      if (scans_.count(range)) continue;
+      if (scans_.count(range) || AssumeRange(range)) continue;
       stmts.push_back(ScanPage(r.space, r.start, r.end, page_));
       ranges.push_back(std::move(range));
     }
@@ -917,7 +1008,9 @@ class PgTxn : public KvTxn {
   absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                     const KvScanFn& fn) override {
     if (absl::Status st = Usable(); !st.ok()) return st;
-    auto fetched = scans_.find(ScanKey{space, std::string(start), std::string(end)});
+    ScanKey range{space, std::string(start), std::string(end)};
+    if (!scans_.count(range)) AssumeRange(range);
+    auto fetched = scans_.find(range);
     absl::Status st = DoScan(query_, page_, space, start, end, fn, &writes_,
                              fetched != scans_.end() ? &fetched->second : nullptr);
     if (!st.ok() && failure_.ok()) failure_ = st;
@@ -932,6 +1025,9 @@ class PgTxn : public KvTxn {
   void AddToCounter(std::string_view counter, int64_t delta) override {
     counters_[std::string(counter)] += delta;
   }
+  void NoteNewRanges(absl::Span<const KvTxn::SpaceRange> ranges) override {
+    if (recent_ != nullptr) new_ranges_.insert(new_ranges_.end(), ranges.begin(), ranges.end());
+  }
 
   // The first read error of this run: a conflict or a lost connection
   // decides what Run does, whatever the body made of it.
@@ -942,19 +1038,87 @@ class PgTxn : public KvTxn {
   bool fenced() const { return fenced_; }
   // The transaction's id ("begin_check"); empty before the BEGIN.
   const std::string& xid() const { return xid_; }
+  // Whether the body read anything from RecentValues: its outcome, an
+  // error too, stands only once the commit's checks confirm it.
+  bool speculated() const { return !assumed_.empty() || !assumed_ranges_.empty(); }
+  // Whether a commit check found a remembered value changed: nothing was
+  // committed, and the run must be done again from the server.
+  bool stale() const { return stale_; }
 
-  // Sends every buffered write and the COMMIT in one pipelined round trip.
+  // Tells RecentValues what this run found: forgotten when it may not
+  // have committed as known (`committed` false: the outcome is unknown),
+  // remembered when it committed.
+  void NoteOutcome(bool committed) {
+    if (recent_ == nullptr) return;
+    std::vector<RecentValues::Value> writes;
+    std::vector<KvStore::Change> changed;
+    for (const auto& [sk, value] : writes_) {
+      writes.push_back({sk.space, sk.key, value});
+      changed.push_back({sk.space, sk.key});
+    }
+    if (!committed) {
+      recent_->Changed(changed);
+      return;
+    }
+    std::vector<RecentValues::Value> reads;
+    for (const auto& [sk, value] : reads_) {
+      if (!writes_.count(sk)) reads.push_back({sk.space, sk.key, value});
+    }
+    recent_->NoteCommit(epoch_, reads, writes, new_ranges_);
+  }
+  // Forgets what the commit's checks found changed.
+  void ForgetAssumed() {
+    if (recent_ == nullptr) return;
+    std::vector<KvStore::Change> keys;
+    for (const KeyInSpace& sk : assumed_) keys.push_back({sk.space, sk.key});
+    std::vector<KvTxn::SpaceRange> ranges;
+    for (const auto& [space, start, end] : assumed_ranges_) ranges.push_back({space, start, end});
+    recent_->Forget(keys, ranges);
+  }
+
+  // Sends the checks of what the run assumed, every buffered write and the
+  // COMMIT (and the BEGIN, if no read sent it) in one pipelined round trip.
   absl::Status Commit() {
-    if (!begun_) {
-      if (writes_.empty() && std::all_of(counters_.begin(), counters_.end(),
-                                         [](const auto& c) { return c.second == 0; })) {
-        return absl::OkStatus();  // nothing read, nothing to write
-      }
-      if (absl::StatusOr<std::vector<Result>> begun = Run({}, "BEGIN"); !begun.ok()) {
-        return begun.status();
-      }
+    const bool counting = std::any_of(counters_.begin(), counters_.end(),
+                                      [](const auto& c) { return c.second != 0; });
+    if (!begun_ && writes_.empty() && !counting && !speculated()) {
+      return absl::OkStatus();  // nothing read, nothing to write
     }
     std::vector<Stmt> stmts;
+    const bool begins = !begun_;
+    if (begins) {
+      stmts.push_back(Stmt{"begin", {}});
+      stmts.push_back(
+          Stmt{"begin_assert", {Int8(static_cast<int64_t>(session_))}, /*result_format=*/0});
+    }
+    const size_t first_check = stmts.size();
+    for (const KeyInSpace& sk : assumed_) {
+      const std::optional<std::string>& value = reads_[sk];
+      if (value.has_value()) {
+        stmts.push_back(Stmt{"assert_value", {Int2(static_cast<int>(sk.space)), sk.key, *value}});
+      } else {
+        stmts.push_back(Stmt{"assert_absent", {Int2(static_cast<int>(sk.space)), sk.key}});
+      }
+    }
+    for (const ScanKey& range : assumed_ranges_) {
+      const auto& [space, start, end] = range;
+      const Rows& rows = scans_[range];
+      std::vector<std::string> params = {Int2(static_cast<int>(space)), start};
+      if (!end.empty()) params.push_back(end);
+      if (rows.empty()) {
+        stmts.push_back(Stmt{end.empty() ? "assert_empty_open" : "assert_empty", params});
+        continue;
+      }
+      ArrayBuilder keys(kByteaOid), values(kByteaOid);
+      for (const auto& [key, value] : rows) {
+        keys.Add(key);
+        values.Add(value);
+      }
+      params.push_back(keys.Finish());
+      params.push_back(values.Finish());
+      stmts.push_back(Stmt{end.empty() ? "assert_range_open" : "assert_range", params});
+    }
+    const size_t end_checks = stmts.size();
     ArrayBuilder put_space(kInt2Oid), put_key(kByteaOid), put_value(kByteaOid);
     for (const auto& [sk, value] : writes_) {
       if (value.has_value()) {
@@ -996,14 +1160,35 @@ class PgTxn : public KvTxn {
       return absl::UnavailableError(absl::StrCat(
           "lost the connection to PostgreSQL at ", Where(pg), " while committing: ", Sv(detail)));
     };
-    absl::StatusOr<std::vector<Result>> results = Pipeline(c_, stmts, "COMMIT");
-    if (!results.ok()) return lost_mid_commit(Trim(PQerrorMessage(pg)));
+    // The transaction's id comes back before the server goes on to the
+    // COMMIT (a flush after begin_assert), so a commit whose answer is
+    // lost can be looked up.
+    std::vector<Result> results;
+    absl::Status piped = PipelineInto(c_, stmts, "COMMIT", &results, begins ? 2 : 0);
+    if (begins) {
+      begun_ = true;
+      if (results.size() >= 2 && PQresultStatus(results[1].get()) == PGRES_TUPLES_OK &&
+          PQntuples(results[1].get()) == 1) {
+        xid_ = PQgetvalue(results[1].get(), 0, 0);
+      }
+    }
+    if (!piped.ok()) return lost_mid_commit(Trim(PQerrorMessage(pg)));
     // The first error decides; the statements after it come back "aborted".
     absl::Status first_error;
-    for (size_t i = 0; i < results->size(); ++i) {
-      const Result& r = (*results)[i];
+    for (size_t i = 0; i < results.size(); ++i) {
+      const Result& r = results[i];
       ExecStatusType st = PQresultStatus(r.get());
       if (st == PGRES_FATAL_ERROR && first_error.ok()) {
+        const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+        const bool failed_check = state != nullptr && std::string_view(state) == "22012";
+        if (failed_check && begins && i == 1) {
+          fenced_ = true;
+          return absl::FailedPreconditionError("this host's database session has expired");
+        }
+        if (failed_check && i >= first_check && i < end_checks) {
+          stale_ = true;
+          return absl::AbortedError("a value this host remembered had changed on the server");
+        }
         first_error = ErrorStatus(pg, r.get(), i + 1 < stmts.size() ? "a write" : "COMMIT");
       } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
                  st != PGRES_PIPELINE_ABORTED && st != PGRES_FATAL_ERROR) {
@@ -1053,16 +1238,46 @@ class PgTxn : public KvTxn {
     return result;
   }
 
+  // The value RecentValues knows for `sk`, taken as read, in a
+  // speculative run; nullopt when it knows none.
+  std::optional<std::optional<std::string>> Assume(const KeyInSpace& sk) {
+    if (!speculate_) return std::nullopt;
+    std::optional<std::optional<std::string>> known = recent_->Find(sk.space, sk.key);
+    if (!known.has_value()) return std::nullopt;
+    reads_[sk] = *known;
+    assumed_.push_back(sk);
+    return known;
+  }
+  // In a speculative run, takes `range` as read if RecentValues knows
+  // what it holds (scans_ then has it all, as a first page that ends it).
+  using ScanKey = std::tuple<KvSpace, std::string, std::string>;
+  bool AssumeRange(const ScanKey& range) {
+    if (!speculate_) return false;
+    const auto& [space, start, end] = range;
+    std::optional<RecentValues::Pairs> known = recent_->FindRange(space, start, end);
+    if (!known.has_value() || static_cast<int>(known->size()) >= page_) return false;
+    scans_[range] = *known;
+    assumed_ranges_.push_back(range);
+    return true;
+  }
+
   Conn& c_;
   int page_;
   uint64_t session_;
+  RecentValues* const recent_;
+  const bool speculate_;
+  const uint64_t epoch_;
   const Query query_;
   // What this run read from the server: its snapshot, so read again it
   // would be the same (writes_ shadows it).
   std::map<KeyInSpace, std::optional<std::string>> reads_;
   // The first page of each range a Prefetch scanned, as the server had it.
-  using ScanKey = std::tuple<KvSpace, std::string, std::string>;
   std::map<ScanKey, Rows> scans_;
+  // What a speculative run took from RecentValues (in reads_ and scans_).
+  std::vector<KeyInSpace> assumed_;
+  std::vector<ScanKey> assumed_ranges_;
+  std::vector<KvTxn::SpaceRange> new_ranges_;
+  bool stale_ = false;
   bool begun_ = false;
   bool fenced_ = false;
   std::string xid_;
@@ -1133,6 +1348,9 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
   const uint64_t session_id = session != nullptr ? session->id() : 0;
   const int attempts = std::max(1, impl_->options.max_attempts);
   bool retried_lost = false;
+  // The first run may take its reads from what this host knows; after a
+  // stale one, every run reads the server.
+  bool speculate = true;
   absl::Status last_conflict;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1 && !last_conflict.ok()) Backoff(attempt);
@@ -1146,15 +1364,26 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
     absl::Status outcome;
     bool committing = false;
     bool unknown = false;
+    bool stale = false;
     {
-      PgTxn txn(conn, impl_->options.scan_page, session_id);
+      PgTxn txn(conn, impl_->options.scan_page, session_id,
+                impl_->Speculating() ? &impl_->recent : nullptr, speculate);
       absl::Status body_st = body(txn);
+      // A body failing on remembered values may have failed on stale ones:
+      // only a run on the server's values may report its error.
+      stale = !body_st.ok() && txn.speculated();
       if (!txn.fenced() && txn.failure().ok() && body_st.ok()) {
         committing = true;
         st = txn.Commit();
         unknown = txn.outcome_unknown();
+        stale = txn.stale();
+        if (stale) txn.ForgetAssumed();
+        if (st.ok()) txn.NoteOutcome(/*committed=*/true);
+        if (unknown) txn.NoteOutcome(/*committed=*/false);
       }
       xid = txn.xid();
+      if (txn.speculated()) impl_->speculative_runs.fetch_add(1);
+      if (stale) impl_->stale_runs.fetch_add(1);
       if (txn.fenced()) {
         if (!conn.broken && PQtransactionStatus(conn.pg) != PQTRANS_IDLE) {
           ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
@@ -1181,6 +1410,11 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
       ExecSimple(conn, "ROLLBACK", "ROLLBACK").IgnoreError();
     }
     impl_->Release(*std::move(c));
+    if (stale) {
+      speculate = false;
+      last_conflict = absl::OkStatus();
+      continue;
+    }
     if (unknown) {
       // The COMMIT may have been applied with its answer lost. Re-running
       // blindly could apply the transaction twice, so ask the server what
@@ -1309,7 +1543,35 @@ absl::StatusOr<std::unique_ptr<KvStore::Watch>> PgKvStore::WatchChanges(ChangeFn
         "the change feed needs a session (PgKvOptions::session): a store opened without one "
         "cannot tell its own changes from others'");
   }
-  return impl_->session->Watch(std::move(fn));
+  // While the feed is watched, what other hosts change reaches
+  // RecentValues first, and transactions may speculate on it.
+  class SpeculationWatch : public Watch {
+   public:
+    explicit SpeculationWatch(Impl* impl) : impl_(impl) {}
+    ~SpeculationWatch() override {
+      inner.reset();  // no delivery after this
+      if (impl_->watches.fetch_sub(1) == 1) impl_->recent.Clear();
+    }
+    std::unique_ptr<Watch> inner;
+
+   private:
+    Impl* impl_;
+  };
+  Impl* impl = impl_.get();
+  auto watch = std::make_unique<SpeculationWatch>(impl);
+  impl->watches.fetch_add(1);
+  absl::StatusOr<std::unique_ptr<Watch>> inner = impl->session->Watch(
+      [impl, fn = std::move(fn)](uint64_t session, const std::vector<Change>& changes) {
+        impl->recent.Changed(changes);
+        fn(session, changes);
+      });
+  if (!inner.ok()) return inner.status();  // the watch's destructor undoes the count
+  watch->inner = *std::move(inner);
+  return watch;
+}
+
+PgKvStore::SpeculationCounts PgKvStore::speculation_counts() const {
+  return SpeculationCounts{impl_->speculative_runs.load(), impl_->stale_runs.load()};
 }
 
 void PgKvStore::PauseHeartbeatForTest(bool paused) {

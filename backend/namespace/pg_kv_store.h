@@ -127,6 +127,15 @@ class PgKvStore : public KvStore {
   bool IsLeader() override;
   absl::StatusOr<std::unique_ptr<Watch>> WatchChanges(ChangeFn fn) override;
 
+  // Transaction runs that took reads from what this host remembered (one
+  // round trip where a body needed nothing else), and those of them whose
+  // commit found a remembered value changed, run again from the server.
+  struct SpeculationCounts {
+    uint64_t runs = 0;
+    uint64_t stale = 0;
+  };
+  SpeculationCounts speculation_counts() const;
+
   // Tests: stops (or resumes) the heartbeat thread's work, as a host
   // paused or cut off would.
   void PauseHeartbeatForTest(bool paused);

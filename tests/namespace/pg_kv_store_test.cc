@@ -517,6 +517,24 @@ TEST_F(PgKvStoreTest, CommitWhoseAnswerIsLostIsLookedUpNotRunAgain) {
   proxy.refusing = false;
   EXPECT_TRUE((*host)->Run(increment).ok());
   EXPECT_EQ(Committed(KvSpace::kMeta, "n"), "3");
+
+  // A body that read nothing sends its BEGIN with the COMMIT: when no
+  // answer at all comes back, not even the transaction's id, the outcome
+  // cannot be looked up. Reported as unknown, never run a second time.
+  int blind_runs = 0;
+  auto blind = [&](KvTxn& t) -> absl::Status {
+    ++blind_runs;
+    t.Put(KvSpace::kMeta, "blind", "x");
+    return absl::OkStatus();
+  };
+  proxy.cut_after_commit = true;
+  st = (*host)->Run(blind);
+  EXPECT_EQ(proxy.cuts.load(), 3);
+  EXPECT_EQ(blind_runs, 1);
+  EXPECT_TRUE(st.ok() || (st.code() == absl::StatusCode::kUnavailable &&
+                          st.message().find("may or may not have committed") != std::string::npos))
+      << st;
+  EXPECT_EQ(Committed(KvSpace::kMeta, "blind"), "x");
 }
 
 TEST_F(PgKvStoreTest, AStatementPastTheTimeoutIsCancelled) {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,6 +202,137 @@ TEST_F(SharedNamespaceTest, RecentDirectoryAttributesNeverHideANewerCommit) {
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_TRUE(same(*seen, fresh(*b_, dir.ino)));
   EXPECT_EQ(seen->nlink, 2u + 2u + 100u);  // ".", "..", x and y, the threads'
+}
+
+// A host whose change feed is watched runs a transaction first on what it
+// remembers (RecentValues) and has the server check it at commit. Here the
+// feed never reaches A (no doorbell, no polling within the test), so what
+// A remembers goes stale whenever B commits: every operation must still
+// do what it would on the server's values, and the stale runs show.
+class SpeculationTest : public SharedNamespaceTest {
+ protected:
+  void SetUp() override {
+    url_ = FreshPgDatabase("speculation");
+    if (url_.empty()) return;
+    PgKvOptions pg;
+    pg.url = url_;
+    PgSessionOptions session;
+    session.host = "a";
+    session.pid = getpid();
+    session.mountpoint = "/mnt/a";
+    session.expiry_s = 600;
+    session.listen = false;
+    session.feed_poll_ms = 600000;
+    pg.session = session;
+    auto kv = PgKvStore::Format(pg);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    a_kv_ = kv->get();
+    NamespaceOptions options;
+    options.create_if_missing = true;
+    auto ns = OpenKvNamespace(*std::move(kv), options);
+    ASSERT_TRUE(ns.ok()) << ns.status();
+    a_ = *std::move(ns);
+    b_ = Host("b", /*format=*/false);
+    ASSERT_NE(b_, nullptr);
+    auto watch = a_->WatchChanges([](const std::vector<NamespaceChange>&) {});
+    ASSERT_TRUE(watch.ok()) << watch.status();
+    watch_ = std::move(*watch);
+  }
+  void TearDown() override { watch_.reset(); }
+
+  PgKvStore::SpeculationCounts Counts() { return a_kv_->speculation_counts(); }
+
+  PgKvStore* a_kv_ = nullptr;
+  std::unique_ptr<NamespaceWatch> watch_;
+};
+
+TEST_F(SpeculationTest, WhatTheOtherHostChangedIsCaughtAtCommitAndRunAgain) {
+  if (url_.empty()) return;
+  NewNode file;
+  file.mode = S_IFREG | 0644;
+  // A's own commit of the root is remembered: its next create is one
+  // speculative run, and nothing in it is stale.
+  Make(*a_, "x1", file.mode);
+  PgKvStore::SpeculationCounts before = Counts();
+  Make(*a_, "x2", file.mode);
+  EXPECT_GT(Counts().runs, before.runs);
+  EXPECT_EQ(Counts().stale, before.stale);
+
+  // B's create changes the root (its next entry cookie): A's create on
+  // the old root is caught, and the entries keep distinct cookies.
+  Make(*b_, "y", file.mode);
+  before = Counts();
+  Make(*a_, "x3", file.mode);
+  EXPECT_GT(Counts().stale, before.stale);
+  std::vector<DirEntry> listed;
+  ASSERT_TRUE(b_->ReadDir(kRootInode, 0, [&](const DirEntry& e) {
+                  listed.push_back(e);
+                  return true;
+                }).ok());
+  std::set<uint64_t> cookies;
+  std::set<std::string> names;
+  for (const DirEntry& e : listed) {
+    cookies.insert(e.cookie);
+    names.insert(e.name);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"x1", "x2", "x3", "y"}));
+  EXPECT_EQ(cookies.size(), listed.size());
+
+  // A remembers "n" absent; B creates it: A's exclusive create fails.
+  EXPECT_EQ(KindOf(a_->Lookup(kRootInode, "n").status()), FsErrorKind::kNotFound);
+  Make(*b_, "n", file.mode);
+  EXPECT_EQ(KindOf(a_->MakeNode(kRootInode, "n", file, Caller{}).status()),
+            FsErrorKind::kExists);
+  // A remembers "p" present; B unlinks it: A's create succeeds.
+  Make(*a_, "p", file.mode);
+  ASSERT_TRUE(b_->Unlink(kRootInode, "p", [](InodeId) { return true; }).ok());
+  auto again = a_->MakeNode(kRootInode, "p", file, Caller{});
+  EXPECT_TRUE(again.ok()) << again.status();
+
+  // A remembers a new file's open holds as none; B holds it open: A's
+  // unlink must leave it for B, not free it.
+  InodeAttr f = Make(*a_, "f", file.mode);
+  ASSERT_TRUE(b_->HoldOpen(f.ino).ok());
+  before = Counts();
+  auto unlinked = a_->Unlink(kRootInode, "f", [](InodeId) { return true; });
+  ASSERT_TRUE(unlinked.ok()) << unlinked.status();
+  EXPECT_GT(Counts().stale, before.stale);
+  EXPECT_TRUE(Exists(*b_, f.ino)) << "freed while another host holds it open";
+  auto freed = b_->DropOpenHold(f.ino, [](InodeId) { return true; });
+  ASSERT_TRUE(freed.ok()) << freed.status();
+  EXPECT_TRUE(freed->has_value());
+  EXPECT_FALSE(Exists(*b_, f.ino));
+
+  // A remembers the holds of a file it holds open itself: checked as just
+  // that hold at commit, and caught once B holds it too.
+  InodeAttr g = Make(*a_, "g", file.mode);
+  ASSERT_TRUE(a_->HoldOpen(g.ino).ok());
+  ASSERT_TRUE(b_->HoldOpen(g.ino).ok());
+  before = Counts();
+  ASSERT_TRUE(a_->Unlink(kRootInode, "g", [](InodeId) { return true; }).ok());
+  EXPECT_GT(Counts().stale, before.stale);
+  EXPECT_TRUE(Exists(*b_, g.ino)) << "freed while another host holds it open";
+  auto kept = a_->DropOpenHold(g.ino, [](InodeId) { return true; });
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_FALSE(kept->has_value());
+  ASSERT_TRUE(b_->DropOpenHold(g.ino, [](InodeId) { return true; }).ok());
+  EXPECT_FALSE(Exists(*b_, g.ino));
+  // Nothing changed behind A's back: the same check passes, one run.
+  InodeAttr h = Make(*a_, "h", file.mode);
+  ASSERT_TRUE(a_->HoldOpen(h.ino).ok());
+  before = Counts();
+  ASSERT_TRUE(a_->Unlink(kRootInode, "h", [](InodeId) { return false; }).ok());
+  EXPECT_GT(Counts().runs, before.runs);
+  EXPECT_EQ(Counts().stale, before.stale);
+  EXPECT_TRUE(Exists(*b_, h.ino)) << "still open on A";
+  auto released = a_->DropOpenHold(h.ino, [](InodeId) { return true; });
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_TRUE(released->has_value());
+  EXPECT_FALSE(Exists(*b_, h.ino));
+
+  auto check = b_->Check();
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_TRUE(check->problems.empty()) << check->problems.front();
 }
 
 // Two hosts over one RocksDB store (tests/support/test_kv_store.h), where

@@ -20,7 +20,9 @@
 #
 # Environment: BENCH_ROUNDS (3), BENCH_FILES (1000), BENCH_DIR (scratch,
 # deleted on exit; default /var/tmp/cairn-metaab), CAIRN_S3RVER, PG_FSYNC
-# (on). Needs root (mounts) and python3.
+# (on), BENCH_RELAY (unset; 0 or a number of milliseconds: the daemons
+# reach PostgreSQL through bench/relay.py, which stands in for a network,
+# adding that delay each way). Needs root (mounts) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -48,9 +50,11 @@ for spec in "$@"; do
 done
 
 mnt="$work/mnt"
+relay_pid=""
 cleanup() {
   set +e
   if grep -q " $mnt " /proc/mounts; then fusermount3 -u -z "$mnt"; fi
+  if [[ -n "$relay_pid" ]]; then kill "$relay_pid"; wait "$relay_pid"; fi
   shared_stop
   if ! grep -q " $mnt " /proc/mounts; then rm -rf "$work"; fi
 }
@@ -67,6 +71,17 @@ for spec in "$@"; do
   cp "$build/bench/cairn-meta-bench" "$work/bin/meta-$name"
 done
 shared_start "$work/servers"
+if [[ -n "${BENCH_RELAY:-}" ]]; then
+  # The daemons' database URL goes through the relay; psql keeps the socket.
+  relay_port=$((20000 + RANDOM % 20000))
+  pg_port="${SHARED_URL##*:}"
+  pg_port="${pg_port%%/*}"
+  python3 "$repo/bench/relay.py" "$relay_port" "$pg_port" "$BENCH_RELAY" >"$work/relay.out" &
+  relay_pid=$!
+  for _ in $(seq 100); do grep -q ready "$work/relay.out" && break; sleep 0.1; done
+  grep -q ready "$work/relay.out" || { echo "bench/shared-meta-ab.sh: the relay did not start" >&2; exit 1; }
+  SHARED_URL="${SHARED_URL/:$pg_port\//:$relay_port/}"
+fi
 
 xacts() {  # committed transactions of database $1 (the statistics lag up to 1 s)
   sleep 1.2

@@ -53,24 +53,26 @@ void RecentValues::NoteCommit(uint64_t epoch, absl::Span<const Value> reads,
   for (const Value& w : writes) {
     Key key(w.space, w.key);
     const bool overlapped = ChangedSinceLocked(key, epoch);
-    auto range = RangeHoldingLocked(w.space, w.key);
     if (overlapped) {
       ForgetKeyLocked(w.space, w.key);
     } else {
-      PutLocked(w.space, w.key, w.value, now);
+      PutLocked(w.space, w.key, w.value, now);  // may empty everything: look up the range after
     }
     MarkChangedLocked(key);
+    auto range = RangeHoldingLocked(w.space, w.key);
     if (range == ranges_.end()) continue;
     if (overlapped || (range->second.changed > epoch && range->second.changed != epoch_) ||
         (w.value.has_value() && (w.value->size() > options_.max_value_bytes ||
                                  range->second.pairs.size() >= options_.max_range_keys))) {
-      ranges_.erase(range);
+      EraseRangeLocked(range);
       continue;
     }
+    std::map<std::string, std::string>& pairs = range->second.pairs;
     if (w.value.has_value()) {
-      range->second.pairs[w.key] = *w.value;
+      range_pairs_ += pairs.count(w.key) ? 0 : 1;
+      pairs[w.key] = *w.value;
     } else {
-      range->second.pairs.erase(w.key);
+      range_pairs_ -= pairs.erase(w.key);
     }
     range->second.changed = epoch_;
   }
@@ -98,13 +100,14 @@ void RecentValues::Clear() {
   ++epoch_;
   values_.clear();
   ranges_.clear();
+  range_pairs_ = 0;
   changes_.clear();
   changes_floor_ = epoch_;
 }
 
 size_t RecentValues::size() {
   absl::MutexLock lock(&mu_);
-  return values_.size() + ranges_.size();
+  return values_.size() + ranges_.size() + range_pairs_;
 }
 
 void RecentValues::PutLocked(KvSpace space, std::string_view key,
@@ -132,7 +135,7 @@ RecentValues::RangeHoldingLocked(KvSpace space, std::string_view key) {
 
 void RecentValues::DropRangeHoldingLocked(KvSpace space, std::string_view key) {
   auto it = RangeHoldingLocked(space, key);
-  if (it != ranges_.end()) ranges_.erase(it);
+  if (it != ranges_.end()) EraseRangeLocked(it);
 }
 
 void RecentValues::AddRangeLocked(const KvTxn::SpaceRange& range, absl::Time now) {
@@ -148,7 +151,7 @@ void RecentValues::AddRangeLocked(const KvTxn::SpaceRange& range, absl::Time now
   }
   while (it != ranges_.end() && it->first.first == range.space &&
          (range.end.empty() || it->first.second < range.end)) {
-    it = ranges_.erase(it);
+    it = EraseRangeLocked(it);
   }
   MakeRoomLocked();
   ranges_[Key(range.space, range.start)] = Range{range.end, {}, now, epoch_};
@@ -168,10 +171,17 @@ void RecentValues::MarkChangedLocked(const Key& key) {
   changes_[key] = epoch_;
 }
 
+std::map<std::pair<KvSpace, std::string>, RecentValues::Range>::iterator
+RecentValues::EraseRangeLocked(std::map<std::pair<KvSpace, std::string>, Range>::iterator it) {
+  range_pairs_ -= it->second.pairs.size();
+  return ranges_.erase(it);
+}
+
 void RecentValues::MakeRoomLocked() {
-  if (values_.size() + ranges_.size() < options_.max_entries) return;
+  if (values_.size() + ranges_.size() + range_pairs_ < options_.max_entries) return;
   values_.clear();
   ranges_.clear();
+  range_pairs_ = 0;
 }
 
 }  // namespace cairn

@@ -34,10 +34,11 @@ namespace cairn {
 class RecentValues {
  public:
   struct Options {
-    // Entries (values and ranges) kept at most; all are dropped when full.
-    size_t max_entries = 65536;
+    // Entries (values, ranges and the pairs ranges hold) kept at most;
+    // all are dropped when full. With max_value_bytes, about 16 MiB.
+    size_t max_entries = 16384;
     // Larger values are not kept (an extent map's record, a long xattr).
-    size_t max_value_bytes = 4096;
+    size_t max_value_bytes = 1024;
     // A range with more keys than this is no longer kept.
     size_t max_range_keys = 16;
     // An entry older than this is not used: if the feed stalls, a stale
@@ -87,6 +88,7 @@ class RecentValues {
   // Forgets everything (the feed was lost, or nobody watches it).
   void Clear();
 
+  // Entries kept: values, ranges and the pairs ranges hold.
   size_t size();
 
  private:
@@ -117,6 +119,9 @@ class RecentValues {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddRangeLocked(const KvTxn::SpaceRange& range, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::pair<KvSpace, std::string>, Range>::iterator EraseRangeLocked(
+      std::map<std::pair<KvSpace, std::string>, Range>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeRoomLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
@@ -131,6 +136,7 @@ class RecentValues {
   // Per space, non-overlapping ranges by start (an empty end: to the end
   // of the space).
   std::map<Key, Range> ranges_ ABSL_GUARDED_BY(mu_);
+  size_t range_pairs_ ABSL_GUARDED_BY(mu_) = 0;  // held by all of ranges_
 };
 
 }  // namespace cairn

@@ -101,6 +101,15 @@ TEST(RecentValuesTest, OldEntriesAreNotUsedAndTheSizeIsBounded) {
     recent.NoteRead(recent.Epoch(), kSpace, "k" + std::to_string(i), "v");
     EXPECT_LE(recent.size(), 8u);
   }
+  // The pairs ranges hold count too.
+  RecentValues ranged(options);
+  for (char c = 'a'; c <= 'z'; ++c) {
+    const std::string prefix = std::string(1, c) + "/";
+    ranged.NoteCommit(ranged.Epoch(), {},
+                      {{kSpace, prefix + "1", "v"}, {kSpace, prefix + "2", "v"}},
+                      {{kSpace, prefix, std::string(1, c) + "0"}});
+    EXPECT_LE(ranged.size(), 9u);
+  }
   options.max_age = absl::Seconds(10);
   options.max_value_bytes = 4;
   RecentValues small(options);

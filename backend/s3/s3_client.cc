@@ -123,8 +123,27 @@ size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
   return n;
 }
 
+struct BodyWriter {
+  CURL* handle;
+  std::string* body;
+};
+
+// Responses are blobs of megabytes: the body is sized once from its
+// Content-Length rather than grown by doubling (a copy of everything
+// received, and fresh pages, at each step).
+constexpr curl_off_t kMaxReservedBody = 64 << 20;
+
 size_t WriteBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* writer = static_cast<BodyWriter*>(user);
+  if (writer->body->empty()) {
+    curl_off_t length = -1;
+    if (curl_easy_getinfo(writer->handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) ==
+            CURLE_OK &&
+        length > 0 && length <= kMaxReservedBody) {
+      writer->body->reserve(static_cast<size_t>(length));
+    }
+  }
+  writer->body->append(data, size * count);
   return size * count;
 }
 
@@ -282,7 +301,8 @@ class S3Client::Impl {
     curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, 512L << 10);
     curl_easy_setopt(handle, CURLOPT_UPLOAD_BUFFERSIZE, 512L << 10);
     curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, WriteBody);
-    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
+    BodyWriter body_writer{handle, &response.body};
+    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &body_writer);
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, WriteHeader);
     curl_easy_setopt(handle, CURLOPT_HEADERDATA, &response.headers);
     if (request.method == "HEAD") {

@@ -70,6 +70,9 @@ struct FileDataCacheOptions {
   // data stays dirty and journaled): the namespace's filesystem is down to
   // the room kept for deletes (backend/volume/space_reserve.h).
   std::function<absl::Status()> room_for_data;
+  // Threads loading blobs ahead of sequential readers; a mount whose blobs
+  // are a round trip away (a bucket) wants more than one on local disks.
+  int readahead_threads = 2;
 };
 
 class FileDataCache {

@@ -118,7 +118,8 @@ class FileDataCache::Impl {
       : ns_(ns), blobs_(blobs), options_(options), journal_(options.journal),
         read_cache_(ns, blobs, options.read_cache_bytes),
         readahead_(read_cache_, ReadaheadOptions{
-            std::min<uint64_t>(32ull << 20, options.read_cache_bytes / 4)}) {
+            std::min<uint64_t>(32ull << 20, options.read_cache_bytes / 4),
+            std::max(1, options.readahead_threads)}) {
     if (options_.background_threads) {
       background_ = std::thread([this] { BackgroundLoop(); });
     }

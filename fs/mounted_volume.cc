@@ -38,6 +38,9 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume, bo
   return WritebackJournal::Open(volume.io().env, options, *epoch << 40);
 }
 
+// Blob loads in flight ahead of a reader on a shared mount (each a GET).
+constexpr int kSharedReadaheadThreads = 4;
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volume,
@@ -63,6 +66,7 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   cache_options.journal = mounted->journal_.get();
   cache_options.background_threads = options.background_flush && !read_only;
   cache_options.read_only = read_only;
+  if (config.shared()) cache_options.readahead_threads = kSharedReadaheadThreads;
   if (SpaceReserve* reserve = volume.space_reserve()) {
     cache_options.room_for_data = [reserve] { return reserve->CheckRoomForData(); };
   }

@@ -18,7 +18,15 @@
 # within each round. With only embedded builds (emb-before=... emb-after=...)
 # the ratios are to the first of them.
 #
-# Environment: BENCH_ROUNDS (3), BENCH_FILES (1000), BENCH_DIR (scratch,
+# BENCH_KIND=seq measures sequential throughput instead, in MiB/s: a file
+# of BENCH_SIZE_MB random bytes written with dd bs=1M conv=fsync; read
+# back after drop_caches and a remount of the writer; and, on a shared
+# volume, read on a second host (a second mount of the volume with its
+# own cache directory, `cairn attach`) after drop_caches: every block
+# from the bucket. Then BUILD_DIR needs only daemon/cairn.
+#
+# Environment: BENCH_ROUNDS (3), BENCH_FILES (1000), BENCH_KIND (meta),
+# BENCH_SIZE_MB (256), BENCH_DIR (scratch,
 # deleted on exit; default /var/tmp/cairn-metaab), CAIRN_S3RVER, PG_FSYNC
 # (on), BENCH_RELAY (unset; 0 or a number of milliseconds: the daemons
 # reach PostgreSQL through bench/relay.py, which stands in for a network,
@@ -33,6 +41,10 @@ if (( $# < 1 )); then
 fi
 rounds="${BENCH_ROUNDS:-3}"
 files="${BENCH_FILES:-1000}"
+kind="${BENCH_KIND:-meta}"
+size_mb="${BENCH_SIZE_MB:-256}"
+[[ "$kind" == meta || "$kind" == seq ]] ||
+  { echo "bench/shared-meta-ab.sh: BENCH_KIND is meta or seq, not '$kind'" >&2; exit 2; }
 work="${BENCH_DIR:-/var/tmp/cairn-metaab}"
 export PG_FSYNC="${PG_FSYNC:-on}"
 # shellcheck source=tests/shared-volume.sh
@@ -43,17 +55,22 @@ for spec in "$@"; do
   name="${spec%%=*}" build="${spec#*=}"
   [[ "$name" != "$spec" && -n "$name" ]] ||
     { echo "bench/shared-meta-ab.sh: '$spec' is not NAME=BUILD_DIR" >&2; exit 2; }
-  for bin in "$build/daemon/cairn" "$build/bench/cairn-meta-bench"; do
+  bins=("$build/daemon/cairn")
+  [[ "$kind" == seq ]] || bins+=("$build/bench/cairn-meta-bench")
+  for bin in "${bins[@]}"; do
     [[ -x "$bin" ]] || { echo "bench/shared-meta-ab.sh: $bin is missing; build first" >&2; exit 1; }
   done
   names+=("$name")
 done
 
 mnt="$work/mnt"
+mnt_b="$work/mnt-b"
 relay_pid=""
 cleanup() {
   set +e
-  if grep -q " $mnt " /proc/mounts; then fusermount3 -u -z "$mnt"; fi
+  for m in "$mnt" "$mnt_b"; do
+    if grep -q " $m " /proc/mounts; then fusermount3 -u -z "$m"; fi
+  done
   if [[ -n "$relay_pid" ]]; then kill "$relay_pid"; wait "$relay_pid"; fi
   shared_stop
   if ! grep -q " $mnt " /proc/mounts; then rm -rf "$work"; fi
@@ -63,13 +80,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 if grep -q " $mnt " /proc/mounts; then echo "bench/shared-meta-ab.sh: $mnt is mounted" >&2; exit 1; fi
 rm -rf "$work"
-mkdir -p "$work/bin" "$mnt"
+mkdir -p "$work/bin" "$mnt" "$mnt_b"
 # Copies: a rebuild during the run does not change what is measured.
 for spec in "$@"; do
   name="${spec%%=*}" build="${spec#*=}"
   cp "$build/daemon/cairn" "$work/bin/cairn-$name"
-  cp "$build/bench/cairn-meta-bench" "$work/bin/meta-$name"
+  [[ "$kind" == seq ]] || cp "$build/bench/cairn-meta-bench" "$work/bin/meta-$name"
 done
+[[ "$kind" == meta ]] || head -c $((size_mb << 20)) /dev/urandom >"$work/src"  # cairn compresses zeros
 shared_start "$work/servers"
 if [[ -n "${BENCH_RELAY:-}" ]]; then
   # The daemons' database URL goes through the relay; psql keeps the socket.
@@ -82,6 +100,38 @@ if [[ -n "${BENCH_RELAY:-}" ]]; then
   grep -q ready "$work/relay.out" || { echo "bench/shared-meta-ab.sh: the relay did not start" >&2; exit 1; }
   SHARED_URL="${SHARED_URL/:$pg_port\//:$relay_port/}"
 fi
+
+now() { date +%s.%N; }
+rate() { awk -v a="$1" -v b="$(now)" -v mb="$size_mb" 'BEGIN { printf "%.0f", mb / (b - a) }'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# seq_run CAIRN SHARED(0/1) DB: the sequential figures of one build.
+seq_run() {
+  local cairn="$1" shared="$2" db="$3" start out
+  if [[ "$shared" == 1 ]]; then
+    rm -rf "$work/vol-b"
+    shared_attach "$cairn" "$work/vol-b" "$db" >/dev/null
+    "$cairn" mount "$work/vol-b" "$mnt_b"
+  fi
+  drop_caches
+  start=$(now)
+  dd if="$work/src" of="$mnt/seq" bs=1M conv=fsync status=none
+  out="seqwrite $(rate "$start")"
+  "$cairn" umount "$mnt"
+  drop_caches
+  "$cairn" mount "$work/vol" "$mnt"
+  start=$(now)
+  dd if="$mnt/seq" of=/dev/null bs=1M status=none
+  out+=" seqread $(rate "$start")"
+  if [[ "$shared" == 1 ]]; then
+    drop_caches
+    start=$(now)
+    dd if="$mnt_b/seq" of=/dev/null bs=1M status=none
+    out+=" seqreadB $(rate "$start")"
+    cmp -s "$work/src" "$mnt_b/seq" || { echo "bench/shared-meta-ab.sh: host B read other bytes" >&2; exit 1; }
+    "$cairn" umount "$mnt_b"
+  fi
+  echo "$out"
+}
 
 xacts() {  # committed transactions of database $1 (the statistics lag up to 1 s)
   sleep 1.2
@@ -102,6 +152,14 @@ for ((round = 1; round <= rounds; round++)); do
       shared_format "$cairn" "$work/vol" "db$run" >/dev/null
     fi
     "$cairn" mount "$work/vol" "$mnt"
+    if [[ "$kind" == seq ]]; then
+      shared=1
+      [[ "$name" != emb* ]] || shared=0
+      out="$(seq_run "$cairn" "$shared" "db$run")"
+      "$cairn" umount "$mnt"
+      echo "round $round $name $out" | tee -a "$raw" >&2
+      continue
+    fi
     x0=0
     [[ "$name" == emb* ]] || x0="$(xacts "db$run")"
     out="$("$work/bin/meta-$name" "$mnt/meta" "$files")"
@@ -115,9 +173,9 @@ for ((round = 1; round <= rounds; round++)); do
   done
 done
 
-python3 - "$raw" "${names[@]}" <<'EOF'
+python3 - "$raw" "$kind" "${names[@]}" <<'EOF'
 import statistics, sys
-raw, names = sys.argv[1], sys.argv[2:]
+raw, kind, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 runs = {}
 for line in open(raw):
     f = line.split()
@@ -139,19 +197,30 @@ if emb:
     heads += [f"{n} / {emb}" for n in names if not n.startswith("emb")]
 print("| figure | " + " | ".join(heads) + " |")
 print("|---|" + "---:|" * len(heads))
-for op in ["create", "stat", "rename", "unlink", "xacts_per_file"]:
-    cells = [span([runs[(r, n)][op] for r in rounds], count if op != "xacts_per_file" else lambda v: f"{v:.1f}")
-             for n in names]
+ops = (["create", "stat", "rename", "unlink", "xacts_per_file"] if kind == "meta"
+       else ["seqwrite", "seqread", "seqreadB"])
+labels = {"xacts_per_file": "PostgreSQL transactions per file",
+          "seqwrite": "write, dd bs=1M conv=fsync (MiB/s)",
+          "seqread": "read on the writer after drop_caches + remount (MiB/s)",
+          "seqreadB": "read on host B, from the bucket (MiB/s)"}
+has = lambda n, op: all(op in runs[(r, n)] for r in rounds)
+# host B's read has no embedded counterpart: its ratio is to the embedded read.
+emb_op = lambda op: "seqread" if op == "seqreadB" else op
+for op in ops:
+    fmt = (lambda v: f"{v:.1f}") if op == "xacts_per_file" else count
+    cells = [span([runs[(r, n)][op] for r in rounds], fmt) if has(n, op) else "" for n in names]
     if op != "xacts_per_file":
         for n in names:
             if kin(n):
-                cells.append(span([runs[(r, n)][op] / runs[(r, first)][op] for r in rounds], ratio))
+                cells.append(span([runs[(r, n)][op] / runs[(r, first)][op] for r in rounds], ratio)
+                             if has(n, op) and has(first, op) else "")
         if emb:
             for n in names:
                 if not n.startswith("emb"):
-                    cells.append(span([runs[(r, n)][op] / runs[(r, emb)][op] for r in rounds], ratio))
+                    cells.append(span([runs[(r, n)][op] / runs[(r, emb)][emb_op(op)] for r in rounds], ratio)
+                                 if has(n, op) and has(emb, emb_op(op)) else "")
     else:
         cells += [""] * (len(heads) - len(cells))
-    label = "PostgreSQL transactions per file" if op == "xacts_per_file" else f"{op} (ops/s)"
+    label = labels.get(op, f"{op} (ops/s)")
     print(f"| {label} | " + " | ".join(cells) + " |")
 EOF

@@ -70,6 +70,16 @@ struct FileDataCacheOptions {
   // data stays dirty and journaled): the namespace's filesystem is down to
   // the room kept for deletes (backend/volume/space_reserve.h).
   std::function<absl::Status()> room_for_data;
+  // For a mount without the kernel's writeback cache (a shared volume),
+  // where each write of a writer waits for the one before: a write that
+  // fills a blob hands the file's store to one of this many threads and
+  // returns once its data is journaled, so the store (an upload) overlaps
+  // the writer's next writes, and a store of several blobs sends up to
+  // this many at once. Large writes are journaled rather than held for
+  // their blob (no other write of the writer comes while one waits).
+  // 0: the write stores, one blob after another (the kernel's writeback
+  // cache sends the writer's next writes meanwhile).
+  int store_threads = 0;
   // Threads loading blobs ahead of sequential readers; a mount whose blobs
   // are a round trip away (a bucket) wants more than one on local disks.
   int readahead_threads = 2;

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -15,6 +17,7 @@
 #include "absl/time/time.h"
 #include "backend/base/fs_error.h"
 #include "backend/base/log.h"
+#include "backend/base/parallel.h"
 #include "cache/blob_read_cache.h"
 #include "cache/readahead.h"
 #include "cache/file_data_cache.h"
@@ -123,10 +126,18 @@ class FileDataCache::Impl {
     if (options_.background_threads) {
       background_ = std::thread([this] { BackgroundLoop(); });
     }
+    for (int i = 0; i < options_.store_threads; ++i) {
+      store_threads_.emplace_back([this] { StoreLoop(); });
+    }
   }
 
   ~Impl() {
     stop_.Notify();
+    {
+      absl::MutexLock lock(&store_queue_mu_);
+      stopping_ = true;
+    }
+    for (std::thread& thread : store_threads_) thread.join();
     if (background_.joinable()) background_.join();
   }
 
@@ -162,9 +173,14 @@ class FileDataCache::Impl {
       // stores would alternate with the writes instead of overlapping them.
       // Unjournaled data is always stored before the write returns.
       eager_flush = (state->dirty_bytes >= kMaxBlobBytes && !state->storing) || !journaled;
-      absl::Status flushed =
-          eager_flush ? FlushLocked(ino, *state, /*while_a_blob_is_dirty=*/true)
-                      : absl::OkStatus();
+      // A store thread takes it, unless the file's last store failed: then
+      // this write tries again and reports the failure, as without them.
+      const bool in_background = eager_flush && journaled && !store_threads_.empty() &&
+                                 state->store_error.ok();
+      absl::Status flushed = eager_flush && !in_background
+                                 ? FlushLocked(ino, *state, /*while_a_blob_is_dirty=*/true)
+                                 : absl::OkStatus();
+      if (in_background) QueueStore(ino);
       state->active_writes--;
       if (held) {
         absl::Status stored = AwaitStoredOrJournaled(ino, *state, offset, offset + data.size());
@@ -182,7 +198,10 @@ class FileDataCache::Impl {
   bool WaitsForItsBlob(InodeState& state, uint64_t offset, uint64_t length)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     state.last_write = absl::Now();
-    if (journal_ == nullptr || length < kLargeWriteMin || offset < kMaxBlobBytes) return false;
+    if (journal_ == nullptr || !store_threads_.empty() || length < kLargeWriteMin ||
+        offset < kMaxBlobBytes) {
+      return false;
+    }
     if (waiting_large_writes_.fetch_add(1) >= kMaxWaitingLargeWrites) {
       waiting_large_writes_--;
       return false;
@@ -878,20 +897,30 @@ class FileDataCache::Impl {
       absl::StatusOr<BlobId> first = ns_.AllocateBlobIds(planned.size());
       if (!first.ok()) return first.status();
       for (Extent& extent : extents) extent.blob_id += *first;
-      std::string gathered;
-      for (size_t i = 0; i < planned.size(); ++i) {
-        BlobId id = *first + i;
-        std::string_view data = planned[i].front();
-        if (planned[i].size() > 1) {
-          gathered.clear();
-          for (std::string_view piece : planned[i]) gathered.append(piece);
-          data = gathered;
-        }
-        absl::StatusOr<BlobInfo> info = blobs_.Put(id, data);
-        if (!info.ok()) return info.status();
-        new_blobs.push_back(NewBlob{id, info->length, info->crc32c});
-        blobs_written_++;
+      // Several blobs go out at once with store threads: each is an upload
+      // that mostly waits. Those stored before a failure are still listed,
+      // so that a file deleted meanwhile frees them.
+      std::vector<std::optional<NewBlob>> stored(planned.size());
+      absl::Status put = RunInParallel(
+          planned.size(), std::max(1, options_.store_threads), [&](size_t i) -> absl::Status {
+            std::string gathered;
+            std::string_view data = planned[i].front();
+            if (planned[i].size() > 1) {
+              for (std::string_view piece : planned[i]) gathered.append(piece);
+              data = gathered;
+            }
+            const BlobId id = *first + i;
+            UploadSlot slot(*this);
+            absl::StatusOr<BlobInfo> info = blobs_.Put(id, data);
+            if (!info.ok()) return info.status();
+            stored[i] = NewBlob{id, info->length, info->crc32c};
+            blobs_written_++;
+            return absl::OkStatus();
+          });
+      for (const std::optional<NewBlob>& blob : stored) {
+        if (blob) new_blobs.push_back(*blob);
       }
+      if (!put.ok()) return put;
     }
     return absl::OkStatus();
   }
@@ -1055,6 +1084,63 @@ class FileDataCache::Impl {
     state.journal_refs.clear();
   }
 
+  // One of the store_threads puts allowed in flight across the whole cache
+  // (each holds a blob's copy until it is uploaded): what stores hold
+  // beside the dirty data stays bounded however many files flush at once.
+  class UploadSlot {
+   public:
+    explicit UploadSlot(Impl& impl) : impl_(impl) {
+      if (impl_.options_.store_threads <= 0) return;
+      absl::MutexLock lock(&impl_.uploads_mu_);
+      auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_.uploads_mu_) {
+        return impl_.uploads_ < impl_.options_.store_threads;
+      };
+      impl_.uploads_mu_.Await(absl::Condition(&free));
+      impl_.uploads_++;
+    }
+    ~UploadSlot() {
+      if (impl_.options_.store_threads <= 0) return;
+      absl::MutexLock lock(&impl_.uploads_mu_);
+      impl_.uploads_--;
+    }
+
+   private:
+    Impl& impl_;
+  };
+
+  void QueueStore(InodeId ino) {
+    absl::MutexLock lock(&store_queue_mu_);
+    if (queued_.insert(ino).second) store_queue_.push_back(ino);
+  }
+
+  // Stores of files whose writer filled a blob (store_threads). A failure
+  // stays in the file's store_error, and its data dirty and journaled:
+  // the file's next write that fills a blob, its fsync or close tries
+  // again and reports it.
+  void StoreLoop() {
+    for (;;) {
+      InodeId ino;
+      {
+        absl::MutexLock lock(&store_queue_mu_);
+        auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_queue_mu_) {
+          return stopping_ || !store_queue_.empty();
+        };
+        store_queue_mu_.Await(absl::Condition(&has_work));
+        if (stopping_) return;  // what is dirty stays journaled (FlushAll stores it)
+        ino = store_queue_.front();
+        store_queue_.pop_front();
+        queued_.erase(ino);
+      }
+      std::shared_ptr<InodeState> state = Find(ino);
+      if (!state) continue;
+      absl::MutexLock lock(&state->mu);
+      if (absl::Status s = FlushLocked(ino, *state, /*while_a_blob_is_dirty=*/true); !s.ok()) {
+        LogWarning("storing inode %d failed: %s (its data stays in memory and the journal; the "
+                   "next write, fsync or close tries again)", ino, s.ToString());
+      }
+    }
+  }
+
   void BackgroundLoop() {
     // A full disk fails every file's flush every round: one line a minute
     // (or when the reason changes) says so, not one per file per second.
@@ -1129,6 +1215,13 @@ class FileDataCache::Impl {
 
   absl::Notification stop_;
   std::thread background_;
+  absl::Mutex store_queue_mu_;
+  std::deque<InodeId> store_queue_ ABSL_GUARDED_BY(store_queue_mu_);
+  absl::flat_hash_set<InodeId> queued_ ABSL_GUARDED_BY(store_queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(store_queue_mu_) = false;
+  std::vector<std::thread> store_threads_;
+  absl::Mutex uploads_mu_;
+  int uploads_ ABSL_GUARDED_BY(uploads_mu_) = 0;
 };
 
 FileDataCache::FileDataCache(NamespaceStore& ns, BlobStore& blobs,

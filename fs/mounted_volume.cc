@@ -38,6 +38,9 @@ absl::StatusOr<std::unique_ptr<WritebackJournal>> OpenJournal(Volume& volume, bo
   return WritebackJournal::Open(volume.io().env, options, *epoch << 40);
 }
 
+// Uploads in flight per shared mount: enough to hide an S3 PUT's latency
+// behind a writer's next writes (measured in docs/BENCHMARKS.md).
+constexpr int kSharedStoreThreads = 4;
 // Blob loads in flight ahead of a reader on a shared mount (each a GET).
 constexpr int kSharedReadaheadThreads = 4;
 
@@ -66,7 +69,12 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
   cache_options.journal = mounted->journal_.get();
   cache_options.background_threads = options.background_flush && !read_only;
   cache_options.read_only = read_only;
-  if (config.shared()) cache_options.readahead_threads = kSharedReadaheadThreads;
+  // A shared mount has no kernel writeback cache: each write of a writer
+  // waits for the last, so stores (uploads) must overlap the writes.
+  if (config.shared()) {
+    cache_options.store_threads = kSharedStoreThreads;
+    cache_options.readahead_threads = kSharedReadaheadThreads;
+  }
   if (SpaceReserve* reserve = volume.space_reserve()) {
     cache_options.room_for_data = [reserve] { return reserve->CheckRoomForData(); };
   }

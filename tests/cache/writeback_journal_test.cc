@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "backend/base/fs_error.h"
 #include "backend/blob/local_blob_store.h"
 #include "cache/file_data_cache.h"
@@ -441,7 +443,20 @@ class RefusingBlobStore : public BlobStore {
  public:
   BlobStore* base = nullptr;
   std::atomic<bool> refuse{false};
+  // Each Put takes at least this long (an upload), and counts as in flight.
+  absl::Duration put_time = absl::ZeroDuration();
+  std::atomic<int> puts_in_flight{0};
+  std::atomic<int> most_puts_in_flight{0};
+  // While set, Puts wait at the door.
+  std::atomic<absl::Notification*> held{nullptr};
   absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override {
+    if (absl::Notification* door = held.load()) door->WaitForNotification();
+    const int in_flight = ++puts_in_flight;
+    for (int most = most_puts_in_flight; in_flight > most &&
+                                         !most_puts_in_flight.compare_exchange_weak(most, in_flight);) {
+    }
+    absl::SleepFor(put_time);
+    --puts_in_flight;
     if (refuse) return FsError(FsErrorKind::kIo, "cannot store data: too few disks work");
     return base->Put(id, data);
   }
@@ -476,6 +491,7 @@ class JournaledCacheTest : public ::testing::Test {
     FileDataCacheOptions cache_options;
     cache_options.background_threads = false;
     cache_options.journal = journal_.get();
+    cache_options.store_threads = store_threads_;
     cache_ = std::make_unique<FileDataCache>(*ns_, store_, cache_options);
     absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache_->ReplayJournal();
     ASSERT_TRUE(replayed.ok()) << replayed.status();
@@ -497,6 +513,7 @@ class JournaledCacheTest : public ::testing::Test {
   TempDir dir_;
   FaultEnv env_{Env::Default()};
   uint64_t epoch_ = 0;
+  int store_threads_ = 0;
   std::unique_ptr<NamespaceStore> ns_;
   std::unique_ptr<LocalBlobStore> blobs_;
   RefusingBlobStore store_;
@@ -522,6 +539,83 @@ TEST_F(JournaledCacheTest, UnflushedWritesSurviveACrash) {
   Crash();
   EXPECT_EQ(last_replay_.applied, 0u);
   EXPECT_EQ(ReadAll(big), expected);
+}
+
+// With store threads (a shared volume's mount, no kernel writeback cache),
+// a write that fills a blob returns once it is journaled: the store (an
+// upload) overlaps the writer's next writes instead of holding it.
+TEST_F(JournaledCacheTest, WithStoreThreadsAWriteReturnsBeforeTheStoreItStarts) {
+  store_threads_ = 2;
+  Start();
+  InodeId f = NewFile("f");
+  absl::Notification open_the_door;
+  store_.held = &open_the_door;
+  std::string expected(2 * kMaxBlobBytes, 'w');
+  for (size_t i = 0; i < expected.size(); i += 4096) expected[i] = static_cast<char>(i / 4096);
+  absl::Notification written;
+  std::thread writer([&] {
+    for (size_t off = 0; off < expected.size(); off += 1 << 20) {
+      EXPECT_TRUE(cache_->Write(f, off, std::string_view(expected).substr(off, 1 << 20)).ok());
+    }
+    written.Notify();
+  });
+  const bool returned = written.WaitForNotificationWithTimeout(absl::Seconds(30));
+  EXPECT_TRUE(returned) << "a write waited for the store it started";
+  EXPECT_EQ(ReadAll(f), expected) << "the data not yet stored is read from memory";
+  open_the_door.Notify();
+  writer.join();
+  store_.held = nullptr;
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(cache_->GetStats().dirty_bytes, 0u);
+  EXPECT_FALSE(cache_->HoldsUnstoredData(f));
+  Crash();
+  EXPECT_EQ(last_replay_.applied, 0u) << "everything was committed";
+  EXPECT_EQ(ReadAll(f), expected);
+}
+
+// A store thread's failure loses nothing: the data stays in memory and the
+// journal, the file's next store (its flush, or a write that fills a blob)
+// tries again and reports the failure, and a crash replays the journal.
+TEST_F(JournaledCacheTest, WithStoreThreadsAFailedStoreIsReportedAndReplayed) {
+  store_threads_ = 2;
+  Start();
+  InodeId f = NewFile("f");
+  store_.refuse = true;
+  const std::string first(kMaxBlobBytes, 'a');
+  for (size_t off = 0; off < first.size(); off += 1 << 20) {
+    ASSERT_TRUE(cache_->Write(f, off, std::string_view(first).substr(off, 1 << 20)).ok())
+        << "journaled: the store runs on a store thread";
+  }
+  EXPECT_FALSE(cache_->Flush(f).ok()) << "the flush waits for that store and tries again";
+  absl::Status next_blob;
+  const std::string second(kMaxBlobBytes, 'b');
+  for (size_t off = 0; off < second.size() && next_blob.ok(); off += 1 << 20) {
+    next_blob = cache_->Write(f, first.size() + off, std::string_view(second).substr(off, 1 << 20));
+  }
+  EXPECT_FALSE(next_blob.ok()) << "after a failed store, the write that fills a blob stores it";
+  EXPECT_EQ(ReadAll(f).substr(0, first.size()), first);
+  store_.refuse = false;
+  Crash();
+  EXPECT_EQ(ReadAll(f).substr(0, first.size()), first) << "replayed from the journal";
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_EQ(ReadAll(f).substr(0, first.size()), first);
+}
+
+// A store of several blobs sends them at once (each an upload that mostly
+// waits), and commits them together.
+TEST_F(JournaledCacheTest, WithStoreThreadsTheBlobsOfOneStoreGoOutAtOnce) {
+  store_threads_ = 4;
+  Start();
+  store_.put_time = absl::Milliseconds(200);
+  InodeId f = NewFile("f");
+  const std::string data(3 * kMaxBlobBytes, 'p');
+  ASSERT_TRUE(cache_->Write(f, 0, data).ok());
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  store_.put_time = absl::ZeroDuration();
+  EXPECT_GE(store_.most_puts_in_flight.load(), 2);
+  EXPECT_EQ(ns_->GetExtents(f, 0, data.size())->size(), 3u);
+  Crash();
+  EXPECT_EQ(ReadAll(f), data);
 }
 
 TEST_F(JournaledCacheTest, CommittedRecordsAreNotReappliedOverLaterChanges) {

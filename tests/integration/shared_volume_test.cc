@@ -224,6 +224,32 @@ TEST_F(SharedVolumeTest, HostKilledAfterClosingSeesItsDataAgainAfterRemount) {
   EXPECT_EQ(Run("cat " + A("synced")).output, "acknowledged\n");
 }
 
+// A shared mount's writes return once journaled, their uploads running
+// behind them (store threads): a daemon killed with a file open and
+// uploads under way loses none of the writes that returned; its remount
+// replays the journal and both hosts read all of it.
+TEST_F(SharedVolumeTest, HostKilledMidWriteReplaysWhatItsWritesAcknowledged) {
+  const std::string source = work_dir_ + "/source";
+  ASSERT_EQ(Run("head -c 12582912 /dev/urandom > " + Quote(source)).exit_code, 0);
+  const std::string expected = Run("sha256sum < " + Quote(source)).output;
+  const std::string marker = work_dir_ + "/written-marker";
+  Run("python3 -c " +
+      Quote("import os, sys, time\n"
+            "data = open(sys.argv[1], 'rb').read()\n"
+            "fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+            "for i in range(0, len(data), 1 << 20):\n"
+            "    os.write(fd, data[i:i + (1 << 20)])\n"
+            "open(sys.argv[3], 'w').close()\n"
+            "time.sleep(60)\n") +
+      " " + Quote(source) + " " + A("open") + " " + Quote(marker) + " >/dev/null 2>&1 &");
+  ASSERT_TRUE(WaitFor([&] { return access(marker.c_str(), F_OK) == 0; }, 60));
+  ASSERT_NO_FATAL_FAILURE(CrashDaemon());
+  Run("pkill -f " + Quote(A("open")));
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  EXPECT_EQ(Run("sha256sum < " + A("open")).output, expected);
+  EXPECT_EQ(Run("sha256sum < " + B("open")).output, expected);
+}
+
 TEST_F(SharedVolumeTest, DatabaseRestartMidWorkloadLosesNoAcknowledgedWrite) {
   ASSERT_EQ(Run("mkdir " + A("from-a") + " " + A("from-b")).exit_code, 0);
   // Each host writes files as fast as it can for a while; a file whose

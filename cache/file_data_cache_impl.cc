@@ -489,6 +489,7 @@ class FileDataCache::Impl {
     if (journal_ == nullptr) return WritebackJournal::ReplayStats{};
     uint64_t applied = 0;
     absl::Status store_error;
+    absl::flat_hash_set<InodeId> written;
     absl::StatusOr<WritebackJournal::ReplayStats> stats =
         journal_->Replay([&](const JournalRecord& record) -> absl::Status {
           absl::StatusOr<uint64_t> mark = ns_.JournalMark(record.ino);
@@ -500,6 +501,7 @@ class FileDataCache::Impl {
           if (!S_ISREG(attr->mode)) return absl::OkStatus();
           applied++;
           if (record.truncate) return ReplayTruncate(record, &store_error);
+          written.insert(record.ino);
           {
             std::shared_ptr<InodeState> state = LockedState(record.ino);
             journal_->Ref(record.segment);
@@ -519,6 +521,22 @@ class FileDataCache::Impl {
         });
     if (!stats.ok()) return stats.status();
     stats->applied = applied;
+    // The times of the writes the replay brings back died with the daemon
+    // (the kernel, or on a shared volume the daemon, had not committed
+    // them): a file must not keep a time older than its data, or tools
+    // that look for changed files by their times (make, rsync) miss it.
+    if (!options_.read_only) {
+      const Timespec now = options_.clock->NowTimespec();
+      for (InodeId ino : written) {
+        SetAttrRequest touch;
+        touch.mtime = touch.ctime = now;
+        absl::Status s = ns_.SetAttr(ino, touch).status();
+        if (!s.ok() && !absl::IsNotFound(s)) {
+          LogWarning("replaying the writeback journal: could not set the times of inode %d, "
+                     "whose writes it brought back: %s", ino, s.ToString());
+        }
+      }
+    }
     // A file whose write was lost must not show its bytes without it.
     for (const DamagedWrite& write : stats->damaged_writes) {
       absl::StatusOr<uint64_t> mark = ns_.JournalMark(write.ino);

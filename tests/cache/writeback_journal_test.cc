@@ -17,6 +17,7 @@
 #include "cache/file_data_cache.h"
 #include "gtest/gtest.h"
 #include "tests/support/file_bytes.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/temp_dir.h"
 
@@ -492,6 +493,7 @@ class JournaledCacheTest : public ::testing::Test {
     cache_options.background_threads = false;
     cache_options.journal = journal_.get();
     cache_options.store_threads = store_threads_;
+    cache_options.clock = cache_clock_;
     cache_ = std::make_unique<FileDataCache>(*ns_, store_, cache_options);
     absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache_->ReplayJournal();
     ASSERT_TRUE(replayed.ok()) << replayed.status();
@@ -514,6 +516,7 @@ class JournaledCacheTest : public ::testing::Test {
   FaultEnv env_{Env::Default()};
   uint64_t epoch_ = 0;
   int store_threads_ = 0;
+  Clock* cache_clock_ = Clock::Default();
   std::unique_ptr<NamespaceStore> ns_;
   std::unique_ptr<LocalBlobStore> blobs_;
   RefusingBlobStore store_;
@@ -616,6 +619,23 @@ TEST_F(JournaledCacheTest, WithStoreThreadsTheBlobsOfOneStoreGoOutAtOnce) {
   EXPECT_EQ(ns_->GetExtents(f, 0, data.size())->size(), 3u);
   Crash();
   EXPECT_EQ(ReadAll(f), data);
+}
+
+// The times of writes the daemon had not committed die with it; the file
+// whose writes a replay brings back takes the replay's time, never keeping
+// one older than its data (make and rsync look for changes by it).
+TEST_F(JournaledCacheTest, AFileWhoseWritesAReplayBringsBackTakesTheReplaysTime) {
+  InodeId written = NewFile("written"), untouched = NewFile("untouched");
+  const Timespec untouched_mtime = ns_->GetAttr(untouched)->mtime;
+  ASSERT_TRUE(cache_->Write(written, 0, "bytes the replay brings back").ok());
+  FakeClock replay_clock(Timespec{2000000000, 7});
+  cache_clock_ = &replay_clock;
+  Crash();
+  EXPECT_EQ(ReadAll(written), "bytes the replay brings back");
+  EXPECT_EQ(ns_->GetAttr(written)->mtime, (Timespec{2000000000, 7}));
+  EXPECT_EQ(ns_->GetAttr(written)->ctime, (Timespec{2000000000, 7}));
+  EXPECT_EQ(ns_->GetAttr(untouched)->mtime, untouched_mtime);
+  cache_.reset();  // before the clock it uses goes
 }
 
 TEST_F(JournaledCacheTest, CommittedRecordsAreNotReappliedOverLaterChanges) {

@@ -91,7 +91,66 @@ std::optional<std::string> FileSystem::DamageOf(InodeId ino) {
 }
 
 InodeAttr FileSystem::Visible(InodeAttr attr) {
-  return S_ISREG(attr.mode) ? cache_.WithDirtySize(attr) : attr;
+  return S_ISREG(attr.mode) ? WithWriteTimes(cache_.WithDirtySize(attr)) : attr;
+}
+
+namespace {
+
+// How often a file's writes commit their times at most (see WriteTimes).
+constexpr int64_t kWriteTimesIntervalNanos = 1'000'000'000;
+
+bool Later(const Timespec& a, const Timespec& b) {
+  return a.sec != b.sec ? a.sec > b.sec : a.nsec > b.nsec;
+}
+
+}  // namespace
+
+InodeAttr FileSystem::WithWriteTimes(InodeAttr attr) {
+  if (!any_write_times_.load(std::memory_order_relaxed)) return attr;
+  absl::MutexLock lock(&write_times_mu_);
+  auto it = write_times_.find(attr.ino);
+  if (it == write_times_.end() || !it->second.pending) return attr;
+  const Timespec& time = *it->second.pending;
+  if (Later(time, attr.mtime)) attr.mtime = time;
+  if (Later(time, attr.ctime)) attr.ctime = time;
+  return attr;
+}
+
+std::optional<Timespec> FileSystem::TakeWriteTimes(InodeId ino) {
+  if (!any_write_times_.load(std::memory_order_relaxed)) return std::nullopt;
+  absl::MutexLock lock(&write_times_mu_);
+  auto it = write_times_.find(ino);
+  if (it == write_times_.end()) return std::nullopt;
+  std::optional<Timespec> pending = it->second.pending;
+  // The next write commits its times at once, and the table keeps only
+  // files written since their last close.
+  write_times_.erase(it);
+  any_write_times_.store(!write_times_.empty(), std::memory_order_relaxed);
+  return pending;
+}
+
+void FileSystem::KeepWriteTimes(InodeId ino, const Timespec& time) {
+  absl::MutexLock lock(&write_times_mu_);
+  WriteTimes& times = write_times_[ino];
+  if (!times.pending || Later(time, *times.pending)) times.pending = time;
+  any_write_times_.store(true, std::memory_order_relaxed);
+}
+
+absl::Status FileSystem::CommitTimes(InodeId ino, const Timespec& time) {
+  SetAttrRequest touch;
+  touch.mtime = touch.ctime = time;
+  absl::Status status = ns_.SetAttr(ino, touch).status();
+  // A file removed meanwhile has no times to keep.
+  if (GetFsErrorKind(status) == FsErrorKind::kNotFound) return absl::OkStatus();
+  // Kept for the next try (close, fsync, setattr).
+  if (!status.ok()) KeepWriteTimes(ino, time);
+  return status;
+}
+
+absl::Status FileSystem::CommitWriteTimes(InodeId ino) {
+  std::optional<Timespec> pending = TakeWriteTimes(ino);
+  if (!pending) return absl::OkStatus();
+  return CommitTimes(ino, *pending);
 }
 
 void FileSystem::ReleaseIfUnused(InodeId ino) {
@@ -164,9 +223,24 @@ absl::StatusOr<InodeAttr> FileSystem::SetAttr(InodeId ino, const SetAttrRequest&
     });
     if (freed) return *freed;
   }
-  absl::StatusOr<InodeAttr> attr =
-      request.size ? cache_.SetAttrWithSize(ino, request) : ns_.SetAttr(ino, request);
-  if (!attr.ok()) return attr.status();
+  // Times of writes not yet committed go with this commit, unless it sets
+  // the mtime itself (utimes after writing: the caller's time wins). A
+  // truncate sets its own mtime when the size changes: the writes' go
+  // first, so that one to the same size keeps them.
+  SetAttrRequest with_write_times = request;
+  std::optional<Timespec> written = TakeWriteTimes(ino);
+  if (request.mtime) written.reset();
+  if (written && request.size) {
+    if (absl::Status s = CommitTimes(ino, *written); !s.ok()) return s;
+  } else if (written) {
+    with_write_times.mtime = *written;
+  }
+  absl::StatusOr<InodeAttr> attr = request.size ? cache_.SetAttrWithSize(ino, with_write_times)
+                                                : ns_.SetAttr(ino, with_write_times);
+  if (!attr.ok()) {
+    if (written && !request.size) KeepWriteTimes(ino, *written);
+    return attr.status();
+  }
   if (request.size && *request.size == 0) {
     if (absl::Status s = ClearDamageIfAny(ino); !s.ok()) return s;
   }
@@ -495,20 +569,43 @@ absl::Status FileSystem::Write(InodeId ino, uint64_t offset, std::string_view da
   if (absl::Status s = cache_.Write(ino, offset, data); !s.ok()) return s;
   if (kernel_tracks_mtime_) return absl::OkStatus();
   // Without the writeback cache the kernel does not send the times of a
-  // write, so the write itself sets them.
+  // write, so the write itself sets them (see WriteTimes).
+  const Timespec now = options_.clock->NowTimespec();
+  const int64_t now_nanos = options_.clock->MonotonicNanos();
+  {
+    absl::MutexLock lock(&write_times_mu_);
+    WriteTimes& times = write_times_[ino];
+    any_write_times_.store(true, std::memory_order_relaxed);
+    if (times.committed_at_nanos &&
+        now_nanos - *times.committed_at_nanos < kWriteTimesIntervalNanos) {
+      times.pending = now;
+      return absl::OkStatus();
+    }
+    times.pending.reset();
+    times.committed_at_nanos = now_nanos;
+  }
   SetAttrRequest touch;
-  touch.mtime = touch.ctime = options_.clock->NowTimespec();
+  touch.mtime = touch.ctime = now;
   return ns_.SetAttr(ino, touch).status();
 }
 
 absl::Status FileSystem::FlushOnClose(InodeId ino) {
-  if (!options_.shared || options_.read_only) return absl::OkStatus();
+  // The times go first: another host's open after this close must see
+  // them (close-to-open), and they are not lost with this host.
+  absl::Status times = CommitWriteTimes(ino);
+  if (!times.ok()) LogError("committing the times of inode %d at close failed: %s", ino,
+                            times.ToString());
+  if (!options_.shared || options_.read_only) return times;
   absl::Status status = cache_.Flush(ino);
   if (!status.ok()) LogError("storing inode %d at close failed: %s", ino, status.ToString());
-  return status;
+  return status.ok() ? times : status;
 }
 
 absl::Status FileSystem::Fsync(InodeId ino) {
+  if (absl::Status times = CommitWriteTimes(ino); !times.ok()) {
+    LogError("fsync of inode %d failed: %s", ino, times.ToString());
+    return times;
+  }
   // On a shared volume the data must be where other hosts read it, not
   // only in this host's journal.
   absl::Status status = options_.shared ? cache_.Flush(ino) : cache_.Fsync(ino);

@@ -420,7 +420,8 @@ void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // close(2) promises nothing about durability; data reaches the volume in
   // the background or at fsync, which is where errors are reported. On a
   // shared volume close stores it (close-to-open for the other hosts).
-  absl::Status stored = ctx.fs->shared() ? ctx.fs->FlushOnClose(ino) : absl::OkStatus();
+  // Either way the times of the writes it made are committed.
+  absl::Status stored = ctx.fs->FlushOnClose(ino);
   // POSIX: any close(2) by a process drops its record locks on the file.
   // The kernel does not track them while we do (shared locks), so the
   // FLUSH of every close carries the process's lock owner for that. After

@@ -142,6 +142,73 @@ TEST_F(SharedFileSystemTest, AnUnlinkRunTwiceFreesOnlyWhatItsCommitRemoved) {
   EXPECT_FALSE(InNamespace(a_, first));
 }
 
+// Without the kernel's writeback cache each write sets its file's times;
+// committing them per write cost a transaction per write(2). A file's
+// first write in a second commits them; later ones are seen on this host
+// at once and committed at close (so another host's open after it sees
+// them), fsync, a setattr, or the next write after the second.
+TEST_F(SharedFileSystemTest, AFilesWriteTimesAreCommittedOnceASecondAndAtClose) {
+  Start(a_, 1);
+  Start(b_, 2);
+  auto made = a_.fs->Create(kRootInode, "f", 0644, Caller{1000, 100}, O_RDWR);
+  ASSERT_TRUE(made.ok()) << made.status();
+  const InodeId f = made->ino;
+  auto committed = [&] { return a_.ns->GetAttr(f)->mtime; };
+  auto seen_on = [&](Host& host) { return host.fs->GetAttr(f)->mtime; };
+  auto write = [&](const std::string& data) {
+    clock_.Advance(absl::Milliseconds(100));
+    EXPECT_TRUE(a_.fs->Write(f, 0, data).ok());
+    return clock_.NowTimespec();
+  };
+
+  const Timespec first = write("one");
+  EXPECT_EQ(committed(), first) << "the first write commits its times";
+  const Timespec second = write("two");
+  EXPECT_EQ(committed(), first) << "the next one within a second is kept";
+  EXPECT_EQ(seen_on(a_), second) << "and seen on this host";
+  EXPECT_EQ(a_.fs->GetAttr(f)->ctime, second);
+  EXPECT_EQ(seen_on(b_), first);
+  ASSERT_TRUE(a_.fs->FlushOnClose(f).ok());
+  EXPECT_EQ(committed(), second) << "close commits them";
+  EXPECT_EQ(seen_on(b_), second);
+
+  EXPECT_EQ(committed(), write("three")) << "the first write after a close commits";
+  const Timespec kept = write("four");
+  ASSERT_TRUE(a_.fs->Fsync(f).ok());
+  EXPECT_EQ(committed(), kept) << "fsync commits them";
+
+  write("five");
+  const Timespec late = write("six");
+  clock_.Advance(absl::Milliseconds(1500));
+  EXPECT_EQ(committed(), write("seven")) << "a write a second after the last commit commits";
+  EXPECT_LT(late.sec * 1'000'000'000ll + late.nsec,
+            committed().sec * 1'000'000'000ll + committed().nsec);
+
+  write("eight");
+  write("nine");
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  ASSERT_TRUE(a_.fs->SetAttr(f, chmod).ok());
+  EXPECT_EQ(committed(), clock_.NowTimespec()) << "a setattr commits the kept time with it";
+
+  write("ten");
+  write("eleven");
+  SetAttrRequest utimes;
+  utimes.mtime = Timespec{1000, 0};
+  ASSERT_TRUE(a_.fs->SetAttr(f, utimes).ok());
+  ASSERT_TRUE(a_.fs->FlushOnClose(f).ok());
+  EXPECT_EQ(committed(), (Timespec{1000, 0})) << "a time set after the writes wins over theirs";
+  EXPECT_EQ(seen_on(a_), (Timespec{1000, 0}));
+
+  write("twelve");
+  const Timespec before_truncate = write("thirteen");
+  SetAttrRequest same_size;
+  same_size.size = a_.fs->GetAttr(f)->size;
+  ASSERT_TRUE(a_.fs->SetAttr(f, same_size).ok());
+  EXPECT_EQ(committed(), before_truncate) << "a truncate to the same size keeps the writes' time";
+  a_.fs->Release(f, O_RDWR);
+}
+
 TEST_F(SharedFileSystemTest, AFileAnotherHostHasOpenStaysUntilItsLastClose) {
   sessions_.Set({11, 22});
   Start(a_, 11);

@@ -19,14 +19,15 @@
 # the ratios are to the first of them.
 #
 # BENCH_KIND=seq measures sequential throughput instead, in MiB/s: a file
-# of BENCH_SIZE_MB random bytes written with dd bs=1M conv=fsync; read
+# of BENCH_SIZE_MB random bytes written with dd bs=BENCH_BS conv=fsync
+# (BENCH_BS 1M; 4k shows what each write(2) costs); read
 # back after drop_caches and a remount of the writer; and, on a shared
 # volume, read on a second host (a second mount of the volume with its
 # own cache directory, `cairn attach`) after drop_caches: every block
 # from the bucket. Then BUILD_DIR needs only daemon/cairn.
 #
 # Environment: BENCH_ROUNDS (3), BENCH_FILES (1000), BENCH_KIND (meta),
-# BENCH_SIZE_MB (256), BENCH_DIR (scratch,
+# BENCH_SIZE_MB (256), BENCH_BS (1M), BENCH_DIR (scratch,
 # deleted on exit; default /var/tmp/cairn-metaab), CAIRN_S3RVER, PG_FSYNC
 # (on), BENCH_RELAY (unset; 0 or a number of milliseconds: the daemons
 # reach PostgreSQL through bench/relay.py, which stands in for a network,
@@ -43,6 +44,7 @@ rounds="${BENCH_ROUNDS:-3}"
 files="${BENCH_FILES:-1000}"
 kind="${BENCH_KIND:-meta}"
 size_mb="${BENCH_SIZE_MB:-256}"
+bs="${BENCH_BS:-1M}"
 [[ "$kind" == meta || "$kind" == seq ]] ||
   { echo "bench/shared-meta-ab.sh: BENCH_KIND is meta or seq, not '$kind'" >&2; exit 2; }
 work="${BENCH_DIR:-/var/tmp/cairn-metaab}"
@@ -114,7 +116,7 @@ seq_run() {
   fi
   drop_caches
   start=$(now)
-  dd if="$work/src" of="$mnt/seq" bs=1M conv=fsync status=none
+  dd if="$work/src" of="$mnt/seq" bs="$bs" conv=fsync status=none
   out="seqwrite $(rate "$start")"
   "$cairn" umount "$mnt"
   drop_caches
@@ -173,9 +175,9 @@ for ((round = 1; round <= rounds; round++)); do
   done
 done
 
-python3 - "$raw" "$kind" "${names[@]}" <<'EOF'
+python3 - "$raw" "$kind" "$bs" "${names[@]}" <<'EOF'
 import statistics, sys
-raw, kind, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+raw, kind, bs, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 runs = {}
 for line in open(raw):
     f = line.split()
@@ -200,7 +202,7 @@ print("|---|" + "---:|" * len(heads))
 ops = (["create", "stat", "rename", "unlink", "xacts_per_file"] if kind == "meta"
        else ["seqwrite", "seqread", "seqreadB"])
 labels = {"xacts_per_file": "PostgreSQL transactions per file",
-          "seqwrite": "write, dd bs=1M conv=fsync (MiB/s)",
+          "seqwrite": f"write, dd bs={bs} conv=fsync (MiB/s)",
           "seqread": "read on the writer after drop_caches + remount (MiB/s)",
           "seqreadB": "read on host B, from the bucket (MiB/s)"}
 has = lambda n, op: all(op in runs[(r, n)] for r in rounds)

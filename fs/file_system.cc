@@ -185,6 +185,11 @@ bool MayWrite(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 }  // namespace
 
 void FileSystem::Release(InodeId ino, int flags) {
+  // Writes after the last close (a shared mapping's pages written back)
+  // have their times committed when the last reference goes.
+  if (absl::Status s = CommitWriteTimes(ino); !s.ok()) {
+    LogWarning("could not commit the times of inode %d's last writes: %s", ino, s.ToString());
+  }
   const bool unused = inodes_.ReleaseOpen(ino, MayWrite(flags));
   if (holds_) holds_->Release(ino);
   if (!unused) return;

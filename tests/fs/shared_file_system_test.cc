@@ -206,7 +206,11 @@ TEST_F(SharedFileSystemTest, AFilesWriteTimesAreCommittedOnceASecondAndAtClose) 
   same_size.size = a_.fs->GetAttr(f)->size;
   ASSERT_TRUE(a_.fs->SetAttr(f, same_size).ok());
   EXPECT_EQ(committed(), before_truncate) << "a truncate to the same size keeps the writes' time";
+
+  write("fourteen");
+  const Timespec last = write("fifteen");  // as a shared mapping's writeback, after the close
   a_.fs->Release(f, O_RDWR);
+  EXPECT_EQ(committed(), last) << "the release of the last reference commits them";
 }
 
 TEST_F(SharedFileSystemTest, AFileAnotherHostHasOpenStaysUntilItsLastClose) {

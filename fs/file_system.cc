@@ -99,10 +99,6 @@ namespace {
 // How often a file's writes commit their times at most (see WriteTimes).
 constexpr int64_t kWriteTimesIntervalNanos = 1'000'000'000;
 
-bool Later(const Timespec& a, const Timespec& b) {
-  return a.sec != b.sec ? a.sec > b.sec : a.nsec > b.nsec;
-}
-
 }  // namespace
 
 InodeAttr FileSystem::WithWriteTimes(InodeAttr attr) {
@@ -111,8 +107,8 @@ InodeAttr FileSystem::WithWriteTimes(InodeAttr attr) {
   auto it = write_times_.find(attr.ino);
   if (it == write_times_.end() || !it->second.pending) return attr;
   const Timespec& time = *it->second.pending;
-  if (Later(time, attr.mtime)) attr.mtime = time;
-  if (Later(time, attr.ctime)) attr.ctime = time;
+  attr.mtime = std::max(attr.mtime, time);
+  attr.ctime = std::max(attr.ctime, time);
   return attr;
 }
 
@@ -132,7 +128,7 @@ std::optional<Timespec> FileSystem::TakeWriteTimes(InodeId ino) {
 void FileSystem::KeepWriteTimes(InodeId ino, const Timespec& time) {
   absl::MutexLock lock(&write_times_mu_);
   WriteTimes& times = write_times_[ino];
-  if (!times.pending || Later(time, *times.pending)) times.pending = time;
+  if (!times.pending || time > *times.pending) times.pending = time;
   any_write_times_.store(true, std::memory_order_relaxed);
 }
 

@@ -264,10 +264,11 @@ class FileSystem {
   // Without the kernel's writeback cache a write sets its file's mtime and
   // ctime itself. A commit per write cost a namespace transaction per
   // write(2) (on a shared volume, a database round trip and WAL flush:
-  // 4 KiB writes ran at 9 MiB/s), so only a file's first write in
-  // kWriteTimesInterval commits its times; the later ones are kept here
-  // and committed at close, fsync, the file's next setattr or its next
-  // write after the interval. This host's stat sees them at once.
+  // 4 KiB writes ran at 9 MiB/s), so only a file's first write in a
+  // second (kWriteTimesIntervalNanos) commits its times; the later ones
+  // are kept here and committed at close, fsync, the file's next setattr,
+  // a handle's release or its next write after the second. This host's
+  // stat sees them at once.
   struct WriteTimes {
     std::optional<Timespec> pending;
     std::optional<int64_t> committed_at_nanos;  // MonotonicNanos of the last commit

@@ -1,6 +1,7 @@
 // Value types shared by the namespace, the blob store and the layers above.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +29,8 @@ struct Timespec {
   int64_t sec = 0;
   uint32_t nsec = 0;
   friend bool operator==(const Timespec&, const Timespec&) = default;
+  // Earlier before later: seconds, then nanoseconds.
+  friend auto operator<=>(const Timespec&, const Timespec&) = default;
 };
 
 // Attributes of one inode as POSIX stat(2) reports them.

@@ -124,8 +124,7 @@ void RecentValues::ForgetKeyLocked(KvSpace space, std::string_view key) {
   values_.erase(Key(space, std::string(key)));
 }
 
-std::map<std::pair<KvSpace, std::string>, RecentValues::Range>::iterator
-RecentValues::RangeHoldingLocked(KvSpace space, std::string_view key) {
+RecentValues::RangeMap::iterator RecentValues::RangeHoldingLocked(KvSpace space, std::string_view key) {
   auto it = ranges_.upper_bound(Key(space, std::string(key)));
   if (it == ranges_.begin()) return ranges_.end();
   --it;
@@ -171,8 +170,7 @@ void RecentValues::MarkChangedLocked(const Key& key) {
   changes_[key] = epoch_;
 }
 
-std::map<std::pair<KvSpace, std::string>, RecentValues::Range>::iterator
-RecentValues::EraseRangeLocked(std::map<std::pair<KvSpace, std::string>, Range>::iterator it) {
+RecentValues::RangeMap::iterator RecentValues::EraseRangeLocked(RangeMap::iterator it) {
   range_pairs_ -= it->second.pairs.size();
   return ranges_.erase(it);
 }

@@ -103,6 +103,7 @@ class RecentValues {
     uint64_t changed = 0;  // the epoch of the last change in it
   };
   using Key = std::pair<KvSpace, std::string>;
+  using RangeMap = std::map<Key, Range>;
 
   // Whether `key` changed after `epoch`.
   bool ChangedSinceLocked(const Key& key, uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -113,15 +114,13 @@ class RecentValues {
                  absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetKeyLocked(KvSpace space, std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The range holding `key`; ranges_.end() if none.
-  std::map<std::pair<KvSpace, std::string>, Range>::iterator RangeHoldingLocked(
+  RangeMap::iterator RangeHoldingLocked(
       KvSpace space, std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropRangeHoldingLocked(KvSpace space, std::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddRangeLocked(const KvTxn::SpaceRange& range, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::map<std::pair<KvSpace, std::string>, Range>::iterator EraseRangeLocked(
-      std::map<std::pair<KvSpace, std::string>, Range>::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RangeMap::iterator EraseRangeLocked(RangeMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeRoomLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
@@ -135,7 +134,7 @@ class RecentValues {
   absl::flat_hash_map<Key, Entry> values_ ABSL_GUARDED_BY(mu_);
   // Per space, non-overlapping ranges by start (an empty end: to the end
   // of the space).
-  std::map<Key, Range> ranges_ ABSL_GUARDED_BY(mu_);
+  RangeMap ranges_ ABSL_GUARDED_BY(mu_);
   size_t range_pairs_ ABSL_GUARDED_BY(mu_) = 0;  // held by all of ranges_
 };
 

@@ -104,7 +104,7 @@ void BlobStreamWriter::StoreLoop() {
 
 absl::Status BlobStreamWriter::Store(const Piece& piece) {
   if (options_.room_for_data) {
-    if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
+    if (absl::Status room = options_.room_for_data(0, piece.length); !room.ok()) return room;
   }
   absl::StatusOr<BlobId> id = ns_.AllocateBlobIds(1);
   if (!id.ok()) return id.status();

@@ -51,7 +51,7 @@ class BlobStreamWriter {
     // fills: the overlap of receiving and storing.
     int stores_in_flight = 2;
     // When set and not OK, nothing more is stored (see FileDataCacheOptions).
-    std::function<absl::Status()> room_for_data;
+    std::function<absl::Status(uint64_t journal_bytes, uint64_t stored_bytes)> room_for_data;
     // Called with the length of each blob stored (counts).
     std::function<void(uint64_t bytes)> on_blob_stored;
     // When set, Finish sets the file's mtime and ctime to its time: the

@@ -66,10 +66,12 @@ struct FileDataCacheOptions {
   // store nothing and succeed, and no file is marked damaged in the
   // namespace (ReplayStats::damaged_files still names them).
   bool read_only = false;
-  // When set and not OK, writes are refused and nothing is stored (the
-  // data stays dirty and journaled): the namespace's filesystem is down to
-  // the room kept for deletes (backend/volume/space_reserve.h).
-  std::function<absl::Status()> room_for_data;
+  // Asked before `journal_bytes` of a write are journaled and before
+  // `stored_bytes` of file data are stored; when not OK, the write is
+  // refused or nothing is stored (the data stays dirty and journaled): the
+  // namespace's filesystem is down to the room kept for deletes
+  // (backend/volume/space_reserve.h).
+  std::function<absl::Status(uint64_t journal_bytes, uint64_t stored_bytes)> room_for_data;
   // For a mount without the kernel's writeback cache (a shared volume),
   // where each write of a writer waits for the one before: a write that
   // fills a blob hands the file's store to one of this many threads and

@@ -147,7 +147,8 @@ class FileDataCache::Impl {
     }
     if (data.empty()) return absl::OkStatus();
     if (options_.room_for_data) {
-      if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
+      const uint64_t journal_bytes = journal_ != nullptr ? data.size() : 0;
+      if (absl::Status room = options_.room_for_data(journal_bytes, 0); !room.ok()) return room;
     }
     // Over a limit and unable to make room (the data disk is full, say):
     // refuse the write rather than take more memory, or failing writes
@@ -865,7 +866,9 @@ class FileDataCache::Impl {
     absl::StatusOr<InodeAttr> attr = ns_.GetAttr(ino);
     if (!attr.ok()) return attr.status();
     if (options_.room_for_data) {
-      if (absl::Status room = options_.room_for_data(); !room.ok()) return room;
+      uint64_t stored_bytes = 0;
+      for (const auto& [start, bytes] : runs) stored_bytes += bytes.size();
+      if (absl::Status room = options_.room_for_data(0, stored_bytes); !room.ok()) return room;
     }
     uint64_t final_size = std::max(attr->size, dirty_end);
     std::vector<Extent>& extents = *extents_out;

@@ -76,7 +76,9 @@ absl::StatusOr<std::unique_ptr<MountedVolume>> MountedVolume::Open(Volume& volum
     cache_options.readahead_threads = kSharedReadaheadThreads;
   }
   if (SpaceReserve* reserve = volume.space_reserve()) {
-    cache_options.room_for_data = [reserve] { return reserve->CheckRoomForData(); };
+    cache_options.room_for_data = [reserve](uint64_t journal_bytes, uint64_t stored_bytes) {
+      return reserve->CheckRoomForData(journal_bytes, stored_bytes);
+    };
   }
   cache_options.clock = volume.io().clock;
   mounted->cache_ = std::make_unique<FileDataCache>(volume.ns(), volume.blobs(), cache_options);

@@ -12,6 +12,10 @@ namespace {
 
 std::string Mib(uint64_t bytes) { return absl::StrCat((bytes + (1 << 19)) >> 20, " MiB"); }
 
+std::string Amount(uint64_t bytes) {
+  return bytes < (1 << 20) ? absl::StrCat((bytes + 1023) >> 10, " KiB") : Mib(bytes);
+}
+
 }  // namespace
 
 SpaceReserve::SpaceReserve(Env* env, std::string volume_dir, Clock* clock)
@@ -86,15 +90,40 @@ void SpaceReserve::PrepareForOpen() {
   }
 }
 
-absl::Status SpaceReserve::CheckRoomForData() {
-  uint64_t free_bytes = last_free_.load();
-  if (clock_->MonotonicNanos() - checked_nanos_.load() > 100'000'000) free_bytes = FreeBytes();
+void SpaceReserve::SetPlacement(const DataPlacement& placement) { placement_ = placement; }
+
+absl::Status SpaceReserve::CheckRoomForData(uint64_t journal_bytes, uint64_t stored_bytes) {
+  const uint64_t data_shards = std::max(placement_.data_shards, 1);
+  const uint64_t shard_bytes = (stored_bytes + data_shards - 1) / data_shards;
+  const uint64_t taken = (placement_.journal_here ? journal_bytes : 0) +
+                         shard_bytes * static_cast<uint64_t>(std::max(placement_.shards_here, 0));
   // With the reserve file given up, its room is still the namespace's.
   const uint64_t kept = held_ ? bytes_ : 2 * bytes_;
-  if (free_bytes >= kept) return absl::OkStatus();
+  const bool fresh = clock_->MonotonicNanos() - checked_nanos_.load() <= 100'000'000;
+  if (fresh) {
+    // Take the room from the last look, so that writes between two looks
+    // cannot together go past the floor.
+    uint64_t free_bytes = last_free_.load();
+    while (free_bytes != UINT64_MAX && free_bytes >= kept + taken) {
+      if (last_free_.compare_exchange_weak(free_bytes, free_bytes - taken)) {
+        return absl::OkStatus();
+      }
+    }
+    if (free_bytes == UINT64_MAX) return absl::OkStatus();
+  }
+  uint64_t free_bytes = FreeBytes();
+  if (free_bytes == UINT64_MAX) return absl::OkStatus();  // nothing refused on a guess
+  if (free_bytes >= kept + taken) {
+    uint64_t expected = free_bytes;
+    last_free_.compare_exchange_strong(expected, free_bytes - taken);
+    return absl::OkStatus();
+  }
+  const std::string what =
+      free_bytes < kept ? absl::StrCat(", less than the ", Mib(kept))
+                        : absl::StrCat("; writing ", Amount(taken), " more would leave less than the ",
+                                       Mib(kept));
   return FsError(FsErrorKind::kNoSpace,
-                 absl::StrCat("the filesystem of ", dir_, " has ", Mib(free_bytes),
-                              " free, less than the ", Mib(kept),
+                 absl::StrCat("the filesystem of ", dir_, " has ", Mib(free_bytes), " free", what,
                               " kept for the namespace: delete files or free space there"));
 }
 

@@ -2,12 +2,13 @@
 // blocks and ZFS its slop space: a volume whose disk filled up must still
 // commit deletes (which free the space) and the journal's bookkeeping.
 //
-// Two parts. The floor: written data is not stored (the write fails with
-// ENOSPC) while the namespace's filesystem has less than bytes() free, so
-// the volume's own data never takes the namespace's last room. The reserve
-// file VOLUME_DIR/reserve, bytes() long and allocated: when the filesystem
-// fills anyway (another program, or the namespace itself), it is deleted
-// and its space goes to the namespace. It is made again once there is room.
+// Two parts. The floor: written data is not journaled or stored (the write
+// fails with ENOSPC) when it would leave the namespace's filesystem with
+// less than bytes() free, so the volume's own data never takes the
+// namespace's last room. The reserve file VOLUME_DIR/reserve, bytes() long
+// and allocated: when the filesystem fills anyway (another program, or the
+// namespace itself), it is deleted and its space goes to the namespace. It
+// is made again once there is room.
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,15 @@ namespace cairn {
 inline constexpr char kReserveName[] = "reserve";
 inline constexpr uint64_t kMinReserveBytes = 4ull << 20;
 inline constexpr uint64_t kMaxReserveBytes = 64ull << 20;
+
+// Where a volume's written data lands, against the namespace's filesystem:
+// its journal there or not, and how many of the data_shards-sized shards
+// of each stored blob (blob size / data_shards each) at most.
+struct DataPlacement {
+  bool journal_here = true;
+  int shards_here = 1;
+  int data_shards = 1;
+};
 
 class SpaceReserve {
  public:
@@ -47,11 +57,17 @@ class SpaceReserve {
   // half of it is free (a log replay needs room to write).
   void PrepareForOpen();
 
-  // OK when written data may be stored: the namespace's filesystem has
-  // bytes() free beyond the reserve (twice that once the reserve file is
-  // given up). Else kNoSpace saying so. Looks at the filesystem at most
-  // every 100 ms.
-  absl::Status CheckRoomForData();
+  // Until set, every byte journaled or stored counts as written here.
+  void SetPlacement(const DataPlacement& placement);
+
+  // OK when `journal_bytes` may be appended to the writeback journal and
+  // `stored_bytes` of file data stored as blobs, leaving the namespace's
+  // filesystem bytes() free beyond the reserve (twice that once the
+  // reserve file is given up); what they take there is counted as taken
+  // until the next look at the filesystem. Else kNoSpace saying so. An OK
+  // may come from a look up to 100 ms old; a refusal never does, so room
+  // made by a delete counts at once.
+  absl::Status CheckRoomForData(uint64_t journal_bytes, uint64_t stored_bytes);
 
  private:
   // Free bytes of the filesystem, looked at now; UINT64_MAX when unknown
@@ -63,9 +79,11 @@ class SpaceReserve {
   const std::string path_;
   Clock* const clock_;
   uint64_t bytes_ = kMinReserveBytes;
+  DataPlacement placement_;  // set before any write: not locked
   std::atomic<bool> held_{false};
   absl::Mutex mu_;  // one change of the file at a time
   std::atomic<int64_t> checked_nanos_{-(int64_t{1} << 62)};  // never
+  // Free bytes at the last look, less what data written since took.
   std::atomic<uint64_t> last_free_{UINT64_MAX};
 };
 

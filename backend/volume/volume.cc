@@ -31,6 +31,24 @@ namespace {
 
 constexpr char kLastStopName[] = "last-stop";
 
+// Where written data lands against VOLUME_DIR's filesystem (the one whose
+// room the reserve keeps): a path that cannot be looked at counts as there.
+DataPlacement PlacementOf(Env* env, const std::string& volume_dir, const std::string& cache_dir,
+                          const std::vector<std::string>& disks, const Redundancy& redundancy) {
+  absl::StatusOr<FileInfo> volume_info = env->Stat(volume_dir);
+  const auto here = [&](const std::string& path) {
+    absl::StatusOr<FileInfo> info = env->Stat(path);
+    return !volume_info.ok() || !info.ok() || info->device == volume_info->device;
+  };
+  DataPlacement placement;
+  placement.journal_here = here(cache_dir);
+  const int disks_here =
+      static_cast<int>(std::count_if(disks.begin(), disks.end(), here));
+  placement.shards_here = std::min(disks_here, redundancy.total_shards());
+  placement.data_shards = redundancy.data_shards;
+  return placement;
+}
+
 std::string Join(const std::string& dir, const char* name) {
   return dir + "/" + name;
 }
@@ -519,6 +537,16 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     }
     volume->striped_ = blobs->get();
     volume->blobs_ = std::move(*blobs);
+  }
+  if (volume->reserve_ != nullptr) {
+    const std::vector<std::string> disks =
+        config.format_version == 1
+            ? std::vector<std::string>{config.disks.empty() ? Join(volume->dir_, kDataDir)
+                                                            : config.disks[0]}
+            : config.DataDisks(volume->dir_);
+    const Redundancy redundancy = config.format_version == 1 ? Redundancy() : config.redundancy;
+    volume->reserve_->SetPlacement(
+        PlacementOf(env, volume->dir_, config.cache_dir, disks, redundancy));
   }
   if (config.tier) {
     // Nothing is sent to the remote here: a mount works while it is down.

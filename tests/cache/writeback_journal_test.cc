@@ -494,6 +494,7 @@ class JournaledCacheTest : public ::testing::Test {
     cache_options.journal = journal_.get();
     cache_options.store_threads = store_threads_;
     cache_options.clock = cache_clock_;
+    cache_options.room_for_data = room_for_data_;
     cache_ = std::make_unique<FileDataCache>(*ns_, store_, cache_options);
     absl::StatusOr<WritebackJournal::ReplayStats> replayed = cache_->ReplayJournal();
     ASSERT_TRUE(replayed.ok()) << replayed.status();
@@ -517,6 +518,7 @@ class JournaledCacheTest : public ::testing::Test {
   uint64_t epoch_ = 0;
   int store_threads_ = 0;
   Clock* cache_clock_ = Clock::Default();
+  std::function<absl::Status(uint64_t journal_bytes, uint64_t stored_bytes)> room_for_data_;
   std::unique_ptr<NamespaceStore> ns_;
   std::unique_ptr<LocalBlobStore> blobs_;
   RefusingBlobStore store_;
@@ -765,6 +767,59 @@ TEST_F(JournaledCacheTest, AReplayThatCannotStoreKeepsTheDataJournaledAndGoesOn)
   EXPECT_EQ(last_replay_.applied, 0u);
   EXPECT_EQ(last_replay_.unstored_bytes, 0u);
   EXPECT_EQ(ReadAll(f), data);
+}
+
+// The volume's floor (backend/volume/space_reserve.h) is asked for the
+// bytes each step puts on disk: a write for what it journals, a store for
+// what it stores. A refused write journals nothing and changes nothing; a
+// refused store keeps the data journaled, and it is stored once there is
+// room.
+TEST_F(JournaledCacheTest, TheRoomAskedForIsWhatIsJournaledAndWhatIsStored) {
+  std::vector<std::pair<uint64_t, uint64_t>> asked;
+  std::atomic<bool> full{false};
+  room_for_data_ = [&](uint64_t journal_bytes, uint64_t stored_bytes) -> absl::Status {
+    asked.emplace_back(journal_bytes, stored_bytes);
+    if (full) return FsError(FsErrorKind::kNoSpace, "the test's floor");
+    return absl::OkStatus();
+  };
+  ASSERT_NO_FATAL_FAILURE(Start());
+  InodeId f = NewFile("f");
+  const std::string first(300 << 10, 'a'), second(200 << 10, 'b');
+  ASSERT_TRUE(cache_->Write(f, 0, first).ok());
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0], std::make_pair(uint64_t{300 << 10}, uint64_t{0}));
+  ASSERT_TRUE(cache_->Fsync(f).ok());
+  ASSERT_TRUE(cache_->Write(f, first.size(), second).ok());
+  asked.clear();
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  ASSERT_FALSE(asked.empty());
+  // The file is stored whole again: its one small blob takes the new bytes.
+  EXPECT_EQ(asked.back(), std::make_pair(uint64_t{0}, uint64_t{500 << 10}));
+
+  full = true;
+  const uint64_t appended = journal_->GetStats().appended_records;
+  absl::Status refused = cache_->Write(f, 0, std::string(4096, 'x'));
+  EXPECT_EQ(GetFsErrorKind(refused), FsErrorKind::kNoSpace) << refused;
+  EXPECT_EQ(journal_->GetStats().appended_records, appended) << "a refused write was journaled";
+  EXPECT_EQ(ReadAll(f), first + second);
+
+  // Room for the journal, none for stores: the write waits in the journal.
+  room_for_data_ = [&](uint64_t, uint64_t stored_bytes) -> absl::Status {
+    if (stored_bytes > 0 && full) return FsError(FsErrorKind::kNoSpace, "the test's floor");
+    return absl::OkStatus();
+  };
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_TRUE(cache_->Write(f, 0, std::string(4096, 'y')).ok());
+  EXPECT_EQ(GetFsErrorKind(cache_->Flush(f)), FsErrorKind::kNoSpace);
+  full = false;
+  Crash();
+  std::string expected = first + second;
+  expected.replace(0, 4096, std::string(4096, 'y'));
+  EXPECT_EQ(ReadAll(f), expected);
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  Crash();
+  EXPECT_EQ(last_replay_.applied, 0u) << "stored once there was room, nothing left to replay";
+  EXPECT_EQ(ReadAll(f), expected);
 }
 
 TEST_F(JournaledCacheTest, FsyncDoesNotWaitForBlobs) {

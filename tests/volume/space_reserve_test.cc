@@ -44,12 +44,12 @@ TEST_F(SpaceReserveTest, DataStopsAtTheFloorAndTheReserveGoesToTheNamespaceWhenF
   reserve.Ensure();
   ASSERT_TRUE(reserve.held());
   EXPECT_EQ(env_.Stat("/vol/reserve")->size, 4 * kMiB);
-  EXPECT_TRUE(reserve.CheckRoomForData().ok());
+  EXPECT_TRUE(reserve.CheckRoomForData(0, 0).ok());
 
   // Down to the floor: data is refused, the reserve stays.
   ASSERT_NO_FATAL_FAILURE(FillLeaving(3 * kMiB));
   clock_.Advance(absl::Seconds(1));
-  absl::Status refused = reserve.CheckRoomForData();
+  absl::Status refused = reserve.CheckRoomForData(0, 0);
   EXPECT_EQ(GetFsErrorKind(refused), FsErrorKind::kNoSpace) << refused;
   EXPECT_NE(refused.message().find("delete files"), std::string::npos) << refused;
   reserve.Tend();
@@ -67,6 +67,53 @@ TEST_F(SpaceReserveTest, DataStopsAtTheFloorAndTheReserveGoesToTheNamespaceWhenF
   reserve.Tend();
   EXPECT_TRUE(reserve.held());
   EXPECT_EQ(env_.Stat("/vol/reserve")->size, 4 * kMiB);
+}
+
+// A write is refused when it would take the filesystem below the floor,
+// not only once it is there; and writes between two looks at the
+// filesystem add up instead of each passing on the same old look.
+TEST_F(SpaceReserveTest, DataIsRefusedWhenItWouldGoPastTheFloor) {
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  reserve.Ensure();
+  ASSERT_TRUE(reserve.held());
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(10 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(7 * kMiB, 0)), FsErrorKind::kNoSpace)
+      << "10 MiB free, 7 MiB to write and 4 MiB kept";
+  ASSERT_TRUE(reserve.CheckRoomForData(3 * kMiB, 0).ok());
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(7 * kMiB));  // the 3 MiB written
+  // Within 100 ms of the last look: that look, less the 3 MiB, is 7 MiB.
+  absl::Status refused = reserve.CheckRoomForData(0, 4 * kMiB);
+  EXPECT_EQ(GetFsErrorKind(refused), FsErrorKind::kNoSpace) << refused;
+  EXPECT_NE(refused.message().find("writing 4 MiB more"), std::string::npos) << refused;
+  EXPECT_TRUE(reserve.CheckRoomForData(0, 3 * kMiB).ok());
+}
+
+// Room made by a delete counts at once: a refusal is never an old look.
+TEST_F(SpaceReserveTest, ARefusalLooksAtTheFilesystemAgain) {
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  reserve.Ensure();
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(5 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(2 * kMiB, 0)), FsErrorKind::kNoSpace);
+  ASSERT_TRUE(env_.Remove("/filler").ok());
+  EXPECT_TRUE(reserve.CheckRoomForData(2 * kMiB, 0).ok()) << "an old look refused the write";
+}
+
+// Only what lands on the namespace's filesystem counts: a journal kept
+// elsewhere does not, and of an ec:2+1 blob on three disks of which one
+// is there, a third of the shards (half the blob's size).
+TEST_F(SpaceReserveTest, OnlyWhatLandsOnTheNamespacesFilesystemCounts) {
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  reserve.Ensure();
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(10 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(4 * kMiB, 4 * kMiB)), FsErrorKind::kNoSpace);
+  reserve.SetPlacement(DataPlacement{.journal_here = false, .shards_here = 1, .data_shards = 2});
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(reserve.CheckRoomForData(4 * kMiB, 8 * kMiB).ok());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(0, 14 * kMiB)), FsErrorKind::kNoSpace);
 }
 
 TEST_F(SpaceReserveTest, NoReserveIsMadeWithoutRoomForItAndTheFloor) {

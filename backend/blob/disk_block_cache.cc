@@ -121,6 +121,18 @@ absl::Status DiskBlockCache::Load() {
 
 std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block, uint32_t tag) {
   Key key{id, block};
+  std::shared_ptr<const std::string> queued;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (auto it = queued_.find(key); it != queued_.end() && it->second.tag == tag) {
+      queued = it->second.data;
+    }
+  }
+  if (queued != nullptr) {
+    absl::MutexLock lock(&mu_);
+    counters_.hits++;
+    return *queued;
+  }
   std::string path = PathOf(key);
   uint64_t file_bytes = 0;
   {
@@ -211,7 +223,87 @@ absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view dat
   return absl::OkStatus();
 }
 
+void DiskBlockCache::PutInBackground(BlobId id, uint64_t block, std::string data, uint32_t tag) {
+  absl::MutexLock lock(&queue_mu_);
+  if (stopping_) return;
+  if (queued_bytes_ + data.size() > kMaxQueuedBytes) {
+    // The disk is slower than the reads: they must not wait for it, nor
+    // memory grow.
+    skipped_++;
+    return;
+  }
+  Key key{id, block};
+  Queued item{key, tag, std::make_shared<const std::string>(std::move(data))};
+  queued_bytes_ += item.data->size();
+  queued_[key] = item;
+  queue_.push_back(std::move(item));
+  if (!writer_.joinable()) writer_ = std::thread([this] { WriteQueued(); });
+}
+
+void DiskBlockCache::WriteQueued() {
+  absl::MutexLock lock(&queue_mu_);
+  for (;;) {
+    queue_mu_.Await(absl::Condition(
+        +[](DiskBlockCache* cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache->queue_mu_) {
+          return !cache->queue_.empty() || cache->stopping_;
+        },
+        this));
+    if (queue_.empty()) return;  // stopping, everything written
+    Queued item = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    queue_mu_.Unlock();
+    absl::Status put = Put(item.key.id, item.key.block, *item.data, item.tag);
+    if (!put.ok()) {
+      // A full cache disk slows later reads down; it never fails them.
+      LogDebug("caching block %d of blob %d: %s", item.key.block, item.key.id, put.message());
+    }
+    queue_mu_.Lock();
+    writing_ = false;
+    queued_bytes_ -= item.data->size();
+    if (auto it = queued_.find(item.key); it != queued_.end() && it->second.data == item.data) {
+      queued_.erase(it);
+    }
+  }
+}
+
+void DiskBlockCache::WaitForBackgroundPuts() {
+  absl::MutexLock lock(&queue_mu_);
+  queue_mu_.Await(absl::Condition(
+      +[](DiskBlockCache* cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache->queue_mu_) {
+        return cache->queue_.empty() && !cache->writing_;
+      },
+      this));
+}
+
+DiskBlockCache::~DiskBlockCache() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
 void DiskBlockCache::ForgetBlob(BlobId id, uint64_t block_count) {
+  {
+    // Nothing of the blob may be written after this: drop what waits, and
+    // let a block being written land first, to be dropped below.
+    absl::MutexLock lock(&queue_mu_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (it->key.id != id) {
+        ++it;
+        continue;
+      }
+      queued_bytes_ -= it->data->size();
+      queued_.erase(it->key);
+      it = queue_.erase(it);
+    }
+    queue_mu_.Await(absl::Condition(
+        +[](DiskBlockCache* cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache->queue_mu_) {
+          return !cache->writing_;
+        },
+        this));
+  }
   absl::MutexLock lock(&mu_);
   for (uint64_t block = 0; block < block_count; ++block) {
     if (auto it = index_.find(Key{id, block}); it != index_.end()) DropLocked(it->second);
@@ -219,8 +311,15 @@ void DiskBlockCache::ForgetBlob(BlobId id, uint64_t block_count) {
 }
 
 DiskBlockCache::Counters DiskBlockCache::GetCounters() {
+  uint64_t skipped;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    skipped = skipped_;
+  }
   absl::MutexLock lock(&mu_);
-  return counters_;
+  Counters counters = counters_;
+  counters.skipped = skipped;
+  return counters;
 }
 
 void DiskBlockCache::EvictLocked() {

@@ -17,17 +17,22 @@
 //  44  data
 // Files are written to a temporary name and renamed into place, without
 // fsync: after a crash a block is either whole, missing, or fails its
-// checksum, and a cache may lose entries. Recency survives restarts through
+// checksum, and a cache may lose entries. A reader that fetched a block
+// hands it to PutInBackground and goes on: a thread of the cache writes
+// it, and Get answers from the queue until it has. Recency survives restarts through
 // the files' modification times, refreshed on use at most once a minute.
 //
 // Thread safety: all methods may be called concurrently.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -57,6 +62,13 @@ class DiskBlockCache {
   // Stores a block, evicting others to stay within capacity. Errors (a full
   // disk) are returned; the cache stays consistent and keeps working.
   absl::Status Put(BlobId id, uint64_t block, std::string_view data, uint32_t tag = 0);
+  // Put, later, on the cache's own thread: the caller does not wait for the
+  // disk. At most kMaxQueuedBytes wait; past that a block is not cached
+  // (counted in Counters::skipped). Errors are the cache's (logged).
+  void PutInBackground(BlobId id, uint64_t block, std::string data, uint32_t tag = 0);
+  // Waits until every block queued so far is written (or failed).
+  void WaitForBackgroundPuts();
+  static constexpr uint64_t kMaxQueuedBytes = 32ull << 20;
   // Drops the cached blocks 0..block_count-1 of a blob (it was deleted).
   void ForgetBlob(BlobId id, uint64_t block_count);
 
@@ -67,8 +79,11 @@ class DiskBlockCache {
     uint64_t misses = 0;
     uint64_t evictions = 0;
     uint64_t corrupt = 0;  // damaged blocks found and dropped
+    uint64_t skipped = 0;  // not cached: the background queue was full
   };
   Counters GetCounters();
+
+  ~DiskBlockCache();
 
  private:
   struct Key {
@@ -87,9 +102,17 @@ class DiskBlockCache {
   };
   using Lru = std::list<Entry>;  // most recent first
 
+  // A block waiting for the background thread.
+  struct Queued {
+    Key key;
+    uint32_t tag;
+    std::shared_ptr<const std::string> data;
+  };
+
   DiskBlockCache(std::string dir, uint64_t capacity_bytes, Env* env, Clock* clock)
       : dir_(std::move(dir)), capacity_bytes_(capacity_bytes), env_(env), clock_(clock) {}
   absl::Status Load();
+  void WriteQueued();
   std::string PathOf(const Key& key) const;
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLocked(Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -103,6 +126,16 @@ class DiskBlockCache {
   absl::flat_hash_map<Key, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_temp_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex queue_mu_;  // never held with mu_
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // The newest queued data of each block, for Get.
+  absl::flat_hash_map<Key, Queued> queued_ ABSL_GUARDED_BY(queue_mu_);
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;  // the thread holds a block
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  uint64_t skipped_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  std::thread writer_;  // started by the first PutInBackground
 };
 
 }  // namespace cairn

@@ -14,13 +14,12 @@ SharedBlobStore::SharedBlobStore(NamespaceStore& ns, RemoteBlobStore& remote,
 absl::StatusOr<BlobInfo> SharedBlobStore::Put(BlobId id, std::string_view data) {
   absl::StatusOr<BlobInfo> info = remote_.Put(id, data);
   if (!info.ok() || block_cache_ == nullptr) return info;
+  // Written by the cache's thread: the store does not wait for the disk.
+  // A block not cached only costs a later read its GET.
   for (uint64_t block = 0; block * kRemoteBlockBytes < data.size(); ++block) {
-    std::string_view bytes = data.substr(block * kRemoteBlockBytes, kRemoteBlockBytes);
-    if (absl::Status s = block_cache_->Put(id, block, bytes, info->crc32c); !s.ok()) {
-      // The blob is stored; only a later read of it costs a GET.
-      LogDebug("caching block %d of new blob %d: %s", block, id, s.message());
-      break;
-    }
+    block_cache_->PutInBackground(
+        id, block, std::string(data.substr(block * kRemoteBlockBytes, kRemoteBlockBytes)),
+        info->crc32c);
   }
   return info;
 }

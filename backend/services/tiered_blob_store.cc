@@ -36,13 +36,17 @@ absl::StatusOr<std::string> ReadThroughBlockCache(
     const uint64_t stop = std::min((run_end + 1) * kRemoteBlockBytes, blob_length);
     absl::StatusOr<std::string> bytes = fetch(start, stop - start);
     if (!bytes.ok()) return bytes.status();
+    // Cached for the next reader by the cache's thread: this one does not
+    // wait for the disk.
     for (uint64_t k = b; k <= run_end; ++k) {
-      std::string block = bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes);
-      if (absl::Status s = cache.Put(id, k, block, blob_crc32c); !s.ok()) {
-        // A full cache disk slows reads down; it never fails them.
-        LogDebug("caching block %d of remote blob %d: %s", k, id, s.message());
-      }
-      blocks[k - first] = std::move(block);
+      cache.PutInBackground(id, k, bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes),
+                            blob_crc32c);
+    }
+    if (b == first && run_end == last && start == offset && bytes->size() == length) {
+      return bytes;  // one GET brought exactly the range (a whole blob, say)
+    }
+    for (uint64_t k = b; k <= run_end; ++k) {
+      blocks[k - first] = bytes->substr((k - b) * kRemoteBlockBytes, kRemoteBlockBytes);
     }
     b = run_end + 1;
   }

@@ -149,3 +149,69 @@ TEST_F(DiskBlockCacheTest, BlockOfAnotherBlobWithTheSameIdIsNeverReturned) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// A reader hands a fetched block over and goes on: it is a hit at once,
+// written by the cache's thread, and there after a restart.
+TEST_F(DiskBlockCacheTest, ABlockPutInBackgroundIsAHitAtOnceAndOnDiskSoon) {
+  absl::Notification stalled_disk;
+  env_.writes_wait_for = &stalled_disk;
+  {
+    auto cache = Open(1 << 20);
+    cache->PutInBackground(7, 0, Data('a'));
+    EXPECT_EQ(cache->Get(7, 0), Data('a')) << "a queued block is not served";
+    EXPECT_EQ(cache->Get(7, 0, /*tag=*/99), std::nullopt) << "served with another tag";
+    EXPECT_EQ(cache->GetCounters().blocks, 0u);
+    stalled_disk.Notify();
+    cache->WaitForBackgroundPuts();
+    EXPECT_EQ(FileCount(), 1u);
+    EXPECT_EQ(cache->GetCounters().blocks, 1u);
+    cache->PutInBackground(7, 1, Data('b'));
+  }  // closing writes what is queued
+  env_.writes_wait_for = nullptr;
+  auto cache = Open(1 << 20);
+  EXPECT_EQ(cache->Get(7, 0), Data('a'));
+  EXPECT_EQ(cache->Get(7, 1), Data('b'));
+}
+
+// A disk slower than the reads: what waits stays under kMaxQueuedBytes and
+// the rest is not cached; nothing fails.
+TEST_F(DiskBlockCacheTest, BlocksPastTheQueuesLimitAreSkipped) {
+  absl::Notification stalled_disk;
+  env_.writes_wait_for = &stalled_disk;
+  auto cache = Open(1 << 30);
+  const uint64_t block = 1 << 20;
+  const uint64_t count = DiskBlockCache::kMaxQueuedBytes / block + 4;
+  for (uint64_t i = 0; i < count; ++i) cache->PutInBackground(9, i, std::string(block, 'x'));
+  // The block with the stalled writer counts until it is written.
+  EXPECT_EQ(cache->GetCounters().skipped, 4u);
+  stalled_disk.Notify();
+  cache->WaitForBackgroundPuts();
+  EXPECT_EQ(cache->GetCounters().blocks + cache->GetCounters().skipped, count);
+  EXPECT_EQ(cache->Get(9, count - 1), std::nullopt);
+  EXPECT_EQ(cache->Get(9, 0), std::string(block, 'x'));
+}
+
+// A deleted blob's queued blocks are never written.
+TEST_F(DiskBlockCacheTest, ForgetBlobDropsItsQueuedBlocks) {
+  absl::Notification stalled_disk;
+  env_.writes_wait_for = &stalled_disk;
+  auto cache = Open(1 << 20);
+  cache->PutInBackground(5, 0, Data('k'));  // taken by the writer, stalled
+  cache->PutInBackground(7, 0, Data('a'));
+  cache->PutInBackground(7, 1, Data('b'));
+  std::thread forget([&] { cache->ForgetBlob(7, 2); });
+  absl::SleepFor(absl::Milliseconds(50));
+  stalled_disk.Notify();
+  forget.join();
+  cache->WaitForBackgroundPuts();
+  EXPECT_EQ(cache->Get(7, 0), std::nullopt);
+  EXPECT_EQ(cache->Get(7, 1), std::nullopt);
+  EXPECT_EQ(cache->Get(5, 0), Data('k'));
+  EXPECT_EQ(FileCount(), 1u);
+}
+
+}  // namespace
+}  // namespace cairn

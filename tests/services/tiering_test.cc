@@ -244,6 +244,7 @@ TEST_F(TieringTest, TieredReadsAreCachedOnLocalDiskInBlocks) {
   // The whole blob: the missing blocks after the cached ones, in one run.
   EXPECT_EQ(*tiered.Read(id, 0, data.size()), data);
   EXPECT_EQ(proxy_->requests.load(), requests + 1);
+  (*cache)->WaitForBackgroundPuts();  // blocks are written behind the reads
   EXPECT_EQ((*cache)->GetCounters().blocks, 4u);
   // Later reads, even across block edges and of the short last block, stay local.
   requests = proxy_->requests;

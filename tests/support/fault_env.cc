@@ -8,6 +8,7 @@ class FaultFile : public File {
       : base_(std::move(base)), env_(env), path_(std::move(path)) {}
 
   absl::Status PWrite(uint64_t offset, std::string_view data) override {
+    if (absl::Notification* gate = env_->writes_wait_for.load()) gate->WaitForNotification();
     int n = ++env_->writes;
     if (env_->fail_write_number == n || env_->fail_all_io) {
       return FsError(FsErrorKind::kIo, "injected write failure on " + path_);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 
+#include "absl/synchronization/notification.h"
 #include "backend/base/env_wrapper.h"
 #include "backend/base/fs_error.h"
 
@@ -24,6 +25,8 @@ class FaultEnv : public EnvWrapper {
   std::atomic<bool> fail_all_io{false};
   // Bytes that may still be written before ENOSPC; negative = unlimited.
   std::atomic<int64_t> space_left{-1};
+  // While set, every write waits for it (a disk that stalls).
+  std::atomic<absl::Notification*> writes_wait_for{nullptr};
 
   std::atomic<int> writes{0};
   std::atomic<int> syncs{0};

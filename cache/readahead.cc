@@ -39,11 +39,14 @@ uint64_t Readahead::Observe(InodeId ino, uint64_t offset, uint64_t length) {
   const uint64_t slack = 2 * length;
   bool in_order = offset <= stream.next_offset + slack &&
                   offset + length + slack >= stream.next_offset;
-  stream.next_offset = std::max(stream.next_offset, offset + length);
   if (!in_order) {
+    // The stream starts again from here: a second pass over the file (cmp
+    // after cp) is a stream too.
+    stream.next_offset = offset + length;
     stream.window = 0;
     return 0;
   }
+  stream.next_offset = std::max(stream.next_offset, offset + length);
   counters_.sequential_reads++;
   stream.window = stream.window == 0
                       ? kMaxBlobBytes

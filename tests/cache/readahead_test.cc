@@ -36,6 +36,9 @@ TEST(ReadaheadWindowTest, GrowsForInOrderReadsAndStopsAtAJump) {
   EXPECT_EQ(readahead.Observe(9, 900 * kMiB, 4096), 0u) << "a jump ends the stream";
   EXPECT_EQ(readahead.Observe(9, 100 * kMiB, 4096), 0u);
   EXPECT_EQ(readahead.Observe(10, 0, kMiB), 0u) << "streams are per file";
+  // Read again from the start: a new stream, not a jump for ever.
+  EXPECT_EQ(readahead.Observe(9, 0, kMiB), 0u);
+  EXPECT_EQ(readahead.Observe(9, kMiB, kMiB), 4 * kMiB) << "a second pass is not a stream";
 }
 
 class ReadaheadCacheTest : public ::testing::Test {

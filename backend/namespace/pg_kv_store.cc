@@ -881,6 +881,20 @@ class PgReader : public KvReader {
       if (called) {
         return absl::UnavailableError("the connection to PostgreSQL was lost during a scan");
       }
+      // A range within one page (the extents under a read, say) is one
+      // statement, itself a snapshot: one round trip, not BEGIN, page and
+      // COMMIT. A longer one is read again in a transaction.
+      const int page = impl_->options.scan_page;
+      Stmt first = ScanPage(space, std::string(start), end, page);
+      absl::StatusOr<Result> got =
+          One(QueryOn(c), first.name, std::move(first.params), "a read (Scan)");
+      if (!got.ok()) return got.status();
+      Rows rows = RowsOf(*got);
+      if (static_cast<int>(rows.size()) < page) {
+        absl::Status st = DoScan(QueryOn(c), page, space, start, end, wrapped, nullptr, &rows);
+        if (!st.ok()) return st;
+        return true;
+      }
       if (absl::Status st =
               ExecSimple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "a scan's BEGIN");
           !st.ok()) {

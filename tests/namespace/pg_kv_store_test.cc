@@ -307,6 +307,12 @@ TEST_F(PgKvStoreTest, ScansCrossPageBoundariesAndStopWhenAsked) {
   EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents), all);
   EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents, "k103", "k112"),
             Pairs(all.begin() + 3, all.begin() + 12));
+  // Less than a page is one statement; a page exactly, and nothing, too.
+  EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents, "k103", "k105"),
+            Pairs(all.begin() + 3, all.begin() + 5));
+  EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents, "k103", "k106"),
+            Pairs(all.begin() + 3, all.begin() + 6));
+  EXPECT_EQ(ScanAll(host->Reader(), KvSpace::kExtents, "k3", ""), Pairs());
   int seen = 0;
   ASSERT_TRUE(host->Reader()
                   .Scan(KvSpace::kExtents, "", "",

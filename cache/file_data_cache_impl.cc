@@ -305,21 +305,37 @@ class FileDataCache::Impl {
     if (offset >= size) return std::string();
     length = std::min(length, size - offset);
     std::string out(length, '\0');
-    absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(ino, offset, length);
+    const uint64_t end = offset + length;
+    const uint64_t window = readahead_.Observe(ino, offset, length);
+    // The extents under the read and those of the window after it, in one
+    // lookup (on a shared volume each is a round trip to the database).
+    absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(ino, offset, length + window);
     if (!extents.ok()) return extents.status();
-    uint64_t window = readahead_.Observe(ino, offset, length);
-    if (window > 0) PrefetchAfter(ino, offset + length, window);
+    if (window > 0) {
+      // Queued before this read waits for anything, so the loads overlap it.
+      BlobId last = kNoBlob;
+      for (const Extent& extent : *extents) {
+        if (extent.file_offset + extent.length <= end || extent.blob_id == kNoBlob ||
+            extent.blob_id == last) {
+          continue;
+        }
+        last = extent.blob_id;
+        readahead_.Prefetch(extent.blob_id);
+      }
+    }
     for (const Extent& extent : *extents) {
+      if (extent.file_offset >= end) break;  // the window's
       char* dest = out.data() + (extent.file_offset - offset);
+      const uint64_t n = std::min(extent.length, end - extent.file_offset);
       if (extent.blob_id == kNoBlob) {
-        std::copy(extent.inline_data.begin(), extent.inline_data.end(), dest);
+        std::copy_n(extent.inline_data.begin(), std::min<uint64_t>(n, extent.inline_data.size()),
+                    dest);
         continue;
       }
       if (window == 0 && !read_cache_.Contains(extent.blob_id)) {
         // Random access: read and verify just the chunks under the range;
         // loading the whole blob would read 4 MiB for every 4 KiB asked.
-        absl::StatusOr<std::string> piece =
-            blobs_.Read(extent.blob_id, extent.blob_offset, extent.length);
+        absl::StatusOr<std::string> piece = blobs_.Read(extent.blob_id, extent.blob_offset, n);
         if (!piece.ok()) return piece.status();
         ranged_reads_++;
         std::copy(piece->begin(), piece->end(), dest);
@@ -328,12 +344,12 @@ class FileDataCache::Impl {
       absl::StatusOr<std::shared_ptr<const std::string>> blob =
           read_cache_.Get(extent.blob_id);
       if (!blob.ok()) return blob.status();
-      if (extent.blob_offset + extent.length > (*blob)->size()) {
+      if (extent.blob_offset + n > (*blob)->size()) {
         return FsError(FsErrorKind::kIo,
                        absl::StrCat("blob ", extent.blob_id,
                                     " is shorter than its extent; run cairn fsck"));
       }
-      std::copy_n((*blob)->data() + extent.blob_offset, extent.length, dest);
+      std::copy_n((*blob)->data() + extent.blob_offset, n, dest);
     }
     for (const auto& [start, bytes] : overlay) {
       if (start >= offset + length) continue;
@@ -341,18 +357,6 @@ class FileDataCache::Impl {
       std::copy_n(bytes.data(), n, out.data() + (start - offset));
     }
     return out;
-  }
-
-  // Queues the blobs under [from, from+window) that the cache lacks.
-  void PrefetchAfter(InodeId ino, uint64_t from, uint64_t window) {
-    absl::StatusOr<std::vector<Extent>> ahead = ns_.GetExtents(ino, from, window);
-    if (!ahead.ok()) return;  // the reader will meet the error itself
-    BlobId last = kNoBlob;
-    for (const Extent& extent : *ahead) {
-      if (extent.blob_id == kNoBlob || extent.blob_id == last) continue;
-      last = extent.blob_id;
-      readahead_.Prefetch(extent.blob_id);
-    }
   }
 
   InodeAttr WithDirtySize(InodeAttr attr) {

@@ -310,6 +310,9 @@ class FileDataCache::Impl {
     // The extents under the read and those of the window after it, in one
     // lookup (on a shared volume each is a round trip to the database).
     absl::StatusOr<std::vector<Extent>> extents = ns_.GetExtents(ino, offset, length + window);
+    // Damage past the read is for the reader who gets there: this one is
+    // answered from its own range, without readahead.
+    if (!extents.ok() && window > 0) extents = ns_.GetExtents(ino, offset, length);
     if (!extents.ok()) return extents.status();
     if (window > 0) {
       // Queued before this read waits for anything, so the loads overlap it.

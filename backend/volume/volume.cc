@@ -539,14 +539,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
     volume->blobs_ = std::move(*blobs);
   }
   if (volume->reserve_ != nullptr) {
-    const std::vector<std::string> disks =
-        config.format_version == 1
-            ? std::vector<std::string>{config.disks.empty() ? Join(volume->dir_, kDataDir)
-                                                            : config.disks[0]}
-            : config.DataDisks(volume->dir_);
+    // A format 1 volume keeps whole blobs in its one data directory.
     const Redundancy redundancy = config.format_version == 1 ? Redundancy() : config.redundancy;
-    volume->reserve_->SetPlacement(
-        PlacementOf(env, volume->dir_, config.cache_dir, disks, redundancy));
+    volume->reserve_->SetPlacement(PlacementOf(env, volume->dir_, config.cache_dir,
+                                               config.DataDisks(volume->dir_), redundancy));
   }
   if (config.tier) {
     // Nothing is sent to the remote here: a mount works while it is down.

@@ -19,8 +19,9 @@
 // fsync: after a crash a block is either whole, missing, or fails its
 // checksum, and a cache may lose entries. A reader that fetched a block
 // hands it to PutInBackground and goes on: a thread of the cache writes
-// it, and Get answers from the queue until it has. Recency survives restarts through
-// the files' modification times, refreshed on use at most once a minute.
+// it, and Get answers from the queue until it has. Recency survives
+// restarts through the files' modification times, refreshed on use at most
+// once a minute.
 //
 // Thread safety: all methods may be called concurrently.
 #pragma once

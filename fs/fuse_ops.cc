@@ -404,14 +404,29 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
-             off_t offset, fuse_file_info*) {
+             off_t offset, fuse_file_info* fi) {
   RequestScope scope(req, FuseOp::kWrite);
   FsContext& ctx = Ctx(req);
   if (absl::Status s = KillSuidgidIfAsked(ctx, ino).status(); !s.ok()) return ReplyError(req, s);
+  // The kernel places an O_APPEND write at the size it has cached, which
+  // on a shared volume another host may have changed since (its append,
+  // closed before this open, would be overwritten): the write goes to the
+  // end as stored. A page the mmap writeback sends keeps its offset.
+  bool moved = false;
+  if (ctx.fs->shared() && (fi->flags & O_APPEND) && !fi->writepage) {
+    absl::StatusOr<InodeAttr> attr = ctx.fs->GetAttr(ino);
+    if (!attr.ok()) return ReplyError(req, attr.status());
+    moved = attr->size != static_cast<uint64_t>(offset);
+    offset = static_cast<off_t>(attr->size);
+  }
   absl::Status status = ctx.fs->Write(ino, offset, std::string_view(buf, size));
   if (!status.ok()) return ReplyError(req, status);
   ctx.metrics.written_bytes.fetch_add(size, std::memory_order_relaxed);
   fuse_reply_write(req, size);
+  // The kernel copied the bytes into its cached pages at its own offset
+  // and holds them locked until this reply, so only now: drop those pages
+  // and the size it derived.
+  if (moved && ctx.session != nullptr) fuse_lowlevel_notify_inval_inode(ctx.session, ino, 0, 0);
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {

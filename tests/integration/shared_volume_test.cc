@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -121,6 +122,36 @@ TEST_F(SharedVolumeTest, DataClosedOnOneHostIsReadWholeOnTheOther) {
       Run("printf XY | dd of=" + A("small") + " bs=1 seek=1 conv=notrunc status=none");
   ASSERT_EQ(rewrite.exit_code, 0) << Brief(rewrite);
   EXPECT_EQ(Run("cat " + B("small")).output, "sXYll\nmore\n");
+}
+
+TEST_F(SharedVolumeTest, AppendsFromTwoHostsInTurnKeepEveryLine) {
+  // Each host's kernel has the file cached with the size it last saw; an
+  // O_APPEND write placed at that size would overwrite the other host's
+  // line, closed before this open.
+  ASSERT_EQ(Run("echo a0 > " + A("log") + " && cat " + B("log") + " >/dev/null").exit_code, 0);
+  std::string expected = "a0\n";
+  for (int i = 1; i <= 4; ++i) {
+    const std::string a = "a" + std::to_string(i), b = "b" + std::to_string(i);
+    CommandResult appended = Run("echo " + a + " >> " + A("log") + " && echo " + b + " >> " +
+                                 B("log"));
+    ASSERT_EQ(appended.exit_code, 0) << Brief(appended);
+    expected += a + "\n" + b + "\n";
+    // Each host reads its own appends back too: its cached pages held the
+    // line where the kernel had put it.
+    EXPECT_EQ(Run("cat " + A("log")).output, expected) << "after round " << i;
+    EXPECT_EQ(Run("cat " + B("log")).output, expected) << "after round " << i;
+  }
+  // A large append, split by the kernel into several writes, stays whole.
+  CommandResult big = Run("head -c 3000000 /dev/urandom > " + Quote(work_dir_ + "/chunk") +
+                          " && cat " + Quote(work_dir_ + "/chunk") + " >> " + B("log") +
+                          " && echo end >> " + A("log"));
+  ASSERT_EQ(big.exit_code, 0) << Brief(big);
+  const std::string lines = work_dir_ + "/lines";
+  std::ofstream(lines) << expected;
+  const std::string want =
+      Run("cat " + Quote(lines) + " " + Quote(work_dir_ + "/chunk") + " && echo end").output;
+  EXPECT_TRUE(Run("cat " + A("log")).output == want) << "A's view differs";
+  EXPECT_TRUE(Run("cat " + B("log")).output == want) << "B's view differs";
 }
 
 TEST_F(SharedVolumeTest, NameChangesOnOneHostAreSeenOnTheOtherWithinTheBound) {

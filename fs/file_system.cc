@@ -411,7 +411,16 @@ absl::StatusOr<InodeAttr> FileSystem::Create(InodeId parent, const std::string& 
   node.mode = S_IFREG | (mode & 07777);
   node.hold_open = holds_ != nullptr;
   absl::StatusOr<InodeAttr> attr = ns_.MakeNode(parent, name, node, caller);
-  if (!attr.ok()) return attr.status();
+  if (!attr.ok()) {
+    // The kernel sends CREATE when it believes the name absent; another
+    // host (or the S3 frontend) may have made it since. Without O_EXCL
+    // open(2) must open that file: ESTALE has the kernel look the name up
+    // again and open what it finds, with its own permission checks.
+    if (GetFsErrorKind(attr.status()) == FsErrorKind::kExists && !(flags & O_EXCL)) {
+      return FsError(FsErrorKind::kStale, "the name was created meanwhile; look it up again");
+    }
+    return attr.status();
+  }
   inodes_.AddLookup(attr->ino);
   inodes_.AddOpen(attr->ino, MayWrite(flags));
   if (holds_) holds_->Adopt(attr->ino);

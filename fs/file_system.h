@@ -132,7 +132,9 @@ class FileSystem {
   // open(2) of an existing file with `flags` (O_TRUNC truncates, as the
   // kernel leaves that to us with atomic O_TRUNC).
   absl::Status Open(InodeId ino, int flags);
-  // A new regular file, opened with `flags`.
+  // A new regular file, opened with `flags`. A name that exists fails with
+  // kExists under O_EXCL, else with kStale: open(2) must then open that
+  // file, which the kernel does when it looks the name up again.
   absl::StatusOr<InodeAttr> Create(InodeId parent, const std::string& name, uint32_t mode,
                                    const Caller& caller, int flags = O_RDWR);
   // --- Files callers other than the kernel make and name (the S3

@@ -9,6 +9,7 @@
 // and back in. The volume also crashes: the daemon dies (nothing is lost:
 // every write was in the journal) or the power goes after a sync (nothing
 // is lost either); both must come back exactly as the model says.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -216,8 +217,14 @@ class FileSystemModelTest : public ::testing::TestWithParam<int> {
     int dir = Pick(model_.Dirs());
     std::string name = RandomName();
     const bool exists = model_.Find(dir, name).has_value();
-    absl::StatusOr<InodeAttr> attr = fs().Create(Ino(dir), name, 0644, Caller{});
-    Expect("create", exists ? Outcome(FsErrorKind::kExists) : std::nullopt, attr.status());
+    // Without O_EXCL an existing name is the kernel's to open (kStale
+    // has it look the name up again).
+    const bool exclusive = rng_() % 2 == 0;
+    absl::StatusOr<InodeAttr> attr =
+        fs().Create(Ino(dir), name, 0644, Caller{}, O_RDWR | (exclusive ? O_EXCL : 0));
+    Expect("create",
+           exists ? Outcome(exclusive ? FsErrorKind::kExists : FsErrorKind::kStale) : std::nullopt,
+           attr.status());
     if (!attr.ok()) return;
     fs().Release(attr->ino, O_RDWR);
     fs().Forget(attr->ino, 1);

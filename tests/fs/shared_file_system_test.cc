@@ -113,6 +113,27 @@ class SharedFileSystemTest : public ::testing::Test {
   Host a_, b_;
 };
 
+// B's kernel still believes the name absent (its negative entry outlives
+// A's create by up to the feed's delay) and sends CREATE for an open(2)
+// with O_CREAT. Without O_EXCL that open must reach A's file: ESTALE has
+// the kernel look the name up again. With O_EXCL the name exists.
+TEST_F(SharedFileSystemTest, ACreateOfANameAnotherHostMadeOpensItUnlessExclusive) {
+  Start(a_, 1);
+  Start(b_, 2);
+  const InodeId made = WriteFile(a_, "lock", "x");
+  ASSERT_NE(made, 0u);
+  auto plain = b_.fs->Create(kRootInode, "lock", 0644, Caller{1000, 100}, O_RDWR | O_CREAT);
+  EXPECT_EQ(KindOf(plain.status()), FsErrorKind::kStale) << plain.status();
+  auto exclusive =
+      b_.fs->Create(kRootInode, "lock", 0644, Caller{1000, 100}, O_RDWR | O_CREAT | O_EXCL);
+  EXPECT_EQ(KindOf(exclusive.status()), FsErrorKind::kExists) << exclusive.status();
+  // The lookup the kernel then makes finds A's file, which nothing replaced.
+  auto found = b_.fs->Lookup(kRootInode, "lock");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->ino, made);
+  EXPECT_EQ(found->size, 1u);
+}
+
 // The unlink's body runs twice; between the runs another host renames a
 // file over the name, so the second run removes another inode than the
 // first asked about. The first one, marked freed by its question, must be

@@ -154,6 +154,41 @@ TEST_F(SharedVolumeTest, AppendsFromTwoHostsInTurnKeepEveryLine) {
   EXPECT_TRUE(Run("cat " + B("log")).output == want) << "B's view differs";
 }
 
+TEST_F(SharedVolumeTest, OpenWithCreateOfANameTheOtherHostJustMadeOpensIt) {
+  // B's kernel remembers each name as absent; A creates it; B opens it
+  // with O_CREAT at once, before the change feed can drop B's negative
+  // entry. That open must open A's file (as flock(1) and `>>` do), not
+  // fail with EEXIST.
+  CommandResult raced = Run(
+      "python3 -c " +
+      Quote("import os, sys\n"
+            "a, b = sys.argv[1], sys.argv[2]\n"
+            "bad = []\n"
+            "for i in range(30):\n"
+            "    name = 'race%d' % i\n"
+            "    try:\n"
+            "        os.stat(os.path.join(b, name))\n"
+            "    except FileNotFoundError:\n"
+            "        pass\n"
+            "    fd = os.open(os.path.join(a, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL)\n"
+            "    try:\n"
+            "        os.close(os.open(os.path.join(b, name), os.O_RDWR | os.O_CREAT, 0o644))\n"
+            "    except OSError as e:\n"
+            "        bad.append('%s: %s' % (name, e))\n"
+            "    os.write(fd, b'from a')\n"
+            "    os.close(fd)\n"
+            "    try:\n"
+            "        os.open(os.path.join(b, name), os.O_RDWR | os.O_CREAT | os.O_EXCL)\n"
+            "        bad.append(name + ': O_EXCL succeeded')\n"
+            "    except FileExistsError:\n"
+            "        pass\n"
+            "print('\\n'.join(bad))\n") +
+      " " + A("") + " " + B(""));
+  ASSERT_EQ(raced.exit_code, 0) << Brief(raced);
+  EXPECT_EQ(raced.output, "\n");
+  EXPECT_EQ(Run("cat " + B("race29")).output, "from a");
+}
+
 TEST_F(SharedVolumeTest, NameChangesOnOneHostAreSeenOnTheOtherWithinTheBound) {
   ASSERT_EQ(Run("mkdir " + A("dir") + " && echo x > " + A("dir/f")).exit_code, 0);
   // B looks first, so that its kernel caches what is about to change.

@@ -327,6 +327,7 @@ absl::Status ServeVolume(Volume& volume, const ServeOptions& options,
     sources.collector = services.collector();
     sources.shared_sweeper = services.shared_sweeper();
     sources.tiered = volume.tiered();
+    sources.shared_blobs = volume.shared_blobs();
     sources.mover = volume.tier_mover();
     sources.tiering = services.tiering();
     sources.replicator = services.replicator();

@@ -224,6 +224,23 @@ void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
             "Remote blocks served from the local block cache.");
     Gauge(out, "cairn_tier_block_cache_bytes", t.cache_bytes,
           "Bytes held by the local cache of remote blocks.");
+    Counter(out, "cairn_tier_block_cache_skipped_total", t.cache_skipped,
+            "Remote blocks left out of the local block cache: its write queue was full.");
+  }
+  if (s.shared_blobs != nullptr) {
+    SharedBlobStore::Stats b = s.shared_blobs->GetStats();
+    Counter(out, "cairn_shared_bucket_reads_total", b.remote_reads,
+            "Reads of blob data from a shared volume's bucket.");
+    Counter(out, "cairn_shared_bucket_read_bytes_total", b.remote_read_bytes,
+            "Bytes read from a shared volume's bucket.");
+    Counter(out, "cairn_shared_bucket_read_errors_total", b.remote_read_errors,
+            "Reads from a shared volume's bucket that failed.");
+    Counter(out, "cairn_shared_block_cache_hits_total", b.cache_hits,
+            "Blocks of a shared volume's blobs served from this host's block cache.");
+    Gauge(out, "cairn_shared_block_cache_bytes", b.cache_bytes,
+          "Bytes held by this host's block cache of a shared volume's blobs.");
+    Counter(out, "cairn_shared_block_cache_skipped_total", b.cache_skipped,
+            "Blocks left out of this host's block cache: its write queue was full.");
   }
   if (s.mover != nullptr) {
     TierMover::Stats m = s.mover->GetStats();

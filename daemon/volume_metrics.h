@@ -10,6 +10,7 @@
 #include "backend/services/blob_gc.h"
 #include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
+#include "backend/services/shared_blob_store.h"
 #include "backend/services/shared_blob_sweep.h"
 #include "backend/services/storage_maintenance.h"
 #include "backend/services/tier_mover.h"
@@ -34,6 +35,7 @@ struct VolumeMetricsSources {
   StripedBlobStore* striped = nullptr;
   StorageMaintenance* maintenance = nullptr;
   TieredBlobStore* tiered = nullptr;
+  SharedBlobStore* shared_blobs = nullptr;  // a shared volume's
   TierMover* mover = nullptr;
   TieringService* tiering = nullptr;
   Replicator* replicator = nullptr;

@@ -40,6 +40,7 @@ class SharedBlobStore : public BlobStore {
     uint64_t remote_read_errors = 0;
     uint64_t cache_hits = 0;
     uint64_t cache_bytes = 0;
+    uint64_t cache_skipped = 0;  // blocks not cached: the cache's queue was full
   };
   Stats GetStats();
 

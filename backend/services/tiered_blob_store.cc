@@ -139,6 +139,7 @@ TieredBlobStore::Stats TieredBlobStore::GetStats() {
     DiskBlockCache::Counters cache = block_cache_->GetCounters();
     stats.cache_hits = cache.hits;
     stats.cache_bytes = cache.bytes;
+    stats.cache_skipped = cache.skipped;
   }
   return stats;
 }

@@ -53,6 +53,7 @@ class TieredBlobStore : public BlobStore {
     uint64_t local_fallbacks = 0;  // local copy failed, remote served
     uint64_t cache_hits = 0;       // remote blocks served from the disk cache
     uint64_t cache_bytes = 0;      // held by the disk cache
+    uint64_t cache_skipped = 0;    // blocks not cached: the cache's queue was full
   };
   Stats GetStats();
 

@@ -639,8 +639,10 @@ absl::Status Volume::OpenSharedBlobs(Volume& volume) {
                  cache.status().message());
     }
   }
-  volume.blobs_ = std::make_unique<SharedBlobStore>(*volume.namespace_, *volume.shared_remote_,
-                                                    volume.shared_block_cache_.get());
+  auto shared = std::make_unique<SharedBlobStore>(*volume.namespace_, *volume.shared_remote_,
+                                                  volume.shared_block_cache_.get());
+  volume.shared_blobs_ = shared.get();
+  volume.blobs_ = std::move(shared);
   return absl::OkStatus();
 }
 

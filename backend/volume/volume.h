@@ -34,6 +34,7 @@ namespace cairn {
 class DiskBlockCache;
 class RemoteBlobStore;
 class ReplicaOwner;
+class SharedBlobStore;
 class TieredBlobStore;
 class TierMover;
 
@@ -161,6 +162,8 @@ class Volume {
   RemoteBlobStore* remote() { return remote_.get(); }
   TierMover* tier_mover() { return mover_.get(); }
   TieredBlobStore* tiered() { return tiered_.get(); }
+  // A shared volume's store of blobs in the bucket; null on one host's.
+  SharedBlobStore* shared_blobs() { return shared_blobs_; }
   // The replica's store and client; null without a [replica].
   RemoteBlobStore* replica() { return replica_.get(); }
   s3::ObjectStore* replica_client() { return replica_client_.get(); }
@@ -210,6 +213,7 @@ class Volume {
   std::unique_ptr<s3::ObjectStore> shared_client_;
   std::unique_ptr<RemoteBlobStore> shared_remote_;
   std::unique_ptr<DiskBlockCache> shared_block_cache_;
+  SharedBlobStore* shared_blobs_ = nullptr;  // blobs_ itself
   std::unique_ptr<s3::ObjectStore> tier_client_;
   s3::HealthTrackingStore* tier_health_ = nullptr;  // tier_client_ itself
   std::unique_ptr<RemoteBlobStore> remote_;

@@ -253,6 +253,37 @@ TEST(VolumeMetricsTest, SharedSweepMetricsCountTheObjectsItDeleted) {
   EXPECT_THAT(text, HasSubstr("cairn_shared_sweep_deleted_objects_total 1\n"));
 }
 
+TEST(VolumeMetricsTest, SharedBucketMetricsCountReadsBytesAndFailures) {
+  MemEnv env;
+  env.SetCapacity(256 << 20);
+  FakeClock clock;
+  FakeObjectStoreFactory buckets(&clock);
+  Io io{&env, &clock, &buckets};
+  ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io).ok());
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
+  ASSERT_TRUE(volume.ok()) << volume.status();
+  FakeObjectStore::Options bucket_options;
+  bucket_options.clock = &clock;
+  FakeObjectStore bucket(bucket_options);
+  RemoteBlobStore remote(bucket, "vol/", config->volume_id);
+  SharedBlobStore shared((*volume)->ns(), remote, /*block_cache=*/nullptr);
+  absl::StatusOr<BlobId> ids = (*volume)->ns().AllocateBlobIds(2);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  ASSERT_TRUE(remote.Put(*ids, "in the bucket").ok());
+  absl::StatusOr<std::string> read = shared.Read(*ids, 0, 13);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(shared.Read(*ids + 1, 0, 4).ok()) << "never stored";
+  VolumeMetricsSources sources;
+  sources.shared_blobs = &shared;
+  std::string text = RenderVolumeMetrics(sources);
+  EXPECT_THAT(text, HasSubstr("cairn_shared_bucket_reads_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_shared_bucket_read_bytes_total 13\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_shared_bucket_read_errors_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_shared_block_cache_skipped_total 0\n"));
+}
+
 class MetricsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -833,7 +833,13 @@ class FileDataCache::Impl {
 
   absl::Status FlushOnce(InodeId ino, InodeState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
     if (options_.read_only) return absl::OkStatus();  // kept journaled
+    const bool waited = state.storing;
     state.mu.Await(absl::Condition(&NotStoring, &state));
+    // The store this waited for just failed (its runs are dirty again):
+    // starting another at once would cost a failing remote's whole retry
+    // budget a second time before the caller hears of it. The next flush
+    // tries again.
+    if (waited && !state.store_error.ok()) return state.store_error;
     if (state.runs.empty() || state.detached) {
       state.store_error = absl::OkStatus();
       return absl::OkStatus();

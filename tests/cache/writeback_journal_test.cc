@@ -448,10 +448,12 @@ class RefusingBlobStore : public BlobStore {
   absl::Duration put_time = absl::ZeroDuration();
   std::atomic<int> puts_in_flight{0};
   std::atomic<int> most_puts_in_flight{0};
+  std::atomic<int> puts{0};
   // While set, Puts wait at the door.
   std::atomic<absl::Notification*> held{nullptr};
   absl::StatusOr<BlobInfo> Put(BlobId id, std::string_view data) override {
     if (absl::Notification* door = held.load()) door->WaitForNotification();
+    ++puts;
     const int in_flight = ++puts_in_flight;
     for (int most = most_puts_in_flight; in_flight > most &&
                                          !most_puts_in_flight.compare_exchange_weak(most, in_flight);) {
@@ -591,7 +593,7 @@ TEST_F(JournaledCacheTest, WithStoreThreadsAFailedStoreIsReportedAndReplayed) {
     ASSERT_TRUE(cache_->Write(f, off, std::string_view(first).substr(off, 1 << 20)).ok())
         << "journaled: the store runs on a store thread";
   }
-  EXPECT_FALSE(cache_->Flush(f).ok()) << "the flush waits for that store and tries again";
+  EXPECT_FALSE(cache_->Flush(f).ok()) << "the flush waits for that store and reports it";
   absl::Status next_blob;
   const std::string second(kMaxBlobBytes, 'b');
   for (size_t off = 0; off < second.size() && next_blob.ok(); off += 1 << 20) {
@@ -604,6 +606,46 @@ TEST_F(JournaledCacheTest, WithStoreThreadsAFailedStoreIsReportedAndReplayed) {
   EXPECT_EQ(ReadAll(f).substr(0, first.size()), first) << "replayed from the journal";
   ASSERT_TRUE(cache_->Flush(f).ok());
   EXPECT_EQ(ReadAll(f).substr(0, first.size()), first);
+}
+
+// A close that waits for the file's store under way, which then fails
+// (the bucket stopped answering and the client gave up), reports that
+// failure rather than starting another store of everything: against a
+// stalled bucket each attempt costs the client's whole retry budget
+// (about 2 minutes), and close(2) took twice that. The next flush tries
+// again.
+TEST_F(JournaledCacheTest, AFlushThatWaitedForAFailedStoreReportsItWithoutStoringAgain) {
+  store_threads_ = 2;
+  Start();
+  InodeId f = NewFile("f");
+  store_.refuse = true;
+  absl::Notification open_the_door;
+  store_.held = &open_the_door;
+  const std::string data(kMaxBlobBytes + (1 << 20), 'a');
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    ASSERT_TRUE(cache_->Write(f, off, std::string_view(data).substr(off, 1 << 20)).ok());
+  }
+  absl::Notification flushed;
+  absl::Status flush_status;
+  std::thread flusher([&] {
+    flush_status = cache_->Flush(f);
+    flushed.Notify();
+  });
+  // The flush waits for the store of the first blob, held at the door.
+  EXPECT_FALSE(flushed.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  store_.held = nullptr;
+  open_the_door.Notify();
+  flusher.join();
+  EXPECT_FALSE(flush_status.ok());
+  // One store of at most the two blobs the 5 MiB make.
+  EXPECT_LE(store_.puts.load(), 2) << "only the store it waited for ran";
+  EXPECT_EQ(ReadAll(f), data) << "kept in memory";
+  // The next flush tries again, and succeeds once the store takes data.
+  store_.refuse = false;
+  ASSERT_TRUE(cache_->Flush(f).ok());
+  EXPECT_FALSE(cache_->HoldsUnstoredData(f));
+  Crash();
+  EXPECT_EQ(ReadAll(f), data);
 }
 
 // A store of several blobs sends them at once (each an upload that mostly

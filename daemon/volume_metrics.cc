@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "daemon/metrics_text.h"
 
 namespace cairn {
@@ -209,38 +210,45 @@ void AppendRemoteScrub(RemoteScrubber& scrubber, MetricsText* out) {
         "Bad remote objects found so far by the current (or last) pass.");
 }
 
+// Reads of remote blobs (`remote`_reads_total, ...) and the local block
+// cache in front of them (`cache`_hits_total, ...), as a remote tier and a
+// shared volume's bucket both count them; `where` names the remote in the
+// help texts.
+struct RemoteReads {
+  uint64_t reads, bytes, errors, cache_hits, cache_bytes, cache_skipped;
+};
+void AppendRemoteReads(MetricsText* out, absl::string_view remote, absl::string_view cache,
+                       absl::string_view where, const RemoteReads& r) {
+  Counter(out, absl::StrCat(remote, "_reads_total"), r.reads,
+          absl::StrCat("Reads of data from ", where, "."));
+  Counter(out, absl::StrCat(remote, "_read_bytes_total"), r.bytes,
+          absl::StrCat("Bytes read from ", where, "."));
+  Counter(out, absl::StrCat(remote, "_read_errors_total"), r.errors,
+          absl::StrCat("Reads from ", where, " that failed."));
+  Counter(out, absl::StrCat(cache, "_hits_total"), r.cache_hits,
+          absl::StrCat("Blocks of ", where, " served from the local block cache."));
+  Gauge(out, absl::StrCat(cache, "_bytes"), r.cache_bytes,
+        absl::StrCat("Bytes held by the local block cache of ", where, "."));
+  Counter(out, absl::StrCat(cache, "_skipped_total"), r.cache_skipped,
+          absl::StrCat("Blocks of ", where, " left out of the local block cache: its write "
+                       "queue was full."));
+}
+
 void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {
   if (s.tiered != nullptr) {
     TieredBlobStore::Stats t = s.tiered->GetStats();
-    Counter(out, "cairn_tier_remote_reads_total", t.remote_reads,
-            "Reads of data from the remote tier.");
-    Counter(out, "cairn_tier_remote_read_bytes_total", t.remote_read_bytes,
-            "Bytes read from the remote tier.");
-    Counter(out, "cairn_tier_remote_read_errors_total", t.remote_read_errors,
-            "Reads from the remote tier that failed.");
+    AppendRemoteReads(out, "cairn_tier_remote", "cairn_tier_block_cache", "the remote tier",
+                      {t.remote_reads, t.remote_read_bytes, t.remote_read_errors, t.cache_hits,
+                       t.cache_bytes, t.cache_skipped});
     Counter(out, "cairn_tier_local_fallbacks_total", t.local_fallbacks,
             "Reads the remote served because the local copy failed.");
-    Counter(out, "cairn_tier_block_cache_hits_total", t.cache_hits,
-            "Remote blocks served from the local block cache.");
-    Gauge(out, "cairn_tier_block_cache_bytes", t.cache_bytes,
-          "Bytes held by the local cache of remote blocks.");
-    Counter(out, "cairn_tier_block_cache_skipped_total", t.cache_skipped,
-            "Remote blocks left out of the local block cache: its write queue was full.");
   }
   if (s.shared_blobs != nullptr) {
     SharedBlobStore::Stats b = s.shared_blobs->GetStats();
-    Counter(out, "cairn_shared_bucket_reads_total", b.remote_reads,
-            "Reads of blob data from a shared volume's bucket.");
-    Counter(out, "cairn_shared_bucket_read_bytes_total", b.remote_read_bytes,
-            "Bytes read from a shared volume's bucket.");
-    Counter(out, "cairn_shared_bucket_read_errors_total", b.remote_read_errors,
-            "Reads from a shared volume's bucket that failed.");
-    Counter(out, "cairn_shared_block_cache_hits_total", b.cache_hits,
-            "Blocks of a shared volume's blobs served from this host's block cache.");
-    Gauge(out, "cairn_shared_block_cache_bytes", b.cache_bytes,
-          "Bytes held by this host's block cache of a shared volume's blobs.");
-    Counter(out, "cairn_shared_block_cache_skipped_total", b.cache_skipped,
-            "Blocks left out of this host's block cache: its write queue was full.");
+    AppendRemoteReads(out, "cairn_shared_bucket", "cairn_shared_block_cache",
+                      "a shared volume's bucket",
+                      {b.remote_reads, b.remote_read_bytes, b.remote_read_errors, b.cache_hits,
+                       b.cache_bytes, b.cache_skipped});
   }
   if (s.mover != nullptr) {
     TierMover::Stats m = s.mover->GetStats();

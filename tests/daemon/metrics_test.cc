@@ -221,30 +221,42 @@ TEST(VolumeMetricsTest, ReplicaMetricsShowTheQueueTheLagAndTheCopies) {
   EXPECT_THAT(after, HasSubstr("cairn_replica_copied_bytes_total 100000\n"));
 }
 
-TEST(VolumeMetricsTest, SharedSweepMetricsCountTheObjectsItDeleted) {
-  MemEnv env;
-  env.SetCapacity(256 << 20);
-  FakeClock clock;
-  FakeObjectStoreFactory buckets(&clock);
-  Io io{&env, &clock, &buckets};
-  ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io).ok());
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env);
-  ASSERT_TRUE(config.ok()) << config.status();
-  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
-  ASSERT_TRUE(volume.ok()) << volume.status();
-  // The sweep over a bucket of its own, as a shared volume's leader runs it.
-  FakeObjectStore::Options bucket_options;
-  bucket_options.clock = &clock;
-  FakeObjectStore bucket(bucket_options);
-  RemoteBlobStore remote(bucket, "vol/", config->volume_id);
-  absl::StatusOr<BlobId> id = (*volume)->ns().AllocateBlobIds(1);
+// A volume and a bucket of its own, as a shared volume's blobs are kept.
+class SharedVolumeMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_.SetCapacity(256 << 20);
+    ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io_).ok());
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env_);
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io_);
+    ASSERT_TRUE(volume.ok()) << volume.status();
+    volume_ = std::move(*volume);
+    FakeObjectStore::Options bucket_options;
+    bucket_options.clock = &clock_;
+    bucket_ = std::make_unique<FakeObjectStore>(bucket_options);
+    remote_ = std::make_unique<RemoteBlobStore>(*bucket_, "vol/", config->volume_id);
+  }
+
+  MemEnv env_;
+  FakeClock clock_;
+  FakeObjectStoreFactory buckets_{&clock_};
+  Io io_{&env_, &clock_, &buckets_};
+  std::unique_ptr<Volume> volume_;
+  std::unique_ptr<FakeObjectStore> bucket_;
+  std::unique_ptr<RemoteBlobStore> remote_;
+};
+
+TEST_F(SharedVolumeMetricsTest, SweepMetricsCountTheObjectsItDeleted) {
+  // The sweep, as a shared volume's leader runs it.
+  absl::StatusOr<BlobId> id = volume_->ns().AllocateBlobIds(1);
   ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_TRUE(remote.Put(*id, "left by a crash").ok());
+  ASSERT_TRUE(remote_->Put(*id, "left by a crash").ok());
   SharedBlobSweeper::Options options;
   options.background = false;
-  options.clock = &clock;
-  SharedBlobSweeper sweeper((*volume)->ns(), remote, options);
-  clock.Advance(absl::Hours(2));
+  options.clock = &clock_;
+  SharedBlobSweeper sweeper(volume_->ns(), *remote_, options);
+  clock_.Advance(absl::Hours(2));
   ASSERT_TRUE(sweeper.SweepNow().ok());
   VolumeMetricsSources sources;
   sources.shared_sweeper = &sweeper;
@@ -253,25 +265,11 @@ TEST(VolumeMetricsTest, SharedSweepMetricsCountTheObjectsItDeleted) {
   EXPECT_THAT(text, HasSubstr("cairn_shared_sweep_deleted_objects_total 1\n"));
 }
 
-TEST(VolumeMetricsTest, SharedBucketMetricsCountReadsBytesAndFailures) {
-  MemEnv env;
-  env.SetCapacity(256 << 20);
-  FakeClock clock;
-  FakeObjectStoreFactory buckets(&clock);
-  Io io{&env, &clock, &buckets};
-  ASSERT_TRUE(FormatVolume("/vol", FormatOptions(), io).ok());
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig("/vol", "", &env);
-  ASSERT_TRUE(config.ok()) << config.status();
-  absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open("/vol", *config, io);
-  ASSERT_TRUE(volume.ok()) << volume.status();
-  FakeObjectStore::Options bucket_options;
-  bucket_options.clock = &clock;
-  FakeObjectStore bucket(bucket_options);
-  RemoteBlobStore remote(bucket, "vol/", config->volume_id);
-  SharedBlobStore shared((*volume)->ns(), remote, /*block_cache=*/nullptr);
-  absl::StatusOr<BlobId> ids = (*volume)->ns().AllocateBlobIds(2);
+TEST_F(SharedVolumeMetricsTest, BucketMetricsCountReadsBytesAndFailures) {
+  SharedBlobStore shared(volume_->ns(), *remote_, /*block_cache=*/nullptr);
+  absl::StatusOr<BlobId> ids = volume_->ns().AllocateBlobIds(2);
   ASSERT_TRUE(ids.ok()) << ids.status();
-  ASSERT_TRUE(remote.Put(*ids, "in the bucket").ok());
+  ASSERT_TRUE(remote_->Put(*ids, "in the bucket").ok());
   absl::StatusOr<std::string> read = shared.Read(*ids, 0, 13);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_FALSE(shared.Read(*ids + 1, 0, 4).ok()) << "never stored";

@@ -148,7 +148,9 @@ std::string ConfigText(const VolumeConfig& c) {
         << "[blobs]\n";
     WriteS3Target(*c.shared_blobs, out);
     out << "# Blocks read are kept in cache_dir/blob-blocks, up to this many bytes.\n"
-        << "cache_bytes = " << c.shared_blobs->cache_bytes << "\n";
+        << "cache_bytes = " << c.shared_blobs->cache_bytes << "\n"
+        << "# A read or upload the bucket does not answer fails (EIO) after this long.\n"
+        << "read_timeout_seconds = " << c.shared_blobs->read_timeout_seconds << "\n";
   }
   if (!c.metrics.listen.empty()) {
     out << "\n# Prometheus metrics on http://LISTEN/metrics (docs/METRICS.md).\n"
@@ -296,6 +298,7 @@ absl::StatusOr<SharedBlobsConfig> ParseSharedBlobs(const toml::table& table,
       table, path, "blobs", &b,
       [&](const std::string& key, const IntegerKey& integer) -> std::optional<absl::Status> {
         if (key == "cache_bytes") return integer(0, INT64_MAX, &b.cache_bytes);
+        if (key == "read_timeout_seconds") return integer(1, 3600, &b.read_timeout_seconds);
         return std::nullopt;
       });
   if (!s.ok()) return s;

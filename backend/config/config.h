@@ -83,6 +83,9 @@ struct SharedBlobsConfig : S3Target {
   // Blocks read from the bucket are kept on local disk
   // (CACHE_DIR/blob-blocks), up to this many bytes; 0: not kept.
   int64_t cache_bytes = 1ll << 30;
+  // A request to the bucket (a read, an upload) is retried this long in
+  // all, then fails (EIO).
+  int64_t read_timeout_seconds = 30;
 };
 
 // Prometheus metrics over HTTP (the [metrics] section of cairn.toml; absent,

@@ -9,16 +9,31 @@
 
 namespace cairn {
 
-absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier, const std::string& config_path,
-                                            Env* env) {
-  absl::StatusOr<s3::S3Options> options = S3TargetOptions(tier, config_path, env);
+namespace {
+
+// A request waits for the remote this long in all, retries included,
+// however quickly each attempt fails: a remote restarting for a few
+// seconds must not hand readers EIO, and one that takes connections and
+// never answers must not hold them for several stalls. The time bounds the
+// retries, not their number.
+absl::StatusOr<s3::S3Options> RetriedFor(absl::StatusOr<s3::S3Options> options,
+                                         int64_t seconds) {
   if (!options.ok()) return options;
-  // A read waits for the remote this long in all, retries included, however
-  // quickly each attempt fails: a remote restarting for a few seconds must
-  // not hand readers EIO. The time bounds the retries, not their number.
-  options->max_retry_seconds = static_cast<double>(tier.read_timeout_seconds);
+  options->max_retry_seconds = static_cast<double>(seconds);
   options->max_attempts = std::numeric_limits<int>::max();
   return options;
+}
+
+}  // namespace
+
+absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier, const std::string& config_path,
+                                            Env* env) {
+  return RetriedFor(S3TargetOptions(tier, config_path, env), tier.read_timeout_seconds);
+}
+
+absl::StatusOr<s3::S3Options> SharedBlobsS3Options(const SharedBlobsConfig& blobs,
+                                                   const std::string& config_path, Env* env) {
+  return RetriedFor(S3TargetOptions(blobs, config_path, env), blobs.read_timeout_seconds);
 }
 
 absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& tier,

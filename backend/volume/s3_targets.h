@@ -18,6 +18,11 @@ namespace cairn {
 // cairn.toml, whose mode is checked when it holds a secret).
 absl::StatusOr<s3::S3Options> TierS3Options(const TierConfig& tier, const std::string& config_path,
                                             Env* env = Env::Default());
+// The same for a shared volume's bucket, whose reads and uploads are
+// retried for its read_timeout_seconds as the tier's reads are.
+absl::StatusOr<s3::S3Options> SharedBlobsS3Options(const SharedBlobsConfig& blobs,
+                                                   const std::string& config_path,
+                                                   Env* env = Env::Default());
 // The same for any bucket of cairn's (the replica's), with the client's
 // default retry limits.
 absl::StatusOr<s3::S3Options> S3TargetOptions(const S3Target& target,

@@ -617,8 +617,11 @@ absl::Status Volume::OpenSharedBlobs(Volume& volume) {
   const SharedBlobsConfig& target = *config.shared_blobs;
   // Nothing is sent to the bucket here: a mount works while it is down
   // (reads of what the cache holds go on).
+  absl::StatusOr<s3::S3Options> options =
+      SharedBlobsS3Options(target, config.ConfigFile(volume.dir_), volume.io_.env);
   absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
-      OpenS3Target(volume.io_, target, config.ConfigFile(volume.dir_));
+      options.ok() ? volume.io_.remote->Open(*options)
+                   : absl::StatusOr<std::unique_ptr<s3::ObjectStore>>(options.status());
   if (!client.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the bucket of shared volume ", volume.dir_, ": ", client.status().message()));

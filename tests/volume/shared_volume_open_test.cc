@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -238,6 +239,33 @@ TEST_F(SharedVolumeOpenTest, ConfigNeedsBothSectionsAndHidesThePassword) {
             "postgresql://u@db:5432/x?sslmode=require");
   EXPECT_EQ(UrlWithoutPassword("postgresql://u@db/x"), "postgresql://u@db/x");
   EXPECT_EQ(UrlWithoutPassword("postgresql://db/x?user=a@b"), "postgresql://db/x?user=a@b");
+}
+
+TEST_F(SharedVolumeOpenTest, TheBucketsReadTimeoutIsReadAndWrittenBack) {
+  ASSERT_TRUE(FormatVolume(Dir("a"), SharedFormat(), TestIo()).ok());
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Dir("a"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->shared_blobs->read_timeout_seconds, 30);
+  config->shared_blobs->read_timeout_seconds = 7;
+  ASSERT_TRUE(SaveVolumeConfig(Dir("a"), *config).ok());
+  absl::StatusOr<VolumeConfig> again = LoadVolumeConfig(Dir("a"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->shared_blobs->read_timeout_seconds, 7);
+  // Out of range: refused, naming the key.
+  const std::string path = Dir("a") + "/cairn.toml";
+  std::string text;
+  {
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = text.find("read_timeout_seconds = 7");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, strlen("read_timeout_seconds = 7"), "read_timeout_seconds = 0");
+  std::ofstream(path) << text;
+  absl::StatusOr<VolumeConfig> bad = LoadVolumeConfig(Dir("a"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("read_timeout_seconds"), std::string::npos)
+      << bad.status();
 }
 
 }  // namespace

@@ -446,7 +446,7 @@ TEST(TierOptionsTest, AddressingAndCredentialsComeFromTheConfig) {
 // EIO. With the server refusing connections it gave up after 6 attempts
 // (2.3-3.1 s), so an ordinary restart of the remote handed readers EIO.
 // An S3 target at a port nothing listens on (connections are refused at
-// once), with test credentials; `config` is an empty cairn.toml.
+// once), with test credentials.
 template <typename Target>
 Target RefusingTarget() {
   int probe = socket(AF_INET, SOCK_STREAM, 0);
@@ -465,6 +465,14 @@ Target RefusingTarget() {
   return target;
 }
 
+// An empty cairn.toml in `dir`, private as one holding a secret must be.
+std::string EmptyConfigIn(const TempDir& dir) {
+  std::string config = dir.path() + "/cairn.toml";
+  fclose(fopen(config.c_str(), "w"));
+  chmod(config.c_str(), 0600);
+  return config;
+}
+
 // Seconds a GET with `options` takes to fail.
 double SecondsToFail(const absl::StatusOr<s3::S3Options>& options) {
   EXPECT_TRUE(options.ok()) << options.status();
@@ -480,9 +488,7 @@ double SecondsToFail(const absl::StatusOr<s3::S3Options>& options) {
 
 TEST(TierOptionsTest, AReadOfAnUnreachableRemoteKeepsTryingForReadTimeoutSeconds) {
   TempDir dir;
-  std::string config = dir.path() + "/cairn.toml";
-  fclose(fopen(config.c_str(), "w"));
-  chmod(config.c_str(), 0600);
+  const std::string config = EmptyConfigIn(dir);
   TierConfig tier = RefusingTarget<TierConfig>();
   tier.read_timeout_seconds = 4;
   const double waited = SecondsToFail(TierS3Options(tier, config));
@@ -495,9 +501,7 @@ TEST(TierOptionsTest, AReadOfAnUnreachableRemoteKeepsTryingForReadTimeoutSeconds
 // took connections and never answered.
 TEST(TierOptionsTest, ASharedVolumesBucketIsRetriedForItsReadTimeoutToo) {
   TempDir dir;
-  std::string config = dir.path() + "/cairn.toml";
-  fclose(fopen(config.c_str(), "w"));
-  chmod(config.c_str(), 0600);
+  const std::string config = EmptyConfigIn(dir);
   SharedBlobsConfig blobs = RefusingTarget<SharedBlobsConfig>();
   blobs.read_timeout_seconds = 4;
   const double waited = SecondsToFail(SharedBlobsS3Options(blobs, config));

@@ -617,15 +617,15 @@ absl::Status Volume::OpenSharedBlobs(Volume& volume) {
   const SharedBlobsConfig& target = *config.shared_blobs;
   // Nothing is sent to the bucket here: a mount works while it is down
   // (reads of what the cache holds go on).
+  auto unusable = [&](const absl::Status& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the bucket of shared volume ", volume.dir_, ": ", why.message()));
+  };
   absl::StatusOr<s3::S3Options> options =
       SharedBlobsS3Options(target, config.ConfigFile(volume.dir_), volume.io_.env);
-  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client =
-      options.ok() ? volume.io_.remote->Open(*options)
-                   : absl::StatusOr<std::unique_ptr<s3::ObjectStore>>(options.status());
-  if (!client.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the bucket of shared volume ", volume.dir_, ": ", client.status().message()));
-  }
+  if (!options.ok()) return unusable(options.status());
+  absl::StatusOr<std::unique_ptr<s3::ObjectStore>> client = volume.io_.remote->Open(*options);
+  if (!client.ok()) return unusable(client.status());
   volume.shared_client_ = std::move(*client);
   volume.shared_remote_ = std::make_unique<RemoteBlobStore>(*volume.shared_client_, target.prefix,
                                                             config.volume_id);

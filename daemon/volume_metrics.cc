@@ -231,7 +231,8 @@ void AppendRemoteReads(MetricsText* out, absl::string_view remote, absl::string_
         absl::StrCat("Bytes held by the local block cache of ", where, "."));
   Counter(out, absl::StrCat(cache, "_skipped_total"), r.cache_skipped,
           absl::StrCat("Blocks of ", where, " left out of the local block cache: its write "
-                       "queue was full."));
+                       "queue was full, or caching them would have left less than a tenth "
+                       "of its filesystem free."));
 }
 
 void AppendTier(const VolumeMetricsSources& s, MetricsText* out) {

@@ -192,6 +192,10 @@ absl::Status DiskBlockCache::Put(BlobId id, uint64_t block, std::string_view dat
   std::string temp;
   {
     absl::MutexLock lock(&mu_);
+    if (!MakeRoomLocked(bytes.size())) {
+      no_room_++;
+      return absl::OkStatus();
+    }
     temp = absl::StrCat(dir_, "/tmp-", next_temp_++);
   }
   if (absl::Status s = env_->CreateDir(absl::StrFormat("%s/%02x", dir_, id & 0xff)); !s.ok()) {
@@ -318,8 +322,35 @@ DiskBlockCache::Counters DiskBlockCache::GetCounters() {
   }
   absl::MutexLock lock(&mu_);
   Counters counters = counters_;
-  counters.skipped = skipped;
+  counters.skipped = skipped + no_room_;
   return counters;
+}
+
+uint64_t DiskBlockCache::ReleaseSpace(uint64_t wanted) {
+  absl::MutexLock lock(&mu_);
+  uint64_t released = 0;
+  while (released < wanted && !lru_.empty()) {
+    released += lru_.back().bytes;
+    DropLocked(std::prev(lru_.end()));
+    counters_.evictions++;
+  }
+  return released;
+}
+
+bool DiskBlockCache::MakeRoomLocked(uint64_t bytes) {
+  absl::StatusOr<SpaceInfo> space = env_->StatFs(dir_);
+  if (!space.ok()) return true;  // the write itself finds a full disk
+  const auto keep = static_cast<uint64_t>(static_cast<double>(space->capacity_bytes) *
+                                          kKeepFreeFraction);
+  // A deleted file's blocks come back whole: counting its length is close
+  // enough, and the next put looks again.
+  uint64_t available = space->available_bytes;
+  while (available < keep + bytes && !lru_.empty()) {
+    available += lru_.back().bytes;
+    DropLocked(std::prev(lru_.end()));
+    counters_.evictions++;
+  }
+  return available >= keep + bytes;
 }
 
 void DiskBlockCache::EvictLocked() {

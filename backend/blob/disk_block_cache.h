@@ -4,6 +4,13 @@
 // every read: a damaged or torn block file is dropped and reported as a
 // miss, never returned.
 //
+// It is the first thing on its filesystem to give up room: a block is
+// written only while a tenth of the filesystem stays free (as JuiceFS's
+// cache keeps by default), the least recently used blocks going first to
+// keep it so, and ReleaseSpace evicts on demand (the volume asks before it
+// refuses written data for want of room). Only what the cache wrote counts
+// against its capacity; what others write shrinks it.
+//
 // One file per block, `<dir>/<id & 0xff as 2 hex>/<id as 16 hex>-<block as
 // 8 hex>.blk`, little-endian:
 //   0  magic "CAIRNDBC"        8 bytes
@@ -60,9 +67,13 @@ class DiskBlockCache {
   // bytes, as after the namespace is restored from an older copy, blocks
   // of the old blob are misses, never returned.
   std::optional<std::string> Get(BlobId id, uint64_t block, uint32_t tag = 0);
-  // Stores a block, evicting others to stay within capacity. Errors (a full
-  // disk) are returned; the cache stays consistent and keeps working.
+  // Stores a block, evicting others to stay within capacity and to leave
+  // kKeepFreeFraction of the filesystem free; when even an empty cache
+  // would leave less, the block is not cached (counted in
+  // Counters::skipped). Errors (a full disk) are returned; the cache stays
+  // consistent and keeps working.
   absl::Status Put(BlobId id, uint64_t block, std::string_view data, uint32_t tag = 0);
+  static constexpr double kKeepFreeFraction = 0.1;
   // Put, later, on the cache's own thread: the caller does not wait for the
   // disk. At most kMaxQueuedBytes wait; past that a block is not cached
   // (counted in Counters::skipped). Errors are the cache's (logged).
@@ -72,6 +83,9 @@ class DiskBlockCache {
   static constexpr uint64_t kMaxQueuedBytes = 32ull << 20;
   // Drops the cached blocks 0..block_count-1 of a blob (it was deleted).
   void ForgetBlob(BlobId id, uint64_t block_count);
+  // Evicts the least recently used blocks until `wanted` bytes of files
+  // are gone or the cache is empty; returns the bytes evicted.
+  uint64_t ReleaseSpace(uint64_t wanted);
 
   struct Counters {
     uint64_t bytes = 0;
@@ -80,7 +94,9 @@ class DiskBlockCache {
     uint64_t misses = 0;
     uint64_t evictions = 0;
     uint64_t corrupt = 0;  // damaged blocks found and dropped
-    uint64_t skipped = 0;  // not cached: the background queue was full
+    // Not cached: the background queue was full, or the filesystem would
+    // have been left with less than kKeepFreeFraction free.
+    uint64_t skipped = 0;
   };
   Counters GetCounters();
 
@@ -116,6 +132,9 @@ class DiskBlockCache {
   void WriteQueued();
   std::string PathOf(const Key& key) const;
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts until writing `bytes` leaves kKeepFreeFraction of the
+  // filesystem free; false if even an empty cache would not.
+  bool MakeRoomLocked(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLocked(Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
@@ -127,6 +146,7 @@ class DiskBlockCache {
   absl::flat_hash_map<Key, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_temp_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t no_room_ ABSL_GUARDED_BY(mu_) = 0;  // puts skipped for the free space
 
   absl::Mutex queue_mu_;  // never held with mu_
   std::deque<Queued> queue_ ABSL_GUARDED_BY(queue_mu_);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/support/fault_env.h"
+#include "tests/support/mem_env.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn {
@@ -120,6 +121,86 @@ TEST_F(DiskBlockCacheTest, FullDiskFailsThePutAndLeavesTheCacheWorking) {
   EXPECT_EQ(FileCount(), 1u) << "no partial or temporary file is left";
   ASSERT_TRUE(cache->Put(2, 0, Data('b')).ok());
   EXPECT_EQ(cache->Get(2, 0), Data('b'));
+}
+
+// On a filesystem of its own size (MemEnv), to see what the cache leaves
+// free for the journal and the data beside it.
+class DiskBlockCacheRoomTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kCapacity = 20000;  // a tenth: 2,000 bytes kept free
+  void SetUp() override {
+    env_.SetCapacity(kCapacity);
+    auto cache = DiskBlockCache::Open("/cache", 1 << 20, &env_);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = std::move(*cache);
+  }
+  uint64_t Free() { return env_.StatFs("/cache")->available_bytes; }
+  // Another program's file, growing to leave `left` bytes free.
+  void FillLeaving(uint64_t left) {
+    absl::StatusOr<std::unique_ptr<File>> file = env_.Open("/filler", OpenMode::kReadWrite);
+    ASSERT_TRUE(file.ok());
+    const uint64_t size = *(*file)->Size();
+    ASSERT_TRUE((*file)->Truncate(size + Free() - left).ok());
+  }
+
+  MemEnv env_;
+  std::unique_ptr<DiskBlockCache> cache_;
+};
+
+TEST_F(DiskBlockCacheRoomTest, PutsLeaveATenthOfTheFilesystemFreeEvictingTheOldestFirst) {
+  // 17 blocks leave 2,252 bytes; an 18th would leave less than 2,000.
+  for (BlobId id = 1; id <= 18; ++id) {
+    ASSERT_TRUE(cache_->Put(id, 0, Data('a' + id)).ok());
+    EXPECT_GE(Free(), kCapacity / 10) << "after block " << id;
+  }
+  EXPECT_EQ(cache_->Get(1, 0), std::nullopt) << "the oldest block made room";
+  for (BlobId id = 2; id <= 18; ++id) EXPECT_EQ(cache_->Get(id, 0), Data('a' + id));
+  EXPECT_EQ(cache_->GetCounters().evictions, 1u);
+  EXPECT_EQ(cache_->GetCounters().skipped, 0u);
+}
+
+TEST_F(DiskBlockCacheRoomTest, WhatOthersWriteShrinksTheCacheAndThenSkipsIt) {
+  for (BlobId id = 1; id <= 4; ++id) ASSERT_TRUE(cache_->Put(id, 0, Data('x')).ok());
+  // The journal (say) grows until a block more would leave less than the
+  // tenth: the oldest block goes for the new one.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(kCapacity / 10 + kBlockFile - 1));
+  ASSERT_TRUE(cache_->Put(5, 0, Data('y')).ok());
+  EXPECT_EQ(cache_->Get(5, 0), Data('y'));
+  EXPECT_EQ(cache_->Get(1, 0), std::nullopt);
+  for (BlobId id = 2; id <= 4; ++id) EXPECT_EQ(cache_->Get(id, 0), Data('x'));
+  EXPECT_GE(Free(), kCapacity / 10);
+
+  // It fills the filesystem: the blocks least recently used make room.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(0));
+  ASSERT_TRUE(cache_->Put(6, 0, Data('z')).ok());
+  EXPECT_EQ(cache_->Get(6, 0), Data('z'));
+  EXPECT_EQ(cache_->GetCounters().blocks, 2u);
+  EXPECT_GE(Free(), kCapacity / 10);
+
+  // Again: now even an empty cache would leave too little, so the block is
+  // not cached (nor does the put fail), and the cache gave up all it had.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(0));
+  ASSERT_TRUE(cache_->Put(7, 0, Data('w')).ok());
+  EXPECT_EQ(cache_->Get(7, 0), std::nullopt);
+  EXPECT_EQ(cache_->GetCounters().blocks, 0u);
+  EXPECT_EQ(cache_->GetCounters().skipped, 1u);
+
+  ASSERT_TRUE(env_.Remove("/filler").ok());  // room again: it caches again
+  ASSERT_TRUE(cache_->Put(7, 0, Data('w')).ok());
+  EXPECT_EQ(cache_->Get(7, 0), Data('w'));
+}
+
+TEST_F(DiskBlockCacheRoomTest, ReleaseSpaceEvictsTheLeastRecentlyUsedBlocks) {
+  for (BlobId id = 1; id <= 3; ++id) ASSERT_TRUE(cache_->Put(id, 0, Data('r')).ok());
+  ASSERT_EQ(cache_->Get(1, 0), Data('r'));  // block 2 is now the least recent
+  const uint64_t before = Free();
+  EXPECT_EQ(cache_->ReleaseSpace(1), kBlockFile);
+  EXPECT_EQ(Free(), before + kBlockFile);
+  EXPECT_EQ(cache_->Get(2, 0), std::nullopt);
+  EXPECT_EQ(cache_->Get(1, 0), Data('r'));
+  EXPECT_EQ(cache_->ReleaseSpace(1 << 30), 2 * kBlockFile) << "all it had";
+  EXPECT_EQ(cache_->GetCounters().blocks, 0u);
+  EXPECT_EQ(cache_->ReleaseSpace(1), 0u);
 }
 
 TEST_F(DiskBlockCacheTest, ForgetBlobDropsAllItsBlocks) {

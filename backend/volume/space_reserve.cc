@@ -75,7 +75,9 @@ void SpaceReserve::Release(const std::string& why) {
 }
 
 void SpaceReserve::Tend() {
-  const uint64_t free_bytes = FreeBytes();
+  uint64_t free_bytes = FreeBytes();
+  const uint64_t kept = held_ ? bytes_ : 2 * bytes_;
+  if (free_bytes < kept && GiveRoom(kept - free_bytes)) free_bytes = FreeBytes();
   if (held_ && free_bytes < bytes_ / 8) {
     Release(absl::StrCat("the filesystem of ", dir_, " is full (", Mib(free_bytes), " free)"));
   } else if (!held_ && free_bytes != UINT64_MAX && free_bytes >= 3 * bytes_) {
@@ -91,6 +93,17 @@ void SpaceReserve::PrepareForOpen() {
 }
 
 void SpaceReserve::SetPlacement(const DataPlacement& placement) { placement_ = placement; }
+
+void SpaceReserve::AddRoomGiver(RoomGiver giver) { givers_.push_back(std::move(giver)); }
+
+bool SpaceReserve::GiveRoom(uint64_t wanted) {
+  uint64_t freed = 0;
+  for (const RoomGiver& giver : givers_) {
+    if (freed >= wanted) break;
+    freed += giver(wanted - freed);
+  }
+  return freed > 0;
+}
 
 absl::Status SpaceReserve::CheckRoomForData(uint64_t journal_bytes, uint64_t stored_bytes) {
   const uint64_t data_shards = std::max(placement_.data_shards, 1);
@@ -113,6 +126,7 @@ absl::Status SpaceReserve::CheckRoomForData(uint64_t journal_bytes, uint64_t sto
   }
   uint64_t free_bytes = FreeBytes();
   if (free_bytes == UINT64_MAX) return absl::OkStatus();  // nothing refused on a guess
+  if (free_bytes < kept + taken && GiveRoom(kept + taken - free_bytes)) free_bytes = FreeBytes();
   if (free_bytes >= kept + taken) {
     uint64_t expected = free_bytes;
     last_free_.compare_exchange_strong(expected, free_bytes - taken);

@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -60,6 +62,14 @@ class SpaceReserve {
   // Until set, every byte journaled or stored counts as written here.
   void SetPlacement(const DataPlacement& placement);
 
+  // Something on the namespace's filesystem that can give up room (a
+  // cache of blocks whose home is elsewhere): called with the bytes
+  // wanted, returns the bytes it freed. Asked before written data is
+  // refused and before the reserve file is given up. Added before any
+  // write (not locked).
+  using RoomGiver = std::function<uint64_t(uint64_t wanted)>;
+  void AddRoomGiver(RoomGiver giver);
+
   // OK when `journal_bytes` may be appended to the writeback journal and
   // `stored_bytes` of file data stored as blobs, leaving the namespace's
   // filesystem bytes() free beyond the reserve (twice that once the
@@ -73,6 +83,8 @@ class SpaceReserve {
   // Free bytes of the filesystem, looked at now; UINT64_MAX when unknown
   // (nothing is refused or released on a guess).
   uint64_t FreeBytes();
+  // Asks the givers for `wanted` bytes; whether any freed some.
+  bool GiveRoom(uint64_t wanted);
 
   Env* const env_;
   const std::string dir_;
@@ -80,6 +92,7 @@ class SpaceReserve {
   Clock* const clock_;
   uint64_t bytes_ = kMinReserveBytes;
   DataPlacement placement_;  // set before any write: not locked
+  std::vector<RoomGiver> givers_;  // likewise
   std::atomic<bool> held_{false};
   absl::Mutex mu_;  // one change of the file at a time
   std::atomic<int64_t> checked_nanos_{-(int64_t{1} << 62)};  // never

@@ -31,14 +31,19 @@ namespace {
 
 constexpr char kLastStopName[] = "last-stop";
 
-// Where written data lands against VOLUME_DIR's filesystem (the one whose
-// room the reserve keeps): a path that cannot be looked at counts as there.
+// Whether `path` is on VOLUME_DIR's filesystem (the one whose room the
+// reserve keeps): a path that cannot be looked at counts as there.
+bool OnVolumeFilesystem(Env* env, const std::string& volume_dir, const std::string& path) {
+  absl::StatusOr<FileInfo> volume_info = env->Stat(volume_dir);
+  absl::StatusOr<FileInfo> info = env->Stat(path);
+  return !volume_info.ok() || !info.ok() || info->device == volume_info->device;
+}
+
+// Where written data lands against VOLUME_DIR's filesystem.
 DataPlacement PlacementOf(Env* env, const std::string& volume_dir, const std::string& cache_dir,
                           const std::vector<std::string>& disks, const Redundancy& redundancy) {
-  absl::StatusOr<FileInfo> volume_info = env->Stat(volume_dir);
   const auto here = [&](const std::string& path) {
-    absl::StatusOr<FileInfo> info = env->Stat(path);
-    return !volume_info.ok() || !info.ok() || info->device == volume_info->device;
+    return OnVolumeFilesystem(env, volume_dir, path);
   };
   DataPlacement placement;
   placement.journal_here = here(cache_dir);
@@ -571,6 +576,15 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
                                static_cast<uint64_t>(config.tier->cache_bytes), env, io.clock);
       if (cache.ok()) {
         volume->tier_block_cache_ = std::move(*cache);
+        // Blocks fetched again cost a read of the remote; refused writes
+        // cost the user's data: the cache gives up its room first.
+        if (volume->reserve_ != nullptr &&
+            OnVolumeFilesystem(env, volume->dir_, Join(config.cache_dir, "tier-blocks"))) {
+          volume->reserve_->AddRoomGiver([block_cache = volume->tier_block_cache_.get()](
+                                             uint64_t wanted) {
+            return block_cache->ReleaseSpace(wanted);
+          });
+        }
       } else {
         // Reads of tiered data still work, each one from the remote.
         LogWarning("the remote tier's block cache in %s cannot be used: %s", config.cache_dir,

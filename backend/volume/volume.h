@@ -224,6 +224,7 @@ class Volume {
   std::unique_ptr<RemoteBlobStore> replica_;
   std::unique_ptr<ReplicaOwner> replica_owner_;
   bool read_only_ = false;
+  // After the block caches: its room givers point at them.
   std::unique_ptr<SpaceReserve> reserve_;
 };
 

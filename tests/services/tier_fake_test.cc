@@ -11,17 +11,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "backend/base/crc32c.h"
+#include "backend/base/files.h"
 #include "backend/base/fs_error.h"
 #include "backend/blob/remote_blob_store.h"
 #include "backend/services/remote_scrub.h"
 #include "backend/services/replication.h"
 #include "backend/services/tier_mover.h"
+#include "backend/services/tiered_blob_store.h"
 #include "backend/services/tiering.h"
+#include "backend/volume/space_reserve.h"
 #include "backend/volume/volume.h"
 #include "backend/volume/volume_services.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_object_store.h"
+#include "tests/support/mem_env.h"
 #include "tests/support/random_bytes.h"
 #include "tests/support/volume_files.h"
 
@@ -84,7 +89,7 @@ class TierFakeTest : public ::testing::Test {
     ASSERT_TRUE(formatted.ok()) << formatted.status();
   }
 
-  Io TestIo() { return Io{Env::Default(), &clock_, &factory_}; }
+  Io TestIo() { return Io{env_, &clock_, &factory_}; }
   std::string Vol() { return dir_.path() + "/vol"; }
   std::string Disk(int i) { return absl::StrCat(dir_.path(), "/disk", i); }
   FakeObjectStore& Tier() { return factory_.Bucket(kEndpoint, "tier"); }
@@ -95,7 +100,7 @@ class TierFakeTest : public ::testing::Test {
   // it (SaveVolumeConfig makes such a file owner-only, which the
   // credentials check wants), then opens it.
   void ConfigureAndOpen(bool with_replica, int64_t cache_bytes) {
-    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol(), "", env_);
     ASSERT_TRUE(config.ok()) << config.status();
     TierConfig tier;
     tier.endpoint = kEndpoint;
@@ -112,7 +117,7 @@ class TierFakeTest : public ::testing::Test {
       replica.secret_access_key = "replica-secret";
       config->replica = replica;
     }
-    ASSERT_TRUE(SaveVolumeConfig(Vol(), *config).ok());
+    ASSERT_TRUE(SaveVolumeConfig(Vol(), *config, env_).ok());
     ASSERT_NO_FATAL_FAILURE(Reopen());
   }
 
@@ -121,7 +126,7 @@ class TierFakeTest : public ::testing::Test {
   void Reopen() {
     services_.reset();
     volume_.reset();
-    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+    absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol(), "", env_);
     ASSERT_TRUE(config.ok()) << config.status();
     absl::StatusOr<std::unique_ptr<Volume>> volume = Volume::Open(Vol(), *config, TestIo());
     ASSERT_TRUE(volume.ok()) << volume.status();
@@ -187,6 +192,7 @@ class TierFakeTest : public ::testing::Test {
   }
 
   ScratchDir dir_;
+  Env* env_ = Env::Default();  // set before SetUp by a test on a MemEnv
   FakeClock clock_;
   FakeObjectStoreFactory factory_{&clock_};
   std::unique_ptr<Volume> volume_;
@@ -349,6 +355,60 @@ TEST_F(TierFakeTest, TheBlockCacheWorksOnTheFirstOpenAfterAFormat) {
   const uint64_t requests = Tier().GetStats().requests;
   EXPECT_TRUE(ReadsBack(id, data));
   EXPECT_EQ(Tier().GetStats().requests, requests) << "read again from the bucket";
+}
+
+// On a filesystem of 256 MiB (a MemEnv), whose room the volume's reserve
+// keeps: 4 MiB, the floor below which written data is refused.
+class TierFakeRoomTest : public TierFakeTest {
+ protected:
+  void SetUp() override {
+    mem_env_.SetCapacity(256 << 20);
+    ASSERT_TRUE(CreateDirs(&mem_env_, dir_.path()).ok());
+    env_ = &mem_env_;
+    TierFakeTest::SetUp();
+  }
+  uint64_t Free() { return mem_env_.StatFs(Vol())->available_bytes; }
+  MemEnv mem_env_;
+};
+
+// Blocks of the remote tier cached on the namespace's filesystem are given
+// up before a write is refused for want of room there: the volume's data,
+// not a copy of what the bucket holds, gets the last room.
+TEST_F(TierFakeRoomTest, TheBlockCacheGivesUpItsRoomBeforeWrittenDataIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/64 << 20));
+  std::string data = RandomBytes(3 << 20, 9);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  EXPECT_TRUE(ReadsBack(id, data));
+  // The blocks are written to the cache behind the read.
+  for (int i = 0; i < 1000 && volume_->tiered()->GetStats().cache_bytes < data.size(); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const uint64_t cached = volume_->tiered()->GetStats().cache_bytes;
+  ASSERT_GE(cached, data.size());
+
+  SpaceReserve* reserve = volume_->space_reserve();
+  ASSERT_NE(reserve, nullptr);
+  reserve->Ensure();
+  ASSERT_TRUE(reserve->held());
+  // Another program leaves the floor and 1 MiB; 2 MiB are to be journaled.
+  absl::StatusOr<std::unique_ptr<File>> filler =
+      mem_env_.Open(dir_.path() + "/filler", OpenMode::kReadWrite);
+  ASSERT_TRUE(filler.ok());
+  ASSERT_TRUE((*filler)->Truncate(Free() - reserve->bytes() - (1 << 20)).ok());
+  clock_.Advance(absl::Seconds(1));
+  absl::Status room = reserve->CheckRoomForData(2 << 20, 0);
+  EXPECT_TRUE(room.ok()) << room;
+  EXPECT_LT(volume_->tiered()->GetStats().cache_bytes, cached);
+  EXPECT_GT(volume_->tiered()->GetStats().cache_bytes, 0u) << "gave up more than was wanted";
+
+  // With the whole cache given up and still too little room, the write is
+  // refused as before, and tiered data still reads (from the bucket).
+  ASSERT_TRUE((*filler)->Truncate(*(*filler)->Size() + Free() - reserve->bytes()).ok());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve->CheckRoomForData(16 << 20, 0)), FsErrorKind::kNoSpace);
+  EXPECT_EQ(volume_->tiered()->GetStats().cache_bytes, 0u);
+  EXPECT_TRUE(ReadsBack(id, data));
 }
 
 TEST_F(TierFakeTest, TheReplicatorKeepsItsQueueThroughFailuresAndCatchesUp) {
@@ -742,12 +802,12 @@ TEST_F(RemoteScrubTest, AReplicaAnotherCopyOwnsNowIsNotRewritten) {
 
 TEST_F(RemoteScrubTest, ATierSharingTheReplicasObjectsIsCheckedOnce) {
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/false, 0));
-  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol());
+  absl::StatusOr<VolumeConfig> config = LoadVolumeConfig(Vol(), "", env_);
   ASSERT_TRUE(config.ok());
   ReplicaConfig replica;
   static_cast<S3Target&>(replica) = static_cast<const S3Target&>(*config->tier);
   config->replica = replica;
-  ASSERT_TRUE(SaveVolumeConfig(Vol(), *config).ok());
+  ASSERT_TRUE(SaveVolumeConfig(Vol(), *config, env_).ok());
   ASSERT_NO_FATAL_FAILURE(Reopen());
   ASSERT_TRUE(config->tier->SameObjectsAs(*config->replica));
   for (int i = 0; i < 3; ++i) {

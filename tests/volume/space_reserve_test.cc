@@ -116,6 +116,56 @@ TEST_F(SpaceReserveTest, OnlyWhatLandsOnTheNamespacesFilesystemCounts) {
   EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(0, 14 * kMiB)), FsErrorKind::kNoSpace);
 }
 
+// What can give up room (a block cache) is asked for just what is missing,
+// before data is refused and before the reserve file is given up; never
+// while there is room.
+TEST_F(SpaceReserveTest, RoomGiversAreAskedBeforeDataIsRefusedOrTheReserveGivenUp) {
+  SpaceReserve reserve(&env_, "/vol", &clock_);
+  reserve.Ensure();
+  ASSERT_TRUE(reserve.held());
+  // A cache of 6 MiB, giving up whole MiB files.
+  uint64_t cached = 6 * kMiB;
+  std::vector<uint64_t> asked;
+  absl::StatusOr<std::unique_ptr<File>> cache_file = env_.Open("/cache", OpenMode::kReadWrite);
+  ASSERT_TRUE(cache_file.ok());
+  ASSERT_TRUE((*cache_file)->Truncate(cached).ok());
+  reserve.AddRoomGiver([&](uint64_t wanted) -> uint64_t {
+    asked.push_back(wanted);
+    uint64_t freed = 0;
+    while (freed < wanted && cached > 0) {
+      cached -= kMiB;
+      freed += kMiB;
+    }
+    EXPECT_TRUE((*cache_file)->Truncate(cached).ok());
+    return freed;
+  });
+
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(10 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(reserve.CheckRoomForData(2 * kMiB, 0).ok());
+  EXPECT_TRUE(asked.empty()) << "asked while there was room";
+
+  // 5 MiB free, 2 MiB to write, 4 MiB kept: 1 MiB is wanted.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(5 * kMiB));
+  clock_.Advance(absl::Seconds(1));
+  absl::Status room = reserve.CheckRoomForData(2 * kMiB, 0);
+  EXPECT_TRUE(room.ok()) << room;
+  EXPECT_EQ(asked, std::vector<uint64_t>{kMiB});
+  EXPECT_EQ(cached, 5 * kMiB);
+
+  // Filled by someone else: the cache goes before the reserve does.
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(100 << 10));
+  reserve.Tend();
+  EXPECT_TRUE(reserve.held()) << "the reserve went while the cache had room to give";
+  EXPECT_EQ(cached, kMiB);
+  EXPECT_GE(Free(), 4 * kMiB);
+
+  // Nothing more to give than 1 MiB: the write is refused as before.
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(GetFsErrorKind(reserve.CheckRoomForData(8 * kMiB, 0)), FsErrorKind::kNoSpace);
+  EXPECT_EQ(cached, 0u);
+}
+
 TEST_F(SpaceReserveTest, NoReserveIsMadeWithoutRoomForItAndTheFloor) {
   ASSERT_NO_FATAL_FAILURE(FillLeaving(10 * kMiB));
   SpaceReserve reserve(&env_, "/vol", &clock_);

@@ -53,6 +53,14 @@ absl::Status TierMover::MoveIn(BlobId id) {
   if (record->location == BlobLocation::kLocal || record->location == BlobLocation::kBoth) {
     return absl::OkStatus();
   }
+  // A recall is never worth the namespace's last room: the data reads as
+  // well from the tier.
+  if (room_check_) {
+    if (absl::Status room = room_check_(record->length); !room.ok()) {
+      errors_++;
+      return room;
+    }
+  }
   absl::StatusOr<std::string> data = remote_.Read(id, 0, record->length);
   if (!data.ok() || Crc32c(*data) != record->crc32c) {
     errors_++;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/statusor.h"
 #include "backend/blob/blob_store.h"
@@ -26,7 +27,14 @@ class TierMover {
   // Moves blob `id` to the remote tier (no-op if it is there already).
   absl::Status MoveOut(BlobId id);
   // Brings blob `id` back to the local disks, keeping the remote copy.
+  // Refused (kNoSpace, the blob left in the tier) when the room check says
+  // the local copy would take room the namespace keeps.
   absl::Status MoveIn(BlobId id);
+  // Whether `bytes` of blob data may be stored locally (the volume's
+  // SpaceReserve::CheckRoomForData); set before any move.
+  void SetRoomCheck(std::function<absl::Status(uint64_t bytes)> check) {
+    room_check_ = std::move(check);
+  }
   // Frees the local shards of blobs a crash left in kFreeing. Returns how
   // many it finished.
   absl::StatusOr<uint64_t> FinishFreeing();
@@ -42,6 +50,7 @@ class TierMover {
   NamespaceStore& ns_;
   BlobStore& local_;
   RemoteBlobStore& remote_;
+  std::function<absl::Status(uint64_t bytes)> room_check_;
   std::atomic<uint64_t> moved_out_{0}, moved_out_bytes_{0}, moved_in_{0}, moved_in_bytes_{0},
       errors_{0};
 };

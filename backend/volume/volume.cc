@@ -596,6 +596,10 @@ absl::StatusOr<std::unique_ptr<Volume>> Volume::Open(const std::string& volume_d
                                                         volume->tier_block_cache_.get());
     volume->mover_ = std::make_unique<TierMover>(*volume->namespace_, *volume->blobs_,
                                                  *volume->remote_);
+    if (SpaceReserve* reserve = volume->reserve_.get()) {
+      volume->mover_->SetRoomCheck(
+          [reserve](uint64_t bytes) { return reserve->CheckRoomForData(0, bytes); });
+    }
   }
   if (config.replica) {
     absl::StatusOr<s3::S3Options> options =

@@ -411,6 +411,37 @@ TEST_F(TierFakeRoomTest, TheBlockCacheGivesUpItsRoomBeforeWrittenDataIsRefused) 
   EXPECT_TRUE(ReadsBack(id, data));
 }
 
+// A recall whose local copy would take the namespace's last room is
+// refused, the blob left in the tier (and readable there); with room it
+// goes through.
+TEST_F(TierFakeRoomTest, ARecallIsRefusedWhenItWouldTakeTheNamespacesRoom) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(false, /*cache_bytes=*/0));
+  std::string data = RandomBytes(3 << 20, 11);
+  BlobId id = WriteFile("f", data);
+  ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
+  SpaceReserve* reserve = volume_->space_reserve();
+  ASSERT_NE(reserve, nullptr);
+  reserve->Ensure();
+  ASSERT_TRUE(reserve->held());
+  absl::StatusOr<std::unique_ptr<File>> filler =
+      mem_env_.Open(dir_.path() + "/filler", OpenMode::kReadWrite);
+  ASSERT_TRUE(filler.ok());
+  ASSERT_TRUE((*filler)->Truncate(Free() - reserve->bytes() - (1 << 20)).ok());
+  clock_.Advance(absl::Seconds(1));
+
+  absl::Status recalled = volume_->tier_mover()->MoveIn(id);
+  EXPECT_EQ(GetFsErrorKind(recalled), FsErrorKind::kNoSpace) << recalled;
+  EXPECT_EQ(Location(id), BlobLocation::kRemote);
+  EXPECT_TRUE(ReadsBack(id, data));
+
+  filler->reset();
+  ASSERT_TRUE(mem_env_.Remove(dir_.path() + "/filler").ok());
+  recalled = volume_->tier_mover()->MoveIn(id);
+  EXPECT_TRUE(recalled.ok()) << recalled;
+  EXPECT_EQ(Location(id), BlobLocation::kBoth);
+  EXPECT_TRUE(ReadsBack(id, data));
+}
+
 TEST_F(TierFakeTest, TheReplicatorKeepsItsQueueThroughFailuresAndCatchesUp) {
   ASSERT_NO_FATAL_FAILURE(ConfigureAndOpen(/*with_replica=*/true, 0));
   std::vector<std::pair<BlobId, std::string>> files;

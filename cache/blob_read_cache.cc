@@ -13,6 +13,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> BlobReadCache::Get(BlobId id)
       counters_.hits++;
       return it->second->second;
     }
+    if (absl::Status failed = KeptFailureLocked(id); !failed.ok()) return failed;
     std::shared_ptr<Load>& slot = loading_[id];
     if (!slot) {
       slot = std::make_shared<Load>();
@@ -41,6 +42,7 @@ bool BlobReadCache::Warm(BlobId id) {
   {
     absl::MutexLock lock(&mu_);
     if (index_.contains(id) || loading_.contains(id)) return false;
+    if (!KeptFailureLocked(id).ok()) return false;
     load = std::make_shared<Load>();
     loading_[id] = load;
   }
@@ -48,7 +50,40 @@ bool BlobReadCache::Warm(BlobId id) {
   return load->result.ok();
 }
 
+absl::Status BlobReadCache::KeptFailureLocked(BlobId id) {
+  auto it = failed_.find(id);
+  if (it == failed_.end()) return absl::OkStatus();
+  if (clock_->MonotonicNanos() < it->second.until_nanos) return it->second.status;
+  failed_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> BlobReadCache::ReadRange(BlobId id, uint64_t offset,
+                                                     uint64_t length) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status failed = KeptFailureLocked(id); !failed.ok()) return failed;
+  }
+  const int64_t started = clock_->MonotonicNanos();
+  absl::StatusOr<std::string> bytes = blobs_.Read(id, offset, length);
+  if (!bytes.ok()) {
+    absl::MutexLock lock(&mu_);
+    NoteFailureLocked(id, bytes.status(), started);
+  }
+  return bytes;
+}
+
+void BlobReadCache::NoteFailureLocked(BlobId id, const absl::Status& status, int64_t started) {
+  const int64_t ended = clock_->MonotonicNanos();
+  if (ended - started < absl::ToInt64Nanoseconds(kSlowFailure)) return;
+  // Kept few and briefly: a remote that stopped answering fails each blob
+  // slowly, so this holds a handful.
+  if (failed_.size() >= 1024) failed_.clear();
+  failed_[id] = Failure{status, ended + absl::ToInt64Nanoseconds(kFailureKept)};
+}
+
 void BlobReadCache::RunLoad(BlobId id, const std::shared_ptr<Load>& load) {
+  const int64_t started = clock_->MonotonicNanos();
   // Read outside the lock: other blobs' hits must not wait for this disk read.
   absl::StatusOr<BlobRecord> record = ns_.GetBlob(id);
   if (!record.ok()) {
@@ -64,7 +99,11 @@ void BlobReadCache::RunLoad(BlobId id, const std::shared_ptr<Load>& load) {
   {
     absl::MutexLock lock(&mu_);
     loading_.erase(id);
-    if (load->result.ok()) Insert(id, *load->result);
+    if (load->result.ok()) {
+      Insert(id, *load->result);
+    } else {
+      NoteFailureLocked(id, load->result.status(), started);
+    }
   }
   load->done.Notify();
 }
@@ -83,6 +122,7 @@ void BlobReadCache::Insert(BlobId id, std::shared_ptr<const std::string> bytes) 
 
 void BlobReadCache::Forget(BlobId id) {
   absl::MutexLock lock(&mu_);
+  failed_.erase(id);
   auto it = index_.find(id);
   if (it == index_.end()) return;
   counters_.bytes -= it->second->second->size();

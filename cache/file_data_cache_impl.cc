@@ -119,7 +119,7 @@ class FileDataCache::Impl {
  public:
   Impl(NamespaceStore& ns, BlobStore& blobs, const FileDataCacheOptions& options)
       : ns_(ns), blobs_(blobs), options_(options), journal_(options.journal),
-        read_cache_(ns, blobs, options.read_cache_bytes),
+        read_cache_(ns, blobs, options.read_cache_bytes, options.clock),
         readahead_(read_cache_, ReadaheadOptions{
             std::min<uint64_t>(32ull << 20, options.read_cache_bytes / 4),
             std::max(1, options.readahead_threads)}) {
@@ -338,7 +338,8 @@ class FileDataCache::Impl {
       if (window == 0 && !read_cache_.Contains(extent.blob_id)) {
         // Random access: read and verify just the chunks under the range;
         // loading the whole blob would read 4 MiB for every 4 KiB asked.
-        absl::StatusOr<std::string> piece = blobs_.Read(extent.blob_id, extent.blob_offset, n);
+        absl::StatusOr<std::string> piece =
+            read_cache_.ReadRange(extent.blob_id, extent.blob_offset, n);
         if (!piece.ok()) return piece.status();
         ranged_reads_++;
         std::copy(piece->begin(), piece->end(), dest);

@@ -32,38 +32,32 @@ absl::StatusOr<std::vector<Extent>> ReadExtents(KvReader& reader, InodeId ino, u
   std::vector<Extent> out;
   if (lo >= hi) return out;
   const std::string prefix = InodeKey(ino);
-  std::string from = ExtentKey(ino, lo);
-  // The extent covering `lo` starts at or before it (from offset 0 the
-  // scan below finds it anyway). A damaged block ends the read with an
-  // error here: read as "no extent here", data that exists would read as
-  // zeros.
-  if (lo > 0) {
-    std::string after_lo = from;
-    after_lo.push_back('\0');
-    absl::StatusOr<std::optional<KvReader::KeyValue>> before =
-        reader.Last(KvSpace::kExtents, prefix, after_lo);
-    if (!before.ok()) return before.status();
-    if (before->has_value()) {
-      absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt((*before)->first, 8), (*before)->second);
-      if (!e.ok()) return e.status();
-      if (End(*e) > lo) from = (*before)->first;
-    }
-  }
   // Bounded at `hi` (or the file's last key): the scan never walks deleted
   // keys past the range.
   const std::string end = hi == UINT64_MAX ? InodeKey(ino + 1) : ExtentKey(ino, hi);
   absl::Status decoded = absl::OkStatus();
-  absl::Status scanned = reader.Scan(
-      KvSpace::kExtents, from, end, [&](std::string_view key, std::string_view value) {
-        absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt(key, 8), value);
-        if (!e.ok()) {
-          decoded = e.status();
-          return false;
-        }
-        if (End(*e) <= lo) return true;
-        out.push_back(clip ? Slice(*e, lo, hi) : std::move(*e));
-        return true;
-      });
+  // A damaged record ends the read with an error: read as "no extent
+  // here", data that exists would read as zeros.
+  KvScanFn add = [&](std::string_view key, std::string_view value) {
+    absl::StatusOr<Extent> e = DecodeExtent(KeyNumberAt(key, 8), value);
+    if (!e.ok()) {
+      decoded = e.status();
+      return false;
+    }
+    if (End(*e) <= lo) return true;
+    out.push_back(clip ? Slice(*e, lo, hi) : std::move(*e));
+    return true;
+  };
+  // The extent covering `lo` starts at or before it: the last one that
+  // starts there or earlier comes first (from offset 0 the scan finds it).
+  absl::Status scanned;
+  if (lo == 0) {
+    scanned = reader.Scan(KvSpace::kExtents, ExtentKey(ino, 0), end, add);
+  } else {
+    std::string after_lo = ExtentKey(ino, lo);
+    after_lo.push_back('\0');
+    scanned = reader.ScanFromLastBefore(KvSpace::kExtents, prefix, after_lo, end, add);
+  }
   if (!scanned.ok()) return scanned;
   if (!decoded.ok()) return decoded;
   return out;

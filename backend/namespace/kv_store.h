@@ -90,6 +90,19 @@ class KvReader {
   using KeyValue = std::pair<std::string, std::string>;
   virtual absl::StatusOr<std::optional<KeyValue>> Last(KvSpace space, std::string_view start,
                                                       std::string_view end) = 0;
+  // Last(space, floor, start), handed to `fn` if there is one, then
+  // Scan(space, start, end, fn): the extents under a read, the first of
+  // which may begin before it. One round trip where the engine allows it;
+  // the two parts may see different commits, as two calls would. `start`
+  // is not empty.
+  virtual absl::Status ScanFromLastBefore(KvSpace space, std::string_view floor,
+                                          std::string_view start, std::string_view end,
+                                          const KvScanFn& fn) {
+    absl::StatusOr<std::optional<KeyValue>> last = Last(space, floor, start);
+    if (!last.ok()) return last.status();
+    if (last->has_value() && !fn((*last)->first, (*last)->second)) return absl::OkStatus();
+    return Scan(space, start, end, fn);
+  }
 };
 
 // A transaction: its reads see the committed state plus its own writes.

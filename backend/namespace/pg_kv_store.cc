@@ -909,6 +909,41 @@ class PgReader : public KvReader {
     });
     return done.status();
   }
+  // The Last and the scan's first page pipelined: a read's extent lookup
+  // is one round trip, not two.
+  absl::Status ScanFromLastBefore(KvSpace space, std::string_view floor, std::string_view start,
+                                  std::string_view end, const KvScanFn& fn) override {
+    bool called = false;
+    KvScanFn wrapped = [&](std::string_view k, std::string_view v) {
+      called = true;
+      return fn(k, v);
+    };
+    absl::StatusOr<bool> done = impl_->WithConn<bool>([&](Conn& c) -> absl::StatusOr<bool> {
+      if (called) {
+        return absl::UnavailableError("the connection to PostgreSQL was lost during a scan");
+      }
+      const int page = impl_->options.scan_page;
+      std::vector<Stmt> stmts = {
+          Stmt{"last_range", {Int2(static_cast<int>(space)), std::string(floor), std::string(start)}},
+          ScanPage(space, start, end, page)};
+      absl::StatusOr<std::vector<Result>> got = QueryOn(c)(std::move(stmts), "a read (Scan)");
+      if (!got.ok()) return got.status();
+      const Result& last = (*got)[0];
+      if (PQntuples(last.get()) > 0 && !wrapped(Value(last, 0, 0), Value(last, 0, 1))) {
+        return true;
+      }
+      Rows rows = RowsOf((*got)[1]);
+      if (static_cast<int>(rows.size()) == page) return false;  // longer: Scan reads it all
+      if (absl::Status st = DoScan(QueryOn(c), page, space, start, end, wrapped, nullptr, &rows);
+          !st.ok()) {
+        return st;
+      }
+      return true;
+    });
+    if (!done.ok()) return done.status();
+    if (*done) return absl::OkStatus();
+    return Scan(space, start, end, fn);
+  }
 
  private:
   PgKvStore::Impl* impl_;

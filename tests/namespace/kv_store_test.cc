@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "backend/namespace/pg_kv_store.h"
 #include "backend/namespace/rocks_kv_store.h"
 #include "gtest/gtest.h"
@@ -218,6 +219,38 @@ TEST_P(KvStoreTest, LastFindsTheGreatestKeyInRange) {
   EXPECT_EQ(last("a", "b"), "a5");
   EXPECT_EQ(last("a", ""), "b1");
   EXPECT_EQ(last("c", ""), std::nullopt);
+}
+
+TEST_P(KvStoreTest, ScanFromLastBeforeGivesTheLastBeforeThenTheRange) {
+  for (const char* key : {"a1", "a3", "a5", "b1"}) Put(KvSpace::kExtents, key, key);
+  auto scan = [&](std::string_view floor, std::string_view start, std::string_view end,
+                  size_t stop_after = SIZE_MAX) {
+    Strings keys;
+    absl::Status s = store_->Reader().ScanFromLastBefore(
+        KvSpace::kExtents, floor, start, end, [&](std::string_view key, std::string_view value) {
+          EXPECT_EQ(key, value);
+          keys.emplace_back(key);
+          return keys.size() < stop_after;
+        });
+    EXPECT_TRUE(s.ok()) << s;
+    return keys;
+  };
+  EXPECT_EQ(scan("a", "a4", "b"), (Strings{"a3", "a5"}));
+  EXPECT_EQ(scan("a", std::string("a3\0", 3), "a5"), (Strings{"a3"}));
+  EXPECT_EQ(scan("a", "a0", "a4"), (Strings{"a1", "a3"})) << "nothing before";
+  EXPECT_EQ(scan("a2", "a3", ""), (Strings{"a3", "a5", "b1"})) << "the floor bounds the last";
+  EXPECT_EQ(scan("a", "a4", "", 1), (Strings{"a3"})) << "stops when told";
+  EXPECT_EQ(scan("a", "a4", "", 2), (Strings{"a3", "a5"}));
+  // A range longer than an engine's page.
+  Strings many;
+  for (int i = 0; i < 300; ++i) many.push_back(absl::StrFormat("c%03d", i));
+  ASSERT_TRUE(store_->Run([&](KvTxn& txn) {
+                      for (const std::string& key : many) txn.Put(KvSpace::kExtents, key, key);
+                      return absl::OkStatus();
+                    }).ok());
+  Strings expected = {"b1"};
+  expected.insert(expected.end(), many.begin(), many.end());
+  EXPECT_EQ(scan("a", "c", "d"), expected);
 }
 
 TEST_P(KvStoreTest, ATransactionReadsItsOwnWrites) {

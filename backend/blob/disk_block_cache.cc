@@ -32,28 +32,29 @@ std::string EncodeBlock(BlobId id, uint64_t block, uint32_t tag, std::string_vie
   return out;
 }
 
-// The data of a block file, or nullopt if it is not the intact block named;
-// `*stale` says the block is intact but was stored with another tag.
-std::optional<std::string> DecodeBlock(std::string_view file, BlobId id, uint64_t block,
-                                       uint32_t tag, bool* stale) {
-  if (file.size() < kHeaderBytes || file.substr(0, 8) != std::string_view(kMagic, 8)) {
+struct BlockHeader {
+  uint32_t length;
+  uint32_t crc32c;
+};
+
+// The header of a block file, or nullopt if it is not the intact header of
+// the block named; `*stale` says the block is intact but was stored with
+// another tag. The data is read apart, straight into the string returned.
+std::optional<BlockHeader> DecodeHeader(std::string_view header, BlobId id, uint64_t block,
+                                        uint32_t tag, bool* stale) {
+  if (header.size() < kHeaderBytes || header.substr(0, 8) != std::string_view(kMagic, 8)) {
     return std::nullopt;
   }
-  if (Crc32c(file.substr(0, 40)) != DecodeFixed32(file.data() + 40) ||
-      DecodeFixed32(file.data() + 8) != kVersion ||
-      DecodeFixed64(file.data() + 16) != id || DecodeFixed64(file.data() + 24) != block) {
+  if (Crc32c(header.substr(0, 40)) != DecodeFixed32(header.data() + 40) ||
+      DecodeFixed32(header.data() + 8) != kVersion ||
+      DecodeFixed64(header.data() + 16) != id || DecodeFixed64(header.data() + 24) != block) {
     return std::nullopt;
   }
-  if (DecodeFixed32(file.data() + 32) != tag) {
+  if (DecodeFixed32(header.data() + 32) != tag) {
     *stale = true;
     return std::nullopt;
   }
-  uint32_t length = DecodeFixed32(file.data() + 12);
-  std::string_view data = file.substr(kHeaderBytes);
-  if (data.size() != length || Crc32c(data) != DecodeFixed32(file.data() + 36)) {
-    return std::nullopt;
-  }
-  return std::string(data);
+  return BlockHeader{DecodeFixed32(header.data() + 12), DecodeFixed32(header.data() + 36)};
 }
 
 bool ParseName(const std::string& name, BlobId* id, uint64_t* block) {
@@ -134,15 +135,12 @@ std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block, uint32
     return *queued;
   }
   std::string path = PathOf(key);
-  uint64_t file_bytes = 0;
   {
     absl::MutexLock lock(&mu_);
-    auto it = index_.find(key);
-    if (it == index_.end()) {
+    if (!index_.contains(key)) {
       counters_.misses++;
       return std::nullopt;
     }
-    file_bytes = it->second->bytes;
   }
   // Read outside the lock; a concurrent replacement renames a whole new
   // file into place, so what is read is one version or the other.
@@ -150,11 +148,18 @@ std::optional<std::string> DiskBlockCache::Get(BlobId id, uint64_t block, uint32
   bool damaged = false;
   absl::StatusOr<std::unique_ptr<File>> file = env_->Open(path, OpenMode::kRead);
   if (file.ok()) {
-    // One byte more than expected: a longer file is not the block indexed.
-    absl::StatusOr<std::string> bytes = (*file)->PRead(0, file_bytes + 1);
-    if (bytes.ok()) {
+    absl::StatusOr<std::string> header = (*file)->PRead(0, kHeaderBytes);
+    if (header.ok()) {
       bool stale = false;
-      data = DecodeBlock(*bytes, id, block, tag, &stale);
+      std::optional<BlockHeader> h = DecodeHeader(*header, id, block, tag, &stale);
+      if (h) {
+        // One byte more than the header says: a longer file is not the
+        // block indexed.
+        absl::StatusOr<std::string> bytes = (*file)->PRead(kHeaderBytes, h->length + 1);
+        if (bytes.ok() && bytes->size() == h->length && Crc32c(*bytes) == h->crc32c) {
+          data = std::move(*bytes);
+        }
+      }
       damaged = !data.has_value() && !stale;
     }
   }

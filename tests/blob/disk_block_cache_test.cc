@@ -110,6 +110,20 @@ TEST_F(DiskBlockCacheTest, DamagedBlockIsDroppedNeverReturned) {
   EXPECT_EQ(reopened->Get(5, 3), Data('r'));
 }
 
+// A block file cut short (a torn write) or grown (bytes appended) is not
+// the block its header names: dropped, never returned in part or padded.
+TEST_F(DiskBlockCacheTest, ABlockFileCutShortOrGrownIsDroppedNeverReturned) {
+  auto cache = Open(1 << 20);
+  ASSERT_TRUE(cache->Put(6, 0, Data('s')).ok());
+  ASSERT_TRUE(cache->Put(6, 1, Data('t')).ok());
+  std::filesystem::resize_file(PathOf(6, 0), kBlockFile - 1);
+  std::ofstream(PathOf(6, 1), std::ios::app | std::ios::binary) << 'x';
+  EXPECT_EQ(cache->Get(6, 0), std::nullopt);
+  EXPECT_EQ(cache->Get(6, 1), std::nullopt);
+  EXPECT_EQ(cache->GetCounters().corrupt, 2u);
+  EXPECT_EQ(FileCount(), 0u);
+}
+
 TEST_F(DiskBlockCacheTest, FullDiskFailsThePutAndLeavesTheCacheWorking) {
   auto cache = Open(1 << 20);
   ASSERT_TRUE(cache->Put(1, 0, Data('a')).ok());

@@ -9,8 +9,9 @@
 # Each NAME=BUILD_DIR names a build holding daemon/cairn and
 # bench/cairn-meta-bench; a NAME starting with "emb" runs that build on an
 # embedded (single-host) volume instead, for the ratio to it. Every round
-# runs each build once, in the order given, each on a fresh volume (and a
-# fresh database): cairn-meta-bench MOUNT/meta N (create, stat, rename and
+# runs each build once, each on a fresh volume (and a fresh database), in
+# an order rotated by one from round to round (round 1 in the order given)
+# so that no build always runs first or last: cairn-meta-bench MOUNT/meta N (create, stat, rename and
 # unlink of N empty files in one directory), operations per second, and the
 # PostgreSQL transactions committed per file. Prints one line per run, then
 # a markdown table: medians (min-max) over the rounds, and each build's
@@ -144,7 +145,11 @@ raw="$work/raw"
 : >"$raw"
 run=0
 for ((round = 1; round <= rounds; round++)); do
-  for name in "${names[@]}"; do
+  order=()
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    order+=("${names[(i + round - 1) % ${#names[@]}]}")
+  done
+  for name in "${order[@]}"; do
     run=$((run + 1))
     cairn="$work/bin/cairn-$name"
     rm -rf "$work/vol"

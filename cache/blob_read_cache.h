@@ -36,7 +36,7 @@ class BlobReadCache {
 
   // A failed load that took at least kSlowFailure is kept for kFailureKept.
   static constexpr absl::Duration kSlowFailure = absl::Seconds(1);
-  static constexpr absl::Duration kFailureKept = absl::Seconds(2);
+  static constexpr absl::Duration kFailureKept = absl::Milliseconds(250);
 
   // The blob's bytes, from memory or read (and verified) from the store.
   absl::StatusOr<std::shared_ptr<const std::string>> Get(BlobId id);

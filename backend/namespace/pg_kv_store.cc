@@ -870,6 +870,22 @@ class PgReader : public KvReader {
   }
   absl::Status Scan(KvSpace space, std::string_view start, std::string_view end,
                     const KvScanFn& fn) override {
+    return ScanAfter(std::nullopt, space, start, end, fn);
+  }
+  // The Last and the scan's first page pipelined: a read's extent lookup
+  // is one round trip, not two.
+  absl::Status ScanFromLastBefore(KvSpace space, std::string_view floor, std::string_view start,
+                                  std::string_view end, const KvScanFn& fn) override {
+    return ScanAfter(
+        Stmt{"last_range", {Int2(static_cast<int>(space)), std::string(floor), std::string(start)}},
+        space, start, end, fn);
+  }
+
+ private:
+  // Scan, after handing `fn` the row `last` (a Last) finds, if any, which
+  // goes in the round trip of the scan's first page.
+  absl::Status ScanAfter(std::optional<Stmt> last, KvSpace space, std::string_view start,
+                         std::string_view end, const KvScanFn& fn) {
     // One snapshot for every page, as a RocksDB iterator gives. Retried on
     // a fresh connection only while nothing reached the callback.
     bool called = false;
@@ -885,11 +901,16 @@ class PgReader : public KvReader {
       // statement, itself a snapshot: one round trip, not BEGIN, page and
       // COMMIT. A longer one is read again in a transaction.
       const int page = impl_->options.scan_page;
-      Stmt first = ScanPage(space, std::string(start), end, page);
-      absl::StatusOr<Result> got =
-          One(QueryOn(c), first.name, std::move(first.params), "a read (Scan)");
+      std::vector<Stmt> stmts;
+      if (last.has_value()) stmts.push_back(*last);
+      stmts.push_back(ScanPage(space, start, end, page));
+      absl::StatusOr<std::vector<Result>> got = QueryOn(c)(std::move(stmts), "a read (Scan)");
       if (!got.ok()) return got.status();
-      Rows rows = RowsOf(*got);
+      if (last.has_value() && PQntuples(got->front().get()) > 0 &&
+          !wrapped(Value(got->front(), 0, 0), Value(got->front(), 0, 1))) {
+        return true;
+      }
+      Rows rows = RowsOf(got->back());
       if (static_cast<int>(rows.size()) < page) {
         absl::Status st = DoScan(QueryOn(c), page, space, start, end, wrapped, nullptr, &rows);
         if (!st.ok()) return st;
@@ -900,8 +921,7 @@ class PgReader : public KvReader {
           !st.ok()) {
         return st;
       }
-      absl::Status st =
-          DoScan(QueryOn(c), impl_->options.scan_page, space, start, end, wrapped, nullptr);
+      absl::Status st = DoScan(QueryOn(c), page, space, start, end, wrapped, nullptr);
       absl::Status end_st = ExecSimple(c, st.ok() ? "COMMIT" : "ROLLBACK", "a scan's end");
       if (!st.ok()) return st;
       if (!end_st.ok()) return end_st;
@@ -909,43 +929,7 @@ class PgReader : public KvReader {
     });
     return done.status();
   }
-  // The Last and the scan's first page pipelined: a read's extent lookup
-  // is one round trip, not two.
-  absl::Status ScanFromLastBefore(KvSpace space, std::string_view floor, std::string_view start,
-                                  std::string_view end, const KvScanFn& fn) override {
-    bool called = false;
-    KvScanFn wrapped = [&](std::string_view k, std::string_view v) {
-      called = true;
-      return fn(k, v);
-    };
-    absl::StatusOr<bool> done = impl_->WithConn<bool>([&](Conn& c) -> absl::StatusOr<bool> {
-      if (called) {
-        return absl::UnavailableError("the connection to PostgreSQL was lost during a scan");
-      }
-      const int page = impl_->options.scan_page;
-      std::vector<Stmt> stmts = {
-          Stmt{"last_range", {Int2(static_cast<int>(space)), std::string(floor), std::string(start)}},
-          ScanPage(space, start, end, page)};
-      absl::StatusOr<std::vector<Result>> got = QueryOn(c)(std::move(stmts), "a read (Scan)");
-      if (!got.ok()) return got.status();
-      const Result& last = (*got)[0];
-      if (PQntuples(last.get()) > 0 && !wrapped(Value(last, 0, 0), Value(last, 0, 1))) {
-        return true;
-      }
-      Rows rows = RowsOf((*got)[1]);
-      if (static_cast<int>(rows.size()) == page) return false;  // longer: Scan reads it all
-      if (absl::Status st = DoScan(QueryOn(c), page, space, start, end, wrapped, nullptr, &rows);
-          !st.ok()) {
-        return st;
-      }
-      return true;
-    });
-    if (!done.ok()) return done.status();
-    if (*done) return absl::OkStatus();
-    return Scan(space, start, end, fn);
-  }
 
- private:
   PgKvStore::Impl* impl_;
 };
 

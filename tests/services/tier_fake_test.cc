@@ -368,7 +368,23 @@ class TierFakeRoomTest : public TierFakeTest {
     TierFakeTest::SetUp();
   }
   uint64_t Free() { return mem_env_.StatFs(Vol())->available_bytes; }
+  // Makes the volume's reserve; another program's file (filler_) then
+  // takes all but the floor and `extra` bytes.
+  void FillToTheFloorLeaving(uint64_t extra) {
+    reserve_ = volume_->space_reserve();
+    ASSERT_NE(reserve_, nullptr);
+    reserve_->Ensure();
+    ASSERT_TRUE(reserve_->held());
+    absl::StatusOr<std::unique_ptr<File>> filler =
+        mem_env_.Open(dir_.path() + "/filler", OpenMode::kReadWrite);
+    ASSERT_TRUE(filler.ok());
+    filler_ = std::move(*filler);
+    ASSERT_TRUE(filler_->Truncate(*filler_->Size() + Free() - reserve_->bytes() - extra).ok());
+    clock_.Advance(absl::Seconds(1));  // past the reserve's last look
+  }
   MemEnv mem_env_;
+  SpaceReserve* reserve_ = nullptr;
+  std::unique_ptr<File> filler_;
 };
 
 // Blocks of the remote tier cached on the namespace's filesystem are given
@@ -387,26 +403,18 @@ TEST_F(TierFakeRoomTest, TheBlockCacheGivesUpItsRoomBeforeWrittenDataIsRefused) 
   const uint64_t cached = volume_->tiered()->GetStats().cache_bytes;
   ASSERT_GE(cached, data.size());
 
-  SpaceReserve* reserve = volume_->space_reserve();
-  ASSERT_NE(reserve, nullptr);
-  reserve->Ensure();
-  ASSERT_TRUE(reserve->held());
   // Another program leaves the floor and 1 MiB; 2 MiB are to be journaled.
-  absl::StatusOr<std::unique_ptr<File>> filler =
-      mem_env_.Open(dir_.path() + "/filler", OpenMode::kReadWrite);
-  ASSERT_TRUE(filler.ok());
-  ASSERT_TRUE((*filler)->Truncate(Free() - reserve->bytes() - (1 << 20)).ok());
-  clock_.Advance(absl::Seconds(1));
-  absl::Status room = reserve->CheckRoomForData(2 << 20, 0);
+  ASSERT_NO_FATAL_FAILURE(FillToTheFloorLeaving(1 << 20));
+  absl::Status room = reserve_->CheckRoomForData(2 << 20, 0);
   EXPECT_TRUE(room.ok()) << room;
   EXPECT_LT(volume_->tiered()->GetStats().cache_bytes, cached);
   EXPECT_GT(volume_->tiered()->GetStats().cache_bytes, 0u) << "gave up more than was wanted";
 
   // With the whole cache given up and still too little room, the write is
   // refused as before, and tiered data still reads (from the bucket).
-  ASSERT_TRUE((*filler)->Truncate(*(*filler)->Size() + Free() - reserve->bytes()).ok());
+  ASSERT_TRUE(filler_->Truncate(*filler_->Size() + Free() - reserve_->bytes()).ok());
   clock_.Advance(absl::Seconds(1));
-  EXPECT_EQ(GetFsErrorKind(reserve->CheckRoomForData(16 << 20, 0)), FsErrorKind::kNoSpace);
+  EXPECT_EQ(GetFsErrorKind(reserve_->CheckRoomForData(16 << 20, 0)), FsErrorKind::kNoSpace);
   EXPECT_EQ(volume_->tiered()->GetStats().cache_bytes, 0u);
   EXPECT_TRUE(ReadsBack(id, data));
 }
@@ -419,22 +427,14 @@ TEST_F(TierFakeRoomTest, ARecallIsRefusedWhenItWouldTakeTheNamespacesRoom) {
   std::string data = RandomBytes(3 << 20, 11);
   BlobId id = WriteFile("f", data);
   ASSERT_TRUE(volume_->tier_mover()->MoveOut(id).ok());
-  SpaceReserve* reserve = volume_->space_reserve();
-  ASSERT_NE(reserve, nullptr);
-  reserve->Ensure();
-  ASSERT_TRUE(reserve->held());
-  absl::StatusOr<std::unique_ptr<File>> filler =
-      mem_env_.Open(dir_.path() + "/filler", OpenMode::kReadWrite);
-  ASSERT_TRUE(filler.ok());
-  ASSERT_TRUE((*filler)->Truncate(Free() - reserve->bytes() - (1 << 20)).ok());
-  clock_.Advance(absl::Seconds(1));
+  ASSERT_NO_FATAL_FAILURE(FillToTheFloorLeaving(1 << 20));
 
   absl::Status recalled = volume_->tier_mover()->MoveIn(id);
   EXPECT_EQ(GetFsErrorKind(recalled), FsErrorKind::kNoSpace) << recalled;
   EXPECT_EQ(Location(id), BlobLocation::kRemote);
   EXPECT_TRUE(ReadsBack(id, data));
 
-  filler->reset();
+  filler_.reset();
   ASSERT_TRUE(mem_env_.Remove(dir_.path() + "/filler").ok());
   recalled = volume_->tier_mover()->MoveIn(id);
   EXPECT_TRUE(recalled.ok()) << recalled;

@@ -1380,12 +1380,15 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
   if (session != nullptr && session->fenced()) return session->FencedError();
   const uint64_t session_id = session != nullptr ? session->id() : 0;
   const int attempts = std::max(1, impl_->options.max_attempts);
+  const auto retry_until = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(impl_->options.conflict_retry_ms);
   bool retried_lost = false;
   // The first run may take its reads from what this host knows; after a
   // stale one, every run reads the server.
   bool speculate = true;
   absl::Status last_conflict;
-  for (int attempt = 1; attempt <= attempts; ++attempt) {
+  int attempt = 1;
+  for (; attempt <= attempts || std::chrono::steady_clock::now() < retry_until; ++attempt) {
     if (attempt > 1 && !last_conflict.ok()) Backoff(attempt);
     bool fresh;
     absl::StatusOr<std::unique_ptr<Conn>> c = impl_->Acquire(&fresh);
@@ -1481,7 +1484,7 @@ absl::Status PgKvStore::Run(const std::function<absl::Status(KvTxn&)>& body) {
     return st;
   }
   return absl::AbortedError(absl::StrCat(
-      "a namespace transaction still conflicted with other writers after ", attempts,
+      "a namespace transaction still conflicted with other writers after ", attempt - 1,
       " attempts (PostgreSQL serialization failures); it made no change; retry the operation (",
       last_conflict.message(), ")"));
 }

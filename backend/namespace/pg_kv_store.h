@@ -84,8 +84,15 @@ struct PgKvOptions {
   // call fails with kDeadlineExceeded). Zero: no limit.
   int statement_timeout_ms = 30000;
   int connect_timeout_s = 10;
-  // Runs of a transaction body before Run gives up with kAborted.
+  // A transaction whose commit keeps conflicting with other writers runs
+  // again, with a growing pause (up to 128 ms), at least max_attempts
+  // times and for at least conflict_retry_ms, then Run gives up with
+  // kAborted. A time as well as a count: two hosts busy in one directory
+  // can make one host's removals lose 30 times in a row to the other's
+  // shorter transactions, and an application would rather wait than get
+  // EIO.
   int max_attempts = 30;
+  int conflict_retry_ms = 30000;
   // Rows a Scan fetches per round trip.
   int scan_page = 256;
   // With a session, Open registers this daemon (cairn_sessions), keeps it

@@ -486,6 +486,55 @@ TEST_F(PgKvStoreTest, ConflictingIncrementsFromTwoHostsAllCount) {
   RecordProperty("gave_up", gave_up.load());
 }
 
+// A transaction that keeps losing to another host's commits is run again
+// for its retry time, not only max_attempts times; with no time left, it
+// gives up with kAborted after its attempts, having changed nothing.
+TEST_F(PgKvStoreTest, AConflictingTransactionRunsAgainForItsRetryTimeNotJustACount) {
+  if (options_.url.empty()) GTEST_SKIP() << "no PostgreSQL";
+  PgKvOptions patient = options_;
+  patient.max_attempts = 2;
+  patient.conflict_retry_ms = 60000;
+  std::unique_ptr<PgKvStore> host = OpenHost(patient);
+  std::unique_ptr<PgKvStore> other = OpenHost(options_);
+  ASSERT_NE(host, nullptr);
+  ASSERT_NE(other, nullptr);
+  auto put_n = [&](PgKvStore& store, const std::string& value) {
+    return store.Run([&](KvTxn& t) {
+      t.Put(KvSpace::kMeta, "n", value);
+      return absl::OkStatus();
+    });
+  };
+  ASSERT_TRUE(put_n(*other, "0").ok());
+  // Each run reads n, then the other host changes it before this one
+  // commits: a serialization failure, six times over.
+  int runs = 0, conflicts_left = 6;
+  auto losing_body = [&](KvTxn& t) -> absl::Status {
+    ++runs;
+    absl::StatusOr<std::optional<std::string>> n = t.Get(KvSpace::kMeta, "n");
+    if (!n.ok()) return n.status();
+    if (conflicts_left-- > 0) {
+      if (absl::Status s = put_n(*other, "other" + std::to_string(runs)); !s.ok()) return s;
+    }
+    t.Put(KvSpace::kMeta, "n", "mine");
+    return absl::OkStatus();
+  };
+  absl::Status st = host->Run(losing_body);
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ(runs, 7);
+  EXPECT_EQ(Committed(KvSpace::kMeta, "n"), "mine");
+
+  PgKvOptions hasty = patient;
+  hasty.conflict_retry_ms = 0;
+  std::unique_ptr<PgKvStore> hasty_host = OpenHost(hasty);
+  ASSERT_NE(hasty_host, nullptr);
+  runs = 0;
+  conflicts_left = 6;
+  st = hasty_host->Run(losing_body);
+  EXPECT_TRUE(absl::IsAborted(st)) << st;
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(Committed(KvSpace::kMeta, "n"), "other2") << "the given-up run changed nothing";
+}
+
 // Through a relay that drops the reply to the COMMIT: Run asks the server
 // what became of the transaction and returns OK, without running the
 // body again (which would have counted twice).

@@ -367,6 +367,13 @@ class TierFakeRoomTest : public TierFakeTest {
     env_ = &mem_env_;
     TierFakeTest::SetUp();
   }
+  // The volume and its services use mem_env_, which as this class's member
+  // is destroyed before the base class's.
+  void TearDown() override {
+    services_.reset();
+    volume_.reset();
+    filler_.reset();
+  }
   uint64_t Free() { return mem_env_.StatFs(Vol())->available_bytes; }
   // Makes the volume's reserve; another program's file (filler_) then
   // takes all but the floor and `extra` bytes.

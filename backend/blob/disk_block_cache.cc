@@ -333,13 +333,17 @@ DiskBlockCache::Counters DiskBlockCache::GetCounters() {
 
 uint64_t DiskBlockCache::ReleaseSpace(uint64_t wanted) {
   absl::MutexLock lock(&mu_);
-  uint64_t released = 0;
-  while (released < wanted && !lru_.empty()) {
-    released += lru_.back().bytes;
+  return EvictOldestLocked(wanted);
+}
+
+uint64_t DiskBlockCache::EvictOldestLocked(uint64_t wanted) {
+  uint64_t evicted = 0;
+  while (evicted < wanted && !lru_.empty()) {
+    evicted += lru_.back().bytes;
     DropLocked(std::prev(lru_.end()));
     counters_.evictions++;
   }
-  return released;
+  return evicted;
 }
 
 bool DiskBlockCache::MakeRoomLocked(uint64_t bytes) {
@@ -350,11 +354,7 @@ bool DiskBlockCache::MakeRoomLocked(uint64_t bytes) {
   // A deleted file's blocks come back whole: counting its length is close
   // enough, and the next put looks again.
   uint64_t available = space->available_bytes;
-  while (available < keep + bytes && !lru_.empty()) {
-    available += lru_.back().bytes;
-    DropLocked(std::prev(lru_.end()));
-    counters_.evictions++;
-  }
+  if (available < keep + bytes) available += EvictOldestLocked(keep + bytes - available);
   return available >= keep + bytes;
 }
 

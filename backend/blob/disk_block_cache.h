@@ -135,6 +135,9 @@ class DiskBlockCache {
   // Evicts until writing `bytes` leaves kKeepFreeFraction of the
   // filesystem free; false if even an empty cache would not.
   bool MakeRoomLocked(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts the least recently used blocks until `wanted` bytes of files
+  // are gone or none is left; returns the bytes evicted.
+  uint64_t EvictOldestLocked(uint64_t wanted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLocked(Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
